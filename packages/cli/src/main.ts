@@ -1,0 +1,50 @@
+/**
+ * `./trellis <verb>`: the one entry for a platform team. The bash wrapper has already made sure that
+ * Node 24 and the workspace dependencies are present; each verb installs the rest of what it needs.
+ */
+import { doctor } from './verbs/doctor.ts';
+import { test } from './verbs/test.ts';
+import { up, down } from './verbs/up.ts';
+
+interface Verb {
+  summary: string;
+  usage: string;
+  run(args: string[]): Promise<number>;
+}
+
+const verbs: Record<string, Verb> = {
+  up: { summary: 'install the toolchain, then bring the local stack up (pulumi up --stack local)', usage: 'up', run: up },
+  down: { summary: 'take the local stack down (pulumi destroy --stack local)', usage: 'down', run: down },
+  test: { summary: 'run every test: format, lint, types, unit, component (real servers)', usage: 'test [vitest filters...]', run: test },
+  doctor: { summary: 'list every pinned component with pinned and found versions; non-zero if any is missing', usage: 'doctor [--json]', run: doctor },
+};
+
+function help(): string {
+  const width = Math.max(...Object.values(verbs).map((v) => v.usage.length));
+  const lines = Object.values(verbs).map((v) => `  ${v.usage.padEnd(width)}  ${v.summary}`);
+  return `Usage: ./trellis <verb> [options]\n\nVerbs:\n${lines.join('\n')}\n\nThe tool cache is ${process.env.TRELLIS_CACHE ?? '~/.cache/trellis'} (set TRELLIS_CACHE to move it).\n`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(help());
+    return name === undefined ? 2 : 0;
+  }
+  const verb = verbs[name];
+  if (!verb) {
+    process.stderr.write(`trellis: unknown verb '${name}'\n\n${help()}`);
+    return 2;
+  }
+  return verb.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`\u001b[31m[trellis] error:\u001b[0m ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
