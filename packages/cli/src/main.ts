@@ -2,21 +2,39 @@
  * `./trellis <verb>`: the one entry for a platform team. The bash wrapper has already made sure that
  * Node 24 and the workspace dependencies are present; each verb installs the rest of what it needs.
  */
-import { doctor } from './verbs/doctor.ts';
-import { test } from './verbs/test.ts';
-import { up, down } from './verbs/up.ts';
-
 interface Verb {
   summary: string;
   usage: string;
+  /** Loaded on demand, so `--help` and one verb never pay for the others' imports. */
   run(args: string[]): Promise<number>;
 }
 
 const verbs: Record<string, Verb> = {
-  up: { summary: 'install the toolchain, then bring the local stack up (pulumi up --stack local)', usage: 'up', run: up },
-  down: { summary: 'take the local stack down (pulumi destroy --stack local)', usage: 'down', run: down },
-  test: { summary: 'run every test: format, lint, types, unit, component (real servers)', usage: 'test [vitest filters...]', run: test },
-  doctor: { summary: 'list every pinned component with pinned and found versions; non-zero if any is missing', usage: 'doctor [--json]', run: doctor },
+  up: {
+    summary: 'install the toolchain, then bring the local stack up (pulumi up --stack local)',
+    usage: 'up',
+    run: async (a) => (await import('./verbs/up.ts')).up(a),
+  },
+  down: {
+    summary: 'take the local stack down (pulumi destroy --stack local)',
+    usage: 'down',
+    run: async (a) => (await import('./verbs/up.ts')).down(a),
+  },
+  test: {
+    summary: 'run every test: format, lint, types, unit, component (real servers)',
+    usage: 'test [vitest filters...]',
+    run: async (a) => (await import('./verbs/test.ts')).test(a),
+  },
+  doctor: {
+    summary: 'list every pinned component with pinned and found versions; non-zero if any is missing',
+    usage: 'doctor [--json]',
+    run: async (a) => (await import('./verbs/doctor.ts')).doctor(a),
+  },
+  policy: {
+    summary: 'check a policy model, or render it for a target',
+    usage: 'policy check|render <model.yaml> [--target T] [--out DIR]',
+    run: async (a) => (await import('./verbs/policy.ts')).policy(a),
+  },
 };
 
 function help(): string {
