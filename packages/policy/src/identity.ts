@@ -1,0 +1,76 @@
+/** Identity helpers shared by validation, the compilers and the oracle. Pure functions of the model. */
+import type { Model, Route } from './schema.ts';
+
+/** Names in `calls` that refer to data services rather than workloads. */
+export const dataServices = ['cassandra', 'kafka'] as const;
+/** A data service a workload can call. */
+export type DataService = (typeof dataServices)[number];
+
+/** The SPIFFE ID of a workload: `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`. */
+export function spiffeId(model: Model, workload: string): string {
+  const w = model.workloads[workload];
+  const ns = w?.namespace ?? model.namespace;
+  const sa = w?.serviceAccount ?? workload;
+  return `spiffe://${model.trustDomain}/ns/${ns}/sa/${sa}`;
+}
+
+/** The workload whose SPIFFE ID is `id`, if any. */
+export function workloadBySpiffeId(model: Model, id: string): string | undefined {
+  return Object.keys(model.workloads).find((w) => spiffeId(model, w) === id);
+}
+
+/** The namespace a workload runs in. */
+export function namespaceOf(model: Model, workload: string): string {
+  return model.workloads[workload]?.namespace ?? model.namespace;
+}
+
+/** Workloads whose `calls` name `workload`, sorted by name. */
+export function callersOf(model: Model, workload: string): string[] {
+  return Object.entries(model.workloads)
+    .filter(([, w]) => w.calls.includes(workload))
+    .map(([name]) => name)
+    .sort();
+}
+
+/** Routes served by `workload` (on `port`, when given), as [name, route] pairs in model order. */
+export function routesOf(model: Model, workload: string, port?: string): [string, Route][] {
+  return Object.entries(model.routes).filter(
+    ([, r]) => r.backend === workload && (port === undefined || r.port === port),
+  );
+}
+
+/** Names of the edge workloads (the ingress sidecars). */
+export function edgeWorkloads(model: Model): string[] {
+  return Object.entries(model.workloads)
+    .filter(([, w]) => w.edge)
+    .map(([name]) => name);
+}
+
+/** Every scope a principal holding `roles` at provider `provider` may carry. */
+export function scopesForRoles(model: Model, provider: string, roles: readonly string[]): string[] {
+  const idp = model.identityProviders[provider];
+  if (!idp) return [];
+  const out = new Set<string>();
+  for (const r of roles) for (const s of idp.roles[r]?.scopes ?? []) out.add(s);
+  return [...out].sort();
+}
+
+/**
+ * Compiles a route path template (`/orders/{id}`) to an anchored regular expression (RE2-compatible, so
+ * Envoy's `safe_regex` accepts it). A `{param}` matches one non-empty segment without `/`.
+ */
+export function pathTemplateRegex(template: string): string {
+  const parts = template
+    .split('/')
+    .map((seg) =>
+      /^\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(seg)
+        ? '[^/]+'
+        : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+    );
+  return `^${parts.join('/')}$`;
+}
+
+/** Whether a concrete request path matches a route path template. */
+export function matchesPathTemplate(template: string, path: string): boolean {
+  return new RegExp(pathTemplateRegex(template)).test(path);
+}

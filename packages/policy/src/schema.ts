@@ -1,0 +1,240 @@
+/**
+ * The policy model's schema. The TypeScript types and the published JSON Schema (docs/schema) are both
+ * derived from these zod definitions, so there is one source of truth for the shape of `trellis.yaml`.
+ *
+ * The schema checks shape only (types, required fields, unknown fields, ranges). Everything that needs
+ * the whole model (references, duplicates, system keyspaces, wildcards, justifications) is checked in
+ * validate.ts, so that every rule there can name its own reason.
+ */
+import { z } from 'zod';
+
+/** Protocols a workload port can speak. `http` ports carry routes; `grpc` and `tcp` are authorized by peer. */
+export const protocols = ['http', 'grpc', 'tcp'] as const;
+/** HTTP methods an edge route can name. */
+export const httpMethods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+/**
+ * Cassandra permissions a model may grant. A subset of CQL's permissions (AUTHORIZE, DESCRIBE, EXECUTE and
+ * UNMASK are never given to apps). https://cassandra.apache.org/doc/5.0/cassandra/developing/cql/security.html
+ */
+export const cassandraPermissions = ['SELECT', 'MODIFY', 'CREATE', 'ALTER', 'DROP'] as const;
+
+const text = z.string().min(1);
+
+const mtlsSchema = z
+  .strictObject({
+    mode: z.enum(['STRICT', 'PERMISSIVE']).meta({
+      description:
+        'STRICT accepts only mTLS. PERMISSIVE also accepts plaintext and needs a justification.',
+    }),
+    justification: z
+      .string()
+      .optional()
+      .meta({ description: 'Required when mode is PERMISSIVE: why plaintext must be accepted.' }),
+  })
+  .meta({ description: 'Peer authentication mode.' });
+
+const portSchema = z.strictObject({
+  name: text.meta({ description: 'Port name, unique within the workload (e.g. http).' }),
+  port: z.int().min(1).max(65535).meta({ description: 'Port number the workload listens on.' }),
+  protocol: z.enum(protocols),
+});
+
+const workloadSchema = z.strictObject({
+  namespace: text
+    .optional()
+    .meta({ description: 'Namespace part of the SPIFFE ID. Defaults to the model namespace.' }),
+  serviceAccount: text
+    .optional()
+    .meta({ description: 'Service account part of the SPIFFE ID. Defaults to the workload name.' }),
+  edge: z
+    .boolean()
+    .default(false)
+    .meta({
+      description: 'The edge sidecar: receives traffic from the ingress, not from the mesh.',
+    }),
+  mtls: mtlsSchema.optional(),
+  ports: z.array(portSchema).min(1),
+  calls: z
+    .array(text)
+    .default([])
+    .meta({
+      description: 'Workloads, or the data services cassandra and kafka, that this one calls.',
+    }),
+});
+
+const roleSchema = z.strictObject({
+  scopes: z.array(text).min(1).meta({ description: 'Scopes a token holding this role may carry.' }),
+});
+
+const identityProviderSchema = z.strictObject({
+  issuer: z.url().meta({ description: 'Exact `iss` of the tokens.' }),
+  audiences: z
+    .array(text)
+    .min(1)
+    .meta({ description: 'Accepted `aud` values (any one suffices).' }),
+  jwksUri: z.url(),
+  scopeClaim: text.default('scope').meta({ description: 'Claim holding space-separated scopes.' }),
+  roleClaim: text
+    .default('realm_access.roles')
+    .meta({ description: 'Claim (dotted path) holding the roles of the subject.' }),
+  scopes: z.array(text).min(1).meta({ description: 'Every scope this provider issues.' }),
+  roles: z
+    .record(z.string(), roleSchema)
+    .default({})
+    .meta({
+      description: 'Claim-to-role mapping: the scopes a subject holding each role may get.',
+    }),
+});
+
+const authSchema = z.strictObject({
+  provider: text.meta({ description: 'Identity provider that must have issued the token.' }),
+  scopes: z.array(text).default([]).meta({ description: 'Scopes the token must all carry.' }),
+  claims: z
+    .record(z.string(), z.array(text).min(1))
+    .default({})
+    .meta({ description: 'Claims the token must carry, each equal to one of the listed values.' }),
+});
+
+const routeSchema = z.strictObject({
+  hosts: z.array(text).min(1).meta({ description: 'Host names the edge serves this route on.' }),
+  method: z.enum(httpMethods),
+  path: text.meta({
+    description: 'Path template: literal segments and {param} segments, e.g. /orders/{id}.',
+  }),
+  backend: text.meta({ description: 'Workload that serves the route.' }),
+  port: text.meta({ description: 'Name of the backend port (protocol http).' }),
+  auth: authSchema.optional().meta({ description: 'Required: every route is authenticated.' }),
+  rateLimit: z
+    .strictObject({
+      requestsPerSecond: z.int().min(1),
+      burst: z.int().min(1),
+    })
+    .optional(),
+  budget: z
+    .strictObject({
+      rps: z.number().positive().meta({ description: 'Load at which the budget holds.' }),
+      p50Ms: z.number().positive().optional(),
+      p99Ms: z.number().positive(),
+      maxErrorRate: z.number().min(0).max(1).default(0),
+    })
+    .optional(),
+});
+
+const grantSchema = z.strictObject({
+  identity: text.meta({ description: 'Workload receiving the grant.' }),
+  keyspace: text,
+  table: text.optional().meta({ description: 'Omit to grant on the whole keyspace.' }),
+  permissions: z.array(z.enum(cassandraPermissions)).min(1),
+});
+
+const cassandraSchema = z.strictObject({
+  keyspaces: z
+    .record(
+      z.string(),
+      z.strictObject({
+        tables: z
+          .array(text)
+          .default([])
+          .meta({ description: 'Tables that table grants may name.' }),
+      }),
+    )
+    .default({}),
+  grants: z.array(grantSchema).default([]),
+});
+
+const patternType = z.enum(['literal', 'prefixed']);
+
+const topicSchema = z.strictObject({
+  pattern: patternType
+    .default('literal')
+    .meta({ description: 'literal: exactly this topic; prefixed: every topic starting with it.' }),
+  producers: z.array(text).default([]),
+  consumers: z
+    .array(
+      z.strictObject({
+        identity: text,
+        group: text,
+        groupPattern: patternType.default('literal'),
+      }),
+    )
+    .default([]),
+});
+
+const agentSchema = z.strictObject({
+  provider: text,
+  scopes: z
+    .array(text)
+    .min(1)
+    .meta({ description: 'The narrow set of scopes the agent may request.' }),
+  description: z.string().optional(),
+});
+
+const latencySchema = z.strictObject({
+  p50Ms: z.number().positive(),
+  p99Ms: z.number().positive(),
+  rps: z.number().positive().optional(),
+});
+
+/** The whole model, as written in trellis.yaml. */
+export const modelSchema = z
+  .strictObject({
+    version: z.literal(1),
+    trustDomain: text.meta({ description: 'SPIFFE trust domain, e.g. trellis.local.' }),
+    namespace: text.default('trellis').meta({ description: 'Default namespace of workloads.' }),
+    mtls: mtlsSchema.default({ mode: 'STRICT' }),
+    regions: z.record(z.string(), z.strictObject({ description: z.string().optional() })),
+    identityProviders: z.record(z.string(), identityProviderSchema),
+    workloads: z.record(z.string(), workloadSchema),
+    routes: z.record(z.string(), routeSchema).default({}),
+    cassandra: cassandraSchema.default({ keyspaces: {}, grants: [] }),
+    kafka: z
+      .strictObject({ topics: z.record(z.string(), topicSchema).default({}) })
+      .default({ topics: {} }),
+    agents: z.record(z.string(), agentSchema).default({}),
+    budgets: z
+      .strictObject({
+        mesh: latencySchema.meta({ description: 'Overhead budget per Envoy traversal.' }),
+      })
+      .optional(),
+  })
+  .meta({
+    title: 'Trellis policy model',
+    description: 'One identity-and-policy model for every environment (trellis.yaml).',
+  });
+
+/** The model after parsing, with defaults applied. */
+export type Model = z.output<typeof modelSchema>;
+/** The model as written (defaults not yet applied). */
+export type ModelInput = z.input<typeof modelSchema>;
+/** A workload entry. */
+export type Workload = Model['workloads'][string];
+/** A workload port. */
+export type PortSpec = Workload['ports'][number];
+/** A port protocol. */
+export type Protocol = (typeof protocols)[number];
+/** An identity provider entry. */
+export type IdentityProvider = Model['identityProviders'][string];
+/** An edge route. */
+export type Route = Model['routes'][string];
+/** Authentication and authorization requirements of a route. */
+export type RouteAuth = NonNullable<Route['auth']>;
+/** An HTTP method. */
+export type HttpMethod = (typeof httpMethods)[number];
+/** A Cassandra grant. */
+export type CassandraGrant = Model['cassandra']['grants'][number];
+/** A Cassandra permission. */
+export type CassandraPermission = (typeof cassandraPermissions)[number];
+/** A Kafka topic entry. */
+export type KafkaTopic = Model['kafka']['topics'][string];
+/** An agent: a non-human OIDC client with narrow scopes. */
+export type Agent = Model['agents'][string];
+/** An mTLS mode setting. */
+export type MtlsSetting = Model['mtls'];
+
+/** The JSON Schema (draft 2020-12) of the model as written, for editors. */
+export function modelJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(modelSchema, { io: 'input', target: 'draft-2020-12' }) as Record<
+    string,
+    unknown
+  >;
+}
