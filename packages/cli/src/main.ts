@@ -26,7 +26,8 @@ const verbs: Record<string, Verb> = {
     run: async (a) => (await import('./verbs/test.ts')).test(a),
   },
   doctor: {
-    summary: 'list every pinned component with pinned and found versions; non-zero if any is missing',
+    summary:
+      'list every pinned component with pinned and found versions; non-zero if any is missing',
     usage: 'doctor [--json]',
     run: async (a) => (await import('./verbs/doctor.ts')).doctor(a),
   },
@@ -62,7 +63,9 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`\u001b[31m[trellis] error:\u001b[0m ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(
+      `\u001b[31m[trellis] error:\u001b[0m ${err instanceof Error ? err.message : String(err)}\n`,
+    );
     process.exitCode = 1;
   },
 );

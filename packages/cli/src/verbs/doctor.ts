@@ -12,10 +12,22 @@ export async function doctor(args: string[]): Promise<number> {
   } else {
     const rows = [['component', 'pinned', 'minimum', 'found', 'runs', 'location / problem']];
     for (const c of checks)
-      rows.push([c.name, c.pinned, c.minimum, c.found ?? 'missing', c.runs ? 'yes' : 'no', c.problem ?? c.location ?? '']);
+      rows.push([
+        c.name,
+        c.pinned,
+        c.minimum,
+        c.found ?? 'missing',
+        c.runs ? 'yes' : 'no',
+        c.problem ?? c.location ?? '',
+      ]);
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-    for (const r of rows) process.stdout.write(`${r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ')}\n`);
-    process.stdout.write(ok ? '\nall components present\n' : '\nsome components are missing: run ./trellis up (or ./trellis test) to install them\n');
+    for (const r of rows)
+      process.stdout.write(`${r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ')}\n`);
+    process.stdout.write(
+      ok
+        ? '\nall components present\n'
+        : '\nsome components are missing: run ./trellis up (or ./trellis test) to install them\n',
+    );
   }
   return ok ? 0 : 1;
 }

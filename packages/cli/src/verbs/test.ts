@@ -34,19 +34,27 @@ export async function test(args: string[]): Promise<number> {
   await ensureAll();
   const failures: string[] = [];
   if (args.length === 0) {
-    if ((await step('format (prettier --check)', bin('prettier'), ['--check', '.', '--log-level', 'warn'])) !== 0) failures.push('format');
-    if ((await step('lint (eslint, import boundaries)', bin('eslint'), ['.'])) !== 0) failures.push('lint');
-    if ((await step('types (tsc --noEmit)', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit'])) !== 0) failures.push('types');
+    if (
+      (await step('format (prettier --check)', bin('prettier'), [
+        '--check',
+        '.',
+        '--log-level',
+        'warn',
+      ])) !== 0
+    )
+      failures.push('format');
+    if ((await step('lint (eslint, import boundaries)', bin('eslint'), ['.'])) !== 0)
+      failures.push('lint');
+    if ((await step('types (tsc --noEmit)', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit'])) !== 0)
+      failures.push('types');
   }
   const out = mkdtempSync(join(tmpdir(), 'trellis-vitest-'));
   const json = join(out, 'results.json');
-  const code = await step('tests (vitest: unit, then component tests against real servers)', bin('vitest'), [
-    'run',
-    '--reporter=default',
-    '--reporter=json',
-    `--outputFile.json=${json}`,
-    ...args,
-  ]);
+  const code = await step(
+    'tests (vitest: unit, then component tests against real servers)',
+    bin('vitest'),
+    ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${json}`, ...args],
+  );
   if (code !== 0) failures.push('tests');
   let summary = 'Tests: 0 passed, 1 failed (vitest wrote no results)';
   if (existsSync(json)) {
@@ -57,7 +65,8 @@ export async function test(args: string[]): Promise<number> {
     if (skipped > 0) failures.push('skipped tests are not allowed');
   }
   rmSync(out, { recursive: true, force: true });
-  if (failures.length > 0) process.stderr.write(`\n\u001b[31m[trellis]\u001b[0m failed: ${failures.join(', ')}\n`);
+  if (failures.length > 0)
+    process.stderr.write(`\n\u001b[31m[trellis]\u001b[0m failed: ${failures.join(', ')}\n`);
   process.stdout.write(`${summary}\n`);
   return failures.length === 0 ? 0 : 1;
 }

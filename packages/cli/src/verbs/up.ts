@@ -20,7 +20,9 @@ export async function up(_args: string[]): Promise<number> {
 /** `down`: take the local stack down. */
 export async function down(_args: string[]): Promise<number> {
   if (!existsSync(join(ROOT, 'infra', 'local', 'Pulumi.yaml'))) {
-    process.stderr.write('[trellis] nothing to take down: the local stack (infra/local) is not built yet.\n');
+    process.stderr.write(
+      '[trellis] nothing to take down: the local stack (infra/local) is not built yet.\n',
+    );
     return 0;
   }
   throw new Error('infra/local exists but `down` does not drive it yet');

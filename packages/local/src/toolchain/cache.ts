@@ -65,7 +65,8 @@ async function acquire(lock: string): Promise<void> {
       return;
     } catch {
       try {
-        if (Date.now() - statSync(lock).mtimeMs > 30 * 60_000) rmSync(lock, { recursive: true, force: true });
+        if (Date.now() - statSync(lock).mtimeMs > 30 * 60_000)
+          rmSync(lock, { recursive: true, force: true });
       } catch {
         // the other installer finished between our two calls
       }

@@ -27,7 +27,8 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions): Pro
       const s = b.toString();
       out += s;
       if (out.length > 2_000_000) out = out.slice(-1_000_000);
-      if (opts.echo) for (const line of s.split('\n')) if (line.trim()) progress(`  ${line.trim()}`);
+      if (opts.echo)
+        for (const line of s.split('\n')) if (line.trim()) progress(`  ${line.trim()}`);
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
@@ -53,7 +54,11 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions): Pro
 }
 
 /** Run and return null instead of throwing; for version probes in `doctor`. */
-export async function tryRun(cmd: string, args: readonly string[], opts: Omit<RunOptions, 'what'> = {}): Promise<string | null> {
+export async function tryRun(
+  cmd: string,
+  args: readonly string[],
+  opts: Omit<RunOptions, 'what'> = {},
+): Promise<string | null> {
   try {
     return await run(cmd, args, { ...opts, what: cmd, timeoutMs: opts.timeoutMs ?? 30_000 });
   } catch {

@@ -43,7 +43,8 @@ export async function download(url: string, dest: string, opts: DownloadOptions)
     } catch (err) {
       throw new FetchError(opts.what, opts.registry, `${url}: ${(err as Error).message}`);
     }
-    if (!res.ok || !res.body) throw new FetchError(opts.what, opts.registry, `${url}: HTTP ${res.status}`);
+    if (!res.ok || !res.body)
+      throw new FetchError(opts.what, opts.registry, `${url}: HTTP ${res.status}`);
     const total = Number(res.headers.get('content-length') ?? 0);
     const out = createWriteStream(part);
     const sha1 = createHash('sha1');
@@ -65,7 +66,11 @@ export async function download(url: string, dest: string, opts: DownloadOptions)
         }
       }
     } catch (err) {
-      throw new FetchError(opts.what, opts.registry, `${url}: stalled or broken after ${mb(got)} (${(err as Error).message})`);
+      throw new FetchError(
+        opts.what,
+        opts.registry,
+        `${url}: stalled or broken after ${mb(got)} (${(err as Error).message})`,
+      );
     } finally {
       await new Promise<void>((r) => out.end(r));
     }
