@@ -1,0 +1,32 @@
+import type { OrdersApiOptions } from './app.ts';
+import { ORDERS_TOPIC } from './event.ts';
+import {
+  cassandraFromEnv,
+  identityFromEnv,
+  kafkaFromEnv,
+  migrateFromEnv,
+  serverFromEnv,
+  type ServerSettings,
+} from './platform/config.ts';
+import { Env } from './platform/env.ts';
+
+/** orders-api's settings from the environment; throws a ConfigError naming the bad variable. */
+export function loadConfig(vars: Readonly<Record<string, string | undefined>>): {
+  server: ServerSettings;
+  app: OrdersApiOptions;
+} {
+  const env = new Env(vars);
+  const server = serverFromEnv(env, 8080);
+  return {
+    server,
+    app: {
+      cassandra: cassandraFromEnv(env),
+      kafka: kafkaFromEnv(env, 'orders-api'),
+      identity: identityFromEnv(env),
+      topic: env.string('ORDERS_TOPIC', ORDERS_TOPIC),
+      migrate: migrateFromEnv(env),
+      publishTimeoutMs: env.int('PUBLISH_TIMEOUT_MS', 5_000, 100, 60_000),
+      log: { level: server.logLevel },
+    },
+  };
+}

@@ -1,0 +1,148 @@
+import cassandra from 'cassandra-driver';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Dependency } from './dependency.ts';
+import { splitHostPort } from './env.ts';
+import { TlsMaterial, type TlsFiles } from './tls.ts';
+
+const { Client, policies, types } = cassandra;
+
+/** Consistency levels a service may choose; see {@link CassandraOptions.consistency}. */
+export const CONSISTENCY_LEVELS = ['LOCAL_QUORUM', 'LOCAL_ONE', 'ONE', 'QUORUM'] as const;
+export type ConsistencyName = (typeof CONSISTENCY_LEVELS)[number];
+
+/** How to reach Cassandra: directly with mTLS, or through the sidecar's plaintext egress port. */
+export interface CassandraOptions {
+  /** `host:port` contact points. */
+  contactPoints: string[];
+  /** The local datacenter name, as the nodes report it (`datacenter1` for a default node). */
+  localDataCenter: string;
+  /**
+   * Consistency for reads and writes. LOCAL_QUORUM is right in every environment: with RF 3 it
+   * gives read-your-writes inside the region, and on a single local node (RF 1) a quorum is that one
+   * node, so it costs the same as ONE there while keeping the code identical to production.
+   * @default 'LOCAL_QUORUM'
+   */
+  consistency?: ConsistencyName;
+  /** Client TLS (direct mTLS with the workload certificate). Omit when a sidecar originates TLS. */
+  tls?: TlsFiles;
+  /**
+   * Send every connection to this fixed `host:port` whatever address a node advertises. For a local
+   * proxy (the sidecar's egress listener): without it the driver would learn the node's real
+   * `rpc_address` from `system.peers` and bypass the proxy. Only meaningful for one node per proxy.
+   */
+  translateTo?: string;
+  /** Connect timeout per socket. @default 5000 */
+  connectTimeoutMs?: number;
+}
+
+/** A Cassandra session with readiness, as a {@link Dependency}. */
+export class CassandraDependency implements Dependency {
+  readonly name = 'cassandra';
+  readonly client: cassandra.Client;
+  private readonly log: FastifyBaseLogger;
+  private readonly onConnect: ((client: cassandra.Client) => Promise<void>) | undefined;
+  private readonly tls: TlsMaterial | undefined;
+  private rotation: NodeJS.Timeout | undefined;
+  private connected = false;
+
+  /** `onConnect` runs after each successful connect (e.g. table migrations) and must succeed too. */
+  constructor(
+    opts: CassandraOptions,
+    log: FastifyBaseLogger,
+    onConnect?: (client: cassandra.Client) => Promise<void>,
+  ) {
+    this.log = log;
+    this.onConnect = onConnect;
+    this.tls = opts.tls ? new TlsMaterial(opts.tls) : undefined;
+    const clientOptions: cassandra.ClientOptions = {
+      contactPoints: opts.contactPoints,
+      localDataCenter: opts.localDataCenter,
+      queryOptions: {
+        consistency: types.consistencies[toConsistencyKey(opts.consistency ?? 'LOCAL_QUORUM')],
+        prepare: true,
+      },
+      socketOptions: { connectTimeout: opts.connectTimeoutMs ?? 5_000, readTimeout: 12_000 },
+      policies: {
+        reconnection: new policies.reconnection.ExponentialReconnectionPolicy(250, 5_000, false),
+      },
+    };
+    if (this.tls) clientOptions.sslOptions = this.tls.current();
+    if (opts.translateTo) {
+      clientOptions.policies = {
+        ...clientOptions.policies,
+        addressResolution: new FixedAddressTranslator(opts.translateTo),
+      };
+    }
+    this.client = new Client(clientOptions);
+  }
+
+  async connect(): Promise<void> {
+    await this.client.connect();
+    if (this.onConnect) await this.onConnect(this.client);
+    this.connected = true;
+    if (this.tls && !this.rotation) {
+      const tls = this.tls;
+      this.rotation = setInterval(() => this.reloadTls(tls), 30_000);
+      this.rotation.unref();
+    }
+  }
+
+  ready(): boolean {
+    return this.connected && this.client.getState().getConnectedHosts().length > 0;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.rotation);
+    this.connected = false;
+    await this.client.shutdown();
+  }
+
+  /**
+   * New connections must present the rotated workload certificate. The driver copies `sslOptions`
+   * once into its options object and reads that copy for every new socket, so update the copy.
+   */
+  private reloadTls(tls: TlsMaterial): void {
+    try {
+      if (!tls.changed()) return;
+      const live = (this.client as unknown as { options?: { sslOptions?: object } }).options;
+      if (live?.sslOptions) {
+        Object.assign(live.sslOptions, tls.current());
+        this.log.info(
+          { dependency: this.name },
+          'reloaded rotated TLS certificate for new connections',
+        );
+      }
+    } catch (err) {
+      this.log.warn({ dependency: this.name, err: err as Error }, 'could not reload TLS files');
+    }
+  }
+}
+
+function toConsistencyKey(c: ConsistencyName): 'localQuorum' | 'localOne' | 'one' | 'quorum' {
+  const map = {
+    LOCAL_QUORUM: 'localQuorum',
+    LOCAL_ONE: 'localOne',
+    ONE: 'one',
+    QUORUM: 'quorum',
+  } as const;
+  return map[c];
+}
+
+/**
+ * cassandra-driver AddressTranslator (policies.addressResolution) that maps every node address to
+ * one fixed endpoint, so a driver behind a local TCP proxy keeps using the proxy port.
+ */
+export class FixedAddressTranslator
+  implements cassandra.policies.addressResolution.AddressTranslator
+{
+  private readonly endpoint: string;
+
+  constructor(hostPort: string) {
+    const { host, port } = splitHostPort(hostPort);
+    this.endpoint = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  }
+
+  translate(_address: string, _port: number, callback: (endpoint: string) => void): void {
+    callback(this.endpoint);
+  }
+}

@@ -1,0 +1,116 @@
+import { CONSISTENCY_LEVELS, type CassandraOptions } from './cassandra.ts';
+import { ConfigError, Env } from './env.ts';
+import { identityDefaults, type IdentityOptions } from './identity.ts';
+import type { KafkaOptions } from './kafka.ts';
+import type { TlsFiles } from './tls.ts';
+
+/** Where the HTTP server listens, and how long a SIGTERM drain may take. */
+export interface ServerSettings {
+  host: string;
+  port: number;
+  logLevel: string;
+  shutdownGraceMs: number;
+}
+
+/**
+ * The environment variables every smoke service reads (documented in docs/services.md):
+ * `HOST`, `PORT`, `LOG_LEVEL`, `SHUTDOWN_GRACE_MS`.
+ */
+export function serverFromEnv(env: Env, defaultPort: number): ServerSettings {
+  return {
+    // Loopback by default: in the mesh only the sidecar may reach the app.
+    host: env.string('HOST', '127.0.0.1'),
+    port: env.int('PORT', defaultPort, 1, 65_535),
+    logLevel: env.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], 'info'),
+    shutdownGraceMs: env.int('SHUTDOWN_GRACE_MS', 10_000, 100, 120_000),
+  };
+}
+
+/** `<PREFIX>TLS_CA_FILE`, `..._CERT_FILE`, `..._KEY_FILE`, `..._SERVER_NAME`, `..._SERVER_ID`. */
+function tlsFromEnv(env: Env, prefix: string): TlsFiles | undefined {
+  const caFile = env.optionalFile(`${prefix}TLS_CA_FILE`);
+  const certFile = env.optionalFile(`${prefix}TLS_CERT_FILE`);
+  const keyFile = env.optionalFile(`${prefix}TLS_KEY_FILE`);
+  const serverName = env.optional(`${prefix}TLS_SERVER_NAME`);
+  const serverId = env.optional(`${prefix}TLS_SERVER_ID`);
+  if (caFile === undefined) {
+    for (const [name, v] of [
+      [`${prefix}TLS_CERT_FILE`, certFile],
+      [`${prefix}TLS_KEY_FILE`, keyFile],
+      [`${prefix}TLS_SERVER_NAME`, serverName],
+      [`${prefix}TLS_SERVER_ID`, serverId],
+    ] as const) {
+      if (v !== undefined) throw new ConfigError(name, `is set but ${prefix}TLS_CA_FILE is not`);
+    }
+    return undefined;
+  }
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    const missing = certFile === undefined ? `${prefix}TLS_CERT_FILE` : `${prefix}TLS_KEY_FILE`;
+    throw new ConfigError(
+      missing,
+      'is required when the other half of the client certificate is set',
+    );
+  }
+  if (serverId !== undefined && !/^spiffe:\/\/[^/]+\/.+/.test(serverId)) {
+    throw new ConfigError(
+      `${prefix}TLS_SERVER_ID`,
+      `must be a SPIFFE ID (spiffe://<domain>/<path>), got "${serverId}"`,
+    );
+  }
+  return {
+    caFile,
+    ...(certFile !== undefined ? { certFile } : {}),
+    ...(keyFile !== undefined ? { keyFile } : {}),
+    ...(serverName !== undefined ? { serverName } : {}),
+    ...(serverId !== undefined ? { serverId } : {}),
+  };
+}
+
+/**
+ * `CASSANDRA_CONTACT_POINTS` (required), `CASSANDRA_LOCAL_DC`, `CASSANDRA_CONSISTENCY`,
+ * `CASSANDRA_TRANSLATE_ADDRESS`, and `CASSANDRA_TLS_*`.
+ */
+export function cassandraFromEnv(env: Env): CassandraOptions {
+  const tls = tlsFromEnv(env, 'CASSANDRA_');
+  const translateTo = env.optionalHostPort('CASSANDRA_TRANSLATE_ADDRESS');
+  return {
+    contactPoints: env.hostPorts('CASSANDRA_CONTACT_POINTS'),
+    localDataCenter: env.string('CASSANDRA_LOCAL_DC', 'datacenter1'),
+    consistency: env.oneOf('CASSANDRA_CONSISTENCY', CONSISTENCY_LEVELS, 'LOCAL_QUORUM'),
+    ...(tls ? { tls } : {}),
+    ...(translateTo ? { translateTo } : {}),
+  };
+}
+
+/** `KAFKA_BROKERS` (required), `KAFKA_CLIENT_ID`, `KAFKA_TRANSLATE_ADDRESS`, and `KAFKA_TLS_*`. */
+export function kafkaFromEnv(env: Env, defaultClientId: string): KafkaOptions {
+  const tls = tlsFromEnv(env, 'KAFKA_');
+  const translateTo = env.optionalHostPort('KAFKA_TRANSLATE_ADDRESS');
+  const clientId = env.string('KAFKA_CLIENT_ID', defaultClientId);
+  if (!/^[A-Za-z0-9._-]{1,249}$/.test(clientId)) {
+    throw new ConfigError(
+      'KAFKA_CLIENT_ID',
+      `must be letters, digits, ".", "_" or "-", got "${clientId}"`,
+    );
+  }
+  return {
+    brokers: env.hostPorts('KAFKA_BROKERS'),
+    clientId,
+    ...(tls ? { tls } : {}),
+    ...(translateTo ? { translateTo } : {}),
+  };
+}
+
+/** `IDENTITY_PAYLOAD_HEADER`, `IDENTITY_XFCC_HEADER`, `IDENTITY_REQUIRE_PEER` (true/false). */
+export function identityFromEnv(env: Env): IdentityOptions {
+  return {
+    payloadHeader: env.headerName('IDENTITY_PAYLOAD_HEADER', identityDefaults.payloadHeader),
+    xfccHeader: env.headerName('IDENTITY_XFCC_HEADER', identityDefaults.xfccHeader),
+    requirePeer: env.oneOf('IDENTITY_REQUIRE_PEER', ['true', 'false'], 'false') === 'true',
+  };
+}
+
+/** `CASSANDRA_MIGRATE` (true/false, default true): apply the table DDL on connect. */
+export function migrateFromEnv(env: Env): boolean {
+  return env.oneOf('CASSANDRA_MIGRATE', ['true', 'false'], 'true') === 'true';
+}

@@ -1,0 +1,187 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import {
+  IdentityError,
+  parsePayloadHeader,
+  peerFromXfcc,
+  type Caller,
+  type IdentityOptions,
+} from './identity.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by {@link authenticate} on routes that require an identity; null elsewhere. */
+    caller: Caller | null;
+  }
+}
+
+/** Where logs go. Fastify's logger is pino: one JSON object per line. */
+export interface LogOptions {
+  /** pino level. @default 'info' */
+  level?: string;
+  /** Destination; tests pass a stream to read the lines back. @default stdout */
+  stream?: NodeJS.WritableStream;
+}
+
+/** Options shared by every Trellis smoke service's HTTP side. */
+export interface HttpOptions {
+  /** Service name, on every log line. */
+  service: string;
+  /** `false` silences logging (unit tests that do not read logs). */
+  log: LogOptions | false;
+  /** Readiness per dependency (all true → ready). */
+  readiness: () => Record<string, boolean>;
+  /** Liveness; false makes `/healthz` fail so the supervisor restarts the process. @default always true */
+  liveness?: () => boolean;
+  /** Largest accepted request body. @default 16384 */
+  bodyLimit?: number;
+}
+
+/** The request id header: honoured when sane, generated otherwise, echoed on every response. */
+export const REQUEST_ID_HEADER = 'x-request-id';
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * A Fastify instance with what every service needs: JSON logs with request id, strict body
+ * validation errors that name the field, `/healthz` and `/readyz`, and JSON errors.
+ */
+export function createHttpApp(opts: HttpOptions): FastifyInstance {
+  const app = Fastify({
+    logger:
+      opts.log === false
+        ? false
+        : {
+            level: opts.log.level ?? 'info',
+            base: { service: opts.service },
+            ...(opts.log.stream ? { stream: opts.log.stream } : {}),
+          },
+    // Ids from the edge (nginx sets one) are kept, so one id follows a request through every hop.
+    genReqId: (req: IncomingMessage) => {
+      const v = req.headers[REQUEST_ID_HEADER];
+      return typeof v === 'string' && SANE_REQUEST_ID.test(v) ? v : randomUUID();
+    },
+    logController: new LogController({ requestIdLogLabel: 'requestId' }),
+    bodyLimit: opts.bodyLimit ?? 16 * 1024,
+    ajv: {
+      customOptions: {
+        // Fastify's defaults would silently drop unknown fields and coerce "5" to 5; refuse instead.
+        removeAdditional: false,
+        coerceTypes: false,
+        allErrors: false,
+      },
+    },
+    return503OnClosing: true,
+  });
+
+  app.decorateRequest('caller', null);
+  app.addHook('onRequest', async (req, reply) => {
+    void reply.header(REQUEST_ID_HEADER, req.id);
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err.validation) {
+      const field = fieldOf(err);
+      return reply.code(400).send({
+        error: 'bad_request',
+        message: `${field}: ${describe(err)}`,
+        field,
+        requestId: req.id,
+      });
+    }
+    const status = err.statusCode ?? 500;
+    if (status < 500) {
+      return reply
+        .code(status)
+        .send({ error: 'bad_request', message: err.message, requestId: req.id });
+    }
+    req.log.error({ err }, 'request failed');
+    return reply
+      .code(status)
+      .send({ error: 'internal', message: 'internal error', requestId: req.id });
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply
+      .code(404)
+      .send({
+        error: 'not_found',
+        message: `no route ${req.method} ${req.url}`,
+        requestId: req.id,
+      }),
+  );
+
+  // Probes are hit every few seconds by the supervisor: log them only when they fail.
+  app.get('/healthz', { logLevel: 'warn' }, async (_req, reply) => {
+    const alive = opts.liveness?.() ?? true;
+    return reply.code(alive ? 200 : 503).send({ status: alive ? 'ok' : 'failing' });
+  });
+  app.get('/readyz', { logLevel: 'warn' }, async (_req, reply) => {
+    const checks = opts.readiness();
+    const ready = Object.values(checks).every(Boolean);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
+  });
+  return app;
+}
+
+/**
+ * onRequest hook for routes that need a caller: reads the sidecar's identity headers, answers 401
+ * without a user identity, and binds the identity to the request's log lines.
+ */
+export function authenticate(identity: IdentityOptions) {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    let caller: Caller;
+    try {
+      caller = parsePayloadHeader(identity.payloadHeader, req.headers[identity.payloadHeader]);
+      const peer = peerFromXfcc(req.headers[identity.xfccHeader]);
+      if (peer) caller.peer = peer;
+      else if (identity.requirePeer)
+        throw new IdentityError(`no SPIFFE peer in ${identity.xfccHeader}`);
+    } catch (err) {
+      if (!(err instanceof IdentityError)) throw err;
+      req.log.warn({ reason: err.message }, 'request refused: no valid caller identity');
+      await reply
+        .code(401)
+        .header('www-authenticate', 'Bearer')
+        .send({ error: 'unauthenticated', message: err.message, requestId: req.id });
+      return reply;
+    }
+    req.caller = caller;
+    const log = req.log.child({
+      caller: { sub: caller.subject, client: caller.clientId, peer: caller.peer },
+    });
+    bindLogger(req, reply, log);
+  };
+}
+
+/** Swap the request's logger, so later lines (including "request completed") carry the identity. */
+function bindLogger(req: FastifyRequest, reply: FastifyReply, log: FastifyBaseLogger): void {
+  req.log = log;
+  reply.log = log;
+}
+
+function fieldOf(err: FastifyError): string {
+  const v = err.validation?.[0];
+  const where = err.validationContext ?? 'request';
+  if (!v) return where;
+  const params = v.params as Record<string, unknown>;
+  const path = v.instancePath.split('/').filter(Boolean);
+  if (typeof params.missingProperty === 'string') path.push(params.missingProperty);
+  if (typeof params.additionalProperty === 'string') path.push(params.additionalProperty);
+  return [where, ...path].join('.');
+}
+
+function describe(err: FastifyError): string {
+  const v = err.validation?.[0];
+  if (!v) return err.message;
+  const params = v.params as Record<string, unknown>;
+  if (typeof params.additionalProperty === 'string') return 'is not an allowed field';
+  if (typeof params.missingProperty === 'string') return 'is required';
+  return v.message ?? 'is invalid';
+}

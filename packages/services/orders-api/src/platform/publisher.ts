@@ -1,0 +1,141 @@
+import type { FastifyBaseLogger } from 'fastify';
+import kafkajs from 'kafkajs';
+import type { Message, Producer } from 'kafkajs';
+import type { Dependency } from './dependency.ts';
+
+const { Partitioners } = kafkajs;
+
+/** The publish did not complete in time, or the queue is full; the caller should answer 503. */
+export class PublishError extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause });
+    this.name = 'PublishError';
+  }
+}
+
+/** Options of {@link Publisher}. */
+export interface PublisherOptions {
+  topic: string;
+  /** How long a caller waits for the broker's ack. The record may still be sent later. @default 5000 */
+  timeoutMs?: number;
+  /** Queued records beyond which publish fails at once (Kafka down under load). @default 10000 */
+  maxQueued?: number;
+}
+
+/** Records per produce request; keeps a request well under the broker's message.max.bytes. */
+const MAX_BATCH = 500;
+
+interface Pending {
+  message: Message;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * An idempotent Kafka producer (acks = all) with one request in flight at a time. Records that
+ * arrive while a request is in flight go out together in the next one, so under load it batches and
+ * when idle it adds no delay. One request at a time also keeps kafkajs's idempotent sequence numbers
+ * in order, which concurrent `send` calls have been known to break.
+ */
+export class Publisher implements Dependency {
+  readonly name = 'kafka';
+  private readonly producer: Producer;
+  private readonly topic: string;
+  private readonly timeoutMs: number;
+  private readonly maxQueued: number;
+  private readonly log: FastifyBaseLogger;
+  private queue: Pending[] = [];
+  private inFlight: Promise<void> | null = null;
+  private connected = false;
+
+  constructor(kafka: kafkajs.Kafka, opts: PublisherOptions, log: FastifyBaseLogger) {
+    this.topic = opts.topic;
+    this.timeoutMs = opts.timeoutMs ?? 5_000;
+    this.maxQueued = opts.maxQueued ?? 10_000;
+    this.log = log;
+    this.producer = kafka.producer({
+      // Idempotence requires acks = all and unbounded retries (what kafkajs defaults to for an
+      // idempotent producer; set here because the client's short connect retries would override it).
+      // The caller's wait is bounded by timeoutMs instead.
+      idempotent: true,
+      retry: { retries: Number.MAX_SAFE_INTEGER },
+      maxInFlightRequests: 1,
+      // Topics come from the policy model, with ACLs; never create one by accident.
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+    this.producer.on(this.producer.events.CONNECT, () => {
+      this.connected = true;
+    });
+    this.producer.on(this.producer.events.DISCONNECT, () => {
+      this.connected = false;
+    });
+  }
+
+  async connect(): Promise<void> {
+    await this.producer.connect();
+  }
+
+  ready(): boolean {
+    return this.connected;
+  }
+
+  /** Publish one record; resolves once every in-sync replica has it (acks = all). */
+  publish(message: Message): Promise<void> {
+    if (this.queue.length >= this.maxQueued) {
+      return Promise.reject(new PublishError(`publish queue full (${this.maxQueued} records)`));
+    }
+    const acked = new Promise<void>((resolve, reject) => {
+      this.queue.push({ message, resolve, reject });
+    });
+    this.pump();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new PublishError(`no ack from Kafka within ${this.timeoutMs} ms`)),
+        this.timeoutMs,
+      );
+    });
+    return Promise.race([acked, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  /** Wait (bounded) for queued records, then disconnect the producer. */
+  async close(): Promise<void> {
+    const deadline = Date.now() + this.timeoutMs;
+    while ((this.inFlight || this.queue.length > 0) && Date.now() < deadline) {
+      await Promise.race([this.inFlight, sleep(Math.min(50, deadline - Date.now()))]);
+    }
+    for (const p of this.queue.splice(0)) p.reject(new PublishError('shutting down'));
+    await this.producer.disconnect();
+  }
+
+  private pump(): void {
+    if (this.inFlight || this.queue.length === 0) return;
+    const batch = this.queue.splice(0, MAX_BATCH);
+    this.inFlight = this.sendBatch(batch).finally(() => {
+      this.inFlight = null;
+      this.pump();
+    });
+  }
+
+  private async sendBatch(batch: Pending[]): Promise<void> {
+    try {
+      await this.producer.send({
+        topic: this.topic,
+        acks: -1,
+        messages: batch.map((p) => p.message),
+      });
+      for (const p of batch) p.resolve();
+    } catch (err) {
+      this.log.error(
+        { err: err as Error, topic: this.topic, records: batch.length },
+        'publish failed',
+      );
+      for (const p of batch) p.reject(new PublishError('publish to Kafka failed', err));
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+}

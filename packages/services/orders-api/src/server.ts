@@ -1,0 +1,17 @@
+/** orders-api entry point: the only file that reads the environment and listens. */
+import { buildApp } from './app.ts';
+import { loadConfig } from './config.ts';
+import { ConfigError } from './platform/env.ts';
+import { closeOnSignals } from './platform/shutdown.ts';
+
+let config;
+try {
+  config = loadConfig(process.env);
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  process.stderr.write(`orders-api: ${err.message}\n`);
+  process.exit(2);
+}
+const app = await buildApp(config.app);
+closeOnSignals(app, config.server.shutdownGraceMs);
+await app.listen({ host: config.server.host, port: config.server.port });
