@@ -171,7 +171,7 @@ export class IntermediateCa extends pulumi.ComponentResource {
     this.cacerts = pulumi.secret(
       pulumi
         .all([cert.certPem, key.privateKeyPem, this.rootCertPem, this.chainPem])
-        .apply(([caCert, caKey, rootCert, chain]) => ({
+        .apply(([caCert, caKey, rootCert, chain]): Record<string, string> => ({
           'ca-cert.pem': caCert,
           'ca-key.pem': caKey,
           'root-cert.pem': rootCert,

@@ -1,0 +1,48 @@
+import * as k8s from '@pulumi/kubernetes';
+import * as pulumi from '@pulumi/pulumi';
+import { pinnedRelease } from './common.ts';
+import { charts } from './versions.ts';
+
+/** Arguments of {@link CertManager}. */
+export interface CertManagerArgs {
+  /** @default "cert-manager" */
+  namespace?: string;
+  dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+/**
+ * cert-manager, with its CRDs (`crds.enabled`). k8ssandra-operator needs it for its webhooks, and the
+ * Cassandra keystores are cert-manager Certificates. The namespace stays out of the mesh: its webhook is
+ * called by the API server, which has no mesh identity.
+ */
+export class CertManager extends pulumi.ComponentResource {
+  /** The release, for dependsOn. */
+  public readonly release: k8s.helm.v3.Release;
+
+  constructor(name: string, args: CertManagerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('trellis:k8s:CertManager', name, {}, opts);
+    const namespace = args.namespace ?? 'cert-manager';
+    const ns = new k8s.core.v1.Namespace(
+      `${name}-ns`,
+      { metadata: { name: namespace, labels: { 'istio-injection': 'disabled' } } },
+      { parent: this, dependsOn: args.dependsOn ?? [] },
+    );
+    this.release = pinnedRelease(
+      `${name}-release`,
+      charts.certManager,
+      {
+        namespace: ns.metadata.name,
+        releaseName: 'cert-manager',
+        values: {
+          crds: { enabled: true },
+          resources: {
+            requests: { cpu: '50m', memory: '128Mi' },
+            limits: { cpu: '500m', memory: '512Mi' },
+          },
+        },
+      },
+      { parent: this },
+    );
+    this.registerOutputs({});
+  }
+}

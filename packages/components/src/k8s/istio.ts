@@ -1,0 +1,144 @@
+import * as k8s from '@pulumi/kubernetes';
+import * as pulumi from '@pulumi/pulumi';
+import { pinnedRelease } from './common.ts';
+import type { DataplaneMode } from './common.ts';
+import { charts } from './versions.ts';
+
+const defaults = {
+  namespace: 'istio-system',
+  dataplane: 'sidecar' as DataplaneMode,
+  istiodResources: {
+    requests: { cpu: '500m', memory: '2Gi' },
+    limits: { cpu: '2', memory: '4Gi' },
+  },
+} as const;
+
+/** Arguments of {@link Istio}. */
+export interface IstioArgs {
+  /** SPIFFE trust domain (meshConfig.trustDomain); identities are spiffe://<trustDomain>/ns/<ns>/sa/<sa>. */
+  trustDomain: string;
+  /** Cluster name (global.multiCluster.clusterName), e.g. `prod-us`. */
+  cluster: string;
+  /** Mesh ID shared by every cluster of the mesh (global.meshID). */
+  meshId: string;
+  /** Network of this cluster (global.network). */
+  network: string;
+  /** The plug-in CA: keys ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem (from IntermediateCa). */
+  cacerts: pulumi.Input<Record<string, string>>;
+  /**
+   * Default dataplane for application namespaces. The ambient components (istio-cni, ztunnel) are
+   * always installed, because the gateway namespace is ambient (docs/adr/0004-sidecar-and-ambient.md).
+   * @default "sidecar"
+   */
+  dataplane?: DataplaneMode;
+  /** @default "istio-system" */
+  namespace?: string;
+}
+
+/**
+ * Istio from the official Helm charts (base, istiod, cni, ztunnel), with a plug-in CA from the shared
+ * root and mesh-wide STRICT mTLS. https://istio.io/latest/docs/ambient/install/helm/
+ */
+export class Istio extends pulumi.ComponentResource {
+  /** Root namespace of the mesh (where mesh-wide policy lives). */
+  public readonly rootNamespace: pulumi.Output<string>;
+  /** The mesh-wide PeerAuthentication mode; always STRICT. */
+  public readonly mtlsMode: pulumi.Output<string>;
+  /** Resources other components must wait for (CRDs and istiod up). */
+  public readonly ready: pulumi.Resource[];
+
+  constructor(name: string, args: IstioArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('trellis:k8s:Istio', name, {}, opts);
+    for (const field of ['trustDomain', 'cluster', 'meshId', 'network'] as const) {
+      if (!args[field] || !/^[a-z0-9][a-z0-9.-]*$/.test(args[field])) {
+        throw new pulumi.ResourceError(
+          `Istio ${name}: ${field} must be lowercase letters, digits, dots and dashes, got "${args[field]}"`,
+          this,
+        );
+      }
+    }
+    const dataplane = args.dataplane ?? defaults.dataplane;
+    if (dataplane !== 'sidecar' && dataplane !== 'ambient') {
+      throw new pulumi.ResourceError(`Istio ${name}: dataplane must be sidecar or ambient`, this);
+    }
+    const namespace = args.namespace ?? defaults.namespace;
+    const child = { parent: this };
+
+    const ns = new k8s.core.v1.Namespace(`${name}-ns`, { metadata: { name: namespace } }, child);
+    // istiod reads the `cacerts` secret at start-up, so it must exist before istiod.
+    const cacerts = new k8s.core.v1.Secret(
+      `${name}-cacerts`,
+      {
+        metadata: { name: 'cacerts', namespace: ns.metadata.name },
+        type: 'Opaque',
+        stringData: pulumi.secret(args.cacerts),
+      },
+      child,
+    );
+    const base = pinnedRelease(
+      `${name}-base`,
+      charts.istioBase,
+      { namespace: ns.metadata.name, releaseName: 'istio-base', values: {} },
+      child,
+    );
+    const global = {
+      meshID: args.meshId,
+      network: args.network,
+      multiCluster: { clusterName: args.cluster },
+    };
+    const istiod = pinnedRelease(
+      `${name}-istiod`,
+      charts.istiod,
+      {
+        namespace: ns.metadata.name,
+        releaseName: 'istiod',
+        values: {
+          // `profile: ambient` enables ztunnel support in istiod; sidecar injection still works.
+          profile: 'ambient',
+          global,
+          resources: defaults.istiodResources,
+          meshConfig: {
+            trustDomain: args.trustDomain,
+            // Cassandra and Kafka open connections at start-up: hold them until Envoy is ready.
+            defaultConfig: { holdApplicationUntilProxyStarts: true },
+          },
+        },
+      },
+      { parent: this, dependsOn: [base, cacerts] },
+    );
+    const cni = pinnedRelease(
+      `${name}-cni`,
+      charts.istioCni,
+      {
+        namespace: ns.metadata.name,
+        releaseName: 'istio-cni',
+        values: { profile: 'ambient', global },
+      },
+      { parent: this, dependsOn: [istiod] },
+    );
+    const ztunnel = pinnedRelease(
+      `${name}-ztunnel`,
+      charts.ztunnel,
+      {
+        namespace: ns.metadata.name,
+        releaseName: 'ztunnel',
+        values: { multiCluster: { clusterName: args.cluster }, global },
+      },
+      { parent: this, dependsOn: [cni] },
+    );
+    const strict = new k8s.apiextensions.CustomResource(
+      `${name}-mesh-mtls`,
+      {
+        apiVersion: 'security.istio.io/v1',
+        kind: 'PeerAuthentication',
+        metadata: { name: 'default', namespace: ns.metadata.name },
+        spec: { mtls: { mode: 'STRICT' } },
+      },
+      { parent: this, dependsOn: [istiod] },
+    );
+    this.rootNamespace = ns.metadata.name;
+    this.mtlsMode = pulumi.output('STRICT');
+    this.ready = [istiod, ztunnel, strict];
+    this.registerOutputs({ rootNamespace: this.rootNamespace, mtlsMode: this.mtlsMode });
+  }
+}

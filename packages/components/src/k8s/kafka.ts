@@ -1,0 +1,223 @@
+import * as k8s from '@pulumi/kubernetes';
+import * as pulumi from '@pulumi/pulumi';
+import { meshNamespace, pinnedRelease } from './common.ts';
+import { charts, kafkaVersion } from './versions.ts';
+
+const defaults = {
+  namespace: 'trellis-kafka',
+  clusterName: 'trellis',
+  replicas: 3,
+  storageGi: 100,
+  partitions: 6,
+  resources: { requests: { cpu: '1', memory: '4Gi' }, limits: { cpu: '2', memory: '4Gi' } },
+  tlsPort: 9093,
+} as const;
+
+/** One ACL rule of a KafkaUser (Strimzi `spec.authorization.acls[]`, v1 API: `operations`). */
+export interface KafkaAcl {
+  resource: {
+    type: 'topic' | 'group' | 'cluster' | 'transactionalId';
+    name?: string;
+    patternType?: 'literal' | 'prefix';
+  };
+  operations: string[];
+  host?: string;
+}
+
+/** A Kafka principal: one workload identity and its ACLs, compiled from the model. */
+export interface KafkaUserSpec {
+  /** KafkaUser name = the workload (its certificate CN is the user name). */
+  name: string;
+  acls: KafkaAcl[];
+}
+
+/** Arguments of {@link StrimziKafka}. */
+export interface StrimziKafkaArgs {
+  /** Users and ACLs compiled from the model (`compileKafkaAcls`). */
+  users: KafkaUserSpec[];
+  /** Topics to create: name → partitions. */
+  topics: Record<string, { partitions?: number }>;
+  /** Dual-role (controller + broker) nodes. @default 3 */
+  replicas?: number;
+  storageClassName?: string;
+  /** @default 100 */
+  storageGi?: number;
+  /** @default "trellis-kafka" */
+  namespace?: string;
+  /** @default "trellis" */
+  clusterName?: string;
+  dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+/**
+ * Kafka 4 in KRaft mode through Strimzi: one TLS listener with TLS client authentication, `simple`
+ * authorization, and KafkaUsers with ACLs from the model. Brokers, controllers and the operator all run
+ * in the mesh; Strimzi's own TLS runs inside Istio's mTLS. Fields: strimzi packaging/examples
+ * (security/tls-auth/kafka.yaml, user.yaml) and the v1 API of Strimzi 0.49+.
+ */
+export class StrimziKafka extends pulumi.ComponentResource {
+  /** Namespace of the cluster. */
+  public readonly namespace: pulumi.Output<string>;
+  /** Bootstrap address of the TLS listener. */
+  public readonly bootstrap: pulumi.Output<string>;
+  /** Names of the KafkaUsers created. */
+  public readonly users: pulumi.Output<string[]>;
+
+  constructor(name: string, args: StrimziKafkaArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('trellis:k8s:StrimziKafka', name, {}, opts);
+    const replicas = args.replicas ?? defaults.replicas;
+    if (!Number.isInteger(replicas) || replicas < 3) {
+      // min.insync.replicas=2 with acks=all needs three replicas to survive one broker down.
+      throw new pulumi.ResourceError(
+        `StrimziKafka ${name}: replicas must be at least 3, got ${replicas}`,
+        this,
+      );
+    }
+    args.users.forEach((u, i) => {
+      if (!/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(u.name)) {
+        throw new pulumi.ResourceError(
+          `StrimziKafka ${name}: users[${i}].name "${u.name}" is not a DNS name`,
+          this,
+        );
+      }
+      u.acls.forEach((a, j) => {
+        if (a.operations.length === 0 || a.operations.includes('All')) {
+          throw new pulumi.ResourceError(
+            `StrimziKafka ${name}: users[${i}].acls[${j}].operations must list specific operations, not All`,
+            this,
+          );
+        }
+      });
+    });
+    const namespace = args.namespace ?? defaults.namespace;
+    const clusterName = args.clusterName ?? defaults.clusterName;
+    const dependsOn = args.dependsOn ?? [];
+    const ns = meshNamespace(`${name}-ns`, namespace, 'sidecar', { parent: this, dependsOn });
+    const operator = pinnedRelease(
+      `${name}-operator`,
+      charts.strimzi,
+      {
+        namespace: ns.metadata.name,
+        releaseName: 'strimzi',
+        values: {
+          watchNamespaces: [],
+          resources: {
+            requests: { cpu: '200m', memory: '384Mi' },
+            limits: { cpu: '1', memory: '384Mi' },
+          },
+        },
+      },
+      { parent: this, dependsOn: [ns] },
+    );
+    const labels = { 'strimzi.io/cluster': clusterName };
+    const pool = new k8s.apiextensions.CustomResource(
+      `${name}-pool`,
+      {
+        apiVersion: 'kafka.strimzi.io/v1',
+        kind: 'KafkaNodePool',
+        metadata: { name: 'dual-role', namespace: ns.metadata.name, labels },
+        spec: {
+          replicas,
+          roles: ['controller', 'broker'],
+          resources: defaults.resources,
+          storage: {
+            type: 'jbod',
+            volumes: [
+              {
+                id: 0,
+                type: 'persistent-claim',
+                size: `${args.storageGi ?? defaults.storageGi}Gi`,
+                kraftMetadata: 'shared',
+                deleteClaim: false,
+                ...(args.storageClassName ? { class: args.storageClassName } : {}),
+              },
+            ],
+          },
+        },
+      },
+      { parent: this, dependsOn: [operator] },
+    );
+    const kafka = new k8s.apiextensions.CustomResource(
+      `${name}-cluster`,
+      {
+        apiVersion: 'kafka.strimzi.io/v1',
+        kind: 'Kafka',
+        metadata: { name: clusterName, namespace: ns.metadata.name },
+        spec: {
+          kafka: {
+            version: kafkaVersion,
+            listeners: [
+              {
+                name: 'tls',
+                port: defaults.tlsPort,
+                type: 'internal',
+                tls: true,
+                authentication: { type: 'tls' },
+              },
+            ],
+            authorization: { type: 'simple' },
+            config: {
+              'offsets.topic.replication.factor': 3,
+              'transaction.state.log.replication.factor': 3,
+              'transaction.state.log.min.isr': 2,
+              'default.replication.factor': 3,
+              'min.insync.replicas': 2,
+              'auto.create.topics.enable': false,
+            },
+          },
+          entityOperator: { topicOperator: {}, userOperator: {} },
+        },
+      },
+      { parent: this, dependsOn: [pool] },
+    );
+    for (const [topic, t] of Object.entries(args.topics)) {
+      new k8s.apiextensions.CustomResource(
+        `${name}-topic-${topic.replace(/[^a-z0-9-]/g, '-')}`,
+        {
+          apiVersion: 'kafka.strimzi.io/v1',
+          kind: 'KafkaTopic',
+          metadata: {
+            name: topic.replace(/[^a-z0-9.-]/g, '-'),
+            namespace: ns.metadata.name,
+            labels,
+          },
+          spec: {
+            topicName: topic,
+            partitions: t.partitions ?? defaults.partitions,
+            replicas: 3,
+            config: { 'min.insync.replicas': 2 },
+          },
+        },
+        { parent: this, dependsOn: [kafka] },
+      );
+    }
+    for (const user of args.users) {
+      new k8s.apiextensions.CustomResource(
+        `${name}-user-${user.name}`,
+        {
+          apiVersion: 'kafka.strimzi.io/v1',
+          kind: 'KafkaUser',
+          metadata: { name: user.name, namespace: ns.metadata.name, labels },
+          spec: {
+            authentication: { type: 'tls' },
+            authorization: {
+              type: 'simple',
+              acls: user.acls.map((a) => ({ host: '*', ...a })),
+            },
+          },
+        },
+        { parent: this, dependsOn: [kafka] },
+      );
+    }
+    this.namespace = ns.metadata.name;
+    this.bootstrap = pulumi.output(
+      `${clusterName}-kafka-bootstrap.${namespace}.svc.cluster.local:${defaults.tlsPort}`,
+    );
+    this.users = pulumi.output(args.users.map((u) => u.name));
+    this.registerOutputs({
+      namespace: this.namespace,
+      bootstrap: this.bootstrap,
+      users: this.users,
+    });
+  }
+}

@@ -1,0 +1,151 @@
+import * as k8s from '@pulumi/kubernetes';
+import * as pulumi from '@pulumi/pulumi';
+import { meshNamespace } from './common.ts';
+import { keycloakOperator } from './versions.ts';
+
+const defaults = {
+  /** Upstream's install guide applies the operator with `kubectl -n keycloak`; its RBAC expects it. */
+  namespace: 'keycloak',
+  instances: 2,
+  resources: { requests: { cpu: '500m', memory: '1Gi' }, limits: { cpu: '2', memory: '2Gi' } },
+} as const;
+
+/** The in-cluster Keycloak (operator + Keycloak CR + realm import). */
+export interface InClusterIdp {
+  mode: 'keycloak';
+  /** Public hostname of Keycloak, e.g. `auth.prod-us.example.com` (the issuer host). */
+  hostname: string;
+  /** Realm representation compiled from the model (`compileKeycloakRealm`); `realm` is its name. */
+  realm: Record<string, unknown> & { realm: string };
+  /** PostgreSQL for Keycloak: host and database; credentials from Pulumi secrets. */
+  database: {
+    host: string;
+    database: string;
+    username: pulumi.Input<string>;
+    password: pulumi.Input<string>;
+  };
+  /** @default 2 */
+  instances?: number;
+}
+
+/** An external OIDC issuer (Okta, Cognito, ...): nothing is deployed, only its identity is recorded. */
+export interface ExternalIdp {
+  mode: 'external';
+  /** Exact `iss` of the tokens, https. */
+  issuer: string;
+  /** JWKS endpoint, https. */
+  jwksUri: string;
+}
+
+/** Arguments of {@link Keycloak}. */
+export type KeycloakArgs = (InClusterIdp | ExternalIdp) & {
+  dependsOn?: pulumi.Input<pulumi.Resource>[];
+  /** @default "keycloak" */
+  namespace?: string;
+};
+
+/**
+ * The identity provider of an environment: Keycloak in the cluster (the official operator, pinned by
+ * tag, and a `KeycloakRealmImport` of the compiled realm), or an external issuer. Either way it
+ * publishes `issuer` and `jwksUri`, which the mesh and the API Gateway authorizer must both use.
+ */
+export class Keycloak extends pulumi.ComponentResource {
+  /** Token issuer (`iss`). */
+  public readonly issuer: pulumi.Output<string>;
+  /** JWKS URI. */
+  public readonly jwksUri: pulumi.Output<string>;
+
+  constructor(name: string, args: KeycloakArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('trellis:k8s:Keycloak', name, {}, opts);
+    if (args.mode === 'external') {
+      for (const field of ['issuer', 'jwksUri'] as const) {
+        if (!/^https:\/\/[^\s/]+/.test(args[field])) {
+          throw new pulumi.ResourceError(
+            `Keycloak ${name}: ${field} of an external issuer must be an https URL, got "${args[field]}"`,
+            this,
+          );
+        }
+      }
+      this.issuer = pulumi.output(args.issuer);
+      this.jwksUri = pulumi.output(args.jwksUri);
+      this.registerOutputs({ issuer: this.issuer, jwksUri: this.jwksUri });
+      return;
+    }
+    if (!/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(args.hostname)) {
+      throw new pulumi.ResourceError(
+        `Keycloak ${name}: hostname must be a DNS name without scheme, got "${args.hostname}"`,
+        this,
+      );
+    }
+    if (!args.realm.realm) {
+      throw new pulumi.ResourceError(
+        `Keycloak ${name}: realm.realm (the realm name) is required`,
+        this,
+      );
+    }
+    const namespace = args.namespace ?? defaults.namespace;
+    const dependsOn = args.dependsOn ?? [];
+    const ns = meshNamespace(`${name}-ns`, namespace, 'sidecar', { parent: this, dependsOn });
+    const manifests = keycloakOperator
+      .manifests(keycloakOperator.version)
+      .map(
+        (file, i) =>
+          new k8s.yaml.v2.ConfigFile(
+            `${name}-operator-${i}`,
+            { file },
+            { parent: this, dependsOn: [ns] },
+          ),
+      );
+    const db = new k8s.core.v1.Secret(
+      `${name}-db`,
+      {
+        metadata: { name: 'keycloak-db', namespace: ns.metadata.name },
+        type: 'Opaque',
+        stringData: {
+          username: pulumi.secret(args.database.username),
+          password: pulumi.secret(args.database.password),
+        },
+      },
+      { parent: this },
+    );
+    const keycloak = new k8s.apiextensions.CustomResource(
+      `${name}-keycloak`,
+      {
+        apiVersion: 'k8s.keycloak.org/v2alpha1',
+        kind: 'Keycloak',
+        metadata: { name: 'keycloak', namespace: ns.metadata.name },
+        spec: {
+          instances: args.instances ?? defaults.instances,
+          resources: defaults.resources,
+          db: {
+            vendor: 'postgres',
+            host: args.database.host,
+            database: args.database.database,
+            usernameSecret: { name: db.metadata.name, key: 'username' },
+            passwordSecret: { name: db.metadata.name, key: 'password' },
+          },
+          // TLS is the mesh's job inside the cluster (STRICT mTLS) and the gateway's at the edge.
+          http: { httpEnabled: true },
+          hostname: { hostname: `https://${args.hostname}` },
+          proxy: { headers: 'xforwarded' },
+        },
+      },
+      { parent: this, dependsOn: [...manifests, db] },
+    );
+    new k8s.apiextensions.CustomResource(
+      `${name}-realm`,
+      {
+        apiVersion: 'k8s.keycloak.org/v2alpha1',
+        kind: 'KeycloakRealmImport',
+        metadata: { name: `realm-${args.realm.realm}`, namespace: ns.metadata.name },
+        spec: { keycloakCRName: keycloak.metadata.name, realm: args.realm },
+      },
+      { parent: this, dependsOn: [keycloak] },
+    );
+    this.issuer = pulumi.output(`https://${args.hostname}/realms/${args.realm.realm}`);
+    this.jwksUri = pulumi.output(
+      `https://${args.hostname}/realms/${args.realm.realm}/protocol/openid-connect/certs`,
+    );
+    this.registerOutputs({ issuer: this.issuer, jwksUri: this.jwksUri });
+  }
+}

@@ -1,0 +1,175 @@
+import * as k8s from '@pulumi/kubernetes';
+import * as pulumi from '@pulumi/pulumi';
+
+const defaults = {
+  replicas: 2,
+  resources: {
+    requests: { cpu: '100m', memory: '128Mi' },
+    limits: { cpu: '1', memory: '512Mi' },
+  },
+  healthPath: '/healthz',
+  readyPath: '/readyz',
+} as const;
+
+/** Arguments of {@link MeshService}. */
+export interface MeshServiceArgs {
+  /** Namespace (already labelled into the mesh). */
+  namespace: pulumi.Input<string>;
+  /** ServiceAccount name: the `sa` part of the SPIFFE ID spiffe://<td>/ns/<ns>/sa/<serviceAccount>. */
+  serviceAccount: string;
+  /** Image pinned by digest: `registry/repo@sha256:<64 hex>`. Tags are refused. */
+  image: string;
+  /** Container ports by name (the model's workload ports). */
+  ports: { name: string; port: number; protocol: 'http' | 'grpc' | 'tcp' }[];
+  /** @default 2 */
+  replicas?: number;
+  /** @default requests 100m/128Mi, limits 1/512Mi */
+  resources?: { requests: Record<string, string>; limits: Record<string, string> };
+  /** Extra environment (no secrets: use secretEnv). */
+  env?: Record<string, pulumi.Input<string>>;
+  /** Environment from Secrets: variable → { secret name, key }. */
+  secretEnv?: Record<string, { secret: pulumi.Input<string>; key: string }>;
+  /** Annotations for the ServiceAccount (e.g. eks.amazonaws.com/role-arn for IRSA). */
+  serviceAccountAnnotations?: Record<string, pulumi.Input<string>>;
+  /** @default "/healthz" */
+  healthPath?: string;
+  /** @default "/readyz" */
+  readyPath?: string;
+}
+
+const digestPinned = /^[a-z0-9.-]+(?::\d+)?(?:\/[a-z0-9._-]+)+@sha256:[a-f0-9]{64}$/;
+
+/**
+ * A smoke service in the mesh: a ServiceAccount named for its SPIFFE identity, a Deployment with a
+ * digest-pinned image, probes, requests and limits and a locked-down security context, a Service and a
+ * PodDisruptionBudget.
+ */
+export class MeshService extends pulumi.ComponentResource {
+  /** The ServiceAccount name (SPIFFE `sa` segment). */
+  public readonly serviceAccountName: pulumi.Output<string>;
+  /** In-cluster DNS name of the Service. */
+  public readonly host: pulumi.Output<string>;
+
+  constructor(name: string, args: MeshServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('trellis:k8s:MeshService', name, {}, opts);
+    if (!digestPinned.test(args.image)) {
+      throw new pulumi.ResourceError(
+        `MeshService ${name}: image must be pinned by digest (repo@sha256:<64 hex>), got "${args.image}"`,
+        this,
+      );
+    }
+    if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(args.serviceAccount)) {
+      throw new pulumi.ResourceError(
+        `MeshService ${name}: serviceAccount must be a DNS label, got "${args.serviceAccount}"`,
+        this,
+      );
+    }
+    if (args.ports.length === 0) {
+      throw new pulumi.ResourceError(`MeshService ${name}: ports must not be empty`, this);
+    }
+    const replicas = args.replicas ?? defaults.replicas;
+    if (!Number.isInteger(replicas) || replicas < 1) {
+      throw new pulumi.ResourceError(`MeshService ${name}: replicas must be at least 1`, this);
+    }
+    const resources = args.resources ?? defaults.resources;
+    if (!resources.limits.cpu || !resources.limits.memory) {
+      throw new pulumi.ResourceError(
+        `MeshService ${name}: resources.limits needs cpu and memory`,
+        this,
+      );
+    }
+    const child = { parent: this };
+    const labels = { app: args.serviceAccount, 'app.kubernetes.io/part-of': 'trellis' };
+    const sa = new k8s.core.v1.ServiceAccount(
+      `${name}-sa`,
+      {
+        metadata: {
+          name: args.serviceAccount,
+          namespace: args.namespace,
+          annotations: args.serviceAccountAnnotations ?? {},
+        },
+        automountServiceAccountToken: false,
+      },
+      child,
+    );
+    const http = args.ports.find((p) => p.protocol === 'http');
+    const probe = (path: string): k8s.types.input.core.v1.Probe =>
+      http
+        ? { httpGet: { path, port: http.name }, periodSeconds: 5, failureThreshold: 3 }
+        : { tcpSocket: { port: args.ports[0]?.port ?? 0 }, periodSeconds: 5, failureThreshold: 3 };
+    const env = [
+      ...Object.entries(args.env ?? {}).map(([k, value]) => ({ name: k, value })),
+      ...Object.entries(args.secretEnv ?? {}).map(([k, ref]) => ({
+        name: k,
+        valueFrom: { secretKeyRef: { name: ref.secret, key: ref.key } },
+      })),
+    ];
+    new k8s.apps.v1.Deployment(
+      `${name}-deploy`,
+      {
+        metadata: { name: args.serviceAccount, namespace: args.namespace, labels },
+        spec: {
+          replicas,
+          selector: { matchLabels: { app: args.serviceAccount } },
+          template: {
+            metadata: { labels },
+            spec: {
+              serviceAccountName: sa.metadata.name,
+              securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+              containers: [
+                {
+                  name: args.serviceAccount,
+                  image: args.image,
+                  ports: args.ports.map((p) => ({ name: p.name, containerPort: p.port })),
+                  env,
+                  resources,
+                  readinessProbe: probe(args.readyPath ?? defaults.readyPath),
+                  livenessProbe: probe(args.healthPath ?? defaults.healthPath),
+                  startupProbe: {
+                    ...probe(args.healthPath ?? defaults.healthPath),
+                    failureThreshold: 30,
+                  },
+                  securityContext: {
+                    allowPrivilegeEscalation: false,
+                    readOnlyRootFilesystem: true,
+                    capabilities: { drop: ['ALL'] },
+                  },
+                },
+              ],
+            },
+          },
+        },
+      },
+      child,
+    );
+    const svc = new k8s.core.v1.Service(
+      `${name}-svc`,
+      {
+        metadata: { name: args.serviceAccount, namespace: args.namespace, labels },
+        spec: {
+          type: 'ClusterIP',
+          selector: { app: args.serviceAccount },
+          // Istio reads the protocol from appProtocol (istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/).
+          ports: args.ports.map((p) => ({
+            name: p.name,
+            port: p.port,
+            targetPort: p.name,
+            appProtocol: p.protocol,
+          })),
+        },
+      },
+      child,
+    );
+    new k8s.policy.v1.PodDisruptionBudget(
+      `${name}-pdb`,
+      {
+        metadata: { name: args.serviceAccount, namespace: args.namespace },
+        spec: { maxUnavailable: 1, selector: { matchLabels: { app: args.serviceAccount } } },
+      },
+      child,
+    );
+    this.serviceAccountName = sa.metadata.name;
+    this.host = pulumi.interpolate`${svc.metadata.name}.${svc.metadata.namespace}.svc.cluster.local`;
+    this.registerOutputs({ serviceAccountName: this.serviceAccountName, host: this.host });
+  }
+}
