@@ -14,18 +14,30 @@ const forbid = (files, pkgs, why) => ({
 });
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', '**/dist/**', '.trellis/**', 'reports/**', 'load-tests/k6/**'] },
+  {
+    ignores: ['**/node_modules/**', '**/dist/**', '.trellis/**', 'reports/**', 'load-tests/k6/**'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
     rules: {
       '@typescript-eslint/no-explicit-any': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
     },
   },
   forbid(
     ['packages/policy/**'],
-    ['@trellis/components', '@trellis/local', '@trellis/cli', '@trellis/infra-*', '@trellis/orders-api', '@trellis/ledger'],
+    [
+      '@trellis/components',
+      '@trellis/local',
+      '@trellis/cli',
+      '@trellis/infra-*',
+      '@trellis/orders-api',
+      '@trellis/ledger',
+    ],
     'policy is pure: it depends on nothing else in Trellis',
   ),
   forbid(
@@ -38,5 +50,15 @@ export default tseslint.config(
     ['@trellis/components', '@trellis/local', '@trellis/cli', '@trellis/infra-*'],
     'services depend on nothing in infra',
   ),
-  forbid(['packages/local/**'], ['@trellis/cli', '@trellis/infra-*'], 'local is a library for infra and tests'),
+  // Their component tests start real Cassandra and Kafka with the local harness (a devDependency).
+  forbid(
+    ['packages/services/*/test/**'],
+    ['@trellis/components', '@trellis/cli', '@trellis/infra-*'],
+    'service tests may use @trellis/local/harness, nothing else from infra',
+  ),
+  forbid(
+    ['packages/local/**'],
+    ['@trellis/cli', '@trellis/infra-*'],
+    'local is a library for infra and tests',
+  ),
 );

@@ -38,17 +38,21 @@ export class Connector {
     return Object.fromEntries(this.deps.map((d) => [d.name, !this.stopped && d.ready()]));
   }
 
-  /** Stop retrying, then close every dependency. */
+  /** Stop retrying, then close every dependency, last first. */
   async close(): Promise<void> {
     this.stopped = true;
     for (const wake of this.sleeps) wake();
     // A connect attempt in progress may take up to its own timeout; do not let it hold up shutdown.
     await Promise.race([Promise.allSettled(this.loops), delay(2_000)]);
-    const results = await Promise.allSettled(this.deps.map((d) => d.close()));
-    results.forEach((r, i) => {
-      if (r.status === 'rejected')
-        this.log.warn({ err: r.reason as Error, dependency: this.deps[i]?.name }, 'close failed');
-    });
+    // In reverse order: a consumer stops (finishing its in-flight message) before the store it
+    // writes to is shut down.
+    for (const d of [...this.deps].reverse()) {
+      try {
+        await d.close();
+      } catch (err) {
+        this.log.warn({ err: err as Error, dependency: d.name }, 'close failed');
+      }
+    }
   }
 
   private async loop(d: Dependency): Promise<void> {

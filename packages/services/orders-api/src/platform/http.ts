@@ -108,13 +108,11 @@ export function createHttpApp(opts: HttpOptions): FastifyInstance {
       .send({ error: 'internal', message: 'internal error', requestId: req.id });
   });
   app.setNotFoundHandler((req, reply) =>
-    reply
-      .code(404)
-      .send({
-        error: 'not_found',
-        message: `no route ${req.method} ${req.url}`,
-        requestId: req.id,
-      }),
+    reply.code(404).send({
+      error: 'not_found',
+      message: `no route ${req.method} ${req.url}`,
+      requestId: req.id,
+    }),
   );
 
   // Probes are hit every few seconds by the supervisor: log them only when they fail.

@@ -1,0 +1,39 @@
+import { ORDERS_TOPIC } from '@trellis/orders-api/event';
+import {
+  cassandraFromEnv,
+  identityFromEnv,
+  kafkaFromEnv,
+  migrateFromEnv,
+  serverFromEnv,
+  type ServerSettings,
+} from '@trellis/orders-api/platform/config';
+import { ConfigError, Env } from '@trellis/orders-api/platform/env';
+import type { LedgerOptions } from './app.ts';
+
+/** ledger's settings from the environment; throws a ConfigError naming the bad variable. */
+export function loadConfig(vars: Readonly<Record<string, string | undefined>>): {
+  server: ServerSettings;
+  app: LedgerOptions;
+} {
+  const env = new Env(vars);
+  const server = serverFromEnv(env, 8081);
+  const groupId = env.string('KAFKA_GROUP_ID', 'ledger');
+  if (!/^[A-Za-z0-9._-]{1,249}$/.test(groupId)) {
+    throw new ConfigError(
+      'KAFKA_GROUP_ID',
+      `must be letters, digits, ".", "_" or "-", got "${groupId}"`,
+    );
+  }
+  return {
+    server,
+    app: {
+      cassandra: cassandraFromEnv(env),
+      kafka: kafkaFromEnv(env, 'ledger'),
+      topic: env.string('ORDERS_TOPIC', ORDERS_TOPIC),
+      groupId,
+      identity: identityFromEnv(env),
+      migrate: migrateFromEnv(env),
+      log: { level: server.logLevel },
+    },
+  };
+}

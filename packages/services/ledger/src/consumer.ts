@@ -1,0 +1,119 @@
+import { decodeOrderCreated } from '@trellis/orders-api/event';
+import type { Dependency } from '@trellis/orders-api/platform/dependency';
+import type { FastifyBaseLogger } from 'fastify';
+import type kafkajs from 'kafkajs';
+import type { Consumer, EachMessagePayload } from 'kafkajs';
+import type { EntryStore } from './entries.ts';
+
+/** Options of {@link OrderConsumer}. */
+export interface OrderConsumerOptions {
+  topic: string;
+  /** Consumer group; its ACL comes from the policy model. */
+  groupId: string;
+  /** The consumer starts only once this says the store is usable. */
+  storeReady: () => boolean;
+}
+
+/**
+ * Consumes `orders.v1` in a consumer group and projects each event into `ledger.entries`. Offsets
+ * are committed by hand, only after the Cassandra write succeeded: a crash between the two replays
+ * the event, which the idempotent projection absorbs (at-least-once delivery, exactly-once effect).
+ */
+export class OrderConsumer implements Dependency {
+  readonly name = 'kafka';
+  private readonly consumer: Consumer;
+  private readonly opts: OrderConsumerOptions;
+  private readonly store: EntryStore;
+  private readonly log: FastifyBaseLogger;
+  private running = false;
+  private joined = false;
+  private crashed: Error | null = null;
+  /** Events projected since start (replays included); for logs and tests. */
+  projected = 0;
+
+  constructor(
+    kafka: kafkajs.Kafka,
+    store: EntryStore,
+    opts: OrderConsumerOptions,
+    log: FastifyBaseLogger,
+  ) {
+    this.opts = opts;
+    this.store = store;
+    this.log = log;
+    this.consumer = kafka.consumer({
+      groupId: opts.groupId,
+      allowAutoTopicCreation: false,
+      sessionTimeout: 15_000,
+      heartbeatInterval: 3_000,
+      maxWaitTimeInMs: 500,
+    });
+    const ev = this.consumer.events;
+    this.consumer.on(ev.GROUP_JOIN, (e) => {
+      this.joined = true;
+      this.log.info(
+        { groupId: e.payload.groupId, assignment: e.payload.memberAssignment },
+        'joined consumer group',
+      );
+    });
+    this.consumer.on(ev.CRASH, (e) => {
+      this.joined = false;
+      if (!e.payload.restart) this.crashed = e.payload.error;
+      this.log.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
+    });
+    this.consumer.on(ev.DISCONNECT, () => {
+      this.joined = false;
+    });
+    this.consumer.on(ev.STOP, () => {
+      this.joined = false;
+    });
+  }
+
+  async connect(): Promise<void> {
+    if (this.running) return;
+    if (!this.opts.storeReady()) throw new Error('waiting for cassandra before consuming');
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topics: [this.opts.topic], fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachMessage: (payload) => this.handle(payload),
+    });
+    this.running = true;
+  }
+
+  /** In the group with partitions assigned (or waiting for some), and not crashed for good. */
+  ready(): boolean {
+    return this.joined && this.crashed === null;
+  }
+
+  /** False once the consumer crashed with an error kafkajs will not restart from. */
+  alive(): boolean {
+    return this.crashed === null;
+  }
+
+  /** Leave the group; kafkajs lets the message being handled finish first. */
+  async close(): Promise<void> {
+    await this.consumer.disconnect();
+  }
+
+  private async handle({ topic, partition, message }: EachMessagePayload): Promise<void> {
+    const next = (BigInt(message.offset) + 1n).toString();
+    const at = { topic, partition, offset: message.offset };
+    let event;
+    try {
+      event = decodeOrderCreated(message.value);
+    } catch (err) {
+      // A poison record must not block its partition; it is logged with its position instead.
+      this.log.error({ err: err as Error, ...at }, 'skipping malformed orders event');
+      await this.consumer.commitOffsets([{ topic, partition, offset: next }]);
+      return;
+    }
+    // Throwing here (store down) makes kafkajs retry from the last committed offset.
+    await this.store.project(event, { partition, offset: message.offset });
+    await this.consumer.commitOffsets([{ topic, partition, offset: next }]);
+    this.projected++;
+    this.log.info(
+      { ...at, orderId: event.order.id, subject: event.subject, requestId: event.requestId },
+      'projected order',
+    );
+  }
+}

@@ -1,0 +1,176 @@
+import { Writable } from 'node:stream';
+import { freePort } from '@trellis/local/harness';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/app.ts';
+
+// These paths answer before any data store is touched; the stores are real but down (closed ports).
+const lines: Record<string, unknown>[] = [];
+const sink = new Writable({
+  write(chunk: Buffer, _enc, done) {
+    for (const l of chunk.toString().split('\n'))
+      if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+    done();
+  },
+});
+let app: FastifyInstance;
+
+const token = (claims: Record<string, unknown>): string =>
+  Buffer.from(JSON.stringify(claims)).toString('base64url');
+const alice = { 'x-jwt-payload': token({ sub: 'alice', azp: 'web', scope: 'orders:write' }) };
+
+beforeAll(async () => {
+  app = await buildApp({
+    cassandra: { contactPoints: [`127.0.0.1:${await freePort()}`], localDataCenter: 'datacenter1' },
+    kafka: { brokers: [`127.0.0.1:${await freePort()}`], clientId: 'orders-api-test' },
+    log: { level: 'info', stream: sink },
+  });
+  await app.ready();
+});
+afterAll(async () => {
+  await app?.close();
+});
+
+const post = (body: unknown, headers: Record<string, string> = alice) =>
+  app.inject({ method: 'POST', url: '/orders', headers, payload: body as Record<string, unknown> });
+
+describe('POST /orders validation', () => {
+  it.each([
+    [{ quantity: 1 }, 'body.sku', 'is required'],
+    [{ sku: 'A-1' }, 'body.quantity', 'is required'],
+    [{ sku: 'A-1', quantity: 0 }, 'body.quantity', 'must be >= 1'],
+    [{ sku: 'A-1', quantity: 1001 }, 'body.quantity', 'must be <= 1000'],
+    [{ sku: 'A-1', quantity: 1.5 }, 'body.quantity', 'must be integer'],
+    [{ sku: 'A-1', quantity: '5' }, 'body.quantity', 'must be integer'],
+    [{ sku: '', quantity: 1 }, 'body.sku', 'must match pattern'],
+    [
+      { sku: 'A-1', quantity: 1, customerRef: '' },
+      'body.customerRef',
+      'must NOT have fewer than 1 characters',
+    ],
+    [{ sku: 'A-1', quantity: 1, price: 3 }, 'body.price', 'is not an allowed field'],
+  ])('%j → 400 naming %s', async (body, field, message) => {
+    const res = await post(body);
+    expect(res.statusCode).toBe(400);
+    const json = res.json<{ error: string; field: string; message: string }>();
+    expect(json).toMatchObject({ error: 'bad_request', field });
+    expect(json.message.startsWith(`${field}: ${message}`)).toBe(true);
+  });
+
+  it('rejects a body that is not JSON', async () => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/orders',
+      headers: { ...alice, 'content-type': 'application/json' },
+      payload: '{"sku":',
+    });
+    expect(res.statusCode).toBe(400);
+  });
+});
+
+describe('identity headers', () => {
+  it('answers 401 without the payload header, before validating the body', async () => {
+    const res = await post({ nonsense: true }, {});
+    expect(res.statusCode).toBe(401);
+    expect(res.headers['www-authenticate']).toBe('Bearer');
+    expect(res.json()).toMatchObject({
+      error: 'unauthenticated',
+      message: 'missing x-jwt-payload header',
+    });
+  });
+
+  it.each([
+    ['garbage', { 'x-jwt-payload': '%%%' }],
+    ['JSON without sub', { 'x-jwt-payload': token({ iss: 'x' }) }],
+    ['a garbled XFCC', { ...alice, 'x-forwarded-client-cert': 'URI="spiffe://unterminated' }],
+  ])('answers 401 for %s', async (_what, headers) => {
+    const res = await post({ sku: 'A-1', quantity: 1 }, headers);
+    expect(res.statusCode).toBe(401);
+  });
+
+  it('guards GET too', async () => {
+    const res = await app.inject({
+      method: 'GET',
+      url: '/orders/0b8a6f8e-3c1e-4c59-9a51-6f0f0c1b2d3e',
+    });
+    expect(res.statusCode).toBe(401);
+  });
+
+  it('logs the caller identity (subject, client, SPIFFE peer) on the request lines', async () => {
+    await post(
+      { sku: 'A-1', quantity: 0 },
+      {
+        ...alice,
+        'x-request-id': 'ident-1',
+        'x-forwarded-client-cert':
+          'By=spiffe://td/ns/shop/sa/orders-api;URI=spiffe://td/ns/edge/sa/ingress',
+      },
+    );
+    const done = lines.find((l) => l.requestId === 'ident-1' && l.msg === 'request completed');
+    expect(done?.caller).toEqual({
+      sub: 'alice',
+      client: 'web',
+      peer: 'spiffe://td/ns/edge/sa/ingress',
+    });
+    expect(done?.service).toBe('orders-api');
+  });
+});
+
+describe('GET /orders/:id', () => {
+  it('answers 400 for a malformed id', async () => {
+    const res = await app.inject({ method: 'GET', url: '/orders/not-a-uuid', headers: alice });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ field: 'params.id' });
+  });
+});
+
+describe('request id', () => {
+  it('honours x-request-id and echoes it', async () => {
+    const res = await app.inject({
+      method: 'GET',
+      url: '/healthz',
+      headers: { 'x-request-id': 'edge-123' },
+    });
+    expect(res.headers['x-request-id']).toBe('edge-123');
+  });
+
+  it('generates one when absent or unsafe, and logs with it', async () => {
+    const a = await post({ sku: 'A-1', quantity: 0 });
+    const b = await post(
+      { sku: 'A-1', quantity: 0 },
+      { ...alice, 'x-request-id': 'bad id\nwith newline' },
+    );
+    const idA = a.headers['x-request-id'] as string;
+    const idB = b.headers['x-request-id'] as string;
+    expect(idA).toMatch(/^[0-9a-f-]{36}$/);
+    expect(idB).toMatch(/^[0-9a-f-]{36}$/);
+    expect(idA).not.toBe(idB);
+    expect(a.json()).toMatchObject({ requestId: idA });
+    expect(lines.some((l) => l.requestId === idA && l.msg === 'incoming request')).toBe(true);
+  });
+});
+
+describe('health', () => {
+  it('is alive while its dependencies are down', async () => {
+    const res = await app.inject({ method: 'GET', url: '/healthz' });
+    expect(res.statusCode).toBe(200);
+  });
+
+  it('is not ready while Cassandra and Kafka are down', async () => {
+    const res = await app.inject({ method: 'GET', url: '/readyz' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toEqual({ status: 'not_ready', checks: { cassandra: false, kafka: false } });
+  });
+
+  it('refuses orders with 503 rather than hanging while the stores are down', async () => {
+    const res = await post({ sku: 'A-1', quantity: 1 });
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBe('1');
+  });
+
+  it('answers unknown routes with a JSON 404', async () => {
+    const res = await app.inject({ method: 'GET', url: '/nope' });
+    expect(res.statusCode).toBe(404);
+    expect(res.json()).toMatchObject({ error: 'not_found' });
+  });
+});

@@ -1,0 +1,101 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.ts';
+import { ConfigError } from '../src/platform/env.ts';
+
+const base = { CASSANDRA_CONTACT_POINTS: '127.0.0.1:9042', KAFKA_BROKERS: '127.0.0.1:9092' };
+const dir = mkdtempSync(join(tmpdir(), 'orders-api-config-'));
+const pem = join(dir, 'ca.pem');
+writeFileSync(pem, 'not parsed at load time');
+
+describe('loadConfig', () => {
+  it('applies defaults', () => {
+    const c = loadConfig(base);
+    expect(c.server).toEqual({
+      host: '127.0.0.1',
+      port: 8080,
+      logLevel: 'info',
+      shutdownGraceMs: 10_000,
+    });
+    expect(c.app.cassandra).toEqual({
+      contactPoints: ['127.0.0.1:9042'],
+      localDataCenter: 'datacenter1',
+      consistency: 'LOCAL_QUORUM',
+    });
+    expect(c.app.kafka).toEqual({ brokers: ['127.0.0.1:9092'], clientId: 'orders-api' });
+    expect(c.app.topic).toBe('orders.v1');
+    expect(c.app.identity).toEqual({
+      payloadHeader: 'x-jwt-payload',
+      xfccHeader: 'x-forwarded-client-cert',
+      requirePeer: false,
+    });
+  });
+
+  it('reads TLS files, address translation and header names', () => {
+    const c = loadConfig({
+      ...base,
+      CASSANDRA_TLS_CA_FILE: pem,
+      CASSANDRA_TLS_CERT_FILE: pem,
+      CASSANDRA_TLS_KEY_FILE: pem,
+      CASSANDRA_TLS_SERVER_ID: 'spiffe://trellis.local/ns/data/sa/cassandra',
+      CASSANDRA_TRANSLATE_ADDRESS: '127.0.0.1:15042',
+      KAFKA_TLS_CA_FILE: pem,
+      IDENTITY_PAYLOAD_HEADER: 'X-Claims',
+    });
+    expect(c.app.cassandra.tls).toEqual({
+      caFile: pem,
+      certFile: pem,
+      keyFile: pem,
+      serverId: 'spiffe://trellis.local/ns/data/sa/cassandra',
+    });
+    expect(c.app.cassandra.translateTo).toBe('127.0.0.1:15042');
+    expect(c.app.kafka.tls).toEqual({ caFile: pem });
+    expect(c.app.identity?.payloadHeader).toBe('x-claims');
+  });
+
+  it.each([
+    [{ CASSANDRA_CONTACT_POINTS: undefined }, 'CASSANDRA_CONTACT_POINTS', 'is required'],
+    [{ KAFKA_BROKERS: '' }, 'KAFKA_BROKERS', 'is required'],
+    [{ KAFKA_BROKERS: 'localhost' }, 'KAFKA_BROKERS', 'must be host:port'],
+    [
+      { CASSANDRA_CONTACT_POINTS: '127.0.0.1:9042,127.0.0.1:99999' },
+      'CASSANDRA_CONTACT_POINTS',
+      'must be host:port',
+    ],
+    [{ PORT: 'eighty' }, 'PORT', 'must be an integer'],
+    [{ PORT: '0' }, 'PORT', 'must be between 1 and 65535'],
+    [{ CASSANDRA_CONSISTENCY: 'ALL' }, 'CASSANDRA_CONSISTENCY', 'must be one of'],
+    [
+      { CASSANDRA_TLS_CA_FILE: join(dir, 'missing.pem') },
+      'CASSANDRA_TLS_CA_FILE',
+      'does not exist',
+    ],
+    [{ KAFKA_TLS_CERT_FILE: pem }, 'KAFKA_TLS_CERT_FILE', 'KAFKA_TLS_CA_FILE is not'],
+    [
+      { KAFKA_TLS_CA_FILE: pem, KAFKA_TLS_CERT_FILE: pem },
+      'KAFKA_TLS_KEY_FILE',
+      'is required when',
+    ],
+    [
+      { CASSANDRA_TLS_CA_FILE: pem, CASSANDRA_TLS_SERVER_ID: 'cassandra' },
+      'CASSANDRA_TLS_SERVER_ID',
+      'SPIFFE',
+    ],
+    [{ IDENTITY_XFCC_HEADER: 'bad header' }, 'IDENTITY_XFCC_HEADER', 'HTTP header name'],
+    [{ KAFKA_CLIENT_ID: 'a b' }, 'KAFKA_CLIENT_ID', 'must be letters'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL', 'must be one of'],
+  ])('%j fails naming %s', (vars, variable, problem) => {
+    let err: unknown;
+    try {
+      loadConfig({ ...base, ...vars });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).variable).toBe(variable);
+    expect((err as ConfigError).message).toContain(variable);
+    expect((err as ConfigError).message).toContain(problem);
+  });
+});
