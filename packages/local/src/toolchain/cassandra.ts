@@ -1,0 +1,175 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { installAtomically, isInstalled, toolDir } from './cache.ts';
+import { tryRun } from './exec.ts';
+import { findJdk, javaHome } from './java.ts';
+import { mavenRegistryName, resolveClasspath, type MavenCoordinates } from './maven.ts';
+import type { Tool, ToolCheck } from './spec.ts';
+
+/**
+ * Cassandra, assembled from `org.apache.cassandra:cassandra-all` and its runtime dependencies: the
+ * `apache-cassandra` bin tarball is not on Maven Central for 5.x (docs/adr/0001).
+ */
+export const CASSANDRA_VERSION = '5.0.9';
+export const CASSANDRA_MINIMUM = '5.0.7';
+
+/** Cassandra 5.0 supports Java 11 and 17; it installs a SecurityManager, which JDK 24+ refuses. */
+export const CASSANDRA_JAVA = { min: 17, max: 17 } as const;
+
+const ROOT: MavenCoordinates = {
+  groupId: 'org.apache.cassandra',
+  artifactId: 'cassandra-all',
+  version: CASSANDRA_VERSION,
+};
+
+/** The installed layout: `<home>/lib/*.jar` and `<home>/install.json`. */
+export interface CassandraInstall {
+  home: string;
+  version: string;
+  libDir: string;
+  /** `-cp` value (a `lib/*` wildcard, which the JVM expands). */
+  classpath: string;
+  javaHome: string;
+}
+
+/**
+ * The static JVM flags Cassandra 5.0 wants on JDK 17: `conf/jvm-server.options` and
+ * `conf/jvm17-server.options` (apache/cassandra, cassandra-5.0 branch), minus what does not suit a
+ * small single-node dev server (`-XX:+AlwaysPreTouch` and `-XX:+UseNUMA` slow startup; heap sizing is the
+ * caller's). The JPMS exports/opens are required: without them Cassandra fails at startup on JDK 17.
+ */
+export const CASSANDRA_JVM_OPTIONS: readonly string[] = [
+  // jvm-server.options
+  '-ea',
+  '-da:net.openhft...',
+  '-XX:+UseThreadPriorities',
+  '-XX:+HeapDumpOnOutOfMemoryError',
+  '-Xss256k',
+  '-XX:+UseTLAB',
+  '-XX:+ResizeTLAB',
+  '-XX:+PerfDisableSharedMem',
+  '-Djava.net.preferIPv4Stack=true',
+  // Cassandra's startup check warns unless the JVM stops on OOM (data corruption risk otherwise).
+  '-XX:+ExitOnOutOfMemoryError',
+  // jvm17-server.options: G1
+  '-XX:+UseG1GC',
+  '-XX:+ParallelRefProcEnabled',
+  '-XX:MaxTenuringThreshold=1',
+  '-XX:G1HeapRegionSize=16m',
+  '-XX:G1RSetUpdatingPauseTimePercent=5',
+  '-XX:MaxGCPauseMillis=300',
+  '-XX:InitiatingHeapOccupancyPercent=70',
+  // jvm17-server.options: JPMS
+  '-Djdk.attach.allowAttachSelf=true',
+  '--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED',
+  '--add-exports=java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED',
+  '--add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED',
+  '--add-exports=java.rmi/sun.rmi.server=ALL-UNNAMED',
+  '--add-exports=java.sql/java.sql=ALL-UNNAMED',
+  '--add-exports=java.base/java.lang.ref=ALL-UNNAMED',
+  '--add-exports=jdk.unsupported/sun.misc=ALL-UNNAMED',
+  '--add-exports=jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED',
+  '--add-exports=jdk.attach/sun.tools.attach=ALL-UNNAMED',
+  '--add-opens=java.base/java.lang.module=ALL-UNNAMED',
+  '--add-opens=java.base/jdk.internal.loader=ALL-UNNAMED',
+  '--add-opens=java.base/jdk.internal.ref=ALL-UNNAMED',
+  '--add-opens=java.base/jdk.internal.reflect=ALL-UNNAMED',
+  '--add-opens=java.base/jdk.internal.math=ALL-UNNAMED',
+  '--add-opens=java.base/jdk.internal.module=ALL-UNNAMED',
+  '--add-opens=java.base/jdk.internal.util.jar=ALL-UNNAMED',
+  '--add-opens=jdk.management/com.sun.management.internal=ALL-UNNAMED',
+  '--add-opens=java.base/sun.nio.ch=ALL-UNNAMED',
+  '--add-opens=java.base/java.io=ALL-UNNAMED',
+  '--add-opens=java.base/java.lang.reflect=ALL-UNNAMED',
+  '--add-opens=jdk.compiler/com.sun.tools.javac=ALL-UNNAMED',
+  '--add-opens=java.base/java.lang=ALL-UNNAMED',
+  '--add-opens=java.base/java.util=ALL-UNNAMED',
+  // jvm17-server.options: Netty
+  '-Dio.netty.tryReflectionSetAccessible=true',
+  '-Dio.netty.allocator.useCacheForAllThreads=true',
+  '-Dio.netty.allocator.maxOrder=11',
+];
+
+/** The main class that `bin/cassandra` runs. */
+export const CASSANDRA_MAIN = 'org.apache.cassandra.service.CassandraDaemon';
+
+function home(): string {
+  return toolDir('cassandra', CASSANDRA_VERSION);
+}
+
+/** Where Cassandra is installed, or null when it is not (installs nothing). */
+export function cassandraInstall(): CassandraInstall | null {
+  const h = home();
+  if (!isInstalled(h)) return null;
+  const jdk = findJdk(CASSANDRA_JAVA.min, CASSANDRA_JAVA.max);
+  return {
+    home: h,
+    version: CASSANDRA_VERSION,
+    libDir: join(h, 'lib'),
+    classpath: join(h, 'lib', '*'),
+    javaHome: jdk?.home ?? '',
+  };
+}
+
+/** Cassandra 5.0 from Maven Central: `cassandra-all` plus its runtime classpath, run with our own JVM flags. */
+export const cassandra: Tool = {
+  name: 'cassandra',
+  pinned: CASSANDRA_VERSION,
+  minimum: CASSANDRA_MINIMUM,
+  source: `${mavenRegistryName()} org.apache.cassandra:cassandra-all:${CASSANDRA_VERSION} + runtime dependencies`,
+
+  async ensure(): Promise<string> {
+    const h = home();
+    const jdk = javaHome(CASSANDRA_JAVA.min, CASSANDRA_JAVA.max);
+    await installAtomically(h, async (staging) => {
+      const jars = await resolveClasspath({
+        name: 'cassandra',
+        artifacts: [ROOT],
+        into: join(staging, 'lib'),
+        javaHome: jdk,
+      });
+      writeFileSync(
+        join(staging, 'install.json'),
+        `${JSON.stringify({ version: CASSANDRA_VERSION, root: ROOT, jars }, null, 2)}\n`,
+      );
+    });
+    return h;
+  },
+
+  async check(): Promise<ToolCheck> {
+    const base = {
+      name: this.name,
+      pinned: this.pinned,
+      minimum: this.minimum,
+      source: this.source,
+    };
+    const inst = cassandraInstall();
+    if (!inst)
+      return { ...base, found: null, location: null, runs: false, problem: 'not installed' };
+    const found = existsSync(join(inst.home, 'install.json'))
+      ? (JSON.parse(readFileSync(join(inst.home, 'install.json'), 'utf8')) as { version: string })
+          .version
+      : null;
+    if (!inst.javaHome) {
+      return { ...base, found, location: inst.home, runs: false, problem: 'no JDK 17 to run it' };
+    }
+    // GetVersion is what `bin/cassandra -v` runs: it loads the jar's build properties.
+    const out = await tryRun(join(inst.javaHome, 'bin', 'java'), [
+      '-cp',
+      inst.classpath,
+      'org.apache.cassandra.tools.GetVersion',
+    ]);
+    const runs = out !== null && out.includes(CASSANDRA_VERSION);
+    return {
+      ...base,
+      found,
+      location: inst.home,
+      runs,
+      ...(runs
+        ? {}
+        : {
+            problem: `GetVersion did not report ${CASSANDRA_VERSION}: ${(out ?? 'failed').trim().slice(-200)}`,
+          }),
+    };
+  },
+};
