@@ -14,6 +14,11 @@ export function spiffeId(model: Model, workload: string): string {
   return `spiffe://${model.trustDomain}/ns/${ns}/sa/${sa}`;
 }
 
+/** The SPIFFE ID a data service's servers present (`.../sa/cassandra`, `.../sa/kafka`). */
+export function dataServiceSpiffeId(model: Model, service: DataService): string {
+  return `spiffe://${model.trustDomain}/ns/${model.namespace}/sa/${service}`;
+}
+
 /** The workload whose SPIFFE ID is `id`, if any. */
 export function workloadBySpiffeId(model: Model, id: string): string | undefined {
   return Object.keys(model.workloads).find((w) => spiffeId(model, w) === id);

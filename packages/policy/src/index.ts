@@ -6,6 +6,7 @@ export { formatErrors, formatPath, rootPath } from './errors.ts';
 export type { PolicyError } from './errors.ts';
 export {
   callersOf,
+  dataServiceSpiffeId,
   dataServices,
   edgeWorkloads,
   matchesPathTemplate,
@@ -47,3 +48,105 @@ export {
   validateModel,
 } from './validate.ts';
 export type { ModelResult, ValidModel } from './validate.ts';
+
+// The oracle and the requests it decides.
+export { allowed, tokenValidFor } from './oracle.ts';
+export {
+  claimAt,
+  claimValues,
+  jwtClockSkewSeconds,
+  kafkaOperations,
+  spaceDelimitedClaims,
+} from './request.ts';
+export type {
+  AccessRequest,
+  CqlRequest,
+  Decision,
+  EdgeRequest,
+  HttpRequest,
+  JsonValue,
+  KafkaOperation,
+  KafkaRequest,
+  KafkaResourceType,
+  Peer,
+  TcpRequest,
+  Token,
+} from './request.ts';
+
+// Compilers.
+export { labelKeys } from './compile/common.ts';
+export type { ObjectMeta } from './compile/common.ts';
+export { compileIstio, istioClaimKey, istioPath, istioPrincipal } from './compile/istio.ts';
+export type {
+  AuthorizationPolicy,
+  IstioCondition,
+  IstioJwtRule,
+  IstioOperation,
+  IstioOptions,
+  IstioResource,
+  IstioRule,
+  IstioSource,
+  PeerAuthentication,
+  RequestAuthentication,
+  WorkloadSelector,
+} from './compile/istio.ts';
+export { compileGatewayApi, gatewayPath } from './compile/gateway.ts';
+export type {
+  Gateway,
+  GatewayListener,
+  GatewayOptions,
+  HttpRoute,
+  HttpRouteMatch,
+} from './compile/gateway.ts';
+export { compileEnvoy, jwtMetadataFilter, pathMatcher } from './compile/envoy.ts';
+export type { EnvoyArtefacts, EnvoyEndpoint, EnvoyOptions } from './compile/envoy.ts';
+export type {
+  EnvoyBootstrap,
+  EnvoyCluster,
+  EnvoyListener,
+  EnvoyRoute,
+  HttpFilter,
+  JwtProvider,
+  NetworkFilter,
+  RbacPermission,
+  RbacPolicy,
+  RbacPrincipal,
+  SdsFile,
+  StringMatcher,
+} from './compile/envoy-types.ts';
+export { compileKafkaAcls, kafkaAclCliArgs, kafkaPrincipalMappingRules } from './compile/kafka.ts';
+export type { KafkaAclBinding, KafkaAclOptions } from './compile/kafka.ts';
+export { cassandraRole, compileCassandra } from './compile/cassandra.ts';
+export type {
+  CassandraArtefacts,
+  CassandraOptions,
+  CassandraStatement,
+} from './compile/cassandra.ts';
+export { agentRole, compileKeycloakRealm } from './compile/keycloak.ts';
+export type {
+  KeycloakClient,
+  KeycloakClientScope,
+  KeycloakDemoUser,
+  KeycloakOptions,
+  KeycloakProtocolMapper,
+  KeycloakRealm,
+  KeycloakUser,
+} from './compile/keycloak.ts';
+export { compileNginx, nginxLocation } from './compile/nginx.ts';
+export type { NginxOptions } from './compile/nginx.ts';
+export { compileK6Thresholds, meshOverheadMetric } from './compile/k6.ts';
+export type { K6RouteTarget, K6Thresholds } from './compile/k6.ts';
+
+// Evaluators of compiled artefacts (documented semantics of each system), for tests and diagnostics.
+export { evaluateIstio } from './evaluate/istio.ts';
+export type { IstioRequest } from './evaluate/istio.ts';
+export { evaluateEnvoy, stringMatches } from './evaluate/envoy.ts';
+export type { EnvoyRequest } from './evaluate/envoy.ts';
+export { evaluateKafkaAcls } from './evaluate/kafka.ts';
+export type { KafkaAclRequest } from './evaluate/kafka.ts';
+export { evaluateCassandra, parseCassandraAuth } from './evaluate/cassandra.ts';
+export type { CassandraAuthState } from './evaluate/cassandra.ts';
+
+// Rendering for the CLI.
+export { exampleEnvoyOptions, renderTarget, renderTargets } from './render.ts';
+export type { RenderOptions, RenderTarget } from './render.ts';

@@ -46,20 +46,14 @@ const workloadSchema = z.strictObject({
   serviceAccount: text
     .optional()
     .meta({ description: 'Service account part of the SPIFFE ID. Defaults to the workload name.' }),
-  edge: z
-    .boolean()
-    .default(false)
-    .meta({
-      description: 'The edge sidecar: receives traffic from the ingress, not from the mesh.',
-    }),
+  edge: z.boolean().default(false).meta({
+    description: 'The edge sidecar: receives traffic from the ingress, not from the mesh.',
+  }),
   mtls: mtlsSchema.optional(),
   ports: z.array(portSchema).min(1),
-  calls: z
-    .array(text)
-    .default([])
-    .meta({
-      description: 'Workloads, or the data services cassandra and kafka, that this one calls.',
-    }),
+  calls: z.array(text).default([]).meta({
+    description: 'Workloads, or the data services cassandra and kafka, that this one calls.',
+  }),
 });
 
 const roleSchema = z.strictObject({
@@ -78,12 +72,9 @@ const identityProviderSchema = z.strictObject({
     .default('realm_access.roles')
     .meta({ description: 'Claim (dotted path) holding the roles of the subject.' }),
   scopes: z.array(text).min(1).meta({ description: 'Every scope this provider issues.' }),
-  roles: z
-    .record(z.string(), roleSchema)
-    .default({})
-    .meta({
-      description: 'Claim-to-role mapping: the scopes a subject holding each role may get.',
-    }),
+  roles: z.record(z.string(), roleSchema).default({}).meta({
+    description: 'Claim-to-role mapping: the scopes a subject holding each role may get.',
+  }),
 });
 
 const authSchema = z.strictObject({

@@ -44,9 +44,9 @@ const dnsLabelReason =
 // SPIFFE trust domain: https://github.com/spiffe/spiffe/blob/main/standards/SPIFFE-ID.md#21-trust-domain
 const trustDomainRe = /^[a-z0-9._-]+$/;
 // Cassandra identifiers: https://cassandra.apache.org/doc/5.0/cassandra/developing/cql/ddl.html
-const cqlName = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
+const cqlName = /^[a-z_][a-z0-9_]{0,47}$/;
 const cqlNameReason =
-  'must be a Cassandra name: letters, digits and _, not starting with a digit, at most 48 characters';
+  'must be a lowercase Cassandra name: a-z, 0-9 and _, not starting with a digit, at most 48 characters';
 // Kafka topic and group names: legal characters [a-zA-Z0-9._-], at most 249 (kafka Topic.java).
 const kafkaName = /^[A-Za-z0-9._-]{1,249}$/;
 const kafkaNameReason =
@@ -381,6 +381,12 @@ function checkRoutes(m: Model, err: Err) {
       }
     }
 
+    // Envoy's token bucket refills requestsPerSecond once a second, capped at burst (max_tokens).
+    if (r.rateLimit && r.rateLimit.burst < r.rateLimit.requestsPerSecond)
+      err(
+        [...base, 'rateLimit', 'burst'],
+        'burst must be at least requestsPerSecond (the bucket refills once a second)',
+      );
     if (r.budget?.p50Ms !== undefined && r.budget.p50Ms > r.budget.p99Ms)
       err([...base, 'budget', 'p50Ms'], 'p50 must not exceed p99');
   }
