@@ -159,8 +159,9 @@ export async function startNginx(opts: NginxOptions): Promise<NginxInstance> {
 export async function testNginxConfig(config: string): Promise<ConfigCheck> {
   const bin = await nginx.ensure();
   const dir = mkdtempSync(join(tmpdir(), 'trellis-nginx-test-'));
+  const conf = join(dir, 'nginx.conf');
   try {
-    const conf = prepare(dir, config, mimeTypesFor(bin));
+    prepare(dir, config, mimeTypesFor(bin));
     await run(bin, ['-t', '-q', '-p', dir, '-c', conf, '-e', 'stderr'], {
       what: 'nginx -t',
       timeoutMs: 30_000,
@@ -168,12 +169,40 @@ export async function testNginxConfig(config: string): Promise<ConfigCheck> {
     return { ok: true };
   } catch (err) {
     if (!(err instanceof CommandError)) throw err;
-    const lines = err.output
-      .split('\n')
-      .map((l) => l.replace(/^nginx: /, '').trim())
-      .filter((l) => l && !l.includes('configuration file') && !l.includes('test failed'));
-    return { ok: false, error: lines.join('\n') || err.output.trim() };
+    const offset = preambleLines(dir, mimeTypesFor(bin));
+    return { ok: false, error: explainNginxError(err.output, conf, offset) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * nginx's messages without the timestamp and pid, with `nginx.conf:<n>` turned into the line of
+ * the caller's http body (the harness wraps it, so the file's numbering would mislead).
+ */
+export function explainNginxError(output: string, confPath: string, offset: number): string {
+  const lines = output
+    .split('\n')
+    .map((l) =>
+      l
+        .replace(/^nginx: /, '')
+        .replace(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d /, '')
+        .replace(/^(\[\w+\]) \d+#\d+: /, '$1 ')
+        .replace(new RegExp(`in ${escapeRe(confPath)}:(\\d+)`), (_m, n: string) => {
+          const line = Number(n) - offset;
+          return line >= 1 ? `in config line ${line}` : `in the harness preamble (nginx.conf:${n})`;
+        })
+        .trim(),
+    )
+    .filter((l) => l && !/configuration file .* test (failed|is successful)/.test(l));
+  return lines.join('\n') || output.trim();
+}
+
+/** How many nginx.conf lines come before the first line of the http body. */
+function preambleLines(prefix: string, mimeTypes: string, workers?: number): number {
+  return renderNginxConf(prefix, '\u0000', mimeTypes, workers).split('\n').indexOf('  \u0000');
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

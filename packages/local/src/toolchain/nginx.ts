@@ -126,6 +126,31 @@ async function resolveVersion(): Promise<string | null> {
   return null;
 }
 
+let resolved: string | null = null;
+
+async function ensureNginx(): Promise<string> {
+  const candidate = await aptCandidate();
+  if (candidate && isInstalled(toolDir('nginx', candidate)))
+    return nginxBinaryIn(toolDir('nginx', candidate));
+  // Offline or no apt (not Debian): use what is already installed.
+  const have = installedVersions()[0];
+  if (!candidate && have) return nginxBinaryIn(toolDir('nginx', have));
+  const version = candidate ?? (await resolveVersion());
+  if (!version) {
+    throw new FetchError(
+      `nginx ${PINNED}`,
+      REGISTRY,
+      'apt-cache has no candidate for package nginx (run apt-get update, or install on Debian bookworm)',
+    );
+  }
+  if (compareVersions(upstreamVersion(version), MINIMUM) < 0) {
+    throw new Error(`nginx: apt offers ${version}, below the minimum ${MINIMUM}`);
+  }
+  const dir = toolDir('nginx', version);
+  await installAtomically(dir, (staging) => install(version, staging));
+  return nginxBinaryIn(dir);
+}
+
 /**
  * nginx from Debian, unpacked per user with `apt-get download` + `dpkg -x` into the tool cache, so it
  * needs no root and never touches /etc or /var (the harness runs it with `-p`, `-c`, `-e`).
@@ -136,26 +161,10 @@ export const nginx: Tool = {
   minimum: MINIMUM,
   source: `${REGISTRY} nginx ${PINNED} (Debian bookworm)`,
   async ensure(): Promise<string> {
-    const candidate = await aptCandidate();
-    if (candidate && isInstalled(toolDir('nginx', candidate)))
-      return nginxBinaryIn(toolDir('nginx', candidate));
-    // Offline or no apt (not Debian): use what is already installed.
-    const have = installedVersions()[0];
-    if (!candidate && have) return nginxBinaryIn(toolDir('nginx', have));
-    const version = candidate ?? (await resolveVersion());
-    if (!version) {
-      throw new FetchError(
-        `nginx ${PINNED}`,
-        REGISTRY,
-        'apt-cache has no candidate for package nginx (run apt-get update, or install on Debian bookworm)',
-      );
-    }
-    if (compareVersions(upstreamVersion(version), MINIMUM) < 0) {
-      throw new Error(`nginx: apt offers ${version}, below the minimum ${MINIMUM}`);
-    }
-    const dir = toolDir('nginx', version);
-    await installAtomically(dir, (staging) => install(version, staging));
-    return nginxBinaryIn(dir);
+    // apt-cache takes 0.3–2 s; ask it once per process.
+    if (resolved && existsSync(resolved)) return resolved;
+    resolved = await ensureNginx();
+    return resolved;
   },
   async check(): Promise<ToolCheck> {
     const base = { name: 'nginx', pinned: PINNED, minimum: MINIMUM, source: this.source };
