@@ -1,0 +1,362 @@
+import { Client, type ClientOptions } from 'cassandra-driver';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  CASSANDRA_JAVA,
+  CASSANDRA_JVM_OPTIONS,
+  CASSANDRA_MAIN,
+  CASSANDRA_VERSION,
+  cassandra as cassandraTool,
+} from '../toolchain/cassandra.ts';
+import { javaHome } from '../toolchain/java.ts';
+import { freePort } from './ports.ts';
+import { ManagedProcess } from './process.ts';
+import { splitPem } from './tls.ts';
+import { waitUntil } from './wait.ts';
+
+/** The PEM factory of Cassandra 4.1+: key material from PEM files, no keystore passwords. */
+export const PEM_SSL_CONTEXT_FACTORY = 'org.apache.cassandra.security.PEMBasedSslContextFactory';
+
+/** SimpleSnitch's data center: what clients must name as their local DC. */
+export const LOCAL_DATACENTER = 'datacenter1';
+
+/** PEM files for one side of Cassandra's TLS (see `writePemFiles` in tls.ts). */
+export interface CassandraTlsFiles {
+  /** PKCS#8 private key followed by the certificate chain. */
+  keystore: string;
+  /** Trusted CA certificates: whose clients (or peers) are accepted. */
+  truststore: string;
+  /** Ask for and verify the peer's certificate. @default true */
+  requireClientAuth?: boolean;
+}
+
+/** A Cassandra class option: a class name, or a class with parameters (as `authenticator:` in cassandra.yaml). */
+export type CassandraClass = string | { className: string; parameters?: Record<string, string> };
+
+export interface CassandraOptions {
+  /** The node's own directory: `conf/`, `data/`, `logs/`, and the process `log` go here. */
+  dir: string;
+  /** @default 'trellis' (must stay the same across restarts of one data dir) */
+  clusterName?: string;
+  /** Heap in MiB (-Xms = -Xmx). @default 512 */
+  heapMb?: number;
+  /** CQL over TLS only (`client_encryption_options`), with client certificates required by default. */
+  clientTls?: CassandraTlsFiles;
+  /** Internode (gossip, streaming) over TLS only (`server_encryption_options`, `internode_encryption: all`). */
+  internodeTls?: CassandraTlsFiles & {
+    /** Check that a peer's certificate names its address. @default true */
+    requireEndpointVerification?: boolean;
+  };
+  /** @default 'AllowAllAuthenticator' (e.g. MutualTlsAuthenticator with a SpiffeCertificateValidator) */
+  authenticator?: CassandraClass;
+  /** @default 'AllowAllAuthorizer' */
+  authorizer?: CassandraClass;
+  /** @default 'CassandraRoleManager' */
+  roleManager?: CassandraClass;
+  /** How the readiness probe connects when TLS or authentication is on (its client certificate, a login). */
+  probe?: CassandraClientCredentials;
+  /** Extra cassandra.yaml entries, applied last (e.g. `internode_authenticator`). */
+  yaml?: Record<string, unknown>;
+  /**
+   * fsync flushes of the system keyspaces. Off by default (`-Dcassandra.unsafesystem=true`), which saves
+   * seconds of first start on slow disks; a crash of the machine may then lose recent schema changes.
+   * @default false
+   */
+  fsyncSystemTables?: boolean;
+  /** Extra JVM arguments (system properties, GC logging), placed before the main class. */
+  jvmArgs?: readonly string[];
+  /** @default 240_000 */
+  startupTimeoutMs?: number;
+}
+
+/** How a client proves itself: a certificate (PEM file paths) and/or a login. */
+export interface CassandraClientCredentials {
+  /** Client certificate (chain) PEM file; a keystore file (key + chain) also works. */
+  cert?: string;
+  /** Client private key PEM file; defaults to the key found in `cert`. */
+  key?: string;
+  /** CA PEM file that signs the server's certificate. */
+  ca?: string;
+  username?: string;
+  password?: string;
+}
+
+/** A running single-node Cassandra. */
+export interface CassandraServer {
+  host: string;
+  /** CQL native transport port. */
+  nativePort: number;
+  /** Internode (storage) port. */
+  storagePort: number;
+  /** Local-only JMX port, for nodetool. */
+  jmxPort: number;
+  /** `host:port` for driver contact points. */
+  contactPoint: string;
+  localDataCenter: string;
+  /** Whether CQL needs TLS. */
+  tls: boolean;
+  version: string;
+  /** Milliseconds from spawn to the first successful CQL query. */
+  startupMs: number;
+  dir: string;
+  /** The process log (stdout and stderr). */
+  logFile: string;
+  process: ManagedProcess;
+  stop(): Promise<void>;
+}
+
+interface Ports {
+  nativePort: number;
+  storagePort: number;
+}
+
+/**
+ * The cassandra.yaml for one local node, as a plain object (Cassandra's SnakeYAML reads the JSON we write).
+ * Keys are Cassandra 5.0's (conf/cassandra.yaml on the cassandra-5.0 branch); sized for a 2-core dev machine.
+ */
+export function cassandraConfig(
+  opts: CassandraOptions,
+  host: string,
+  ports: Ports,
+): Record<string, unknown> {
+  const data = join(opts.dir, 'data');
+  const cfg: Record<string, unknown> = {
+    cluster_name: opts.clusterName ?? 'trellis',
+    // One token at a fixed position: no token allocation work, and a single node owns the whole ring.
+    num_tokens: 1,
+    initial_token: '0',
+    partitioner: 'org.apache.cassandra.dht.Murmur3Partitioner',
+    endpoint_snitch: 'SimpleSnitch',
+    seed_provider: [
+      {
+        class_name: 'org.apache.cassandra.locator.SimpleSeedProvider',
+        parameters: [{ seeds: `${host}:${ports.storagePort}` }],
+      },
+    ],
+    listen_address: host,
+    rpc_address: host,
+    storage_port: ports.storagePort,
+    native_transport_port: ports.nativePort,
+    start_native_transport: true,
+    data_file_directories: [join(data, 'data')],
+    commitlog_directory: join(data, 'commitlog'),
+    saved_caches_directory: join(data, 'saved_caches'),
+    hints_directory: join(data, 'hints'),
+    cdc_raw_directory: join(data, 'cdc_raw'),
+    // Periodic sync, 10 s: the upstream default, stated explicitly because it decides what a crash loses.
+    commitlog_sync: 'periodic',
+    commitlog_sync_period: '10000ms',
+    // Two cores: upstream's 32/32/32 and per-disk compactors only add contention here.
+    concurrent_reads: 8,
+    concurrent_writes: 8,
+    concurrent_counter_writes: 4,
+    concurrent_materialized_view_writes: 2,
+    concurrent_compactors: 1,
+    authenticator: classOption(opts.authenticator ?? 'AllowAllAuthenticator'),
+    authorizer: classOption(opts.authorizer ?? 'AllowAllAuthorizer'),
+    role_manager: classOption(opts.roleManager ?? 'CassandraRoleManager'),
+  };
+  if (opts.clientTls) {
+    cfg.client_encryption_options = {
+      enabled: true,
+      // Not optional: a plaintext CQL connection is refused on the one native port.
+      optional: false,
+      ssl_context_factory: { class_name: PEM_SSL_CONTEXT_FACTORY },
+      keystore: opts.clientTls.keystore,
+      truststore: opts.clientTls.truststore,
+      require_client_auth: opts.clientTls.requireClientAuth ?? true,
+    };
+  }
+  if (opts.internodeTls) {
+    cfg.server_encryption_options = {
+      internode_encryption: 'all',
+      optional: false,
+      legacy_ssl_storage_port_enabled: false,
+      ssl_context_factory: { class_name: PEM_SSL_CONTEXT_FACTORY },
+      keystore: opts.internodeTls.keystore,
+      truststore: opts.internodeTls.truststore,
+      require_client_auth: opts.internodeTls.requireClientAuth ?? true,
+      require_endpoint_verification: opts.internodeTls.requireEndpointVerification ?? true,
+    };
+  }
+  return { ...cfg, ...(opts.yaml ?? {}) };
+}
+
+function classOption(c: CassandraClass): unknown {
+  if (typeof c === 'string') {
+    if (!/^[A-Za-z_][\w.$]*$/.test(c))
+      throw new Error(`cassandra: bad class name ${JSON.stringify(c)}`);
+    return c;
+  }
+  if (!/^[A-Za-z_][\w.$]*$/.test(c.className))
+    throw new Error(`cassandra: bad className ${JSON.stringify(c.className)}`);
+  return { class_name: c.className, parameters: c.parameters ?? {} };
+}
+
+/** Logback config: everything at INFO to stdout, which the harness keeps in `<dir>/log`. */
+const LOGBACK = `<configuration scan="false">
+  <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
+    <encoder><pattern>%-5level [%thread] %date{ISO8601} %F:%L - %msg%n</pattern></encoder>
+  </appender>
+  <root level="INFO"><appender-ref ref="STDOUT"/></root>
+</configuration>
+`;
+
+/**
+ * The JVM command line for one node. System properties are the ones `bin/cassandra` and
+ * `conf/cassandra-env.sh` set, plus startup shortcuts for a single node, each checked to exist in
+ * 5.0's `CassandraRelevantProperties`:
+ * - `cassandra.skip_wait_for_gossip_to_settle=0`: no peers to wait for (saves ~8 s);
+ * - `cassandra.ring_delay_ms=0`: no ring to learn before joining;
+ * - `cassandra.superuser_setup_delay_ms=0`: create the default roles at once, not after 10 s.
+ */
+export function cassandraArgs(opts: {
+  dir: string;
+  heapMb: number;
+  jmxPort: number;
+  classpath: string;
+  extra?: readonly string[];
+}): string[] {
+  const conf = join(opts.dir, 'conf');
+  return [
+    `-Xms${opts.heapMb}m`,
+    `-Xmx${opts.heapMb}m`,
+    ...CASSANDRA_JVM_OPTIONS,
+    `-Dcassandra.config=file://${join(conf, 'cassandra.yaml')}`,
+    `-Dlogback.configurationFile=${join(conf, 'logback.xml')}`,
+    `-Dcassandra.storagedir=${join(opts.dir, 'data')}`,
+    `-Dcassandra.logdir=${join(opts.dir, 'logs')}`,
+    '-Dcassandra-foreground=yes',
+    `-Dcassandra.jmx.local.port=${opts.jmxPort}`,
+    '-Djava.rmi.server.hostname=127.0.0.1',
+    '-Dcassandra.skip_wait_for_gossip_to_settle=0',
+    '-Dcassandra.ring_delay_ms=0',
+    '-Dcassandra.superuser_setup_delay_ms=0',
+    `-XX:HeapDumpPath=${join(opts.dir, 'logs')}`,
+    ...(opts.extra ?? []),
+    '-cp',
+    opts.classpath,
+    CASSANDRA_MAIN,
+  ];
+}
+
+/** cassandra-driver options for a client of `server` (TLS and login from `creds`). */
+export function cassandraClientOptions(
+  server: Pick<CassandraServer, 'contactPoint' | 'localDataCenter' | 'tls' | 'host'>,
+  creds: CassandraClientCredentials = {},
+): ClientOptions {
+  const opts: ClientOptions = {
+    contactPoints: [server.contactPoint],
+    localDataCenter: server.localDataCenter,
+    socketOptions: { connectTimeout: 3_000, readTimeout: 10_000 },
+  };
+  if (server.tls) {
+    const certText = creds.cert ? readFileSync(creds.cert, 'utf8') : '';
+    const keyText = creds.key ? readFileSync(creds.key, 'utf8') : certText;
+    const certs = splitPem(certText).certs;
+    const key = splitPem(keyText).keys[0];
+    opts.sslOptions = {
+      ...(creds.ca ? { ca: [readFileSync(creds.ca, 'utf8')] } : {}),
+      ...(certs.length ? { cert: certs.join('') } : {}),
+      ...(key ? { key } : {}),
+      rejectUnauthorized: true,
+      // The server's certificate carries an IP SAN for the loopback address it listens on.
+      host: server.host,
+    };
+  }
+  if (creds.username !== undefined)
+    opts.credentials = { username: creds.username, password: creds.password ?? '' };
+  return opts;
+}
+
+/** One CQL query on a fresh connection; resolves the node's release_version. */
+export async function probeCassandra(
+  server: Pick<CassandraServer, 'contactPoint' | 'localDataCenter' | 'tls' | 'host'>,
+  creds?: CassandraClientCredentials,
+): Promise<string> {
+  const client = new Client(cassandraClientOptions(server, creds));
+  try {
+    await client.connect();
+    const rs = await client.execute('SELECT release_version FROM system.local');
+    const v = rs.first()?.get('release_version') as string | undefined;
+    if (!v) throw new Error('system.local returned no release_version');
+    return v;
+  } finally {
+    await client.shutdown().catch(() => undefined);
+  }
+}
+
+/**
+ * Start one Cassandra node on free loopback ports, with its own data and logs under `opts.dir`, and
+ * wait until a real CQL query answers. Fails fast with the log tail if the process dies first.
+ */
+export async function startCassandra(opts: CassandraOptions): Promise<CassandraServer> {
+  const heapMb = opts.heapMb ?? 512;
+  if (!Number.isInteger(heapMb) || heapMb < 256 || heapMb > 16_384)
+    throw new Error(`startCassandra: heapMb must be an integer in [256, 16384], got ${heapMb}`);
+  if (opts.clientTls && (opts.clientTls.requireClientAuth ?? true) && !opts.probe?.cert)
+    throw new Error(
+      'startCassandra: clientTls requires client certificates, so probe.cert must be given',
+    );
+  const home = await cassandraTool.ensure();
+  const java = join(javaHome(CASSANDRA_JAVA.min, CASSANDRA_JAVA.max), 'bin', 'java');
+  const host = '127.0.0.1';
+  const ports = { nativePort: await freePort(host), storagePort: await freePort(host) };
+  const jmxPort = await freePort(host);
+  const conf = join(opts.dir, 'conf');
+  for (const d of [conf, join(opts.dir, 'data'), join(opts.dir, 'logs')])
+    mkdirSync(d, { recursive: true });
+  writeFileSync(
+    join(conf, 'cassandra.yaml'),
+    `# Generated by Trellis (packages/local/src/harness/cassandra.ts); JSON is valid YAML.\n${JSON.stringify(
+      cassandraConfig(opts, host, ports),
+      null,
+      2,
+    )}\n`,
+  );
+  writeFileSync(join(conf, 'logback.xml'), LOGBACK);
+  const started = Date.now();
+  const proc = ManagedProcess.start({
+    name: 'cassandra',
+    command: java,
+    args: cassandraArgs({
+      dir: opts.dir,
+      heapMb,
+      jmxPort,
+      classpath: join(home, 'lib', '*'),
+      extra: [
+        ...(opts.fsyncSystemTables ? [] : ['-Dcassandra.unsafesystem=true']),
+        ...(opts.jvmArgs ?? []),
+      ],
+    }),
+    dir: opts.dir,
+    stopGraceMs: 20_000,
+  });
+  const server: CassandraServer = {
+    host,
+    ...ports,
+    jmxPort,
+    contactPoint: `${host}:${ports.nativePort}`,
+    localDataCenter: LOCAL_DATACENTER,
+    tls: opts.clientTls !== undefined,
+    version: CASSANDRA_VERSION,
+    startupMs: 0,
+    dir: opts.dir,
+    logFile: proc.logFile,
+    process: proc,
+    stop: () => proc.stop(),
+  };
+  try {
+    server.version = await waitUntil(() => probeCassandra(server, opts.probe), {
+      what: `Cassandra CQL on ${server.contactPoint}`,
+      timeoutMs: opts.startupTimeoutMs ?? 240_000,
+      intervalMs: 1_000,
+      proc,
+    });
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+  server.startupMs = Date.now() - started;
+  return server;
+}
