@@ -44,6 +44,12 @@ export function routesOf(model: Model, workload: string, port?: string): [string
   );
 }
 
+/** Identity providers named by the routes a workload serves, sorted. */
+export function workloadProviders(model: Model, workload: string): string[] {
+  const names = routesOf(model, workload).map(([, r]) => r.auth?.provider);
+  return [...new Set(names.filter((n): n is string => n !== undefined))].sort();
+}
+
 /** Names of the edge workloads (the ingress sidecars). */
 export function edgeWorkloads(model: Model): string[] {
   return Object.entries(model.workloads)

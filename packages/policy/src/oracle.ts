@@ -6,6 +6,8 @@
  * - A workload's inbound port accepts only a peer with a trusted mesh certificate whose SPIFFE ID is a
  *   workload that lists the destination in `calls` (mesh STRICT; PERMISSIVE admits plaintext at the
  *   transport, but plaintext has no identity and so is never authorized).
+ * - On a workload that serves routes, a token that is present must be valid for one of the workload's
+ *   providers, on every http port (a missing token is fine on ports without routes).
  * - On an http port that serves routes, the request must match a route (method and path template), and
  *   carry a token that the route's provider issued (exact `iss`, one of the audiences, an `exp` not past and
  *   an `nbf` not ahead (both with Envoy's 60 s clock skew), a verified signature, never `alg: none`) with every required scope
@@ -21,6 +23,7 @@ import {
   matchesPathTemplate,
   routesOf,
   workloadBySpiffeId,
+  workloadProviders,
 } from './identity.ts';
 import { claimAt, claimValues, jwtClockSkewSeconds } from './request.ts';
 import type {
@@ -80,6 +83,17 @@ function decideHttp(model: Model, r: HttpRequest): Decision {
   if (port.protocol === 'tcp') return deny(`port '${r.port}' of ${r.to} is tcp`);
   const peer = checkPeer(model, r.to, r.peer);
   if (!peer.allowed) return peer;
+  // A workload that serves routes rejects an invalid token on every http port (a missing one is
+  // fine where no route applies): Istio's RequestAuthentication is per workload, not per port.
+  const providers = workloadProviders(model, r.to);
+  const token = r.token;
+  if (providers.length > 0 && token !== undefined) {
+    const valid = providers.some((p) => {
+      const idp = model.identityProviders[p];
+      return idp !== undefined && tokenValidFor(idp, token, r.now).allowed;
+    });
+    if (!valid) return deny(`token not valid for any provider of ${r.to}`);
+  }
   const routes = routesOf(model, r.to, r.port);
   if (routes.length === 0) return allow(`${peer.reason}; port '${r.port}' has no routes`);
   let why = `no route of ${r.to} matches ${r.method} ${r.path}`;

@@ -61,7 +61,7 @@ const wildcardReason = 'wildcard principals are not allowed: name each identity'
 export function parseModel(text: string): ModelResult {
   let data: unknown;
   try {
-    const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+    const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
     if (doc.errors.length > 0) {
       return {
         ok: false,
@@ -100,8 +100,9 @@ export function validateModel(data: unknown): ModelResult {
   }
 }
 
+/** The message without the snippet and position that `prettyErrors` appends. */
 function firstLine(s: string): string {
-  return s.split('\n')[0] ?? s;
+  return (s.split('\n')[0] ?? s).replace(/ at line \d+, column \d+:?$/, '');
 }
 
 function messageOf(err: unknown): string {
@@ -255,6 +256,11 @@ function checkWorkloads(m: Model, err: Err) {
       err([...base, 'namespace'], dnsLabelReason);
     if (w.serviceAccount !== undefined && !dnsLabel.test(w.serviceAccount))
       err([...base, 'serviceAccount'], dnsLabelReason);
+    else if ((dataServices as readonly string[]).includes(w.serviceAccount ?? ''))
+      err(
+        [...base, 'serviceAccount'],
+        'the SPIFFE ID of a data service cannot be a workload identity',
+      );
     const id = spiffeId(m, name);
     const clash = ids.get(id);
     if (clash !== undefined)

@@ -127,7 +127,9 @@ export interface JwtProvider {
 
 /** `extensions.filters.http.jwt_authn.v3.JwtRequirement`. */
 export type JwtRequirement =
-  { provider_name: string } | { requires_any: { requirements: JwtRequirement[] } };
+  | { provider_name: string }
+  | { allow_missing: Record<string, never> }
+  | { requires_any: { requirements: JwtRequirement[] } };
 
 /** `config.route.v3.RouteMatch` (the forms used here). */
 export interface RouteMatch {

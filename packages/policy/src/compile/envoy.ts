@@ -17,7 +17,14 @@
  * RBAC https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/rbac/v3/rbac.proto,
  * local rate limit https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/local_rate_limit_filter.
  */
-import { callersOf, dataServiceSpiffeId, dataServices, routesOf, spiffeId } from '../identity.ts';
+import {
+  callersOf,
+  dataServiceSpiffeId,
+  dataServices,
+  routesOf,
+  spiffeId,
+  workloadProviders,
+} from '../identity.ts';
 import type { DataService } from '../identity.ts';
 import { jwtClockSkewSeconds, spaceDelimitedClaims } from '../request.ts';
 import type { Model, Route } from '../schema.ts';
@@ -91,6 +98,7 @@ export interface EnvoyArtefacts {
 /** The filter name jwt_authn writes verified payloads under, in dynamic metadata. */
 export const jwtMetadataFilter = 'envoy.filters.http.jwt_authn';
 const svidSecret = 'svid';
+const allowMissing: JwtRequirement = { allow_missing: {} };
 const bundleSecret = 'trust_bundle';
 
 function dirname(path: string): string {
@@ -493,16 +501,18 @@ export function compileEnvoy(model: ValidModel, o: EnvoyOptions): EnvoyArtefacts
     const portRoutes = routesOf(model, o.workload, port.name);
     const filters: HttpFilter[] = [];
     const routes: EnvoyRoute[] = [];
-    if (portRoutes.length === 0) {
-      if (callers.length > 0) policies[`peers_${port.name}`] = peersOnly;
-    } else {
-      const providers = [...new Set(portRoutes.map(([, r]) => r.auth?.provider ?? ''))].filter(
-        (p) => p !== '',
-      );
+    // Providers of the whole workload (Istio's RequestAuthentication is per workload, too).
+    const providers = workloadProviders(model, o.workload);
+    if (providers.length > 0) {
+      const any = providers.map((p): JwtRequirement => ({ provider_name: p }));
+      // Ports with routes: a valid token is required. Other ports: a token is optional, but an
+      // invalid one is refused.
       const requires: JwtRequirement =
-        providers.length === 1
-          ? { provider_name: providers[0] ?? '' }
-          : { requires_any: { requirements: providers.map((p) => ({ provider_name: p })) } };
+        portRoutes.length === 0
+          ? { requires_any: { requirements: [...any, allowMissing] } }
+          : any.length === 1 && any[0]
+            ? any[0]
+            : { requires_any: { requirements: any } };
       filters.push({
         name: 'envoy.filters.http.jwt_authn',
         typed_config: {
@@ -511,10 +521,14 @@ export function compileEnvoy(model: ValidModel, o: EnvoyOptions): EnvoyArtefacts
           providers: Object.fromEntries(
             providers.map((p) => [p, jwksProvider(model, o, p, clusters)]),
           ),
-          // One catch-all rule: every request on this port needs a valid token.
+          // One catch-all rule, so that no path on this port escapes the requirement.
           rules: [{ match: { prefix: '/' }, requires }],
         },
       });
+    }
+    if (portRoutes.length === 0) {
+      if (callers.length > 0) policies[`peers_${port.name}`] = peersOnly;
+    } else {
       for (const [rname, r] of portRoutes) {
         if (callers.length > 0) {
           const p = routePolicy(model, callers, r);

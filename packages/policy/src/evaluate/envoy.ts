@@ -151,6 +151,7 @@ function satisfy(
   t: Token | undefined,
   now: number,
 ): string[] | undefined {
+  if ('allow_missing' in req) return t === undefined ? [] : undefined;
   if ('provider_name' in req) {
     const p = providers[req.provider_name];
     return p && t && verify(p, t, now) ? [req.provider_name] : undefined;
