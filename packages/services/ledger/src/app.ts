@@ -47,7 +47,7 @@ export interface LedgerApp {
 }
 
 /**
- * ledger: consumes `orders.v1` (group `ledger`) into `ledger.entries`, and serves `/healthz`,
+ * ledger: consumes `orders.v1` (group `ledger`) into `ledger.order_entries`, and serves `/healthz`,
  * `/readyz` and `GET /entries/:orderId`. Consuming starts when the app is ready (listen or inject).
  */
 export async function buildLedger(opts: LedgerOptions): Promise<LedgerApp> {

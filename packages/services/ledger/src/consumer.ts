@@ -1,5 +1,5 @@
 import { decodeOrderCreated } from '@trellis/orders-api/event';
-import type { Dependency } from '@trellis/orders-api/platform/dependency';
+import { NotYetError, type Dependency } from '@trellis/orders-api/platform/dependency';
 import type { FastifyBaseLogger } from 'fastify';
 import type kafkajs from 'kafkajs';
 import type { Consumer, EachMessagePayload } from 'kafkajs';
@@ -15,7 +15,7 @@ export interface OrderConsumerOptions {
 }
 
 /**
- * Consumes `orders.v1` in a consumer group and projects each event into `ledger.entries`. Offsets
+ * Consumes `orders.v1` in a consumer group and projects each event into `ledger.order_entries`. Offsets
  * are committed by hand, only after the Cassandra write succeeded: a crash between the two replays
  * the event, which the idempotent projection absorbs (at-least-once delivery, exactly-once effect).
  */
@@ -70,7 +70,7 @@ export class OrderConsumer implements Dependency {
 
   async connect(): Promise<void> {
     if (this.running) return;
-    if (!this.opts.storeReady()) throw new Error('waiting for cassandra before consuming');
+    if (!this.opts.storeReady()) throw new NotYetError('waiting for cassandra before consuming');
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [this.opts.topic], fromBeginning: true });
     await this.consumer.run({

@@ -2,11 +2,11 @@ import cassandra from 'cassandra-driver';
 import type { OrderCreated } from '@trellis/orders-api/event';
 import { KEYSPACE } from './schema.ts';
 
-const UPSERT = `INSERT INTO ${KEYSPACE}.entries
+const UPSERT = `INSERT INTO ${KEYSPACE}.order_entries
   (order_id, sku, quantity, subject, ordered_at, request_id, source_partition, source_offset)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
 const SELECT = `SELECT order_id, sku, quantity, subject, ordered_at, request_id, source_partition, source_offset
-  FROM ${KEYSPACE}.entries WHERE order_id = ?`;
+  FROM ${KEYSPACE}.order_entries WHERE order_id = ?`;
 
 /** A ledger entry: the projection of one `order.created` event. */
 export interface Entry {
@@ -20,7 +20,7 @@ export interface Entry {
   source: { partition: number; offset: string };
 }
 
-/** The `ledger.entries` table. Prepared statements (the client sets `prepare: true`). */
+/** The `ledger.order_entries` table. Prepared statements (the client sets `prepare: true`). */
 export class EntryStore {
   private readonly client: cassandra.Client;
 

@@ -11,6 +11,14 @@ export interface Dependency {
   close(): Promise<void>;
 }
 
+/** Thrown by a {@link Dependency.connect} that waits for another one first; logged quietly. */
+export class NotYetError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotYetError';
+  }
+}
+
 /**
  * Connects dependencies in the background, retrying with capped backoff, so the HTTP server (and its
  * health endpoints) come up at once and readiness tells the truth while a data store is still down.
@@ -64,7 +72,8 @@ export class Connector {
         return;
       } catch (err) {
         if (this.stopped) return;
-        const level = attempt === 1 || attempt % 10 === 0 ? 'warn' : 'debug';
+        const loud = !(err instanceof NotYetError) && (attempt === 1 || attempt % 10 === 0);
+        const level = loud ? 'warn' : 'debug';
         this.log[level](
           { dependency: d.name, attempt, err: err as Error },
           'connect failed; retrying',

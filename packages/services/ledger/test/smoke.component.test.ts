@@ -1,0 +1,462 @@
+/**
+ * orders-api and ledger against a real Cassandra 5 and a real Kafka 4 (KRaft), started by the local
+ * harness. Proves: POST → 201 and GET reads it back; the orders.v1 event carries the token's subject;
+ * ledger projects it; replays (a duplicate record, a rewound consumer group) do not double count;
+ * offsets are committed only after the projection is written; SIGTERM drains both services.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import {
+  cassandraClientOptions,
+  freePort,
+  kafkaClientConfig,
+  startCassandra,
+  startKafka,
+  waitUntil,
+  type CassandraServer,
+  type KafkaServer,
+} from '@trellis/local/harness';
+import { buildApp as buildOrdersApi } from '@trellis/orders-api/app';
+import { decodeOrderCreated, encodeOrderCreated, type Order } from '@trellis/orders-api/event';
+import cassandra from 'cassandra-driver';
+import type { FastifyInstance } from 'fastify';
+import kafkajs from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildLedger, type LedgerApp, type LedgerOptions } from '../src/app.ts';
+
+const TOPIC = 'orders.v1';
+const SERVICES = resolve(import.meta.dirname, '../..');
+const dir = mkdtempSync(join(tmpdir(), 'trellis-services-'));
+const logs: WriteStream[] = [];
+const children: ChildProcess[] = [];
+
+let cass: CassandraServer | undefined;
+let kafka: KafkaServer | undefined;
+let cql: cassandra.Client;
+let admin: kafkajs.Admin;
+let ordersApi: FastifyInstance;
+let ledger: LedgerApp | undefined;
+
+const claims = (sub: string): string =>
+  Buffer.from(JSON.stringify({ sub, azp: 'web', scope: 'orders:write' })).toString('base64url');
+const identity = {
+  'x-jwt-payload': claims('alice'),
+  'x-forwarded-client-cert':
+    'By=spiffe://trellis.local/ns/shop/sa/orders-api;Hash=00;URI=spiffe://trellis.local/ns/edge/sa/ingress',
+};
+
+function logTo(name: string): { level: string; stream: WriteStream } {
+  const stream = createWriteStream(join(dir, `${name}.log`));
+  logs.push(stream);
+  return { level: 'info', stream };
+}
+
+function ledgerOptions(extra: Partial<LedgerOptions> = {}): LedgerOptions {
+  if (!cass || !kafka) throw new Error('stores not started');
+  return {
+    cassandra: { contactPoints: [cass.contactPoint], localDataCenter: cass.localDataCenter },
+    kafka: { brokers: [kafka.bootstrap], clientId: 'ledger' },
+    log: logTo(`ledger-${Date.now()}`),
+    ...extra,
+  };
+}
+
+async function ready(app: FastifyInstance, what: string): Promise<void> {
+  await waitUntil(
+    async () => (await app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200,
+    {
+      what,
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    },
+  );
+}
+
+async function createOrder(body: Record<string, unknown>): Promise<Order> {
+  const res = await ordersApi.inject({
+    method: 'POST',
+    url: '/orders',
+    headers: identity,
+    payload: body,
+  });
+  expect(res.statusCode, res.body).toBe(201);
+  return res.json<Order>();
+}
+
+async function entryCount(): Promise<number> {
+  const rs = await cql.execute('SELECT COUNT(*) AS n FROM ledger.order_entries');
+  return Number(rs.first()?.get('n'));
+}
+
+/** All records on the topic, read by a throwaway consumer group from the beginning. */
+async function readTopic(expected: number): Promise<kafkajs.KafkaMessage[]> {
+  if (!kafka) throw new Error('kafka not started');
+  const consumer = new kafkajs.Kafka(kafkaClientConfig(kafka, {}, 'test-reader')).consumer({
+    groupId: `test-reader-${Date.now()}`,
+  });
+  const seen: kafkajs.KafkaMessage[] = [];
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topics: [TOPIC], fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        seen.push(message);
+      },
+    });
+    await waitUntil(async () => seen.length >= expected, {
+      what: `${expected} records on ${TOPIC}`,
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return seen;
+}
+
+beforeAll(async () => {
+  // Both JVMs at once: startup is mostly waiting, and the machine has two cores.
+  [cass, kafka] = await Promise.all([
+    startCassandra({ dir: join(dir, 'cassandra') }),
+    startKafka({ dir: join(dir, 'kafka') }),
+  ]);
+  process.stderr.write(
+    `[services] cassandra ${cass.version} up in ${cass.startupMs} ms, kafka ${kafka.version} in ${kafka.startupMs} ms\n`,
+  );
+  cql = new cassandra.Client(cassandraClientOptions(cass));
+  // What the platform does from the policy model: keyspaces and the topic. Services create tables only.
+  for (const ks of ['orders', 'ledger']) {
+    await cql.execute(
+      `CREATE KEYSPACE IF NOT EXISTS ${ks} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}`,
+    );
+  }
+  admin = new kafkajs.Kafka(kafkaClientConfig(kafka, {}, 'test-admin')).admin();
+  await admin.connect();
+  await admin.createTopics({
+    topics: [{ topic: TOPIC, numPartitions: 3, replicationFactor: 1 }],
+    waitForLeaders: true,
+  });
+
+  ordersApi = await buildOrdersApi({
+    cassandra: { contactPoints: [cass.contactPoint], localDataCenter: cass.localDataCenter },
+    kafka: { brokers: [kafka.bootstrap], clientId: 'orders-api' },
+    log: logTo('orders-api'),
+  });
+  await ordersApi.ready();
+  ledger = await buildLedger(ledgerOptions());
+  await ledger.app.ready();
+  await Promise.all([ready(ordersApi, 'orders-api ready'), ready(ledger.app, 'ledger ready')]);
+}, 400_000);
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await ordersApi?.close();
+  await ledger?.app.close();
+  await admin?.disconnect();
+  await cql?.shutdown();
+  await Promise.allSettled([cass?.stop(), kafka?.stop()]);
+  for (const s of logs) s.end();
+  rmSync(dir, { recursive: true, force: true });
+}, 120_000);
+
+describe('orders-api → Kafka → ledger', () => {
+  let order: Order;
+
+  it('POST /orders answers 201 with the order and its Location', async () => {
+    const res = await ordersApi.inject({
+      method: 'POST',
+      url: '/orders',
+      headers: { ...identity, 'x-request-id': 'smoke-1' },
+      payload: { sku: 'SKU-42', quantity: 3, customerRef: 'c-7' },
+    });
+    expect(res.statusCode, res.body).toBe(201);
+    order = res.json<Order>();
+    expect(order).toMatchObject({
+      sku: 'SKU-42',
+      quantity: 3,
+      customerRef: 'c-7',
+      subject: 'alice',
+    });
+    expect(res.headers.location).toBe(`/orders/${order.id}`);
+    expect(res.headers['x-request-id']).toBe('smoke-1');
+  });
+
+  it('GET /orders/:id reads it back from Cassandra, and 404s an unknown id', async () => {
+    const res = await ordersApi.inject({
+      method: 'GET',
+      url: `/orders/${order.id}`,
+      headers: identity,
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual(order);
+    const missing = await ordersApi.inject({
+      method: 'GET',
+      url: '/orders/00000000-0000-4000-8000-000000000000',
+      headers: identity,
+    });
+    expect(missing.statusCode).toBe(404);
+  });
+
+  it('publishes orders.v1 keyed by order id, carrying the subject from the token', async () => {
+    const records = await readTopic(1);
+    const mine = records.filter((m) => m.key?.toString() === order.id);
+    expect(mine).toHaveLength(1);
+    const event = decodeOrderCreated(mine[0]?.value ?? null);
+    expect(event.subject).toBe('alice');
+    expect(event.order).toEqual(order);
+    expect(event.clientId).toBe('web');
+    expect(event.peer).toBe('spiffe://trellis.local/ns/edge/sa/ingress');
+    expect(event.requestId).toBe('smoke-1');
+    expect(mine[0]?.headers?.['x-request-id']?.toString()).toBe('smoke-1');
+  });
+
+  it("ledger's projection appears", async () => {
+    const app = ledger?.app;
+    if (!app) throw new Error('ledger not running');
+    const entry = await waitUntil(
+      async () => {
+        const res = await app.inject({
+          method: 'GET',
+          url: `/entries/${order.id}`,
+          headers: identity,
+        });
+        return res.statusCode === 200 ? res.json<Record<string, unknown>>() : null;
+      },
+      { what: 'ledger entry', timeoutMs: 30_000, intervalMs: 100 },
+    );
+    expect(entry).toMatchObject({
+      orderId: order.id,
+      sku: 'SKU-42',
+      quantity: 3,
+      subject: 'alice',
+      orderedAt: order.createdAt,
+      requestId: 'smoke-1',
+    });
+  });
+
+  it('40 concurrent orders: all 201, one record each, all projected', async () => {
+    const orders = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        createOrder({ sku: `SKU-${i}`, quantity: (i % 10) + 1 }),
+      ),
+    );
+    const records = await readTopic(41);
+    const keys = records.map((m) => m.key?.toString());
+    for (const o of orders) expect(keys.filter((k) => k === o.id)).toHaveLength(1);
+    await waitUntil(async () => (await entryCount()) === 41, {
+      what: '41 ledger entries',
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
+  });
+});
+
+describe('ledger replays', () => {
+  it('a duplicate record of an event does not add or change an entry', async () => {
+    if (!kafka || !ledger) throw new Error('not started');
+    const order = await createOrder({ sku: 'DUP-1', quantity: 5 });
+    await waitUntil(async () => (await ledger?.store.get(order.id)) ?? null, {
+      what: 'first projection',
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
+    const before = await entryCount();
+    const projected = ledger.consumer.projected;
+    // The same event again, as a producer retry without idempotence would write it.
+    const producer = new kafkajs.Kafka(kafkaClientConfig(kafka, {}, 'test-dup')).producer({
+      createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
+    });
+    await producer.connect();
+    const event = encodeOrderCreated({
+      type: 'order.created',
+      version: 1,
+      order,
+      subject: 'alice',
+      requestId: 'dup',
+    });
+    await producer.send({ topic: TOPIC, acks: -1, messages: [{ key: order.id, value: event }] });
+    await producer.disconnect();
+    await waitUntil(async () => (ledger?.consumer.projected ?? 0) > projected, {
+      what: 'duplicate consumed',
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
+    expect(await entryCount()).toBe(before);
+    expect(await ledger.store.get(order.id)).toMatchObject({ quantity: 5, subject: 'alice' });
+  });
+
+  it('rewinding the consumer group to the start replays everything without double counting', async () => {
+    if (!ledger) throw new Error('not started');
+    const before = await entryCount();
+    const quantities = await cql.execute('SELECT order_id, quantity FROM ledger.order_entries');
+    await ledger.app.close();
+    ledger = undefined;
+    await admin.resetOffsets({ groupId: 'ledger', topic: TOPIC, earliest: true });
+    const total = (await admin.fetchTopicOffsets(TOPIC)).reduce((n, p) => n + Number(p.high), 0);
+    ledger = await buildLedger(ledgerOptions());
+    await ledger.app.ready();
+    await waitUntil(async () => (ledger?.consumer.projected ?? 0) >= total, {
+      what: `all ${total} records replayed`,
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    });
+    expect(await entryCount()).toBe(before);
+    for (const row of quantities.rows) {
+      const e = await ledger.store.get(String(row.get('order_id')));
+      expect(e?.quantity).toBe(row.get('quantity'));
+    }
+  });
+
+  it('commits an offset only after the projection is written', async () => {
+    if (!ledger) throw new Error('not started');
+    const committed = async (): Promise<number> => {
+      const [t] = await admin.fetchOffsets({ groupId: 'ledger', topics: [TOPIC] });
+      return (t?.partitions ?? []).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+    };
+    const start = await committed();
+    // Break the projection's write for real: the upsert names a column that no longer exists.
+    await cql.execute('ALTER TABLE ledger.order_entries DROP request_id');
+    const order = await createOrder({ sku: 'LATE-1', quantity: 1 });
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(await committed()).toBe(start);
+    expect(await ledger.store.get(order.id).catch(() => null)).toBeNull();
+    await cql.execute('ALTER TABLE ledger.order_entries ADD request_id text');
+    await waitUntil(async () => (await ledger?.store.get(order.id)) ?? null, {
+      what: 'projection after the table is repaired',
+      timeoutMs: 60_000,
+      intervalMs: 250,
+    });
+    await waitUntil(async () => (await committed()) === start + 1, {
+      what: 'offset committed after the write',
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    });
+  });
+});
+
+describe('graceful shutdown (real processes, SIGTERM)', () => {
+  function startServer(
+    service: 'orders-api' | 'ledger',
+    port: number,
+    logFile: string,
+  ): ChildProcess {
+    if (!cass || !kafka) throw new Error('not started');
+    const out = createWriteStream(logFile);
+    logs.push(out);
+    const child = spawn(process.execPath, [join(SERVICES, service, 'src/server.ts')], {
+      env: {
+        PATH: process.env.PATH,
+        PORT: String(port),
+        CASSANDRA_CONTACT_POINTS: cass.contactPoint,
+        CASSANDRA_LOCAL_DC: cass.localDataCenter,
+        KAFKA_BROKERS: kafka.bootstrap,
+        KAFKA_GROUP_ID: `ledger-drain-${Date.now()}`,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.pipe(out);
+    child.stderr?.pipe(out);
+    children.push(child);
+    return child;
+  }
+
+  const exited = (c: ChildProcess): Promise<number | null> =>
+    c.exitCode !== null
+      ? Promise.resolve(c.exitCode)
+      : new Promise((r) => c.once('exit', (code) => r(code)));
+
+  function call(
+    port: number,
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: string }> {
+    return new Promise((res, rej) => {
+      const payload = body === undefined ? undefined : JSON.stringify(body);
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          method,
+          path,
+          agent: false,
+          headers: { ...identity, ...(payload ? { 'content-type': 'application/json' } : {}) },
+        },
+        (r) => {
+          let data = '';
+          r.on('data', (d: Buffer) => (data += d.toString()));
+          r.on('end', () => res({ status: r.statusCode ?? 0, body: data }));
+        },
+      );
+      req.on('error', rej);
+      req.end(payload);
+    });
+  }
+
+  it('orders-api finishes in-flight orders, then exits 0', async () => {
+    const port = await freePort();
+    const logFile = join(dir, 'orders-api-process.log');
+    const child = startServer('orders-api', port, logFile);
+    await waitUntil(async () => (await call(port, 'GET', '/readyz')).status === 200, {
+      what: 'orders-api process ready',
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    });
+    const results = Array.from({ length: 30 }, (_, i) =>
+      call(port, 'POST', '/orders', { sku: `DRAIN-${i}`, quantity: 1 }).then(
+        (r) => ({ ok: true as const, ...r }),
+        (e: NodeJS.ErrnoException) => ({ ok: false as const, code: e.code ?? e.message }),
+      ),
+    );
+    // SIGTERM as soon as the first order is done: the others are in flight inside the server.
+    await Promise.race(results);
+    child.kill('SIGTERM');
+    const [outcomes, code] = await Promise.all([Promise.all(results), exited(child)]);
+    expect(code).toBe(0);
+    const created = outcomes.flatMap((o) => (o.ok && o.status === 201 ? [o] : []));
+    // Nothing accepted is dropped: every request either completed, or was refused cleanly after close.
+    for (const o of outcomes) {
+      if (o.ok) expect([201, 503]).toContain(o.status);
+      else expect(o.code).toBe('ECONNREFUSED');
+    }
+    expect(created.length).toBeGreaterThan(1);
+    for (const o of created) {
+      const id = (JSON.parse(o.body) as Order).id;
+      const rs = await cql.execute('SELECT id FROM orders.orders WHERE id = ?', [id], {
+        prepare: true,
+      });
+      expect(rs.rowLength).toBe(1);
+    }
+    const msgs = readFileSync(logFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => (JSON.parse(l) as { msg: string }).msg);
+    const signalled = msgs.indexOf('shutting down: draining in-flight work');
+    expect(signalled).toBeGreaterThan(-1);
+    // Work that was in flight when the signal came was finished, not cut off.
+    expect(msgs.slice(signalled).filter((m) => m === 'order created').length).toBeGreaterThan(0);
+    expect(msgs.at(-1)).toBe('drained; exiting');
+    process.stderr.write(
+      `[services] drain: ${created.length} of 30 created, rest refused cleanly\n`,
+    );
+  });
+
+  it('ledger leaves its group and exits 0', async () => {
+    const port = await freePort();
+    const logFile = join(dir, 'ledger-process.log');
+    const child = startServer('ledger', port, logFile);
+    await waitUntil(async () => (await call(port, 'GET', '/readyz')).status === 200, {
+      what: 'ledger process ready',
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    });
+    const t0 = Date.now();
+    child.kill('SIGTERM');
+    expect(await exited(child)).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(readFileSync(logFile, 'utf8')).toContain('"msg":"drained; exiting"');
+  });
+});
