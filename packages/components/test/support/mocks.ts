@@ -45,13 +45,17 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
   readonly unexpectedCalls: string[] = [];
   private readonly calls: Map<string, (inputs: Inputs) => Inputs>;
   private readonly states: Map<string, StateFn>;
+  private readonly fallback: ((type: string, name: string, inputs: Inputs) => Inputs) | undefined;
 
   constructor(
     opts: {
       calls?: Record<string, (inputs: Inputs) => Inputs>;
       states?: Record<string, StateFn>;
+      /** State for types without an entry in `states` (e.g. an ARN for every aws:* resource). */
+      fallback?: (type: string, name: string, inputs: Inputs) => Inputs;
     } = {},
   ) {
+    this.fallback = opts.fallback;
     this.calls = new Map(Object.entries(opts.calls ?? {}));
     this.states = new Map(Object.entries(opts.states ?? {}));
   }
@@ -62,7 +66,10 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
     const raw = (args.inputs ?? {}) as Inputs;
     const inputs = unwrap(raw) as Inputs;
     const tls = await tlsState(args.type, inputs);
-    const extra = (await this.states.get(args.type)?.(args.name, inputs)) ?? {};
+    const stateFn = this.states.get(args.type);
+    const extra = stateFn
+      ? await stateFn(args.name, inputs)
+      : (this.fallback?.(args.type, args.name, inputs) ?? {});
     const state = { ...inputs, ...(tls ?? {}), ...extra };
     this.resources.push({ type: args.type, name: args.name, inputs, raw, state });
     return { id: `${args.name}-id`, state };

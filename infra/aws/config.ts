@@ -1,0 +1,72 @@
+/**
+ * Stack configuration of infra/aws, read once and validated at runtime; errors name the key
+ * (`trellis:network.availabilityZones: ...`). `aws:region` is read by the AWS provider itself.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import { formatIssues, objectKeys, platformSchema } from '@trellis/infra-k8s/schema';
+import { z } from 'zod';
+
+const awsSchema = platformSchema.extend({
+  network: z.strictObject({
+    availabilityZones: z
+      .array(z.string().regex(/^[a-z]{2}-[a-z]+-\d[a-z]$/, 'must be an AZ name like us-east-1a'))
+      .min(2)
+      .max(3),
+    cidr: z
+      .string()
+      .regex(/^\d+\.\d+\.0\.0\/16$/, 'must be a /16')
+      .optional(),
+    natPerAz: z.boolean().optional(),
+  }),
+  eks: z
+    .strictObject({
+      version: z
+        .string()
+        .regex(/^1\.\d+$/, 'must be a Kubernetes minor like 1.33')
+        .optional(),
+      instanceTypes: z.array(z.string()).min(1).optional(),
+      desiredSize: z.int().optional(),
+      minSize: z.int().min(3).optional(),
+      maxSize: z.int().optional(),
+      publicAccessCidrs: z.array(z.cidrv4()).optional(),
+    })
+    .default({}),
+  edge: z.strictObject({ gatewayNodePort: z.int().min(30000).max(32767) }),
+});
+
+/** Validated configuration of an infra/aws stack. */
+export type AwsConfig = z.output<typeof awsSchema> & { keycloakDbPassword?: pulumi.Output<string> };
+
+/** Read and validate this stack's `trellis:*` configuration. */
+export function loadConfig(): AwsConfig {
+  const cfg = new pulumi.Config('trellis');
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(awsSchema.shape)) {
+    const value = cfg.get(key);
+    if (value === undefined) continue;
+    if (objectKeys.has(key) || key === 'eks') {
+      try {
+        raw[key] = JSON.parse(value);
+      } catch {
+        throw new Error(`invalid stack config: trellis:${key}: must be an object (YAML map)`);
+      }
+    } else if (/^\d+$/.test(value) && ['cassandraSize', 'kafkaReplicas'].includes(key)) {
+      raw[key] = Number(value);
+    } else {
+      raw[key] = value;
+    }
+  }
+  const parsed = awsSchema.safeParse(raw);
+  if (!parsed.success) throw new Error(`invalid stack config:\n${formatIssues(parsed.error)}`);
+  const out: AwsConfig = parsed.data;
+  if (parsed.data.idp.mode === 'keycloak') {
+    const password = cfg.getSecret('keycloakDbPassword');
+    if (password === undefined) {
+      throw new Error(
+        'invalid stack config:\ntrellis:keycloakDbPassword: required (a secret) when trellis:idp.mode is keycloak',
+      );
+    }
+    out.keycloakDbPassword = password;
+  }
+  return out;
+}

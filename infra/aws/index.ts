@@ -1,0 +1,132 @@
+/**
+ * infra/aws: VPC, EKS, the Trellis platform on it, the API Gateway edge (JWT authorizer → VPC link →
+ * NLB → NGINX gateway) and the SQS write queue. `pulumi up --stack dev|prod-us`.
+ */
+import * as k8s from '@pulumi/kubernetes';
+import * as pulumi from '@pulumi/pulumi';
+import { EksCluster } from '@trellis/components/aws/cluster';
+import { ApiEdge } from '@trellis/components/aws/edge';
+import { IrsaRole } from '@trellis/components/aws/irsa';
+import { Network } from '@trellis/components/aws/network';
+import { WriteQueue } from '@trellis/components/aws/queue';
+import { compileClusterPolicy } from '@trellis/components/k8s/clusterPolicy';
+import { clusterIssuers } from '@trellis/components/k8s/issuers';
+import { Platform } from '@trellis/components/k8s/platform';
+import { sharedRoot } from '@trellis/components/pki/sharedRoot';
+import { namespaceOf } from '@trellis/policy';
+import { loadModel } from '@trellis/infra-k8s/model';
+import { loadConfig } from './config.ts';
+
+/** The program; returns the stack outputs (the kubeconfig is secret). */
+export default async function main(): Promise<Record<string, pulumi.Output<unknown>>> {
+  const cfg = loadConfig();
+  const model = loadModel(cfg.modelPath);
+  const network = new Network('trellis', cfg.network);
+  const eks = new EksCluster('trellis', {
+    vpcId: network.vpcId,
+    privateSubnetIds: network.privateSubnetIds,
+    ...cfg.eks,
+  });
+  const provider = new k8s.Provider('trellis-eks', {
+    kubeconfig: eks.kubeconfig,
+    enableServerSideApply: true,
+  });
+  const queue = new WriteQueue('trellis-writes', {});
+  // Each smoke service gets its own role: orders-api may only send, ledger may only receive and delete.
+  const queueAccess: Record<string, string[]> = {
+    'orders-api': ['sqs:SendMessage', 'sqs:GetQueueUrl'],
+    ledger: [
+      'sqs:ReceiveMessage',
+      'sqs:DeleteMessage',
+      'sqs:ChangeMessageVisibility',
+      'sqs:GetQueueAttributes',
+    ],
+  };
+  const services = Object.fromEntries(
+    Object.entries(cfg.services).map(([workload, d]) => {
+      const actions = queueAccess[workload];
+      if (!actions) return [workload, d];
+      const w = model.workloads[workload];
+      const role = new IrsaRole(`trellis-${workload}`, {
+        oidcProviderArn: eks.oidcProviderArn,
+        oidcIssuerUrl: eks.oidcIssuerUrl,
+        namespace: namespaceOf(model, workload),
+        serviceAccount: w?.serviceAccount ?? workload,
+        statements: [{ actions, resources: [queue.arn] }],
+      });
+      return [
+        workload,
+        {
+          ...d,
+          serviceAccountAnnotations: { 'eks.amazonaws.com/role-arn': role.arn },
+          env: { TRELLIS_WRITE_QUEUE_URL: queue.url },
+        },
+      ];
+    }),
+  );
+  const root = sharedRoot('trellis-root', cfg.rootCa, model.trustDomain);
+  const issuers = clusterIssuers(model, cfg.idp);
+  const platform = new Platform(
+    'trellis',
+    {
+      model,
+      cluster: cfg.cluster,
+      region: cfg.region,
+      root,
+      compiled: compileClusterPolicy(model, {
+        region: cfg.region,
+        gatewayNamespace: 'trellis-gateway',
+        gatewayName: 'trellis',
+        issuers,
+      }),
+      dataplane: cfg.dataplane,
+      idp:
+        cfg.idp.mode === 'keycloak'
+          ? {
+              mode: 'keycloak',
+              hostname: cfg.idp.hostname,
+              database: {
+                ...cfg.idp.database,
+                password: cfg.keycloakDbPassword as pulumi.Output<string>,
+              },
+            }
+          : { mode: 'external', issuer: cfg.idp.issuer, jwksUri: cfg.idp.jwksUri },
+      gatewayExposure: { type: 'NodePort', nodePort: cfg.edge.gatewayNodePort },
+      services,
+      storageClassName: cfg.storageClassName ?? 'gp2',
+      ...(cfg.cassandraSize !== undefined ? { cassandraSize: cfg.cassandraSize } : {}),
+      ...(cfg.kafkaReplicas !== undefined ? { kafkaReplicas: cfg.kafkaReplicas } : {}),
+    },
+    { providers: [provider] },
+  );
+  const provider0 = cfg.idp.mode === 'external' ? cfg.idp.provider : 'keycloak';
+  const edge = new ApiEdge('trellis-edge', {
+    vpcId: network.vpcId,
+    vpcCidr: network.cidr,
+    privateSubnetIds: network.privateSubnetIds,
+    nodeAsgName: eks.nodeAsgName,
+    nodeSecurityGroupId: eks.clusterSecurityGroupId,
+    gatewayNodePort: cfg.edge.gatewayNodePort,
+    issuer: platform.issuer,
+    audiences: model.identityProviders[provider0]?.audiences ?? [],
+    routes: Object.entries(model.routes).map(([name, r]) => ({
+      name,
+      method: r.method,
+      path: r.path,
+      scopes: r.auth?.scopes ?? [],
+      ...(r.rateLimit ? { rateLimit: r.rateLimit } : {}),
+    })),
+  });
+  return {
+    apiEndpoint: edge.endpoint,
+    authorizerIssuer: edge.authorizerIssuer,
+    issuer: platform.issuer,
+    clusterName: eks.name,
+    kubeconfig: eks.kubeconfig,
+    writeQueueUrl: queue.url,
+    meshIntermediateCertPem: platform.meshIntermediateCertPem,
+    rootCertPem: platform.rootCertPem,
+    mtlsMode: platform.mtlsMode,
+    accessLogGroup: edge.accessLogGroup,
+  };
+}

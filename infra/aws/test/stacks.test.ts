@@ -1,0 +1,278 @@
+import { X509Certificate } from 'node:crypto';
+import { resolve } from 'node:path';
+import { isSecretValue, RecordingMocks } from '@trellis/components/testing/mocks';
+import type { RecordedResource } from '@trellis/components/testing/mocks';
+import { policyViolations } from '@trellis/components/testing/policyCheck';
+import { runStack, stackConfig } from '@trellis/components/testing/stack';
+import type { StackRun } from '@trellis/components/testing/stack';
+import { privateKeyState, selfSignedCertState } from '@trellis/components/testing/tlsMock';
+import { loadModel } from '@trellis/infra-k8s/model';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const dir = resolve(import.meta.dirname, '..');
+const dbPassword = 'aws-db-password-never-in-outputs-91c2';
+const oidcIssuer = 'https://oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF';
+let root: { certPem: string; keyPem: string };
+let program: () => Promise<Record<string, unknown>>;
+const runs = new Map<string, StackRun>();
+
+const arn = (name: string) => `arn:aws:mock:us-east-1:123456789012:${name}`;
+
+function mocksFor(): RecordingMocks {
+  const aws = (name: string) => ({ arn: arn(name), name });
+  const states: Record<
+    string,
+    (name: string, inputs: Record<string, unknown>) => Record<string, unknown>
+  > = {
+    'pulumi:pulumi:StackReference': (_n, inputs) => ({
+      name: inputs.name,
+      outputs: { rootCertPem: root.certPem, rootKeyPem: root.keyPem },
+      secretOutputNames: ['rootKeyPem'],
+    }),
+    'aws:eks/cluster:Cluster': (name) => ({
+      ...aws(name),
+      endpoint: 'https://ABCDEF.gr7.us-east-1.eks.amazonaws.com',
+      certificateAuthority: { data: 'LS0tLS1CRUdJTi1NT0NLLUNBLS0tLS0=' },
+      identities: [{ oidcs: [{ issuer: oidcIssuer }] }],
+      vpcConfig: { clusterSecurityGroupId: 'sg-cluster' },
+    }),
+    'aws:eks/nodeGroup:NodeGroup': (name) => ({
+      ...aws(name),
+      resources: [{ autoscalingGroups: [{ name: 'eks-nodes-asg' }] }],
+    }),
+    'aws:apigatewayv2/api:Api': (name) => ({
+      ...aws(name),
+      apiEndpoint: 'https://abc123.execute-api.us-east-1.amazonaws.com',
+    }),
+    'aws:sqs/queue:Queue': (name) => ({
+      ...aws(name),
+      url: `https://sqs.us-east-1.amazonaws.com/123456789012/${name}`,
+    }),
+  };
+  return new RecordingMocks({
+    states,
+    fallback: (type, name) => (type.startsWith('aws:') ? aws(name) : {}),
+  });
+}
+
+async function run(stack: string): Promise<StackRun> {
+  const r = await runStack({
+    project: 'trellis-aws',
+    stack,
+    config: stackConfig(dir, stack),
+    secrets: { 'trellis:keycloakDbPassword': dbPassword },
+    mocks: mocksFor(),
+    program,
+  });
+  runs.set(stack, r);
+  return r;
+}
+
+const inputsOf = (r: StackRun, type: string, suffix: string) => r.mocks.one(type, suffix).inputs;
+
+beforeAll(async () => {
+  const key = privateKeyState();
+  const cert = await selfSignedCertState({
+    privateKeyPem: key.privateKeyPem,
+    isCaCertificate: true,
+    allowedUses: ['cert_signing'],
+    subject: { commonName: 'trellis.local root CA' },
+    validityPeriodHours: 87600,
+  });
+  root = { certPem: cert.certPem as string, keyPem: key.privateKeyPem as string };
+  program = (await import('../index.ts')).default as unknown as () => Promise<
+    Record<string, unknown>
+  >;
+  for (const stack of ['dev', 'prod-us']) await run(stack);
+}, 60_000);
+
+describe.each(['dev', 'prod-us'])('infra/aws stack %s', (stack) => {
+  const r = () => runs.get(stack) as StackRun;
+
+  it('makes no provider call it did not expect', () => {
+    expect(r().mocks.unexpectedCalls).toEqual([]);
+  });
+
+  it('checks JWTs at the edge with the platform issuer and the model audience', () => {
+    const auth = inputsOf(r(), 'aws:apigatewayv2/authorizer:Authorizer', '-jwt');
+    expect(auth.authorizerType).toBe('JWT');
+    expect(auth.identitySources).toEqual(['$request.header.Authorization']);
+    const jwt = auth.jwtConfiguration as { issuer: string; audiences: string[] };
+    expect(jwt.issuer).toBe(r().outputs.issuer);
+    expect(jwt.issuer).toMatch(/^https:\/\/auth\..+\/realms\/trellis$/);
+    expect(jwt.audiences).toEqual(['trellis-api']);
+    // The mesh checks the very same issuer.
+    const ras = r().mocks.kind('RequestAuthentication');
+    expect(ras.length).toBeGreaterThan(0);
+    for (const ra of ras) {
+      const rules = (ra.inputs.spec as { jwtRules: { issuer: string }[] }).jwtRules;
+      expect(rules.map((x) => x.issuer)).toEqual([jwt.issuer]);
+    }
+  });
+
+  it('has exactly the model routes, each behind the authorizer with its scopes and throttling', () => {
+    const routes = r()
+      .mocks.ofType('aws:apigatewayv2/route:Route')
+      .map((x) => x.inputs);
+    expect(routes.map((x) => x.routeKey).sort()).toEqual(['GET /orders/{id}', 'POST /orders']);
+    for (const route of routes) {
+      expect(route.authorizationType).toBe('JWT');
+      expect(route.authorizerId).toBeTruthy();
+    }
+    expect(routes.find((x) => x.routeKey === 'POST /orders')?.authorizationScopes).toEqual([
+      'orders:write',
+    ]);
+    const stage = inputsOf(r(), 'aws:apigatewayv2/stage:Stage', '-stage');
+    // Throttling comes from each route's rateLimit in the model.
+    const model = loadModel();
+    const expected = Object.values(model.routes)
+      .filter((x) => x.rateLimit)
+      .map((x) => ({
+        routeKey: `${x.method} ${x.path}`,
+        throttlingRateLimit: x.rateLimit?.requestsPerSecond,
+        throttlingBurstLimit: x.rateLimit?.burst,
+      }));
+    expect(expected.length).toBe(2);
+    expect(stage.routeSettings).toEqual(expect.arrayContaining(expected));
+    const logs = r().mocks.one('aws:cloudwatch/logGroup:LogGroup', '-access-logs');
+    expect((stage.accessLogSettings as { destinationArn: string }).destinationArn).toBe(
+      logs.state.arn,
+    );
+  });
+
+  it('reaches the NGINX gateway only through a VPC link to an internal NLB on its NodePort', () => {
+    const integ = inputsOf(r(), 'aws:apigatewayv2/integration:Integration', '-gateway');
+    const listener = r().mocks.one('aws:lb/listener:Listener', '-listener');
+    expect(integ).toMatchObject({ connectionType: 'VPC_LINK', integrationType: 'HTTP_PROXY' });
+    expect(integ.integrationUri).toBe(listener.state.arn);
+    expect(inputsOf(r(), 'aws:lb/loadBalancer:LoadBalancer', '-nlb')).toMatchObject({
+      loadBalancerType: 'network',
+      internal: true,
+    });
+    expect(inputsOf(r(), 'aws:lb/targetGroup:TargetGroup', '-tg').port).toBe(30080);
+    const ngf = r().mocks.one('kubernetes:helm.sh/v3:Release', '-ngf');
+    expect((ngf.inputs.values as { nginx: { service: unknown } }).nginx.service).toMatchObject({
+      type: 'NodePort',
+      nodePorts: [{ port: 30080, listenerPort: 80 }],
+    });
+    const ingress = inputsOf(
+      r(),
+      'aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule',
+      '-nodeport',
+    );
+    expect(ingress).toMatchObject({ cidrIpv4: '10.40.0.0/16', fromPort: 30080, toPort: 30080 });
+  });
+
+  it('gives each service account a least-privilege IRSA role on the write queue', () => {
+    const queueArn = r().mocks.one('aws:sqs/queue:Queue', 'writes-queue').state.arn;
+    const policy = (w: string) =>
+      JSON.parse(
+        inputsOf(r(), 'aws:iam/rolePolicy:RolePolicy', `trellis-${w}-policy`).policy as string,
+      );
+    expect(policy('orders-api').Statement).toEqual([
+      { Effect: 'Allow', Action: ['sqs:SendMessage', 'sqs:GetQueueUrl'], Resource: [queueArn] },
+    ]);
+    expect(policy('ledger').Statement[0].Action).not.toContain('sqs:SendMessage');
+    const trust = JSON.parse(
+      inputsOf(r(), 'aws:iam/role:Role', 'trellis-orders-api-role').assumeRolePolicy as string,
+    );
+    const host = oidcIssuer.replace('https://', '');
+    expect(trust.Statement[0].Condition.StringEquals).toEqual({
+      [`${host}:sub`]: 'system:serviceaccount:trellis:orders-api',
+      [`${host}:aud`]: 'sts.amazonaws.com',
+    });
+    const sa = r()
+      .mocks.ofType('kubernetes:core/v1:ServiceAccount')
+      .find(
+        (s) => (s.inputs.metadata as { name: string }).name === 'orders-api',
+      ) as RecordedResource;
+    expect(
+      (sa.inputs.metadata as { annotations: Record<string, string> }).annotations[
+        'eks.amazonaws.com/role-arn'
+      ],
+    ).toMatch(/^arn:aws:mock/);
+  });
+
+  it('encrypts the queue and refuses non-TLS access', () => {
+    const q = inputsOf(r(), 'aws:sqs/queue:Queue', 'writes-queue');
+    expect(q.sqsManagedSseEnabled).toBe(true);
+    expect(JSON.parse(q.redrivePolicy as string).maxReceiveCount).toBe(5);
+    const policy = JSON.parse(
+      inputsOf(r(), 'aws:sqs/queuePolicy:QueuePolicy', 'writes-queue-tls-only').policy as string,
+    );
+    expect(policy.Statement[0]).toMatchObject({
+      Effect: 'Deny',
+      Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+    });
+  });
+
+  it('keeps the EKS API private, encrypts Secrets with a rotating key, and installs the platform on it', () => {
+    const cluster = inputsOf(r(), 'aws:eks/cluster:Cluster', '-eks');
+    expect(cluster.vpcConfig).toMatchObject({
+      endpointPrivateAccess: true,
+      endpointPublicAccess: false,
+    });
+    expect((cluster.encryptionConfig as { resources: string[] }).resources).toEqual(['secrets']);
+    expect(inputsOf(r(), 'aws:kms/key:Key', '-secrets-key').enableKeyRotation).toBe(true);
+    const provider = r().mocks.one('pulumi:providers:kubernetes', 'trellis-eks');
+    expect(isSecretValue(provider.raw.kubeconfig)).toBe(true);
+    expect(r().mocks.kind('K8ssandraCluster')).toHaveLength(1);
+  });
+
+  it('plugs an intermediate signed by the root into Istio (real X.509)', () => {
+    const secret = r().mocks.resources.find(
+      (x) =>
+        x.type === 'kubernetes:core/v1:Secret' &&
+        (x.inputs.metadata as { name: string }).name === 'cacerts',
+    ) as RecordedResource;
+    const data = secret.inputs.stringData as Record<string, string>;
+    const inter = new X509Certificate(data['ca-cert.pem'] as string);
+    expect(inter.verify(new X509Certificate(data['root-cert.pem'] as string).publicKey)).toBe(true);
+    if (stack === 'prod-us')
+      expect(inter.verify(new X509Certificate(root.certPem).publicKey)).toBe(true);
+  });
+
+  it('passes every rule of the policy pack', async () => {
+    expect(await policyViolations(r().mocks.resources)).toEqual([]);
+  });
+
+  it('keeps secrets out of plain outputs; the kubeconfig output is secret', () => {
+    expect(r().secretOutputs).toEqual(['kubeconfig']);
+    const plain = JSON.stringify(Object.entries(r().outputs).filter(([k]) => k !== 'kubeconfig'));
+    expect(plain).not.toContain(dbPassword);
+    expect(plain).not.toMatch(/PRIVATE KEY/);
+    for (const k of r().mocks.ofType('tls:index/privateKey:PrivateKey')) {
+      expect(plain).not.toContain((k.state.privateKeyPem as string).split('\n')[1]);
+    }
+  });
+});
+
+describe('infra/aws config validation', () => {
+  const bad = (patch: Record<string, string>) =>
+    runStack({
+      project: 'trellis-aws',
+      stack: 'dev',
+      config: { ...stackConfig(dir, 'dev'), ...patch },
+      secrets: { 'trellis:keycloakDbPassword': dbPassword },
+      mocks: mocksFor(),
+      program,
+    });
+
+  it('rejects a bad availability zone, naming the key', async () => {
+    await expect(
+      bad({ 'trellis:network': JSON.stringify({ availabilityZones: ['us-east-1a', 'east'] }) }),
+    ).rejects.toThrow(/trellis:network\.availabilityZones\[1\]: must be an AZ name/);
+  });
+
+  it('rejects a NodePort outside the Kubernetes range, naming the key', async () => {
+    await expect(bad({ 'trellis:edge': JSON.stringify({ gatewayNodePort: 80 }) })).rejects.toThrow(
+      /trellis:edge\.gatewayNodePort/,
+    );
+  });
+
+  it('rejects an EKS API open to the world', async () => {
+    await expect(
+      bad({ 'trellis:eks': JSON.stringify({ publicAccessCidrs: ['0.0.0.0/0'] }) }),
+    ).rejects.toThrow(/publicAccessCidrs must not contain 0\.0\.0\.0\/0/);
+  });
+});
