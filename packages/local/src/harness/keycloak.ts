@@ -1,5 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { keycloak, keycloakBaseEnv, keycloakJdk } from '../toolchain/keycloak.ts';
 import { freePorts } from './ports.ts';
@@ -82,7 +90,17 @@ function prepareHome(
   mkdirSync(home, { recursive: true });
   for (const part of SHARED) {
     const link = join(home, part);
-    if (!existsSync(link)) symlinkSync(join(install, part), link);
+    const target = join(install, part);
+    let current: string | null = null;
+    try {
+      current = readlinkSync(link);
+    } catch {
+      // missing (or not a link)
+    }
+    if (current !== target) {
+      rmSync(link, { recursive: true, force: true });
+      symlinkSync(target, link);
+    }
   }
   const data = join(home, 'data');
   const json = JSON.stringify(realm, null, 2);

@@ -1,5 +1,13 @@
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
 import { cacheRoot, installAtomically, isInstalled, toolDir } from './cache.ts';
 import { CommandError, FetchError } from './errors.ts';
 import { run, tryRun } from './exec.ts';
@@ -128,10 +136,32 @@ async function resolveVersion(): Promise<string | null> {
 
 let resolved: string | null = null;
 
+// apt-cache rebuilds its package cache on every call where images disable pkgcache.bin (Debian
+// container images do), costing 0.5–2 s of CPU; so the candidate is looked up at most once a day.
+const APT_CHECK_TTL_MS = 24 * 3600_000;
+
+function stampFile(): string {
+  return join(cacheRoot(), 'tools', 'nginx', '.apt-candidate');
+}
+
+function recentCandidate(): string | null {
+  try {
+    if (Date.now() - statSync(stampFile()).mtimeMs > APT_CHECK_TTL_MS) return null;
+    return readFileSync(stampFile(), 'utf8').trim() || null;
+  } catch {
+    return null;
+  }
+}
+
 async function ensureNginx(): Promise<string> {
+  const known = recentCandidate();
+  if (known && isInstalled(toolDir('nginx', known))) return nginxBinaryIn(toolDir('nginx', known));
   const candidate = await aptCandidate();
-  if (candidate && isInstalled(toolDir('nginx', candidate)))
-    return nginxBinaryIn(toolDir('nginx', candidate));
+  if (candidate) {
+    mkdirSync(dirname(stampFile()), { recursive: true });
+    writeFileSync(stampFile(), candidate);
+    if (isInstalled(toolDir('nginx', candidate))) return nginxBinaryIn(toolDir('nginx', candidate));
+  }
   // Offline or no apt (not Debian): use what is already installed.
   const have = installedVersions()[0];
   if (!candidate && have) return nginxBinaryIn(toolDir('nginx', have));
@@ -161,7 +191,6 @@ export const nginx: Tool = {
   minimum: MINIMUM,
   source: `${REGISTRY} nginx ${PINNED} (Debian bookworm)`,
   async ensure(): Promise<string> {
-    // apt-cache takes 0.3–2 s; ask it once per process.
     if (resolved && existsSync(resolved)) return resolved;
     resolved = await ensureNginx();
     return resolved;
