@@ -22,6 +22,7 @@ import {
   edgeWorkloads,
   matchesPathTemplate,
   routesOf,
+  spiffeId,
   workloadBySpiffeId,
   workloadProviders,
 } from './identity.ts';
@@ -114,19 +115,26 @@ function decideTcp(model: Model, r: TcpRequest): Decision {
 }
 
 function decideEdge(model: Model, r: EdgeRequest): Decision {
-  const edge = edgeWorkloads(model)[0];
-  let why = `no route for ${r.method} ${r.host}${r.path}`;
+  // The edge routes by host, method and path, first match in model order (as the edge sidecar's
+  // route table does); the backend's sidecar then decides for the edge identity.
   for (const [name, route] of Object.entries(model.routes)) {
     if (!route.hosts.includes(r.host) || route.method !== r.method) continue;
     if (!matchesPathTemplate(route.path, r.path)) continue;
-    const via =
-      edgeWorkloads(model).find((e) => model.workloads[e]?.calls.includes(route.backend)) ?? edge;
-    if (via === undefined) return deny('no edge workload');
-    const auth = checkAuth(model, route.auth, r.token, r.now);
-    if (auth.allowed) return allow(`routes.${name} via ${via}: ${auth.reason}`);
-    why = `routes.${name}: ${auth.reason}`;
+    const via = edgeWorkloads(model).find((e) => model.workloads[e]?.calls.includes(route.backend));
+    if (via === undefined) return deny(`routes.${name}: no edge workload calls ${route.backend}`);
+    const d = decideHttp(model, {
+      kind: 'http',
+      to: route.backend,
+      port: route.port,
+      peer: { kind: 'cert', spiffeId: spiffeId(model, via), trusted: true },
+      method: r.method,
+      path: r.path,
+      ...(r.token ? { token: r.token } : {}),
+      now: r.now,
+    });
+    return { allowed: d.allowed, reason: `routes.${name} via ${via}: ${d.reason}` };
   }
-  return deny(why);
+  return deny(`no route for ${r.method} ${r.host}${r.path}`);
 }
 
 /** Whether a token is valid for a provider (everything but scopes and claims). */

@@ -55,7 +55,12 @@ export function exampleEnvoyOptions(
   const w = model.workloads[workload];
   if (!w) throw new Error(`no workload ${workload}`);
   const dir = `${baseDir}/envoy/${workload}`;
-  const inboundOf = (name: string) => (model.workloads[name]?.ports[0]?.port ?? 0) + 10000;
+  // A backend is reached on the port its routes use (validation keeps that to one port), else its first.
+  const inboundOf = (name: string) => {
+    const routed = Object.values(model.routes).find((r) => r.backend === name)?.port;
+    const ports = model.workloads[name]?.ports ?? [];
+    return (ports.find((p) => p.name === routed)?.port ?? ports[0]?.port ?? 0) + 10000;
+  };
   const dataPorts: Record<string, number> = { cassandra: 9142, kafka: 9093 };
   return {
     workload,

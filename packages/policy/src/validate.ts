@@ -343,6 +343,14 @@ function checkRoutes(m: Model, err: Err) {
         );
     }
 
+    const samePort = Object.entries(m.routes).find(
+      ([, o]) => o.backend === r.backend && o.port !== r.port,
+    );
+    if (backend && samePort)
+      err(
+        [...base, 'port'],
+        `routes.${samePort[0]} reaches ${r.backend} on port '${samePort[1].port}': the edge has one upstream per backend`,
+      );
     const key = `${r.backend}|${r.port}|${r.method}|${r.path}`;
     const dup = seen.get(key);
     if (dup !== undefined) err(base, `same backend, port, method and path as routes.${dup}`);
