@@ -1,25 +1,32 @@
 /**
  * orders-api and ledger against a real Cassandra 5 and a real Kafka 4 (KRaft), started by the local
- * harness. Proves: POST → 201 and GET reads it back; the orders.v1 event carries the token's subject;
- * ledger projects it; replays (a duplicate record, a rewound consumer group) do not double count;
- * offsets are committed only after the projection is written; SIGTERM drains both services.
+ * harness with TLS and client certificates required, as in the local stack. orders-api connects
+ * directly with its workload certificate (Cassandra checked by SPIFFE ID); ledger connects through a
+ * local TCP proxy with fixed address translation, as it would through its sidecar's egress port.
+ * Proves: POST → 201 and GET reads it back; the orders.v1 event carries the token's subject; ledger
+ * projects it; replays (a duplicate record, a rewound consumer group) do not double count; offsets are
+ * committed only after the projection is written; SIGTERM drains both services.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
 import { request } from 'node:http';
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
+  CertificateAuthority,
   cassandraClientOptions,
   freePort,
   kafkaClientConfig,
   startCassandra,
   startKafka,
   waitUntil,
+  writePemFiles,
   type CassandraServer,
   type KafkaServer,
+  type PemFiles,
 } from '@trellis/local/harness';
-import { buildApp as buildOrdersApi } from '@trellis/orders-api/app';
+import { buildApp as buildOrdersApi, type OrdersApiOptions } from '@trellis/orders-api/app';
 import { decodeOrderCreated, encodeOrderCreated, type Order } from '@trellis/orders-api/event';
 import cassandra from 'cassandra-driver';
 import type { FastifyInstance } from 'fastify';
@@ -32,6 +39,11 @@ const SERVICES = resolve(import.meta.dirname, '../..');
 const dir = mkdtempSync(join(tmpdir(), 'trellis-services-'));
 const logs: WriteStream[] = [];
 const children: ChildProcess[] = [];
+const proxies: Server[] = [];
+const TRUST = 'spiffe://trellis.test';
+const CASSANDRA_ID = `${TRUST}/ns/data/sa/cassandra`;
+const pki: Record<'cassandra' | 'kafka' | 'ordersApi' | 'ledger' | 'tester', PemFiles> =
+  {} as never;
 
 let cass: CassandraServer | undefined;
 let kafka: KafkaServer | undefined;
@@ -39,6 +51,39 @@ let cql: cassandra.Client;
 let admin: kafkajs.Admin;
 let ordersApi: FastifyInstance;
 let ledger: LedgerApp | undefined;
+let cassandraProxy: Proxy;
+let kafkaProxy: Proxy;
+
+/** A plain TCP proxy on a free loopback port (what a sidecar's egress listener is to the app). */
+interface Proxy {
+  address: string;
+  /** Connections opened through it so far. */
+  connections: number;
+}
+
+async function startProxy(target: string): Promise<Proxy> {
+  const [host, port] = [
+    target.slice(0, target.lastIndexOf(':')),
+    Number(target.slice(target.lastIndexOf(':') + 1)),
+  ];
+  const p: Proxy = { address: '', connections: 0 };
+  const server = createServer((client: Socket) => {
+    p.connections++;
+    const upstream = netConnect({ host, port });
+    client.pipe(upstream).pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  const listenPort = await freePort();
+  await new Promise<void>((r) => server.listen(listenPort, '127.0.0.1', r));
+  proxies.push(server);
+  p.address = `127.0.0.1:${listenPort}`;
+  return p;
+}
+
+/** Client TLS files of one workload, as the services take them. */
+const tlsOf = (f: PemFiles) => ({ caFile: f.truststore, certFile: f.cert, keyFile: f.key });
+const creds = (f: PemFiles) => ({ cert: f.cert, key: f.key, ca: f.truststore });
 
 const claims = (sub: string): string =>
   Buffer.from(JSON.stringify({ sub, azp: 'web', scope: 'orders:write' })).toString('base64url');
@@ -57,8 +102,19 @@ function logTo(name: string): { level: string; stream: WriteStream } {
 function ledgerOptions(extra: Partial<LedgerOptions> = {}): LedgerOptions {
   if (!cass || !kafka) throw new Error('stores not started');
   return {
-    cassandra: { contactPoints: [cass.contactPoint], localDataCenter: cass.localDataCenter },
-    kafka: { brokers: [kafka.bootstrap], clientId: 'ledger' },
+    // Through the proxies: contact point and bootstrap are the proxy, and so is every node address.
+    cassandra: {
+      contactPoints: [cassandraProxy.address],
+      localDataCenter: cass.localDataCenter,
+      translateTo: cassandraProxy.address,
+      tls: { ...tlsOf(pki.ledger), serverId: CASSANDRA_ID },
+    },
+    kafka: {
+      brokers: [kafkaProxy.address],
+      clientId: 'ledger',
+      translateTo: kafkaProxy.address,
+      tls: tlsOf(pki.ledger),
+    },
     log: logTo(`ledger-${Date.now()}`),
     ...extra,
   };
@@ -94,7 +150,9 @@ async function entryCount(): Promise<number> {
 /** All records on the topic, read by a throwaway consumer group from the beginning. */
 async function readTopic(expected: number): Promise<kafkajs.KafkaMessage[]> {
   if (!kafka) throw new Error('kafka not started');
-  const consumer = new kafkajs.Kafka(kafkaClientConfig(kafka, {}, 'test-reader')).consumer({
+  const consumer = new kafkajs.Kafka(
+    kafkaClientConfig(kafka, creds(pki.tester), 'test-reader'),
+  ).consumer({
     groupId: `test-reader-${Date.now()}`,
   });
   const seen: kafkajs.KafkaMessage[] = [];
@@ -117,34 +175,67 @@ async function readTopic(expected: number): Promise<kafkajs.KafkaMessage[]> {
   return seen;
 }
 
+function ordersApiOptions(extra: Partial<OrdersApiOptions> = {}): OrdersApiOptions {
+  if (!cass || !kafka) throw new Error('stores not started');
+  // Directly, with the workload certificate; Cassandra is checked by its SPIFFE ID, Kafka by IP SAN.
+  return {
+    cassandra: {
+      contactPoints: [cass.contactPoint],
+      localDataCenter: cass.localDataCenter,
+      tls: { ...tlsOf(pki.ordersApi), serverId: CASSANDRA_ID },
+    },
+    kafka: { brokers: [kafka.bootstrap], clientId: 'orders-api', tls: tlsOf(pki.ordersApi) },
+    log: logTo(`orders-api-${Date.now()}`),
+    ...extra,
+  };
+}
+
 beforeAll(async () => {
+  const ca = await CertificateAuthority.create({ commonName: 'Trellis services test CA' });
+  const tlsDir = join(dir, 'tls');
+  const server = (name: string) =>
+    ca.issue({ commonName: name, ips: ['127.0.0.1'], uris: [`${TRUST}/ns/data/sa/${name}`] });
+  const client = (sa: string) =>
+    ca.issue({ uris: [`${TRUST}/ns/shop/sa/${sa}`], usages: ['client'] });
+  pki.cassandra = writePemFiles(tlsDir, 'cassandra', await server('cassandra'), ca.rootPem);
+  pki.kafka = writePemFiles(tlsDir, 'kafka', await server('kafka'), ca.rootPem);
+  pki.ordersApi = writePemFiles(tlsDir, 'orders-api', await client('orders-api'), ca.rootPem);
+  pki.ledger = writePemFiles(tlsDir, 'ledger', await client('ledger'), ca.rootPem);
+  pki.tester = writePemFiles(tlsDir, 'tester', await client('tester'), ca.rootPem);
+
   // Both JVMs at once: startup is mostly waiting, and the machine has two cores.
   [cass, kafka] = await Promise.all([
-    startCassandra({ dir: join(dir, 'cassandra') }),
-    startKafka({ dir: join(dir, 'kafka') }),
+    startCassandra({
+      dir: join(dir, 'cassandra'),
+      clientTls: { keystore: pki.cassandra.keystore, truststore: pki.cassandra.truststore },
+      probe: creds(pki.tester),
+    }),
+    startKafka({
+      dir: join(dir, 'kafka'),
+      tls: { keystore: pki.kafka.keystore, truststore: pki.kafka.truststore },
+      probe: creds(pki.tester),
+    }),
   ]);
   process.stderr.write(
     `[services] cassandra ${cass.version} up in ${cass.startupMs} ms, kafka ${kafka.version} in ${kafka.startupMs} ms\n`,
   );
-  cql = new cassandra.Client(cassandraClientOptions(cass));
+  cql = new cassandra.Client(cassandraClientOptions(cass, creds(pki.tester)));
   // What the platform does from the policy model: keyspaces and the topic. Services create tables only.
   for (const ks of ['orders', 'ledger']) {
     await cql.execute(
       `CREATE KEYSPACE IF NOT EXISTS ${ks} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}`,
     );
   }
-  admin = new kafkajs.Kafka(kafkaClientConfig(kafka, {}, 'test-admin')).admin();
+  admin = new kafkajs.Kafka(kafkaClientConfig(kafka, creds(pki.tester), 'test-admin')).admin();
   await admin.connect();
   await admin.createTopics({
     topics: [{ topic: TOPIC, numPartitions: 3, replicationFactor: 1 }],
     waitForLeaders: true,
   });
+  cassandraProxy = await startProxy(cass.contactPoint);
+  kafkaProxy = await startProxy(kafka.bootstrap);
 
-  ordersApi = await buildOrdersApi({
-    cassandra: { contactPoints: [cass.contactPoint], localDataCenter: cass.localDataCenter },
-    kafka: { brokers: [kafka.bootstrap], clientId: 'orders-api' },
-    log: logTo('orders-api'),
-  });
+  ordersApi = await buildOrdersApi(ordersApiOptions());
   await ordersApi.ready();
   ledger = await buildLedger(ledgerOptions());
   await ledger.app.ready();
@@ -153,6 +244,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const p of proxies) p.close();
   await ordersApi?.close();
   await ledger?.app.close();
   await admin?.disconnect();
@@ -254,6 +346,36 @@ describe('orders-api → Kafka → ledger', () => {
   });
 });
 
+describe('connection modes', () => {
+  it('ledger dials the broker named in the metadata through the proxy too (address translation)', () => {
+    // Without translation only the bootstrap connection would use the proxy; kafkajs then dials the
+    // advertised listener for the broker itself.
+    expect(kafkaProxy.connections).toBeGreaterThanOrEqual(2);
+    expect(cassandraProxy.connections).toBeGreaterThanOrEqual(1);
+  });
+
+  it('refuses a Cassandra node whose certificate is not the expected SPIFFE identity', async () => {
+    if (!cass) throw new Error('not started');
+    const opts = ordersApiOptions();
+    const app = await buildOrdersApi({
+      ...opts,
+      cassandra: {
+        ...opts.cassandra,
+        tls: { ...tlsOf(pki.ordersApi), serverId: `${TRUST}/ns/data/sa/impostor` },
+      },
+    });
+    try {
+      await app.ready();
+      await new Promise((r) => setTimeout(r, 2_000));
+      const res = await app.inject({ method: 'GET', url: '/readyz' });
+      expect(res.statusCode).toBe(503);
+      expect(res.json()).toMatchObject({ checks: { cassandra: false } });
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe('ledger replays', () => {
   it('a duplicate record of an event does not add or change an entry', async () => {
     if (!kafka || !ledger) throw new Error('not started');
@@ -266,7 +388,9 @@ describe('ledger replays', () => {
     const before = await entryCount();
     const projected = ledger.consumer.projected;
     // The same event again, as a producer retry without idempotence would write it.
-    const producer = new kafkajs.Kafka(kafkaClientConfig(kafka, {}, 'test-dup')).producer({
+    const producer = new kafkajs.Kafka(
+      kafkaClientConfig(kafka, creds(pki.tester), 'test-dup'),
+    ).producer({
       createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
     });
     await producer.connect();
@@ -352,7 +476,14 @@ describe('graceful shutdown (real processes, SIGTERM)', () => {
         PORT: String(port),
         CASSANDRA_CONTACT_POINTS: cass.contactPoint,
         CASSANDRA_LOCAL_DC: cass.localDataCenter,
+        CASSANDRA_TLS_CA_FILE: pki.ordersApi.truststore,
+        CASSANDRA_TLS_CERT_FILE: pki.ordersApi.cert,
+        CASSANDRA_TLS_KEY_FILE: pki.ordersApi.key,
+        CASSANDRA_TLS_SERVER_ID: CASSANDRA_ID,
         KAFKA_BROKERS: kafka.bootstrap,
+        KAFKA_TLS_CA_FILE: pki.ordersApi.truststore,
+        KAFKA_TLS_CERT_FILE: pki.ordersApi.cert,
+        KAFKA_TLS_KEY_FILE: pki.ordersApi.key,
         KAFKA_GROUP_ID: `ledger-drain-${Date.now()}`,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

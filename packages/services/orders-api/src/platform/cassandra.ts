@@ -128,21 +128,30 @@ function toConsistencyKey(c: ConsistencyName): 'localQuorum' | 'localOne' | 'one
   return map[c];
 }
 
+type AddressTranslator = cassandra.policies.addressResolution.AddressTranslator;
+
+/**
+ * The driver checks `instanceof policies.addressResolution.AddressTranslator` at runtime, but its
+ * typings declare only an interface; take the runtime class so a translator can extend it.
+ */
+const AddressTranslatorBase = (
+  policies.addressResolution as unknown as { AddressTranslator: new () => AddressTranslator }
+).AddressTranslator;
+
 /**
  * cassandra-driver AddressTranslator (policies.addressResolution) that maps every node address to
  * one fixed endpoint, so a driver behind a local TCP proxy keeps using the proxy port.
  */
-export class FixedAddressTranslator
-  implements cassandra.policies.addressResolution.AddressTranslator
-{
+export class FixedAddressTranslator extends AddressTranslatorBase {
   private readonly endpoint: string;
 
   constructor(hostPort: string) {
+    super();
     const { host, port } = splitHostPort(hostPort);
     this.endpoint = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
   }
 
-  translate(_address: string, _port: number, callback: (endpoint: string) => void): void {
+  override translate(_address: string, _port: number, callback: (endpoint: string) => void): void {
     callback(this.endpoint);
   }
 }
