@@ -146,7 +146,11 @@ describe('request id', () => {
     expect(idB).toMatch(/^[0-9a-f-]{36}$/);
     expect(idA).not.toBe(idB);
     expect(a.json()).toMatchObject({ requestId: idA });
-    expect(lines.some((l) => l.requestId === idA && l.msg === 'incoming request')).toBe(true);
+    const line = lines.find((l) => l.requestId === idA && l.msg === 'request completed');
+    expect(line).toMatchObject({
+      req: { method: 'POST', url: '/orders' },
+      res: { statusCode: 400 },
+    });
   });
 });
 

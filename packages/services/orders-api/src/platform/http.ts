@@ -68,7 +68,11 @@ export function createHttpApp(opts: HttpOptions): FastifyInstance {
       const v = req.headers[REQUEST_ID_HEADER];
       return typeof v === 'string' && SANE_REQUEST_ID.test(v) ? v : randomUUID();
     },
-    logController: new LogController({ requestIdLogLabel: 'requestId' }),
+    // One line per request (below) instead of Fastify's two: logging is a third of the CPU a POST costs.
+    logController: new LogController({
+      requestIdLogLabel: 'requestId',
+      disableRequestLogging: true,
+    }),
     bodyLimit: opts.bodyLimit ?? 16 * 1024,
     ajv: {
       customOptions: {
@@ -84,6 +88,17 @@ export function createHttpApp(opts: HttpOptions): FastifyInstance {
   app.decorateRequest('caller', null);
   app.addHook('onRequest', async (req, reply) => {
     void reply.header(REQUEST_ID_HEADER, req.id);
+  });
+  // After authentication has bound the caller to req.log, so the line carries the identity too.
+  app.addHook('onResponse', async (req, reply) => {
+    const fields = {
+      req: { method: req.method, url: req.url },
+      res: { statusCode: reply.statusCode },
+      responseTime: Math.round(reply.elapsedTime * 100) / 100,
+    };
+    // 5xx as warn: a failing handler already logged its error; a 503 probe is worth seeing too.
+    if (reply.statusCode >= 500) req.log.warn(fields, 'request completed');
+    else req.log.info(fields, 'request completed');
   });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
