@@ -12,12 +12,15 @@ import {
 import { CertificateAuthority, writePemFiles, type PemFiles } from '../src/harness/tls.ts';
 import { CASSANDRA_VERSION, cassandra } from '../src/toolchain/cassandra.ts';
 
-// One real Cassandra 5.0 node with CQL and internode over TLS, client certificates required.
+// One real Cassandra 5.0 node with CQL and internode over TLS, client certificates required, and
+// clients authenticated by their SPIFFE ID (MutualTlsAuthenticator) mapped to a role with ADD IDENTITY.
+const ORDERS_ID = 'spiffe://trellis.test/ns/orders/sa/orders-api';
 let dir = '';
 let server: CassandraServer | undefined;
 let node: PemFiles;
 let client: PemFiles;
 let rogue: PemFiles;
+let stranger: PemFiles;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'trellis-cassandra-'));
@@ -37,7 +40,14 @@ beforeAll(async () => {
   client = writePemFiles(
     tlsDir,
     'orders-api',
-    await ca.issue({ uris: ['spiffe://trellis.test/ns/orders/sa/orders-api'], usages: ['client'] }),
+    await ca.issue({ uris: [ORDERS_ID], usages: ['client'] }),
+    ca.rootPem,
+  );
+  // Trusted CA, but an identity no role is mapped to.
+  stranger = writePemFiles(
+    tlsDir,
+    'stranger',
+    await ca.issue({ uris: ['spiffe://trellis.test/ns/other/sa/intruder'], usages: ['client'] }),
     ca.rootPem,
   );
   // Same identity, signed by a CA the node does not trust.
@@ -60,10 +70,24 @@ beforeAll(async () => {
     dir: join(dir, 'node'),
     clientTls: { keystore: node.keystore, truststore: node.truststore },
     internodeTls: { keystore: node.keystore, truststore: node.truststore },
+    authenticator: {
+      className: 'org.apache.cassandra.auth.MutualTlsAuthenticator',
+      parameters: { validator_class_name: 'org.apache.cassandra.auth.SpiffeCertificateValidator' },
+    },
+    authorizer: 'CassandraAuthorizer',
+    bootstrap: [
+      "CREATE KEYSPACE orders WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}",
+      'CREATE TABLE orders.by_id (id text PRIMARY KEY, total int)',
+      'CREATE ROLE orders_api WITH LOGIN = true',
+      'GRANT SELECT ON KEYSPACE orders TO orders_api',
+      'GRANT MODIFY ON KEYSPACE orders TO orders_api',
+      `ADD IDENTITY '${ORDERS_ID}' TO ROLE 'orders_api'`,
+    ],
     probe: { cert: client.cert, key: client.key, ca: client.truststore },
   });
   console.info(
-    `cassandra ${server.version}: ensure ${installMs} ms, ready in ${server.startupMs} ms on ${server.contactPoint}`,
+    `cassandra ${server.version}: ensure ${installMs} ms, ready in ${server.startupMs} ms ` +
+      `(bootstrap start + restart; restart alone ${server.restartMs} ms) on ${server.contactPoint}`,
   );
 });
 
@@ -103,16 +127,17 @@ describe('Cassandra 5.0 over client-certificate TLS', () => {
     );
   });
 
-  it('creates a keyspace, writes a row and reads it back with a client certificate', async () => {
+  it('writes a row and reads it back as the role its certificate identity maps to', async () => {
     const c = new Client(
       cassandraClientOptions(live(), { cert: client.cert, key: client.key, ca: client.truststore }),
     );
     try {
       await c.connect();
-      await c.execute(
-        "CREATE KEYSPACE IF NOT EXISTS orders WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}",
-      );
-      await c.execute('CREATE TABLE IF NOT EXISTS orders.by_id (id text PRIMARY KEY, total int)');
+      const who = await c
+        .execute('SELECT role FROM system_auth.identity_to_role WHERE identity = ?', [ORDERS_ID])
+        .catch((e: unknown) => e);
+      // Apps get no grant on system keyspaces: even reading the identity table is refused.
+      expect(String(who)).toMatch(/Unauthorized|has no SELECT permission/);
       await c.execute('INSERT INTO orders.by_id (id, total) VALUES (?, ?)', ['o-1', 42], {
         prepare: true,
       });
@@ -121,9 +146,26 @@ describe('Cassandra 5.0 over client-certificate TLS', () => {
       });
       expect(rs.rows).toHaveLength(1);
       expect(rs.first().get('total')).toBe(42);
+      // The role has data grants on `orders` only.
+      await expect(
+        c.execute(
+          "CREATE KEYSPACE other WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}",
+        ),
+      ).rejects.toThrow(/orders_api has no CREATE permission/);
     } finally {
       await c.shutdown();
     }
+  });
+
+  it('refuses a trusted certificate whose identity maps to no role', async () => {
+    const opts = cassandraClientOptions(live(), {
+      cert: stranger.cert,
+      key: stranger.key,
+      ca: client.truststore,
+    });
+    expect(await connectError(opts)).toMatch(
+      /spiffe:\/\/trellis.test\/ns\/other\/sa\/intruder' not authorized/,
+    );
   });
 
   it('refuses a plaintext client', async () => {

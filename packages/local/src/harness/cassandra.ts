@@ -1,5 +1,5 @@
-import { Client, type ClientOptions } from 'cassandra-driver';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { auth, Client, type ClientOptions } from 'cassandra-driver';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CASSANDRA_JAVA,
@@ -53,6 +53,12 @@ export interface CassandraOptions {
   authorizer?: CassandraClass;
   /** @default 'CassandraRoleManager' */
   roleManager?: CassandraClass;
+  /**
+   * CQL to run once, on the first start of this data dir, as the default superuser (`cassandra`) with
+   * PasswordAuthenticator, before the node restarts with the configured authenticator. This is how
+   * roles and `ADD IDENTITY` mappings exist before MutualTlsAuthenticator accepts anyone.
+   */
+  bootstrap?: readonly string[];
   /** How the readiness probe connects when TLS or authentication is on (its client certificate, a login). */
   probe?: CassandraClientCredentials;
   /** Extra cassandra.yaml entries, applied last (e.g. `internode_authenticator`). */
@@ -96,8 +102,10 @@ export interface CassandraServer {
   /** Whether CQL needs TLS. */
   tls: boolean;
   version: string;
-  /** Milliseconds from spawn to the first successful CQL query. */
+  /** Milliseconds from spawn to the first successful CQL query (including any bootstrap start). */
   startupMs: number;
+  /** Milliseconds of the final start alone, when a bootstrap start came first. */
+  restartMs?: number;
   dir: string;
   /** The process log (stdout and stderr). */
   logFile: string;
@@ -240,6 +248,36 @@ export function cassandraArgs(opts: {
   ];
 }
 
+// The driver's runtime base classes; its typings only describe them as interfaces.
+const driverAuth = auth as unknown as {
+  AuthProvider: new () => object;
+  Authenticator: new () => object;
+};
+
+/**
+ * Answers the SASL exchange of certificate-based authenticators (MutualTlsAuthenticator): the node
+ * decides from the TLS client certificate alone, so the token is empty. Without an auth provider the
+ * driver refuses any node that asks for authentication.
+ */
+class CertificateAuthenticator extends driverAuth.Authenticator {
+  initialResponse(callback: (err: Error | null, token: Buffer) => void): void {
+    callback(null, Buffer.alloc(0));
+  }
+  evaluateChallenge(
+    _challenge: Buffer,
+    callback: (err: Error | null, token: Buffer) => void,
+  ): void {
+    callback(null, Buffer.alloc(0));
+  }
+  onAuthenticationSuccess(): void {}
+}
+
+class CertificateAuthProvider extends driverAuth.AuthProvider {
+  newAuthenticator(): CertificateAuthenticator {
+    return new CertificateAuthenticator();
+  }
+}
+
 /** cassandra-driver options for a client of `server` (TLS and login from `creds`). */
 export function cassandraClientOptions(
   server: Pick<CassandraServer, 'contactPoint' | 'localDataCenter' | 'tls' | 'host'>,
@@ -266,6 +304,8 @@ export function cassandraClientOptions(
   }
   if (creds.username !== undefined)
     opts.credentials = { username: creds.username, password: creds.password ?? '' };
+  else if (server.tls && creds.cert)
+    opts.authProvider = new CertificateAuthProvider() as unknown as auth.AuthProvider;
   return opts;
 }
 
@@ -299,6 +339,55 @@ export async function startCassandra(opts: CassandraOptions): Promise<CassandraS
       'startCassandra: clientTls requires client certificates, so probe.cert must be given',
     );
   const home = await cassandraTool.ensure();
+  const marker = join(opts.dir, 'data', 'trellis-bootstrapped');
+  if (opts.bootstrap && opts.bootstrap.length > 0 && !existsSync(marker)) {
+    const t0 = Date.now();
+    // First start of this data dir: log in as the default superuser over the same TLS, run the
+    // statements, and stop. Certificate-only authenticators cannot work before identities exist.
+    const login = { ...opts.probe, username: 'cassandra', password: 'cassandra' };
+    const first = await launch(
+      {
+        ...opts,
+        authenticator: 'PasswordAuthenticator',
+        authorizer: opts.authorizer ?? 'CassandraAuthorizer',
+        probe: login,
+      },
+      home,
+      heapMb,
+    );
+    try {
+      const client = new Client(cassandraClientOptions(first, login));
+      try {
+        await client.connect();
+        for (const cql of opts.bootstrap) {
+          try {
+            await client.execute(cql);
+          } catch (err) {
+            throw new Error(`cassandra bootstrap: ${cql}\n  failed: ${(err as Error).message}`, {
+              cause: err,
+            });
+          }
+        }
+      } finally {
+        await client.shutdown().catch(() => undefined);
+      }
+      writeFileSync(marker, `${new Date().toISOString()}\n`);
+    } finally {
+      await first.stop();
+    }
+    const server = await launch(opts, home, heapMb);
+    server.restartMs = server.startupMs;
+    server.startupMs = Date.now() - t0;
+    return server;
+  }
+  return launch(opts, home, heapMb);
+}
+
+async function launch(
+  opts: CassandraOptions,
+  home: string,
+  heapMb: number,
+): Promise<CassandraServer> {
   const java = join(javaHome(CASSANDRA_JAVA.min, CASSANDRA_JAVA.max), 'bin', 'java');
   const host = '127.0.0.1';
   const ports = { nativePort: await freePort(host), storagePort: await freePort(host) };
