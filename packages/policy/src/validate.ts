@@ -343,13 +343,17 @@ function checkRoutes(m: Model, err: Err) {
         );
     }
 
-    const samePort = Object.entries(m.routes).find(
-      ([, o]) => o.backend === r.backend && o.port !== r.port,
+    // The edge has one upstream per backend, so all routes to a backend use one port.
+    const other = Object.entries(m.routes).find(
+      ([, o]) =>
+        o.backend === r.backend &&
+        o.port !== r.port &&
+        backend?.ports.some((p) => p.name === o.port) === true,
     );
-    if (backend && samePort)
+    if (other && backend?.ports.some((p) => p.name === r.port) === true)
       err(
         [...base, 'port'],
-        `routes.${samePort[0]} reaches ${r.backend} on port '${samePort[1].port}': the edge has one upstream per backend`,
+        `routes.${other[0]} reaches ${r.backend} on port '${other[1].port}': the edge has one upstream per backend`,
       );
     const key = `${r.backend}|${r.port}|${r.method}|${r.path}`;
     const dup = seen.get(key);

@@ -3,7 +3,13 @@
  * interesting cases), and requests biased towards the names the model uses.
  */
 import fc from 'fast-check';
-import { cassandraPermissions, spiffeId, validateModel } from '../src/index.ts';
+import {
+  callersOf,
+  cassandraPermissions,
+  routesOf,
+  spiffeId,
+  validateModel,
+} from '../src/index.ts';
 import type { JsonValue, Peer, Token, ValidModel } from '../src/index.ts';
 
 /** The fixed "now" of generated requests (seconds). */
@@ -218,35 +224,37 @@ const tokenSeed = fc.record({
   team: fc.option(fc.constantFrom<JsonValue>('t1', 't3', ['t2']), { nil: undefined }),
 });
 
-/** Tokens that pass everything a generated route can ask for, bar the issuer. */
+/** Tokens that pass the provider checks (signature, audience, time), with random scopes and claims. */
 const goodTokenSeed = fc.record({
   alg: fc.constant('RS256'),
   signatureValid: fc.constant(true),
-  iss: fc.constantFrom(issuerOf('p1'), issuerOf('p2')),
+  iss: fc.constantFrom(issuerOf('p1'), issuerOf('p1'), issuerOf('p2')),
   aud: fc.constant<JsonValue | undefined>(['aud1', 'aud2']),
-  exp: fc.constant<number | undefined>(3600),
-  nbf: fc.constant<number | undefined>(undefined),
+  exp: fc.constantFrom<number | undefined>(3600, 3600, 3600, -59, -60, -61, undefined),
+  nbf: fc.constantFrom<number | undefined>(undefined, undefined, undefined, 59, 60, 61),
   scopeForm: fc.constantFrom('string', 'list'),
-  scopes: fc.constantFrom(scopes, scopes, ['s1']),
-  tier: fc.constant<JsonValue | undefined>('gold'),
-  team: fc.constant<JsonValue | undefined>(['t2']),
+  scopes: fc.oneof(fc.constant(scopes), fc.subarray(scopes)),
+  tier: fc.constantFrom<JsonValue | undefined>('gold', 'gold', ['x', 'gold'], 'silver', undefined),
+  team: fc.constantFrom<JsonValue | undefined>(['t2'], 't1', 't3', undefined),
 });
 
 /** A token; `withExp` forces an `exp` claim (Istio does not require one). */
 export function tokenArb(withExp = false): fc.Arbitrary<Token> {
-  return fc.oneof(tokenSeed, goodTokenSeed).map((t) => {
-    const claims: Record<string, JsonValue> = { iss: t.iss, sub: 'u1' };
-    if (t.aud !== undefined) claims['aud'] = t.aud;
-    const exp = t.exp ?? (withExp ? 3600 : undefined);
-    if (exp !== undefined) claims['exp'] = NOW + exp;
-    if (t.nbf !== undefined) claims['nbf'] = NOW + t.nbf;
-    const sc: JsonValue = t.scopeForm === 'string' ? t.scopes.join(' ') : t.scopes;
-    claims['scope'] = sc;
-    claims['scp'] = sc;
-    if (t.tier !== undefined) claims['tier'] = t.tier;
-    if (t.team !== undefined) claims['org'] = { team: t.team };
-    return { alg: t.alg, signatureValid: t.signatureValid, claims };
-  });
+  return fc
+    .oneof({ arbitrary: tokenSeed, weight: 1 }, { arbitrary: goodTokenSeed, weight: 2 })
+    .map((t) => {
+      const claims: Record<string, JsonValue> = { iss: t.iss, sub: 'u1' };
+      if (t.aud !== undefined) claims['aud'] = t.aud;
+      const exp = t.exp ?? (withExp ? 3600 : undefined);
+      if (exp !== undefined) claims['exp'] = NOW + exp;
+      if (t.nbf !== undefined) claims['nbf'] = NOW + t.nbf;
+      const sc: JsonValue = t.scopeForm === 'string' ? t.scopes.join(' ') : t.scopes;
+      claims['scope'] = sc;
+      claims['scp'] = sc;
+      if (t.tier !== undefined) claims['tier'] = t.tier;
+      if (t.team !== undefined) claims['org'] = { team: t.team };
+      return { alg: t.alg, signatureValid: t.signatureValid, claims };
+    });
 }
 
 /** A seed for a request to a mesh workload; `materialize` turns it into a concrete request. */
@@ -268,6 +276,8 @@ export const meshRequestSeed = (withExp = false) =>
     method: fc.constantFrom('GET', 'POST', 'DELETE'),
     path: fc.constantFrom('/x', '/x/1', '/x/1/2', '/y/a/z', '/y/a/b', '/', '/xx', '/x/'),
     token: fc.option(tokenArb(withExp), { nil: undefined, freq: 4 }),
+    // Most requests come from a real caller and follow a real route, so that route rules get exercised.
+    bias: fc.nat(9),
   });
 
 type MeshSeed = ReturnType<typeof meshRequestSeed> extends fc.Arbitrary<infer T> ? T : never;
@@ -292,13 +302,21 @@ export function materialize(model: ValidModel, s: MeshSeed): MeshRequest {
   const all = Object.keys(model.workloads);
   const to = names[s.to % names.length] ?? 'w0';
   const ports = model.workloads[to]?.ports ?? [];
-  const port = ports[s.port % ports.length] ?? {
-    name: 'p0',
-    port: 8000,
-    protocol: 'http' as const,
-  };
+  const routes = routesOf(model, to);
+  const routed = s.bias < 7 ? routes[s.to % Math.max(routes.length, 1)] : undefined;
+  const port =
+    (routed ? ports.find((p) => p.name === routed[1].port) : undefined) ??
+    ports[s.port % ports.length] ??
+    ({ name: 'p0', port: 8000, protocol: 'http' } as const);
   let peer: Peer = { kind: 'none' };
-  if (s.peer.kind === 'cert') {
+  const callers = callersOf(model, to);
+  if (s.bias < 7 && callers.length > 0 && s.peer.kind === 'cert' && s.peer.trusted)
+    peer = {
+      kind: 'cert',
+      spiffeId: spiffeId(model, callers[s.peer.who % callers.length] ?? 'w0'),
+      trusted: true,
+    };
+  else if (s.peer.kind === 'cert') {
     const who = all[s.peer.who];
     peer = {
       kind: 'cert',
@@ -306,14 +324,16 @@ export function materialize(model: ValidModel, s: MeshSeed): MeshRequest {
       trusted: s.peer.trusted,
     };
   }
+  const method = routed && s.bias < 5 ? routed[1].method : s.method;
+  const path = routed && s.bias < 5 ? routed[1].path.replace(/\{[^}]+\}/g, 'v1') : s.path;
   return {
     to,
     portName: port.name,
     portNumber: port.port,
     protocol: port.protocol,
     peer,
-    method: s.method,
-    path: s.path,
+    method,
+    path,
     ...(s.token ? { token: s.token } : {}),
   };
 }

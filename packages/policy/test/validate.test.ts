@@ -254,6 +254,23 @@ const cases: Case[] = [
     only: false,
   },
   {
+    kind: 'routes to one backend on two ports',
+    mutate: (d) => {
+      push(d, ['workloads', 'orders-api', 'ports'], {
+        name: 'admin',
+        port: 9090,
+        protocol: 'http',
+      });
+      set(d, ['routes', 'get-order', 'port'], 'admin');
+    },
+    error: {
+      path: 'routes.get-order.port',
+      reason:
+        "routes.create-order reaches orders-api on port 'http': the edge has one upstream per backend",
+    },
+    only: false,
+  },
+  {
     kind: 'bad path template',
     mutate: (d) => set(d, ['routes', 'get-order', 'path'], '/orders/{id'),
     error: {
