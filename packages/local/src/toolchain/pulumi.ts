@@ -40,7 +40,7 @@ export function parsePulumiVersion(out: string): string | null {
 }
 
 /**
- * A hash of the tools module's sources (go.mod, go.sum, *.go), so that a change to the language host
+ * A hash of the tools module's sources (go.mod, go.sum and *.go without tests), so that a change to the language host
  * installs a fresh build next to the old one instead of being masked by the finished-install marker.
  */
 export function hostSourceHash(moduleDir = toolsModuleDir): string {
@@ -49,7 +49,7 @@ export function hostSourceHash(moduleDir = toolsModuleDir): string {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, entry.name);
       if (entry.isDirectory()) walk(p);
-      else if (entry.name.endsWith('.go') || entry.name === 'go.mod' || entry.name === 'go.sum')
+      else if (/^go\.(mod|sum)$/.test(entry.name) || /(?<!_test)\.go$/.test(entry.name))
         files.push(p);
     }
   };
@@ -270,10 +270,11 @@ export async function pulumiEnv(
   const p = await resolve();
   const home = opts.home ?? join(cacheRoot(), 'pulumi-home');
   mkdirSync(home, { recursive: true });
-  // Our host dir first, so that an external CLI also runs Trellis programs with the host tested here.
-  const path = [p.hostBin, dirname(p.bin), nodeBinDir(), process.env.PATH ?? ''].filter(
-    (d) => d !== '',
-  );
+  // Our CLI has the host linked next to it (see linkHost). An external CLI gets our host dir ahead of its
+  // own, so that it runs Trellis programs with the host tested here (the engine then warns that it uses the
+  // plugin from PATH, which is what we want).
+  const first = p.external ? [p.hostBin, dirname(p.bin)] : [dirname(p.bin)];
+  const path = [...first, nodeBinDir(), process.env.PATH ?? ''].filter((d) => d !== '');
   return {
     bin: p.bin,
     env: {
