@@ -6,6 +6,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cassandraClientOptions,
+  nodetool,
   startCassandra,
   type CassandraServer,
 } from '../src/harness/cassandra.ts';
@@ -125,6 +126,10 @@ describe('Cassandra 5.0 over client-certificate TLS', () => {
     expect(log).toMatch(
       new RegExp(`Listening on address: \\(\\S+:${live().storagePort}\\).*encryption: encrypted`),
     );
+  });
+
+  it('answers nodetool over its local JMX port: one node, up and normal', async () => {
+    expect(await nodetool(live(), ['status'])).toMatch(/^UN\s+127\.0\.0\.1/m);
   });
 
   it('writes a row and reads it back as the role its certificate identity maps to', async () => {

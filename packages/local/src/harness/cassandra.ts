@@ -1,9 +1,11 @@
 import { auth, Client, type ClientOptions } from 'cassandra-driver';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { run } from '../toolchain/exec.ts';
 import {
   CASSANDRA_JAVA,
   CASSANDRA_JVM_OPTIONS,
+  CASSANDRA_TOOL_JVM_OPTIONS,
   CASSANDRA_MAIN,
   CASSANDRA_VERSION,
   cassandra as cassandraTool,
@@ -307,6 +309,36 @@ export function cassandraClientOptions(
   else if (server.tls && creds.cert)
     opts.authProvider = new CertificateAuthProvider() as unknown as auth.AuthProvider;
   return opts;
+}
+
+/**
+ * Run `nodetool <args>` against the node's local JMX port (e.g. `['status']`) and return its output.
+ * Its history file goes under the node's dir, not `~/.cassandra`.
+ */
+export async function nodetool(
+  server: Pick<CassandraServer, 'host' | 'jmxPort' | 'dir'>,
+  args: readonly string[],
+): Promise<string> {
+  const home = await cassandraTool.ensure();
+  const java = join(javaHome(CASSANDRA_JAVA.min, CASSANDRA_JAVA.max), 'bin', 'java');
+  return run(
+    java,
+    [
+      '-Xmx128m',
+      ...CASSANDRA_TOOL_JVM_OPTIONS,
+      `-Duser.home=${server.dir}`,
+      `-Dlogback.configurationFile=${join(server.dir, 'conf', 'logback.xml')}`,
+      '-cp',
+      join(home, 'lib', '*'),
+      'org.apache.cassandra.tools.NodeTool',
+      '-h',
+      server.host,
+      '-p',
+      String(server.jmxPort),
+      ...args,
+    ],
+    { what: `nodetool ${args.join(' ')}`, timeoutMs: 120_000 },
+  );
 }
 
 /** One CQL query on a fresh connection; resolves the node's release_version. */

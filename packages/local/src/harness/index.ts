@@ -4,7 +4,13 @@ export type { StartOptions } from './process.ts';
 export { freePort, freePorts } from './ports.ts';
 export { waitUntil } from './wait.ts';
 export type { WaitOptions } from './wait.ts';
-export { startCassandra, probeCassandra, cassandraClientOptions, LOCAL_DATACENTER } from './cassandra.ts';
+export {
+  startCassandra,
+  probeCassandra,
+  cassandraClientOptions,
+  nodetool,
+  LOCAL_DATACENTER,
+} from './cassandra.ts';
 export type { CassandraOptions, CassandraServer, CassandraClientCredentials, CassandraTlsFiles } from './cassandra.ts';
 export { startKafka, probeKafka, kafkaClientConfig } from './kafka.ts';
 export type { KafkaOptions, KafkaServer, KafkaClientCredentials, KafkaTlsFiles } from './kafka.ts';

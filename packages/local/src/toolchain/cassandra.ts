@@ -90,6 +90,43 @@ export const CASSANDRA_JVM_OPTIONS: readonly string[] = [
   '-Dio.netty.allocator.maxOrder=11',
 ];
 
+/** JVM flags for Cassandra's own tools (nodetool) on JDK 17: `conf/jvm17-clients.options`. */
+export const CASSANDRA_TOOL_JVM_OPTIONS: readonly string[] = [
+  '-Djdk.attach.allowAttachSelf=true',
+  ...[
+    'java.base/jdk.internal.misc',
+    'java.base/jdk.internal.ref',
+    'java.base/sun.nio.ch',
+    'java.management.rmi/com.sun.jmx.remote.internal.rmi',
+    'java.rmi/sun.rmi.registry',
+    'java.rmi/sun.rmi.server',
+    'java.sql/java.sql',
+    'jdk.unsupported/sun.misc',
+    'jdk.compiler/com.sun.tools.javac.file',
+    'jdk.attach/sun.tools.attach',
+  ].map((p) => `--add-exports=${p}=ALL-UNNAMED`),
+  ...[
+    'java.base/java.lang.module',
+    'java.base/jdk.internal.loader',
+    'java.base/jdk.internal.ref',
+    'java.base/jdk.internal.reflect',
+    'java.base/jdk.internal.math',
+    'java.base/jdk.internal.module',
+    'java.base/jdk.internal.util.jar',
+    'jdk.management/com.sun.management.internal',
+    'java.base/sun.nio.ch',
+    'java.base/java.io',
+    'java.base/java.util.concurrent',
+    'java.base/java.util',
+    'java.base/java.util.concurrent.atomic',
+    'java.base/java.lang',
+    'java.base/java.math',
+    'jdk.compiler/com.sun.tools.javac',
+    'java.base/java.lang.reflect',
+    'java.base/java.net',
+  ].map((p) => `--add-opens=${p}=ALL-UNNAMED`),
+];
+
 /** The main class that `bin/cassandra` runs. */
 export const CASSANDRA_MAIN = 'org.apache.cassandra.service.CassandraDaemon';
 
