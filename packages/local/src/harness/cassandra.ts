@@ -35,6 +35,7 @@ export interface CassandraTlsFiles {
 /** A Cassandra class option: a class name, or a class with parameters (as `authenticator:` in cassandra.yaml). */
 export type CassandraClass = string | { className: string; parameters?: Record<string, string> };
 
+/** Options of {@link startCassandra}: one single-node cluster on loopback. */
 export interface CassandraOptions {
   /** The node's own directory: `conf/`, `data/`, `logs/`, and the process `log` go here. */
   dir: string;
@@ -58,7 +59,8 @@ export interface CassandraOptions {
   /**
    * CQL to run once, on the first start of this data dir, as the default superuser (`cassandra`) with
    * PasswordAuthenticator, before the node restarts with the configured authenticator. This is how
-   * roles and `ADD IDENTITY` mappings exist before MutualTlsAuthenticator accepts anyone.
+   * roles and `ADD IDENTITY` mappings exist before MutualTlsAuthenticator accepts anyone. The default
+   * superuser keeps its well-known password; under a certificate-only authenticator it cannot log in.
    */
   bootstrap?: readonly string[];
   /** How the readiness probe connects when TLS or authentication is on (its client certificate, a login). */

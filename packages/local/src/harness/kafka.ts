@@ -27,6 +27,7 @@ export interface KafkaTlsFiles {
   requireClientAuth?: boolean;
 }
 
+/** Options of {@link startKafka}: one KRaft node (broker + controller) on loopback. */
 export interface KafkaOptions {
   /** The broker's own directory: `conf/`, `data/`, `logs/`, and the process `log` go here. */
   dir: string;
