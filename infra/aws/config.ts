@@ -31,11 +31,36 @@ const awsSchema = platformSchema.extend({
       publicAccessCidrs: z.array(z.cidrv4()).optional(),
     })
     .default({}),
-  edge: z.strictObject({ gatewayNodePort: z.int().min(30000).max(32767) }),
+  edge: z.strictObject({
+    gatewayNodePort: z.int().min(30000).max(32767),
+    /**
+     * The gateway's certificate comes from an ACME CA by DNS-01 in this public Route 53 zone, so that API
+     * Gateway (which trusts only public CAs for HTTPS integrations) can verify it.
+     */
+    acme: z.strictObject({
+      email: z.email(),
+      hostedZoneId: z
+        .string()
+        .regex(/^Z[A-Z0-9]{1,31}$/, 'must be a Route 53 hosted zone ID (Z...)'),
+      dnsZone: z
+        .string()
+        .regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, 'must be a DNS name without scheme'),
+      server: z
+        .url()
+        .refine((u) => u.startsWith('https://'), 'must be an https URL')
+        .optional(),
+    }),
+  }),
 });
 
 /** Validated configuration of an infra/aws stack. */
-export type AwsConfig = z.output<typeof awsSchema> & { keycloakDbPassword?: pulumi.Output<string> };
+export type AwsConfig = z.output<typeof awsSchema> & {
+  keycloakDbPassword?: pulumi.Output<string>;
+  /** `aws:region`. */
+  awsRegion: string;
+  /** The one host API Gateway sends requests to (the value of every `trellis:hosts` entry). */
+  gatewayHost: string;
+};
 
 /** Read and validate this stack's `trellis:*` configuration. */
 export function loadConfig(): AwsConfig {
@@ -58,7 +83,24 @@ export function loadConfig(): AwsConfig {
   }
   const parsed = awsSchema.safeParse(raw);
   if (!parsed.success) throw new Error(`invalid stack config:\n${formatIssues(parsed.error)}`);
-  const out: AwsConfig = parsed.data;
+  const awsRegion = new pulumi.Config('aws').get('region');
+  if (awsRegion === undefined) {
+    throw new Error('invalid stack config:\naws:region: required (the region of the VPC and EKS)');
+  }
+  const hosts = [...new Set(Object.values(parsed.data.hosts))];
+  if (hosts.length !== 1) {
+    throw new Error(
+      `invalid stack config:\ntrellis:hosts: API Gateway reaches one gateway host, got ${hosts.length} (${hosts.join(', ')})`,
+    );
+  }
+  const gatewayHost = hosts[0] as string;
+  const zone = parsed.data.edge.acme.dnsZone;
+  if (gatewayHost !== zone && !gatewayHost.endsWith(`.${zone}`)) {
+    throw new Error(
+      `invalid stack config:\ntrellis:hosts: ${gatewayHost} is not in trellis:edge.acme.dnsZone ${zone}, so no certificate can be issued for it`,
+    );
+  }
+  const out: AwsConfig = { ...parsed.data, awsRegion, gatewayHost };
   if (parsed.data.idp.mode === 'keycloak') {
     const password = cfg.getSecret('keycloakDbPassword');
     if (password === undefined) {

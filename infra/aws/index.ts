@@ -1,26 +1,29 @@
 /**
  * infra/aws: VPC, EKS, the Trellis platform on it, the API Gateway edge (JWT authorizer → VPC link →
- * NLB → NGINX gateway) and the SQS write queue. `pulumi up --stack dev|prod-us`.
+ * NLB → TLS to the NGINX gateway) and the SQS write queue. `pulumi up --stack dev|prod-us`.
  */
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
+import { AcmeRoute53Issuer, route53Dns01Statements } from '@trellis/components/aws/acme';
 import { EksCluster } from '@trellis/components/aws/cluster';
 import { ApiEdge } from '@trellis/components/aws/edge';
 import { IrsaRole } from '@trellis/components/aws/irsa';
 import { Network } from '@trellis/components/aws/network';
 import { WriteQueue } from '@trellis/components/aws/queue';
-import { compileClusterPolicy } from '@trellis/components/k8s/clusterPolicy';
+import { compileForCluster } from '@trellis/components/k8s/compile';
 import { clusterIssuers } from '@trellis/components/k8s/issuers';
 import { Platform } from '@trellis/components/k8s/platform';
 import { sharedRoot } from '@trellis/components/pki/sharedRoot';
 import { namespaceOf } from '@trellis/policy';
 import { loadModel } from '@trellis/infra-k8s/model';
+import { checkAgainstModel } from '@trellis/infra-k8s/schema';
 import { loadConfig } from './config.ts';
 
 /** The program; returns the stack outputs (the kubeconfig is secret). */
 export default async function main(): Promise<Record<string, pulumi.Output<unknown>>> {
   const cfg = loadConfig();
   const model = loadModel(cfg.modelPath);
+  checkAgainstModel(cfg, model);
   const network = new Network('trellis', cfg.network);
   const eks = new EksCluster('trellis', {
     vpcId: network.vpcId,
@@ -65,7 +68,22 @@ export default async function main(): Promise<Record<string, pulumi.Output<unkno
     }),
   );
   const root = sharedRoot('trellis-root', cfg.rootCa, model.trustDomain);
-  const issuers = clusterIssuers(model, cfg.idp);
+  const compiled = compileForCluster(model, {
+    region: cfg.region,
+    issuers: clusterIssuers(model, cfg.idp),
+    hosts: cfg.hosts,
+    inClusterKeycloak: cfg.idp.mode === 'keycloak',
+  });
+  // cert-manager answers DNS-01 challenges in the edge zone with its own IRSA role, so the gateway gets
+  // a publicly trusted certificate that API Gateway can verify.
+  const dns01 = new IrsaRole('trellis-cert-manager', {
+    oidcProviderArn: eks.oidcProviderArn,
+    oidcIssuerUrl: eks.oidcIssuerUrl,
+    namespace: 'cert-manager',
+    serviceAccount: 'cert-manager',
+    statements: route53Dns01Statements(cfg.edge.acme.hostedZoneId),
+  });
+  const edgeIssuer = 'trellis-edge-acme';
   const platform = new Platform(
     'trellis',
     {
@@ -73,12 +91,7 @@ export default async function main(): Promise<Record<string, pulumi.Output<unkno
       cluster: cfg.cluster,
       region: cfg.region,
       root,
-      compiled: compileClusterPolicy(model, {
-        region: cfg.region,
-        gatewayNamespace: 'trellis-gateway',
-        gatewayName: 'trellis',
-        issuers,
-      }),
+      compiled,
       dataplane: cfg.dataplane,
       idp:
         cfg.idp.mode === 'keycloak'
@@ -92,10 +105,24 @@ export default async function main(): Promise<Record<string, pulumi.Output<unkno
             }
           : { mode: 'external', issuer: cfg.idp.issuer, jwksUri: cfg.idp.jwksUri },
       gatewayExposure: { type: 'NodePort', nodePort: cfg.edge.gatewayNodePort },
+      edgeTls: { kind: 'ClusterIssuer', name: edgeIssuer },
+      certManagerServiceAccountAnnotations: { 'eks.amazonaws.com/role-arn': dns01.arn },
       services,
       storageClassName: cfg.storageClassName ?? 'gp2',
       ...(cfg.cassandraSize !== undefined ? { cassandraSize: cfg.cassandraSize } : {}),
       ...(cfg.kafkaReplicas !== undefined ? { kafkaReplicas: cfg.kafkaReplicas } : {}),
+    },
+    { providers: [provider] },
+  );
+  new AcmeRoute53Issuer(
+    edgeIssuer,
+    {
+      email: cfg.edge.acme.email,
+      hostedZoneId: cfg.edge.acme.hostedZoneId,
+      dnsZone: cfg.edge.acme.dnsZone,
+      region: cfg.awsRegion,
+      ...(cfg.edge.acme.server ? { server: cfg.edge.acme.server } : {}),
+      dependsOn: [platform.certManager],
     },
     { providers: [provider] },
   );
@@ -107,6 +134,7 @@ export default async function main(): Promise<Record<string, pulumi.Output<unkno
     nodeAsgName: eks.nodeAsgName,
     nodeSecurityGroupId: eks.clusterSecurityGroupId,
     gatewayNodePort: cfg.edge.gatewayNodePort,
+    gatewayHost: cfg.gatewayHost,
     issuer: platform.issuer,
     audiences: model.identityProviders[provider0]?.audiences ?? [],
     routes: Object.entries(model.routes).map(([name, r]) => ({
@@ -128,5 +156,6 @@ export default async function main(): Promise<Record<string, pulumi.Output<unkno
     rootCertPem: platform.rootCertPem,
     mtlsMode: platform.mtlsMode,
     accessLogGroup: edge.accessLogGroup,
+    gatewayHost: pulumi.output(cfg.gatewayHost),
   };
 }

@@ -14,6 +14,14 @@ const k8sSchema = platformSchema.extend({
       z.strictObject({ type: z.literal('NodePort'), nodePort: z.int().min(30000).max(32767) }),
     ])
     .default({ type: 'LoadBalancer' }),
+  /**
+   * The cert-manager issuer of the gateway's certificate (for the hosts in `trellis:hosts`). The
+   * platform team provides it (e.g. an ACME ClusterIssuer with a DNS-01 solver): clients verify it.
+   */
+  edgeTls: z.strictObject({
+    issuerKind: z.enum(['ClusterIssuer', 'Issuer']),
+    issuerName: z.string().regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, 'must be a Kubernetes name'),
+  }),
 });
 
 /** Validated configuration of an infra/k8s stack. */

@@ -3,12 +3,13 @@
  * (`kubernetes:context` selects the context). `pulumi up --stack dev|prod-us|prod-eu`.
  */
 import type * as pulumi from '@pulumi/pulumi';
+import { compileForCluster } from '@trellis/components/k8s/compile';
 import { clusterIssuers } from '@trellis/components/k8s/issuers';
-import { compileClusterPolicy } from '@trellis/components/k8s/clusterPolicy';
 import { Platform } from '@trellis/components/k8s/platform';
 import { sharedRoot } from '@trellis/components/pki/sharedRoot';
 import { loadConfig } from './config.ts';
 import { loadModel } from './model.ts';
+import { checkAgainstModel } from './schema.ts';
 
 /** Stack outputs. None of them is secret material. */
 export interface K8sOutputs {
@@ -20,6 +21,7 @@ export interface K8sOutputs {
   meshPolicy: pulumi.Output<string[]>;
   gatewayNamespace: pulumi.Output<string>;
   gatewayPort: pulumi.Output<number>;
+  edgeHosts: pulumi.Output<string[]>;
   kafkaBootstrap: pulumi.Output<string>;
   cassandraContactPoint: pulumi.Output<string>;
 }
@@ -28,13 +30,13 @@ export interface K8sOutputs {
 export default async function main(): Promise<K8sOutputs> {
   const cfg = loadConfig();
   const model = loadModel(cfg.modelPath);
+  checkAgainstModel(cfg, model);
   const root = sharedRoot('trellis-root', cfg.rootCa, model.trustDomain);
-  const issuers = clusterIssuers(model, cfg.idp);
-  const compiled = compileClusterPolicy(model, {
+  const compiled = compileForCluster(model, {
     region: cfg.region,
-    gatewayNamespace: 'trellis-gateway',
-    gatewayName: 'trellis',
-    issuers,
+    issuers: clusterIssuers(model, cfg.idp),
+    hosts: cfg.hosts,
+    inClusterKeycloak: cfg.idp.mode === 'keycloak',
   });
   const platform = new Platform('trellis', {
     model,
@@ -56,6 +58,7 @@ export default async function main(): Promise<K8sOutputs> {
           }
         : { mode: 'external', issuer: cfg.idp.issuer, jwksUri: cfg.idp.jwksUri },
     gatewayExposure: cfg.gateway,
+    edgeTls: { kind: cfg.edgeTls.issuerKind, name: cfg.edgeTls.issuerName },
     services: cfg.services,
     ...(cfg.storageClassName ? { storageClassName: cfg.storageClassName } : {}),
     ...(cfg.cassandraSize !== undefined ? { cassandraSize: cfg.cassandraSize } : {}),
@@ -70,6 +73,7 @@ export default async function main(): Promise<K8sOutputs> {
     meshPolicy: platform.meshPolicy,
     gatewayNamespace: platform.gatewayNamespace,
     gatewayPort: platform.gatewayPort,
+    edgeHosts: platform.edgeHosts,
     kafkaBootstrap: platform.kafkaBootstrap,
     cassandraContactPoint: platform.cassandraContactPoint,
   };

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { formatErrors, parseModel } from '@trellis/policy';
-import type { Model } from '@trellis/policy';
+import type { ValidModel } from '@trellis/policy';
 
 /** The repository's reference model, used when `trellis:modelPath` is not set. */
 export const defaultModelPath = resolve(import.meta.dirname, '../../trellis.yaml');
 
 /** Read and validate the policy model; a bad model stops the program with every error and its path. */
-export function loadModel(path: string = defaultModelPath): Model {
+export function loadModel(path: string = defaultModelPath): ValidModel {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

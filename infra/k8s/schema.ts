@@ -3,6 +3,7 @@
  * installs the same platform on EKS). Only the config.ts files read `pulumi.Config`; they validate with
  * these schemas and report errors as `trellis:<key>.<path>: <reason>`.
  */
+import type { Model } from '@trellis/policy';
 import { z } from 'zod';
 
 const dnsLabel = z
@@ -50,6 +51,9 @@ export const servicesSchema = z.record(
   }),
 );
 
+/** `trellis:hosts`: each route host of the model → this environment's public host for it. */
+export const hostsSchema = z.record(z.string().min(1), hostname);
+
 /** The platform settings common to every Kubernetes environment. */
 export const platformSchema = z.strictObject({
   modelPath: z.string().min(1).optional(),
@@ -58,6 +62,7 @@ export const platformSchema = z.strictObject({
   dataplane: z.enum(['sidecar', 'ambient']).default('sidecar'),
   rootCa: rootCaSchema,
   idp: idpSchema,
+  hosts: hostsSchema,
   services: servicesSchema,
   storageClassName: dnsLabel.optional(),
   cassandraSize: z.int().min(3).optional(),
@@ -69,7 +74,9 @@ export const objectKeys = new Set([
   'rootCa',
   'idp',
   'services',
+  'hosts',
   'gateway',
+  'edgeTls',
   'network',
   'edge',
   'queue',
@@ -83,4 +90,55 @@ export function formatIssues(error: z.ZodError): string {
       return `trellis:${path.slice(1).replace(/^\[/, '[') || '<root>'}: ${i.message}`;
     })
     .join('\n');
+}
+
+/** The parts of a platform config that must agree with the policy model. */
+export interface ModelBound {
+  region: string;
+  hosts: Record<string, string>;
+  services: Record<string, unknown>;
+  idp: z.output<typeof idpSchema>;
+}
+
+/**
+ * Check the stack config against the policy model, naming the key at fault: the region is one of the
+ * model's, every route host has an environment host, every non-edge workload has a service entry and
+ * nothing else does, and an external issuer stands for a provider of the model.
+ */
+export function checkAgainstModel(cfg: ModelBound, model: Model): void {
+  const errors: string[] = [];
+  const regions = Object.keys(model.regions);
+  if (!regions.includes(cfg.region)) {
+    errors.push(
+      `trellis:region: "${cfg.region}" is not one of the model's regions (${regions.join(', ')})`,
+    );
+  }
+  const routeHosts = [...new Set(Object.values(model.routes).flatMap((r) => r.hosts))].sort();
+  for (const h of routeHosts) {
+    if (cfg.hosts[h] === undefined)
+      errors.push(`trellis:hosts.${h}: missing (the model routes requests for host "${h}")`);
+  }
+  for (const h of Object.keys(cfg.hosts)) {
+    if (!routeHosts.includes(h))
+      errors.push(`trellis:hosts.${h}: no route of the model uses host "${h}"`);
+  }
+  const apps = Object.entries(model.workloads)
+    .filter(([, w]) => !w.edge)
+    .map(([n]) => n);
+  for (const w of apps) {
+    if (cfg.services[w] === undefined)
+      errors.push(
+        `trellis:services.${w}: missing (every non-edge workload of the model needs an image)`,
+      );
+  }
+  for (const s of Object.keys(cfg.services)) {
+    if (!apps.includes(s))
+      errors.push(`trellis:services.${s}: not a non-edge workload of the model`);
+  }
+  if (cfg.idp.mode === 'external' && !model.identityProviders[cfg.idp.provider]) {
+    errors.push(
+      `trellis:idp.provider: "${cfg.idp.provider}" is not an identity provider of the model`,
+    );
+  }
+  if (errors.length > 0) throw new Error(`invalid stack config:\n${errors.join('\n')}`);
 }

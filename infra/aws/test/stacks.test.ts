@@ -140,27 +140,104 @@ describe.each(['dev', 'prod-us'])('infra/aws stack %s', (stack) => {
     );
   });
 
-  it('reaches the NGINX gateway only through a VPC link to an internal NLB on its NodePort', () => {
+  it('reaches the NGINX gateway over TLS only, through a VPC link and an internal NLB', () => {
+    const host = `api.${stack === 'dev' ? 'dev' : 'us'}.trellis.example`;
+    expect(r().outputs.gatewayHost).toBe(host);
     const integ = inputsOf(r(), 'aws:apigatewayv2/integration:Integration', '-gateway');
     const listener = r().mocks.one('aws:lb/listener:Listener', '-listener');
     expect(integ).toMatchObject({ connectionType: 'VPC_LINK', integrationType: 'HTTP_PROXY' });
     expect(integ.integrationUri).toBe(listener.state.arn);
+    // HTTPS to the gateway, verified against its host name, which the compiled routes match.
+    expect(integ.tlsConfig).toEqual({ serverNameToVerify: host });
+    expect(integ.requestParameters).toEqual({ 'overwrite:header.host': host });
+    // The NLB passes TLS through (TCP 443): NGINX's certificate is the one API Gateway checks.
+    expect(listener.inputs).toMatchObject({ port: 443, protocol: 'TCP' });
     expect(inputsOf(r(), 'aws:lb/loadBalancer:LoadBalancer', '-nlb')).toMatchObject({
       loadBalancerType: 'network',
       internal: true,
     });
     expect(inputsOf(r(), 'aws:lb/targetGroup:TargetGroup', '-tg').port).toBe(30080);
     const ngf = r().mocks.one('kubernetes:helm.sh/v3:Release', '-ngf');
-    expect((ngf.inputs.values as { nginx: { service: unknown } }).nginx.service).toMatchObject({
+    expect((ngf.inputs.values as { nginx: { service: unknown } }).nginx.service).toEqual({
       type: 'NodePort',
-      nodePorts: [{ port: 30080, listenerPort: 80 }],
+      externalTrafficPolicy: 'Cluster',
+      nodePorts: [{ port: 30080, listenerPort: 443 }],
     });
+    const [gw] = r().mocks.kind('Gateway');
+    expect((gw?.inputs.spec as { listeners: unknown[] }).listeners).toEqual([
+      expect.objectContaining({ hostname: host, port: 443, protocol: 'HTTPS' }),
+    ]);
+    for (const route of r().mocks.kind('HTTPRoute'))
+      expect((route.inputs.spec as { hostnames: string[] }).hostnames).toEqual([host]);
     const ingress = inputsOf(
       r(),
       'aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule',
       '-nodeport',
     );
     expect(ingress).toMatchObject({ cidrIpv4: '10.40.0.0/16', fromPort: 30080, toPort: 30080 });
+    const linkSg = inputsOf(r(), 'aws:ec2/securityGroup:SecurityGroup', '-vpclink-sg');
+    expect(linkSg.egress).toEqual([
+      { protocol: 'tcp', fromPort: 443, toPort: 443, cidrBlocks: ['10.40.0.0/16'] },
+    ]);
+  });
+
+  it('issues the gateway certificate by ACME DNS-01 with a role limited to challenge records', () => {
+    const [cert] = r()
+      .mocks.kind('Certificate')
+      .filter((c) => (c.inputs.metadata as { namespace: string }).namespace === 'trellis-gateway');
+    expect(cert?.inputs.spec).toMatchObject({
+      secretName: 'trellis-edge-tls',
+      issuerRef: { kind: 'ClusterIssuer', name: 'trellis-edge-acme' },
+    });
+    const [issuer] = r().mocks.kind('ClusterIssuer');
+    expect(issuer?.inputs).toMatchObject({
+      metadata: { name: 'trellis-edge-acme' },
+      spec: {
+        acme: {
+          server: 'https://acme-v02.api.letsencrypt.org/directory',
+          solvers: [
+            {
+              selector: { dnsZones: ['trellis.example'] },
+              dns01: {
+                route53: { region: 'us-east-1', hostedZoneID: 'Z0123456789TRELLISEXAMPLE' },
+              },
+            },
+          ],
+        },
+      },
+    });
+    const zone = 'arn:aws:route53:::hostedzone/Z0123456789TRELLISEXAMPLE';
+    const policy = JSON.parse(
+      inputsOf(r(), 'aws:iam/rolePolicy:RolePolicy', 'trellis-cert-manager-policy')
+        .policy as string,
+    );
+    expect(policy.Statement).toEqual([
+      { Effect: 'Allow', Action: ['route53:GetChange'], Resource: ['arn:aws:route53:::change/*'] },
+      { Effect: 'Allow', Action: ['route53:ListResourceRecordSets'], Resource: [zone] },
+      {
+        Effect: 'Allow',
+        Action: ['route53:ChangeResourceRecordSets'],
+        Resource: [zone],
+        Condition: {
+          'ForAllValues:StringEquals': { 'route53:ChangeResourceRecordSetsRecordTypes': ['TXT'] },
+          'ForAllValues:StringLike': {
+            'route53:ChangeResourceRecordSetsNormalizedRecordNames': ['_acme-challenge.*'],
+          },
+        },
+      },
+    ]);
+    const trust = JSON.parse(
+      inputsOf(r(), 'aws:iam/role:Role', 'trellis-cert-manager-role').assumeRolePolicy as string,
+    );
+    expect(Object.values(trust.Statement[0].Condition.StringEquals)).toContain(
+      'system:serviceaccount:cert-manager:cert-manager',
+    );
+    const cm = r().mocks.one('kubernetes:helm.sh/v3:Release', '-cert-manager-release');
+    const role = r().mocks.one('aws:iam/role:Role', 'trellis-cert-manager-role').state.arn;
+    expect(cm.inputs.values).toMatchObject({
+      serviceAccount: { annotations: { 'eks.amazonaws.com/role-arn': role } },
+      securityContext: { fsGroup: 1001 },
+    });
   });
 
   it('gives each service account a least-privilege IRSA role on the write queue', () => {
@@ -268,6 +345,30 @@ describe('infra/aws config validation', () => {
     await expect(bad({ 'trellis:edge': JSON.stringify({ gatewayNodePort: 80 }) })).rejects.toThrow(
       /trellis:edge\.gatewayNodePort/,
     );
+  });
+
+  it('rejects an ACME zone ID that is not a Route 53 zone, naming the key', async () => {
+    const edge = {
+      gatewayNodePort: 30080,
+      acme: { email: 'a@trellis.example', hostedZoneId: 'zone-1', dnsZone: 'trellis.example' },
+    };
+    await expect(bad({ 'trellis:edge': JSON.stringify(edge) })).rejects.toThrow(
+      /trellis:edge\.acme\.hostedZoneId: must be a Route 53 hosted zone ID/,
+    );
+  });
+
+  it('rejects a gateway host outside the ACME zone, or more than one', async () => {
+    await expect(
+      bad({ 'trellis:hosts': JSON.stringify({ localhost: 'api.other.example' }) }),
+    ).rejects.toThrow(/trellis:hosts: api\.other\.example is not in trellis:edge\.acme\.dnsZone/);
+    await expect(
+      bad({
+        'trellis:hosts': JSON.stringify({
+          localhost: 'a.trellis.example',
+          'x.local': 'b.trellis.example',
+        }),
+      }),
+    ).rejects.toThrow(/trellis:hosts: API Gateway reaches one gateway host, got 2/);
   });
 
   it('rejects an EKS API open to the world', async () => {

@@ -1,6 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import { resolve } from 'node:path';
 import { charts } from '@trellis/components/k8s/versions';
+import { evaluateIstio } from '@trellis/policy';
+import type { IstioRequest, IstioResource, Token } from '@trellis/policy';
 import { isSecretValue, RecordingMocks } from '@trellis/components/testing/mocks';
 import type { RecordedResource } from '@trellis/components/testing/mocks';
 import { policyViolations } from '@trellis/components/testing/policyCheck';
@@ -45,6 +47,34 @@ const kind = (r: StackRun, k: string): RecordedResource[] => r.mocks.kind(k);
 const spec = (r: RecordedResource): Record<string, unknown> =>
   r.inputs.spec as Record<string, unknown>;
 
+/** The environment part of each stack's host names (Pulumi.<stack>.yaml: trellis:hosts, trellis:idp). */
+const hostsRegion: Record<string, string> = { dev: 'dev', 'prod-us': 'us', 'prod-eu': 'eu' };
+const hosts: Record<string, string> = Object.fromEntries(
+  Object.entries(hostsRegion).map(([s, r]) => [s, `api.${r}.trellis.example`]),
+);
+const now = Math.floor(Date.now() / 1000);
+
+/** A token that verifies, from `iss`, for the model's audience. */
+const jwt = (iss: string, scope: string): Token => ({
+  alg: 'RS256',
+  signatureValid: true,
+  claims: { iss, aud: 'trellis-api', sub: 'user-1', scope, exp: now + 300 },
+});
+
+/** The Istio security objects a run applies, as the evaluator reads them. */
+const istioObjects = (r: StackRun): IstioResource[] =>
+  ['PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication']
+    .flatMap((k) => kind(r, k))
+    .map(
+      (x) =>
+        ({
+          apiVersion: x.inputs.apiVersion,
+          kind: x.inputs.kind,
+          metadata: x.inputs.metadata,
+          spec: x.inputs.spec,
+        }) as IstioResource,
+    );
+
 beforeAll(async () => {
   const key = privateKeyState();
   const cert = await selfSignedCertState({
@@ -88,18 +118,180 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
     expect(data['ca-key.pem']).toMatch(/PRIVATE KEY/);
   });
 
-  it('enforces mesh-wide STRICT mTLS and holds apps until the proxy is ready', () => {
+  it('applies mesh-wide STRICT mTLS from the compiler and holds apps until the proxy is ready', () => {
     const r = runs.get(stack) as StackRun;
     const pas = kind(r, 'PeerAuthentication');
-    const meshWide = pas.find(
+    const meshWide = pas.filter(
       (p) => (p.inputs.metadata as { namespace: string }).namespace === 'istio-system',
     );
-    expect(meshWide && spec(meshWide)).toEqual({ mtls: { mode: 'STRICT' } });
+    expect(meshWide).toHaveLength(1);
+    expect(spec(meshWide[0] as RecordedResource)).toEqual({ mtls: { mode: 'STRICT' } });
     expect(pas.every((p) => (spec(p).mtls as { mode: string }).mode === 'STRICT')).toBe(true);
+    expect(pas.map((p) => (p.inputs.metadata as { namespace: string }).namespace).sort()).toEqual([
+      'istio-system',
+      'trellis',
+      'trellis-gateway',
+    ]);
+    // Data services start under STRICT: their namespaces wait for the mesh-wide policy.
+    expect(r.outputs.mtlsMode).toBe('STRICT');
     const istiod = r.mocks.one('kubernetes:helm.sh/v3:Release', '-istiod');
     const values = istiod.inputs.values as { meshConfig: Record<string, unknown> };
     expect(values.meshConfig.trustDomain).toBe('trellis.local');
     expect(values.meshConfig.defaultConfig).toEqual({ holdApplicationUntilProxyStarts: true });
+  });
+
+  it('denies by default and allows each route only from the gateway, with its scopes', () => {
+    const r = runs.get(stack) as StackRun;
+    const allowNothing = kind(r, 'AuthorizationPolicy').filter(
+      (p) => (p.inputs.metadata as { name: string }).name === 'allow-nothing',
+    );
+    expect(
+      allowNothing.map((p) => (p.inputs.metadata as { namespace: string }).namespace).sort(),
+    ).toEqual(['trellis', 'trellis-gateway']);
+    for (const p of allowNothing) expect(spec(p)).toEqual({});
+    for (const p of kind(r, 'AuthorizationPolicy')) {
+      for (const rule of (spec(p).rules ?? []) as { from?: unknown[] }[])
+        expect(rule.from?.length ?? 0).toBeGreaterThan(0);
+    }
+    // Decide requests against exactly what the stack applies, with Istio's documented semantics.
+    const mesh = istioObjects(r);
+    const issuer = r.outputs.issuer as string;
+    const gateway = 'spiffe://trellis.local/ns/trellis-gateway/sa/trellis-nginx';
+    const ordersApi = { namespace: 'trellis', labels: { app: 'orders-api' }, port: 8080 };
+    const call = (
+      from: string | null,
+      method: string,
+      path: string,
+      token?: Token,
+      to: { namespace: string; labels: Record<string, string>; port: number } = ordersApi,
+    ): boolean => {
+      const req: IstioRequest = {
+        ...to,
+        peer: from === null ? { kind: 'none' } : { kind: 'cert', spiffeId: from, trusted: true },
+        http: { method, path, now, ...(token ? { token } : {}) },
+      };
+      return evaluateIstio(mesh, req).allowed;
+    };
+    const writer = jwt(issuer, 'orders:read orders:write');
+    const reader = jwt(issuer, 'orders:read');
+    expect(call(gateway, 'POST', '/orders', writer)).toBe(true);
+    expect(call(gateway, 'GET', '/orders/42', reader)).toBe(true);
+    // The mesh enforces each route's scopes, not just a valid token.
+    expect(call(gateway, 'POST', '/orders', reader)).toBe(false);
+    expect(call(gateway, 'GET', '/orders/42', jwt(issuer, 'profile'))).toBe(false);
+    expect(call(gateway, 'GET', '/orders/42')).toBe(false);
+    expect(call(gateway, 'DELETE', '/orders/42', writer)).toBe(false);
+    // Tokens of another issuer (the local stack's) are not accepted in the cluster.
+    expect(
+      call(
+        gateway,
+        'GET',
+        '/orders/42',
+        jwt('http://localhost:8180/realms/trellis', 'orders:read'),
+      ),
+    ).toBe(false);
+    // Only the gateway's identity may call, and never in plaintext.
+    expect(call('spiffe://trellis.local/ns/trellis/sa/ledger', 'GET', '/orders/42', reader)).toBe(
+      false,
+    );
+    expect(call(null, 'GET', '/orders/42', reader)).toBe(false);
+    // Nobody calls the ledger over the mesh: allow-nothing closes it.
+    const ledger = { namespace: 'trellis', labels: { app: 'ledger' }, port: 8081 };
+    expect(call(gateway, 'GET', '/orders/42', reader, ledger)).toBe(false);
+  });
+
+  it('checks JWTs in the mesh with the issuer and JWKS the stack publishes', () => {
+    const r = runs.get(stack) as StackRun;
+    const issuer = r.outputs.issuer as string;
+    expect(issuer).toMatch(/^https:\/\/auth\.[a-z.]+\/realms\/trellis$/);
+    const ras = kind(r, 'RequestAuthentication');
+    expect(ras.map((x) => (x.inputs.metadata as { name: string }).name)).toEqual(['orders-api']);
+    expect(spec(ras[0] as RecordedResource)).toEqual({
+      selector: { matchLabels: { app: 'orders-api' } },
+      jwtRules: [
+        {
+          issuer,
+          audiences: ['trellis-api'],
+          jwksUri: r.outputs.jwksUri,
+          forwardOriginalToken: true,
+        },
+      ],
+    });
+  });
+
+  it('routes the model at the gateway with the compiled Gateway API objects, over TLS', () => {
+    const r = runs.get(stack) as StackRun;
+    const host = hosts[stack];
+    const [gw] = kind(r, 'Gateway');
+    const gwSpec = spec(gw as RecordedResource) as {
+      gatewayClassName: string;
+      listeners: Record<string, unknown>[];
+      infrastructure: { annotations: Record<string, string> };
+    };
+    expect(gw?.inputs.metadata).toMatchObject({ name: 'trellis', namespace: 'trellis-gateway' });
+    expect(gwSpec.gatewayClassName).toBe('nginx');
+    expect(gwSpec.listeners).toEqual([
+      {
+        name: 'https-0',
+        hostname: host,
+        port: 443,
+        protocol: 'HTTPS',
+        tls: { mode: 'Terminate', certificateRefs: [{ kind: 'Secret', name: 'trellis-edge-tls' }] },
+        allowedRoutes: { namespaces: { from: 'Same' } },
+      },
+    ]);
+    // Outside traffic reaches NGINX without meeting the gateway namespace's STRICT policy.
+    expect(gwSpec.infrastructure.annotations).toEqual({
+      'ambient.istio.io/bypass-inbound-capture': 'true',
+    });
+    const routes = Object.fromEntries(
+      kind(r, 'HTTPRoute').map((x) => [(x.inputs.metadata as { name: string }).name, x.inputs]),
+    );
+    expect(Object.keys(routes).sort()).toEqual(['create-order', 'get-order']);
+    expect(routes['create-order']).toMatchObject({
+      metadata: { namespace: 'trellis-gateway' },
+      spec: {
+        parentRefs: [{ name: 'trellis', namespace: 'trellis-gateway' }],
+        hostnames: [host],
+        rules: [
+          {
+            matches: [{ path: { type: 'Exact', value: '/orders' }, method: 'POST' }],
+            backendRefs: [{ name: 'orders-api', namespace: 'trellis', port: 8080 }],
+          },
+        ],
+      },
+    });
+    expect(
+      (routes['get-order']?.spec as { rules: { matches: unknown[] }[] }).rules[0]?.matches,
+    ).toEqual([{ path: { type: 'PathPrefix', value: '/orders' }, method: 'GET' }]);
+    const [grant] = kind(r, 'ReferenceGrant');
+    expect(grant?.inputs).toMatchObject({
+      metadata: { namespace: 'trellis' },
+      spec: {
+        from: [
+          { group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: 'trellis-gateway' },
+        ],
+        to: [{ group: '', kind: 'Service', name: 'orders-api' }],
+      },
+    });
+    const [cert] = kind(r, 'Certificate').filter(
+      (c) => (c.inputs.metadata as { namespace: string }).namespace === 'trellis-gateway',
+    );
+    expect(spec(cert as RecordedResource)).toMatchObject({
+      secretName: 'trellis-edge-tls',
+      dnsNames: [host],
+      issuerRef: { group: 'cert-manager.io', kind: 'ClusterIssuer', name: 'letsencrypt-dns01' },
+    });
+    const ns = (name: string) =>
+      r.mocks
+        .ofType('kubernetes:core/v1:Namespace')
+        .find((x) => (x.inputs.metadata as { name: string }).name === name)?.inputs.metadata;
+    expect(ns('trellis-gateway')).toMatchObject({
+      labels: { 'istio.io/dataplane-mode': 'ambient' },
+    });
+    expect(ns('trellis')).toMatchObject({ labels: { 'istio-injection': 'enabled' } });
+    expect(ns('nginx-gateway')).toMatchObject({ labels: { 'istio-injection': 'disabled' } });
+    expect(r.outputs.edgeHosts).toEqual([host]);
   });
 
   it('pins every Helm chart to the versions in versions.ts', () => {
@@ -133,14 +325,29 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
           authorization: { acls: { resource: { name: string }; operations: string[] }[] };
         }
       ).authorization.acls;
+    // compileKafkaAcls: WRITE for the producer; READ on the topic and the group for the consumer.
     expect(aclsOf('orders-api')).toEqual([
       {
+        type: 'allow',
         host: '*',
         resource: { type: 'topic', name: 'orders.v1', patternType: 'literal' },
-        operations: ['Write', 'Describe'],
+        operations: ['Write'],
       },
     ]);
-    expect(aclsOf('ledger').flatMap((a) => a.operations)).not.toContain('Write');
+    expect(aclsOf('ledger')).toEqual([
+      {
+        type: 'allow',
+        host: '*',
+        resource: { type: 'group', name: 'ledger', patternType: 'literal' },
+        operations: ['Read'],
+      },
+      {
+        type: 'allow',
+        host: '*',
+        resource: { type: 'topic', name: 'orders.v1', patternType: 'literal' },
+        operations: ['Read'],
+      },
+    ]);
   });
 
   it('runs Cassandra 5 with client and internode encryption, gossip declared to the mesh', () => {
@@ -169,20 +376,39 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
     });
   });
 
-  it('checks JWTs in the mesh with the issuer the stack publishes', () => {
+  it('imports the realm compiled from the model into the in-cluster Keycloak', () => {
     const r = runs.get(stack) as StackRun;
-    const issuer = r.outputs.issuer as string;
-    expect(issuer).toMatch(/^https:\/\/auth\.[a-z.]+\/realms\/trellis$/);
-    const ras = kind(r, 'RequestAuthentication');
-    expect(ras.length).toBeGreaterThan(0);
-    for (const ra of ras) {
-      for (const rule of spec(ra).jwtRules as { issuer: string; audiences: string[] }[]) {
-        expect(rule.issuer).toBe(issuer);
-        expect(rule.audiences).toEqual(['trellis-api']);
-      }
-    }
-    const [realm] = kind(r, 'KeycloakRealmImport');
-    expect((spec(realm as RecordedResource).realm as { realm: string }).realm).toBe('trellis');
+    const [imp] = kind(r, 'KeycloakRealmImport');
+    const realm = spec(imp as RecordedResource).realm as {
+      realm: string;
+      clients: {
+        clientId: string;
+        directAccessGrantsEnabled: boolean;
+        defaultClientScopes: string[];
+      }[];
+      clientScopes: { name: string; protocolMappers: { config: Record<string, string> }[] }[];
+      scopeMappings: { clientScope: string; roles: string[] }[];
+    };
+    expect(realm.realm).toBe('trellis');
+    expect(`https://auth.${hostsRegion[stack]}.trellis.example/realms/${realm.realm}`).toBe(
+      r.outputs.issuer,
+    );
+    const clients = Object.fromEntries(realm.clients.map((c) => [c.clientId, c]));
+    // The agent gets only its narrow scopes; no password grant in a cloud environment.
+    expect(clients['reporting-bot']?.defaultClientScopes).toEqual([
+      'basic',
+      'keycloak-audience',
+      'orders:read',
+    ]);
+    expect(clients['trellis-cli']?.directAccessGrantsEnabled).toBe(false);
+    const audience = realm.clientScopes.find((c) => c.name === 'keycloak-audience');
+    expect(audience?.protocolMappers.map((m) => m.config['included.custom.audience'])).toEqual([
+      'trellis-api',
+    ]);
+    expect(realm.scopeMappings).toContainEqual({
+      clientScope: 'orders:write',
+      roles: ['order-writer'],
+    });
   });
 
   it('deploys smoke services by digest, with limits, probes and a PDB, as their SPIFFE identity', () => {
@@ -226,30 +452,45 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
 });
 
 describe('multi-region', () => {
-  /** Authorization-relevant objects of a run, keyed by kind/namespace/name. */
-  const authz = (r: StackRun): Record<string, unknown> =>
+  /** Every policy object of a run (mesh, edge, Kafka, realm), whole, keyed by kind/namespace/name. */
+  const policyOf = (r: StackRun): Record<string, unknown> =>
     Object.fromEntries(
-      ['PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'HTTPRoute']
+      [
+        'PeerAuthentication',
+        'AuthorizationPolicy',
+        'RequestAuthentication',
+        'Gateway',
+        'HTTPRoute',
+        'ReferenceGrant',
+        'KafkaUser',
+        'KeycloakRealmImport',
+      ]
         .flatMap((k) => kind(r, k))
         .map((x) => {
           const m = x.inputs.metadata as { name: string; namespace: string };
-          return [`${x.type.split(':').pop()}/${m.namespace}/${m.name}`, spec(x)];
+          return [`${x.type.split(':').pop()}/${m.namespace}/${m.name}`, x.inputs];
         }),
+    );
+  /** Region-scoped names → a placeholder: host names and the region label. */
+  const unscoped = (v: unknown, region: string) =>
+    JSON.parse(
+      JSON.stringify(v)
+        .replaceAll(`auth.${region}.`, 'auth.<region>.')
+        .replaceAll(`api.${region}.`, 'api.<region>.')
+        .replaceAll(`"trellis.dev/region":"${region}"`, '"trellis.dev/region":"<region>"'),
     );
 
   it('prod-us and prod-eu produce identical policy, differing only in region-scoped names', () => {
-    const us = runs.get('prod-us') as StackRun;
-    const eu = runs.get('prod-eu') as StackRun;
-    const regionScoped = (v: unknown) =>
-      JSON.parse(
-        JSON.stringify(v)
-          .replaceAll('auth.us.', 'auth.<region>.')
-          .replaceAll('auth.eu.', 'auth.<region>.'),
-      );
-    const usPolicy = authz(us);
-    expect(Object.keys(usPolicy).length).toBeGreaterThanOrEqual(6);
-    expect(regionScoped(authz(eu))).toEqual(regionScoped(usPolicy));
-    expect(JSON.stringify(authz(eu))).toContain('auth.eu.');
+    const us = policyOf(runs.get('prod-us') as StackRun);
+    const eu = policyOf(runs.get('prod-eu') as StackRun);
+    expect(Object.keys(us).length).toBeGreaterThanOrEqual(12);
+    expect(Object.keys(eu).sort()).toEqual(Object.keys(us).sort());
+    // They do differ as deployed (issuer, hosts, region label) ...
+    expect(JSON.stringify(eu)).not.toEqual(JSON.stringify(us));
+    expect(JSON.stringify(eu)).toContain('auth.eu.');
+    expect(JSON.stringify(eu)).toContain('"trellis.dev/region":"eu"');
+    // ... and only there.
+    expect(unscoped(eu, 'eu')).toEqual(unscoped(us, 'us'));
   });
 
   it('prod-us and prod-eu intermediates differ and both chain to the one shared root', () => {
@@ -298,16 +539,33 @@ describe('config validation', () => {
     await expect(bad('dev', {}, false)).rejects.toThrow(/trellis:keycloakDbPassword: required/);
   });
 
-  it('rejects a region the model does not have', async () => {
+  it('rejects a region the model does not have, naming the key', async () => {
     await expect(bad('dev', { 'trellis:region': 'mars' })).rejects.toThrow(
-      /region "mars" is not one of the model's regions/,
+      /trellis:region: "mars" is not one of the model's regions \(local, us, eu\)/,
     );
   });
 
-  it('rejects a missing service image for a model workload', async () => {
+  it('rejects a missing service image for a model workload, naming the key', async () => {
     const services = JSON.stringify({ 'orders-api': { image: `r/o@sha256:${'a'.repeat(64)}` } });
     await expect(bad('dev', { 'trellis:services': services })).rejects.toThrow(
-      /services\.ledger is missing/,
+      /trellis:services\.ledger: missing/,
     );
+  });
+
+  it('requires an environment host for every route host of the model', async () => {
+    await expect(
+      bad('dev', { 'trellis:hosts': JSON.stringify({ 'api.example.com': 'api.example.com' }) }),
+    ).rejects.toThrow(/trellis:hosts\.localhost: missing/);
+    await expect(
+      bad('dev', { 'trellis:hosts': JSON.stringify({ localhost: 'https://api.example.com' }) }),
+    ).rejects.toThrow(/trellis:hosts\.localhost: must be a DNS name without scheme/);
+  });
+
+  it('rejects an edge TLS issuer kind cert-manager does not have, naming the key', async () => {
+    await expect(
+      bad('dev', {
+        'trellis:edgeTls': JSON.stringify({ issuerKind: 'Vault', issuerName: 'x' }),
+      }),
+    ).rejects.toThrow(/trellis:edgeTls\.issuerKind/);
   });
 });

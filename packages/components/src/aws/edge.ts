@@ -1,7 +1,13 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 
-const defaults = { logRetentionDays: 90, defaultRate: 100, defaultBurst: 50 } as const;
+const defaults = {
+  logRetentionDays: 90,
+  defaultRate: 100,
+  defaultBurst: 50,
+  /** The NLB listens for TLS and passes it through to the gateway's HTTPS listener. */
+  tlsPort: 443,
+} as const;
 
 /** One edge route: the model's route, as API Gateway sees it. */
 export interface EdgeRoute {
@@ -24,8 +30,14 @@ export interface ApiEdgeArgs {
   /** Node group ASG and cluster security group: the NLB targets the gateway's NodePort on the nodes. */
   nodeAsgName: pulumi.Input<string>;
   nodeSecurityGroupId: pulumi.Input<string>;
-  /** NodePort of the NGINX gateway Service. */
+  /** NodePort of the NGINX gateway Service (its HTTPS listener). */
   gatewayNodePort: pulumi.Input<number>;
+  /**
+   * The gateway's host name: API Gateway verifies the gateway's certificate against it (TLS to the
+   * gateway, `tlsConfig.serverNameToVerify`; the certificate must chain to a CA API Gateway trusts) and
+   * sends it as the Host header, which the compiled HTTPRoutes match.
+   */
+  gatewayHost: pulumi.Input<string>;
   /** JWT issuer: must be the platform's (Keycloak or external) issuer. */
   issuer: pulumi.Input<string>;
   /** Accepted audiences (from the model's identity provider). */
@@ -36,8 +48,9 @@ export interface ApiEdgeArgs {
 /**
  * The AWS edge: API Gateway HTTP API with a JWT authorizer (issuer and audience checked before any
  * request enters the VPC), per-route throttling, JSON access logs in CloudWatch, and a VPC link to an
- * internal NLB in front of the NGINX gateway's NodePort. Only the model's routes exist; anything else
- * is a 404 at the edge.
+ * internal NLB that passes TLS through to the NGINX gateway's HTTPS NodePort: the hop inside the VPC is
+ * HTTPS, verified by API Gateway against the gateway's host name. Only the model's routes exist;
+ * anything else is a 404 at the edge.
  */
 export class ApiEdge extends pulumi.ComponentResource {
   public readonly endpoint: pulumi.Output<string>;
@@ -81,11 +94,12 @@ export class ApiEdge extends pulumi.ComponentResource {
       },
       child,
     );
+    // TCP, not TLS: the NLB does not terminate, so NGINX's certificate is what API Gateway verifies.
     const listener = new aws.lb.Listener(
       `${name}-listener`,
       {
         loadBalancerArn: nlb.arn,
-        port: 80,
+        port: defaults.tlsPort,
         protocol: 'TCP',
         defaultActions: [{ type: 'forward', targetGroupArn: tg.arn }],
       },
@@ -114,7 +128,14 @@ export class ApiEdge extends pulumi.ComponentResource {
       {
         vpcId: args.vpcId,
         description: 'API Gateway VPC link: egress to the NLB only',
-        egress: [{ protocol: 'tcp', fromPort: 80, toPort: 80, cidrBlocks: [args.vpcCidr] }],
+        egress: [
+          {
+            protocol: 'tcp',
+            fromPort: defaults.tlsPort,
+            toPort: defaults.tlsPort,
+            cidrBlocks: [args.vpcCidr],
+          },
+        ],
       },
       child,
     );
@@ -144,6 +165,12 @@ export class ApiEdge extends pulumi.ComponentResource {
         connectionId: link.id,
         integrationUri: listener.arn,
         payloadFormatVersion: '1.0',
+        // HTTPS to the gateway (docs.aws.amazon.com/apigateway/latest/developerguide/
+        // http-api-develop-integrations-private.html: "specify a tlsConfig ... to use HTTPS").
+        tlsConfig: { serverNameToVerify: args.gatewayHost },
+        // Host is not a reserved header for HTTP API parameter mapping (http-api-parameter-mapping.html,
+        // "Reserved headers"); the HTTPRoutes match this host.
+        requestParameters: { 'overwrite:header.host': args.gatewayHost },
       },
       child,
     );

@@ -5,6 +5,8 @@ import * as pulumi from '@pulumi/pulumi';
 export interface AllowStatement {
   actions: string[];
   resources: pulumi.Input<string>[];
+  /** IAM condition block, e.g. `{ 'ForAllValues:StringEquals': { 'route53:...': ['TXT'] } }`. */
+  condition?: Record<string, Record<string, string[]>>;
 }
 
 /** Arguments of {@link IrsaRole}. */
@@ -78,6 +80,7 @@ export class IrsaRole extends pulumi.ComponentResource {
               Effect: 'Allow',
               Action: s.actions,
               Resource: s.resources,
+              ...(s.condition ? { Condition: s.condition } : {}),
             })),
           }),
         },

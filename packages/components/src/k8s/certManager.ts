@@ -7,6 +7,12 @@ import { charts } from './versions.ts';
 export interface CertManagerArgs {
   /** @default "cert-manager" */
   namespace?: string;
+  /**
+   * Annotations of cert-manager's ServiceAccount, e.g. `eks.amazonaws.com/role-arn` for Route 53
+   * DNS-01 through IRSA (cert-manager.io/docs/configuration/acme/dns01/route53, "Service annotation";
+   * the same page sets `securityContext.fsGroup: 1001` so the projected token is readable).
+   */
+  serviceAccountAnnotations?: Record<string, pulumi.Input<string>>;
   dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
 
@@ -35,6 +41,12 @@ export class CertManager extends pulumi.ComponentResource {
         releaseName: 'cert-manager',
         values: {
           crds: { enabled: true },
+          ...(args.serviceAccountAnnotations
+            ? {
+                serviceAccount: { annotations: args.serviceAccountAnnotations },
+                securityContext: { fsGroup: 1001 },
+              }
+            : {}),
           resources: {
             requests: { cpu: '50m', memory: '128Mi' },
             limits: { cpu: '500m', memory: '512Mi' },

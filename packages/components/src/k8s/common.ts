@@ -67,7 +67,10 @@ export function pinnedRelease(
 }
 
 /** Resource name for a compiled object: stable, unique per kind/namespace/name. */
-export function objectResourceName(prefix: string, obj: K8sObject): string {
+export function objectResourceName(
+  prefix: string,
+  obj: { kind: string; metadata: { name: string; namespace?: string } },
+): string {
   const ns = obj.metadata.namespace ?? 'cluster';
   return `${prefix}-${obj.kind.toLowerCase()}-${ns}-${obj.metadata.name}`;
 }

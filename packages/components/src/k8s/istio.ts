@@ -37,13 +37,12 @@ export interface IstioArgs {
 
 /**
  * Istio from the official Helm charts (base, istiod, cni, ztunnel), with a plug-in CA from the shared
- * root and mesh-wide STRICT mTLS. https://istio.io/latest/docs/ambient/install/helm/
+ * root. Mesh-wide STRICT mTLS is part of the compiled policy (MeshPolicy).
+ * https://istio.io/latest/docs/ambient/install/helm/
  */
 export class Istio extends pulumi.ComponentResource {
   /** Root namespace of the mesh (where mesh-wide policy lives). */
   public readonly rootNamespace: pulumi.Output<string>;
-  /** The mesh-wide PeerAuthentication mode; always STRICT. */
-  public readonly mtlsMode: pulumi.Output<string>;
   /** Resources other components must wait for (CRDs and istiod up). */
   public readonly ready: pulumi.Resource[];
 
@@ -126,19 +125,10 @@ export class Istio extends pulumi.ComponentResource {
       },
       { parent: this, dependsOn: [cni] },
     );
-    const strict = new k8s.apiextensions.CustomResource(
-      `${name}-mesh-mtls`,
-      {
-        apiVersion: 'security.istio.io/v1',
-        kind: 'PeerAuthentication',
-        metadata: { name: 'default', namespace: ns.metadata.name },
-        spec: { mtls: { mode: 'STRICT' } },
-      },
-      { parent: this, dependsOn: [istiod] },
-    );
+    // The mesh-wide STRICT PeerAuthentication is compiled from the model with the rest of the policy
+    // (compileIstio) and applied by MeshPolicy, which the data components wait for.
     this.rootNamespace = ns.metadata.name;
-    this.mtlsMode = pulumi.output('STRICT');
-    this.ready = [istiod, ztunnel, strict];
-    this.registerOutputs({ rootNamespace: this.rootNamespace, mtlsMode: this.mtlsMode });
+    this.ready = [istiod, ztunnel];
+    this.registerOutputs({ rootNamespace: this.rootNamespace });
   }
 }

@@ -13,8 +13,14 @@ const defaults = {
   tlsPort: 9093,
 } as const;
 
-/** One ACL rule of a KafkaUser (Strimzi `spec.authorization.acls[]`, v1 API: `operations`). */
+/**
+ * One ACL rule of a KafkaUser: Strimzi's AclRule (`spec.authorization.acls[]`; `type` allow|deny, default
+ * allow; `host` default `*`; `operations` from Read, Write, Create, Delete, Alter, Describe,
+ * ClusterAction, AlterConfigs, DescribeConfigs, IdempotentWrite, All). Strimzi API reference, "AclRule
+ * schema reference".
+ */
 export interface KafkaAcl {
+  type?: 'allow' | 'deny';
   resource: {
     type: 'topic' | 'group' | 'cluster' | 'transactionalId';
     name?: string;
@@ -24,7 +30,7 @@ export interface KafkaAcl {
   host?: string;
 }
 
-/** A Kafka principal: one workload identity and its ACLs, compiled from the model. */
+/** A Kafka principal: one workload identity and its ACLs, compiled from the model (compile.ts). */
 export interface KafkaUserSpec {
   /** KafkaUser name = the workload (its certificate CN is the user name). */
   name: string;
@@ -33,7 +39,7 @@ export interface KafkaUserSpec {
 
 /** Arguments of {@link StrimziKafka}. */
 export interface StrimziKafkaArgs {
-  /** Users and ACLs compiled from the model (`compileKafkaAcls`). */
+  /** Users and ACLs compiled from the model (`compileKafkaAcls`, see compile.ts). */
   users: KafkaUserSpec[];
   /** Topics to create: name → partitions. */
   topics: Record<string, { partitions?: number }>;

@@ -1,5 +1,6 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
+import type { KeycloakRealm } from '@trellis/policy';
 import { meshNamespace } from './common.ts';
 import { keycloakOperator } from './versions.ts';
 
@@ -16,7 +17,7 @@ export interface InClusterIdp {
   /** Public hostname of Keycloak, e.g. `auth.prod-us.example.com` (the issuer host). */
   hostname: string;
   /** Realm representation compiled from the model (`compileKeycloakRealm`); `realm` is its name. */
-  realm: Record<string, unknown> & { realm: string };
+  realm: KeycloakRealm;
   /** PostgreSQL for Keycloak: host and database; credentials from Pulumi secrets. */
   database: {
     host: string;

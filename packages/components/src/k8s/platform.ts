@@ -1,21 +1,24 @@
 import * as pulumi from '@pulumi/pulumi';
 import { namespaceOf } from '@trellis/policy';
-import type { Model } from '@trellis/policy';
+import type { ValidModel } from '@trellis/policy';
 import { IntermediateCa } from '../pki/meshCa.ts';
 import type { CaMaterial } from '../pki/meshCa.ts';
 import { Cassandra } from './cassandra.ts';
 import { CertManager } from './certManager.ts';
 import { meshNamespace } from './common.ts';
-import type { DataplaneMode, K8sObject } from './common.ts';
+import type { DataplaneMode } from './common.ts';
+import type { ClusterArtefacts } from './compile.ts';
 import { NginxGateway } from './gateway.ts';
-import type { GatewayExposure } from './gateway.ts';
+import type { EdgeTlsIssuer, GatewayExposure } from './gateway.ts';
 import { Istio } from './istio.ts';
 import { StrimziKafka } from './kafka.ts';
-import type { KafkaUserSpec } from './kafka.ts';
 import { Keycloak } from './keycloak.ts';
 import type { ExternalIdp, InClusterIdp } from './keycloak.ts';
 import { MeshPolicy } from './meshPolicy.ts';
 import { MeshService } from './meshService.ts';
+
+/** Istio's root namespace: the Istio component installs there, mesh-wide policy lives there. */
+const rootNamespace = 'istio-system';
 
 /** Per-service deployment settings (from stack config). */
 export interface ServiceDeployment {
@@ -27,34 +30,27 @@ export interface ServiceDeployment {
   env?: Record<string, pulumi.Input<string>>;
 }
 
-/** Artefacts compiled from the model by `@trellis/policy`. */
-export interface CompiledPolicy {
-  /** Istio PeerAuthentication / RequestAuthentication / AuthorizationPolicy objects. */
-  mesh: K8sObject[];
-  /** Gateway API HTTPRoutes. */
-  routes: K8sObject[];
-  /** Kafka users and ACLs. */
-  kafkaUsers: KafkaUserSpec[];
-  /** Keycloak realm (used when the identity provider is the in-cluster Keycloak). */
-  realm?: Record<string, unknown> & { realm: string };
-}
-
 /** Arguments of {@link Platform}. */
 export interface PlatformArgs {
   /** The validated policy model. */
-  model: Model;
+  model: ValidModel;
   /** Cluster name, e.g. `prod-us`: names the intermediate CA and Istio's cluster. */
   cluster: string;
   /** Region key of the model (`us`, `eu`, ...): the Cassandra datacenter and Istio network. */
   region: string;
   /** The shared root CA. */
   root: CaMaterial;
-  compiled: CompiledPolicy;
+  /** Everything compiled from the model for this cluster (`compileForCluster`, compile.ts). */
+  compiled: ClusterArtefacts;
   /** @default "sidecar" */
   dataplane?: DataplaneMode;
   /** Identity provider: in-cluster Keycloak (realm comes from `compiled.realm`) or external. */
   idp: Omit<InClusterIdp, 'realm'> | ExternalIdp;
   gatewayExposure: GatewayExposure;
+  /** cert-manager issuer of the edge certificate (the Gateway's HTTPS listeners). */
+  edgeTls: EdgeTlsIssuer;
+  /** Annotations of cert-manager's ServiceAccount (IRSA for Route 53 DNS-01 on EKS). */
+  certManagerServiceAccountAnnotations?: Record<string, pulumi.Input<string>>;
   /** Deployments of the model's non-edge workloads, by workload name. */
   services: Record<string, ServiceDeployment>;
   storageClassName?: string;
@@ -64,8 +60,10 @@ export interface PlatformArgs {
 
 /**
  * The whole Trellis platform on one Kubernetes cluster: mesh (Istio, plug-in CA from the shared root,
- * STRICT mTLS, compiled policy), edge (NGINX Gateway Fabric + HTTPRoutes), data (Cassandra 5, Kafka
- * KRaft), identity (Keycloak or external) and the smoke services. Used by infra/k8s and infra/aws.
+ * the compiled policy with mesh-wide STRICT mTLS), edge (NGINX Gateway Fabric with the compiled Gateway
+ * and HTTPRoutes, TLS from cert-manager), data (Cassandra 5, Kafka KRaft with the compiled ACLs),
+ * identity (Keycloak with the compiled realm, or external) and the smoke services. Used by infra/k8s and
+ * infra/aws.
  */
 export class Platform extends pulumi.ComponentResource {
   /** Issuer every JWT check must use (mesh RequestAuthentication and the API Gateway authorizer). */
@@ -88,13 +86,24 @@ export class Platform extends pulumi.ComponentResource {
   public readonly kafkaBootstrap: pulumi.Output<string>;
   /** Cassandra contact point. */
   public readonly cassandraContactPoint: pulumi.Output<string>;
+  /** Hostnames the gateway serves over HTTPS (the environment's route hosts). */
+  public readonly edgeHosts: pulumi.Output<string[]>;
+  /** The cert-manager release: cert-manager resources made outside the platform wait for it. */
+  public readonly certManager: pulumi.Resource;
 
   constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super('trellis:k8s:Platform', name, {}, opts);
-    const { model } = args;
+    const { model, compiled } = args;
     if (!(args.region in model.regions)) {
       throw new pulumi.ResourceError(
         `Platform ${name}: region "${args.region}" is not one of the model's regions (${Object.keys(model.regions).join(', ')})`,
+        this,
+      );
+    }
+    const compiledRegion = compiled.gateway.metadata.labels['trellis.dev/region'];
+    if (compiledRegion !== args.region) {
+      throw new pulumi.ResourceError(
+        `Platform ${name}: compiled was compiled for region "${compiledRegion}", not "${args.region}"`,
         this,
       );
     }
@@ -115,12 +124,30 @@ export class Platform extends pulumi.ComponentResource {
         );
       }
     }
-    if (args.idp.mode === 'keycloak' && !args.compiled.realm) {
+    // The mesh checks tokens against the issuers the policy was compiled with; they must be the ones
+    // this platform deploys (or the external issuer it was given).
+    const compiledIssuers = Object.values(compiled.model.identityProviders).map((p) => p.issuer);
+    if (args.idp.mode === 'keycloak') {
+      if (!compiled.realm) {
+        throw new pulumi.ResourceError(
+          `Platform ${name}: compiled.realm is required when idp.mode is keycloak`,
+          this,
+        );
+      }
+      const issuer = `https://${args.idp.hostname}/realms/${compiled.realm.realm}`;
+      if (compiled.model.identityProviders.keycloak?.issuer !== issuer) {
+        throw new pulumi.ResourceError(
+          `Platform ${name}: the policy was compiled for issuer ${String(compiled.model.identityProviders.keycloak?.issuer)}, but the in-cluster Keycloak issues ${issuer}`,
+          this,
+        );
+      }
+    } else if (!compiledIssuers.includes(args.idp.issuer)) {
       throw new pulumi.ResourceError(
-        `Platform ${name}: compiled.realm is required when idp.mode is keycloak`,
+        `Platform ${name}: the policy was compiled for issuers ${compiledIssuers.join(', ')}, not the external issuer ${args.idp.issuer}`,
         this,
       );
     }
+    const dataplane = args.dataplane ?? 'sidecar';
     const child = { parent: this };
     const meshCa = new IntermediateCa(
       `${name}-mesh-ca`,
@@ -140,11 +167,44 @@ export class Platform extends pulumi.ComponentResource {
         meshId: model.trustDomain.replace(/\./g, '-'),
         network: `net-${args.region}`,
         cacerts: meshCa.cacerts,
-        dataplane: args.dataplane ?? 'sidecar',
+        dataplane,
+        namespace: rootNamespace,
       },
       child,
     );
-    const certManager = new CertManager(`${name}-cert-manager`, { dependsOn: istio.ready }, child);
+    // Every namespace the compiled policy lands in, joined to the mesh before the policy: the gateway's
+    // is ambient (ADR 0004), the workloads' follow `dataplane`.
+    const gatewayNamespace = compiled.gateway.metadata.namespace;
+    const policyNamespaces = [
+      ...new Set(compiled.mesh.map((o) => o.metadata.namespace).filter((n) => n !== rootNamespace)),
+    ].sort();
+    const namespaces = new Map(
+      policyNamespaces.map((ns) => [
+        ns,
+        meshNamespace(`${name}-ns-${ns}`, ns, ns === gatewayNamespace ? 'ambient' : dataplane, {
+          parent: this,
+          dependsOn: istio.ready,
+        }),
+      ]),
+    );
+    const nsResources = [...namespaces.values()];
+    const policy = new MeshPolicy(
+      `${name}-policy`,
+      { objects: compiled.mesh, rootNamespace, dependsOn: [...istio.ready, ...nsResources] },
+      child,
+    );
+    // Data services start only once mesh-wide STRICT is in force.
+    const underStrict = [...istio.ready, policy.meshWide];
+    const certManager = new CertManager(
+      `${name}-cert-manager`,
+      {
+        dependsOn: istio.ready,
+        ...(args.certManagerServiceAccountAnnotations
+          ? { serviceAccountAnnotations: args.certManagerServiceAccountAnnotations }
+          : {}),
+      },
+      child,
+    );
     const cassandra = new Cassandra(
       `${name}-cassandra`,
       {
@@ -152,41 +212,35 @@ export class Platform extends pulumi.ComponentResource {
         dataCa: { certPem: dataCa.certPem, keyPem: dataCa.keyPem },
         ...(args.cassandraSize !== undefined ? { size: args.cassandraSize } : {}),
         ...(args.storageClassName ? { storageClassName: args.storageClassName } : {}),
-        dependsOn: [...istio.ready, certManager.release],
+        dependsOn: [...underStrict, certManager.release],
       },
       child,
     );
     const kafka = new StrimziKafka(
       `${name}-kafka`,
       {
-        users: args.compiled.kafkaUsers,
+        users: compiled.kafkaUsers,
         topics: Object.fromEntries(Object.keys(model.kafka.topics).map((t) => [t, {}])),
         ...(args.kafkaReplicas !== undefined ? { replicas: args.kafkaReplicas } : {}),
         ...(args.storageClassName ? { storageClassName: args.storageClassName } : {}),
-        dependsOn: istio.ready,
+        dependsOn: underStrict,
       },
       child,
     );
     const idp = new Keycloak(
       `${name}-idp`,
       args.idp.mode === 'keycloak'
-        ? { ...args.idp, realm: args.compiled.realm!, dependsOn: istio.ready }
-        : { ...args.idp, dependsOn: istio.ready },
+        ? { ...args.idp, realm: compiled.realm!, dependsOn: underStrict }
+        : { ...args.idp, dependsOn: underStrict },
       child,
-    );
-    const appNamespaces = [...new Set(apps.map(([w]) => namespaceOf(model, w)))];
-    const nsResources = appNamespaces.map((ns) =>
-      meshNamespace(`${name}-ns-${ns}`, ns, args.dataplane ?? 'sidecar', {
-        parent: this,
-        dependsOn: istio.ready,
-      }),
     );
     for (const [workload, w] of apps) {
       const d = args.services[workload] as ServiceDeployment;
+      const ns = namespaceOf(model, workload);
       new MeshService(
         `${name}-svc-${workload}`,
         {
-          namespace: namespaceOf(model, workload),
+          namespace: ns,
           serviceAccount: w.serviceAccount ?? workload,
           image: d.image,
           ports: w.ports,
@@ -202,30 +256,34 @@ export class Platform extends pulumi.ComponentResource {
             TRELLIS_CASSANDRA_CONTACT_POINT: cassandra.contactPoint,
           },
         },
-        { parent: this, dependsOn: nsResources },
+        { parent: this, dependsOn: [...nsResources, policy] },
       );
     }
-    const policy = new MeshPolicy(
-      `${name}-policy`,
-      { objects: args.compiled.mesh, dependsOn: [...istio.ready, ...nsResources] },
-      child,
-    );
     const gateway = new NginxGateway(
       `${name}-gateway`,
-      { routes: args.compiled.routes, exposure: args.gatewayExposure, dependsOn: istio.ready },
+      {
+        gateway: compiled.gateway,
+        routes: compiled.routes,
+        exposure: args.gatewayExposure,
+        tls: args.edgeTls,
+        dependsOn: [...istio.ready, certManager.release, ...nsResources],
+      },
       child,
     );
     this.issuer = idp.issuer;
     this.jwksUri = idp.jwksUri;
     this.meshIntermediateCertPem = meshCa.certPem;
     this.rootCertPem = meshCa.rootCertPem;
-    this.mtlsMode = istio.mtlsMode;
+    this.mtlsMode = policy.mtlsMode;
     this.meshPolicy = policy.applied;
     this.gatewayNamespace = gateway.namespace;
     this.gatewayPort = gateway.exposedPort;
     this.kafkaBootstrap = kafka.bootstrap;
     this.cassandraContactPoint = cassandra.contactPoint;
+    this.edgeHosts = gateway.hostnames;
+    this.certManager = certManager.release;
     this.registerOutputs({
+      edgeHosts: this.edgeHosts,
       issuer: this.issuer,
       jwksUri: this.jwksUri,
       meshIntermediateCertPem: this.meshIntermediateCertPem,

@@ -1,0 +1,223 @@
+import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import * as pulumi from '@pulumi/pulumi';
+import { compileKafkaAcls, parseModel } from '@trellis/policy';
+import type { IstioResource, KafkaAclBinding, ValidModel } from '@trellis/policy';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  clusterGateway,
+  compileForCluster,
+  environmentModel,
+  gatewayServiceAccount,
+  kafkaUsersFromBindings,
+  strimziPrincipal,
+} from '../src/k8s/compile.ts';
+import type { ClusterTarget } from '../src/k8s/compile.ts';
+import { NginxGateway } from '../src/k8s/gateway.ts';
+import { MeshPolicy } from '../src/k8s/meshPolicy.ts';
+import { RecordingMocks } from './support/mocks.ts';
+
+const reference = (): ValidModel => {
+  const r = parseModel(readFileSync(resolve(import.meta.dirname, '../../../trellis.yaml'), 'utf8'));
+  if (!r.ok) throw new Error('the reference model is invalid');
+  return r.model;
+};
+
+const issuer = 'https://auth.us.example.com/realms/trellis';
+const target: ClusterTarget = {
+  region: 'us',
+  issuers: { keycloak: { issuer, jwksUri: `${issuer}/protocol/openid-connect/certs` } },
+  hosts: { localhost: 'api.us.example.com' },
+  inClusterKeycloak: true,
+};
+
+describe('environmentModel', () => {
+  it('swaps in the deployed issuer, the environment hosts and the gateway identity', () => {
+    const env = environmentModel(reference(), target);
+    expect(env.identityProviders.keycloak?.issuer).toBe(issuer);
+    expect(Object.values(env.routes).flatMap((r) => r.hosts)).toEqual([
+      'api.us.example.com',
+      'api.us.example.com',
+    ]);
+    expect(env.workloads.ingress).toMatchObject({
+      namespace: 'trellis-gateway',
+      serviceAccount: 'trellis-nginx',
+    });
+    expect(env.workloads['orders-api']?.namespace).toBe('trellis');
+    expect(gatewayServiceAccount(clusterGateway)).toBe('trellis-nginx');
+  });
+
+  it('leaves the caller’s model untouched', () => {
+    const model = reference();
+    environmentModel(model, target);
+    expect(model.identityProviders.keycloak?.issuer).toBe('http://localhost:8180/realms/trellis');
+    expect(model.workloads.ingress?.namespace).toBeUndefined();
+  });
+
+  it('refuses a route host without an environment host', () => {
+    expect(() => environmentModel(reference(), { ...target, hosts: {} })).toThrow(
+      'trellis:hosts: no environment host for the model host "localhost" (routes.create-order.hosts)',
+    );
+  });
+
+  it('refuses a route whose identity provider has no issuer here', () => {
+    expect(() => environmentModel(reference(), { ...target, issuers: {} })).toThrow(
+      'routes.create-order: identity provider "keycloak" has no issuer in this environment',
+    );
+  });
+
+  it('refuses an issuer the model cannot use, with the model validation errors', () => {
+    const plain = { issuer: 'http://auth.example.com/realms/trellis', jwksUri: issuer };
+    expect(() =>
+      environmentModel(reference(), { ...target, issuers: { keycloak: plain } }),
+    ).toThrow(/identityProviders\.keycloak\.issuer.*must use https/s);
+  });
+
+  it('refuses a second edge workload (one gateway per cluster)', () => {
+    const model = structuredClone(reference());
+    model.workloads.admin = {
+      edge: true,
+      ports: [{ name: 'http', port: 9443, protocol: 'http' }],
+      calls: [],
+    };
+    expect(() => environmentModel(model, target)).toThrow(
+      /one gateway, the model has 2 edge workloads/,
+    );
+  });
+});
+
+describe('kafkaUsersFromBindings', () => {
+  const b = (over: Partial<KafkaAclBinding>): KafkaAclBinding => ({
+    resourceType: 'TOPIC',
+    resourceName: 't',
+    patternType: 'LITERAL',
+    principal: strimziPrincipal('orders-api'),
+    host: '*',
+    operation: 'WRITE',
+    permissionType: 'ALLOW',
+    ...over,
+  });
+
+  it('maps Kafka ACL bindings to Strimzi AclRules, one KafkaUser per principal', () => {
+    const users = kafkaUsersFromBindings(reference(), [
+      b({}),
+      b({
+        principal: strimziPrincipal('ledger'),
+        resourceType: 'GROUP',
+        patternType: 'PREFIXED',
+        operation: 'READ',
+      }),
+      b({
+        resourceType: 'CLUSTER',
+        resourceName: 'kafka-cluster',
+        operation: 'IDEMPOTENT_WRITE',
+        permissionType: 'DENY',
+      }),
+    ]);
+    expect(users).toEqual([
+      {
+        name: 'ledger',
+        acls: [
+          {
+            type: 'allow',
+            resource: { type: 'group', name: 't', patternType: 'prefix' },
+            host: '*',
+            operations: ['Read'],
+          },
+        ],
+      },
+      {
+        name: 'orders-api',
+        acls: [
+          {
+            type: 'allow',
+            resource: { type: 'topic', name: 't', patternType: 'literal' },
+            host: '*',
+            operations: ['Write'],
+          },
+          {
+            type: 'deny',
+            resource: { type: 'cluster' },
+            host: '*',
+            operations: ['IdempotentWrite'],
+          },
+        ],
+      },
+    ]);
+  });
+
+  it('refuses a principal that is not a workload', () => {
+    expect(() =>
+      kafkaUsersFromBindings(reference(), [b({ principal: 'User:CN=mallory' })]),
+    ).toThrow('compileKafkaAcls: principal User:CN=mallory is not a workload of the model');
+  });
+
+  it('keeps every binding compileKafkaAcls makes for the reference model', () => {
+    const bindings = compileKafkaAcls(reference(), { principal: strimziPrincipal });
+    const users = kafkaUsersFromBindings(reference(), bindings);
+    expect(users.flatMap((u) => u.acls)).toHaveLength(bindings.length);
+  });
+});
+
+describe('compileForCluster', () => {
+  it('compiles every artefact for the region, and a realm only for an in-cluster Keycloak', () => {
+    const c = compileForCluster(reference(), target);
+    expect(c.gateway.metadata).toMatchObject({
+      name: 'trellis',
+      namespace: 'trellis-gateway',
+      labels: { 'trellis.dev/region': 'us' },
+    });
+    expect(c.routes.map((r) => r.metadata.name)).toEqual(['create-order', 'get-order']);
+    expect(c.mesh.every((o) => o.metadata.labels['trellis.dev/region'] === 'us')).toBe(true);
+    expect(c.realm?.realm).toBe('trellis');
+    expect(c.kafkaUsers.map((u) => u.name)).toEqual(['ledger', 'orders-api']);
+    expect(compileForCluster(reference(), { ...target, inClusterKeycloak: false }).realm).toBe(
+      undefined,
+    );
+  });
+});
+
+describe('components refuse policy that would open the mesh or the edge', () => {
+  let mocks: RecordingMocks;
+  beforeAll(async () => {
+    mocks = new RecordingMocks();
+    await pulumi.runtime.setMocks(mocks, 'trellis', 'test', false);
+  });
+  const compiled = () => compileForCluster(reference(), target);
+
+  it('MeshPolicy refuses a PERMISSIVE PeerAuthentication', () => {
+    const objects: IstioResource[] = structuredClone(compiled().mesh);
+    const pa = objects.find(
+      (o) => o.kind === 'PeerAuthentication' && o.metadata.namespace === 'trellis',
+    );
+    if (pa?.kind !== 'PeerAuthentication') throw new Error('no PeerAuthentication in trellis');
+    pa.spec.mtls.mode = 'PERMISSIVE';
+    expect(() => new MeshPolicy('p1', { objects, rootNamespace: 'istio-system' })).toThrow(
+      /objects\[\d+\] \(trellis\/default\) sets spec\.mtls\.mode PERMISSIVE; only STRICT is allowed/,
+    );
+  });
+
+  it('MeshPolicy refuses policy without a mesh-wide STRICT PeerAuthentication', () => {
+    const objects = compiled().mesh.filter((o) => o.metadata.namespace !== 'istio-system');
+    expect(() => new MeshPolicy('p2', { objects, rootNamespace: 'istio-system' })).toThrow(
+      'MeshPolicy p2: objects hold no mesh-wide PeerAuthentication in istio-system',
+    );
+  });
+
+  it('NginxGateway refuses a route outside the Gateway namespace', () => {
+    const c = compiled();
+    const routes = structuredClone(c.routes);
+    (routes[0] as { metadata: { namespace: string } }).metadata.namespace = 'trellis';
+    expect(
+      () =>
+        new NginxGateway('g1', {
+          gateway: c.gateway,
+          routes,
+          exposure: { type: 'LoadBalancer' },
+          tls: { kind: 'ClusterIssuer', name: 'x' },
+        }),
+    ).toThrow(
+      /routes\[0\] \(create-order\) is in trellis, not the Gateway's namespace trellis-gateway/,
+    );
+  });
+});
