@@ -1,29 +1,62 @@
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { rmSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { ensureAll } from '@trellis/local/toolchain';
+import { ROOT, runPulumi, selectStack } from '../stack.ts';
 
-const ROOT = resolve(import.meta.dirname, '../../../..');
-
-/** `up`: install the toolchain, then bring the local stack up. */
-export async function up(_args: string[]): Promise<number> {
-  await ensureAll();
-  if (!existsSync(join(ROOT, 'infra', 'local', 'Pulumi.yaml'))) {
-    process.stderr.write(
-      '[trellis] toolchain ready (see ./trellis doctor). The local stack (infra/local) is not built yet: ' +
-        'it lands with the `pulumi up --stack local` issue.\n',
-    );
-    return 0;
-  }
-  throw new Error('infra/local exists but `up` does not drive it yet');
+/** `--stack NAME` from the arguments, else `local`. */
+export function stackArg(args: string[]): string {
+  const i = args.indexOf('--stack');
+  if (i < 0) return 'local';
+  const v = args[i + 1];
+  if (!v || v.startsWith('-')) throw new Error('--stack needs a stack name');
+  return v;
 }
 
-/** `down`: take the local stack down. */
-export async function down(_args: string[]): Promise<number> {
-  if (!existsSync(join(ROOT, 'infra', 'local', 'Pulumi.yaml'))) {
-    process.stderr.write(
-      '[trellis] nothing to take down: the local stack (infra/local) is not built yet.\n',
+/** Stack outputs as plain JSON (secrets stay hidden unless `showSecrets`). */
+export async function stackOutputs(
+  stack: string,
+  showSecrets = false,
+): Promise<Record<string, unknown>> {
+  const { bin, env, base } = await selectStack(stack);
+  const args = ['stack', 'output', '--json', ...base];
+  if (showSecrets) args.push('--show-secrets');
+  const r = await runPulumi(bin, args, env, true);
+  if (r.code !== 0) throw new Error(`could not read the outputs of stack ${stack}`);
+  return JSON.parse(r.stdout || '{}') as Record<string, unknown>;
+}
+
+/** `up [--stack S]`: install the toolchain, then `pulumi up` the local project, then say how to call it. */
+export async function up(args: string[]): Promise<number> {
+  const stack = stackArg(args);
+  await ensureAll();
+  const { bin, env, common } = await selectStack(stack);
+  process.stderr.write(
+    `[trellis] pulumi up --stack ${stack} (infra/local); logs under .trellis/${stack}/run/*/process.log\n`,
+  );
+  const t0 = Date.now();
+  const r = await runPulumi(bin, ['up', '--yes', '--skip-preview', ...common], env);
+  if (r.code !== 0) return r.code;
+  const out = await stackOutputs(stack);
+  const secs = ((Date.now() - t0) / 1000).toFixed(0);
+  const url = typeof out.ingressUrl === 'string' ? out.ingressUrl : null;
+  const bundle = typeof out.trustBundle === 'string' ? relative(ROOT, out.trustBundle) : null;
+  process.stdout.write(`\nTrellis stack '${stack}' is up (${secs} s).\n`);
+  if (url && bundle) {
+    const flag = stack === 'local' ? '' : ` --stack ${stack}`;
+    process.stdout.write(
+      `Ingress: ${url}\nTry it:\n  curl --cacert ${bundle} -H "Authorization: Bearer $(./trellis token --as alice${flag})" ` +
+        `-H 'content-type: application/json' -d '{"sku":"demo-1","quantity":1}' ${url}/orders\n`,
     );
-    return 0;
   }
-  throw new Error('infra/local exists but `down` does not drive it yet');
+  return 0;
+}
+
+/** `down [--stack S]`: `pulumi destroy`, which stops every process and removes its files. */
+export async function down(args: string[]): Promise<number> {
+  const stack = stackArg(args);
+  const { bin, env, common } = await selectStack(stack);
+  const r = await runPulumi(bin, ['destroy', '--yes', '--skip-preview', ...common], env);
+  // Each resource removes its own files; this sweeps the emptied directories of the stack.
+  if (r.code === 0) rmSync(join(ROOT, '.trellis', stack), { recursive: true, force: true });
+  return r.code;
 }

@@ -73,6 +73,31 @@ export class CertificateAuthority {
     this.rootPem = rootPem;
   }
 
+  /**
+   * Load a CA persisted as PEM (its certificate, PKCS#8 key, any intermediates between it and the root,
+   * and the root), e.g. a Mesh CA kept as a Pulumi secret between runs.
+   */
+  static async fromPem(p: {
+    certPem: string;
+    keyPem: string;
+    parentsPem?: string;
+    rootPem: string;
+  }): Promise<CertificateAuthority> {
+    const cert = new x509.X509Certificate(p.certPem);
+    const der = Buffer.from(
+      p.keyPem.replace(/-----(BEGIN|END) PRIVATE KEY-----/g, '').replace(/\s+/g, ''),
+      'base64',
+    );
+    const privateKey = await webcrypto.subtle.importKey('pkcs8', der, ALG, true, ['sign']);
+    const publicKey = await cert.publicKey.export(ALG, ['verify']);
+    return new CertificateAuthority(
+      cert,
+      { privateKey, publicKey } as KeyPair,
+      (await cert.isSelfSigned()) ? '' : cert.toString('pem') + '\n' + (p.parentsPem ?? ''),
+      p.rootPem,
+    );
+  }
+
   /** A new self-signed root CA. */
   static async create(opts: {
     commonName: string;

@@ -7,13 +7,13 @@ import { kafka } from './kafka.ts';
 import { keycloak } from './keycloak.ts';
 import { progress } from './log.ts';
 import { nginx } from './nginx.ts';
-import { pulumi } from './pulumi.ts';
+import { pulumi, pulumiEnv } from './pulumi.ts';
 import type { Tool } from './spec.ts';
 
 export type { Tool, ToolCheck } from './spec.ts';
 export { cacheRoot, toolDir } from './cache.ts';
 export { FetchError, CommandError } from './errors.ts';
-export { cassandra, envoy, java, k6, kafka, keycloak, nginx, pulumi };
+export { cassandra, envoy, java, k6, kafka, keycloak, nginx, pulumi, pulumiEnv };
 
 /** Every component, in install order (cheap checks first, then the long builds). */
 export const tools: readonly Tool[] = [java, nginx, envoy, kafka, cassandra, keycloak, k6, pulumi];

@@ -1,0 +1,82 @@
+/**
+ * Stack configuration of infra/local, read once and validated at runtime; a wrong value fails with a
+ * message naming the key (`trellis-local:basePort: ...`) before any resource is planned.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { formatErrors, parseModel } from '@trellis/policy';
+import type { ValidModel } from '@trellis/policy';
+import { portsAt, type PortName } from './src/ports.ts';
+
+const schema = z.strictObject({
+  basePort: z.coerce.number().int().min(1024).max(64000),
+  model: z.string().min(1).default('../../trellis.yaml'),
+  region: z.string().regex(/^[a-z][a-z0-9-]*$/, 'must be a lower-case region name'),
+  certValidHours: z.coerce
+    .number()
+    .positive()
+    .max(24 * 30)
+    .default(24),
+  /** Bump to re-issue every workload certificate now. */
+  rotation: z.coerce.number().int().min(0).default(0),
+});
+
+/** The validated configuration of a local stack, with the parsed model. */
+export interface LocalConfig {
+  stack: string;
+  region: string;
+  ports: Record<PortName, number>;
+  certValidHours: number;
+  rotation: number;
+  model: ValidModel;
+  modelPath: string;
+  /** `<repo>/.trellis/<stack>`: everything this stack writes. */
+  stackDir: string;
+}
+
+const repoRoot = resolve(import.meta.dirname, '../..');
+
+/** Read and validate this stack's `trellis-local:*` configuration, and the model it names. */
+export function loadConfig(): LocalConfig {
+  const cfg = new pulumi.Config('trellis-local');
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const v = cfg.get(key);
+    if (v !== undefined) raw[key] = v;
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const msgs = parsed.error.issues.map(
+      (i) => `trellis-local:${i.path.join('.') || '(root)'}: ${i.message}`,
+    );
+    throw new Error(`invalid stack config:\n  ${msgs.join('\n  ')}`);
+  }
+  const c = parsed.data;
+  const modelPath = isAbsolute(c.model) ? c.model : resolve(import.meta.dirname, c.model);
+  let text: string;
+  try {
+    text = readFileSync(modelPath, 'utf8');
+  } catch (err) {
+    throw new Error(`trellis-local:model: cannot read ${modelPath}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const result = parseModel(text);
+  if (!result.ok)
+    throw new Error(
+      `trellis-local:model: ${modelPath} is invalid:\n${formatErrors(result.errors)}`,
+    );
+  const stack = pulumi.getStack();
+  return {
+    stack,
+    region: c.region,
+    ports: portsAt(c.basePort),
+    certValidHours: c.certValidHours,
+    rotation: c.rotation,
+    model: result.model,
+    modelPath,
+    stackDir: resolve(repoRoot, '.trellis', stack),
+  };
+}

@@ -1,0 +1,175 @@
+/**
+ * The body of the `LocalProcess` dynamic provider. It runs inside Pulumi's dynamic-provider host, which
+ * imports this file by absolute path, so it must not depend on anything the Pulumi program captured.
+ */
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname, isAbsolute, join, normalize } from 'node:path';
+import { startSupervised, stopSupervised, supervisedStatus } from '@trellis/local/supervisor';
+
+/** How to tell that the process is ready to serve. */
+export type ReadyProbe =
+  | { kind: 'tcp'; host: string; port: number }
+  | { kind: 'http'; url: string; status?: number }
+  /** Call `fn(arg)` exported by `module` (absolute path); ready when it resolves truthy. */
+  | { kind: 'module'; module: string; fn: string; arg: unknown };
+
+/** Plain inputs as the provider receives them (secrets already unwrapped by the engine). */
+export interface ProcessInputs {
+  name: string;
+  /** The component's directory: state, spec and log live here; files are written below it. */
+  dir: string;
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  /** Relative path under `dir` → content. Written before start; mode 0600. */
+  files: Record<string, string>;
+  ready: ReadyProbe;
+  readyTimeoutMs: number;
+  stopGraceMs: number;
+  /** Remove `dir` (data included) on delete. */
+  purgeOnDelete: boolean;
+}
+
+/** Outputs kept in state: no env values and no file contents, only their digest. */
+export interface ProcessOutputs {
+  name: string;
+  dir: string;
+  logFile: string;
+  command: string;
+  args: string[];
+  digest: string;
+  supervisorPid: number;
+  pid: number;
+  restarts: number;
+  purgeOnDelete: boolean;
+}
+
+/** A digest of everything that requires a restart when it changes. */
+export function digestOf(i: ProcessInputs): string {
+  const h = createHash('sha256');
+  h.update(
+    JSON.stringify([
+      i.command,
+      i.args,
+      Object.entries(i.env).sort(),
+      Object.entries(i.files).sort(),
+      i.dir,
+    ]),
+  );
+  return h.digest('hex');
+}
+
+function stateFile(dir: string): string {
+  return join(dir, 'supervisor.json');
+}
+
+function writeFiles(i: ProcessInputs): void {
+  for (const [rel, content] of Object.entries(i.files)) {
+    const n = normalize(rel);
+    if (isAbsolute(n) || n.startsWith('..'))
+      throw new Error(`${i.name}: file path '${rel}' must stay inside ${i.dir}`);
+    const p = join(i.dir, n);
+    mkdirSync(dirname(p), { recursive: true });
+    writeFileSync(p, content, { mode: 0o600 });
+    chmodSync(p, 0o600);
+  }
+}
+
+async function probeOnce(p: ReadyProbe): Promise<boolean> {
+  switch (p.kind) {
+    case 'tcp':
+      return new Promise((resolve) => {
+        const s = connect({ host: p.host, port: p.port });
+        s.setTimeout(2_000);
+        s.once('connect', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.once('error', () => resolve(false));
+        s.once('timeout', () => {
+          s.destroy();
+          resolve(false);
+        });
+      });
+    case 'http': {
+      const res = await fetch(p.url, { signal: AbortSignal.timeout(3_000) });
+      return res.status === (p.status ?? 200);
+    }
+    case 'module': {
+      const m = (await import(p.module)) as Record<string, (arg: unknown) => Promise<unknown>>;
+      const fn = m[p.fn];
+      if (typeof fn !== 'function') throw new Error(`probe ${p.fn} is not exported by ${p.module}`);
+      return Boolean(await fn(p.arg));
+    }
+  }
+}
+
+async function waitReady(i: ProcessInputs, logFile: string): Promise<void> {
+  const deadline = Date.now() + i.readyTimeoutMs;
+  let last = 'not ready';
+  for (;;) {
+    if (!supervisedStatus(stateFile(i.dir)))
+      throw new Error(`${i.name}: supervisor is gone; see ${logFile}`);
+    try {
+      if (await probeOnce(i.ready)) return;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `${i.name} was not ready after ${Math.round(i.readyTimeoutMs / 1000)} s (${last}); see ${logFile}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Write files, start under a supervisor, wait for readiness. */
+export async function start(i: ProcessInputs): Promise<ProcessOutputs> {
+  mkdirSync(i.dir, { recursive: true, mode: 0o700 });
+  writeFiles(i);
+  const logFile = join(i.dir, 'process.log');
+  const st = await startSupervised({
+    name: i.name,
+    command: i.command,
+    args: i.args,
+    env: i.env,
+    cwd: i.dir,
+    logFile,
+    stateFile: stateFile(i.dir),
+    stopGraceMs: i.stopGraceMs,
+  });
+  try {
+    await waitReady(i, logFile);
+  } catch (err) {
+    await stopSupervised(stateFile(i.dir));
+    throw err;
+  }
+  return {
+    name: i.name,
+    dir: i.dir,
+    logFile,
+    command: i.command,
+    args: i.args,
+    digest: digestOf(i),
+    supervisorPid: st.supervisorPid,
+    pid: st.childPid ?? 0,
+    restarts: 0,
+    purgeOnDelete: i.purgeOnDelete,
+  };
+}
+
+/** Stop the process (and its whole group); purge its directory when asked. */
+export async function stop(o: Pick<ProcessOutputs, 'dir' | 'purgeOnDelete'>): Promise<void> {
+  await stopSupervised(stateFile(o.dir));
+  if (o.purgeOnDelete) rmSync(o.dir, { recursive: true, force: true });
+}
+
+/** Refresh: the live view, or null when the supervisor is gone (the engine then drops the resource). */
+export function observe(o: ProcessOutputs): ProcessOutputs | null {
+  const st = supervisedStatus(stateFile(o.dir));
+  if (!st) return null;
+  return { ...o, supervisorPid: st.supervisorPid, pid: st.childPid ?? 0, restarts: st.restarts };
+}
