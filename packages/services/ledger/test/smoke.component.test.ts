@@ -1,6 +1,7 @@
 /**
  * orders-api and ledger against a real Cassandra 5 and a real Kafka 4 (KRaft), started by the local
- * harness with TLS and client certificates required, as in the local stack. orders-api connects
+ * harness with TLS and client certificates required, as in the local stack; Cassandra authenticates
+ * clients by the SPIFFE ID in their certificate (MutualTlsAuthenticator) and authorizes per keyspace. orders-api connects
  * directly with its workload certificate (Cassandra checked by SPIFFE ID); ledger connects through a
  * local TCP proxy with fixed address translation, as it would through its sidecar's egress port.
  * Proves: POST → 201 and GET reads it back; the orders.v1 event carries the token's subject; ledger
@@ -205,9 +206,38 @@ beforeAll(async () => {
 
   // Both JVMs at once: startup is mostly waiting, and the machine has two cores.
   [cass, kafka] = await Promise.all([
+    // As the local stack runs it: no passwords, the SPIFFE ID of the client certificate is the login,
+    // mapped to a role with grants on the service's own keyspace only.
     startCassandra({
       dir: join(dir, 'cassandra'),
       clientTls: { keystore: pki.cassandra.keystore, truststore: pki.cassandra.truststore },
+      authenticator: {
+        className: 'org.apache.cassandra.auth.MutualTlsAuthenticator',
+        parameters: {
+          validator_class_name: 'org.apache.cassandra.auth.SpiffeCertificateValidator',
+        },
+      },
+      authorizer: 'CassandraAuthorizer',
+      bootstrap: [
+        // What the platform does from the policy model: keyspaces, roles, grants, identities.
+        ...['orders', 'ledger'].map(
+          (ks) =>
+            `CREATE KEYSPACE ${ks} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}`,
+        ),
+        ...(
+          [
+            ['orders_api', 'orders', 'orders-api'],
+            ['ledger', 'ledger', 'ledger'],
+          ] as const
+        ).flatMap(([role, ks, sa]) => [
+          `CREATE ROLE ${role} WITH LOGIN = true`,
+          // CREATE for the services' own table migrations; no grant outside their keyspace.
+          ...['CREATE', 'SELECT', 'MODIFY'].map((p) => `GRANT ${p} ON KEYSPACE ${ks} TO ${role}`),
+          `ADD IDENTITY '${TRUST}/ns/shop/sa/${sa}' TO ROLE '${role}'`,
+        ]),
+        'CREATE ROLE tester WITH LOGIN = true AND SUPERUSER = true',
+        `ADD IDENTITY '${TRUST}/ns/shop/sa/tester' TO ROLE 'tester'`,
+      ],
       probe: creds(pki.tester),
     }),
     startKafka({
@@ -220,12 +250,7 @@ beforeAll(async () => {
     `[services] cassandra ${cass.version} up in ${cass.startupMs} ms, kafka ${kafka.version} in ${kafka.startupMs} ms\n`,
   );
   cql = new cassandra.Client(cassandraClientOptions(cass, creds(pki.tester)));
-  // What the platform does from the policy model: keyspaces and the topic. Services create tables only.
-  for (const ks of ['orders', 'ledger']) {
-    await cql.execute(
-      `CREATE KEYSPACE IF NOT EXISTS ${ks} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}`,
-    );
-  }
+  // The topic, as the platform creates it. The services create their tables only.
   admin = new kafkajs.Kafka(kafkaClientConfig(kafka, creds(pki.tester), 'test-admin')).admin();
   await admin.connect();
   await admin.createTopics({
@@ -376,6 +401,26 @@ describe('connection modes', () => {
   });
 });
 
+describe('identity at the data layer', () => {
+  it("ledger running with orders-api's identity is refused on keyspace ledger and stays unready", async () => {
+    const opts = ledgerOptions();
+    const wrong = await buildLedger({
+      ...opts,
+      groupId: 'ledger-wrong-identity',
+      cassandra: { ...opts.cassandra, tls: { ...tlsOf(pki.ordersApi), serverId: CASSANDRA_ID } },
+    });
+    try {
+      await wrong.app.ready();
+      await new Promise((r) => setTimeout(r, 2_000));
+      const res = await wrong.app.inject({ method: 'GET', url: '/readyz' });
+      expect(res.statusCode).toBe(503);
+      expect(res.json()).toMatchObject({ checks: { cassandra: false } });
+    } finally {
+      await wrong.app.close();
+    }
+  });
+});
+
 describe('ledger replays', () => {
   it('a duplicate record of an event does not add or change an entry', async () => {
     if (!kafka || !ledger) throw new Error('not started');
@@ -468,6 +513,8 @@ describe('graceful shutdown (real processes, SIGTERM)', () => {
     logFile: string,
   ): ChildProcess {
     if (!cass || !kafka) throw new Error('not started');
+    // Each service with its own workload identity: Cassandra grants are per role.
+    const own = service === 'ledger' ? pki.ledger : pki.ordersApi;
     const out = createWriteStream(logFile);
     logs.push(out);
     const child = spawn(process.execPath, [join(SERVICES, service, 'src/server.ts')], {
@@ -476,14 +523,14 @@ describe('graceful shutdown (real processes, SIGTERM)', () => {
         PORT: String(port),
         CASSANDRA_CONTACT_POINTS: cass.contactPoint,
         CASSANDRA_LOCAL_DC: cass.localDataCenter,
-        CASSANDRA_TLS_CA_FILE: pki.ordersApi.truststore,
-        CASSANDRA_TLS_CERT_FILE: pki.ordersApi.cert,
-        CASSANDRA_TLS_KEY_FILE: pki.ordersApi.key,
+        CASSANDRA_TLS_CA_FILE: own.truststore,
+        CASSANDRA_TLS_CERT_FILE: own.cert,
+        CASSANDRA_TLS_KEY_FILE: own.key,
         CASSANDRA_TLS_SERVER_ID: CASSANDRA_ID,
         KAFKA_BROKERS: kafka.bootstrap,
-        KAFKA_TLS_CA_FILE: pki.ordersApi.truststore,
-        KAFKA_TLS_CERT_FILE: pki.ordersApi.cert,
-        KAFKA_TLS_KEY_FILE: pki.ordersApi.key,
+        KAFKA_TLS_CA_FILE: own.truststore,
+        KAFKA_TLS_CERT_FILE: own.cert,
+        KAFKA_TLS_KEY_FILE: own.key,
         KAFKA_GROUP_ID: `ledger-drain-${Date.now()}`,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -4,7 +4,7 @@ import type { Dependency } from './dependency.ts';
 import { splitHostPort } from './env.ts';
 import { TlsMaterial, type TlsFiles } from './tls.ts';
 
-const { Client, policies, types } = cassandra;
+const { Client, auth, policies, types } = cassandra;
 
 /** Consistency levels a service may choose; see {@link CassandraOptions.consistency}. */
 export const CONSISTENCY_LEVELS = ['LOCAL_QUORUM', 'LOCAL_ONE', 'ONE', 'QUORUM'] as const;
@@ -67,6 +67,11 @@ export class CassandraDependency implements Dependency {
       },
     };
     if (this.tls) clientOptions.sslOptions = this.tls.current();
+    // Always: directly (our certificate) or via the sidecar (its SVID), the node authenticates the
+    // TLS client certificate and still runs the SASL exchange, which the driver refuses without a
+    // provider. Nodes that ask for nothing never call it.
+    clientOptions.authProvider =
+      new CertificateAuthProvider() as unknown as cassandra.auth.AuthProvider;
     if (opts.translateTo) {
       clientOptions.policies = {
         ...clientOptions.policies,
@@ -128,21 +133,51 @@ function toConsistencyKey(c: ConsistencyName): 'localQuorum' | 'localOne' | 'one
   return map[c];
 }
 
-type AddressTranslator = cassandra.policies.addressResolution.AddressTranslator;
+// The driver's runtime base classes; its typings describe them as interfaces only, but it checks
+// `instanceof` at runtime, so implementations must extend these.
+const runtime = {
+  AddressTranslator: (
+    policies.addressResolution as unknown as {
+      AddressTranslator: new () => cassandra.policies.addressResolution.AddressTranslator;
+    }
+  ).AddressTranslator,
+  AuthProvider: (auth as unknown as { AuthProvider: new () => object }).AuthProvider,
+  Authenticator: (auth as unknown as { Authenticator: new () => object }).Authenticator,
+};
 
 /**
- * The driver checks `instanceof policies.addressResolution.AddressTranslator` at runtime, but its
- * typings declare only an interface; take the runtime class so a translator can extend it.
+ * Authentication by TLS client certificate (Cassandra 5's MutualTlsAuthenticator): the node takes
+ * the identity from the certificate, so the SASL response carries nothing.
  */
-const AddressTranslatorBase = (
-  policies.addressResolution as unknown as { AddressTranslator: new () => AddressTranslator }
-).AddressTranslator;
+class CertificateAuthenticator extends runtime.Authenticator {
+  initialResponse(callback: (err: Error | null, token: Buffer) => void): void {
+    callback(null, Buffer.alloc(0));
+  }
+
+  evaluateChallenge(
+    _challenge: Buffer,
+    callback: (err: Error | null, token: Buffer) => void,
+  ): void {
+    callback(null, Buffer.alloc(0));
+  }
+
+  onAuthenticationSuccess(): void {
+    // Nothing to keep: there is no session token.
+  }
+}
+
+/** Hands out a {@link CertificateAuthenticator} per connection. */
+export class CertificateAuthProvider extends runtime.AuthProvider {
+  newAuthenticator(): CertificateAuthenticator {
+    return new CertificateAuthenticator();
+  }
+}
 
 /**
  * cassandra-driver AddressTranslator (policies.addressResolution) that maps every node address to
  * one fixed endpoint, so a driver behind a local TCP proxy keeps using the proxy port.
  */
-export class FixedAddressTranslator extends AddressTranslatorBase {
+export class FixedAddressTranslator extends runtime.AddressTranslator {
   private readonly endpoint: string;
 
   constructor(hostPort: string) {
