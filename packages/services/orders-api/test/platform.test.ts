@@ -1,8 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { CassandraDependency, FixedAddressTranslator } from '../src/platform/cassandra.ts';
 import { TlsMaterial } from '../src/platform/tls.ts';
 
@@ -33,6 +33,7 @@ describe('TlsMaterial', () => {
   const ca = join(dir, 'ca.pem');
   const crt = join(dir, 'c.crt');
   const key = join(dir, 'c.key');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('always verifies the server, and checks a SPIFFE ID instead of the host name when given', () => {
     writeFileSync(ca, 'CA1');
