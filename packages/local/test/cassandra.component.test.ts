@@ -234,3 +234,21 @@ describe('Cassandra 5.0 over client-certificate TLS', () => {
     expect(bad.error).toMatch(/certificate required|alert|handshake|ECONNRESET/i);
   });
 });
+
+describe('startCassandra failures', () => {
+  it('fails fast with the log tail when the node exits during startup', async () => {
+    const bad = mkdtempSync(join(tmpdir(), 'trellis-cassandra-bad-'));
+    try {
+      const t0 = Date.now();
+      const err = await startCassandra({ dir: bad, yaml: { no_such_option: true } }).catch(
+        (e: unknown) => e as Error,
+      );
+      expect(String(err)).toMatch(/cassandra exited .* before Cassandra CQL/);
+      // Cassandra's own words, from the log tail.
+      expect(String(err)).toMatch(/Invalid yaml.*no_such_option/);
+      expect(Date.now() - t0).toBeLessThan(60_000);
+    } finally {
+      rmSync(bad, { recursive: true, force: true });
+    }
+  });
+});

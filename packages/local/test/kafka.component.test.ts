@@ -154,3 +154,18 @@ describe('Kafka 4 over SSL with client certificates', () => {
     expect(await describeError({}, false)).toMatch(/Closed connection|ECONNRESET/);
   });
 });
+
+describe('startKafka failures', () => {
+  it('names the bad setting when the storage format rejects the config', async () => {
+    const bad = mkdtempSync(join(tmpdir(), 'trellis-kafka-bad-'));
+    try {
+      const err = await startKafka({ dir: bad, properties: { 'num.partitions': 'many' } }).catch(
+        (e: unknown) => e as Error,
+      );
+      expect(String(err)).toMatch(/kafka-storage format failed/);
+      expect(String(err)).toMatch(/num\.partitions/);
+    } finally {
+      rmSync(bad, { recursive: true, force: true });
+    }
+  });
+});
