@@ -1,6 +1,11 @@
 /** Identity helpers shared by validation, the compilers and the oracle. Pure functions of the model. */
 import type { Model, Route } from './schema.ts';
 
+/** An own property of a record (never one inherited from Object.prototype, e.g. `__proto__`). */
+export function own<T>(record: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
 /** Names in `calls` that refer to data services rather than workloads. */
 export const dataServices = ['cassandra', 'kafka'] as const;
 /** A data service a workload can call. */
@@ -8,7 +13,7 @@ export type DataService = (typeof dataServices)[number];
 
 /** The SPIFFE ID of a workload: `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`. */
 export function spiffeId(model: Model, workload: string): string {
-  const w = model.workloads[workload];
+  const w = own(model.workloads, workload);
   const ns = w?.namespace ?? model.namespace;
   const sa = w?.serviceAccount ?? workload;
   return `spiffe://${model.trustDomain}/ns/${ns}/sa/${sa}`;
@@ -26,7 +31,7 @@ export function workloadBySpiffeId(model: Model, id: string): string | undefined
 
 /** The namespace a workload runs in. */
 export function namespaceOf(model: Model, workload: string): string {
-  return model.workloads[workload]?.namespace ?? model.namespace;
+  return own(model.workloads, workload)?.namespace ?? model.namespace;
 }
 
 /** Workloads whose `calls` name `workload`, sorted by name. */
@@ -59,10 +64,10 @@ export function edgeWorkloads(model: Model): string[] {
 
 /** Every scope a principal holding `roles` at provider `provider` may carry. */
 export function scopesForRoles(model: Model, provider: string, roles: readonly string[]): string[] {
-  const idp = model.identityProviders[provider];
+  const idp = own(model.identityProviders, provider);
   if (!idp) return [];
   const out = new Set<string>();
-  for (const r of roles) for (const s of idp.roles[r]?.scopes ?? []) out.add(s);
+  for (const r of roles) for (const s of own(idp.roles, r)?.scopes ?? []) out.add(s);
   return [...out].sort();
 }
 

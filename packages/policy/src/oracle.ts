@@ -17,6 +17,7 @@
  * - Cassandra: a permission on a table is held if granted on the table or on its keyspace; a keyspace
  *   permission only if granted on the keyspace. System keyspaces never.
  */
+import { own } from './identity.ts';
 import {
   callersOf,
   edgeWorkloads,
@@ -72,7 +73,7 @@ function checkPeer(model: Model, to: string, peer: Peer): Decision {
 }
 
 function destinationPort(model: Model, to: string, port: string) {
-  const w = model.workloads[to];
+  const w = own(model.workloads, to);
   if (!w) return undefined;
   if (w.edge) return undefined;
   return w.ports.find((p) => p.name === port);
@@ -90,7 +91,7 @@ function decideHttp(model: Model, r: HttpRequest): Decision {
   const token = r.token;
   if (providers.length > 0 && token !== undefined) {
     const valid = providers.some((p) => {
-      const idp = model.identityProviders[p];
+      const idp = own(model.identityProviders, p);
       return idp !== undefined && tokenValidFor(idp, token, r.now).allowed;
     });
     if (!valid) return deny(`token not valid for any provider of ${r.to}`);
@@ -120,7 +121,9 @@ function decideEdge(model: Model, r: EdgeRequest): Decision {
   for (const [name, route] of Object.entries(model.routes)) {
     if (!route.hosts.includes(r.host) || route.method !== r.method) continue;
     if (!matchesPathTemplate(route.path, r.path)) continue;
-    const via = edgeWorkloads(model).find((e) => model.workloads[e]?.calls.includes(route.backend));
+    const via = edgeWorkloads(model).find((e) =>
+      own(model.workloads, e)?.calls.includes(route.backend),
+    );
     if (via === undefined) return deny(`routes.${name}: no edge workload calls ${route.backend}`);
     const d = decideHttp(model, {
       kind: 'http',
@@ -164,7 +167,7 @@ function checkAuth(
 ): Decision {
   if (!auth) return deny('route has no auth (invalid model)');
   if (!token) return deny('no token');
-  const idp = model.identityProviders[auth.provider];
+  const idp = own(model.identityProviders, auth.provider);
   if (!idp) return deny(`unknown provider ${auth.provider}`);
   const valid = tokenValidFor(idp, token, now);
   if (!valid.allowed) return valid;
@@ -184,7 +187,7 @@ function kafkaNameMatches(pattern: 'literal' | 'prefixed', name: string, actual:
 }
 
 function decideKafka(model: Model, r: KafkaRequest): Decision {
-  if (!model.workloads[r.identity]) return deny(`${r.identity} is not a workload`);
+  if (!own(model.workloads, r.identity)) return deny(`${r.identity} is not a workload`);
   const { type, name } = r.resource;
   if (type === 'TOPIC') {
     for (const [topic, t] of Object.entries(model.kafka.topics)) {

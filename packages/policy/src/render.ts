@@ -3,6 +3,7 @@
  * Targets that need concrete addresses (envoy, nginx) use a documented example plan on loopback; the
  * local stack calls the compilers itself with its real ports and paths.
  */
+import { own } from './identity.ts';
 import { stringify } from 'yaml';
 import { compileCassandra } from './compile/cassandra.ts';
 import { compileEnvoy } from './compile/envoy.ts';
@@ -52,13 +53,13 @@ export function exampleEnvoyOptions(
   baseDir: string,
 ): EnvoyOptions {
   const names = Object.keys(model.workloads);
-  const w = model.workloads[workload];
+  const w = own(model.workloads, workload);
   if (!w) throw new Error(`no workload ${workload}`);
   const dir = `${baseDir}/envoy/${workload}`;
   // A backend is reached on the port its routes use (validation keeps that to one port), else its first.
   const inboundOf = (name: string) => {
     const routed = Object.values(model.routes).find((r) => r.backend === name)?.port;
-    const ports = model.workloads[name]?.ports ?? [];
+    const ports = own(model.workloads, name)?.ports ?? [];
     return (ports.find((p) => p.name === routed)?.port ?? ports[0]?.port ?? 0) + 10000;
   };
   const dataPorts: Record<string, number> = { cassandra: 9142, kafka: 9093 };
@@ -115,7 +116,8 @@ export function renderTarget(
     }
     case 'nginx': {
       const edge = edgeWorkloads(model)[0];
-      const port = (edge !== undefined ? model.workloads[edge]?.ports[0]?.port : undefined) ?? 8080;
+      const port =
+        (edge !== undefined ? own(model.workloads, edge)?.ports[0]?.port : undefined) ?? 8080;
       return {
         'nginx/nginx.conf': compileNginx(model, {
           listen: { address: '127.0.0.1', port: 8443 },

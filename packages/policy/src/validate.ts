@@ -3,6 +3,7 @@
  * return either a `ValidModel` or a non-empty list of path-qualified errors. Compilers accept only a
  * `ValidModel`, so an invalid model cannot yield an artefact.
  */
+import { own } from './identity.ts';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { formatPath, rootPath } from './errors.ts';
@@ -298,9 +299,9 @@ function checkWorkloads(m: Model, err: Err) {
       else if (seen.has(c)) err(path, `duplicate entry '${c}'`);
       else if ((dataServices as readonly string[]).includes(c)) {
         /* a data service: fine */
-      } else if (!m.workloads[c])
+      } else if (!own(m.workloads, c))
         err(path, `unknown reference: no workload or data service named '${c}'`);
-      else if (m.workloads[c].edge)
+      else if (own(m.workloads, c)?.edge)
         err(path, `'${c}' is an edge workload: it accepts no mesh traffic`);
       seen.add(c);
     });
@@ -320,7 +321,7 @@ function checkRoutes(m: Model, err: Err) {
     if (!pathTemplate.test(r.path) || r.path.split('/').some((s) => s === '.' || s === '..'))
       err([...base, 'path'], pathReason);
 
-    const backend = m.workloads[r.backend];
+    const backend = own(m.workloads, r.backend);
     if (!backend) err([...base, 'backend'], `unknown reference: no workload named '${r.backend}'`);
     else if (backend.edge)
       err([...base, 'backend'], `'${r.backend}' is an edge workload and cannot serve routes`);
@@ -336,7 +337,7 @@ function checkRoutes(m: Model, err: Err) {
           [...base, 'port'],
           `port '${r.port}' of workloads.${r.backend} is ${port.protocol}; routes need an http port`,
         );
-      if (!edges.some((e) => m.workloads[e]?.calls.includes(r.backend)))
+      if (!edges.some((e) => own(m.workloads, e)?.calls.includes(r.backend)))
         err(
           [...base, 'backend'],
           `no edge workload calls '${r.backend}', so the route is unreachable`,
@@ -366,7 +367,7 @@ function checkRoutes(m: Model, err: Err) {
         'route has no authentication: every route names a provider and required scopes or claims',
       );
     } else {
-      const idp = m.identityProviders[r.auth.provider];
+      const idp = own(m.identityProviders, r.auth.provider);
       if (!idp)
         err(
           [...base, 'auth', 'provider'],
@@ -418,8 +419,9 @@ function checkIdentity(
   err: Err,
 ) {
   if (identity.includes('*')) err(path, wildcardReason);
-  else if (!m.workloads[identity]) err(path, `unknown reference: no workload named '${identity}'`);
-  else if (!m.workloads[identity].calls.includes(service))
+  else if (!own(m.workloads, identity))
+    err(path, `unknown reference: no workload named '${identity}'`);
+  else if (!own(m.workloads, identity)?.calls.includes(service))
     err(path, `workloads.${identity} does not list '${service}' in calls`);
 }
 
@@ -445,7 +447,7 @@ function checkCassandra(m: Model, err: Err) {
     else if (g.keyspace.includes('*'))
       err([...base, 'keyspace'], 'wildcard keyspaces are not allowed: name each keyspace');
     else {
-      const ks = m.cassandra.keyspaces[g.keyspace];
+      const ks = own(m.cassandra.keyspaces, g.keyspace);
       if (!ks)
         err(
           [...base, 'keyspace'],
@@ -484,7 +486,7 @@ function checkAgents(m: Model, err: Err) {
   for (const [name, a] of Object.entries(m.agents)) {
     const base = ['agents', name];
     if (!dnsLabel.test(name)) err(base, dnsLabelReason);
-    const idp = m.identityProviders[a.provider];
+    const idp = own(m.identityProviders, a.provider);
     if (!idp)
       err([...base, 'provider'], `unknown reference: no identity provider named '${a.provider}'`);
     a.scopes.forEach((s, i) => {

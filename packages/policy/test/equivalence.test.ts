@@ -96,7 +96,7 @@ describe('oracle ≡ compiled targets (property tests)', () => {
     );
     // The generators must reach both outcomes often enough to mean something.
     expect(allowedCount).toBeGreaterThan(RUNS / 10);
-  });
+  }, 60_000);
 
   it('Envoy sidecar: TLS SAN match + jwt_authn + RBAC', () => {
     let allowedCount = 0;
@@ -136,7 +136,7 @@ describe('oracle ≡ compiled targets (property tests)', () => {
       { numRuns: RUNS },
     );
     expect(allowedCount).toBeGreaterThan(RUNS / 10);
-  });
+  }, 60_000);
 
   it('edge request end to end: edge sidecar routing, then the backend sidecar', () => {
     let allowedCount = 0;
@@ -197,7 +197,7 @@ describe('oracle ≡ compiled targets (property tests)', () => {
       { numRuns: RUNS },
     );
     expect(allowedCount).toBeGreaterThan(RUNS / 20);
-  });
+  }, 60_000);
 
   it('Kafka ACLs (StandardAuthorizer semantics, allow.everyone.if.no.acl.found=false)', () => {
     let allowedCount = 0;
@@ -248,7 +248,7 @@ describe('oracle ≡ compiled targets (property tests)', () => {
       { numRuns: RUNS },
     );
     expect(allowedCount).toBeGreaterThan(RUNS / 10);
-  });
+  }, 60_000);
 
   it('Cassandra roles, identities and grants (keyspace → table inheritance)', () => {
     let allowedCount = 0;
@@ -294,5 +294,5 @@ describe('oracle ≡ compiled targets (property tests)', () => {
       { numRuns: RUNS },
     );
     expect(allowedCount).toBeGreaterThan(RUNS / 10);
-  });
+  }, 60_000);
 });

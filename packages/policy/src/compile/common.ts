@@ -23,7 +23,7 @@ export function meta(name: string, namespace: string, region: string | undefined
 
 /** Throws when a region is named that the model does not declare (a programming error, not a model error). */
 export function checkRegion(model: Model, region: string | undefined): void {
-  if (region !== undefined && !(region in model.regions))
+  if (region !== undefined && !Object.hasOwn(model.regions, region))
     throw new Error(
       `region '${region}' is not declared in the model (regions: ${Object.keys(model.regions).join(', ')})`,
     );

@@ -17,6 +17,7 @@
  * RBAC https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/rbac/v3/rbac.proto,
  * local rate limit https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/local_rate_limit_filter.
  */
+import { own } from '../identity.ts';
 import {
   callersOf,
   dataServiceSpiffeId,
@@ -233,7 +234,7 @@ function peersPrincipal(model: Model, callers: string[]): RbacPrincipal {
 
 function routePolicy(model: Model, callers: string[], r: Route): RbacPolicy | undefined {
   const auth = r.auth;
-  const idp = auth ? model.identityProviders[auth.provider] : undefined;
+  const idp = auth ? own(model.identityProviders, auth.provider) : undefined;
   if (!auth || !idp) return undefined;
   const ids: RbacPrincipal[] = [
     peersPrincipal(model, callers),
@@ -284,7 +285,7 @@ function jwksProvider(
   provider: string,
   clusters: EnvoyCluster[],
 ): JwtProvider {
-  const idp = need(model.identityProviders[provider], `provider ${provider}`);
+  const idp = need(own(model.identityProviders, provider), `provider ${provider}`);
   const base = {
     issuer: idp.issuer,
     audiences: [...idp.audiences],
@@ -375,7 +376,7 @@ function upstreamTls(o: EnvoyOptions, san: string, sni: string | undefined): Tls
 
 /** Compiles the Envoy bootstrap of one workload's sidecar, and its SDS files. */
 export function compileEnvoy(model: ValidModel, o: EnvoyOptions): EnvoyArtefacts {
-  const w = model.workloads[o.workload];
+  const w = own(model.workloads, o.workload);
   if (!w) throw new Error(`compileEnvoy: no workload '${o.workload}' in the model`);
   const addr = o.inboundAddress ?? '127.0.0.1';
   const listeners: EnvoyListener[] = [];

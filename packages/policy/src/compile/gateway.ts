@@ -4,6 +4,7 @@
  * no Gateway API equivalent, so `/orders/{id}` routes as PathPrefix `/orders/` (element-wise prefix
  * match) with the method: the mesh policy at the backend still enforces the exact template.
  */
+import { own } from '../identity.ts';
 import type { ValidModel } from '../validate.ts';
 import { checkRegion, meta, templateSegments, withNamespace } from './common.ts';
 import type { ObjectMeta } from './common.ts';
@@ -101,7 +102,7 @@ export function compileGatewayApi(
     },
   };
   const routes = Object.entries(model.routes).map(([name, r]): HttpRoute => {
-    const port = model.workloads[r.backend]?.ports.find((p) => p.name === r.port)?.port ?? 0;
+    const port = own(model.workloads, r.backend)?.ports.find((p) => p.name === r.port)?.port ?? 0;
     const backendNs = namespaceOf(model, r.backend);
     return {
       apiVersion: 'gateway.networking.k8s.io/v1',

@@ -6,6 +6,7 @@
  * https://istio.io/latest/docs/reference/config/security/request_authentication/ and
  * https://istio.io/latest/docs/reference/config/security/peer_authentication/.
  */
+import { own } from '../identity.ts';
 import { callersOf, namespaceOf, routesOf, spiffeId } from '../identity.ts';
 import type { ValidModel } from '../validate.ts';
 import { checkRegion, meta, templateSegments, withNamespace } from './common.ts';
@@ -184,7 +185,7 @@ export function compileIstio(input: ValidModel, opts: IstioOptions = {}): IstioR
         spec: {
           selector: selector(name),
           jwtRules: providers.map((p) => {
-            const idp = model.identityProviders[p];
+            const idp = own(model.identityProviders, p);
             if (!idp) throw new Error(`unknown provider ${p}`);
             return {
               issuer: idp.issuer,
@@ -208,7 +209,7 @@ export function compileIstio(input: ValidModel, opts: IstioOptions = {}): IstioR
       }
       for (const [, r] of portRoutes) {
         const auth = r.auth;
-        const idp = auth ? model.identityProviders[auth.provider] : undefined;
+        const idp = auth ? own(model.identityProviders, auth.provider) : undefined;
         if (!auth || !idp) continue;
         const when: IstioCondition[] = [{ key: istioClaimKey('iss'), values: [idp.issuer] }];
         // One condition per scope: conditions are ANDed, values within one are ORed.

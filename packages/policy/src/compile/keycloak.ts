@@ -12,6 +12,7 @@
  *   are declared here, plus an audience scope that puts the model's audiences in `aud`.
  * Representation fields: https://www.keycloak.org/docs-api/latest/rest-api/index.html#RealmRepresentation
  */
+import { own } from '../identity.ts';
 import type { ValidModel } from '../validate.ts';
 
 /** `ProtocolMapperRepresentation`. */
@@ -145,8 +146,8 @@ export function compileKeycloakRealm(model: ValidModel, opts: KeycloakOptions = 
     opts.provider ??
     (names.length === 1
       ? names[0]
-      : names.find((n) => model.identityProviders[n]?.issuer.includes('/realms/')));
-  const idp = provider !== undefined ? model.identityProviders[provider] : undefined;
+      : names.find((n) => own(model.identityProviders, n)?.issuer.includes('/realms/')));
+  const idp = provider !== undefined ? own(model.identityProviders, provider) : undefined;
   if (provider === undefined || !idp)
     throw new Error('compileKeycloakRealm: name the identity provider (opts.provider)');
   const realm = opts.realm ?? /\/realms\/([^/]+)/.exec(new URL(idp.issuer).pathname)?.[1];
@@ -302,7 +303,7 @@ export function compileKeycloakRealm(model: ValidModel, opts: KeycloakOptions = 
   ];
   for (const u of opts.users ?? [])
     for (const r of u.roles)
-      if (!(r in idp.roles))
+      if (!Object.hasOwn(idp.roles, r))
         throw new Error(
           `compileKeycloakRealm: user ${u.username} has role '${r}', not declared in identityProviders.${provider}.roles`,
         );
