@@ -5,7 +5,7 @@ import { evaluateIstio } from '@trellis/policy';
 import type { IstioRequest, IstioResource, Token } from '@trellis/policy';
 import { isSecretValue, RecordingMocks } from '@trellis/components/testing/mocks';
 import type { RecordedResource } from '@trellis/components/testing/mocks';
-import { policyViolations } from '@trellis/components/testing/policyCheck';
+import { policyAdvisories, policyViolations } from '@trellis/components/testing/policyCheck';
 import { runStack, stackConfig } from '@trellis/components/testing/stack';
 import type { StackRun } from '@trellis/components/testing/stack';
 import { privateKeyState, selfSignedCertState } from '@trellis/components/testing/tlsMock';
@@ -431,6 +431,27 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
 
   it('passes every rule of the policy pack', async () => {
     expect(await policyViolations((runs.get(stack) as StackRun).mocks.resources)).toEqual([]);
+  });
+
+  it('reports, as advisories, exactly the chart images still pulled by tag', async () => {
+    const found = await policyAdvisories((runs.get(stack) as StackRun).mocks.resources);
+    const byChart = (chart: string) => found.filter((f) => f.includes(`(${chart})`));
+    for (const chart of [
+      'base',
+      'istiod',
+      'cni',
+      'ztunnel',
+      'nginx-gateway-fabric',
+      'k8ssandra-operator',
+    ])
+      expect(byChart(chart), chart).toEqual([expect.stringContaining('takes no image digest')]);
+    expect(byChart('cert-manager')).toEqual([
+      expect.stringContaining('values.image.digest, values.webhook.image.digest'),
+    ]);
+    expect(byChart('strimzi-kafka-operator')).toEqual([
+      expect.stringContaining('values.kafka.image.digest'),
+    ]);
+    expect(found).toHaveLength(8);
   });
 
   it('puts no secret value in a non-secret output', () => {

@@ -3,6 +3,10 @@
  * `pulumi preview --policy-pack packages/policy-pack` (see docs/environments.md).
  */
 import { PolicyPack } from '@pulumi/policy';
-import { policies } from './policies.ts';
+import { advisoryPolicies, policies } from './policies.ts';
 
-new PolicyPack('trellis', { policies, enforcementLevel: 'mandatory' });
+// The pack default is mandatory; the advisory rules say so themselves.
+new PolicyPack('trellis', {
+  policies: [...policies, ...advisoryPolicies],
+  enforcementLevel: 'mandatory',
+});

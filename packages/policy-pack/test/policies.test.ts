@@ -1,7 +1,9 @@
 import type { ResourceValidationArgs, ResourceValidationPolicy } from '@pulumi/policy';
 import { describe, expect, it } from 'vitest';
 import {
+  advisoryPolicies,
   authorizationAllowNeedsFrom,
+  chartImagesPinnedByDigest,
   containersHaveLimits,
   destinationRuleMutualTls,
   imagesPinnedByDigest,
@@ -179,6 +181,72 @@ describe('policy pack', () => {
     expect(
       await violations(imagesPinnedByDigest, deployment({ image: 'nginx:1.27', ...limits })),
     ).toEqual([expect.stringContaining('"nginx:1.27" is not pinned by digest')]);
+  });
+
+  it('images-pinned-by-digest: checks the image values of Helm releases', async () => {
+    const release = (chart: string, values: Record<string, unknown>) =>
+      resource('kubernetes:helm.sh/v3:Release', { chart, version: '1.0.0', values }, 'rel');
+    const sha = `sha256:${'b'.repeat(64)}`;
+    expect(
+      await violations(imagesPinnedByDigest, release('cert-manager', { image: { digest: sha } })),
+    ).toEqual([]);
+    expect(
+      await violations(
+        imagesPinnedByDigest,
+        release('cert-manager', { webhook: { image: { digest: 'latest' } } }),
+      ),
+    ).toEqual(['Helm release rel: values.webhook.image.digest "latest" is not a sha256 digest']);
+    expect(
+      await violations(
+        imagesPinnedByDigest,
+        release('strimzi-kafka-operator', { kafka: { image: { tag: '0.50.1-kafka-4.1.1' } } }),
+      ),
+    ).toEqual([
+      'Helm release rel: values.kafka.image.tag is set without values.kafka.image.digest; this chart takes a digest',
+    ]);
+    expect(
+      await violations(
+        imagesPinnedByDigest,
+        release('some-chart', { sidecar: { image: 'docker.io/library/busybox:1.36' } }),
+      ),
+    ).toEqual([
+      'Helm release rel: values.sidecar.image "docker.io/library/busybox:1.36" is not pinned by digest',
+    ]);
+  });
+
+  it('chart-images-pinned-by-digest (advisory): names the digest values to set, or says there are none', async () => {
+    expect(advisoryPolicies.map((p) => [p.name, p.enforcementLevel])).toEqual([
+      ['chart-images-pinned-by-digest', 'advisory'],
+    ]);
+    const release = (chart: string, values: Record<string, unknown>) =>
+      resource('kubernetes:helm.sh/v3:Release', { chart, version: '1.0.0', values }, 'rel');
+    const sha = `sha256:${'c'.repeat(64)}`;
+    const pinned = {
+      image: { digest: sha },
+      webhook: { image: { digest: sha } },
+      cainjector: { image: { digest: sha } },
+      acmesolver: { image: { digest: sha } },
+      startupapicheck: { image: { digest: sha } },
+    };
+    expect(await violations(chartImagesPinnedByDigest, release('cert-manager', pinned))).toEqual(
+      [],
+    );
+    expect(
+      await violations(
+        chartImagesPinnedByDigest,
+        release('cert-manager', { image: { digest: sha } }),
+      ),
+    ).toEqual([
+      'Helm release rel (cert-manager): set values.webhook.image.digest, values.cainjector.image.digest, values.acmesolver.image.digest, values.startupapicheck.image.digest to sha256 digests',
+    ]);
+    expect(
+      await violations(
+        chartImagesPinnedByDigest,
+        release('oci://ghcr.io/nginx/charts/nginx-gateway-fabric', {}),
+      ),
+    ).toEqual([
+      'Helm release rel (nginx-gateway-fabric): the chart takes no image digest; its images are pulled by tag',
+    ]);
   });
 
   it('authorization-allow-needs-from: passes named callers and DENY, rejects ALLOW without from', async () => {
