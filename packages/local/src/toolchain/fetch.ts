@@ -59,7 +59,7 @@ export async function download(url: string, dest: string, opts: DownloadOptions)
         got += chunk.length;
         sha1.update(chunk);
         sha512.update(chunk);
-        if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
         if (Date.now() - lastReport > 5_000) {
           lastReport = Date.now();
           progress(`  ${opts.what}: ${mb(got)}${total ? ` of ${mb(total)}` : ''}`);
