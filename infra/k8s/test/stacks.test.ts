@@ -230,15 +230,19 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
     };
     expect(gw?.inputs.metadata).toMatchObject({ name: 'trellis', namespace: 'trellis-gateway' });
     expect(gwSpec.gatewayClassName).toBe('nginx');
+    const authHost = `auth.${hostsRegion[stack]}.trellis.example`;
+    const listener = (name: string, hostname: string) => ({
+      name,
+      hostname,
+      port: 443,
+      protocol: 'HTTPS',
+      tls: { mode: 'Terminate', certificateRefs: [{ kind: 'Secret', name: 'trellis-edge-tls' }] },
+      allowedRoutes: { namespaces: { from: 'Same' } },
+    });
+    // The compiled listener for the model's routes, and one for the in-cluster issuer.
     expect(gwSpec.listeners).toEqual([
-      {
-        name: 'https-0',
-        hostname: host,
-        port: 443,
-        protocol: 'HTTPS',
-        tls: { mode: 'Terminate', certificateRefs: [{ kind: 'Secret', name: 'trellis-edge-tls' }] },
-        allowedRoutes: { namespaces: { from: 'Same' } },
-      },
+      listener('https-0', host),
+      listener('https-issuer', authHost),
     ]);
     // Outside traffic reaches NGINX without meeting the gateway namespace's STRICT policy.
     expect(gwSpec.infrastructure.annotations).toEqual({
@@ -247,7 +251,22 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
     const routes = Object.fromEntries(
       kind(r, 'HTTPRoute').map((x) => [(x.inputs.metadata as { name: string }).name, x.inputs]),
     );
-    expect(Object.keys(routes).sort()).toEqual(['create-order', 'get-order']);
+    expect(Object.keys(routes).sort()).toEqual(['create-order', 'get-order', 'keycloak']);
+    // Only the issuer's public paths reach Keycloak; the admin console is not routed.
+    expect(routes.keycloak?.spec).toEqual({
+      parentRefs: [{ name: 'trellis', namespace: 'trellis-gateway' }],
+      hostnames: [authHost],
+      rules: [
+        {
+          matches: [
+            { path: { type: 'PathPrefix', value: '/realms/' }, method: 'GET' },
+            { path: { type: 'PathPrefix', value: '/realms/' }, method: 'POST' },
+            { path: { type: 'PathPrefix', value: '/resources/' }, method: 'GET' },
+          ],
+          backendRefs: [{ name: 'keycloak-service', namespace: 'keycloak', port: 8080 }],
+        },
+      ],
+    });
     expect(routes['create-order']).toMatchObject({
       metadata: { namespace: 'trellis-gateway' },
       spec: {
@@ -264,8 +283,17 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
     expect(
       (routes['get-order']?.spec as { rules: { matches: unknown[] }[] }).rules[0]?.matches,
     ).toEqual([{ path: { type: 'PathPrefix', value: '/orders' }, method: 'GET' }]);
-    const [grant] = kind(r, 'ReferenceGrant');
-    expect(grant?.inputs).toMatchObject({
+    const grants = Object.fromEntries(
+      kind(r, 'ReferenceGrant').map((g) => [
+        (g.inputs.metadata as { namespace: string }).namespace,
+        g,
+      ]),
+    );
+    expect(Object.keys(grants).sort()).toEqual(['keycloak', 'trellis']);
+    expect(grants.keycloak?.inputs.spec).toMatchObject({
+      to: [{ group: '', kind: 'Service', name: 'keycloak-service' }],
+    });
+    expect(grants.trellis?.inputs).toMatchObject({
       metadata: { namespace: 'trellis' },
       spec: {
         from: [
@@ -279,7 +307,7 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
     );
     expect(spec(cert as RecordedResource)).toMatchObject({
       secretName: 'trellis-edge-tls',
-      dnsNames: [host],
+      dnsNames: [host, authHost],
       issuerRef: { group: 'cert-manager.io', kind: 'ClusterIssuer', name: 'letsencrypt-dns01' },
     });
     const ns = (name: string) =>
@@ -291,7 +319,7 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
     });
     expect(ns('trellis')).toMatchObject({ labels: { 'istio-injection': 'enabled' } });
     expect(ns('nginx-gateway')).toMatchObject({ labels: { 'istio-injection': 'disabled' } });
-    expect(r.outputs.edgeHosts).toEqual([host]);
+    expect(r.outputs.edgeHosts).toEqual([host, authHost]);
   });
 
   it('pins every Helm chart to the versions in versions.ts', () => {
@@ -522,6 +550,46 @@ describe('multi-region', () => {
     expect(us.fingerprint256).not.toBe(eu.fingerprint256);
     expect(us.verify(rootCert.publicKey)).toBe(true);
     expect(eu.verify(rootCert.publicKey)).toBe(true);
+  });
+});
+
+describe('external issuer (Okta, Cognito)', () => {
+  it('deploys no Keycloak and checks tokens of the configured issuer everywhere', async () => {
+    const issuer = 'https://trellis.okta.example.com/oauth2/default';
+    const idp = { mode: 'external', provider: 'keycloak', issuer, jwksUri: `${issuer}/v1/keys` };
+    const r = await runStack({
+      project: 'trellis-k8s',
+      stack: 'prod-us',
+      config: { ...stackConfig(dir, 'prod-us'), 'trellis:idp': JSON.stringify(idp) },
+      mocks: mocksFor(),
+      program,
+    });
+    expect(r.outputs.issuer).toBe(issuer);
+    expect(kind(r, 'Keycloak')).toEqual([]);
+    expect(kind(r, 'KeycloakRealmImport')).toEqual([]);
+    const [ra] = kind(r, 'RequestAuthentication');
+    expect(spec(ra as RecordedResource).jwtRules).toEqual([
+      {
+        issuer,
+        audiences: ['trellis-api'],
+        jwksUri: `${issuer}/v1/keys`,
+        forwardOriginalToken: true,
+      },
+    ]);
+    expect(kind(r, 'HTTPRoute').map((x) => (x.inputs.metadata as { name: string }).name)).toEqual([
+      'create-order',
+      'get-order',
+    ]);
+    const when = kind(r, 'AuthorizationPolicy').flatMap((p) =>
+      ((spec(p).rules ?? []) as { when?: { key: string; values: string[] }[] }[]).flatMap(
+        (rule) => rule.when ?? [],
+      ),
+    );
+    expect(when.filter((w) => w.key === 'request.auth.claims[iss]').map((w) => w.values)).toEqual([
+      [issuer],
+      [issuer],
+    ]);
+    expect(r.mocks.unexpectedCalls).toEqual([]);
   });
 });
 

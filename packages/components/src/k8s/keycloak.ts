@@ -11,6 +11,18 @@ const defaults = {
   resources: { requests: { cpu: '500m', memory: '1Gi' }, limits: { cpu: '2', memory: '2Gi' } },
 } as const;
 
+/**
+ * The Service the Keycloak operator makes for the `keycloak` CR: `<cr name>-service`, HTTP on `httpPort`
+ * (8080 by default) when `http.httpEnabled` (keycloak.org/operator/advanced-configuration).
+ */
+export function keycloakService(namespace: string = defaults.namespace): {
+  name: string;
+  namespace: string;
+  port: number;
+} {
+  return { name: 'keycloak-service', namespace, port: 8080 };
+}
+
 /** The in-cluster Keycloak (operator + Keycloak CR + realm import). */
 export interface InClusterIdp {
   mode: 'keycloak';
@@ -129,6 +141,9 @@ export class Keycloak extends pulumi.ComponentResource {
           http: { httpEnabled: true },
           hostname: { hostname: `https://${args.hostname}` },
           proxy: { headers: 'xforwarded' },
+          // The operator would make an Ingress by default; the Gateway API route of the platform's
+          // gateway serves the issuer instead (Platform, `keycloak` HTTPRoute).
+          ingress: { enabled: false },
         },
       },
       { parent: this, dependsOn: [...manifests, db] },
