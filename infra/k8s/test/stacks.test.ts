@@ -221,7 +221,7 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
 
   it('routes the model at the gateway with the compiled Gateway API objects, over TLS', () => {
     const r = runs.get(stack) as StackRun;
-    const host = hosts[stack];
+    const host = hosts[stack] as string;
     const [gw] = kind(r, 'Gateway');
     const gwSpec = spec(gw as RecordedResource) as {
       gatewayClassName: string;
