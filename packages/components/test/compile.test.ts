@@ -56,7 +56,7 @@ describe('environmentModel', () => {
 
   it('refuses a route host without an environment host', () => {
     expect(() => environmentModel(reference(), { ...target, hosts: {} })).toThrow(
-      'trellis:hosts: no environment host for the model host "localhost" (routes.create-order.hosts)',
+      'hosts: no environment host for the model host "localhost" (routes.create-order.hosts)',
     );
   });
 

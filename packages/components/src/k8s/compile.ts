@@ -118,7 +118,7 @@ export function environmentModel(model: ValidModel, target: ClusterTarget): Vali
       const mapped = target.hosts[h];
       if (mapped === undefined) {
         throw new Error(
-          `trellis:hosts: no environment host for the model host "${h}" (routes.${name}.hosts)`,
+          `hosts: no environment host for the model host "${h}" (routes.${name}.hosts)`,
         );
       }
       return mapped;

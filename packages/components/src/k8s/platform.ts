@@ -148,6 +148,14 @@ export class Platform extends pulumi.ComponentResource {
       );
     }
     const dataplane = args.dataplane ?? 'sidecar';
+    if (dataplane === 'ambient') {
+      // istio.io/latest/docs/ambient/usage/l4-policy: ztunnel enforces L4 attributes only; the compiled
+      // per-route rules (methods, paths, JWT claims) need a waypoint, so without one they fail closed.
+      pulumi.log.warn(
+        `Platform ${name}: dataplane "ambient" leaves the compiled L7 rules (paths, methods, scopes) to ztunnel, which cannot evaluate them: routes are denied until the policy targets a waypoint`,
+        this,
+      );
+    }
     const child = { parent: this };
     const meshCa = new IntermediateCa(
       `${name}-mesh-ca`,
