@@ -5,6 +5,7 @@
  * match) with the method: the mesh policy at the backend still enforces the exact template.
  */
 import { own } from '../identity.ts';
+import type { HttpMethod } from '../schema.ts';
 import type { ValidModel } from '../validate.ts';
 import { checkRegion, meta, templateSegments, withNamespace } from './common.ts';
 import type { ObjectMeta } from './common.ts';
@@ -31,7 +32,7 @@ export interface Gateway {
 /** An HTTPRoute match. */
 export interface HttpRouteMatch {
   path: { type: 'Exact' | 'PathPrefix'; value: string };
-  method: string;
+  method: HttpMethod;
 }
 
 /** gateway.networking.k8s.io/v1 HTTPRoute. */
@@ -123,5 +124,6 @@ export function compileGatewayApi(
       },
     };
   });
-  return [gateway, ...routes];
+  // A Gateway needs at least one listener: no routes, no edge objects.
+  return routes.length === 0 ? [] : [gateway, ...routes];
 }

@@ -20,7 +20,6 @@ export interface KeycloakProtocolMapper {
   name: string;
   protocol: 'openid-connect';
   protocolMapper: string;
-  consentRequired: false;
   config: Record<string, string>;
 }
 
@@ -131,7 +130,7 @@ function mapper(
   protocolMapper: string,
   config: Record<string, string>,
 ): KeycloakProtocolMapper {
-  return { name, protocol: oidc, protocolMapper, consentRequired: false, config };
+  return { name, protocol: oidc, protocolMapper, config };
 }
 
 /** The agent role name (held by the agent's service account). */

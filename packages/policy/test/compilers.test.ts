@@ -1,0 +1,438 @@
+/**
+ * Unit tests of the compilers on the reference model: the security-relevant fields of each artefact,
+ * and, where upstream publishes TypeScript types (Keycloak representations, k6 options), a compile-time
+ * check that every emitted field exists upstream.
+ */
+import type ClientRepresentation from '@keycloak/keycloak-admin-client/lib/defs/clientRepresentation.js';
+import type ClientScopeRepresentation from '@keycloak/keycloak-admin-client/lib/defs/clientScopeRepresentation.js';
+import type ProtocolMapperRepresentation from '@keycloak/keycloak-admin-client/lib/defs/protocolMapperRepresentation.js';
+import type RealmRepresentation from '@keycloak/keycloak-admin-client/lib/defs/realmRepresentation.js';
+import type UserRepresentation from '@keycloak/keycloak-admin-client/lib/defs/userRepresentation.js';
+import type { Options as K6Options } from 'k6/options';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import {
+  compileCassandra,
+  compileEnvoy,
+  compileK6Thresholds,
+  compileKafkaAcls,
+  compileKeycloakRealm,
+  compileNginx,
+  exampleEnvoyOptions,
+  kafkaAclCliArgs,
+  renderTarget,
+  renderTargets,
+} from '../src/index.ts';
+import type {
+  EnvoyListener,
+  HttpFilter,
+  KeycloakClient,
+  KeycloakClientScope,
+  KeycloakProtocolMapper,
+  KeycloakRealm,
+  KeycloakUser,
+} from '../src/index.ts';
+import { referenceModel } from './fixtures.ts';
+
+/** `any` upstream accepts anything. */
+type UnknownFields<A, B> = 0 extends 1 & B
+  ? never
+  : A extends readonly (infer E)[]
+    ? NonNullable<B> extends readonly (infer F)[]
+      ? UnknownFields<E, F>
+      : 'a list where upstream has none'
+    : A extends object
+      ? {
+          [K in keyof A]-?: K extends keyof NonNullable<B>
+            ? UnknownFields<NonNullable<A[K]>, NonNullable<B>[K]>
+            : `unknown field: ${K & string}`;
+        }[keyof A]
+      : never;
+type NoUnknownFields<A, B> = [UnknownFields<A, B>] extends [never] ? true : UnknownFields<A, B>;
+
+// Keycloak: RealmRepresentation types clientScopes and scopeMappings as any[], so those parts are checked
+// against their own representation types.
+const keycloakFields: [
+  NoUnknownFields<KeycloakRealm, RealmRepresentation>,
+  NoUnknownFields<KeycloakClient, ClientRepresentation>,
+  NoUnknownFields<KeycloakClientScope, ClientScopeRepresentation>,
+  NoUnknownFields<KeycloakProtocolMapper, ProtocolMapperRepresentation>,
+  NoUnknownFields<KeycloakUser, UserRepresentation>,
+] = [true, true, true, true, true];
+
+const model = referenceModel();
+
+describe('Envoy', () => {
+  const opts = {
+    workload: 'orders-api',
+    inbound: { http: 15080 },
+    app: { http: { address: '127.0.0.1', port: 18080 } },
+    outbound: {
+      cassandra: { address: '127.0.0.1', port: 9142, listenPort: 19042 },
+      kafka: { address: 'localhost', port: 9093, listenPort: 19093 },
+    },
+    adminPort: 15000,
+    sds: {
+      dir: '/run/trellis/orders-api/sds',
+      certChain: '/run/trellis/orders-api/certs/svid.pem',
+      privateKey: '/run/trellis/orders-api/certs/key.pem',
+      trustBundle: '/run/trellis/ca/bundle.pem',
+    },
+  };
+  const { bootstrap, sdsFiles } = compileEnvoy(model, opts);
+  const inbound = bootstrap.static_resources.listeners.find(
+    (l) => l.name === 'inbound_http',
+  ) as EnvoyListener;
+  const hcmFilter = inbound.filter_chains[0]?.filters[0];
+  const hcm =
+    hcmFilter?.name === 'envoy.filters.network.http_connection_manager'
+      ? hcmFilter.typed_config
+      : undefined;
+  const filter = <N extends HttpFilter['name']>(name: N) =>
+    hcm?.http_filters.find((f): f is Extract<HttpFilter, { name: N }> => f.name === name);
+
+  it('binds admin and listeners to the given loopback ports', () => {
+    expect(bootstrap.admin.address.socket_address).toEqual({
+      address: '127.0.0.1',
+      port_value: 15000,
+    });
+    expect(
+      bootstrap.static_resources.listeners.map((l) => [
+        l.name,
+        l.address.socket_address.port_value,
+      ]),
+    ).toEqual([
+      ['outbound_cassandra', 19042],
+      ['outbound_kafka', 19093],
+      ['inbound_http', 15080],
+    ]);
+  });
+
+  it('requires client certificates and matches the caller SAN', () => {
+    const ts = inbound.filter_chains[0]?.transport_socket?.typed_config;
+    expect(ts && 'require_client_certificate' in ts && ts.require_client_certificate).toBe(true);
+    expect(
+      ts &&
+        'require_client_certificate' in ts &&
+        ts.common_tls_context.combined_validation_context.default_validation_context,
+    ).toEqual({
+      match_typed_subject_alt_names: [
+        { san_type: 'URI', matcher: { exact: 'spiffe://trellis.local/ns/trellis/sa/ingress' } },
+      ],
+    });
+  });
+
+  it('configures jwt_authn with issuer, audiences, require_expiration and one catch-all rule', () => {
+    const jwt = filter('envoy.filters.http.jwt_authn')?.typed_config;
+    expect(jwt?.providers['keycloak']).toMatchObject({
+      issuer: 'http://localhost:8180/realms/trellis',
+      audiences: ['trellis-api'],
+      require_expiration: true,
+      remote_jwks: {
+        http_uri: {
+          uri: 'http://localhost:8180/realms/trellis/protocol/openid-connect/certs',
+          cluster: 'jwks_keycloak',
+        },
+      },
+    });
+    expect(jwt?.rules).toEqual([
+      { match: { prefix: '/' }, requires: { provider_name: 'keycloak' } },
+    ]);
+    expect(hcm?.http_filters.map((f) => f.name)).toEqual([
+      'envoy.filters.http.jwt_authn',
+      'envoy.filters.http.rbac',
+      'envoy.filters.http.local_ratelimit',
+      'envoy.filters.http.router',
+    ]);
+  });
+
+  it('has one RBAC policy per route, on the SPIFFE principal and the token scopes', () => {
+    const rbac = filter('envoy.filters.http.rbac')?.typed_config.rules;
+    expect(rbac?.action).toBe('ALLOW');
+    expect(Object.keys(rbac?.policies ?? {})).toEqual(['route_create-order', 'route_get-order']);
+    expect(JSON.stringify(rbac?.policies['route_create-order'])).toContain(
+      '"principal_name":{"exact":"spiffe://trellis.local/ns/trellis/sa/ingress"}',
+    );
+    expect(JSON.stringify(rbac?.policies['route_create-order'])).toContain('orders:write');
+  });
+
+  it('rate-limits each route with a token bucket', () => {
+    const routes = hcm?.route_config.virtual_hosts[0]?.routes ?? [];
+    expect(
+      routes.find((r) => r.name === 'create-order')?.typed_per_filter_config?.[
+        'envoy.filters.http.local_ratelimit'
+      ].token_bucket,
+    ).toEqual({
+      max_tokens: 900,
+      tokens_per_fill: 600,
+      fill_interval: '1s',
+    });
+  });
+
+  it('originates TLS to Cassandra and Kafka with the SVID, expecting their SPIFFE IDs', () => {
+    const c = bootstrap.static_resources.clusters.find((x) => x.name === 'outbound_kafka');
+    expect(c?.type).toBe('STRICT_DNS');
+    const tls = c?.transport_socket?.typed_config;
+    expect(tls?.['@type']).toBe(
+      'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+    );
+    expect(JSON.stringify(tls)).toContain('spiffe://trellis.local/ns/trellis/sa/kafka');
+    expect(JSON.stringify(tls)).toContain('"name":"svid"');
+  });
+
+  it('reads certificates through SDS files that watch the certificate directory', () => {
+    expect(Object.keys(sdsFiles)).toEqual([
+      '/run/trellis/orders-api/sds/svid.yaml',
+      '/run/trellis/orders-api/sds/trust-bundle.yaml',
+    ]);
+    expect(sdsFiles['/run/trellis/orders-api/sds/svid.yaml']?.resources[0]).toMatchObject({
+      name: 'svid',
+      tls_certificate: {
+        certificate_chain: { filename: '/run/trellis/orders-api/certs/svid.pem' },
+        watched_directory: { path: '/run/trellis/orders-api/certs' },
+      },
+    });
+  });
+
+  it('names the missing option', () => {
+    expect(() => compileEnvoy(model, { ...opts, outbound: {} })).toThrow(
+      'compileEnvoy: missing option outbound.cassandra',
+    );
+    expect(() => compileEnvoy(model, { ...opts, workload: 'nope' })).toThrow(
+      "compileEnvoy: no workload 'nope' in the model",
+    );
+  });
+
+  it('the edge listener is plaintext and routes only the model routes', () => {
+    const edge = compileEnvoy(model, exampleEnvoyOptions(model, 'ingress', '/srv')).bootstrap;
+    const l = edge.static_resources.listeners.find((x) => x.name === 'inbound_http');
+    expect(l?.filter_chains[0]?.transport_socket).toBeUndefined();
+    const f = l?.filter_chains[0]?.filters[0];
+    const routes =
+      f?.name === 'envoy.filters.network.http_connection_manager'
+        ? f.typed_config.route_config.virtual_hosts[0]?.routes
+        : [];
+    expect(routes?.map((r) => [r.name, r.route?.cluster ?? r.direct_response?.status])).toEqual([
+      ['create-order', 'outbound_orders-api'],
+      ['get-order', 'outbound_orders-api'],
+      ['no-route', 404],
+    ]);
+  });
+});
+
+describe('Kafka', () => {
+  it('grants WRITE to the producer and READ on topic and group to the consumer, nothing else', () => {
+    expect(compileKafkaAcls(model)).toEqual([
+      {
+        resourceType: 'GROUP',
+        resourceName: 'ledger',
+        patternType: 'LITERAL',
+        principal: 'User:ledger',
+        host: '*',
+        operation: 'READ',
+        permissionType: 'ALLOW',
+      },
+      {
+        resourceType: 'TOPIC',
+        resourceName: 'orders.v1',
+        patternType: 'LITERAL',
+        principal: 'User:ledger',
+        host: '*',
+        operation: 'READ',
+        permissionType: 'ALLOW',
+      },
+      {
+        resourceType: 'TOPIC',
+        resourceName: 'orders.v1',
+        patternType: 'LITERAL',
+        principal: 'User:orders-api',
+        host: '*',
+        operation: 'WRITE',
+        permissionType: 'ALLOW',
+      },
+    ]);
+  });
+
+  it('renders kafka-acls.sh arguments', () => {
+    const [group] = compileKafkaAcls(model, { principal: (w) => `User:CN=${w}` });
+    expect(group && kafkaAclCliArgs(group)).toEqual([
+      '--add',
+      '--allow-principal',
+      'User:CN=ledger',
+      '--allow-host',
+      '*',
+      '--operation',
+      'read',
+      '--group',
+      'ledger',
+      '--resource-pattern-type',
+      'literal',
+    ]);
+  });
+});
+
+describe('Cassandra', () => {
+  it('creates login roles, maps SPIFFE identities, and grants per keyspace', () => {
+    expect(compileCassandra(model).cql.trim().split('\n')).toEqual([
+      "CREATE ROLE IF NOT EXISTS 'ledger' WITH LOGIN = true;",
+      "ADD IDENTITY IF NOT EXISTS 'spiffe://trellis.local/ns/trellis/sa/ledger' TO ROLE 'ledger';",
+      "CREATE ROLE IF NOT EXISTS 'orders-api' WITH LOGIN = true;",
+      "ADD IDENTITY IF NOT EXISTS 'spiffe://trellis.local/ns/trellis/sa/orders-api' TO ROLE 'orders-api';",
+      'GRANT SELECT ON KEYSPACE "orders" TO \'orders-api\';',
+      'GRANT MODIFY ON KEYSPACE "orders" TO \'orders-api\';',
+      'GRANT SELECT ON KEYSPACE "ledger" TO \'ledger\';',
+      'GRANT MODIFY ON KEYSPACE "ledger" TO \'ledger\';',
+    ]);
+  });
+
+  it('can create the keyspaces first', () => {
+    const { statements } = compileCassandra(model, {
+      replication: { class: 'NetworkTopologyStrategy', datacenter1: 1 },
+    });
+    expect(statements[0]?.cql).toBe(
+      `CREATE KEYSPACE IF NOT EXISTS "orders" WITH replication = {'class': 'NetworkTopologyStrategy', 'datacenter1': 1};`,
+    );
+    expect(statements.some((s) => s.cql.includes('system'))).toBe(false);
+  });
+});
+
+describe('Keycloak', () => {
+  const realm = compileKeycloakRealm(model, {
+    users: [
+      { username: 'alice', password: 'not-a-real-secret', roles: ['order-writer'] },
+      { username: 'bob', password: 'not-a-real-secret', roles: ['order-reader'] },
+    ],
+  });
+
+  it('every emitted field exists in Keycloak 26 representations (checked by tsc)', () => {
+    expect(keycloakFields).toEqual([true, true, true, true, true]);
+  });
+
+  it('derives the realm from the issuer and declares basic and roles scopes', () => {
+    expect(realm.realm).toBe('trellis');
+    expect(realm.clientScopes.map((s) => s.name)).toEqual([
+      'basic',
+      'roles',
+      'keycloak-audience',
+      'orders:read',
+      'orders:write',
+    ]);
+    expect(
+      realm.clientScopes.find((s) => s.name === 'keycloak-audience')?.protocolMappers[0]?.config,
+    ).toMatchObject({
+      'included.custom.audience': 'trellis-api',
+      'access.token.claim': 'true',
+    });
+  });
+
+  it('gives each scope only to the roles (and agents) the model maps to it', () => {
+    expect(realm.scopeMappings).toEqual([
+      {
+        clientScope: 'orders:read',
+        roles: ['agent-reporting-bot', 'order-reader', 'order-writer'],
+      },
+      { clientScope: 'orders:write', roles: ['order-writer'] },
+    ]);
+  });
+
+  it('makes the agent a confidential client-credentials client limited to its scopes', () => {
+    const bot = realm.clients.find((c) => c.clientId === 'reporting-bot');
+    expect(bot).toMatchObject({
+      publicClient: false,
+      serviceAccountsEnabled: true,
+      standardFlowEnabled: false,
+      directAccessGrantsEnabled: false,
+      fullScopeAllowed: false,
+      defaultClientScopes: ['basic', 'keycloak-audience', 'orders:read'],
+      optionalClientScopes: [],
+    });
+    expect(bot?.secret).toBeUndefined();
+    expect(
+      realm.users.find((u) => u.serviceAccountClientId === 'reporting-bot')?.realmRoles,
+    ).toEqual(['agent-reporting-bot']);
+  });
+
+  it('creates demo users with non-temporary passwords and complete profiles', () => {
+    const alice = realm.users.find((u) => u.username === 'alice');
+    expect(alice).toMatchObject({
+      enabled: true,
+      emailVerified: true,
+      requiredActions: [],
+      realmRoles: ['order-writer'],
+    });
+    expect(alice?.credentials).toEqual([
+      { type: 'password', value: 'not-a-real-secret', temporary: false },
+    ]);
+    expect(alice?.email && alice.firstName && alice.lastName).toBeTruthy();
+  });
+
+  it('refuses a demo user role the model does not declare', () => {
+    expect(() =>
+      compileKeycloakRealm(model, {
+        users: [{ username: 'eve', password: 'x', roles: ['admin'] }],
+      }),
+    ).toThrow(/role 'admin', not declared/);
+  });
+});
+
+describe('nginx', () => {
+  const conf = compileNginx(model, {
+    listen: { address: '127.0.0.1', port: 8443 },
+    tls: { certificate: '/run/t/tls.crt', key: '/run/t/tls.key' },
+    upstream: { address: '127.0.0.1', port: 15443 },
+    runDir: '/run/t/nginx',
+    accessLog: '/run/t/access.log',
+    errorLog: '/run/t/error.log',
+  });
+  it('terminates TLS and serves only the model routes with their methods', () => {
+    expect(conf).toContain('listen 127.0.0.1:8443 ssl;');
+    expect(conf).toContain('server_name localhost;');
+    expect(conf).toContain('location = /orders {\n      limit_except POST { deny all; }');
+    expect(conf).toContain('location ~ "^/orders/[^/]+$" {\n      limit_except GET { deny all; }');
+    expect(conf).toContain('location / { return 404; }');
+  });
+  it('limits the body, forwards client IP and request id, keeps upstream connections alive', () => {
+    for (const line of [
+      'client_max_body_size 1m;',
+      'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+      'proxy_set_header X-Request-Id $request_id;',
+      'server 127.0.0.1:15443;',
+      'keepalive 64;',
+      'proxy_set_header Connection "";',
+    ])
+      expect(conf).toContain(line);
+  });
+});
+
+describe('k6', () => {
+  it('turns budgets into thresholds tagged by route', () => {
+    const k6 = compileK6Thresholds(model);
+    const options: K6Options = { thresholds: k6.thresholds };
+    expect(options.thresholds).toEqual({
+      'http_req_duration{route:create-order}': ['p(99)<=10'],
+      'http_req_failed{route:create-order}': ['rate<=0'],
+      'http_req_duration{route:get-order}': ['p(99)<=5'],
+      'http_req_failed{route:get-order}': ['rate<=0'],
+      trellis_mesh_overhead: ['p(50)<=0.3', 'p(99)<=1'],
+    });
+    expect(k6.routes.map((r) => [r.route, r.rps])).toEqual([
+      ['create-order', 500],
+      ['get-order', 1000],
+    ]);
+  });
+});
+
+describe('render', () => {
+  it('renders every target to parseable files', () => {
+    for (const t of renderTargets) {
+      const files = renderTarget(model, t, { baseDir: '/srv/trellis' });
+      expect(Object.keys(files).length).toBeGreaterThan(0);
+      for (const [name, text] of Object.entries(files)) {
+        if (name.endsWith('.json')) expect(() => JSON.parse(text) as unknown).not.toThrow();
+        if (name.endsWith('.yaml'))
+          expect(() => text.split(/^---$/m).map((d) => parse(d) as unknown)).not.toThrow();
+        expect(text.length).toBeGreaterThan(0);
+      }
+    }
+  });
+});

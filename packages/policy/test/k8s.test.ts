@@ -1,0 +1,197 @@
+/**
+ * Istio and Gateway API output checked against the real schemas: the CRD validators shipped in
+ * @kubernetes-models (generated from the upstream CRDs) at run time, and, at compile time, that every
+ * field we emit exists in the upstream types (an unknown field is a type error naming it).
+ */
+import { Gateway as KGateway } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Gateway';
+import type { IGateway } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Gateway';
+import { HTTPRoute as KHTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute';
+import type { IHTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute';
+import { AuthorizationPolicy as KAuthorizationPolicy } from '@kubernetes-models/istio/security.istio.io/v1/AuthorizationPolicy';
+import type { IAuthorizationPolicy } from '@kubernetes-models/istio/security.istio.io/v1/AuthorizationPolicy';
+import { PeerAuthentication as KPeerAuthentication } from '@kubernetes-models/istio/security.istio.io/v1/PeerAuthentication';
+import type { IPeerAuthentication } from '@kubernetes-models/istio/security.istio.io/v1/PeerAuthentication';
+import { RequestAuthentication as KRequestAuthentication } from '@kubernetes-models/istio/security.istio.io/v1/RequestAuthentication';
+import type { IRequestAuthentication } from '@kubernetes-models/istio/security.istio.io/v1/RequestAuthentication';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { compileGatewayApi, compileIstio } from '../src/index.ts';
+import type {
+  AuthorizationPolicy,
+  Gateway,
+  HttpRoute,
+  PeerAuthentication,
+  RequestAuthentication,
+} from '../src/index.ts';
+import { modelArb } from './arbitraries.ts';
+import { referenceModel } from './fixtures.ts';
+
+/** The fields of A (recursively) that B does not have, as a union of messages; never when none. */
+/** `any` upstream accepts anything. */
+type UnknownFields<A, B> = 0 extends 1 & B
+  ? never
+  : A extends readonly (infer E)[]
+    ? NonNullable<B> extends readonly (infer F)[]
+      ? UnknownFields<E, F>
+      : 'a list where the schema has none'
+    : A extends object
+      ? {
+          [K in keyof A]-?: K extends keyof NonNullable<B>
+            ? UnknownFields<NonNullable<A[K]>, NonNullable<B>[K]>
+            : `unknown field: ${K & string}`;
+        }[keyof A]
+      : never;
+type NoUnknownFields<A, B> = [UnknownFields<A, B>] extends [never] ? true : UnknownFields<A, B>;
+
+// Compile-time: each of these is `true` only if every emitted field exists upstream.
+const fieldChecks: [
+  NoUnknownFields<AuthorizationPolicy, IAuthorizationPolicy>,
+  NoUnknownFields<PeerAuthentication, IPeerAuthentication>,
+  NoUnknownFields<RequestAuthentication, IRequestAuthentication>,
+  NoUnknownFields<Gateway, IGateway>,
+  NoUnknownFields<HttpRoute, IHTTPRoute>,
+] = [true, true, true, true, true];
+
+function validateIstio(objects: ReturnType<typeof compileIstio>): void {
+  for (const o of objects) {
+    if (o.kind === 'AuthorizationPolicy') new KAuthorizationPolicy(o).validate();
+    else if (o.kind === 'PeerAuthentication') new KPeerAuthentication(o).validate();
+    else new KRequestAuthentication(o).validate();
+  }
+}
+
+function validateGateway(objects: ReturnType<typeof compileGatewayApi>): void {
+  for (const o of objects) {
+    if (o.kind === 'Gateway') new KGateway(o).validate();
+    else new KHTTPRoute(o).validate();
+  }
+}
+
+describe('Kubernetes targets against the upstream schemas', () => {
+  it('every emitted field exists upstream (checked by tsc)', () => {
+    expect(fieldChecks).toEqual([true, true, true, true, true]);
+  });
+
+  it('the reference model validates against the Istio and Gateway API CRD schemas', () => {
+    const model = referenceModel();
+    expect(() => validateIstio(compileIstio(model, { region: 'eu' }))).not.toThrow();
+    expect(() => validateGateway(compileGatewayApi(model, { region: 'eu' }))).not.toThrow();
+  });
+
+  it('the CRD validators do reject a bad object (the check has teeth)', () => {
+    const bad = {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'x' },
+      spec: { action: 'PERMIT' },
+    };
+    expect(() =>
+      new KAuthorizationPolicy(bad as unknown as IAuthorizationPolicy).validate(),
+    ).toThrow();
+  });
+
+  it('generated models validate too', () => {
+    fc.assert(
+      fc.property(modelArb, (model) => {
+        validateIstio(compileIstio(model));
+        validateGateway(compileGatewayApi(model));
+      }),
+      { numRuns: 200 },
+    );
+  }, 60_000);
+});
+
+describe('Istio output', () => {
+  const model = referenceModel();
+  const objs = compileIstio(model, { region: 'us' });
+
+  it('is STRICT mesh-wide and per namespace, with default deny per namespace', () => {
+    const pas = objs.filter((o) => o.kind === 'PeerAuthentication');
+    expect(pas.map((p) => [p.metadata.namespace, p.spec.mtls.mode])).toEqual([
+      ['istio-system', 'STRICT'],
+      ['trellis', 'STRICT'],
+    ]);
+    const deny = objs.find(
+      (o) => o.kind === 'AuthorizationPolicy' && o.metadata.name === 'allow-nothing',
+    );
+    expect(deny?.spec).toEqual({});
+  });
+
+  it('allows orders-api only from the ingress identity, with issuer and scope conditions', () => {
+    const p = objs.find(
+      (o): o is AuthorizationPolicy =>
+        o.kind === 'AuthorizationPolicy' && o.metadata.name === 'orders-api',
+    );
+    expect(p?.spec.selector).toEqual({ matchLabels: { app: 'orders-api' } });
+    expect(p?.spec.action).toBe('ALLOW');
+    expect(p?.spec.rules).toEqual([
+      {
+        from: [{ source: { principals: ['trellis.local/ns/trellis/sa/ingress'] } }],
+        to: [{ operation: { ports: ['8080'], methods: ['POST'], paths: ['/orders'] } }],
+        when: [
+          { key: 'request.auth.claims[iss]', values: ['http://localhost:8180/realms/trellis'] },
+          { key: 'request.auth.claims[scope]', values: ['orders:write'] },
+        ],
+      },
+      {
+        from: [{ source: { principals: ['trellis.local/ns/trellis/sa/ingress'] } }],
+        to: [{ operation: { ports: ['8080'], methods: ['GET'], paths: ['/orders/{*}'] } }],
+        when: [
+          { key: 'request.auth.claims[iss]', values: ['http://localhost:8180/realms/trellis'] },
+          { key: 'request.auth.claims[scope]', values: ['orders:read'] },
+        ],
+      },
+    ]);
+    // Every ALLOW rule names its sources (the policy pack rejects an ALLOW without `from`).
+    for (const o of objs)
+      if (o.kind === 'AuthorizationPolicy')
+        for (const r of o.spec.rules ?? []) expect(r.from?.length).toBeGreaterThan(0);
+  });
+
+  it('validates tokens on orders-api with the model issuer, audiences and JWKS', () => {
+    const ra = objs.find((o): o is RequestAuthentication => o.kind === 'RequestAuthentication');
+    expect(ra?.spec).toEqual({
+      selector: { matchLabels: { app: 'orders-api' } },
+      jwtRules: [
+        {
+          issuer: 'http://localhost:8180/realms/trellis',
+          audiences: ['trellis-api'],
+          jwksUri: 'http://localhost:8180/realms/trellis/protocol/openid-connect/certs',
+          forwardOriginalToken: true,
+        },
+      ],
+    });
+  });
+
+  it('differs between regions only in the region label', () => {
+    const strip = (os: ReturnType<typeof compileIstio>) =>
+      os.map((o) => ({
+        ...o,
+        metadata: { ...o.metadata, labels: { ...o.metadata.labels, 'trellis.dev/region': 'X' } },
+      }));
+    expect(strip(compileIstio(model, { region: 'us' }))).toEqual(
+      strip(compileIstio(model, { region: 'eu' })),
+    );
+    expect(() => compileIstio(model, { region: 'mars' })).toThrow(/region 'mars' is not declared/);
+  });
+});
+
+describe('Gateway API output', () => {
+  it('routes each model route by host, method and path prefix to its backend', () => {
+    const [gw, ...routes] = compileGatewayApi(referenceModel());
+    expect(gw?.kind).toBe('Gateway');
+    expect(
+      gw?.kind === 'Gateway' && gw.spec.listeners.map((l) => [l.hostname, l.protocol, l.port]),
+    ).toEqual([['localhost', 'HTTPS', 443]]);
+    expect(routes.map((r) => r.kind === 'HTTPRoute' && r.spec.rules[0])).toEqual([
+      {
+        matches: [{ path: { type: 'Exact', value: '/orders' }, method: 'POST' }],
+        backendRefs: [{ name: 'orders-api', port: 8080 }],
+      },
+      {
+        matches: [{ path: { type: 'PathPrefix', value: '/orders' }, method: 'GET' }],
+        backendRefs: [{ name: 'orders-api', port: 8080 }],
+      },
+    ]);
+  });
+});
