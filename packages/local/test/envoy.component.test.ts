@@ -149,6 +149,12 @@ describe('envoy (real binary)', () => {
 
   it('validate mode accepts a good bootstrap', async () => {
     expect(await validateEnvoyConfig(proxyBootstrap(10_000, 10_001))).toEqual({ ok: true });
+    // Compiled sidecar configs carry their own admin section; validation accepts it.
+    const withAdmin = {
+      ...proxyBootstrap(10_000, 10_001),
+      admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
+    };
+    expect(await validateEnvoyConfig(withAdmin)).toEqual({ ok: true });
   });
 
   it('validate mode rejects a broken bootstrap and names the bad field', async () => {

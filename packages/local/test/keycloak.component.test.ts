@@ -129,6 +129,17 @@ describe('keycloak (real server, start --optimized)', () => {
     expect(onMain.status).toBe(404);
   });
 
+  it('restarts on the same dir keeping its database, admin and client', async () => {
+    if (!kc) throw new Error('keycloak did not start');
+    const before = kc.admin.password;
+    await kc.stop();
+    kc = await startKeycloak({ dir: join(root, 'kc'), realm: realm(secret) });
+    console.info(`keycloak restart (database kept) ready in ${kc.startupMs} ms`);
+    expect(kc.admin.password).toBe(before);
+    expect(readFileSync(kc.process.logFile, 'utf8')).toMatch(/Realm 'trellis-test' already exists/);
+    expect((await clientCredentials(kc, secret)).status).toBe(200);
+  });
+
   it('rejects a realm named master', async () => {
     await expect(
       startKeycloak({ dir: join(root, 'bad'), realm: { realm: 'master' } }),

@@ -41,14 +41,14 @@ export interface EnvoyInstance {
   stop(): Promise<void>;
 }
 
-function writeBootstrap(dir: string, config: EnvoyConfig): string {
+function writeBootstrap(dir: string, config: EnvoyConfig, forRun: boolean): string {
   if (typeof config === 'string') {
     if (config.trim() === '') throw new Error('envoy: config is empty');
     const path = join(dir, 'envoy.yaml');
     writeFileSync(path, config);
     return path;
   }
-  if ('admin' in config)
+  if (forRun && 'admin' in config)
     throw new Error('envoy: config.admin must be left out; the harness owns the admin interface');
   const path = join(dir, 'envoy.json');
   writeFileSync(path, JSON.stringify(config, null, 2));
@@ -69,7 +69,7 @@ const ADMIN_OVERRIDE = JSON.stringify({
 export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyInstance> {
   const bin = await envoy.ensure();
   mkdirSync(opts.dir, { recursive: true });
-  const configPath = writeBootstrap(opts.dir, opts.config);
+  const configPath = writeBootstrap(opts.dir, opts.config, true);
   const adminFile = join(opts.dir, 'admin-address');
   rmSync(adminFile, { force: true });
   const t0 = Date.now();
@@ -130,7 +130,7 @@ export async function validateEnvoyConfig(config: EnvoyConfig): Promise<ConfigCh
   const bin = await envoy.ensure();
   const dir = mkdtempSync(join(tmpdir(), 'trellis-envoy-validate-'));
   try {
-    const path = writeBootstrap(dir, config);
+    const path = writeBootstrap(dir, config, false);
     await run(bin, ['--mode', 'validate', '--config-path', path, '--log-level', 'error'], {
       what: 'envoy --mode validate',
       timeoutMs: 60_000,

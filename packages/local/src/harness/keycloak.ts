@@ -1,15 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
-import {
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { keycloak, keycloakBaseEnv, keycloakJdk } from '../toolchain/keycloak.ts';
+import {
+  KEYCLOAK_QUICK_START_JVM,
+  keycloak,
+  keycloakAotCache,
+  keycloakBaseEnv,
+  keycloakJdk,
+  keycloakStartArgs,
+  linkKeycloakHome,
+} from '../toolchain/keycloak.ts';
 import { freePorts } from './ports.ts';
 import { ManagedProcess } from './process.ts';
 import { waitUntil } from './wait.ts';
@@ -36,6 +36,11 @@ export interface KeycloakOptions {
    * @default true
    */
   reuseData?: boolean;
+  /**
+   * C1-only JIT plus the JDK AOT cache trained at install time (JDK 25+): about 35–45 % less
+   * start-up time, at the cost of peak throughput, which a local IdP does not need. @default true
+   */
+  quickStart?: boolean;
   /** @default 300_000 (a cold start on 2 busy cores takes 20–90 s) */
   readyTimeoutMs?: number;
 }
@@ -63,8 +68,6 @@ export interface KeycloakInstance {
 }
 
 const ADMIN_USER = 'trellis-admin';
-// The distribution parts an instance home links to; `data/` stays the instance's own.
-const SHARED = ['bin', 'conf', 'lib', 'providers', 'themes', 'version.txt'] as const;
 
 function validateRealm(realm: RealmRepresentation): void {
   if (typeof realm !== 'object' || realm === null)
@@ -87,21 +90,7 @@ function prepareHome(
   realm: RealmRepresentation,
   reuse: boolean,
 ): string {
-  mkdirSync(home, { recursive: true });
-  for (const part of SHARED) {
-    const link = join(home, part);
-    const target = join(install, part);
-    let current: string | null = null;
-    try {
-      current = readlinkSync(link);
-    } catch {
-      // missing (or not a link)
-    }
-    if (current !== target) {
-      rmSync(link, { recursive: true, force: true });
-      symlinkSync(target, link);
-    }
-  }
+  linkKeycloakHome(install, home);
   const data = join(home, 'data');
   const json = JSON.stringify(realm, null, 2);
   const hash = createHash('sha256').update(json).digest('hex');
@@ -158,23 +147,12 @@ export async function startKeycloak(opts: KeycloakOptions): Promise<KeycloakInst
   const baseUrl = `http://127.0.0.1:${httpPort}`;
   const managementUrl = `http://127.0.0.1:${mgmtPort}`;
   const issuer = `${baseUrl}/realms/${opts.realm.realm}`;
-  // Option names: keycloak.org/server/all-config and /server/hostname, /server/management-interface,
-  // /server/importExport (start --import-realm reads data/import), /server/caching (local = no cluster).
-  const args = [
-    // Later -D wins over the one kc.sh derives from its own path.
-    `-Dkc.home.dir=${home}`,
-    'start',
-    '--optimized',
-    '--http-enabled=true',
-    '--http-host=127.0.0.1',
-    `--http-port=${httpPort}`,
-    `--http-management-port=${mgmtPort}`,
-    `--hostname=${baseUrl}`,
-    // One node: no JGroups discovery, no cluster port shared between instances side by side.
-    '--cache=local',
-    '--import-realm',
-    // The readiness poll would otherwise log a DOWN line on every probe.
-    '--log-level=info,io.smallrye.health:warn',
+  // start --import-realm reads data/import (keycloak.org/server/importExport).
+  const args = [...keycloakStartArgs(home, httpPort ?? 0, mgmtPort ?? 0), '--import-realm'];
+  const aot = opts.quickStart === false ? null : keycloakAotCache(jdk);
+  const jvm = [
+    ...(opts.quickStart === false ? [] : KEYCLOAK_QUICK_START_JVM),
+    ...(aot ? [`-XX:AOTCache=${aot}`] : []),
   ];
   const t0 = Date.now();
   const proc = ManagedProcess.start({
@@ -185,6 +163,8 @@ export async function startKeycloak(opts: KeycloakOptions): Promise<KeycloakInst
     env: {
       ...keycloakBaseEnv(),
       JAVA_HOME: jdk.home,
+      // kc.sh appends these to its JAVA_OPTS.
+      JAVA_OPTS_APPEND: jvm.join(' '),
       // Documented bootstrap-admin env vars (keycloak.org/server/bootstrap-admin-recovery, all-config).
       KC_BOOTSTRAP_ADMIN_USERNAME: ADMIN_USER,
       KC_BOOTSTRAP_ADMIN_PASSWORD: password,
