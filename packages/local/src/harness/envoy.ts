@@ -129,8 +129,9 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyInstance> {
 export async function validateEnvoyConfig(config: EnvoyConfig): Promise<ConfigCheck> {
   const bin = await envoy.ensure();
   const dir = mkdtempSync(join(tmpdir(), 'trellis-envoy-validate-'));
+  let path = '';
   try {
-    const path = writeBootstrap(dir, config, false);
+    path = writeBootstrap(dir, config, false);
     await run(bin, ['--mode', 'validate', '--config-path', path, '--log-level', 'error'], {
       what: 'envoy --mode validate',
       timeoutMs: 60_000,
@@ -138,17 +139,26 @@ export async function validateEnvoyConfig(config: EnvoyConfig): Promise<ConfigCh
     return { ok: true };
   } catch (err) {
     if (!(err instanceof CommandError)) throw err;
-    return { ok: false, error: envoyErrorLines(err.output) };
+    return { ok: false, error: envoyErrorLines(err.output, path || dir) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 // Envoy prints its log prefix on each line; keep the messages, drop the noise.
-function envoyErrorLines(output: string): string {
+function envoyErrorLines(output: string, path: string): string {
+  // The throwaway file's path means nothing to the caller.
   const lines = output
+    .split(path)
+    .join('<bootstrap>')
     .split('\n')
-    .map((l) => l.replace(/^(\[[^\]]*\])+\s*(\[[^\]]*\]\s*)?/, '').trim())
+    .map((l) =>
+      l
+        .replace(/^(\[[^\]]*\])+\s*(\[[^\]]*\]\s*)?/, '')
+        // protobuf's debug strings put random extra spaces in on purpose; collapse them.
+        .replace(/\s+/g, ' ')
+        .trim(),
+    )
     .filter((l) => l.length > 0);
   return lines.join('\n') || 'envoy --mode validate failed without a message';
 }
