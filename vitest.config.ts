@@ -1,24 +1,44 @@
 import { defineConfig } from 'vitest/config';
 
-// Projects: fast unit tests, and component tests that start real servers (serial, long timeouts).
+// Projects: fast unit tests; component tests that start real servers (serial, long timeouts); and the
+// end-to-end suite against a whole local stack brought up once per run. `./trellis test` runs them in that
+// order, one project at a time, so the heavy ones never compete for the two cores.
 export default defineConfig({
   test: {
     projects: [
       {
         test: {
           name: 'unit',
-          include: ['packages/**/test/**/*.test.ts', 'infra/**/test/**/*.test.ts', 'load-tests/test/**/*.test.ts'],
+          include: [
+            'packages/**/test/**/*.test.ts',
+            'infra/**/test/**/*.test.ts',
+            'load-tests/test/**/*.test.ts',
+          ],
           exclude: ['**/node_modules/**', '**/*.component.test.ts', '**/*.e2e.test.ts'],
         },
       },
       {
         test: {
           name: 'component',
-          include: ['packages/**/test/**/*.component.test.ts'],
+          include: [
+            'packages/**/test/**/*.component.test.ts',
+            'infra/**/test/**/*.component.test.ts',
+          ],
           exclude: ['**/node_modules/**'],
           fileParallelism: false,
           testTimeout: 300_000,
           hookTimeout: 600_000,
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['infra/local/test/e2e/**/*.e2e.test.ts'],
+          exclude: ['**/node_modules/**'],
+          globalSetup: ['infra/local/test/e2e/global-setup.ts'],
+          fileParallelism: false,
+          testTimeout: 600_000,
+          hookTimeout: 1_200_000,
         },
       },
     ],

@@ -7,6 +7,9 @@ import { ensureAll } from '@trellis/local/toolchain';
 const ROOT = resolve(import.meta.dirname, '../../../..');
 const bin = (name: string): string => join(ROOT, 'node_modules', '.bin', name);
 
+/** The vitest projects, run one after another: cheap first, the whole-stack suite last. */
+const PROJECTS = ['unit', 'component', 'e2e'] as const;
+
 /** Run a step with inherited output; resolves its exit code. */
 function step(title: string, cmd: string, args: string[]): Promise<number> {
   process.stderr.write(`\n\u001b[36m[trellis]\u001b[0m ${title}\n`);
@@ -26,14 +29,20 @@ interface VitestJson {
 }
 
 /**
- * `test`: the whole suite, as CI runs it. Installs the toolchain first (the component tests start real
- * Cassandra, Kafka, Keycloak, Envoy and nginx), then format, lint, types and vitest. Ends with a
- * plain `Tests: N passed, N failed` line.
+ * `test [--project P] [vitest filters...]`: the whole suite, as CI runs it. Installs the toolchain
+ * first (the tests start real Cassandra, Kafka, Keycloak, Envoy and nginx), then format, lint and types,
+ * then the unit, component and end-to-end projects in turn. Ends with `Tests: N passed, N failed`.
  */
 export async function test(args: string[]): Promise<number> {
   await ensureAll();
   const failures: string[] = [];
-  if (args.length === 0) {
+  const pi = args.indexOf('--project');
+  const only = pi >= 0 ? args[pi + 1] : undefined;
+  const filters = pi >= 0 ? [...args.slice(0, pi), ...args.slice(pi + 2)] : args;
+  if (only !== undefined && !(PROJECTS as readonly string[]).includes(only)) {
+    throw new Error(`--project must be one of ${PROJECTS.join(', ')}`);
+  }
+  if (filters.length === 0 && only === undefined) {
     if (
       (await step('format (prettier --check)', bin('prettier'), [
         '--check',
@@ -49,24 +58,37 @@ export async function test(args: string[]): Promise<number> {
       failures.push('types');
   }
   const out = mkdtempSync(join(tmpdir(), 'trellis-vitest-'));
-  const json = join(out, 'results.json');
-  const code = await step(
-    'tests (vitest: unit, then component tests against real servers)',
-    bin('vitest'),
-    ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${json}`, ...args],
-  );
-  if (code !== 0) failures.push('tests');
-  let summary = 'Tests: 0 passed, 1 failed (vitest wrote no results)';
-  if (existsSync(json)) {
-    const r = JSON.parse(readFileSync(json, 'utf8')) as VitestJson;
-    const skipped = r.numPendingTests + r.numTodoTests;
-    summary = `Tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ''}`;
-    if (r.numTotalTests === 0) failures.push('no tests ran');
-    if (skipped > 0) failures.push('skipped tests are not allowed');
+  const totals = { passed: 0, failed: 0, skipped: 0, total: 0 };
+  for (const project of PROJECTS) {
+    if (only !== undefined && project !== only) continue;
+    const json = join(out, `${project}.json`);
+    const code = await step(`tests: ${project}`, bin('vitest'), [
+      'run',
+      '--project',
+      project,
+      '--passWithNoTests',
+      '--reporter=default',
+      '--reporter=json',
+      `--outputFile.json=${json}`,
+      ...filters,
+    ]);
+    if (code !== 0) failures.push(`${project} tests`);
+    if (existsSync(json)) {
+      const r = JSON.parse(readFileSync(json, 'utf8')) as VitestJson;
+      totals.passed += r.numPassedTests;
+      totals.failed += r.numFailedTests;
+      totals.skipped += r.numPendingTests + r.numTodoTests;
+      totals.total += r.numTotalTests;
+    } else if (code !== 0) {
+      totals.failed += 1;
+    }
   }
   rmSync(out, { recursive: true, force: true });
+  if (totals.total === 0) failures.push('no tests ran');
+  if (totals.skipped > 0) failures.push('skipped tests are not allowed');
   if (failures.length > 0)
     process.stderr.write(`\n\u001b[31m[trellis]\u001b[0m failed: ${failures.join(', ')}\n`);
-  process.stdout.write(`${summary}\n`);
+  const skipped = totals.skipped ? `, ${totals.skipped} skipped` : '';
+  process.stdout.write(`Tests: ${totals.passed} passed, ${totals.failed} failed${skipped}\n`);
   return failures.length === 0 ? 0 : 1;
 }
