@@ -132,8 +132,8 @@ export type {
   KeycloakRealm,
   KeycloakUser,
 } from './compile/keycloak.ts';
-export { compileNginx, nginxLocation } from './compile/nginx.ts';
-export type { NginxOptions } from './compile/nginx.ts';
+export { compileNginx, compileNginxHttp, nginxLocation } from './compile/nginx.ts';
+export type { NginxHttpOptions, NginxOptions } from './compile/nginx.ts';
 export { compileK6Thresholds, meshOverheadMetric } from './compile/k6.ts';
 export type { K6RouteTarget, K6Thresholds } from './compile/k6.ts';
 

@@ -92,7 +92,7 @@ describe('Envoy', () => {
     hcm?.http_filters.find((f): f is Extract<HttpFilter, { name: N }> => f.name === name);
 
   it('binds admin and listeners to the given loopback ports', () => {
-    expect(bootstrap.admin.address.socket_address).toEqual({
+    expect(bootstrap.admin?.address.socket_address).toEqual({
       address: '127.0.0.1',
       port_value: 15000,
     });

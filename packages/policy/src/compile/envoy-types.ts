@@ -260,7 +260,7 @@ export interface EnvoyCluster {
 /** `config.bootstrap.v3.Bootstrap` (static form). */
 export interface EnvoyBootstrap {
   node: { id: string; cluster: string };
-  admin: { address: SocketAddress };
+  admin?: { address: SocketAddress };
   static_resources: { listeners: EnvoyListener[]; clusters: EnvoyCluster[] };
 }
 

@@ -77,8 +77,11 @@ export interface EnvoyOptions {
     string,
     EnvoyEndpoint & { listenPort?: number; sni?: string; spiffeId?: string }
   >;
-  /** Admin port; the admin interface is always bound to 127.0.0.1. */
-  adminPort: number;
+  /**
+   * Admin port; the admin interface is always bound to 127.0.0.1. Omit it to leave `admin` out of the
+   * bootstrap (for a supervisor that binds the admin interface itself).
+   */
+  adminPort?: number;
   /**
    * File SDS. `dir` holds the SDS files this compiler returns (Envoy watches it for moves); the PEM paths
    * are where the mesh CA writes the SVID and the trust bundle (their directory is watched too).
@@ -616,7 +619,9 @@ export function compileEnvoy(model: ValidModel, o: EnvoyOptions): EnvoyArtefacts
   return {
     bootstrap: {
       node: { id: o.nodeId ?? o.workload, cluster: o.workload },
-      admin: { address: endpoint('127.0.0.1', o.adminPort) },
+      ...(o.adminPort !== undefined
+        ? { admin: { address: endpoint('127.0.0.1', o.adminPort) } }
+        : {}),
       static_resources: { listeners, clusters },
     },
     sdsFiles,

@@ -9,25 +9,32 @@
 import type { ValidModel } from '../validate.ts';
 import { templateSegments } from './common.ts';
 
-/** Options of `compileNginx`: concrete addresses and files. */
-export interface NginxOptions {
+/** Options of `compileNginxHttp`: what goes inside `http {}`. */
+export interface NginxHttpOptions {
   /** Where nginx listens (TLS). */
   listen: { address: string; port: number };
   /** PEM certificate and key for the route hosts. */
   tls: { certificate: string; key: string };
   /** The edge sidecar's plaintext loopback listener. */
   upstream: { address: string; port: number };
-  /** A writable directory for the pid file and temp files (non-root nginx). */
-  runDir: string;
-  /** Access and error logs. */
-  accessLog: string;
-  errorLog: string;
+  /** A JSON access log (request id, client, status, duration), in addition to any other. */
+  accessLog?: string;
   /** `client_max_body_size`. @default '1m' */
   clientMaxBodySize?: string;
+}
+
+/** Options of `compileNginx`: a whole `nginx.conf`. */
+export interface NginxOptions extends NginxHttpOptions {
+  /** A writable directory for the pid file and temp files (non-root nginx). */
+  runDir: string;
+  accessLog: string;
+  errorLog: string;
   /** @default 1 */
   workerProcesses?: number;
   /** Run in the foreground (for a supervisor). @default true */
   foreground?: boolean;
+  /** `user` directive, e.g. 'root root' when started as root with per-user directories. @default none */
+  user?: string;
 }
 
 /** The nginx location for a path template: `= /orders` or `~ "^/orders/[^/]+$"`. */
@@ -40,8 +47,11 @@ export function nginxLocation(template: string): string {
   return `~ "^/${re}$"`;
 }
 
-/** Compiles the ingress config. */
-export function compileNginx(model: ValidModel, o: NginxOptions): string {
+/**
+ * The body of the `http {}` block: log format, body limit, upstream, proxy headers and one TLS server
+ * per host (plus a default server). For a harness that writes the main context itself.
+ */
+export function compileNginxHttp(model: ValidModel, o: NginxHttpOptions): string {
   const byHost = new Map<string, Map<string, Set<string>>>();
   for (const r of Object.values(model.routes))
     for (const h of r.hosts) {
@@ -53,46 +63,76 @@ export function compileNginx(model: ValidModel, o: NginxOptions): string {
     }
   const listen = `${o.listen.address}:${o.listen.port}`;
   const tls = [
-    `    ssl_certificate ${o.tls.certificate};`,
-    `    ssl_certificate_key ${o.tls.key};`,
-    '    ssl_protocols TLSv1.2 TLSv1.3;',
-    '    ssl_session_cache shared:trellis_tls:1m;',
+    `  ssl_certificate ${o.tls.certificate};`,
+    `  ssl_certificate_key ${o.tls.key};`,
+    '  ssl_protocols TLSv1.2 TLSv1.3;',
+    '  ssl_session_cache shared:trellis_tls:1m;',
   ];
   const servers: string[] = [
     [
-      '  # Unknown hosts get 404.',
-      '  server {',
-      `    listen ${listen} ssl default_server;`,
-      '    server_name _;',
+      '# Unknown hosts get 404.',
+      'server {',
+      `  listen ${listen} ssl default_server;`,
+      '  server_name _;',
       ...tls,
-      '    return 404;',
-      '  }',
+      '  return 404;',
+      '}',
     ].join('\n'),
   ];
   for (const [host, paths] of [...byHost.entries()].sort(([a], [b]) => a.localeCompare(b))) {
     const locations = [...paths.entries()].map(([path, methods]) =>
       [
-        `    location ${nginxLocation(path)} {`,
-        `      limit_except ${[...methods].sort().join(' ')} { deny all; }`,
-        '      proxy_pass http://trellis_edge;',
-        '    }',
+        `  location ${nginxLocation(path)} {`,
+        `    limit_except ${[...methods].sort().join(' ')} { deny all; }`,
+        '    proxy_pass http://trellis_edge;',
+        '  }',
       ].join('\n'),
     );
     servers.push(
       [
-        '  server {',
-        `    listen ${listen} ssl;`,
-        `    server_name ${host};`,
+        'server {',
+        `  listen ${listen} ssl;`,
+        `  server_name ${host};`,
         ...tls,
         ...locations,
-        '    location / { return 404; }',
-        '  }',
+        '  location / { return 404; }',
+        '}',
       ].join('\n'),
     );
   }
+  return `server_tokens off;
+log_format trellis escape=json '{"time":"$time_iso8601","request_id":"$request_id","client":"$remote_addr","host":"$host","method":"$request_method","uri":"$request_uri","status":$status,"bytes":$body_bytes_sent,"duration_s":$request_time}';
+${o.accessLog !== undefined ? `access_log ${o.accessLog} trellis;\n` : ''}client_max_body_size ${o.clientMaxBodySize ?? '1m'};
+keepalive_timeout 65s;
+
+upstream trellis_edge {
+  server ${o.upstream.address}:${o.upstream.port};
+  keepalive 64;
+}
+
+# Forwarded to the edge sidecar: keep-alive upstream, client IP, request id.
+proxy_http_version 1.1;
+proxy_set_header Connection "";
+proxy_set_header Host $host;
+proxy_set_header X-Real-IP $remote_addr;
+proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+proxy_set_header X-Forwarded-Proto $scheme;
+proxy_set_header X-Request-Id $request_id;
+add_header X-Request-Id $request_id always;
+
+${servers.join('\n\n')}
+`;
+}
+
+/** A complete `nginx.conf` (main context around `compileNginxHttp`), ready for `nginx -t -c`. */
+export function compileNginx(model: ValidModel, o: NginxOptions): string {
   const tmp = (n: string) => `${o.runDir}/${n}`;
+  const http = compileNginxHttp(model, o)
+    .split('\n')
+    .map((l) => (l.trim() === '' ? l : `  ${l}`))
+    .join('\n');
   return `# Generated by @trellis/policy from the model. Do not edit.
-${(o.foreground ?? true) ? 'daemon off;\n' : ''}worker_processes ${o.workerProcesses ?? 1};
+${(o.foreground ?? true) ? 'daemon off;\n' : ''}${o.user !== undefined ? `user ${o.user};\n` : ''}worker_processes ${o.workerProcesses ?? 1};
 pid ${tmp('nginx.pid')};
 error_log ${o.errorLog} warn;
 
@@ -102,35 +142,12 @@ events {
 
 http {
   default_type application/octet-stream;
-  server_tokens off;
   client_body_temp_path ${tmp('client_body')};
   proxy_temp_path ${tmp('proxy')};
   fastcgi_temp_path ${tmp('fastcgi')};
   uwsgi_temp_path ${tmp('uwsgi')};
   scgi_temp_path ${tmp('scgi')};
 
-  log_format trellis escape=json '{"time":"$time_iso8601","request_id":"$request_id","client":"$remote_addr","host":"$host","method":"$request_method","uri":"$request_uri","status":$status,"bytes":$body_bytes_sent,"duration_s":$request_time}';
-  access_log ${o.accessLog} trellis;
-
-  client_max_body_size ${o.clientMaxBodySize ?? '1m'};
-  keepalive_timeout 65s;
-
-  upstream trellis_edge {
-    server ${o.upstream.address}:${o.upstream.port};
-    keepalive 64;
-  }
-
-  # Forwarded to the edge sidecar: keep-alive upstream, client IP, request id.
-  proxy_http_version 1.1;
-  proxy_set_header Connection "";
-  proxy_set_header Host $host;
-  proxy_set_header X-Real-IP $remote_addr;
-  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-  proxy_set_header X-Forwarded-Proto $scheme;
-  proxy_set_header X-Request-Id $request_id;
-  add_header X-Request-Id $request_id always;
-
-${servers.join('\n\n')}
-}
+${http}}
 `;
 }
