@@ -1,4 +1,5 @@
 import { auth, Client, type ClientOptions } from 'cassandra-driver';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../toolchain/exec.ts';
@@ -63,8 +64,21 @@ export interface CassandraOptions {
    * superuser keeps its well-known password; under a certificate-only authenticator it cannot log in.
    */
   bootstrap?: readonly string[];
+  /**
+   * During the bootstrap start, create this superuser role mapped to a certificate identity, and drop
+   * the default `cassandra` superuser with its well-known password: the bootstrap statements then run
+   * as this role, and afterwards no role holds a usable password (docs/adr/0005).
+   */
+  bootstrapSuperuser?: { role: string; identity: string };
   /** How the readiness probe connects when TLS or authentication is on (its client certificate, a login). */
   probe?: CassandraClientCredentials;
+  /** Fixed loopback ports (a Pulumi stack's); free ports are picked when omitted. */
+  ports?: CassandraPorts;
+  /**
+   * How the commit log reaches the disk (`commitlog_sync`): what a crash of the machine can lose.
+   * @default { mode: 'periodic', periodMs: 10_000 } (the upstream default)
+   */
+  commitlog?: CommitlogSync;
   /** Extra cassandra.yaml entries, applied last (e.g. `internode_authenticator`). */
   yaml?: Record<string, unknown>;
   /**
@@ -78,6 +92,24 @@ export interface CassandraOptions {
   /** @default 240_000 */
   startupTimeoutMs?: number;
 }
+
+/** The loopback ports of one node. */
+export interface CassandraPorts {
+  /** CQL native transport. */
+  native: number;
+  /** Internode (gossip, streaming). */
+  storage: number;
+  /** Local-only JMX, for nodetool. */
+  jmx: number;
+}
+
+/**
+ * `commitlog_sync` of cassandra.yaml (Cassandra 5.0 `Config.CommitLogSync`): `periodic` acknowledges
+ * writes before the fsync, which runs every `periodMs`; `batch` fsyncs before acknowledging;
+ * `group` fsyncs every `windowMs` and acknowledges the writes of that window after it.
+ */
+export type CommitlogSync =
+  { mode: 'periodic'; periodMs: number } | { mode: 'batch' } | { mode: 'group'; windowMs: number };
 
 /** How a client proves itself: a certificate (PEM file paths) and/or a login. */
 export interface CassandraClientCredentials {
@@ -155,9 +187,8 @@ export function cassandraConfig(
     saved_caches_directory: join(data, 'saved_caches'),
     hints_directory: join(data, 'hints'),
     cdc_raw_directory: join(data, 'cdc_raw'),
-    // Periodic sync, 10 s: the upstream default, stated explicitly because it decides what a crash loses.
-    commitlog_sync: 'periodic',
-    commitlog_sync_period: '10000ms',
+    // Stated explicitly because it decides what a crash of the machine loses (docs/adr/0005).
+    ...commitlogConfig(opts.commitlog ?? { mode: 'periodic', periodMs: 10_000 }),
     // Two cores: upstream's 32/32/32 and per-disk compactors only add contention here.
     concurrent_reads: 8,
     concurrent_writes: 8,
@@ -194,6 +225,25 @@ export function cassandraConfig(
   return { ...cfg, ...(opts.yaml ?? {}) };
 }
 
+/** The cassandra.yaml keys of a {@link CommitlogSync} (5.0 names: `commitlog_sync_period`, `commitlog_sync_group_window`). */
+export function commitlogConfig(c: CommitlogSync): Record<string, string> {
+  const ms = (v: number, field: string): string => {
+    if (!Number.isInteger(v) || v < 1 || v > 60_000)
+      throw new Error(
+        `cassandra: commitlog ${field} must be an integer in [1, 60000] ms, got ${v}`,
+      );
+    return `${v}ms`;
+  };
+  switch (c.mode) {
+    case 'periodic':
+      return { commitlog_sync: 'periodic', commitlog_sync_period: ms(c.periodMs, 'periodMs') };
+    case 'batch':
+      return { commitlog_sync: 'batch' };
+    case 'group':
+      return { commitlog_sync: 'group', commitlog_sync_group_window: ms(c.windowMs, 'windowMs') };
+  }
+}
+
 function classOption(c: CassandraClass): unknown {
   if (typeof c === 'string') {
     if (!/^[A-Za-z_][\w.$]*$/.test(c))
@@ -206,7 +256,7 @@ function classOption(c: CassandraClass): unknown {
 }
 
 /** Logback config: everything at INFO to stdout, which the harness keeps in `<dir>/log`. */
-const LOGBACK = `<configuration scan="false">
+export const CASSANDRA_LOGBACK = `<configuration scan="false">
   <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
     <encoder><pattern>%-5level [%thread] %date{ISO8601} %F:%L - %msg%n</pattern></encoder>
   </appender>
@@ -360,106 +410,197 @@ export async function probeCassandra(
   }
 }
 
-/**
- * Start one Cassandra node on free loopback ports, with its own data and logs under `opts.dir`, and
- * wait until a real CQL query answers. Fails fast with the log tail if the process dies first.
- */
-export async function startCassandra(opts: CassandraOptions): Promise<CassandraServer> {
-  const heapMb = opts.heapMb ?? 512;
-  if (!Number.isInteger(heapMb) || heapMb < 256 || heapMb > 16_384)
-    throw new Error(`startCassandra: heapMb must be an integer in [256, 16384], got ${heapMb}`);
-  if (opts.clientTls && (opts.clientTls.requireClientAuth ?? true) && !opts.probe?.cert)
-    throw new Error(
-      'startCassandra: clientTls requires client certificates, so probe.cert must be given',
-    );
-  const home = await cassandraTool.ensure();
-  const marker = join(opts.dir, 'data', 'trellis-bootstrapped');
-  if (opts.bootstrap && opts.bootstrap.length > 0 && !existsSync(marker)) {
-    const t0 = Date.now();
-    // First start of this data dir: log in as the default superuser over the same TLS, run the
-    // statements, and stop. Certificate-only authenticators cannot work before identities exist.
-    const login = { ...opts.probe, username: 'cassandra', password: 'cassandra' };
-    const first = await launch(
-      {
-        ...opts,
-        authenticator: 'PasswordAuthenticator',
-        authorizer: opts.authorizer ?? 'CassandraAuthorizer',
-        probe: login,
-      },
-      home,
-      heapMb,
-    );
-    try {
-      const client = new Client(cassandraClientOptions(first, login));
-      try {
-        await client.connect();
-        for (const cql of opts.bootstrap) {
-          try {
-            await client.execute(cql);
-          } catch (err) {
-            throw new Error(`cassandra bootstrap: ${cql}\n  failed: ${(err as Error).message}`, {
-              cause: err,
-            });
-          }
-        }
-      } finally {
-        await client.shutdown().catch(() => undefined);
-      }
-      writeFileSync(marker, `${new Date().toISOString()}\n`);
-    } finally {
-      await first.stop();
-    }
-    const server = await launch(opts, home, heapMb);
-    server.restartMs = server.startupMs;
-    server.startupMs = Date.now() - t0;
-    return server;
-  }
-  return launch(opts, home, heapMb);
+/** The loopback address every local node listens on. */
+export const CASSANDRA_HOST = '127.0.0.1';
+
+/** The marker that a data dir has been bootstrapped (written last by {@link bootstrapCassandra}). */
+export function cassandraBootstrapMarker(dir: string): string {
+  return join(dir, 'data', 'trellis-bootstrapped');
 }
 
-async function launch(
+function needsBootstrap(opts: CassandraOptions): boolean {
+  return (opts.bootstrap?.length ?? 0) > 0 || opts.bootstrapSuperuser !== undefined;
+}
+
+/** The JVM that runs Cassandra (a JDK 17: see CASSANDRA_JAVA). */
+export function cassandraJava(): string {
+  return join(javaHome(CASSANDRA_JAVA.min, CASSANDRA_JAVA.max), 'bin', 'java');
+}
+
+/** What runs one node: the command, its arguments, and the files (relative to `opts.dir`) it reads. */
+export interface CassandraLaunchSpec {
+  command: string;
+  args: string[];
+  /** `conf/cassandra.yaml` and `conf/logback.xml`. */
+  files: Record<string, string>;
+}
+
+/**
+ * The command line and config files of one node on `ports`: what {@link startCassandra} runs, and
+ * what a supervised process (the local Pulumi stack's) runs.
+ */
+export async function cassandraLaunchSpec(
   opts: CassandraOptions,
-  home: string,
-  heapMb: number,
-): Promise<CassandraServer> {
-  const java = join(javaHome(CASSANDRA_JAVA.min, CASSANDRA_JAVA.max), 'bin', 'java');
-  const host = '127.0.0.1';
-  const ports = { nativePort: await freePort(host), storagePort: await freePort(host) };
-  const jmxPort = await freePort(host);
-  const conf = join(opts.dir, 'conf');
-  for (const d of [conf, join(opts.dir, 'data'), join(opts.dir, 'logs')])
-    mkdirSync(d, { recursive: true });
-  writeFileSync(
-    join(conf, 'cassandra.yaml'),
-    `# Generated by Trellis (packages/local/src/harness/cassandra.ts); JSON is valid YAML.\n${JSON.stringify(
-      cassandraConfig(opts, host, ports),
-      null,
-      2,
-    )}\n`,
-  );
-  writeFileSync(join(conf, 'logback.xml'), LOGBACK);
-  const started = Date.now();
-  const proc = ManagedProcess.start({
-    name: 'cassandra',
-    command: java,
+  ports: CassandraPorts,
+): Promise<CassandraLaunchSpec> {
+  const heapMb = checkHeap(opts.heapMb ?? 512);
+  const home = await cassandraTool.ensure();
+  const yaml = cassandraConfig(opts, CASSANDRA_HOST, {
+    nativePort: ports.native,
+    storagePort: ports.storage,
+  });
+  return {
+    command: cassandraJava(),
     args: cassandraArgs({
       dir: opts.dir,
       heapMb,
-      jmxPort,
+      jmxPort: ports.jmx,
       classpath: join(home, 'lib', '*'),
       extra: [
         ...(opts.fsyncSystemTables ? [] : ['-Dcassandra.unsafesystem=true']),
         ...(opts.jvmArgs ?? []),
       ],
     }),
+    files: {
+      'conf/cassandra.yaml': `# Generated by Trellis (packages/local/src/harness/cassandra.ts); JSON is valid YAML.\n${JSON.stringify(
+        yaml,
+        null,
+        2,
+      )}\n`,
+      'conf/logback.xml': CASSANDRA_LOGBACK,
+    },
+  };
+}
+
+function checkHeap(heapMb: number): number {
+  if (!Number.isInteger(heapMb) || heapMb < 256 || heapMb > 16_384)
+    throw new Error(`startCassandra: heapMb must be an integer in [256, 16384], got ${heapMb}`);
+  return heapMb;
+}
+
+const quote = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+
+/** Run statements on a fresh connection; a failure names the statement (or its label, for secrets). */
+async function runCql(
+  server: Pick<CassandraServer, 'contactPoint' | 'localDataCenter' | 'tls' | 'host'>,
+  creds: CassandraClientCredentials,
+  statements: readonly (string | { cql: string; label: string })[],
+): Promise<void> {
+  if (statements.length === 0) return;
+  const client = new Client(cassandraClientOptions(server, creds));
+  try {
+    await client.connect();
+    for (const st of statements) {
+      const cql = typeof st === 'string' ? st : st.cql;
+      try {
+        await client.execute(cql);
+      } catch (err) {
+        const what = typeof st === 'string' ? st : st.label;
+        throw new Error(`cassandra bootstrap: ${what}\n  failed: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+    }
+  } finally {
+    await client.shutdown().catch(() => undefined);
+  }
+}
+
+/**
+ * The first start of a data dir, when `opts` asks for a bootstrap: start the node with
+ * PasswordAuthenticator, log in as the default superuser (`cassandra`) over the same TLS, run the
+ * bootstrap (see {@link CassandraOptions.bootstrapSuperuser} and {@link CassandraOptions.bootstrap}),
+ * mark the data dir, and stop. Certificate-only authenticators accept no one before identities exist.
+ * Resolves null (and starts nothing) when the data dir is already marked or nothing is asked.
+ */
+export async function bootstrapCassandra(
+  opts: CassandraOptions & { ports: CassandraPorts },
+): Promise<{ ms: number } | null> {
+  const marker = cassandraBootstrapMarker(opts.dir);
+  if (!needsBootstrap(opts) || existsSync(marker)) return null;
+  const t0 = Date.now();
+  const login = { ...opts.probe, username: 'cassandra', password: 'cassandra' };
+  const first = await launch({
+    ...opts,
+    authenticator: 'PasswordAuthenticator',
+    authorizer: opts.authorizer ?? 'CassandraAuthorizer',
+    probe: login,
+  });
+  try {
+    let creds: CassandraClientCredentials = login;
+    const su = opts.bootstrapSuperuser;
+    if (su) {
+      // A throwaway password: it logs this bootstrap in once and is never stored or printed.
+      const password = randomBytes(24).toString('base64url');
+      await runCql(first, login, [
+        {
+          cql: `CREATE ROLE IF NOT EXISTS ${quote(su.role)} WITH SUPERUSER = true AND LOGIN = true AND PASSWORD = ${quote(password)}`,
+          label: `CREATE ROLE ${quote(su.role)} WITH SUPERUSER = true AND LOGIN = true AND PASSWORD = <hidden>`,
+        },
+        `ADD IDENTITY IF NOT EXISTS ${quote(su.identity)} TO ROLE ${quote(su.role)}`,
+      ]);
+      creds = { ...opts.probe, username: su.role, password };
+    }
+    await runCql(first, creds, opts.bootstrap ?? []);
+    // A role cannot drop the role it is logged in as, hence the new superuser's login above.
+    if (su) await runCql(first, creds, ["DROP ROLE IF EXISTS 'cassandra'"]);
+    writeFileSync(marker, `${new Date().toISOString()}\n`);
+  } finally {
+    await first.stop();
+  }
+  return { ms: Date.now() - t0 };
+}
+
+/**
+ * Start one Cassandra node on loopback (free ports unless `opts.ports`), with its own data and logs
+ * under `opts.dir`, and wait until a real CQL query answers. Fails fast with the log tail if the
+ * process dies first. Runs {@link bootstrapCassandra} first when asked.
+ */
+export async function startCassandra(opts: CassandraOptions): Promise<CassandraServer> {
+  checkHeap(opts.heapMb ?? 512);
+  if (opts.clientTls && (opts.clientTls.requireClientAuth ?? true) && !opts.probe?.cert)
+    throw new Error(
+      'startCassandra: clientTls requires client certificates, so probe.cert must be given',
+    );
+  await cassandraTool.ensure();
+  const ports: CassandraPorts = opts.ports ?? {
+    native: await freePort(CASSANDRA_HOST),
+    storage: await freePort(CASSANDRA_HOST),
+    jmx: await freePort(CASSANDRA_HOST),
+  };
+  const t0 = Date.now();
+  const boot = await bootstrapCassandra({ ...opts, ports });
+  const server = await launch({ ...opts, ports });
+  if (boot) {
+    server.restartMs = server.startupMs;
+    server.startupMs = Date.now() - t0;
+  }
+  return server;
+}
+
+async function launch(
+  opts: CassandraOptions & { ports: CassandraPorts },
+): Promise<CassandraServer> {
+  const host = CASSANDRA_HOST;
+  const { ports } = opts;
+  const spec = await cassandraLaunchSpec(opts, ports);
+  for (const d of [join(opts.dir, 'conf'), join(opts.dir, 'data'), join(opts.dir, 'logs')])
+    mkdirSync(d, { recursive: true });
+  for (const [rel, text] of Object.entries(spec.files)) writeFileSync(join(opts.dir, rel), text);
+  const started = Date.now();
+  const proc = ManagedProcess.start({
+    name: 'cassandra',
+    command: spec.command,
+    args: spec.args,
     dir: opts.dir,
     stopGraceMs: 20_000,
   });
   const server: CassandraServer = {
     host,
-    ...ports,
-    jmxPort,
-    contactPoint: `${host}:${ports.nativePort}`,
+    nativePort: ports.native,
+    storagePort: ports.storage,
+    jmxPort: ports.jmx,
+    contactPoint: `${host}:${ports.native}`,
     localDataCenter: LOCAL_DATACENTER,
     tls: opts.clientTls !== undefined,
     version: CASSANDRA_VERSION,

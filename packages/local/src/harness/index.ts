@@ -10,10 +10,45 @@ export {
   cassandraClientOptions,
   nodetool,
   LOCAL_DATACENTER,
+  CASSANDRA_HOST,
+  bootstrapCassandra,
+  cassandraBootstrapMarker,
+  cassandraLaunchSpec,
+  cassandraConfig,
+  commitlogConfig,
 } from './cassandra.ts';
-export type { CassandraOptions, CassandraServer, CassandraClientCredentials, CassandraTlsFiles } from './cassandra.ts';
-export { startKafka, probeKafka, kafkaClientConfig } from './kafka.ts';
-export type { KafkaOptions, KafkaServer, KafkaClientCredentials, KafkaTlsFiles } from './kafka.ts';
+export type {
+  CassandraOptions,
+  CassandraServer,
+  CassandraClientCredentials,
+  CassandraTlsFiles,
+  CassandraPorts,
+  CassandraLaunchSpec,
+  CommitlogSync,
+} from './cassandra.ts';
+export {
+  startKafka,
+  probeKafka,
+  kafkaClientConfig,
+  kafkaProperties,
+  renderProperties,
+  kafkaClasspath,
+  kafkaJava,
+  kafkaServerArgs,
+  kafkaConfFiles,
+  formatKafkaStorage,
+  ensureSpiffePrincipalBuilder,
+  SPIFFE_PRINCIPAL_BUILDER,
+  KAFKA_LOG4J2,
+} from './kafka.ts';
+export type {
+  KafkaOptions,
+  KafkaServer,
+  KafkaClientCredentials,
+  KafkaTlsFiles,
+  KafkaPorts,
+  KafkaListener,
+} from './kafka.ts';
 export { CertificateAuthority, writePemFiles, splitPem, certificateSans } from './tls.ts';
 export type { IssueOptions, IssuedCert, PemFiles } from './tls.ts';
 export { startEnvoy, validateEnvoyConfig } from './envoy.ts';

@@ -1,9 +1,11 @@
 import { Kafka, logLevel, type KafkaConfig } from 'kafkajs';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
+import { installAtomically, toolDir } from '../toolchain/cache.ts';
 import { run } from '../toolchain/exec.ts';
 import { javaHome } from '../toolchain/java.ts';
+import { progress } from '../toolchain/log.ts';
 import {
   KAFKA_JAVA_MIN,
   KAFKA_JVM_OPTIONS,
@@ -42,8 +44,41 @@ export interface KafkaOptions {
   probe?: KafkaClientCredentials;
   /** Extra server.properties entries, applied last (e.g. `authorizer.class.name`, `super.users`). */
   properties?: Record<string, string>;
+  /** Fixed loopback ports (a Pulumi stack's); free ports are picked when omitted. */
+  ports?: KafkaPorts;
+  /**
+   * More client listeners, each with its own port and advertised address (e.g. a workload's sidecar
+   * egress port, so that the metadata a client gets through its sidecar points back at the sidecar).
+   * They use the same protocol and key material as the CLIENT listener.
+   */
+  listeners?: readonly KafkaListener[];
+  /**
+   * Principals are `User:<SPIFFE ID>` from the peer certificate's URI SAN, via the
+   * {@link SPIFFE_PRINCIPAL_BUILDER} compiled by {@link ensureSpiffePrincipalBuilder} (docs/adr/0006).
+   * Without it, Kafka's SSL principal is the certificate's subject DN. @default false
+   */
+  spiffePrincipals?: boolean;
   /** @default 180_000 */
   startupTimeoutMs?: number;
+}
+
+/** The loopback ports of one node. */
+export interface KafkaPorts {
+  /** The CLIENT listener: direct TLS clients, advertised as itself. */
+  client: number;
+  /** The inter-broker listener (BROKER). */
+  broker: number;
+  /** The KRaft controller listener (CONTROLLER). */
+  controller: number;
+}
+
+/** An extra client listener: `<name>://<host>:<port>`, advertised as `advertised`. */
+export interface KafkaListener {
+  /** Upper-case listener name, e.g. `CLIENT_ORDERS_API`. */
+  name: string;
+  port: number;
+  /** `host:port` that clients of this listener are told to use. */
+  advertised: string;
 }
 
 /** How a Kafka client proves itself: PEM file paths. */
@@ -104,16 +139,34 @@ export function kafkaProperties(
   ports: Ports,
 ): Record<string, string> {
   const proto = opts.tls ? 'SSL' : 'PLAINTEXT';
+  const extra = opts.listeners ?? [];
+  const names = new Set(['CLIENT', 'BROKER', 'CONTROLLER']);
+  const used = new Set([ports.port, ports.brokerPort, ports.controllerPort]);
+  for (const l of extra) {
+    if (!/^[A-Z][A-Z0-9_]*$/.test(l.name))
+      throw new Error(`kafka: listener name ${JSON.stringify(l.name)} must match [A-Z][A-Z0-9_]*`);
+    if (names.has(l.name)) throw new Error(`kafka: listener name ${l.name} is used twice`);
+    if (used.has(l.port)) throw new Error(`kafka: listener ${l.name}: port ${l.port} is taken`);
+    if (!/^[A-Za-z0-9.-]+:\d{1,5}$/.test(l.advertised))
+      throw new Error(
+        `kafka: listener ${l.name}: advertised must be host:port, got ${l.advertised}`,
+      );
+    names.add(l.name);
+    used.add(l.port);
+  }
+  const own = extra.map((l) => `,${l.name}://${host}:${l.port}`).join('');
+  const advertised = extra.map((l) => `,${l.name}://${l.advertised}`).join('');
+  const protocols = extra.map((l) => `,${l.name}:${proto}`).join('');
   const props: Record<string, string> = {
     'process.roles': 'broker,controller',
     'node.id': '1',
     // A static one-voter quorum: no dynamic-quorum bootstrap step (`--standalone`) to get wrong.
     'controller.quorum.voters': `1@${host}:${ports.controllerPort}`,
-    listeners: `CLIENT://${host}:${ports.port},BROKER://${host}:${ports.brokerPort},CONTROLLER://${host}:${ports.controllerPort}`,
-    'advertised.listeners': `CLIENT://${host}:${ports.port},BROKER://${host}:${ports.brokerPort}`,
+    listeners: `CLIENT://${host}:${ports.port},BROKER://${host}:${ports.brokerPort},CONTROLLER://${host}:${ports.controllerPort}${own}`,
+    'advertised.listeners': `CLIENT://${host}:${ports.port},BROKER://${host}:${ports.brokerPort}${advertised}`,
     'controller.listener.names': 'CONTROLLER',
     'inter.broker.listener.name': 'BROKER',
-    'listener.security.protocol.map': `CLIENT:${proto},BROKER:${proto},CONTROLLER:${proto}`,
+    'listener.security.protocol.map': `CLIENT:${proto},BROKER:${proto},CONTROLLER:${proto}${protocols}`,
     'log.dirs': join(opts.dir, 'data'),
     'num.partitions': '1',
     // One node: internal topics cannot have more replicas than brokers.
@@ -137,6 +190,8 @@ export function kafkaProperties(
       'ssl.endpoint.identification.algorithm': 'https',
     });
   }
+  // Applies to every listener: the broker's own inter-broker and controller connections included.
+  if (opts.spiffePrincipals) props['principal.builder.class'] = SPIFFE_PRINCIPAL_BUILDER;
   return { ...props, ...(opts.properties ?? {}) };
 }
 
@@ -153,7 +208,7 @@ export function renderProperties(props: Record<string, string>): string {
 }
 
 /** Log4j 2 config: INFO to stdout, which the harness keeps in `<dir>/log`. */
-const LOG4J2 = `status = warn
+export const KAFKA_LOG4J2 = `status = warn
 appender.stdout.type = Console
 appender.stdout.name = STDOUT
 appender.stdout.layout.type = PatternLayout
@@ -208,10 +263,139 @@ export async function probeKafka(
   }
 }
 
+/** The Java source of the SPIFFE principal builder, in this package (docs/adr/0006). */
+export const SPIFFE_PRINCIPAL_BUILDER_SOURCE = new URL(
+  '../../java/dev/trellis/kafka/SpiffePrincipalBuilder.java',
+  import.meta.url,
+).pathname;
+
+/** `principal.builder.class` that maps a peer certificate's SPIFFE URI SAN to `User:<SPIFFE ID>`. */
+export const SPIFFE_PRINCIPAL_BUILDER = 'dev.trellis.kafka.SpiffePrincipalBuilder';
+
 /**
- * Start one Kafka node (KRaft, broker + controller) on free loopback ports, with its own data and logs
- * under `opts.dir`: format the storage when new, then wait until a metadata request answers. Fails fast
- * with the log tail if the process dies first.
+ * Compile the SPIFFE principal builder against the pinned kafka-clients with the machine's JDK, once
+ * per source and Kafka version, into the per-user cache; resolves the classes directory to add to the
+ * broker's classpath.
+ */
+export async function ensureSpiffePrincipalBuilder(): Promise<string> {
+  const source = readFileSync(SPIFFE_PRINCIPAL_BUILDER_SOURCE, 'utf8');
+  const digest = createHash('sha256').update(source).digest('hex').slice(0, 12);
+  const dir = toolDir('kafka-spiffe-principal', `${KAFKA_VERSION}-${digest}`);
+  const classes = join(dir, 'classes');
+  if (existsSync(join(classes, 'dev', 'trellis', 'kafka', 'SpiffePrincipalBuilder.class')))
+    return classes;
+  const home = await kafkaTool.ensure();
+  const jdk = javaHome(KAFKA_JAVA_MIN);
+  const javac = join(jdk, 'bin', 'javac');
+  if (!existsSync(javac))
+    throw new Error(
+      `kafka: ${jdk} has no javac to compile ${SPIFFE_PRINCIPAL_BUILDER}; install a full JDK ` +
+        '(Debian: openjdk-17-jdk-headless) or set TRELLIS_JAVA_HOME to one',
+    );
+  await installAtomically(dir, async (staging) => {
+    progress(`compiling ${SPIFFE_PRINCIPAL_BUILDER} against kafka-clients ${KAFKA_VERSION}`);
+    await run(
+      javac,
+      [
+        '--release',
+        String(KAFKA_JAVA_MIN),
+        '-cp',
+        join(home, 'lib', '*'),
+        '-d',
+        join(staging, 'classes'),
+        SPIFFE_PRINCIPAL_BUILDER_SOURCE,
+      ],
+      { what: `javac ${SPIFFE_PRINCIPAL_BUILDER}`, timeoutMs: 180_000 },
+    );
+  });
+  return classes;
+}
+
+/** The broker's `-cp`: Kafka's jars, plus the principal builder when `spiffePrincipals` is on. */
+export async function kafkaClasspath(
+  opts: Pick<KafkaOptions, 'spiffePrincipals'>,
+): Promise<string> {
+  const home = await kafkaTool.ensure();
+  const parts = [join(home, 'lib', '*')];
+  if (opts.spiffePrincipals) parts.push(await ensureSpiffePrincipalBuilder());
+  return parts.join(delimiter);
+}
+
+/** The java binary that runs Kafka. */
+export function kafkaJava(): string {
+  return join(javaHome(KAFKA_JAVA_MIN), 'bin', 'java');
+}
+
+/** Where a node under `dir` keeps its config files: `conf/server.properties`, `conf/log4j2.properties`. */
+export function kafkaConfFiles(dir: string): { properties: string; log4j2: string } {
+  return {
+    properties: join(dir, 'conf', 'server.properties'),
+    log4j2: join(dir, 'conf', 'log4j2.properties'),
+  };
+}
+
+/** The broker's JVM command line (after `java`), reading the files of {@link kafkaConfFiles}. */
+export function kafkaServerArgs(o: { dir: string; heapMb: number; classpath: string }): string[] {
+  const files = kafkaConfFiles(o.dir);
+  return [
+    `-Xms${o.heapMb}m`,
+    `-Xmx${o.heapMb}m`,
+    ...KAFKA_JVM_OPTIONS,
+    `-Dlog4j2.configurationFile=${files.log4j2}`,
+    `-Dkafka.logs.dir=${join(o.dir, 'logs')}`,
+    '-cp',
+    o.classpath,
+    KAFKA_MAIN,
+    files.properties,
+  ];
+}
+
+/**
+ * Format the node's storage under `dir` (`kafka-storage format`), once: a no-op that resolves the
+ * existing cluster id when `data/meta.properties` exists. `properties` is the rendered server.properties.
+ */
+export async function formatKafkaStorage(o: {
+  dir: string;
+  properties: string;
+  classpath: string;
+  clusterId?: string;
+}): Promise<{ clusterId: string; formatMs: number }> {
+  const files = kafkaConfFiles(o.dir);
+  for (const d of [join(o.dir, 'conf'), join(o.dir, 'data'), join(o.dir, 'logs')])
+    mkdirSync(d, { recursive: true });
+  writeFileSync(files.properties, o.properties);
+  writeFileSync(files.log4j2, KAFKA_LOG4J2);
+  // The cluster id lives beside the data: a restart reuses the formatted storage.
+  const idFile = join(o.dir, 'cluster-id');
+  const clusterId = existsSync(idFile)
+    ? readFileSync(idFile, 'utf8').trim()
+    : (o.clusterId ?? newClusterId());
+  if (existsSync(join(o.dir, 'data', 'meta.properties'))) return { clusterId, formatMs: 0 };
+  const t0 = Date.now();
+  await run(
+    kafkaJava(),
+    [
+      '-Xmx256m',
+      `-Dlog4j2.configurationFile=${files.log4j2}`,
+      '-cp',
+      o.classpath,
+      KAFKA_STORAGE_TOOL,
+      'format',
+      '-t',
+      clusterId,
+      '-c',
+      files.properties,
+    ],
+    { what: 'kafka-storage format', timeoutMs: 120_000 },
+  );
+  writeFileSync(idFile, `${clusterId}\n`);
+  return { clusterId, formatMs: Date.now() - t0 };
+}
+
+/**
+ * Start one Kafka node (KRaft, broker + controller) on loopback (free ports unless `opts.ports`), with
+ * its own data and logs under `opts.dir`: format the storage when new, then wait until a metadata
+ * request answers. Fails fast with the log tail if the process dies first.
  */
 export async function startKafka(opts: KafkaOptions): Promise<KafkaServer> {
   const heapMb = opts.heapMb ?? 512;
@@ -219,67 +403,30 @@ export async function startKafka(opts: KafkaOptions): Promise<KafkaServer> {
     throw new Error(`startKafka: heapMb must be an integer in [128, 16384], got ${heapMb}`);
   if (opts.tls && (opts.tls.requireClientAuth ?? true) && !opts.probe?.cert)
     throw new Error('startKafka: tls requires client certificates, so probe.cert must be given');
-  const home = await kafkaTool.ensure();
-  const java = join(javaHome(KAFKA_JAVA_MIN), 'bin', 'java');
-  const classpath = join(home, 'lib', '*');
+  const classpath = await kafkaClasspath(opts);
   const host = '127.0.0.1';
-  const ports: Ports = {
-    port: await freePort(host),
-    brokerPort: await freePort(host),
-    controllerPort: await freePort(host),
-  };
-  const conf = join(opts.dir, 'conf');
-  for (const d of [conf, join(opts.dir, 'data'), join(opts.dir, 'logs')])
-    mkdirSync(d, { recursive: true });
-  const propsFile = join(conf, 'server.properties');
-  writeFileSync(propsFile, renderProperties(kafkaProperties(opts, host, ports)));
-  writeFileSync(join(conf, 'log4j2.properties'), LOG4J2);
-  const log4j = `-Dlog4j2.configurationFile=${join(conf, 'log4j2.properties')}`;
-
-  // The cluster id lives beside the data: a restart reuses the formatted storage.
-  const idFile = join(opts.dir, 'cluster-id');
-  const clusterId = existsSync(idFile) ? readFileSync(idFile, 'utf8').trim() : newClusterId();
-  let formatMs = 0;
-  if (!existsSync(join(opts.dir, 'data', 'meta.properties'))) {
-    const t0 = Date.now();
-    await run(
-      java,
-      [
-        '-Xmx256m',
-        log4j,
-        '-cp',
-        classpath,
-        KAFKA_STORAGE_TOOL,
-        'format',
-        '-t',
-        clusterId,
-        '-c',
-        propsFile,
-      ],
-      {
-        what: 'kafka-storage format',
-        timeoutMs: 120_000,
-      },
-    );
-    writeFileSync(idFile, `${clusterId}\n`);
-    formatMs = Date.now() - t0;
-  }
+  const ports: Ports = opts.ports
+    ? {
+        port: opts.ports.client,
+        brokerPort: opts.ports.broker,
+        controllerPort: opts.ports.controller,
+      }
+    : {
+        port: await freePort(host),
+        brokerPort: await freePort(host),
+        controllerPort: await freePort(host),
+      };
+  const { clusterId, formatMs } = await formatKafkaStorage({
+    dir: opts.dir,
+    properties: renderProperties(kafkaProperties(opts, host, ports)),
+    classpath,
+  });
 
   const started = Date.now();
   const proc = ManagedProcess.start({
     name: 'kafka',
-    command: java,
-    args: [
-      `-Xms${heapMb}m`,
-      `-Xmx${heapMb}m`,
-      ...KAFKA_JVM_OPTIONS,
-      log4j,
-      `-Dkafka.logs.dir=${join(opts.dir, 'logs')}`,
-      '-cp',
-      classpath,
-      KAFKA_MAIN,
-      propsFile,
-    ],
+    command: kafkaJava(),
+    args: kafkaServerArgs({ dir: opts.dir, heapMb, classpath }),
     dir: opts.dir,
     stopGraceMs: 20_000,
   });

@@ -1,0 +1,184 @@
+/**
+ * The data layer of the local stack: Cassandra 5 and Kafka 4 as Pulumi resources, wired from the
+ * model, with one platform-admin identity that applies grants and ACLs. What the mesh and service
+ * modules need comes back as a {@link DataLayer}.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import { LocalCassandra } from '@trellis/components/local/cassandra';
+import { LocalKafka, type KafkaWorkloadListener } from '@trellis/components/local/kafka';
+import { WorkloadCertificate } from '@trellis/components/local/pki';
+import { dataServiceSpiffeId, type DataService, type ValidModel } from '@trellis/policy';
+import type { StackContext } from './context.ts';
+import {
+  egressSlots,
+  kafkaDirectPort,
+  kafkaWorkloadListenerPort,
+  sidecarEgressPort,
+  workloadIndex,
+  type PortName,
+} from './ports.ts';
+
+/** The identity Pulumi uses to apply CQL grants and Kafka ACLs (a superuser of both). */
+export const PLATFORM_ADMIN = 'platform-admin';
+
+/** The SPIFFE ID of platform-admin: `spiffe://<trust-domain>/ns/<namespace>/sa/platform-admin`. */
+export function platformAdminSpiffeId(model: ValidModel): string {
+  return `spiffe://${model.trustDomain}/ns/${model.namespace}/sa/${PLATFORM_ADMIN}`;
+}
+
+/**
+ * One sidecar egress route to a data service: the app connects in plaintext to `listenPort` on
+ * loopback; the sidecar originates mTLS with the workload's SVID to `upstream` and checks that the
+ * server presents `serverSpiffeId`.
+ */
+export interface DataEgress {
+  workload: string;
+  service: DataService;
+  /** The sidecar's plaintext loopback listener (127.0.0.1). */
+  listenPort: number;
+  upstream: { host: string; port: number };
+  serverSpiffeId: string;
+}
+
+/** What the data layer gives the mesh and service modules. */
+export interface DataLayer {
+  /** The trust bundle (Mesh CA root) that signs both servers' certificates. */
+  caFile: pulumi.Output<string>;
+  cassandra: {
+    host: string;
+    /** CQL over mTLS (client certificate required), for direct clients and sidecars alike. */
+    port: number;
+    spiffeId: string;
+    localDataCenter: string;
+  };
+  kafka: {
+    /** The direct mTLS listener, advertised as itself (apps or tests holding SVID files). */
+    bootstrap: string;
+    spiffeId: string;
+    /** The per-workload listeners, each advertised as that workload's sidecar Kafka egress. */
+    workloadListeners: KafkaWorkloadListener[];
+  };
+  /** Every sidecar egress route to Cassandra and Kafka, one per (calling workload, service). */
+  egress: DataEgress[];
+  /** Depend on these to start after the data layer is up, with its grants and ACLs applied. */
+  resources: pulumi.Resource[];
+}
+
+/** Workloads whose `calls` name `service`, sorted. */
+export function callersOfService(model: ValidModel, service: DataService): string[] {
+  return Object.entries(model.workloads)
+    .filter(([, w]) => w.calls.includes(service))
+    .map(([name]) => name)
+    .sort();
+}
+
+/**
+ * The port plan of the data layer (pure): per workload that calls a data service, its sidecar egress
+ * port and, for Kafka, the broker listener its sidecar dials.
+ */
+export function planDataPorts(
+  model: ValidModel,
+  ports: Record<PortName, number>,
+): { egress: DataEgress[]; kafkaListeners: KafkaWorkloadListener[] } {
+  const names = Object.keys(model.workloads);
+  const host = '127.0.0.1';
+  const egress: DataEgress[] = [];
+  const kafkaListeners: KafkaWorkloadListener[] = [];
+  for (const w of callersOfService(model, 'cassandra')) {
+    const i = workloadIndex(names, w);
+    egress.push({
+      workload: w,
+      service: 'cassandra',
+      listenPort: sidecarEgressPort(ports, i, egressSlots.cassandra),
+      upstream: { host, port: ports.cassandraNative },
+      serverSpiffeId: dataServiceSpiffeId(model, 'cassandra'),
+    });
+  }
+  for (const w of callersOfService(model, 'kafka')) {
+    const i = workloadIndex(names, w);
+    const listenPort = sidecarEgressPort(ports, i, egressSlots.kafka);
+    const port = kafkaWorkloadListenerPort(ports, i);
+    kafkaListeners.push({ workload: w, port, advertised: `${host}:${listenPort}` });
+    egress.push({
+      workload: w,
+      service: 'kafka',
+      listenPort,
+      upstream: { host, port },
+      serverSpiffeId: dataServiceSpiffeId(model, 'kafka'),
+    });
+  }
+  return { egress, kafkaListeners };
+}
+
+/** Cassandra and Kafka for the stack, with the model's grants, topics and ACLs. */
+export function deployData(ctx: StackContext, opts?: pulumi.ComponentResourceOptions): DataLayer {
+  const plan = planDataPorts(ctx.model, ctx.ports);
+  const admin = new WorkloadCertificate(
+    PLATFORM_ADMIN,
+    {
+      ca: ctx.ca,
+      spiffeId: platformAdminSpiffeId(ctx.model),
+      dir: ctx.pkiDir(PLATFORM_ADMIN),
+      validHours: ctx.certValidHours,
+      rotation: ctx.rotation,
+    },
+    { parent: opts?.parent, dependsOn: [ctx.ca] },
+  );
+  const adminIdentity = { spiffeId: platformAdminSpiffeId(ctx.model), certificate: admin };
+
+  const cassandra = new LocalCassandra(
+    'cassandra',
+    {
+      model: ctx.model,
+      ca: ctx.ca,
+      dir: ctx.runDir('cassandra'),
+      certDir: ctx.pkiDir('cassandra'),
+      admin: adminIdentity,
+      ports: {
+        native: ctx.ports.cassandraNative,
+        storage: ctx.ports.cassandraStorage,
+        jmx: ctx.ports.cassandraJmx,
+      },
+      certValidHours: ctx.certValidHours,
+      rotation: ctx.rotation,
+    },
+    opts,
+  );
+
+  const kafka = new LocalKafka(
+    'kafka',
+    {
+      model: ctx.model,
+      ca: ctx.ca,
+      dir: ctx.runDir('kafka'),
+      certDir: ctx.pkiDir('kafka'),
+      admin: adminIdentity,
+      ports: {
+        direct: kafkaDirectPort(ctx.ports),
+        broker: ctx.ports.kafkaInterBroker,
+        controller: ctx.ports.kafkaController,
+      },
+      workloadListeners: plan.kafkaListeners,
+      certValidHours: ctx.certValidHours,
+      rotation: ctx.rotation,
+    },
+    opts,
+  );
+
+  return {
+    caFile: ctx.ca.bundleFile,
+    cassandra: {
+      host: cassandra.host,
+      port: cassandra.port,
+      spiffeId: cassandra.spiffeId,
+      localDataCenter: cassandra.localDataCenter,
+    },
+    kafka: {
+      bootstrap: kafka.bootstrap,
+      spiffeId: kafka.spiffeId,
+      workloadListeners: kafka.workloadListeners,
+    },
+    egress: plan.egress,
+    resources: [cassandra, kafka],
+  };
+}

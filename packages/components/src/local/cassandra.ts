@@ -1,0 +1,318 @@
+import * as pulumi from '@pulumi/pulumi';
+import {
+  cassandraLaunchSpec,
+  LOCAL_DATACENTER,
+  type CassandraOptions,
+  type CommitlogSync,
+} from '@trellis/local/harness';
+import { compileCassandra, dataServiceSpiffeId, type ValidModel } from '@trellis/policy';
+import type {
+  AdminConnection,
+  BootstrapInputs,
+  BootstrapOutputs,
+  GrantsInputs,
+  GrantsOutputs,
+} from './cassandra-impl.ts';
+import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
+import { LocalProcess } from './process.ts';
+
+// Captured by the serialized providers instead of module objects (see process.ts).
+const IMPL = new URL('./cassandra-impl.ts', import.meta.url).pathname;
+type Impl = typeof import('./cassandra-impl.ts');
+
+const bootstrapProvider: pulumi.dynamic.ResourceProvider = {
+  async diff(_id: string, olds: BootstrapOutputs, news: BootstrapInputs) {
+    const changed =
+      olds.dir !== news.options.dir ||
+      JSON.stringify(olds.superuser) !== JSON.stringify(news.options.bootstrapSuperuser);
+    return { changes: changed, replaces: [] };
+  },
+  async create(inputs: BootstrapInputs) {
+    const impl = (await import(IMPL)) as Impl;
+    return { id: inputs.options.dir, outs: await impl.bootstrap(inputs) };
+  },
+  async update(_id: string, olds: BootstrapOutputs, news: BootstrapInputs) {
+    // The superuser lives in the data dir's auth tables: another one needs a fresh data dir.
+    throw new Error(
+      `cassandra bootstrap: ${olds.dir} was bootstrapped for ${olds.superuser.identity} ` +
+        `(role ${olds.superuser.role}); moving it to ${news.options.dir} or changing the superuser to ` +
+        `${news.options.bootstrapSuperuser.identity} needs a fresh stack (pulumi destroy, then up)`,
+    );
+  },
+  async read(id: string, props: BootstrapOutputs) {
+    const impl = (await import(IMPL)) as Impl;
+    return impl.bootstrapExists(props) ? { id, props } : { id: '', props: {} };
+  },
+  async delete() {
+    // Nothing to undo: the marker lives in the node's data dir, which the node's LocalProcess purges.
+  },
+};
+
+/**
+ * The first start of a Cassandra data dir, as a resource: start with PasswordAuthenticator, make
+ * platform-admin the superuser (a certificate identity), drop the default `cassandra` superuser, stop
+ * (docs/adr/0005). Runs at create only; the node's LocalProcess then starts on the same data dir.
+ */
+class CassandraBootstrap extends pulumi.dynamic.Resource {
+  declare public readonly bootstrappedAt: pulumi.Output<string>;
+
+  constructor(
+    name: string,
+    args: { options: pulumi.Input<BootstrapInputs['options']> },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    super(
+      bootstrapProvider,
+      name,
+      { options: args.options, bootstrappedAt: undefined },
+      opts,
+      'trellis-local',
+      'CassandraBootstrap',
+    );
+  }
+}
+
+const grantsProvider: pulumi.dynamic.ResourceProvider = {
+  async diff(_id: string, olds: GrantsOutputs, news: GrantsInputs) {
+    const impl = (await import(IMPL)) as Impl;
+    // The CQL text is the diff: an unchanged model is no change, whatever the connection details.
+    return { changes: olds.cql !== impl.cqlOf(news.statements), replaces: [] };
+  },
+  async create(inputs: GrantsInputs) {
+    const impl = (await import(IMPL)) as Impl;
+    return { id: `${inputs.admin.host}:${inputs.admin.port}`, outs: await impl.applyAll(inputs) };
+  },
+  async update(_id: string, olds: GrantsOutputs, news: GrantsInputs) {
+    const impl = (await import(IMPL)) as Impl;
+    return { outs: await impl.applyUpdate(olds, news) };
+  },
+  async read(id: string, props: GrantsOutputs) {
+    const impl = (await import(IMPL)) as Impl;
+    return { id, props: await impl.observe(props) };
+  },
+  async delete() {
+    // Nothing to undo: the roles and grants live in the node's data dir, purged with the node.
+  },
+};
+
+/** Keyspaces, roles, `ADD IDENTITY` mappings and grants, applied as platform-admin. */
+export class CassandraGrants extends pulumi.dynamic.Resource {
+  declare public readonly cql: pulumi.Output<string>;
+
+  constructor(
+    name: string,
+    args: {
+      admin: pulumi.Input<AdminConnection>;
+      statements: pulumi.Input<GrantsInputs['statements']>;
+    },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    super(
+      grantsProvider,
+      name,
+      { admin: args.admin, statements: args.statements, cql: undefined },
+      opts,
+      'trellis-local',
+      'CassandraGrants',
+    );
+  }
+}
+
+/** A client identity with its certificate files, e.g. platform-admin. */
+export interface ClientIdentity {
+  spiffeId: string;
+  certificate: WorkloadCertificate;
+}
+
+/** Inputs of a {@link LocalCassandra}. */
+export interface LocalCassandraArgs {
+  /** The policy model: keyspaces, roles, identities and grants come from `compileCassandra`. */
+  model: ValidModel;
+  /** Issues the node's certificate; its root is the trust bundle for clients and internode. */
+  ca: LocalMeshCa;
+  /** The node's directory: config, data, logs (a LocalProcess dir, purged on destroy). */
+  dir: string;
+  /** Directory of the node's certificate files. */
+  certDir: string;
+  /** The identity that becomes the only superuser and applies the grants (platform-admin). */
+  admin: ClientIdentity;
+  /** Loopback ports: CQL, internode, JMX. */
+  ports: { native: number; storage: number; jmx: number };
+  /** @default 512 */
+  heapMb?: number;
+  /**
+   * `commitlog_sync`. Batch: a write is acknowledged only once its commit log is fsynced, since a
+   * single local node has no replica to fall back on (docs/adr/0005). @default { mode: 'batch' }
+   */
+  commitlog?: CommitlogSync;
+  /** Replication of the model's keyspaces. @default { class: 'SimpleStrategy', replication_factor: 1 } */
+  replication?: Record<string, string | number>;
+  /** Certificate lifetime. @default 24 */
+  certValidHours?: number;
+  /** Bump to re-issue the node's certificate. @default 0 */
+  rotation?: pulumi.Input<number>;
+  /** How long the node may take to answer CQL after a start. @default 300_000 */
+  readyTimeoutMs?: number;
+}
+
+const defaults = {
+  heapMb: 512,
+  commitlog: { mode: 'batch' } as CommitlogSync,
+  replication: { class: 'SimpleStrategy', replication_factor: 1 } as Record<
+    string,
+    string | number
+  >,
+  certValidHours: 24,
+  readyTimeoutMs: 300_000,
+  superuserRole: 'platform_admin',
+};
+
+const MUTUAL_TLS_AUTHENTICATOR = {
+  className: 'org.apache.cassandra.auth.MutualTlsAuthenticator',
+  // Cassandra 5.0: the SPIFFE URI SAN of the client certificate is the identity ADD IDENTITY maps.
+  parameters: { validator_class_name: 'org.apache.cassandra.auth.SpiffeCertificateValidator' },
+};
+
+/** The model's grants that would touch a system keyspace: apps never get one. */
+export function systemKeyspaceGrants(model: ValidModel): string[] {
+  return model.cassandra.grants
+    .map((g, i) => ({ g, i }))
+    .filter(({ g }) => /^system/i.test(g.keyspace))
+    .map(({ g, i }) => `cassandra.grants[${i}].keyspace: '${g.keyspace}' is a system keyspace`);
+}
+
+/**
+ * Cassandra 5 on one machine, as real processes and Pulumi resources: client encryption with client
+ * certificates required, internode encryption `all`, MutualTlsAuthenticator with SPIFFE identities
+ * (no service holds a password), CassandraAuthorizer, an explicit `commitlog_sync`, and the model's
+ * keyspaces, roles, identities and grants applied as platform-admin.
+ */
+export class LocalCassandra extends pulumi.ComponentResource {
+  /** Where clients connect (CQL over mTLS). */
+  public readonly host: string;
+  public readonly port: number;
+  /** The SPIFFE ID the node presents: what clients (and sidecars) must verify. */
+  public readonly spiffeId: string;
+  public readonly localDataCenter: string;
+  /** The trust bundle (Mesh CA root) that signs the node's certificate. */
+  public readonly caFile: pulumi.Output<string>;
+  public readonly certificate: WorkloadCertificate;
+  public readonly node: LocalProcess;
+  public readonly grants: CassandraGrants;
+  /** The CQL applied from the model. */
+  public readonly cql: pulumi.Output<string>;
+
+  constructor(name: string, args: LocalCassandraArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('trellis:local:Cassandra', name, {}, opts);
+    const bad = systemKeyspaceGrants(args.model);
+    if (bad.length > 0)
+      throw new pulumi.ResourceError(
+        `${name}: apps get no grant on system keyspaces: ${bad.join('; ')}`,
+        this,
+      );
+    for (const [k, v] of Object.entries(args.ports))
+      if (!Number.isInteger(v) || v < 1 || v > 65_535)
+        throw new pulumi.ResourceError(`${name}: ports.${k} must be a TCP port, got ${v}`, this);
+    const heapMb = args.heapMb ?? defaults.heapMb;
+    if (!Number.isInteger(heapMb) || heapMb < 256 || heapMb > 16_384)
+      throw new pulumi.ResourceError(
+        `${name}: heapMb must be an integer in [256, 16384], got ${heapMb}`,
+        this,
+      );
+
+    this.host = '127.0.0.1';
+    this.port = args.ports.native;
+    this.spiffeId = dataServiceSpiffeId(args.model, 'cassandra');
+    this.localDataCenter = LOCAL_DATACENTER;
+
+    this.certificate = new WorkloadCertificate(
+      `${name}-cert`,
+      {
+        ca: args.ca,
+        spiffeId: this.spiffeId,
+        // Internode endpoint verification checks the peer's address against the certificate.
+        ips: [this.host],
+        dns: ['localhost'],
+        dir: args.certDir,
+        validHours: args.certValidHours ?? defaults.certValidHours,
+        rotation: args.rotation ?? 0,
+      },
+      { parent: this },
+    );
+    this.caFile = this.certificate.files.apply((f) => f.bundle);
+    const adminFiles = args.admin.certificate.files;
+    const admin: pulumi.Output<AdminConnection> = adminFiles.apply((f) => ({
+      host: this.host,
+      port: args.ports.native,
+      cert: f.cert,
+      key: f.key,
+      ca: f.bundle,
+    }));
+
+    const options = pulumi
+      .all([this.certificate.files, adminFiles])
+      .apply(([server, a]): BootstrapInputs['options'] => {
+        const tls = { keystore: server.keystore, truststore: server.bundle };
+        const o: CassandraOptions = {
+          dir: args.dir,
+          heapMb,
+          clientTls: { ...tls, requireClientAuth: true },
+          internodeTls: { ...tls, requireClientAuth: true, requireEndpointVerification: true },
+          authenticator: MUTUAL_TLS_AUTHENTICATOR,
+          authorizer: 'CassandraAuthorizer',
+          roleManager: 'CassandraRoleManager',
+          commitlog: args.commitlog ?? defaults.commitlog,
+          probe: { cert: a.cert, key: a.key, ca: a.bundle },
+          startupTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
+        };
+        return {
+          ...o,
+          ports: args.ports,
+          bootstrapSuperuser: { role: defaults.superuserRole, identity: args.admin.spiffeId },
+        };
+      });
+
+    const boot = new CassandraBootstrap(
+      `${name}-bootstrap`,
+      { options },
+      { parent: this, dependsOn: [this.certificate, args.admin.certificate] },
+    );
+
+    const spec = options.apply(({ bootstrapSuperuser: _su, ...o }) =>
+      cassandraLaunchSpec(o, args.ports),
+    );
+    this.node = new LocalProcess(
+      `${name}-node`,
+      {
+        dir: args.dir,
+        command: spec.command,
+        args: spec.args,
+        files: spec.files,
+        env: { PATH: '/usr/bin:/bin' },
+        ready: admin.apply((a) => ({ kind: 'module' as const, module: IMPL, fn: 'probe', arg: a })),
+        readyTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
+        // Cassandra drains on SIGTERM; give it time before the supervisor kills it.
+        stopGraceMs: 30_000,
+      },
+      { parent: this, dependsOn: [boot] },
+    );
+
+    const compiled = compileCassandra(args.model, {
+      replication: args.replication ?? defaults.replication,
+    });
+    this.grants = new CassandraGrants(
+      `${name}-grants`,
+      { admin, statements: compiled.statements },
+      { parent: this, dependsOn: [this.node] },
+    );
+    this.cql = this.grants.cql;
+
+    this.registerOutputs({
+      host: this.host,
+      port: this.port,
+      spiffeId: this.spiffeId,
+      caFile: this.caFile,
+      cql: this.cql,
+    });
+  }
+}

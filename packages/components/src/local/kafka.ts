@@ -1,0 +1,370 @@
+import * as pulumi from '@pulumi/pulumi';
+import {
+  KAFKA_LOG4J2,
+  kafkaClasspath,
+  kafkaJava,
+  kafkaProperties,
+  kafkaServerArgs,
+  renderProperties,
+  type KafkaListener,
+} from '@trellis/local/harness';
+import {
+  compileKafkaAcls,
+  dataServiceSpiffeId,
+  spiffeId,
+  type KafkaAclBinding,
+  type ValidModel,
+} from '@trellis/policy';
+import type { ClientIdentity } from './cassandra.ts';
+import type {
+  AclsInputs,
+  AclsOutputs,
+  AdminConnection,
+  StorageInputs,
+  StorageOutputs,
+  TopicSpec,
+  TopicsInputs,
+  TopicsOutputs,
+} from './kafka-impl.ts';
+import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
+import { LocalProcess } from './process.ts';
+
+// Captured by the serialized providers instead of module objects (see process.ts).
+const IMPL = new URL('./kafka-impl.ts', import.meta.url).pathname;
+type Impl = typeof import('./kafka-impl.ts');
+
+const storageProvider: pulumi.dynamic.ResourceProvider = {
+  async diff(_id: string, olds: StorageOutputs, news: StorageInputs) {
+    // Format once per data dir; later config changes are the broker's (its LocalProcess restarts).
+    return { changes: olds.dir !== news.dir, replaces: [] };
+  },
+  async create(inputs: StorageInputs) {
+    const impl = (await import(IMPL)) as Impl;
+    return { id: inputs.dir, outs: await impl.format(inputs) };
+  },
+  async update(_id: string, olds: StorageOutputs, news: StorageInputs) {
+    throw new Error(
+      `kafka storage: ${olds.dir} is formatted for cluster ${olds.clusterId}; moving it to ${news.dir} ` +
+        'needs a fresh stack (pulumi destroy, then up)',
+    );
+  },
+  async read(id: string, props: StorageOutputs) {
+    const impl = (await import(IMPL)) as Impl;
+    return impl.storageExists(props) ? { id, props } : { id: '', props: {} };
+  },
+  async delete() {
+    // Nothing to undo: the storage lives in the broker's dir, which its LocalProcess purges.
+  },
+};
+
+/** `kafka-storage format` of a KRaft node's data dir, once, at create. */
+class KafkaStorage extends pulumi.dynamic.Resource {
+  declare public readonly clusterId: pulumi.Output<string>;
+
+  constructor(
+    name: string,
+    args: { dir: string; properties: pulumi.Input<string>; classpath: pulumi.Input<string> },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    super(
+      storageProvider,
+      name,
+      { ...args, clusterId: undefined, formatMs: undefined },
+      opts,
+      'trellis-local',
+      'KafkaStorage',
+    );
+  }
+}
+
+const topicsProvider: pulumi.dynamic.ResourceProvider = {
+  async diff(_id: string, olds: TopicsOutputs, news: TopicsInputs) {
+    const impl = (await import(IMPL)) as Impl;
+    return { changes: impl.topicsKey(olds.topics) !== impl.topicsKey(news.topics), replaces: [] };
+  },
+  async create(inputs: TopicsInputs) {
+    const impl = (await import(IMPL)) as Impl;
+    return { id: inputs.admin.bootstrap, outs: await impl.ensureTopics(inputs) };
+  },
+  async update(_id: string, _olds: TopicsOutputs, news: TopicsInputs) {
+    const impl = (await import(IMPL)) as Impl;
+    return { outs: await impl.ensureTopics(news) };
+  },
+  async read(id: string, props: TopicsOutputs) {
+    const impl = (await import(IMPL)) as Impl;
+    return { id, props: await impl.observeTopics(props) };
+  },
+  async delete() {
+    // Topics live in the broker's data dir, purged with the broker.
+  },
+};
+
+/** The model's (literal) topics, created as platform-admin. */
+export class KafkaTopics extends pulumi.dynamic.Resource {
+  declare public readonly topics: pulumi.Output<TopicSpec[]>;
+
+  constructor(
+    name: string,
+    args: { admin: pulumi.Input<AdminConnection>; topics: TopicSpec[] },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    super(topicsProvider, name, args, opts, 'trellis-local', 'KafkaTopics');
+  }
+}
+
+const aclsProvider: pulumi.dynamic.ResourceProvider = {
+  async diff(_id: string, olds: AclsOutputs, news: AclsInputs) {
+    const impl = (await import(IMPL)) as Impl;
+    // The ACL set is the diff: order and duplicates do not matter, connection details neither.
+    return { changes: impl.aclsKey(olds.acls) !== impl.aclsKey(news.acls), replaces: [] };
+  },
+  async create(inputs: AclsInputs) {
+    const impl = (await import(IMPL)) as Impl;
+    return { id: inputs.admin.bootstrap, outs: await impl.createAcls(inputs) };
+  },
+  async update(_id: string, olds: AclsOutputs, news: AclsInputs) {
+    const impl = (await import(IMPL)) as Impl;
+    return { outs: await impl.updateAcls(olds, news) };
+  },
+  async read(id: string, props: AclsOutputs) {
+    const impl = (await import(IMPL)) as Impl;
+    return { id, props: await impl.observeAcls(props) };
+  },
+  async delete() {
+    // ACLs live in the KRaft metadata log in the broker's data dir, purged with the broker.
+  },
+};
+
+/** ACL bindings from `compileKafkaAcls`, applied as platform-admin with the Admin API. */
+export class KafkaAcls extends pulumi.dynamic.Resource {
+  declare public readonly acls: pulumi.Output<KafkaAclBinding[]>;
+
+  constructor(
+    name: string,
+    args: { admin: pulumi.Input<AdminConnection>; acls: KafkaAclBinding[] },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    super(aclsProvider, name, args, opts, 'trellis-local', 'KafkaAcls');
+  }
+}
+
+/** One client workload's own listener, dialled by its sidecar. */
+export interface KafkaWorkloadListener {
+  workload: string;
+  /** The broker's port for this workload (TLS, client certificate required). */
+  port: number;
+  /** `host:port` advertised in metadata on this listener: the workload's sidecar egress address. */
+  advertised: string;
+}
+
+/** Inputs of a {@link LocalKafka}. */
+export interface LocalKafkaArgs {
+  /** The policy model: topics and ACLs. */
+  model: ValidModel;
+  /** Issues the broker's certificate; its root is the trust bundle for every listener. */
+  ca: LocalMeshCa;
+  /** The broker's directory: config, data, logs (a LocalProcess dir, purged on destroy). */
+  dir: string;
+  /** Directory of the broker's certificate files. */
+  certDir: string;
+  /** The identity that is a super user and applies topics and ACLs (platform-admin). */
+  admin: ClientIdentity;
+  /** Loopback ports: the direct client listener, inter-broker, controller. */
+  ports: { direct: number; broker: number; controller: number };
+  /** One listener per client workload, advertised as that workload's sidecar egress address. */
+  workloadListeners?: KafkaWorkloadListener[];
+  /** @default 384 */
+  heapMb?: number;
+  /** Partitions of each topic the model names. @default 1 */
+  partitions?: number;
+  /** Certificate lifetime. @default 24 */
+  certValidHours?: number;
+  /** Bump to re-issue the broker's certificate. @default 0 */
+  rotation?: pulumi.Input<number>;
+  /** @default 180_000 */
+  readyTimeoutMs?: number;
+}
+
+const defaults = { heapMb: 384, partitions: 1, certValidHours: 24, readyTimeoutMs: 180_000 };
+
+/** StandardAuthorizer: the KRaft authorizer, ACLs kept in the metadata log. */
+export const STANDARD_AUTHORIZER = 'org.apache.kafka.metadata.authorizer.StandardAuthorizer';
+
+/** The listener name of a workload's own listener: `CLIENT_<WORKLOAD>`. */
+export function workloadListenerName(workload: string): string {
+  return `CLIENT_${workload.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+}
+
+/** The principal a workload gets from the SPIFFE principal builder: `User:<SPIFFE ID>` (docs/adr/0006). */
+export function kafkaPrincipal(model: ValidModel, workload: string): string {
+  return `User:${spiffeId(model, workload)}`;
+}
+
+/** The authorization settings of the broker (all listeners), for a model. */
+export function kafkaAuthProperties(
+  model: ValidModel,
+  adminSpiffeId: string,
+): Record<string, string> {
+  return {
+    'authorizer.class.name': STANDARD_AUTHORIZER,
+    'allow.everyone.if.no.acl.found': 'false',
+    // The broker's own identity (inter-broker and controller connections) and platform-admin.
+    'super.users': `User:${dataServiceSpiffeId(model, 'kafka')};User:${adminSpiffeId}`,
+  };
+}
+
+/**
+ * Kafka 4 on one machine, as real processes and Pulumi resources: a KRaft combined node with SSL and
+ * client certificates required on every listener (controller, inter-broker, clients), principals
+ * `User:<SPIFFE ID>` from the SVID's URI SAN, StandardAuthorizer with no access without an ACL, the
+ * model's topics and ACLs applied as platform-admin, and one client listener per workload for its
+ * sidecar.
+ */
+export class LocalKafka extends pulumi.ComponentResource {
+  public readonly host: string;
+  /** `host:port` of the direct mTLS listener (apps or tests holding their SVID files). */
+  public readonly bootstrap: string;
+  /** The SPIFFE ID the broker presents on every listener. */
+  public readonly spiffeId: string;
+  public readonly caFile: pulumi.Output<string>;
+  public readonly workloadListeners: KafkaWorkloadListener[];
+  public readonly certificate: WorkloadCertificate;
+  public readonly node: LocalProcess;
+  public readonly topics: KafkaTopics;
+  public readonly acls: KafkaAcls;
+  public readonly clusterId: pulumi.Output<string>;
+
+  constructor(name: string, args: LocalKafkaArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('trellis:local:Kafka', name, {}, opts);
+    for (const [k, v] of Object.entries(args.ports))
+      if (!Number.isInteger(v) || v < 1 || v > 65_535)
+        throw new pulumi.ResourceError(`${name}: ports.${k} must be a TCP port, got ${v}`, this);
+    const heapMb = args.heapMb ?? defaults.heapMb;
+    if (!Number.isInteger(heapMb) || heapMb < 128 || heapMb > 16_384)
+      throw new pulumi.ResourceError(
+        `${name}: heapMb must be an integer in [128, 16384], got ${heapMb}`,
+        this,
+      );
+    const partitions = args.partitions ?? defaults.partitions;
+    if (!Number.isInteger(partitions) || partitions < 1)
+      throw new pulumi.ResourceError(
+        `${name}: partitions must be a positive integer, got ${partitions}`,
+        this,
+      );
+
+    this.host = '127.0.0.1';
+    this.bootstrap = `${this.host}:${args.ports.direct}`;
+    this.spiffeId = dataServiceSpiffeId(args.model, 'kafka');
+    this.workloadListeners = args.workloadListeners ?? [];
+    const listeners: KafkaListener[] = this.workloadListeners.map((l) => ({
+      name: workloadListenerName(l.workload),
+      port: l.port,
+      advertised: l.advertised,
+    }));
+    const seen = new Map<string, string>();
+    for (const [i, l] of this.workloadListeners.entries()) {
+      const n = listeners[i]?.name ?? '';
+      const other = seen.get(n);
+      if (other !== undefined)
+        throw new pulumi.ResourceError(
+          `${name}: workloadListeners: '${other}' and '${l.workload}' both map to listener ${n}`,
+          this,
+        );
+      seen.set(n, l.workload);
+    }
+
+    this.certificate = new WorkloadCertificate(
+      `${name}-cert`,
+      {
+        ca: args.ca,
+        spiffeId: this.spiffeId,
+        // The broker dials its own controller and inter-broker listeners and verifies the address.
+        ips: [this.host],
+        dns: ['localhost'],
+        dir: args.certDir,
+        validHours: args.certValidHours ?? defaults.certValidHours,
+        rotation: args.rotation ?? 0,
+      },
+      { parent: this },
+    );
+    this.caFile = this.certificate.files.apply((f) => f.bundle);
+    const admin: pulumi.Output<AdminConnection> = args.admin.certificate.files.apply((f) => ({
+      bootstrap: this.bootstrap,
+      cert: f.cert,
+      key: f.key,
+      ca: f.bundle,
+    }));
+
+    const properties = this.certificate.files.apply((f) =>
+      renderProperties(
+        kafkaProperties(
+          {
+            dir: args.dir,
+            tls: { keystore: f.keystore, truststore: f.bundle, requireClientAuth: true },
+            listeners,
+            spiffePrincipals: true,
+            properties: kafkaAuthProperties(args.model, args.admin.spiffeId),
+          },
+          this.host,
+          {
+            port: args.ports.direct,
+            brokerPort: args.ports.broker,
+            controllerPort: args.ports.controller,
+          },
+        ),
+      ),
+    );
+    // Compiles the SPIFFE principal builder on first use (cached per user and version).
+    const classpath = pulumi.output(kafkaClasspath({ spiffePrincipals: true }));
+
+    const storage = new KafkaStorage(
+      `${name}-storage`,
+      { dir: args.dir, properties, classpath },
+      { parent: this, dependsOn: [this.certificate] },
+    );
+    this.clusterId = storage.clusterId;
+
+    this.node = new LocalProcess(
+      `${name}-node`,
+      {
+        dir: args.dir,
+        command: kafkaJava(),
+        args: classpath.apply((cp) => kafkaServerArgs({ dir: args.dir, heapMb, classpath: cp })),
+        files: properties.apply((p) => ({
+          'conf/server.properties': p,
+          'conf/log4j2.properties': KAFKA_LOG4J2,
+        })),
+        env: { PATH: '/usr/bin:/bin' },
+        ready: admin.apply((a) => ({ kind: 'module' as const, module: IMPL, fn: 'probe', arg: a })),
+        readyTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
+        stopGraceMs: 30_000,
+      },
+      { parent: this, dependsOn: [storage, args.admin.certificate] },
+    );
+
+    const topics: TopicSpec[] = Object.entries(args.model.kafka.topics)
+      .filter(([, t]) => t.pattern === 'literal')
+      .map(([topic]) => ({ name: topic, partitions }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+    this.topics = new KafkaTopics(
+      `${name}-topics`,
+      { admin, topics },
+      { parent: this, dependsOn: [this.node] },
+    );
+    this.acls = new KafkaAcls(
+      `${name}-acls`,
+      {
+        admin,
+        acls: compileKafkaAcls(args.model, { principal: (w) => kafkaPrincipal(args.model, w) }),
+      },
+      { parent: this, dependsOn: [this.node] },
+    );
+
+    this.registerOutputs({
+      bootstrap: this.bootstrap,
+      spiffeId: this.spiffeId,
+      caFile: this.caFile,
+      clusterId: this.clusterId,
+    });
+  }
+}
