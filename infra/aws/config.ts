@@ -3,7 +3,7 @@
  * (`trellis:network.availabilityZones: ...`). `aws:region` is read by the AWS provider itself.
  */
 import * as pulumi from '@pulumi/pulumi';
-import { formatIssues, objectKeys, platformSchema } from '@trellis/infra-k8s/schema';
+import { keycloakDbPassword, parseStackConfig, platformSchema } from '@trellis/infra-k8s/schema';
 import { z } from 'zod';
 
 const awsSchema = platformSchema.extend({
@@ -65,50 +65,28 @@ export type AwsConfig = z.output<typeof awsSchema> & {
 /** Read and validate this stack's `trellis:*` configuration. */
 export function loadConfig(): AwsConfig {
   const cfg = new pulumi.Config('trellis');
-  const raw: Record<string, unknown> = {};
-  for (const key of Object.keys(awsSchema.shape)) {
-    const value = cfg.get(key);
-    if (value === undefined) continue;
-    if (objectKeys.has(key) || key === 'eks') {
-      try {
-        raw[key] = JSON.parse(value);
-      } catch {
-        throw new Error(`invalid stack config: trellis:${key}: must be an object (YAML map)`);
-      }
-    } else if (/^\d+$/.test(value) && ['cassandraSize', 'kafkaReplicas'].includes(key)) {
-      raw[key] = Number(value);
-    } else {
-      raw[key] = value;
-    }
-  }
-  const parsed = awsSchema.safeParse(raw);
-  if (!parsed.success) throw new Error(`invalid stack config:\n${formatIssues(parsed.error)}`);
+  const parsed = parseStackConfig(awsSchema, (key) => cfg.get(key));
   const awsRegion = new pulumi.Config('aws').get('region');
   if (awsRegion === undefined) {
     throw new Error('invalid stack config:\naws:region: required (the region of the VPC and EKS)');
   }
-  const hosts = [...new Set(Object.values(parsed.data.hosts))];
+  const hosts = [...new Set(Object.values(parsed.hosts))];
   if (hosts.length !== 1) {
     throw new Error(
       `invalid stack config:\ntrellis:hosts: API Gateway reaches one gateway host, got ${hosts.length} (${hosts.join(', ')})`,
     );
   }
   const gatewayHost = hosts[0] as string;
-  const zone = parsed.data.edge.acme.dnsZone;
+  const zone = parsed.edge.acme.dnsZone;
   if (gatewayHost !== zone && !gatewayHost.endsWith(`.${zone}`)) {
     throw new Error(
       `invalid stack config:\ntrellis:hosts: ${gatewayHost} is not in trellis:edge.acme.dnsZone ${zone}, so no certificate can be issued for it`,
     );
   }
-  const out: AwsConfig = { ...parsed.data, awsRegion, gatewayHost };
-  if (parsed.data.idp.mode === 'keycloak') {
-    const password = cfg.getSecret('keycloakDbPassword');
-    if (password === undefined) {
-      throw new Error(
-        'invalid stack config:\ntrellis:keycloakDbPassword: required (a secret) when trellis:idp.mode is keycloak',
-      );
-    }
-    out.keycloakDbPassword = password;
-  }
-  return out;
+  return {
+    ...parsed,
+    awsRegion,
+    gatewayHost,
+    ...keycloakDbPassword(parsed.idp, () => cfg.getSecret('keycloakDbPassword')),
+  };
 }

@@ -5,7 +5,7 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import { z } from 'zod';
-import { formatIssues, objectKeys, platformSchema } from './schema.ts';
+import { keycloakDbPassword, parseStackConfig, platformSchema } from './schema.ts';
 
 const k8sSchema = platformSchema.extend({
   gateway: z
@@ -33,33 +33,9 @@ export type K8sConfig = z.output<typeof k8sSchema> & {
 /** Read and validate this stack's `trellis:*` configuration. */
 export function loadConfig(): K8sConfig {
   const cfg = new pulumi.Config('trellis');
-  const raw: Record<string, unknown> = {};
-  for (const key of Object.keys(k8sSchema.shape)) {
-    const value = cfg.get(key);
-    if (value === undefined) continue;
-    if (objectKeys.has(key)) {
-      try {
-        raw[key] = JSON.parse(value);
-      } catch {
-        throw new Error(`invalid stack config: trellis:${key}: must be an object (YAML map)`);
-      }
-    } else if (/^\d+$/.test(value) && ['cassandraSize', 'kafkaReplicas'].includes(key)) {
-      raw[key] = Number(value);
-    } else {
-      raw[key] = value;
-    }
-  }
-  const parsed = k8sSchema.safeParse(raw);
-  if (!parsed.success) throw new Error(`invalid stack config:\n${formatIssues(parsed.error)}`);
-  const out: K8sConfig = parsed.data;
-  if (parsed.data.idp.mode === 'keycloak') {
-    const password = cfg.getSecret('keycloakDbPassword');
-    if (password === undefined) {
-      throw new Error(
-        'invalid stack config:\ntrellis:keycloakDbPassword: required (a secret) when trellis:idp.mode is keycloak; set it with `pulumi config set --secret trellis:keycloakDbPassword`',
-      );
-    }
-    out.keycloakDbPassword = password;
-  }
-  return out;
+  const parsed = parseStackConfig(k8sSchema, (key) => cfg.get(key));
+  return {
+    ...parsed,
+    ...keycloakDbPassword(parsed.idp, () => cfg.getSecret('keycloakDbPassword')),
+  };
 }

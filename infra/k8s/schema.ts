@@ -78,9 +78,13 @@ export const objectKeys = new Set([
   'gateway',
   'edgeTls',
   'network',
+  'eks',
   'edge',
   'queue',
 ]);
+
+/** Config keys whose values are integers (Pulumi passes every plain value as a string). */
+const integerKeys = new Set(['cassandraSize', 'kafkaReplicas']);
 
 /** Format zod issues as `trellis:<key>.<path>: message` lines. */
 export function formatIssues(error: z.ZodError): string {
@@ -90,6 +94,55 @@ export function formatIssues(error: z.ZodError): string {
       return `trellis:${path.slice(1).replace(/^\[/, '[') || '<root>'}: ${i.message}`;
     })
     .join('\n');
+}
+
+/**
+ * Validate a stack's `trellis:*` values against `schema` (platformSchema or an extension of it). `get`
+ * returns a key's raw value as `pulumi.Config.get` does: objects arrive as JSON text, numbers as digits.
+ * Throws `invalid stack config:` with a line per bad key.
+ */
+export function parseStackConfig<S extends z.ZodObject>(
+  schema: S,
+  get: (key: string) => string | undefined,
+): z.output<S> {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const value = get(key);
+    if (value === undefined) continue;
+    if (objectKeys.has(key)) {
+      try {
+        raw[key] = JSON.parse(value);
+      } catch {
+        throw new Error(`invalid stack config: trellis:${key}: must be an object (YAML map)`);
+      }
+    } else if (/^\d+$/.test(value) && integerKeys.has(key)) {
+      raw[key] = Number(value);
+    } else {
+      raw[key] = value;
+    }
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw new Error(`invalid stack config:\n${formatIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+/**
+ * `trellis:keycloakDbPassword`, required when the platform runs its own Keycloak (`idp.mode` keycloak).
+ * `getSecret` reads it (`pulumi.Config.getSecret`); returns `{}` for an external issuer, so the result
+ * can be spread into the config object.
+ */
+export function keycloakDbPassword<T>(
+  idp: { mode: string },
+  getSecret: () => T | undefined,
+): { keycloakDbPassword?: T } {
+  if (idp.mode !== 'keycloak') return {};
+  const password = getSecret();
+  if (password === undefined) {
+    throw new Error(
+      'invalid stack config:\ntrellis:keycloakDbPassword: required (a secret) when trellis:idp.mode is keycloak; set it with `pulumi config set --secret trellis:keycloakDbPassword`',
+    );
+  }
+  return { keycloakDbPassword: password };
 }
 
 /** The parts of a platform config that must agree with the policy model. */

@@ -329,12 +329,12 @@ describe.each(['dev', 'prod-us'])('infra/aws stack %s', (stack) => {
 });
 
 describe('infra/aws config validation', () => {
-  const bad = (patch: Record<string, string>) =>
+  const bad = (patch: Record<string, string>, secrets = true) =>
     runStack({
       project: 'trellis-aws',
       stack: 'dev',
       config: { ...stackConfig(dir, 'dev'), ...patch },
-      secrets: { 'trellis:keycloakDbPassword': dbPassword },
+      secrets: secrets ? { 'trellis:keycloakDbPassword': dbPassword } : {},
       mocks: mocksFor(),
       program,
     });
@@ -373,6 +373,10 @@ describe('infra/aws config validation', () => {
         }),
       }),
     ).rejects.toThrow(/trellis:hosts: API Gateway reaches one gateway host, got 2/);
+  });
+
+  it('requires the Keycloak database password as a secret', async () => {
+    await expect(bad({}, false)).rejects.toThrow(/trellis:keycloakDbPassword: required/);
   });
 
   it('rejects an EKS API open to the world', async () => {
