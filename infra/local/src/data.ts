@@ -60,6 +60,11 @@ export interface DataLayer {
   };
   /** Every sidecar egress route to Cassandra and Kafka, one per (calling workload, service). */
   egress: DataEgress[];
+  /**
+   * platform-admin: Cassandra's only superuser and a Kafka super user (e.g. to create tables for the
+   * services, so that they do not own them). Its files are `cert` (chain), `key`, `bundle`, `keystore`.
+   */
+  admin: { spiffeId: string; certificate: WorkloadCertificate };
   /** Depend on these to start after the data layer is up, with its grants and ACLs applied. */
   resources: pulumi.Resource[];
 }
@@ -179,6 +184,7 @@ export function deployData(ctx: StackContext, opts?: pulumi.ComponentResourceOpt
       workloadListeners: kafka.workloadListeners,
     },
     egress: plan.egress,
+    admin: adminIdentity,
     resources: [cassandra, kafka],
   };
 }

@@ -51,7 +51,8 @@ const bootstrapProvider: pulumi.dynamic.ResourceProvider = {
 /**
  * The first start of a Cassandra data dir, as a resource: start with PasswordAuthenticator, make
  * platform-admin the superuser (a certificate identity), drop the default `cassandra` superuser, stop
- * (docs/adr/0005). Runs at create only; the node's LocalProcess then starts on the same data dir.
+ * (docs/adr/0005-cassandra-identity-bootstrap.md). Runs at create only; the node's LocalProcess then
+ * starts on the same data dir.
  */
 class CassandraBootstrap extends pulumi.dynamic.Resource {
   declare public readonly bootstrappedAt: pulumi.Output<string>;
@@ -142,9 +143,15 @@ export interface LocalCassandraArgs {
   heapMb?: number;
   /**
    * `commitlog_sync`. Batch: a write is acknowledged only once its commit log is fsynced, since a
-   * single local node has no replica to fall back on (docs/adr/0005). @default { mode: 'batch' }
+   * single local node has no replica to fall back on (docs/adr/0005-cassandra-identity-bootstrap.md).
+   * @default { mode: 'batch' }
    */
   commitlog?: CommitlogSync;
+  /**
+   * fsync the flushes of the system keyspaces too (schema, local state). Off, a crash of the machine
+   * can lose recent schema changes whose commit log segments were already recycled. @default true
+   */
+  fsyncSystemTables?: boolean;
   /** Replication of the model's keyspaces. @default { class: 'SimpleStrategy', replication_factor: 1 } */
   replication?: Record<string, string | number>;
   /** Certificate lifetime. @default 24 */
@@ -158,6 +165,7 @@ export interface LocalCassandraArgs {
 const defaults = {
   heapMb: 512,
   commitlog: { mode: 'batch' } as CommitlogSync,
+  fsyncSystemTables: true,
   replication: { class: 'SimpleStrategy', replication_factor: 1 } as Record<
     string,
     string | number
@@ -262,6 +270,7 @@ export class LocalCassandra extends pulumi.ComponentResource {
           authorizer: 'CassandraAuthorizer',
           roleManager: 'CassandraRoleManager',
           commitlog: args.commitlog ?? defaults.commitlog,
+          fsyncSystemTables: args.fsyncSystemTables ?? defaults.fsyncSystemTables,
           probe: { cert: a.cert, key: a.key, ca: a.bundle },
           startupTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
         };

@@ -195,7 +195,10 @@ export function workloadListenerName(workload: string): string {
   return `CLIENT_${workload.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
 }
 
-/** The principal a workload gets from the SPIFFE principal builder: `User:<SPIFFE ID>` (docs/adr/0006). */
+/**
+ * The principal a workload gets from the SPIFFE principal builder: `User:<SPIFFE ID>`
+ * (docs/adr/0006-kafka-spiffe-principals.md).
+ */
 export function kafkaPrincipal(model: ValidModel, workload: string): string {
   return `User:${spiffeId(model, workload)}`;
 }

@@ -67,7 +67,8 @@ export interface CassandraOptions {
   /**
    * During the bootstrap start, create this superuser role mapped to a certificate identity, and drop
    * the default `cassandra` superuser with its well-known password: the bootstrap statements then run
-   * as this role, and afterwards no role holds a usable password (docs/adr/0005).
+   * as this role, and afterwards no role holds a usable password
+   * (docs/adr/0005-cassandra-identity-bootstrap.md).
    */
   bootstrapSuperuser?: { role: string; identity: string };
   /** How the readiness probe connects when TLS or authentication is on (its client certificate, a login). */
@@ -187,7 +188,8 @@ export function cassandraConfig(
     saved_caches_directory: join(data, 'saved_caches'),
     hints_directory: join(data, 'hints'),
     cdc_raw_directory: join(data, 'cdc_raw'),
-    // Stated explicitly because it decides what a crash of the machine loses (docs/adr/0005).
+    // Stated explicitly because it decides what a crash of the machine loses
+    // (docs/adr/0005-cassandra-identity-bootstrap.md).
     ...commitlogConfig(opts.commitlog ?? { mode: 'periodic', periodMs: 10_000 }),
     // Two cores: upstream's 32/32/32 and per-disk compactors only add contention here.
     concurrent_reads: 8,

@@ -54,7 +54,8 @@ export interface KafkaOptions {
   listeners?: readonly KafkaListener[];
   /**
    * Principals are `User:<SPIFFE ID>` from the peer certificate's URI SAN, via the
-   * {@link SPIFFE_PRINCIPAL_BUILDER} compiled by {@link ensureSpiffePrincipalBuilder} (docs/adr/0006).
+   * {@link SPIFFE_PRINCIPAL_BUILDER} compiled by {@link ensureSpiffePrincipalBuilder}
+   * (docs/adr/0006-kafka-spiffe-principals.md).
    * Without it, Kafka's SSL principal is the certificate's subject DN. @default false
    */
   spiffePrincipals?: boolean;
@@ -263,7 +264,7 @@ export async function probeKafka(
   }
 }
 
-/** The Java source of the SPIFFE principal builder, in this package (docs/adr/0006). */
+/** The Java source of the SPIFFE principal builder (docs/adr/0006-kafka-spiffe-principals.md). */
 export const SPIFFE_PRINCIPAL_BUILDER_SOURCE = new URL(
   '../../java/dev/trellis/kafka/SpiffePrincipalBuilder.java',
   import.meta.url,

@@ -1,5 +1,5 @@
 /*
- * Trellis: Kafka principals from SPIFFE X.509-SVIDs (docs/adr/0006).
+ * Trellis: Kafka principals from SPIFFE X.509-SVIDs (docs/adr/0006-kafka-spiffe-principals.md).
  *
  * Kafka's default SSL principal is the certificate's subject DN; SVIDs carry their identity in a URI SAN
  * and may leave the subject empty, which yields the empty principal "User:". This builder returns
