@@ -10,12 +10,10 @@ import { ApiEdge } from '@trellis/components/aws/edge';
 import { IrsaRole } from '@trellis/components/aws/irsa';
 import { Network } from '@trellis/components/aws/network';
 import { WriteQueue } from '@trellis/components/aws/queue';
-import { compileForCluster } from '@trellis/components/k8s/compile';
-import { clusterIssuers } from '@trellis/components/k8s/issuers';
 import { Platform } from '@trellis/components/k8s/platform';
-import { sharedRoot } from '@trellis/components/pki/sharedRoot';
 import { namespaceOf } from '@trellis/policy';
 import { loadModel } from '@trellis/infra-k8s/model';
+import { platformBase } from '@trellis/infra-k8s/platform';
 import { checkAgainstModel } from '@trellis/infra-k8s/schema';
 import { loadConfig } from './config.ts';
 
@@ -67,13 +65,7 @@ export default async function main(): Promise<Record<string, pulumi.Output<unkno
       ];
     }),
   );
-  const root = sharedRoot('trellis-root', cfg.rootCa, model.trustDomain);
-  const compiled = compileForCluster(model, {
-    region: cfg.region,
-    issuers: clusterIssuers(model, cfg.idp),
-    hosts: cfg.hosts,
-    inClusterKeycloak: cfg.idp.mode === 'keycloak',
-  });
+  const base = platformBase(cfg, model);
   // cert-manager answers DNS-01 challenges in the edge zone with its own IRSA role, so the gateway gets
   // a publicly trusted certificate that API Gateway can verify.
   const dns01 = new IrsaRole('trellis-cert-manager', {
@@ -87,30 +79,12 @@ export default async function main(): Promise<Record<string, pulumi.Output<unkno
   const platform = new Platform(
     'trellis',
     {
-      model,
-      cluster: cfg.cluster,
-      region: cfg.region,
-      root,
-      compiled,
-      dataplane: cfg.dataplane,
-      idp:
-        cfg.idp.mode === 'keycloak'
-          ? {
-              mode: 'keycloak',
-              hostname: cfg.idp.hostname,
-              database: {
-                ...cfg.idp.database,
-                password: cfg.keycloakDbPassword as pulumi.Output<string>,
-              },
-            }
-          : { mode: 'external', issuer: cfg.idp.issuer, jwksUri: cfg.idp.jwksUri },
+      ...base,
       gatewayExposure: { type: 'NodePort', nodePort: cfg.edge.gatewayNodePort },
       edgeTls: { kind: 'ClusterIssuer', name: edgeIssuer },
       certManagerServiceAccountAnnotations: { 'eks.amazonaws.com/role-arn': dns01.arn },
       services,
       storageClassName: cfg.storageClassName ?? 'gp2',
-      ...(cfg.cassandraSize !== undefined ? { cassandraSize: cfg.cassandraSize } : {}),
-      ...(cfg.kafkaReplicas !== undefined ? { kafkaReplicas: cfg.kafkaReplicas } : {}),
     },
     { providers: [provider] },
   );

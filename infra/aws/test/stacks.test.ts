@@ -328,6 +328,23 @@ describe.each(['dev', 'prod-us'])('infra/aws stack %s', (stack) => {
   });
 });
 
+describe('infra/aws in-cluster Keycloak', () => {
+  it('runs as many Keycloak instances as trellis:idp.instances says', async () => {
+    const config = stackConfig(dir, 'dev');
+    const idp = { ...JSON.parse(config['trellis:idp'] as string), instances: 3 };
+    const r = await runStack({
+      project: 'trellis-aws',
+      stack: 'dev',
+      config: { ...config, 'trellis:idp': JSON.stringify(idp) },
+      secrets: { 'trellis:keycloakDbPassword': dbPassword },
+      mocks: mocksFor(),
+      program,
+    });
+    const [kc] = r.mocks.kind('Keycloak');
+    expect((kc?.inputs.spec as { instances: number }).instances).toBe(3);
+  });
+});
+
 describe('infra/aws config validation', () => {
   const bad = (patch: Record<string, string>, secrets = true) =>
     runStack({
