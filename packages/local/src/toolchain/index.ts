@@ -2,7 +2,7 @@
 import { cassandra } from './cassandra.ts';
 import { envoy } from './envoy.ts';
 import { java } from './java.ts';
-import { k6 } from './k6.ts';
+import { k6, k6Env } from './k6.ts';
 import { kafka } from './kafka.ts';
 import { keycloak } from './keycloak.ts';
 import { progress } from './log.ts';
@@ -13,7 +13,7 @@ import type { Tool } from './spec.ts';
 export type { Tool, ToolCheck } from './spec.ts';
 export { cacheRoot, toolDir } from './cache.ts';
 export { FetchError, CommandError } from './errors.ts';
-export { cassandra, envoy, java, k6, kafka, keycloak, nginx, pulumi, pulumiEnv };
+export { cassandra, envoy, java, k6, k6Env, kafka, keycloak, nginx, pulumi, pulumiEnv };
 
 /** Every component, in install order (cheap checks first, then the long builds). */
 export const tools: readonly Tool[] = [java, nginx, envoy, kafka, cassandra, keycloak, k6, pulumi];
