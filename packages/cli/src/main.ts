@@ -20,6 +20,11 @@ const verbs: Record<string, Verb> = {
     usage: 'down',
     run: async (a) => (await import('./verbs/up.ts')).down(a),
   },
+  token: {
+    summary: 'print a real access token from the local Keycloak for a demo user or agent',
+    usage: 'token --as <user|agent> [--stack S]',
+    run: async (a) => (await import('./verbs/token.ts')).token(a),
+  },
   test: {
     summary: 'run every test: format, lint, types, unit, component (real servers)',
     usage: 'test [vitest filters...]',

@@ -61,6 +61,40 @@ const ADMIN_OVERRIDE = JSON.stringify({
   admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
 });
 
+/** What {@link envoyArgs} needs: the instance's dir and bootstrap file, and its worker settings. */
+export interface EnvoyArgsOptions {
+  /** The instance's own directory (its hot-restart base id file lives here). */
+  dir: string;
+  /** The bootstrap file. */
+  configPath: string;
+  /** Worker threads (`--concurrency`). @default 1 */
+  concurrency?: number;
+  /** Envoy log level (`-l`). @default 'info' */
+  logLevel?: string;
+}
+
+/**
+ * Envoy's command line for one instance (docs: operations/cli), shared by {@link startEnvoy} and the
+ * local stack's supervised sidecars. `--use-dynamic-base-id` gives each instance its own hot-restart
+ * shared memory, so several Envoys run side by side.
+ */
+export function envoyArgs(o: EnvoyArgsOptions): string[] {
+  const concurrency = o.concurrency ?? 1;
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)
+    throw new Error(`envoy: concurrency must be an integer in [1, 64], got ${concurrency}`);
+  return [
+    '--config-path',
+    o.configPath,
+    '--use-dynamic-base-id',
+    '--base-id-path',
+    join(o.dir, 'base-id'),
+    '--concurrency',
+    String(concurrency),
+    '--log-level',
+    o.logLevel ?? 'info',
+  ];
+}
+
 /**
  * Start Envoy with its own dir and admin on loopback, and wait until the admin `GET /ready` answers
  * LIVE. `--use-dynamic-base-id` gives each instance its own hot-restart shared memory, so several
@@ -77,19 +111,16 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyInstance> {
     name: opts.name ?? 'envoy',
     command: bin,
     args: [
-      '--config-path',
-      configPath,
+      ...envoyArgs({
+        dir: opts.dir,
+        configPath,
+        concurrency: opts.concurrency,
+        logLevel: opts.logLevel,
+      }),
       '--config-yaml',
       ADMIN_OVERRIDE,
       '--admin-address-path',
       adminFile,
-      '--use-dynamic-base-id',
-      '--base-id-path',
-      join(opts.dir, 'base-id'),
-      '--concurrency',
-      String(opts.concurrency ?? 1),
-      '--log-level',
-      opts.logLevel ?? 'info',
     ],
     dir: opts.dir,
     stopGraceMs: 5_000,

@@ -51,9 +51,28 @@ export type {
 } from './kafka.ts';
 export { CertificateAuthority, writePemFiles, splitPem, certificateSans } from './tls.ts';
 export type { IssueOptions, IssuedCert, PemFiles } from './tls.ts';
-export { startEnvoy, validateEnvoyConfig } from './envoy.ts';
-export type { EnvoyOptions, EnvoyInstance, EnvoyConfig, ConfigCheck } from './envoy.ts';
-export { startNginx, testNginxConfig, renderNginxConf } from './nginx.ts';
-export type { NginxOptions, NginxInstance } from './nginx.ts';
-export { startKeycloak } from './keycloak.ts';
-export type { KeycloakOptions, KeycloakInstance, AdminCredentials, RealmRepresentation } from './keycloak.ts';
+export { startEnvoy, validateEnvoyConfig, envoyArgs } from './envoy.ts';
+export type {
+  EnvoyOptions,
+  EnvoyInstance,
+  EnvoyConfig,
+  ConfigCheck,
+  EnvoyArgsOptions,
+} from './envoy.ts';
+export { startNginx, testNginxConfig, renderNginxConf, nginxLaunchSpec } from './nginx.ts';
+export type { NginxOptions, NginxInstance, NginxLaunchSpec, RenderNginxOptions } from './nginx.ts';
+export {
+  startKeycloak,
+  probeKeycloak,
+  keycloakLaunchSpec,
+  keycloakRealmFile,
+  keycloakJvmOptions,
+} from './keycloak.ts';
+export type {
+  KeycloakLaunchOptions,
+  KeycloakLaunchSpec,
+  KeycloakOptions,
+  KeycloakInstance,
+  AdminCredentials,
+  RealmRepresentation,
+} from './keycloak.ts';

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Jdk } from '../toolchain/java.ts';
 import {
   KEYCLOAK_QUICK_START_JVM,
   keycloak,
@@ -119,7 +120,11 @@ function prepareHome(
   return readFileSync(secretFile, 'utf8').trim();
 }
 
-async function readyProbe(managementUrl: string, issuer: string): Promise<boolean> {
+/**
+ * Ready when `/health/ready` on the management port says UP and the realm's discovery document is
+ * served (throws with the reason otherwise). Shared with the local stack's supervised Keycloak.
+ */
+export async function probeKeycloak(managementUrl: string, issuer: string): Promise<boolean> {
   const res = await fetch(`${managementUrl}/health/ready`, { signal: AbortSignal.timeout(3_000) });
   const body = (await res.json().catch(() => ({}))) as { status?: string };
   if (res.status !== 200 || body.status !== 'UP')
@@ -131,6 +136,110 @@ async function readyProbe(managementUrl: string, issuer: string): Promise<boolea
   await disc.body?.cancel();
   if (disc.status !== 200) throw new Error(`realm discovery said ${disc.status}`);
   return true;
+}
+
+/** JVM options (`JAVA_OPTS_APPEND`): C1 only and the trained AOT cache, when `quickStart`. */
+export function keycloakJvmOptions(jdk: Jdk, quickStart: boolean): string[] {
+  if (!quickStart) return [];
+  const aot = keycloakAotCache(jdk);
+  return [...KEYCLOAK_QUICK_START_JVM, ...(aot ? [`-XX:AOTCache=${aot}`] : [])];
+}
+
+/** Options of {@link keycloakLaunchSpec}. */
+export interface KeycloakLaunchOptions {
+  /** The instance's own directory (a supervised process's dir): `home/` is built below it. */
+  dir: string;
+  /** The realm's name; its JSON is expected at `<dir>/`{@link keycloakRealmFile}. */
+  realmName: string;
+  httpPort: number;
+  managementPort: number;
+  /**
+   * The public base URL (`--hostname`, keycloak.org/server/hostname): the issuer of the realm's
+   * tokens is `<hostname>/realms/<realm>`. @default `http://127.0.0.1:<httpPort>`
+   */
+  hostname?: string;
+  /** See {@link KeycloakOptions.quickStart}. @default true */
+  quickStart?: boolean;
+}
+
+/** What runs one Keycloak under a supervisor: a launcher script that prepares the home, then kc.sh. */
+export interface KeycloakLaunchSpec {
+  command: string;
+  args: string[];
+  /** The complete environment, without the bootstrap admin (the caller adds `KC_BOOTSTRAP_ADMIN_*`). */
+  env: Record<string, string>;
+  /** Relative to `dir`: the launcher. The realm file is the caller's (it holds secrets). */
+  files: Record<string, string>;
+}
+
+/** Where {@link keycloakLaunchSpec} expects the realm JSON, relative to the instance dir. */
+export function keycloakRealmFile(realmName: string): string {
+  return join('realm', `${realmName}.json`);
+}
+
+const sh = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * The supervised form of {@link startKeycloak}: `/bin/sh launch.sh` links the instance home to the
+ * install (as `linkKeycloakHome` does), starts from an empty database when the realm file or the
+ * install changed (`--import-realm` skips a realm that exists, so a changed realm must not meet the
+ * old database), copies the realm into `data/import`, and `exec`s kc.sh. A restart by the supervisor
+ * runs the same steps, so a crash restart keeps the database.
+ */
+export async function keycloakLaunchSpec(o: KeycloakLaunchOptions): Promise<KeycloakLaunchSpec> {
+  validateRealm({ realm: o.realmName });
+  for (const [k, v] of [
+    ['httpPort', o.httpPort],
+    ['managementPort', o.managementPort],
+  ] as const)
+    if (!Number.isInteger(v) || v < 1 || v > 65_535)
+      throw new Error(`keycloak: ${k} must be a TCP port, got ${v}`);
+  const install = await keycloak.ensure();
+  const jdk = keycloakJdk();
+  const home = join(o.dir, 'home');
+  const hostname = o.hostname ?? `http://127.0.0.1:${o.httpPort}`;
+  // keycloakStartArgs fixes the hostname to the loopback address; a stack names its own.
+  const kcArgs = [
+    ...keycloakStartArgs(home, o.httpPort, o.managementPort).map((a) =>
+      a.startsWith('--hostname=') ? `--hostname=${hostname}` : a,
+    ),
+    '--import-realm',
+  ];
+  const realm = join(o.dir, keycloakRealmFile(o.realmName));
+  const parts = ['bin', 'conf', 'lib', 'providers', 'themes', 'version.txt'];
+  const script = [
+    '#!/bin/sh',
+    '# Written by Trellis (packages/local/src/harness/keycloak.ts): prepare the home, then run kc.sh.',
+    'set -eu',
+    `install=${sh(install)}`,
+    `home=${sh(home)}`,
+    `realm=${sh(realm)}`,
+    'mkdir -p "$home"',
+    `for part in ${parts.join(' ')}; do`,
+    '  if [ "$(readlink "$home/$part" 2>/dev/null || true)" != "$install/$part" ]; then',
+    '    rm -rf "$home/$part"; ln -s "$install/$part" "$home/$part"',
+    '  fi',
+    'done',
+    '# A changed realm or install starts from an empty database (the import skips existing realms).',
+    'stamp="$(sha256sum < "$realm" | cut -d" " -f1) $install"',
+    'if [ "$(cat "$home/trellis-stamp" 2>/dev/null || true)" != "$stamp" ]; then rm -rf "$home/data"; fi',
+    'mkdir -p "$home/data/import"',
+    `(umask 077 && cp "$realm" "$home/data/import/${o.realmName}.json")`,
+    'printf "%s" "$stamp" > "$home/trellis-stamp"',
+    `exec "$install/bin/kc.sh" ${kcArgs.map(sh).join(' ')}`,
+    '',
+  ].join('\n');
+  return {
+    command: '/bin/sh',
+    args: [join(o.dir, 'launch.sh')],
+    env: {
+      PATH: '/usr/bin:/bin',
+      JAVA_HOME: jdk.home,
+      // kc.sh appends these to its JAVA_OPTS.
+      JAVA_OPTS_APPEND: keycloakJvmOptions(jdk, o.quickStart ?? true).join(' '),
+    },
+    files: { 'launch.sh': script },
+  };
 }
 
 /**
@@ -149,11 +258,7 @@ export async function startKeycloak(opts: KeycloakOptions): Promise<KeycloakInst
   const issuer = `${baseUrl}/realms/${opts.realm.realm}`;
   // start --import-realm reads data/import (keycloak.org/server/importExport).
   const args = [...keycloakStartArgs(home, httpPort ?? 0, mgmtPort ?? 0), '--import-realm'];
-  const aot = opts.quickStart === false ? null : keycloakAotCache(jdk);
-  const jvm = [
-    ...(opts.quickStart === false ? [] : KEYCLOAK_QUICK_START_JVM),
-    ...(aot ? [`-XX:AOTCache=${aot}`] : []),
-  ];
+  const jvm = keycloakJvmOptions(jdk, opts.quickStart ?? true);
   const t0 = Date.now();
   const proc = ManagedProcess.start({
     name: opts.name ?? 'keycloak',
@@ -172,7 +277,7 @@ export async function startKeycloak(opts: KeycloakOptions): Promise<KeycloakInst
     stopGraceMs: 20_000,
   });
   try {
-    await waitUntil(() => readyProbe(managementUrl, issuer), {
+    await waitUntil(() => probeKeycloak(managementUrl, issuer), {
       what: `${proc.name} /health/ready and realm ${opts.realm.realm}`,
       timeoutMs: opts.readyTimeoutMs ?? 300_000,
       intervalMs: 250,

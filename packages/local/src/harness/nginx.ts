@@ -41,6 +41,15 @@ export interface NginxInstance {
   stop(): Promise<void>;
 }
 
+/** Options of {@link renderNginxConf}. */
+export interface RenderNginxOptions {
+  /**
+   * The default-format access log; `null` leaves it out (for an http body that names its own).
+   * @default `<prefix>/access.log`
+   */
+  accessLog?: string | null;
+}
+
 /**
  * The full nginx.conf around an `http {}` body. All paths are absolute under `prefix`; directive
  * names from nginx.org/en/docs (ngx_core_module: daemon, pid, error_log; ngx_http_core_module and
@@ -51,8 +60,10 @@ export function renderNginxConf(
   httpBody: string,
   mimeTypes: string,
   workers = 1,
+  opts: RenderNginxOptions = {},
 ): string {
   const tmp = (n: string): string => join(prefix, 'tmp', n);
+  const accessLog = opts.accessLog === undefined ? join(prefix, 'access.log') : opts.accessLog;
   return [
     '# Written by the Trellis harness; nothing here points at /etc or /var.',
     'daemon off;',
@@ -66,7 +77,7 @@ export function renderNginxConf(
     'http {',
     `  include ${mimeTypes};`,
     '  default_type application/octet-stream;',
-    `  access_log ${join(prefix, 'access.log')};`,
+    ...(accessLog === null ? [] : [`  access_log ${accessLog};`]),
     `  client_body_temp_path ${tmp('body')};`,
     `  proxy_temp_path ${tmp('proxy')};`,
     `  fastcgi_temp_path ${tmp('fastcgi')};`,
@@ -95,10 +106,11 @@ export function urlFromListen(httpBody: string): string | null {
   return `${scheme}://${hostPort}/`;
 }
 
+const TEMP_DIRS = ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'] as const;
+
 function prepare(dir: string, config: string, mimeTypes: string, workers?: number): string {
   if (config.trim() === '') throw new Error('nginx: config (the http block body) is empty');
-  for (const n of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
-    mkdirSync(join(dir, 'tmp', n), { recursive: true });
+  for (const n of TEMP_DIRS) mkdirSync(join(dir, 'tmp', n), { recursive: true });
   const conf = join(dir, 'nginx.conf');
   writeFileSync(conf, renderNginxConf(dir, config, mimeTypes, workers));
   return conf;
@@ -124,6 +136,34 @@ function probe(url: string): Promise<number> {
     req.on('error', reject);
     req.end();
   });
+}
+
+/** What runs one nginx under a supervisor: the command, its arguments, and the files under `dir`. */
+export interface NginxLaunchSpec {
+  command: string;
+  args: string[];
+  /** Relative to `dir`: `nginx.conf`, and a placeholder in each temp dir so that the dirs exist. */
+  files: Record<string, string>;
+}
+
+/**
+ * The command line and config of an nginx whose prefix is `dir` (what {@link startNginx} runs, for a
+ * supervised process such as the local stack's ingress). Installs nginx if needed.
+ */
+export async function nginxLaunchSpec(o: {
+  dir: string;
+  config: string;
+  workerProcesses?: number;
+  render?: RenderNginxOptions;
+}): Promise<NginxLaunchSpec> {
+  if (o.config.trim() === '') throw new Error('nginx: config (the http block body) is empty');
+  const bin = await nginx.ensure();
+  const conf = join(o.dir, 'nginx.conf');
+  const files: Record<string, string> = {
+    'nginx.conf': renderNginxConf(o.dir, o.config, mimeTypesFor(bin), o.workerProcesses, o.render),
+  };
+  for (const n of TEMP_DIRS) files[`tmp/${n}/.keep`] = '';
+  return { command: bin, args: ['-p', o.dir, '-c', conf, '-e', 'stderr'], files };
 }
 
 /** Start nginx in the foreground with its own prefix, and wait for a real HTTP response. */

@@ -1,0 +1,188 @@
+import * as pulumi from '@pulumi/pulumi';
+import { nginxLaunchSpec, testNginxConfig } from '@trellis/local/harness';
+import { compileNginxHttp, type ValidModel } from '@trellis/policy';
+import { join } from 'node:path';
+import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
+import { LocalProcess } from './process.ts';
+
+interface ReloadInputs {
+  /** nginx's pid file (the master process). */
+  pidFile: string;
+  /** Anything whose change must reach nginx without a restart, e.g. the certificate's expiry. */
+  trigger: string;
+}
+
+// Only node builtins, imported inside: the provider is serialized (see process.ts).
+const reloadProvider: pulumi.dynamic.ResourceProvider = {
+  async diff(_id: string, olds: ReloadInputs, news: ReloadInputs) {
+    return { changes: olds.trigger !== news.trigger || olds.pidFile !== news.pidFile };
+  },
+  async create(inputs: ReloadInputs) {
+    // A new nginx read the current files when it started.
+    return { id: inputs.pidFile, outs: inputs };
+  },
+  async update(_id: string, _olds: ReloadInputs, news: ReloadInputs) {
+    const { readFileSync } = await import('node:fs');
+    let pid = 0;
+    try {
+      pid = Number(readFileSync(news.pidFile, 'utf8').trim());
+    } catch {
+      // nginx is not running; it reads the new files when it starts.
+    }
+    // SIGHUP: nginx re-reads its configuration and certificates, starts new workers and lets the
+    // old ones finish their requests (nginx.org/en/docs/control.html).
+    if (pid > 1) process.kill(pid, 'SIGHUP');
+    return { outs: news };
+  },
+};
+
+/** Sends SIGHUP to a running nginx when `trigger` changes (a graceful reload, no restart). */
+class NginxReload extends pulumi.dynamic.Resource {
+  constructor(
+    name: string,
+    args: { pidFile: string; trigger: pulumi.Input<string> },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    super(reloadProvider, name, args, opts, 'trellis-local', 'NginxReload');
+  }
+}
+
+/** Inputs of a {@link LocalIngress}. */
+export interface LocalIngressArgs {
+  /** The policy model: hosts, paths and methods come from `compileNginxHttp`. */
+  model: ValidModel;
+  /** Issues the edge certificate (the same root users pass to curl with `--cacert`). */
+  ca: LocalMeshCa;
+  /** Directory of the edge certificate files. */
+  certDir: string;
+  /** nginx's prefix directory: nginx.conf, pid, temp dirs, access log (a LocalProcess dir). */
+  dir: string;
+  /** Where nginx listens with TLS. */
+  listen: { address?: string; port: number };
+  /** The edge sidecar's plaintext loopback listener. */
+  upstream: { address: string; port: number };
+  /** DNS names on the edge certificate. @default ['localhost'] */
+  dnsNames?: string[];
+  /** IP addresses on the edge certificate. @default ['127.0.0.1'] */
+  ipAddresses?: string[];
+  /** `client_max_body_size`. @default '1m' */
+  clientMaxBodySize?: string;
+  /** @default 1 */
+  workerProcesses?: number;
+  /** Edge certificate lifetime in hours. @default 24 */
+  certValidHours?: number;
+  /** Bump to re-issue the edge certificate now (nginx reloads gracefully). @default 0 */
+  rotation?: pulumi.Input<number>;
+  /** @default 30_000 */
+  readyTimeoutMs?: number;
+}
+
+const defaults = {
+  address: '127.0.0.1',
+  dnsNames: ['localhost'],
+  ipAddresses: ['127.0.0.1'],
+  clientMaxBodySize: '1m',
+  workerProcesses: 1,
+  certValidHours: 24,
+  readyTimeoutMs: 30_000,
+};
+
+/**
+ * The local ingress: nginx terminating TLS for `localhost` with a certificate from the Mesh CA,
+ * routing the model's routes (host, path, method) to the edge sidecar, with a request size limit,
+ * `X-Request-Id` and `X-Forwarded-For`. The config is checked with `nginx -t` before it is used; a
+ * re-issued certificate reaches nginx by a graceful reload.
+ */
+export class LocalIngress extends pulumi.ComponentResource {
+  /** `https://<first DNS name>:<port>`. */
+  public readonly url: string;
+  public readonly certificate: WorkloadCertificate;
+  public readonly nginx: LocalProcess;
+  /** The access log (JSON lines with the request id). */
+  public readonly accessLog: string;
+
+  constructor(name: string, args: LocalIngressArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('trellis:local:Ingress', name, {}, opts);
+    for (const [field, v] of [
+      ['listen.port', args.listen.port],
+      ['upstream.port', args.upstream.port],
+    ] as const)
+      if (!Number.isInteger(v) || v < 1 || v > 65_535)
+        throw new pulumi.ResourceError(`${name}: ${field} must be a TCP port, got ${v}`, this);
+    const maxBody = args.clientMaxBodySize ?? defaults.clientMaxBodySize;
+    // nginx size syntax: a number with an optional k/m/g suffix (ngx_http_core_module).
+    if (!/^\d+[kKmMgG]?$/.test(maxBody))
+      throw new pulumi.ResourceError(
+        `${name}: clientMaxBodySize must be a size such as 1m or 512k, got '${maxBody}'`,
+        this,
+      );
+    const dnsNames = args.dnsNames ?? defaults.dnsNames;
+    if (dnsNames.length === 0)
+      throw new pulumi.ResourceError(`${name}: dnsNames must name at least one host`, this);
+    const address = args.listen.address ?? defaults.address;
+    this.url = `https://${dnsNames[0]}:${args.listen.port}`;
+    this.accessLog = join(args.dir, 'access.json');
+
+    this.certificate = new WorkloadCertificate(
+      `${name}-cert`,
+      {
+        ca: args.ca,
+        dns: dnsNames,
+        ips: args.ipAddresses ?? defaults.ipAddresses,
+        dir: args.certDir,
+        validHours: args.certValidHours ?? defaults.certValidHours,
+        rotation: args.rotation ?? 0,
+      },
+      { parent: this },
+    );
+
+    // Paths only: a re-issued certificate changes no input of the process (see NginxReload).
+    const spec = this.certificate.files.apply(async (f) => {
+      const http = (accessLog?: string) =>
+        compileNginxHttp(args.model, {
+          listen: { address, port: args.listen.port },
+          tls: { certificate: f.cert, key: f.key },
+          upstream: args.upstream,
+          ...(accessLog !== undefined ? { accessLog } : {}),
+          clientMaxBodySize: maxBody,
+        });
+      // Checked without the access log, whose directory exists only once the process is created.
+      const check = await testNginxConfig(http());
+      if (!check.ok)
+        throw new pulumi.ResourceError(
+          `${name}: nginx -t refused the config:\n${check.error}`,
+          this,
+        );
+      return nginxLaunchSpec({
+        dir: args.dir,
+        config: http(this.accessLog),
+        workerProcesses: args.workerProcesses ?? defaults.workerProcesses,
+        // The compiled config has its own JSON access log with the request id.
+        render: { accessLog: null },
+      });
+    });
+
+    this.nginx = new LocalProcess(
+      `${name}-nginx`,
+      {
+        dir: args.dir,
+        command: spec.command,
+        args: spec.args,
+        env: { PATH: '/usr/bin:/bin' },
+        files: spec.files,
+        ready: { kind: 'tcp', host: address, port: args.listen.port },
+        readyTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
+        stopGraceMs: 10_000,
+      },
+      { parent: this, dependsOn: [this.certificate] },
+    );
+
+    new NginxReload(
+      `${name}-reload`,
+      { pidFile: join(args.dir, 'nginx.pid'), trigger: this.certificate.notAfter },
+      { parent: this, dependsOn: [this.nginx] },
+    );
+
+    this.registerOutputs({ url: this.url, accessLog: this.accessLog });
+  }
+}

@@ -1,0 +1,292 @@
+import * as pulumi from '@pulumi/pulumi';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { envoyArgs, validateEnvoyConfig } from '@trellis/local/harness';
+import { envoy } from '@trellis/local/toolchain';
+import {
+  compileEnvoy,
+  spiffeId,
+  type EnvoyArtefacts,
+  type EnvoyBootstrap,
+  type EnvoyEndpoint,
+  type EnvoyOptions,
+  type ValidModel,
+} from '@trellis/policy';
+import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
+import { LocalProcess } from './process.ts';
+
+/** The certificate files a sidecar reads (a WorkloadCertificate's `files`). */
+export interface SvidFiles {
+  cert: string;
+  key: string;
+  bundle: string;
+}
+
+/** What {@link sidecarArtefacts} compiles: the model's Envoy options without the file paths. */
+export type SidecarCompileOptions = Omit<EnvoyOptions, 'sds'> & {
+  /** Header that carries the verified JWT payload to the app. */
+  payloadHeader: string;
+};
+
+/** Relative to the sidecar's dir: the bootstrap, and the SDS files Envoy watches. */
+export const sidecarFiles = { bootstrap: 'envoy.json', sdsDir: 'sds' } as const;
+
+/**
+ * Sets `forward_payload_header` on every jwt_authn provider, so the app gets the verified payload as
+ * `base64url(JSON)` in `header` (JwtProvider.forward_payload_header, Envoy v3 API); the smoke services
+ * read it (docs/services.md). Returns a copy.
+ */
+export function withPayloadHeader(bootstrap: EnvoyBootstrap, header: string): EnvoyBootstrap {
+  if (!/^[a-z0-9-]+$/.test(header))
+    throw new Error(`payloadHeader must be a lower-case header name, got '${header}'`);
+  const out = structuredClone(bootstrap);
+  for (const l of out.static_resources.listeners)
+    for (const chain of l.filter_chains)
+      for (const f of chain.filters) {
+        if (f.name !== 'envoy.filters.network.http_connection_manager') continue;
+        for (const h of f.typed_config.http_filters) {
+          if (h.name !== 'envoy.filters.http.jwt_authn') continue;
+          for (const p of Object.values(h.typed_config.providers))
+            Object.assign(p, { forward_payload_header: header });
+        }
+      }
+  return out;
+}
+
+/**
+ * The bootstrap and SDS files of one sidecar whose dir is `dir` and whose SVID is `svid`: the
+ * `compileEnvoy` output plus the payload header. Pure; used for the real files and for validation.
+ */
+export function sidecarArtefacts(
+  model: ValidModel,
+  o: SidecarCompileOptions,
+  dir: string,
+  svid: SvidFiles,
+): EnvoyArtefacts {
+  const { payloadHeader, ...envoyOpts } = o;
+  const compiled = compileEnvoy(model, {
+    ...envoyOpts,
+    sds: {
+      dir: join(dir, sidecarFiles.sdsDir),
+      certChain: svid.cert,
+      privateKey: svid.key,
+      trustBundle: svid.bundle,
+    },
+  });
+  return { ...compiled, bootstrap: withPayloadHeader(compiled.bootstrap, payloadHeader) };
+}
+
+/** The SDS files as LocalProcess files (paths relative to `dir`). */
+export function relativeSdsFiles(a: EnvoyArtefacts, dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [path, content] of Object.entries(a.sdsFiles)) {
+    if (!path.startsWith(`${dir}/`))
+      throw new Error(`SDS file ${path} is outside the sidecar's dir ${dir}`);
+    out[path.slice(dir.length + 1)] = `${JSON.stringify(content, null, 2)}\n`;
+  }
+  return out;
+}
+
+/**
+ * `envoy --mode validate` on the sidecar's config, compiled into a scratch dir (validation opens the
+ * SDS files and the watched directories, which do not exist before the first start). Resolves null
+ * when Envoy accepts it, else Envoy's own message.
+ */
+export async function validateSidecar(
+  model: ValidModel,
+  o: SidecarCompileOptions,
+  transform: (b: EnvoyBootstrap) => EnvoyBootstrap = (b) => b,
+): Promise<string | null> {
+  const scratch = mkdtempSync(join(tmpdir(), 'trellis-sidecar-check-'));
+  try {
+    const pki = join(scratch, 'pki');
+    mkdirSync(pki);
+    const a = sidecarArtefacts(model, o, scratch, {
+      cert: join(pki, 'cert.pem'),
+      key: join(pki, 'key.pem'),
+      bundle: join(pki, 'bundle.pem'),
+    });
+    mkdirSync(join(scratch, sidecarFiles.sdsDir));
+    for (const [rel, text] of Object.entries(relativeSdsFiles(a, scratch)))
+      writeFileSync(join(scratch, rel), text);
+    const check = await validateEnvoyConfig(
+      transform(a.bootstrap) as unknown as Record<string, unknown>,
+    );
+    return check.ok ? null : check.error;
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** Inputs of a {@link LocalSidecar}. */
+export interface LocalSidecarArgs {
+  /** The policy model: listeners, RBAC, jwt_authn and rate limits come from `compileEnvoy`. */
+  model: ValidModel;
+  /** The workload this sidecar fronts (a key of `model.workloads`). */
+  workload: string;
+  /** Issues the workload's SVID. */
+  ca: LocalMeshCa;
+  /** Directory of the SVID files, rotated in place (Envoy watches it). */
+  certDir: string;
+  /** The Envoy's directory: bootstrap, SDS files, log (a LocalProcess dir). */
+  dir: string;
+  /** Admin port, bound to 127.0.0.1 (stats, config dump, `/ready`). */
+  adminPort: number;
+  /** Inbound listener port per model port name. */
+  inbound: Record<string, number>;
+  /** Where the app listens, per model port name (not for the edge workload). */
+  app?: Record<string, EnvoyEndpoint>;
+  /** One upstream per `calls` entry; see `EnvoyOptions.outbound`. */
+  outbound?: EnvoyOptions['outbound'];
+  /** JWKS source per provider; see `EnvoyOptions.jwks`. @default the model's jwksUri */
+  jwks?: EnvoyOptions['jwks'];
+  /**
+   * Header carrying the verified JWT payload to the app.
+   * @default 'x-jwt-payload' (what the smoke services read; docs/services.md)
+   */
+  payloadHeader?: string;
+  /** Envoy worker threads. @default 1 */
+  concurrency?: number;
+  /** @default 'info' */
+  logLevel?: string;
+  /** SVID lifetime in hours. @default 24 */
+  certValidHours?: number;
+  /** Bump to re-issue the SVID now (rotated without a restart). @default 0 */
+  rotation?: pulumi.Input<number>;
+  /** @default 60_000 */
+  readyTimeoutMs?: number;
+  /**
+   * A last change to the compiled bootstrap, e.g. a local experiment with an Envoy setting. The
+   * result is validated like the rest. @default none
+   */
+  transformBootstrap?: (b: EnvoyBootstrap) => EnvoyBootstrap;
+}
+
+const defaults = {
+  payloadHeader: 'x-jwt-payload',
+  concurrency: 1,
+  logLevel: 'info',
+  certValidHours: 24,
+  readyTimeoutMs: 60_000,
+};
+
+/**
+ * One workload's Envoy sidecar on loopback: its SVID from the Mesh CA (SPIFFE URI SAN, rotated by
+ * file SDS from a watched directory, no restart), and Envoy with the bootstrap `compileEnvoy` makes
+ * from the model (inbound mTLS with the callers' SANs, jwt_authn, RBAC, local rate limits, XFCC;
+ * outbound TLS origination with the SVID). The bootstrap is checked with `envoy --mode validate`
+ * before anything starts: a bad one fails `up` with Envoy's message.
+ */
+export class LocalSidecar extends pulumi.ComponentResource {
+  public readonly workload: string;
+  public readonly spiffeId: string;
+  /** `http://127.0.0.1:<adminPort>`. */
+  public readonly adminUrl: string;
+  public readonly inbound: Record<string, number>;
+  public readonly certificate: WorkloadCertificate;
+  public readonly envoy: LocalProcess;
+
+  constructor(name: string, args: LocalSidecarArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('trellis:local:Sidecar', name, {}, opts);
+    if (!Object.hasOwn(args.model.workloads, args.workload))
+      throw new pulumi.ResourceError(
+        `${name}: workload '${args.workload}' is not in the model (have ${Object.keys(args.model.workloads).join(', ')})`,
+        this,
+      );
+    const port = (field: string, v: number) => {
+      if (!Number.isInteger(v) || v < 1 || v > 65_535)
+        throw new pulumi.ResourceError(`${name}: ${field} must be a TCP port, got ${v}`, this);
+    };
+    port('adminPort', args.adminPort);
+    for (const [k, v] of Object.entries(args.inbound)) port(`inbound.${k}`, v);
+    for (const [k, v] of Object.entries(args.app ?? {})) port(`app.${k}`, v.port);
+    for (const [k, v] of Object.entries(args.outbound ?? {})) {
+      port(`outbound.${k}.port`, v.port);
+      if (v.listenPort !== undefined) port(`outbound.${k}.listenPort`, v.listenPort);
+    }
+    const concurrency = args.concurrency ?? defaults.concurrency;
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)
+      throw new pulumi.ResourceError(
+        `${name}: concurrency must be an integer in [1, 64], got ${concurrency}`,
+        this,
+      );
+
+    this.workload = args.workload;
+    this.spiffeId = spiffeId(args.model, args.workload);
+    this.adminUrl = `http://127.0.0.1:${args.adminPort}`;
+    this.inbound = { ...args.inbound };
+    const compileOpts: SidecarCompileOptions = {
+      workload: args.workload,
+      inbound: args.inbound,
+      ...(args.app ? { app: args.app } : {}),
+      ...(args.outbound ? { outbound: args.outbound } : {}),
+      ...(args.jwks ? { jwks: args.jwks } : {}),
+      adminPort: args.adminPort,
+      nodeId: `${args.workload}-sidecar`,
+      payloadHeader: args.payloadHeader ?? defaults.payloadHeader,
+    };
+    const transform = args.transformBootstrap ?? ((b: EnvoyBootstrap) => b);
+    // Compile now, so that a model the compiler refuses fails here, naming the workload.
+    try {
+      sidecarArtefacts(args.model, compileOpts, args.dir, {
+        cert: join(args.certDir, 'cert.pem'),
+        key: join(args.certDir, 'key.pem'),
+        bundle: join(args.certDir, 'bundle.pem'),
+      });
+    } catch (err) {
+      throw new pulumi.ResourceError(`${name}: ${(err as Error).message}`, this);
+    }
+
+    this.certificate = new WorkloadCertificate(
+      `${name}-svid`,
+      {
+        ca: args.ca,
+        spiffeId: this.spiffeId,
+        dir: args.certDir,
+        validHours: args.certValidHours ?? defaults.certValidHours,
+        rotation: args.rotation ?? 0,
+      },
+      { parent: this },
+    );
+
+    // Only paths go into the process's inputs: a rotated SVID changes no input, so Envoy keeps running
+    // and picks the new files up through SDS.
+    const files = this.certificate.files.apply(async (f) => {
+      const error = await validateSidecar(args.model, compileOpts, transform);
+      if (error !== null)
+        throw new pulumi.ResourceError(
+          `${name}: envoy --mode validate refused the bootstrap of '${args.workload}':\n${error}`,
+          this,
+        );
+      const a = sidecarArtefacts(args.model, compileOpts, args.dir, f);
+      return {
+        [sidecarFiles.bootstrap]: `${JSON.stringify(transform(a.bootstrap), null, 2)}\n`,
+        ...relativeSdsFiles(a, args.dir),
+      };
+    });
+
+    this.envoy = new LocalProcess(
+      `${name}-envoy`,
+      {
+        dir: args.dir,
+        command: pulumi.output(envoy.ensure()),
+        args: envoyArgs({
+          dir: args.dir,
+          configPath: join(args.dir, sidecarFiles.bootstrap),
+          concurrency,
+          logLevel: args.logLevel ?? defaults.logLevel,
+        }),
+        env: {},
+        files,
+        // LIVE once the listeners are up with their SDS secrets loaded (admin GET /ready).
+        ready: { kind: 'http', url: `${this.adminUrl}/ready`, status: 200 },
+        readyTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
+        stopGraceMs: 5_000,
+      },
+      { parent: this, dependsOn: [this.certificate] },
+    );
+
+    this.registerOutputs({ spiffeId: this.spiffeId, adminUrl: this.adminUrl });
+  }
+}
