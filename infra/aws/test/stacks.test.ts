@@ -1,34 +1,27 @@
 import { X509Certificate } from 'node:crypto';
 import { resolve } from 'node:path';
 import { isSecretValue, RecordingMocks } from '@trellis/components/testing/mocks';
-import type { RecordedResource } from '@trellis/components/testing/mocks';
+import type { RecordedResource, StateFn } from '@trellis/components/testing/mocks';
 import { policyViolations } from '@trellis/components/testing/policyCheck';
-import { runStack, stackConfig } from '@trellis/components/testing/stack';
+import { pkiStackReference, testRootCa } from '@trellis/components/testing/rootCa';
+import type { PemRoot } from '@trellis/components/testing/rootCa';
+import { stackConfig, stackRunner } from '@trellis/components/testing/stack';
 import type { StackRun } from '@trellis/components/testing/stack';
-import { privateKeyState, selfSignedCertState } from '@trellis/components/testing/tlsMock';
 import { loadModel } from '@trellis/infra-k8s/model';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const dir = resolve(import.meta.dirname, '..');
 const dbPassword = 'aws-db-password-never-in-outputs-91c2';
 const oidcIssuer = 'https://oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF';
-let root: { certPem: string; keyPem: string };
-let program: () => Promise<Record<string, unknown>>;
+let root: PemRoot;
 const runs = new Map<string, StackRun>();
 
 const arn = (name: string) => `arn:aws:mock:us-east-1:123456789012:${name}`;
 
 function mocksFor(): RecordingMocks {
   const aws = (name: string) => ({ arn: arn(name), name });
-  const states: Record<
-    string,
-    (name: string, inputs: Record<string, unknown>) => Record<string, unknown>
-  > = {
-    'pulumi:pulumi:StackReference': (_n, inputs) => ({
-      name: inputs.name,
-      outputs: { rootCertPem: root.certPem, rootKeyPem: root.keyPem },
-      secretOutputNames: ['rootKeyPem'],
-    }),
+  const states: Record<string, StateFn> = {
+    'pulumi:pulumi:StackReference': pkiStackReference(root),
     'aws:eks/cluster:Cluster': (name) => ({
       ...aws(name),
       endpoint: 'https://ABCDEF.gr7.us-east-1.eks.amazonaws.com',
@@ -55,15 +48,16 @@ function mocksFor(): RecordingMocks {
   });
 }
 
+const runProject = stackRunner({
+  project: 'trellis-aws',
+  dir,
+  load: () => import('../index.ts'),
+  mocks: mocksFor,
+  secrets: { 'trellis:keycloakDbPassword': dbPassword },
+});
+
 async function run(stack: string): Promise<StackRun> {
-  const r = await runStack({
-    project: 'trellis-aws',
-    stack,
-    config: stackConfig(dir, stack),
-    secrets: { 'trellis:keycloakDbPassword': dbPassword },
-    mocks: mocksFor(),
-    program,
-  });
+  const r = await runProject(stack);
   runs.set(stack, r);
   return r;
 }
@@ -71,18 +65,7 @@ async function run(stack: string): Promise<StackRun> {
 const inputsOf = (r: StackRun, type: string, suffix: string) => r.mocks.one(type, suffix).inputs;
 
 beforeAll(async () => {
-  const key = privateKeyState();
-  const cert = await selfSignedCertState({
-    privateKeyPem: key.privateKeyPem,
-    isCaCertificate: true,
-    allowedUses: ['cert_signing'],
-    subject: { commonName: 'trellis.local root CA' },
-    validityPeriodHours: 87600,
-  });
-  root = { certPem: cert.certPem as string, keyPem: key.privateKeyPem as string };
-  program = (await import('../index.ts')).default as unknown as () => Promise<
-    Record<string, unknown>
-  >;
+  root = await testRootCa();
   for (const stack of ['dev', 'prod-us']) await run(stack);
 }, 60_000);
 
@@ -332,14 +315,7 @@ describe('infra/aws in-cluster Keycloak', () => {
   it('runs as many Keycloak instances as trellis:idp.instances says', async () => {
     const config = stackConfig(dir, 'dev');
     const idp = { ...JSON.parse(config['trellis:idp'] as string), instances: 3 };
-    const r = await runStack({
-      project: 'trellis-aws',
-      stack: 'dev',
-      config: { ...config, 'trellis:idp': JSON.stringify(idp) },
-      secrets: { 'trellis:keycloakDbPassword': dbPassword },
-      mocks: mocksFor(),
-      program,
-    });
+    const r = await runProject('dev', { config: { 'trellis:idp': JSON.stringify(idp) } });
     const [kc] = r.mocks.kind('Keycloak');
     expect((kc?.inputs.spec as { instances: number }).instances).toBe(3);
   });
@@ -347,14 +323,7 @@ describe('infra/aws in-cluster Keycloak', () => {
 
 describe('infra/aws config validation', () => {
   const bad = (patch: Record<string, string>, secrets = true) =>
-    runStack({
-      project: 'trellis-aws',
-      stack: 'dev',
-      config: { ...stackConfig(dir, 'dev'), ...patch },
-      secrets: secrets ? { 'trellis:keycloakDbPassword': dbPassword } : {},
-      mocks: mocksFor(),
-      program,
-    });
+    runProject('dev', { config: patch, secrets: secrets ? undefined : {} });
 
   it('rejects a bad availability zone, naming the key', async () => {
     await expect(

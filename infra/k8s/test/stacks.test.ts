@@ -6,39 +6,34 @@ import type { IstioRequest, IstioResource, Token } from '@trellis/policy';
 import { isSecretValue, RecordingMocks } from '@trellis/components/testing/mocks';
 import type { RecordedResource } from '@trellis/components/testing/mocks';
 import { policyAdvisories, policyViolations } from '@trellis/components/testing/policyCheck';
-import { runStack, stackConfig } from '@trellis/components/testing/stack';
+import { pkiStackReference, testRootCa } from '@trellis/components/testing/rootCa';
+import type { PemRoot } from '@trellis/components/testing/rootCa';
+import { stackRunner } from '@trellis/components/testing/stack';
 import type { StackRun } from '@trellis/components/testing/stack';
-import { privateKeyState, selfSignedCertState } from '@trellis/components/testing/tlsMock';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const dir = resolve(import.meta.dirname, '..');
 const dbPassword = 'db-password-never-in-outputs-7f3a';
-let root: { certPem: string; keyPem: string };
-let program: () => Promise<Record<string, unknown>>;
+let root: PemRoot;
 const runs = new Map<string, StackRun>();
 
 /** Mocks for a cluster stack: the PKI stack's outputs come back through the StackReference. */
 function mocksFor(): RecordingMocks {
   return new RecordingMocks({
-    states: {
-      'pulumi:pulumi:StackReference': (_name, inputs) => ({
-        name: inputs.name,
-        outputs: { rootCertPem: root.certPem, rootKeyPem: root.keyPem },
-        secretOutputNames: ['rootKeyPem'],
-      }),
-    },
+    states: { 'pulumi:pulumi:StackReference': pkiStackReference(root) },
   });
 }
 
+const runProject = stackRunner({
+  project: 'trellis-k8s',
+  dir,
+  load: () => import('../index.ts'),
+  mocks: mocksFor,
+  secrets: { 'trellis:keycloakDbPassword': dbPassword },
+});
+
 async function run(stack: string): Promise<StackRun> {
-  const r = await runStack({
-    project: 'trellis-k8s',
-    stack,
-    config: stackConfig(dir, stack),
-    secrets: { 'trellis:keycloakDbPassword': dbPassword },
-    mocks: mocksFor(),
-    program,
-  });
+  const r = await runProject(stack);
   runs.set(stack, r);
   return r;
 }
@@ -76,18 +71,7 @@ const istioObjects = (r: StackRun): IstioResource[] =>
     );
 
 beforeAll(async () => {
-  const key = privateKeyState();
-  const cert = await selfSignedCertState({
-    privateKeyPem: key.privateKeyPem,
-    isCaCertificate: true,
-    allowedUses: ['cert_signing', 'crl_signing'],
-    subject: { commonName: 'trellis.local root CA', organization: 'Trellis' },
-    validityPeriodHours: 87600,
-  });
-  root = { certPem: cert.certPem as string, keyPem: key.privateKeyPem as string };
-  program = (await import('../index.ts')).default as unknown as () => Promise<
-    Record<string, unknown>
-  >;
+  root = await testRootCa();
   for (const stack of ['dev', 'prod-us', 'prod-eu']) await run(stack);
 }, 60_000);
 
@@ -557,12 +541,9 @@ describe('external issuer (Okta, Cognito)', () => {
   it('deploys no Keycloak and checks tokens of the configured issuer everywhere', async () => {
     const issuer = 'https://trellis.okta.example.com/oauth2/default';
     const idp = { mode: 'external', provider: 'keycloak', issuer, jwksUri: `${issuer}/v1/keys` };
-    const r = await runStack({
-      project: 'trellis-k8s',
-      stack: 'prod-us',
-      config: { ...stackConfig(dir, 'prod-us'), 'trellis:idp': JSON.stringify(idp) },
-      mocks: mocksFor(),
-      program,
+    const r = await runProject('prod-us', {
+      config: { 'trellis:idp': JSON.stringify(idp) },
+      secrets: {},
     });
     expect(r.outputs.issuer).toBe(issuer);
     expect(kind(r, 'Keycloak')).toEqual([]);
@@ -595,14 +576,7 @@ describe('external issuer (Okta, Cognito)', () => {
 
 describe('config validation', () => {
   const bad = async (stack: string, patch: Record<string, string>, secrets = true) =>
-    runStack({
-      project: 'trellis-k8s',
-      stack,
-      config: { ...stackConfig(dir, stack), ...patch },
-      secrets: secrets ? { 'trellis:keycloakDbPassword': dbPassword } : {},
-      mocks: mocksFor(),
-      program,
-    });
+    runProject(stack, { config: patch, secrets: secrets ? undefined : {} });
 
   it('rejects an image that is not pinned by digest, naming the key', async () => {
     const services = JSON.stringify({

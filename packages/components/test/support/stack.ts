@@ -52,3 +52,36 @@ export async function runStack(opts: {
   await settle(opts.mocks);
   return { mocks: opts.mocks, outputs, secretOutputs };
 }
+
+/** A Pulumi project under test: its folder (with `Pulumi.<stack>.yaml`) and how to load its program. */
+export interface ProjectUnderTest {
+  project: string;
+  dir: string;
+  /** `() => import('../index.ts')`: loaded on the first run, after the test's own setup. */
+  load: () => Promise<{ default: unknown }>;
+  /** Fresh mocks for each run. */
+  mocks: () => RecordingMocks;
+  /** Secret config of every run unless a run says otherwise. */
+  secrets?: Record<string, string>;
+}
+
+/**
+ * A function that runs one committed stack of the project, with `config` over the stack file's values
+ * and, when given, other `secrets`.
+ */
+export function stackRunner(
+  p: ProjectUnderTest,
+): (
+  stack: string,
+  over?: { config?: Record<string, string>; secrets?: Record<string, string> },
+) => Promise<StackRun> {
+  return async (stack, over = {}) =>
+    runStack({
+      project: p.project,
+      stack,
+      config: { ...stackConfig(p.dir, stack), ...over.config },
+      secrets: over.secrets ?? p.secrets ?? {},
+      mocks: p.mocks(),
+      program: (await p.load()).default as () => Promise<Record<string, unknown>>,
+    });
+}
