@@ -345,6 +345,7 @@ export class LocalKafka extends pulumi.ComponentResource {
       { parent: this, dependsOn: [storage, args.admin.certificate] },
     );
 
+    // Literal topics only: a prefixed entry names a family of topics, granted by its ACLs, not one topic.
     const topics: TopicSpec[] = Object.entries(args.model.kafka.topics)
       .filter(([, t]) => t.pattern === 'literal')
       .map(([topic]) => ({ name: topic, partitions }))

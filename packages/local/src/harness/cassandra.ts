@@ -532,12 +532,15 @@ export async function bootstrapCassandra(
     let creds: CassandraClientCredentials = login;
     const su = opts.bootstrapSuperuser;
     if (su) {
-      // A throwaway password: it logs this bootstrap in once and is never stored or printed.
+      // A throwaway password: it logs this bootstrap in once and is never stored or printed. Set by
+      // ALTER (once: Cassandra 5 refuses a second change within 5 s), so that a bootstrap interrupted
+      // after the CREATE can run again.
       const password = randomBytes(24).toString('base64url');
       await runCql(first, login, [
+        `CREATE ROLE IF NOT EXISTS ${quote(su.role)} WITH SUPERUSER = true AND LOGIN = true`,
         {
-          cql: `CREATE ROLE IF NOT EXISTS ${quote(su.role)} WITH SUPERUSER = true AND LOGIN = true AND PASSWORD = ${quote(password)}`,
-          label: `CREATE ROLE ${quote(su.role)} WITH SUPERUSER = true AND LOGIN = true AND PASSWORD = <hidden>`,
+          cql: `ALTER ROLE ${quote(su.role)} WITH SUPERUSER = true AND LOGIN = true AND PASSWORD = ${quote(password)}`,
+          label: `ALTER ROLE ${quote(su.role)} WITH SUPERUSER = true AND LOGIN = true AND PASSWORD = <hidden>`,
         },
         `ADD IDENTITY IF NOT EXISTS ${quote(su.identity)} TO ROLE ${quote(su.role)}`,
       ]);
