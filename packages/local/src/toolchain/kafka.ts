@@ -1,7 +1,7 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { installAtomically, isInstalled, toolDir } from './cache.ts';
-import { tryRun } from './exec.ts';
+import { checkJvmInstall } from './check.ts';
 import { findJdk, javaHome } from './java.ts';
 import { mavenRegistryName, resolveClasspath, type MavenCoordinates } from './maven.ts';
 import type { Tool, ToolCheck } from './spec.ts';
@@ -103,39 +103,11 @@ export const kafka: Tool = {
   },
 
   async check(): Promise<ToolCheck> {
-    const base = {
-      name: this.name,
-      pinned: this.pinned,
-      minimum: this.minimum,
-      source: this.source,
-    };
-    const inst = kafkaInstall();
-    if (!inst)
-      return { ...base, found: null, location: null, runs: false, problem: 'not installed' };
-    const found = existsSync(join(inst.home, 'install.json'))
-      ? (JSON.parse(readFileSync(join(inst.home, 'install.json'), 'utf8')) as { version: string })
-          .version
-      : null;
-    if (!inst.javaHome)
-      return { ...base, found, location: inst.home, runs: false, problem: 'no JDK ≥ 17 to run it' };
     // `kafka-server-start.sh --version` prints the software version and exits.
-    const out = await tryRun(join(inst.javaHome, 'bin', 'java'), [
-      '-cp',
-      inst.classpath,
-      KAFKA_MAIN,
-      '--version',
-    ]);
-    const runs = out !== null && out.includes(KAFKA_VERSION);
-    return {
-      ...base,
-      found,
-      location: inst.home,
-      runs,
-      ...(runs
-        ? {}
-        : {
-            problem: `kafka.Kafka --version did not report ${KAFKA_VERSION}: ${(out ?? 'failed').trim().slice(-200)}`,
-          }),
-    };
+    return checkJvmInstall(this, kafkaInstall(), {
+      mainArgs: [KAFKA_MAIN, '--version'],
+      what: `${KAFKA_MAIN} --version`,
+      jdk: `JDK ≥ ${KAFKA_JAVA_MIN}`,
+    });
   },
 };

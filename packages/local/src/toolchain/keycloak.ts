@@ -15,6 +15,7 @@ import { freePorts } from '../harness/ports.ts';
 import { ManagedProcess } from '../harness/process.ts';
 import { waitUntil } from '../harness/wait.ts';
 import { installAtomically, isInstalled, toolDir } from './cache.ts';
+import { toolBase } from './check.ts';
 import { run, tryRun } from './exec.ts';
 import { findJdks, JDK_APT_PACKAGE, type Jdk } from './java.ts';
 import { coordinatesLabel, downloadArtifact, type MavenCoordinates } from './maven.ts';
@@ -272,7 +273,7 @@ export const keycloak: Tool = {
     return dir;
   },
   async check(): Promise<ToolCheck> {
-    const base = { name: 'keycloak', pinned: PINNED, minimum: MINIMUM, source: this.source };
+    const base = toolBase(this);
     const dir = keycloakHome();
     if (!isInstalled(dir))
       return { ...base, found: null, location: null, runs: false, problem: 'not installed' };

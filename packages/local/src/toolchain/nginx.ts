@@ -9,6 +9,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { cacheRoot, installAtomically, isInstalled, toolDir } from './cache.ts';
+import { toolBase } from './check.ts';
 import { CommandError, FetchError } from './errors.ts';
 import { run, tryRun } from './exec.ts';
 import { progress } from './log.ts';
@@ -196,7 +197,7 @@ export const nginx: Tool = {
     return resolved;
   },
   async check(): Promise<ToolCheck> {
-    const base = { name: 'nginx', pinned: PINNED, minimum: MINIMUM, source: this.source };
+    const base = toolBase(this);
     const have = installedVersions()[0];
     if (!have)
       return { ...base, found: null, location: null, runs: false, problem: 'not installed' };

@@ -15,6 +15,7 @@ import {
 import { delimiter, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheRoot, installAtomically, isInstalled, toolDir } from './cache.ts';
+import { toolBase } from './check.ts';
 import { findGo, GO_PROXY, goRun, lockOf } from './go.ts';
 import { run, tryRun } from './exec.ts';
 import { progress } from './log.ts';
@@ -301,7 +302,7 @@ export const pulumi: Tool = {
     return (await resolve()).bin;
   },
   async check(): Promise<ToolCheck> {
-    const base = { name: 'pulumi', pinned: PINNED, minimum: MINIMUM, source: this.source };
+    const base = toolBase(this);
     const host = hostDir();
     const hostProblem = isInstalled(host)
       ? await probeLanguageHost(join(host, 'bin', 'pulumi-language-nodejs'))
