@@ -211,7 +211,7 @@ describe('reference model: data services', () => {
       return o;
     };
     expect(c('orders-api', 'orders', 'MODIFY', 'orders')).toBe(true);
-    expect(c('ledger', 'ledger', 'MODIFY', 'projection')).toBe(true);
+    expect(c('ledger', 'ledger', 'MODIFY', 'order_entries')).toBe(true);
     expect(c('ledger', 'orders', 'SELECT', 'orders')).toBe(false);
     expect(c('orders-api', 'orders', 'CREATE')).toBe(false);
     expect(c('orders-api', 'system_auth', 'SELECT', 'roles')).toBe(false);

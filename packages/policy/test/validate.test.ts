@@ -166,7 +166,7 @@ const cases: Case[] = [
       push(d, ['cassandra', 'grants'], {
         identity: 'ledger',
         keyspace: 'ledger',
-        table: 'projection',
+        table: 'order_entries',
         permissions: ['SELECT', 'CREATE'],
       }),
     error: {
