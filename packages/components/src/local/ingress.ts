@@ -152,6 +152,7 @@ export class LocalIngress extends pulumi.ComponentResource {
         throw new pulumi.ResourceError(
           `${name}: nginx -t refused the config:\n${check.error}`,
           this,
+          true, // nginx's message says it all; a stack trace would bury it.
         );
       return nginxLaunchSpec({
         dir: args.dir,

@@ -258,6 +258,7 @@ export class LocalSidecar extends pulumi.ComponentResource {
         throw new pulumi.ResourceError(
           `${name}: envoy --mode validate refused the bootstrap of '${args.workload}':\n${error}`,
           this,
+          true, // Envoy's message says it all; a stack trace would bury it.
         );
       const a = sidecarArtefacts(args.model, compileOpts, args.dir, f);
       return {

@@ -1,0 +1,549 @@
+// The request path for real: `pulumi up` of a test program (Mesh CA + infra/local's data, identity
+// and mesh modules; see fixtures/mesh) brings up Cassandra, Kafka, Keycloak, three Envoy sidecars,
+// orders-api, ledger and nginx as supervised processes, then real clients go through it.
+import { execFile } from 'node:child_process';
+import {
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { Agent, request as httpsRequest, type RequestOptions } from 'node:https';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CertificateAuthority } from '@trellis/local/harness';
+import { readState, stopSupervised } from '@trellis/local/supervisor';
+import { pulumiEnv } from '@trellis/local/toolchain';
+import { requestToken, type Principals } from '../../../packages/cli/src/verbs/token.ts';
+import { portsAt } from '../src/ports.ts';
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/mesh/', import.meta.url));
+const MODEL = fileURLToPath(new URL('../../../trellis.yaml', import.meta.url));
+const STACK = 'mesh-test';
+
+interface SidecarOut {
+  spiffeId: string;
+  adminUrl: string;
+  inbound: Record<string, number>;
+  certDir: string;
+  logFile: string;
+}
+
+interface Outputs {
+  caFile: string;
+  ingressUrl: string;
+  issuer: string;
+  sidecars: Record<string, SidecarOut>;
+  services: Record<string, { url: string; logFile: string }>;
+  principals: Principals;
+  keycloakAdmin: { username: string; password: string };
+}
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+let dir = '';
+let stackDir = '';
+let configFile = '';
+let bin = '';
+let env: NodeJS.ProcessEnv = {};
+let out: Outputs;
+let upMs = 0;
+let destroyed = false;
+const tokens: Record<string, string> = {};
+
+/** Run pulumi on the fixture with this test's stack (and config file); never throws. */
+function pulumi(args: readonly string[], timeoutMs = 480_000, config = true): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(
+      bin,
+      [
+        ...args,
+        '--stack',
+        STACK,
+        '--non-interactive',
+        ...(config ? ['--config-file', configFile] : []),
+      ],
+      { cwd: FIXTURE, env, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+async function ok(args: readonly string[], timeoutMs?: number, config = true): Promise<string> {
+  const r = await pulumi(args, timeoutMs, config);
+  if (r.code !== 0)
+    throw new Error(`pulumi ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** A base port whose whole range (every offset the stack uses, +100) is free. */
+async function pickBase(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const base = 30_000 + 1_000 * Math.floor(Math.random() * 30);
+    if (base === 28_000) continue;
+    const p = portsAt(base);
+    const wanted = [
+      p.ingressHttps,
+      p.keycloakHttp,
+      p.keycloakManagement,
+      p.cassandraNative,
+      p.cassandraStorage,
+      p.cassandraJmx,
+      p.kafkaController,
+      p.kafkaInterBroker,
+      ...[p.kafkaClientsFrom, p.envoyAdminFrom, p.sidecarInboundFrom, p.appFrom].flatMap((s) =>
+        Array.from({ length: 30 }, (_, i) => s + i),
+      ),
+      ...Array.from({ length: 30 }, (_, i) => p.sidecarOutboundFrom + i),
+      // The broken sidecar of the last test.
+      p.envoyAdminFrom + 90,
+      p.sidecarInboundFrom + 90,
+    ];
+    const free = await Promise.all(wanted.map(portFree));
+    if (free.every(Boolean)) return base;
+  }
+  throw new Error('no free base port found for the mesh test stack');
+}
+
+/** One HTTPS request with explicit TLS material; rejects on any transport error. */
+function https(
+  url: string,
+  o: {
+    method?: string;
+    headers?: Record<string, string>;
+    body?: string | Buffer;
+    tls?: Pick<RequestOptions, 'cert' | 'key' | 'checkServerIdentity'>;
+    agent?: Agent;
+  } = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      url,
+      {
+        method: o.method ?? 'GET',
+        headers: o.headers,
+        agent: o.agent ?? false,
+        timeout: 15_000,
+        ca: readFileSync(out.caFile),
+        ...o.tls,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(o.body);
+  });
+}
+
+/** Plain HTTP on loopback. */
+function http(url: string, headers: Record<string, string> = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { headers, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const bearer = (who: string): Record<string, string> => ({
+  authorization: `Bearer ${tokens[who] ?? ''}`,
+});
+
+function postOrder(who: string | null, sku = 'mesh-1', agent?: Agent): Promise<Reply> {
+  return https(`${out.ingressUrl}/orders`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...(who ? bearer(who) : {}),
+    },
+    body: JSON.stringify({ sku, quantity: 2 }),
+    ...(agent ? { agent } : {}),
+  });
+}
+
+/** The SVID files of an identity, as the stack wrote them. */
+function svid(dirOf: string): { cert: Buffer; key: Buffer } {
+  return { cert: readFileSync(join(dirOf, 'cert.pem')), key: readFileSync(join(dirOf, 'key.pem')) };
+}
+
+/** A request straight to orders-api's sidecar (mTLS), as `who` presents itself. */
+function toSidecar(
+  tls: { cert?: Buffer; key?: Buffer },
+  path = '/orders/00000000-0000-4000-8000-000000000000',
+) {
+  const port = out.sidecars['orders-api']?.inbound.http ?? 0;
+  return https(`https://127.0.0.1:${port}${path}`, {
+    headers: bearer('alice'),
+    tls: {
+      ...tls,
+      // Sidecars present a URI-SAN-only SVID: check its SPIFFE ID instead of a host name.
+      checkServerIdentity: (_host, cert) =>
+        cert.subjectaltname === `URI:${out.sidecars['orders-api']?.spiffeId ?? ''}`
+          ? undefined
+          : new Error(`unexpected server identity ${cert.subjectaltname}`),
+    },
+  });
+}
+
+function childPid(component: string): number | null {
+  return readState(join(stackDir, 'run', component, 'supervisor.json'))?.childPid ?? null;
+}
+
+/** Processes that belong to this test's stack: their command line or working dir is under it. */
+function processesOfThisTest(): string[] {
+  const found: string[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      let cwd = '';
+      try {
+        cwd = readlinkSync(`/proc/${p}/cwd`);
+      } catch {
+        // not ours to read
+      }
+      if (cmd.includes(stackDir) || cwd.startsWith(stackDir))
+        found.push(`${p} ${cmd.slice(0, 120)}`);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}
+
+function filesUnder(d: string): string[] {
+  if (!existsSync(d)) return [];
+  const found: string[] = [];
+  for (const e of readdirSync(d)) {
+    const p = join(d, e);
+    if (lstatSync(p).isDirectory()) found.push(...filesUnder(p));
+    else found.push(p);
+  }
+  return found;
+}
+
+async function stat(adminUrl: string, name: string): Promise<number> {
+  const text = await (
+    await fetch(`${adminUrl}/stats?filter=${encodeURIComponent(`^${name}$`)}`)
+  ).text();
+  const m = new RegExp(`^${name.replace(/\./g, '\\.')}: (\\d+)$`, 'm').exec(text);
+  return m?.[1] === undefined ? -1 : Number(m[1]);
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'trellis-mesh-'));
+  stackDir = join(dir, 'stack');
+  configFile = join(dir, `Pulumi.${STACK}.yaml`);
+  const tool = await pulumiEnv({ home: join(dir, 'pulumi-home') });
+  bin = tool.bin;
+  env = {
+    ...tool.env,
+    PULUMI_BACKEND_URL: `file://${join(dir, 'state')}`,
+    // A throwaway passphrase for this test's throwaway stack.
+    PULUMI_CONFIG_PASSPHRASE: 'mesh-component-test-only',
+  };
+  mkdirSync(join(dir, 'state'));
+  // `stack init` writes the salt next to Pulumi.yaml: do it in a scratch copy, keep the salt here.
+  const scratch = join(dir, 'scratch');
+  mkdirSync(scratch);
+  copyFileSync(join(FIXTURE, 'Pulumi.yaml'), join(scratch, 'Pulumi.yaml'));
+  await new Promise<void>((resolve, reject) =>
+    execFile(
+      bin,
+      ['stack', 'init', STACK, '--secrets-provider', 'passphrase', '--non-interactive'],
+      { cwd: scratch, env, timeout: 60_000 },
+      (err, _o, stderr) => (err ? reject(new Error(`stack init: ${stderr}`)) : resolve()),
+    ),
+  );
+  writeFileSync(configFile, readFileSync(join(scratch, `Pulumi.${STACK}.yaml`)));
+  const base = await pickBase();
+  await ok(['config', 'set', 'trellis-mesh-test:stackDir', stackDir]);
+  await ok(['config', 'set', 'trellis-mesh-test:basePort', String(base)]);
+  await ok(['config', 'set', 'trellis-mesh-test:model', MODEL]);
+  const t0 = Date.now();
+  await ok(['up', '--yes', '--skip-preview']);
+  upMs = Date.now() - t0;
+  out = JSON.parse(
+    await ok(['stack', 'output', '--json', '--show-secrets'], 60_000, false),
+  ) as Outputs;
+  for (const who of ['alice', 'bob', 'reporting-bot'])
+    tokens[who] = await requestToken(out.principals, who);
+  console.info(`request path up in ${(upMs / 1000).toFixed(1)} s on base port ${base}`);
+}, 600_000);
+
+afterAll(async () => {
+  if (!destroyed && bin && configFile && existsSync(join(dir, 'state'))) {
+    const r = await pulumi(['destroy', '--yes', '--skip-preview']);
+    if (r.code !== 0) console.error(`destroy failed:\n${r.stdout}\n${r.stderr}`);
+  }
+  // Whatever a failed destroy left running.
+  if (stackDir && existsSync(join(stackDir, 'run')))
+    for (const c of readdirSync(join(stackDir, 'run'))) {
+      const st = join(stackDir, 'run', c, 'supervisor.json');
+      if (existsSync(st)) await stopSupervised(st).catch(() => undefined);
+    }
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}, 300_000);
+
+describe('a request through nginx, the sidecars and orders-api', () => {
+  it('creates an order with a real Keycloak token, reads it back, and ledger projects it', async () => {
+    const created = await postOrder('alice');
+    expect(created.status, created.body).toBe(201);
+    const order = JSON.parse(created.body) as { id: string; subject: string };
+    expect(created.headers.location).toBe(`/orders/${order.id}`);
+    const claims = JSON.parse(
+      Buffer.from(tokens.alice?.split('.')[1] ?? '', 'base64url').toString(),
+    ) as { sub: string; iss: string };
+    expect(claims.iss).toBe(out.issuer);
+    expect(order.subject).toBe(claims.sub);
+
+    const read = await https(`${out.ingressUrl}/orders/${order.id}`, { headers: bearer('alice') });
+    expect(read.status).toBe(200);
+    expect(JSON.parse(read.body)).toMatchObject({ id: order.id, sku: 'mesh-1', quantity: 2 });
+
+    // ledger's HTTP port has no caller in the model: ask the app itself, as its sidecar would.
+    const ledger = out.services.ledger?.url ?? '';
+    const headers = {
+      'x-jwt-payload': Buffer.from(JSON.stringify({ sub: 'test' })).toString('base64url'),
+      'x-forwarded-client-cert': `URI=${out.sidecars.ingress?.spiffeId ?? ''}`,
+    };
+    let entry: Reply = { status: 0, headers: {}, body: '' };
+    for (let i = 0; i < 60 && entry.status !== 200; i++) {
+      entry = await http(`${ledger}/entries/${order.id}`, headers);
+      if (entry.status !== 200) await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(entry.status, entry.body).toBe(200);
+    expect(JSON.parse(entry.body)).toMatchObject({ orderId: order.id, subject: claims.sub });
+  });
+
+  it('enforces tokens and scopes at the orders-api sidecar', async () => {
+    expect((await postOrder(null)).status).toBe(401);
+    const [h, p] = (tokens.alice ?? '').split('.');
+    tokens.tampered = `${h}.${p}.${Buffer.from('not the signature').toString('base64url')}`;
+    expect((await postOrder('tampered')).status).toBe(401);
+    expect((await postOrder('bob')).status).toBe(403);
+    expect((await postOrder('reporting-bot')).status).toBe(403);
+    const created = JSON.parse((await postOrder('alice', 'mesh-2')).body) as { id: string };
+    for (const who of ['bob', 'reporting-bot'])
+      expect(
+        (await https(`${out.ingressUrl}/orders/${created.id}`, { headers: bearer(who) })).status,
+      ).toBe(200);
+  });
+
+  it('lets only the ingress identity through to the orders-api sidecar', async () => {
+    const pki = (w: string) => out.sidecars[w]?.certDir ?? '';
+    // The positive control: the ingress SVID gets an answer from the app (404: no such order).
+    expect((await toSidecar(svid(pki('ingress')))).status).toBe(404);
+    await expect(toSidecar({})).rejects.toThrow();
+    await expect(toSidecar(svid(pki('ledger')))).rejects.toThrow();
+    await expect(toSidecar(svid(join(stackDir, 'svid', 'stranger')))).rejects.toThrow();
+    // The ingress's own identity, from a CA the mesh does not trust.
+    const other = await CertificateAuthority.create({
+      commonName: 'not the mesh CA',
+      validDays: 1,
+    });
+    const forged = await other.issue({
+      uris: [out.sidecars.ingress?.spiffeId ?? ''],
+      validDays: 1,
+    });
+    await expect(
+      toSidecar({ cert: Buffer.from(forged.chainPem), key: Buffer.from(forged.keyPem) }),
+    ).rejects.toThrow();
+    // Plaintext HTTP on the mTLS port.
+    await expect(
+      http(`http://127.0.0.1:${out.sidecars['orders-api']?.inbound.http ?? 0}/orders`),
+    ).rejects.toThrow();
+  });
+
+  it('limits the body at nginx and carries one request id from nginx to the app log', async () => {
+    const big = await https(`${out.ingressUrl}/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...bearer('alice') },
+      body: Buffer.alloc(2 << 20, 'a'),
+    });
+    expect(big.status).toBe(413);
+    const created = await postOrder('alice', 'mesh-rid');
+    const rid = created.headers['x-request-id'];
+    const id = Array.isArray(rid) ? rid[0] : rid;
+    expect(id).toMatch(/^[0-9a-f]{32}$/);
+    const appLog = readFileSync(out.services['orders-api']?.logFile ?? '', 'utf8');
+    expect(appLog).toContain(`"requestId":"${id}"`);
+    const access = readFileSync(join(stackDir, 'run', 'nginx', 'access.json'), 'utf8');
+    expect(access).toContain(`"request_id":"${id}"`);
+  });
+
+  it('serves Envoy admin on loopback only, and nginx the edge certificate for localhost', async () => {
+    for (const s of Object.values(out.sidecars)) {
+      expect(s.adminUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect((await (await fetch(`${s.adminUrl}/ready`)).text()).trim()).toBe('LIVE');
+      const dump = (await (await fetch(`${s.adminUrl}/config_dump?resource=bootstrap`)).json()) as {
+        configs: { bootstrap: { admin: { address: { socket_address: { address: string } } } } }[];
+      };
+      expect(dump.configs[0]?.bootstrap.admin.address.socket_address.address).toBe('127.0.0.1');
+    }
+    const edge = new X509Certificate(
+      readFileSync(join(stackDir, 'pki', 'ingress-edge', 'cert.pem')),
+    );
+    expect(edge.subjectAltName).toBe('DNS:localhost, IP Address:127.0.0.1');
+  });
+
+  it('keeps passwords, client secrets and keys out of the state in plain text', async () => {
+    const state = await ok(['stack', 'export'], 60_000, false);
+    const secrets = [
+      ...Object.values(out.principals.users),
+      ...Object.values(out.principals.agents),
+      out.keycloakAdmin.password,
+    ];
+    expect(secrets.length).toBe(4);
+    for (const s of secrets) {
+      expect(s.length).toBeGreaterThanOrEqual(32);
+      expect(state).not.toContain(s);
+    }
+    expect(state).not.toContain('BEGIN PRIVATE KEY');
+    // The realm file holds them on disk, readable by the owner only.
+    const realm = join(stackDir, 'run', 'keycloak', 'realm', 'trellis.json');
+    expect(statSync(realm).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('the request path as Pulumi resources', () => {
+  it('reports no changes on a second run', async () => {
+    const r = await pulumi(['preview', '--expect-no-changes']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+  });
+
+  it('rotates every SVID and the edge certificate while requests flow, restarting nothing', async () => {
+    const components = [
+      'ingress-sidecar',
+      'orders-api-sidecar',
+      'ledger-sidecar',
+      'nginx',
+      'orders-api',
+      'ledger',
+      'keycloak',
+    ];
+    const before = Object.fromEntries(components.map((c) => [c, childPid(c)]));
+    const admin = out.sidecars['orders-api']?.adminUrl ?? '';
+    const sdsBefore = await stat(admin, 'sds.svid.update_success');
+    const serialBefore = new X509Certificate(
+      readFileSync(join(out.sidecars['orders-api']?.certDir ?? '', 'cert.pem')),
+    ).serialNumber;
+    const created = JSON.parse((await postOrder('alice', 'mesh-rot')).body) as { id: string };
+
+    // Keep-alive GETs through the whole path during the rotation.
+    const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+    let running = true;
+    const outcomes: string[] = [];
+    const load = (async () => {
+      while (running) {
+        try {
+          const r = await https(`${out.ingressUrl}/orders/${created.id}`, {
+            headers: bearer('alice'),
+            agent,
+          });
+          outcomes.push(String(r.status));
+        } catch (err) {
+          outcomes.push((err as Error).message);
+        }
+      }
+    })();
+    try {
+      await ok(['config', 'set', 'trellis-mesh-test:rotation', '1']);
+      await ok(['up', '--yes', '--skip-preview']);
+      await new Promise((r) => setTimeout(r, 2_000));
+    } finally {
+      running = false;
+      await load;
+      agent.destroy();
+    }
+    const failed = outcomes.filter((o) => o !== '200');
+    expect(outcomes.length).toBeGreaterThan(20);
+    expect(failed).toEqual([]);
+    expect(Object.fromEntries(components.map((c) => [c, childPid(c)]))).toEqual(before);
+    const serialAfter = new X509Certificate(
+      readFileSync(join(out.sidecars['orders-api']?.certDir ?? '', 'cert.pem')),
+    ).serialNumber;
+    expect(serialAfter).not.toBe(serialBefore);
+    expect(await stat(admin, 'sds.svid.update_success')).toBeGreaterThan(sdsBefore);
+    // Envoy serves the new SVID: the ingress's next handshake sees it.
+    const certs = (await (await fetch(`${admin}/certs`)).json()) as {
+      certificates: { cert_chain: { serial_number: string }[] }[];
+    };
+    expect(
+      certs.certificates.flatMap((c) => c.cert_chain.map((x) => x.serial_number.toUpperCase())),
+    ).toContain(serialAfter);
+  });
+
+  it("fails up with Envoy's own message when a bootstrap is bad, before starting it", async () => {
+    await ok(['config', 'set', 'trellis-mesh-test:breakEnvoy', 'true']);
+    try {
+      const r = await pulumi(['up', '--yes', '--skip-preview']);
+      expect(r.code).not.toBe(0);
+      expect(r.stdout + r.stderr).toContain(
+        "broken-sidecar: envoy --mode validate refused the bootstrap of 'ledger':",
+      );
+      expect(r.stdout + r.stderr).toContain("no such field: 'not_an_envoy_field'");
+      expect(existsSync(join(stackDir, 'run', 'broken-sidecar', 'supervisor.json'))).toBe(false);
+    } finally {
+      await ok(['config', 'rm', 'trellis-mesh-test:breakEnvoy']);
+    }
+  });
+
+  it('destroy leaves no process of this stack and no file', async () => {
+    expect(processesOfThisTest().length).toBeGreaterThan(8);
+    const r = await pulumi(['destroy', '--yes', '--skip-preview']);
+    destroyed = r.code === 0;
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(processesOfThisTest()).toEqual([]);
+    expect(filesUnder(stackDir)).toEqual([]);
+    expect(upMs).toBeGreaterThan(0);
+  });
+});

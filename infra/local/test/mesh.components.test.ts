@@ -1,0 +1,142 @@
+// The request path's components refuse bad arguments before creating anything, with a message
+// that names the field (Pulumi mocks; nothing starts).
+import * as pulumi from '@pulumi/pulumi';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { LocalMeshCa } from '@trellis/components/local/pki';
+import { RecordingMocks } from '@trellis/components/testing/mocks';
+import { parseModel, type ValidModel } from '@trellis/policy';
+
+const mocks = new RecordingMocks({ fallback: () => ({}) });
+let keycloak: typeof import('@trellis/components/local/keycloak');
+let sidecar: typeof import('@trellis/components/local/sidecar');
+let service: typeof import('@trellis/components/local/service');
+let ingress: typeof import('@trellis/components/local/ingress');
+let model: ValidModel;
+
+beforeAll(async () => {
+  await pulumi.runtime.setMocks(mocks, 'trellis-mesh-test', 'unit', false);
+  keycloak = await import('@trellis/components/local/keycloak');
+  sidecar = await import('@trellis/components/local/sidecar');
+  service = await import('@trellis/components/local/service');
+  ingress = await import('@trellis/components/local/ingress');
+  const r = parseModel(readFileSync(join(import.meta.dirname, '../../../trellis.yaml'), 'utf8'));
+  if (!r.ok) throw new Error('trellis.yaml is invalid');
+  model = r.model;
+});
+
+// Never used: every case throws before a child (a dynamic resource, which vitest cannot serialize).
+const ca = () => ({}) as LocalMeshCa;
+
+describe('LocalKeycloak', () => {
+  const base = () => ({
+    model,
+    provider: 'keycloak',
+    dir: '/run/keycloak',
+    ports: { http: 8180, management: 8190 },
+    hostname: 'http://localhost:8180',
+  });
+
+  it('refuses a provider the model does not have', () => {
+    expect(() => new keycloak.LocalKeycloak('kc1', { ...base(), provider: 'okta' })).toThrow(
+      "kc1: provider 'okta' is not an identity provider of the model (have keycloak)",
+    );
+  });
+
+  it('refuses a hostname that does not serve the model issuer', () => {
+    expect(
+      () => new keycloak.LocalKeycloak('kc2', { ...base(), hostname: 'http://localhost:9999' }),
+    ).toThrow(
+      "kc2: hostname http://localhost:9999 does not serve the issuer of provider 'keycloak' (http://localhost:8180/realms/trellis); the issuer must be <hostname>/realms/<realm>",
+    );
+  });
+
+  it('refuses a user with a role the provider does not declare, and a bad port', () => {
+    expect(
+      () =>
+        new keycloak.LocalKeycloak('kc3', {
+          ...base(),
+          users: [{ username: 'alice', roles: ['admin'] }],
+        }),
+    ).toThrow(
+      "kc3: users[0].roles: 'admin' is not a role of provider 'keycloak' (have order-writer, order-reader)",
+    );
+    expect(
+      () => new keycloak.LocalKeycloak('kc4', { ...base(), ports: { http: 8180, management: 0 } }),
+    ).toThrow('kc4: ports.management must be a TCP port, got 0');
+  });
+});
+
+describe('LocalSidecar', () => {
+  const base = () => ({
+    model,
+    workload: 'orders-api',
+    ca: ca(),
+    certDir: '/pki/orders-api',
+    dir: '/run/orders-api-sidecar',
+    adminPort: 8502,
+    inbound: { http: 8620 },
+    app: { http: { address: '127.0.0.1', port: 8820 } },
+    outbound: {
+      cassandra: { address: '127.0.0.1', port: 8042, listenPort: 8720 },
+      kafka: { address: '127.0.0.1', port: 8303, listenPort: 8721 },
+    },
+  });
+
+  it('refuses a workload the model does not have', () => {
+    expect(() => new sidecar.LocalSidecar('sc1', { ...base(), workload: 'billing' })).toThrow(
+      "sc1: workload 'billing' is not in the model (have ingress, orders-api, ledger)",
+    );
+  });
+
+  it('refuses a bad port, naming the field', () => {
+    expect(
+      () =>
+        new sidecar.LocalSidecar('sc2', {
+          ...base(),
+          outbound: {
+            ...base().outbound,
+            kafka: { address: '127.0.0.1', port: 8303, listenPort: 70_000 },
+          },
+        }),
+    ).toThrow('sc2: outbound.kafka.listenPort must be a TCP port, got 70000');
+  });
+
+  it('refuses options the compiler needs but did not get, naming them', () => {
+    expect(() => new sidecar.LocalSidecar('sc3', { ...base(), outbound: {} })).toThrow(
+      'sc3: compileEnvoy: missing option outbound.cassandra',
+    );
+  });
+});
+
+describe('LocalService and LocalIngress', () => {
+  it('refuses a relative entry and a bad readiness path', () => {
+    const args = { workload: 'orders-api', entry: 'server.ts', dir: '/run/o', port: 8820 };
+    expect(() => new service.LocalService('svc1', args)).toThrow(
+      "svc1: entry must be an absolute path, got 'server.ts'",
+    );
+    expect(
+      () =>
+        new service.LocalService('svc2', { ...args, entry: '/srv/server.ts', readyPath: 'readyz' }),
+    ).toThrow("svc2: readyPath must start with '/', got 'readyz'");
+  });
+
+  it('refuses a body size nginx would not parse, and a bad port', () => {
+    const args = {
+      model,
+      ca: ca(),
+      certDir: '/pki/edge',
+      dir: '/run/nginx',
+      listen: { port: 8443 },
+      upstream: { address: '127.0.0.1', port: 8600 },
+    };
+    expect(() => new ingress.LocalIngress('in1', { ...args, clientMaxBodySize: '1 MB' })).toThrow(
+      "in1: clientMaxBodySize must be a size such as 1m or 512k, got '1 MB'",
+    );
+    expect(
+      () =>
+        new ingress.LocalIngress('in2', { ...args, upstream: { address: '127.0.0.1', port: -1 } }),
+    ).toThrow('in2: upstream.port must be a TCP port, got -1');
+  });
+});
