@@ -33,22 +33,7 @@ import type {
   KeycloakUser,
 } from '../src/index.ts';
 import { referenceModel } from './fixtures.ts';
-
-/** `any` upstream accepts anything. */
-type UnknownFields<A, B> = 0 extends 1 & B
-  ? never
-  : A extends readonly (infer E)[]
-    ? NonNullable<B> extends readonly (infer F)[]
-      ? UnknownFields<E, F>
-      : 'a list where upstream has none'
-    : A extends object
-      ? {
-          [K in keyof A]-?: K extends keyof NonNullable<B>
-            ? UnknownFields<NonNullable<A[K]>, NonNullable<B>[K]>
-            : `unknown field: ${K & string}`;
-        }[keyof A]
-      : never;
-type NoUnknownFields<A, B> = [UnknownFields<A, B>] extends [never] ? true : UnknownFields<A, B>;
+import type { NoUnknownFields } from './upstreamTypes.ts';
 
 // Keycloak: RealmRepresentation types clientScopes and scopeMappings as any[], so those parts are checked
 // against their own representation types.

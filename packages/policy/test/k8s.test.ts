@@ -25,23 +25,7 @@ import type {
 } from '../src/index.ts';
 import { modelArb } from './arbitraries.ts';
 import { referenceModel } from './fixtures.ts';
-
-/** The fields of A (recursively) that B does not have, as a union of messages; never when none. */
-/** `any` upstream accepts anything. */
-type UnknownFields<A, B> = 0 extends 1 & B
-  ? never
-  : A extends readonly (infer E)[]
-    ? NonNullable<B> extends readonly (infer F)[]
-      ? UnknownFields<E, F>
-      : 'a list where the schema has none'
-    : A extends object
-      ? {
-          [K in keyof A]-?: K extends keyof NonNullable<B>
-            ? UnknownFields<NonNullable<A[K]>, NonNullable<B>[K]>
-            : `unknown field: ${K & string}`;
-        }[keyof A]
-      : never;
-type NoUnknownFields<A, B> = [UnknownFields<A, B>] extends [never] ? true : UnknownFields<A, B>;
+import type { NoUnknownFields } from './upstreamTypes.ts';
 
 // Compile-time: each of these is `true` only if every emitted field exists upstream.
 const fieldChecks: [
