@@ -22,27 +22,28 @@ import {
   edgeWorkloads,
   cassandraPermissions,
 } from '../src/index.ts';
-import type { AccessRequest, Decision, ValidModel } from '../src/index.ts';
+import type { AccessRequest, Decision, Token, ValidModel } from '../src/index.ts';
 import { NOW, materialize, meshRequestSeed, modelArb, tokenArb } from './arbitraries.ts';
 import type { MeshRequest } from './arbitraries.ts';
 
 const RUNS = 1000;
 const PER_MODEL = 6;
 
+/** The HTTP part of a request as the oracle and every evaluator take it, at the fixed NOW. */
+function httpOf(r: { method: string; path: string; token?: Token | undefined }) {
+  return { method: r.method, path: r.path, now: NOW, ...(r.token ? { token: r.token } : {}) };
+}
+
+/** The `http` field of a sidecar-level request (Istio, Envoy); none for TCP. */
+function httpField(r: MeshRequest) {
+  return r.protocol === 'tcp' ? {} : { http: httpOf(r) };
+}
+
 function oracleFor(model: ValidModel, r: MeshRequest): Decision {
   const req: AccessRequest =
     r.protocol === 'tcp'
       ? { kind: 'tcp', to: r.to, port: r.portName, peer: r.peer }
-      : {
-          kind: 'http',
-          to: r.to,
-          port: r.portName,
-          peer: r.peer,
-          method: r.method,
-          path: r.path,
-          now: NOW,
-          ...(r.token ? { token: r.token } : {}),
-        };
+      : { kind: 'http', to: r.to, port: r.portName, peer: r.peer, ...httpOf(r) };
   return allowed(model, req);
 }
 
@@ -77,16 +78,7 @@ describe('oracle ≡ compiled targets (property tests)', () => {
               labels: { app: r.to },
               port: r.portNumber,
               peer: r.peer,
-              ...(r.protocol === 'tcp'
-                ? {}
-                : {
-                    http: {
-                      method: r.method,
-                      path: r.path,
-                      now: NOW,
-                      ...(r.token ? { token: r.token } : {}),
-                    },
-                  }),
+              ...httpField(r),
             });
             agree('Istio', model, r, o, got);
           }
@@ -118,16 +110,7 @@ describe('oracle ≡ compiled targets (property tests)', () => {
             const got = evaluateEnvoy(a.bootstrap, {
               listenerPort: r.portNumber + 10000,
               peer: r.peer,
-              ...(r.protocol === 'tcp'
-                ? {}
-                : {
-                    http: {
-                      method: r.method,
-                      path: r.path,
-                      now: NOW,
-                      ...(r.token ? { token: r.token } : {}),
-                    },
-                  }),
+              ...httpField(r),
             });
             agree('Envoy', model, r, o, got);
           }
@@ -153,21 +136,9 @@ describe('oracle ≡ compiled targets (property tests)', () => {
           const edge = edgeWorkloads(model)[0] ?? 'edge';
           const edgeBoot = compileEnvoy(model, exampleEnvoyOptions(model, edge, '/srv')).bootstrap;
           for (const s of seeds) {
-            const o = allowed(model, {
-              kind: 'edge',
-              host: 'api.example',
-              method: s.method,
-              path: s.path,
-              now: NOW,
-              ...(s.token ? { token: s.token } : {}),
-            });
+            const http = httpOf(s);
+            const o = allowed(model, { kind: 'edge', host: 'api.example', ...http });
             if (o.allowed) allowedCount++;
-            const http = {
-              method: s.method,
-              path: s.path,
-              now: NOW,
-              ...(s.token ? { token: s.token } : {}),
-            };
             // Hop 1: the edge sidecar (plaintext from nginx) picks the upstream cluster.
             const hop1 = evaluateEnvoy(edgeBoot, {
               listenerPort: 8443 + 10000,
