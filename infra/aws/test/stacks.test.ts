@@ -56,17 +56,11 @@ const runProject = stackRunner({
   secrets: { 'trellis:keycloakDbPassword': dbPassword },
 });
 
-async function run(stack: string): Promise<StackRun> {
-  const r = await runProject(stack);
-  runs.set(stack, r);
-  return r;
-}
-
 const inputsOf = (r: StackRun, type: string, suffix: string) => r.mocks.one(type, suffix).inputs;
 
 beforeAll(async () => {
   root = await testRootCa();
-  for (const stack of ['dev', 'prod-us']) await run(stack);
+  for (const stack of ['dev', 'prod-us']) runs.set(stack, await runProject(stack));
 }, 60_000);
 
 describe.each(['dev', 'prod-us'])('infra/aws stack %s', (stack) => {

@@ -32,12 +32,6 @@ const runProject = stackRunner({
   secrets: { 'trellis:keycloakDbPassword': dbPassword },
 });
 
-async function run(stack: string): Promise<StackRun> {
-  const r = await runProject(stack);
-  runs.set(stack, r);
-  return r;
-}
-
 const kind = (r: StackRun, k: string): RecordedResource[] => r.mocks.kind(k);
 const spec = (r: RecordedResource): Record<string, unknown> =>
   r.inputs.spec as Record<string, unknown>;
@@ -72,7 +66,7 @@ const istioObjects = (r: StackRun): IstioResource[] =>
 
 beforeAll(async () => {
   root = await testRootCa();
-  for (const stack of ['dev', 'prod-us', 'prod-eu']) await run(stack);
+  for (const stack of ['dev', 'prod-us', 'prod-eu']) runs.set(stack, await runProject(stack));
 }, 60_000);
 
 describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
