@@ -36,6 +36,12 @@ const verbs: Record<string, Verb> = {
     usage: 'doctor [--json]',
     run: async (a) => (await import('./verbs/doctor.ts')).doctor(a),
   },
+  load: {
+    summary:
+      "k6 load test gated on the model's budgets (exit 99 on a breach); reports/<timestamp>/; --help",
+    usage: 'load [--scenario S] [--stack S] [--rps N] [--duration D]',
+    run: async (a) => (await import('./verbs/load.ts')).load(a),
+  },
   policy: {
     summary: 'check a policy model, or render it for a target',
     usage: 'policy check|render <model.yaml> [--target T] [--out DIR]',

@@ -1,0 +1,427 @@
+/**
+ * The report of one run: k6's JSON summary (`--summary-export`, the legacy format k6 1.x still
+ * writes) read into plain figures, and `summary.md`, a table of route × p50/p95/p99/error rate against
+ * the budgets, the per-hop mesh overhead, Envoy's own timing, k6's CPU and the machine's load.
+ */
+import type { K6Thresholds } from '@trellis/policy';
+import type { CpuUsage } from './cpu.ts';
+import { K6_CPU_WARN } from './cpu.ts';
+import type { EnvoyTiming } from './envoy-stats.ts';
+import type { K6Plan, MeshHop, MeshPathName, ScenarioName } from './plan-types.ts';
+import type { PlanLayout } from './plan.ts';
+import { parseThresholdKey } from './thresholds.ts';
+
+/** One metric of a `--summary-export` file: trend stats, or rate/counter values, and thresholds. */
+export interface K6ExportMetric {
+  [stat: string]: number | Record<string, boolean> | undefined;
+  /** Threshold expression → true when it was crossed (the legacy export's meaning). */
+  thresholds?: Record<string, boolean>;
+}
+
+/** The parts of k6's `--summary-export` JSON the report reads. */
+export interface K6Export {
+  metrics: Record<string, K6ExportMetric>;
+  root_group?: { checks?: Record<string, { name: string; passes: number; fails: number }> };
+}
+
+/** One threshold's outcome. */
+export interface ThresholdResult {
+  key: string;
+  expr: string;
+  ok: boolean;
+  /** The measured value the expression compared, when the export has it. */
+  value: number | null;
+}
+
+/** A route's measured figures against its budget. */
+export interface RouteResult {
+  route: string;
+  method: string;
+  path: string;
+  /** Planned rate of the measured phase (base rate for a spike), and the budget's rate. */
+  rps: number;
+  budgetRps: number;
+  count: number;
+  /** Achieved rate over the measured window. */
+  achievedRps: number | null;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+  errorRate: number | null;
+  budget: { p50Ms?: number; p99Ms: number; maxErrorRate: number };
+  /** Crossed thresholds of this route, e.g. `p(99)<=10`. */
+  breached: string[];
+}
+
+/** One mesh path's request time (ms). */
+export interface PathResult {
+  name: MeshPathName;
+  count: number;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+}
+
+/** One hop's overhead (ms): paired per-iteration differences, and the difference of percentiles. */
+export interface HopResult extends MeshHop {
+  count: number;
+  /** Percentiles of the paired differences (what the thresholds judge). */
+  p50: number | null;
+  p99: number | null;
+  /** p50 and p99 of the outer path minus those of the inner path. */
+  deltaP50: number | null;
+  deltaP99: number | null;
+  budget?: { p50Ms: number; p99Ms: number };
+  breached: string[];
+}
+
+/** Everything summary.md and the chart show. */
+export interface ReportData {
+  scenario: ScenarioName;
+  startedAt: string;
+  finishedAt: string;
+  command: string;
+  target: string;
+  machine: { cpu: string; cores: number; memGiB: number; kernel: string };
+  loadAverage: { start: number[]; end: number[] };
+  k6: { version: string; cpu: CpuUsage | null };
+  exitCode: number;
+  layout: PlanLayout;
+  overrides: string[];
+  thresholds: ThresholdResult[];
+  routes: RouteResult[];
+  errorRate: number | null;
+  checksRate: number | null;
+  connectingP99: number | null;
+  tlsHandshakingP99: number | null;
+  measuredRequests: number | null;
+  droppedIterations: number;
+  mesh: {
+    paths: PathResult[];
+    hops: HopResult[];
+    budget?: { p50Ms: number; p99Ms: number };
+  } | null;
+  envoy: EnvoyTiming[];
+  /** Plain-language warnings (k6 CPU, dropped iterations, missing mesh endpoints, ...). */
+  notes: string[];
+}
+
+/** The k6 Trend the script records one hop's paired differences in (measured phase only). */
+export function hopMetric(hop: string): string {
+  return `trellis_hop_${hop.replace(/[^A-Za-z0-9_]/g, '_')}`;
+}
+
+function stat(m: K6ExportMetric | undefined, k: string): number | null {
+  const v = m?.[k];
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+/** The value a threshold expression compares: `p(99)<=10` → the metric's `p(99)`. */
+function comparedValue(m: K6ExportMetric | undefined, expr: string): number | null {
+  const agg = /^\s*([a-z]+(?:\([\d.]+\))?)\s*[<>=!]/.exec(expr)?.[1];
+  if (!agg) return null;
+  if (agg === 'rate') return stat(m, 'value');
+  if (agg === 'count') return stat(m, 'count');
+  return stat(m, agg === 'med' ? 'med' : agg);
+}
+
+/** Every threshold of the plan with its outcome in the export (missing metric = not evaluated). */
+export function thresholdResults(plan: K6Plan, exp: K6Export): ThresholdResult[] {
+  const out: ThresholdResult[] = [];
+  for (const [key, list] of Object.entries(plan.options.thresholds ?? {})) {
+    const m = exp.metrics[key];
+    for (const t of list) {
+      const expr = typeof t === 'string' ? t : t.threshold;
+      const crossed = m?.thresholds?.[expr];
+      out.push({ key, expr, ok: crossed !== true, value: comparedValue(m, expr) });
+    }
+  }
+  return out;
+}
+
+/** Inputs of {@link collectReport}. */
+export interface CollectInput {
+  plan: K6Plan;
+  layout: PlanLayout;
+  compiled: K6Thresholds;
+  exp: K6Export | null;
+  base: Omit<
+    ReportData,
+    | 'layout'
+    | 'thresholds'
+    | 'routes'
+    | 'errorRate'
+    | 'checksRate'
+    | 'connectingP99'
+    | 'tlsHandshakingP99'
+    | 'measuredRequests'
+    | 'droppedIterations'
+    | 'mesh'
+    | 'notes'
+  > & { notes?: string[] };
+  /** Seconds actually measured (shorter when abortOnFail stopped the run). */
+  measuredS: number;
+}
+
+/** Read the export into the report's figures, and add the warnings a reader needs. */
+export function collectReport(i: CollectInput): ReportData {
+  const exp: K6Export = i.exp ?? { metrics: {} };
+  const M = exp.metrics;
+  const thresholds = thresholdResults(i.plan, exp);
+  const notes = [...(i.base.notes ?? [])];
+  const breachedFor = (pred: (tags: Record<string, string>) => boolean): string[] =>
+    thresholds
+      .filter((t) => !t.ok && pred(parseThresholdKey(t.key).tags))
+      .map((t) => `${parseThresholdKey(t.key).metric} ${t.expr}`);
+
+  const routes: RouteResult[] = i.layout.rates.map((r) => {
+    const d = M[`http_req_duration{route:${r.route.name},phase:measure}`];
+    const f = M[`http_req_failed{route:${r.route.name},phase:measure}`];
+    const count = stat(d, 'count') ?? 0;
+    // k6 reports 0 for every stat of an empty sub-metric: show n/a instead.
+    const got = (m: K6ExportMetric | undefined, k: string): number | null =>
+      count > 0 ? stat(m, k) : null;
+    return {
+      route: r.route.name,
+      method: r.route.method,
+      path: r.route.path,
+      rps: r.rps,
+      budgetRps: r.budget.rps,
+      count,
+      achievedRps: i.measuredS > 0 ? count / i.measuredS : null,
+      p50: got(d, 'p(50)'),
+      p95: got(d, 'p(95)'),
+      p99: got(d, 'p(99)'),
+      errorRate: got(f, 'value'),
+      budget: {
+        ...(r.budget.p50Ms !== undefined ? { p50Ms: r.budget.p50Ms } : {}),
+        p99Ms: r.budget.p99Ms,
+        maxErrorRate: r.budget.maxErrorRate,
+      },
+      breached: breachedFor((t) => t.route === r.route.name),
+    };
+  });
+
+  let mesh: ReportData['mesh'] = null;
+  if (i.plan.mesh) {
+    const paths: PathResult[] = i.plan.mesh.paths.map((p) => {
+      const m = M[`trellis_path_${p.name}`];
+      const count = stat(m, 'count') ?? 0;
+      const got = (k: string): number | null => (count > 0 ? stat(m, k) : null);
+      return { name: p.name, count, p50: got('p(50)'), p95: got('p(95)'), p99: got('p(99)') };
+    });
+    const byName = new Map(paths.map((p) => [p.name, p]));
+    const budget = i.compiled.meshOverhead
+      ? { p50Ms: i.compiled.meshOverhead.p50Ms, p99Ms: i.compiled.meshOverhead.p99Ms }
+      : undefined;
+    const hops: HopResult[] = i.plan.mesh.hops.map((h) => {
+      const m = M[hopMetric(h.name)];
+      const outer = byName.get(h.outer);
+      const inner = byName.get(h.inner);
+      const delta = (k: 'p50' | 'p99'): number | null =>
+        outer?.[k] != null && inner?.[k] != null ? outer[k] - inner[k] : null;
+      const count = stat(m, 'count') ?? 0;
+      return {
+        ...h,
+        count,
+        p50: count > 0 ? stat(m, 'p(50)') : null,
+        p99: count > 0 ? stat(m, 'p(99)') : null,
+        deltaP50: delta('p50'),
+        deltaP99: delta('p99'),
+        ...(h.envoy && budget ? { budget } : {}),
+        breached: breachedFor((t) => t.hop === h.name),
+      };
+    });
+    mesh = { paths, hops, ...(budget ? { budget } : {}) };
+  } else {
+    notes.push(
+      'Mesh overhead not measured: the target names no fewer-hop endpoints (mesh.appUrl, mesh.sidecarUrl, mesh.ingressUrl).',
+    );
+  }
+
+  const measuredRequests = stat(M['http_reqs{phase:measure}'], 'count');
+  const some = (measuredRequests ?? 0) > 0;
+  const dropped = stat(M['dropped_iterations{phase:measure}'], 'count') ?? 0;
+  if (dropped > 0)
+    notes.push(
+      `k6 dropped ${dropped} iterations while measuring: it had no free VU when one was due, so the planned rate was not reached (the system was slower than 50 ms per request at times, or k6 was short of CPU).`,
+    );
+  const cpu = i.base.k6.cpu;
+  if (cpu && cpu.average > K6_CPU_WARN)
+    notes.push(
+      `WARNING: k6 used ${pct(cpu.average)} of one core on average while measuring (over ${pct(K6_CPU_WARN)}): these latencies describe k6 as much as Trellis. Lower --rps or give k6 a core of its own.`,
+    );
+  if (!cpu) notes.push('k6 CPU not recorded (the measured window never started).');
+  if (i.exp === null) notes.push('k6 wrote no JSON summary: see k6.log.');
+
+  return {
+    ...i.base,
+    layout: i.layout,
+    thresholds,
+    routes,
+    errorRate: some ? stat(M['http_req_failed{phase:measure}'], 'value') : null,
+    checksRate: some ? stat(M['checks{phase:measure}'], 'value') : null,
+    connectingP99: some ? stat(M['http_req_connecting{phase:measure}'], 'p(99)') : null,
+    tlsHandshakingP99: some ? stat(M['http_req_tls_handshaking{phase:measure}'], 'p(99)') : null,
+    measuredRequests,
+    droppedIterations: dropped,
+    mesh,
+    notes,
+  };
+}
+
+/** Milliseconds with a precision that suits their size. */
+export function ms(v: number | null | undefined): string {
+  if (v === null || v === undefined) return 'n/a';
+  const a = Math.abs(v);
+  return `${a >= 100 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : a >= 1 ? v.toFixed(2) : v.toFixed(3)} ms`;
+}
+
+function pct(v: number | null | undefined, digits = 0): string {
+  return v === null || v === undefined ? 'n/a' : `${(v * 100).toFixed(digits)} %`;
+}
+
+function rate(v: number | null): string {
+  if (v === null) return 'n/a';
+  return v === 0 ? '0 %' : `${(v * 100).toPrecision(2)} %`;
+}
+
+function verdict(code: number): string {
+  if (code === 0) return 'PASS: every budget held';
+  if (code === 99) return 'FAIL: a budget was broken (k6 exit 99, thresholds crossed)';
+  return `ERROR: k6 exited ${code} (not a threshold verdict; see k6.log)`;
+}
+
+/** `summary.md`: the tables a person reads first. */
+export function renderSummaryMd(r: ReportData, files: Record<string, string>): string {
+  const L: string[] = [];
+  const loadavg = (a: number[]): string => a.map((x) => x.toFixed(2)).join(' / ');
+  L.push(`# Load test: ${r.scenario}`, '');
+  L.push(`**${verdict(r.exitCode)}**`, '');
+  const breached = r.thresholds.filter((t) => !t.ok);
+  if (breached.length > 0) {
+    L.push('Breached:', '');
+    for (const t of breached) {
+      const tags = parseThresholdKey(t.key).tags;
+      const who = tags.route
+        ? `route \`${tags.route}\``
+        : tags.hop
+          ? `hop \`${tags.hop}\``
+          : `\`${parseThresholdKey(t.key).metric}\``;
+      L.push(
+        `- ${who}: \`${t.key}\` \`${t.expr}\` (measured ${t.value === null ? 'n/a' : round(t.value)})`,
+      );
+    }
+    L.push('');
+  }
+  L.push(
+    '| | |',
+    '|---|---|',
+    `| date | ${r.startedAt} → ${r.finishedAt} |`,
+    `| command | \`${r.command}\` |`,
+    `| target | ${r.target} |`,
+    `| machine | ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memGiB} GiB, ${r.machine.kernel} |`,
+    `| load average (1/5/15 min) | start ${loadavg(r.loadAverage.start)}, end ${loadavg(r.loadAverage.end)} |`,
+    `| k6 | ${r.k6.version}; CPU while measuring: ${r.k6.cpu ? `${pct(r.k6.cpu.average)} of one core on average, peak ${pct(r.k6.cpu.peak)}` : 'n/a'} |`,
+    `| phases | connect ≤ ${r.layout.connectS} s, warm-up ${r.layout.warmupS} s (excluded), measured ${r.layout.measureS} s |`,
+    `| VUs | ${r.layout.vus} (fixed: no VU starts mid-run) |`,
+    `| exit code | ${r.exitCode} |`,
+  );
+  if (r.overrides.length > 0) L.push(`| budget overrides | ${r.overrides.join('; ')} |`);
+  L.push('');
+
+  L.push('## Routes (measured phase only)', '');
+  L.push(
+    '| route | request | rate: planned / achieved / budget | requests | p50 | p95 | p99 | error rate | budget | result |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  );
+  for (const x of r.routes) {
+    const budget = [
+      x.budget.p50Ms !== undefined ? `p50 ≤ ${x.budget.p50Ms} ms` : null,
+      `p99 ≤ ${x.budget.p99Ms} ms`,
+      `errors ≤ ${rate(x.budget.maxErrorRate)}`,
+    ]
+      .filter(Boolean)
+      .join(', ');
+    const result =
+      x.count === 0
+        ? 'not measured'
+        : x.breached.length > 0
+          ? `**BREACHED** (${x.breached.join('; ')})`
+          : 'ok';
+    L.push(
+      `| ${x.route} | ${x.method} ${x.path} | ${x.rps} / ${x.achievedRps === null ? 'n/a' : x.achievedRps.toFixed(1)} / ${x.budgetRps} rps | ${x.count} | ${ms(x.p50)} | ${ms(x.p95)} | ${ms(x.p99)} | ${rate(x.errorRate)} | ${budget} | ${result} |`,
+    );
+  }
+  L.push('');
+  L.push(
+    `All measured requests: ${r.measuredRequests ?? 'n/a'}; error rate ${rate(r.errorRate)} (limit < 0.1 %); checks passed ${r.checksRate === null ? 'n/a' : pct(r.checksRate, 2)}.`,
+    `Connection reuse: p99 of http_req_connecting ${ms(r.connectingP99)}, of http_req_tls_handshaking ${ms(r.tlsHandshakingP99)} (both must be 0).`,
+    '',
+  );
+
+  L.push('## Mesh overhead per hop', '');
+  if (!r.mesh) {
+    L.push('Not measured (see notes).', '');
+  } else {
+    L.push(
+      'The same `GET` through each path in turn, in a random order per iteration, during the measured phase.',
+      'Overhead of a hop = request time with it − without it, paired per iteration; the "Δ of percentiles" columns subtract the paths\' own percentiles instead.',
+      '',
+      '| hop | kind | pairs | p50 | p99 | Δ of p50s | Δ of p99s | budget | result |',
+      '|---|---|---|---|---|---|---|---|---|',
+    );
+    for (const h of r.mesh.hops) {
+      const budget = h.budget
+        ? `p50 ≤ ${h.budget.p50Ms} ms, p99 ≤ ${h.budget.p99Ms} ms`
+        : 'reported only';
+      const result = !h.envoy
+        ? '—'
+        : h.count === 0
+          ? 'not measured'
+          : h.breached.length > 0
+            ? `**BREACHED** (${h.breached.join('; ')})`
+            : 'ok';
+      L.push(
+        `| ${h.name} (${h.outer} − ${h.inner}) | ${h.envoy ? 'Envoy traversal' : 'nginx (edge TLS)'} | ${h.count} | ${ms(h.p50)} | ${ms(h.p99)} | ${ms(h.deltaP50)} | ${ms(h.deltaP99)} | ${budget} | ${result} |`,
+      );
+    }
+    L.push('', '| path | requests | p50 | p95 | p99 |', '|---|---|---|---|---|');
+    for (const p of r.mesh.paths)
+      L.push(`| ${p.name} | ${p.count} | ${ms(p.p50)} | ${ms(p.p95)} | ${ms(p.p99)} |`);
+    L.push('');
+    if (files.chart) L.push(`![per-hop overhead](${files.chart})`, '');
+  }
+
+  L.push('## Envoy timing stats (admin /stats, measured window)', '');
+  if (r.envoy.length === 0) {
+    L.push('No Envoy admin endpoints were given.', '');
+  } else {
+    L.push(
+      'Envoy records these in whole milliseconds, so sub-millisecond costs show as 0 ms steps; downstream_rq_time − upstream_rq_time is the time a request spent in that Envoy.',
+      '',
+      '| envoy | stat | samples | p50 | p99 |',
+      '|---|---|---|---|---|',
+    );
+    for (const e of r.envoy) {
+      if (e.error) L.push(`| ${e.name} | (scrape failed: ${e.error}) | | | |`);
+      for (const s of e.stats)
+        L.push(`| ${e.name} | ${s.stat} | ${s.count} | ${ms(s.p50)} | ${ms(s.p99)} |`);
+    }
+    L.push('');
+  }
+
+  if (r.notes.length > 0) {
+    L.push('## Notes', '');
+    for (const n of r.notes) L.push(`- ${n}`);
+    L.push('');
+  }
+  L.push('## Files', '');
+  for (const [what, f] of Object.entries(files)) L.push(`- ${what}: [${f}](${f})`);
+  L.push('');
+  return L.join('\n');
+}
+
+function round(v: number): string {
+  return Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3);
+}

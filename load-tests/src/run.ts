@@ -1,0 +1,356 @@
+/**
+ * One load run, end to end: plan from the model's budgets, preflight, k6, k6's CPU and Envoy's stats
+ * over the measured window, and the report under `<reportsDir>/<timestamp>/`. The exit code is k6's,
+ * unchanged (99 when a budget threshold was crossed), so CI and `./trellis load` can pass it on.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import {
+  compileK6Thresholds,
+  formatErrors,
+  parseModel,
+  type K6Thresholds,
+  type ValidModel,
+} from '@trellis/policy';
+import { k6Env } from '@trellis/local/toolchain';
+import { renderOverheadSvg } from './chart.ts';
+import { CpuSampler, type CpuUsage } from './cpu.ts';
+import { scrapeEnvoy, summariseEnvoy, type EnvoyTiming, type Histograms } from './envoy-stats.ts';
+import {
+  applyBudgetOverrides,
+  describeOverride,
+  parseBudgetOverride,
+  type BudgetOverride,
+} from './overrides.ts';
+import type { ScenarioName } from './plan-types.ts';
+import { buildPlan } from './plan.ts';
+import { collectReport, renderSummaryMd, type K6Export, type ReportData } from './report.ts';
+import type { LoadTarget } from './target.ts';
+
+/** The k6 script, next to this package's sources. */
+export const K6_SCRIPT = resolve(import.meta.dirname, '..', 'k6', 'load.ts');
+/** Default model: the repository's `trellis.yaml`. */
+export const DEFAULT_MODEL = resolve(import.meta.dirname, '..', '..', 'trellis.yaml');
+
+/** Options of {@link runLoad}. */
+export interface RunLoadOptions {
+  scenario: ScenarioName;
+  target: LoadTarget;
+  /** The model (its budgets and routes), or a path to it. @default the repository's trellis.yaml */
+  model?: ValidModel | string;
+  /** Reports go to `<reportsDir>/<timestamp>/`. */
+  reportsDir: string;
+  /** Total rate (rps) across the routes; the base rate for `spike`. @default per scenario */
+  rps?: number;
+  /** Measured seconds. @default per scenario */
+  durationS?: number;
+  /** Warm-up seconds (excluded from the thresholds). @default per scenario */
+  warmupS?: number;
+  /** Longest connect phase (seconds). @default 10 */
+  connectS?: number;
+  /** Mesh probe iterations per second. @default per scenario */
+  meshRate?: number;
+  /** `--budget-override` specs, e.g. `create-order:p99=0.01`. */
+  budgetOverrides?: readonly string[];
+  /** The command line, for the report. @default a description of this call */
+  command?: string;
+  /** Envoy's stats flush interval (ms), to wait before scraping. @default 5000 (Envoy's default) */
+  envoyFlushMs?: number;
+  /** Where progress lines and k6's output go. @default process.stderr */
+  log?: (chunk: string) => void;
+}
+
+/** What {@link runLoad} returns. */
+export interface RunLoadResult {
+  /** k6's exit code, unchanged (0 pass, 99 thresholds crossed, others: k6 errors); 124 on our timeout. */
+  exitCode: number;
+  reportDir: string;
+  report: ReportData;
+}
+
+/** The model itself, or parsed from a path (default: the repository's trellis.yaml). */
+export function loadModel(m: ValidModel | string | undefined): ValidModel {
+  if (m !== undefined && typeof m !== 'string') return m;
+  const path = m ?? DEFAULT_MODEL;
+  const r = parseModel(readFileSync(path, 'utf8'));
+  if (!r.ok) throw new Error(`${path} is invalid:\n${formatErrors(r.errors)}`);
+  return r.model;
+}
+
+/** A fresh `<reportsDir>/<UTC timestamp>` directory (suffixed when two runs start in one second). */
+export function reportDirFor(reportsDir: string, now = new Date()): string {
+  const stamp = now
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replace(/:/g, '-');
+  let dir = join(reportsDir, stamp);
+  for (let i = 2; existsSync(dir) && i < 100; i++) dir = join(reportsDir, `${stamp}-${i}`);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** Verify the ingress certificate against the trust bundle, as k6 may not (see ADR 0007). */
+export function verifyIngressTls(url: string, trustBundle: string): Promise<void> {
+  const u = new URL(url);
+  if (u.protocol !== 'https:') return Promise.resolve();
+  return new Promise((res, rej) => {
+    const req = httpsRequest(
+      u,
+      {
+        method: 'GET',
+        ca: readFileSync(trustBundle),
+        // The local ingress listens on 127.0.0.1; `localhost` may resolve to ::1 first.
+        family: u.hostname === 'localhost' ? 4 : 0,
+        timeout: 10_000,
+      },
+      (r) => {
+        r.resume();
+        res();
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out after 10 s')));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      rej(
+        new Error(
+          `preflight: ${url} did not answer over TLS verified by ${trustBundle}: ${err.code ?? ''} ${err.message}`.trim(),
+        ),
+      ),
+    );
+    req.end();
+  });
+}
+
+function k6Version(bin: string, env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((res) => {
+    execFile(bin, ['version'], { env, timeout: 30_000 }, (err, stdout) =>
+      res(err ? 'k6 (version unknown)' : (stdout.trim().split('\n')[0] ?? 'k6')),
+    );
+  });
+}
+
+interface Marks {
+  start?: number;
+  end?: number;
+}
+
+function controlServer(marks: Marks, on: (what: 'start' | 'end') => void): Promise<Server> {
+  const server = createServer((req, res) => {
+    const what = req.url === '/mark/start' ? 'start' : req.url === '/mark/end' ? 'end' : null;
+    if (what && marks[what] === undefined) {
+      marks[what] = Date.now();
+      on(what);
+    }
+    res.writeHead(what ? 204 : 404).end();
+  });
+  return new Promise((res) => server.listen(0, '127.0.0.1', () => res(server)));
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Run one scenario against `target` and write its report. Never prints or stores the token form. */
+export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
+  const log = o.log ?? ((s: string) => process.stderr.write(s));
+  const say = (s: string): void => log(`\u001b[36m[load]\u001b[0m ${s}\n`);
+  const overrides: BudgetOverride[] = (o.budgetOverrides ?? []).map(parseBudgetOverride);
+  const model = applyBudgetOverrides(loadModel(o.model), overrides);
+  const compiled: K6Thresholds = compileK6Thresholds(model);
+  const { bin, env: baseEnv } = await k6Env();
+
+  const marks: Marks = {};
+  let sampler: CpuSampler | null = null;
+  let cpu: CpuUsage | null = null;
+  const flushMs = o.envoyFlushMs ?? 5_000;
+  const admins = o.target.envoyAdmins ?? [];
+  const before = new Map<string, Histograms | Error>();
+  const scrapes: Promise<void>[] = [];
+  const scrapeAll = (into: Map<string, Histograms | Error>): Promise<void> =>
+    Promise.all(
+      admins.map(async (a) => {
+        try {
+          into.set(a.name, await scrapeEnvoy(a.url));
+        } catch (err) {
+          into.set(a.name, err instanceof Error ? err : new Error(String(err)));
+        }
+      }),
+    ).then(() => undefined);
+  const server = await controlServer(marks, (what) => {
+    if (what === 'start') {
+      sampler?.start();
+      say('measuring');
+      // Histograms merge on Envoy's stats flush: scrape one flush later, so that none of the
+      // warm-up's samples land in the window (a few measured seconds are left out instead).
+      scrapes.push(sleep(flushMs + 500).then(() => scrapeAll(before)));
+    } else {
+      cpu = sampler?.stop() ?? null;
+      say('measured window over');
+    }
+  });
+
+  try {
+    const controlUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const { plan, layout } = buildPlan({
+      model,
+      scenario: o.scenario,
+      target: o.target,
+      controlUrl,
+      ...(o.rps !== undefined ? { rps: o.rps } : {}),
+      ...(o.durationS !== undefined ? { durationS: o.durationS } : {}),
+      ...(o.warmupS !== undefined ? { warmupS: o.warmupS } : {}),
+      ...(o.connectS !== undefined ? { connectS: o.connectS } : {}),
+      ...(o.meshRate !== undefined ? { meshRate: o.meshRate } : {}),
+    });
+    const reportDir = reportDirFor(o.reportsDir);
+    const planFile = join(reportDir, 'plan.json');
+    writeFileSync(planFile, JSON.stringify(plan, null, 2));
+    if (o.target.trustBundle) await verifyIngressTls(o.target.ingressUrl, o.target.trustBundle);
+
+    const version = await k6Version(bin, baseEnv);
+    const startedAt = new Date();
+    const loadStart = loadavg();
+    const summaryFile = join(reportDir, 'summary.json');
+    const period = Math.min(10, Math.max(1, Math.floor(layout.totalS / 20)));
+    const env: NodeJS.ProcessEnv = {
+      ...baseEnv,
+      TRELLIS_LOAD_PLAN: planFile,
+      TRELLIS_TOKEN_FORM: new URLSearchParams(o.target.tokenForm).toString(),
+      // Go's crypto/x509 reads the trust store from SSL_CERT_FILE on Linux: k6 then trusts the stack's root.
+      ...(o.target.trustBundle ? { SSL_CERT_FILE: resolve(o.target.trustBundle) } : {}),
+      // The HTML report (https://grafana.com/docs/k6/latest/results-output/web-dashboard/): no live
+      // server (port -1), an export at the end; graphs need the run to last 3 periods or more.
+      K6_WEB_DASHBOARD: 'true',
+      K6_WEB_DASHBOARD_PORT: '-1',
+      K6_WEB_DASHBOARD_PERIOD: `${period}s`,
+      K6_WEB_DASHBOARD_EXPORT: join(reportDir, 'dashboard.html'),
+    };
+    say(
+      `${o.scenario}: ${layout.rates.map((r) => `${r.route.name} ${r.rps} rps`).join(', ')}${layout.meshRate ? `, mesh probe ${layout.meshRate}/s` : ''}; ` +
+        `warm-up ${layout.warmupS} s, measured ${layout.measureS} s; report in ${reportDir}`,
+    );
+    const k6Log = createWriteStream(join(reportDir, 'k6.log'));
+    const args = [
+      'run',
+      '--no-color',
+      '--quiet',
+      // An empty address turns off k6's REST API (default localhost:6565), so runs never clash.
+      '--address=',
+      `--summary-export=${summaryFile}`,
+      K6_SCRIPT,
+    ];
+    const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (child.pid !== undefined) sampler = new CpuSampler(child.pid);
+    const tee = (b: Buffer): void => {
+      k6Log.write(b);
+      log(b.toString());
+    };
+    child.stdout.on('data', tee);
+    child.stderr.on('data', tee);
+    const limitMs = (layout.totalS + 300) * 1000;
+    let timedOut = false;
+    const exitCode = await new Promise<number>((res) => {
+      const timer = setTimeout(() => {
+        timedOut = true;
+        say(`k6 still running after ${limitMs / 1000} s: stopping it`);
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+      }, limitMs);
+      child.on('error', (err) => {
+        clearTimeout(timer);
+        say(`could not run k6: ${err.message}`);
+        res(1);
+      });
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        res(timedOut ? 124 : (code ?? (signal ? 1 : 0)));
+      });
+    });
+    await new Promise<void>((r) => k6Log.end(r));
+    const endedAt = Date.now();
+    if (marks.end === undefined) cpu = sampler?.stop() ?? null;
+    await Promise.all(scrapes);
+    const after = new Map<string, Histograms | Error>();
+    if (admins.length > 0 && marks.start !== undefined) {
+      await sleep(flushMs + 500);
+      await scrapeAll(after);
+    }
+    const envoy: EnvoyTiming[] = admins.map((a) => {
+      const b = before.get(a.name);
+      const f = after.get(a.name);
+      if (!(b && f) || b instanceof Error || f instanceof Error) {
+        const e = b instanceof Error ? b : f instanceof Error ? f : null;
+        return {
+          name: a.name,
+          stats: [],
+          error: e ? e.message : 'not scraped (the measured window never started)',
+        };
+      }
+      return summariseEnvoy(a.name, b, f);
+    });
+
+    const exp = existsSync(summaryFile)
+      ? (JSON.parse(readFileSync(summaryFile, 'utf8')) as K6Export)
+      : null;
+    const measuredS = marks.start !== undefined ? ((marks.end ?? endedAt) - marks.start) / 1000 : 0;
+    const c = cpus();
+    const notes: string[] = [];
+    if (timedOut) notes.push(`The run was stopped after ${limitMs / 1000} s (exit code 124).`);
+    if (o.target.trustBundle && plan.options.insecureSkipTLSVerify)
+      notes.push(
+        'k6 skipped certificate verification (the sidecar path needs it, see ADR 0007); the ingress certificate was verified against the trust bundle before the run.',
+      );
+    const report = collectReport({
+      plan,
+      layout,
+      compiled,
+      exp,
+      measuredS,
+      base: {
+        scenario: o.scenario,
+        startedAt: startedAt.toISOString().replace(/\.\d+Z$/, 'Z'),
+        finishedAt: new Date(endedAt).toISOString().replace(/\.\d+Z$/, 'Z'),
+        command: o.command ?? `runLoad({ scenario: '${o.scenario}' })`,
+        target: o.target.ingressUrl,
+        machine: {
+          cpu: c[0]?.model.trim() ?? 'unknown CPU',
+          cores: c.length,
+          memGiB: Math.round(totalmem() / 2 ** 30),
+          kernel: `Linux ${release()}`,
+        },
+        loadAverage: { start: loadStart, end: loadavg() },
+        k6: { version, cpu },
+        exitCode,
+        overrides: overrides.map(describeOverride),
+        envoy,
+        notes,
+      },
+    });
+    const files: Record<string, string> = {
+      'k6 JSON summary': 'summary.json',
+      'k6 web dashboard (HTML)': 'dashboard.html',
+      'k6 output': 'k6.log',
+      'k6 plan (options and thresholds)': 'plan.json',
+      'report data': 'report.json',
+    };
+    const svg = renderOverheadSvg(report);
+    if (svg) {
+      writeFileSync(join(reportDir, 'mesh-overhead.svg'), svg);
+      files.chart = 'mesh-overhead.svg';
+    }
+    for (const [k, f] of Object.entries(files))
+      if (f !== 'report.json' && !existsSync(join(reportDir, f))) delete files[k];
+    writeFileSync(join(reportDir, 'report.json'), JSON.stringify(report, null, 2));
+    writeFileSync(join(reportDir, 'summary.md'), renderSummaryMd(report, files));
+    say(
+      `${exitCode === 0 ? 'PASS' : exitCode === 99 ? 'FAIL (budget breached)' : `k6 exited ${exitCode}`}; report: ${join(reportDir, 'summary.md')}`,
+    );
+    for (const n of report.notes) say(n);
+    return { exitCode, reportDir, report };
+  } finally {
+    sampler?.stop();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+}

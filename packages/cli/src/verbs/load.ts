@@ -1,0 +1,132 @@
+/**
+ * `./trellis load`: run a k6 scenario against the local stack (or any target described in a JSON
+ * file), with thresholds compiled from the model's budgets, and write `reports/<timestamp>/`. The
+ * exit code is k6's, unchanged: 0 when every budget held, 99 when one was broken.
+ */
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  checkTarget,
+  DEFAULT_MODEL,
+  loadModel,
+  parseBudgetOverride,
+  parseDuration,
+  parseScenario,
+  runLoad,
+  scenarioDefaults,
+  scenarioNames,
+  targetFromStackOutputs,
+  type LoadTarget,
+} from '@trellis/load-tests';
+import { ROOT } from '../stack.ts';
+import { stackOutputs } from './up.ts';
+
+const usage = `usage: ./trellis load [--scenario ${scenarioNames.join('|')}] [--stack S | --target FILE]
+                     [--rps N] [--duration D] [--warmup D] [--mesh-rate N] [--as USER]
+                     [--budget-override ROUTE|mesh:FIELD=VALUE[,...]]... [--model FILE] [--out DIR]`;
+
+/** The options of `load`, parsed and checked (each error names its option). */
+export interface LoadArgs {
+  scenario: (typeof scenarioNames)[number];
+  stack: string;
+  targetFile?: string;
+  rps?: number;
+  durationS?: number;
+  warmupS?: number;
+  meshRate?: number;
+  as: string;
+  budgetOverrides: string[];
+  model: string;
+  out: string;
+}
+
+function positiveNumber(v: string, opt: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0)
+    throw new Error(`${opt}: '${v}' must be a number above zero`);
+  return n;
+}
+
+const options = {
+  scenario: { type: 'string', default: 'steady' },
+  stack: { type: 'string', default: 'local' },
+  target: { type: 'string' },
+  rps: { type: 'string' },
+  duration: { type: 'string' },
+  warmup: { type: 'string' },
+  'mesh-rate': { type: 'string' },
+  as: { type: 'string', default: 'alice' },
+  'budget-override': { type: 'string', multiple: true, default: [] as string[] },
+  model: { type: 'string', default: DEFAULT_MODEL },
+  out: { type: 'string', default: join(ROOT, 'reports') },
+} as const;
+
+/** Parse the arguments of `load`. */
+export function parseLoadArgs(args: string[]): LoadArgs {
+  let values: ReturnType<typeof parseArgs<{ args: string[]; options: typeof options }>>['values'];
+  try {
+    values = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${usage}`, { cause: err });
+  }
+  // Fail on a bad override before anything starts.
+  for (const o of values['budget-override']) parseBudgetOverride(o);
+  return {
+    scenario: parseScenario(values.scenario),
+    stack: values.stack,
+    ...(values.target !== undefined ? { targetFile: resolve(values.target) } : {}),
+    ...(values.rps !== undefined ? { rps: positiveNumber(values.rps, '--rps') } : {}),
+    ...(values.duration !== undefined
+      ? { durationS: parseDuration(values.duration, '--duration') }
+      : {}),
+    ...(values.warmup !== undefined ? { warmupS: parseDuration(values.warmup, '--warmup') } : {}),
+    ...(values['mesh-rate'] !== undefined
+      ? { meshRate: positiveNumber(values['mesh-rate'], '--mesh-rate') }
+      : {}),
+    as: values.as,
+    budgetOverrides: [...values['budget-override']],
+    model: resolve(values.model),
+    out: resolve(values.out),
+  };
+}
+
+/** `load [...]`: see the module comment; `--help` prints the scenarios and their defaults. */
+export async function load(args: string[]): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    const rows = scenarioNames.map((n) => {
+      const d = scenarioDefaults[n];
+      return `  ${n.padEnd(12)} ${d.rps} rps, ${d.durationS} s (+${d.warmupS} s warm-up): ${d.summary}`;
+    });
+    process.stdout.write(`${usage}\n\nScenarios:\n${rows.join('\n')}\n`);
+    return 0;
+  }
+  const a = parseLoadArgs(args);
+  const model = loadModel(a.model);
+  let target: LoadTarget;
+  if (a.targetFile) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(a.targetFile, 'utf8'));
+    } catch (err) {
+      throw new Error(`--target ${a.targetFile}: ${(err as Error).message}`, { cause: err });
+    }
+    target = checkTarget(raw, a.targetFile);
+  } else {
+    // --show-secrets: the token form needs the principal's credentials; they go to k6's environment only.
+    target = targetFromStackOutputs(await stackOutputs(a.stack, true), { model, as: a.as });
+  }
+  const r = await runLoad({
+    scenario: a.scenario,
+    target,
+    model,
+    reportsDir: a.out,
+    budgetOverrides: a.budgetOverrides,
+    command: `./trellis load ${args.join(' ')}`.trim(),
+    ...(a.rps !== undefined ? { rps: a.rps } : {}),
+    ...(a.durationS !== undefined ? { durationS: a.durationS } : {}),
+    ...(a.warmupS !== undefined ? { warmupS: a.warmupS } : {}),
+    ...(a.meshRate !== undefined ? { meshRate: a.meshRate } : {}),
+  });
+  return r.exitCode;
+}
