@@ -1,9 +1,8 @@
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { installAtomically, isInstalled, toolDir } from './cache.ts';
+import { assembledInstall, installAssembled, type AssembledInstall } from './assembled.ts';
+import { toolDir } from './cache.ts';
 import { checkJvmInstall } from './check.ts';
 import { findJdk, javaHome } from './java.ts';
-import { mavenRegistryName, resolveClasspath, type MavenCoordinates } from './maven.ts';
+import { mavenRegistryName, type MavenCoordinates } from './maven.ts';
 import type { Tool, ToolCheck } from './spec.ts';
 
 /**
@@ -23,14 +22,7 @@ const ROOT: MavenCoordinates = {
 };
 
 /** The installed layout: `<home>/lib/*.jar` and `<home>/install.json`. */
-export interface CassandraInstall {
-  home: string;
-  version: string;
-  libDir: string;
-  /** `-cp` value (a `lib/*` wildcard, which the JVM expands). */
-  classpath: string;
-  javaHome: string;
-}
+export type CassandraInstall = AssembledInstall;
 
 /**
  * The static JVM flags Cassandra 5.0 wants on JDK 17: `conf/jvm-server.options` and
@@ -136,16 +128,11 @@ function home(): string {
 
 /** Where Cassandra is installed, or null when it is not (installs nothing). */
 export function cassandraInstall(): CassandraInstall | null {
-  const h = home();
-  if (!isInstalled(h)) return null;
-  const jdk = findJdk(CASSANDRA_JAVA.min, CASSANDRA_JAVA.max);
-  return {
-    home: h,
-    version: CASSANDRA_VERSION,
-    libDir: join(h, 'lib'),
-    classpath: join(h, 'lib', '*'),
-    javaHome: jdk?.home ?? '',
-  };
+  return assembledInstall(
+    home(),
+    CASSANDRA_VERSION,
+    () => findJdk(CASSANDRA_JAVA.min, CASSANDRA_JAVA.max)?.home,
+  );
 }
 
 /** Cassandra 5.0 from Maven Central: `cassandra-all` plus its runtime classpath, run with our own JVM flags. */
@@ -157,18 +144,11 @@ export const cassandra: Tool = {
 
   async ensure(): Promise<string> {
     const h = home();
-    const jdk = javaHome(CASSANDRA_JAVA.min, CASSANDRA_JAVA.max);
-    await installAtomically(h, async (staging) => {
-      const jars = await resolveClasspath({
-        name: 'cassandra',
-        artifacts: [ROOT],
-        into: join(staging, 'lib'),
-        javaHome: jdk,
-      });
-      writeFileSync(
-        join(staging, 'install.json'),
-        `${JSON.stringify({ version: CASSANDRA_VERSION, root: ROOT, jars }, null, 2)}\n`,
-      );
+    await installAssembled(h, {
+      name: 'cassandra',
+      artifacts: [ROOT],
+      javaHome: javaHome(CASSANDRA_JAVA.min, CASSANDRA_JAVA.max),
+      record: { version: CASSANDRA_VERSION, root: ROOT },
     });
     return h;
   },

@@ -4,6 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { AssembledInstall } from './assembled.ts';
 import { isInstalled } from './cache.ts';
 import { tryRun } from './exec.ts';
 import { compareVersions, type Tool, type ToolCheck } from './spec.ts';
@@ -48,13 +49,12 @@ export async function checkVersionedBinary(
 }
 
 /**
- * Check a JVM tool assembled from Maven artefacts (`<home>/lib/*.jar` and `<home>/install.json`): it
- * must be installed, a JDK that suits it must exist, and running `mainArgs` on its classpath must print
- * the pinned version.
+ * Check a JVM tool assembled from Maven artefacts (assembled.ts): it must be installed, a JDK that
+ * suits it must exist, and running `mainArgs` on its classpath must print the pinned version.
  */
 export async function checkJvmInstall(
   tool: Tool,
-  inst: { home: string; classpath: string; javaHome: string } | null,
+  inst: AssembledInstall | null,
   probe: {
     /** The main class and its arguments that print the version. */
     mainArgs: readonly string[];

@@ -1,9 +1,8 @@
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { installAtomically, isInstalled, toolDir } from './cache.ts';
+import { assembledInstall, installAssembled, type AssembledInstall } from './assembled.ts';
+import { toolDir } from './cache.ts';
 import { checkJvmInstall } from './check.ts';
 import { findJdk, javaHome } from './java.ts';
-import { mavenRegistryName, resolveClasspath, type MavenCoordinates } from './maven.ts';
+import { mavenRegistryName, type MavenCoordinates } from './maven.ts';
 import type { Tool, ToolCheck } from './spec.ts';
 
 /**
@@ -45,13 +44,7 @@ export const KAFKA_MAIN = 'kafka.Kafka';
 export const KAFKA_STORAGE_TOOL = 'kafka.tools.StorageTool';
 
 /** The installed layout: `<home>/lib/*.jar` and `<home>/install.json`. */
-export interface KafkaInstall {
-  home: string;
-  version: string;
-  libDir: string;
-  classpath: string;
-  javaHome: string;
-}
+export type KafkaInstall = AssembledInstall;
 
 function home(): string {
   return toolDir('kafka', KAFKA_VERSION);
@@ -59,15 +52,7 @@ function home(): string {
 
 /** Where Kafka is installed, or null when it is not (installs nothing). */
 export function kafkaInstall(): KafkaInstall | null {
-  const h = home();
-  if (!isInstalled(h)) return null;
-  return {
-    home: h,
-    version: KAFKA_VERSION,
-    libDir: join(h, 'lib'),
-    classpath: join(h, 'lib', '*'),
-    javaHome: findJdk(KAFKA_JAVA_MIN)?.home ?? '',
-  };
+  return assembledInstall(home(), KAFKA_VERSION, () => findJdk(KAFKA_JAVA_MIN)?.home);
 }
 
 /** Kafka 4 from Maven Central: `kafka_2.13` plus its runtime classpath and a Log4j 2 binding. */
@@ -79,25 +64,20 @@ export const kafka: Tool = {
 
   async ensure(): Promise<string> {
     const h = home();
-    const jdk = javaHome(KAFKA_JAVA_MIN);
-    await installAtomically(h, async (staging) => {
-      const jars = await resolveClasspath({
-        name: 'kafka',
-        artifacts: ARTIFACTS,
-        into: join(staging, 'lib'),
-        javaHome: jdk,
-      });
-      const core = jars.find((j) => j.startsWith('log4j-core-'));
-      if (core !== `log4j-core-${LOG4J_VERSION}.jar`) {
-        throw new Error(
-          `kafka classpath: log4j-core is ${core ?? 'missing'}, but the SLF4J binding is ${LOG4J_VERSION}; ` +
-            'update LOG4J_VERSION in toolchain/kafka.ts to match',
-        );
-      }
-      writeFileSync(
-        join(staging, 'install.json'),
-        `${JSON.stringify({ version: KAFKA_VERSION, artifacts: ARTIFACTS, jars }, null, 2)}\n`,
-      );
+    await installAssembled(h, {
+      name: 'kafka',
+      artifacts: ARTIFACTS,
+      javaHome: javaHome(KAFKA_JAVA_MIN),
+      record: { version: KAFKA_VERSION, artifacts: ARTIFACTS },
+      verify: (jars) => {
+        const core = jars.find((j) => j.startsWith('log4j-core-'));
+        if (core !== `log4j-core-${LOG4J_VERSION}.jar`) {
+          throw new Error(
+            `kafka classpath: log4j-core is ${core ?? 'missing'}, but the SLF4J binding is ${LOG4J_VERSION}; ` +
+              'update LOG4J_VERSION in toolchain/kafka.ts to match',
+          );
+        }
+      },
     });
     return h;
   },
