@@ -1,4 +1,3 @@
-import type { ResourceValidationArgs, ResourceValidationPolicy } from '@pulumi/policy';
 import { describe, expect, it } from 'vitest';
 import {
   advisoryPolicies,
@@ -13,47 +12,7 @@ import {
   peerAuthenticationStrict,
   policies,
 } from '../src/policies.ts';
-
-/** Resource validation args as the policy engine would build them. */
-function resource(
-  type: string,
-  props: Record<string, unknown>,
-  name = 'r',
-): ResourceValidationArgs {
-  return {
-    type,
-    props,
-    urn: `urn:pulumi:test::trellis::${type}::${name}`,
-    name,
-    opts: {
-      protect: false,
-      ignoreChanges: [],
-      aliases: [],
-      customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 },
-      additionalSecretOutputs: [],
-    },
-    stackTags: new Map(),
-    isType: () => false,
-    asType: () => undefined,
-    getConfig: <T extends object>() => ({}) as T,
-    notApplicable: (reason?: string): never => {
-      throw new Error(`not applicable: ${reason}`);
-    },
-  } as unknown as ResourceValidationArgs;
-}
-
-/** Violations a policy reports for one resource. */
-async function violations(
-  policy: ResourceValidationPolicy,
-  args: ResourceValidationArgs,
-): Promise<string[]> {
-  const found: string[] = [];
-  const fns = Array.isArray(policy.validateResource)
-    ? policy.validateResource
-    : [policy.validateResource];
-  for (const fn of fns) await fn?.(args, (message) => found.push(message));
-  return found;
-}
+import { validationArgs as resource, validate as violations } from './support/validate.ts';
 
 const digest = `ghcr.io/trellis/orders-api@sha256:${'a'.repeat(64)}`;
 const deployment = (container: Record<string, unknown>) =>

@@ -1,6 +1,7 @@
 /** Run the policy pack's rules over what a mocked program registered, as `pulumi preview --policy-pack` would. */
-import type { ResourceValidationArgs, ResourceValidationPolicy } from '@pulumi/policy';
+import type { ResourceValidationPolicy } from '@pulumi/policy';
 import { advisoryPolicies, policies } from '@trellis/policy-pack/policies';
+import { validate, validationArgs } from '@trellis/policy-pack/testing/validate';
 import type { RecordedResource } from './mocks.ts';
 
 /** `<policy>: <message>` for every violation of a mandatory rule. */
@@ -19,24 +20,8 @@ async function check(
 ): Promise<string[]> {
   const found: string[] = [];
   for (const r of resources) {
-    const args = {
-      type: r.type,
-      props: r.inputs,
-      urn: `urn:pulumi:test::trellis::${r.type}::${r.name}`,
-      name: r.name,
-      opts: {},
-      stackTags: new Map(),
-      isType: () => false,
-      asType: () => undefined,
-      getConfig: () => ({}),
-      notApplicable: (): never => {
-        throw new Error('not applicable');
-      },
-    } as unknown as ResourceValidationArgs;
-    for (const p of rules) {
-      const fns = Array.isArray(p.validateResource) ? p.validateResource : [p.validateResource];
-      for (const fn of fns) await fn?.(args, (m) => found.push(`${p.name}: ${m}`));
-    }
+    const args = validationArgs(r.type, r.inputs, r.name);
+    for (const p of rules) for (const m of await validate(p, args)) found.push(`${p.name}: ${m}`);
   }
   return found;
 }
