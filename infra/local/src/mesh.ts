@@ -222,12 +222,24 @@ export interface MeshLayer {
   resources: pulumi.Resource[];
 }
 
+/** Settings of {@link deployMesh} beyond the stack context. */
+export interface MeshSettings {
+  /**
+   * Bump to re-issue nginx's edge certificate now. It is not tied to `ctx.rotation` (the workload
+   * certificates): nginx takes a new certificate by a graceful reload, which closes idle keep-alive
+   * connections, and a client that sends on one at that moment sees it closed. The certificate is
+   * also renewed by any `up` inside its renewal window. @default 0
+   */
+  edgeRotation?: pulumi.Input<number>;
+}
+
 /** The sidecars, services and ingress of the stack (see the module comment for the call order). */
 export function deployMesh(
   ctx: StackContext,
   data: DataLayer,
   idp: IdentityLayer,
   opts?: pulumi.ComponentResourceOptions,
+  settings: MeshSettings = {},
 ): MeshLayer {
   const model = idp.model;
   const plan = planMeshPorts(model, ctx.ports);
@@ -316,7 +328,7 @@ export function deployMesh(
       listen: { address: '127.0.0.1', port: ctx.ports.ingressHttps },
       upstream: { address: '127.0.0.1', port: edgeInbound },
       certValidHours: ctx.certValidHours,
-      rotation: ctx.rotation,
+      rotation: settings.edgeRotation ?? 0,
     },
     {
       ...opts,
