@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import { LocalMeshCa } from '@trellis/components/local/pki';
 import { loadConfig } from './config.ts';
 import type { StackContext } from './src/context.ts';
+import { deployData } from './src/data.ts';
+import { deployIdentity } from './src/identity.ts';
+import { deployMesh } from './src/mesh.ts';
 
 const cfg = loadConfig();
 
@@ -29,5 +32,28 @@ const ctx: StackContext = {
   rotation: cfg.rotation,
 };
 
+// Order: the data layer and Keycloak start side by side; the sidecars, services and ingress follow.
+const data = deployData(ctx);
+const idp = deployIdentity(ctx);
+const mesh = deployMesh(ctx, data, idp);
+
+/** `https://localhost:<ingressHttps>`: the front door. */
+export const ingressUrl = mesh.ingressUrl;
+/** The Mesh CA root: pass it to curl with `--cacert`. */
 export const trustBundle = ca.bundleFile;
 export const ports = pulumi.output(ctx.ports);
+export const sidecars = mesh.sidecars;
+export const services = mesh.services;
+export const keycloak = {
+  issuer: idp.issuer,
+  tokenUrl: idp.tokenUrl,
+  adminConsoleUrl: idp.adminConsoleUrl,
+  healthUrl: idp.healthUrl,
+  demo: idp.demo,
+};
+export const cassandra = data.cassandra;
+export const kafka = { bootstrap: data.kafka.bootstrap, spiffeId: data.kafka.spiffeId };
+/** Secret: what `./trellis token` needs (demo passwords, agent secrets). */
+export const principals = idp.principals;
+/** Secret: Keycloak's bootstrap admin. */
+export const keycloakAdmin = idp.admin;
