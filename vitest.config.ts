@@ -23,6 +23,7 @@ export default defineConfig({
           include: [
             'packages/**/test/**/*.component.test.ts',
             'infra/**/test/**/*.component.test.ts',
+            'load-tests/test/**/*.component.test.ts',
           ],
           exclude: ['**/node_modules/**'],
           fileParallelism: false,

@@ -4,11 +4,19 @@
  * unchanged (99 when a budget threshold was crossed), so CI and `./trellis load` can pass it on.
  */
 import { execFile, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { cpus, loadavg, release, totalmem } from 'node:os';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
   compileK6Thresholds,
@@ -161,6 +169,7 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
   const compiled: K6Thresholds = compileK6Thresholds(model);
   const { bin, env: baseEnv } = await k6Env();
 
+  let scratch = '';
   const marks: Marks = {};
   let sampler: CpuSampler | null = null;
   let cpu: CpuUsage | null = null;
@@ -213,6 +222,10 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
     const startedAt = new Date();
     const loadStart = loadavg();
     const summaryFile = join(reportDir, 'summary.json');
+    // k6's export holds setup()'s return value (`setup_data`), and so the token: k6 writes it to a
+    // private scratch dir, and the report gets a copy without it.
+    scratch = mkdtempSync(join(tmpdir(), 'trellis-load-'));
+    const rawSummary = join(scratch, 'summary.json');
     const period = Math.min(10, Math.max(1, Math.floor(layout.totalS / 20)));
     const env: NodeJS.ProcessEnv = {
       ...baseEnv,
@@ -238,7 +251,7 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
       '--quiet',
       // An empty address turns off k6's REST API (default localhost:6565), so runs never clash.
       '--address=',
-      `--summary-export=${summaryFile}`,
+      `--summary-export=${rawSummary}`,
       K6_SCRIPT,
     ];
     const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -291,9 +304,15 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
       return summariseEnvoy(a.name, b, f);
     });
 
-    const exp = existsSync(summaryFile)
-      ? (JSON.parse(readFileSync(summaryFile, 'utf8')) as K6Export)
-      : null;
+    let exp: K6Export | null = null;
+    if (existsSync(rawSummary)) {
+      const raw = JSON.parse(readFileSync(rawSummary, 'utf8')) as K6Export & {
+        setup_data?: unknown;
+      };
+      delete raw.setup_data;
+      exp = raw;
+      writeFileSync(summaryFile, JSON.stringify(raw, null, 2));
+    }
     const measuredS = marks.start !== undefined ? ((marks.end ?? endedAt) - marks.start) / 1000 : 0;
     const c = cpus();
     const notes: string[] = [];
@@ -350,6 +369,7 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
     for (const n of report.notes) say(n);
     return { exitCode, reportDir, report };
   } finally {
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
     sampler?.stop();
     await new Promise<void>((r) => server.close(() => r()));
   }
