@@ -1,0 +1,319 @@
+// The whole local stack, for real: the global setup ran `pulumi up --stack e2e` of infra/local (Cassandra,
+// Kafka, Keycloak, Envoy sidecars, nginx, orders-api, ledger, all from trellis.yaml). Each describe block is
+// one promise of the local-stack issue; the last one destroys the stack and checks nothing is left.
+import { Client } from 'cassandra-driver';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import kafkajs from 'kafkajs';
+import { describe, expect, it } from 'vitest';
+import {
+  CertificateAuthority,
+  cassandraClientOptions,
+  kafkaClientConfig,
+  writePemFiles,
+} from '@trellis/local/harness';
+import { runPulumi, selectStack } from '@trellis/cli/stack';
+import { E2E_STACK } from './global-setup.ts';
+import {
+  call,
+  decodeJwt,
+  envoyCounter,
+  foreignJwt,
+  outputs,
+  pkiFiles,
+  realmToken,
+  tamperedJwt,
+  token,
+  unsignedJwt,
+} from './support.ts';
+
+const { Kafka } = kafkajs;
+const order = JSON.stringify({ sku: 'e2e-1', quantity: 2 });
+const bearer = (t: string): Record<string, string> => ({ authorization: `Bearer ${t}` });
+
+async function post(t: string | null): Promise<{ status: number; body: string }> {
+  return call(`${outputs().ingressUrl}/orders`, {
+    method: 'POST',
+    body: order,
+    headers: t === null ? {} : bearer(t),
+  });
+}
+
+function cassandraAs(identity: string): Client {
+  const c = outputs().cassandra;
+  return new Client(
+    cassandraClientOptions(
+      {
+        contactPoint: `${c.host}:${c.port}`,
+        localDataCenter: c.localDataCenter,
+        tls: true,
+        host: c.host,
+      },
+      pkiFiles(identity),
+    ),
+  );
+}
+
+async function until<T>(
+  f: () => Promise<T | null | undefined>,
+  ms: number,
+  what: string,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last = '';
+  for (;;) {
+    try {
+      const v = await f();
+      if (v) return v;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms} ms ${last}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe('a user with orders:write, through nginx and two sidecars', () => {
+  it('POST /orders → 201, GET returns it, and the ledger projection appears', async () => {
+    const alice = await token('alice');
+    const created = await post(alice);
+    expect(created.status).toBe(201);
+    const body = JSON.parse(created.body) as { id: string; subject: string; sku: string };
+    expect(body.sku).toBe('e2e-1');
+    expect(body.subject).toBe(decodeJwt(alice).payload.sub);
+
+    const got = await call(`${outputs().ingressUrl}/orders/${body.id}`, { headers: bearer(alice) });
+    expect(got.status).toBe(200);
+    expect(JSON.parse(got.body)).toMatchObject({ id: body.id, sku: 'e2e-1', quantity: 2 });
+
+    const admin = cassandraAs('platform-admin');
+    try {
+      const row = await until(
+        async () =>
+          (
+            await admin.execute(
+              'SELECT * FROM ledger.order_entries WHERE order_id = ?',
+              [body.id],
+              { prepare: true },
+            )
+          ).first(),
+        30_000,
+        'the ledger projection',
+      );
+      expect(String(row.get('order_id'))).toBe(body.id);
+    } finally {
+      await admin.shutdown();
+    }
+  });
+});
+
+describe('tokens at the edge', () => {
+  it('refuses a request without a token with 401', async () => {
+    expect((await post(null)).status).toBe(401);
+  });
+
+  it('refuses alg:none, a tampered signature and an unknown signing key with 401', async () => {
+    const claims = decodeJwt(await token('alice')).payload;
+    expect((await post(unsignedJwt(claims))).status).toBe(401);
+    expect((await post(tamperedJwt(await token('alice'), { sub: 'mallory' }))).status).toBe(401);
+    expect((await post(foreignJwt(claims))).status).toBe(401);
+  });
+
+  it('refuses a token from another issuer with 401', async () => {
+    const claims = decodeJwt(await token('alice')).payload;
+    expect(
+      (await post(foreignJwt({ ...claims, iss: 'https://evil.example/realms/trellis' }))).status,
+    ).toBe(401);
+  });
+
+  it('refuses a real, correctly signed token for another audience with 401', async () => {
+    const t = await realmToken('e2e-wrong-audience', ['basic', 'orders:read', 'orders:write']);
+    expect(decodeJwt(t).payload.aud ?? null).not.toContain('trellis-api');
+    expect((await post(t)).status).toBe(401);
+  });
+
+  it('refuses a real, correctly signed token once it has expired with 401', async () => {
+    const t = await realmToken(
+      'e2e-expiring',
+      ['basic', 'keycloak-audience', 'orders:read', 'orders:write'],
+      1,
+    );
+    const { exp } = decodeJwt(t).payload as { exp: number };
+    // Envoy's jwt_authn allows 60 s of clock skew (clock_skew_seconds default): wait past it.
+    await new Promise((r) => setTimeout(r, Math.max(0, exp * 1000 + 62_000 - Date.now())));
+    expect((await post(t)).status).toBe(401);
+  });
+
+  it('gives 403 to a valid token without the scope, and lets the agent read but not write', async () => {
+    expect((await post(await token('bob'))).status).toBe(403);
+    const bot = await token('reporting-bot');
+    expect((await post(bot)).status).toBe(403);
+    const mine = JSON.parse((await post(await token('alice'))).body) as { id: string };
+    const read = await call(`${outputs().ingressUrl}/orders/${mine.id}`, { headers: bearer(bot) });
+    expect(read.status).toBe(200);
+  });
+});
+
+describe('the orders-api sidecar, called directly', () => {
+  const inbound = (): string =>
+    `https://127.0.0.1:${outputs().sidecars['orders-api']?.inbound.http}`;
+
+  it('refuses plaintext', async () => {
+    const url = inbound().replace('https:', 'http:');
+    await expect(call(`${url}/orders/x`)).rejects.toThrow();
+  });
+
+  it('refuses a client without a certificate, and one from another CA', async () => {
+    await expect(call(`${inbound()}/orders/x`, { spiffeServer: true })).rejects.toThrow();
+    // Another CA issuing the very SPIFFE ID the policy allows (the ingress's): only the CA is wrong.
+    const alien = await CertificateAuthority.create({ commonName: 'not the mesh CA' });
+    const issued = await alien.issue({ uris: [outputs().sidecars.ingress?.spiffeId ?? ''] });
+    const files = writePemFiles(
+      mkdtempSync(join(tmpdir(), 'e2e-alien-')),
+      'ingress',
+      issued,
+      alien.rootPem,
+    );
+    await expect(
+      call(`${inbound()}/orders/x`, {
+        spiffeServer: true,
+        client: { cert: files.cert, key: files.key },
+      }),
+    ).rejects.toThrow();
+  });
+
+  it('gives 403 to a mesh identity the policy does not allow (ledger), and lets the ingress through', async () => {
+    const alice = await token('alice');
+    const asLedger = await call(`${inbound()}/orders`, {
+      method: 'POST',
+      body: order,
+      headers: bearer(alice),
+      spiffeServer: true,
+      client: pkiFiles('ledger'),
+    });
+    expect(asLedger.status).toBe(403);
+    const asIngress = await call(`${inbound()}/orders`, {
+      method: 'POST',
+      body: order,
+      headers: bearer(alice),
+      spiffeServer: true,
+      client: pkiFiles('ingress'),
+    });
+    expect(asIngress.status).toBe(201);
+  });
+});
+
+describe('the data layer enforces the same identities', () => {
+  it('refuses a CQL client without a certificate', async () => {
+    const c = outputs().cassandra;
+    const client = new Client(
+      cassandraClientOptions(
+        {
+          contactPoint: `${c.host}:${c.port}`,
+          localDataCenter: c.localDataCenter,
+          tls: true,
+          host: c.host,
+        },
+        { ca: pkiFiles('ledger').ca },
+      ),
+    );
+    await expect(client.connect()).rejects.toThrow();
+    await client.shutdown();
+  });
+
+  it('refuses the ledger identity on keyspace orders', async () => {
+    const client = cassandraAs('ledger');
+    try {
+      await expect(client.execute('SELECT * FROM orders.orders LIMIT 1')).rejects.toThrow(
+        /permission|Unauthorized/i,
+      );
+    } finally {
+      await client.shutdown();
+    }
+  });
+
+  it("refuses a Kafka producer with ledger's identity on orders.v1", async () => {
+    const k = outputs().kafka;
+    const kafka = new Kafka(
+      kafkaClientConfig(
+        { bootstrap: k.bootstrap, tls: true, host: '127.0.0.1' },
+        pkiFiles('ledger'),
+        'e2e-ledger',
+      ),
+    );
+    const producer = kafka.producer({ allowAutoTopicCreation: false });
+    await producer.connect();
+    try {
+      await expect(
+        producer.send({ topic: 'orders.v1', acks: -1, messages: [{ key: 'x', value: 'forged' }] }),
+      ).rejects.toThrow(/authoriz/i);
+    } finally {
+      await producer.disconnect();
+    }
+  });
+});
+
+describe('certificate rotation', () => {
+  it('rotates every workload certificate while requests flow, with zero failed requests', async () => {
+    const o = outputs();
+    const alice = await token('alice');
+    const id = (JSON.parse((await post(alice)).body) as { id: string }).id;
+    const before = await Promise.all(
+      Object.values(o.sidecars).map((s) => envoyCounter(s.adminUrl, /ssl_context_update_by_sds/)),
+    );
+    let stop = false;
+    const statuses: number[] = [];
+    const load = (async () => {
+      // Bounded: at most 3,000 requests, and it stops when the rotation is done.
+      for (let i = 0; i < 3_000 && !stop; i++) {
+        const r = await call(`${o.ingressUrl}/orders/${id}`, { headers: bearer(alice) }).catch(
+          () => ({ status: 0 }),
+        );
+        statuses.push(r.status);
+      }
+    })();
+    const { bin, env, common } = await selectStack(E2E_STACK);
+    const up = await runPulumi(
+      bin,
+      ['up', '--yes', '--skip-preview', ...common, '--config', 'trellis-local:rotation=1'],
+      env,
+    );
+    stop = true;
+    await load;
+    expect(up.code).toBe(0);
+    expect(statuses.length).toBeGreaterThan(10);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    const after = await Promise.all(
+      Object.values(o.sidecars).map((s) => envoyCounter(s.adminUrl, /ssl_context_update_by_sds/)),
+    );
+    after.forEach((n, i) => expect(n).toBeGreaterThan(before[i] ?? 0));
+  });
+});
+
+describe('pulumi lifecycle', () => {
+  it('a second up with no change reports no changes', async () => {
+    const { bin, env, common } = await selectStack(E2E_STACK);
+    // Back to the committed config (rotation 0) first, then the no-change check.
+    expect((await runPulumi(bin, ['up', '--yes', '--skip-preview', ...common], env)).code).toBe(0);
+    const preview = await runPulumi(bin, ['preview', '--expect-no-changes', ...common], env);
+    expect(preview.code).toBe(0);
+  });
+
+  it('destroy leaves no process and no file of the stack behind', async () => {
+    const { bin, env, common } = await selectStack(E2E_STACK);
+    const stackDir = join(outputs().trustBundle, '..', '..');
+    expect(
+      (await runPulumi(bin, ['destroy', '--yes', '--skip-preview', ...common], env)).code,
+    ).toBe(0);
+    let ps: string;
+    try {
+      ps = execFileSync('pgrep', ['-af', stackDir], { encoding: 'utf8' });
+    } catch {
+      ps = ''; // pgrep exits 1 when nothing matches
+    }
+    expect(ps.trim()).toBe('');
+    expect(existsSync(join(stackDir, 'run'))).toBe(false);
+  });
+});
