@@ -40,6 +40,8 @@ export interface PlanInput {
   connectS?: number;
   /** Orders created in setup() for reads. @default 50 */
   seedOrders?: number;
+  /** Stop at the first broken budget. False: measure the whole duration (exit 99 all the same). @default true */
+  abortOnFail?: boolean;
 }
 
 /** One route's share of the load. */
@@ -294,6 +296,7 @@ export function buildPlan(input: PlanInput): BuiltPlan {
   const thresholds = runThresholds(compiled, {
     envoyHops,
     abortDelayS: measureStart + d.abortDelayS,
+    ...(input.abortOnFail === false ? { abortOnFail: false } : {}),
   });
   // Thresholds on the mesh metric need the metric, which the script only defines with a probe.
   if (envoyHops.length === 0 && compiled.meshOverhead)

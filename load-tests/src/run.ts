@@ -63,6 +63,8 @@ export interface RunLoadOptions {
   connectS?: number;
   /** Mesh probe iterations per second. @default per scenario */
   meshRate?: number;
+  /** Stop at the first broken budget (the gate). False measures the whole duration. @default true */
+  abortOnFail?: boolean;
   /** `--budget-override` specs, e.g. `create-order:p99=0.01`. */
   budgetOverrides?: readonly string[];
   /** The command line, for the report. @default a description of this call */
@@ -212,6 +214,7 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
       ...(o.warmupS !== undefined ? { warmupS: o.warmupS } : {}),
       ...(o.connectS !== undefined ? { connectS: o.connectS } : {}),
       ...(o.meshRate !== undefined ? { meshRate: o.meshRate } : {}),
+      ...(o.abortOnFail === false ? { abortOnFail: false } : {}),
     });
     const reportDir = reportDirFor(o.reportsDir);
     const planFile = join(reportDir, 'plan.json');

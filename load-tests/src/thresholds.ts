@@ -53,6 +53,8 @@ export interface ThresholdOptions {
   envoyHops: readonly string[];
   /** Seconds from the start of the run before an abortOnFail threshold may stop it. */
   abortDelayS: number;
+  /** Stop the run at the first broken budget (the gate). False measures the whole duration. @default true */
+  abortOnFail?: boolean;
 }
 
 /** Every threshold of a run (see the module comment). */
@@ -61,11 +63,10 @@ export function runThresholds(
   o: ThresholdOptions,
 ): Record<string, (string | ObjectThreshold)[]> {
   const delay = `${Math.ceil(o.abortDelayS)}s`;
-  const gate = (expr: string): ObjectThreshold => ({
-    threshold: expr,
-    abortOnFail: true,
-    delayAbortEval: delay,
-  });
+  const gate = (expr: string): ObjectThreshold =>
+    o.abortOnFail === false
+      ? { threshold: expr, abortOnFail: false }
+      : { threshold: expr, abortOnFail: true, delayAbortEval: delay };
   const out: Record<string, (string | ObjectThreshold)[]> = {};
   const mesh = compiled.meshOverhead?.metric;
   for (const [key, exprs] of Object.entries(compiled.thresholds)) {

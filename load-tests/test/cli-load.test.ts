@@ -35,6 +35,7 @@ describe('./trellis load arguments', () => {
       'mesh:p50=1',
       '--as',
       'reporting-bot',
+      '--no-abort',
     ]);
     expect(a).toMatchObject({
       scenario: 'smoke',
@@ -44,6 +45,7 @@ describe('./trellis load arguments', () => {
       warmupS: 10,
       meshRate: 5,
       as: 'reporting-bot',
+      noAbort: true,
       budgetOverrides: ['create-order:p99=0.01', 'mesh:p50=1'],
     });
   });

@@ -80,6 +80,13 @@ describe('runThresholds (from trellis.yaml through compileK6Thresholds)', () => 
     expect(t['http_req_tls_handshaking{phase:measure}']).toEqual(['p(99)<=0']);
   });
 
+  it('--no-abort: the same thresholds, judged at the end only', () => {
+    const x = runThresholds(compiled, { envoyHops: [], abortDelayS: 9, abortOnFail: false });
+    expect(x['http_req_duration{route:create-order,phase:measure}']).toEqual([
+      { threshold: 'p(99)<=10', abortOnFail: false },
+    ]);
+  });
+
   it('passes through a p(50) budget and a non-zero error budget', () => {
     const m = structuredClone(model) as unknown as {
       routes: Record<string, { budget: Record<string, number> }>;

@@ -23,7 +23,7 @@ import { ROOT } from '../stack.ts';
 import { stackOutputs } from './up.ts';
 
 const usage = `usage: ./trellis load [--scenario ${scenarioNames.join('|')}] [--stack S | --target FILE]
-                     [--rps N] [--duration D] [--warmup D] [--mesh-rate N] [--as USER]
+                     [--rps N] [--duration D] [--warmup D] [--mesh-rate N] [--as USER] [--no-abort]
                      [--budget-override ROUTE|mesh:FIELD=VALUE[,...]]... [--model FILE] [--out DIR]`;
 
 /** The options of `load`, parsed and checked (each error names its option). */
@@ -36,6 +36,8 @@ export interface LoadArgs {
   warmupS?: number;
   meshRate?: number;
   as: string;
+  /** `--no-abort`: measure the whole duration after a breach (exit 99 all the same). */
+  noAbort: boolean;
   budgetOverrides: string[];
   model: string;
   out: string;
@@ -57,6 +59,7 @@ const options = {
   warmup: { type: 'string' },
   'mesh-rate': { type: 'string' },
   as: { type: 'string', default: 'alice' },
+  'no-abort': { type: 'boolean', default: false },
   'budget-override': { type: 'string', multiple: true, default: [] as string[] },
   model: { type: 'string', default: DEFAULT_MODEL },
   out: { type: 'string', default: join(ROOT, 'reports') },
@@ -85,6 +88,7 @@ export function parseLoadArgs(args: string[]): LoadArgs {
       ? { meshRate: positiveNumber(values['mesh-rate'], '--mesh-rate') }
       : {}),
     as: values.as,
+    noAbort: values['no-abort'],
     budgetOverrides: [...values['budget-override']],
     model: resolve(values.model),
     out: resolve(values.out),
@@ -127,6 +131,7 @@ export async function load(args: string[]): Promise<number> {
     ...(a.durationS !== undefined ? { durationS: a.durationS } : {}),
     ...(a.warmupS !== undefined ? { warmupS: a.warmupS } : {}),
     ...(a.meshRate !== undefined ? { meshRate: a.meshRate } : {}),
+    ...(a.noAbort ? { abortOnFail: false } : {}),
   });
   return r.exitCode;
 }

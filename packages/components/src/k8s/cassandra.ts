@@ -41,7 +41,7 @@ export interface CassandraArgs {
 /**
  * Cassandra 5 through K8ssandra (k8ssandra-operator + cass-operator) inside STRICT mTLS, with client
  * and internode encryption on (stores issued by cert-manager from the data intermediate). How gossip
- * and operator traffic survive STRICT mTLS: docs/adr/0003-cassandra-under-strict-mtls.md.
+ * and operator traffic survive STRICT mTLS: docs/adr/0008-cassandra-under-strict-mtls.md.
  */
 export class Cassandra extends pulumi.ComponentResource {
   /** Namespace of the cluster. */
