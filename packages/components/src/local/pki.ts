@@ -4,6 +4,8 @@ import type { CertInputs, CertOutputs, MeshCaInputs, MeshCaOutputs } from './pki
 // Captured by the serialized providers instead of module objects (see process.ts).
 const IMPL = new URL('./pki-impl.ts', import.meta.url).pathname;
 type Impl = typeof import('./pki-impl.ts');
+const PROCESS_IMPL = new URL('./process-impl.ts', import.meta.url).pathname;
+type ProcessImpl = typeof import('./process-impl.ts');
 
 const caProvider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: MeshCaOutputs, news: MeshCaInputs) {
@@ -17,7 +19,10 @@ const caProvider: pulumi.dynamic.ResourceProvider = {
   },
   async delete(_id: string, props: MeshCaOutputs) {
     const { rmSync } = await import('node:fs');
+    const { removeWithEmptyParents } = (await import(PROCESS_IMPL)) as ProcessImpl;
     rmSync(props.bundleFile, { force: true });
+    // The CA goes last: by now every certificate and process directory below the stack is gone.
+    removeWithEmptyParents(props.dir, 1);
   },
 };
 
@@ -85,8 +90,8 @@ const certProvider: pulumi.dynamic.ResourceProvider = {
     return { outs: await impl.issueCert(news) };
   },
   async delete(_id: string, props: CertOutputs) {
-    const { rmSync } = await import('node:fs');
-    rmSync(props.dir, { recursive: true, force: true });
+    const { removeWithEmptyParents } = (await import(PROCESS_IMPL)) as ProcessImpl;
+    removeWithEmptyParents(props.dir);
   },
 };
 

@@ -3,7 +3,7 @@
  * imports this file by absolute path, so it must not depend on anything the Pulumi program captured.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
 import { startSupervised, stopSupervised, supervisedStatus } from '@trellis/local/supervisor';
@@ -161,10 +161,27 @@ export async function start(i: ProcessInputs): Promise<ProcessOutputs> {
   };
 }
 
+/**
+ * Remove `dir` and then up to `levels` of its parents while they are empty, so that destroying a stack
+ * leaves no empty `run/` or `pki/` behind. A non-empty directory stops the walk.
+ */
+export function removeWithEmptyParents(dir: string, levels = 2): void {
+  rmSync(dir, { recursive: true, force: true });
+  let d = dir;
+  for (let i = 0; i < levels; i++) {
+    d = dirname(d);
+    try {
+      rmdirSync(d);
+    } catch {
+      return; // not empty, or already gone
+    }
+  }
+}
+
 /** Stop the process (and its whole group); purge its directory when asked. */
 export async function stop(o: Pick<ProcessOutputs, 'dir' | 'purgeOnDelete'>): Promise<void> {
   await stopSupervised(stateFile(o.dir));
-  if (o.purgeOnDelete) rmSync(o.dir, { recursive: true, force: true });
+  if (o.purgeOnDelete) removeWithEmptyParents(o.dir);
 }
 
 /** Refresh: the live view, or null when the supervisor is gone (the engine then drops the resource). */
