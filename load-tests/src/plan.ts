@@ -23,7 +23,9 @@ import type { LoadTarget } from './target.ts';
 import { runThresholds } from './thresholds.ts';
 
 /** Counters the report reads for the measured phase (their thresholds always pass). */
-export const REPORT_ONLY = ['http_reqs{phase:measure}', 'dropped_iterations{phase:measure}'];
+export const REPORT_ONLY = ['http_reqs{phase:measure}'];
+/** k6 tags dropped_iterations with the scenario's name only (not its tags): one key per scenario. */
+export const droppedKey = (scenario: string): string => `dropped_iterations{scenario:${scenario}}`;
 
 /** The inputs of {@link buildPlan}; the optional numbers override the scenario's defaults. */
 export interface PlanInput {
@@ -305,6 +307,8 @@ export function buildPlan(input: PlanInput): BuiltPlan {
   // Always-true thresholds: k6 reports a tag-filtered sub-metric only when a threshold names it, and
   // the report needs these for the measured phase alone.
   for (const k of REPORT_ONLY) thresholds[k] = ['count>=0'];
+  for (const name of Object.keys(scenarios))
+    if (name.startsWith('measure-')) thresholds[droppedKey(name)] = ['count>=0'];
 
   const ingressHost = new URL(input.target.ingressUrl).hostname;
   const usesSidecar = mesh?.paths.some((p) => p.name === 'sidecar') === true && meshRate > 0;

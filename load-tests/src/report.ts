@@ -241,7 +241,9 @@ export function collectReport(i: CollectInput): ReportData {
 
   const measuredRequests = stat(M['http_reqs{phase:measure}'], 'count');
   const some = (measuredRequests ?? 0) > 0;
-  const dropped = stat(M['dropped_iterations{phase:measure}'], 'count') ?? 0;
+  const dropped = Object.entries(M)
+    .filter(([k]) => k.startsWith('dropped_iterations{scenario:measure-'))
+    .reduce((s, [, m]) => s + (stat(m, 'count') ?? 0), 0);
   if (dropped > 0)
     notes.push(
       `k6 dropped ${dropped} iterations while measuring: it had no free VU when one was due, so the planned rate was not reached (the system was slower than 50 ms per request at times, or k6 was short of CPU).`,

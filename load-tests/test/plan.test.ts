@@ -87,6 +87,10 @@ describe('buildPlan', () => {
     expect(scenario(sc, 'mark-start')).toMatchObject({ startTime: '30s', exec: 'markStart' });
     expect(scenario(sc, 'mark-end')).toMatchObject({ startTime: '150s', exec: 'markEnd' });
     expect(layout).toMatchObject({ measureStartS: 30, measureS: 120, totalS: 150 });
+    // Dropped iterations carry the scenario name only: one report-only threshold per measured scenario.
+    expect(plan.options.thresholds?.['dropped_iterations{scenario:measure-get-order}']).toEqual([
+      'count>=0',
+    ]);
   });
 
   it('read-heavy and write-heavy change the mix; --rps and --duration override', () => {

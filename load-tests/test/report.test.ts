@@ -53,7 +53,9 @@ const exp: K6Export = {
     'http_req_connecting{phase:measure}': trend(0, 0, 0, 1080),
     'http_req_tls_handshaking{phase:measure}': trend(0, 0, 0, 1080),
     'http_reqs{phase:measure}': { count: 1080, rate: 36 },
-    'dropped_iterations{phase:measure}': { count: 0, rate: 0 },
+    'dropped_iterations{scenario:measure-create-order}': { count: 3, rate: 0.1 },
+    'dropped_iterations{scenario:measure-get-order}': { count: 4, rate: 0.1 },
+    'dropped_iterations{scenario:warmup-get-order}': { count: 100, rate: 3 },
     trellis_path_edge: trend(2.4, 4, 6, 120),
     trellis_path_ingress: trend(1.6, 2.5, 3.2, 120),
     trellis_path_sidecar: trend(1.1, 1.9, 2.6, 120),
@@ -123,6 +125,11 @@ describe('report', () => {
       'trellis_mesh_overhead p(99)<=1',
     ]);
     expect(r.mesh?.hops.find((h) => h.name === 'nginx')?.budget).toBeUndefined();
+  });
+
+  it('counts iterations k6 dropped while measuring (not in the warm-up)', () => {
+    expect(r.droppedIterations).toBe(7);
+    expect(r.notes.join('\n')).toMatch(/k6 dropped 7 iterations while measuring/);
   });
 
   it('warns when k6 used more than 80 % of a core', () => {
