@@ -5,8 +5,8 @@
  */
 import type { ReportData } from './report.ts';
 
-const W = 900;
-const LABEL_W = 330;
+const W = 960;
+const LABEL_W = 250;
 const PLOT_W = W - LABEL_W - 40;
 const ROW_H = 46;
 const BAR_H = 16;
@@ -113,12 +113,12 @@ function panel(title: string, rows: ChartRow[], top: number): { svg: string; hei
   return { svg: out.join('\n'), height: plotH + 70 };
 }
 
-function legend(y: number, withBudget: boolean): string {
+function legend(y: number, budget: string | null): string {
   const items: [string, string, boolean][] = [
     ['p50', COLORS.p50, false],
     ['p99', COLORS.p99, false],
   ];
-  if (withBudget) items.push(['budget (per Envoy traversal)', COLORS.budget, true]);
+  if (budget) items.push([budget, COLORS.budget, true]);
   let x = LABEL_W;
   const out: string[] = [];
   for (const [name, color, dashed] of items) {
@@ -138,7 +138,7 @@ export function renderOverheadSvg(r: ReportData): string | null {
   if (!r.mesh) return null;
   const hopRows: ChartRow[] = r.mesh.hops.map((h) => ({
     label: h.envoy ? `${h.name}` : `${h.name} (not Envoy)`,
-    sublabel: `${h.outer} − ${h.inner}, ${h.count} pairs${h.budget ? `; budget p50 ≤ ${h.budget.p50Ms}, p99 ≤ ${h.budget.p99Ms} ms` : ''}`,
+    sublabel: `${h.outer} − ${h.inner}, ${h.count} pairs`,
     p50: h.p50,
     p99: h.p99,
     ...(h.budget ? { budget: h.budget } : {}),
@@ -155,8 +155,9 @@ export function renderOverheadSvg(r: ReportData): string | null {
       : r.exitCode === 99
         ? 'FAIL (budget breached)'
         : `k6 exit ${r.exitCode}`;
-  const header = `Trellis mesh overhead per hop: ${r.scenario}, ${r.startedAt}, ${verdict}`;
-  const sub = `paired differences per iteration, measured phase; k6 CPU ${r.k6.cpu ? `${Math.round(r.k6.cpu.average * 100)} % of a core` : 'n/a'}; load average at start ${r.loadAverage.start.map((v) => v.toFixed(2)).join(' ')}`;
+  const header = `Mesh overhead per hop: ${r.scenario} (${verdict})`;
+  const cpu = r.k6.cpu ? `${Math.round(r.k6.cpu.average * 100)} % of a core` : 'n/a';
+  const sub = `${r.startedAt}; paired differences per iteration, measured phase only; k6 CPU ${cpu}; load average ${r.loadAverage.start.map((v) => v.toFixed(1)).join(' ')}`;
   const a = panel('Overhead of each hop', hopRows, 60);
   const b = panel('Request time per path (fewer hops below)', pathRows, 60 + a.height + 10);
   const legendY = 60 + a.height + b.height + 30;
@@ -170,7 +171,9 @@ export function renderOverheadSvg(r: ReportData): string | null {
     b.svg,
     legend(
       legendY,
-      hopRows.some((x) => x.budget),
+      r.mesh.budget && hopRows.some((x) => x.budget)
+        ? `budget per Envoy traversal: p50 ≤ ${r.mesh.budget.p50Ms} ms, p99 ≤ ${r.mesh.budget.p99Ms} ms`
+        : null,
     ),
     '</svg>',
     '',

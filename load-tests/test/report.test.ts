@@ -189,7 +189,7 @@ describe('report', () => {
     expect(svg).toContain('p99 1.3 ms');
     // Two budget marks (p50, p99) for each of the two Envoy hops.
     expect(svg.match(/stroke-dasharray="5 2"/g)).toHaveLength(4);
-    expect(svg).toContain('FAIL (budget breached)');
+    expect(svg).toContain('(FAIL: budget breached)');
     // Text is escaped.
     expect(svg).not.toMatch(/<text[^>]*>[^<]*&(?!amp;|lt;|gt;|quot;)/);
     expect(renderOverheadSvg({ ...r, mesh: null })).toBeNull();
