@@ -153,7 +153,7 @@ export function renderOverheadSvg(r: ReportData): string | null {
     r.exitCode === 0
       ? 'PASS'
       : r.exitCode === 99
-        ? 'FAIL (budget breached)'
+        ? 'FAIL: budget breached'
         : `k6 exit ${r.exitCode}`;
   const header = `Mesh overhead per hop: ${r.scenario} (${verdict})`;
   const cpu = r.k6.cpu ? `${Math.round(r.k6.cpu.average * 100)} % of a core` : 'n/a';
