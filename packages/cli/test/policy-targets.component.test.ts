@@ -129,6 +129,7 @@ function call(
   method: string,
   path: string,
   token?: string,
+  headers?: Record<string, unknown>,
 ): Promise<number | 'tls'> {
   return new Promise((resolve) => {
     const req = httpsRequest(
@@ -146,6 +147,7 @@ function call(
         agent: false,
       },
       (res) => {
+        if (headers) Object.assign(headers, res.headers);
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
       },
@@ -333,6 +335,26 @@ describe('policy compilers against the real binaries', () => {
     expect(await call(port, ca.rootPem, undefined, 'POST', '/orders', tokens['writer'])).toBe(
       'tls',
     );
+    // A correctly signed token for another audience is an invalid token (RFC 6750 §3.1): 401 with
+    // the challenge, although jwt_authn alone answers 403; a missing scope stays RBAC's 403.
+    const seen: Record<string, unknown> = {};
+    expect(
+      await call(
+        port,
+        ca.rootPem,
+        ids['ingress'],
+        'POST',
+        '/orders',
+        tokens['wrongAudience'],
+        seen,
+      ),
+    ).toBe(401);
+    expect(seen['www-authenticate']).toBe('Bearer error="invalid_token"');
+    const denied: Record<string, unknown> = {};
+    expect(
+      await call(port, ca.rootPem, ids['ingress'], 'POST', '/orders', tokens['reader'], denied),
+    ).toBe(403);
+    expect(denied['www-authenticate']).toBeUndefined();
   }, 180_000);
 
   it('the ingress config passes nginx -t', async () => {

@@ -131,6 +131,48 @@ describe('Envoy', () => {
     ]);
   });
 
+  it('answers a wrong audience with 401 and the invalid_token challenge, not jwt_authn 403', () => {
+    const jwt = filter('envoy.filters.http.jwt_authn')?.typed_config;
+    expect(jwt?.providers['keycloak']?.failed_status_in_metadata).toBe('jwt_failure');
+    expect(hcm?.local_reply_config).toEqual({
+      mappers: [
+        {
+          filter: {
+            and_filter: {
+              filters: [
+                {
+                  status_code_filter: {
+                    comparison: {
+                      op: 'EQ',
+                      value: { default_value: 403, runtime_key: 'trellis.jwt_audience_status' },
+                    },
+                  },
+                },
+                {
+                  metadata_filter: {
+                    matcher: {
+                      filter: 'envoy.filters.http.jwt_authn',
+                      path: [{ key: 'jwt_failure' }, { key: 'message' }],
+                      value: { string_match: { exact: 'Audiences in Jwt are not allowed' } },
+                    },
+                    match_if_key_not_found: false,
+                  },
+                },
+              ],
+            },
+          },
+          status_code: 401,
+          headers_to_add: [
+            {
+              header: { key: 'www-authenticate', value: 'Bearer error="invalid_token"' },
+              append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
+            },
+          ],
+        },
+      ],
+    });
+  });
+
   it('has one RBAC policy per route, on the SPIFFE principal and the token scopes', () => {
     const rbac = filter('envoy.filters.http.rbac')?.typed_config.rules;
     expect(rbac?.action).toBe('ALLOW');

@@ -118,6 +118,8 @@ export interface JwtProvider {
   clock_skew_seconds: number;
   forward: boolean;
   payload_in_metadata: string;
+  /** Dynamic-metadata key (under the jwt_authn filter) for the failed status: `{code, message}`. */
+  failed_status_in_metadata: string;
   remote_jwks?: {
     http_uri: { uri: string; cluster: string; timeout: string };
     cache_duration: string;
@@ -188,6 +190,34 @@ export interface EnvoyRoute {
   typed_per_filter_config?: { 'envoy.filters.http.local_ratelimit': LocalRateLimit };
 }
 
+/** `config.accesslog.v3.AccessLogFilter` (the forms used by local reply mappers). */
+export type AccessLogFilter =
+  | { and_filter: { filters: AccessLogFilter[] } }
+  | {
+      status_code_filter: {
+        comparison: {
+          op: 'EQ' | 'GE' | 'LE';
+          value: { default_value: number; runtime_key: string };
+        };
+      };
+    }
+  | {
+      metadata_filter: {
+        matcher: MetadataMatcher;
+        match_if_key_not_found: boolean;
+      };
+    };
+
+/** `extensions.filters.network.http_connection_manager.v3.ResponseMapper`. */
+export interface ResponseMapper {
+  filter: AccessLogFilter;
+  status_code?: number;
+  headers_to_add?: {
+    header: { key: string; value: string };
+    append_action: 'OVERWRITE_IF_EXISTS_OR_ADD';
+  }[];
+}
+
 /** `extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`. */
 export interface HttpConnectionManager {
   '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
@@ -204,6 +234,7 @@ export interface HttpConnectionManager {
     virtual_hosts: { name: string; domains: string[]; routes: EnvoyRoute[] }[];
   };
   http_filters: HttpFilter[];
+  local_reply_config?: { mappers: ResponseMapper[] };
 }
 
 /** A network filter. */

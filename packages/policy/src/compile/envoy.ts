@@ -45,6 +45,7 @@ import type {
   RbacPermission,
   RbacPolicy,
   RbacPrincipal,
+  ResponseMapper,
   RouteMatch,
   SdsFile,
   SdsSecretConfig,
@@ -101,6 +102,8 @@ export interface EnvoyArtefacts {
 
 /** The filter name jwt_authn writes verified payloads under, in dynamic metadata. */
 export const jwtMetadataFilter = 'envoy.filters.http.jwt_authn';
+/** Key (under `jwtMetadataFilter`) where jwt_authn leaves a failed verification's `{code, message}`. */
+export const jwtFailureKey = 'jwt_failure';
 const svidSecret = 'svid';
 const allowMissing: JwtRequirement = { allow_missing: {} };
 const bundleSecret = 'trust_bundle';
@@ -296,6 +299,7 @@ function jwksProvider(
     clock_skew_seconds: jwtClockSkewSeconds,
     forward: true,
     payload_in_metadata: provider,
+    failed_status_in_metadata: jwtFailureKey,
   };
   const src = o.jwks?.[provider];
   if (src && 'file' in src) return { ...base, local_jwks: { filename: src.file } };
@@ -334,6 +338,58 @@ function jwksProvider(
   };
 }
 
+/**
+ * jwt_authn's failed-status message for a verified token whose `aud` is not allowed (jwt_verify_lib
+ * `Status::JwtAudienceNotAllowed`, the only failure jwt_authn answers with 403).
+ */
+export const jwtAudienceFailure = 'Audiences in Jwt are not allowed';
+
+/**
+ * A local reply mapper that turns jwt_authn's 403 for a wrong audience (envoyproxy/envoy#7679) into
+ * 401 with `WWW-Authenticate: Bearer error="invalid_token"`, as RFC 6750 §3.1 asks; every other token
+ * failure is already a 401. It matches a 403 only when jwt_authn left that failure in dynamic metadata
+ * (`failed_status_in_metadata`, written on failure since envoyproxy/envoy#34335). The message, not
+ * mere presence, is matched: a missing token on an optional-token port also leaves a failed status
+ * ("Jwt is missing"), and RBAC's 403 after it must stay a 403.
+ * https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_conn_man/local_reply,
+ * https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/accesslog/v3/accesslog.proto
+ */
+function jwtAudienceMapper(): ResponseMapper {
+  return {
+    filter: {
+      and_filter: {
+        filters: [
+          {
+            status_code_filter: {
+              comparison: {
+                op: 'EQ',
+                value: { default_value: 403, runtime_key: 'trellis.jwt_audience_status' },
+              },
+            },
+          },
+          {
+            metadata_filter: {
+              matcher: {
+                filter: jwtMetadataFilter,
+                path: [{ key: jwtFailureKey }, { key: 'message' }],
+                value: { string_match: { exact: jwtAudienceFailure } },
+              },
+              match_if_key_not_found: false,
+            },
+          },
+        ],
+      },
+    },
+    status_code: 401,
+    headers_to_add: [
+      {
+        header: { key: 'www-authenticate', value: 'Bearer error="invalid_token"' },
+        append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
+      },
+    ],
+  };
+}
+
 function hcm(
   name: string,
   routes: EnvoyRoute[],
@@ -363,6 +419,8 @@ function hcm(
   };
   // Pass the caller's SPIFFE ID to the app in x-forwarded-client-cert.
   if (!edge) h.set_current_client_cert_details = { uri: true };
+  if (filters.some((f) => f.name === 'envoy.filters.http.jwt_authn'))
+    h.local_reply_config = { mappers: [jwtAudienceMapper()] };
   return h;
 }
 

@@ -8,7 +8,8 @@
  *   https://www.envoyproxy.io/docs/envoy/latest/api-v3/extensions/transport_sockets/tls/v3/common.proto
  * - jwt_authn: the first rule whose match matches the request gives the requirement; a provider verifies
  *   the token's signature, `iss` (when `issuer` is set), `aud` (any of `audiences`), `exp` (required
- *   with `require_expiration`) and `nbf`, allowing `clock_skew_seconds`; failure is a 401. On success the
+ *   with `require_expiration`) and `nbf`, allowing `clock_skew_seconds`; failure is a 401 (a wrong
+ *   `aud` is jwt_authn's 403, which the compiled `local_reply_config` turns into 401). On success the
  *   payload is written to dynamic metadata under `payload_in_metadata`.
  *   https://www.envoyproxy.io/docs/envoy/latest/api-v3/extensions/filters/http/jwt_authn/v3/config.proto
  * - RBAC with action ALLOW: "allows the request if and only if there is a policy that matches the
