@@ -15,6 +15,7 @@ import {
   writePemFiles,
 } from '@trellis/local/harness';
 import { runPulumi, selectStack } from '@trellis/cli/stack';
+import { readState } from '@trellis/local/supervisor';
 import { E2E_STACK } from './global-setup.ts';
 import {
   call,
@@ -292,6 +293,45 @@ describe('certificate rotation', () => {
       Object.values(o.sidecars).map((s) => envoyCounter(s.adminUrl, /ssl_context_update_by_sds/)),
     );
     after.forEach((n, i) => expect(n).toBeGreaterThan(before[i] ?? 0));
+  });
+});
+
+describe('processes are supervised like pods', () => {
+  const ledgerState = (): string =>
+    join(outputs().trustBundle, '..', '..', 'run', 'ledger', 'supervisor.json');
+
+  it('restarts a crashed process, as a kubelet would', async () => {
+    const before = readState(ledgerState());
+    expect(before?.childPid).toBeGreaterThan(1);
+    process.kill(before?.childPid ?? 0, 'SIGKILL');
+    const after = await until(
+      async () => {
+        const s = readState(ledgerState());
+        return s && s.status === 'running' && s.childPid !== before?.childPid ? s : null;
+      },
+      30_000,
+      'the restart',
+    );
+    expect(after.restarts).toBe((before?.restarts ?? 0) + 1);
+    await until(
+      async () => (await call(`${outputs().services.ledger?.url}/readyz`)).status === 200,
+      60_000,
+      'ledger ready again',
+    );
+  });
+
+  it('refresh notices a process whose supervisor died, and the next up brings it back', async () => {
+    const { bin, env, common } = await selectStack(E2E_STACK);
+    const st = readState(ledgerState());
+    process.kill(st?.supervisorPid ?? 0, 'SIGKILL');
+    process.kill(-(st?.childPid ?? 0), 'SIGKILL');
+    expect(
+      (await runPulumi(bin, ['refresh', '--yes', '--skip-preview', ...common], env)).code,
+    ).toBe(0);
+    const preview = await runPulumi(bin, ['preview', '--expect-no-changes', ...common], env);
+    expect(preview.code).not.toBe(0); // the dropped process is to be created again
+    expect((await runPulumi(bin, ['up', '--yes', '--skip-preview', ...common], env)).code).toBe(0);
+    expect(readState(ledgerState())?.status).toBe('running');
   });
 });
 
