@@ -118,6 +118,9 @@ describe('Envoy', () => {
           uri: 'http://localhost:8180/realms/trellis/protocol/openid-connect/certs',
           cluster: 'jwks_keycloak',
         },
+        // Keys fetched before the listener opens and refreshed in the background: no request
+        // waits for a JWKS fetch.
+        async_fetch: { fast_listener: false },
       },
     });
     expect(jwt?.rules).toEqual([

@@ -123,6 +123,8 @@ export interface JwtProvider {
   remote_jwks?: {
     http_uri: { uri: string; cluster: string; timeout: string };
     cache_duration: string;
+    /** `JwksAsyncFetch`: fetch on the main thread, refresh in the background. */
+    async_fetch?: { fast_listener: boolean; failed_refetch_duration: string };
   };
   local_jwks?: { filename: string };
 }

@@ -334,6 +334,10 @@ function jwksProvider(
     remote_jwks: {
       http_uri: { uri: idp.jwksUri, cluster: name, timeout: '5s' },
       cache_duration: '300s',
+      // Fetch the keys on the main thread before the listener opens and again in the background
+      // when they expire, so no request waits for a JWKS round trip (without it, the first
+      // request after each expiry blocked on the fetch: a 100+ ms outlier every 5 minutes).
+      async_fetch: { fast_listener: false, failed_refetch_duration: '1s' },
     },
   };
 }

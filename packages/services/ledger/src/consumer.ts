@@ -2,7 +2,7 @@ import { decodeOrderCreated } from '@trellis/orders-api/event';
 import { NotYetError, type Dependency } from '@trellis/orders-api/platform/dependency';
 import type { FastifyBaseLogger } from 'fastify';
 import type kafkajs from 'kafkajs';
-import type { Consumer, EachMessagePayload } from 'kafkajs';
+import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import type { EntryStore } from './entries.ts';
 
 /** Options of {@link OrderConsumer}. */
@@ -16,8 +16,10 @@ export interface OrderConsumerOptions {
 
 /**
  * Consumes `orders.v1` in a consumer group and projects each event into `ledger.order_entries`. Offsets
- * are committed by hand, only after the Cassandra write succeeded: a crash between the two replays
- * the event, which the idempotent projection absorbs (at-least-once delivery, exactly-once effect).
+ * are committed by hand, only after the Cassandra writes succeeded: a crash between the two replays
+ * the events, which the idempotent projection absorbs (at-least-once delivery, exactly-once effect).
+ * One commit covers a whole fetched batch (one record when idle, many under load), so the broker
+ * sees one OffsetCommit per batch instead of one per order.
  */
 export class OrderConsumer implements Dependency {
   readonly name = 'kafka';
@@ -75,7 +77,8 @@ export class OrderConsumer implements Dependency {
     await this.consumer.subscribe({ topics: [this.opts.topic], fromBeginning: true });
     await this.consumer.run({
       autoCommit: false,
-      eachMessage: (payload) => this.handle(payload),
+      eachBatchAutoResolve: false,
+      eachBatch: (payload) => this.handleBatch(payload),
     });
     this.running = true;
   }
@@ -95,21 +98,37 @@ export class OrderConsumer implements Dependency {
     await this.consumer.disconnect();
   }
 
-  private async handle({ topic, partition, message }: EachMessagePayload): Promise<void> {
-    const next = (BigInt(message.offset) + 1n).toString();
+  private async handleBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
+    const { topic, partition } = batch;
+    let next: string | null = null;
+    try {
+      for (const message of batch.messages) {
+        if (!isRunning() || isStale()) break;
+        // Throwing here (store down) ends the batch; kafkajs redelivers from the first record
+        // that was not written.
+        await this.handle(topic, partition, message);
+        resolveOffset(message.offset);
+        next = (BigInt(message.offset) + 1n).toString();
+        await heartbeat();
+      }
+    } finally {
+      // Commit exactly the records whose projection is written, also when a later one failed.
+      if (next !== null) await this.consumer.commitOffsets([{ topic, partition, offset: next }]);
+    }
+  }
+
+  private async handle(topic: string, partition: number, message: KafkaMessage): Promise<void> {
     const at = { topic, partition, offset: message.offset };
     let event;
     try {
       event = decodeOrderCreated(message.value);
     } catch (err) {
-      // A poison record must not block its partition; it is logged with its position instead.
+      // A poison record must not block its partition; it is logged with its position and skipped.
       this.log.error({ err: err as Error, ...at }, 'skipping malformed orders event');
-      await this.consumer.commitOffsets([{ topic, partition, offset: next }]);
       return;
     }
-    // Throwing here (store down) makes kafkajs retry from the last committed offset.
     await this.store.project(event, { partition, offset: message.offset });
-    await this.consumer.commitOffsets([{ topic, partition, offset: next }]);
     this.projected++;
     this.log.info(
       { ...at, orderId: event.order.id, subject: event.subject, requestId: event.requestId },

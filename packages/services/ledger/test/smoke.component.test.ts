@@ -14,6 +14,7 @@ import { request } from 'node:http';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import {
   CertificateAuthority,
   cassandraClientOptions,
@@ -455,6 +456,55 @@ describe('ledger replays', () => {
     });
     expect(await entryCount()).toBe(before);
     expect(await ledger.store.get(order.id)).toMatchObject({ quantity: 5, subject: 'alice' });
+  });
+
+  it('skips a malformed record and commits one offset past the batch it came in', async () => {
+    if (!kafka || !ledger) throw new Error('not started');
+    const order: Order = {
+      id: randomUUID(),
+      sku: 'AFTER-POISON-1',
+      quantity: 2,
+      subject: 'alice',
+      createdAt: new Date().toISOString(),
+    };
+    const producer = new kafkajs.Kafka(
+      kafkaClientConfig(kafka, creds(pki.tester), 'test-poison'),
+    ).producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
+    await producer.connect();
+    // One request, so both records normally reach the consumer in one fetched batch.
+    const [meta] = await producer.send({
+      topic: TOPIC,
+      acks: -1,
+      messages: [
+        { key: order.id, value: Buffer.from('{"type":"order.created","version":1,"order":') },
+        {
+          key: order.id,
+          value: encodeOrderCreated({
+            type: 'order.created',
+            version: 1,
+            order,
+            subject: 'alice',
+            requestId: 'poison',
+          }),
+        },
+      ],
+    });
+    await producer.disconnect();
+    await waitUntil(async () => (await ledger?.store.get(order.id)) ?? null, {
+      what: 'the record after the malformed one is projected',
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
+    // Same key, same partition: the two records are at baseOffset and baseOffset + 1.
+    if (!meta?.baseOffset) throw new Error('no record metadata from the producer');
+    const past = String(Number(meta.baseOffset) + 2);
+    await waitUntil(
+      async () => {
+        const [t] = await admin.fetchOffsets({ groupId: 'ledger', topics: [TOPIC] });
+        return t?.partitions.find((p) => p.partition === meta.partition)?.offset === past;
+      },
+      { what: 'offset committed past both records', timeoutMs: 10_000, intervalMs: 100 },
+    );
   });
 
   it('rewinding the consumer group to the start replays everything without double counting', async () => {
