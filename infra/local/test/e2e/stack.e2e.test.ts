@@ -15,6 +15,7 @@ import {
   writePemFiles,
 } from '@trellis/local/harness';
 import { runPulumi, selectStack } from '@trellis/cli/stack';
+import { runLoadOnStack } from '@trellis/load-tests';
 import { readState } from '@trellis/local/supervisor';
 import { E2E_STACK } from './global-setup.ts';
 import {
@@ -25,6 +26,7 @@ import {
   outputs,
   pkiFiles,
   realmToken,
+  secretOutputs,
   tamperedJwt,
   token,
   unsignedJwt,
@@ -332,6 +334,46 @@ describe('processes are supervised like pods', () => {
     expect(preview.code).not.toBe(0); // the dropped process is to be created again
     expect((await runPulumi(bin, ['up', '--yes', '--skip-preview', ...common], env)).code).toBe(0);
     expect(readState(ledgerState())?.status).toBe('running');
+  });
+});
+
+describe('the k6 smoke scenario through the whole stack', () => {
+  // The latency budgets are judged by `./trellis load` (k6 exits 99 on a breach, proven by
+  // load-tests/test/gate.component.test.ts). On this 2-core machine they are breached (docs/performance.md:
+  // the stack's CPU per request puts its ceiling far below the budgets' rates), so this run does not
+  // gate CI on them: it proves in CI that the load path works against the real stack with no error,
+  // every check passing and no new connection after warm-up, and prints what the budgets measured.
+  it('k6 smoke: 0 errors, every check passes, connections reused; the report names each breached budget', async () => {
+    const reportsDir = join(import.meta.dirname, '..', '..', '..', '..', 'reports', 'e2e');
+    const r = await runLoadOnStack({
+      scenario: 'smoke',
+      outputs: secretOutputs(),
+      reportsDir,
+      abortOnFail: false,
+      command: 'e2e: runLoadOnStack({ scenario: "smoke" })',
+      log: () => undefined,
+    });
+    const failed = r.report.thresholds.filter((t) => !t.ok);
+    process.stdout.write(
+      `k6 smoke (report ${r.reportDir}/summary.md): ` +
+        r.report.routes.map((x) => `${x.route} p99 ${x.p99?.toFixed(1)} ms`).join(', ') +
+        (failed.length
+          ? `; over budget: ${failed.map((t) => `${t.key} ${t.expr} (${t.value?.toFixed(2)})`).join('; ')}`
+          : '; every budget held') +
+        '\n',
+    );
+    expect([0, 99]).toContain(r.exitCode); // anything else is a broken run, not a measurement
+    expect(r.report.errorRate).toBe(0);
+    expect(r.report.checksRate).toBe(1);
+    expect(r.report.connectingP99).toBe(0);
+    expect(r.report.tlsHandshakingP99).toBe(0);
+    expect(r.report.measuredRequests).toBeGreaterThan(0);
+    for (const route of r.report.routes) expect(route.count).toBeGreaterThan(0);
+    // Exit 99 only ever for a latency budget, and then the report says which.
+    expect(failed.every((t) => /^(http_req_duration|trellis_mesh_overhead)\{/.test(t.key))).toBe(
+      true,
+    );
+    expect(r.exitCode === 99).toBe(failed.length > 0);
   });
 });
 

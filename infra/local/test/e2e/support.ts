@@ -25,6 +25,11 @@ export function outputs(): E2eOutputs {
   return inject('e2eOutputs') as unknown as E2eOutputs;
 }
 
+/** Every output, secrets included (`pulumi stack output --json --show-secrets`). */
+export function secretOutputs(): Record<string, unknown> {
+  return inject('e2eSecrets') as Record<string, unknown>;
+}
+
 export function principals(): Principals {
   return (inject('e2eSecrets') as { principals: Principals }).principals;
 }

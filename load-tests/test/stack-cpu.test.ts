@@ -1,0 +1,83 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  cpuPerRequest,
+  ppidFromStat,
+  processTree,
+  renderCpuMd,
+  snapshot,
+  stackProcesses,
+} from '../src/stack-cpu.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'trellis-stack-cpu-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+function supervised(component: string, state: Record<string, unknown> | string): void {
+  mkdirSync(join(root, 'run', component), { recursive: true });
+  writeFileSync(
+    join(root, 'run', component, 'supervisor.json'),
+    typeof state === 'string' ? state : JSON.stringify(state),
+  );
+}
+
+describe('stack CPU accounting', () => {
+  it('finds the running supervised processes of a stack and names a stack that is not up', () => {
+    supervised('cassandra', { childPid: 101, status: 'running' });
+    supervised('kafka', { childPid: 102, status: 'backoff' });
+    supervised('nginx', '{ not json');
+    mkdirSync(join(root, 'run', 'pki'), { recursive: true });
+    expect(stackProcesses(join(root, 'run'))).toEqual([{ component: 'cassandra', pid: 101 }]);
+    expect(() => stackProcesses(join(root, 'absent'))).toThrow('is the stack up?');
+    mkdirSync(join(root, 'empty'));
+    expect(() => stackProcesses(join(root, 'empty'))).toThrow('no running process');
+  });
+
+  it('reads the parent pid after a comm with spaces', () => {
+    expect(ppidFromStat('4242 (java (x) y) S 17 4242 4242 0')).toBe(17);
+  });
+
+  it("counts a component's descendants too, as a launcher script's JVM", async () => {
+    const child = spawn('sh', ['-c', 'sleep 5 & wait'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const tree = processTree(child.pid as number);
+      expect(tree[0]).toBe(child.pid);
+      expect(tree.length).toBeGreaterThanOrEqual(2); // sh and its sleep
+      const snap = snapshot([{ component: 'x', pid: child.pid as number }]);
+      expect(snap.get('x')?.size).toBe(tree.length);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('divides each component by the requests and renders the ceiling on the cores', () => {
+    const before = new Map([
+      ['cassandra', new Map([[1, 10]])],
+      ['nginx', new Map([[2, 1]])],
+    ]);
+    const after = new Map([
+      // a process that appeared during the run counts from zero
+      [
+        'cassandra',
+        new Map([
+          [1, 16],
+          [3, 1],
+        ]),
+      ],
+      ['nginx', new Map([[2, 2]])],
+    ]);
+    const rows = cpuPerRequest(before, after, 1000);
+    expect(rows).toEqual([
+      { component: 'cassandra', cpuSeconds: 7, msPerRequest: 7 },
+      { component: 'nginx', cpuSeconds: 1, msPerRequest: 1 },
+    ]);
+    const md = renderCpuMd(rows, { requests: 1000, wallSeconds: 10, cores: 2, k6CpuSeconds: 2 });
+    expect(md).toContain('| cassandra | 7.00 | 7.000 | 70 % |');
+    // 2 cores = 2000 CPU ms/s over 8 (stack) + 2 (k6) ms per request
+    expect(md).toContain('**200 requests/s**');
+    expect(() => cpuPerRequest(before, after, 0)).toThrow('0 requests');
+  });
+});
