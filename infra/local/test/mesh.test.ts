@@ -6,7 +6,6 @@ import { describe, expect, it } from 'vitest';
 import {
   relativeSdsFiles,
   sidecarArtefacts,
-  withPayloadHeader,
   type SidecarCompileOptions,
 } from '@trellis/components/local/sidecar';
 import { cqlOf } from '@trellis/components/local/service-impl';
@@ -309,9 +308,14 @@ describe('sidecar config', () => {
   it('adds no payload header where there is no jwt_authn, and refuses a bad header name', () => {
     const a = sidecarArtefacts(model, opts('ingress'), '/run/ingress-sidecar', svid);
     expect(jwt(a.bootstrap)).toEqual([]);
-    expect(() => withPayloadHeader(a.bootstrap, 'X Payload')).toThrow(
-      "payloadHeader must be a lower-case header name, got 'X Payload'",
-    );
+    expect(() =>
+      sidecarArtefacts(
+        model,
+        { ...opts('orders-api'), payloadHeader: 'X Payload' },
+        '/run/orders-api-sidecar',
+        svid,
+      ),
+    ).toThrow("payloadHeader must be a lower-case header name, got 'X Payload'");
   });
 });
 

@@ -233,6 +233,26 @@ describe('Envoy', () => {
     );
   });
 
+  it('forwards the verified payload only when asked, in a valid header', () => {
+    const provider = (b: typeof bootstrap) => {
+      const l = b.static_resources.listeners.find((x) => x.name === 'inbound_http');
+      const f = l?.filter_chains[0]?.filters[0];
+      const h =
+        f?.name === 'envoy.filters.network.http_connection_manager'
+          ? f.typed_config.http_filters.find((x) => x.name === 'envoy.filters.http.jwt_authn')
+          : undefined;
+      return h?.name === 'envoy.filters.http.jwt_authn'
+        ? h.typed_config.providers['keycloak']
+        : undefined;
+    };
+    expect(provider(bootstrap)).not.toHaveProperty('forward_payload_header');
+    const withHeader = compileEnvoy(model, { ...opts, payloadHeader: 'x-jwt-payload' }).bootstrap;
+    expect(provider(withHeader)?.forward_payload_header).toBe('x-jwt-payload');
+    expect(() => compileEnvoy(model, { ...opts, payloadHeader: 'X Payload' })).toThrow(
+      "compileEnvoy: payloadHeader must be a lower-case header name, got 'X Payload'",
+    );
+  });
+
   it('the edge listener is plaintext and routes only the model routes', () => {
     const edge = compileEnvoy(model, exampleEnvoyOptions(model, 'ingress', '/srv')).bootstrap;
     const l = edge.static_resources.listeners.find((x) => x.name === 'inbound_http');
@@ -426,6 +446,8 @@ describe('nginx', () => {
       'client_max_body_size 1m;',
       'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
       'proxy_set_header X-Request-Id $request_id;',
+      'proxy_hide_header X-Request-Id;',
+      'add_header X-Request-Id $request_id always;',
       'server 127.0.0.1:15443;',
       'keepalive 64;',
       'proxy_set_header Connection "";',

@@ -25,7 +25,7 @@ export interface SvidFiles {
 
 /** What {@link sidecarArtefacts} compiles: the model's Envoy options without the file paths. */
 export type SidecarCompileOptions = Omit<EnvoyOptions, 'sds'> & {
-  /** Header that carries the verified JWT payload to the app. */
+  /** Header that carries the verified JWT payload to the app (the smoke services read it). */
   payloadHeader: string;
 };
 
@@ -33,30 +33,8 @@ export type SidecarCompileOptions = Omit<EnvoyOptions, 'sds'> & {
 export const sidecarFiles = { bootstrap: 'envoy.json', sdsDir: 'sds' } as const;
 
 /**
- * Sets `forward_payload_header` on every jwt_authn provider, so the app gets the verified payload as
- * `base64url(JSON)` in `header` (JwtProvider.forward_payload_header, Envoy v3 API); the smoke services
- * read it (docs/services.md). Returns a copy.
- */
-export function withPayloadHeader(bootstrap: EnvoyBootstrap, header: string): EnvoyBootstrap {
-  if (!/^[a-z0-9-]+$/.test(header))
-    throw new Error(`payloadHeader must be a lower-case header name, got '${header}'`);
-  const out = structuredClone(bootstrap);
-  for (const l of out.static_resources.listeners)
-    for (const chain of l.filter_chains)
-      for (const f of chain.filters) {
-        if (f.name !== 'envoy.filters.network.http_connection_manager') continue;
-        for (const h of f.typed_config.http_filters) {
-          if (h.name !== 'envoy.filters.http.jwt_authn') continue;
-          for (const p of Object.values(h.typed_config.providers))
-            Object.assign(p, { forward_payload_header: header });
-        }
-      }
-  return out;
-}
-
-/**
  * The bootstrap and SDS files of one sidecar whose dir is `dir` and whose SVID is `svid`: the
- * `compileEnvoy` output plus the payload header. Pure; used for the real files and for validation.
+ * `compileEnvoy` output. Pure; used for the real files and for validation.
  */
 export function sidecarArtefacts(
   model: ValidModel,
@@ -64,9 +42,8 @@ export function sidecarArtefacts(
   dir: string,
   svid: SvidFiles,
 ): EnvoyArtefacts {
-  const { payloadHeader, ...envoyOpts } = o;
-  const compiled = compileEnvoy(model, {
-    ...envoyOpts,
+  return compileEnvoy(model, {
+    ...o,
     sds: {
       dir: join(dir, sidecarFiles.sdsDir),
       certChain: svid.cert,
@@ -74,7 +51,6 @@ export function sidecarArtefacts(
       trustBundle: svid.bundle,
     },
   });
-  return { ...compiled, bootstrap: withPayloadHeader(compiled.bootstrap, payloadHeader) };
 }
 
 /** The SDS files as LocalProcess files (paths relative to `dir`). */

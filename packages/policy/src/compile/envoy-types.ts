@@ -120,6 +120,8 @@ export interface JwtProvider {
   payload_in_metadata: string;
   /** Dynamic-metadata key (under the jwt_authn filter) for the failed status: `{code, message}`. */
   failed_status_in_metadata: string;
+  /** Header the verified payload is forwarded in, as `base64url(JSON)`. */
+  forward_payload_header?: string;
   remote_jwks?: {
     http_uri: { uri: string; cluster: string; timeout: string };
     cache_duration: string;

@@ -92,6 +92,11 @@ export interface EnvoyOptions {
   jwks?: Record<string, { file: string } | (EnvoyEndpoint & { tls?: boolean; caFile?: string })>;
   /** Node id. @default the workload name */
   nodeId?: string;
+  /**
+   * Header that carries the verified JWT payload (`base64url(JSON)`) to the app
+   * (`JwtProvider.forward_payload_header`); lower case. Omit it to send the token only.
+   */
+  payloadHeader?: string;
 }
 
 /** What `compileEnvoy` returns: the bootstrap and the SDS files, keyed by their absolute path. */
@@ -300,6 +305,7 @@ function jwksProvider(
     forward: true,
     payload_in_metadata: provider,
     failed_status_in_metadata: jwtFailureKey,
+    ...(o.payloadHeader !== undefined ? { forward_payload_header: o.payloadHeader } : {}),
   };
   const src = o.jwks?.[provider];
   if (src && 'file' in src) return { ...base, local_jwks: { filename: src.file } };
@@ -443,6 +449,10 @@ function upstreamTls(o: EnvoyOptions, san: string, sni: string | undefined): Tls
 export function compileEnvoy(model: ValidModel, o: EnvoyOptions): EnvoyArtefacts {
   const w = own(model.workloads, o.workload);
   if (!w) throw new Error(`compileEnvoy: no workload '${o.workload}' in the model`);
+  if (o.payloadHeader !== undefined && !/^[a-z0-9-]+$/.test(o.payloadHeader))
+    throw new Error(
+      `compileEnvoy: payloadHeader must be a lower-case header name, got '${o.payloadHeader}'`,
+    );
   const addr = o.inboundAddress ?? '127.0.0.1';
   const listeners: EnvoyListener[] = [];
   const clusters: EnvoyCluster[] = [];

@@ -118,6 +118,8 @@ proxy_set_header X-Real-IP $remote_addr;
 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
 proxy_set_header X-Forwarded-Proto $scheme;
 proxy_set_header X-Request-Id $request_id;
+# The app echoes the id it was given; hide that copy so the client sees the header once.
+proxy_hide_header X-Request-Id;
 add_header X-Request-Id $request_id always;
 
 ${servers.join('\n\n')}
