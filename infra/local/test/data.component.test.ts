@@ -2,29 +2,17 @@
 // fixtures/data) brings up Cassandra 5 and Kafka 4 as supervised processes, applies the model's grants
 // and ACLs, and is then probed with real clients holding SVIDs from the same CA.
 import { Client, type ClientOptions } from 'cassandra-driver';
-import { execFile } from 'node:child_process';
-import {
-  copyFileSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import kafkajs from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cassandraClientOptions, kafkaClientConfig } from '@trellis/local/harness';
-import { readState, stopSupervised } from '@trellis/local/supervisor';
-import { pulumiEnv } from '@trellis/local/toolchain';
+import { readState } from '@trellis/local/supervisor';
 import { portsAt } from '../src/ports.ts';
+import { pickBase, TestStack } from './support/test-stack.ts';
 
 const { Kafka, logLevel } = kafkajs;
 
@@ -49,61 +37,25 @@ interface Outputs {
   identities: Record<string, string>;
 }
 
-let dir = '';
 let stackDir = '';
-let configFile = '';
-let bin = '';
-let env: NodeJS.ProcessEnv = {};
 let out: Outputs;
 let upMs = 0;
 const proxies: Server[] = [];
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+const ts = new TestStack({
+  fixture: FIXTURE,
+  stack: STACK,
+  tmpPrefix: 'trellis-data-',
+  timeoutMs: 420_000,
+});
+const pulumi = ts.pulumi.bind(ts);
+const ok = ts.ok.bind(ts);
 
-/** Run pulumi on the fixture with this test's stack (and config file, where the verb takes one). */
-function pulumi(args: readonly string[], timeoutMs = 420_000): Promise<Result> {
-  const config = args[0] === 'stack' ? [] : ['--config-file', configFile];
-  return new Promise((resolve) => {
-    execFile(
-      bin,
-      [...args, '--stack', STACK, '--non-interactive', ...config],
-      { cwd: FIXTURE, env, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
-
-async function ok(args: readonly string[], timeoutMs?: number): Promise<string> {
-  const r = await pulumi(args, timeoutMs);
-  if (r.code !== 0)
-    throw new Error(`pulumi ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
-
-/** True when nothing listens on 127.0.0.1:`port`. */
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-/** A base port whose data-layer ports (and the sidecar egress block) are all free. */
-async function pickBase(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    // Below the kernel's ephemeral range (32768+), where Pulumi's plugins and outgoing connections take
-    // ports at random after this check; and clear of `local` (8000) and the e2e stack (28000).
-    const base = 10_000 + 1_000 * Math.floor(Math.random() * 18);
+/** A base port whose data-layer ports are all free. */
+function pickDataBase(): Promise<number> {
+  return pickBase((base) => {
     const p = portsAt(base);
-    const wanted = [
+    return [
       p.cassandraNative,
       p.cassandraStorage,
       p.cassandraJmx,
@@ -112,10 +64,7 @@ async function pickBase(): Promise<number> {
       ...Array.from({ length: 5 }, (_, i) => p.kafkaClientsFrom + i),
       ...Array.from({ length: 30 }, (_, i) => p.sidecarOutboundFrom + i),
     ];
-    const free = await Promise.all(wanted.map(portFree));
-    if (free.every(Boolean)) return base;
-  }
-  throw new Error('no free base port found for the data-layer test stack');
+  }, 'data-layer test stack');
 }
 
 /** An identity's SVID files: the fixture's test SVIDs, or the data module's platform-admin. */
@@ -288,32 +237,9 @@ function childPid(component: string): number | null {
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'trellis-data-'));
-  stackDir = join(dir, 'stack');
-  configFile = join(dir, `Pulumi.${STACK}.yaml`);
-  const tool = await pulumiEnv({ home: join(dir, 'pulumi-home') });
-  bin = tool.bin;
-  env = {
-    ...tool.env,
-    PULUMI_BACKEND_URL: `file://${join(dir, 'state')}`,
-    // A throwaway passphrase for this test's throwaway stack.
-    PULUMI_CONFIG_PASSPHRASE: 'data-component-test-only',
-  };
-  mkdirSync(join(dir, 'state'));
-  // `stack init` writes the salt next to Pulumi.yaml: do it in a scratch copy, keep the salt here.
-  const scratch = join(dir, 'scratch');
-  mkdirSync(scratch);
-  copyFileSync(join(FIXTURE, 'Pulumi.yaml'), join(scratch, 'Pulumi.yaml'));
-  await new Promise<void>((resolve, reject) =>
-    execFile(
-      bin,
-      ['stack', 'init', STACK, '--secrets-provider', 'passphrase', '--non-interactive'],
-      { cwd: scratch, env, timeout: 60_000 },
-      (err, _o, stderr) => (err ? reject(new Error(`stack init: ${stderr}`)) : resolve()),
-    ),
-  );
-  writeFileSync(configFile, readFileSync(join(scratch, `Pulumi.${STACK}.yaml`)));
-  const base = await pickBase();
+  await ts.init();
+  stackDir = ts.stackDir;
+  const base = await pickDataBase();
   await ok(['config', 'set', 'trellis-data-test:stackDir', stackDir]);
   await ok(['config', 'set', 'trellis-data-test:basePort', String(base)]);
   await ok(['config', 'set', 'trellis-data-test:model', join(FIXTURE, 'model-a.yaml')]);
@@ -326,16 +252,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const s of proxies) s.close();
-  if (bin && configFile && existsSync(join(dir, 'state'))) {
-    const r = await pulumi(['destroy', '--yes', '--skip-preview']);
-    if (r.code !== 0) console.error(`destroy failed:\n${r.stdout}\n${r.stderr}`);
-  }
-  // Whatever a failed destroy left running.
-  for (const c of ['cassandra', 'kafka']) {
-    const st = join(stackDir, 'run', c, 'supervisor.json');
-    if (existsSync(st)) await stopSupervised(st).catch(() => undefined);
-  }
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await ts.cleanup(true);
 }, 300_000);
 
 describe('Cassandra from the model', () => {
