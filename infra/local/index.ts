@@ -3,34 +3,24 @@
  * from the policy model. `./trellis up` runs it as `pulumi up --stack local`.
  */
 import * as pulumi from '@pulumi/pulumi';
-import { join } from 'node:path';
-import { LocalMeshCa } from '@trellis/components/local/pki';
 import { loadConfig } from './config.ts';
-import type { StackContext } from './src/context.ts';
+import { localContext } from './src/context.ts';
 import { deployData } from './src/data.ts';
 import { deployIdentity } from './src/identity.ts';
 import { deployMesh } from './src/mesh.ts';
 
 const cfg = loadConfig();
 
-const ca = new LocalMeshCa('mesh-ca', {
-  trustDomain: cfg.model.trustDomain,
-  region: cfg.region,
-  dir: join(cfg.stackDir, 'pki'),
-});
-
-const ctx: StackContext = {
+const ctx = localContext({
   stack: cfg.stack,
   region: cfg.region,
   model: cfg.model,
   stackDir: cfg.stackDir,
-  runDir: (c) => join(cfg.stackDir, 'run', c),
-  pkiDir: (id) => join(cfg.stackDir, 'pki', id),
   ports: cfg.ports,
-  ca,
   certValidHours: cfg.certValidHours,
   rotation: cfg.rotation,
-};
+});
+const ca = ctx.ca;
 
 // Order: the data layer and Keycloak start side by side; the sidecars, services and ingress follow.
 const data = deployData(ctx);

@@ -1,4 +1,5 @@
-import type { LocalMeshCa } from '@trellis/components/local/pki';
+import { join } from 'node:path';
+import { LocalMeshCa } from '@trellis/components/local/pki';
 import type { ValidModel } from '@trellis/policy';
 import type { PortName } from './ports.ts';
 
@@ -17,4 +18,25 @@ export interface StackContext {
   ca: LocalMeshCa;
   certValidHours: number;
   rotation: number;
+}
+
+/** What {@link localContext} needs: everything of the context but the directories and the CA. */
+export type ContextInput = Omit<StackContext, 'runDir' | 'pkiDir' | 'ca'>;
+
+/**
+ * The stack's Mesh CA (resource `mesh-ca`, files under `<stackDir>/pki`) and the context built around
+ * it; the local stack and the component tests' fixture programs share it.
+ */
+export function localContext(o: ContextInput): StackContext {
+  const ca = new LocalMeshCa('mesh-ca', {
+    trustDomain: o.model.trustDomain,
+    region: o.region,
+    dir: join(o.stackDir, 'pki'),
+  });
+  return {
+    ...o,
+    runDir: (c) => join(o.stackDir, 'run', c),
+    pkiDir: (id) => join(o.stackDir, 'pki', id),
+    ca,
+  };
 }
