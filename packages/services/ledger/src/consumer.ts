@@ -32,6 +32,8 @@ export class OrderConsumer implements Dependency {
   private crashed: Error | null = null;
   /** Events projected since start (replays included); for logs and tests. */
   projected = 0;
+  /** Malformed records skipped since start (replays included). */
+  skipped = 0;
 
   constructor(
     kafka: kafkajs.Kafka,
@@ -126,6 +128,7 @@ export class OrderConsumer implements Dependency {
     } catch (err) {
       // A poison record must not block its partition; it is logged with its position and skipped.
       this.log.error({ err: err as Error, ...at }, 'skipping malformed orders event');
+      this.skipped++;
       return;
     }
     await this.store.project(event, { partition, offset: message.offset });
