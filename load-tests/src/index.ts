@@ -16,6 +16,7 @@ export type { ScenarioName } from './plan-types.ts';
 export { scenarioDefaults, parseScenario, parseDuration } from './scenarios.ts';
 export { parseBudgetOverride } from './overrides.ts';
 export type { ReportData } from './report.ts';
+export { withStackCpu } from './stack-cpu.ts';
 
 /** Options of {@link runLoadOnStack}: {@link RunLoadOptions} with stack outputs instead of a target. */
 export interface StackRunOptions extends Omit<RunLoadOptions, 'target'> {

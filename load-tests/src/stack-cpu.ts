@@ -4,7 +4,8 @@
  * requests per second the machine can carry at best, whatever the latency: the capacity ceiling that
  * the budgets' rates must fit under.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { cpuSeconds } from './cpu.ts';
 
@@ -132,4 +133,64 @@ export function renderCpuMd(
       '.',
   ];
   return lines.join('\n') + '\n';
+}
+
+/** What {@link withStackCpu} needs of a finished run. */
+export interface RunWithReport {
+  reportDir: string;
+  report: { k6: { cpu: { average: number; seconds: number } | null } };
+}
+
+/**
+ * Run `run` (a load run against the stack whose processes live under `runDir`) with CPU accounting:
+ * writes `cpu.md` and `cpu.json` into the run's report and appends the table to its `summary.md`.
+ * Accounting is best effort: when the stack's processes cannot be read, the run goes on and `log`
+ * says why.
+ */
+export async function withStackCpu<T extends RunWithReport>(
+  runDir: string,
+  run: () => Promise<T>,
+  log: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+): Promise<T> {
+  let procs: StackProcess[];
+  try {
+    procs = stackProcesses(runDir);
+  } catch (err) {
+    log(`CPU accounting skipped: ${(err as Error).message}`);
+    return run();
+  }
+  const before = snapshot(procs);
+  const t0 = performance.now();
+  const r = await run();
+  const wallSeconds = (performance.now() - t0) / 1000;
+  const after = snapshot(procs);
+  try {
+    const summary = JSON.parse(readFileSync(join(r.reportDir, 'summary.json'), 'utf8')) as {
+      metrics: Record<string, { count?: number }>;
+    };
+    const requests = summary.metrics['http_reqs']?.count ?? 0;
+    const rows = cpuPerRequest(before, after, requests);
+    const k6 = r.report.k6.cpu;
+    const md = renderCpuMd(rows, {
+      requests,
+      wallSeconds,
+      cores: cpus().length,
+      ...(k6 ? { k6CpuSeconds: k6.average * k6.seconds } : {}),
+    });
+    writeFileSync(join(r.reportDir, 'cpu.md'), `# CPU per request\n\n${md}`);
+    writeFileSync(
+      join(r.reportDir, 'cpu.json'),
+      JSON.stringify({ requests, wallSeconds, rows }, null, 2),
+    );
+    appendFileSync(
+      join(r.reportDir, 'summary.md'),
+      `\n## CPU per request, by component\n\nEach supervised process of the stack and its children, ` +
+        `read from /proc before and after the whole run (connect phase and set-up included). ` +
+        `Background work counts too (a young JVM's JIT compiler, idle spinning), so at a low rate or right ` +
+        `after \`up\` this overstates what a request costs; docs/performance.md compares rates.\n\n${md}`,
+    );
+  } catch (err) {
+    log(`CPU accounting skipped: ${(err as Error).message}`);
+  }
+  return r;
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import {
   renderCpuMd,
   snapshot,
   stackProcesses,
+  withStackCpu,
 } from '../src/stack-cpu.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'trellis-stack-cpu-'));
@@ -79,5 +80,59 @@ describe('stack CPU accounting', () => {
     // 2 cores = 2000 CPU ms/s over 8 (stack) + 2 (k6) ms per request
     expect(md).toContain('**200 requests/s**');
     expect(() => cpuPerRequest(before, after, 0)).toThrow('0 requests');
+  });
+
+  it('wraps a run: a busy component shows up in the report, and a stack that is not up skips accounting', async () => {
+    // A component that burns CPU for about half a second during the "run".
+    const busy = spawn('sh', ['-c', 'i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; sleep 5'], {
+      stdio: 'ignore',
+    });
+    try {
+      const runDir = join(root, 'wrapped', 'run');
+      mkdirSync(join(runDir, 'busy'), { recursive: true });
+      writeFileSync(
+        join(runDir, 'busy', 'supervisor.json'),
+        JSON.stringify({ childPid: busy.pid, status: 'running' }),
+      );
+      const reportDir = join(root, 'wrapped', 'report');
+      mkdirSync(reportDir, { recursive: true });
+      const r = await withStackCpu(runDir, async () => {
+        await new Promise((res) => setTimeout(res, 1_500));
+        writeFileSync(
+          join(reportDir, 'summary.json'),
+          JSON.stringify({ metrics: { http_reqs: { count: 100 } } }),
+        );
+        writeFileSync(join(reportDir, 'summary.md'), '# Load test\n');
+        return { reportDir, report: { k6: { cpu: { average: 0.1, seconds: 1 } } }, exitCode: 0 };
+      });
+      expect(r.exitCode).toBe(0);
+      const cpu = JSON.parse(readFileSync(join(reportDir, 'cpu.json'), 'utf8')) as {
+        requests: number;
+        rows: { component: string; cpuSeconds: number; msPerRequest: number }[];
+      };
+      expect(cpu.requests).toBe(100);
+      expect(cpu.rows[0]?.component).toBe('busy');
+      expect(cpu.rows[0]?.cpuSeconds).toBeGreaterThan(0.05);
+      const md = readFileSync(join(reportDir, 'summary.md'), 'utf8');
+      expect(md.startsWith('# Load test\n')).toBe(true);
+      expect(md).toContain('## CPU per request, by component');
+      expect(md).toMatch(/\| busy \| [\d.]+ \| [\d.]+ \|/);
+    } finally {
+      busy.kill('SIGKILL');
+    }
+    const lines: string[] = [];
+    let ran = false;
+    const reportDir = join(root, 'absent-report');
+    await withStackCpu(
+      join(root, 'no-stack', 'run'),
+      async () => {
+        ran = true;
+        return { reportDir, report: { k6: { cpu: null } } };
+      },
+      (l) => lines.push(l),
+    );
+    expect(ran).toBe(true);
+    expect(lines.join('\n')).toMatch(/CPU accounting skipped: .*is the stack up\?/);
+    expect(existsSync(join(reportDir, 'cpu.md'))).toBe(false);
   });
 });

@@ -17,6 +17,7 @@ import {
   scenarioDefaults,
   scenarioNames,
   targetFromStackOutputs,
+  withStackCpu,
   type LoadTarget,
 } from '@trellis/load-tests';
 import { ROOT } from '../stack.ts';
@@ -120,18 +121,23 @@ export async function load(args: string[]): Promise<number> {
     // --show-secrets: the token form needs the principal's credentials; they go to k6's environment only.
     target = targetFromStackOutputs(await stackOutputs(a.stack, true), { model, as: a.as });
   }
-  const r = await runLoad({
-    scenario: a.scenario,
-    target,
-    model,
-    reportsDir: a.out,
-    budgetOverrides: a.budgetOverrides,
-    command: `./trellis load ${args.join(' ')}`.trim(),
-    ...(a.rps !== undefined ? { rps: a.rps } : {}),
-    ...(a.durationS !== undefined ? { durationS: a.durationS } : {}),
-    ...(a.warmupS !== undefined ? { warmupS: a.warmupS } : {}),
-    ...(a.meshRate !== undefined ? { meshRate: a.meshRate } : {}),
-    ...(a.noAbort ? { abortOnFail: false } : {}),
-  });
+  const load = () =>
+    runLoad({
+      scenario: a.scenario,
+      target,
+      model,
+      reportsDir: a.out,
+      budgetOverrides: a.budgetOverrides,
+      command: `./trellis load ${args.join(' ')}`.trim(),
+      ...(a.rps !== undefined ? { rps: a.rps } : {}),
+      ...(a.durationS !== undefined ? { durationS: a.durationS } : {}),
+      ...(a.warmupS !== undefined ? { warmupS: a.warmupS } : {}),
+      ...(a.meshRate !== undefined ? { meshRate: a.meshRate } : {}),
+      ...(a.noAbort ? { abortOnFail: false } : {}),
+    });
+  // A local stack's processes are on this machine: account their CPU per request too.
+  const r = a.targetFile
+    ? await load()
+    : await withStackCpu(join(ROOT, '.trellis', a.stack, 'run'), load);
   return r.exitCode;
 }
