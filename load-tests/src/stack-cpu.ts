@@ -7,6 +7,7 @@
 import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { readState } from '@trellis/local/supervisor';
 import { cpuSeconds } from './cpu.ts';
 
 /** One supervised process of the stack, from `.trellis/<stack>/run/<component>/supervisor.json`. */
@@ -25,18 +26,8 @@ export function stackProcesses(runDir: string): StackProcess[] {
     throw new Error(`${runDir} does not exist: is the stack up? (./trellis up)`);
   }
   for (const component of dirs) {
-    let state: { childPid?: unknown; status?: unknown };
-    try {
-      state = JSON.parse(readFileSync(join(runDir, component, 'supervisor.json'), 'utf8')) as {
-        childPid?: unknown;
-        status?: unknown;
-      };
-    } catch {
-      continue; // not a supervised process directory
-    }
-    if (state.status === 'running' && typeof state.childPid === 'number') {
-      out.push({ component, pid: state.childPid });
-    }
+    const state = readState(join(runDir, component, 'supervisor.json'));
+    if (state?.status === 'running' && state.childPid) out.push({ component, pid: state.childPid });
   }
   if (out.length === 0) throw new Error(`no running process under ${runDir}: is the stack up?`);
   return out;

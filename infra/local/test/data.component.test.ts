@@ -1,7 +1,7 @@
 // The data layer for real: `pulumi up` of a test program (the Mesh CA + infra/local's data module, see
 // fixtures/data) brings up Cassandra 5 and Kafka 4 as supervised processes, applies the model's grants
 // and ACLs, and is then probed with real clients holding SVIDs from the same CA.
-import { Client, type ClientOptions } from 'cassandra-driver';
+import { Client } from 'cassandra-driver';
 import { existsSync, lstatSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -9,7 +9,11 @@ import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import kafkajs from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cassandraClientOptions, kafkaClientConfig } from '@trellis/local/harness';
+import {
+  cassandraClientOptions,
+  cassandraConnectError as connectError,
+  kafkaClientConfig,
+} from '@trellis/local/harness';
 import { readState } from '@trellis/local/supervisor';
 import { portsAt } from '../src/ports.ts';
 import { pickBase, TestStack } from './support/test-stack.ts';
@@ -87,21 +91,6 @@ async function withCql<T>(w: string, fn: (c: Client) => Promise<T>): Promise<T> 
     return await fn(c);
   } finally {
     await c.shutdown().catch(() => undefined);
-  }
-}
-
-/** Why the driver could not connect: the per-host errors of its NoHostAvailableError. */
-async function connectError(opts: ClientOptions): Promise<string> {
-  const c = new Client(opts);
-  try {
-    await c.connect();
-    return 'connected';
-  } catch (err) {
-    const inner = (err as { innerErrors?: Record<string, Error> }).innerErrors ?? {};
-    const msgs = Object.values(inner).map((e) => e.message);
-    return msgs.length ? msgs.join('; ') : (err as Error).message;
-  } finally {
-    await c.shutdown();
   }
 }
 

@@ -24,6 +24,11 @@ export const ROOT = resolve(import.meta.dirname, '../../..');
 export const PROJECT_DIR = join(ROOT, 'infra', 'local');
 const TRELLIS_DIR = join(ROOT, '.trellis');
 
+/** A local stack's own directory: `.trellis/<stack>` (its pki/ and run/). */
+export function stackDir(stack: string): string {
+  return join(TRELLIS_DIR, stack);
+}
+
 /** Stacks this project has a committed config for. */
 export function knownStacks(): string[] {
   return readdirSync(PROJECT_DIR)

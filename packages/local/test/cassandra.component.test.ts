@@ -1,4 +1,4 @@
-import { Client, type ClientOptions } from 'cassandra-driver';
+import { Client } from 'cassandra-driver';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import {
   nodetool,
   startCassandra,
   type CassandraServer,
+  cassandraConnectError as connectError,
 } from '../src/harness/cassandra.ts';
 import { CertificateAuthority, writePemFiles, type PemFiles } from '../src/harness/tls.ts';
 import { CASSANDRA_VERSION, cassandra } from '../src/toolchain/cassandra.ts';
@@ -96,21 +97,6 @@ afterAll(async () => {
   await server?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-/** Why the driver could not connect: the per-host errors of its NoHostAvailableError. */
-async function connectError(opts: ClientOptions): Promise<string> {
-  const c = new Client(opts);
-  try {
-    await c.connect();
-    return 'connected';
-  } catch (err) {
-    const inner = (err as { innerErrors?: Record<string, Error> }).innerErrors ?? {};
-    const msgs = Object.values(inner).map((e) => e.message);
-    return msgs.length ? msgs.join('; ') : (err as Error).message;
-  } finally {
-    await c.shutdown();
-  }
-}
 
 function live(): CassandraServer {
   if (!server) throw new Error('Cassandra did not start');

@@ -31,7 +31,7 @@ export function secretOutputs(): Record<string, unknown> {
 }
 
 export function principals(): Principals {
-  return (inject('e2eSecrets') as { principals: Principals }).principals;
+  return (secretOutputs() as { principals: Principals }).principals;
 }
 
 /** The stack's own directory, `.trellis/<stack>`: its pki/ holds every identity's files. */

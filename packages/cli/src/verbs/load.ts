@@ -20,7 +20,7 @@ import {
   withStackCpu,
   type LoadTarget,
 } from '@trellis/load-tests';
-import { ROOT } from '../stack.ts';
+import { ROOT, stackDir } from '../stack.ts';
 import { stackOutputs } from './up.ts';
 
 const usage = `usage: ./trellis load [--scenario ${scenarioNames.join('|')}] [--stack S | --target FILE]
@@ -136,8 +136,6 @@ export async function load(args: string[]): Promise<number> {
       ...(a.noAbort ? { abortOnFail: false } : {}),
     });
   // A local stack's processes are on this machine: account their CPU per request too.
-  const r = a.targetFile
-    ? await load()
-    : await withStackCpu(join(ROOT, '.trellis', a.stack, 'run'), load);
+  const r = a.targetFile ? await load() : await withStackCpu(join(stackDir(a.stack), 'run'), load);
   return r.exitCode;
 }

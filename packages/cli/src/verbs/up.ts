@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { relative } from 'node:path';
 import { ensureAll } from '@trellis/local/toolchain';
-import { ROOT, runPulumi, selectStack } from '../stack.ts';
+import { ROOT, runPulumi, selectStack, stackDir } from '../stack.ts';
 
 /** `--stack NAME` from the arguments, else `local`. */
 export function stackArg(args: string[]): string {
@@ -57,6 +57,6 @@ export async function down(args: string[]): Promise<number> {
   const { bin, env, common } = await selectStack(stack);
   const r = await runPulumi(bin, ['destroy', '--yes', '--skip-preview', ...common], env);
   // Each resource removes its own files; this sweeps the emptied directories of the stack.
-  if (r.code === 0) rmSync(join(ROOT, '.trellis', stack), { recursive: true, force: true });
+  if (r.code === 0) rmSync(stackDir(stack), { recursive: true, force: true });
   return r.code;
 }

@@ -365,6 +365,21 @@ export function cassandraClientOptions(
   return opts;
 }
 
+/** Why the driver could not connect (the per-host errors of its NoHostAvailableError), or 'connected'. */
+export async function cassandraConnectError(opts: ClientOptions): Promise<string> {
+  const c = new Client(opts);
+  try {
+    await c.connect();
+    return 'connected';
+  } catch (err) {
+    const inner = (err as { innerErrors?: Record<string, Error> }).innerErrors ?? {};
+    const msgs = Object.values(inner).map((e) => e.message);
+    return msgs.length ? msgs.join('; ') : (err as Error).message;
+  } finally {
+    await c.shutdown();
+  }
+}
+
 /**
  * Run `nodetool <args>` against the node's local JMX port (e.g. `['status']`) and return its output.
  * Its history file goes under the node's dir, not `~/.cassandra`.

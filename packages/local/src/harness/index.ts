@@ -8,6 +8,7 @@ export {
   startCassandra,
   probeCassandra,
   cassandraClientOptions,
+  cassandraConnectError,
   nodetool,
   LOCAL_DATACENTER,
   CASSANDRA_HOST,

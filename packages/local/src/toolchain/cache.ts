@@ -1,4 +1,14 @@
-import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -74,4 +84,22 @@ async function acquire(lock: string): Promise<void> {
       await new Promise((r) => setTimeout(r, 500));
     }
   }
+}
+
+/**
+ * Make `link` a symlink to `target`: nothing to do when it already is one; otherwise a new link is
+ * renamed over it (atomic for a file or link in the way; a directory in the way is removed first).
+ */
+export function ensureSymlink(target: string, link: string): void {
+  try {
+    const st = lstatSync(link);
+    if (st.isSymbolicLink() && readlinkSync(link) === target) return;
+    if (st.isDirectory()) rmSync(link, { recursive: true, force: true });
+  } catch {
+    // nothing there yet
+  }
+  const tmp = `${link}.tmp-${process.pid}`;
+  rmSync(tmp, { force: true });
+  symlinkSync(target, tmp);
+  renameSync(tmp, link);
 }

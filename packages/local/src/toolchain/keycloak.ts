@@ -4,17 +4,15 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
-  readlinkSync,
   renameSync,
   rmSync,
-  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts } from '../harness/ports.ts';
 import { ManagedProcess } from '../harness/process.ts';
 import { waitUntil } from '../harness/wait.ts';
-import { installAtomically, isInstalled, toolDir } from './cache.ts';
+import { ensureSymlink, installAtomically, isInstalled, toolDir } from './cache.ts';
 import { toolBase } from './check.ts';
 import { run, tryRun } from './exec.ts';
 import { findJdks, JDK_APT_PACKAGE, type Jdk } from './java.ts';
@@ -150,18 +148,7 @@ const SHARED_PARTS = ['bin', 'conf', 'lib', 'providers', 'themes', 'version.txt'
 export function linkKeycloakHome(install: string, home: string): void {
   mkdirSync(join(home, 'data'), { recursive: true });
   for (const part of SHARED_PARTS) {
-    const link = join(home, part);
-    const target = join(install, part);
-    let current: string | null = null;
-    try {
-      current = readlinkSync(link);
-    } catch {
-      // missing, or not a link
-    }
-    if (current !== target) {
-      rmSync(link, { recursive: true, force: true });
-      symlinkSync(target, link);
-    }
+    ensureSymlink(join(install, part), join(home, part));
   }
 }
 

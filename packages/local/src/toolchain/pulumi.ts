@@ -1,20 +1,9 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  readFileSync,
-  readdirSync,
-  readlinkSync,
-  renameSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { delimiter, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cacheRoot, installAtomically, isInstalled, toolDir } from './cache.ts';
+import { cacheRoot, ensureSymlink, installAtomically, isInstalled, toolDir } from './cache.ts';
 import { toolBase } from './check.ts';
 import { findGo, GO_PROXY, goRun, lockOf } from './go.ts';
 import { run, tryRun } from './exec.ts';
@@ -199,17 +188,7 @@ function usable(found: FoundCli | null): found is FoundCli & { version: string }
  */
 function linkHost(cliBin: string, hostBin: string): void {
   for (const name of HOST_BINARIES) {
-    const link = join(cliBin, name);
-    const target = join(hostBin, name);
-    try {
-      if (lstatSync(link).isSymbolicLink() && readlinkSync(link) === target) continue;
-    } catch {
-      // no link yet
-    }
-    const tmp = `${link}.tmp-${process.pid}`;
-    rmSync(tmp, { force: true });
-    symlinkSync(target, tmp);
-    renameSync(tmp, link);
+    ensureSymlink(join(hostBin, name), join(cliBin, name));
   }
 }
 
