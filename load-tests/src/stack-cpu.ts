@@ -38,8 +38,8 @@ export function ppidFromStat(stat: string): number {
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
 }
 
-/** `pid` and every live descendant (e.g. Keycloak's launcher script and its JVM). */
-export function processTree(pid: number): number[] {
+/** Every process's children, from one pass over `/proc`. */
+export function childrenByParent(): Map<number, number[]> {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -52,6 +52,11 @@ export function processTree(pid: number): number[] {
       // exited while we looked
     }
   }
+  return children;
+}
+
+/** `pid` and every live descendant (e.g. Keycloak's launcher script and its JVM). */
+export function processTree(pid: number, children = childrenByParent()): number[] {
   const tree: number[] = [];
   const queue = [pid];
   while (queue.length > 0) {
@@ -65,9 +70,10 @@ export function processTree(pid: number): number[] {
 /** CPU seconds per component so far (processes that exited in between are not counted). */
 export function snapshot(procs: readonly StackProcess[]): Map<string, Map<number, number>> {
   const snap = new Map<string, Map<number, number>>();
+  const children = childrenByParent();
   for (const { component, pid } of procs) {
     const perPid = new Map<number, number>();
-    for (const p of processTree(pid)) {
+    for (const p of processTree(pid, children)) {
       const s = cpuSeconds(p);
       if (s !== null) perPid.set(p, s);
     }
