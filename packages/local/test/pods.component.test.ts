@@ -251,6 +251,17 @@ describe('pods on network namespaces', () => {
     );
   });
 
+  it('refuses a stack whose subnet a network of the machine uses, and leaves nothing of it', async () => {
+    const other = 'ctpods-other';
+    const clash = createPods({ stack: other, subnet, pods: [{ name: 'a', slot: 0 }] });
+    await expect(clash).rejects.toThrow(
+      `pod subnet 198.18.63.0/24 of stack ${other} overlaps networks of this machine: ` +
+        `198.18.63.0/24 dev trl-${STACK} (table main)`,
+    );
+    expect(sh('ip', ['netns', 'list'])).not.toContain(`trellis.${other}`);
+    expect(sh('getent', ['passwd'])).not.toContain(`trellis pod ${other}/`);
+  });
+
   it('tears down every namespace, link, route, user and process, even with servers running', async () => {
     const pids = children.map((c) => c.pid ?? 0).filter((p) => alive(p));
     expect(pids.length).toBeGreaterThan(0);
