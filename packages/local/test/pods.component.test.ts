@@ -4,7 +4,17 @@
  * clients are Perl one-liners, because a pod user cannot reach the Node binary under /root.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  lstatSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -192,7 +202,14 @@ describe('pods on network namespaces', () => {
     podDir(join(dir, 'b'), b);
     const keyA = join(dir, 'a', 'svid.key');
     const keyB = join(dir, 'b', 'svid.key');
+    // A link A's user planted where its key goes must be replaced, not followed.
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'ROOT-ONLY\n', { mode: 0o600 });
+    symlinkSync(victim, keyA);
     await writePodKey(keyA, 'A-SECRET\n', a);
+    expect(lstatSync(keyA).isFile()).toBe(true);
+    expect(statSync(victim).uid).toBe(0);
+    expect(readFileSync(victim, 'utf8')).toBe('ROOT-ONLY\n');
     await writePodKey(keyB, 'B-SECRET\n', b);
     expect(statSync(keyA).mode & 0o777).toBe(0o400);
     expect(statSync(keyA).uid).toBe(a.uid);

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { missingCaps } from '../src/pods/exec.ts';
+import { createPods } from '../src/pods/lifecycle.ts';
 import {
   MAX_IFNAME,
   MAX_USERNAME,
@@ -120,5 +121,28 @@ describe('preflight capabilities', () => {
     const mask = (0x1ffffffffffn & ~(1n << 12n) & ~(1n << 21n)).toString(16);
     expect(missingCaps(mask)).toEqual(['CAP_NET_ADMIN', 'CAP_SYS_ADMIN']);
     expect(missingCaps('0')).toHaveLength(8);
+  });
+});
+
+describe('createPods input', () => {
+  const subnet = stackSubnet(8000);
+  // Checked before the preflight and before anything is created, so these run anywhere.
+  it('names the field of a duplicate, a bad slot or a bad stack', async () => {
+    const two = (a: string, sa: number, b: string, sb: number) =>
+      createPods({
+        stack: 'unit',
+        subnet,
+        pods: [
+          { name: a, slot: sa },
+          { name: b, slot: sb },
+        ],
+      });
+    await expect(two('a', 0, 'a', 1)).rejects.toThrow('pods[1].name: "a" appears twice');
+    await expect(two('a', 0, 'b', 0)).rejects.toThrow('pods[1].slot: 0 is taken by another pod');
+    await expect(two('a', 0, 'b', 253)).rejects.toThrow('pods[1].slot: 253 is not an integer');
+    await expect(two('a', 0, 'B', 1)).rejects.toThrow('pods[1].name: "B" is not a valid name');
+    await expect(createPods({ stack: 'Local', subnet, pods: [] })).rejects.toThrow(
+      'stack: "Local" is not a valid name',
+    );
   });
 });

@@ -3,7 +3,17 @@
  * readable by any pod user. Readability is tested by opening the file as that user, so ACLs,
  * parent-directory modes and group membership all count, not just the file's mode bits.
  */
-import { chmodSync, chownSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { run, tool } from './exec.ts';
 
@@ -14,11 +24,19 @@ export interface FileOwner {
   gid: number;
 }
 
-/** Create `dir` (and parents) and give it to `owner`, mode 0700. */
+/**
+ * Create `dir` (and parents) and give it to `owner`, mode 0700. Ownership and mode are set through a
+ * descriptor opened without following symlinks, so a link planted at `dir` cannot redirect the chown.
+ */
 export function podDir(dir: string, owner: FileOwner): void {
   mkdirSync(dir, { recursive: true });
-  chownSync(dir, owner.uid, owner.gid);
-  chmodSync(dir, 0o700);
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  try {
+    fchownSync(fd, owner.uid, owner.gid);
+    fchmodSync(fd, 0o700);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -59,10 +77,18 @@ export async function writePodKey(
   if ((mode & 0o077) !== 0)
     throw new Error(`mode: 0${mode.toString(8)} lets others than ${owner.name} read ${file}`);
   const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+  // The directory is the pod user's, who may swap entries in it at any moment: create exclusively,
+  // never follow a link, and change owner and mode on the descriptor, not on the name.
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
   try {
-    writeFileSync(tmp, content, { mode: 0o600, flag: 'wx' });
-    chownSync(tmp, owner.uid, owner.gid);
-    chmodSync(tmp, mode);
+    const fd = openSync(tmp, flags, 0o600);
+    try {
+      writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
+      fchownSync(fd, owner.uid, owner.gid);
+      fchmodSync(fd, mode);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, file);
   } finally {
     rmSync(tmp, { force: true });

@@ -7,7 +7,9 @@
 import { podPreflight } from './exec.ts';
 import type { PodLaunch } from './launch.ts';
 import {
+  MAX_POD_SLOT,
   bridgeNetns,
+  bridgePort,
   checkName,
   hostLink,
   podNetns,
@@ -70,12 +72,19 @@ export interface PodLeftovers {
 function checkSpec(spec: PodsSpec): void {
   checkName('stack', spec.stack);
   const names = new Set<string>();
+  const ports = new Set<string>();
   const slots = new Set<number>();
   spec.pods.forEach((p, i) => {
     checkName(`pods[${i}].name`, p.name);
     if (names.has(p.name)) throw new Error(`pods[${i}].name: "${p.name}" appears twice`);
+    // Long names are truncated with a short hash to fit an interface name; two may meet there.
+    if (ports.has(bridgePort(p.name)))
+      throw new Error(`pods[${i}].name: "${p.name}" shortens to a bridge port another pod has`);
+    if (!Number.isInteger(p.slot) || p.slot < 0 || p.slot > MAX_POD_SLOT)
+      throw new Error(`pods[${i}].slot: ${p.slot} is not an integer from 0 to ${MAX_POD_SLOT}`);
     if (slots.has(p.slot)) throw new Error(`pods[${i}].slot: ${p.slot} is taken by another pod`);
     names.add(p.name);
+    ports.add(bridgePort(p.name));
     slots.add(p.slot);
   });
 }
