@@ -163,6 +163,26 @@ describe('pods on network namespaces', () => {
     expect(again).toEqual(stack);
   });
 
+  it('repairs a half-made pod when created again (its veth gone, as after a crash mid-create)', async () => {
+    sh('ip', ['-n', `trellis.${STACK}`, 'link', 'del', 'p-a']); // takes A's eth0 with it
+    expect(sh('ip', ['-n', pod('a').netns, '-o', 'link'])).not.toContain('eth0');
+    const again = await createPods({
+      stack: STACK,
+      subnet,
+      pods: [
+        { name: 'a', slot: 0 },
+        { name: 'b', slot: 1 },
+      ],
+    });
+    expect(again).toEqual(stack);
+    expect(sh('ip', ['-n', pod('a').netns, '-4', '-o', 'addr', 'show', 'eth0'])).toContain(
+      `${pod('a').address}/24`,
+    );
+    // No IPv6 on the wire: neither on the pod's eth0 nor anywhere in the bridge namespace.
+    expect(sh('ip', ['-n', pod('a').netns, '-6', '-o', 'addr', 'show', 'eth0'])).toBe('');
+    expect(sh('ip', ['-n', `trellis.${STACK}`, '-6', '-o', 'addr'])).toBe('');
+  });
+
   it('keeps a 127.0.0.1 listener of A inside A: reachable from A, refused from the host and B', async () => {
     const port = await freePort('127.0.0.1'); // free on the host, so a refusal there means something
     await serveIn(pod('a'), '127.0.0.1', port, 'a-private');

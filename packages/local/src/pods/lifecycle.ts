@@ -135,8 +135,9 @@ export async function removePod(stack: string, pod: string): Promise<void> {
  * they restart what this kills.
  */
 export async function teardownPods(stack: string): Promise<PodLeftovers> {
-  podPreflight();
   const found = await podLeftovers(stack);
+  if (isClean(found)) return found; // nothing to do: no root needed either
+  podPreflight();
   const users = await listPodUsers(stack);
   await killPodProcesses(found.netns, users);
   for (const n of found.netns) if (n !== bridgeNetns(stack)) await deleteNetns(n);
