@@ -98,7 +98,7 @@ export type {
   HttpRoute,
   HttpRouteMatch,
 } from './compile/gateway.ts';
-export { compileEnvoy, jwtMetadataFilter, pathMatcher } from './compile/envoy.ts';
+export { compileEnvoy, httpFilterOrder, jwtMetadataFilter, pathMatcher } from './compile/envoy.ts';
 export type { EnvoyArtefacts, EnvoyEndpoint, EnvoyOptions } from './compile/envoy.ts';
 export type {
   EnvoyBootstrap,

@@ -9,6 +9,7 @@ import type ProtocolMapperRepresentation from '@keycloak/keycloak-admin-client/l
 import type RealmRepresentation from '@keycloak/keycloak-admin-client/lib/defs/realmRepresentation.js';
 import type UserRepresentation from '@keycloak/keycloak-admin-client/lib/defs/userRepresentation.js';
 import type { Options as K6Options } from 'k6/options';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import {
@@ -19,6 +20,7 @@ import {
   compileKeycloakRealm,
   compileNginx,
   exampleEnvoyOptions,
+  httpFilterOrder,
   kafkaAclCliArgs,
   renderTarget,
   renderTargets,
@@ -32,6 +34,7 @@ import type {
   KeycloakRealm,
   KeycloakUser,
 } from '../src/index.ts';
+import { modelArb } from './arbitraries.ts';
 import { referenceModel } from './fixtures.ts';
 import type { NoUnknownFields } from './upstreamTypes.ts';
 
@@ -132,6 +135,40 @@ describe('Envoy', () => {
       'envoy.filters.http.local_ratelimit',
       'envoy.filters.http.router',
     ]);
+  });
+
+  it('orders every HTTP filter chain by the one explicit list', () => {
+    // Authenticate, then authorize on the verified payload, then count, then route (terminal).
+    expect(httpFilterOrder).toEqual([
+      'envoy.filters.http.jwt_authn',
+      'envoy.filters.http.rbac',
+      'envoy.filters.http.local_ratelimit',
+      'envoy.filters.http.router',
+    ]);
+    const chains = (m: typeof model) =>
+      Object.keys(m.workloads).flatMap((w) =>
+        compileEnvoy(m, exampleEnvoyOptions(m, w, '/srv'))
+          .bootstrap.static_resources.listeners.flatMap((l) =>
+            l.filter_chains.flatMap((c) => c.filters),
+          )
+          .flatMap((f) =>
+            f.name === 'envoy.filters.network.http_connection_manager'
+              ? [f.typed_config.http_filters.map((h) => h.name)]
+              : [],
+          ),
+      );
+    const ordered = (chain: string[]) => {
+      expect(chain.at(-1)).toBe('envoy.filters.http.router');
+      // A subsequence of the list: indices strictly increase.
+      const idx = chain.map((n) => (httpFilterOrder as readonly string[]).indexOf(n));
+      expect(idx.every((i, k) => i >= 0 && (k === 0 || i > (idx[k - 1] ?? -1)))).toBe(true);
+    };
+    expect(chains(model).length).toBeGreaterThan(0);
+    chains(model).forEach(ordered);
+    fc.assert(
+      fc.property(modelArb, (m) => chains(m).forEach(ordered)),
+      { numRuns: 100 },
+    );
   });
 
   it('answers a wrong audience with 401 and the invalid_token challenge, not jwt_authn 403', () => {
