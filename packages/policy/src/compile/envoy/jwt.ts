@@ -7,7 +7,7 @@
 import { own } from '../../identity.ts';
 import { jwtClockSkewSeconds } from '../../request.ts';
 import type { Model } from '../../schema.ts';
-import type { EnvoyOptions } from '../envoy.ts';
+import type { EnvoyEndpoint, EnvoyOptions } from '../envoy.ts';
 import type {
   EnvoyCluster,
   JwtProvider,
@@ -19,7 +19,6 @@ import { forwardPayload } from './identity-headers.ts';
 import { need } from './ir.ts';
 import type { HttpFilterBuilder, HttpListenerIr } from './ir.ts';
 import { addCluster, cluster } from './resources.ts';
-import type { Endpoint } from './resources.ts';
 
 /** The filter name jwt_authn writes verified payloads under, in dynamic metadata. */
 export const jwtMetadataFilter = 'envoy.filters.http.jwt_authn';
@@ -35,7 +34,8 @@ const allowMissing: JwtRequirement = { allow_missing: {} };
 
 /** Where a provider's keys come from: a file, or a cluster (and whether it speaks TLS). */
 type JwksSource =
-  { file: string } | { uri: URL; endpoint: Endpoint; tls: boolean; caFile: string | undefined };
+  | { file: string }
+  | { uri: URL; endpoint: EnvoyEndpoint; tls: boolean; caFile: string | undefined };
 
 function jwksSource(model: Model, o: EnvoyOptions, provider: string): JwksSource {
   const idp = need(own(model.identityProviders, provider), `provider ${provider}`);

@@ -4,6 +4,7 @@
  * TLS https://www.envoyproxy.io/docs/envoy/latest/api-v3/extensions/transport_sockets/tls/v3/tls.proto,
  * SDS from files https://www.envoyproxy.io/docs/envoy/latest/configuration/security/secret.
  */
+import type { EnvoyEndpoint, EnvoyOptions } from '../envoy.ts';
 import type {
   CommonTlsContext,
   EnvoyCluster,
@@ -12,20 +13,6 @@ import type {
   SocketAddress,
   TlsTransportSocket,
 } from '../envoy-types.ts';
-
-/** A host and port (the shape of `EnvoyEndpoint`). */
-export interface Endpoint {
-  address: string;
-  port: number;
-}
-
-/** The SDS part of `EnvoyOptions`. */
-export interface SdsPaths {
-  dir: string;
-  certChain: string;
-  privateKey: string;
-  trustBundle: string;
-}
 
 const svidSecret = 'svid';
 const bundleSecret = 'trust_bundle';
@@ -45,7 +32,7 @@ export function endpoint(address: string, port: number): SocketAddress {
 /** A single-endpoint cluster: STATIC for an IP address, STRICT_DNS (IPv4) for a host name. */
 export function cluster(
   name: string,
-  ep: Endpoint,
+  ep: EnvoyEndpoint,
   tls?: TlsTransportSocket,
   http2 = false,
 ): EnvoyCluster {
@@ -135,7 +122,7 @@ export function downstreamTls(
 }
 
 /** The SDS files the TLS contexts point at, keyed by absolute path. */
-export function sdsFiles(sds: SdsPaths): Record<string, SdsFile> {
+export function sdsFiles(sds: EnvoyOptions['sds']): Record<string, SdsFile> {
   return {
     [`${sds.dir}/${svidFile}`]: {
       resources: [
