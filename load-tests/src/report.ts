@@ -9,7 +9,7 @@ import { K6_CPU_WARN } from './cpu.ts';
 import type { EnvoyTiming } from './envoy-stats.ts';
 import type { K6Plan, MeshHop, MeshPathName, ScenarioName } from './plan-types.ts';
 import type { PlanLayout } from './plan.ts';
-import { parseThresholdKey } from './thresholds.ts';
+import { thresholdExpr, thresholdKey } from './thresholds.ts';
 
 /** One metric of a `--summary-export` file: trend stats, or rate/counter values, and thresholds. */
 export interface K6ExportMetric {
@@ -26,8 +26,11 @@ export interface K6Export {
 
 /** One threshold's outcome. */
 export interface ThresholdResult {
+  /** k6's key (`metric{tag:value,...}`) and expression (`p(99)<=10`). */
   key: string;
   expr: string;
+  metric: string;
+  tags: Record<string, string>;
   ok: boolean;
   /** The measured value the expression compared, when the export has it. */
   value: number | null;
@@ -126,17 +129,21 @@ function comparedValue(m: K6ExportMetric | undefined, expr: string): number | nu
 }
 
 /** Every threshold of the plan with its outcome in the export (missing metric = not evaluated). */
-export function thresholdResults(plan: K6Plan, exp: K6Export): ThresholdResult[] {
-  const out: ThresholdResult[] = [];
-  for (const [key, list] of Object.entries(plan.options.thresholds ?? {})) {
+export function thresholdResults(layout: PlanLayout, exp: K6Export): ThresholdResult[] {
+  return layout.thresholds.map((t) => {
+    const key = thresholdKey(t);
+    const expr = thresholdExpr(t);
     const m = exp.metrics[key];
-    for (const t of list) {
-      const expr = typeof t === 'string' ? t : t.threshold;
-      const crossed = m?.thresholds?.[expr];
-      out.push({ key, expr, ok: crossed !== true, value: comparedValue(m, expr) });
-    }
-  }
-  return out;
+    const crossed = m?.thresholds?.[expr];
+    return {
+      key,
+      expr,
+      metric: t.metric,
+      tags: t.tags,
+      ok: crossed !== true,
+      value: comparedValue(m, expr),
+    };
+  });
 }
 
 /** Inputs of {@link collectReport}. */
@@ -167,12 +174,10 @@ export interface CollectInput {
 export function collectReport(i: CollectInput): ReportData {
   const exp: K6Export = i.exp ?? { metrics: {} };
   const M = exp.metrics;
-  const thresholds = thresholdResults(i.plan, exp);
+  const thresholds = thresholdResults(i.layout, exp);
   const notes = [...(i.base.notes ?? [])];
   const breachedFor = (pred: (tags: Record<string, string>) => boolean): string[] =>
-    thresholds
-      .filter((t) => !t.ok && pred(parseThresholdKey(t.key).tags))
-      .map((t) => `${parseThresholdKey(t.key).metric} ${t.expr}`);
+    thresholds.filter((t) => !t.ok && pred(t.tags)).map((t) => `${t.metric} ${t.expr}`);
 
   const routes: RouteResult[] = i.layout.rates.map((r) => {
     const d = M[`http_req_duration{route:${r.route.name},phase:measure}`];
@@ -304,12 +309,11 @@ export function renderSummaryMd(r: ReportData, files: Record<string, string>): s
   if (breached.length > 0) {
     L.push('Breached:', '');
     for (const t of breached) {
-      const tags = parseThresholdKey(t.key).tags;
-      const who = tags.route
-        ? `route \`${tags.route}\``
-        : tags.hop
-          ? `hop \`${tags.hop}\``
-          : `\`${parseThresholdKey(t.key).metric}\``;
+      const who = t.tags.route
+        ? `route \`${t.tags.route}\``
+        : t.tags.hop
+          ? `hop \`${t.tags.hop}\``
+          : `\`${t.metric}\``;
       L.push(
         `- ${who}: \`${t.key}\` \`${t.expr}\` (measured ${t.value === null ? 'n/a' : round(t.value)})`,
       );
