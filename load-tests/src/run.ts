@@ -37,7 +37,8 @@ import {
 } from './overrides.ts';
 import type { ScenarioName } from './plan-types.ts';
 import { buildPlan } from './plan.ts';
-import { collectReport, renderSummaryMd, type K6Export, type ReportData } from './report.ts';
+import { collectReport, type K6Export, type ReportData } from './report.ts';
+import { renderSummaryMd } from './summary-md.ts';
 import type { LoadTarget } from './target.ts';
 
 /** The k6 script, next to this package's sources. */
