@@ -11,6 +11,7 @@ import { IrsaRole } from '@trellis/components/aws/irsa';
 import { Network } from '@trellis/components/aws/network';
 import { WriteQueue } from '@trellis/components/aws/queue';
 import { Platform } from '@trellis/components/k8s/platform';
+import { systemNamespaces } from '@trellis/contracts';
 import { namespaceOf } from '@trellis/policy';
 import { loadModel } from '@trellis/infra-k8s/model';
 import { platformBase } from '@trellis/infra-k8s/platform';
@@ -71,7 +72,7 @@ export default async function main(): Promise<Record<string, pulumi.Output<unkno
   const dns01 = new IrsaRole('trellis-cert-manager', {
     oidcProviderArn: eks.oidcProviderArn,
     oidcIssuerUrl: eks.oidcIssuerUrl,
-    namespace: 'cert-manager',
+    namespace: systemNamespaces.certManager,
     serviceAccount: 'cert-manager',
     statements: route53Dns01Statements(cfg.edge.acme.hostedZoneId),
   });

@@ -5,6 +5,7 @@
  * stopped before it reaches a cluster.
  */
 import type { ResourceValidationArgs, ResourceValidationPolicy } from '@pulumi/policy';
+import { labelKeys } from '@trellis/contracts';
 
 type Props = Record<string, unknown>;
 
@@ -134,7 +135,7 @@ export const destinationRuleMutualTls: ResourceValidationPolicy = {
 };
 
 /** Label that marks the one Service allowed to be a LoadBalancer: the gateway's. */
-export const gatewayRoleLabel = 'trellis.dev/role';
+export const gatewayRoleLabel = labelKeys.role;
 
 /** Only the gateway may be exposed through a cloud load balancer. */
 export const noLoadBalancerOutsideGateway: ResourceValidationPolicy = {

@@ -1,5 +1,6 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
+import { labelKeys } from '@trellis/contracts';
 
 const defaults = {
   replicas: 2,
@@ -79,7 +80,8 @@ export class MeshService extends pulumi.ComponentResource {
       );
     }
     const child = { parent: this };
-    const labels = { app: args.serviceAccount, 'app.kubernetes.io/part-of': 'trellis' };
+    const selector = { [labelKeys.app]: args.serviceAccount };
+    const labels = { ...selector, [labelKeys.partOf]: 'trellis' };
     const sa = new k8s.core.v1.ServiceAccount(
       `${name}-sa`,
       {
@@ -110,7 +112,7 @@ export class MeshService extends pulumi.ComponentResource {
         metadata: { name: args.serviceAccount, namespace: args.namespace, labels },
         spec: {
           replicas,
-          selector: { matchLabels: { app: args.serviceAccount } },
+          selector: { matchLabels: selector },
           template: {
             metadata: { labels },
             spec: {
@@ -148,7 +150,7 @@ export class MeshService extends pulumi.ComponentResource {
         metadata: { name: args.serviceAccount, namespace: args.namespace, labels },
         spec: {
           type: 'ClusterIP',
-          selector: { app: args.serviceAccount },
+          selector,
           // Istio reads the protocol from appProtocol (istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/).
           ports: args.ports.map((p) => ({
             name: p.name,
@@ -164,7 +166,7 @@ export class MeshService extends pulumi.ComponentResource {
       `${name}-pdb`,
       {
         metadata: { name: args.serviceAccount, namespace: args.namespace },
-        spec: { maxUnavailable: 1, selector: { matchLabels: { app: args.serviceAccount } } },
+        spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
       },
       child,
     );

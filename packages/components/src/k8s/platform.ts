@@ -1,4 +1,5 @@
 import * as pulumi from '@pulumi/pulumi';
+import { labelKeys, systemNamespaces } from '@trellis/contracts';
 import { namespaceOf } from '@trellis/policy';
 import type { Gateway, HttpRoute, ValidModel } from '@trellis/policy';
 import { IntermediateCa } from '../pki/meshCa.ts';
@@ -18,7 +19,7 @@ import { MeshPolicy } from './meshPolicy.ts';
 import { MeshService } from './meshService.ts';
 
 /** Istio's root namespace: the Istio component installs there, mesh-wide policy lives there. */
-const rootNamespace = 'istio-system';
+const rootNamespace = systemNamespaces.istio;
 
 /** Per-service deployment settings (from stack config). */
 export interface ServiceDeployment {
@@ -100,7 +101,7 @@ export class Platform extends pulumi.ComponentResource {
         this,
       );
     }
-    const compiledRegion = compiled.gateway.metadata.labels['trellis.dev/region'];
+    const compiledRegion = compiled.gateway.metadata.labels[labelKeys.region];
     if (compiledRegion !== args.region) {
       throw new pulumi.ResourceError(
         `Platform ${name}: compiled was compiled for region "${compiledRegion}", not "${args.region}"`,

@@ -1,4 +1,4 @@
-import { ORDERS_TOPIC } from '@trellis/orders-api/event';
+import { ORDERS_TOPIC } from '@trellis/contracts/orders-v1';
 import {
   cassandraFromEnv,
   identityFromEnv,
@@ -6,8 +6,8 @@ import {
   migrateFromEnv,
   serverFromEnv,
   type ServerSettings,
-} from '@trellis/orders-api/platform/config';
-import { ConfigError, Env } from '@trellis/orders-api/platform/env';
+} from '@trellis/service-platform/config';
+import { ConfigError, Env } from '@trellis/service-platform/env';
 import type { LedgerOptions } from './app.ts';
 
 /** ledger's settings from the environment; throws a ConfigError naming the bad variable. */
