@@ -11,9 +11,9 @@ import { IrsaRole } from '@trellis/components/aws/irsa';
 import { Network } from '@trellis/components/aws/network';
 import { WriteQueue } from '@trellis/components/aws/queue';
 import { Platform } from '@trellis/components/k8s/platform';
+import { loadModelFile, referenceModelPath } from '@trellis/components/model';
 import { systemNamespaces } from '@trellis/contracts';
 import { namespaceOf } from '@trellis/policy';
-import { loadModel } from '@trellis/infra-k8s/model';
 import { platformBase } from '@trellis/infra-k8s/platform';
 import { checkAgainstModel } from '@trellis/infra-k8s/schema';
 import { loadConfig } from './config.ts';
@@ -21,7 +21,7 @@ import { loadConfig } from './config.ts';
 /** The program; returns the stack outputs (the kubeconfig is secret). */
 export default async function main(): Promise<Record<string, pulumi.Output<unknown>>> {
   const cfg = loadConfig();
-  const model = loadModel(cfg.modelPath);
+  const model = loadModelFile(cfg.modelPath ?? referenceModelPath, 'trellis:modelPath');
   checkAgainstModel(cfg, model);
   const network = new Network('trellis', cfg.network);
   const eks = new EksCluster('trellis', {
