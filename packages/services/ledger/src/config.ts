@@ -9,13 +9,14 @@ import {
 } from '@trellis/service-platform/config';
 import { ConfigError, Env } from '@trellis/service-platform/env';
 import type { LedgerOptions } from './app.ts';
+import type { LedgerEnv } from './env.ts';
 
 /** ledger's settings from the environment; throws a ConfigError naming the bad variable. */
 export function loadConfig(vars: Readonly<Record<string, string | undefined>>): {
   server: ServerSettings;
   app: LedgerOptions;
 } {
-  const env = new Env(vars);
+  const env = new Env<LedgerEnv>(vars);
   const server = serverFromEnv(env, 8081);
   const groupId = env.string('KAFKA_GROUP_ID', 'ledger');
   if (!/^[A-Za-z0-9._-]{1,249}$/.test(groupId)) {

@@ -9,13 +9,14 @@ import {
   type ServerSettings,
 } from '@trellis/service-platform/config';
 import { Env } from '@trellis/service-platform/env';
+import type { OrdersApiEnv } from './env.ts';
 
 /** orders-api's settings from the environment; throws a ConfigError naming the bad variable. */
 export function loadConfig(vars: Readonly<Record<string, string | undefined>>): {
   server: ServerSettings;
   app: OrdersApiOptions;
 } {
-  const env = new Env(vars);
+  const env = new Env<OrdersApiEnv>(vars);
   const server = serverFromEnv(env, 8080);
   return {
     server,
