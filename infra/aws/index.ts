@@ -60,8 +60,9 @@ export default async function main(): Promise<Record<string, pulumi.Output<unkno
         workload,
         {
           ...d,
+          // The queue URL is a stack output. No service reads it yet: the one that does declares it
+          // in its env schema (@trellis/<service>/env), and the platform passes it from there.
           serviceAccountAnnotations: { 'eks.amazonaws.com/role-arn': role.arn },
-          env: { TRELLIS_WRITE_QUEUE_URL: queue.url },
         },
       ];
     }),
