@@ -7,6 +7,7 @@
  *   0 ── connect (per-vu-iterations, every VU once) ── warm-up (the load) ── measure (the load) ──▶
  *                                                      markStart ▲              markEnd ▲
  */
+import { identityHeaders } from '@trellis/contracts';
 import {
   compileK6Thresholds,
   type K6RouteTarget,
@@ -132,7 +133,7 @@ export function meshProbe(target: LoadTarget, readRoute: PlanRoute | undefined):
       name: 'direct',
       url: m.appUrl,
       auth: 'payload-header',
-      ...(m.xfcc ? { headers: { 'x-forwarded-client-cert': m.xfcc } } : {}),
+      ...(m.xfcc ? { headers: { [identityHeaders.clientCert]: m.xfcc } } : {}),
     });
   if (paths.length < 2) return null;
   const has = (n: string): boolean => paths.some((p) => p.name === n);
@@ -152,7 +153,7 @@ export function meshProbe(target: LoadTarget, readRoute: PlanRoute | undefined):
     route: readRoute.name,
     paths,
     hops,
-    payloadHeader: m.payloadHeader ?? 'x-jwt-payload',
+    payloadHeader: m.payloadHeader ?? identityHeaders.jwtPayload,
   };
 }
 

@@ -3,6 +3,7 @@
  * that name their callers, and no cloud load balancer outside the gateway.
  */
 import type { ResourceValidationPolicy } from '@pulumi/policy';
+import { labelKeys } from '@trellis/contracts';
 import { arr, isKind, leaves, obj, type Props } from './resources.ts';
 
 /** PeerAuthentication must be STRICT, including every port-level override. */
@@ -83,7 +84,7 @@ export const authorizationAllowNeedsFrom: ResourceValidationPolicy = {
 };
 
 /** Label that marks the one Service allowed to be a LoadBalancer: the gateway's. */
-export const gatewayRoleLabel = 'trellis.dev/role';
+export const gatewayRoleLabel = labelKeys.role;
 
 /** Only the gateway may be exposed through a cloud load balancer. */
 export const noLoadBalancerOutsideGateway: ResourceValidationPolicy = {

@@ -74,7 +74,6 @@ export type {
 } from './request.ts';
 
 // Compilers.
-export { labelKeys } from './compile/common.ts';
 export type { ObjectMeta } from './compile/common.ts';
 export { compileIstio, istioClaimKey, istioPath, istioPrincipal } from './compile/istio.ts';
 export type {

@@ -6,6 +6,7 @@
  * https://istio.io/latest/docs/reference/config/security/request_authentication/ and
  * https://istio.io/latest/docs/reference/config/security/peer_authentication/.
  */
+import { labelKeys, systemNamespaces } from '@trellis/contracts';
 import { own } from '../identity.ts';
 import { callersOf, namespaceOf, routesOf, spiffeId } from '../identity.ts';
 import type { Route, Workload } from '../schema.ts';
@@ -105,7 +106,7 @@ export interface IstioOptions {
   selectorLabel?: string;
 }
 
-const defaults = { rootNamespace: 'istio-system', selectorLabel: 'app' } as const;
+const defaults = { rootNamespace: systemNamespaces.istio, selectorLabel: labelKeys.app } as const;
 
 /** An Istio principal is the SPIFFE ID without its scheme (`td/ns/x/sa/y`). */
 export function istioPrincipal(id: string): string {
