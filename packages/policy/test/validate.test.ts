@@ -440,7 +440,7 @@ describe('values that are not plain data', () => {
     (d.agents[agent] as { scopes: unknown[] }).scopes = [{ length: Object.create(null) }];
     const r = validateModel(d);
     expect(r.ok).toBe(false);
-    expect(r.errors.map((e) => formatPath(e.path))).toContain(`agents.${agent}.scopes[0]`);
+    expect(r.errors.map((e) => e.path)).toContain(`agents.${agent}.scopes[0]`);
     expect(r.errors.some((e) => e.reason.startsWith('internal error'))).toBe(false);
   });
 
