@@ -18,7 +18,8 @@ import {
   compileKafkaAcls,
   compileKeycloakRealm,
   compileNginx,
-  exampleEnvoyOptions,
+  bindOrThrow,
+  envoyOptions,
   kafkaAclCliArgs,
   renderTarget,
   renderTargets,
@@ -46,6 +47,8 @@ const keycloakFields: [
 ] = [true, true, true, true, true];
 
 const model = referenceModel();
+/** The reference model in the example plan of `policy render`, files under /srv. */
+const example = bindOrThrow(model, { kind: 'example', baseDir: '/srv' }, 'example plan');
 
 describe('Envoy', () => {
   const opts = {
@@ -254,7 +257,7 @@ describe('Envoy', () => {
   });
 
   it('the edge listener is plaintext and routes only the model routes', () => {
-    const edge = compileEnvoy(model, exampleEnvoyOptions(model, 'ingress', '/srv')).bootstrap;
+    const edge = compileEnvoy(example, envoyOptions(example, 'ingress')).bootstrap;
     const l = edge.static_resources.listeners.find((x) => x.name === 'inbound_http');
     expect(l?.filter_chains[0]?.transport_socket).toBeUndefined();
     const f = l?.filter_chains[0]?.filters[0];
