@@ -212,6 +212,7 @@ export function localAllocator(
     peerListen: (w, call) => {
       if (w.spec.edge) return undefined; // the edge's routes reach the peers directly
       const slot = localBlocks.egressSlots.peersFrom + call.peer;
+      // Out of reach while a stack holds 10 workloads (8 peers at most); kept for larger blocks.
       if (slot >= localBlocks.egressPerWorkload)
         throw new AllocationError(
           formatPath(['workloads', w.name, 'calls', call.index]),
