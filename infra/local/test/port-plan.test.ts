@@ -7,17 +7,17 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sidecarArtefacts } from '@trellis/components/local/sidecar';
-import { parseModel, type ValidModel } from '@trellis/policy';
-import { planDataPorts } from '../src/data.ts';
-import { localIdentityModel, localProvider } from '../src/identity.ts';
 import {
-  edgeWorkload,
-  PAYLOAD_HEADER,
-  planMeshPorts,
-  planOutbound,
-  serviceEnv,
-} from '../src/mesh.ts';
-import { kafkaDirectPort, portsAt } from '../src/ports.ts';
+  bindOrThrow,
+  localPortsAt,
+  parseModel,
+  svidFileNames,
+  type ValidModel,
+} from '@trellis/policy';
+import { localEnvironment } from '../src/context.ts';
+import { planDataPorts } from '../src/data.ts';
+import { servedProvider } from '../src/identity.ts';
+import { serviceEnv, sidecarPlan } from '../src/mesh.ts';
 
 const pinned = JSON.parse(
   readFileSync(join(import.meta.dirname, 'fixtures/local-plan.json'), 'utf8'),
@@ -38,37 +38,27 @@ function repoModel(edit?: (m: { workloads: Record<string, { calls: string[] }> }
 
 const sha = (v: unknown) => createHash('sha256').update(JSON.stringify(v)).digest('hex');
 
+/** Everything the local program derives from the model at `base` (stack dir `/stack`). */
 function planAt(model: ValidModel, base: number) {
-  const ports = portsAt(base);
-  const env = localIdentityModel(model, ports.keycloakHttp);
-  const plan = planMeshPorts(env, ports);
-  const data = planDataPorts(model, ports);
-  const provider = localProvider(env).name;
-  const edge = edgeWorkload(env);
+  const ports = localPortsAt(base);
+  const bound = bindOrThrow(model, localEnvironment(base, '/stack'), 'bind');
+  const data = planDataPorts(bound);
+  const provider = servedProvider(bound).name;
+  const edge = bound.binding.edge?.workload ?? '';
   const sidecars: Record<string, unknown> = {};
   const envoyHashes: Record<string, string> = {};
-  for (const w of Object.keys(env.workloads).sort()) {
-    const p = plan[w];
-    if (!p) throw new Error(w);
-    const opts = {
-      workload: w,
-      adminPort: p.adminPort,
-      inbound: p.inbound,
-      app: Object.fromEntries(
-        Object.entries(p.app).map(([n, port]) => [n, { address: '127.0.0.1', port }]),
-      ),
-      outbound: planOutbound(env, ports, plan, data.egress, w),
-      jwks: { [provider]: { address: '127.0.0.1', port: ports.keycloakHttp } },
-      payloadHeader: PAYLOAD_HEADER,
-    };
+  for (const w of Object.keys(bound.workloads).sort()) {
+    const { certDir, dir, ...opts } = sidecarPlan(bound, w);
     sidecars[w] = opts;
-    const pki = `/stack/pki/${w}`;
-    const svid = { cert: `${pki}/cert.pem`, key: `${pki}/key.pem`, bundle: `${pki}/bundle.pem` };
-    envoyHashes[w] = sha(
-      sidecarArtefacts(env, { ...opts, nodeId: `${w}-sidecar` }, `/stack/run/${w}-sidecar`, svid),
-    );
+    const svid = {
+      cert: `${certDir}/${svidFileNames.cert}`,
+      key: `${certDir}/${svidFileNames.key}`,
+      bundle: `${certDir}/${svidFileNames.bundle}`,
+    };
+    // The SDS files name the SVID paths and sit in the sidecar's dir: the hash pins both.
+    envoyHashes[w] = sha(sidecarArtefacts(bound, { ...opts, nodeId: `${w}-sidecar` }, dir, svid));
   }
-  const idp = env.identityProviders[provider];
+  const idp = bound.identityProviders[provider];
   const cassandra = {
     host: '127.0.0.1',
     port: ports.cassandraNative,
@@ -77,13 +67,13 @@ function planAt(model: ValidModel, base: number) {
   };
   return {
     ports,
-    kafkaDirect: kafkaDirectPort(ports),
+    kafkaDirect: bound.binding.dataServices.kafka?.endpoint.port,
     issuer: idp?.issuer,
     jwksUri: idp?.jwksUri,
     edge,
     ingress: {
       listen: { address: '127.0.0.1', port: ports.ingressHttps },
-      upstream: { address: '127.0.0.1', port: Object.values(plan[edge]?.inbound ?? {})[0] },
+      upstream: Object.values(bound.binding.workloads[edge]?.inbound ?? {})[0],
     },
     sidecars,
     envoyHashes,
@@ -92,11 +82,14 @@ function planAt(model: ValidModel, base: number) {
     serviceEnv: Object.fromEntries(
       ['ledger', 'orders-api'].map((w) => [
         w,
-        serviceEnv(env, w, { egress: data.egress, cassandra }),
+        serviceEnv(bound, w, { egress: data.egress, cassandra }),
       ]),
     ),
     appPorts: Object.fromEntries(
-      Object.entries(plan).map(([w, p]) => [w, Object.values(p.app)[0] ?? null]),
+      Object.entries(bound.binding.workloads).map(([w, b]) => [
+        w,
+        Object.values(b.app)[0]?.port ?? null,
+      ]),
     ),
   };
 }
@@ -108,12 +101,10 @@ describe('the local plan of trellis.yaml (pinned)', () => {
 
   it('gives a backend peer call its egress listener after the data services', () => {
     const model = repoModel((m) => m.workloads['orders-api']?.calls.push('ledger'));
-    const ports = portsAt(8000);
-    const plan = planMeshPorts(model, ports);
-    const egress = planDataPorts(model, ports).egress;
+    const bound = bindOrThrow(model, localEnvironment(8000, '/stack'), 'bind');
     expect({
-      'orders-api': planOutbound(model, ports, plan, egress, 'orders-api'),
-      ingress: planOutbound(model, ports, plan, egress, 'ingress'),
+      'orders-api': sidecarPlan(bound, 'orders-api').outbound,
+      ingress: sidecarPlan(bound, 'ingress').outbound,
     }).toEqual(pinned.peerVariant);
   });
 });
