@@ -147,6 +147,49 @@ export interface MeshSettings {
   edgeRotation?: pulumi.Input<number>;
 }
 
+/**
+ * The smoke service of backend `w` behind its sidecar, with its tables created by platform-admin;
+ * undefined (and a warning) for a workload the stack has no implementation of.
+ */
+function deployService(
+  ctx: StackContext,
+  data: DataLayer,
+  w: string,
+  dependsOn: pulumi.Resource[],
+  opts?: pulumi.ComponentResourceOptions,
+): LocalService | undefined {
+  const impl = serviceImplementations[w];
+  const appPort = Object.values(ctx.model.binding.workloads[w]?.app ?? {})[0]?.port;
+  if (!impl || appPort === undefined) {
+    pulumi.log.warn(`workload ${w} has no local implementation: only its sidecar runs`);
+    return undefined;
+  }
+  const admin = ctx.pkiDir(PLATFORM_ADMIN);
+  const adminConnection: AdminConnection = {
+    host: data.cassandra.host,
+    port: data.cassandra.port,
+    cert: `${admin}/${svidFileNames.cert}`,
+    key: `${admin}/${svidFileNames.key}`,
+    ca: `${admin}/${svidFileNames.bundle}`,
+  };
+  return new LocalService(
+    w,
+    {
+      workload: w,
+      entry: impl.entry,
+      dir: ctx.runDir(w),
+      port: appPort,
+      env: serviceEnv(ctx.model, w, data),
+      schema: {
+        statements: impl.ddl,
+        admin: adminConnection,
+        localDataCenter: data.cassandra.localDataCenter,
+      },
+    },
+    { ...opts, dependsOn: [...dependsOn, ...data.resources] },
+  );
+}
+
 /** The sidecars, services and ingress of the stack (see the module comment for the call order). */
 export function deployMesh(
   ctx: StackContext,
@@ -158,15 +201,6 @@ export function deployMesh(
   const model = ctx.model;
   const edge = model.binding.edge?.workload;
   if (edge === undefined) throw new Error('workloads: the local stack needs an edge workload');
-  const admin = `${ctx.pkiDir(PLATFORM_ADMIN)}`;
-  const adminConnection: AdminConnection = {
-    host: data.cassandra.host,
-    port: data.cassandra.port,
-    cert: `${admin}/${svidFileNames.cert}`,
-    key: `${admin}/${svidFileNames.key}`,
-    ca: `${admin}/${svidFileNames.bundle}`,
-  };
-
   const sidecar = (w: string, dependsOn: pulumi.Resource[]): LocalSidecar =>
     new LocalSidecar(
       `${w}-sidecar`,
@@ -186,29 +220,9 @@ export function deployMesh(
     .filter((w) => w !== edge)
     .sort();
   for (const w of backends) {
-    sidecars[w] = sidecar(w, []);
-    const impl = serviceImplementations[w];
-    const appPort = Object.values(model.binding.workloads[w]?.app ?? {})[0]?.port;
-    if (!impl || appPort === undefined) {
-      pulumi.log.warn(`workload ${w} has no local implementation: only its sidecar runs`);
-      continue;
-    }
-    services[w] = new LocalService(
-      w,
-      {
-        workload: w,
-        entry: impl.entry,
-        dir: ctx.runDir(w),
-        port: appPort,
-        env: serviceEnv(model, w, data),
-        schema: {
-          statements: impl.ddl,
-          admin: adminConnection,
-          localDataCenter: data.cassandra.localDataCenter,
-        },
-      },
-      { ...opts, dependsOn: [sidecars[w], ...data.resources] },
-    );
+    const s = (sidecars[w] = sidecar(w, []));
+    const service = deployService(ctx, data, w, [s], opts);
+    if (service) services[w] = service;
   }
   // The edge starts once the backends' sidecars are up (nginx's first request has somewhere to go).
   sidecars[edge] = sidecar(
