@@ -32,7 +32,7 @@ const loopbackHosts = new Set(['localhost', '127.0.0.1']);
 
 /**
  * The identity provider the local Keycloak implements: the first (by name) whose issuer is a
- * Keycloak realm on loopback (`http://localhost:<port>/realms/<realm>`). Throws naming what is
+ * Keycloak realm on loopback (`https://localhost:<port>/realms/<realm>`). Throws naming what is
  * missing.
  */
 export function localProvider(model: ValidModel): { name: string; realm: string } {
@@ -44,7 +44,7 @@ export function localProvider(model: ValidModel): { name: string; realm: string 
   }
   throw new Error(
     'identityProviders: none is served by the local Keycloak; declare one whose issuer is ' +
-      'http://localhost:<port>/realms/<realm> (have: ' +
+      'https://localhost:<port>/realms/<realm> (have: ' +
       (Object.entries(model.identityProviders)
         .map(([n, p]) => `${n} ${p.issuer}`)
         .join(', ') || 'none') +
@@ -53,15 +53,15 @@ export function localProvider(model: ValidModel): { name: string; realm: string 
 }
 
 /**
- * The model with the local provider moved to this stack's Keycloak: issuer
- * `http://localhost:<port>/realms/<realm>` and the JWKS under it. For stack `local` (Keycloak on
- * 8180) this is the model as written; another stack (the e2e one) gets its own port, and the sidecars
- * then expect exactly the issuer its Keycloak puts in tokens.
+ * The model with the local provider moved to this stack's Keycloak, whose public base URL (scheme,
+ * host and port) is `keycloakUrl`: issuer `<keycloakUrl>/realms/<realm>` and the JWKS under it. For
+ * stack `local` (`https://localhost:8180`) this is the model as written; another stack (the e2e one)
+ * gets its own port, and the sidecars then expect exactly the issuer its Keycloak puts in tokens.
  */
-export function localIdentityModel(model: ValidModel, keycloakPort: number): ValidModel {
+export function localIdentityModel(model: ValidModel, keycloakUrl: string): ValidModel {
   const { name, realm } = localProvider(model);
   const idp = model.identityProviders[name] as IdentityProvider;
-  const issuer = `http://localhost:${keycloakPort}/realms/${realm}`;
+  const issuer = `${new URL(keycloakUrl).origin}/realms/${realm}`;
   const rehomed = {
     ...model,
     identityProviders: {
@@ -119,13 +119,13 @@ export interface IdentityLayer {
   model: ValidModel;
   provider: string;
   realm: string;
-  /** `http://localhost:<keycloakHttp>/realms/<realm>`: the `iss` the sidecars require. */
+  /** `https://localhost:<keycloakHttp>/realms/<realm>`: the `iss` the sidecars require. */
   issuer: string;
   tokenUrl: string;
   jwksUri: string;
-  /** The admin console, `http://localhost:<keycloakHttp>/admin/`. */
+  /** The admin console, `https://localhost:<keycloakHttp>/admin/`. */
   adminConsoleUrl: string;
-  /** Health on the management port, `http://127.0.0.1:<keycloakManagement>/health/ready`. */
+  /** Health on the management port, `https://127.0.0.1:<keycloakManagement>/health/ready`. */
   healthUrl: string;
   /** Who can get a token, and with which scopes (no secrets). */
   demo: {
@@ -147,7 +147,9 @@ export function deployIdentity(
   opts?: pulumi.ComponentResourceOptions,
 ): IdentityLayer {
   const port = ctx.ports.keycloakHttp;
-  const model = localIdentityModel(ctx.model, port);
+  // The one place the scheme is chosen: Keycloak serves TLS only, with a Mesh CA certificate.
+  const keycloakUrl = `https://localhost:${port}`;
+  const model = localIdentityModel(ctx.model, keycloakUrl);
   const { name: provider, realm } = localProvider(model);
   const idp = model.identityProviders[provider] as IdentityProvider;
   const users = demoUsers.map((u) => ({
@@ -161,8 +163,11 @@ export function deployIdentity(
       model,
       provider,
       dir: ctx.runDir('keycloak'),
-      ports: { http: port, management: ctx.ports.keycloakManagement },
-      hostname: `http://localhost:${port}`,
+      ca: ctx.ca,
+      certDir: ctx.pkiDir('keycloak'),
+      certValidHours: ctx.certValidHours,
+      ports: { https: port, management: ctx.ports.keycloakManagement },
+      hostname: keycloakUrl,
       users: users.map(({ username, roles }) => ({ username, roles })),
     },
     opts,
@@ -184,7 +189,7 @@ export function deployIdentity(
     issuer: keycloak.issuer,
     tokenUrl: keycloak.tokenUrl,
     jwksUri: keycloak.jwksUri,
-    adminConsoleUrl: `http://localhost:${port}/admin/`,
+    adminConsoleUrl: `${keycloakUrl}/admin/`,
     healthUrl: `${keycloak.managementUrl}/health/ready`,
     demo: {
       users,

@@ -206,7 +206,6 @@ export function deployMesh(
   const model = idp.model;
   const plan = planMeshPorts(model, ctx.ports);
   const edge = edgeWorkload(model);
-  const jwks = { [idp.provider]: { address: '127.0.0.1', port: ctx.ports.keycloakHttp } };
   const admin = `${ctx.pkiDir(PLATFORM_ADMIN)}`;
   const adminConnection: AdminConnection = {
     host: data.cassandra.host,
@@ -232,7 +231,15 @@ export function deployMesh(
           Object.entries(p.app).map(([name, port]) => [name, { address: '127.0.0.1', port }]),
         ),
         outbound: planOutbound(model, ctx.ports, plan, data.egress, w),
-        jwks,
+        // Keycloak on loopback, over TLS verified against the Mesh CA root (the workload's own copy)
+        // and the jwksUri's host name.
+        jwks: {
+          [idp.provider]: {
+            address: '127.0.0.1',
+            port: ctx.ports.keycloakHttp,
+            caFile: `${ctx.pkiDir(w)}/bundle.pem`,
+          },
+        },
         payloadHeader: PAYLOAD_HEADER,
         certValidHours: ctx.certValidHours,
         rotation: ctx.rotation,

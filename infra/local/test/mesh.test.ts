@@ -52,11 +52,13 @@ describe('identity', () => {
   });
 
   it('leaves the model as written for stack local, and moves the issuer for another port', () => {
-    expect(localIdentityModel(model, 8180)).toEqual(model);
-    const e2e = localIdentityModel(model, 28180);
+    expect(localIdentityModel(model, 'https://localhost:8180')).toEqual(model);
+    const e2e = localIdentityModel(model, 'https://localhost:28180');
     const idp = e2e.identityProviders.keycloak as IdentityProvider;
-    expect(idp.issuer).toBe('http://localhost:28180/realms/trellis');
-    expect(idp.jwksUri).toBe('http://localhost:28180/realms/trellis/protocol/openid-connect/certs');
+    expect(idp.issuer).toBe('https://localhost:28180/realms/trellis');
+    expect(idp.jwksUri).toBe(
+      'https://localhost:28180/realms/trellis/protocol/openid-connect/certs',
+    );
     expect(idp.audiences).toEqual(['trellis-api']);
     expect(e2e.routes).toEqual(model.routes);
   });
@@ -68,7 +70,7 @@ describe('identity', () => {
         'https://idp.example.com/oauth2/keys';
     });
     expect(() => localProvider(external)).toThrow(
-      'identityProviders: none is served by the local Keycloak; declare one whose issuer is http://localhost:<port>/realms/<realm> (have: keycloak https://idp.example.com/oauth2)',
+      'identityProviders: none is served by the local Keycloak; declare one whose issuer is https://localhost:<port>/realms/<realm> (have: keycloak https://idp.example.com/oauth2)',
     );
   });
 
@@ -223,7 +225,7 @@ describe('sidecar config', () => {
     const a = sidecarArtefacts(model, opts('orders-api'), '/run/orders-api-sidecar', svid);
     const [filter] = jwt(a.bootstrap);
     expect(filter?.typed_config.providers.keycloak).toMatchObject({
-      issuer: 'http://localhost:8180/realms/trellis',
+      issuer: 'https://localhost:8180/realms/trellis',
       audiences: ['trellis-api'],
       require_expiration: true,
       forward_payload_header: 'x-jwt-payload',

@@ -50,7 +50,7 @@ describe('environmentModel', () => {
   it('leaves the caller’s model untouched', () => {
     const model = reference();
     environmentModel(model, target);
-    expect(model.identityProviders.keycloak?.issuer).toBe('http://localhost:8180/realms/trellis');
+    expect(model.identityProviders.keycloak?.issuer).toBe('https://localhost:8180/realms/trellis');
     expect(model.workloads.ingress?.namespace).toBeUndefined();
   });
 

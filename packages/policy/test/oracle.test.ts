@@ -21,7 +21,7 @@ import type { JsonValue, Token } from '../src/index.ts';
 import { now, referenceModel } from './fixtures.ts';
 
 const model = referenceModel();
-const issuer = 'http://localhost:8180/realms/trellis';
+const issuer = 'https://localhost:8180/realms/trellis';
 
 function token(claims: Record<string, JsonValue>, extra: Partial<Token> = {}): Token {
   return {
@@ -55,7 +55,7 @@ const cases: Case[] = [
     'wrong issuer',
     'POST',
     '/orders',
-    token({ scope: 'orders:write', iss: 'http://localhost:8180/realms/other' }),
+    token({ scope: 'orders:write', iss: 'https://localhost:8180/realms/other' }),
     false,
   ],
   ['alg none', 'POST', '/orders', token({ scope: 'orders:write' }, { alg: 'none' }), false],
