@@ -176,7 +176,7 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
         gateway,
         'GET',
         '/orders/42',
-        jwt('http://localhost:8180/realms/trellis', 'orders:read'),
+        jwt('https://localhost:8180/realms/trellis', 'orders:read'),
       ),
     ).toBe(false);
     // Only the gateway's identity may call, and never in plaintext.

@@ -62,7 +62,11 @@ export type {
   KeycloakLaunchOptions,
   KeycloakLaunchSpec,
   KeycloakOptions,
+  KeycloakServerTls,
   KeycloakInstance,
   AdminCredentials,
   RealmRepresentation,
 } from './keycloak.ts';
+export type { KeycloakTlsFiles } from '../toolchain/keycloak.ts';
+export { requestText } from './https.ts';
+export type { TextRequestOptions, TextReply } from './https.ts';
