@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { resolve } from 'node:path';
+import { intermediateCaType, rootCaType } from '@trellis/components/pki/meshCa';
 import { isSecretValue, RecordingMocks } from '@trellis/components/testing/mocks';
 import type { RecordedResource, StateFn } from '@trellis/components/testing/mocks';
 import { policyViolations } from '@trellis/components/testing/policyCheck';
@@ -299,8 +300,10 @@ describe.each(['dev', 'prod-us'])('infra/aws stack %s', (stack) => {
     const plain = JSON.stringify(Object.entries(r().outputs).filter(([k]) => k !== 'kubeconfig'));
     expect(plain).not.toContain(dbPassword);
     expect(plain).not.toMatch(/PRIVATE KEY/);
-    for (const k of r().mocks.ofType('tls:index/privateKey:PrivateKey')) {
-      expect(plain).not.toContain((k.state.privateKeyPem as string).split('\n')[1]);
+    const keys = [rootCaType, intermediateCaType].flatMap((t) => r().mocks.ofType(t));
+    expect(keys.length).toBeGreaterThanOrEqual(2);
+    for (const k of keys) {
+      expect(plain).not.toContain((k.state.keyPem as string).split('\n')[1]);
     }
   });
 });

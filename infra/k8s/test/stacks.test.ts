@@ -3,6 +3,8 @@ import { resolve } from 'node:path';
 import { charts } from '@trellis/components/k8s/versions';
 import { evaluateIstio } from '@trellis/policy';
 import type { IstioRequest, IstioResource, Token } from '@trellis/policy';
+import { generatedPasswordType } from '@trellis/components/k8s/password';
+import { intermediateCaType, rootCaType } from '@trellis/components/pki/meshCa';
 import { isSecretValue, RecordingMocks } from '@trellis/components/testing/mocks';
 import type { RecordedResource } from '@trellis/components/testing/mocks';
 import { policyAdvisories, policyViolations } from '@trellis/components/testing/policyCheck';
@@ -72,6 +74,41 @@ beforeAll(async () => {
 describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
   it('makes no provider call it did not expect', () => {
     expect(runs.get(stack)?.mocks.unexpectedCalls).toEqual([]);
+  });
+
+  it('needs no provider plugin but kubernetes: PKI and passwords are dynamic resources', () => {
+    const r = runs.get(stack) as StackRun;
+    // The package of each type token is the plugin the engine would load for it; `pulumi` (stack
+    // references) and `trellis` (components) need none, `pulumi-nodejs` is the dynamic-provider host.
+    const packages = new Set(r.mocks.resources.map((x) => x.type.split(':')[0]));
+    expect([...packages].sort()).toEqual(
+      ['kubernetes', 'pulumi', 'pulumi-nodejs', 'trellis'].filter((p) => packages.has(p)),
+    );
+    expect(packages.has('kubernetes') && packages.has('pulumi-nodejs')).toBe(true);
+    for (const t of [intermediateCaType, generatedPasswordType]) {
+      for (const x of r.mocks.ofType(t)) {
+        // The provider travels in state with every resource: small, and never with key material.
+        const provider = x.inputs.__provider as string;
+        expect(provider.length).toBeLessThan(8_000);
+        expect(provider).not.toMatch(/PRIVATE KEY|BEGIN CERTIFICATE/);
+      }
+    }
+    // The root key reaches the intermediates as a secret input only.
+    const inters = r.mocks.ofType(intermediateCaType);
+    expect(inters.map((x) => x.name).sort()).toEqual([
+      'trellis-data-ca-keypair',
+      'trellis-mesh-ca-keypair',
+    ]);
+    for (const x of inters) expect(isSecretValue(x.raw.rootKeyPem)).toBe(true);
+    const [password] = r.mocks.ofType(generatedPasswordType);
+    expect(password?.inputs.length).toBe(32);
+    const stores = r.mocks
+      .ofType('kubernetes:core/v1:Secret')
+      .find((x) => (x.inputs.metadata as { name: string }).name === 'cassandra-store-password');
+    expect(isSecretValue(stores?.raw.stringData)).toBe(true);
+    expect((stores?.inputs.stringData as { password: string }).password).toBe(
+      password?.state.value,
+    );
   });
 
   it('plugs in an intermediate CA signed by the root (real X.509), as a secret', () => {
@@ -465,11 +502,14 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
     const secrets = [
       dbPassword,
       root.keyPem,
-      ...r.mocks
-        .ofType('tls:index/privateKey:PrivateKey')
-        .map((k) => k.state.privateKeyPem as string),
+      ...[rootCaType, intermediateCaType]
+        .flatMap((t) => r.mocks.ofType(t))
+        .map((k) => k.state.keyPem as string),
+      ...r.mocks.ofType(generatedPasswordType).map((p) => p.state.value as string),
     ];
-    expect(secrets.length).toBeGreaterThan(2);
+    // The shared root's key, the database password, the mesh and data intermediates' keys (plus a
+    // self-signed root's in dev) and the Cassandra keystore password.
+    expect(secrets.length).toBeGreaterThanOrEqual(5);
     expect(r.secretOutputs).toEqual([]);
     const text = JSON.stringify(r.outputs);
     for (const s of secrets) expect(text.includes(s.trim().split('\n')[1] as string)).toBe(false);

@@ -371,7 +371,16 @@ export const noPlaintextDataListeners: ResourceValidationPolicy = {
 };
 
 /** Types whose job is to hold secret material. */
-const secretHolders = [/^kubernetes:core\/v1:Secret$/, /^tls:/, /^random:/];
+// Resources whose job is to hold key material, kept by Pulumi as secrets in state: Secrets, and the
+// project's own PKI and password dynamic resources (packages/components pki/meshCa.ts, k8s/password.ts)
+// that replace @pulumi/tls and @pulumi/random.
+const secretHolders = [
+  /^kubernetes:core\/v1:Secret$/,
+  /^tls:/,
+  /^random:/,
+  /^pulumi-nodejs:dynamic\/trellis-pki:(RootCa|IntermediateCa)$/,
+  /^pulumi-nodejs:dynamic\/trellis-k8s:GeneratedPassword$/,
+];
 
 /** Secret values belong in Secrets (from Pulumi secrets), never in plain config. */
 export const noSecretsInPlainConfig: ResourceValidationPolicy = {

@@ -21,6 +21,12 @@ export function stackConfig(dir: string, stack: string): Record<string, string> 
   );
 }
 
+// @pulumi/pulumi's own wait for every outstanding registration (runtime/settings.js, marked internal):
+// a dynamic resource's provider is serialized before it registers, which on two busy cores can leave
+// a gap longer than settle()'s quiet period.
+const waitForRPCs = (pulumi.runtime as unknown as { waitForRPCs?: () => Promise<void> })
+  .waitForRPCs;
+
 /** What one run of a program produced. */
 export interface StackRun {
   mocks: RecordingMocks;
@@ -49,6 +55,7 @@ export async function runStack(opts: {
     if (await pulumi.isSecret(out)) secretOutputs.push(k);
     outputs[k] = await new Promise((res) => out.apply((x: unknown) => res(x)));
   }
+  await waitForRPCs?.();
   await settle(opts.mocks);
   return { mocks: opts.mocks, outputs, secretOutputs };
 }

@@ -51,7 +51,7 @@ export type {
   KafkaListener,
 } from './kafka.ts';
 export { CertificateAuthority, writePemFiles, splitPem, certificateSans } from './tls.ts';
-export type { IssueOptions, IssuedCert, PemFiles } from './tls.ts';
+export type { CaSubject, IssueOptions, IssuedCert, PemFiles } from './tls.ts';
 export { startEnvoy, validateEnvoyConfig, envoyArgs } from './envoy.ts';
 export type {
   EnvoyOptions,
