@@ -8,6 +8,8 @@ import { pkiStackReference, testRootCa } from '@trellis/components/testing/rootC
 import type { PemRoot } from '@trellis/components/testing/rootCa';
 import { stackConfig, stackRunner } from '@trellis/components/testing/stack';
 import type { StackRun } from '@trellis/components/testing/stack';
+import { testBuildOutput } from '@trellis/components/testing/images';
+import type { TestBuildOutput } from '@trellis/components/testing/images';
 import { loadModel } from '@trellis/infra-k8s/model';
 import { beforeAll, describe, expect, it } from 'vitest';
 
@@ -15,6 +17,7 @@ const dir = resolve(import.meta.dirname, '..');
 const dbPassword = 'aws-db-password-never-in-outputs-91c2';
 const oidcIssuer = 'https://oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF';
 let root: PemRoot;
+let build: TestBuildOutput;
 const runs = new Map<string, StackRun>();
 
 const arn = (name: string) => `arn:aws:mock:us-east-1:123456789012:${name}`;
@@ -55,11 +58,19 @@ const runProject = stackRunner({
   load: () => import('../index.ts'),
   mocks: mocksFor,
   secrets: { 'trellis:keycloakDbPassword': dbPassword },
+  // The committed trellis:images, with the build output of this test run.
+  config: (stack) => ({
+    'trellis:images': JSON.stringify({
+      ...(JSON.parse(stackConfig(dir, stack)['trellis:images'] as string) as object),
+      buildDir: build.dir,
+    }),
+  }),
 });
 
 const inputsOf = (r: StackRun, type: string, suffix: string) => r.mocks.one(type, suffix).inputs;
 
 beforeAll(async () => {
+  build = testBuildOutput(['orders-api', 'ledger']);
   root = await testRootCa();
   for (const stack of ['dev', 'prod-us']) runs.set(stack, await runProject(stack));
 }, 60_000);

@@ -70,6 +70,8 @@ export interface ProjectUnderTest {
   mocks: () => RecordingMocks;
   /** Secret config of every run unless a run says otherwise. */
   secrets?: Record<string, string>;
+  /** Config over the stack file's for every run (e.g. where the image build output is), by stack. */
+  config?: (stack: string) => Record<string, string>;
 }
 
 /**
@@ -86,7 +88,7 @@ export function stackRunner(
     runStack({
       project: p.project,
       stack,
-      config: { ...stackConfig(p.dir, stack), ...over.config },
+      config: { ...stackConfig(p.dir, stack), ...p.config?.(stack), ...over.config },
       secrets: over.secrets ?? p.secrets ?? {},
       mocks: p.mocks(),
       program: (await p.load()).default as () => Promise<Record<string, unknown>>,
