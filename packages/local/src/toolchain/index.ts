@@ -14,6 +14,7 @@ import type { Tool } from './spec.ts';
 export type { Tool, ToolCheck } from './spec.ts';
 export { cacheRoot, toolDir } from './cache.ts';
 export { FetchError, CommandError } from './errors.ts';
+export { progress } from './log.ts';
 export {
   buildah,
   buildahInstall,
