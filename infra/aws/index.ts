@@ -11,8 +11,9 @@ import { IrsaRole } from '@trellis/components/aws/irsa';
 import { Network } from '@trellis/components/aws/network';
 import { WriteQueue } from '@trellis/components/aws/queue';
 import { Platform } from '@trellis/components/k8s/platform';
+import { loadModelFile, referenceModelPath } from '@trellis/components/model';
+import { systemNamespaces } from '@trellis/contracts';
 import { namespaceOf } from '@trellis/policy';
-import { loadModel } from '@trellis/infra-k8s/model';
 import { platformBase } from '@trellis/infra-k8s/platform';
 import { checkAgainstModel } from '@trellis/infra-k8s/schema';
 import { loadConfig } from './config.ts';
@@ -20,7 +21,7 @@ import { loadConfig } from './config.ts';
 /** The program; returns the stack outputs (the kubeconfig is secret). */
 export default async function main(): Promise<Record<string, pulumi.Output<unknown>>> {
   const cfg = loadConfig();
-  const model = loadModel(cfg.modelPath);
+  const model = loadModelFile(cfg.modelPath ?? referenceModelPath, 'trellis:modelPath');
   checkAgainstModel(cfg, model);
   const network = new Network('trellis', cfg.network);
   const eks = new EksCluster('trellis', {
@@ -59,8 +60,9 @@ export default async function main(): Promise<Record<string, pulumi.Output<unkno
         workload,
         {
           ...d,
+          // The queue URL is a stack output. No service reads it yet: the one that does declares it
+          // in its env schema (@trellis/<service>/env), and the platform passes it from there.
           serviceAccountAnnotations: { 'eks.amazonaws.com/role-arn': role.arn },
-          env: { TRELLIS_WRITE_QUEUE_URL: queue.url },
         },
       ];
     }),
@@ -71,7 +73,7 @@ export default async function main(): Promise<Record<string, pulumi.Output<unkno
   const dns01 = new IrsaRole('trellis-cert-manager', {
     oidcProviderArn: eks.oidcProviderArn,
     oidcIssuerUrl: eks.oidcIssuerUrl,
-    namespace: 'cert-manager',
+    namespace: systemNamespaces.certManager,
     serviceAccount: 'cert-manager',
     statements: route53Dns01Statements(cfg.edge.acme.hostedZoneId),
   });

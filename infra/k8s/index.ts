@@ -4,8 +4,8 @@
  */
 import type * as pulumi from '@pulumi/pulumi';
 import { Platform } from '@trellis/components/k8s/platform';
+import { loadModelFile, referenceModelPath } from '@trellis/components/model';
 import { loadConfig } from './config.ts';
-import { loadModel } from './model.ts';
 import { platformBase } from './platform.ts';
 import { checkAgainstModel } from './schema.ts';
 
@@ -27,7 +27,7 @@ export interface K8sOutputs {
 /** The program. */
 export default async function main(): Promise<K8sOutputs> {
   const cfg = loadConfig();
-  const model = loadModel(cfg.modelPath);
+  const model = loadModelFile(cfg.modelPath ?? referenceModelPath, 'trellis:modelPath');
   checkAgainstModel(cfg, model);
   const platform = new Platform('trellis', {
     ...platformBase(cfg, model),

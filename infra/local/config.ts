@@ -3,10 +3,9 @@
  * message naming the key (`trellis-local:basePort: ...`) before any resource is planned.
  */
 import * as pulumi from '@pulumi/pulumi';
-import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { formatErrors, parseModel } from '@trellis/policy';
+import { loadModelFile } from '@trellis/components/model';
 import type { ValidModel } from '@trellis/policy';
 import { portsAt, type PortName } from './src/ports.ts';
 
@@ -55,19 +54,7 @@ export function loadConfig(): LocalConfig {
   }
   const c = parsed.data;
   const modelPath = isAbsolute(c.model) ? c.model : resolve(import.meta.dirname, c.model);
-  let text: string;
-  try {
-    text = readFileSync(modelPath, 'utf8');
-  } catch (err) {
-    throw new Error(`trellis-local:model: cannot read ${modelPath}: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
-  const result = parseModel(text);
-  if (!result.ok)
-    throw new Error(
-      `trellis-local:model: ${modelPath} is invalid:\n${formatErrors(result.errors)}`,
-    );
+  const model = loadModelFile(modelPath, 'trellis-local:model');
   const stack = pulumi.getStack();
   return {
     stack,
@@ -75,7 +62,7 @@ export function loadConfig(): LocalConfig {
     ports: portsAt(c.basePort),
     certValidHours: c.certValidHours,
     rotation: c.rotation,
-    model: result.model,
+    model,
     modelPath,
     stackDir: resolve(repoRoot, '.trellis', stack),
   };

@@ -214,7 +214,9 @@ function runRoute(route: PlanRoute, data: SetupData): void {
 
 /** Headers for one mesh path: the token for a sidecar, or what a sidecar would forward to the app. */
 function meshHeaders(p: MeshPath, token: string): Record<string, string> {
-  const payloadHeader = plan.mesh?.payloadHeader ?? 'x-jwt-payload';
+  // buildPlan (src/plan.ts) always names it, from @trellis/contracts; k6 cannot import that package.
+  const payloadHeader = plan.mesh?.payloadHeader;
+  if (payloadHeader === undefined) fail('plan.mesh.payloadHeader is missing (buildPlan sets it)');
   const auth =
     p.auth === 'bearer'
       ? { Authorization: `Bearer ${token}` }

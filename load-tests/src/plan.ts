@@ -7,7 +7,13 @@
  *   0 ── connect (per-vu-iterations, every VU once) ── warm-up (the load) ── measure (the load) ──▶
  *                                                      markStart ▲              markEnd ▲
  */
-import { compileK6Thresholds, type K6RouteTarget, type ValidModel } from '@trellis/policy';
+import { identityHeaders } from '@trellis/contracts';
+import {
+  compileK6Thresholds,
+  type K6RouteTarget,
+  type K6Threshold,
+  type ValidModel,
+} from '@trellis/policy';
 import type { Scenario } from 'k6/options';
 import type {
   K6Plan,
@@ -20,12 +26,20 @@ import type {
 } from './plan-types.ts';
 import { k6Duration, scenarioDefaults, SPIKE_FACTOR, type Mix } from './scenarios.ts';
 import type { LoadTarget } from './target.ts';
-import { runThresholds } from './thresholds.ts';
+import { renderThresholds, runThresholds, type ThresholdKey } from './thresholds.ts';
 
 /** Counters the report reads for the measured phase (their thresholds always pass). */
-export const REPORT_ONLY = ['http_reqs{phase:measure}'];
-/** k6 tags dropped_iterations with the scenario's name only (not its tags): one key per scenario. */
-export const droppedKey = (scenario: string): string => `dropped_iterations{scenario:${scenario}}`;
+export const REPORT_ONLY: readonly ThresholdKey[] = [
+  { metric: 'http_reqs', tags: { phase: 'measure' } },
+];
+
+/** A threshold that always passes, so that k6 reports the sub-metric `k`. */
+const reportOnly = (k: ThresholdKey): K6Threshold => ({
+  ...k,
+  statistic: 'count',
+  comparison: '>=',
+  value: 0,
+});
 
 /** The inputs of {@link buildPlan}; the optional numbers override the scenario's defaults. */
 export interface PlanInput {
@@ -66,6 +80,8 @@ export interface PlanLayout {
   meshRate: number;
   /** VUs per scenario name, and their total. */
   vus: number;
+  /** The thresholds of `options.thresholds`, as data (the report reads their metric and tags). */
+  thresholds: K6Threshold[];
 }
 
 /** {@link buildPlan}'s result: the plan for k6, and its layout for the runner and the report. */
@@ -117,7 +133,7 @@ export function meshProbe(target: LoadTarget, readRoute: PlanRoute | undefined):
       name: 'direct',
       url: m.appUrl,
       auth: 'payload-header',
-      ...(m.xfcc ? { headers: { 'x-forwarded-client-cert': m.xfcc } } : {}),
+      ...(m.xfcc ? { headers: { [identityHeaders.clientCert]: m.xfcc } } : {}),
     });
   if (paths.length < 2) return null;
   const has = (n: string): boolean => paths.some((p) => p.name === n);
@@ -137,7 +153,7 @@ export function meshProbe(target: LoadTarget, readRoute: PlanRoute | undefined):
     route: readRoute.name,
     paths,
     hops,
-    payloadHeader: m.payloadHeader ?? 'x-jwt-payload',
+    payloadHeader: m.payloadHeader ?? identityHeaders.jwtPayload,
   };
 }
 
@@ -295,20 +311,22 @@ export function buildPlan(input: PlanInput): BuiltPlan {
   scenarios['mark-end'] = mark('markEnd', measureStart + measureS);
 
   const envoyHops = mesh && meshRate > 0 ? mesh.hops.filter((h) => h.envoy).map((h) => h.name) : [];
-  const thresholds = runThresholds(compiled, {
-    envoyHops,
-    abortDelayS: measureStart + d.abortDelayS,
-    ...(input.abortOnFail === false ? { abortOnFail: false } : {}),
-  });
-  // Thresholds on the mesh metric need the metric, which the script only defines with a probe.
-  if (envoyHops.length === 0 && compiled.meshOverhead)
-    for (const k of Object.keys(thresholds))
-      if (k.startsWith(compiled.meshOverhead.metric)) delete thresholds[k];
-  // Always-true thresholds: k6 reports a tag-filtered sub-metric only when a threshold names it, and
-  // the report needs these for the measured phase alone.
-  for (const k of REPORT_ONLY) thresholds[k] = ['count>=0'];
-  for (const name of Object.keys(scenarios))
-    if (name.startsWith('measure-')) thresholds[droppedKey(name)] = ['count>=0'];
+  // Without a probe there are no hops, so no thresholds on the mesh metric (the script only defines
+  // it with a probe).
+  const thresholds = [
+    ...runThresholds(compiled, {
+      envoyHops,
+      abortDelayS: measureStart + d.abortDelayS,
+      ...(input.abortOnFail === false ? { abortOnFail: false } : {}),
+    }),
+    // Always-true thresholds: k6 reports a tag-filtered sub-metric only when a threshold names it,
+    // and the report needs these for the measured phase alone.
+    ...REPORT_ONLY.map(reportOnly),
+    // k6 tags dropped_iterations with the scenario's name only (not its tags): one per scenario.
+    ...Object.keys(scenarios)
+      .filter((name) => name.startsWith('measure-'))
+      .map((scenario) => reportOnly({ metric: 'dropped_iterations', tags: { scenario } })),
+  ];
 
   const ingressHost = new URL(input.target.ingressUrl).hostname;
   const usesSidecar = mesh?.paths.some((p) => p.name === 'sidecar') === true && meshRate > 0;
@@ -331,7 +349,7 @@ export function buildPlan(input: PlanInput): BuiltPlan {
       : {}),
     options: {
       scenarios,
-      thresholds,
+      thresholds: renderThresholds(thresholds),
       summaryTrendStats: ['avg', 'min', 'med', 'p(50)', 'p(95)', 'p(99)', 'max', 'count'],
       setupTimeout: '120s',
       userAgent: 'trellis-load/1 (k6)',
@@ -354,6 +372,7 @@ export function buildPlan(input: PlanInput): BuiltPlan {
       rates,
       meshRate,
       vus,
+      thresholds,
     },
   };
 }

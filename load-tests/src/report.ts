@@ -1,7 +1,8 @@
 /**
  * The report of one run: k6's JSON summary (`--summary-export`, the legacy format k6 1.x still
  * writes) read into plain figures, and `summary.md`, a table of route × p50/p95/p99/error rate against
- * the budgets, the per-hop mesh overhead, Envoy's own timing, k6's CPU and the machine's load.
+ * the budgets, the per-hop mesh overhead, Envoy's own timing, k6's CPU and the machine's load
+ * (rendered by summary-md.ts).
  */
 import type { K6Thresholds } from '@trellis/policy';
 import type { CpuUsage } from './cpu.ts';
@@ -9,7 +10,8 @@ import { K6_CPU_WARN } from './cpu.ts';
 import type { EnvoyTiming } from './envoy-stats.ts';
 import type { K6Plan, MeshHop, MeshPathName, ScenarioName } from './plan-types.ts';
 import type { PlanLayout } from './plan.ts';
-import { parseThresholdKey } from './thresholds.ts';
+import { thresholdExpr, thresholdKey } from './thresholds.ts';
+import { pct } from './format.ts';
 
 /** One metric of a `--summary-export` file: trend stats, or rate/counter values, and thresholds. */
 export interface K6ExportMetric {
@@ -26,8 +28,11 @@ export interface K6Export {
 
 /** One threshold's outcome. */
 export interface ThresholdResult {
+  /** k6's key (`metric{tag:value,...}`) and expression (`p(99)<=10`). */
   key: string;
   expr: string;
+  metric: string;
+  tags: Record<string, string>;
   ok: boolean;
   /** The measured value the expression compared, when the export has it. */
   value: number | null;
@@ -126,17 +131,21 @@ function comparedValue(m: K6ExportMetric | undefined, expr: string): number | nu
 }
 
 /** Every threshold of the plan with its outcome in the export (missing metric = not evaluated). */
-export function thresholdResults(plan: K6Plan, exp: K6Export): ThresholdResult[] {
-  const out: ThresholdResult[] = [];
-  for (const [key, list] of Object.entries(plan.options.thresholds ?? {})) {
+export function thresholdResults(layout: PlanLayout, exp: K6Export): ThresholdResult[] {
+  return layout.thresholds.map((t) => {
+    const key = thresholdKey(t);
+    const expr = thresholdExpr(t);
     const m = exp.metrics[key];
-    for (const t of list) {
-      const expr = typeof t === 'string' ? t : t.threshold;
-      const crossed = m?.thresholds?.[expr];
-      out.push({ key, expr, ok: crossed !== true, value: comparedValue(m, expr) });
-    }
-  }
-  return out;
+    const crossed = m?.thresholds?.[expr];
+    return {
+      key,
+      expr,
+      metric: t.metric,
+      tags: t.tags,
+      ok: crossed !== true,
+      value: comparedValue(m, expr),
+    };
+  });
 }
 
 /** Inputs of {@link collectReport}. */
@@ -167,12 +176,10 @@ export interface CollectInput {
 export function collectReport(i: CollectInput): ReportData {
   const exp: K6Export = i.exp ?? { metrics: {} };
   const M = exp.metrics;
-  const thresholds = thresholdResults(i.plan, exp);
+  const thresholds = thresholdResults(i.layout, exp);
   const notes = [...(i.base.notes ?? [])];
   const breachedFor = (pred: (tags: Record<string, string>) => boolean): string[] =>
-    thresholds
-      .filter((t) => !t.ok && pred(parseThresholdKey(t.key).tags))
-      .map((t) => `${parseThresholdKey(t.key).metric} ${t.expr}`);
+    thresholds.filter((t) => !t.ok && pred(t.tags)).map((t) => `${t.metric} ${t.expr}`);
 
   const routes: RouteResult[] = i.layout.rates.map((r) => {
     const d = M[`http_req_duration{route:${r.route.name},phase:measure}`];
@@ -270,160 +277,4 @@ export function collectReport(i: CollectInput): ReportData {
     mesh,
     notes,
   };
-}
-
-/** Milliseconds with a precision that suits their size. */
-export function ms(v: number | null | undefined): string {
-  if (v === null || v === undefined) return 'n/a';
-  const a = Math.abs(v);
-  return `${a >= 100 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : a >= 1 ? v.toFixed(2) : v.toFixed(3)} ms`;
-}
-
-function pct(v: number | null | undefined, digits = 0): string {
-  return v === null || v === undefined ? 'n/a' : `${(v * 100).toFixed(digits)} %`;
-}
-
-function rate(v: number | null): string {
-  if (v === null) return 'n/a';
-  return v === 0 ? '0 %' : `${(v * 100).toPrecision(2)} %`;
-}
-
-function verdict(code: number): string {
-  if (code === 0) return 'PASS: every budget held';
-  if (code === 99) return 'FAIL: a budget was broken (k6 exit 99, thresholds crossed)';
-  return `ERROR: k6 exited ${code} (not a threshold verdict; see k6.log)`;
-}
-
-/** `summary.md`: the tables a person reads first. */
-export function renderSummaryMd(r: ReportData, files: Record<string, string>): string {
-  const L: string[] = [];
-  const loadavg = (a: number[]): string => a.map((x) => x.toFixed(2)).join(' / ');
-  L.push(`# Load test: ${r.scenario}`, '');
-  L.push(`**${verdict(r.exitCode)}**`, '');
-  const breached = r.thresholds.filter((t) => !t.ok);
-  if (breached.length > 0) {
-    L.push('Breached:', '');
-    for (const t of breached) {
-      const tags = parseThresholdKey(t.key).tags;
-      const who = tags.route
-        ? `route \`${tags.route}\``
-        : tags.hop
-          ? `hop \`${tags.hop}\``
-          : `\`${parseThresholdKey(t.key).metric}\``;
-      L.push(
-        `- ${who}: \`${t.key}\` \`${t.expr}\` (measured ${t.value === null ? 'n/a' : round(t.value)})`,
-      );
-    }
-    L.push('');
-  }
-  L.push(
-    '| | |',
-    '|---|---|',
-    `| date | ${r.startedAt} → ${r.finishedAt} |`,
-    `| command | \`${r.command}\` |`,
-    `| target | ${r.target} |`,
-    `| machine | ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memGiB} GiB, ${r.machine.kernel} |`,
-    `| load average (1/5/15 min) | start ${loadavg(r.loadAverage.start)}, end ${loadavg(r.loadAverage.end)} |`,
-    `| k6 | ${r.k6.version}; CPU while measuring: ${r.k6.cpu ? `${pct(r.k6.cpu.average)} of one core on average, peak ${pct(r.k6.cpu.peak)}` : 'n/a'} |`,
-    `| phases | connect ≤ ${r.layout.connectS} s, warm-up ${r.layout.warmupS} s (excluded), measured ${r.layout.measureS} s |`,
-    `| VUs | ${r.layout.vus} (fixed: no VU starts mid-run) |`,
-    `| exit code | ${r.exitCode} |`,
-  );
-  if (r.overrides.length > 0) L.push(`| budget overrides | ${r.overrides.join('; ')} |`);
-  L.push('');
-
-  L.push('## Routes (measured phase only)', '');
-  L.push(
-    '| route | request | rate: planned / achieved / budget | requests | p50 | p95 | p99 | error rate | budget | result |',
-    '|---|---|---|---|---|---|---|---|---|---|',
-  );
-  for (const x of r.routes) {
-    const budget = [
-      x.budget.p50Ms !== undefined ? `p50 ≤ ${x.budget.p50Ms} ms` : null,
-      `p99 ≤ ${x.budget.p99Ms} ms`,
-      `errors ≤ ${rate(x.budget.maxErrorRate)}`,
-    ]
-      .filter(Boolean)
-      .join(', ');
-    const result =
-      x.count === 0
-        ? 'not measured'
-        : x.breached.length > 0
-          ? `**BREACHED** (${x.breached.join('; ')})`
-          : 'ok';
-    L.push(
-      `| ${x.route} | ${x.method} ${x.path} | ${x.rps} / ${x.achievedRps === null ? 'n/a' : x.achievedRps.toFixed(1)} / ${x.budgetRps} rps | ${x.count} | ${ms(x.p50)} | ${ms(x.p95)} | ${ms(x.p99)} | ${rate(x.errorRate)} | ${budget} | ${result} |`,
-    );
-  }
-  L.push('');
-  L.push(
-    `All measured requests: ${r.measuredRequests ?? 'n/a'}; error rate ${rate(r.errorRate)} (limit < 0.1 %); checks passed ${r.checksRate === null ? 'n/a' : pct(r.checksRate, 2)}.`,
-    `Connection reuse: p99 of http_req_connecting ${ms(r.connectingP99)}, of http_req_tls_handshaking ${ms(r.tlsHandshakingP99)} (both must be 0).`,
-    '',
-  );
-
-  L.push('## Mesh overhead per hop', '');
-  if (!r.mesh) {
-    L.push('Not measured (see notes).', '');
-  } else {
-    L.push(
-      'The same `GET` through each path in turn, in a random order per iteration, during the measured phase.',
-      'Overhead of a hop = request time with it − without it, paired per iteration; the "Δ of percentiles" columns subtract the paths\' own percentiles instead.',
-      '',
-      '| hop | kind | pairs | p50 | p99 | Δ of p50s | Δ of p99s | budget | result |',
-      '|---|---|---|---|---|---|---|---|---|',
-    );
-    for (const h of r.mesh.hops) {
-      const budget = h.budget
-        ? `p50 ≤ ${h.budget.p50Ms} ms, p99 ≤ ${h.budget.p99Ms} ms`
-        : 'reported only';
-      const result = !h.envoy
-        ? '—'
-        : h.count === 0
-          ? 'not measured'
-          : h.breached.length > 0
-            ? `**BREACHED** (${h.breached.join('; ')})`
-            : 'ok';
-      L.push(
-        `| ${h.name} (${h.outer} − ${h.inner}) | ${h.envoy ? 'Envoy traversal' : 'nginx (edge TLS)'} | ${h.count} | ${ms(h.p50)} | ${ms(h.p99)} | ${ms(h.deltaP50)} | ${ms(h.deltaP99)} | ${budget} | ${result} |`,
-      );
-    }
-    L.push('', '| path | requests | p50 | p95 | p99 |', '|---|---|---|---|---|');
-    for (const p of r.mesh.paths)
-      L.push(`| ${p.name} | ${p.count} | ${ms(p.p50)} | ${ms(p.p95)} | ${ms(p.p99)} |`);
-    L.push('');
-    if (files.chart) L.push(`![per-hop overhead](${files.chart})`, '');
-  }
-
-  L.push('## Envoy timing stats (admin /stats, measured window)', '');
-  if (r.envoy.length === 0) {
-    L.push('No Envoy admin endpoints were given.', '');
-  } else {
-    L.push(
-      'Envoy records these in whole milliseconds, so sub-millisecond costs show as 0 ms steps; downstream_rq_time − upstream_rq_time is the time a request spent in that Envoy.',
-      '',
-      '| envoy | stat | samples | p50 | p99 |',
-      '|---|---|---|---|---|',
-    );
-    for (const e of r.envoy) {
-      if (e.error) L.push(`| ${e.name} | (scrape failed: ${e.error}) | | | |`);
-      for (const s of e.stats)
-        L.push(`| ${e.name} | ${s.stat} | ${s.count} | ${ms(s.p50)} | ${ms(s.p99)} |`);
-    }
-    L.push('');
-  }
-
-  if (r.notes.length > 0) {
-    L.push('## Notes', '');
-    for (const n of r.notes) L.push(`- ${n}`);
-    L.push('');
-  }
-  L.push('## Files', '');
-  for (const [what, f] of Object.entries(files)) L.push(`- ${what}: [${f}](${f})`);
-  L.push('');
-  return L.join('\n');
-}
-
-function round(v: number): string {
-  return Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3);
 }

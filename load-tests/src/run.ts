@@ -18,13 +18,8 @@ import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import {
-  compileK6Thresholds,
-  formatErrors,
-  parseModel,
-  type K6Thresholds,
-  type ValidModel,
-} from '@trellis/policy';
+import { compileK6Thresholds, type K6Thresholds, type ValidModel } from '@trellis/policy';
+import { loadModelFile, referenceModelPath } from '@trellis/components/model';
 import { k6Env } from '@trellis/local/toolchain';
 import { renderOverheadSvg } from './chart.ts';
 import { CpuSampler, type CpuUsage } from './cpu.ts';
@@ -37,13 +32,14 @@ import {
 } from './overrides.ts';
 import type { ScenarioName } from './plan-types.ts';
 import { buildPlan } from './plan.ts';
-import { collectReport, renderSummaryMd, type K6Export, type ReportData } from './report.ts';
+import { collectReport, type K6Export, type ReportData } from './report.ts';
+import { renderSummaryMd } from './summary-md.ts';
 import type { LoadTarget } from './target.ts';
 
 /** The k6 script, next to this package's sources. */
 export const K6_SCRIPT = resolve(import.meta.dirname, '..', 'k6', 'load.ts');
 /** Default model: the repository's `trellis.yaml`. */
-export const DEFAULT_MODEL = resolve(import.meta.dirname, '..', '..', 'trellis.yaml');
+export const DEFAULT_MODEL = referenceModelPath;
 
 /** Options of {@link runLoad}. */
 export interface RunLoadOptions {
@@ -86,10 +82,7 @@ export interface RunLoadResult {
 /** The model itself, or parsed from a path (default: the repository's trellis.yaml). */
 export function loadModel(m: ValidModel | string | undefined): ValidModel {
   if (m !== undefined && typeof m !== 'string') return m;
-  const path = m ?? DEFAULT_MODEL;
-  const r = parseModel(readFileSync(path, 'utf8'));
-  if (!r.ok) throw new Error(`${path} is invalid:\n${formatErrors(r.errors)}`);
-  return r.model;
+  return loadModelFile(m ?? DEFAULT_MODEL);
 }
 
 /** A fresh `<reportsDir>/<UTC timestamp>` directory (suffixed when two runs start in one second). */

@@ -1,3 +1,4 @@
+import { svidFiles } from '@trellis/contracts';
 import type { ValidModel } from '@trellis/policy';
 
 /**
@@ -189,7 +190,10 @@ export function targetFromStackOutputs(
       ...(backendPort !== undefined && certDir
         ? {
             sidecarUrl: `https://127.0.0.1:${backendPort}`,
-            clientCert: { certFile: `${certDir}/cert.pem`, keyFile: `${certDir}/key.pem` },
+            clientCert: {
+              certFile: `${certDir}/${svidFiles.cert}`,
+              keyFile: `${certDir}/${svidFiles.key}`,
+            },
           }
         : {}),
       ...(typeof appUrl === 'string' ? { appUrl } : {}),

@@ -1,50 +1,64 @@
 /**
- * The k6 thresholds of a run, from the model's budgets as `compileK6Thresholds` compiles them:
+ * The k6 thresholds of a run, from the model's budgets as `compileK6Thresholds` compiles them (as
+ * data), and their rendering in k6's syntax, which happens here and nowhere else:
  * - each budget threshold is narrowed to the measured phase (`phase:measure`, so the warm-up never
  *   counts) and stops the run early when broken (`abortOnFail`, after `delayAbortEval`);
  * - the mesh budget applies to each Envoy traversal separately (`hop:<name>`);
  * - the run-wide error rate stays below 0.1 % (failed requests, and failed checks);
  * - connections are reused: p99 of `http_req_connecting` and `http_req_tls_handshaking` is 0.
- * Threshold syntax (tag filters `metric{tag:value,...}`, abortOnFail, delayAbortEval):
- * https://grafana.com/docs/k6/latest/using-k6/thresholds/
+ * Threshold syntax (tag filters `metric{tag:value,...}`, aggregation expressions, abortOnFail,
+ * delayAbortEval): https://grafana.com/docs/k6/latest/using-k6/thresholds/
  */
-import type { K6Thresholds } from '@trellis/policy';
+import type { K6Statistic, K6Threshold, K6Thresholds } from '@trellis/policy';
 import type { ObjectThreshold } from 'k6/options';
 
-/** The tag every measured request carries (from its scenario). */
-export const MEASURE_TAG = 'phase:measure';
 /** Run-wide error-rate ceiling (0.1 %). */
 export const MAX_ERROR_RATE = 0.001;
 
-/** A threshold key split into its metric and tag filter. */
-export interface ThresholdKey {
-  metric: string;
-  tags: Record<string, string>;
-}
+/** The metric and tag filter of a threshold: one k6 (sub-)metric. */
+export type ThresholdKey = Pick<K6Threshold, 'metric' | 'tags'>;
 
-/** Parse `metric{tag:value,tag2:value2}` (or a bare metric name). */
-export function parseThresholdKey(key: string): ThresholdKey {
-  const m = /^([A-Za-z0-9_]+)(?:\{(.*)\})?$/.exec(key);
-  if (!m?.[1]) throw new Error(`threshold key '${key}' is not metric or metric{tag:value}`);
-  const tags: Record<string, string> = {};
-  for (const part of (m[2] ?? '').split(',').filter((p) => p.trim() !== '')) {
-    const i = part.indexOf(':');
-    if (i <= 0) throw new Error(`threshold key '${key}': '${part}' is not tag:value`);
-    tags[part.slice(0, i).trim()] = part.slice(i + 1).trim();
-  }
-  return { metric: m[1], tags };
-}
-
-/** Render a threshold key; tags keep their insertion order. */
-export function formatThresholdKey(k: ThresholdKey): string {
+/** k6's key for a metric and tag filter: `metric{tag:value,...}`; tags keep their insertion order. */
+export function thresholdKey(k: ThresholdKey): string {
   const tags = Object.entries(k.tags).map(([t, v]) => `${t}:${v}`);
   return tags.length > 0 ? `${k.metric}{${tags.join(',')}}` : k.metric;
 }
 
-/** `key` with `phase:measure` added to its tag filter. */
-export function measured(key: string, extra: Record<string, string> = {}): string {
-  const k = parseThresholdKey(key);
-  return formatThresholdKey({ metric: k.metric, tags: { ...k.tags, ...extra, phase: 'measure' } });
+function statistic(s: K6Statistic): string {
+  return typeof s === 'string' ? s : `p(${s.percentile})`;
+}
+
+/** k6's expression of a threshold, e.g. `p(99)<=10`. */
+export function thresholdExpr(t: K6Threshold): string {
+  return `${statistic(t.statistic)}${t.comparison}${t.value}`;
+}
+
+/**
+ * `options.thresholds` for k6: one key per metric and tag filter, in first-seen order; a threshold
+ * without `abortOnFail` is a plain expression, one with it an object.
+ */
+export function renderThresholds(
+  list: readonly K6Threshold[],
+): Record<string, (string | ObjectThreshold)[]> {
+  const out: Record<string, (string | ObjectThreshold)[]> = {};
+  for (const t of list) {
+    const expr = thresholdExpr(t);
+    const rendered: string | ObjectThreshold =
+      t.abortOnFail === undefined
+        ? expr
+        : {
+            threshold: expr,
+            abortOnFail: t.abortOnFail,
+            ...(t.delayAbortEval !== undefined ? { delayAbortEval: t.delayAbortEval } : {}),
+          };
+    (out[thresholdKey(t)] ??= []).push(rendered);
+  }
+  return out;
+}
+
+/** `t` narrowed to the measured phase (after any `extra` tags). */
+function measured(t: K6Threshold, extra: Record<string, string> = {}): K6Threshold {
+  return { ...t, tags: { ...t.tags, ...extra, phase: 'measure' } };
 }
 
 /** Options of {@link runThresholds}. */
@@ -57,29 +71,43 @@ export interface ThresholdOptions {
   abortOnFail?: boolean;
 }
 
-/** Every threshold of a run (see the module comment). */
-export function runThresholds(
-  compiled: K6Thresholds,
-  o: ThresholdOptions,
-): Record<string, (string | ObjectThreshold)[]> {
+/** Every threshold of a run (see the module comment), as data; {@link renderThresholds} renders it. */
+export function runThresholds(compiled: K6Thresholds, o: ThresholdOptions): K6Threshold[] {
   const delay = `${Math.ceil(o.abortDelayS)}s`;
-  const gate = (expr: string): ObjectThreshold =>
+  const gate = (t: K6Threshold): K6Threshold =>
     o.abortOnFail === false
-      ? { threshold: expr, abortOnFail: false }
-      : { threshold: expr, abortOnFail: true, delayAbortEval: delay };
-  const out: Record<string, (string | ObjectThreshold)[]> = {};
+      ? { ...t, abortOnFail: false }
+      : { ...t, abortOnFail: true, delayAbortEval: delay };
   const mesh = compiled.meshOverhead?.metric;
-  for (const [key, exprs] of Object.entries(compiled.thresholds)) {
-    if (mesh !== undefined && parseThresholdKey(key).metric === mesh) {
-      for (const hop of o.envoyHops) out[measured(key, { hop })] = exprs.map(gate);
-      continue;
-    }
-    out[measured(key)] = exprs.map(gate);
-  }
-  out[measured('http_req_failed')] = [gate(`rate<${MAX_ERROR_RATE}`)];
-  out[measured('checks')] = [gate(`rate>${1 - MAX_ERROR_RATE}`)];
-  // Judged at the end only: a reconnect in the first seconds must not abort a long run.
-  out[measured('http_req_connecting')] = ['p(99)<=0'];
-  out[measured('http_req_tls_handshaking')] = ['p(99)<=0'];
+  const out: K6Threshold[] = compiled.thresholds.flatMap((t) =>
+    mesh !== undefined && t.metric === mesh
+      ? o.envoyHops.map((hop) => gate(measured(t, { hop })))
+      : [gate(measured(t))],
+  );
+  const phase = () => ({ phase: 'measure' });
+  out.push(
+    gate({
+      metric: 'http_req_failed',
+      tags: phase(),
+      statistic: 'rate',
+      comparison: '<',
+      value: MAX_ERROR_RATE,
+    }),
+    gate({
+      metric: 'checks',
+      tags: phase(),
+      statistic: 'rate',
+      comparison: '>',
+      value: 1 - MAX_ERROR_RATE,
+    }),
+    // Judged at the end only: a reconnect in the first seconds must not abort a long run.
+    ...['http_req_connecting', 'http_req_tls_handshaking'].map((metric): K6Threshold => ({
+      metric,
+      tags: phase(),
+      statistic: { percentile: 99 },
+      comparison: '<=',
+      value: 0,
+    })),
+  );
   return out;
 }

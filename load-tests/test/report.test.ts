@@ -5,7 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { niceStep, renderOverheadSvg } from '../src/chart.ts';
 import { applyBudgetOverrides, parseBudgetOverride } from '../src/overrides.ts';
 import { buildPlan } from '../src/plan.ts';
-import { collectReport, hopMetric, ms, renderSummaryMd, type K6Export } from '../src/report.ts';
+import { ms } from '../src/format.ts';
+import { collectReport, hopMetric, type K6Export } from '../src/report.ts';
+import { renderSummaryMd } from '../src/summary-md.ts';
 import type { LoadTarget } from '../src/target.ts';
 
 const parsed = parseModel(readFileSync(join(import.meta.dirname, '../../trellis.yaml'), 'utf8'));

@@ -4,10 +4,11 @@ import { compileK6Thresholds, parseModel, type ValidModel } from '@trellis/polic
 import type { ObjectThreshold } from 'k6/options';
 import { describe, expect, it } from 'vitest';
 import {
-  formatThresholdKey,
-  measured,
-  parseThresholdKey,
+  renderThresholds,
   runThresholds,
+  thresholdExpr,
+  thresholdKey,
+  type ThresholdOptions,
 } from '../src/thresholds.ts';
 
 const parsed = parseModel(readFileSync(join(import.meta.dirname, '../../trellis.yaml'), 'utf8'));
@@ -15,37 +16,54 @@ if (!parsed.ok) throw new Error('trellis.yaml is invalid');
 const model: ValidModel = parsed.model;
 const compiled = compileK6Thresholds(model);
 
-describe('threshold keys', () => {
-  it('parse and format round-trip, tags in order', () => {
-    const k = parseThresholdKey('http_req_duration{route:create-order,phase:measure}');
-    expect(k).toEqual({
-      metric: 'http_req_duration',
-      tags: { route: 'create-order', phase: 'measure' },
+describe('rendering in k6 syntax', () => {
+  it('keys are metric{tag:value,...}, tags in order, or the bare metric', () => {
+    expect(
+      thresholdKey({
+        metric: 'http_req_duration',
+        tags: { route: 'create-order', phase: 'measure' },
+      }),
+    ).toBe('http_req_duration{route:create-order,phase:measure}');
+    expect(thresholdKey({ metric: 'checks', tags: {} })).toBe('checks');
+  });
+
+  it('expressions are statistic, comparison and value', () => {
+    const t = { metric: 'm', tags: {} };
+    expect(
+      thresholdExpr({ ...t, statistic: { percentile: 99 }, comparison: '<=', value: 10 }),
+    ).toBe('p(99)<=10');
+    expect(thresholdExpr({ ...t, statistic: 'rate', comparison: '<', value: 0.001 })).toBe(
+      'rate<0.001',
+    );
+    expect(thresholdExpr({ ...t, statistic: 'count', comparison: '>=', value: 0 })).toBe(
+      'count>=0',
+    );
+  });
+
+  it('groups thresholds by key; abortOnFail makes an object, its absence a plain string', () => {
+    const base = { metric: 'http_req_duration', tags: { route: 'r' }, comparison: '<=' } as const;
+    expect(
+      renderThresholds([
+        { ...base, statistic: { percentile: 50 }, value: 2 },
+        { ...base, statistic: { percentile: 99 }, value: 7, abortOnFail: false },
+        { ...base, statistic: 'max', value: 9, abortOnFail: true, delayAbortEval: '5s' },
+        { metric: 'checks', tags: {}, statistic: 'rate', comparison: '>', value: 0.9 },
+      ]),
+    ).toEqual({
+      'http_req_duration{route:r}': [
+        'p(50)<=2',
+        { threshold: 'p(99)<=7', abortOnFail: false },
+        { threshold: 'max<=9', abortOnFail: true, delayAbortEval: '5s' },
+      ],
+      checks: ['rate>0.9'],
     });
-    expect(formatThresholdKey(k)).toBe('http_req_duration{route:create-order,phase:measure}');
-    expect(parseThresholdKey('checks')).toEqual({ metric: 'checks', tags: {} });
-  });
-
-  it('reject keys that are not metric{tag:value}', () => {
-    expect(() => parseThresholdKey('http_req_duration{route}')).toThrow(/'route' is not tag:value/);
-    expect(() => parseThresholdKey('bad key')).toThrow(/is not metric or metric\{tag:value\}/);
-  });
-
-  it('measured() narrows a key to the measured phase, keeping its filter', () => {
-    expect(measured('http_req_duration{route:get-order}')).toBe(
-      'http_req_duration{route:get-order,phase:measure}',
-    );
-    expect(measured('trellis_mesh_overhead', { hop: 'h' })).toBe(
-      'trellis_mesh_overhead{hop:h,phase:measure}',
-    );
   });
 });
 
 describe('runThresholds (from trellis.yaml through compileK6Thresholds)', () => {
-  const t = runThresholds(compiled, {
-    envoyHops: ['get-order-sidecar', 'ingress-envoy'],
-    abortDelayS: 42.2,
-  });
+  const k6 = (c: typeof compiled, o: ThresholdOptions) => renderThresholds(runThresholds(c, o));
+  const o = { envoyHops: ['get-order-sidecar', 'ingress-envoy'], abortDelayS: 42.2 };
+  const t = k6(compiled, o);
 
   it('holds each route to its budget, measured phase only, aborting after the delay', () => {
     expect(t['http_req_duration{route:create-order,phase:measure}']).toEqual([
@@ -57,8 +75,9 @@ describe('runThresholds (from trellis.yaml through compileK6Thresholds)', () => 
     expect(t['http_req_failed{route:create-order,phase:measure}']?.[0]).toMatchObject({
       threshold: 'rate<=0',
     });
-    // No key without the phase filter: the warm-up never counts.
-    for (const k of Object.keys(t)) expect(parseThresholdKey(k).tags.phase, k).toBe('measure');
+    // No threshold without the phase filter: the warm-up never counts.
+    for (const x of runThresholds(compiled, o))
+      expect(x.tags.phase, thresholdKey(x)).toBe('measure');
   });
 
   it('applies the mesh budget to each Envoy hop separately', () => {
@@ -81,7 +100,7 @@ describe('runThresholds (from trellis.yaml through compileK6Thresholds)', () => 
   });
 
   it('--no-abort: the same thresholds, judged at the end only', () => {
-    const x = runThresholds(compiled, { envoyHops: [], abortDelayS: 9, abortOnFail: false });
+    const x = k6(compiled, { envoyHops: [], abortDelayS: 9, abortOnFail: false });
     expect(x['http_req_duration{route:create-order,phase:measure}']).toEqual([
       { threshold: 'p(99)<=10', abortOnFail: false },
     ]);
@@ -94,7 +113,7 @@ describe('runThresholds (from trellis.yaml through compileK6Thresholds)', () => 
     const r = m.routes['get-order'];
     if (!r) throw new Error('get-order');
     r.budget = { rps: 100, p50Ms: 2, p99Ms: 7, maxErrorRate: 0.01 };
-    const x = runThresholds(compileK6Thresholds(m as unknown as ValidModel), {
+    const x = k6(compileK6Thresholds(m as unknown as ValidModel), {
       envoyHops: [],
       abortDelayS: 1,
     });

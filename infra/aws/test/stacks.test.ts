@@ -10,7 +10,7 @@ import { stackConfig, stackRunner } from '@trellis/components/testing/stack';
 import type { StackRun } from '@trellis/components/testing/stack';
 import { testBuildOutput } from '@trellis/components/testing/images';
 import type { TestBuildOutput } from '@trellis/components/testing/images';
-import { loadModel } from '@trellis/infra-k8s/model';
+import { loadModelFile, referenceModelPath } from '@trellis/components/model';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const dir = resolve(import.meta.dirname, '..');
@@ -113,7 +113,7 @@ describe.each(['dev', 'prod-us'])('infra/aws stack %s', (stack) => {
     ]);
     const stage = inputsOf(r(), 'aws:apigatewayv2/stage:Stage', '-stage');
     // Throttling comes from each route's rateLimit in the model.
-    const model = loadModel();
+    const model = loadModelFile(referenceModelPath);
     const expected = Object.values(model.routes)
       .filter((x) => x.rateLimit)
       .map((x) => ({

@@ -15,6 +15,11 @@ import { stackConfig, stackRunner } from '@trellis/components/testing/stack';
 import type { StackRun } from '@trellis/components/testing/stack';
 import { testBuildOutput } from '@trellis/components/testing/images';
 import type { TestBuildOutput } from '@trellis/components/testing/images';
+import { loadConfig as loadLedgerConfig } from '@trellis/ledger/config';
+import { ledgerEnvSchema } from '@trellis/ledger/env';
+import { loadConfig as loadOrdersApiConfig } from '@trellis/orders-api/config';
+import { ordersApiEnvSchema } from '@trellis/orders-api/env';
+import { envProblems } from '@trellis/service-platform/env-schema';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const dir = resolve(import.meta.dirname, '..');
@@ -44,6 +49,12 @@ const runProject = stackRunner({
     }),
   }),
 });
+
+/** A container's environment variable as the Deployment declares it. */
+interface EnvVar {
+  name: string;
+  value?: string;
+}
 
 const kind = (r: StackRun, k: string): RecordedResource[] => r.mocks.kind(k);
 const spec = (r: RecordedResource): Record<string, unknown> =>
@@ -484,6 +495,38 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
       expect(c?.livenessProbe).toBeDefined();
     }
     expect(r.mocks.ofType('kubernetes:policy/v1:PodDisruptionBudget')).toHaveLength(2);
+  });
+
+  it("gives each service the environment its exported schema declares, which the service's loader accepts", () => {
+    const r = runs.get(stack) as StackRun;
+    const services = {
+      'orders-api': { schema: ordersApiEnvSchema, load: loadOrdersApiConfig },
+      ledger: { schema: ledgerEnvSchema, load: loadLedgerConfig },
+    };
+    // trellis:region of each stack (Pulumi.<stack>.yaml): the Cassandra datacenter's name.
+    const region = ({ dev: 'us', 'prod-us': 'us', 'prod-eu': 'eu' } as Record<string, string>)[
+      stack
+    ];
+    for (const d of r.mocks.ofType('kubernetes:apps/v1:Deployment')) {
+      const name = (d.inputs.metadata as { name: keyof typeof services }).name;
+      const pod = (spec(d).template as { spec: { containers: { env: EnvVar[] }[] } }).spec;
+      const env = Object.fromEntries(pod.containers[0]?.env.map((e) => [e.name, e.value]) ?? []);
+      expect(envProblems(services[name].schema, env)).toEqual([]);
+      const config = services[name].load(env);
+      // Reachable by the sidecar and the kubelet on the pod IP, on the port the model declares.
+      expect(config.server).toMatchObject({
+        host: '0.0.0.0',
+        port: name === 'ledger' ? 8081 : 8080,
+      });
+      expect(config.app.kafka.brokers).toEqual([
+        expect.stringMatching(/-kafka-bootstrap\.[a-z-]+\.svc\.cluster\.local:9093$/),
+      ]);
+      expect(config.app.cassandra).toMatchObject({
+        contactPoints: [expect.stringMatching(/\.svc\.cluster\.local:9042$/)],
+        localDataCenter: region,
+      });
+      expect(config.app.identity?.payloadHeader).toBe('x-jwt-payload');
+    }
   });
 
   it('passes every rule of the policy pack', async () => {

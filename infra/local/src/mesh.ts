@@ -13,6 +13,7 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import { resolve } from 'node:path';
+import { identityHeaders } from '@trellis/contracts';
 import { ddl as ledgerDdl } from '@trellis/ledger/schema';
 import { ddl as ordersDdl } from '@trellis/orders-api/schema';
 import type { AdminConnection } from '@trellis/components/local/cassandra-impl';
@@ -30,11 +31,12 @@ import type { StackContext } from './context.ts';
 import { PLATFORM_ADMIN, type DataEgress, type DataLayer } from './data.ts';
 import type { IdentityLayer } from './identity.ts';
 import { egressSlots, sidecarEgressPort, workloadIndex, type PortName } from './ports.ts';
+import { serviceEnv } from './service-env.ts';
 
 const repoRoot = resolve(import.meta.dirname, '../../..');
 
 /** The header the sidecars put the verified JWT payload in, and the services read. */
-export const PAYLOAD_HEADER = 'x-jwt-payload';
+export const PAYLOAD_HEADER = identityHeaders.jwtPayload;
 
 /** The smoke services the stack knows how to run, by workload name. */
 export const serviceImplementations: Readonly<
@@ -158,46 +160,6 @@ export function planOutbound(
     };
   }
   return out;
-}
-
-/**
- * The environment of a smoke service (pure): its data stores through its sidecar's egress (with
- * address translation, so the drivers never learn the servers' own addresses), identity headers as
- * the sidecar sets them, no table migration (platform-admin applies the DDL).
- */
-export function serviceEnv(
-  model: ValidModel,
-  workload: string,
-  data: Pick<DataLayer, 'egress' | 'cassandra'>,
-): Record<string, string> {
-  const env: Record<string, string> = {
-    LOG_LEVEL: 'info',
-    IDENTITY_PAYLOAD_HEADER: PAYLOAD_HEADER,
-    // Every request reaches the app through its sidecar, which always sets XFCC with the peer's URI.
-    IDENTITY_REQUIRE_PEER: 'true',
-    CASSANDRA_MIGRATE: 'false',
-  };
-  const via = (service: string) =>
-    data.egress.find((e) => e.workload === workload && e.service === service);
-  const cassandra = via('cassandra');
-  if (cassandra) {
-    const at = `127.0.0.1:${cassandra.listenPort}`;
-    env.CASSANDRA_CONTACT_POINTS = at;
-    env.CASSANDRA_TRANSLATE_ADDRESS = at;
-    env.CASSANDRA_LOCAL_DC = data.cassandra.localDataCenter;
-  }
-  const kafka = via('kafka');
-  if (kafka) {
-    const at = `127.0.0.1:${kafka.listenPort}`;
-    env.KAFKA_BROKERS = at;
-    env.KAFKA_TRANSLATE_ADDRESS = at;
-    env.KAFKA_CLIENT_ID = workload;
-    const group = Object.values(model.kafka.topics)
-      .flatMap((t) => t.consumers)
-      .find((c) => c.identity === workload)?.group;
-    if (group !== undefined) env.KAFKA_GROUP_ID = group;
-  }
-  return env;
 }
 
 /** One sidecar as the lead exports it. */

@@ -26,13 +26,7 @@ import {
 } from '../../../packages/cli/src/verbs/token.ts';
 import { planDataPorts } from '../src/data.ts';
 import { demoUsers, localIdentityModel, localProvider, rolesForScopes } from '../src/identity.ts';
-import {
-  edgeWorkload,
-  planMeshPorts,
-  planOutbound,
-  serviceEnv,
-  serviceImplementations,
-} from '../src/mesh.ts';
+import { edgeWorkload, planMeshPorts, planOutbound, serviceImplementations } from '../src/mesh.ts';
 import { portsAt } from '../src/ports.ts';
 
 const repoModel = (): ValidModel => {
@@ -187,30 +181,6 @@ describe('mesh ports and egress', () => {
     expect(() => edgeWorkload(m)).toThrow(
       'workloads: the local stack runs one nginx in front of one edge workload; the model has 0 (none)',
     );
-  });
-
-  it("points each service at its own sidecar's egress, with address translation and no migration", () => {
-    const cassandra = {
-      host: '127.0.0.1',
-      port: 8042,
-      spiffeId: '',
-      localDataCenter: 'datacenter1',
-    };
-    expect(serviceEnv(model, 'orders-api', { egress: data.egress, cassandra })).toEqual({
-      LOG_LEVEL: 'info',
-      IDENTITY_PAYLOAD_HEADER: 'x-jwt-payload',
-      IDENTITY_REQUIRE_PEER: 'true',
-      CASSANDRA_MIGRATE: 'false',
-      CASSANDRA_CONTACT_POINTS: '127.0.0.1:8720',
-      CASSANDRA_TRANSLATE_ADDRESS: '127.0.0.1:8720',
-      CASSANDRA_LOCAL_DC: 'datacenter1',
-      KAFKA_BROKERS: '127.0.0.1:8721',
-      KAFKA_TRANSLATE_ADDRESS: '127.0.0.1:8721',
-      KAFKA_CLIENT_ID: 'orders-api',
-    });
-    const ledger = serviceEnv(model, 'ledger', { egress: data.egress, cassandra });
-    expect(ledger.KAFKA_GROUP_ID).toBe('ledger');
-    expect(ledger.CASSANDRA_CONTACT_POINTS).toBe('127.0.0.1:8710');
   });
 
   it('knows the smoke services and their table DDL', () => {

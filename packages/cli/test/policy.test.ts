@@ -64,7 +64,7 @@ describe('./trellis policy', () => {
     ])
       expect(existsSync(join(out, f))).toBe(true);
     expect(readFileSync(join(out, 'envoy/orders-api/sds/svid.yaml'), 'utf8')).toContain(
-      join(out, 'envoy/orders-api/certs/svid.pem'),
+      join(out, 'envoy/orders-api/certs/cert.pem'),
     );
   });
 

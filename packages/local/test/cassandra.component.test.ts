@@ -7,10 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cassandraClientOptions,
   nodetool,
-  startCassandra,
   type CassandraServer,
   cassandraConnectError as connectError,
-} from '../src/harness/cassandra.ts';
+} from '../src/harness/cassandra-client.ts';
+import { startCassandra } from '../src/harness/cassandra.ts';
 import { CertificateAuthority, writePemFiles, type PemFiles } from '../src/harness/tls.ts';
 import { CASSANDRA_VERSION, cassandra } from '../src/toolchain/cassandra.ts';
 

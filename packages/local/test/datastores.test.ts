@@ -3,8 +3,8 @@ import {
   cassandraArgs,
   cassandraConfig,
   PEM_SSL_CONTEXT_FACTORY,
-} from '../src/harness/cassandra.ts';
-import { kafkaProperties, newClusterId, renderProperties } from '../src/harness/kafka.ts';
+} from '../src/harness/cassandra-config.ts';
+import { kafkaProperties, newClusterId, renderProperties } from '../src/harness/kafka-config.ts';
 import { CASSANDRA_JVM_OPTIONS } from '../src/toolchain/cassandra.ts';
 import { parseReleaseFile } from '../src/toolchain/java.ts';
 

@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kafkaClientConfig, startKafka, type KafkaServer } from '../src/harness/kafka.ts';
+import { kafkaClientConfig, type KafkaServer } from '../src/harness/kafka-client.ts';
+import { startKafka } from '../src/harness/kafka.ts';
 import { CertificateAuthority, writePemFiles, type PemFiles } from '../src/harness/tls.ts';
 import { KAFKA_VERSION, kafka } from '../src/toolchain/kafka.ts';
 

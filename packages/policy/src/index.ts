@@ -74,7 +74,6 @@ export type {
 } from './request.ts';
 
 // Compilers.
-export { labelKeys } from './compile/common.ts';
 export type { ObjectMeta } from './compile/common.ts';
 export { compileIstio, istioClaimKey, istioPath, istioPrincipal } from './compile/istio.ts';
 export type {
@@ -98,7 +97,7 @@ export type {
   HttpRoute,
   HttpRouteMatch,
 } from './compile/gateway.ts';
-export { compileEnvoy, jwtMetadataFilter, pathMatcher } from './compile/envoy.ts';
+export { compileEnvoy, httpFilterOrder, jwtMetadataFilter, pathMatcher } from './compile/envoy.ts';
 export type { EnvoyArtefacts, EnvoyEndpoint, EnvoyOptions } from './compile/envoy.ts';
 export type {
   EnvoyBootstrap,
@@ -135,7 +134,7 @@ export type {
 export { compileNginx, compileNginxHttp, nginxLocation } from './compile/nginx.ts';
 export type { NginxHttpOptions, NginxOptions } from './compile/nginx.ts';
 export { compileK6Thresholds, meshOverheadMetric } from './compile/k6.ts';
-export type { K6RouteTarget, K6Thresholds } from './compile/k6.ts';
+export type { K6RouteTarget, K6Statistic, K6Threshold, K6Thresholds } from './compile/k6.ts';
 
 // Evaluators of compiled artefacts (documented semantics of each system), for tests and diagnostics.
 export { evaluateIstio } from './evaluate/istio.ts';

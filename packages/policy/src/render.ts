@@ -3,6 +3,7 @@
  * Targets that need concrete addresses (envoy, nginx) use a documented example plan on loopback; the
  * local stack calls the compilers itself with its real ports and paths.
  */
+import { svidFiles } from '@trellis/contracts';
 import { own } from './identity.ts';
 import { stringify } from 'yaml';
 import { compileCassandra } from './compile/cassandra.ts';
@@ -76,9 +77,9 @@ export function exampleEnvoyOptions(
     adminPort: 9901 + names.indexOf(workload),
     sds: {
       dir: `${dir}/sds`,
-      certChain: `${dir}/certs/svid.pem`,
-      privateKey: `${dir}/certs/svid-key.pem`,
-      trustBundle: `${dir}/certs/bundle.pem`,
+      certChain: `${dir}/certs/${svidFiles.cert}`,
+      privateKey: `${dir}/certs/${svidFiles.key}`,
+      trustBundle: `${dir}/certs/${svidFiles.bundle}`,
     },
   };
 }

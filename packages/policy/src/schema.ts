@@ -4,9 +4,13 @@
  *
  * The schema checks shape only (types, required fields, unknown fields, ranges). Everything that needs
  * the whole model (references, duplicates, system keyspaces, wildcards, justifications) is checked in
- * validate.ts, so that every rule there can name its own reason.
+ * validate.ts, so that every rule there can name its own reason. The name, path and URL rules are
+ * declared in patterns.ts: validation tests them, and the fields here carry them as JSON Schema
+ * `pattern` metadata (not as zod checks, which would report them without validation's reasons), so the
+ * published schema rejects what validation rejects.
  */
 import { z } from 'zod';
+import { jsonPatterns } from './patterns.ts';
 
 /** Protocols a workload port can speak. `http` ports carry routes; `grpc` and `tcp` are authorized by peer. */
 export const protocols = ['http', 'grpc', 'tcp'] as const;
@@ -19,6 +23,13 @@ export const httpMethods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as 
 export const cassandraPermissions = ['SELECT', 'MODIFY', 'CREATE', 'ALTER', 'DROP'] as const;
 
 const text = z.string().min(1);
+
+/** A non-empty string that the published JSON Schema constrains to one of validation's patterns. */
+const patterned = (pattern: keyof typeof jsonPatterns) =>
+  text.meta({ pattern: jsonPatterns[pattern] });
+/** A record key (a name the model declares) with one of validation's patterns. */
+const key = (pattern: keyof typeof jsonPatterns) =>
+  z.string().meta({ pattern: jsonPatterns[pattern] });
 
 const mtlsSchema = z
   .strictObject({
@@ -40,10 +51,10 @@ const portSchema = z.strictObject({
 });
 
 const workloadSchema = z.strictObject({
-  namespace: text
+  namespace: patterned('dnsLabel')
     .optional()
     .meta({ description: 'Namespace part of the SPIFFE ID. Defaults to the model namespace.' }),
-  serviceAccount: text
+  serviceAccount: patterned('workloadName')
     .optional()
     .meta({ description: 'Service account part of the SPIFFE ID. Defaults to the workload name.' }),
   edge: z.boolean().default(false).meta({
@@ -51,48 +62,65 @@ const workloadSchema = z.strictObject({
   }),
   mtls: mtlsSchema.optional(),
   ports: z.array(portSchema).min(1),
-  calls: z.array(text).default([]).meta({
+  calls: z.array(patterned('dnsLabel')).default([]).meta({
     description: 'Workloads, or the data services cassandra and kafka, that this one calls.',
   }),
 });
 
 const roleSchema = z.strictObject({
-  scopes: z.array(text).min(1).meta({ description: 'Scopes a token holding this role may carry.' }),
+  scopes: z
+    .array(patterned('scope'))
+    .min(1)
+    .meta({ description: 'Scopes a token holding this role may carry.' }),
 });
 
 const identityProviderSchema = z.strictObject({
-  issuer: z.url().meta({ description: 'Exact `iss` of the tokens.' }),
+  issuer: z.url().meta({
+    description: 'Exact `iss` of the tokens. https, or http to a loopback host.',
+    pattern: jsonPatterns.providerUrl,
+  }),
   audiences: z
     .array(text)
     .min(1)
     .meta({ description: 'Accepted `aud` values (any one suffices).' }),
-  jwksUri: z.url(),
+  jwksUri: z.url().meta({ pattern: jsonPatterns.providerUrl }),
   scopeClaim: text.default('scope').meta({ description: 'Claim holding space-separated scopes.' }),
   roleClaim: text
     .default('realm_access.roles')
     .meta({ description: 'Claim (dotted path) holding the roles of the subject.' }),
-  scopes: z.array(text).min(1).meta({ description: 'Every scope this provider issues.' }),
+  scopes: z
+    .array(patterned('scope'))
+    .min(1)
+    .meta({ description: 'Every scope this provider issues.' }),
   roles: z.record(z.string(), roleSchema).default({}).meta({
     description: 'Claim-to-role mapping: the scopes a subject holding each role may get.',
   }),
 });
 
 const authSchema = z.strictObject({
-  provider: text.meta({ description: 'Identity provider that must have issued the token.' }),
-  scopes: z.array(text).default([]).meta({ description: 'Scopes the token must all carry.' }),
+  provider: patterned('dnsLabel').meta({
+    description: 'Identity provider that must have issued the token.',
+  }),
+  scopes: z
+    .array(patterned('scope'))
+    .default([])
+    .meta({ description: 'Scopes the token must all carry.' }),
   claims: z
-    .record(z.string(), z.array(text).min(1))
+    .record(key('claimName'), z.array(patterned('noWildcard')).min(1))
     .default({})
     .meta({ description: 'Claims the token must carry, each equal to one of the listed values.' }),
 });
 
 const routeSchema = z.strictObject({
-  hosts: z.array(text).min(1).meta({ description: 'Host names the edge serves this route on.' }),
+  hosts: z
+    .array(patterned('noWildcard'))
+    .min(1)
+    .meta({ description: 'Host names the edge serves this route on.' }),
   method: z.enum(httpMethods),
-  path: text.meta({
+  path: patterned('path').meta({
     description: 'Path template: literal segments and {param} segments, e.g. /orders/{id}.',
   }),
-  backend: text.meta({ description: 'Workload that serves the route.' }),
+  backend: patterned('workloadName').meta({ description: 'Workload that serves the route.' }),
   port: text.meta({ description: 'Name of the backend port (protocol http).' }),
   auth: authSchema.optional().meta({ description: 'Required: every route is authenticated.' }),
   rateLimit: z
@@ -112,19 +140,21 @@ const routeSchema = z.strictObject({
 });
 
 const grantSchema = z.strictObject({
-  identity: text.meta({ description: 'Workload receiving the grant.' }),
-  keyspace: text,
-  table: text.optional().meta({ description: 'Omit to grant on the whole keyspace.' }),
+  identity: patterned('workloadName').meta({ description: 'Workload receiving the grant.' }),
+  keyspace: patterned('keyspaceName'),
+  table: patterned('cqlName')
+    .optional()
+    .meta({ description: 'Omit to grant on the whole keyspace.' }),
   permissions: z.array(z.enum(cassandraPermissions)).min(1),
 });
 
 const cassandraSchema = z.strictObject({
   keyspaces: z
     .record(
-      z.string(),
+      key('keyspaceName'),
       z.strictObject({
         tables: z
-          .array(text)
+          .array(patterned('cqlName'))
           .default([])
           .meta({ description: 'Tables that table grants may name.' }),
       }),
@@ -139,12 +169,12 @@ const topicSchema = z.strictObject({
   pattern: patternType
     .default('literal')
     .meta({ description: 'literal: exactly this topic; prefixed: every topic starting with it.' }),
-  producers: z.array(text).default([]),
+  producers: z.array(patterned('workloadName')).default([]),
   consumers: z
     .array(
       z.strictObject({
-        identity: text,
-        group: text,
+        identity: patterned('workloadName'),
+        group: patterned('kafkaName'),
         groupPattern: patternType.default('literal'),
       }),
     )
@@ -152,9 +182,9 @@ const topicSchema = z.strictObject({
 });
 
 const agentSchema = z.strictObject({
-  provider: text,
+  provider: patterned('dnsLabel'),
   scopes: z
-    .array(text)
+    .array(patterned('scope'))
     .min(1)
     .meta({ description: 'The narrow set of scopes the agent may request.' }),
   description: z.string().optional(),
@@ -170,18 +200,22 @@ const latencySchema = z.strictObject({
 export const modelSchema = z
   .strictObject({
     version: z.literal(1),
-    trustDomain: text.meta({ description: 'SPIFFE trust domain, e.g. trellis.local.' }),
-    namespace: text.default('trellis').meta({ description: 'Default namespace of workloads.' }),
+    trustDomain: patterned('trustDomain').meta({
+      description: 'SPIFFE trust domain, e.g. trellis.local.',
+    }),
+    namespace: patterned('dnsLabel')
+      .default('trellis')
+      .meta({ description: 'Default namespace of workloads.' }),
     mtls: mtlsSchema.default({ mode: 'STRICT' }),
-    regions: z.record(z.string(), z.strictObject({ description: z.string().optional() })),
-    identityProviders: z.record(z.string(), identityProviderSchema),
-    workloads: z.record(z.string(), workloadSchema),
-    routes: z.record(z.string(), routeSchema).default({}),
+    regions: z.record(key('dnsLabel'), z.strictObject({ description: z.string().optional() })),
+    identityProviders: z.record(key('dnsLabel'), identityProviderSchema),
+    workloads: z.record(key('workloadName'), workloadSchema),
+    routes: z.record(key('dnsLabel'), routeSchema).default({}),
     cassandra: cassandraSchema.default({ keyspaces: {}, grants: [] }),
     kafka: z
-      .strictObject({ topics: z.record(z.string(), topicSchema).default({}) })
+      .strictObject({ topics: z.record(key('topicName'), topicSchema).default({}) })
       .default({ topics: {} }),
-    agents: z.record(z.string(), agentSchema).default({}),
+    agents: z.record(key('dnsLabel'), agentSchema).default({}),
     budgets: z
       .strictObject({
         mesh: latencySchema.meta({ description: 'Overhead budget per Envoy traversal.' }),

@@ -1,14 +1,14 @@
 /**
  * Unit tests of the compilers on the reference model: the security-relevant fields of each artefact,
- * and, where upstream publishes TypeScript types (Keycloak representations, k6 options), a compile-time
- * check that every emitted field exists upstream.
+ * and, where upstream publishes TypeScript types (Keycloak representations), a compile-time check that
+ * every emitted field exists upstream (k6 options are checked where they are rendered, in load-tests).
  */
 import type ClientRepresentation from '@keycloak/keycloak-admin-client/lib/defs/clientRepresentation.js';
 import type ClientScopeRepresentation from '@keycloak/keycloak-admin-client/lib/defs/clientScopeRepresentation.js';
 import type ProtocolMapperRepresentation from '@keycloak/keycloak-admin-client/lib/defs/protocolMapperRepresentation.js';
 import type RealmRepresentation from '@keycloak/keycloak-admin-client/lib/defs/realmRepresentation.js';
 import type UserRepresentation from '@keycloak/keycloak-admin-client/lib/defs/userRepresentation.js';
-import type { Options as K6Options } from 'k6/options';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import {
@@ -19,6 +19,7 @@ import {
   compileKeycloakRealm,
   compileNginx,
   exampleEnvoyOptions,
+  httpFilterOrder,
   kafkaAclCliArgs,
   renderTarget,
   renderTargets,
@@ -32,6 +33,7 @@ import type {
   KeycloakRealm,
   KeycloakUser,
 } from '../src/index.ts';
+import { modelArb } from './arbitraries.ts';
 import { referenceModel } from './fixtures.ts';
 import type { NoUnknownFields } from './upstreamTypes.ts';
 
@@ -132,6 +134,40 @@ describe('Envoy', () => {
       'envoy.filters.http.local_ratelimit',
       'envoy.filters.http.router',
     ]);
+  });
+
+  it('orders every HTTP filter chain by the one explicit list', () => {
+    // Authenticate, then authorize on the verified payload, then count, then route (terminal).
+    expect(httpFilterOrder).toEqual([
+      'envoy.filters.http.jwt_authn',
+      'envoy.filters.http.rbac',
+      'envoy.filters.http.local_ratelimit',
+      'envoy.filters.http.router',
+    ]);
+    const chains = (m: typeof model) =>
+      Object.keys(m.workloads).flatMap((w) =>
+        compileEnvoy(m, exampleEnvoyOptions(m, w, '/srv'))
+          .bootstrap.static_resources.listeners.flatMap((l) =>
+            l.filter_chains.flatMap((c) => c.filters),
+          )
+          .flatMap((f) =>
+            f.name === 'envoy.filters.network.http_connection_manager'
+              ? [f.typed_config.http_filters.map((h) => h.name)]
+              : [],
+          ),
+      );
+    const ordered = (chain: string[]) => {
+      expect(chain.at(-1)).toBe('envoy.filters.http.router');
+      // A subsequence of the list: indices strictly increase.
+      const idx = chain.map((n) => (httpFilterOrder as readonly string[]).indexOf(n));
+      expect(idx.every((i, k) => i >= 0 && (k === 0 || i > (idx[k - 1] ?? -1)))).toBe(true);
+    };
+    expect(chains(model).length).toBeGreaterThan(0);
+    chains(model).forEach(ordered);
+    fc.assert(
+      fc.property(modelArb, (m) => chains(m).forEach(ordered)),
+      { numRuns: 100 },
+    );
   });
 
   it('answers a wrong audience with 401 and the invalid_token challenge, not jwt_authn 403', () => {
@@ -457,19 +493,59 @@ describe('nginx', () => {
 });
 
 describe('k6', () => {
-  it('turns budgets into thresholds tagged by route', () => {
+  it('turns budgets into thresholds on each route, as data', () => {
     const k6 = compileK6Thresholds(model);
-    const options: K6Options = { thresholds: k6.thresholds };
-    expect(options.thresholds).toEqual({
-      'http_req_duration{route:create-order}': ['p(99)<=10'],
-      'http_req_failed{route:create-order}': ['rate<=0'],
-      'http_req_duration{route:get-order}': ['p(99)<=5'],
-      'http_req_failed{route:get-order}': ['rate<=0'],
-      trellis_mesh_overhead: ['p(50)<=0.3', 'p(99)<=1'],
-    });
+    const p = (percentile: number) => ({ percentile });
+    expect(k6.thresholds).toEqual([
+      {
+        metric: 'http_req_duration',
+        tags: { route: 'create-order' },
+        statistic: p(99),
+        comparison: '<=',
+        value: 10,
+      },
+      {
+        metric: 'http_req_failed',
+        tags: { route: 'create-order' },
+        statistic: 'rate',
+        comparison: '<=',
+        value: 0,
+      },
+      {
+        metric: 'http_req_duration',
+        tags: { route: 'get-order' },
+        statistic: p(99),
+        comparison: '<=',
+        value: 5,
+      },
+      {
+        metric: 'http_req_failed',
+        tags: { route: 'get-order' },
+        statistic: 'rate',
+        comparison: '<=',
+        value: 0,
+      },
+      { metric: 'trellis_mesh_overhead', tags: {}, statistic: p(50), comparison: '<=', value: 0.3 },
+      { metric: 'trellis_mesh_overhead', tags: {}, statistic: p(99), comparison: '<=', value: 1 },
+    ]);
     expect(k6.routes.map((r) => [r.route, r.rps])).toEqual([
       ['create-order', 500],
       ['get-order', 1000],
+    ]);
+  });
+
+  it('adds a p(50) threshold before p(99) when the budget has one', () => {
+    const m = structuredClone(model);
+    const r = m.routes['get-order'];
+    if (!r?.budget) throw new Error('get-order has a budget');
+    r.budget.p50Ms = 2;
+    expect(
+      compileK6Thresholds(m)
+        .thresholds.filter((t) => t.tags.route === 'get-order' && t.metric === 'http_req_duration')
+        .map((t) => [t.statistic, t.value]),
+    ).toEqual([
+      [{ percentile: 50 }, 2],
+      [{ percentile: 99 }, 5],
     ]);
   });
 });

@@ -3,9 +3,10 @@
  * `policy render <model.yaml> --target T [--out DIR] [--region R]`: write the target's artefacts to DIR,
  * or print them to stdout. `policy schema [--out FILE]`: the model's JSON Schema. Usage errors exit 2.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { modelJsonSchema, parseModel, renderTarget, renderTargets } from '@trellis/policy';
+import { loadModelFile, ModelFileError } from '@trellis/components/model';
+import { modelJsonSchema, renderTarget, renderTargets } from '@trellis/policy';
 import type { RenderTarget, ValidModel } from '@trellis/policy';
 
 const usage = `Usage:
@@ -40,22 +41,20 @@ function parseArgs(args: string[]): Parsed | string {
   return { positional, flags };
 }
 
-async function load(file: string): Promise<ValidModel | undefined> {
-  let text: string;
+/** The model, or undefined after printing why not: one `<file>: <path>: <reason>` line per error. */
+function load(file: string): ValidModel | undefined {
   try {
-    text = await readFile(file, 'utf8');
+    return loadModelFile(file);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    process.stderr.write(`${file}: cannot read the model (${code})\n`);
+    if (!(err instanceof ModelFileError)) throw err;
+    if (err.code !== undefined) {
+      process.stderr.write(`${file}: cannot read the model (${err.code})\n`);
+      return undefined;
+    }
+    for (const e of err.errors) process.stderr.write(`${file}: ${e.path}: ${e.reason}\n`);
+    process.stderr.write(`${file}: ${err.errors.length} error(s); no artefact produced\n`);
     return undefined;
   }
-  const result = parseModel(text);
-  if (!result.ok) {
-    for (const e of result.errors) process.stderr.write(`${file}: ${e.path}: ${e.reason}\n`);
-    process.stderr.write(`${file}: ${result.errors.length} error(s); no artefact produced\n`);
-    return undefined;
-  }
-  return result.model;
 }
 
 /** The `policy` verb. */
@@ -95,7 +94,7 @@ export async function policy(args: string[]): Promise<number> {
   const file = positional[0];
 
   if (sub === 'check') {
-    const model = await load(file);
+    const model = load(file);
     if (!model) return 1;
     process.stdout.write(
       `${file}: ok (${Object.keys(model.workloads).length} workloads, ${Object.keys(model.routes).length} routes, ${Object.keys(model.agents).length} agents)\n`,
@@ -107,7 +106,7 @@ export async function policy(args: string[]): Promise<number> {
   if (target === undefined) return usageError('render needs --target');
   if (!(renderTargets as readonly string[]).includes(target))
     return usageError(`unknown target '${target}' (one of ${renderTargets.join(', ')})`);
-  const model = await load(file);
+  const model = load(file);
   if (!model) return 1;
   const out = flags.get('out');
   const region = flags.get('region');

@@ -1,6 +1,7 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { pinnedRelease } from './common.ts';
+import { systemNamespaces } from '@trellis/contracts';
 import { charts } from './versions.ts';
 
 /** Arguments of {@link CertManager}. */
@@ -27,7 +28,7 @@ export class CertManager extends pulumi.ComponentResource {
 
   constructor(name: string, args: CertManagerArgs, opts?: pulumi.ComponentResourceOptions) {
     super('trellis:k8s:CertManager', name, {}, opts);
-    const namespace = args.namespace ?? 'cert-manager';
+    const namespace = args.namespace ?? systemNamespaces.certManager;
     const ns = new k8s.core.v1.Namespace(
       `${name}-ns`,
       { metadata: { name: namespace, labels: { 'istio-injection': 'disabled' } } },

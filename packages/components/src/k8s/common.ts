@@ -1,5 +1,6 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
+import { labelKeys } from '@trellis/contracts';
 import type { PinnedChart } from './versions.ts';
 
 /** How a namespace joins the mesh: Envoy sidecars, or ambient (ztunnel, L4 mTLS). */
@@ -32,7 +33,7 @@ export function meshNamespace(
     {
       metadata: {
         name: namespace,
-        labels: { ...meshLabels(mode), 'app.kubernetes.io/part-of': 'trellis' },
+        labels: { ...meshLabels(mode), [labelKeys.partOf]: 'trellis' },
       },
     },
     opts,

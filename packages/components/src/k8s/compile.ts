@@ -13,6 +13,7 @@
  * Every other workload gets its namespace written out, so that moving the Gateway API objects to the
  * gateway namespace does not move the workloads.
  */
+import { labelKeys, systemNamespaces } from '@trellis/contracts';
 import {
   compileGatewayApi,
   compileIstio,
@@ -210,8 +211,8 @@ export function compileForCluster(model: ValidModel, target: ClusterTarget): Clu
   const env = environmentModel(model, target);
   const mesh = compileIstio(env, {
     region: target.region,
-    rootNamespace: target.rootNamespace ?? 'istio-system',
-    selectorLabel: 'app',
+    rootNamespace: target.rootNamespace ?? systemNamespaces.istio,
+    selectorLabel: labelKeys.app,
   });
   const edge = compileGatewayApi(env, {
     namespace: gw.namespace,

@@ -1,5 +1,6 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
+import { labelKeys } from '@trellis/contracts';
 import type { Gateway, HttpRoute } from '@trellis/policy';
 import { objectResourceName, pinnedRelease } from './common.ts';
 import { charts, gatewayApiCrds } from './versions.ts';
@@ -11,7 +12,7 @@ const defaults = {
 } as const;
 
 /** Label that marks the gateway's Service (the one LoadBalancer the policy pack allows). */
-export const gatewayRoleLabel = { 'trellis.dev/role': 'gateway' } as const;
+export const gatewayRoleLabel = { [labelKeys.role]: 'gateway' } as const;
 
 /**
  * Pod annotation of the data plane: ztunnel captures only its outbound traffic. The gateway's inbound

@@ -1,11 +1,12 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
+import { systemNamespaces } from '@trellis/contracts';
 import { pinnedRelease } from './common.ts';
 import type { DataplaneMode } from './common.ts';
 import { charts } from './versions.ts';
 
 const defaults = {
-  namespace: 'istio-system',
+  namespace: systemNamespaces.istio,
   dataplane: 'sidecar' as DataplaneMode,
   istiodResources: {
     requests: { cpu: '500m', memory: '2Gi' },

@@ -1,5 +1,12 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
+import { labelKeys } from '@trellis/contracts';
+import {
+  envProblems,
+  formatEnvProblems,
+  type EnvProblem,
+  type EnvSchema,
+} from '@trellis/service-platform/env-schema';
 
 const defaults = {
   replicas: 2,
@@ -27,6 +34,12 @@ export interface MeshServiceArgs {
   resources?: { requests: Record<string, string>; limits: Record<string, string> };
   /** Extra environment (no secrets: use secretEnv). */
   env?: Record<string, pulumi.Input<string>>;
+  /**
+   * JSON Schema the environment must satisfy: the service's exported env schema. Checked once the
+   * values are known, before the Deployment is created; a problem fails the deployment naming the
+   * variable. Variables from `secretEnv` count as set. @default no check
+   */
+  envSchema?: EnvSchema;
   /** Environment from Secrets: variable → { secret name, key }. */
   secretEnv?: Record<string, { secret: pulumi.Input<string>; key: string }>;
   /** Annotations for the ServiceAccount (e.g. eks.amazonaws.com/role-arn for IRSA). */
@@ -35,6 +48,27 @@ export interface MeshServiceArgs {
   healthPath?: string;
   /** @default "/readyz" */
   readyPath?: string;
+}
+
+/**
+ * {@link envProblems} for a container's environment: `plain` values are checked; variables set from
+ * Secrets (`secretNames`) must be declared, and count as set, but their values are not known here.
+ */
+export function containerEnvProblems(
+  schema: EnvSchema,
+  plain: Readonly<Record<string, string>>,
+  secretNames: readonly string[],
+): EnvProblem[] {
+  const fromSecrets = new Set(secretNames);
+  const declared = schema.properties as Record<string, unknown>;
+  return [
+    ...envProblems(schema, plain).filter(
+      (p) => !(fromSecrets.has(p.variable) && p.problem === 'is required but not set'),
+    ),
+    ...secretNames
+      .filter((n) => !Object.hasOwn(declared, n))
+      .map((variable) => ({ variable, problem: 'is not a variable this service reads' })),
+  ];
 }
 
 const digestPinned = /^[a-z0-9.-]+(?::\d+)?(?:\/[a-z0-9._-]+)+@sha256:[a-f0-9]{64}$/;
@@ -79,7 +113,8 @@ export class MeshService extends pulumi.ComponentResource {
       );
     }
     const child = { parent: this };
-    const labels = { app: args.serviceAccount, 'app.kubernetes.io/part-of': 'trellis' };
+    const selector = { [labelKeys.app]: args.serviceAccount };
+    const labels = { ...selector, [labelKeys.partOf]: 'trellis' };
     const sa = new k8s.core.v1.ServiceAccount(
       `${name}-sa`,
       {
@@ -97,20 +132,30 @@ export class MeshService extends pulumi.ComponentResource {
       http
         ? { httpGet: { path, port: http.name }, periodSeconds: 5, failureThreshold: 3 }
         : { tcpSocket: { port: args.ports[0]?.port ?? 0 }, periodSeconds: 5, failureThreshold: 3 };
-    const env = [
-      ...Object.entries(args.env ?? {}).map(([k, value]) => ({ name: k, value })),
-      ...Object.entries(args.secretEnv ?? {}).map(([k, ref]) => ({
-        name: k,
-        valueFrom: { secretKeyRef: { name: ref.secret, key: ref.key } },
-      })),
-    ];
+    const secretEnv = Object.entries(args.secretEnv ?? {}).map(([k, ref]) => ({
+      name: k,
+      valueFrom: { secretKeyRef: { name: ref.secret, key: ref.key } },
+    }));
+    const schema = args.envSchema;
+    const env = pulumi.output(args.env ?? {}).apply((plain) => {
+      if (schema) {
+        const problems = containerEnvProblems(schema, plain, Object.keys(args.secretEnv ?? {}));
+        if (problems.length > 0) {
+          throw new pulumi.ResourceError(
+            `MeshService ${name}: env does not match the service's env schema:\n${formatEnvProblems(problems)}`,
+            this,
+          );
+        }
+      }
+      return [...Object.entries(plain).map(([k, value]) => ({ name: k, value })), ...secretEnv];
+    });
     new k8s.apps.v1.Deployment(
       `${name}-deploy`,
       {
         metadata: { name: args.serviceAccount, namespace: args.namespace, labels },
         spec: {
           replicas,
-          selector: { matchLabels: { app: args.serviceAccount } },
+          selector: { matchLabels: selector },
           template: {
             metadata: { labels },
             spec: {
@@ -148,7 +193,7 @@ export class MeshService extends pulumi.ComponentResource {
         metadata: { name: args.serviceAccount, namespace: args.namespace, labels },
         spec: {
           type: 'ClusterIP',
-          selector: { app: args.serviceAccount },
+          selector,
           // Istio reads the protocol from appProtocol (istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/).
           ports: args.ports.map((p) => ({
             name: p.name,
@@ -164,7 +209,7 @@ export class MeshService extends pulumi.ComponentResource {
       `${name}-pdb`,
       {
         metadata: { name: args.serviceAccount, namespace: args.namespace },
-        spec: { maxUnavailable: 1, selector: { matchLabels: { app: args.serviceAccount } } },
+        spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
       },
       child,
     );

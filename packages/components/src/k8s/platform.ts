@@ -1,4 +1,5 @@
 import * as pulumi from '@pulumi/pulumi';
+import { labelKeys, systemNamespaces } from '@trellis/contracts';
 import { namespaceOf } from '@trellis/policy';
 import type { Gateway, HttpRoute, ValidModel } from '@trellis/policy';
 import { IntermediateCa } from '../pki/meshCa.ts';
@@ -15,10 +16,12 @@ import { StrimziKafka } from './kafka.ts';
 import { Keycloak, keycloakService } from './keycloak.ts';
 import type { ExternalIdp, InClusterIdp } from './keycloak.ts';
 import { MeshPolicy } from './meshPolicy.ts';
+import { isServiceName, serviceEnvSchemas } from '../services.ts';
 import { MeshService } from './meshService.ts';
+import { k8sServiceEnv } from './serviceEnv.ts';
 
 /** Istio's root namespace: the Istio component installs there, mesh-wide policy lives there. */
-const rootNamespace = 'istio-system';
+const rootNamespace = systemNamespaces.istio;
 
 /** Per-service deployment settings (from stack config). */
 export interface ServiceDeployment {
@@ -27,7 +30,6 @@ export interface ServiceDeployment {
   replicas?: number;
   /** ServiceAccount annotations, e.g. IRSA role ARNs on EKS. */
   serviceAccountAnnotations?: Record<string, pulumi.Input<string>>;
-  env?: Record<string, pulumi.Input<string>>;
 }
 
 /** Arguments of {@link Platform}. */
@@ -100,7 +102,7 @@ export class Platform extends pulumi.ComponentResource {
         this,
       );
     }
-    const compiledRegion = compiled.gateway.metadata.labels['trellis.dev/region'];
+    const compiledRegion = compiled.gateway.metadata.labels[labelKeys.region];
     if (compiledRegion !== args.region) {
       throw new pulumi.ResourceError(
         `Platform ${name}: compiled was compiled for region "${compiledRegion}", not "${args.region}"`,
@@ -245,6 +247,25 @@ export class Platform extends pulumi.ComponentResource {
     for (const [workload, w] of apps) {
       const d = args.services[workload] as ServiceDeployment;
       const ns = namespaceOf(model, workload);
+      // The environment as the service declares it (its exported env schema), checked before deploying.
+      const service = isServiceName(workload)
+        ? {
+            env: k8sServiceEnv({
+              model,
+              workload,
+              region: args.region,
+              cassandraContactPoint: cassandra.contactPoint,
+              kafkaBootstrap: kafka.bootstrap,
+            }),
+            envSchema: serviceEnvSchemas[workload],
+          }
+        : undefined;
+      if (!service) {
+        pulumi.log.warn(
+          `Platform ${name}: no Trellis service implements workload ${workload}: its image gets no environment`,
+          this,
+        );
+      }
       new MeshService(
         `${name}-svc-${workload}`,
         {
@@ -256,13 +277,7 @@ export class Platform extends pulumi.ComponentResource {
           ...(d.serviceAccountAnnotations
             ? { serviceAccountAnnotations: d.serviceAccountAnnotations }
             : {}),
-          env: {
-            ...(d.env ?? {}),
-            TRELLIS_REGION: args.region,
-            TRELLIS_OIDC_ISSUER: idp.issuer,
-            TRELLIS_KAFKA_BOOTSTRAP: kafka.bootstrap,
-            TRELLIS_CASSANDRA_CONTACT_POINT: cassandra.contactPoint,
-          },
+          ...(service ?? {}),
         },
         { parent: this, dependsOn: [...nsResources, policy] },
       );

@@ -12,6 +12,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { svidFiles } from '@trellis/contracts';
 import { CertificateAuthority } from '@trellis/local/harness';
 
 /** Inputs of the Mesh CA: an offline-style root and one intermediate for the region. */
@@ -131,10 +132,10 @@ export async function issueCert(i: CertInputs): Promise<CertOutputs> {
     validDays: i.validHours / 24,
   });
   const files = writeCertFiles(i.dir, {
-    'cert.pem': issued.chainPem,
-    'key.pem': issued.keyPem,
-    'bundle.pem': i.rootCertPem,
-    'keystore.pem': issued.keyPem + issued.chainPem,
+    [svidFiles.cert]: issued.chainPem,
+    [svidFiles.key]: issued.keyPem,
+    [svidFiles.bundle]: i.rootCertPem,
+    [svidFiles.keystore]: issued.keyPem + issued.chainPem,
   });
   const { X509Certificate } = await import('node:crypto');
   return {
@@ -145,10 +146,10 @@ export async function issueCert(i: CertInputs): Promise<CertOutputs> {
     notAfter: new Date(new X509Certificate(issued.certPem).validTo).toISOString(),
     rotation: i.rotation,
     files: {
-      cert: files['cert.pem'] ?? '',
-      key: files['key.pem'] ?? '',
-      bundle: files['bundle.pem'] ?? '',
-      keystore: files['keystore.pem'] ?? '',
+      cert: files[svidFiles.cert] ?? '',
+      key: files[svidFiles.key] ?? '',
+      bundle: files[svidFiles.bundle] ?? '',
+      keystore: files[svidFiles.keystore] ?? '',
     },
     inputsDigest: certInputsDigest(i),
   };

@@ -2,6 +2,7 @@ import * as pulumi from '@pulumi/pulumi';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { identityHeaders, svidFiles } from '@trellis/contracts';
 import { envoyArgs, validateEnvoyConfig } from '@trellis/local/harness';
 import { envoy } from '@trellis/local/toolchain';
 import {
@@ -79,9 +80,9 @@ export async function validateSidecar(
     const pki = join(scratch, 'pki');
     mkdirSync(pki);
     const a = sidecarArtefacts(model, o, scratch, {
-      cert: join(pki, 'cert.pem'),
-      key: join(pki, 'key.pem'),
-      bundle: join(pki, 'bundle.pem'),
+      cert: join(pki, svidFiles.cert),
+      key: join(pki, svidFiles.key),
+      bundle: join(pki, svidFiles.bundle),
     });
     mkdirSync(join(scratch, sidecarFiles.sdsDir));
     for (const [rel, text] of Object.entries(relativeSdsFiles(a, scratch)))
@@ -140,7 +141,7 @@ export interface LocalSidecarArgs {
 }
 
 const defaults = {
-  payloadHeader: 'x-jwt-payload',
+  payloadHeader: identityHeaders.jwtPayload,
   concurrency: 1,
   logLevel: 'info',
   certValidHours: 24,
@@ -206,9 +207,9 @@ export class LocalSidecar extends pulumi.ComponentResource {
     // Compile now, so that a model the compiler refuses fails here, naming the workload.
     try {
       sidecarArtefacts(args.model, compileOpts, args.dir, {
-        cert: join(args.certDir, 'cert.pem'),
-        key: join(args.certDir, 'key.pem'),
-        bundle: join(args.certDir, 'bundle.pem'),
+        cert: join(args.certDir, svidFiles.cert),
+        key: join(args.certDir, svidFiles.key),
+        bundle: join(args.certDir, svidFiles.bundle),
       });
     } catch (err) {
       throw new pulumi.ResourceError(`${name}: ${(err as Error).message}`, this);

@@ -6,50 +6,39 @@ export { waitUntil } from './wait.ts';
 export type { WaitOptions } from './wait.ts';
 export {
   startCassandra,
-  probeCassandra,
-  cassandraClientOptions,
-  cassandraConnectError,
-  nodetool,
   LOCAL_DATACENTER,
   CASSANDRA_HOST,
   bootstrapCassandra,
   cassandraBootstrapMarker,
   cassandraLaunchSpec,
-  cassandraConfig,
-  commitlogConfig,
 } from './cassandra.ts';
+export type { CassandraLaunchSpec } from './cassandra.ts';
+export {
+  probeCassandra,
+  cassandraClientOptions,
+  cassandraConnectError,
+  nodetool,
+} from './cassandra-client.ts';
+export type { CassandraServer, CassandraClientCredentials } from './cassandra-client.ts';
+export { cassandraConfig, commitlogConfig } from './cassandra-config.ts';
 export type {
   CassandraOptions,
-  CassandraServer,
-  CassandraClientCredentials,
   CassandraTlsFiles,
   CassandraPorts,
-  CassandraLaunchSpec,
   CommitlogSync,
-} from './cassandra.ts';
+} from './cassandra-config.ts';
+export { startKafka, kafkaClasspath, kafkaJava, formatKafkaStorage } from './kafka.ts';
+export { probeKafka, kafkaClientConfig } from './kafka-client.ts';
+export type { KafkaServer, KafkaClientCredentials } from './kafka-client.ts';
 export {
-  startKafka,
-  probeKafka,
-  kafkaClientConfig,
   kafkaProperties,
   renderProperties,
-  kafkaClasspath,
-  kafkaJava,
   kafkaServerArgs,
   kafkaConfFiles,
-  formatKafkaStorage,
-  ensureSpiffePrincipalBuilder,
-  SPIFFE_PRINCIPAL_BUILDER,
   KAFKA_LOG4J2,
-} from './kafka.ts';
-export type {
-  KafkaOptions,
-  KafkaServer,
-  KafkaClientCredentials,
-  KafkaTlsFiles,
-  KafkaPorts,
-  KafkaListener,
-} from './kafka.ts';
+} from './kafka-config.ts';
+export type { KafkaOptions, KafkaTlsFiles, KafkaPorts, KafkaListener } from './kafka-config.ts';
+export { ensureSpiffePrincipalBuilder, SPIFFE_PRINCIPAL_BUILDER } from './kafka-principal.ts';
 export { CertificateAuthority, writePemFiles, splitPem, certificateSans } from './tls.ts';
 export type { CaSubject, IssueOptions, IssuedCert, PemFiles } from './tls.ts';
 export { startEnvoy, validateEnvoyConfig, envoyArgs } from './envoy.ts';

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { checkPodLaunch } from '../pods/launch.ts';
 import type { SuperviseSpec, SuperviseState } from './spec.ts';
 
 const SUPERVISOR = join(import.meta.dirname, 'supervise.ts');
@@ -37,6 +38,7 @@ export function supervisedStatus(stateFile: string): SuperviseState | null {
  * and resolve once the child has been spawned. The supervisor outlives the caller.
  */
 export async function startSupervised(spec: SuperviseSpec): Promise<SuperviseState> {
+  if (spec.pod) checkPodLaunch(spec.pod, 'pod');
   await stopSupervised(spec.stateFile);
   mkdirSync(dirname(spec.stateFile), { recursive: true });
   mkdirSync(dirname(spec.logFile), { recursive: true });

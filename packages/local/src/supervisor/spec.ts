@@ -1,3 +1,5 @@
+import type { PodLaunch } from '../pods/launch.ts';
+
 /** What the supervisor runs: written as JSON next to the state file, so a restart survives the caller. */
 export interface SuperviseSpec {
   name: string;
@@ -18,6 +20,13 @@ export interface SuperviseSpec {
   maxBackoffMs?: number;
   /** A child that ran this long without crashing resets the backoff. @default 60_000 */
   healthyAfterMs?: number;
+  /**
+   * Run the child inside this pod (its network namespace, as its user, without privileges) instead
+   * of as the supervisor's own user in the root namespace. `cwd` and `logFile` are opened by the
+   * supervisor, so they need not be reachable by the pod's user; the command itself must be.
+   * @default undefined (no pod)
+   */
+  pod?: PodLaunch;
 }
 
 /** The supervisor's view of its child. */

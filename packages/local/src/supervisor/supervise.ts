@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { podCommand } from '../pods/launch.ts';
 import type { SuperviseSpec, SuperviseState } from './spec.ts';
 
 const spec = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as SuperviseSpec;
@@ -51,7 +52,11 @@ function killGroup(pid: number, sig: NodeJS.Signals): void {
 function startChild(): void {
   const fd = openSync(spec.logFile, 'a');
   const started = Date.now();
-  const c = spawn(spec.command, spec.args, {
+  // nsenter and setpriv exec in turn, so the pid (and process group) is still the command's.
+  const argv = spec.pod
+    ? podCommand(spec.pod, spec.command, spec.args)
+    : { command: spec.command, args: spec.args };
+  const c = spawn(argv.command, argv.args, {
     cwd: spec.cwd,
     env: spec.env,
     stdio: ['ignore', fd, fd],

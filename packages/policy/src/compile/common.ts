@@ -1,4 +1,5 @@
 /** Small helpers shared by the compilers. */
+import { labelKeys } from '@trellis/contracts';
 import type { Model } from '../schema.ts';
 
 /** Kubernetes object metadata, as the compilers emit it. */
@@ -7,12 +8,6 @@ export interface ObjectMeta {
   namespace: string;
   labels: Record<string, string>;
 }
-
-/** Label keys the compilers put on every Kubernetes object. */
-export const labelKeys = {
-  managedBy: 'app.kubernetes.io/managed-by',
-  region: 'trellis.dev/region',
-} as const;
 
 /** Metadata for a generated object; the region, when given, becomes a label. */
 export function meta(name: string, namespace: string, region: string | undefined): ObjectMeta {

@@ -6,8 +6,10 @@
  * https://istio.io/latest/docs/reference/config/security/request_authentication/ and
  * https://istio.io/latest/docs/reference/config/security/peer_authentication/.
  */
+import { labelKeys, systemNamespaces } from '@trellis/contracts';
 import { own } from '../identity.ts';
 import { callersOf, namespaceOf, routesOf, spiffeId } from '../identity.ts';
+import type { Route, Workload } from '../schema.ts';
 import type { ValidModel } from '../validate.ts';
 import { checkRegion, meta, templateSegments, withNamespace } from './common.ts';
 import type { ObjectMeta } from './common.ts';
@@ -104,7 +106,7 @@ export interface IstioOptions {
   selectorLabel?: string;
 }
 
-const defaults = { rootNamespace: 'istio-system', selectorLabel: 'app' } as const;
+const defaults = { rootNamespace: systemNamespaces.istio, selectorLabel: labelKeys.app } as const;
 
 /** An Istio principal is the SPIFFE ID without its scheme (`td/ns/x/sa/y`). */
 export function istioPrincipal(id: string): string {
@@ -126,117 +128,159 @@ export function istioClaimKey(path: string): string {
     .join('')}`;
 }
 
+/** What every builder below reads: the model (namespace applied), the options, the selector. */
+interface IstioCtx {
+  model: ValidModel;
+  region: string | undefined;
+  selector: (workload: string) => WorkloadSelector;
+}
+
+/**
+ * Mesh-wide and per-namespace mTLS, and per namespace an "allow-nothing" policy: an ALLOW policy
+ * without rules matches nothing, so everything not allowed by another policy is denied (Istio: no
+ * ALLOW policy at all would mean allow).
+ */
+function meshDefaults(c: IstioCtx, root: string): IstioResource[] {
+  const { model, region } = c;
+  const out: IstioResource[] = [
+    {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'PeerAuthentication',
+      metadata: meta('default', root, region),
+      spec: { mtls: { mode: model.mtls.mode } },
+    },
+  ];
+  const namespaces = [
+    ...new Set(Object.keys(model.workloads).map((w) => namespaceOf(model, w))),
+  ].sort();
+  for (const ns of namespaces)
+    out.push(
+      {
+        apiVersion: 'security.istio.io/v1',
+        kind: 'PeerAuthentication',
+        metadata: meta('default', ns, region),
+        spec: { mtls: { mode: model.mtls.mode } },
+      },
+      {
+        apiVersion: 'security.istio.io/v1',
+        kind: 'AuthorizationPolicy',
+        metadata: meta('allow-nothing', ns, region),
+        spec: {},
+      },
+    );
+  return out;
+}
+
+/** The RequestAuthentication of a workload whose routes name providers, if any do. */
+function requestAuthentication(c: IstioCtx, name: string): RequestAuthentication | undefined {
+  const { model } = c;
+  const routes = routesOf(model, name);
+  const providers = [...new Set(routes.map(([, r]) => r.auth?.provider ?? ''))].filter(
+    (p) => p !== '',
+  );
+  if (providers.length === 0) return undefined;
+  return {
+    apiVersion: 'security.istio.io/v1',
+    kind: 'RequestAuthentication',
+    metadata: meta(name, namespaceOf(model, name), c.region),
+    spec: {
+      selector: c.selector(name),
+      jwtRules: providers.map((p) => {
+        const idp = own(model.identityProviders, p);
+        if (!idp) throw new Error(`unknown provider ${p}`);
+        return {
+          issuer: idp.issuer,
+          audiences: [...idp.audiences],
+          jwksUri: idp.jwksUri,
+          forwardOriginalToken: true,
+        };
+      }),
+    },
+  };
+}
+
+/** The rule of a route with `auth`: its port, method and path, and the token's issuer, scopes, claims. */
+function routeRule(
+  model: ValidModel,
+  from: IstioRule['from'],
+  port: number,
+  r: Route,
+): IstioRule | undefined {
+  const auth = r.auth;
+  const idp = auth ? own(model.identityProviders, auth.provider) : undefined;
+  if (!auth || !idp) return undefined;
+  const when: IstioCondition[] = [{ key: istioClaimKey('iss'), values: [idp.issuer] }];
+  // One condition per scope: conditions are ANDed, values within one are ORed.
+  for (const s of auth.scopes) when.push({ key: istioClaimKey(idp.scopeClaim), values: [s] });
+  for (const [claim, values] of Object.entries(auth.claims))
+    when.push({ key: istioClaimKey(claim), values: [...values] });
+  return {
+    from,
+    to: [{ operation: { ports: [String(port)], methods: [r.method], paths: [istioPath(r.path)] } }],
+    when,
+  };
+}
+
+/** The ALLOW policy of a workload: its callers, per port (any path) or per route (with the token). */
+function authorizationPolicy(
+  c: IstioCtx,
+  name: string,
+  w: Workload,
+): AuthorizationPolicy | undefined {
+  const { model } = c;
+  const principals = callersOf(model, name).map((x) => istioPrincipal(spiffeId(model, x)));
+  if (principals.length === 0) return undefined; // nobody calls it: allow-nothing already denies all
+  const from = [{ source: { principals } }];
+  const rules: IstioRule[] = [];
+  for (const port of w.ports) {
+    const portRoutes = routesOf(model, name, port.name);
+    if (portRoutes.length === 0)
+      rules.push({ from, to: [{ operation: { ports: [String(port.port)] } }] });
+    for (const [, r] of portRoutes) {
+      const rule = routeRule(model, from, port.port, r);
+      if (rule) rules.push(rule);
+    }
+  }
+  return {
+    apiVersion: 'security.istio.io/v1',
+    kind: 'AuthorizationPolicy',
+    metadata: meta(name, namespaceOf(model, name), c.region),
+    spec: { selector: c.selector(name), action: 'ALLOW', rules },
+  };
+}
+
+/** The objects of one workload: its own mTLS mode, RequestAuthentication, AuthorizationPolicy. */
+function workloadPolicies(c: IstioCtx, name: string, w: Workload): IstioResource[] {
+  const out: IstioResource[] = [];
+  if (w.mtls && w.mtls.mode !== c.model.mtls.mode)
+    out.push({
+      apiVersion: 'security.istio.io/v1',
+      kind: 'PeerAuthentication',
+      metadata: meta(name, namespaceOf(c.model, name), c.region),
+      spec: { selector: c.selector(name), mtls: { mode: w.mtls.mode } },
+    });
+  // The edge's inbound ports face the outside and are served by the Gateway, not by mesh policy.
+  if (w.edge) return out;
+  const ra = requestAuthentication(c, name);
+  if (ra) out.push(ra);
+  const ap = authorizationPolicy(c, name, w);
+  if (ap) out.push(ap);
+  return out;
+}
+
 /** Compiles the model to Istio security objects. Default deny is always emitted. */
 export function compileIstio(input: ValidModel, opts: IstioOptions = {}): IstioResource[] {
   checkRegion(input, opts.region);
   const model = withNamespace(input, opts.namespace);
   const root = opts.rootNamespace ?? defaults.rootNamespace;
   const label = opts.selectorLabel ?? defaults.selectorLabel;
-  const selector = (w: string): WorkloadSelector => ({ matchLabels: { [label]: w } });
-  const out: IstioResource[] = [];
-
-  out.push({
-    apiVersion: 'security.istio.io/v1',
-    kind: 'PeerAuthentication',
-    metadata: meta('default', root, opts.region),
-    spec: { mtls: { mode: model.mtls.mode } },
-  });
-  const namespaces = [
-    ...new Set(Object.keys(model.workloads).map((w) => namespaceOf(model, w))),
-  ].sort();
-  for (const ns of namespaces) {
-    out.push({
-      apiVersion: 'security.istio.io/v1',
-      kind: 'PeerAuthentication',
-      metadata: meta('default', ns, opts.region),
-      spec: { mtls: { mode: model.mtls.mode } },
-    });
-    // "allow-nothing": an ALLOW policy without rules matches nothing, so everything not allowed by
-    // another policy is denied (Istio: no ALLOW policy at all would mean allow).
-    out.push({
-      apiVersion: 'security.istio.io/v1',
-      kind: 'AuthorizationPolicy',
-      metadata: meta('allow-nothing', ns, opts.region),
-      spec: {},
-    });
-  }
-
-  for (const [name, w] of Object.entries(model.workloads)) {
-    const ns = namespaceOf(model, name);
-    if (w.mtls && w.mtls.mode !== model.mtls.mode)
-      out.push({
-        apiVersion: 'security.istio.io/v1',
-        kind: 'PeerAuthentication',
-        metadata: meta(name, ns, opts.region),
-        spec: { selector: selector(name), mtls: { mode: w.mtls.mode } },
-      });
-    // The edge's inbound ports face the outside and are served by the Gateway, not by mesh policy.
-    if (w.edge) continue;
-
-    const routes = routesOf(model, name);
-    const providers = [...new Set(routes.map(([, r]) => r.auth?.provider ?? ''))].filter(
-      (p) => p !== '',
-    );
-    if (providers.length > 0)
-      out.push({
-        apiVersion: 'security.istio.io/v1',
-        kind: 'RequestAuthentication',
-        metadata: meta(name, ns, opts.region),
-        spec: {
-          selector: selector(name),
-          jwtRules: providers.map((p) => {
-            const idp = own(model.identityProviders, p);
-            if (!idp) throw new Error(`unknown provider ${p}`);
-            return {
-              issuer: idp.issuer,
-              audiences: [...idp.audiences],
-              jwksUri: idp.jwksUri,
-              forwardOriginalToken: true,
-            };
-          }),
-        },
-      });
-
-    const principals = callersOf(model, name).map((c) => istioPrincipal(spiffeId(model, c)));
-    if (principals.length === 0) continue; // nobody calls it: allow-nothing already denies all
-    const from = [{ source: { principals } }];
-    const rules: IstioRule[] = [];
-    for (const port of w.ports) {
-      const portRoutes = routesOf(model, name, port.name);
-      if (portRoutes.length === 0) {
-        rules.push({ from, to: [{ operation: { ports: [String(port.port)] } }] });
-        continue;
-      }
-      for (const [, r] of portRoutes) {
-        const auth = r.auth;
-        const idp = auth ? own(model.identityProviders, auth.provider) : undefined;
-        if (!auth || !idp) continue;
-        const when: IstioCondition[] = [{ key: istioClaimKey('iss'), values: [idp.issuer] }];
-        // One condition per scope: conditions are ANDed, values within one are ORed.
-        for (const s of auth.scopes) when.push({ key: istioClaimKey(idp.scopeClaim), values: [s] });
-        for (const [claim, values] of Object.entries(auth.claims))
-          when.push({ key: istioClaimKey(claim), values: [...values] });
-        rules.push({
-          from,
-          to: [
-            {
-              operation: {
-                ports: [String(port.port)],
-                methods: [r.method],
-                paths: [istioPath(r.path)],
-              },
-            },
-          ],
-          when,
-        });
-      }
-    }
-    out.push({
-      apiVersion: 'security.istio.io/v1',
-      kind: 'AuthorizationPolicy',
-      metadata: meta(name, ns, opts.region),
-      spec: { selector: selector(name), action: 'ALLOW', rules },
-    });
-  }
-  return out;
+  const c: IstioCtx = {
+    model,
+    region: opts.region,
+    selector: (w) => ({ matchLabels: { [label]: w } }),
+  };
+  return [
+    ...meshDefaults(c, root),
+    ...Object.entries(model.workloads).flatMap(([name, w]) => workloadPolicies(c, name, w)),
+  ];
 }

@@ -13,6 +13,7 @@
  * Representation fields: https://www.keycloak.org/docs-api/latest/rest-api/index.html#RealmRepresentation
  */
 import { own } from '../identity.ts';
+import type { Agent, IdentityProvider } from '../schema.ts';
 import type { ValidModel } from '../validate.ts';
 
 /** `ProtocolMapperRepresentation`. */
@@ -138,8 +139,18 @@ export function agentRole(agent: string): string {
   return `agent-${agent}`;
 }
 
-/** Compiles the realm for one identity provider of the model. */
-export function compileKeycloakRealm(model: ValidModel, opts: KeycloakOptions = {}): KeycloakRealm {
+/** The provider the realm implements, and the realm's name. */
+interface RealmOf {
+  provider: string;
+  idp: IdentityProvider;
+  realm: string;
+  /** The client scope that puts the provider's audiences in `aud`. */
+  audienceScope: string;
+  /** The model's agents that get their tokens from this provider. */
+  agents: [string, Agent][];
+}
+
+function realmOf(model: ValidModel, opts: KeycloakOptions): RealmOf {
   const names = Object.keys(model.identityProviders);
   const provider =
     opts.provider ??
@@ -154,17 +165,25 @@ export function compileKeycloakRealm(model: ValidModel, opts: KeycloakOptions = 
     throw new Error(
       `compileKeycloakRealm: issuer ${idp.issuer} has no /realms/<name>; set opts.realm`,
     );
+  return {
+    provider,
+    idp,
+    realm,
+    audienceScope: `${provider}-audience`,
+    agents: Object.entries(model.agents).filter(([, a]) => a.provider === provider),
+  };
+}
 
-  const audienceScope = `${provider}-audience`;
-  const agents = Object.entries(model.agents).filter(([, a]) => a.provider === provider);
-  const roleClaim = idp.roleClaim;
+const hidden = { 'include.in.token.scope': 'false', 'display.on.consent.screen': 'false' };
 
-  const clientScopes: KeycloakClientScope[] = [
+/** `basic` and `roles` (Keycloak's built-ins, declared since the realm declares `clientScopes`). */
+function builtinScopes(roleClaim: string): KeycloakClientScope[] {
+  return [
     {
       name: 'basic',
       description: 'sub and auth_time claims (Keycloak built-in, declared explicitly)',
       protocol: oidc,
-      attributes: { 'include.in.token.scope': 'false', 'display.on.consent.screen': 'false' },
+      attributes: { ...hidden },
       protocolMappers: [
         mapper('sub', 'oidc-sub-mapper', {
           'access.token.claim': 'true',
@@ -184,7 +203,7 @@ export function compileKeycloakRealm(model: ValidModel, opts: KeycloakOptions = 
       name: 'roles',
       description: `realm roles in ${roleClaim}`,
       protocol: oidc,
-      attributes: { 'include.in.token.scope': 'false', 'display.on.consent.screen': 'false' },
+      attributes: { ...hidden },
       protocolMappers: [
         mapper('realm roles', 'oidc-usermodel-realm-role-mapper', {
           multivalued: 'true',
@@ -195,11 +214,19 @@ export function compileKeycloakRealm(model: ValidModel, opts: KeycloakOptions = 
         }),
       ],
     },
+  ];
+}
+
+/** The built-in scopes, the audience scope, and one scope per model scope. */
+function clientScopes(r: RealmOf): KeycloakClientScope[] {
+  const { idp } = r;
+  return [
+    ...builtinScopes(idp.roleClaim),
     {
-      name: audienceScope,
-      description: `audiences of ${provider}: ${idp.audiences.join(', ')}`,
+      name: r.audienceScope,
+      description: `audiences of ${r.provider}: ${idp.audiences.join(', ')}`,
       protocol: oidc,
-      attributes: { 'include.in.token.scope': 'false', 'display.on.consent.screen': 'false' },
+      attributes: { ...hidden },
       protocolMappers: idp.audiences.map((a) =>
         mapper(`audience ${a}`, 'oidc-audience-mapper', {
           'included.custom.audience': a,
@@ -217,70 +244,82 @@ export function compileKeycloakRealm(model: ValidModel, opts: KeycloakOptions = 
       protocolMappers: [],
     })),
   ];
+}
 
-  const scopeMappings = idp.scopes
-    .map((s) => ({
-      clientScope: s,
-      roles: [
-        ...Object.entries(idp.roles)
-          .filter(([, r]) => r.scopes.includes(s))
-          .map(([name]) => name),
-        ...agents.filter(([, a]) => a.scopes.includes(s)).map(([name]) => agentRole(name)),
-      ].sort(),
-    }))
-    // A scope mapped to no role would be granted to everyone: leave such a scope unmapped to any client.
-    .filter((m) => m.roles.length > 0);
-  const grantable = new Set(scopeMappings.map((m) => m.clientScope));
+/** Which roles (user roles and agent roles) get each scope. */
+function scopeMappings(r: RealmOf): KeycloakRealm['scopeMappings'] {
+  return (
+    r.idp.scopes
+      .map((s) => ({
+        clientScope: s,
+        roles: [
+          ...Object.entries(r.idp.roles)
+            .filter(([, role]) => role.scopes.includes(s))
+            .map(([name]) => name),
+          ...r.agents.filter(([, a]) => a.scopes.includes(s)).map(([name]) => agentRole(name)),
+        ].sort(),
+      }))
+      // A scope mapped to no role would be granted to everyone: leave such a scope unmapped to any client.
+      .filter((m) => m.roles.length > 0)
+  );
+}
 
-  const userClient = opts.userClient ?? { clientId: defaults.userClient };
-  const clients: KeycloakClient[] = [
-    {
-      clientId: userClient.clientId,
-      name: 'Trellis users',
-      description: 'Users log in here; scopes follow their roles',
-      enabled: true,
-      protocol: oidc,
-      publicClient: true,
-      standardFlowEnabled: (userClient.redirectUris ?? []).length > 0,
-      implicitFlowEnabled: false,
-      directAccessGrantsEnabled: userClient.directAccessGrants ?? true,
-      serviceAccountsEnabled: false,
-      fullScopeAllowed: false,
-      redirectUris: userClient.redirectUris ?? [],
-      webOrigins: [],
-      attributes: { 'pkce.code.challenge.method': 'S256' },
-      defaultClientScopes: [
-        'basic',
-        'roles',
-        audienceScope,
-        ...idp.scopes.filter((s) => grantable.has(s)),
-      ],
-      optionalClientScopes: [],
-    },
-    ...agents.map(([name, a]): KeycloakClient => ({
-      clientId: name,
-      name,
-      description: a.description ?? `agent ${name}`,
-      enabled: true,
-      protocol: oidc,
-      publicClient: false,
-      clientAuthenticatorType: 'client-secret',
-      ...(opts.agentSecrets?.[name] !== undefined ? { secret: opts.agentSecrets[name] } : {}),
-      standardFlowEnabled: false,
-      implicitFlowEnabled: false,
-      directAccessGrantsEnabled: false,
-      serviceAccountsEnabled: true,
-      fullScopeAllowed: false,
-      redirectUris: [],
-      webOrigins: [],
-      attributes: {},
-      defaultClientScopes: ['basic', audienceScope, ...a.scopes],
-      optionalClientScopes: [],
-    })),
-  ];
+/** The public client users log in through; its scopes are the ones some role can be granted. */
+function userClient(r: RealmOf, opts: KeycloakOptions, grantable: Set<string>): KeycloakClient {
+  const c = opts.userClient ?? { clientId: defaults.userClient };
+  return {
+    clientId: c.clientId,
+    name: 'Trellis users',
+    description: 'Users log in here; scopes follow their roles',
+    enabled: true,
+    protocol: oidc,
+    publicClient: true,
+    standardFlowEnabled: (c.redirectUris ?? []).length > 0,
+    implicitFlowEnabled: false,
+    directAccessGrantsEnabled: c.directAccessGrants ?? true,
+    serviceAccountsEnabled: false,
+    fullScopeAllowed: false,
+    redirectUris: c.redirectUris ?? [],
+    webOrigins: [],
+    attributes: { 'pkce.code.challenge.method': 'S256' },
+    defaultClientScopes: [
+      'basic',
+      'roles',
+      r.audienceScope,
+      ...r.idp.scopes.filter((s) => grantable.has(s)),
+    ],
+    optionalClientScopes: [],
+  };
+}
 
-  const users: KeycloakUser[] = [
-    ...agents.map(([name]): KeycloakUser => ({
+/** A confidential client per agent: client credentials only, exactly its scopes. */
+function agentClients(r: RealmOf, opts: KeycloakOptions): KeycloakClient[] {
+  return r.agents.map(([name, a]): KeycloakClient => ({
+    clientId: name,
+    name,
+    description: a.description ?? `agent ${name}`,
+    enabled: true,
+    protocol: oidc,
+    publicClient: false,
+    clientAuthenticatorType: 'client-secret',
+    ...(opts.agentSecrets?.[name] !== undefined ? { secret: opts.agentSecrets[name] } : {}),
+    standardFlowEnabled: false,
+    implicitFlowEnabled: false,
+    directAccessGrantsEnabled: false,
+    serviceAccountsEnabled: true,
+    fullScopeAllowed: false,
+    redirectUris: [],
+    webOrigins: [],
+    attributes: {},
+    defaultClientScopes: ['basic', r.audienceScope, ...a.scopes],
+    optionalClientScopes: [],
+  }));
+}
+
+/** The agents' service accounts and the demo users (whose roles must be the provider's). */
+function users(r: RealmOf, opts: KeycloakOptions): KeycloakUser[] {
+  const out: KeycloakUser[] = [
+    ...r.agents.map(([name]): KeycloakUser => ({
       username: `service-account-${name}`,
       enabled: true,
       serviceAccountClientId: name,
@@ -301,14 +340,23 @@ export function compileKeycloakRealm(model: ValidModel, opts: KeycloakOptions = 
     })),
   ];
   for (const u of opts.users ?? [])
-    for (const r of u.roles)
-      if (!Object.hasOwn(idp.roles, r))
+    for (const role of u.roles)
+      if (!Object.hasOwn(r.idp.roles, role))
         throw new Error(
-          `compileKeycloakRealm: user ${u.username} has role '${r}', not declared in identityProviders.${provider}.roles`,
+          `compileKeycloakRealm: user ${u.username} has role '${role}', not declared in identityProviders.${r.provider}.roles`,
         );
+  return out;
+}
 
+/** Compiles the realm for one identity provider of the model. */
+export function compileKeycloakRealm(model: ValidModel, opts: KeycloakOptions = {}): KeycloakRealm {
+  const r = realmOf(model, opts);
+  const scopes = clientScopes(r);
+  const mappings = scopeMappings(r);
+  const grantable = new Set(mappings.map((m) => m.clientScope));
+  const clients = [userClient(r, opts, grantable), ...agentClients(r, opts)];
   return {
-    realm,
+    realm: r.realm,
     enabled: true,
     sslRequired: opts.sslRequired ?? defaults.sslRequired,
     registrationAllowed: false,
@@ -317,21 +365,21 @@ export function compileKeycloakRealm(model: ValidModel, opts: KeycloakOptions = 
     defaultSignatureAlgorithm: 'RS256',
     roles: {
       realm: [
-        ...Object.entries(idp.roles).map(([name, r]) => ({
+        ...Object.entries(r.idp.roles).map(([name, role]) => ({
           name,
-          description: `scopes: ${r.scopes.join(' ')}`,
+          description: `scopes: ${role.scopes.join(' ')}`,
         })),
-        ...agents.map(([name, a]) => ({
+        ...r.agents.map(([name, a]) => ({
           name: agentRole(name),
           description: `agent ${name}: ${a.scopes.join(' ')}`,
         })),
       ],
     },
-    clientScopes,
+    clientScopes: scopes,
     defaultDefaultClientScopes: ['basic'],
     defaultOptionalClientScopes: [],
-    scopeMappings,
+    scopeMappings: mappings,
     clients,
-    users,
+    users: users(r, opts),
   };
 }

@@ -1,11 +1,14 @@
 /**
  * nginx: the local ingress. A complete `nginx.conf` (so `nginx -t -c <file>` checks it as is) that
- * terminates TLS, serves only the model's routes (method-limited with `limit_except`), limits the request
- * size, forwards the client IP and a request id, and proxies to the edge sidecar with keep-alive.
+ * terminates TLS, serves only the model's routes (method-limited with `limit_except`), applies each
+ * route's rate limit (`limit_req`, 429), limits the request size, forwards the client IP and a request
+ * id, and proxies to the edge sidecar with keep-alive.
  * Directives: https://nginx.org/en/docs/http/ngx_http_core_module.html,
- * https://nginx.org/en/docs/http/ngx_http_proxy_module.html, https://nginx.org/en/docs/http/ngx_http_upstream_module.html.
- * Works with nginx ≥ 1.22 (no `http2 on`, which needs 1.25.1).
+ * https://nginx.org/en/docs/http/ngx_http_proxy_module.html, https://nginx.org/en/docs/http/ngx_http_upstream_module.html,
+ * https://nginx.org/en/docs/http/ngx_http_limit_req_module.html, https://nginx.org/en/docs/http/ngx_http_map_module.html.
+ * Works with nginx ≥ 1.22 (no `http2 on`, which needs 1.25.1; `$limit_req_status` needs 1.17.6).
  */
+import type { Route } from '../schema.ts';
 import type { ValidModel } from '../validate.ts';
 import { templateSegments } from './common.ts';
 
@@ -48,19 +51,103 @@ export function nginxLocation(template: string): string {
 }
 
 /**
- * The body of the `http {}` block: log format, body limit, upstream, proxy headers and one TLS server
- * per host (plus a default server). For a harness that writes the main context itself.
+ * One route's limit at the edge: a `limit_req_zone` of its own, keyed by a `map` variable that is
+ * non-empty only for the route's method.
  */
-export function compileNginxHttp(model: ValidModel, o: NginxHttpOptions): string {
-  const byHost = new Map<string, Map<string, Set<string>>>();
-  for (const r of Object.values(model.routes))
+interface EdgeLimit {
+  zone: string;
+  keyVar: string;
+  method: string;
+  rate: NonNullable<Route['rateLimit']>;
+}
+
+/** The edge limit of every route that has a `rateLimit`, by route name, in name order. */
+function edgeLimits(model: ValidModel): Map<string, EdgeLimit> {
+  const out = new Map<string, EdgeLimit>();
+  for (const name of Object.keys(model.routes).sort()) {
+    const r = model.routes[name];
+    if (!r?.rateLimit) continue;
+    // Route names are DNS labels (validate.ts): fine in a zone name; a variable name takes no '-'.
+    out.set(name, {
+      zone: `route_${name}`,
+      keyVar: `$route_${name.replaceAll('-', '_')}_key`,
+      method: r.method,
+      rate: r.rateLimit,
+    });
+  }
+  return out;
+}
+
+/*
+ * Rate limits: one bucket per route, shared by every client (not per client address). That is what
+ * the sidecar enforces: compile/envoy.ts gives each route one local_ratelimit token bucket per Envoy,
+ * drawn on by every caller, so the model's rate is the route's capacity. Keyed by client address, n
+ * clients could send n times the rate past the edge, the sidecar would refuse the surplus, and the
+ * edge limit would never be the binding one. (Per-client fairness is not something the model states.)
+ *
+ * Same numbers as Envoy's bucket. Envoy's starts with max_tokens = burst and refills continuously
+ * (no fill timer since envoyproxy/envoy#35207) at tokens_per_fill / fill_interval = requestsPerSecond;
+ * it never delays: with the bucket empty it answers 429. nginx's leaky bucket with `burst=b nodelay`
+ * admits a fresh key's first request at excess 0 and refuses once the excess would pass b, so it
+ * admits b + 1 at once and then `rate` per second, continuously (ms resolution); a refused request
+ * draws nothing in either. Hence `rate=<requestsPerSecond>r/s burst=<burst - 1> nodelay` (no `burst=`
+ * for burst 1: nginx refuses `burst=0`) and `limit_req_status 429` (nginx's default is 503). With the
+ * same model on both hops the edge binds: the sidecar sees only what nginx admitted, a little later.
+ *
+ * One key per route, not per location: a location serves every method of its path, and limit_req
+ * runs in the preaccess phase, before limit_except. So the key is a map of $request_method that is
+ * empty except for the route's method, and nginx does not account requests whose key is empty: a GET
+ * does not draw from POST's bucket on the same path, and a refused method draws from none.
+ */
+
+/** The http-level part of the rate limits: status, log level, one map and one zone per route. */
+function rateLimitHttp(limits: Map<string, EdgeLimit>): string {
+  if (limits.size === 0) return '';
+  const lines = [
+    '# Route rate limits (one bucket per route, for all clients, as the sidecars have).',
+    'limit_req_status 429;',
+    // Expected under load; the access log has the status, this line names the zone.
+    'limit_req_log_level warn;',
+  ];
+  for (const [name, l] of limits)
+    lines.push(
+      `# route ${name}: ${l.rate.requestsPerSecond}/s, burst ${l.rate.burst}`,
+      `map $request_method ${l.keyVar} {`,
+      '  default "";',
+      `  ${l.method} 1;`,
+      '}',
+      // One key per zone; 1m stays above nginx's minimum of 8 pages on 64 KiB-page systems too.
+      `limit_req_zone ${l.keyVar} zone=${l.zone}:1m rate=${l.rate.requestsPerSecond}r/s;`,
+    );
+  return `${lines.join('\n')}\n\n`;
+}
+
+/** The `limit_req` lines of one location, one per limited route it serves. */
+function rateLimitLocation(limits: Map<string, EdgeLimit>, routes: string[]): string[] {
+  return routes.flatMap((name) => {
+    const l = limits.get(name);
+    if (!l) return [];
+    const burst = l.rate.burst - 1;
+    return [`    limit_req zone=${l.zone}${burst > 0 ? ` burst=${burst}` : ''} nodelay;`];
+  });
+}
+
+/** Route names by host, path and method, hosts in name order. */
+function routesByHost(model: ValidModel): [string, Map<string, Map<string, string>>][] {
+  const byHost = new Map<string, Map<string, Map<string, string>>>();
+  for (const [name, r] of Object.entries(model.routes))
     for (const h of r.hosts) {
-      const paths = byHost.get(h) ?? new Map<string, Set<string>>();
-      const methods = paths.get(r.path) ?? new Set<string>();
-      methods.add(r.method);
+      const paths = byHost.get(h) ?? new Map<string, Map<string, string>>();
+      const methods = paths.get(r.path) ?? new Map<string, string>();
+      methods.set(r.method, name);
       paths.set(r.path, methods);
       byHost.set(h, paths);
     }
+  return [...byHost.entries()].sort(([a], [b]) => a.localeCompare(b));
+}
+
+/** The TLS `server` blocks: a default one that answers 404, then one per route host. */
+function servers(model: ValidModel, o: NginxHttpOptions, limits: Map<string, EdgeLimit>): string[] {
   const listen = `${o.listen.address}:${o.listen.port}`;
   const tls = [
     `  ssl_certificate ${o.tls.certificate};`,
@@ -68,7 +155,7 @@ export function compileNginxHttp(model: ValidModel, o: NginxHttpOptions): string
     '  ssl_protocols TLSv1.2 TLSv1.3;',
     '  ssl_session_cache shared:trellis_tls:1m;',
   ];
-  const servers: string[] = [
+  const out: string[] = [
     [
       '# Unknown hosts get 404.',
       'server {',
@@ -79,16 +166,17 @@ export function compileNginxHttp(model: ValidModel, o: NginxHttpOptions): string
       '}',
     ].join('\n'),
   ];
-  for (const [host, paths] of [...byHost.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [host, paths] of routesByHost(model)) {
     const locations = [...paths.entries()].map(([path, methods]) =>
       [
         `  location ${nginxLocation(path)} {`,
-        `    limit_except ${[...methods].sort().join(' ')} { deny all; }`,
+        `    limit_except ${[...methods.keys()].sort().join(' ')} { deny all; }`,
+        ...rateLimitLocation(limits, [...methods.values()].sort()),
         '    proxy_pass http://trellis_edge;',
         '  }',
       ].join('\n'),
     );
-    servers.push(
+    out.push(
       [
         'server {',
         `  listen ${listen} ssl;`,
@@ -100,12 +188,21 @@ export function compileNginxHttp(model: ValidModel, o: NginxHttpOptions): string
       ].join('\n'),
     );
   }
+  return out;
+}
+
+/**
+ * The body of the `http {}` block: log format, body limit, rate limits, upstream, proxy headers and
+ * one TLS server per host (plus a default server). For a harness that writes the main context itself.
+ */
+export function compileNginxHttp(model: ValidModel, o: NginxHttpOptions): string {
+  const limits = edgeLimits(model);
   return `server_tokens off;
-log_format trellis escape=json '{"time":"$time_iso8601","request_id":"$request_id","client":"$remote_addr","host":"$host","method":"$request_method","uri":"$request_uri","status":$status,"bytes":$body_bytes_sent,"duration_s":$request_time}';
+log_format trellis escape=json '{"time":"$time_iso8601","request_id":"$request_id","client":"$remote_addr","host":"$host","method":"$request_method","uri":"$request_uri","status":$status,"limit_req":"$limit_req_status","bytes":$body_bytes_sent,"duration_s":$request_time}';
 ${o.accessLog !== undefined ? `access_log ${o.accessLog} trellis;\n` : ''}client_max_body_size ${o.clientMaxBodySize ?? '1m'};
 keepalive_timeout 65s;
 
-upstream trellis_edge {
+${rateLimitHttp(limits)}upstream trellis_edge {
   server ${o.upstream.address}:${o.upstream.port};
   keepalive 64;
 }
@@ -122,7 +219,7 @@ proxy_set_header X-Request-Id $request_id;
 proxy_hide_header X-Request-Id;
 add_header X-Request-Id $request_id always;
 
-${servers.join('\n\n')}
+${servers(model, o, limits).join('\n\n')}
 `;
 }
 

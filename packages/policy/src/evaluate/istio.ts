@@ -18,6 +18,7 @@
  * - Claims: lists match any element; the `scope` and `permission` string claims are split on spaces
  *   (Istio ≥ 1.21), other string claims are compared whole.
  */
+import { systemNamespaces } from '@trellis/contracts';
 import type {
   AuthorizationPolicy,
   IstioResource,
@@ -82,7 +83,7 @@ interface Authn {
 export function evaluateIstio(
   resources: IstioResource[],
   req: IstioRequest,
-  rootNamespace = 'istio-system',
+  rootNamespace: string = systemNamespaces.istio,
 ): Decision {
   // Transport: mTLS.
   const mode = mtlsMode(resources, req, rootNamespace);

@@ -1,9 +1,9 @@
-import { ORDERS_TOPIC } from '@trellis/orders-api/event';
-import { CassandraDependency, type CassandraOptions } from '@trellis/orders-api/platform/cassandra';
-import { Connector } from '@trellis/orders-api/platform/dependency';
-import { authenticate, createHttpApp, type LogOptions } from '@trellis/orders-api/platform/http';
-import { identityDefaults, type IdentityOptions } from '@trellis/orders-api/platform/identity';
-import { createKafka, type KafkaOptions } from '@trellis/orders-api/platform/kafka';
+import { ORDERS_TOPIC } from '@trellis/contracts/orders-v1';
+import { CassandraDependency, type CassandraOptions } from '@trellis/service-platform/cassandra';
+import { Connector } from '@trellis/service-platform/dependency';
+import { authenticate, createHttpApp, type LogOptions } from '@trellis/service-platform/http';
+import { identityDefaults, type IdentityOptions } from '@trellis/service-platform/identity';
+import { createKafka, type KafkaOptions } from '@trellis/service-platform/kafka';
 import type { FastifyInstance } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
 import { OrderConsumer } from './consumer.ts';

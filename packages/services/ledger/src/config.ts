@@ -1,4 +1,4 @@
-import { ORDERS_TOPIC } from '@trellis/orders-api/event';
+import { ORDERS_TOPIC } from '@trellis/contracts/orders-v1';
 import {
   cassandraFromEnv,
   identityFromEnv,
@@ -6,16 +6,17 @@ import {
   migrateFromEnv,
   serverFromEnv,
   type ServerSettings,
-} from '@trellis/orders-api/platform/config';
-import { ConfigError, Env } from '@trellis/orders-api/platform/env';
+} from '@trellis/service-platform/config';
+import { ConfigError, Env } from '@trellis/service-platform/env';
 import type { LedgerOptions } from './app.ts';
+import type { LedgerEnv } from './env.ts';
 
 /** ledger's settings from the environment; throws a ConfigError naming the bad variable. */
 export function loadConfig(vars: Readonly<Record<string, string | undefined>>): {
   server: ServerSettings;
   app: LedgerOptions;
 } {
-  const env = new Env(vars);
+  const env = new Env<LedgerEnv>(vars);
   const server = serverFromEnv(env, 8081);
   const groupId = env.string('KAFKA_GROUP_ID', 'ledger');
   if (!/^[A-Za-z0-9._-]{1,249}$/.test(groupId)) {

@@ -1,5 +1,5 @@
-import { decodeOrderCreated } from '@trellis/orders-api/event';
-import { NotYetError, type Dependency } from '@trellis/orders-api/platform/dependency';
+import { decodeOrderCreated } from '@trellis/contracts/orders-v1';
+import { NotYetError, type Dependency } from '@trellis/service-platform/dependency';
 import type { FastifyBaseLogger } from 'fastify';
 import type kafkajs from 'kafkajs';
 import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';

@@ -1,5 +1,5 @@
 import cassandra from 'cassandra-driver';
-import type { OrderCreated } from '@trellis/orders-api/event';
+import type { OrderCreated } from '@trellis/contracts/orders-v1';
 import { KEYSPACE } from './schema.ts';
 
 const UPSERT = `INSERT INTO ${KEYSPACE}.order_entries

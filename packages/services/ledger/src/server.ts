@@ -1,6 +1,6 @@
 /** ledger entry point: the only file that reads the environment and listens. */
-import { ConfigError } from '@trellis/orders-api/platform/env';
-import { closeOnSignals } from '@trellis/orders-api/platform/shutdown';
+import { ConfigError } from '@trellis/service-platform/env';
+import { closeOnSignals } from '@trellis/service-platform/shutdown';
 import { buildApp } from './app.ts';
 import { loadConfig } from './config.ts';
 

@@ -2,7 +2,9 @@ import { freePort } from '@trellis/local/harness';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.ts';
+import { envProblems } from '@trellis/service-platform/env-schema';
 import { loadConfig } from '../src/config.ts';
+import { ledgerEnvSchema } from '../src/env.ts';
 
 // Paths that answer without a data store; the stores are real but down (closed ports).
 let app: FastifyInstance;
@@ -67,5 +69,24 @@ describe('ledger config', () => {
 
   it('names a bad group id', () => {
     expect(() => loadConfig({ ...base, KAFKA_GROUP_ID: 'no spaces' })).toThrow('KAFKA_GROUP_ID');
+    expect(envProblems(ledgerEnvSchema, { ...base, KAFKA_GROUP_ID: 'no spaces' })).toEqual([
+      expect.objectContaining({ variable: 'KAFKA_GROUP_ID' }),
+    ]);
+  });
+
+  it('reads exactly the variables its env schema (@trellis/ledger/env) declares', () => {
+    const read = new Set<string>();
+    const vars = new Proxy<Record<string, string | undefined>>(
+      { ...base },
+      {
+        get: (target, key) => {
+          if (typeof key === 'string') read.add(key);
+          return typeof key === 'string' ? target[key] : undefined;
+        },
+      },
+    );
+    loadConfig(vars);
+    expect([...read].sort()).toEqual(Object.keys(ledgerEnvSchema.properties).sort());
+    expect(envProblems(ledgerEnvSchema, base)).toEqual([]);
   });
 });

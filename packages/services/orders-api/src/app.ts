@@ -1,14 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
-import { ORDERS_TOPIC, encodeOrderCreated, type Order, type OrderCreated } from './event.ts';
+import { requestIdHeader } from '@trellis/contracts';
+import {
+  ORDERS_TOPIC,
+  encodeOrderCreated,
+  type Order,
+  type OrderCreated,
+} from '@trellis/contracts/orders-v1';
 import { OrderStore } from './orders.ts';
-import { CassandraDependency, type CassandraOptions } from './platform/cassandra.ts';
-import { Connector } from './platform/dependency.ts';
-import { authenticate, createHttpApp, type LogOptions } from './platform/http.ts';
-import { identityDefaults, type IdentityOptions } from './platform/identity.ts';
-import { createKafka, type KafkaOptions } from './platform/kafka.ts';
-import { PublishError, Publisher } from './platform/publisher.ts';
+import { CassandraDependency, type CassandraOptions } from '@trellis/service-platform/cassandra';
+import { Connector } from '@trellis/service-platform/dependency';
+import { authenticate, createHttpApp, type LogOptions } from '@trellis/service-platform/http';
+import { identityDefaults, type IdentityOptions } from '@trellis/service-platform/identity';
+import { createKafka, type KafkaOptions } from '@trellis/service-platform/kafka';
+import { PublishError, Publisher } from '@trellis/service-platform/publisher';
 import { ddl, migrate } from './schema.ts';
 
 /** Everything orders-api needs; `server.ts` builds it from the environment. */
@@ -127,7 +133,7 @@ export async function buildApp(opts: OrdersApiOptions): Promise<FastifyInstance>
           await publisher.publish({
             key: order.id,
             value: encodeOrderCreated(event),
-            headers: { 'x-request-id': req.id },
+            headers: { [requestIdHeader]: req.id },
           });
         } catch (err) {
           if (!(err instanceof PublishError)) throw err;

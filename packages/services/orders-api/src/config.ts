@@ -1,5 +1,5 @@
 import type { OrdersApiOptions } from './app.ts';
-import { ORDERS_TOPIC } from './event.ts';
+import { ORDERS_TOPIC } from '@trellis/contracts/orders-v1';
 import {
   cassandraFromEnv,
   identityFromEnv,
@@ -7,15 +7,16 @@ import {
   migrateFromEnv,
   serverFromEnv,
   type ServerSettings,
-} from './platform/config.ts';
-import { Env } from './platform/env.ts';
+} from '@trellis/service-platform/config';
+import { Env } from '@trellis/service-platform/env';
+import type { OrdersApiEnv } from './env.ts';
 
 /** orders-api's settings from the environment; throws a ConfigError naming the bad variable. */
 export function loadConfig(vars: Readonly<Record<string, string | undefined>>): {
   server: ServerSettings;
   app: OrdersApiOptions;
 } {
-  const env = new Env(vars);
+  const env = new Env<OrdersApiEnv>(vars);
   const server = serverFromEnv(env, 8080);
   return {
     server,

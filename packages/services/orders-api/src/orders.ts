@@ -1,5 +1,5 @@
 import type cassandra from 'cassandra-driver';
-import type { Order } from './event.ts';
+import type { Order } from '@trellis/contracts/orders-v1';
 import { KEYSPACE } from './schema.ts';
 
 const INSERT = `INSERT INTO ${KEYSPACE}.orders (id, sku, quantity, customer_ref, subject, created_at)

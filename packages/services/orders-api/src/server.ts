@@ -1,8 +1,8 @@
 /** orders-api entry point: the only file that reads the environment and listens. */
 import { buildApp } from './app.ts';
 import { loadConfig } from './config.ts';
-import { ConfigError } from './platform/env.ts';
-import { closeOnSignals } from './platform/shutdown.ts';
+import { ConfigError } from '@trellis/service-platform/env';
+import { closeOnSignals } from '@trellis/service-platform/shutdown';
 
 let config;
 try {

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
-import { ConfigError } from '../src/platform/env.ts';
+import { ConfigError } from '@trellis/service-platform/env';
+import { envProblems } from '@trellis/service-platform/env-schema';
+import { ordersApiEnvSchema } from '../src/env.ts';
 
 const base = { CASSANDRA_CONTACT_POINTS: '127.0.0.1:9042', KAFKA_BROKERS: '127.0.0.1:9092' };
 const dir = mkdtempSync(join(tmpdir(), 'orders-api-config-'));
@@ -98,5 +100,56 @@ describe('loadConfig', () => {
     expect((err as ConfigError).variable).toBe(variable);
     expect((err as ConfigError).message).toContain(variable);
     expect((err as ConfigError).message).toContain(problem);
+  });
+});
+
+describe('the env schema (@trellis/orders-api/env)', () => {
+  it('declares exactly the variables loadConfig reads', () => {
+    const read = new Set<string>();
+    const vars = new Proxy<Record<string, string | undefined>>(
+      { ...base },
+      {
+        get: (target, key) => {
+          if (typeof key === 'string') read.add(key);
+          return typeof key === 'string' ? target[key] : undefined;
+        },
+      },
+    );
+    loadConfig(vars);
+    expect([...read].sort()).toEqual(Object.keys(ordersApiEnvSchema.properties).sort());
+  });
+
+  it('accepts the environments loadConfig accepts', () => {
+    expect(envProblems(ordersApiEnvSchema, base)).toEqual([]);
+    expect(
+      envProblems(ordersApiEnvSchema, {
+        ...base,
+        CASSANDRA_TLS_CA_FILE: pem,
+        CASSANDRA_TLS_SERVER_ID: 'spiffe://trellis.local/ns/data/sa/cassandra',
+        CASSANDRA_TRANSLATE_ADDRESS: '127.0.0.1:15042',
+        IDENTITY_PAYLOAD_HEADER: 'X-Claims',
+        PUBLISH_TIMEOUT_MS: '2000',
+      }),
+    ).toEqual([]);
+  });
+
+  it.each([
+    [{ CASSANDRA_CONTACT_POINTS: undefined }, 'CASSANDRA_CONTACT_POINTS'],
+    [{ KAFKA_BROKERS: 'localhost' }, 'KAFKA_BROKERS'],
+    [{ PORT: 'eighty' }, 'PORT'],
+    [{ CASSANDRA_CONSISTENCY: 'ALL' }, 'CASSANDRA_CONSISTENCY'],
+    [
+      { CASSANDRA_TLS_CA_FILE: pem, CASSANDRA_TLS_SERVER_ID: 'cassandra' },
+      'CASSANDRA_TLS_SERVER_ID',
+    ],
+    [{ IDENTITY_XFCC_HEADER: 'bad header' }, 'IDENTITY_XFCC_HEADER'],
+    [{ KAFKA_CLIENT_ID: 'a b' }, 'KAFKA_CLIENT_ID'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+  ])('%j is refused by both the schema and loadConfig, naming %s', (vars, variable) => {
+    expect(envProblems(ordersApiEnvSchema, { ...base, ...vars }).map((p) => p.variable)).toEqual([
+      variable,
+    ]);
+    expect(() => loadConfig({ ...base, ...vars })).toThrow(ConfigError);
+    expect(() => loadConfig({ ...base, ...vars })).toThrow(variable);
   });
 });

@@ -2,12 +2,12 @@ import cassandra from 'cassandra-driver';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Dependency } from './dependency.ts';
 import { splitHostPort } from './env.ts';
+import type { CONSISTENCY_LEVELS } from './env-schema.ts';
 import { TlsMaterial, type TlsFiles } from './tls.ts';
 
 const { Client, auth, policies, types } = cassandra;
 
-/** Consistency levels a service may choose; see {@link CassandraOptions.consistency}. */
-export const CONSISTENCY_LEVELS = ['LOCAL_QUORUM', 'LOCAL_ONE', 'ONE', 'QUORUM'] as const;
+/** A consistency level a service may choose; see {@link CassandraOptions.consistency}. */
 export type ConsistencyName = (typeof CONSISTENCY_LEVELS)[number];
 
 /** How to reach Cassandra: directly with mTLS, or through the sidecar's plaintext egress port. */

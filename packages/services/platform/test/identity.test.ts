@@ -1,10 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  IdentityError,
-  parsePayloadHeader,
-  parseXfcc,
-  peerFromXfcc,
-} from '../src/platform/identity.ts';
+import { IdentityError, parsePayloadHeader, parseXfcc, peerFromXfcc } from '../src/identity.ts';
 
 const H = 'x-jwt-payload';
 const enc = (v: unknown, pad = false): string => {

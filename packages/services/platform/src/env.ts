@@ -14,11 +14,16 @@ export class ConfigError extends Error {
 /** `host:port` with a port in 1..65535; IPv6 hosts in brackets (`[::1]:9042`). */
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
+/** The variable names of an environment type `E` (one derived from a service's env schema). */
+export type EnvName<E> = keyof E & string;
+
 /**
  * Typed, validated reads of `process.env`-like records. Every failure throws a {@link ConfigError}
  * naming the variable, so a service refuses to start with a clear message instead of half-working.
+ * `E` is the environment's type, derived from the service's env schema (env-schema.ts): only the
+ * names it declares can be read, so the loader and the schema cannot drift apart.
  */
-export class Env {
+export class Env<E = Record<string, string | undefined>> {
   private readonly vars: Readonly<Record<string, string | undefined>>;
 
   constructor(vars: Readonly<Record<string, string | undefined>>) {
@@ -26,20 +31,20 @@ export class Env {
   }
 
   /** The trimmed value, or undefined when unset or blank. */
-  optional(name: string): string | undefined {
+  optional(name: EnvName<E>): string | undefined {
     const v = this.vars[name]?.trim();
     return v === undefined || v === '' ? undefined : v;
   }
 
   /** A required string, or `fallback` when given and the variable is unset. */
-  string(name: string, fallback?: string): string {
+  string(name: EnvName<E>, fallback?: string): string {
     const v = this.optional(name) ?? fallback;
     if (v === undefined) throw new ConfigError(name, 'is required but not set');
     return v;
   }
 
   /** An integer within `[min, max]`. */
-  int(name: string, fallback: number, min: number, max: number): number {
+  int(name: EnvName<E>, fallback: number, min: number, max: number): number {
     const raw = this.optional(name);
     if (raw === undefined) return fallback;
     if (!/^-?\d+$/.test(raw)) throw new ConfigError(name, `must be an integer, got "${raw}"`);
@@ -50,7 +55,7 @@ export class Env {
   }
 
   /** One of the allowed values. */
-  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+  oneOf<T extends string>(name: EnvName<E>, allowed: readonly T[], fallback: T): T {
     const raw = this.optional(name);
     if (raw === undefined) return fallback;
     if (!(allowed as readonly string[]).includes(raw)) {
@@ -60,7 +65,7 @@ export class Env {
   }
 
   /** A comma-separated list of `host:port` addresses (at least one when required). */
-  hostPorts(name: string, fallback?: readonly string[]): string[] {
+  hostPorts(name: EnvName<E>, fallback?: readonly string[]): string[] {
     const raw = this.optional(name);
     if (raw === undefined) {
       if (fallback) return [...fallback];
@@ -72,14 +77,14 @@ export class Env {
   }
 
   /** A single optional `host:port`. */
-  optionalHostPort(name: string): string | undefined {
+  optionalHostPort(name: EnvName<E>): string | undefined {
     const raw = this.optional(name);
     if (raw !== undefined) checkHostPort(name, raw);
     return raw;
   }
 
   /** An optional path to a file that must exist and be readable now. */
-  optionalFile(name: string): string | undefined {
+  optionalFile(name: EnvName<E>): string | undefined {
     const path = this.optional(name);
     if (path === undefined) return undefined;
     try {
@@ -91,7 +96,7 @@ export class Env {
   }
 
   /** An HTTP header name (lower-cased, as Node presents incoming headers). */
-  headerName(name: string, fallback: string): string {
+  headerName(name: EnvName<E>, fallback: string): string {
     const v = this.string(name, fallback).toLowerCase();
     if (!/^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(v)) {
       throw new ConfigError(name, `must be an HTTP header name, got "${v}"`);

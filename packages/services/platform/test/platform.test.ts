@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CassandraDependency, FixedAddressTranslator } from '../src/platform/cassandra.ts';
-import { TlsMaterial } from '../src/platform/tls.ts';
+import { CassandraDependency, FixedAddressTranslator } from '../src/cassandra.ts';
+import { TlsMaterial } from '../src/tls.ts';
 
 describe('FixedAddressTranslator', () => {
   it('maps every node address to the proxy endpoint', () => {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { requestIdHeader } from '@trellis/contracts';
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -46,7 +47,7 @@ export interface HttpOptions {
 }
 
 /** The request id header: honoured when sane, generated otherwise, echoed on every response. */
-export const REQUEST_ID_HEADER = 'x-request-id';
+export const REQUEST_ID_HEADER = requestIdHeader;
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**

@@ -1,5 +1,14 @@
-import { CONSISTENCY_LEVELS, type CassandraOptions } from './cassandra.ts';
+import type { CassandraOptions } from './cassandra.ts';
 import { ConfigError, Env } from './env.ts';
+import {
+  cassandraEnvSchema,
+  identityEnvSchema,
+  serverEnvSchema,
+  type CassandraEnv,
+  type IdentityEnv,
+  type KafkaEnv,
+  type ServerEnv,
+} from './env-schema.ts';
 import { identityDefaults, type IdentityOptions } from './identity.ts';
 import type { KafkaOptions } from './kafka.ts';
 import type { TlsFiles } from './tls.ts';
@@ -16,23 +25,30 @@ export interface ServerSettings {
  * The environment variables every smoke service reads (documented in docs/services.md):
  * `HOST`, `PORT`, `LOG_LEVEL`, `SHUTDOWN_GRACE_MS`.
  */
-export function serverFromEnv(env: Env, defaultPort: number): ServerSettings {
+export function serverFromEnv(env: Env<ServerEnv>, defaultPort: number): ServerSettings {
   return {
     // Loopback by default: in the mesh only the sidecar may reach the app.
     host: env.string('HOST', '127.0.0.1'),
     port: env.int('PORT', defaultPort, 1, 65_535),
-    logLevel: env.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], 'info'),
+    logLevel: env.oneOf('LOG_LEVEL', serverEnvSchema.properties.LOG_LEVEL.enum, 'info'),
     shutdownGraceMs: env.int('SHUTDOWN_GRACE_MS', 10_000, 100, 120_000),
   };
 }
 
+type TlsVariable =
+  'TLS_CA_FILE' | 'TLS_CERT_FILE' | 'TLS_KEY_FILE' | 'TLS_SERVER_NAME' | 'TLS_SERVER_ID';
+
 /** `<PREFIX>TLS_CA_FILE`, `..._CERT_FILE`, `..._KEY_FILE`, `..._SERVER_NAME`, `..._SERVER_ID`. */
-function tlsFromEnv(env: Env, prefix: string): TlsFiles | undefined {
-  const caFile = env.optionalFile(`${prefix}TLS_CA_FILE`);
-  const certFile = env.optionalFile(`${prefix}TLS_CERT_FILE`);
-  const keyFile = env.optionalFile(`${prefix}TLS_KEY_FILE`);
-  const serverName = env.optional(`${prefix}TLS_SERVER_NAME`);
-  const serverId = env.optional(`${prefix}TLS_SERVER_ID`);
+function tlsFromEnv<P extends 'CASSANDRA_' | 'KAFKA_'>(
+  env: Env<Partial<Record<`${P}${TlsVariable}`, string>>>,
+  prefix: P,
+): TlsFiles | undefined {
+  const name = (v: TlsVariable) => `${prefix}${v}` as const;
+  const caFile = env.optionalFile(name('TLS_CA_FILE'));
+  const certFile = env.optionalFile(name('TLS_CERT_FILE'));
+  const keyFile = env.optionalFile(name('TLS_KEY_FILE'));
+  const serverName = env.optional(name('TLS_SERVER_NAME'));
+  const serverId = env.optional(name('TLS_SERVER_ID'));
   if (caFile === undefined) {
     for (const [name, v] of [
       [`${prefix}TLS_CERT_FILE`, certFile],
@@ -70,20 +86,24 @@ function tlsFromEnv(env: Env, prefix: string): TlsFiles | undefined {
  * `CASSANDRA_CONTACT_POINTS` (required), `CASSANDRA_LOCAL_DC`, `CASSANDRA_CONSISTENCY`,
  * `CASSANDRA_TRANSLATE_ADDRESS`, and `CASSANDRA_TLS_*`.
  */
-export function cassandraFromEnv(env: Env): CassandraOptions {
+export function cassandraFromEnv(env: Env<CassandraEnv>): CassandraOptions {
   const tls = tlsFromEnv(env, 'CASSANDRA_');
   const translateTo = env.optionalHostPort('CASSANDRA_TRANSLATE_ADDRESS');
   return {
     contactPoints: env.hostPorts('CASSANDRA_CONTACT_POINTS'),
     localDataCenter: env.string('CASSANDRA_LOCAL_DC', 'datacenter1'),
-    consistency: env.oneOf('CASSANDRA_CONSISTENCY', CONSISTENCY_LEVELS, 'LOCAL_QUORUM'),
+    consistency: env.oneOf(
+      'CASSANDRA_CONSISTENCY',
+      cassandraEnvSchema.properties.CASSANDRA_CONSISTENCY.enum,
+      'LOCAL_QUORUM',
+    ),
     ...(tls ? { tls } : {}),
     ...(translateTo ? { translateTo } : {}),
   };
 }
 
 /** `KAFKA_BROKERS` (required), `KAFKA_CLIENT_ID`, `KAFKA_TRANSLATE_ADDRESS`, and `KAFKA_TLS_*`. */
-export function kafkaFromEnv(env: Env, defaultClientId: string): KafkaOptions {
+export function kafkaFromEnv(env: Env<KafkaEnv>, defaultClientId: string): KafkaOptions {
   const tls = tlsFromEnv(env, 'KAFKA_');
   const translateTo = env.optionalHostPort('KAFKA_TRANSLATE_ADDRESS');
   const clientId = env.string('KAFKA_CLIENT_ID', defaultClientId);
@@ -102,15 +122,21 @@ export function kafkaFromEnv(env: Env, defaultClientId: string): KafkaOptions {
 }
 
 /** `IDENTITY_PAYLOAD_HEADER`, `IDENTITY_XFCC_HEADER`, `IDENTITY_REQUIRE_PEER` (true/false). */
-export function identityFromEnv(env: Env): IdentityOptions {
+export function identityFromEnv(env: Env<IdentityEnv>): IdentityOptions {
   return {
     payloadHeader: env.headerName('IDENTITY_PAYLOAD_HEADER', identityDefaults.payloadHeader),
     xfccHeader: env.headerName('IDENTITY_XFCC_HEADER', identityDefaults.xfccHeader),
-    requirePeer: env.oneOf('IDENTITY_REQUIRE_PEER', ['true', 'false'], 'false') === 'true',
+    requirePeer:
+      env.oneOf(
+        'IDENTITY_REQUIRE_PEER',
+        identityEnvSchema.properties.IDENTITY_REQUIRE_PEER.enum,
+        'false',
+      ) === 'true',
   };
 }
 
 /** `CASSANDRA_MIGRATE` (true/false, default true): apply the table DDL on connect. */
-export function migrateFromEnv(env: Env): boolean {
-  return env.oneOf('CASSANDRA_MIGRATE', ['true', 'false'], 'true') === 'true';
+export function migrateFromEnv(env: Env<CassandraEnv>): boolean {
+  const allowed = cassandraEnvSchema.properties.CASSANDRA_MIGRATE.enum;
+  return env.oneOf('CASSANDRA_MIGRATE', allowed, 'true') === 'true';
 }

@@ -13,6 +13,8 @@
  *   SPIFFE ID. (Envoy docs: configuration/http/http_conn_man/headers, x-forwarded-client-cert.)
  */
 
+import { identityHeaders } from '@trellis/contracts';
+
 /** Who is calling: the end user (or agent) from the token, and the workload that sent the request. */
 export interface Caller {
   /** `sub` of the validated token. */
@@ -39,8 +41,8 @@ export interface IdentityOptions {
 
 /** Defaults for {@link IdentityOptions}. */
 export const identityDefaults: IdentityOptions = {
-  payloadHeader: 'x-jwt-payload',
-  xfccHeader: 'x-forwarded-client-cert',
+  payloadHeader: identityHeaders.jwtPayload,
+  xfccHeader: identityHeaders.clientCert,
   requirePeer: false,
 };
 
@@ -94,12 +96,13 @@ export type XfccElement = Map<string, string[]>;
 
 /** Parse an XFCC header value into its elements. Throws {@link IdentityError} on malformed input. */
 export function parseXfcc(value: string): XfccElement[] {
-  if (value.length > MAX_HEADER) throw new IdentityError('x-forwarded-client-cert is too long');
+  if (value.length > MAX_HEADER)
+    throw new IdentityError(`${identityHeaders.clientCert} is too long`);
   const elements: XfccElement[] = [];
   let el: XfccElement = new Map();
   let i = 0;
   const fail = (why: string): never => {
-    throw new IdentityError(`malformed x-forwarded-client-cert: ${why}`);
+    throw new IdentityError(`malformed ${identityHeaders.clientCert}: ${why}`);
   };
   for (;;) {
     const eq = value.indexOf('=', i);
@@ -148,7 +151,8 @@ export function parseXfcc(value: string): XfccElement[] {
  */
 export function peerFromXfcc(value: string | string[] | undefined): string | undefined {
   if (value === undefined || value === '') return undefined;
-  if (Array.isArray(value)) throw new IdentityError('more than one x-forwarded-client-cert header');
+  if (Array.isArray(value))
+    throw new IdentityError(`more than one ${identityHeaders.clientCert} header`);
   const last = parseXfcc(value).at(-1);
   return last?.get('uri')?.find((u) => u.startsWith('spiffe://'));
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeOrderCreated, encodeOrderCreated, type OrderCreated } from '../src/event.ts';
+import { decodeOrderCreated, encodeOrderCreated, type OrderCreated } from '../src/orders-v1.ts';
 
 const event: OrderCreated = {
   type: 'order.created',

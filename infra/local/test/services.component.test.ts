@@ -29,15 +29,16 @@ import {
   type PemFiles,
 } from '@trellis/local/harness';
 import { buildApp as buildOrdersApi, type OrdersApiOptions } from '@trellis/orders-api/app';
-import { decodeOrderCreated, encodeOrderCreated, type Order } from '@trellis/orders-api/event';
+import { decodeOrderCreated, encodeOrderCreated, type Order } from '@trellis/contracts/orders-v1';
 import cassandra from 'cassandra-driver';
-import type { FastifyInstance } from 'fastify';
 import kafkajs from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildLedger, type LedgerApp, type LedgerOptions } from '../src/app.ts';
+import { buildLedger, type LedgerApp, type LedgerOptions } from '@trellis/ledger/app';
 
 const TOPIC = 'orders.v1';
-const SERVICES = resolve(import.meta.dirname, '../..');
+/** A service's Fastify instance (infra/local does not depend on fastify itself). */
+type FastifyInstance = Awaited<ReturnType<typeof buildOrdersApi>>;
+const SERVICES = resolve(import.meta.dirname, '../../../packages/services');
 const dir = mkdtempSync(join(tmpdir(), 'trellis-services-'));
 const logs: WriteStream[] = [];
 const children: ChildProcess[] = [];

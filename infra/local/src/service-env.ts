@@ -1,0 +1,92 @@
+/**
+ * The environment of each smoke service in the local stack (pure), built as the type the service
+ * exports (`ServiceEnvs`, @trellis/components/services), so a misspelt or missing variable does not
+ * compile, and checked against the service's env schema before the service is started: its data stores
+ * through its sidecar's egress (with address translation, so the drivers never learn the servers' own
+ * addresses), identity headers as the sidecar sets them, no table migration (platform-admin applies
+ * the DDL).
+ */
+import { identityHeaders } from '@trellis/contracts';
+import {
+  checkServiceEnv,
+  consumerGroupOf,
+  isServiceName,
+  serviceEnvSchemas,
+  type ServiceEnvs,
+  type ServiceName,
+} from '@trellis/components/services';
+import type { ValidModel } from '@trellis/policy';
+import type {
+  CassandraEnv,
+  IdentityEnv,
+  KafkaEnv,
+  ServerEnv,
+} from '@trellis/service-platform/env-schema';
+import type { DataLayer } from './data.ts';
+
+/** What a service's local environment is built from. */
+interface LocalServiceContext {
+  model: ValidModel;
+  workload: ServiceName;
+  data: Pick<DataLayer, 'egress' | 'cassandra'>;
+}
+
+/** `127.0.0.1:<port>` of the workload's sidecar egress to a data service. */
+function egressTo(c: LocalServiceContext, service: 'cassandra' | 'kafka'): string {
+  const e = c.data.egress.find((x) => x.workload === c.workload && x.service === service);
+  if (!e) {
+    throw new Error(
+      `workloads.${c.workload}.calls: the ${c.workload} service needs ${service}, but the model gives it no route there`,
+    );
+  }
+  return `127.0.0.1:${e.listenPort}`;
+}
+
+/** What every service gets. HOST and PORT are LocalService's (the port plan's). */
+function common(c: LocalServiceContext): ServerEnv & IdentityEnv & CassandraEnv & KafkaEnv {
+  const cassandra = egressTo(c, 'cassandra');
+  const kafka = egressTo(c, 'kafka');
+  return {
+    LOG_LEVEL: 'info',
+    IDENTITY_PAYLOAD_HEADER: identityHeaders.jwtPayload,
+    // Every request reaches the app through its sidecar, which always sets XFCC with the peer's URI.
+    IDENTITY_REQUIRE_PEER: 'true',
+    CASSANDRA_MIGRATE: 'false',
+    CASSANDRA_CONTACT_POINTS: cassandra,
+    CASSANDRA_TRANSLATE_ADDRESS: cassandra,
+    CASSANDRA_LOCAL_DC: c.data.cassandra.localDataCenter,
+    KAFKA_BROKERS: kafka,
+    KAFKA_TRANSLATE_ADDRESS: kafka,
+    KAFKA_CLIENT_ID: c.workload,
+  };
+}
+
+const builders: { [S in ServiceName]: (c: LocalServiceContext) => ServiceEnvs[S] } = {
+  'orders-api': (c) => common(c),
+  ledger: (c) => {
+    const group = consumerGroupOf(c.model, c.workload);
+    const consumer: Pick<ServiceEnvs['ledger'], 'KAFKA_GROUP_ID'> =
+      group !== undefined ? { KAFKA_GROUP_ID: group } : {};
+    return { ...common(c), ...consumer };
+  },
+};
+
+/**
+ * The environment of the service that runs `workload`. Throws when no Trellis service implements it,
+ * when the model does not route it to a data store it needs, or when the result breaks the service's
+ * env schema (naming the variable).
+ */
+export function serviceEnv(
+  model: ValidModel,
+  workload: string,
+  data: Pick<DataLayer, 'egress' | 'cassandra'>,
+): Record<string, string> {
+  if (!isServiceName(workload)) {
+    throw new Error(
+      `workloads.${workload}: no Trellis service implements it (services: ${Object.keys(serviceEnvSchemas).join(', ')})`,
+    );
+  }
+  const env: Record<string, string> = { ...builders[workload]({ model, workload, data }) };
+  checkServiceEnv(`workloads.${workload}`, workload, env);
+  return env;
+}

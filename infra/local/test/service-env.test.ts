@@ -1,0 +1,72 @@
+import { loadConfig as loadLedgerConfig } from '@trellis/ledger/config';
+import { loadConfig as loadOrdersApiConfig } from '@trellis/orders-api/config';
+import { loadModelFile, referenceModelPath } from '@trellis/components/model';
+import { parseModel, type ValidModel } from '@trellis/policy';
+import { describe, expect, it } from 'vitest';
+import { planDataPorts } from '../src/data.ts';
+import { portsAt } from '../src/ports.ts';
+import { serviceEnv } from '../src/service-env.ts';
+
+const model = loadModelFile(referenceModelPath);
+const data = planDataPorts(model, portsAt(8000));
+const cassandra = { host: '127.0.0.1', port: 8042, spiffeId: '', localDataCenter: 'datacenter1' };
+const layer = { egress: data.egress, cassandra };
+
+describe('serviceEnv (local stack)', () => {
+  it("points each service at its own sidecar's egress, with address translation and no migration", () => {
+    expect(serviceEnv(model, 'orders-api', layer)).toEqual({
+      LOG_LEVEL: 'info',
+      IDENTITY_PAYLOAD_HEADER: 'x-jwt-payload',
+      IDENTITY_REQUIRE_PEER: 'true',
+      CASSANDRA_MIGRATE: 'false',
+      CASSANDRA_CONTACT_POINTS: '127.0.0.1:8720',
+      CASSANDRA_TRANSLATE_ADDRESS: '127.0.0.1:8720',
+      CASSANDRA_LOCAL_DC: 'datacenter1',
+      KAFKA_BROKERS: '127.0.0.1:8721',
+      KAFKA_TRANSLATE_ADDRESS: '127.0.0.1:8721',
+      KAFKA_CLIENT_ID: 'orders-api',
+    });
+    expect(serviceEnv(model, 'ledger', layer)).toEqual({
+      LOG_LEVEL: 'info',
+      IDENTITY_PAYLOAD_HEADER: 'x-jwt-payload',
+      IDENTITY_REQUIRE_PEER: 'true',
+      CASSANDRA_MIGRATE: 'false',
+      CASSANDRA_CONTACT_POINTS: '127.0.0.1:8710',
+      CASSANDRA_TRANSLATE_ADDRESS: '127.0.0.1:8710',
+      CASSANDRA_LOCAL_DC: 'datacenter1',
+      KAFKA_BROKERS: '127.0.0.1:8711',
+      KAFKA_TRANSLATE_ADDRESS: '127.0.0.1:8711',
+      KAFKA_CLIENT_ID: 'ledger',
+      KAFKA_GROUP_ID: 'ledger',
+    });
+  });
+
+  it("gives an environment that each service's own loader accepts (with LocalService's HOST and PORT)", () => {
+    const at = { HOST: '127.0.0.1', PORT: '8300' };
+    const orders = loadOrdersApiConfig({ ...serviceEnv(model, 'orders-api', layer), ...at });
+    expect(orders.app.kafka.translateTo).toBe('127.0.0.1:8721');
+    expect(orders.app.identity?.requirePeer).toBe(true);
+    const ledger = loadLedgerConfig({ ...serviceEnv(model, 'ledger', layer), ...at });
+    expect(ledger.app.groupId).toBe('ledger');
+    expect(ledger.app.migrate).toBe(false);
+  });
+
+  it('refuses a workload no Trellis service implements', () => {
+    expect(() => serviceEnv(model, 'ingress', layer)).toThrow(
+      'workloads.ingress: no Trellis service implements it (services: orders-api, ledger)',
+    );
+  });
+
+  it('refuses a model that does not route the service to a data store it needs', () => {
+    const data0 = structuredClone(model) as Record<string, unknown> & ValidModel;
+    const ledger = data0.workloads.ledger as { calls: string[] };
+    ledger.calls = ['kafka'];
+    data0.cassandra.grants = data0.cassandra.grants.filter((g) => g.identity !== 'ledger');
+    const r = parseModel(JSON.stringify(data0));
+    if (!r.ok) throw new Error(r.errors.map((e) => `${e.path}: ${e.reason}`).join('; '));
+    const egress = planDataPorts(r.model, portsAt(8000)).egress;
+    expect(() => serviceEnv(r.model, 'ledger', { egress, cassandra })).toThrow(
+      'workloads.ledger.calls: the ledger service needs cassandra, but the model gives it no route there',
+    );
+  });
+});

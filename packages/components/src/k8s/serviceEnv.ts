@@ -1,0 +1,68 @@
+/**
+ * The environment of each Trellis service on Kubernetes, built as the type the service exports
+ * (`ServiceEnvs`, services.ts): a variable the service does not read, or a required one left out, does
+ * not compile. MeshService checks the values against the service's schema before deploying.
+ */
+import type * as pulumi from '@pulumi/pulumi';
+import { identityHeaders } from '@trellis/contracts';
+import type { ValidModel } from '@trellis/policy';
+import type {
+  CassandraEnv,
+  IdentityEnv,
+  KafkaEnv,
+  ServerEnv,
+} from '@trellis/service-platform/env-schema';
+import { consumerGroupOf, type ServiceEnvs, type ServiceName } from '../services.ts';
+
+/** An environment type whose values may be Pulumi outputs (a bootstrap address, say). */
+export type EnvInputs<E> = { [K in keyof E]: pulumi.Input<NonNullable<E[K]>> };
+
+/** What the platform knows about where a service runs and what it talks to. */
+export interface K8sServiceContext {
+  model: ValidModel;
+  workload: ServiceName;
+  /** The model region: also the Cassandra datacenter's name (Platform names it so). */
+  region: string;
+  /** Cassandra's `host:port` (Cassandra.contactPoint). */
+  cassandraContactPoint: pulumi.Input<string>;
+  /** Kafka's bootstrap `host:port` (StrimziKafka.bootstrap). */
+  kafkaBootstrap: pulumi.Input<string>;
+}
+
+/** What every service gets: listen address and port, identity header, data stores. */
+function common(
+  c: K8sServiceContext,
+): EnvInputs<ServerEnv & IdentityEnv & CassandraEnv & KafkaEnv> {
+  const w = c.model.workloads[c.workload];
+  const port = w?.ports.find((p) => p.protocol === 'http') ?? w?.ports[0];
+  if (port === undefined)
+    throw new Error(`workloads.${c.workload}.ports: the service needs a port`);
+  return {
+    // Istio (≥ 1.10) forwards inbound traffic to the pod IP, not to localhost, and the kubelet probes
+    // the pod IP: an app on the services' loopback default would be unreachable (istio.io IST0143).
+    HOST: '0.0.0.0',
+    PORT: String(port.port),
+    IDENTITY_PAYLOAD_HEADER: identityHeaders.jwtPayload,
+    CASSANDRA_CONTACT_POINTS: c.cassandraContactPoint,
+    CASSANDRA_LOCAL_DC: c.region,
+    KAFKA_BROKERS: c.kafkaBootstrap,
+    KAFKA_CLIENT_ID: c.workload,
+  };
+}
+
+const builders: { [S in ServiceName]: (c: K8sServiceContext) => EnvInputs<ServiceEnvs[S]> } = {
+  'orders-api': (c) => common(c),
+  ledger: (c) => {
+    const group = consumerGroupOf(c.model, c.workload);
+    const consumer: EnvInputs<Pick<ServiceEnvs['ledger'], 'KAFKA_GROUP_ID'>> =
+      group !== undefined ? { KAFKA_GROUP_ID: group } : {};
+    return { ...common(c), ...consumer };
+  },
+};
+
+/** The environment of the service that runs `c.workload`, as that service declares it. */
+export function k8sServiceEnv<S extends ServiceName>(
+  c: K8sServiceContext & { workload: S },
+): EnvInputs<ServiceEnvs[S]> {
+  return builders[c.workload](c) as EnvInputs<ServiceEnvs[S]>;
+}

@@ -1,0 +1,90 @@
+import { loadConfig as loadLedgerConfig } from '@trellis/ledger/config';
+import { loadConfig as loadOrdersApiConfig } from '@trellis/orders-api/config';
+import { describe, expect, it } from 'vitest';
+import { containerEnvProblems } from '../src/k8s/meshService.ts';
+import { k8sServiceEnv } from '../src/k8s/serviceEnv.ts';
+import { loadModelFile, referenceModelPath } from '../src/model.ts';
+import {
+  checkServiceEnv,
+  isServiceName,
+  serviceEnvProblems,
+  serviceEnvSchemas,
+  type ServiceName,
+} from '../src/services.ts';
+
+const model = loadModelFile(referenceModelPath);
+const at = {
+  model,
+  region: 'eu',
+  cassandraContactPoint: 'trellis-eu-service.cassandra.svc.cluster.local:9042',
+  kafkaBootstrap: 'trellis-kafka-bootstrap.trellis-kafka.svc.cluster.local:9093',
+};
+const loaders: Record<ServiceName, (env: Record<string, string>) => unknown> = {
+  'orders-api': loadOrdersApiConfig,
+  ledger: loadLedgerConfig,
+};
+
+describe('k8sServiceEnv', () => {
+  it.each(['orders-api', 'ledger'] as const)(
+    "builds %s's environment valid against its schema and accepted by its loader",
+    (workload) => {
+      const env = k8sServiceEnv({ ...at, workload }) as Record<string, string>;
+      expect(serviceEnvProblems(workload, env)).toEqual([]);
+      expect(() => loaders[workload](env)).not.toThrow();
+      expect(env).toMatchObject({
+        HOST: '0.0.0.0',
+        CASSANDRA_CONTACT_POINTS: at.cassandraContactPoint,
+        CASSANDRA_LOCAL_DC: 'eu',
+        KAFKA_BROKERS: at.kafkaBootstrap,
+        KAFKA_CLIENT_ID: workload,
+      });
+    },
+  );
+
+  it('takes the port from the model and the consumer group from its topic ACLs', () => {
+    expect(k8sServiceEnv({ ...at, workload: 'orders-api' }).PORT).toBe('8080');
+    expect(k8sServiceEnv({ ...at, workload: 'ledger' })).toMatchObject({
+      PORT: '8081',
+      KAFKA_GROUP_ID: 'ledger',
+    });
+  });
+});
+
+describe('service env checks', () => {
+  it('knows exactly the services that export an env schema', () => {
+    expect(Object.keys(serviceEnvSchemas).sort()).toEqual(['ledger', 'orders-api']);
+    expect(isServiceName('ledger')).toBe(true);
+    expect(isServiceName('ingress')).toBe(false);
+    expect(isServiceName('toString')).toBe(false);
+  });
+
+  it('refuses the variables the k8s platform used to pass, naming each', () => {
+    const old = {
+      TRELLIS_REGION: 'us',
+      TRELLIS_KAFKA_BOOTSTRAP: at.kafkaBootstrap,
+      TRELLIS_CASSANDRA_CONTACT_POINT: at.cassandraContactPoint,
+    };
+    expect(() => checkServiceEnv('services.ledger', 'ledger', old)).toThrow(
+      [
+        'services.ledger: env of ledger is invalid:',
+        'CASSANDRA_CONTACT_POINTS is required but not set',
+        'KAFKA_BROKERS is required but not set',
+        'TRELLIS_REGION is not a variable this service reads',
+        'TRELLIS_KAFKA_BOOTSTRAP is not a variable this service reads',
+        'TRELLIS_CASSANDRA_CONTACT_POINT is not a variable this service reads',
+      ].join('\n'),
+    );
+  });
+
+  it('counts variables from Secrets as set, but only when the service declares them', () => {
+    const schema = serviceEnvSchemas['orders-api'];
+    const plain = { KAFKA_BROKERS: at.kafkaBootstrap };
+    expect(containerEnvProblems(schema, plain, ['CASSANDRA_CONTACT_POINTS'])).toEqual([]);
+    expect(
+      containerEnvProblems(schema, plain, ['CASSANDRA_CONTACT_POINTS', 'DB_PASSWORD']),
+    ).toEqual([{ variable: 'DB_PASSWORD', problem: 'is not a variable this service reads' }]);
+    expect(containerEnvProblems(schema, plain, [])).toEqual([
+      { variable: 'CASSANDRA_CONTACT_POINTS', problem: 'is required but not set' },
+    ]);
+  });
+});

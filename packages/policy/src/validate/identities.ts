@@ -1,0 +1,119 @@
+/** Checks of the principals: identity providers, workloads (with their ports and calls), agents. */
+import { formatPath } from '../errors.ts';
+import { dataServices, own, spiffeId } from '../identity.ts';
+import { dnsLabel } from '../patterns.ts';
+import type { Model, Workload } from '../schema.ts';
+import { checkMtls, checkScopeName, checkUrl, wildcardReason } from './common.ts';
+import type { Err } from './common.ts';
+
+const isDataService = (name: string) => (dataServices as readonly string[]).includes(name);
+
+/** Names, URLs and scopes of each provider; roles name only declared scopes. */
+export function checkProviders(m: Model, err: Err): void {
+  for (const [name, idp] of Object.entries(m.identityProviders)) {
+    const base = ['identityProviders', name];
+    if (!dnsLabel.re.test(name)) err(base, dnsLabel.reason);
+    checkUrl(idp.issuer, [...base, 'issuer'], err);
+    checkUrl(idp.jwksUri, [...base, 'jwksUri'], err);
+    idp.scopes.forEach((s, i) => checkScopeName(s, [...base, 'scopes', i], err));
+    for (const [role, r] of Object.entries(idp.roles)) {
+      r.scopes.forEach((s, i) => {
+        if (!idp.scopes.includes(s))
+          err(
+            [...base, 'roles', role, 'scopes', i],
+            `unknown reference: scope '${s}' is not declared in ${formatPath([...base, 'scopes'])}`,
+          );
+      });
+    }
+  }
+}
+
+/** Port numbers and port names are unique within a workload. */
+function checkPorts(w: Workload, base: PropertyKey[], err: Err): void {
+  const byPort = new Map<number, number>();
+  const byName = new Map<string, number>();
+  w.ports.forEach((p, i) => {
+    const samePort = byPort.get(p.port);
+    if (samePort !== undefined)
+      err(
+        [...base, 'ports', i, 'port'],
+        `duplicate port ${p.port} (also ${formatPath([...base, 'ports', samePort])})`,
+      );
+    else byPort.set(p.port, i);
+    const sameName = byName.get(p.name);
+    if (sameName !== undefined)
+      err(
+        [...base, 'ports', i, 'name'],
+        `duplicate port name '${p.name}' (also ${formatPath([...base, 'ports', sameName])})`,
+      );
+    else byName.set(p.name, i);
+  });
+}
+
+/** Each callee is named once, exists, and accepts mesh traffic. */
+function checkCalls(m: Model, name: string, w: Workload, base: PropertyKey[], err: Err): void {
+  const seen = new Set<string>();
+  w.calls.forEach((c, i) => {
+    const path = [...base, 'calls', i];
+    if (c.includes('*')) err(path, wildcardReason);
+    else if (c === name) err(path, 'a workload does not list itself in calls');
+    else if (seen.has(c)) err(path, `duplicate entry '${c}'`);
+    else if (isDataService(c)) {
+      /* a data service: fine */
+    } else if (!own(m.workloads, c))
+      err(path, `unknown reference: no workload or data service named '${c}'`);
+    else if (own(m.workloads, c)?.edge)
+      err(path, `'${c}' is an edge workload: it accepts no mesh traffic`);
+    seen.add(c);
+  });
+}
+
+/** Names, namespaces and service accounts; one SPIFFE ID per workload; ports and calls. */
+export function checkWorkloads(m: Model, err: Err): void {
+  const ids = new Map<string, string>();
+  for (const [name, w] of Object.entries(m.workloads)) {
+    const base = ['workloads', name];
+    if (!dnsLabel.re.test(name)) err(base, dnsLabel.reason);
+    else if (isDataService(name)) err(base, 'name is reserved for a data service');
+    if (w.namespace !== undefined && !dnsLabel.re.test(w.namespace))
+      err([...base, 'namespace'], dnsLabel.reason);
+    if (w.serviceAccount !== undefined && !dnsLabel.re.test(w.serviceAccount))
+      err([...base, 'serviceAccount'], dnsLabel.reason);
+    else if (isDataService(w.serviceAccount ?? ''))
+      err(
+        [...base, 'serviceAccount'],
+        'the SPIFFE ID of a data service cannot be a workload identity',
+      );
+    const id = spiffeId(m, name);
+    const clash = ids.get(id);
+    if (clash !== undefined)
+      err(
+        [...base, w.serviceAccount !== undefined ? 'serviceAccount' : 'namespace'],
+        `SPIFFE ID ${id} is also used by workloads.${clash}`,
+      );
+    ids.set(id, name);
+    checkMtls(w.mtls, [...base, 'mtls'], err);
+    checkPorts(w, base, err);
+    checkCalls(m, name, w, base, err);
+  }
+}
+
+/** Agents name a declared provider and only scopes it declares, never a wildcard. */
+export function checkAgents(m: Model, err: Err): void {
+  for (const [name, a] of Object.entries(m.agents)) {
+    const base = ['agents', name];
+    if (!dnsLabel.re.test(name)) err(base, dnsLabel.reason);
+    const idp = own(m.identityProviders, a.provider);
+    if (!idp)
+      err([...base, 'provider'], `unknown reference: no identity provider named '${a.provider}'`);
+    a.scopes.forEach((s, i) => {
+      if (s.includes('*'))
+        err([...base, 'scopes', i], 'wildcard scopes are not allowed: name each scope');
+      else if (idp && !idp.scopes.includes(s))
+        err(
+          [...base, 'scopes', i],
+          `unknown reference: provider '${a.provider}' does not declare scope '${s}'`,
+        );
+    });
+  }
+}
