@@ -40,7 +40,7 @@ export {
 export type { KafkaOptions, KafkaTlsFiles, KafkaPorts, KafkaListener } from './kafka-config.ts';
 export { ensureSpiffePrincipalBuilder, SPIFFE_PRINCIPAL_BUILDER } from './kafka-principal.ts';
 export { CertificateAuthority, writePemFiles, splitPem, certificateSans } from './tls.ts';
-export type { IssueOptions, IssuedCert, PemFiles } from './tls.ts';
+export type { CaSubject, IssueOptions, IssuedCert, PemFiles } from './tls.ts';
 export { startEnvoy, validateEnvoyConfig, envoyArgs } from './envoy.ts';
 export type {
   EnvoyOptions,
