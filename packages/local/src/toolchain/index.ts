@@ -7,16 +7,41 @@ import { kafka } from './kafka.ts';
 import { keycloak } from './keycloak.ts';
 import { progress } from './log.ts';
 import { nginx } from './nginx.ts';
+import { ensurePrometheus, prometheus, type PrometheusLayout } from './prometheus.ts';
 import { pulumi, pulumiEnv } from './pulumi.ts';
 import type { Tool } from './spec.ts';
 
 export type { Tool, ToolCheck } from './spec.ts';
 export { cacheRoot, toolDir } from './cache.ts';
 export { FetchError, CommandError } from './errors.ts';
-export { cassandra, envoy, java, k6, k6Env, kafka, keycloak, nginx, pulumi, pulumiEnv };
+export {
+  cassandra,
+  envoy,
+  ensurePrometheus,
+  java,
+  k6,
+  k6Env,
+  kafka,
+  keycloak,
+  nginx,
+  prometheus,
+  pulumi,
+  pulumiEnv,
+};
+export type { PrometheusLayout };
 
 /** Every component, in install order (cheap checks first, then the long builds). */
-export const tools: readonly Tool[] = [java, nginx, envoy, kafka, cassandra, keycloak, k6, pulumi];
+export const tools: readonly Tool[] = [
+  java,
+  nginx,
+  prometheus,
+  envoy,
+  kafka,
+  cassandra,
+  keycloak,
+  k6,
+  pulumi,
+];
 
 /** Install whatever is missing, with progress; fast when everything is cached. */
 export async function ensureAll(): Promise<void> {
