@@ -263,7 +263,7 @@ function routeGroup(name: string, budget: NonNullable<Route['budget']>, m: SloMe
   const errors =
     budget.maxErrorRate === 0
       ? 'The budget allows no errors (maxErrorRate 0), so any 5xx in both windows alerts.'
-      : `The budget allows ${budget.maxErrorRate * 100}% of requests to fail (5xx).`;
+      : `The budget allows ${Number((budget.maxErrorRate * 100).toPrecision(6))}% of requests to fail (5xx).`;
   const latency = `The budget is p99 <= ${budget.p99Ms} ms: at most 1% of requests slower.`;
   const load: AlertingRule = {
     alert: sloAlerts.load,
@@ -292,13 +292,17 @@ function source(model: ValidModel, opts: SloOptions): SloMetricSource {
   const errors: PolicyError[] = [];
   for (const [name, r] of Object.entries(model.routes)) {
     if (!r.budget || m.bucketsMs.includes(r.budget.p99Ms)) continue;
-    const above = m.bucketsMs.filter((b) => b > (r.budget?.p99Ms ?? 0));
-    const below = m.bucketsMs.filter((b) => b < (r.budget?.p99Ms ?? 0));
+    const p99 = r.budget.p99Ms;
+    // the nearest boundaries on each side (the buckets given need not be sorted)
+    const nearest = [
+      Math.max(...m.bucketsMs.filter((b) => b < p99)),
+      Math.min(...m.bucketsMs.filter((b) => b > p99)),
+    ].filter(Number.isFinite);
     errors.push({
       path: formatPath(['routes', name, 'budget', 'p99Ms']),
       reason:
         `${r.budget.p99Ms} ms is not a bucket boundary of ${m.latencyBucket}, so the share of requests ` +
-        `over it cannot be counted; use ${[below.at(-1), above[0]].filter((b) => b !== undefined).join(' or ')} ms, ` +
+        `over it cannot be counted; use ${nearest.join(' or ')} ms, ` +
         'or add it to the histogram buckets',
     });
   }
