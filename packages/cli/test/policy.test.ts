@@ -80,6 +80,32 @@ describe('./trellis policy', { timeout: 60_000 }, () => {
     expect(run('render', model, '--target', 'istio', '--region', 'mars').code).toBe(1);
   });
 
+  it('render --target prometheus writes the SLO rules, and names a p99 that is no bucket', () => {
+    const out = join(dir, 'prom');
+    const r = run('render', model, '--target', 'prometheus', '--out', out);
+    expect(r.code).toBe(0);
+    expect(readFileSync(join(out, 'prometheus/slo-rules.yaml'), 'utf8')).toContain(
+      'envoy_vhost_route_upstream_rq_time_bucket{envoy_route="get-order",le="5"}',
+    );
+    expect(readFileSync(join(out, 'prometheus/prometheus-rules.yaml'), 'utf8')).toContain(
+      'kind: PrometheusRule',
+    );
+    const off = join(dir, 'off-bucket.yaml');
+    writeFileSync(
+      off,
+      readFileSync(model, 'utf8').replace(
+        'budget: { rps: 1000, p99Ms: 5 }',
+        'budget: { rps: 1000, p99Ms: 7 }',
+      ),
+    );
+    const e = run('render', off, '--target', 'prometheus');
+    expect(e.code).toBe(1);
+    expect(e.err).toContain(
+      `${off}: routes.get-order.budget.p99Ms: 7 ms is not a bucket boundary of envoy_vhost_route_upstream_rq_time_bucket`,
+    );
+    expect(e.out).toBe('');
+  });
+
   it('schema prints the JSON Schema', () => {
     const r = run('schema');
     expect(r.code).toBe(0);

@@ -167,6 +167,30 @@ export { compileNginx, compileNginxHttp, nginxLocation } from './compile/nginx.t
 export type { NginxHttpOptions, NginxOptions } from './compile/nginx.ts';
 export { compileK6Thresholds, meshOverheadMetric } from './compile/k6.ts';
 export type { K6RouteTarget, K6Statistic, K6Threshold, K6Thresholds } from './compile/k6.ts';
+export {
+  burnWindows,
+  compilePrometheusRules,
+  compileSloRules,
+  envoyDefaultBucketsMs,
+  envoyRouteMetrics,
+  latencyErrorBudget,
+  routeStatPrefix,
+  SloBudgetError,
+  sloAlerts,
+  sloSeries,
+  sloWindows,
+} from './compile/slo.ts';
+export type {
+  AlertingRule,
+  BurnWindow,
+  PrometheusRule,
+  PrometheusRuleFile,
+  PrometheusRuleOptions,
+  RecordingRule,
+  RuleGroup,
+  SloMetricSource,
+  SloOptions,
+} from './compile/slo.ts';
 
 // Evaluators of compiled artefacts (documented semantics of each system), for tests and diagnostics.
 export { evaluateIstio } from './evaluate/istio.ts';

@@ -16,6 +16,7 @@ import { compileK6Thresholds } from './compile/k6.ts';
 import { compileKafkaAcls } from './compile/kafka.ts';
 import { compileKeycloakRealm } from './compile/keycloak.ts';
 import { compileNginx } from './compile/nginx.ts';
+import { compilePrometheusRules, compileSloRules } from './compile/slo.ts';
 import type { ValidModel } from './validate.ts';
 
 /** Render targets of `trellis policy render`. */
@@ -28,6 +29,7 @@ export const renderTargets = [
   'keycloak',
   'nginx',
   'k6',
+  'prometheus',
 ] as const;
 /** A render target. */
 export type RenderTarget = (typeof renderTargets)[number];
@@ -97,5 +99,10 @@ export function renderTarget(
     }
     case 'k6':
       return { 'k6-thresholds.json': json(compileK6Thresholds(model)) };
+    case 'prometheus':
+      return {
+        'prometheus/slo-rules.yaml': yamlDocs([compileSloRules(model)]),
+        'prometheus/prometheus-rules.yaml': yamlDocs(compilePrometheusRules(model, region)),
+      };
   }
 }

@@ -8,6 +8,7 @@ import { kafka } from './kafka.ts';
 import { keycloak } from './keycloak.ts';
 import { progress } from './log.ts';
 import { nginx } from './nginx.ts';
+import { ensurePrometheus, prometheus, type PrometheusLayout } from './prometheus.ts';
 import { pulumi, pulumiEnv } from './pulumi.ts';
 import type { Tool } from './spec.ts';
 
@@ -20,21 +21,25 @@ export {
   buildahInstall,
   cassandra,
   envoy,
+  ensurePrometheus,
   java,
   k6,
   k6Env,
   kafka,
   keycloak,
   nginx,
+  prometheus,
   pulumi,
   pulumiEnv,
 };
+export type { PrometheusLayout };
 
 /** Every component, in install order (cheap checks first, then the long builds). */
 export const tools: readonly Tool[] = [
   java,
   nginx,
   buildah,
+  prometheus,
   envoy,
   kafka,
   cassandra,
