@@ -212,13 +212,10 @@ const environmentBudgetsSchema = z.strictObject({
       'Why the production budgets cannot hold here, and which measurement these numbers come from.',
     minLength: minJustificationLength,
   }),
-  routes: z
-    .record(key('dnsLabel'), routeBudgetSchema)
-    .optional()
-    .meta({
-      description:
-        "Budgets of routes (by name) in this environment, each in place of the route's production budget.",
-    }),
+  routes: z.record(key('dnsLabel'), routeBudgetSchema).optional().meta({
+    description:
+      "Budgets of routes (by name) in this environment, each in place of the route's production budget.",
+  }),
   mesh: latencySchema
     .optional()
     .meta({ description: 'Overhead budget per Envoy traversal in this environment.' }),
