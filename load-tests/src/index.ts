@@ -7,7 +7,7 @@ import type { ValidModel } from '@trellis/policy';
 import { loadModel, runLoad, type RunLoadOptions, type RunLoadResult } from './run.ts';
 import { targetFromStackOutputs } from './target.ts';
 
-export { runLoad, loadModel, DEFAULT_MODEL, K6_SCRIPT } from './run.ts';
+export { runLoad, loadModel, checkEnvironment, DEFAULT_MODEL, K6_SCRIPT } from './run.ts';
 export type { RunLoadOptions, RunLoadResult } from './run.ts';
 export { checkTarget, targetFromStackOutputs } from './target.ts';
 export type { LoadTarget, MeshTarget, EnvoyAdmin } from './target.ts';
@@ -17,6 +17,23 @@ export { scenarioDefaults, parseScenario, parseDuration } from './scenarios.ts';
 export { parseBudgetOverride } from './overrides.ts';
 export type { ReportData } from './report.ts';
 export { withStackCpu } from './stack-cpu.ts';
+// The regression gate (not yet wired into a run; see docs/adr/0013-regression-gate-rank-test.md).
+export { DEFAULT_ALPHA, minAchievableP, minPairsFor, planBlocks } from './gate/plan.ts';
+export type { Arm, Block, BlockOrder, BlockPlan, BlockPlanInput } from './gate/plan.ts';
+export { compareSamples, judgeBlocks } from './gate/compare.ts';
+export type {
+  BlockObservation,
+  GateMetric,
+  GateOptions,
+  GateVerdict,
+  MetricOutcome,
+  MetricVerdict,
+} from './gate/compare.ts';
+export { cpuMsPerRequest, floorAdjustedLatency } from './gate/samples.ts';
+export type { FloorSamples } from './gate/samples.ts';
+export { formatGateTable } from './gate/format.ts';
+export { cliffsDelta, hodgesLehmann, mannWhitneyU } from './gate/stats.ts';
+export type { Alternative, MwuMethod, MwuOptions, MwuResult } from './gate/stats.ts';
 
 /** Options of {@link runLoadOnStack}: {@link RunLoadOptions} with stack outputs instead of a target. */
 export interface StackRunOptions extends Omit<RunLoadOptions, 'target'> {

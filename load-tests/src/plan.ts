@@ -58,6 +58,11 @@ export interface PlanInput {
   seedOrders?: number;
   /** Stop at the first broken budget. False: measure the whole duration (exit 99 all the same). @default true */
   abortOnFail?: boolean;
+  /**
+   * Judge by this environment of the model's `budgets.environments` (e.g. `ci`); its route budgets
+   * also set the steady mix's weights. @default production budgets
+   */
+  environment?: string;
 }
 
 /** One route's share of the load. */
@@ -217,7 +222,10 @@ function spikeScenario(
 /** Build the plan of one run. Throws naming the problem (no budgets, no recipe, bad numbers). */
 export function buildPlan(input: PlanInput): BuiltPlan {
   const d = scenarioDefaults[input.scenario];
-  const compiled = compileK6Thresholds(input.model);
+  const compiled = compileK6Thresholds(
+    input.model,
+    input.environment !== undefined ? { environment: input.environment } : {},
+  );
   if (compiled.routes.length === 0)
     throw new Error('the model has no route with a budget: there is nothing to load-test');
   const total = input.rps ?? d.rps;

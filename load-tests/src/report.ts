@@ -4,7 +4,7 @@
  * the budgets, the per-hop mesh overhead, Envoy's own timing, k6's CPU and the machine's load
  * (rendered by summary-md.ts).
  */
-import type { K6Thresholds } from '@trellis/policy';
+import type { K6Environment, K6Thresholds } from '@trellis/policy';
 import type { CpuUsage } from './cpu.ts';
 import { K6_CPU_WARN } from './cpu.ts';
 import type { EnvoyTiming } from './envoy-stats.ts';
@@ -53,7 +53,12 @@ export interface RouteResult {
   p95: number | null;
   p99: number | null;
   errorRate: number | null;
+  /** The budget the run is judged by (the environment's, when it names the route). */
   budget: { p50Ms?: number; p99Ms: number; maxErrorRate: number };
+  /** The environment whose budget judged this route; absent when production's did. */
+  environment?: string;
+  /** The route's production budget, shown beside the judged one. */
+  production: { rps: number; p50Ms?: number; p99Ms: number; maxErrorRate: number };
   /** Crossed thresholds of this route, e.g. `p(99)<=10`. */
   breached: string[];
 }
@@ -77,6 +82,8 @@ export interface HopResult extends MeshHop {
   deltaP50: number | null;
   deltaP99: number | null;
   budget?: { p50Ms: number; p99Ms: number };
+  /** The production mesh budget (`budgets.mesh`), beside the judged one, on Envoy hops. */
+  production?: { p50Ms: number; p99Ms: number };
   breached: string[];
 }
 
@@ -91,6 +98,8 @@ export interface ReportData {
   loadAverage: { start: number[]; end: number[] };
   k6: { version: string; cpu: CpuUsage | null };
   exitCode: number;
+  /** The environment whose budgets judged the run (`--environment`); absent: production's. */
+  environment?: K6Environment;
   layout: PlanLayout;
   overrides: string[];
   thresholds: ThresholdResult[];
@@ -104,7 +113,11 @@ export interface ReportData {
   mesh: {
     paths: PathResult[];
     hops: HopResult[];
+    /** The mesh budget the Envoy hops are judged by, and production's (the same without an environment). */
     budget?: { p50Ms: number; p99Ms: number };
+    production?: { p50Ms: number; p99Ms: number };
+    /** The environment whose mesh budget judged; absent when production's did. */
+    environment?: string;
   } | null;
   envoy: EnvoyTiming[];
   /** Plain-language warnings (k6 CPU, dropped iterations, missing mesh endpoints, ...). */
@@ -167,6 +180,7 @@ export interface CollectInput {
     | 'droppedIterations'
     | 'mesh'
     | 'notes'
+    | 'environment'
   > & { notes?: string[] };
   /** Seconds actually measured (shorter when abortOnFail stopped the run). */
   measuredS: number;
@@ -205,6 +219,8 @@ export function collectReport(i: CollectInput): ReportData {
         p99Ms: r.budget.p99Ms,
         maxErrorRate: r.budget.maxErrorRate,
       },
+      ...(r.budget.environment !== undefined ? { environment: r.budget.environment } : {}),
+      production: { ...r.budget.production },
       breached: breachedFor((t) => t.route === r.route.name),
     };
   });
@@ -218,9 +234,9 @@ export function collectReport(i: CollectInput): ReportData {
       return { name: p.name, count, p50: got('p(50)'), p95: got('p(95)'), p99: got('p(99)') };
     });
     const byName = new Map(paths.map((p) => [p.name, p]));
-    const budget = i.compiled.meshOverhead
-      ? { p50Ms: i.compiled.meshOverhead.p50Ms, p99Ms: i.compiled.meshOverhead.p99Ms }
-      : undefined;
+    const mo = i.compiled.meshOverhead;
+    const budget = mo ? { p50Ms: mo.p50Ms, p99Ms: mo.p99Ms } : undefined;
+    const production = mo ? { p50Ms: mo.production.p50Ms, p99Ms: mo.production.p99Ms } : undefined;
     const hops: HopResult[] = i.plan.mesh.hops.map((h) => {
       const m = M[hopMetric(h.name)];
       const outer = byName.get(h.outer);
@@ -236,10 +252,17 @@ export function collectReport(i: CollectInput): ReportData {
         deltaP50: delta('p50'),
         deltaP99: delta('p99'),
         ...(h.envoy && budget ? { budget } : {}),
+        ...(h.envoy && production ? { production } : {}),
         breached: breachedFor((t) => t.hop === h.name),
       };
     });
-    mesh = { paths, hops, ...(budget ? { budget } : {}) };
+    mesh = {
+      paths,
+      hops,
+      ...(budget ? { budget } : {}),
+      ...(production ? { production } : {}),
+      ...(mo?.environment !== undefined ? { environment: mo.environment } : {}),
+    };
   } else {
     notes.push(
       'Mesh overhead not measured: the target names no fewer-hop endpoints (mesh.appUrl, mesh.sidecarUrl, mesh.ingressUrl).',
@@ -265,6 +288,7 @@ export function collectReport(i: CollectInput): ReportData {
 
   return {
     ...i.base,
+    ...(i.compiled.environment ? { environment: { ...i.compiled.environment } } : {}),
     layout: i.layout,
     thresholds,
     routes,

@@ -63,6 +63,11 @@ export interface RunLoadOptions {
   abortOnFail?: boolean;
   /** `--budget-override` specs, e.g. `create-order:p99=0.01`. */
   budgetOverrides?: readonly string[];
+  /**
+   * Judge the run by this environment of the model's `budgets.environments` (e.g. `ci`); the report
+   * shows its budgets and production's side by side. @default production budgets
+   */
+  environment?: string;
   /** The command line, for the report. @default a description of this call */
   command?: string;
   /** Envoy's stats flush interval (ms), to wait before scraping. @default 5000 (Envoy's default) */
@@ -158,13 +163,50 @@ function controlServer(marks: Marks, on: (what: 'start' | 'end') => void): Promi
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Throws, naming `--environment`, unless the model declares `name` in `budgets.environments`. */
+export function checkEnvironment(model: ValidModel, name: string): void {
+  try {
+    compileK6Thresholds(model, { environment: name });
+  } catch (err) {
+    throw new Error(
+      `--environment ${name}: ${(err as Error).message.replace(/^compileK6Thresholds: /, '')}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+/**
+ * An override changes a production budget; where the environment's own budget judges the same
+ * route (or the mesh), the override would change nothing the run is judged by, so it is refused
+ * rather than silently ignored.
+ */
+export function refuseHiddenOverrides(
+  compiled: K6Thresholds,
+  overrides: readonly BudgetOverride[],
+): void {
+  for (const o of overrides) {
+    const judgedBy =
+      o.target === 'mesh'
+        ? compiled.meshOverhead?.environment
+        : compiled.routes.find((r) => r.route === o.target)?.environment;
+    if (judgedBy !== undefined)
+      throw new Error(
+        `--budget-override ${describeOverride(o)}: environment '${judgedBy}' judges ${o.target} by its own budget, so overriding the production budget would change nothing; change budgets.environments.${judgedBy} in the model, or run without --environment`,
+      );
+  }
+}
+
 /** Run one scenario against `target` and write its report. Never prints or stores the token form. */
 export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
   const log = o.log ?? ((s: string) => process.stderr.write(s));
   const say = (s: string): void => log(`\u001b[36m[load]\u001b[0m ${s}\n`);
   const overrides: BudgetOverride[] = (o.budgetOverrides ?? []).map(parseBudgetOverride);
   const model = applyBudgetOverrides(loadModel(o.model), overrides);
-  const compiled: K6Thresholds = compileK6Thresholds(model);
+  const envOpt = o.environment !== undefined ? { environment: o.environment } : {};
+  const compiled: K6Thresholds = compileK6Thresholds(model, envOpt);
+  refuseHiddenOverrides(compiled, overrides);
   const { bin, env: baseEnv } = await k6Env();
 
   let scratch = '';
@@ -211,6 +253,7 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
       ...(o.connectS !== undefined ? { connectS: o.connectS } : {}),
       ...(o.meshRate !== undefined ? { meshRate: o.meshRate } : {}),
       ...(o.abortOnFail === false ? { abortOnFail: false } : {}),
+      ...envOpt,
     });
     const reportDir = reportDirFor(o.reportsDir);
     const planFile = join(reportDir, 'plan.json');

@@ -8,6 +8,20 @@ function verdict(code: number): string {
   return `ERROR: k6 exited ${code} (not a threshold verdict; see k6.log)`;
 }
 
+function routeBudget(b: { p50Ms?: number; p99Ms: number; maxErrorRate: number }): string {
+  return [
+    b.p50Ms !== undefined ? `p50 ≤ ${b.p50Ms} ms` : null,
+    `p99 ≤ ${b.p99Ms} ms`,
+    `errors ≤ ${rate(b.maxErrorRate)}`,
+  ]
+    .filter(Boolean)
+    .join(', ');
+}
+
+function meshBudget(b: { p50Ms: number; p99Ms: number }): string {
+  return `p50 ≤ ${b.p50Ms} ms, p99 ≤ ${b.p99Ms} ms`;
+}
+
 /** `summary.md`: the tables a person reads first. */
 export function renderSummaryMd(r: ReportData, files: Record<string, string>): string {
   const L: string[] = [];
@@ -42,22 +56,29 @@ export function renderSummaryMd(r: ReportData, files: Record<string, string>): s
     `| VUs | ${r.layout.vus} (fixed: no VU starts mid-run) |`,
     `| exit code | ${r.exitCode} |`,
   );
+  if (r.environment)
+    L.push(
+      `| budgets | environment \`${r.environment.name}\`${r.environment.description ? ` (${r.environment.description})` : ''}, where it names one; production's otherwise, and beside each. Why: ${r.environment.justification} |`,
+    );
   if (r.overrides.length > 0) L.push(`| budget overrides | ${r.overrides.join('; ')} |`);
   L.push('');
 
+  // With an environment, its budget judges and production's is shown beside it (never lowered).
+  const env = r.environment?.name;
+  const judgedHead = env !== undefined ? `budget (${env})` : 'budget';
+  const prodHead = env !== undefined ? ' production budget |' : '';
+  const prodRule = env !== undefined ? '---|' : '';
   L.push('## Routes (measured phase only)', '');
   L.push(
-    '| route | request | rate: planned / achieved / budget | requests | p50 | p95 | p99 | error rate | budget | result |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    `| route | request | rate: planned / achieved / budget | requests | p50 | p95 | p99 | error rate | ${judgedHead} |${prodHead} result |`,
+    `|---|---|---|---|---|---|---|---|---|${prodRule}---|`,
   );
   for (const x of r.routes) {
-    const budget = [
-      x.budget.p50Ms !== undefined ? `p50 ≤ ${x.budget.p50Ms} ms` : null,
-      `p99 ≤ ${x.budget.p99Ms} ms`,
-      `errors ≤ ${rate(x.budget.maxErrorRate)}`,
-    ]
-      .filter(Boolean)
-      .join(', ');
+    // A route the environment does not name is judged by its production budget.
+    const budget =
+      env !== undefined && x.environment === undefined ? 'as production' : routeBudget(x.budget);
+    const production =
+      env !== undefined ? ` ${routeBudget(x.production)} at ${x.production.rps} rps |` : '';
     const result =
       x.count === 0
         ? 'not measured'
@@ -65,7 +86,7 @@ export function renderSummaryMd(r: ReportData, files: Record<string, string>): s
           ? `**BREACHED** (${x.breached.join('; ')})`
           : 'ok';
     L.push(
-      `| ${x.route} | ${x.method} ${x.path} | ${x.rps} / ${x.achievedRps === null ? 'n/a' : x.achievedRps.toFixed(1)} / ${x.budgetRps} rps | ${x.count} | ${ms(x.p50)} | ${ms(x.p95)} | ${ms(x.p99)} | ${rate(x.errorRate)} | ${budget} | ${result} |`,
+      `| ${x.route} | ${x.method} ${x.path} | ${x.rps} / ${x.achievedRps === null ? 'n/a' : x.achievedRps.toFixed(1)} / ${x.budgetRps} rps | ${x.count} | ${ms(x.p50)} | ${ms(x.p95)} | ${ms(x.p99)} | ${rate(x.errorRate)} | ${budget} |${production} ${result} |`,
     );
   }
   L.push('');
@@ -83,13 +104,17 @@ export function renderSummaryMd(r: ReportData, files: Record<string, string>): s
       'The same `GET` through each path in turn, in a random order per iteration, during the measured phase.',
       'Overhead of a hop = request time with it − without it, paired per iteration; the "Δ of percentiles" columns subtract the paths\' own percentiles instead.',
       '',
-      '| hop | kind | pairs | p50 | p99 | Δ of p50s | Δ of p99s | budget | result |',
-      '|---|---|---|---|---|---|---|---|---|',
+      `| hop | kind | pairs | p50 | p99 | Δ of p50s | Δ of p99s | ${judgedHead} |${prodHead} result |`,
+      `|---|---|---|---|---|---|---|---|${prodRule}---|`,
     );
     for (const h of r.mesh.hops) {
-      const budget = h.budget
-        ? `p50 ≤ ${h.budget.p50Ms} ms, p99 ≤ ${h.budget.p99Ms} ms`
-        : 'reported only';
+      const budget = !h.budget
+        ? 'reported only'
+        : env !== undefined && r.mesh.environment === undefined
+          ? 'as production'
+          : meshBudget(h.budget);
+      const production =
+        env !== undefined ? ` ${h.production ? meshBudget(h.production) : '—'} |` : '';
       const result = !h.envoy
         ? '—'
         : h.count === 0
@@ -98,7 +123,7 @@ export function renderSummaryMd(r: ReportData, files: Record<string, string>): s
             ? `**BREACHED** (${h.breached.join('; ')})`
             : 'ok';
       L.push(
-        `| ${h.name} (${h.outer} − ${h.inner}) | ${h.envoy ? 'Envoy traversal' : 'nginx (edge TLS)'} | ${h.count} | ${ms(h.p50)} | ${ms(h.p99)} | ${ms(h.deltaP50)} | ${ms(h.deltaP99)} | ${budget} | ${result} |`,
+        `| ${h.name} (${h.outer} − ${h.inner}) | ${h.envoy ? 'Envoy traversal' : 'nginx (edge TLS)'} | ${h.count} | ${ms(h.p50)} | ${ms(h.p99)} | ${ms(h.deltaP50)} | ${ms(h.deltaP99)} | ${budget} |${production} ${result} |`,
       );
     }
     L.push('', '| path | requests | p50 | p95 | p99 |', '|---|---|---|---|---|');

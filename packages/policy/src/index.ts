@@ -29,6 +29,7 @@ export type {
   Agent,
   CassandraGrant,
   CassandraPermission,
+  EnvironmentBudgets,
   HttpMethod,
   IdentityProvider,
   KafkaTopic,
@@ -39,6 +40,7 @@ export type {
   Protocol,
   Route,
   RouteAuth,
+  RouteBudget,
   Workload,
 } from './schema.ts';
 export {
@@ -166,7 +168,16 @@ export type {
 export { compileNginx, compileNginxHttp, nginxLocation } from './compile/nginx.ts';
 export type { NginxHttpOptions, NginxOptions } from './compile/nginx.ts';
 export { compileK6Thresholds, meshOverheadMetric } from './compile/k6.ts';
-export type { K6RouteTarget, K6Statistic, K6Threshold, K6Thresholds } from './compile/k6.ts';
+export type {
+  K6Budget,
+  K6Environment,
+  K6MeshBudget,
+  K6Options,
+  K6RouteTarget,
+  K6Statistic,
+  K6Threshold,
+  K6Thresholds,
+} from './compile/k6.ts';
 export {
   burnWindows,
   compilePrometheusRules,

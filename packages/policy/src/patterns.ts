@@ -44,6 +44,9 @@ export const dnsLabel: PatternRule = {
     "must be a DNS label: lowercase letters, digits and '-', starting with a letter, at most 63 characters",
 };
 
+/** The name the production budgets go by in reports; no environment may take it. */
+export const productionName = 'production';
+
 /** SPIFFE trust domain: https://github.com/spiffe/spiffe/blob/main/standards/SPIFFE-ID.md#21-trust-domain */
 export const trustDomain: PatternRule = {
   re: /^[a-z0-9._-]+$/,
@@ -125,4 +128,6 @@ export const jsonPatterns = {
   /** A topic: a Kafka name other than `.` and `..`. */
   topicName: `^(?!\\.\\.?$)${kafkaNameBody}$`,
   kafkaName: kafkaName.re.source,
+  /** An environment of `budgets.environments`: a DNS label other than `production`. */
+  environmentName: `^${noneOf([productionName])}${dnsLabelBody}$`,
 } as const;

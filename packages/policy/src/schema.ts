@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import { jsonPatterns } from './patterns.ts';
+import { minJustificationLength } from './validate/common.ts';
 
 /** Protocols a workload port can speak. `http` ports carry routes; `grpc` and `tcp` are authorized by peer. */
 export const protocols = ['http', 'grpc', 'tcp'] as const;
@@ -111,6 +112,14 @@ const authSchema = z.strictObject({
     .meta({ description: 'Claims the token must carry, each equal to one of the listed values.' }),
 });
 
+/** A route's latency and error budget at a load. */
+const routeBudgetSchema = z.strictObject({
+  rps: z.number().positive().meta({ description: 'Load at which the budget holds.' }),
+  p50Ms: z.number().positive().optional(),
+  p99Ms: z.number().positive(),
+  maxErrorRate: z.number().min(0).max(1).default(0),
+});
+
 const routeSchema = z.strictObject({
   hosts: z
     .array(patterned('noWildcard'))
@@ -129,14 +138,9 @@ const routeSchema = z.strictObject({
       burst: z.int().min(1),
     })
     .optional(),
-  budget: z
-    .strictObject({
-      rps: z.number().positive().meta({ description: 'Load at which the budget holds.' }),
-      p50Ms: z.number().positive().optional(),
-      p99Ms: z.number().positive(),
-      maxErrorRate: z.number().min(0).max(1).default(0),
-    })
-    .optional(),
+  budget: routeBudgetSchema
+    .optional()
+    .meta({ description: 'The production budget: what the architecture promises for this route.' }),
 });
 
 const grantSchema = z.strictObject({
@@ -196,6 +200,27 @@ const latencySchema = z.strictObject({
   rps: z.number().positive().optional(),
 });
 
+/**
+ * The budgets one environment (e.g. `ci`, a 2-core runner holding the whole stack) is judged by. They
+ * stand beside the production budgets, never instead of them: a route or the mesh not named here is
+ * judged by its production budget, and reports show both.
+ */
+const environmentBudgetsSchema = z.strictObject({
+  description: z.string().optional().meta({ description: 'What this environment is.' }),
+  justification: z.string().meta({
+    description:
+      'Why the production budgets cannot hold here, and which measurement these numbers come from.',
+    minLength: minJustificationLength,
+  }),
+  routes: z.record(key('dnsLabel'), routeBudgetSchema).optional().meta({
+    description:
+      "Budgets of routes (by name) in this environment, each in place of the route's production budget.",
+  }),
+  mesh: latencySchema
+    .optional()
+    .meta({ description: 'Overhead budget per Envoy traversal in this environment.' }),
+});
+
 /** The whole model, as written in trellis.yaml. */
 export const modelSchema = z
   .strictObject({
@@ -218,7 +243,13 @@ export const modelSchema = z
     agents: z.record(key('dnsLabel'), agentSchema).default({}),
     budgets: z
       .strictObject({
-        mesh: latencySchema.meta({ description: 'Overhead budget per Envoy traversal.' }),
+        mesh: latencySchema
+          .optional()
+          .meta({ description: 'Production overhead budget per Envoy traversal.' }),
+        environments: z.record(key('environmentName'), environmentBudgetsSchema).optional().meta({
+          description:
+            'Budgets per environment that cannot meet production (e.g. a small CI runner), each with its justification. Production budgets stay as they are.',
+        }),
       })
       .optional(),
   })
@@ -253,6 +284,10 @@ export type CassandraPermission = (typeof cassandraPermissions)[number];
 export type KafkaTopic = Model['kafka']['topics'][string];
 /** An agent: a non-human OIDC client with narrow scopes. */
 export type Agent = Model['agents'][string];
+/** A route's budget (production, or one environment's). */
+export type RouteBudget = z.output<typeof routeBudgetSchema>;
+/** The budgets of one environment, beside the production budgets. */
+export type EnvironmentBudgets = z.output<typeof environmentBudgetsSchema>;
 /** An mTLS mode setting. */
 export type MtlsSetting = Model['mtls'];
 

@@ -10,6 +10,7 @@ import type { PolicyError } from './errors.ts';
 import { dnsLabel, trustDomain } from './patterns.ts';
 import { modelSchema } from './schema.ts';
 import type { Model } from './schema.ts';
+import { checkBudgets } from './validate/budgets.ts';
 import { checkMtls } from './validate/common.ts';
 import { checkCassandra, checkKafka } from './validate/data.ts';
 import { checkAgents, checkProviders, checkWorkloads } from './validate/identities.ts';
@@ -111,8 +112,6 @@ function checkModel(m: Model): PolicyError[] {
   checkCassandra(m, err);
   checkKafka(m, err);
   checkAgents(m, err);
-
-  const mesh = m.budgets?.mesh;
-  if (mesh && mesh.p50Ms > mesh.p99Ms) err(['budgets', 'mesh', 'p50Ms'], 'p50 must not exceed p99');
+  checkBudgets(m, err);
   return errors;
 }

@@ -58,6 +58,7 @@ interface FieldCase {
 }
 
 const provider = ['identityProviders', 'keycloak'];
+const environmentReason = 'test data: a runner too small for the production budgets';
 const getOrder = ['routes', 'get-order'];
 const fieldCases: FieldCase[] = [
   {
@@ -274,6 +275,26 @@ const fieldCases: FieldCase[] = [
     path: () => ['agents', 'reporting-bot', 'scopes', 1],
     accept: ['orders:write'],
     reject: ['orders:*', 'a b'],
+  },
+  {
+    field: 'budgets.environments key',
+    set: (d, v) =>
+      (at(d, 'budgets')['environments'] = {
+        [v]: { justification: environmentReason, mesh: { p50Ms: 2, p99Ms: 20 } },
+      }),
+    path: (v) => ['budgets', 'environments', v],
+    accept: ['ci', 'small-runner'],
+    reject: ['production', 'CI', 'ci_runner', '1ci'],
+  },
+  {
+    field: 'budgets.environments.*.routes key',
+    set: (d, v) =>
+      (at(d, 'budgets')['environments'] = {
+        ci: { justification: environmentReason, routes: { [v]: { rps: 5, p99Ms: 30 } } },
+      }),
+    path: (v) => ['budgets', 'environments', 'ci', 'routes', v],
+    accept: ['get-order'],
+    reject: ['Get-order', 'get_order'],
   },
 ];
 

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
+  checkEnvironment,
   checkTarget,
   DEFAULT_MODEL,
   loadModel,
@@ -25,7 +26,8 @@ import { stackOutputs } from './up.ts';
 
 const usage = `usage: ./trellis load [--scenario ${scenarioNames.join('|')}] [--stack S | --target FILE]
                      [--rps N] [--duration D] [--warmup D] [--mesh-rate N] [--as USER] [--no-abort]
-                     [--budget-override ROUTE|mesh:FIELD=VALUE[,...]]... [--model FILE] [--out DIR]`;
+                     [--environment NAME] [--budget-override ROUTE|mesh:FIELD=VALUE[,...]]...
+                     [--model FILE] [--out DIR]`;
 
 /** The options of `load`, parsed and checked (each error names its option). */
 export interface LoadArgs {
@@ -40,6 +42,8 @@ export interface LoadArgs {
   /** `--no-abort`: measure the whole duration after a breach (exit 99 all the same). */
   noAbort: boolean;
   budgetOverrides: string[];
+  /** `--environment`: judge by this environment's budgets (`budgets.environments` in the model). */
+  environment?: string;
   model: string;
   out: string;
 }
@@ -62,6 +66,7 @@ const options = {
   as: { type: 'string', default: 'alice' },
   'no-abort': { type: 'boolean', default: false },
   'budget-override': { type: 'string', multiple: true, default: [] as string[] },
+  environment: { type: 'string' },
   model: { type: 'string', default: DEFAULT_MODEL },
   out: { type: 'string', default: join(ROOT, 'reports') },
 } as const;
@@ -91,6 +96,7 @@ export function parseLoadArgs(args: string[]): LoadArgs {
     as: values.as,
     noAbort: values['no-abort'],
     budgetOverrides: [...values['budget-override']],
+    ...(values.environment !== undefined ? { environment: values.environment } : {}),
     model: resolve(values.model),
     out: resolve(values.out),
   };
@@ -108,6 +114,8 @@ export async function load(args: string[]): Promise<number> {
   }
   const a = parseLoadArgs(args);
   const model = loadModel(a.model);
+  // Before the stack's outputs are read: an environment the model does not declare is named now.
+  if (a.environment !== undefined) checkEnvironment(model, a.environment);
   let target: LoadTarget;
   if (a.targetFile) {
     let raw: unknown;
@@ -128,6 +136,7 @@ export async function load(args: string[]): Promise<number> {
       model,
       reportsDir: a.out,
       budgetOverrides: a.budgetOverrides,
+      ...(a.environment !== undefined ? { environment: a.environment } : {}),
       command: `./trellis load ${args.join(' ')}`.trim(),
       ...(a.rps !== undefined ? { rps: a.rps } : {}),
       ...(a.durationS !== undefined ? { durationS: a.durationS } : {}),

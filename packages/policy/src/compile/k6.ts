@@ -5,6 +5,7 @@
  * the run's own filters and abort settings.
  * https://grafana.com/docs/k6/latest/using-k6/thresholds/
  */
+import type { EnvironmentBudgets, RouteBudget } from '../schema.ts';
 import type { ValidModel } from '../validate.ts';
 
 /**
@@ -29,16 +30,42 @@ export interface K6Threshold {
   delayAbortEval?: string;
 }
 
-/** One route's load target. */
-export interface K6RouteTarget {
-  route: string;
-  method: string;
-  path: string;
-  hosts: string[];
+/** A route's budget as the compiler hands it on (production's, or one environment's). */
+export interface K6Budget {
   rps: number;
   p50Ms?: number;
   p99Ms: number;
   maxErrorRate: number;
+}
+
+/** The mesh budget per Envoy traversal as the compiler hands it on. */
+export interface K6MeshBudget {
+  p50Ms: number;
+  p99Ms: number;
+  rps?: number;
+}
+
+/**
+ * One route's load target. The top-level budget fields are the ones the run is judged by: the
+ * environment's budget when the environment names the route, else production's. `production` is
+ * always the model's own budget, so a report can show both.
+ */
+export interface K6RouteTarget extends K6Budget {
+  route: string;
+  method: string;
+  path: string;
+  hosts: string[];
+  /** The environment whose budget judges this route; absent when production's does. */
+  environment?: string;
+  /** The route's production budget (`routes.<name>.budget`), never changed by an environment. */
+  production: K6Budget;
+}
+
+/** The environment a compilation judges by, as the model declares it. */
+export interface K6Environment {
+  name: string;
+  description?: string;
+  justification: string;
 }
 
 /** What `compileK6Thresholds` returns. */
@@ -47,8 +74,27 @@ export interface K6Thresholds {
   thresholds: K6Threshold[];
   /** The routes with a budget, for building scenarios (constant-arrival-rate at `rps`). */
   routes: K6RouteTarget[];
-  /** The per-traversal mesh overhead budget, when the model has one. */
-  meshOverhead?: { metric: string; p50Ms: number; p99Ms: number; rps?: number };
+  /**
+   * The per-traversal mesh overhead budget the run is judged by, when the model has one; `production`
+   * is `budgets.mesh`, and `environment` names the environment when its budget judges.
+   */
+  meshOverhead?: K6MeshBudget & {
+    metric: string;
+    environment?: string;
+    production: K6MeshBudget;
+  };
+  /** The environment of `budgets.environments` this compilation judges by, when one was asked for. */
+  environment?: K6Environment;
+}
+
+/** Options of {@link compileK6Thresholds}. */
+export interface K6Options {
+  /**
+   * Judge by this environment of `budgets.environments` (e.g. `ci`): its budgets replace production's
+   * in the thresholds for the routes (and mesh) it names; production's are still in the output.
+   * @default production budgets only
+   */
+  environment?: string;
 }
 
 /** The custom Trend metric a load test records mesh overhead in (milliseconds). */
@@ -71,13 +117,47 @@ function latency(
   return [...(p50Ms !== undefined ? [at(50, p50Ms)] : []), at(99, p99Ms)];
 }
 
-/** Compiles budgets to k6 thresholds. */
-export function compileK6Thresholds(model: ValidModel): K6Thresholds {
+/** A budget as plain data, without undefined fields. */
+function budgetOf(b: RouteBudget): K6Budget {
+  return {
+    rps: b.rps,
+    ...(b.p50Ms !== undefined ? { p50Ms: b.p50Ms } : {}),
+    p99Ms: b.p99Ms,
+    maxErrorRate: b.maxErrorRate,
+  };
+}
+
+function meshOf(b: K6MeshBudget): K6MeshBudget {
+  return { p50Ms: b.p50Ms, p99Ms: b.p99Ms, ...(b.rps !== undefined ? { rps: b.rps } : {}) };
+}
+
+/** The environment's budgets, or an error naming the declared environments. */
+function environmentOf(model: ValidModel, name: string): EnvironmentBudgets {
+  const envs = model.budgets?.environments ?? {};
+  const e = Object.hasOwn(envs, name) ? envs[name] : undefined;
+  if (!e) {
+    const declared = Object.keys(envs);
+    throw new Error(
+      `compileK6Thresholds: environment '${name}' is not declared in budgets.environments (${declared.length > 0 ? `declared: ${declared.join(', ')}` : 'the model declares none'})`,
+    );
+  }
+  return e;
+}
+
+/**
+ * Compiles budgets to k6 thresholds: production's, or those of `o.environment` where it has one (a
+ * route or the mesh it does not name keeps its production budget). Throws when the environment is
+ * not declared.
+ */
+export function compileK6Thresholds(model: ValidModel, o: K6Options = {}): K6Thresholds {
+  const env = o.environment !== undefined ? environmentOf(model, o.environment) : undefined;
   const thresholds: K6Threshold[] = [];
   const routes: K6RouteTarget[] = [];
   for (const [name, r] of Object.entries(model.routes)) {
-    const b = r.budget;
-    if (!b) continue;
+    if (!r.budget) continue;
+    const production = budgetOf(r.budget);
+    const own = env?.routes && Object.hasOwn(env.routes, name) ? env.routes[name] : undefined;
+    const b = own ? budgetOf(own) : production;
     thresholds.push(...latency('http_req_duration', { route: name }, b.p50Ms, b.p99Ms), {
       metric: 'http_req_failed',
       tags: { route: name },
@@ -90,24 +170,35 @@ export function compileK6Thresholds(model: ValidModel): K6Thresholds {
       method: r.method,
       path: r.path,
       hosts: [...r.hosts],
-      rps: b.rps,
-      ...(b.p50Ms !== undefined ? { p50Ms: b.p50Ms } : {}),
-      p99Ms: b.p99Ms,
-      maxErrorRate: b.maxErrorRate,
+      ...b,
+      ...(own && o.environment !== undefined ? { environment: o.environment } : {}),
+      production,
     });
   }
-  const mesh = model.budgets?.mesh;
+  const production = model.budgets?.mesh ? meshOf(model.budgets.mesh) : undefined;
+  const envMesh = env?.mesh ? meshOf(env.mesh) : undefined;
+  const mesh = envMesh ?? production;
   if (mesh) thresholds.push(...latency(meshOverheadMetric, {}, mesh.p50Ms, mesh.p99Ms));
   return {
     thresholds,
     routes,
-    ...(mesh
+    // Validation refuses an environment's mesh budget without a production one.
+    ...(mesh && production
       ? {
           meshOverhead: {
             metric: meshOverheadMetric,
-            p50Ms: mesh.p50Ms,
-            p99Ms: mesh.p99Ms,
-            ...(mesh.rps !== undefined ? { rps: mesh.rps } : {}),
+            ...mesh,
+            ...(envMesh && o.environment !== undefined ? { environment: o.environment } : {}),
+            production,
+          },
+        }
+      : {}),
+    ...(env && o.environment !== undefined
+      ? {
+          environment: {
+            name: o.environment,
+            ...(env.description !== undefined ? { description: env.description } : {}),
+            justification: env.justification,
           },
         }
       : {}),
