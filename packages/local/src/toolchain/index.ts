@@ -1,5 +1,6 @@
 /** The pinned toolchain: each component installs itself into the per-user cache. */
 import { cassandra } from './cassandra.ts';
+import { crds } from './crds.ts';
 import { envoy } from './envoy.ts';
 import { java } from './java.ts';
 import { k6, k6Env } from './k6.ts';
@@ -14,9 +15,35 @@ export type { Tool, ToolCheck } from './spec.ts';
 export { cacheRoot, toolDir } from './cache.ts';
 export { FetchError, CommandError } from './errors.ts';
 export { cassandra, envoy, java, k6, k6Env, kafka, keycloak, nginx, pulumi, pulumiEnv };
+export { crds };
+export {
+  crdSet,
+  loadCrdSet,
+  CERT_MANAGER,
+  GATEWAY_API,
+  ISTIO_API,
+  ISTIO_CHARTS,
+  PLATFORM_KINDS,
+  STAND_INS,
+  STRIMZI,
+} from './crds.ts';
+export type { ChartRole, CrdSet } from './crds.ts';
+export { formatManifest, missingKinds, splitApiVersion } from './crd-documents.ts';
+export type { CrdKind, CustomResourceDefinition, GroupVersionKind } from './crd-documents.ts';
 
 /** Every component, in install order (cheap checks first, then the long builds). */
-export const tools: readonly Tool[] = [java, nginx, envoy, kafka, cassandra, keycloak, k6, pulumi];
+export const tools: readonly Tool[] = [
+  java,
+  nginx,
+  envoy,
+  kafka,
+  cassandra,
+  keycloak,
+  k6,
+  pulumi,
+  // The CRDs and charts of the Kubernetes platform, for the cluster tests (about a minute cold).
+  crds,
+];
 
 /** Install whatever is missing, with progress; fast when everything is cached. */
 export async function ensureAll(): Promise<void> {
