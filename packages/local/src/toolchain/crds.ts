@@ -93,6 +93,9 @@ export const ISTIO_CHARTS = {
   },
 } as const;
 
+/** Where Istio's base chart keeps the CRDs it templates. */
+export const ISTIO_BASE_CRD_FILE = 'files/crd-all.gen.yaml';
+
 /** cert-manager v1.19.1 (the chart pin in versions.ts): `deploy/crds` and the chart in `deploy/charts`. */
 export const CERT_MANAGER = {
   module: 'github.com/cert-manager/cert-manager',
@@ -243,7 +246,9 @@ export function sourceLabel(id: CrdSourceId): string {
 /** Everything that decides the contents of a CRD set: its hash names the install. */
 function versionSetSpec(): unknown {
   return {
-    layout: 1,
+    // Bump when assemble() changes what it writes from the same pins.
+    layout: 2,
+    ISTIO_BASE_CRD_FILE,
     GATEWAY_API,
     ISTIO_API,
     ISTIO_CHARTS,
@@ -522,6 +527,14 @@ async function assemble(staging: string): Promise<void> {
       source: `Go module ${ISTIO_CHARTS.module}@${ISTIO_CHARTS.version} (${path})`,
     };
   }
+  // The base chart templates its CRDs from files/crd-all.gen.yaml, which on main is one minor ahead: give it
+  // the set's 1.30 CRDs (the same generated file, copied there by Istio's build), so that installing the
+  // chart and applying the set agree on every schema.
+  copyFileSync(
+    join(crdRoot, 'istio', istioFile),
+    join(staging, 'charts', 'istioBase', ISTIO_BASE_CRD_FILE),
+  );
+  charts.istioBase.source += `, ${ISTIO_BASE_CRD_FILE} from ${ISTIO_API.module}@${ISTIO_API.version}`;
   const cmChart = join(staging, 'charts', 'certManager');
   copyTree(join(cm, CERT_MANAGER.chart), cmChart);
   writeFileSync(
