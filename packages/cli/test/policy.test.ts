@@ -19,7 +19,8 @@ function run(...args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-describe('./trellis policy', () => {
+// Each test spawns the CLI (a Node start per call): on a loaded 2-core machine that can pass 5 s.
+describe('./trellis policy', { timeout: 60_000 }, () => {
   it('check passes on the reference model', () => {
     const r = run('check', model);
     expect(r.code).toBe(0);
@@ -77,6 +78,32 @@ describe('./trellis policy', () => {
     const k = run('render', model, '--target', 'istio', '--region', 'eu');
     expect(k.out).toContain('trellis.dev/region: eu');
     expect(run('render', model, '--target', 'istio', '--region', 'mars').code).toBe(1);
+  });
+
+  it('render --target prometheus writes the SLO rules, and names a p99 that is no bucket', () => {
+    const out = join(dir, 'prom');
+    const r = run('render', model, '--target', 'prometheus', '--out', out);
+    expect(r.code).toBe(0);
+    expect(readFileSync(join(out, 'prometheus/slo-rules.yaml'), 'utf8')).toContain(
+      'envoy_vhost_route_upstream_rq_time_bucket{envoy_route="get-order",le="5"}',
+    );
+    expect(readFileSync(join(out, 'prometheus/prometheus-rules.yaml'), 'utf8')).toContain(
+      'kind: PrometheusRule',
+    );
+    const off = join(dir, 'off-bucket.yaml');
+    writeFileSync(
+      off,
+      readFileSync(model, 'utf8').replace(
+        'budget: { rps: 1000, p99Ms: 5 }',
+        'budget: { rps: 1000, p99Ms: 7 }',
+      ),
+    );
+    const e = run('render', off, '--target', 'prometheus');
+    expect(e.code).toBe(1);
+    expect(e.err).toContain(
+      `${off}: routes.get-order.budget.p99Ms: 7 ms is not a bucket boundary of envoy_vhost_route_upstream_rq_time_bucket`,
+    );
+    expect(e.out).toBe('');
   });
 
   it('schema prints the JSON Schema', () => {

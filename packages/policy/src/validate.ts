@@ -60,7 +60,18 @@ export function validateModel(data: unknown): ModelResult {
         errors: [{ path: rootPath, reason: 'the model must be a mapping (an object)' }],
       };
     }
-    const parsed = modelSchema.safeParse(data, { reportInput: true });
+    // A model is plain data. Cloning it first turns null-prototype objects (which zod's checks
+    // cannot print) into ordinary ones and refuses functions and symbols with a named error.
+    let plain: unknown;
+    try {
+      plain = structuredClone(data);
+    } catch (err) {
+      return {
+        ok: false,
+        errors: [{ path: rootPath, reason: `the model must be plain data: ${messageOf(err)}` }],
+      };
+    }
+    const parsed = modelSchema.safeParse(plain, { reportInput: true });
     if (!parsed.success) return { ok: false, errors: parsed.error.issues.flatMap(issueToErrors) };
     const errors = checkModel(parsed.data);
     if (errors.length > 0) return { ok: false, errors };

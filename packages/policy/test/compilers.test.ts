@@ -18,9 +18,11 @@ import {
   compileKafkaAcls,
   compileKeycloakRealm,
   compileNginx,
-  exampleEnvoyOptions,
+  bindOrThrow,
+  envoyOptions,
   httpFilterOrder,
   kafkaAclCliArgs,
+  parseModel,
   renderTarget,
   renderTargets,
 } from '../src/index.ts';
@@ -34,7 +36,7 @@ import type {
   KeycloakUser,
 } from '../src/index.ts';
 import { modelArb } from './arbitraries.ts';
-import { referenceModel } from './fixtures.ts';
+import { referenceModel, referenceText } from './fixtures.ts';
 import type { NoUnknownFields } from './upstreamTypes.ts';
 
 // Keycloak: RealmRepresentation types clientScopes and scopeMappings as any[], so those parts are checked
@@ -48,6 +50,8 @@ const keycloakFields: [
 ] = [true, true, true, true, true];
 
 const model = referenceModel();
+/** The reference model in the example plan of `policy render`, files under /srv. */
+const example = bindOrThrow(model, { kind: 'example', baseDir: '/srv' }, 'example plan');
 
 describe('Envoy', () => {
   const opts = {
@@ -112,12 +116,12 @@ describe('Envoy', () => {
   it('configures jwt_authn with issuer, audiences, require_expiration and one catch-all rule', () => {
     const jwt = filter('envoy.filters.http.jwt_authn')?.typed_config;
     expect(jwt?.providers['keycloak']).toMatchObject({
-      issuer: 'http://localhost:8180/realms/trellis',
+      issuer: 'https://localhost:8180/realms/trellis',
       audiences: ['trellis-api'],
       require_expiration: true,
       remote_jwks: {
         http_uri: {
-          uri: 'http://localhost:8180/realms/trellis/protocol/openid-connect/certs',
+          uri: 'https://localhost:8180/realms/trellis/protocol/openid-connect/certs',
           cluster: 'jwks_keycloak',
         },
         // Keys fetched before the listener opens and refreshed in the background: no request
@@ -144,9 +148,10 @@ describe('Envoy', () => {
       'envoy.filters.http.local_ratelimit',
       'envoy.filters.http.router',
     ]);
-    const chains = (m: typeof model) =>
-      Object.keys(m.workloads).flatMap((w) =>
-        compileEnvoy(m, exampleEnvoyOptions(m, w, '/srv'))
+    const chains = (plain: typeof model) => {
+      const m = bindOrThrow(plain, { kind: 'example', baseDir: '/srv' }, 'example plan');
+      return Object.keys(m.workloads).flatMap((w) =>
+        compileEnvoy(m, envoyOptions(m, w))
           .bootstrap.static_resources.listeners.flatMap((l) =>
             l.filter_chains.flatMap((c) => c.filters),
           )
@@ -156,6 +161,7 @@ describe('Envoy', () => {
               : [],
           ),
       );
+    };
     const ordered = (chain: string[]) => {
       expect(chain.at(-1)).toBe('envoy.filters.http.router');
       // A subsequence of the list: indices strictly increase.
@@ -167,6 +173,64 @@ describe('Envoy', () => {
     fc.assert(
       fc.property(modelArb, (m) => chains(m).forEach(ordered)),
       { numRuns: 100 },
+    );
+  });
+
+  it('fetches an https JWKS over TLS, checking the roots and the jwksUri host name', () => {
+    const jwksCluster = (b: typeof bootstrap) =>
+      b.static_resources.clusters.find((c) => c.name === 'jwks_keycloak');
+    // The reference model's jwksUri is https://localhost:8180/...: system roots, SNI and DNS SAN.
+    expect(jwksCluster(bootstrap)?.transport_socket?.typed_config).toEqual({
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+      sni: 'localhost',
+      common_tls_context: {
+        validation_context: {
+          trusted_ca: { filename: '/etc/ssl/certs/ca-certificates.crt' },
+          match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: 'localhost' } }],
+        },
+      },
+    });
+    // A stack's own CA, dialled on loopback: the name checked is still the jwksUri's.
+    const local = compileEnvoy(model, {
+      ...opts,
+      jwks: { keycloak: { address: '127.0.0.1', port: 28180, caFile: '/pki/bundle.pem' } },
+    }).bootstrap;
+    const c = jwksCluster(local);
+    expect(c?.load_assignment.endpoints[0]?.lb_endpoints[0]?.endpoint.address).toEqual({
+      socket_address: { address: '127.0.0.1', port_value: 28180 },
+    });
+    expect(c?.transport_socket?.typed_config).toMatchObject({
+      sni: 'localhost',
+      common_tls_context: {
+        validation_context: {
+          trusted_ca: { filename: '/pki/bundle.pem' },
+          match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: 'localhost' } }],
+        },
+      },
+    });
+    // An IP literal is matched as an IP SAN and sent without SNI (RFC 6066 §3).
+    const byIp = parseModel(
+      referenceText.split('https://localhost:8180').join('https://127.0.0.1:8180'),
+    );
+    if (!byIp.ok) throw new Error('variant invalid');
+    const ipTls = jwksCluster(compileEnvoy(byIp.model, opts).bootstrap)?.transport_socket
+      ?.typed_config;
+    expect(ipTls).not.toHaveProperty('sni');
+    expect(ipTls?.common_tls_context).toMatchObject({
+      validation_context: {
+        match_typed_subject_alt_names: [
+          { san_type: 'IP_ADDRESS', matcher: { exact: '127.0.0.1' } },
+        ],
+      },
+    });
+    // Plaintext to an https jwksUri would be a silent downgrade.
+    expect(() =>
+      compileEnvoy(model, {
+        ...opts,
+        jwks: { keycloak: { address: '127.0.0.1', port: 8180, tls: false } },
+      }),
+    ).toThrow(
+      'compileEnvoy: jwks.keycloak.tls is false, but identityProviders.keycloak.jwksUri is https (https://localhost:8180/realms/trellis/protocol/openid-connect/certs)',
     );
   });
 
@@ -290,7 +354,7 @@ describe('Envoy', () => {
   });
 
   it('the edge listener is plaintext and routes only the model routes', () => {
-    const edge = compileEnvoy(model, exampleEnvoyOptions(model, 'ingress', '/srv')).bootstrap;
+    const edge = compileEnvoy(example, envoyOptions(example, 'ingress')).bootstrap;
     const l = edge.static_resources.listeners.find((x) => x.name === 'inbound_http');
     expect(l?.filter_chains[0]?.transport_socket).toBeUndefined();
     const f = l?.filter_chains[0]?.filters[0];

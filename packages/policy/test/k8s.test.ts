@@ -113,7 +113,7 @@ describe('Istio output', () => {
         from: [{ source: { principals: ['trellis.local/ns/trellis/sa/ingress'] } }],
         to: [{ operation: { ports: ['8080'], methods: ['POST'], paths: ['/orders'] } }],
         when: [
-          { key: 'request.auth.claims[iss]', values: ['http://localhost:8180/realms/trellis'] },
+          { key: 'request.auth.claims[iss]', values: ['https://localhost:8180/realms/trellis'] },
           { key: 'request.auth.claims[scope]', values: ['orders:write'] },
         ],
       },
@@ -121,7 +121,7 @@ describe('Istio output', () => {
         from: [{ source: { principals: ['trellis.local/ns/trellis/sa/ingress'] } }],
         to: [{ operation: { ports: ['8080'], methods: ['GET'], paths: ['/orders/{*}'] } }],
         when: [
-          { key: 'request.auth.claims[iss]', values: ['http://localhost:8180/realms/trellis'] },
+          { key: 'request.auth.claims[iss]', values: ['https://localhost:8180/realms/trellis'] },
           { key: 'request.auth.claims[scope]', values: ['orders:read'] },
         ],
       },
@@ -138,9 +138,9 @@ describe('Istio output', () => {
       selector: { matchLabels: { app: 'orders-api' } },
       jwtRules: [
         {
-          issuer: 'http://localhost:8180/realms/trellis',
+          issuer: 'https://localhost:8180/realms/trellis',
           audiences: ['trellis-api'],
-          jwksUri: 'http://localhost:8180/realms/trellis/protocol/openid-connect/certs',
+          jwksUri: 'https://localhost:8180/realms/trellis/protocol/openid-connect/certs',
           forwardOriginalToken: true,
         },
       ],

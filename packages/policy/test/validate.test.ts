@@ -430,3 +430,23 @@ describe('formatPath', () => {
     expect(formatPath([])).toBe('(root)');
   });
 });
+
+describe('values that are not plain data', () => {
+  // Found by the fuzz test: zod's length check could not print a null-prototype object and the
+  // whole model came back as an "internal error" instead of an error at the field.
+  it('a null-prototype object in a list of scopes is an error at that field', () => {
+    const d = referenceData() as { agents: Record<string, { scopes: unknown[] }> };
+    const agent = Object.keys(d.agents)[0] ?? '';
+    (d.agents[agent] as { scopes: unknown[] }).scopes = [{ length: Object.create(null) }];
+    const r = validateModel(d);
+    expect(r.ok).toBe(false);
+    expect(r.errors.map((e) => e.path)).toContain(`agents.${agent}.scopes[0]`);
+    expect(r.errors.some((e) => e.reason.startsWith('internal error'))).toBe(false);
+  });
+
+  it('a function anywhere is refused as not plain data', () => {
+    const r = validateModel({ ...(referenceData() as object), extra: () => 1 });
+    expect(r.ok).toBe(false);
+    expect(r.errors[0]?.reason).toMatch(/^the model must be plain data: /);
+  });
+});

@@ -6,7 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { loadModelFile, ModelFileError } from '@trellis/components/model';
-import { modelJsonSchema, renderTarget, renderTargets } from '@trellis/policy';
+import { modelJsonSchema, renderTarget, renderTargets, SloBudgetError } from '@trellis/policy';
 import type { RenderTarget, ValidModel } from '@trellis/policy';
 
 const usage = `Usage:
@@ -116,10 +116,19 @@ export async function policy(args: string[]): Promise<number> {
     );
     return 1;
   }
-  const files = renderTarget(model, target as RenderTarget, {
-    ...(out !== undefined ? { baseDir: resolve(out) } : {}),
-    ...(region !== undefined ? { region } : {}),
-  });
+  let files: Record<string, string>;
+  try {
+    files = renderTarget(model, target as RenderTarget, {
+      ...(out !== undefined ? { baseDir: resolve(out) } : {}),
+      ...(region !== undefined ? { region } : {}),
+    });
+  } catch (err) {
+    // A valid model whose budgets this target cannot express (a p99 that is no histogram bucket).
+    if (!(err instanceof SloBudgetError)) throw err;
+    for (const e of err.errors) process.stderr.write(`${file}: ${e.path}: ${e.reason}\n`);
+    process.stderr.write(`${file}: ${err.errors.length} error(s); no artefact produced\n`);
+    return 1;
+  }
   if (out === undefined) {
     for (const [name, text] of Object.entries(files))
       process.stdout.write(`# ${name}\n${text}${text.endsWith('\n') ? '' : '\n'}`);

@@ -1,7 +1,7 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
-import * as random from '@pulumi/random';
 import { meshNamespace, pinnedRelease } from './common.ts';
+import { GeneratedPassword } from './password.ts';
 import { cassandraVersion, charts } from './versions.ts';
 
 const defaults = {
@@ -15,6 +15,21 @@ const defaults = {
   /** The operators' webhooks are called by the API server, which has no mesh identity. */
   webhookPort: 9443,
 } as const;
+
+/**
+ * The CQL contact point of a K8ssandra datacenter: its Service
+ * `<cluster>-<datacenter>-service.<namespace>.svc.cluster.local:9042`.
+ */
+export function cassandraContactPoint(
+  datacenter: string,
+  namespace: string = defaults.namespace,
+  clusterName: string = defaults.clusterName,
+): { address: string; port: number } {
+  return {
+    address: `${clusterName}-${datacenter}-service.${namespace}.svc.cluster.local`,
+    port: 9042,
+  };
+}
 
 /** Arguments of {@link Cassandra}. */
 export interface CassandraArgs {
@@ -128,17 +143,13 @@ export class Cassandra extends pulumi.ComponentResource {
       },
       { parent: this, dependsOn: [caSecret] },
     );
-    const password = new random.RandomPassword(
-      `${name}-store-password`,
-      { length: 32, special: false },
-      child,
-    );
+    const password = new GeneratedPassword(`${name}-store-password`, { length: 32 }, child);
     const storesPassword = new k8s.core.v1.Secret(
       `${name}-store-password`,
       {
         metadata: { name: 'cassandra-store-password', namespace: ns.metadata.name },
         type: 'Opaque',
-        stringData: { password: pulumi.secret(password.result) },
+        stringData: { password: pulumi.secret(password.value) },
       },
       child,
     );
@@ -247,7 +258,8 @@ export class Cassandra extends pulumi.ComponentResource {
       { parent: this, dependsOn: [operator, cert, storesPassword] },
     );
     this.namespace = ns.metadata.name;
-    this.contactPoint = pulumi.output(`${dcService}.${namespace}.svc.cluster.local:9042`);
+    const contact = cassandraContactPoint(args.datacenter, namespace, clusterName);
+    this.contactPoint = pulumi.output(`${contact.address}:${contact.port}`);
     this.registerOutputs({ namespace: this.namespace, contactPoint: this.contactPoint });
   }
 }

@@ -1,4 +1,5 @@
 /** The pinned toolchain: each component installs itself into the per-user cache. */
+import { buildah, buildahInstall } from './buildah.ts';
 import { cassandra } from './cassandra.ts';
 import { crds } from './crds.ts';
 import { envoy } from './envoy.ts';
@@ -8,13 +9,31 @@ import { kafka } from './kafka.ts';
 import { keycloak } from './keycloak.ts';
 import { progress } from './log.ts';
 import { nginx } from './nginx.ts';
+import { ensurePrometheus, prometheus, type PrometheusLayout } from './prometheus.ts';
 import { pulumi, pulumiEnv } from './pulumi.ts';
 import type { Tool } from './spec.ts';
 
 export type { Tool, ToolCheck } from './spec.ts';
 export { cacheRoot, toolDir } from './cache.ts';
 export { FetchError, CommandError } from './errors.ts';
-export { cassandra, envoy, java, k6, k6Env, kafka, keycloak, nginx, pulumi, pulumiEnv };
+export { progress } from './log.ts';
+export {
+  buildah,
+  buildahInstall,
+  cassandra,
+  envoy,
+  ensurePrometheus,
+  java,
+  k6,
+  k6Env,
+  kafka,
+  keycloak,
+  nginx,
+  prometheus,
+  pulumi,
+  pulumiEnv,
+};
+export type { PrometheusLayout };
 export { crds };
 export {
   crdSet,
@@ -35,6 +54,8 @@ export type { CrdKind, CustomResourceDefinition, GroupVersionKind } from './crd-
 export const tools: readonly Tool[] = [
   java,
   nginx,
+  buildah,
+  prometheus,
   envoy,
   kafka,
   cassandra,
