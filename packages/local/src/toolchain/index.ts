@@ -1,6 +1,7 @@
 /** The pinned toolchain: each component installs itself into the per-user cache. */
 import { buildah, buildahInstall } from './buildah.ts';
 import { cassandra } from './cassandra.ts';
+import { crds } from './crds.ts';
 import { envoy } from './envoy.ts';
 import { java } from './java.ts';
 import { k6, k6Env } from './k6.ts';
@@ -33,6 +34,21 @@ export {
   pulumiEnv,
 };
 export type { PrometheusLayout };
+export { crds };
+export {
+  crdSet,
+  loadCrdSet,
+  CERT_MANAGER,
+  GATEWAY_API,
+  ISTIO_API,
+  ISTIO_CHARTS,
+  PLATFORM_KINDS,
+  STAND_INS,
+  STRIMZI,
+} from './crds.ts';
+export type { ChartRole, CrdSet } from './crds.ts';
+export { formatManifest, missingKinds, splitApiVersion } from './crd-documents.ts';
+export type { CrdKind, CustomResourceDefinition, GroupVersionKind } from './crd-documents.ts';
 
 /** Every component, in install order (cheap checks first, then the long builds). */
 export const tools: readonly Tool[] = [
@@ -46,6 +62,8 @@ export const tools: readonly Tool[] = [
   keycloak,
   k6,
   pulumi,
+  // The CRDs and charts of the Kubernetes platform, for the cluster tests (about a minute cold).
+  crds,
 ];
 
 /** Install whatever is missing, with progress; fast when everything is cached. */
