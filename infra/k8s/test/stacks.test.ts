@@ -202,6 +202,7 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
           issuer,
           audiences: ['trellis-api'],
           jwksUri: r.outputs.jwksUri,
+          outputPayloadToHeader: 'x-jwt-payload',
           forwardOriginalToken: true,
         },
       ],
@@ -591,6 +592,7 @@ describe('external issuer (Okta, Cognito)', () => {
         issuer,
         audiences: ['trellis-api'],
         jwksUri: `${issuer}/v1/keys`,
+        outputPayloadToHeader: 'x-jwt-payload',
         forwardOriginalToken: true,
       },
     ]);

@@ -137,7 +137,7 @@ export { compileK6Thresholds, meshOverheadMetric } from './compile/k6.ts';
 export type { K6RouteTarget, K6Statistic, K6Threshold, K6Thresholds } from './compile/k6.ts';
 
 // Evaluators of compiled artefacts (documented semantics of each system), for tests and diagnostics.
-export { evaluateIstio } from './evaluate/istio.ts';
+export { evaluateIstio, istioUpstreamHeaders } from './evaluate/istio.ts';
 export type { IstioRequest } from './evaluate/istio.ts';
 export { evaluateEnvoy, stringMatches } from './evaluate/envoy.ts';
 export type { EnvoyRequest } from './evaluate/envoy.ts';

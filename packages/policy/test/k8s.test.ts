@@ -13,9 +13,11 @@ import { PeerAuthentication as KPeerAuthentication } from '@kubernetes-models/is
 import type { IPeerAuthentication } from '@kubernetes-models/istio/security.istio.io/v1/PeerAuthentication';
 import { RequestAuthentication as KRequestAuthentication } from '@kubernetes-models/istio/security.istio.io/v1/RequestAuthentication';
 import type { IRequestAuthentication } from '@kubernetes-models/istio/security.istio.io/v1/RequestAuthentication';
+import { identityHeaders } from '@trellis/contracts';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compileGatewayApi, compileIstio } from '../src/index.ts';
+import { compileGatewayApi, compileIstio, namespaceOf } from '../src/index.ts';
+import type { ValidModel } from '../src/index.ts';
 import type {
   AuthorizationPolicy,
   Gateway,
@@ -141,10 +143,53 @@ describe('Istio output', () => {
           issuer: 'http://localhost:8180/realms/trellis',
           audiences: ['trellis-api'],
           jwksUri: 'http://localhost:8180/realms/trellis/protocol/openid-connect/certs',
+          outputPayloadToHeader: 'x-jwt-payload',
           forwardOriginalToken: true,
         },
       ],
     });
+  });
+
+  // The services read the caller from identityHeaders.jwtPayload (service-platform identityDefaults)
+  // and answer 401 without it: every route's backend must get it from its sidecar.
+  const payloadHeadersOfRouteBackends = (m: ValidModel) => {
+    const compiled = compileIstio(m);
+    return Object.entries(m.routes)
+      .filter(([, r]) => r.auth !== undefined)
+      .map(([name, r]) => {
+        const ras = compiled.filter(
+          (o): o is RequestAuthentication =>
+            o.kind === 'RequestAuthentication' &&
+            o.metadata.namespace === namespaceOf(m, r.backend) &&
+            o.spec.selector.matchLabels['app'] === r.backend,
+        );
+        const rules = ras.flatMap((ra) => ra.spec.jwtRules);
+        return {
+          name,
+          rules: rules.length,
+          headers: [...new Set(rules.map((x) => x.outputPayloadToHeader))],
+        };
+      });
+  };
+
+  it("forwards the verified payload to every route's backend in the header the services read", () => {
+    expect(payloadHeadersOfRouteBackends(model)).toEqual([
+      { name: 'create-order', rules: 1, headers: [identityHeaders.jwtPayload] },
+      { name: 'get-order', rules: 1, headers: [identityHeaders.jwtPayload] },
+    ]);
+    let routes = 0;
+    fc.assert(
+      fc.property(modelArb, (m) => {
+        for (const r of payloadHeadersOfRouteBackends(m)) {
+          routes++;
+          expect(r.rules, r.name).toBeGreaterThan(0);
+          expect(r.headers, r.name).toEqual([identityHeaders.jwtPayload]);
+        }
+      }),
+      { numRuns: 200 },
+    );
+    // Non-vacuous: the generated models do have authenticated routes.
+    expect(routes).toBeGreaterThan(50);
   });
 
   it('differs between regions only in the region label', () => {
