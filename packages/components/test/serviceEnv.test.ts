@@ -18,7 +18,8 @@ const at = {
   region: 'eu',
   cassandraContactPoint: 'trellis-eu-service.cassandra.svc.cluster.local:9042',
   kafkaBootstrap: 'trellis-kafka-bootstrap.trellis-kafka.svc.cluster.local:9093',
-};
+  dataplane: 'sidecar',
+} as const;
 const loaders: Record<ServiceName, (env: Record<string, string>) => unknown> = {
   'orders-api': loadOrdersApiConfig,
   ledger: loadLedgerConfig,
@@ -40,6 +41,13 @@ describe('k8sServiceEnv', () => {
       });
     },
   );
+
+  it('requires a mesh peer where the sidecar always sets XFCC, and only there', () => {
+    expect(k8sServiceEnv({ ...at, workload: 'orders-api' }).IDENTITY_REQUIRE_PEER).toBe('true');
+    expect(
+      k8sServiceEnv({ ...at, workload: 'orders-api', dataplane: 'ambient' }).IDENTITY_REQUIRE_PEER,
+    ).toBe('false');
+  });
 
   it('takes the port from the model and the consumer group from its topic ACLs', () => {
     expect(k8sServiceEnv({ ...at, workload: 'orders-api' }).PORT).toBe('8080');

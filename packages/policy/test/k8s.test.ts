@@ -16,8 +16,14 @@ import type { IRequestAuthentication } from '@kubernetes-models/istio/security.i
 import { identityHeaders } from '@trellis/contracts';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compileGatewayApi, compileIstio, namespaceOf } from '../src/index.ts';
-import type { ValidModel } from '../src/index.ts';
+import {
+  compileGatewayApi,
+  compileIstio,
+  evaluateIstio,
+  istioUpstreamHeaders,
+  namespaceOf,
+} from '../src/index.ts';
+import type { IstioRequest, ValidModel } from '../src/index.ts';
 import type {
   AuthorizationPolicy,
   Gateway,
@@ -190,6 +196,59 @@ describe('Istio output', () => {
     );
     // Non-vacuous: the generated models do have authenticated routes.
     expect(routes).toBeGreaterThan(50);
+  });
+
+  it('hands the app the payload of the token it verified and the peer it authenticated', () => {
+    const claims = {
+      iss: 'http://localhost:8180/realms/trellis',
+      aud: 'trellis-api',
+      sub: 'user-1',
+      scope: 'orders:read',
+      exp: 1_800_000_300,
+    };
+    const ingress = 'spiffe://trellis.local/ns/trellis/sa/ingress';
+    const req = (over: Partial<NonNullable<IstioRequest['http']>> = {}): IstioRequest => ({
+      namespace: 'trellis',
+      labels: { app: 'orders-api' },
+      port: 8080,
+      peer: { kind: 'cert', spiffeId: ingress, trusted: true },
+      http: {
+        method: 'GET',
+        path: '/orders/42',
+        token: { alg: 'RS256', signatureValid: true, claims },
+        now: 1_800_000_000,
+        ...over,
+      },
+    });
+    const headers = istioUpstreamHeaders(objs, req());
+    const payload = headers?.[identityHeaders.jwtPayload] ?? '';
+    // base64url without padding, as Envoy's forward_payload_header sends it.
+    expect(payload).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'))).toEqual(claims);
+    expect(headers?.[identityHeaders.clientCert]).toBe(`Subject="";URI=${ingress}`);
+    // APPEND_FORWARD: what the caller sent stays in front; the sidecar's element is the last one.
+    const forged = 'URI=spiffe://trellis.local/ns/trellis/sa/admin';
+    expect(istioUpstreamHeaders(objs, req({ xfcc: forged }))?.[identityHeaders.clientCert]).toBe(
+      `${forged},Subject="";URI=${ingress}`,
+    );
+    // A request the sidecar refuses reaches nobody.
+    const expired = req({ now: 1_800_001_000 });
+    expect(evaluateIstio(objs, expired).allowed).toBe(false);
+    expect(istioUpstreamHeaders(objs, expired)).toBeUndefined();
+    // Without the field (the old compiler's output) the app gets no payload: the 401 of issue 12.
+    const old = objs.map((o) =>
+      o.kind === 'RequestAuthentication'
+        ? {
+            ...o,
+            spec: {
+              ...o.spec,
+              jwtRules: o.spec.jwtRules.map((r) => ({ ...r, outputPayloadToHeader: '' })),
+            },
+          }
+        : o,
+    );
+    expect(evaluateIstio(old, req()).allowed).toBe(true);
+    expect(istioUpstreamHeaders(old, req())?.[identityHeaders.jwtPayload]).toBeUndefined();
   });
 
   it('differs between regions only in the region label', () => {

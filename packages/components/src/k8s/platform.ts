@@ -256,6 +256,7 @@ export class Platform extends pulumi.ComponentResource {
               region: args.region,
               cassandraContactPoint: cassandra.contactPoint,
               kafkaBootstrap: kafka.bootstrap,
+              dataplane,
             }),
             envSchema: serviceEnvSchemas[workload],
           }

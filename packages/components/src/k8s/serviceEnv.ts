@@ -13,6 +13,7 @@ import type {
   ServerEnv,
 } from '@trellis/service-platform/env-schema';
 import { consumerGroupOf, type ServiceEnvs, type ServiceName } from '../services.ts';
+import type { DataplaneMode } from './common.ts';
 
 /** An environment type whose values may be Pulumi outputs (a bootstrap address, say). */
 export type EnvInputs<E> = { [K in keyof E]: pulumi.Input<NonNullable<E[K]>> };
@@ -27,6 +28,8 @@ export interface K8sServiceContext {
   cassandraContactPoint: pulumi.Input<string>;
   /** Kafka's bootstrap `host:port` (StrimziKafka.bootstrap). */
   kafkaBootstrap: pulumi.Input<string>;
+  /** How the workload's namespace joins the mesh (Platform's `dataplane`). */
+  dataplane: DataplaneMode;
 }
 
 /** What every service gets: listen address and port, identity header, data stores. */
@@ -43,6 +46,10 @@ function common(
     HOST: '0.0.0.0',
     PORT: String(port.port),
     IDENTITY_PAYLOAD_HEADER: identityHeaders.jwtPayload,
+    // Istio's sidecar inbound always appends the mTLS peer to XFCC (APPEND_FORWARD with URI, fixed in
+    // pilot's buildSidecarInboundHTTPOpts), and STRICT admits no plaintext: a request without a peer
+    // did not come through the sidecar. ztunnel (ambient) sets no XFCC, so there it cannot be asked.
+    IDENTITY_REQUIRE_PEER: c.dataplane === 'sidecar' ? 'true' : 'false',
     CASSANDRA_CONTACT_POINTS: c.cassandraContactPoint,
     CASSANDRA_LOCAL_DC: c.region,
     KAFKA_BROKERS: c.kafkaBootstrap,
