@@ -56,6 +56,7 @@ const env = k8sServiceEnv({
   workload: 'orders-api',
   region: 'us',
   cassandraContactPoint: 'trellis-us-service.trellis-cassandra.svc.cluster.local:9042',
+  cassandraServerName: 'trellis-us-service.trellis-cassandra.svc.cluster.local',
   kafkaBootstrap: 'trellis-kafka-bootstrap.trellis-kafka.svc.cluster.local:9093',
   dataplane: 'sidecar',
 });
