@@ -7,7 +7,6 @@ import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { loadModelFile } from '@trellis/components/model';
 import type { ValidModel } from '@trellis/policy';
-import { portsAt, type PortName } from './src/ports.ts';
 
 const schema = z.strictObject({
   basePort: z.coerce.number().int().min(1024).max(64000),
@@ -22,11 +21,12 @@ const schema = z.strictObject({
   rotation: z.coerce.number().int().min(0).default(0),
 });
 
-/** The validated configuration of a local stack, with the parsed model. */
+/** The validated configuration of a local stack, with the parsed model (as written). */
 export interface LocalConfig {
   stack: string;
   region: string;
-  ports: Record<PortName, number>;
+  /** The stack's first port; every other is `basePort` + an offset (`localPortOffsets`). */
+  basePort: number;
   certValidHours: number;
   rotation: number;
   model: ValidModel;
@@ -59,7 +59,7 @@ export function loadConfig(): LocalConfig {
   return {
     stack,
     region: c.region,
-    ports: portsAt(c.basePort),
+    basePort: c.basePort,
     certValidHours: c.certValidHours,
     rotation: c.rotation,
     model,

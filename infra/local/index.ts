@@ -16,7 +16,7 @@ const ctx = localContext({
   region: cfg.region,
   model: cfg.model,
   stackDir: cfg.stackDir,
-  ports: cfg.ports,
+  basePort: cfg.basePort,
   certValidHours: cfg.certValidHours,
   rotation: cfg.rotation,
 });

@@ -1,19 +1,12 @@
 /**
  * `--budget-override`: change a budget for one run without editing the model, e.g. to prove the gate
- * (`create-order:p99=0.01`) or to try a looser mesh budget (`mesh:p50=0.5,p99=2`). The result is
- * validated like the model itself, and the report lists every override.
+ * (`create-order:p99=0.01`) or to try a looser mesh budget (`mesh:p50=0.5,p99=2`). Overrides are an
+ * input of policy's `bind`, the one place the model is changed; the result is validated like the
+ * model itself, and the report lists every override.
  */
-import { formatErrors, validateModel, type ValidModel } from '@trellis/policy';
+import { bind, formatErrors, type BudgetOverride, type ValidModel } from '@trellis/policy';
 
-/** One parsed override: a route's (or the mesh's) budget fields. */
-export interface BudgetOverride {
-  /** A route name, or `mesh`. */
-  target: string;
-  p50Ms?: number;
-  p99Ms?: number;
-  rps?: number;
-  maxErrorRate?: number;
-}
+export type { BudgetOverride };
 
 const fields: Record<string, keyof Omit<BudgetOverride, 'target'>> = {
   p50: 'p50Ms',
@@ -45,36 +38,25 @@ export function parseBudgetOverride(spec: string): BudgetOverride {
   return out;
 }
 
-/** The model with the overrides applied, validated again (an invalid value names its field). */
+/**
+ * The model with the overrides applied, validated again (an invalid value names its field). The
+ * model is bound to the `example` environment: a load run's thresholds need only routes and
+ * budgets, which no environment moves.
+ */
 export function applyBudgetOverrides(
   model: ValidModel,
   overrides: readonly BudgetOverride[],
 ): ValidModel {
   if (overrides.length === 0) return model;
-  const data = structuredClone(model) as unknown as {
-    routes: Record<string, { budget?: Record<string, number> }>;
-    budgets?: { mesh?: Record<string, number> };
-  };
-  for (const o of overrides) {
-    const { target, ...values } = o;
-    if (target === 'mesh') {
-      if (values.maxErrorRate !== undefined)
-        throw new Error('--budget-override mesh: the mesh budget has no error rate');
-      const mesh = data.budgets?.mesh ?? {};
-      data.budgets = { ...data.budgets, mesh: { ...mesh, ...values } };
-      continue;
-    }
-    const route = Object.hasOwn(data.routes, target) ? data.routes[target] : undefined;
-    if (!route)
-      throw new Error(
-        `--budget-override: no route '${target}' in the model (routes: ${Object.keys(data.routes).join(', ')}; or mesh)`,
-      );
-    route.budget = { ...route.budget, ...values };
-  }
-  const r = validateModel(data);
-  if (!r.ok)
-    throw new Error(`--budget-override made the model invalid:\n${formatErrors(r.errors)}`);
-  return r.model;
+  const r = bind(model, { kind: 'example', budgets: overrides });
+  if (r.ok) return r.model;
+  // `environment.budgets[i]` is the i-th --budget-override: name it as the user wrote it.
+  const errors = r.errors.map((e) => {
+    const i = /^environment\.budgets\[(\d+)\]$/.exec(e.path)?.[1];
+    const o = i === undefined ? undefined : overrides[Number(i)];
+    return o ? { ...e, path: `--budget-override ${describeOverride(o)}` } : e;
+  });
+  throw new Error(`--budget-override made the model invalid:\n${formatErrors(errors)}`);
 }
 
 /** A one-line description of an override, for the report. */

@@ -55,7 +55,7 @@ describe('--budget-override', () => {
 
   it('rejects unknown routes and invalid values with the field named', () => {
     expect(() => applyBudgetOverrides(model, [parseBudgetOverride('refunds:p99=3')])).toThrow(
-      "no route 'refunds' in the model (routes: create-order, get-order; or mesh)",
+      "--budget-override refunds: p99=3: no route 'refunds' in the model (routes: create-order, get-order; or mesh)",
     );
     expect(() => applyBudgetOverrides(model, [parseBudgetOverride('get-order:p99=-1')])).toThrow(
       /routes\.get-order\.budget\.p99Ms/,

@@ -7,16 +7,8 @@ import * as pulumi from '@pulumi/pulumi';
 import { LocalCassandra } from '@trellis/components/local/cassandra';
 import { LocalKafka, type KafkaWorkloadListener } from '@trellis/components/local/kafka';
 import { WorkloadCertificate } from '@trellis/components/local/pki';
-import { dataServiceSpiffeId, type DataService, type ValidModel } from '@trellis/policy';
+import { callersOf, type BoundModel, type DataService, type ValidModel } from '@trellis/policy';
 import type { StackContext } from './context.ts';
-import {
-  egressSlots,
-  kafkaDirectPort,
-  kafkaWorkloadListenerPort,
-  sidecarEgressPort,
-  workloadIndex,
-  type PortName,
-} from './ports.ts';
 
 /** The identity Pulumi uses to apply CQL grants and Kafka ACLs (a superuser of both). */
 export const PLATFORM_ADMIN = 'platform-admin';
@@ -69,55 +61,42 @@ export interface DataLayer {
   resources: pulumi.Resource[];
 }
 
-/** Workloads whose `calls` name `service`, sorted. */
-export function callersOfService(model: ValidModel, service: DataService): string[] {
-  return Object.entries(model.workloads)
-    .filter(([, w]) => w.calls.includes(service))
-    .map(([name]) => name)
-    .sort();
-}
-
 /**
- * The port plan of the data layer (pure): per workload that calls a data service, its sidecar egress
- * port and, for Kafka, the broker listener its sidecar dials.
+ * The data layer's view of the binding (pure): one egress route per (calling workload, data
+ * service), Cassandra's callers first, each sorted; and per Kafka caller the broker listener its
+ * sidecar dials, advertised as that sidecar's Kafka egress (so clients come back through it).
  */
-export function planDataPorts(
-  model: ValidModel,
-  ports: Record<PortName, number>,
-): { egress: DataEgress[]; kafkaListeners: KafkaWorkloadListener[] } {
-  const names = Object.keys(model.workloads);
-  const host = '127.0.0.1';
+export function planDataPorts(model: BoundModel): {
+  egress: DataEgress[];
+  kafkaListeners: KafkaWorkloadListener[];
+} {
   const egress: DataEgress[] = [];
   const kafkaListeners: KafkaWorkloadListener[] = [];
-  for (const w of callersOfService(model, 'cassandra')) {
-    const i = workloadIndex(names, w);
-    egress.push({
-      workload: w,
-      service: 'cassandra',
-      listenPort: sidecarEgressPort(ports, i, egressSlots.cassandra),
-      upstream: { host, port: ports.cassandraNative },
-      serverSpiffeId: dataServiceSpiffeId(model, 'cassandra'),
-    });
-  }
-  for (const w of callersOfService(model, 'kafka')) {
-    const i = workloadIndex(names, w);
-    const listenPort = sidecarEgressPort(ports, i, egressSlots.kafka);
-    const port = kafkaWorkloadListenerPort(ports, i);
-    kafkaListeners.push({ workload: w, port, advertised: `${host}:${listenPort}` });
-    egress.push({
-      workload: w,
-      service: 'kafka',
-      listenPort,
-      upstream: { host, port },
-      serverSpiffeId: dataServiceSpiffeId(model, 'kafka'),
-    });
-  }
+  for (const service of ['cassandra', 'kafka'] as const)
+    for (const workload of callersOf(model, service)) {
+      const e = model.binding.workloads[workload]?.egress[service];
+      if (!e?.listen)
+        throw new Error(`workloads.${workload}: the binding has no ${service} egress listener`);
+      egress.push({
+        workload,
+        service,
+        listenPort: e.listen.port,
+        upstream: { host: e.upstream.address, port: e.upstream.port },
+        serverSpiffeId: e.serverSpiffeId,
+      });
+      if (service === 'kafka')
+        kafkaListeners.push({
+          workload,
+          port: e.upstream.port,
+          advertised: `${e.listen.address}:${e.listen.port}`,
+        });
+    }
   return { egress, kafkaListeners };
 }
 
 /** Cassandra and Kafka for the stack, with the model's grants, topics and ACLs. */
 export function deployData(ctx: StackContext, opts?: pulumi.ComponentResourceOptions): DataLayer {
-  const plan = planDataPorts(ctx.model, ctx.ports);
+  const plan = planDataPorts(ctx.model);
   const admin = new WorkloadCertificate(
     PLATFORM_ADMIN,
     {
@@ -159,7 +138,8 @@ export function deployData(ctx: StackContext, opts?: pulumi.ComponentResourceOpt
       certDir: ctx.pkiDir('kafka'),
       admin: adminIdentity,
       ports: {
-        direct: kafkaDirectPort(ctx.ports),
+        // The direct mTLS listener (apps and tests holding SVID files); the per-workload ones follow.
+        direct: ctx.ports.kafkaClientsFrom,
         broker: ctx.ports.kafkaInterBroker,
         controller: ctx.ports.kafkaController,
       },

@@ -4,16 +4,11 @@
  *
  * Call order (infra/local/index.ts): `deployData(ctx)`, then `deployIdentity(ctx)`, then
  * `deployMesh(ctx, data, identity)`. Keycloak needs nothing from the data layer, so it starts beside
- * Cassandra and Kafka.
+ * Cassandra and Kafka. Which provider it serves, and at which URL, `bind` decided (`ctx.model`).
  */
 import * as pulumi from '@pulumi/pulumi';
 import { LocalKeycloak } from '@trellis/components/local/keycloak';
-import {
-  formatErrors,
-  validateModel,
-  type IdentityProvider,
-  type ValidModel,
-} from '@trellis/policy';
+import type { IdentityProvider, IdentityProviderBinding, BoundModel } from '@trellis/policy';
 import type { StackContext } from './context.ts';
 
 /** A demo user: who may do what, by scope. The roles that grant it are found in the model. */
@@ -27,55 +22,6 @@ export const demoUsers: readonly DemoUser[] = [
   { username: 'alice', scopes: ['orders:read', 'orders:write'] },
   { username: 'bob', scopes: ['orders:read'] },
 ];
-
-const loopbackHosts = new Set(['localhost', '127.0.0.1']);
-
-/**
- * The identity provider the local Keycloak implements: the first (by name) whose issuer is a
- * Keycloak realm on loopback (`http://localhost:<port>/realms/<realm>`). Throws naming what is
- * missing.
- */
-export function localProvider(model: ValidModel): { name: string; realm: string } {
-  for (const name of Object.keys(model.identityProviders).sort()) {
-    const idp = model.identityProviders[name] as IdentityProvider;
-    const u = new URL(idp.issuer);
-    const realm = /^\/realms\/([^/]+)$/.exec(u.pathname)?.[1];
-    if (loopbackHosts.has(u.hostname) && realm !== undefined) return { name, realm };
-  }
-  throw new Error(
-    'identityProviders: none is served by the local Keycloak; declare one whose issuer is ' +
-      'http://localhost:<port>/realms/<realm> (have: ' +
-      (Object.entries(model.identityProviders)
-        .map(([n, p]) => `${n} ${p.issuer}`)
-        .join(', ') || 'none') +
-      ')',
-  );
-}
-
-/**
- * The model with the local provider moved to this stack's Keycloak: issuer
- * `http://localhost:<port>/realms/<realm>` and the JWKS under it. For stack `local` (Keycloak on
- * 8180) this is the model as written; another stack (the e2e one) gets its own port, and the sidecars
- * then expect exactly the issuer its Keycloak puts in tokens.
- */
-export function localIdentityModel(model: ValidModel, keycloakPort: number): ValidModel {
-  const { name, realm } = localProvider(model);
-  const idp = model.identityProviders[name] as IdentityProvider;
-  const issuer = `http://localhost:${keycloakPort}/realms/${realm}`;
-  const rehomed = {
-    ...model,
-    identityProviders: {
-      ...model.identityProviders,
-      [name]: { ...idp, issuer, jwksUri: `${issuer}/protocol/openid-connect/certs` },
-    },
-  };
-  const r = validateModel(rehomed);
-  if (!r.ok)
-    throw new Error(
-      `identityProviders.${name}: moving the issuer to ${issuer} made the model invalid:\n${formatErrors(r.errors)}`,
-    );
-  return r.model;
-}
 
 /**
  * The fewest roles of `idp` whose scopes together are exactly `scopes` (roles granting any other
@@ -113,17 +59,30 @@ export interface PrincipalsOutput {
   agents: Record<string, string>;
 }
 
+/**
+ * The provider the stack's Keycloak serves, as bound (`environment.keycloak`). Throws when the
+ * model was bound without a Keycloak.
+ */
+export function servedProvider(model: BoundModel): {
+  name: string;
+  keycloak: NonNullable<IdentityProviderBinding['keycloak']>;
+} {
+  for (const [name, p] of Object.entries(model.binding.identityProviders))
+    if (p.keycloak) return { name, keycloak: p.keycloak };
+  throw new Error(
+    'identityProviders: the stack runs Keycloak, but the model was bound without environment.keycloak',
+  );
+}
+
 /** What {@link deployIdentity} returns. */
 export interface IdentityLayer {
-  /** The model with the local provider at this stack's Keycloak: compile the sidecars from it. */
-  model: ValidModel;
   provider: string;
   realm: string;
-  /** `http://localhost:<keycloakHttp>/realms/<realm>`: the `iss` the sidecars require. */
+  /** `<keycloak base URL>/realms/<realm>`: the `iss` the sidecars require. */
   issuer: string;
   tokenUrl: string;
   jwksUri: string;
-  /** The admin console, `http://localhost:<keycloakHttp>/admin/`. */
+  /** The admin console, `<keycloak base URL>/admin/`. */
   adminConsoleUrl: string;
   /** Health on the management port, `http://127.0.0.1:<keycloakManagement>/health/ready`. */
   healthUrl: string;
@@ -146,9 +105,8 @@ export function deployIdentity(
   ctx: StackContext,
   opts?: pulumi.ComponentResourceOptions,
 ): IdentityLayer {
-  const port = ctx.ports.keycloakHttp;
-  const model = localIdentityModel(ctx.model, port);
-  const { name: provider, realm } = localProvider(model);
+  const model = ctx.model;
+  const { name: provider, keycloak: served } = servedProvider(model);
   const idp = model.identityProviders[provider] as IdentityProvider;
   const users = demoUsers.map((u) => ({
     username: u.username,
@@ -161,8 +119,8 @@ export function deployIdentity(
       model,
       provider,
       dir: ctx.runDir('keycloak'),
-      ports: { http: port, management: ctx.ports.keycloakManagement },
-      hostname: `http://localhost:${port}`,
+      ports: { http: ctx.ports.keycloakHttp, management: ctx.ports.keycloakManagement },
+      hostname: served.baseUrl,
       users: users.map(({ username, roles }) => ({ username, roles })),
     },
     opts,
@@ -178,13 +136,12 @@ export function deployIdentity(
       })),
   );
   return {
-    model,
     provider,
-    realm,
+    realm: served.realm,
     issuer: keycloak.issuer,
     tokenUrl: keycloak.tokenUrl,
     jwksUri: keycloak.jwksUri,
-    adminConsoleUrl: `http://localhost:${port}/admin/`,
+    adminConsoleUrl: `${served.baseUrl}/admin/`,
     healthUrl: `${keycloak.managementUrl}/health/ready`,
     demo: {
       users,

@@ -8,29 +8,22 @@
  *   Kafka     ◀═mTLS (workload SVID)═┘
  *
  * Call order (infra/local/index.ts): `const data = deployData(ctx)`, `const idp = deployIdentity(ctx)`,
- * then `deployMesh(ctx, data, idp)`. Sidecars are compiled from `idp.model` (the model with the issuer
- * of this stack's Keycloak).
+ * then `deployMesh(ctx, data, idp)`. Every port, address and file comes from `ctx.model`, the model
+ * bound to the stack's environment (policy `bind`).
  */
 import * as pulumi from '@pulumi/pulumi';
 import { resolve } from 'node:path';
-import { identityHeaders } from '@trellis/contracts';
+import { identityHeaders, svidFiles } from '@trellis/contracts';
 import { ddl as ledgerDdl } from '@trellis/ledger/schema';
 import { ddl as ordersDdl } from '@trellis/orders-api/schema';
 import type { AdminConnection } from '@trellis/components/local/cassandra-impl';
 import { LocalIngress } from '@trellis/components/local/ingress';
 import { LocalService } from '@trellis/components/local/service';
-import { LocalSidecar } from '@trellis/components/local/sidecar';
-import {
-  dataServices,
-  edgeWorkloads,
-  spiffeId,
-  type EnvoyOptions,
-  type ValidModel,
-} from '@trellis/policy';
+import { LocalSidecar, type LocalSidecarArgs } from '@trellis/components/local/sidecar';
+import { envoyOptions, spiffeId, type BoundModel } from '@trellis/policy';
 import type { StackContext } from './context.ts';
-import { PLATFORM_ADMIN, type DataEgress, type DataLayer } from './data.ts';
+import { PLATFORM_ADMIN, type DataLayer } from './data.ts';
 import type { IdentityLayer } from './identity.ts';
-import { egressSlots, sidecarEgressPort, workloadIndex, type PortName } from './ports.ts';
 import { serviceEnv } from './service-env.ts';
 
 const repoRoot = resolve(import.meta.dirname, '../../..');
@@ -49,117 +42,32 @@ export const serviceImplementations: Readonly<
   ledger: { entry: resolve(repoRoot, 'packages/services/ledger/src/server.ts'), ddl: ledgerDdl },
 };
 
-/** Ports inside a workload's block of `sidecarInboundFrom` and `appFrom`, and admin ports. */
-const perWorkload = { block: 10, workloads: 10 } as const;
-
-/** The ports of one workload's sidecar and app. */
-export interface WorkloadPorts {
-  workload: string;
-  /** Position among the model's workload names, sorted (see ports.ts). */
-  index: number;
-  adminPort: number;
-  /** Sidecar inbound listener per model port name. */
-  inbound: Record<string, number>;
-  /** Where the app listens, per model port name (not for edge workloads). */
-  app: Record<string, number>;
-}
+/** What a {@link LocalSidecar} takes besides its CA and certificate settings. */
+export type SidecarPlan = Pick<
+  LocalSidecarArgs,
+  'workload' | 'certDir' | 'dir' | 'adminPort' | 'inbound' | 'app' | 'outbound' | 'jwks'
+> & { payloadHeader: string };
 
 /**
- * The port plan of the mesh (pure): `envoyAdminFrom + i`, `sidecarInboundFrom + 10 i + p` and
- * `appFrom + 10 i + p` for workload `i` (sorted names) and its `p`-th model port.
+ * The sidecar of `workload` as the bound model places it (pure): the `EnvoyOptions` policy derives
+ * from the binding, with the SVID directory and the sidecar's own directory.
  */
-export function planMeshPorts(
-  model: ValidModel,
-  ports: Record<PortName, number>,
-): Record<string, WorkloadPorts> {
-  const names = Object.keys(model.workloads);
-  if (names.length > perWorkload.workloads)
-    throw new Error(
-      `workloads: the local stack has ports for ${perWorkload.workloads} workloads, the model has ${names.length}`,
-    );
-  const out: Record<string, WorkloadPorts> = {};
-  for (const w of names) {
-    const index = workloadIndex(names, w);
-    const spec = model.workloads[w];
-    if (!spec) continue;
-    if (spec.ports.length > perWorkload.block)
-      throw new Error(
-        `workloads.${w}.ports: the local stack has room for ${perWorkload.block} ports per workload, got ${spec.ports.length}`,
-      );
-    const inbound: Record<string, number> = {};
-    const app: Record<string, number> = {};
-    spec.ports.forEach((p, k) => {
-      inbound[p.name] = ports.sidecarInboundFrom + perWorkload.block * index + k;
-      if (!spec.edge) app[p.name] = ports.appFrom + perWorkload.block * index + k;
-    });
-    out[w] = { workload: w, index, adminPort: ports.envoyAdminFrom + index, inbound, app };
-  }
-  return out;
-}
-
-/** The one edge workload (nginx's upstream). Throws unless the model has exactly one. */
-export function edgeWorkload(model: ValidModel): string {
-  const edges = edgeWorkloads(model).sort();
-  if (edges.length !== 1 || edges[0] === undefined)
-    throw new Error(
-      `workloads: the local stack runs one nginx in front of one edge workload; the model has ${edges.length} (${edges.join(', ') || 'none'})`,
-    );
-  return edges[0];
-}
-
-/** The port of `target` that `caller` reaches: the one its routes through `caller` use, else the first. */
-function peerPort(model: ValidModel, target: string): string {
-  const routed = Object.values(model.routes).find((r) => r.backend === target)?.port;
-  const first = model.workloads[target]?.ports[0]?.name;
-  const name = routed ?? first;
-  if (name === undefined) throw new Error(`workloads.${target}: has no port to call`);
-  return name;
-}
-
-/**
- * The outbound clusters of `workload`'s sidecar (pure): data services through the data layer's
- * egress plan, peers at their sidecar's inbound port (with a plaintext egress listener for the app,
- * except on the edge, whose routes reach the peers directly).
- */
-export function planOutbound(
-  model: ValidModel,
-  ports: Record<PortName, number>,
-  plan: Record<string, WorkloadPorts>,
-  egress: readonly DataEgress[],
-  workload: string,
-): NonNullable<EnvoyOptions['outbound']> {
-  const w = model.workloads[workload];
-  const me = plan[workload];
-  if (!w || !me) throw new Error(`workloads.${workload}: not in the model`);
-  const out: NonNullable<EnvoyOptions['outbound']> = {};
-  let peer = 0;
-  for (const target of w.calls) {
-    if ((dataServices as readonly string[]).includes(target)) {
-      const e = egress.find((x) => x.workload === workload && x.service === target);
-      if (!e)
-        throw new Error(
-          `workloads.${workload}.calls: the data layer has no ${target} egress for ${workload}`,
-        );
-      out[target] = {
-        address: e.upstream.host,
-        port: e.upstream.port,
-        listenPort: e.listenPort,
-        spiffeId: e.serverSpiffeId,
-      };
-      continue;
-    }
-    const there = plan[target];
-    const port = there?.inbound[peerPort(model, target)];
-    if (port === undefined) throw new Error(`workloads.${workload}.calls: unknown peer ${target}`);
-    out[target] = {
-      address: '127.0.0.1',
-      port,
-      ...(w.edge
-        ? {}
-        : { listenPort: sidecarEgressPort(ports, me.index, egressSlots.peersFrom + peer++) }),
-    };
-  }
-  return out;
+export function sidecarPlan(model: BoundModel, workload: string): SidecarPlan {
+  const o = envoyOptions(model, workload);
+  const b = model.binding.workloads[workload];
+  if (b?.svid.kind !== 'files' || b.proxyDir === undefined || o.adminPort === undefined)
+    throw new Error(`workloads.${workload}: not bound to local files and an admin port`);
+  return {
+    workload,
+    certDir: b.svid.dir,
+    dir: b.proxyDir,
+    adminPort: o.adminPort,
+    inbound: o.inbound,
+    ...(o.app ? { app: o.app } : {}),
+    ...(o.outbound ? { outbound: o.outbound } : {}),
+    ...(o.jwks ? { jwks: o.jwks } : {}),
+    payloadHeader: PAYLOAD_HEADER,
+  };
 }
 
 /** One sidecar as the lead exports it. */
@@ -195,6 +103,49 @@ export interface MeshSettings {
   edgeRotation?: pulumi.Input<number>;
 }
 
+/**
+ * The smoke service of backend `w` behind its sidecar, with its tables created by platform-admin;
+ * undefined (and a warning) for a workload the stack has no implementation of.
+ */
+function deployService(
+  ctx: StackContext,
+  data: DataLayer,
+  w: string,
+  dependsOn: pulumi.Resource[],
+  opts?: pulumi.ComponentResourceOptions,
+): LocalService | undefined {
+  const impl = serviceImplementations[w];
+  const appPort = Object.values(ctx.model.binding.workloads[w]?.app ?? {})[0]?.port;
+  if (!impl || appPort === undefined) {
+    pulumi.log.warn(`workload ${w} has no local implementation: only its sidecar runs`);
+    return undefined;
+  }
+  const admin = ctx.pkiDir(PLATFORM_ADMIN);
+  const adminConnection: AdminConnection = {
+    host: data.cassandra.host,
+    port: data.cassandra.port,
+    cert: `${admin}/${svidFiles.cert}`,
+    key: `${admin}/${svidFiles.key}`,
+    ca: `${admin}/${svidFiles.bundle}`,
+  };
+  return new LocalService(
+    w,
+    {
+      workload: w,
+      entry: impl.entry,
+      dir: ctx.runDir(w),
+      port: appPort,
+      env: serviceEnv(ctx.model, w, data),
+      schema: {
+        statements: impl.ddl,
+        admin: adminConnection,
+        localDataCenter: data.cassandra.localDataCenter,
+      },
+    },
+    { ...opts, dependsOn: [...dependsOn, ...data.resources] },
+  );
+}
+
 /** The sidecars, services and ingress of the stack (see the module comment for the call order). */
 export function deployMesh(
   ctx: StackContext,
@@ -203,43 +154,21 @@ export function deployMesh(
   opts?: pulumi.ComponentResourceOptions,
   settings: MeshSettings = {},
 ): MeshLayer {
-  const model = idp.model;
-  const plan = planMeshPorts(model, ctx.ports);
-  const edge = edgeWorkload(model);
-  const jwks = { [idp.provider]: { address: '127.0.0.1', port: ctx.ports.keycloakHttp } };
-  const admin = `${ctx.pkiDir(PLATFORM_ADMIN)}`;
-  const adminConnection: AdminConnection = {
-    host: data.cassandra.host,
-    port: data.cassandra.port,
-    cert: `${admin}/cert.pem`,
-    key: `${admin}/key.pem`,
-    ca: `${admin}/bundle.pem`,
-  };
-
-  const sidecar = (w: string, dependsOn: pulumi.Resource[]): LocalSidecar => {
-    const p = plan[w] as WorkloadPorts;
-    return new LocalSidecar(
+  const model = ctx.model;
+  const edge = model.binding.edge?.workload;
+  if (edge === undefined) throw new Error('workloads: the local stack needs an edge workload');
+  const sidecar = (w: string, dependsOn: pulumi.Resource[]): LocalSidecar =>
+    new LocalSidecar(
       `${w}-sidecar`,
       {
         model,
-        workload: w,
         ca: ctx.ca,
-        certDir: ctx.pkiDir(w),
-        dir: ctx.runDir(`${w}-sidecar`),
-        adminPort: p.adminPort,
-        inbound: p.inbound,
-        app: Object.fromEntries(
-          Object.entries(p.app).map(([name, port]) => [name, { address: '127.0.0.1', port }]),
-        ),
-        outbound: planOutbound(model, ctx.ports, plan, data.egress, w),
-        jwks,
-        payloadHeader: PAYLOAD_HEADER,
+        ...sidecarPlan(model, w),
         certValidHours: ctx.certValidHours,
         rotation: ctx.rotation,
       },
       { ...opts, dependsOn },
     );
-  };
 
   const sidecars: Record<string, LocalSidecar> = {};
   const services: Record<string, LocalService> = {};
@@ -247,30 +176,9 @@ export function deployMesh(
     .filter((w) => w !== edge)
     .sort();
   for (const w of backends) {
-    sidecars[w] = sidecar(w, []);
-    const impl = serviceImplementations[w];
-    const p = plan[w] as WorkloadPorts;
-    const appPort = Object.values(p.app)[0];
-    if (!impl || appPort === undefined) {
-      pulumi.log.warn(`workload ${w} has no local implementation: only its sidecar runs`);
-      continue;
-    }
-    services[w] = new LocalService(
-      w,
-      {
-        workload: w,
-        entry: impl.entry,
-        dir: ctx.runDir(w),
-        port: appPort,
-        env: serviceEnv(model, w, data),
-        schema: {
-          statements: impl.ddl,
-          admin: adminConnection,
-          localDataCenter: data.cassandra.localDataCenter,
-        },
-      },
-      { ...opts, dependsOn: [sidecars[w], ...data.resources] },
-    );
+    const s = (sidecars[w] = sidecar(w, []));
+    const service = deployService(ctx, data, w, [s], opts);
+    if (service) services[w] = service;
   }
   // The edge starts once the backends' sidecars are up (nginx's first request has somewhere to go).
   sidecars[edge] = sidecar(
@@ -278,7 +186,7 @@ export function deployMesh(
     backends.map((w) => sidecars[w] as LocalSidecar),
   );
 
-  const edgeInbound = Object.values((plan[edge] as WorkloadPorts).inbound)[0];
+  const edgeInbound = Object.values(model.binding.workloads[edge]?.inbound ?? {})[0];
   if (edgeInbound === undefined) throw new Error(`workloads.${edge}.ports: the edge needs a port`);
   const ingress = new LocalIngress(
     'ingress-nginx',
@@ -288,7 +196,7 @@ export function deployMesh(
       certDir: ctx.pkiDir('ingress-edge'),
       dir: ctx.runDir('nginx'),
       listen: { address: '127.0.0.1', port: ctx.ports.ingressHttps },
-      upstream: { address: '127.0.0.1', port: edgeInbound },
+      upstream: edgeInbound,
       certValidHours: ctx.certValidHours,
       rotation: settings.edgeRotation ?? 0,
     },
@@ -307,7 +215,7 @@ export function deployMesh(
           spiffeId: spiffeId(model, w),
           adminUrl: s.adminUrl,
           inbound: s.inbound,
-          certDir: ctx.pkiDir(w),
+          certDir: sidecarPlan(model, w).certDir,
           logFile: s.envoy.logFile,
         },
       ]),

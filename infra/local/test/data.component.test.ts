@@ -15,7 +15,7 @@ import {
   kafkaClientConfig,
 } from '@trellis/local/harness';
 import { readState } from '@trellis/local/supervisor';
-import { portsAt } from '../src/ports.ts';
+import { localPortsAt } from '@trellis/policy';
 import { pickBase, TestStack } from './support/test-stack.ts';
 
 const { Kafka, logLevel } = kafkajs;
@@ -58,7 +58,7 @@ const ok = ts.ok.bind(ts);
 /** A base port whose data-layer ports are all free. */
 function pickDataBase(): Promise<number> {
   return pickBase((base) => {
-    const p = portsAt(base);
+    const p = localPortsAt(base);
     return [
       p.cassandraNative,
       p.cassandraStorage,

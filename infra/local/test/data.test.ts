@@ -19,23 +19,18 @@ import {
   workloadListenerName,
 } from '@trellis/components/local/kafka';
 import {
+  bindOrThrow,
+  callersOf,
   compileCassandra,
   compileKafkaAcls,
+  localPortsAt,
   parseModel,
+  validateModel,
   type KafkaAclBinding,
   type ValidModel,
 } from '@trellis/policy';
-import { callersOfService, planDataPorts, platformAdminSpiffeId } from '../src/data.ts';
-import {
-  egressSlots,
-  kafkaDirectPort,
-  kafkaWorkloadListenerPort,
-  portOffsets,
-  portsAt,
-  sidecarEgressBlock,
-  sidecarEgressPort,
-  workloadIndex,
-} from '../src/ports.ts';
+import { localEnvironment } from '../src/context.ts';
+import { planDataPorts, platformAdminSpiffeId } from '../src/data.ts';
 
 function model(file: string): ValidModel {
   const text = readFileSync(
@@ -49,12 +44,14 @@ function model(file: string): ValidModel {
 
 const A = model('model-a.yaml');
 const B = model('model-b.yaml');
-const ports = portsAt(8000);
+/** `m` bound to a stack at `base`. */
+const local = (m: ValidModel, base = 8000) =>
+  bindOrThrow(m, localEnvironment(base, '/stack'), `stack at ${base}`);
 
 describe('port plan', () => {
   it('gives each calling workload a sidecar egress port per data service and Kafka its own listener', () => {
     // Workloads sorted: ingress 0, ledger 1, orders-api 2.
-    const plan = planDataPorts(A, ports);
+    const plan = planDataPorts(local(A));
     expect(plan.egress).toEqual([
       {
         workload: 'ledger',
@@ -91,50 +88,56 @@ describe('port plan', () => {
       expect(l.advertised).toBe(`127.0.0.1:${e?.listenPort}`);
       expect(l.port).toBe(e?.upstream.port);
     }
-    expect(kafkaDirectPort(ports)).toBe(8300);
+    expect(local(A).binding.dataServices.kafka?.endpoint).toEqual({
+      address: '127.0.0.1',
+      port: 8300,
+    });
   });
 
   it('only plans egress for workloads that call the data service', () => {
-    expect(callersOfService(A, 'cassandra')).toEqual(['ledger', 'orders-api']);
-    expect(planDataPorts(A, ports).egress.map((e) => e.workload)).not.toContain('ingress');
+    expect(callersOf(A, 'cassandra')).toEqual(['ledger', 'orders-api']);
+    expect(planDataPorts(local(A)).egress.map((e) => e.workload)).not.toContain('ingress');
   });
 
   it('never hands out a port twice, nor one of another range, for up to 10 workloads', () => {
-    const named = new Set(
-      Object.entries(portsAt(20_000))
-        .filter(([k]) => !k.endsWith('From'))
-        .map(([, v]) => v),
-    );
-    const p = portsAt(20_000);
-    const seen = new Set<number>();
-    for (let i = 0; i < 10; i++) {
-      for (let slot = 0; slot < sidecarEgressBlock; slot++) {
-        const port = sidecarEgressPort(p, i, slot);
-        expect(seen.has(port) || named.has(port)).toBe(false);
-        expect(port).toBeLessThan(p.appFrom);
-        seen.add(port);
-      }
-      const k = kafkaWorkloadListenerPort(p, i);
-      expect(seen.has(k) || named.has(k) || k === kafkaDirectPort(p)).toBe(false);
-      seen.add(k);
-    }
-  });
-
-  it('refuses a slot or an index that would run into the next range', () => {
-    expect(() => sidecarEgressPort(ports, 0, sidecarEgressBlock)).toThrow(
-      'ports: egress slot 10 is outside [0, 9]',
-    );
-    expect(() => sidecarEgressPort(ports, 10, egressSlots.cassandra)).toThrow(
-      'ports: sidecarOutboundFrom + 100 runs into the next range (100 ports from sidecarOutboundFrom)',
-    );
-    const room = portOffsets.ingressHttps - portOffsets.kafkaClientsFrom;
-    expect(() => kafkaWorkloadListenerPort(ports, room - 1)).toThrow(/kafkaClientsFrom/);
-    expect(() => workloadIndex(['a'], 'b')).toThrow("ports: unknown workload 'b'");
-  });
-
-  it('numbers workloads by sorted name, so YAML order does not move ports', () => {
-    expect(workloadIndex(['orders-api', 'ingress', 'ledger'], 'orders-api')).toBe(2);
-    expect(workloadIndex(['ledger', 'orders-api', 'ingress'], 'orders-api')).toBe(2);
+    // Ten workloads, every backend calling both data services and every other backend.
+    const data = structuredClone(A) as unknown as {
+      workloads: Record<string, { ports: unknown[]; calls?: string[]; edge?: boolean }>;
+    };
+    for (let i = 0; i < 7; i++)
+      data.workloads[`w${i}`] = { ports: [{ name: 'http', port: 9000 + i, protocol: 'http' }] };
+    const backends = Object.keys(data.workloads).filter((w) => !data.workloads[w]?.edge);
+    for (const w of backends)
+      (data.workloads[w] as { calls: string[] }).calls = [
+        'cassandra',
+        'kafka',
+        ...backends.filter((o) => o !== w),
+      ];
+    const r = validateModel(data);
+    if (!r.ok) throw new Error(JSON.stringify(r.errors));
+    const bound = local(r.model, 20_000);
+    const p = localPortsAt(20_000);
+    const fixed = Object.entries(p)
+      .filter(([k]) => !k.endsWith('From'))
+      .map(([, v]) => v);
+    const handedOut = [
+      p.kafkaClientsFrom,
+      ...planDataPorts(bound).kafkaListeners.map((l) => l.port),
+      ...Object.values(bound.binding.workloads).flatMap((b) =>
+        [
+          b.admin,
+          ...Object.values(b.inbound),
+          ...Object.values(b.app),
+          ...Object.values(b.egress).map((e) => e.listen),
+          ...Object.values(b.peers).map((e) => e.listen),
+        ].flatMap((e) => (e ? [e.port] : [])),
+      ),
+    ];
+    // Kafka's direct and 9 client listeners; 10 admins, 10 inbound, 9 apps; 9 × (2 data + 8 peers).
+    expect(handedOut).toHaveLength(1 + 9 + 10 + 10 + 9 + 9 * 10);
+    const all = [...fixed, ...handedOut];
+    expect(new Set(all).size).toBe(all.length);
+    for (const port of handedOut) expect(port).toBeLessThan(p.appFrom + 100);
   });
 });
 

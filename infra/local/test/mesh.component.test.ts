@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority } from '@trellis/local/harness';
 import { readState } from '@trellis/local/supervisor';
 import { requestToken, type Principals } from '../../../packages/cli/src/verbs/token.ts';
-import { portsAt } from '../src/ports.ts';
+import { localPortsAt } from '@trellis/policy';
 import { pickBase, TestStack } from './support/test-stack.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/mesh/', import.meta.url));
@@ -61,7 +61,7 @@ const ok = ts.ok.bind(ts);
 /** A base port whose whole range (every offset the stack uses, +100) is free. */
 function pickMeshBase(): Promise<number> {
   return pickBase((base) => {
-    const p = portsAt(base);
+    const p = localPortsAt(base);
     return [
       p.ingressHttps,
       p.keycloakHttp,

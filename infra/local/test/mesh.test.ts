@@ -11,6 +11,9 @@ import {
 import { cqlOf } from '@trellis/components/local/service-impl';
 import { generate } from '@trellis/components/local/keycloak-impl';
 import {
+  bind,
+  bindOrThrow,
+  localPortsAt,
   parseModel,
   type EnvoyBootstrap,
   type HttpFilter,
@@ -24,10 +27,10 @@ import {
   tokenRequest,
   type Principals,
 } from '../../../packages/cli/src/verbs/token.ts';
+import { localEnvironment } from '../src/context.ts';
 import { planDataPorts } from '../src/data.ts';
-import { demoUsers, localIdentityModel, localProvider, rolesForScopes } from '../src/identity.ts';
-import { edgeWorkload, planMeshPorts, planOutbound, serviceImplementations } from '../src/mesh.ts';
-import { portsAt } from '../src/ports.ts';
+import { demoUsers, rolesForScopes, servedProvider } from '../src/identity.ts';
+import { serviceImplementations, sidecarPlan } from '../src/mesh.ts';
 
 const repoModel = (): ValidModel => {
   const r = parseModel(readFileSync(join(import.meta.dirname, '../../../trellis.yaml'), 'utf8'));
@@ -35,7 +38,11 @@ const repoModel = (): ValidModel => {
   return r.model;
 };
 const model = repoModel();
-const ports = portsAt(8000);
+const ports = localPortsAt(8000);
+/** A model bound to the stack at base 8000 (`local`), or at `base`. */
+const local = (m: ValidModel, base = 8000) =>
+  bindOrThrow(m, localEnvironment(base, '/stack'), `stack at ${base}`);
+const bound = local(model);
 
 /** The model with edits applied to a copy of its plain data. */
 function variant(edit: (m: Record<string, unknown> & ValidModel) => void): ValidModel {
@@ -48,12 +55,15 @@ function variant(edit: (m: Record<string, unknown> & ValidModel) => void): Valid
 
 describe('identity', () => {
   it('finds the provider served by the local Keycloak and its realm', () => {
-    expect(localProvider(model)).toEqual({ name: 'keycloak', realm: 'trellis' });
+    expect(servedProvider(bound)).toEqual({
+      name: 'keycloak',
+      keycloak: { baseUrl: 'http://localhost:8180', realm: 'trellis' },
+    });
   });
 
   it('leaves the model as written for stack local, and moves the issuer for another port', () => {
-    expect(localIdentityModel(model, 8180)).toEqual(model);
-    const e2e = localIdentityModel(model, 28180);
+    expect(bound.identityProviders).toEqual(model.identityProviders);
+    const e2e = local(model, 28_000);
     const idp = e2e.identityProviders.keycloak as IdentityProvider;
     expect(idp.issuer).toBe('http://localhost:28180/realms/trellis');
     expect(idp.jwksUri).toBe('http://localhost:28180/realms/trellis/protocol/openid-connect/certs');
@@ -67,9 +77,13 @@ describe('identity', () => {
       (m.identityProviders.keycloak as IdentityProvider).jwksUri =
         'https://idp.example.com/oauth2/keys';
     });
-    expect(() => localProvider(external)).toThrow(
-      'identityProviders: none is served by the local Keycloak; declare one whose issuer is http://localhost:<port>/realms/<realm> (have: keycloak https://idp.example.com/oauth2)',
-    );
+    expect(bind(external, localEnvironment(8000, '/stack')).errors).toEqual([
+      {
+        path: 'identityProviders',
+        reason:
+          'none is served by the local Keycloak; declare one whose issuer is http://localhost:<port>/realms/<realm> (have: keycloak https://idp.example.com/oauth2)',
+      },
+    ]);
   });
 
   it('gives alice the writer role and bob the reader role, from the scopes they need', () => {
@@ -99,37 +113,31 @@ describe('identity', () => {
 });
 
 describe('mesh ports and egress', () => {
-  const plan = planMeshPorts(model, ports);
-  const data = planDataPorts(model, ports);
+  const data = planDataPorts(bound);
+  const ports8 = (w: string) => {
+    const b = bound.binding.workloads[w];
+    const port = (r: Record<string, { port: number }> = {}) =>
+      Object.fromEntries(Object.entries(r).map(([n, e]) => [n, e.port]));
+    return { adminPort: b?.admin?.port, inbound: port(b?.inbound), app: port(b?.app) };
+  };
 
   it('gives each workload its admin, inbound and app ports from the stack base', () => {
-    expect(plan).toEqual({
-      ingress: { workload: 'ingress', index: 0, adminPort: 8500, inbound: { http: 8600 }, app: {} },
-      ledger: {
-        workload: 'ledger',
-        index: 1,
-        adminPort: 8501,
-        inbound: { http: 8610 },
-        app: { http: 8810 },
-      },
-      'orders-api': {
-        workload: 'orders-api',
-        index: 2,
-        adminPort: 8502,
-        inbound: { http: 8620 },
-        app: { http: 8820 },
-      },
+    expect(
+      Object.fromEntries(['ingress', 'ledger', 'orders-api'].map((w) => [w, ports8(w)])),
+    ).toEqual({
+      ingress: { adminPort: 8500, inbound: { http: 8600 }, app: {} },
+      ledger: { adminPort: 8501, inbound: { http: 8610 }, app: { http: 8810 } },
+      'orders-api': { adminPort: 8502, inbound: { http: 8620 }, app: { http: 8820 } },
     });
   });
 
   it('uses no port twice across the mesh, the data layer and the fixed ports', () => {
     const all = [
       ...Object.values(ports),
-      ...Object.values(plan).flatMap((p) => [
-        p.adminPort,
-        ...Object.values(p.inbound),
-        ...Object.values(p.app),
-      ]),
+      ...Object.keys(bound.workloads).flatMap((w) => {
+        const p = ports8(w);
+        return [p.adminPort ?? 0, ...Object.values(p.inbound), ...Object.values(p.app)];
+      }),
       ...data.egress.map((e) => e.listenPort),
       ...data.kafkaListeners.map((l) => l.port),
     ];
@@ -140,10 +148,10 @@ describe('mesh ports and egress', () => {
   });
 
   it('sends the edge to orders-api at its sidecar, and the backends to the data layer egress', () => {
-    expect(planOutbound(model, ports, plan, data.egress, 'ingress')).toEqual({
+    expect(sidecarPlan(bound, 'ingress').outbound).toEqual({
       'orders-api': { address: '127.0.0.1', port: 8620 },
     });
-    expect(planOutbound(model, ports, plan, data.egress, 'orders-api')).toEqual({
+    expect(sidecarPlan(bound, 'orders-api').outbound).toEqual({
       cassandra: {
         address: '127.0.0.1',
         port: ports.cassandraNative,
@@ -163,14 +171,11 @@ describe('mesh ports and egress', () => {
     const m = variant((x) => {
       x.workloads['orders-api']?.calls.push('ledger');
     });
-    const out = planOutbound(
-      m,
-      ports,
-      planMeshPorts(m, ports),
-      planDataPorts(m, ports).egress,
-      'orders-api',
-    );
-    expect(out.ledger).toEqual({ address: '127.0.0.1', port: 8610, listenPort: 8722 });
+    expect(sidecarPlan(local(m), 'orders-api').outbound?.ledger).toEqual({
+      address: '127.0.0.1',
+      port: 8610,
+      listenPort: 8722,
+    });
   });
 
   it('refuses a model with no edge workload', () => {
@@ -178,7 +183,7 @@ describe('mesh ports and egress', () => {
       delete (x.workloads.ingress as { edge?: boolean }).edge;
       x.routes = {};
     });
-    expect(() => edgeWorkload(m)).toThrow(
+    expect(() => local(m)).toThrow(
       'workloads: the local stack runs one nginx in front of one edge workload; the model has 0 (none)',
     );
   });
@@ -192,20 +197,11 @@ describe('mesh ports and egress', () => {
 });
 
 describe('sidecar config', () => {
-  const plan = planMeshPorts(model, ports);
-  const data = planDataPorts(model, ports);
   const svid = { cert: '/p/cert.pem', key: '/p/key.pem', bundle: '/p/bundle.pem' };
-  const opts = (w: string): SidecarCompileOptions => ({
-    workload: w,
-    inbound: plan[w]?.inbound ?? {},
-    app: Object.fromEntries(
-      Object.entries(plan[w]?.app ?? {}).map(([n, port]) => [n, { address: '127.0.0.1', port }]),
-    ),
-    outbound: planOutbound(model, ports, plan, data.egress, w),
-    jwks: { keycloak: { address: '127.0.0.1', port: 8180 } },
-    adminPort: plan[w]?.adminPort ?? 0,
-    payloadHeader: 'x-jwt-payload',
-  });
+  const opts = (w: string): SidecarCompileOptions => {
+    const { certDir: _c, dir: _d, ...o } = sidecarPlan(bound, w);
+    return o;
+  };
   const jwt = (b: EnvoyBootstrap) =>
     b.static_resources.listeners
       .flatMap((l) => l.filter_chains.flatMap((c) => c.filters))
@@ -220,7 +216,7 @@ describe('sidecar config', () => {
       );
 
   it('forwards the verified payload in x-jwt-payload, with issuer, audience and expiry required', () => {
-    const a = sidecarArtefacts(model, opts('orders-api'), '/run/orders-api-sidecar', svid);
+    const a = sidecarArtefacts(bound, opts('orders-api'), '/run/orders-api-sidecar', svid);
     const [filter] = jwt(a.bootstrap);
     expect(filter?.typed_config.providers.keycloak).toMatchObject({
       issuer: 'http://localhost:8180/realms/trellis',
@@ -238,7 +234,7 @@ describe('sidecar config', () => {
   });
 
   it('requires the ingress SVID on orders-api inbound, and sets XFCC with the peer URI', () => {
-    const a = sidecarArtefacts(model, opts('orders-api'), '/run/orders-api-sidecar', svid);
+    const a = sidecarArtefacts(bound, opts('orders-api'), '/run/orders-api-sidecar', svid);
     const inbound = a.bootstrap.static_resources.listeners.find((l) => l.name === 'inbound_http');
     const chain = inbound?.filter_chains[0];
     const tls = chain?.transport_socket?.typed_config as unknown as {
@@ -266,7 +262,7 @@ describe('sidecar config', () => {
   });
 
   it("writes the SDS files under the sidecar's dir, naming the SVID files", () => {
-    const a = sidecarArtefacts(model, opts('ledger'), '/run/ledger-sidecar', svid);
+    const a = sidecarArtefacts(bound, opts('ledger'), '/run/ledger-sidecar', svid);
     const files = relativeSdsFiles(a, '/run/ledger-sidecar');
     expect(Object.keys(files).sort()).toEqual(['sds/svid.yaml', 'sds/trust-bundle.yaml']);
     expect(files['sds/svid.yaml']).toContain('"/p/cert.pem"');
@@ -276,11 +272,11 @@ describe('sidecar config', () => {
   });
 
   it('adds no payload header where there is no jwt_authn, and refuses a bad header name', () => {
-    const a = sidecarArtefacts(model, opts('ingress'), '/run/ingress-sidecar', svid);
+    const a = sidecarArtefacts(bound, opts('ingress'), '/run/ingress-sidecar', svid);
     expect(jwt(a.bootstrap)).toEqual([]);
     expect(() =>
       sidecarArtefacts(
-        model,
+        bound,
         { ...opts('orders-api'), payloadHeader: 'X Payload' },
         '/run/orders-api-sidecar',
         svid,

@@ -1,14 +1,15 @@
 import { loadConfig as loadLedgerConfig } from '@trellis/ledger/config';
 import { loadConfig as loadOrdersApiConfig } from '@trellis/orders-api/config';
 import { loadModelFile, referenceModelPath } from '@trellis/components/model';
-import { parseModel, type ValidModel } from '@trellis/policy';
+import { bindOrThrow, parseModel, type ValidModel } from '@trellis/policy';
 import { describe, expect, it } from 'vitest';
+import { localEnvironment } from '../src/context.ts';
 import { planDataPorts } from '../src/data.ts';
-import { portsAt } from '../src/ports.ts';
 import { serviceEnv } from '../src/service-env.ts';
 
-const model = loadModelFile(referenceModelPath);
-const data = planDataPorts(model, portsAt(8000));
+const plain = loadModelFile(referenceModelPath);
+const model = bindOrThrow(plain, localEnvironment(8000, '/stack'), 'bind');
+const data = planDataPorts(model);
 const cassandra = { host: '127.0.0.1', port: 8042, spiffeId: '', localDataCenter: 'datacenter1' };
 const layer = { egress: data.egress, cassandra };
 
@@ -58,13 +59,15 @@ describe('serviceEnv (local stack)', () => {
   });
 
   it('refuses a model that does not route the service to a data store it needs', () => {
-    const data0 = structuredClone(model) as Record<string, unknown> & ValidModel;
+    const data0 = structuredClone(plain) as Record<string, unknown> & ValidModel;
     const ledger = data0.workloads.ledger as { calls: string[] };
     ledger.calls = ['kafka'];
     data0.cassandra.grants = data0.cassandra.grants.filter((g) => g.identity !== 'ledger');
     const r = parseModel(JSON.stringify(data0));
     if (!r.ok) throw new Error(r.errors.map((e) => `${e.path}: ${e.reason}`).join('; '));
-    const egress = planDataPorts(r.model, portsAt(8000)).egress;
+    const egress = planDataPorts(
+      bindOrThrow(r.model, localEnvironment(8000, '/stack'), 'bind'),
+    ).egress;
     expect(() => serviceEnv(r.model, 'ledger', { egress, cassandra })).toThrow(
       'workloads.ledger.calls: the ledger service needs cassandra, but the model gives it no route there',
     );

@@ -19,7 +19,8 @@ function run(...args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-describe('./trellis policy', () => {
+// Each test spawns the CLI (a Node start per call): on a loaded 2-core machine that can pass 5 s.
+describe('./trellis policy', { timeout: 60_000 }, () => {
   it('check passes on the reference model', () => {
     const r = run('check', model);
     expect(r.code).toBe(0);

@@ -7,7 +7,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   clusterGateway,
   compileForCluster,
-  environmentModel,
+  bindCluster,
+  clusterEnvironment,
   gatewayServiceAccount,
   kafkaUsersFromBindings,
   strimziPrincipal,
@@ -31,9 +32,9 @@ const target: ClusterTarget = {
   inClusterKeycloak: true,
 };
 
-describe('environmentModel', () => {
+describe('bindCluster', () => {
   it('swaps in the deployed issuer, the environment hosts and the gateway identity', () => {
-    const env = environmentModel(reference(), target);
+    const env = bindCluster(reference(), target);
     expect(env.identityProviders.keycloak?.issuer).toBe(issuer);
     expect(Object.values(env.routes).flatMap((r) => r.hosts)).toEqual([
       'api.us.example.com',
@@ -47,30 +48,44 @@ describe('environmentModel', () => {
     expect(gatewayServiceAccount(clusterGateway)).toBe('trellis-nginx');
   });
 
+  it('binds the data services to the Services the Cassandra and StrimziKafka components create', () => {
+    expect(clusterEnvironment(target).dataServices).toEqual({
+      cassandra: { address: 'trellis-us-service.trellis-cassandra.svc.cluster.local', port: 9042 },
+      kafka: { address: 'trellis-kafka-bootstrap.trellis-kafka.svc.cluster.local', port: 9093 },
+    });
+    const bound = bindCluster(reference(), target);
+    expect(bound.binding.workloads['orders-api']?.egress.cassandra?.upstream.address).toBe(
+      'trellis-us-service.trellis-cassandra.svc.cluster.local',
+    );
+    expect(bound.binding.edge?.spiffeId).toBe(
+      'spiffe://trellis.local/ns/trellis-gateway/sa/trellis-nginx',
+    );
+  });
+
   it('leaves the caller’s model untouched', () => {
     const model = reference();
-    environmentModel(model, target);
+    bindCluster(model, target);
     expect(model.identityProviders.keycloak?.issuer).toBe('http://localhost:8180/realms/trellis');
     expect(model.workloads.ingress?.namespace).toBeUndefined();
   });
 
   it('refuses a route host without an environment host', () => {
-    expect(() => environmentModel(reference(), { ...target, hosts: {} })).toThrow(
-      'hosts: no environment host for the model host "localhost" (routes.create-order.hosts)',
+    expect(() => bindCluster(reference(), { ...target, hosts: {} })).toThrow(
+      'routes.create-order.hosts[0]: no environment host for the model host "localhost" (environment.hosts)',
     );
   });
 
   it('refuses a route whose identity provider has no issuer here', () => {
-    expect(() => environmentModel(reference(), { ...target, issuers: {} })).toThrow(
-      'routes.create-order: identity provider "keycloak" has no issuer in this environment',
+    expect(() => bindCluster(reference(), { ...target, issuers: {} })).toThrow(
+      'routes.create-order.auth.provider: identity provider "keycloak" has no issuer in this environment (environment.issuers)',
     );
   });
 
   it('refuses an issuer the model cannot use, with the model validation errors', () => {
     const plain = { issuer: 'http://auth.example.com/realms/trellis', jwksUri: issuer };
-    expect(() =>
-      environmentModel(reference(), { ...target, issuers: { keycloak: plain } }),
-    ).toThrow(/identityProviders\.keycloak\.issuer.*must use https/s);
+    expect(() => bindCluster(reference(), { ...target, issuers: { keycloak: plain } })).toThrow(
+      /identityProviders\.keycloak\.issuer.*must use https/s,
+    );
   });
 
   it('refuses a second edge workload (one gateway per cluster)', () => {
@@ -80,9 +95,7 @@ describe('environmentModel', () => {
       ports: [{ name: 'http', port: 9443, protocol: 'http' }],
       calls: [],
     };
-    expect(() => environmentModel(model, target)).toThrow(
-      /one gateway, the model has 2 edge workloads/,
-    );
+    expect(() => bindCluster(model, target)).toThrow(/one gateway, the model has 2 edge workloads/);
   });
 });
 

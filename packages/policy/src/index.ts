@@ -49,6 +49,38 @@ export {
 } from './validate.ts';
 export type { ModelResult, ValidModel } from './validate.ts';
 
+// Binding: the one place where an environment changes the model.
+export { bind, bindOrThrow } from './bind/bind.ts';
+export { envoyOptions } from './bind/envoy-options.ts';
+export { examplePlan } from './bind/example.ts';
+export { istioAdminPort, istioSdsSocket, istioSidecarPorts } from './bind/kubernetes.ts';
+export {
+  localBlocks,
+  localKeycloakProvider,
+  localPaths,
+  localPortOffsets,
+  localPortsAt,
+} from './bind/local.ts';
+export type { LocalPortName } from './bind/local.ts';
+export { peerPort } from './bind/peers.ts';
+export type {
+  BindResult,
+  Binding,
+  BoundModel,
+  BudgetOverride,
+  DataEgress,
+  EdgeBinding,
+  Endpoint,
+  Environment,
+  ExampleEnvironment,
+  IdentityProviderBinding,
+  KubernetesEnvironment,
+  LocalEnvironment,
+  PeerEgress,
+  SvidLocation,
+  WorkloadBinding,
+} from './bind/types.ts';
+
 // The oracle and the requests it decides.
 export { allowed, tokenValidFor } from './oracle.ts';
 export {
@@ -147,5 +179,5 @@ export { evaluateCassandra, parseCassandraAuth } from './evaluate/cassandra.ts';
 export type { CassandraAuthState } from './evaluate/cassandra.ts';
 
 // Rendering for the CLI.
-export { exampleEnvoyOptions, renderTarget, renderTargets } from './render.ts';
+export { renderTarget, renderTargets } from './render.ts';
 export type { RenderOptions, RenderTarget } from './render.ts';

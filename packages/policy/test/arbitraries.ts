@@ -14,8 +14,15 @@ import type { JsonValue, Peer, Token, ValidModel } from '../src/index.ts';
 
 /** The fixed "now" of generated requests (seconds). */
 export const NOW = 1_800_000_000;
-/** Issuer of generated provider `p`. */
-export const issuerOf = (p: string) => `https://${p}.idp.example/realms/r`;
+/**
+ * Issuer of generated provider `p`: `p1` is a Keycloak realm on loopback (the one a local stack's
+ * Keycloak takes over when the model is bound to `local`), the others external.
+ */
+export const issuerOf = (p: string) =>
+  p === 'p1' ? 'http://localhost:8180/realms/r' : `https://${p}.idp.example/realms/r`;
+/** JWKS URI of generated provider `p`. */
+const jwksOf = (p: string) =>
+  p === 'p1' ? `${issuerOf(p)}/protocol/openid-connect/certs` : `https://${p}.idp.example/jwks`;
 const foreignId = 'spiffe://other.example/ns/x/sa/y';
 const scopes = ['s1', 's2', 's3'];
 
@@ -117,7 +124,7 @@ function build(seed: ModelSeed): ValidModel {
       {
         issuer: issuerOf(name),
         audiences: p.auds,
-        jwksUri: `https://${name}.idp.example/jwks`,
+        jwksUri: jwksOf(name),
         scopeClaim: p.scopeClaim,
         scopes,
       },

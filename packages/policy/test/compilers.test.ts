@@ -18,7 +18,8 @@ import {
   compileKafkaAcls,
   compileKeycloakRealm,
   compileNginx,
-  exampleEnvoyOptions,
+  bindOrThrow,
+  envoyOptions,
   httpFilterOrder,
   kafkaAclCliArgs,
   renderTarget,
@@ -48,6 +49,8 @@ const keycloakFields: [
 ] = [true, true, true, true, true];
 
 const model = referenceModel();
+/** The reference model in the example plan of `policy render`, files under /srv. */
+const example = bindOrThrow(model, { kind: 'example', baseDir: '/srv' }, 'example plan');
 
 describe('Envoy', () => {
   const opts = {
@@ -144,9 +147,10 @@ describe('Envoy', () => {
       'envoy.filters.http.local_ratelimit',
       'envoy.filters.http.router',
     ]);
-    const chains = (m: typeof model) =>
-      Object.keys(m.workloads).flatMap((w) =>
-        compileEnvoy(m, exampleEnvoyOptions(m, w, '/srv'))
+    const chains = (plain: typeof model) => {
+      const m = bindOrThrow(plain, { kind: 'example', baseDir: '/srv' }, 'example plan');
+      return Object.keys(m.workloads).flatMap((w) =>
+        compileEnvoy(m, envoyOptions(m, w))
           .bootstrap.static_resources.listeners.flatMap((l) =>
             l.filter_chains.flatMap((c) => c.filters),
           )
@@ -156,6 +160,7 @@ describe('Envoy', () => {
               : [],
           ),
       );
+    };
     const ordered = (chain: string[]) => {
       expect(chain.at(-1)).toBe('envoy.filters.http.router');
       // A subsequence of the list: indices strictly increase.
@@ -290,7 +295,7 @@ describe('Envoy', () => {
   });
 
   it('the edge listener is plaintext and routes only the model routes', () => {
-    const edge = compileEnvoy(model, exampleEnvoyOptions(model, 'ingress', '/srv')).bootstrap;
+    const edge = compileEnvoy(example, envoyOptions(example, 'ingress')).bootstrap;
     const l = edge.static_resources.listeners.find((x) => x.name === 'inbound_http');
     expect(l?.filter_chains[0]?.transport_socket).toBeUndefined();
     const f = l?.filter_chains[0]?.filters[0];

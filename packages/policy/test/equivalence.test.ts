@@ -1,7 +1,9 @@
 /**
  * The equivalence proofs: for generated models and requests, each compiled target, evaluated with that
  * system's documented semantics, decides as the oracle does. ≥ 1,000 models per property, several
- * requests per model.
+ * requests per model. Every model is bound to every environment kind (example, local, kubernetes) and
+ * compiled from the bound model, with each request translated into the environment's names (issuer,
+ * host, SPIFFE IDs): a binding that changes an allow/deny decision fails here.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -15,16 +17,19 @@ import {
   evaluateEnvoy,
   evaluateIstio,
   evaluateKafkaAcls,
-  exampleEnvoyOptions,
+  envoyOptions,
   kafkaOperations,
   parseCassandraAuth,
   spiffeId,
   edgeWorkloads,
+  namespaceOf,
   cassandraPermissions,
 } from '../src/index.ts';
-import type { AccessRequest, Decision, Token, ValidModel } from '../src/index.ts';
+import type { AccessRequest, Decision, EnvoyArtefacts, Token, ValidModel } from '../src/index.ts';
 import { NOW, materialize, meshRequestSeed, modelArb, tokenArb } from './arbitraries.ts';
 import type { MeshRequest } from './arbitraries.ts';
+import { bindEverywhere } from './environments.ts';
+import type { Bound } from './environments.ts';
 
 const RUNS = 1000;
 const PER_MODEL = 6;
@@ -32,6 +37,12 @@ const PER_MODEL = 6;
 /** The HTTP part of a request as the oracle and every evaluator take it, at the fixed NOW. */
 function httpOf(r: { method: string; path: string; token?: Token | undefined }) {
   return { method: r.method, path: r.path, now: NOW, ...(r.token ? { token: r.token } : {}) };
+}
+
+/** `r` in the names of environment `b`: the token's issuer and the peer's SPIFFE ID moved. */
+function translate(b: Bound, r: MeshRequest): MeshRequest {
+  const { token, ...rest } = r;
+  return { ...rest, peer: b.peer(r.peer), ...(token ? { token: b.token(token) } : {}) };
 }
 
 /** The `http` field of a sidecar-level request (Istio, Envoy); none for TCP. */
@@ -47,6 +58,11 @@ function oracleFor(model: ValidModel, r: MeshRequest): Decision {
   return allowed(model, req);
 }
 
+/** The oracle decides the same on the bound model and the translated request. */
+function oracleKeeps(b: Bound, model: ValidModel, r: MeshRequest, o: Decision): void {
+  agree(`oracle on the ${b.kind} binding`, model, r, o, oracleFor(b.model, translate(b, r)));
+}
+
 function agree(
   target: string,
   model: ValidModel,
@@ -60,27 +76,69 @@ function agree(
     );
 }
 
+/** Environments whose sidecars are Trellis's own Envoy (Kubernetes runs Istio's). */
+const runsEnvoy = (b: Bound) => b.kind !== 'kubernetes';
+
+const compiled = new WeakMap<object, Map<string, EnvoyArtefacts>>();
+
+/** The compiled sidecar of `w` in the environment of `b` (compiled once per bound model). */
+function sidecar(b: Bound, w: string): EnvoyArtefacts {
+  const cache = compiled.get(b.model) ?? new Map<string, EnvoyArtefacts>();
+  compiled.set(b.model, cache);
+  const hit = cache.get(w);
+  if (hit) return hit;
+  const a = compileEnvoy(b.model, envoyOptions(b.model, w));
+  cache.set(w, a);
+  return a;
+}
+
+/**
+ * An edge request through the environment's sidecars: hop 1, the edge sidecar (plaintext from
+ * nginx) picks the upstream cluster; hop 2, the backend's sidecar, called with the edge's SVID.
+ */
+function edgePath(b: Bound, edge: string, http: ReturnType<typeof httpOf>): Decision {
+  const edgeInbound = Object.values(b.model.binding.workloads[edge]?.inbound ?? {})[0];
+  const hop1 = evaluateEnvoy(sidecar(b, edge).bootstrap, {
+    listenerPort: edgeInbound?.port ?? 0,
+    peer: { kind: 'none' },
+    http,
+  });
+  const backend = /^routed to outbound_(.+)$/.exec(hop1.reason)?.[1];
+  if (!hop1.allowed || backend === undefined) return hop1;
+  const upstream = envoyOptions(b.model, edge).outbound?.[backend];
+  return evaluateEnvoy(sidecar(b, backend).bootstrap, {
+    listenerPort: upstream?.port ?? 0,
+    peer: { kind: 'cert', spiffeId: spiffeId(b.model, edge), trusted: true },
+    http,
+  });
+}
+
 describe('oracle ≡ compiled targets (property tests)', () => {
-  it('Istio AuthorizationPolicy + RequestAuthentication + PeerAuthentication', () => {
+  it('Istio AuthorizationPolicy + RequestAuthentication + PeerAuthentication, in every environment', () => {
     let allowedCount = 0;
     fc.assert(
       fc.property(
         modelArb,
         fc.array(meshRequestSeed(true), { minLength: PER_MODEL, maxLength: PER_MODEL }),
         (model, seeds) => {
-          const resources = compileIstio(model);
-          for (const s of seeds) {
-            const r = materialize(model, s);
-            const o = oracleFor(model, r);
-            if (o.allowed) allowedCount++;
-            const got = evaluateIstio(resources, {
-              namespace: model.namespace,
-              labels: { app: r.to },
-              port: r.portNumber,
-              peer: r.peer,
-              ...httpField(r),
+          const requests = seeds.map((s) => materialize(model, s));
+          const decisions = requests.map((r) => oracleFor(model, r));
+          allowedCount += decisions.filter((o) => o.allowed).length;
+          for (const b of bindEverywhere(model)) {
+            const resources = compileIstio(b.model);
+            requests.forEach((r, i) => {
+              const o = decisions[i] as Decision;
+              oracleKeeps(b, model, r, o);
+              const t = translate(b, r);
+              const got = evaluateIstio(resources, {
+                namespace: namespaceOf(b.model, r.to),
+                labels: { app: r.to },
+                port: r.portNumber,
+                peer: t.peer,
+                ...httpField(t),
+              });
+              agree(`Istio (${b.kind})`, model, r, o, got);
             });
-            agree('Istio', model, r, o, got);
           }
         },
       ),
@@ -88,38 +146,37 @@ describe('oracle ≡ compiled targets (property tests)', () => {
     );
     // The generators must reach both outcomes often enough to mean something.
     expect(allowedCount).toBeGreaterThan(RUNS / 10);
-  }, 60_000);
+  }, 120_000);
 
-  it('Envoy sidecar: TLS SAN match + jwt_authn + RBAC', () => {
+  it('Envoy sidecar: TLS SAN match + jwt_authn + RBAC, in every environment that runs it', () => {
     let allowedCount = 0;
     fc.assert(
       fc.property(
         modelArb,
         fc.array(meshRequestSeed(), { minLength: PER_MODEL, maxLength: PER_MODEL }),
         (model, seeds) => {
-          const boots = new Map<string, ReturnType<typeof compileEnvoy>>();
-          for (const s of seeds) {
-            const r = materialize(model, s);
-            let a = boots.get(r.to);
-            if (!a) {
-              a = compileEnvoy(model, exampleEnvoyOptions(model, r.to, '/srv'));
-              boots.set(r.to, a);
-            }
-            const o = oracleFor(model, r);
-            if (o.allowed) allowedCount++;
-            const got = evaluateEnvoy(a.bootstrap, {
-              listenerPort: r.portNumber + 10000,
-              peer: r.peer,
-              ...httpField(r),
+          const requests = seeds.map((s) => materialize(model, s));
+          const decisions = requests.map((r) => oracleFor(model, r));
+          allowedCount += decisions.filter((o) => o.allowed).length;
+          for (const b of bindEverywhere(model).filter(runsEnvoy)) {
+            requests.forEach((r, i) => {
+              const o = decisions[i] as Decision;
+              oracleKeeps(b, model, r, o);
+              const t = translate(b, r);
+              const got = evaluateEnvoy(sidecar(b, r.to).bootstrap, {
+                listenerPort: b.model.binding.workloads[r.to]?.inbound[r.portName]?.port ?? 0,
+                peer: t.peer,
+                ...httpField(t),
+              });
+              agree(`Envoy (${b.kind})`, model, r, o, got);
             });
-            agree('Envoy', model, r, o, got);
           }
         },
       ),
       { numRuns: RUNS },
     );
     expect(allowedCount).toBeGreaterThan(RUNS / 10);
-  }, 60_000);
+  }, 120_000);
 
   it('edge request end to end: edge sidecar routing, then the backend sidecar', () => {
     let allowedCount = 0;
@@ -134,34 +191,21 @@ describe('oracle ≡ compiled targets (property tests)', () => {
         fc.array(edgeSeed, { minLength: PER_MODEL, maxLength: PER_MODEL }),
         (model, seeds) => {
           const edge = edgeWorkloads(model)[0] ?? 'edge';
-          const edgeBoot = compileEnvoy(model, exampleEnvoyOptions(model, edge, '/srv')).bootstrap;
-          for (const s of seeds) {
-            const http = httpOf(s);
-            const o = allowed(model, { kind: 'edge', host: 'api.example', ...http });
-            if (o.allowed) allowedCount++;
-            // Hop 1: the edge sidecar (plaintext from nginx) picks the upstream cluster.
-            const hop1 = evaluateEnvoy(edgeBoot, {
-              listenerPort: 8443 + 10000,
-              peer: { kind: 'none' },
-              http,
+          const decisions = seeds.map((s) =>
+            allowed(model, { kind: 'edge', host: 'api.example', ...httpOf(s) }),
+          );
+          allowedCount += decisions.filter((o) => o.allowed).length;
+          for (const b of bindEverywhere(model)) {
+            seeds.forEach((s, i) => {
+              const o = decisions[i] as Decision;
+              const token = s.token ? b.token(s.token) : undefined;
+              const http = httpOf({ ...s, token });
+              const host = b.host('api.example');
+              const bound = allowed(b.model, { kind: 'edge', host, ...http });
+              agree(`oracle on the ${b.kind} binding (edge)`, model, s, o, bound);
+              if (runsEnvoy(b))
+                agree(`Envoy edge path (${b.kind})`, model, s, o, edgePath(b, edge, http));
             });
-            let got = hop1;
-            const backend = /^routed to outbound_(.+)$/.exec(hop1.reason)?.[1];
-            if (hop1.allowed && backend !== undefined) {
-              // Hop 2: the backend sidecar, called with the edge's SVID.
-              const opts = exampleEnvoyOptions(model, edge, '/srv');
-              const upstream = opts.outbound?.[backend];
-              const boot = compileEnvoy(
-                model,
-                exampleEnvoyOptions(model, backend, '/srv'),
-              ).bootstrap;
-              got = evaluateEnvoy(boot, {
-                listenerPort: upstream?.port ?? 0,
-                peer: { kind: 'cert', spiffeId: spiffeId(model, edge), trusted: true },
-                http,
-              });
-            }
-            agree('Envoy edge path', model, s, o, got);
           }
         },
       ),
@@ -169,7 +213,7 @@ describe('oracle ≡ compiled targets (property tests)', () => {
     );
     // Non-vacuity: about 60 of 6,000 requests pass both hops (measured over runs); 20 leaves margin.
     expect(allowedCount).toBeGreaterThan(RUNS / 50);
-  }, 60_000);
+  }, 120_000);
 
   it('Kafka ACLs (StandardAuthorizer semantics, allow.everyone.if.no.acl.found=false)', () => {
     let allowedCount = 0;
@@ -196,24 +240,28 @@ describe('oracle ≡ compiled targets (property tests)', () => {
         modelArb,
         fc.array(kafkaSeed, { minLength: PER_MODEL, maxLength: PER_MODEL }),
         (model, seeds) => {
-          const acls = compileKafkaAcls(model);
           const names = Object.keys(model.workloads);
-          for (const s of seeds) {
-            const identity = names[s.who] ?? 'intruder';
-            const o = allowed(model, {
-              kind: 'kafka',
-              identity,
-              operation: s.operation,
-              resource: s.resource,
+          const requests = seeds.map((s) => ({
+            kind: 'kafka' as const,
+            identity: names[s.who] ?? 'intruder',
+            operation: s.operation,
+            resource: s.resource,
+          }));
+          const decisions = requests.map((r) => allowed(model, r));
+          allowedCount += decisions.filter((o) => o.allowed).length;
+          for (const b of bindEverywhere(model)) {
+            const acls = compileKafkaAcls(b.model);
+            requests.forEach((r, i) => {
+              const o = decisions[i] as Decision;
+              agree(`oracle on the ${b.kind} binding`, model, r, o, allowed(b.model, r));
+              const got = evaluateKafkaAcls(acls, {
+                principal: `User:${r.identity}`,
+                host: '127.0.0.1',
+                operation: r.operation,
+                resource: r.resource,
+              });
+              agree(`Kafka (${b.kind})`, model, r, o, got);
             });
-            if (o.allowed) allowedCount++;
-            const got = evaluateKafkaAcls(acls, {
-              principal: `User:${identity}`,
-              host: '127.0.0.1',
-              operation: s.operation,
-              resource: s.resource,
-            });
-            agree('Kafka', model, s, o, got);
           }
         },
       ),
@@ -221,7 +269,7 @@ describe('oracle ≡ compiled targets (property tests)', () => {
     );
     // Non-vacuity: 120-150 allowed per run (measured); 40 leaves margin.
     expect(allowedCount).toBeGreaterThan(RUNS / 25);
-  }, 60_000);
+  }, 120_000);
 
   it('Cassandra roles, identities and grants (keyspace → table inheritance)', () => {
     let allowedCount = 0;
@@ -238,9 +286,8 @@ describe('oracle ≡ compiled targets (property tests)', () => {
         modelArb,
         fc.array(cqlSeed, { minLength: PER_MODEL, maxLength: PER_MODEL }),
         (model, seeds) => {
-          const state = parseCassandraAuth(compileCassandra(model).cql);
           const names = Object.keys(model.workloads);
-          for (const s of seeds) {
+          const requests = seeds.map((s) => {
             const grants = model.cassandra.grants;
             const g =
               s.fromGrant !== undefined && grants.length > 0
@@ -250,7 +297,7 @@ describe('oracle ≡ compiled targets (property tests)', () => {
             const identity =
               w !== undefined ? spiffeId(model, w) : 'spiffe://other.example/ns/x/sa/y';
             const table = g ? (g.table ?? s.table) : s.table;
-            const req = {
+            return {
               identity,
               keyspace: g ? g.keyspace : s.keyspace,
               permission: g
@@ -258,14 +305,27 @@ describe('oracle ≡ compiled targets (property tests)', () => {
                 : s.permission,
               ...(table ? { table } : {}),
             };
-            const o = allowed(model, { kind: 'cql', ...req });
-            if (o.allowed) allowedCount++;
-            agree('Cassandra', model, req, o, evaluateCassandra(state, req));
+          });
+          const decisions = requests.map((req) => allowed(model, { kind: 'cql', ...req }));
+          allowedCount += decisions.filter((o) => o.allowed).length;
+          for (const b of bindEverywhere(model)) {
+            const state = parseCassandraAuth(compileCassandra(b.model).cql);
+            requests.forEach((req, i) => {
+              const o = decisions[i] as Decision;
+              const peer = b.peer({ kind: 'cert', spiffeId: req.identity, trusted: true });
+              const moved = {
+                ...req,
+                identity: peer.kind === 'cert' ? peer.spiffeId : req.identity,
+              };
+              const bound = allowed(b.model, { kind: 'cql', ...moved });
+              agree(`oracle on the ${b.kind} binding`, model, req, o, bound);
+              agree(`Cassandra (${b.kind})`, model, req, o, evaluateCassandra(state, moved));
+            });
           }
         },
       ),
       { numRuns: RUNS },
     );
     expect(allowedCount).toBeGreaterThan(RUNS / 10);
-  }, 60_000);
+  }, 120_000);
 });

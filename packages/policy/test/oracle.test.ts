@@ -13,7 +13,8 @@ import {
   evaluateEnvoy,
   evaluateIstio,
   evaluateKafkaAcls,
-  exampleEnvoyOptions,
+  bindOrThrow,
+  envoyOptions,
   parseCassandraAuth,
   spiffeId,
 } from '../src/index.ts';
@@ -21,6 +22,8 @@ import type { JsonValue, Token } from '../src/index.ts';
 import { now, referenceModel } from './fixtures.ts';
 
 const model = referenceModel();
+/** The reference model in the example plan of `policy render`, files under /srv. */
+const example = bindOrThrow(model, { kind: 'example', baseDir: '/srv' }, 'example plan');
 const issuer = 'http://localhost:8180/realms/trellis';
 
 function token(claims: Record<string, JsonValue>, extra: Partial<Token> = {}): Token {
@@ -72,8 +75,8 @@ const cases: Case[] = [
 ];
 
 describe('reference model: users and agents at the edge', () => {
-  const edgeBoot = compileEnvoy(model, exampleEnvoyOptions(model, 'ingress', '/srv')).bootstrap;
-  const apiOpts = exampleEnvoyOptions(model, 'orders-api', '/srv');
+  const edgeBoot = compileEnvoy(example, envoyOptions(example, 'ingress')).bootstrap;
+  const apiOpts = envoyOptions(example, 'orders-api');
   const apiBoot = compileEnvoy(model, apiOpts).bootstrap;
   const istio = compileIstio(model);
   const ingressId = spiffeId(model, 'ingress');
@@ -141,7 +144,7 @@ describe('reference model: users and agents at the edge', () => {
 });
 
 describe('reference model: the mesh', () => {
-  const apiBoot = compileEnvoy(model, exampleEnvoyOptions(model, 'orders-api', '/srv')).bootstrap;
+  const apiBoot = compileEnvoy(example, envoyOptions(example, 'orders-api')).bootstrap;
   const http = { method: 'POST', path: '/orders', token: writer, now };
   const peers = {
     plaintext: { kind: 'none' as const },

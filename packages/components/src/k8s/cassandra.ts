@@ -16,6 +16,21 @@ const defaults = {
   webhookPort: 9443,
 } as const;
 
+/**
+ * The CQL contact point of a K8ssandra datacenter: its Service
+ * `<cluster>-<datacenter>-service.<namespace>.svc.cluster.local:9042`.
+ */
+export function cassandraContactPoint(
+  datacenter: string,
+  namespace: string = defaults.namespace,
+  clusterName: string = defaults.clusterName,
+): { address: string; port: number } {
+  return {
+    address: `${clusterName}-${datacenter}-service.${namespace}.svc.cluster.local`,
+    port: 9042,
+  };
+}
+
 /** Arguments of {@link Cassandra}. */
 export interface CassandraArgs {
   /** Datacenter name: one per region (e.g. `us`, `eu`). */
@@ -247,7 +262,8 @@ export class Cassandra extends pulumi.ComponentResource {
       { parent: this, dependsOn: [operator, cert, storesPassword] },
     );
     this.namespace = ns.metadata.name;
-    this.contactPoint = pulumi.output(`${dcService}.${namespace}.svc.cluster.local:9042`);
+    const contact = cassandraContactPoint(args.datacenter, namespace, clusterName);
+    this.contactPoint = pulumi.output(`${contact.address}:${contact.port}`);
     this.registerOutputs({ namespace: this.namespace, contactPoint: this.contactPoint });
   }
 }

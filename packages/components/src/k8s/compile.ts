@@ -3,36 +3,35 @@
  * `@trellis/policy` (`compileIstio`, `compileGatewayApi`, `compileKafkaAcls`, `compileKeycloakRealm`).
  *
  * The compilers speak the model's own names (the local issuer, the route hosts of the local stack, the
- * edge workload `ingress`). A cluster differs in exactly three ways, applied here to a copy of the model
- * that is validated again before anything is compiled:
- * - each identity provider's issuer and JWKS are the ones deployed in this environment;
- * - each route host is the environment's host for it (`trellis:hosts`);
- * - the edge workload is the NGINX Gateway Fabric data plane, whose SPIFFE identity is
- *   `<gateway namespace>/sa/<gateway>-<gatewayclass>` (the ServiceAccount NGF provisions for a Gateway:
- *   nginx-gateway-fabric internal/controller/provisioner/objects.go, CreateNginxResourceName).
- * Every other workload gets its namespace written out, so that moving the Gateway API objects to the
- * gateway namespace does not move the workloads.
+ * edge workload `ingress`). What a cluster changes (its issuers, its hosts, the edge identity, the
+ * workloads' namespaces written out) `bind` applies, with the `kubernetes` environment this module
+ * builds from the target: the edge is the NGINX Gateway Fabric data plane, whose SPIFFE identity is
+ * `<gateway namespace>/sa/<gateway>-<gatewayclass>` (the ServiceAccount NGF provisions for a Gateway:
+ * nginx-gateway-fabric internal/controller/provisioner/objects.go, CreateNginxResourceName).
  */
 import { labelKeys, systemNamespaces } from '@trellis/contracts';
 import {
+  bindOrThrow,
   compileGatewayApi,
   compileIstio,
   compileKafkaAcls,
   compileKeycloakRealm,
-  formatErrors,
-  namespaceOf,
-  validateModel,
 } from '@trellis/policy';
 import type {
+  BoundModel,
+  DataService,
+  Endpoint,
   Gateway,
   HttpRoute,
   IstioResource,
   KafkaAclBinding,
   KeycloakRealm,
+  KubernetesEnvironment,
   Model,
   ValidModel,
 } from '@trellis/policy';
-import type { KafkaAcl, KafkaUserSpec } from './kafka.ts';
+import { cassandraContactPoint } from './cassandra.ts';
+import { strimziBootstrap, type KafkaAcl, type KafkaUserSpec } from './kafka.ts';
 
 /** The edge of a cluster: the Gateway NGINX Gateway Fabric serves. */
 export interface ClusterGateway {
@@ -76,12 +75,17 @@ export interface ClusterTarget {
   gateway?: ClusterGateway;
   /** Istio's root namespace (mesh-wide PeerAuthentication). @default 'istio-system' */
   rootNamespace?: string;
+  /**
+   * Where the data services are reached.
+   * @default the Services of the Cassandra (datacenter = region) and StrimziKafka components
+   */
+  dataServices?: Partial<Record<DataService, Endpoint>>;
 }
 
 /** What one cluster gets, all of it compiled by `@trellis/policy`. */
 export interface ClusterArtefacts {
-  /** The environment's model (deployed issuers, hosts, edge identity), validated. */
-  model: ValidModel;
+  /** The model bound to this cluster (deployed issuers, hosts, edge identity), validated. */
+  model: BoundModel;
   /** `compileIstio`: PeerAuthentication (mesh-wide and per namespace), allow-nothing, ALLOW, RequestAuthentication. */
   mesh: IstioResource[];
   /** `compileGatewayApi`: the Gateway (HTTPS listeners, one per host). */
@@ -96,56 +100,28 @@ export interface ClusterArtefacts {
   target: ClusterGateway;
 }
 
-const clone = <T>(v: T): T => structuredClone(v);
-
-/** The model as it is deployed in this cluster, validated; throws with every error and its path. */
-export function environmentModel(model: ValidModel, target: ClusterTarget): ValidModel {
+/** The `kubernetes` environment of a cluster target, for `bind`. */
+export function clusterEnvironment(target: ClusterTarget): KubernetesEnvironment {
   const gw = target.gateway ?? clusterGateway;
-  const env: Model = clone(model);
-  for (const [provider, deployed] of Object.entries(target.issuers)) {
-    const idp = env.identityProviders[provider];
-    if (!idp) throw new Error(`issuers: "${provider}" is not an identity provider of the model`);
-    idp.issuer = deployed.issuer;
-    idp.jwksUri = deployed.jwksUri;
-  }
-  for (const [name, route] of Object.entries(env.routes)) {
-    const provider = route.auth?.provider;
-    if (provider !== undefined && !target.issuers[provider]) {
-      throw new Error(
-        `routes.${name}: identity provider "${provider}" has no issuer in this environment`,
-      );
-    }
-    route.hosts = route.hosts.map((h) => {
-      const mapped = target.hosts[h];
-      if (mapped === undefined) {
-        throw new Error(
-          `hosts: no environment host for the model host "${h}" (routes.${name}.hosts)`,
-        );
-      }
-      return mapped;
-    });
-  }
-  const edges = Object.entries(env.workloads).filter(([, w]) => w.edge);
-  if (edges.length > 1) {
-    throw new Error(
-      `workloads: a cluster has one gateway, the model has ${edges.length} edge workloads (${edges.map(([n]) => n).join(', ')})`,
-    );
-  }
-  for (const [name, w] of Object.entries(env.workloads)) {
-    if (w.edge) {
-      w.namespace = gw.namespace;
-      w.serviceAccount = gatewayServiceAccount(gw);
-    } else {
-      w.namespace = namespaceOf(model, name);
-    }
-  }
-  const result = validateModel(env);
-  if (!result.ok) {
-    throw new Error(
-      `the model as deployed in region ${target.region} is invalid:\n${formatErrors(result.errors)}`,
-    );
-  }
-  return result.model;
+  return {
+    kind: 'kubernetes',
+    issuers: target.issuers,
+    hosts: target.hosts,
+    gateway: { namespace: gw.namespace, serviceAccount: gatewayServiceAccount(gw), port: gw.port },
+    dataServices: target.dataServices ?? {
+      cassandra: cassandraContactPoint(target.region),
+      kafka: strimziBootstrap(),
+    },
+  };
+}
+
+/** The model bound to this cluster; throws with every error and its path. */
+export function bindCluster(model: ValidModel, target: ClusterTarget): BoundModel {
+  return bindOrThrow(
+    model,
+    clusterEnvironment(target),
+    `the model as deployed in region ${target.region} is invalid`,
+  );
 }
 
 /** Strimzi's names for Kafka's ACL vocabulary (KafkaUser `spec.authorization.acls[]`, AclRule schema). */
@@ -221,7 +197,7 @@ export function kafkaUsersFromBindings(
 /** Compile the model for one cluster. Pure: no resources, no I/O. */
 export function compileForCluster(model: ValidModel, target: ClusterTarget): ClusterArtefacts {
   const gw = target.gateway ?? clusterGateway;
-  const env = environmentModel(model, target);
+  const env = bindCluster(model, target);
   const mesh = compileIstio(env, {
     region: target.region,
     rootNamespace: target.rootNamespace ?? systemNamespaces.istio,

@@ -15,6 +15,20 @@ const defaults = {
 } as const;
 
 /**
+ * The bootstrap Service of a Strimzi cluster's TLS listener, what clients dial:
+ * `<cluster>-kafka-bootstrap.<namespace>.svc.cluster.local:9093`.
+ */
+export function strimziBootstrap(
+  namespace: string = defaults.namespace,
+  clusterName: string = defaults.clusterName,
+): { address: string; port: number } {
+  return {
+    address: `${clusterName}-kafka-bootstrap.${namespace}.svc.cluster.local`,
+    port: defaults.tlsPort,
+  };
+}
+
+/**
  * One ACL rule of a KafkaUser: Strimzi's AclRule (`spec.authorization.acls[]`; `type` allow|deny, default
  * allow; `host` default `*`; `operations` from Read, Write, Create, Delete, Alter, Describe,
  * ClusterAction, AlterConfigs, DescribeConfigs, IdempotentWrite, All). Strimzi API reference, "AclRule
@@ -277,9 +291,8 @@ export class StrimziKafka extends pulumi.ComponentResource {
       );
     }
     this.namespace = ns.metadata.name;
-    this.bootstrap = pulumi.output(
-      `${clusterName}-kafka-bootstrap.${namespace}.svc.cluster.local:${defaults.tlsPort}`,
-    );
+    const bootstrap = strimziBootstrap(namespace, clusterName);
+    this.bootstrap = pulumi.output(`${bootstrap.address}:${bootstrap.port}`);
     this.users = pulumi.output(args.users.map((u) => u.name));
     this.registerOutputs({
       namespace: this.namespace,

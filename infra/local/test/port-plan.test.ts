@@ -1,0 +1,106 @@
+// Pins the local stack's plan for trellis.yaml: every port, address, issuer and sidecar option the
+// program hands its components, for the `local` (8000) and `e2e` (28000) bases. The fixture was
+// written by the code before `bind` existed; `./trellis up` over an existing stack reports no changes
+// only while this holds. Never regenerate it to make a change pass: a difference here moves a port.
+import { svidFiles } from '@trellis/contracts';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { sidecarArtefacts } from '@trellis/components/local/sidecar';
+import { bindOrThrow, localPortsAt, parseModel, type ValidModel } from '@trellis/policy';
+import { localEnvironment } from '../src/context.ts';
+import { planDataPorts } from '../src/data.ts';
+import { servedProvider } from '../src/identity.ts';
+import { sidecarPlan } from '../src/mesh.ts';
+import { serviceEnv } from '../src/service-env.ts';
+
+const pinned = JSON.parse(
+  readFileSync(join(import.meta.dirname, 'fixtures/local-plan.json'), 'utf8'),
+) as Record<string, Record<string, unknown>>;
+
+function repoModel(edit?: (m: { workloads: Record<string, { calls: string[] }> }) => void) {
+  const r = parseModel(readFileSync(join(import.meta.dirname, '../../../trellis.yaml'), 'utf8'));
+  if (!r.ok) throw new Error('trellis.yaml is invalid');
+  if (!edit) return r.model;
+  const data = structuredClone(r.model) as unknown as {
+    workloads: Record<string, { calls: string[] }>;
+  };
+  edit(data);
+  const v = parseModel(JSON.stringify(data));
+  if (!v.ok) throw new Error('variant is invalid');
+  return v.model;
+}
+
+const sha = (v: unknown) => createHash('sha256').update(JSON.stringify(v)).digest('hex');
+
+/** Everything the local program derives from the model at `base` (stack dir `/stack`). */
+function planAt(model: ValidModel, base: number) {
+  const ports = localPortsAt(base);
+  const bound = bindOrThrow(model, localEnvironment(base, '/stack'), 'bind');
+  const data = planDataPorts(bound);
+  const provider = servedProvider(bound).name;
+  const edge = bound.binding.edge?.workload ?? '';
+  const sidecars: Record<string, unknown> = {};
+  const envoyHashes: Record<string, string> = {};
+  for (const w of Object.keys(bound.workloads).sort()) {
+    const { certDir, dir, ...opts } = sidecarPlan(bound, w);
+    sidecars[w] = opts;
+    const svid = {
+      cert: `${certDir}/${svidFiles.cert}`,
+      key: `${certDir}/${svidFiles.key}`,
+      bundle: `${certDir}/${svidFiles.bundle}`,
+    };
+    // The SDS files name the SVID paths and sit in the sidecar's dir: the hash pins both.
+    envoyHashes[w] = sha(sidecarArtefacts(bound, { ...opts, nodeId: `${w}-sidecar` }, dir, svid));
+  }
+  const idp = bound.identityProviders[provider];
+  const cassandra = {
+    host: '127.0.0.1',
+    port: ports.cassandraNative,
+    spiffeId: '',
+    localDataCenter: 'datacenter1',
+  };
+  return {
+    ports,
+    kafkaDirect: bound.binding.dataServices.kafka?.endpoint.port,
+    issuer: idp?.issuer,
+    jwksUri: idp?.jwksUri,
+    edge,
+    ingress: {
+      listen: { address: '127.0.0.1', port: ports.ingressHttps },
+      upstream: Object.values(bound.binding.workloads[edge]?.inbound ?? {})[0],
+    },
+    sidecars,
+    envoyHashes,
+    egress: data.egress,
+    kafkaListeners: data.kafkaListeners,
+    serviceEnv: Object.fromEntries(
+      ['ledger', 'orders-api'].map((w) => [
+        w,
+        serviceEnv(bound, w, { egress: data.egress, cassandra }),
+      ]),
+    ),
+    appPorts: Object.fromEntries(
+      Object.entries(bound.binding.workloads).map(([w, b]) => [
+        w,
+        Object.values(b.app)[0]?.port ?? null,
+      ]),
+    ),
+  };
+}
+
+describe('the local plan of trellis.yaml (pinned)', () => {
+  it.each([8000, 28000])('is unchanged at base %i', (base) => {
+    expect(planAt(repoModel(), base)).toEqual(pinned[String(base)]);
+  });
+
+  it('gives a backend peer call its egress listener after the data services', () => {
+    const model = repoModel((m) => m.workloads['orders-api']?.calls.push('ledger'));
+    const bound = bindOrThrow(model, localEnvironment(8000, '/stack'), 'bind');
+    expect({
+      'orders-api': sidecarPlan(bound, 'orders-api').outbound,
+      ingress: sidecarPlan(bound, 'ingress').outbound,
+    }).toEqual(pinned.peerVariant);
+  });
+});

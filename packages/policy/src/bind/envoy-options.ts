@@ -1,0 +1,67 @@
+/** A workload's `EnvoyOptions`, read off a bound model: the one place they are assembled. */
+import type { EnvoyOptions } from '../compile/envoy.ts';
+import { dataServices, own } from '../identity.ts';
+import type { DataService } from '../identity.ts';
+import type { BoundModel } from './types.ts';
+
+const loopback = '127.0.0.1';
+
+/**
+ * The options `compileEnvoy` needs for `workload`'s sidecar in the environment `model` is bound to:
+ * inbound ports, app endpoints, one upstream per `calls` entry, the admin port, the SVID files and
+ * their SDS directory (`<proxyDir>/sds`), and the JWKS endpoints the environment serves. Throws,
+ * naming the workload, where the environment runs no Envoy of ours (Kubernetes: Istio's).
+ */
+export function envoyOptions(model: BoundModel, workload: string): EnvoyOptions {
+  const b = own(model.binding.workloads, workload);
+  const w = own(model.workloads, workload);
+  if (!b || !w) throw new Error(`workloads.${workload}: not in the model`);
+  if (b.svid.kind !== 'files' || b.proxyDir === undefined)
+    throw new Error(
+      `workloads.${workload}: the ${model.binding.environment} environment runs no Trellis sidecar (its SVID comes over SDS)`,
+    );
+  const inbound = Object.values(b.inbound);
+  const address = inbound[0]?.address ?? loopback;
+  if (inbound.some((e) => e.address !== address))
+    throw new Error(`workloads.${workload}: the inbound listeners must share one address`);
+  const jwks: NonNullable<EnvoyOptions['jwks']> = {};
+  for (const [name, p] of Object.entries(model.binding.identityProviders))
+    if (p.jwks) jwks[name] = p.jwks;
+  return {
+    workload,
+    inbound: Object.fromEntries(Object.entries(b.inbound).map(([n, e]) => [n, e.port])),
+    ...(address !== loopback ? { inboundAddress: address } : {}),
+    app: { ...b.app },
+    outbound: outboundOf(model, workload),
+    ...(b.admin ? { adminPort: b.admin.port } : {}),
+    sds: {
+      dir: `${b.proxyDir}/sds`,
+      certChain: b.svid.cert,
+      privateKey: b.svid.key,
+      trustBundle: b.svid.bundle,
+    },
+    ...(Object.keys(jwks).length > 0 ? { jwks } : {}),
+  };
+}
+
+/** One upstream per `calls` entry, in `calls` order (a sidecar listener where the app has one). */
+function outboundOf(model: BoundModel, workload: string): NonNullable<EnvoyOptions['outbound']> {
+  const b = model.binding.workloads[workload];
+  const out: NonNullable<EnvoyOptions['outbound']> = {};
+  for (const target of model.workloads[workload]?.calls ?? []) {
+    if ((dataServices as readonly string[]).includes(target)) {
+      const e = b?.egress[target as DataService];
+      if (!e) throw new Error(`workloads.${workload}.calls: no ${target} egress in the binding`);
+      out[target] = {
+        ...e.upstream,
+        ...(e.listen ? { listenPort: e.listen.port } : {}),
+        spiffeId: e.serverSpiffeId,
+      };
+      continue;
+    }
+    const p = b?.peers[target];
+    if (!p) throw new Error(`workloads.${workload}.calls: no route to ${target} in the binding`);
+    out[target] = { ...p.upstream, ...(p.listen ? { listenPort: p.listen.port } : {}) };
+  }
+  return out;
+}

@@ -1,0 +1,268 @@
+/**
+ * The `local` environment: the whole stack on one machine, every listener on 127.0.0.1 at
+ * `basePort` plus a fixed offset, so that URLs are stable (`local`: ingress 8443, Keycloak 8180) and
+ * a second stack on another base (`e2e`: 28000) runs beside it. The stack's Keycloak takes over the
+ * provider the model serves from a loopback realm.
+ */
+import { svidFiles } from '@trellis/contracts';
+import { formatPath } from '../errors.ts';
+import type { PolicyError } from '../errors.ts';
+import { callersOf } from '../identity.ts';
+import type { DataService } from '../identity.ts';
+import type { Model } from '../schema.ts';
+import { AllocationError } from './allocator.ts';
+import type { Allocator, Listener, WorkloadSlot } from './allocator.ts';
+import type { Endpoint, IdentityProviderBinding, LocalEnvironment } from './types.ts';
+
+/** Every port of a local stack is `basePort` plus one of these. */
+export const localPortOffsets = {
+  ingressHttps: 443,
+  keycloakHttp: 180,
+  keycloakManagement: 190,
+  cassandraNative: 42,
+  cassandraStorage: 70,
+  /** Cassandra's JMX, bound to loopback (nodetool); it must be fixed or two stacks would both take 7199. */
+  cassandraJmx: 71,
+  kafkaController: 93,
+  kafkaInterBroker: 94,
+  /** Kafka's direct client listener; one listener per client workload follows it. */
+  kafkaClientsFrom: 300,
+  envoyAdminFrom: 500,
+  sidecarInboundFrom: 600,
+  sidecarOutboundFrom: 700,
+  appFrom: 800,
+} as const;
+
+/** A named port of a local stack. */
+export type LocalPortName = keyof typeof localPortOffsets;
+
+/** The ports of a local stack at `base`. */
+export function localPortsAt(base: number): Record<LocalPortName, number> {
+  const out = {} as Record<LocalPortName, number>;
+  for (const [k, off] of Object.entries(localPortOffsets)) out[k as LocalPortName] = base + off;
+  return out;
+}
+
+/**
+ * The per-workload blocks: `sidecarInboundFrom` and `appFrom` give each workload 10 ports (one per
+ * model port), `sidecarOutboundFrom` 10 egress ports (data services first, then its peers in
+ * `calls` order); there is room for 10 workloads.
+ */
+export const localBlocks = {
+  workloads: 10,
+  portsPerWorkload: 10,
+  egressPerWorkload: 10,
+  egressSlots: { cassandra: 0, kafka: 1, peersFrom: 2 },
+} as const;
+
+/** The directories of a local stack under `stackDir`. */
+export function localPaths(stackDir: string) {
+  const root = stackDir.replace(/\/+$/, '');
+  return {
+    /** `<stackDir>/pki`: the Mesh CA's files. */
+    pki: `${root}/pki`,
+    /** `<stackDir>/pki/<identity>`: one identity's certificate files. */
+    pkiDir: (identity: string) => `${root}/pki/${identity}`,
+    /** `<stackDir>/run/<component>`: one process's directory. */
+    runDir: (component: string) => `${root}/run/${component}`,
+  };
+}
+
+const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]']);
+const loopback = '127.0.0.1';
+
+/**
+ * The identity provider the local Keycloak implements: the first (by name) whose issuer is a
+ * Keycloak realm on loopback (`http(s)://localhost:<port>/realms/<realm>`).
+ */
+export function localKeycloakProvider(model: Model): { name: string; realm: string } | PolicyError {
+  for (const name of Object.keys(model.identityProviders).sort()) {
+    const u = new URL(model.identityProviders[name]?.issuer ?? '');
+    const realm = /^\/realms\/([^/]+)$/.exec(u.pathname)?.[1];
+    if (loopbackHosts.has(u.hostname) && realm !== undefined) return { name, realm };
+  }
+  const have = Object.entries(model.identityProviders)
+    .map(([n, p]) => `${n} ${p.issuer}`)
+    .join(', ');
+  return {
+    path: 'identityProviders',
+    reason: `none is served by the local Keycloak; declare one whose issuer is http://localhost:<port>/realms/<realm> (have: ${have || 'none'})`,
+  };
+}
+
+/** The stack's Keycloak base URL, checked: http(s) on a loopback host, no path. */
+function keycloakBase(baseUrl: string): URL | PolicyError {
+  const path = 'environment.keycloak.baseUrl';
+  let u: URL;
+  try {
+    u = new URL(baseUrl);
+  } catch {
+    return { path, reason: `'${baseUrl}' is not a URL` };
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    return { path, reason: `'${baseUrl}' must use http or https` };
+  if (!loopbackHosts.has(u.hostname))
+    return { path, reason: `'${baseUrl}' must be on a loopback host (the stack's own Keycloak)` };
+  if (u.pathname !== '/' || u.search !== '' || u.hash !== '')
+    return { path, reason: `'${baseUrl}' must be scheme, host and port only` };
+  return u;
+}
+
+/** What the local Keycloak adds to its provider's binding. */
+export type LocalProviderExtras = Record<
+  string,
+  Pick<IdentityProviderBinding, 'jwks' | 'keycloak'>
+>;
+
+/**
+ * Moves the provider the local Keycloak serves to `env.keycloak` (issuer and JWKS under it), in
+ * `data` (a copy of the model), and checks that the model has the one edge the stack can front.
+ */
+export function patchLocal(
+  data: Model,
+  env: LocalEnvironment,
+): { providers: LocalProviderExtras; errors: PolicyError[] } {
+  const edges = Object.keys(data.workloads).filter((w) => data.workloads[w]?.edge);
+  const errors: PolicyError[] = [];
+  if (edges.length !== 1)
+    errors.push({
+      path: 'workloads',
+      reason: `the local stack runs one nginx in front of one edge workload; the model has ${edges.length} (${edges.sort().join(', ') || 'none'})`,
+    });
+  if (!env.keycloak) return { providers: {}, errors };
+  const u = keycloakBase(env.keycloak.baseUrl);
+  const served = localKeycloakProvider(data);
+  if ('path' in u) return { providers: {}, errors: [...errors, u] };
+  if ('path' in served) return { providers: {}, errors: [...errors, served] };
+  const idp = data.identityProviders[served.name];
+  if (!idp) return { providers: {}, errors };
+  const baseUrl = `${u.protocol}//${u.host}`;
+  idp.issuer = `${baseUrl}/realms/${served.realm}`;
+  idp.jwksUri = `${idp.issuer}/protocol/openid-connect/certs`;
+  const https = u.protocol === 'https:';
+  const host = u.hostname === 'localhost' ? loopback : u.hostname.replace(/^\[(.*)\]$/, '$1');
+  const jwks = {
+    address: host,
+    port: u.port === '' ? (https ? 443 : 80) : Number(u.port),
+    ...(https ? { tls: true } : {}),
+    ...(env.keycloak.caFile !== undefined ? { caFile: env.keycloak.caFile } : {}),
+  };
+  return {
+    providers: { [served.name]: { jwks, keycloak: { baseUrl, realm: served.realm } } },
+    errors,
+  };
+}
+
+/** The highest port a stack at `base` uses: the end of the app block. */
+const lastOffset = localPortOffsets.appFrom + localBlocks.workloads * localBlocks.portsPerWorkload;
+
+/** The allocator of a local stack, or what keeps the model from fitting into it. */
+export function localAllocator(
+  model: Model,
+  env: LocalEnvironment,
+): Allocator | { errors: PolicyError[] } {
+  const base = env.basePort;
+  if (!Number.isInteger(base) || base < 1024 || base + lastOffset > 65_535)
+    return {
+      errors: [
+        {
+          path: 'environment.basePort',
+          reason: `must be an integer in [1024, ${65_535 - lastOffset}], got ${base}`,
+        },
+      ],
+    };
+  const names = Object.keys(model.workloads);
+  if (names.length > localBlocks.workloads)
+    return {
+      errors: [
+        {
+          path: 'workloads',
+          reason: `the local stack has ports for ${localBlocks.workloads} workloads, the model has ${names.length}`,
+        },
+      ],
+    };
+  const ports = localPortsAt(base);
+  const paths = localPaths(env.stackDir);
+  const at = (port: number): Endpoint => ({ address: loopback, port });
+  const egress = (w: WorkloadSlot, slot: number) =>
+    at(ports.sidecarOutboundFrom + w.sorted * localBlocks.egressPerWorkload + slot);
+  const inBlock = (from: number, w: WorkloadSlot, k: number) => {
+    if (k >= localBlocks.portsPerWorkload)
+      throw new AllocationError(
+        formatPath(['workloads', w.name, 'ports']),
+        `the local stack has room for ${localBlocks.portsPerWorkload} ports per workload, got ${w.spec.ports.length}`,
+      );
+    return at(from + localBlocks.portsPerWorkload * w.sorted + k);
+  };
+  const kafkaListener = (w: WorkloadSlot) => at(ports.kafkaClientsFrom + 1 + w.sorted);
+  return {
+    network: () => 'loopback',
+    inbound: (w, _p, k) => inBlock(ports.sidecarInboundFrom, w, k),
+    app: (w, _p, k) => (w.spec.edge ? undefined : inBlock(ports.appFrom, w, k)),
+    admin: (w) => at(ports.envoyAdminFrom + w.sorted),
+    dataEgress: (w, service: DataService) =>
+      service === 'cassandra'
+        ? {
+            listen: egress(w, localBlocks.egressSlots.cassandra),
+            upstream: at(ports.cassandraNative),
+          }
+        : { listen: egress(w, localBlocks.egressSlots.kafka), upstream: kafkaListener(w) },
+    peerListen: (w, call) => {
+      if (w.spec.edge) return undefined; // the edge's routes reach the peers directly
+      const slot = localBlocks.egressSlots.peersFrom + call.peer;
+      // Out of reach while a stack holds 10 workloads (8 peers at most); kept for larger blocks.
+      if (slot >= localBlocks.egressPerWorkload)
+        throw new AllocationError(
+          formatPath(['workloads', w.name, 'calls', call.index]),
+          `the local stack has ${localBlocks.egressPerWorkload - localBlocks.egressSlots.peersFrom} egress ports per workload for peers`,
+        );
+      return egress(w, slot);
+    },
+    svid: (w) => {
+      const dir = paths.pkiDir(w.name);
+      return {
+        kind: 'files',
+        dir,
+        cert: `${dir}/${svidFiles.cert}`,
+        key: `${dir}/${svidFiles.key}`,
+        bundle: `${dir}/${svidFiles.bundle}`,
+      };
+    },
+    proxyDir: (w) => paths.runDir(`${w.name}-sidecar`),
+    reserved: () => localReserved(model, ports),
+    dataServices: () => ({
+      cassandra: at(ports.cassandraNative),
+      kafka: at(ports.kafkaClientsFrom),
+    }),
+  };
+}
+
+/** The stack's own listeners: its servers' fixed ports and Kafka's per-workload listeners. */
+function localReserved(model: Model, ports: Record<LocalPortName, number>): Listener[] {
+  const fixed: LocalPortName[] = [
+    'ingressHttps',
+    'keycloakHttp',
+    'keycloakManagement',
+    'cassandraNative',
+    'cassandraStorage',
+    'cassandraJmx',
+    'kafkaController',
+    'kafkaInterBroker',
+    'kafkaClientsFrom',
+  ];
+  const sorted = Object.keys(model.workloads).sort();
+  return [
+    ...fixed.map((name) => ({
+      network: 'loopback',
+      endpoint: { address: loopback, port: ports[name] },
+      path: `environment.ports.${name}`,
+      what: `the stack's ${name} listener`,
+    })),
+    ...callersOf(model, 'kafka').map((w) => ({
+      network: 'loopback',
+      endpoint: { address: loopback, port: ports.kafkaClientsFrom + 1 + sorted.indexOf(w) },
+      path: formatPath(['environment', 'kafka', 'listeners', w]),
+      what: `Kafka's listener for ${w}`,
+    })),
+  ];
+}
