@@ -29,7 +29,7 @@ export interface ClientCertificateArgs {
   /** Subject CN, and the whole subject: Kafka's principal is `User:CN=<commonName>`. */
   commonName: string;
   /** URI SANs: the workload's SPIFFE ID, the identity Cassandra maps to its role. */
-  uris: string[];
+  uris: readonly string[];
   /** PEM bundle the data stores' server certificates chain to (public), mounted beside the key. */
   trustBundlePem: pulumi.Input<string>;
   /** @default "24h" */
