@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { charts } from '@trellis/components/k8s/versions';
 import { loadModelFile, referenceModelPath } from '@trellis/components/model';
 import { withMountedDataTls } from '@trellis/components/testing/dataTls';
-import { compileCassandra, evaluateIstio } from '@trellis/policy';
+import { compileCassandra, evaluateIstio, istioUpstreamHeaders } from '@trellis/policy';
 import type { IstioRequest, IstioResource, Token } from '@trellis/policy';
 import { isSecretValue, RecordingMocks } from '@trellis/components/testing/mocks';
 import type { RecordedResource } from '@trellis/components/testing/mocks';
@@ -16,7 +16,10 @@ import { loadConfig as loadLedgerConfig } from '@trellis/ledger/config';
 import { ledgerEnvSchema } from '@trellis/ledger/env';
 import { loadConfig as loadOrdersApiConfig } from '@trellis/orders-api/config';
 import { ordersApiEnvSchema } from '@trellis/orders-api/env';
-import { envProblems } from '@trellis/service-platform/env-schema';
+import { identityFromEnv } from '@trellis/service-platform/config';
+import { Env } from '@trellis/service-platform/env';
+import { envProblems, type IdentityEnv } from '@trellis/service-platform/env-schema';
+import { parsePayloadHeader, peerFromXfcc } from '@trellis/service-platform/identity';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const dir = resolve(import.meta.dirname, '..');
@@ -272,6 +275,26 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
         },
       ],
     });
+    // A request the mesh lets through reaches orders-api with the caller in the header its env names,
+    // and from the gateway's identity in XFCC (which the env requires).
+    const [d] = r.mocks
+      .ofType('kubernetes:apps/v1:Deployment')
+      .filter((x) => (x.inputs.metadata as { name: string }).name === 'orders-api');
+    const pod = (spec(d as RecordedResource).template as { spec: PodSpec }).spec;
+    const env = Object.fromEntries(pod.containers[0]?.env.map((e) => [e.name, e.value]) ?? []);
+    const identity = identityFromEnv(new Env<IdentityEnv>(env));
+    const gateway = 'spiffe://trellis.local/ns/trellis-gateway/sa/trellis-nginx';
+    const headers = istioUpstreamHeaders(istioObjects(r), {
+      namespace: 'trellis',
+      labels: { app: 'orders-api' },
+      port: 8080,
+      peer: { kind: 'cert', spiffeId: gateway, trusted: true },
+      http: { method: 'GET', path: '/orders/42', now, token: jwt(issuer, 'orders:read') },
+    });
+    const caller = parsePayloadHeader(identity.payloadHeader, headers?.[identity.payloadHeader]);
+    expect(caller).toMatchObject({ subject: 'user-1', issuer, scopes: ['orders:read'] });
+    expect(identity.requirePeer).toBe(true);
+    expect(peerFromXfcc(headers?.[identity.xfccHeader])).toBe(gateway);
   });
 
   it('routes the model at the gateway with the compiled Gateway API objects, over TLS', () => {
