@@ -3,6 +3,8 @@
  * (`trellis:network.availabilityZones: ...`). `aws:region` is read by the AWS provider itself.
  */
 import * as pulumi from '@pulumi/pulumi';
+import { resolveImages } from '@trellis/infra-k8s/images';
+import type { ResolvedService } from '@trellis/infra-k8s/images';
 import { keycloakDbPassword, parseStackConfig, platformSchema } from '@trellis/infra-k8s/schema';
 import { z } from 'zod';
 
@@ -54,7 +56,9 @@ const awsSchema = platformSchema.extend({
 });
 
 /** Validated configuration of an infra/aws stack. */
-export type AwsConfig = z.output<typeof awsSchema> & {
+export type AwsConfig = Omit<z.output<typeof awsSchema>, 'services'> & {
+  /** Each service's image resolved to `<repository>@sha256:<digest>` (infra/k8s/images.ts). */
+  services: Record<string, ResolvedService>;
   keycloakDbPassword?: pulumi.Output<string>;
   /** `aws:region`. */
   awsRegion: string;
@@ -85,6 +89,7 @@ export function loadConfig(): AwsConfig {
   }
   return {
     ...parsed,
+    services: resolveImages(parsed.services, parsed.images, { projectDir: import.meta.dirname }),
     awsRegion,
     gatewayHost,
     ...keycloakDbPassword(parsed.idp, () => cfg.getSecret('keycloakDbPassword')),

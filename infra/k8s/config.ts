@@ -1,10 +1,12 @@
 /**
  * Stack configuration of infra/k8s, read once and validated at runtime. A wrong value fails the
  * program before any resource is planned, with a message naming the key, e.g.
- * `trellis:services.orders-api.image: must be pinned by digest`.
+ * `trellis:services.orders-api.image.registry: must be pinned by digest (...)`.
  */
 import * as pulumi from '@pulumi/pulumi';
 import { z } from 'zod';
+import { resolveImages } from './images.ts';
+import type { ResolvedService } from './images.ts';
 import { keycloakDbPassword, parseStackConfig, platformSchema } from './schema.ts';
 
 const k8sSchema = platformSchema.extend({
@@ -25,7 +27,9 @@ const k8sSchema = platformSchema.extend({
 });
 
 /** Validated configuration of an infra/k8s stack. */
-export type K8sConfig = z.output<typeof k8sSchema> & {
+export type K8sConfig = Omit<z.output<typeof k8sSchema>, 'services'> & {
+  /** Each service's image resolved to `<repository>@sha256:<digest>` (images.ts). */
+  services: Record<string, ResolvedService>;
   /** `trellis:keycloakDbPassword` (secret); present when idp.mode is keycloak. */
   keycloakDbPassword?: pulumi.Output<string>;
 };
@@ -36,6 +40,7 @@ export function loadConfig(): K8sConfig {
   const parsed = parseStackConfig(k8sSchema, (key) => cfg.get(key));
   return {
     ...parsed,
+    services: resolveImages(parsed.services, parsed.images, { projectDir: import.meta.dirname }),
     ...keycloakDbPassword(parsed.idp, () => cfg.getSecret('keycloakDbPassword')),
   };
 }

@@ -11,10 +11,15 @@ import type { PlatformArgs } from '@trellis/components/k8s/platform';
 import { sharedRoot } from '@trellis/components/pki/sharedRoot';
 import type { ValidModel } from '@trellis/policy';
 import type { z } from 'zod';
+import type { ResolvedService } from './images.ts';
 import type { platformSchema } from './schema.ts';
 
-/** A validated platform config (infra/k8s or infra/aws), with the Keycloak database password. */
-export type PlatformConfig = z.output<typeof platformSchema> & {
+/**
+ * A validated platform config (infra/k8s or infra/aws), with the services' images resolved and the
+ * Keycloak database password.
+ */
+export type PlatformConfig = Omit<z.output<typeof platformSchema>, 'services'> & {
+  services: Record<string, ResolvedService>;
   keycloakDbPassword?: pulumi.Output<string>;
 };
 

@@ -5,6 +5,7 @@
  */
 import type { Model } from '@trellis/policy';
 import { z } from 'zod';
+import { imagesSchema } from './images.ts';
 
 const dnsLabel = z
   .string()
@@ -40,13 +41,14 @@ export const idpSchema = z.discriminatedUnion('mode', [
   }),
 ]);
 
-/** `trellis:services`: workload → deployment. */
+/**
+ * `trellis:services`: workload → deployment. `image` is `{ build: <name> }` or `{ registry: <ref> }`,
+ * checked with its provenance by `resolveImages` (images.ts) once the whole config has parsed.
+ */
 export const servicesSchema = z.record(
   z.string(),
   z.strictObject({
-    image: z
-      .string()
-      .regex(/@sha256:[a-f0-9]{64}$/, 'must be pinned by digest (repo@sha256:<64 hex>)'),
+    image: z.unknown(),
     replicas: z.int().min(1).max(50).optional(),
   }),
 );
@@ -63,6 +65,7 @@ export const platformSchema = z.strictObject({
   rootCa: rootCaSchema,
   idp: idpSchema,
   hosts: hostsSchema,
+  images: imagesSchema,
   services: servicesSchema,
   storageClassName: dnsLabel.optional(),
   cassandraSize: z.int().min(3).optional(),
@@ -71,6 +74,7 @@ export const platformSchema = z.strictObject({
 
 /** Config keys whose values are JSON objects. */
 export const objectKeys = new Set([
+  'images',
   'rootCa',
   'idp',
   'services',

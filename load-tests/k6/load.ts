@@ -76,7 +76,10 @@ function fetchToken(phase: string): Auth {
   });
   let body: { access_token?: unknown; expires_in?: unknown; error?: unknown } = {};
   try {
-    body = JSON.parse(String(res.body)) as typeof body;
+    // A failed connection (refused, or a certificate the trust store does not vouch for) has a null
+    // body, which parses to null: keep the empty object, so the failure below names res.error.
+    const parsed = JSON.parse(String(res.body)) as typeof body | null;
+    if (parsed !== null && typeof parsed === 'object') body = parsed;
   } catch {
     // reported below
   }

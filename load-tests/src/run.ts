@@ -97,8 +97,11 @@ export function reportDirFor(reportsDir: string, now = new Date()): string {
   return dir;
 }
 
-/** Verify the ingress certificate against the trust bundle, as k6 may not (see ADR 0007). */
-export function verifyIngressTls(url: string, trustBundle: string): Promise<void> {
+/**
+ * Verify an https server's certificate (the ingress, the token endpoint) against the trust bundle,
+ * as k6 may not (see ADR 0007).
+ */
+export function verifyTls(url: string, trustBundle: string): Promise<void> {
   const u = new URL(url);
   if (u.protocol !== 'https:') return Promise.resolve();
   return new Promise((res, rej) => {
@@ -107,7 +110,7 @@ export function verifyIngressTls(url: string, trustBundle: string): Promise<void
       {
         method: 'GET',
         ca: readFileSync(trustBundle),
-        // The local ingress listens on 127.0.0.1; `localhost` may resolve to ::1 first.
+        // The local ingress and Keycloak listen on 127.0.0.1; `localhost` may resolve to ::1 first.
         family: u.hostname === 'localhost' ? 4 : 0,
         timeout: 10_000,
       },
@@ -212,7 +215,9 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
     const reportDir = reportDirFor(o.reportsDir);
     const planFile = join(reportDir, 'plan.json');
     writeFileSync(planFile, JSON.stringify(plan, null, 2));
-    if (o.target.trustBundle) await verifyIngressTls(o.target.ingressUrl, o.target.trustBundle);
+    if (o.target.trustBundle)
+      for (const url of [o.target.ingressUrl, o.target.tokenUrl])
+        await verifyTls(url, o.target.trustBundle);
 
     const version = await k6Version(bin, baseEnv);
     const startedAt = new Date();
@@ -315,7 +320,7 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
     if (timedOut) notes.push(`The run was stopped after ${limitMs / 1000} s (exit code 124).`);
     if (o.target.trustBundle && plan.options.insecureSkipTLSVerify)
       notes.push(
-        'k6 skipped certificate verification (the sidecar path needs it, see ADR 0007); the ingress certificate was verified against the trust bundle before the run.',
+        'k6 skipped certificate verification (the sidecar path needs it, see ADR 0007); the ingress and token endpoint certificates were verified against the trust bundle before the run.',
       );
     const report = collectReport({
       plan,

@@ -93,6 +93,37 @@ describe('./trellis load gate (component)', () => {
     }
   }, 300_000);
 
+  it("k6 gets its token over TLS trusting the stack's bundle, and fails without it", async () => {
+    if (!stack) throw new Error('no stack');
+    // Routes only: without the sidecar path k6 verifies every certificate itself (no
+    // insecureSkipTLSVerify), so the token endpoint's must chain to the bundle it was given.
+    const { mesh: _mesh, envoyAdmins: _admins, ...routesOnly } = stack.target;
+    const model = stack.model;
+    expect(routesOnly.tokenUrl).toMatch(/^https:\/\/localhost:\d+\//);
+    const run = (target: typeof routesOnly) =>
+      runLoad({
+        scenario: 'smoke',
+        target,
+        model,
+        reportsDir: reports,
+        budgetOverrides: generous.filter((b) => !b.startsWith('mesh:')),
+        ...short,
+        log: () => undefined,
+      });
+    const trusted = await run(routesOnly);
+    const trustedFiles = reportTexts(trusted.reportDir);
+    expect(trusted.exitCode, trustedFiles['k6.log']).toBe(0);
+    expect(JSON.parse(trustedFiles['plan.json'] ?? '{}')).not.toHaveProperty(
+      'options.insecureSkipTLSVerify',
+    );
+    // The same run with the system's roots only: the token request in setup() is refused.
+    const { trustBundle: _bundle, ...untrusted } = routesOnly;
+    const refused = await run(untrusted);
+    const log = reportTexts(refused.reportDir)['k6.log'] ?? '';
+    expect(refused.exitCode).not.toBe(0);
+    expect(log).toMatch(/token request to https:\/\/localhost:\d+\/\S+ failed: .*x509/);
+  }, 300_000);
+
   it('fails with exit 99 through the CLI when a route budget is tightened, naming the route', async () => {
     if (!stack) throw new Error('no stack');
     const targetFile = join(root, 'target.json');

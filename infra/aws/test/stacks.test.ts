@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { resolve } from 'node:path';
+import { intermediateCaType, rootCaType } from '@trellis/components/pki/meshCa';
 import { isSecretValue, RecordingMocks } from '@trellis/components/testing/mocks';
 import type { RecordedResource, StateFn } from '@trellis/components/testing/mocks';
 import { policyViolations } from '@trellis/components/testing/policyCheck';
@@ -7,6 +8,8 @@ import { pkiStackReference, testRootCa } from '@trellis/components/testing/rootC
 import type { PemRoot } from '@trellis/components/testing/rootCa';
 import { stackConfig, stackRunner } from '@trellis/components/testing/stack';
 import type { StackRun } from '@trellis/components/testing/stack';
+import { testBuildOutput } from '@trellis/components/testing/images';
+import type { TestBuildOutput } from '@trellis/components/testing/images';
 import { loadModelFile, referenceModelPath } from '@trellis/components/model';
 import { beforeAll, describe, expect, it } from 'vitest';
 
@@ -14,6 +17,7 @@ const dir = resolve(import.meta.dirname, '..');
 const dbPassword = 'aws-db-password-never-in-outputs-91c2';
 const oidcIssuer = 'https://oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF';
 let root: PemRoot;
+let build: TestBuildOutput;
 const runs = new Map<string, StackRun>();
 
 const arn = (name: string) => `arn:aws:mock:us-east-1:123456789012:${name}`;
@@ -54,11 +58,19 @@ const runProject = stackRunner({
   load: () => import('../index.ts'),
   mocks: mocksFor,
   secrets: { 'trellis:keycloakDbPassword': dbPassword },
+  // The committed trellis:images, with the build output of this test run.
+  config: (stack) => ({
+    'trellis:images': JSON.stringify({
+      ...(JSON.parse(stackConfig(dir, stack)['trellis:images'] as string) as object),
+      buildDir: build.dir,
+    }),
+  }),
 });
 
 const inputsOf = (r: StackRun, type: string, suffix: string) => r.mocks.one(type, suffix).inputs;
 
 beforeAll(async () => {
+  build = testBuildOutput(['orders-api', 'ledger']);
   root = await testRootCa();
   for (const stack of ['dev', 'prod-us']) runs.set(stack, await runProject(stack));
 }, 60_000);
@@ -299,8 +311,10 @@ describe.each(['dev', 'prod-us'])('infra/aws stack %s', (stack) => {
     const plain = JSON.stringify(Object.entries(r().outputs).filter(([k]) => k !== 'kubeconfig'));
     expect(plain).not.toContain(dbPassword);
     expect(plain).not.toMatch(/PRIVATE KEY/);
-    for (const k of r().mocks.ofType('tls:index/privateKey:PrivateKey')) {
-      expect(plain).not.toContain((k.state.privateKeyPem as string).split('\n')[1]);
+    const keys = [rootCaType, intermediateCaType].flatMap((t) => r().mocks.ofType(t));
+    expect(keys.length).toBeGreaterThanOrEqual(2);
+    for (const k of keys) {
+      expect(plain).not.toContain((k.state.keyPem as string).split('\n')[1]);
     }
   });
 });

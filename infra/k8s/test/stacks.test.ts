@@ -1,17 +1,22 @@
-import { X509Certificate } from 'node:crypto';
-import { resolve } from 'node:path';
+import { createHash, X509Certificate } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { charts } from '@trellis/components/k8s/versions';
 import { loadModelFile, referenceModelPath } from '@trellis/components/model';
 import { withMountedDataTls } from '@trellis/components/testing/dataTls';
 import { compileCassandra, evaluateIstio, istioUpstreamHeaders } from '@trellis/policy';
 import type { IstioRequest, IstioResource, Token } from '@trellis/policy';
+import { generatedPasswordType } from '@trellis/components/k8s/password';
+import { intermediateCaType, rootCaType } from '@trellis/components/pki/meshCa';
 import { isSecretValue, RecordingMocks } from '@trellis/components/testing/mocks';
 import type { RecordedResource } from '@trellis/components/testing/mocks';
 import { policyAdvisories, policyViolations } from '@trellis/components/testing/policyCheck';
 import { pkiStackReference, testRootCa } from '@trellis/components/testing/rootCa';
 import type { PemRoot } from '@trellis/components/testing/rootCa';
-import { stackRunner } from '@trellis/components/testing/stack';
+import { stackConfig, stackRunner } from '@trellis/components/testing/stack';
 import type { StackRun } from '@trellis/components/testing/stack';
+import { testBuildOutput } from '@trellis/components/testing/images';
+import type { TestBuildOutput } from '@trellis/components/testing/images';
 import { loadConfig as loadLedgerConfig } from '@trellis/ledger/config';
 import { ledgerEnvSchema } from '@trellis/ledger/env';
 import { loadConfig as loadOrdersApiConfig } from '@trellis/orders-api/config';
@@ -25,6 +30,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 const dir = resolve(import.meta.dirname, '..');
 const dbPassword = 'db-password-never-in-outputs-7f3a';
 let root: PemRoot;
+let build: TestBuildOutput;
 const runs = new Map<string, StackRun>();
 
 /** Mocks for a cluster stack: the PKI stack's outputs come back through the StackReference. */
@@ -40,6 +46,13 @@ const runProject = stackRunner({
   load: () => import('../index.ts'),
   mocks: mocksFor,
   secrets: { 'trellis:keycloakDbPassword': dbPassword },
+  // The committed trellis:images, with the build output of this test run.
+  config: (stack) => ({
+    'trellis:images': JSON.stringify({
+      ...(JSON.parse(stackConfig(dir, stack)['trellis:images'] as string) as object),
+      buildDir: build.dir,
+    }),
+  }),
 });
 
 /** A container's environment variable as the Deployment declares it. */
@@ -115,15 +128,13 @@ const pemCerts = (pem: string | undefined): X509Certificate[] =>
     .match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g)
     ?.map((p) => new X509Certificate(p)) ?? [];
 
-/** The data intermediate of a run, then the root: its tls:LocallySignedCert and the root it chains to. */
+/** The data intermediate of a run (its IntermediateCa key pair), then the root it was signed with. */
 function dataCaChain(r: StackRun): X509Certificate[] {
-  const cert = r.mocks
-    .ofType('tls:index/locallySignedCert:LocallySignedCert')
-    .find((x) => x.name.endsWith('-data-ca-cert'));
-  expect(cert).toBeDefined();
+  const ca = r.mocks.ofType(intermediateCaType).find((x) => x.name === 'trellis-data-ca-keypair');
+  expect(ca).toBeDefined();
   return [
-    new X509Certificate(cert?.state.certPem as string),
-    new X509Certificate(cert?.inputs.caCertPem as string),
+    new X509Certificate(ca?.state.certPem as string),
+    new X509Certificate(ca?.inputs.rootCertPem as string),
   ];
 }
 
@@ -144,6 +155,7 @@ const istioObjects = (r: StackRun): IstioResource[] =>
     );
 
 beforeAll(async () => {
+  build = testBuildOutput(['orders-api', 'ledger']);
   root = await testRootCa();
   for (const stack of ['dev', 'prod-us', 'prod-eu']) runs.set(stack, await runProject(stack));
 }, 60_000);
@@ -151,6 +163,41 @@ beforeAll(async () => {
 describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
   it('makes no provider call it did not expect', () => {
     expect(runs.get(stack)?.mocks.unexpectedCalls).toEqual([]);
+  });
+
+  it('needs no provider plugin but kubernetes: PKI and passwords are dynamic resources', () => {
+    const r = runs.get(stack) as StackRun;
+    // The package of each type token is the plugin the engine would load for it; `pulumi` (stack
+    // references) and `trellis` (components) need none, `pulumi-nodejs` is the dynamic-provider host.
+    const packages = new Set(r.mocks.resources.map((x) => x.type.split(':')[0]));
+    expect([...packages].sort()).toEqual(
+      ['kubernetes', 'pulumi', 'pulumi-nodejs', 'trellis'].filter((p) => packages.has(p)),
+    );
+    expect(packages.has('kubernetes') && packages.has('pulumi-nodejs')).toBe(true);
+    for (const t of [intermediateCaType, generatedPasswordType]) {
+      for (const x of r.mocks.ofType(t)) {
+        // The provider travels in state with every resource: small, and never with key material.
+        const provider = x.inputs.__provider as string;
+        expect(provider.length).toBeLessThan(8_000);
+        expect(provider).not.toMatch(/PRIVATE KEY|BEGIN CERTIFICATE/);
+      }
+    }
+    // The root key reaches the intermediates as a secret input only.
+    const inters = r.mocks.ofType(intermediateCaType);
+    expect(inters.map((x) => x.name).sort()).toEqual([
+      'trellis-data-ca-keypair',
+      'trellis-mesh-ca-keypair',
+    ]);
+    for (const x of inters) expect(isSecretValue(x.raw.rootKeyPem)).toBe(true);
+    const [password] = r.mocks.ofType(generatedPasswordType);
+    expect(password?.inputs.length).toBe(32);
+    const stores = r.mocks
+      .ofType('kubernetes:core/v1:Secret')
+      .find((x) => (x.inputs.metadata as { name: string }).name === 'cassandra-store-password');
+    expect(isSecretValue(stores?.raw.stringData)).toBe(true);
+    expect((stores?.inputs.stringData as { password: string }).password).toBe(
+      password?.state.value,
+    );
   });
 
   it('plugs in an intermediate CA signed by the root (real X.509), as a secret', () => {
@@ -244,7 +291,7 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
         gateway,
         'GET',
         '/orders/42',
-        jwt('http://localhost:8180/realms/trellis', 'orders:read'),
+        jwt('https://localhost:8180/realms/trellis', 'orders:read'),
       ),
     ).toBe(false);
     // Only the gateway's identity may call, and never in plaintext.
@@ -567,7 +614,9 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
       const pod = (spec(d).template as { spec: Record<string, unknown> }).spec;
       const [c] = pod.containers as Record<string, unknown>[];
       expect(pod.serviceAccountName).toBe((d.inputs.metadata as { name: string }).name);
-      expect(String(c?.image)).toMatch(/@sha256:[a-f0-9]{64}$/);
+      // The digest ./trellis images recorded, pulled from the team registry of the stack config.
+      const name = (d.inputs.metadata as { name: string }).name;
+      expect(c?.image).toBe(`ghcr.io/trellis-platform/${name}@${build.digests[name]}`);
       expect(c?.readinessProbe).toBeDefined();
       expect(c?.livenessProbe).toBeDefined();
     }
@@ -727,11 +776,14 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
     const secrets = [
       dbPassword,
       root.keyPem,
-      ...r.mocks
-        .ofType('tls:index/privateKey:PrivateKey')
-        .map((k) => k.state.privateKeyPem as string),
+      ...[rootCaType, intermediateCaType]
+        .flatMap((t) => r.mocks.ofType(t))
+        .map((k) => k.state.keyPem as string),
+      ...r.mocks.ofType(generatedPasswordType).map((p) => p.state.value as string),
     ];
-    expect(secrets.length).toBeGreaterThan(2);
+    // The shared root's key, the database password, the mesh and data intermediates' keys (plus a
+    // self-signed root's in dev) and the Cassandra keystore password.
+    expect(secrets.length).toBeGreaterThanOrEqual(5);
     expect(r.secretOutputs).toEqual([]);
     const text = JSON.stringify(r.outputs);
     for (const s of secrets) expect(text.includes(s.trim().split('\n')[1] as string)).toBe(false);
@@ -835,13 +887,150 @@ describe('config validation', () => {
   const bad = async (stack: string, patch: Record<string, string>, secrets = true) =>
     runProject(stack, { config: patch, secrets: secrets ? undefined : {} });
 
-  it('rejects an image that is not pinned by digest, naming the key', async () => {
-    const services = JSON.stringify({
-      'orders-api': { image: 'ghcr.io/x/orders-api:1.0' },
-      ledger: { image: 'x' },
+  /** The message a run fails with. */
+  const failure = async (run: Promise<unknown>): Promise<string> => {
+    try {
+      await run;
+    } catch (err) {
+      return (err as Error).message;
+    }
+    throw new Error('the run succeeded');
+  };
+  const withImages = (images: Record<string, unknown>) =>
+    JSON.stringify({
+      'orders-api': { image: images['orders-api'] ?? { build: 'orders-api' } },
+      ledger: { image: images.ledger ?? { build: 'ledger' } },
     });
-    await expect(bad('dev', { 'trellis:services': services })).rejects.toThrow(
-      /trellis:services\.orders-api\.image: must be pinned by digest/,
+  // The made-up digests the stack configs used to carry (issue 12).
+  const madeUp = {
+    ordersApi: '5f1d4c9a0b8e7f6a3d2c1b0a9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c',
+    ledger: '8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b',
+  };
+  const registry = 'ghcr.io/trellis-platform';
+
+  it('rejects a bare image reference, whatever its digest: it has no provenance', async () => {
+    const services = withImages({
+      'orders-api': `${registry}/orders-api@sha256:${createHash('sha256').update('x').digest('hex')}`,
+    });
+    expect(await failure(bad('dev', { 'trellis:services': services }))).toBe(
+      'invalid stack config:\ntrellis:services.orders-api.image: must be { build: <image> } (the digest ./trellis images recorded) or { registry: <repository>@sha256:<digest> } (an image in trellis:images.registry); a bare reference does not say where its digest came from',
+    );
+  });
+
+  it('rejects the made-up digests the stack configs carried, even declared as registry images', async () => {
+    const services = withImages({
+      'orders-api': { registry: `${registry}/orders-api@sha256:${madeUp.ordersApi}` },
+      ledger: { registry: `${registry}/ledger@sha256:${madeUp.ledger}` },
+    });
+    expect(await failure(bad('prod-us', { 'trellis:services': services }))).toBe(
+      [
+        'invalid stack config:',
+        'trellis:services.orders-api.image.registry: digest counts down by one over 16 digits (fedcba9876543210, every other digit): a made-up value, not a SHA-256 digest',
+        'trellis:services.ledger.image.registry: digest counts down by one over 10 digits (9876543210, every other digit): a made-up value, not a SHA-256 digest',
+      ].join('\n'),
+    );
+  });
+
+  it('rejects placeholders: repeated patterns, all zeros, template syntax and TODO', async () => {
+    const cases: [string, string][] = [
+      [
+        `${registry}/orders-api@sha256:${'0'.repeat(64)}`,
+        'digest repeats "0": a placeholder, not a SHA-256 digest',
+      ],
+      [
+        `${registry}/orders-api@sha256:${'deadbeef'.repeat(8)}`,
+        'digest repeats "deadbeef": a placeholder, not a SHA-256 digest',
+      ],
+      [
+        `${registry}/orders-api@sha256:${'0123456789abcdef'.repeat(4)}`,
+        'digest repeats "0123456789abcdef": a placeholder, not a SHA-256 digest',
+      ],
+      [
+        `${registry}/orders-api@sha256:${'a1b2c3d4'.repeat(7)}a1b2c3d5`,
+        'digest uses only 9 distinct hex digits: a made-up value, not a SHA-256 digest',
+      ],
+      [`${registry}/orders-api@sha256:<digest>`, 'is a placeholder ("<"), not an image reference'],
+      [`${registry}/orders-api@sha256:TODO`, 'is a placeholder ("TODO"), not an image reference'],
+      [
+        `${registry}/changeme@sha256:${createHash('sha256').update('y').digest('hex')}`,
+        'is a placeholder ("changeme"), not an image reference',
+      ],
+    ];
+    for (const [ref, reason] of cases) {
+      const services = withImages({ 'orders-api': { registry: ref } });
+      expect(await failure(bad('dev', { 'trellis:services': services })), ref).toBe(
+        `invalid stack config:\ntrellis:services.orders-api.image.registry: ${reason}`,
+      );
+    }
+  });
+
+  it('rejects a registry image that is not pinned by digest or not in the team registry', async () => {
+    const unpinned = withImages({ 'orders-api': { registry: `${registry}/orders-api:1.0` } });
+    expect(await failure(bad('dev', { 'trellis:services': unpinned }))).toBe(
+      'invalid stack config:\ntrellis:services.orders-api.image.registry: must be pinned by digest (<repository>@sha256:<64 hex>)',
+    );
+    const hex = createHash('sha256').update('orders-api').digest('hex');
+    const elsewhere = withImages({
+      'orders-api': { registry: `quay.io/someone/orders-api@sha256:${hex}` },
+    });
+    expect(await failure(bad('dev', { 'trellis:services': elsewhere }))).toBe(
+      'invalid stack config:\ntrellis:services.orders-api.image.registry: quay.io/someone/orders-api is not in the team registry trellis:images.registry (ghcr.io/trellis-platform)',
+    );
+  });
+
+  it('deploys a declared registry image by its digest, and a built one from the team registry', async () => {
+    const hex = createHash('sha256').update('orders-api 1.4.2').digest('hex');
+    const ref = `${registry}/orders-api@sha256:${hex}`;
+    const r = await runProject('prod-eu', {
+      config: { 'trellis:services': withImages({ 'orders-api': { registry: ref } }) },
+    });
+    const images = Object.fromEntries(
+      r.mocks
+        .ofType('kubernetes:apps/v1:Deployment')
+        .map((d) => [
+          (d.inputs.metadata as { name: string }).name,
+          (
+            (spec(d).template as { spec: { containers: { image: string }[] } }).spec
+              .containers[0] as { image: string }
+          ).image,
+        ]),
+    );
+    expect(images).toEqual({
+      'orders-api': ref,
+      ledger: `${registry}/ledger@${build.digests.ledger}`,
+    });
+  });
+
+  it('takes a build digest only when the OCI archive beside the record hashes to it', async () => {
+    const out = testBuildOutput(['orders-api', 'ledger']);
+    const images = JSON.stringify({ registry, buildDir: out.dir });
+    rmSync(join(out.dir, 'ledger.json'));
+    const record = JSON.parse(readFileSync(join(out.dir, 'orders-api.json'), 'utf8')) as {
+      digest: string;
+    };
+    const forged = `sha256:${createHash('sha256').update('forged').digest('hex')}`;
+    writeFileSync(join(out.dir, 'orders-api.json'), JSON.stringify({ ...record, digest: forged }));
+    expect(await failure(bad('dev', { 'trellis:images': images }))).toBe(
+      [
+        'invalid stack config:',
+        `trellis:services.orders-api.image.build: ${join(out.dir, 'orders-api.json')} says ${forged}, but the manifest in orders-api.oci.tar is ${record.digest}; run ./trellis images`,
+        `trellis:services.ledger.image.build: no build output ${join(out.dir, 'ledger.json')}; run ./trellis images`,
+      ].join('\n'),
+    );
+  });
+
+  it('requires the team registry, and refuses a placeholder for it', async () => {
+    expect(
+      await failure(
+        bad('dev', { 'trellis:images': JSON.stringify({ registry: 'registry.example/<team>' }) }),
+      ),
+    ).toBe(
+      'invalid stack config:\ntrellis:images.registry: must be a registry host and path, e.g. ghcr.io/trellis-platform\ntrellis:images.registry: is a placeholder ("<"), not an image reference',
+    );
+    expect(
+      await failure(bad('dev', { 'trellis:images': JSON.stringify({ registry: 'ghcr.io/todo' }) })),
+    ).toBe(
+      'invalid stack config:\ntrellis:images.registry: is a placeholder ("todo"), not an image reference',
     );
   });
 
@@ -866,7 +1055,7 @@ describe('config validation', () => {
   });
 
   it('rejects a missing service image for a model workload, naming the key', async () => {
-    const services = JSON.stringify({ 'orders-api': { image: `r/o@sha256:${'a'.repeat(64)}` } });
+    const services = JSON.stringify({ 'orders-api': { image: { build: 'orders-api' } } });
     await expect(bad('dev', { 'trellis:services': services })).rejects.toThrow(
       /trellis:services\.ledger: missing/,
     );

@@ -44,7 +44,7 @@ export interface ContextInput {
 
 /**
  * The local environment of a stack at `basePort` under `stackDir`: its Keycloak serves on
- * `keycloakHttp` (`local`: http://localhost:8180).
+ * `keycloakHttp` over TLS (`local`: https://localhost:8180).
  */
 export function localEnvironment(basePort: number, stackDir: string): LocalEnvironment {
   const ports = localPortsAt(basePort);
@@ -52,7 +52,8 @@ export function localEnvironment(basePort: number, stackDir: string): LocalEnvir
     kind: 'local',
     basePort,
     stackDir,
-    keycloak: { baseUrl: `http://localhost:${ports.keycloakHttp}` },
+    // Keycloak serves TLS only, with a Mesh CA certificate (the one place the scheme is chosen).
+    keycloak: { baseUrl: `https://localhost:${ports.keycloakHttp}` },
   };
 }
 

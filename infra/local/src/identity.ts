@@ -84,7 +84,7 @@ export interface IdentityLayer {
   jwksUri: string;
   /** The admin console, `<keycloak base URL>/admin/`. */
   adminConsoleUrl: string;
-  /** Health on the management port, `http://127.0.0.1:<keycloakManagement>/health/ready`. */
+  /** Health on the management port, `https://127.0.0.1:<keycloakManagement>/health/ready`. */
   healthUrl: string;
   /** Who can get a token, and with which scopes (no secrets). */
   demo: {
@@ -119,7 +119,10 @@ export function deployIdentity(
       model,
       provider,
       dir: ctx.runDir('keycloak'),
-      ports: { http: ctx.ports.keycloakHttp, management: ctx.ports.keycloakManagement },
+      ca: ctx.ca,
+      certDir: ctx.pkiDir('keycloak'),
+      certValidHours: ctx.certValidHours,
+      ports: { https: ctx.ports.keycloakHttp, management: ctx.ports.keycloakManagement },
       hostname: served.baseUrl,
       users: users.map(({ username, roles }) => ({ username, roles })),
     },

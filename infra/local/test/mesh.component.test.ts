@@ -236,7 +236,7 @@ beforeAll(async () => {
     await ok(['stack', 'output', '--json', '--show-secrets'], 60_000, false),
   ) as Outputs;
   for (const who of ['alice', 'bob', 'reporting-bot'])
-    tokens[who] = await requestToken(out.principals, who);
+    tokens[who] = await requestToken(out.principals, who, { caFile: out.caFile });
   console.info(`request path up in ${(upMs / 1000).toFixed(1)} s on base port ${base}`);
 }, 600_000);
 
@@ -351,6 +351,23 @@ describe('a request through nginx, the sidecars and orders-api', () => {
       readFileSync(join(stackDir, 'pki', 'ingress-edge', 'cert.pem')),
     );
     expect(edge.subjectAltName).toBe('DNS:localhost, IP Address:127.0.0.1');
+  });
+
+  it('serves Keycloak over TLS only, and the sidecars fetch its JWKS over TLS', async () => {
+    expect(out.principals.tokenUrl).toMatch(/^https:\/\/localhost:\d+\//);
+    expect(out.issuer).toMatch(/^https:\/\/localhost:\d+\/realms\/trellis$/);
+    const kcCert = new X509Certificate(readFileSync(join(stackDir, 'pki', 'keycloak', 'cert.pem')));
+    expect(kcCert.subjectAltName).toBe('DNS:localhost, IP Address:127.0.0.1');
+    // The token in beforeAll came over TLS verified by the stack's bundle; the JWKS that verified it
+    // reached the sidecar over TLS too (handshakes on its JWKS cluster, none failed).
+    const admin = out.sidecars['orders-api']?.adminUrl ?? '';
+    expect(await stat(admin, 'cluster.jwks_keycloak.ssl.handshake')).toBeGreaterThan(0);
+    expect(await stat(admin, 'cluster.jwks_keycloak.ssl.fail_verify_san')).toBe(0);
+    expect(await stat(admin, 'cluster.jwks_keycloak.ssl.fail_verify_error')).toBe(0);
+    // A client that trusts only the system's roots is refused (after the same call worked above).
+    await expect(requestToken(out.principals, 'alice')).rejects.toThrow(
+      /its certificate is not trusted by the system's roots/,
+    );
   });
 
   it('keeps passwords, client secrets and keys out of the state in plain text', async () => {

@@ -34,8 +34,10 @@ describe('LocalKeycloak', () => {
     model,
     provider: 'keycloak',
     dir: '/run/keycloak',
-    ports: { http: 8180, management: 8190 },
-    hostname: 'http://localhost:8180',
+    ca: ca(),
+    certDir: '/pki/keycloak',
+    ports: { https: 8180, management: 8190 },
+    hostname: 'https://localhost:8180',
   });
 
   it('refuses a provider the model does not have', () => {
@@ -44,11 +46,16 @@ describe('LocalKeycloak', () => {
     );
   });
 
-  it('refuses a hostname that does not serve the model issuer', () => {
+  it('refuses a hostname that does not serve the model issuer, and a plaintext hostname', () => {
     expect(
-      () => new keycloak.LocalKeycloak('kc2', { ...base(), hostname: 'http://localhost:9999' }),
+      () => new keycloak.LocalKeycloak('kc2', { ...base(), hostname: 'https://localhost:9999' }),
     ).toThrow(
-      "kc2: hostname http://localhost:9999 does not serve the issuer of provider 'keycloak' (http://localhost:8180/realms/trellis); the issuer must be <hostname>/realms/<realm>",
+      "kc2: hostname https://localhost:9999 does not serve the issuer of provider 'keycloak' (https://localhost:8180/realms/trellis); the issuer must be <hostname>/realms/<realm>",
+    );
+    expect(
+      () => new keycloak.LocalKeycloak('kc5', { ...base(), hostname: 'http://localhost:8180' }),
+    ).toThrow(
+      "kc5: hostname must be an https URL (Keycloak serves TLS only), got 'http://localhost:8180'",
     );
   });
 
@@ -63,7 +70,7 @@ describe('LocalKeycloak', () => {
       "kc3: users[0].roles: 'admin' is not a role of provider 'keycloak' (have order-writer, order-reader)",
     );
     expect(
-      () => new keycloak.LocalKeycloak('kc4', { ...base(), ports: { http: 8180, management: 0 } }),
+      () => new keycloak.LocalKeycloak('kc4', { ...base(), ports: { https: 8180, management: 0 } }),
     ).toThrow('kc4: ports.management must be a TCP port, got 0');
   });
 });

@@ -57,7 +57,7 @@ describe('identity', () => {
   it('finds the provider served by the local Keycloak and its realm', () => {
     expect(servedProvider(bound)).toEqual({
       name: 'keycloak',
-      keycloak: { baseUrl: 'http://localhost:8180', realm: 'trellis' },
+      keycloak: { baseUrl: 'https://localhost:8180', realm: 'trellis' },
     });
   });
 
@@ -65,8 +65,10 @@ describe('identity', () => {
     expect(bound.identityProviders).toEqual(model.identityProviders);
     const e2e = local(model, 28_000);
     const idp = e2e.identityProviders.keycloak as IdentityProvider;
-    expect(idp.issuer).toBe('http://localhost:28180/realms/trellis');
-    expect(idp.jwksUri).toBe('http://localhost:28180/realms/trellis/protocol/openid-connect/certs');
+    expect(idp.issuer).toBe('https://localhost:28180/realms/trellis');
+    expect(idp.jwksUri).toBe(
+      'https://localhost:28180/realms/trellis/protocol/openid-connect/certs',
+    );
     expect(idp.audiences).toEqual(['trellis-api']);
     expect(e2e.routes).toEqual(model.routes);
   });
@@ -219,7 +221,7 @@ describe('sidecar config', () => {
     const a = sidecarArtefacts(bound, opts('orders-api'), '/run/orders-api-sidecar', svid);
     const [filter] = jwt(a.bootstrap);
     expect(filter?.typed_config.providers.keycloak).toMatchObject({
-      issuer: 'http://localhost:8180/realms/trellis',
+      issuer: 'https://localhost:8180/realms/trellis',
       audiences: ['trellis-api'],
       require_expiration: true,
       forward_payload_header: 'x-jwt-payload',

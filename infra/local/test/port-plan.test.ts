@@ -2,6 +2,9 @@
 // program hands its components, for the `local` (8000) and `e2e` (28000) bases. The fixture was
 // written by the code before `bind` existed; `./trellis up` over an existing stack reports no changes
 // only while this holds. Never regenerate it to make a change pass: a difference here moves a port.
+// Changed once on purpose (issue 11, Keycloak over TLS): the issuer and JWKS URI became https, each
+// sidecar's JWKS endpoint gained `tls` and its own bundle as `caFile`, and orders-api's Envoy hash
+// moved with them; every port stayed.
 import { svidFiles } from '@trellis/contracts';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';

@@ -42,6 +42,12 @@ const verbs: Record<string, Verb> = {
     usage: 'load [--scenario S] [--stack S] [--rps N] [--duration D]',
     run: async (a) => (await import('./verbs/load.ts')).load(a),
   },
+  images: {
+    summary:
+      "build the services' OCI images with buildah (no daemon) into .trellis/images; print digests",
+    usage: 'images [service...] [--update-base]',
+    run: async (a) => (await import('./verbs/images.ts')).images(a),
+  },
   policy: {
     summary: 'check a policy model, or render it for a target',
     usage: 'policy check|render <model.yaml> [--target T] [--out DIR]',

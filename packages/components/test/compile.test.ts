@@ -65,7 +65,7 @@ describe('bindCluster', () => {
   it('leaves the caller’s model untouched', () => {
     const model = reference();
     bindCluster(model, target);
-    expect(model.identityProviders.keycloak?.issuer).toBe('http://localhost:8180/realms/trellis');
+    expect(model.identityProviders.keycloak?.issuer).toBe('https://localhost:8180/realms/trellis');
     expect(model.workloads.ingress?.namespace).toBeUndefined();
   });
 

@@ -1,7 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import * as pulumi from '@pulumi/pulumi';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { RecordingMocks, resolve, settle } from './support/mocks.ts';
+import type { IntermediateOutputs } from '../src/pki/ca-impl.ts';
+import { isSecretValue, RecordingMocks, resolve, settle } from './support/mocks.ts';
 
 const mocks = new RecordingMocks();
 let pki: typeof import('../src/pki/meshCa.ts');
@@ -53,8 +54,23 @@ describe('RootCa and IntermediateCa', () => {
     expect(usCert.verify(euCert.publicKey)).toBe(false);
     expect((await resolve(root.keyPem)).secret).toBe(true);
     expect((await resolve(us.keyPem)).secret).toBe(true);
+    expect(usCert.subject.split('\n')).toEqual([
+      'O=Trellis',
+      'OU=trellis.example',
+      'CN=trellis.example prod-us mesh intermediate',
+    ]);
     await settle(mocks);
     expect(mocks.unexpectedCalls).toEqual([]);
+    // Dynamic resources of the project, no @pulumi/tls; the root key goes in only as a secret.
+    expect(mocks.resources.filter((r) => r.type.startsWith('tls:'))).toEqual([]);
+    expect(mocks.ofType(pki.rootCaType).map((r) => r.name)).toEqual(['root-keypair']);
+    const inters = mocks.ofType(pki.intermediateCaType);
+    expect(inters.map((r) => r.name).sort()).toEqual(['eu-keypair', 'us-keypair']);
+    for (const r of inters) {
+      expect(isSecretValue(r.raw.rootKeyPem)).toBe(true);
+      expect(r.inputs.earlyRenewalHours).toBe(720);
+      expect(r.inputs.validityHours).toBe(17_520);
+    }
   });
 
   it('rejects a bad cluster name, naming the field', () => {
@@ -67,6 +83,52 @@ describe('RootCa and IntermediateCa', () => {
           purpose: 'mesh',
         }),
     ).toThrow(/cluster must be lowercase/);
+  });
+
+  it('re-issues an intermediate in place inside its renewal window or for a new root', async () => {
+    const diff = pki.intermediateProvider.diff as NonNullable<typeof pki.intermediateProvider.diff>;
+    const inputs = {
+      commonName: 'trellis.example prod-us mesh intermediate',
+      organization: 'Trellis',
+      organizationalUnit: 'trellis.example',
+      validityHours: 17_520,
+      earlyRenewalHours: 720,
+      rootCertPem: 'ROOT-1',
+      rootKeyPem: 'KEY-1',
+    };
+    const day = 86_400_000;
+    const olds = (daysLeft: number): IntermediateOutputs => ({
+      ...inputs,
+      certPem: 'CERT',
+      keyPem: 'KEY',
+      notAfter: new Date(Date.now() + daysLeft * day).toISOString(),
+    });
+    expect(await diff('id', olds(400), inputs)).toEqual({ changes: false, replaces: [] });
+    // 30 days (720 h) before expiry the next `up` renews.
+    expect(await diff('id', olds(29), inputs)).toEqual({ changes: true, replaces: [] });
+    expect(await diff('id', olds(400), { ...inputs, rootCertPem: 'ROOT-2' })).toEqual({
+      changes: true,
+      replaces: [],
+    });
+    const rootDiff = pki.rootProvider.diff as NonNullable<typeof pki.rootProvider.diff>;
+    const root = {
+      commonName: 'trellis.example root CA',
+      organization: 'Trellis',
+      organizationalUnit: 'trellis.example',
+      validityHours: 87_600,
+    };
+    const rootState = { ...root, certPem: 'C', keyPem: 'K', notAfter: '2036-01-01T00:00:00Z' };
+    expect(await rootDiff('id', rootState, root)).toEqual({ changes: false, replaces: [] });
+    expect(await rootDiff('id', rootState, { ...root, organizationalUnit: 'other' })).toEqual({
+      changes: true,
+      replaces: ['organizationalUnit'],
+    });
+  });
+
+  it('rejects a validity longer than ten years, naming the field', () => {
+    expect(
+      () => new pki.RootCa('long', { trustDomain: 't.example', validityHours: 87_601 }),
+    ).toThrow('RootCa long: validityHours must be a positive integer of at most 87600');
   });
 
   it('rejects a trust domain with a slash', () => {

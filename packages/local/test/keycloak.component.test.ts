@@ -2,9 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKeycloak, type KeycloakInstance } from '../src/harness/keycloak.ts';
+import { requestText } from '../src/harness/https.ts';
+import {
+  startKeycloak,
+  type KeycloakInstance,
+  type KeycloakServerTls,
+} from '../src/harness/keycloak.ts';
+import { CertificateAuthority, writePemFiles } from '../src/harness/tls.ts';
 import { keycloak } from '../src/toolchain/keycloak.ts';
 
 const CLIENT_ID = 'orders-agent';
@@ -30,28 +36,78 @@ function realm(secret: string): { realm: string; [k: string]: unknown } {
   };
 }
 
-async function clientCredentials(kc: KeycloakInstance, secret: string): Promise<Response> {
-  return fetch(`${kc.issuer}/protocol/openid-connect/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'client_credentials',
-      client_id: CLIENT_ID,
-      client_secret: secret,
-    }),
-  });
+/** The addresses a TCP port is listening on, from /proc/net/tcp and tcp6 (this network namespace). */
+function listeningAddresses(port: number): string[] {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const out: string[] = [];
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const [, local, , state] = line.trim().split(/\s+/);
+      // State 0A is LISTEN.
+      if (state === '0A' && local?.endsWith(`:${hexPort}`)) out.push(local.split(':')[0] ?? '');
+    }
+  }
+  return out;
 }
 
-describe('keycloak (real server, start --optimized)', () => {
+/** 127.0.0.1 as /proc/net/tcp writes it, and as an IPv4-mapped address in tcp6. */
+const LOOPBACK_V4 = ['0100007F', '0000000000000000FFFF00000100007F'];
+
+describe('keycloak over TLS (real server, start --optimized)', () => {
   const root = mkdtempSync(join(tmpdir(), 'trellis-keycloak-test-'));
   const secret = randomBytes(24).toString('base64url');
   let kc: KeycloakInstance | undefined;
+  let tls: KeycloakServerTls;
+  /** The root the server certificate chains to: what a client of the stack trusts. */
+  let stackRoot = '';
+  /** A root of another CA, with a certificate for the same names. */
+  let otherRoot = '';
+
+  const running = (): KeycloakInstance => {
+    if (!kc) throw new Error('keycloak did not start');
+    return kc;
+  };
+  const start = () =>
+    startKeycloak({
+      dir: join(root, 'kc'),
+      realm: realm(secret),
+      tls,
+      hostname: (port) => `https://localhost:${port}`,
+    });
+
+  /** The client-credentials grant, over TLS with `ca` as the only trusted root. */
+  const clientCredentials = (base: string, clientSecret: string, ca = stackRoot) =>
+    requestText(`${base}/realms/trellis-test/protocol/openid-connect/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: CLIENT_ID,
+        client_secret: clientSecret,
+      }).toString(),
+      ca,
+    });
+
+  const jwks = async (k: KeycloakInstance) =>
+    createLocalJWKSet(
+      JSON.parse(
+        (await requestText(`${k.issuer}/protocol/openid-connect/certs`, { ca: stackRoot })).body,
+      ) as JSONWebKeySet,
+    );
 
   beforeAll(async () => {
     const t0 = Date.now();
     await keycloak.ensure();
     console.info(`keycloak.ensure(): ${Date.now() - t0} ms`);
-    kc = await startKeycloak({ dir: join(root, 'kc'), realm: realm(secret) });
+    const names = { commonName: 'localhost', dns: ['localhost'], ips: ['127.0.0.1'] };
+    const ca = await (
+      await CertificateAuthority.create({ commonName: 'kc test root' })
+    ).intermediate({ commonName: 'kc test intermediate' });
+    const files = writePemFiles(join(root, 'pki'), 'keycloak', await ca.issue(names), ca.rootPem);
+    tls = { certFile: files.cert, keyFile: files.key, caFile: files.truststore };
+    stackRoot = ca.rootPem;
+    otherRoot = (await CertificateAuthority.create({ commonName: 'kc test other root' })).rootPem;
+    kc = await start();
     console.info(`keycloak ready in ${kc.startupMs} ms at ${kc.baseUrl}`);
   });
 
@@ -60,84 +116,125 @@ describe('keycloak (real server, start --optimized)', () => {
     rmSync(root, { recursive: true, force: true });
   });
 
-  it('issues a client-credentials token whose signature verifies against the realm JWKS', async () => {
-    if (!kc) throw new Error('keycloak did not start');
-    const res = await clientCredentials(kc, secret);
-    expect(res.status).toBe(200);
-    const body = (await res.json()) as {
-      access_token: string;
-      token_type: string;
-      expires_in: number;
-    };
-    expect(body.token_type).toBe('Bearer');
-    expect(body.expires_in).toBeGreaterThan(0);
-    const jwks = createRemoteJWKSet(new URL(`${kc.issuer}/protocol/openid-connect/certs`));
-    const { payload, protectedHeader } = await jwtVerify(body.access_token, jwks, {
-      issuer: kc.issuer,
-      algorithms: ['RS256'],
+  it('issues a token over TLS whose signature verifies against the JWKS, with an https issuer', async () => {
+    const k = running();
+    expect(k.baseUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const port = new URL(k.baseUrl).port;
+    expect(k.issuer).toBe(`https://localhost:${port}/realms/trellis-test`);
+    // Dialled by the issuer's name (SNI and DNS SAN localhost) and by the loopback address (IP SAN).
+    for (const base of [new URL(k.issuer).origin, k.baseUrl]) {
+      const res = await clientCredentials(base, secret);
+      expect(res.status).toBe(200);
+      const body = JSON.parse(res.body) as {
+        access_token: string;
+        token_type: string;
+        expires_in: number;
+      };
+      expect(body.token_type).toBe('Bearer');
+      expect(body.expires_in).toBeGreaterThan(0);
+      const { payload, protectedHeader } = await jwtVerify(body.access_token, await jwks(k), {
+        issuer: k.issuer,
+        algorithms: ['RS256'],
+      });
+      expect(protectedHeader.kid).toBeTruthy();
+      expect(payload.iss).toBe(k.issuer);
+      expect(payload.azp).toBe(CLIENT_ID);
+      expect(typeof payload.exp).toBe('number');
+    }
+  });
+
+  it('refuses a client that does not trust the stack CA (after the same call worked with it)', async () => {
+    const k = running();
+    expect((await clientCredentials(k.baseUrl, secret, stackRoot)).status).toBe(200);
+    // The system roots, and another CA's root: neither vouches for the server certificate.
+    await expect(requestText(`${k.issuer}/.well-known/openid-configuration`)).rejects.toMatchObject(
+      { code: expect.stringMatching(/CERT|SIGNATURE|ISSUER/) as unknown },
+    );
+    await expect(clientCredentials(k.baseUrl, secret, otherRoot)).rejects.toMatchObject({
+      code: expect.stringMatching(/CERT|SIGNATURE|ISSUER/) as unknown,
     });
-    expect(protectedHeader.kid).toBeTruthy();
-    expect(payload.iss).toBe(`${kc.baseUrl}/realms/trellis-test`);
-    expect(payload.azp).toBe(CLIENT_ID);
-    expect(typeof payload.exp).toBe('number');
+  });
+
+  it('speaks no plaintext HTTP, on the main port or the management port', async () => {
+    const k = running();
+    for (const url of [k.baseUrl, k.managementUrl]) {
+      const ok = await requestText(`${url}/realms/trellis-test`, { ca: stackRoot }).catch(
+        (err: Error) => err,
+      );
+      expect(ok).not.toBeInstanceOf(Error);
+      const plain = await requestText(`${url.replace('https:', 'http:')}/realms/trellis-test`, {
+        timeoutMs: 5_000,
+      }).catch((err: Error) => err);
+      // A TLS server answers a plaintext request with a TLS alert or by closing: never an HTTP status.
+      expect(plain).toBeInstanceOf(Error);
+    }
+  });
+
+  it('serves health on the management port only, over TLS, and listens on loopback only', async () => {
+    const k = running();
+    expect(k.managementUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    expect(k.managementUrl).not.toBe(k.baseUrl);
+    const ready = await requestText(`${k.managementUrl}/health/ready`, { ca: stackRoot });
+    expect(ready.status).toBe(200);
+    expect((JSON.parse(ready.body) as { status: string }).status).toBe('UP');
+    const onMain = await requestText(`${k.baseUrl}/health/ready`, { ca: stackRoot });
+    expect(onMain.status).toBe(404);
+    for (const url of [k.baseUrl, k.managementUrl]) {
+      const bound = listeningAddresses(Number(new URL(url).port));
+      expect(bound.length).toBeGreaterThan(0);
+      expect(bound.filter((a) => !LOOPBACK_V4.includes(a))).toEqual([]);
+    }
   });
 
   it('rejects a token whose signature was tampered with', async () => {
-    if (!kc) throw new Error('keycloak did not start');
-    const token = ((await (await clientCredentials(kc, secret)).json()) as { access_token: string })
-      .access_token;
+    const k = running();
+    const token = (
+      JSON.parse((await clientCredentials(k.baseUrl, secret)).body) as {
+        access_token: string;
+      }
+    ).access_token;
     const [h, p, s = ''] = token.split('.');
     const flipped = `${h}.${p}.${s.slice(0, -4)}${s.endsWith('AAAA') ? 'BBBB' : 'AAAA'}`;
     expect(decodeProtectedHeader(flipped).alg).toBe('RS256');
-    const jwks = createRemoteJWKSet(new URL(`${kc.issuer}/protocol/openid-connect/certs`));
-    await expect(jwtVerify(flipped, jwks, { issuer: kc.issuer })).rejects.toThrow(/signature/);
+    await expect(jwtVerify(flipped, await jwks(k), { issuer: k.issuer })).rejects.toThrow(
+      /signature/,
+    );
   });
 
   it('refuses a wrong client secret with 401', async () => {
-    if (!kc) throw new Error('keycloak did not start');
-    const res = await clientCredentials(kc, `${secret}x`);
+    const res = await clientCredentials(running().baseUrl, `${secret}x`);
     expect(res.status).toBe(401);
-    const body = (await res.json()) as { error: string };
+    const body = JSON.parse(res.body) as { error: string };
     expect(body.error).toMatch(/^(unauthorized_client|invalid_client)$/);
   });
 
   it('has a working bootstrap admin whose password never reaches the log', async () => {
-    if (!kc) throw new Error('keycloak did not start');
-    const res = await fetch(`${kc.baseUrl}/realms/master/protocol/openid-connect/token`, {
+    const k = running();
+    const res = await requestText(`${k.baseUrl}/realms/master/protocol/openid-connect/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({
         grant_type: 'password',
         client_id: 'admin-cli',
-        username: kc.admin.username,
-        password: kc.admin.password,
-      }),
+        username: k.admin.username,
+        password: k.admin.password,
+      }).toString(),
+      ca: stackRoot,
     });
     expect(res.status).toBe(200);
-    expect(kc.admin.password.length).toBeGreaterThanOrEqual(32);
-    expect(readFileSync(kc.process.logFile, 'utf8')).not.toContain(kc.admin.password);
-    expect(JSON.stringify(kc.admin)).not.toContain(kc.admin.password);
-  });
-
-  it('serves health on the management port only', async () => {
-    if (!kc) throw new Error('keycloak did not start');
-    const ready = await fetch(`${kc.managementUrl}/health/ready`);
-    expect(ready.status).toBe(200);
-    expect(((await ready.json()) as { status: string }).status).toBe('UP');
-    expect(kc.managementUrl).not.toBe(kc.baseUrl);
-    const onMain = await fetch(`${kc.baseUrl}/health/ready`);
-    expect(onMain.status).toBe(404);
+    expect(k.admin.password.length).toBeGreaterThanOrEqual(32);
+    expect(readFileSync(k.process.logFile, 'utf8')).not.toContain(k.admin.password);
+    expect(JSON.stringify(k.admin)).not.toContain(k.admin.password);
   });
 
   it('restarts on the same dir keeping its database, admin and client', async () => {
-    if (!kc) throw new Error('keycloak did not start');
-    const before = kc.admin.password;
-    await kc.stop();
-    kc = await startKeycloak({ dir: join(root, 'kc'), realm: realm(secret) });
+    const before = running().admin.password;
+    await running().stop();
+    kc = await start();
     console.info(`keycloak restart (database kept) ready in ${kc.startupMs} ms`);
     expect(kc.admin.password).toBe(before);
     expect(readFileSync(kc.process.logFile, 'utf8')).toMatch(/Realm 'trellis-test' already exists/);
-    expect((await clientCredentials(kc, secret)).status).toBe(200);
+    expect((await clientCredentials(kc.baseUrl, secret)).status).toBe(200);
   });
 
   it('rejects a realm named master', async () => {

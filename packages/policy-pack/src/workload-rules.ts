@@ -142,8 +142,18 @@ export const dataClientsPresentCertificates: ResourceValidationPolicy = {
 const secretKey = /(pass(word|wd)?|secret|token|api[-_]?key|private[-_]?key|credential)s?$/i;
 const pemPrivateKey = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
 
-/** Types whose job is to hold secret material. */
-const secretHolders = [/^kubernetes:core\/v1:Secret$/, /^tls:/, /^random:/];
+/**
+ * Types whose job is to hold secret material, kept by Pulumi as secrets in state: Secrets, and the
+ * project's own PKI and password dynamic resources (packages/components pki/meshCa.ts, k8s/password.ts)
+ * that replace @pulumi/tls and @pulumi/random.
+ */
+const secretHolders = [
+  /^kubernetes:core\/v1:Secret$/,
+  /^tls:/,
+  /^random:/,
+  /^pulumi-nodejs:dynamic\/trellis-pki:(RootCa|IntermediateCa)$/,
+  /^pulumi-nodejs:dynamic\/trellis-k8s:GeneratedPassword$/,
+];
 
 /** Secret values belong in Secrets (from Pulumi secrets), never in plain config. */
 export const noSecretsInPlainConfig: ResourceValidationPolicy = {

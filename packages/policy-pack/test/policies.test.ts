@@ -294,6 +294,20 @@ describe('policy pack', () => {
         resource('kubernetes:core/v1:Secret', { stringData: { 'ca-key.pem': pem } }),
       ),
     ).toEqual([]);
+    // The mesh PKI's intermediates take the root key as a (secret) input: they hold key material.
+    expect(
+      await violations(
+        noSecretsInPlainConfig,
+        resource('pulumi-nodejs:dynamic/trellis-pki:IntermediateCa', { rootKeyPem: pem }),
+      ),
+    ).toEqual([]);
+    // Any other dynamic resource with a key in its inputs is reported.
+    expect(
+      await violations(
+        noSecretsInPlainConfig,
+        resource('pulumi-nodejs:dynamic/other:Thing', { keyPem: pem }),
+      ),
+    ).toEqual([expect.stringContaining('keyPem holds a private key')]);
     expect(
       await violations(
         noSecretsInPlainConfig,

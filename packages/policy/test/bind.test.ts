@@ -19,7 +19,7 @@ const local = (basePort = 8000): LocalEnvironment => ({
   kind: 'local',
   basePort,
   stackDir: '/stack',
-  keycloak: { baseUrl: `http://localhost:${basePort + 180}` },
+  keycloak: { baseUrl: `https://localhost:${basePort + 180}` },
 });
 
 const issuer = 'https://auth.us.example.com/realms/trellis';
@@ -73,15 +73,15 @@ describe('bind to local', () => {
     expect(at8000.identityProviders).toEqual(model.identityProviders);
     const e2e = ok(model, local(28_000));
     expect(e2e.identityProviders.keycloak).toMatchObject({
-      issuer: 'http://localhost:28180/realms/trellis',
-      jwksUri: 'http://localhost:28180/realms/trellis/protocol/openid-connect/certs',
+      issuer: 'https://localhost:28180/realms/trellis',
+      jwksUri: 'https://localhost:28180/realms/trellis/protocol/openid-connect/certs',
       audiences: ['trellis-api'],
     });
     expect(e2e.binding.identityProviders.keycloak).toEqual({
-      issuer: 'http://localhost:28180/realms/trellis',
-      jwksUri: 'http://localhost:28180/realms/trellis/protocol/openid-connect/certs',
-      jwks: { address: '127.0.0.1', port: 28_180 },
-      keycloak: { baseUrl: 'http://localhost:28180', realm: 'trellis' },
+      issuer: 'https://localhost:28180/realms/trellis',
+      jwksUri: 'https://localhost:28180/realms/trellis/protocol/openid-connect/certs',
+      jwks: { address: '127.0.0.1', port: 28_180, tls: true },
+      keycloak: { baseUrl: 'https://localhost:28180', realm: 'trellis' },
     });
     expect(e2e.routes).toEqual(model.routes);
   });
@@ -260,7 +260,7 @@ describe('bind to kubernetes', () => {
   it('leaves the caller’s model untouched, and binds a bound model again', () => {
     const model = referenceModel();
     const b = ok(model, cluster);
-    expect(model.identityProviders.keycloak?.issuer).toBe('http://localhost:8180/realms/trellis');
+    expect(model.identityProviders.keycloak?.issuer).toBe('https://localhost:8180/realms/trellis');
     expect(model.workloads.ingress?.namespace).toBeUndefined();
     expect('binding' in model).toBe(false);
     // Bound again (e.g. to render what the cluster runs), it keeps what the cluster changed.

@@ -22,6 +22,7 @@ import {
   envoyOptions,
   httpFilterOrder,
   kafkaAclCliArgs,
+  parseModel,
   renderTarget,
   renderTargets,
 } from '../src/index.ts';
@@ -35,7 +36,7 @@ import type {
   KeycloakUser,
 } from '../src/index.ts';
 import { modelArb } from './arbitraries.ts';
-import { referenceModel } from './fixtures.ts';
+import { referenceModel, referenceText } from './fixtures.ts';
 import type { NoUnknownFields } from './upstreamTypes.ts';
 
 // Keycloak: RealmRepresentation types clientScopes and scopeMappings as any[], so those parts are checked
@@ -115,12 +116,12 @@ describe('Envoy', () => {
   it('configures jwt_authn with issuer, audiences, require_expiration and one catch-all rule', () => {
     const jwt = filter('envoy.filters.http.jwt_authn')?.typed_config;
     expect(jwt?.providers['keycloak']).toMatchObject({
-      issuer: 'http://localhost:8180/realms/trellis',
+      issuer: 'https://localhost:8180/realms/trellis',
       audiences: ['trellis-api'],
       require_expiration: true,
       remote_jwks: {
         http_uri: {
-          uri: 'http://localhost:8180/realms/trellis/protocol/openid-connect/certs',
+          uri: 'https://localhost:8180/realms/trellis/protocol/openid-connect/certs',
           cluster: 'jwks_keycloak',
         },
         // Keys fetched before the listener opens and refreshed in the background: no request
@@ -172,6 +173,64 @@ describe('Envoy', () => {
     fc.assert(
       fc.property(modelArb, (m) => chains(m).forEach(ordered)),
       { numRuns: 100 },
+    );
+  });
+
+  it('fetches an https JWKS over TLS, checking the roots and the jwksUri host name', () => {
+    const jwksCluster = (b: typeof bootstrap) =>
+      b.static_resources.clusters.find((c) => c.name === 'jwks_keycloak');
+    // The reference model's jwksUri is https://localhost:8180/...: system roots, SNI and DNS SAN.
+    expect(jwksCluster(bootstrap)?.transport_socket?.typed_config).toEqual({
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+      sni: 'localhost',
+      common_tls_context: {
+        validation_context: {
+          trusted_ca: { filename: '/etc/ssl/certs/ca-certificates.crt' },
+          match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: 'localhost' } }],
+        },
+      },
+    });
+    // A stack's own CA, dialled on loopback: the name checked is still the jwksUri's.
+    const local = compileEnvoy(model, {
+      ...opts,
+      jwks: { keycloak: { address: '127.0.0.1', port: 28180, caFile: '/pki/bundle.pem' } },
+    }).bootstrap;
+    const c = jwksCluster(local);
+    expect(c?.load_assignment.endpoints[0]?.lb_endpoints[0]?.endpoint.address).toEqual({
+      socket_address: { address: '127.0.0.1', port_value: 28180 },
+    });
+    expect(c?.transport_socket?.typed_config).toMatchObject({
+      sni: 'localhost',
+      common_tls_context: {
+        validation_context: {
+          trusted_ca: { filename: '/pki/bundle.pem' },
+          match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: 'localhost' } }],
+        },
+      },
+    });
+    // An IP literal is matched as an IP SAN and sent without SNI (RFC 6066 §3).
+    const byIp = parseModel(
+      referenceText.split('https://localhost:8180').join('https://127.0.0.1:8180'),
+    );
+    if (!byIp.ok) throw new Error('variant invalid');
+    const ipTls = jwksCluster(compileEnvoy(byIp.model, opts).bootstrap)?.transport_socket
+      ?.typed_config;
+    expect(ipTls).not.toHaveProperty('sni');
+    expect(ipTls?.common_tls_context).toMatchObject({
+      validation_context: {
+        match_typed_subject_alt_names: [
+          { san_type: 'IP_ADDRESS', matcher: { exact: '127.0.0.1' } },
+        ],
+      },
+    });
+    // Plaintext to an https jwksUri would be a silent downgrade.
+    expect(() =>
+      compileEnvoy(model, {
+        ...opts,
+        jwks: { keycloak: { address: '127.0.0.1', port: 8180, tls: false } },
+      }),
+    ).toThrow(
+      'compileEnvoy: jwks.keycloak.tls is false, but identityProviders.keycloak.jwksUri is https (https://localhost:8180/realms/trellis/protocol/openid-connect/certs)',
     );
   });
 

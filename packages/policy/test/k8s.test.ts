@@ -121,7 +121,7 @@ describe('Istio output', () => {
         from: [{ source: { principals: ['trellis.local/ns/trellis/sa/ingress'] } }],
         to: [{ operation: { ports: ['8080'], methods: ['POST'], paths: ['/orders'] } }],
         when: [
-          { key: 'request.auth.claims[iss]', values: ['http://localhost:8180/realms/trellis'] },
+          { key: 'request.auth.claims[iss]', values: ['https://localhost:8180/realms/trellis'] },
           { key: 'request.auth.claims[scope]', values: ['orders:write'] },
         ],
       },
@@ -129,7 +129,7 @@ describe('Istio output', () => {
         from: [{ source: { principals: ['trellis.local/ns/trellis/sa/ingress'] } }],
         to: [{ operation: { ports: ['8080'], methods: ['GET'], paths: ['/orders/{*}'] } }],
         when: [
-          { key: 'request.auth.claims[iss]', values: ['http://localhost:8180/realms/trellis'] },
+          { key: 'request.auth.claims[iss]', values: ['https://localhost:8180/realms/trellis'] },
           { key: 'request.auth.claims[scope]', values: ['orders:read'] },
         ],
       },
@@ -146,9 +146,9 @@ describe('Istio output', () => {
       selector: { matchLabels: { app: 'orders-api' } },
       jwtRules: [
         {
-          issuer: 'http://localhost:8180/realms/trellis',
+          issuer: 'https://localhost:8180/realms/trellis',
           audiences: ['trellis-api'],
-          jwksUri: 'http://localhost:8180/realms/trellis/protocol/openid-connect/certs',
+          jwksUri: 'https://localhost:8180/realms/trellis/protocol/openid-connect/certs',
           outputPayloadToHeader: 'x-jwt-payload',
           forwardOriginalToken: true,
         },
@@ -200,7 +200,7 @@ describe('Istio output', () => {
 
   it('hands the app the payload of the token it verified and the peer it authenticated', () => {
     const claims = {
-      iss: 'http://localhost:8180/realms/trellis',
+      iss: 'https://localhost:8180/realms/trellis',
       aud: 'trellis-api',
       sub: 'user-1',
       scope: 'orders:read',

@@ -24,7 +24,7 @@ import { now, referenceModel } from './fixtures.ts';
 const model = referenceModel();
 /** The reference model in the example plan of `policy render`, files under /srv. */
 const example = bindOrThrow(model, { kind: 'example', baseDir: '/srv' }, 'example plan');
-const issuer = 'http://localhost:8180/realms/trellis';
+const issuer = 'https://localhost:8180/realms/trellis';
 
 function token(claims: Record<string, JsonValue>, extra: Partial<Token> = {}): Token {
   return {
@@ -58,7 +58,7 @@ const cases: Case[] = [
     'wrong issuer',
     'POST',
     '/orders',
-    token({ scope: 'orders:write', iss: 'http://localhost:8180/realms/other' }),
+    token({ scope: 'orders:write', iss: 'https://localhost:8180/realms/other' }),
     false,
   ],
   ['alg none', 'POST', '/orders', token({ scope: 'orders:write' }, { alg: 'none' }), false],

@@ -43,7 +43,8 @@ export function pkiFiles(identity: string): { cert: string; key: string; ca: str
 const tokens = new Map<string, string>();
 /** A fresh-enough access token for a demo principal (cached for the run; Keycloak's lifespan is minutes). */
 export async function token(as: string): Promise<string> {
-  const t = tokens.get(as) ?? (await requestToken(principals(), as));
+  const t =
+    tokens.get(as) ?? (await requestToken(principals(), as, { caFile: outputs().trustBundle }));
   tokens.set(as, t);
   return t;
 }
@@ -146,7 +147,10 @@ export async function envoyCounter(adminUrl: string, re: RegExp): Promise<number
     .reduce((sum, s) => sum + (s.value ?? 0), 0);
 }
 
-/** The realm's base URL (from the issuer) with `localhost` dialled as 127.0.0.1, where Keycloak listens. */
+/**
+ * The realm's base URL (from the issuer) with `localhost` dialled as 127.0.0.1, where Keycloak
+ * listens (HTTPS only; its certificate names 127.0.0.1 and chains to the stack's bundle).
+ */
 function keycloakBase(): { base: string; realm: string } {
   const iss = new URL(outputs().keycloak.issuer);
   const realm = iss.pathname.split('/').pop() ?? '';
@@ -154,17 +158,23 @@ function keycloakBase(): { base: string; realm: string } {
   return { base: iss.origin, realm };
 }
 
+const form = { 'content-type': 'application/x-www-form-urlencoded' };
+
 async function adminToken(): Promise<string> {
   const admin = (inject('e2eSecrets') as { keycloakAdmin: { username: string; password: string } })
     .keycloakAdmin;
   const { base } = keycloakBase();
-  const res = await fetch(`${base}/realms/master/protocol/openid-connect/token`, {
+  const res = await call(`${base}/realms/master/protocol/openid-connect/token`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'password', client_id: 'admin-cli', ...admin }),
+    headers: form,
+    body: new URLSearchParams({
+      grant_type: 'password',
+      client_id: 'admin-cli',
+      ...admin,
+    }).toString(),
   });
-  if (!res.ok) throw new Error(`Keycloak admin login failed: ${res.status}`);
-  return ((await res.json()) as { access_token: string }).access_token;
+  if (res.status !== 200) throw new Error(`Keycloak admin login failed: ${res.status}`);
+  return (JSON.parse(res.body) as { access_token: string }).access_token;
 }
 
 /**
@@ -183,7 +193,7 @@ export async function realmToken(
     'content-type': 'application/json',
   };
   const secret = `e2e-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
-  const created = await fetch(`${base}/admin/realms/${realm}/clients`, {
+  const created = await call(`${base}/admin/realms/${realm}/clients`, {
     method: 'POST',
     headers: auth,
     body: JSON.stringify({
@@ -199,18 +209,16 @@ export async function realmToken(
     }),
   });
   if (created.status !== 201 && created.status !== 409)
-    throw new Error(
-      `could not create client ${clientId}: ${created.status} ${await created.text()}`,
-    );
-  const res = await fetch(`${base}/realms/${realm}/protocol/openid-connect/token`, {
+    throw new Error(`could not create client ${clientId}: ${created.status} ${created.body}`);
+  const res = await call(`${base}/realms/${realm}/protocol/openid-connect/token`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    headers: form,
     body: new URLSearchParams({
       grant_type: 'client_credentials',
       client_id: clientId,
       client_secret: secret,
-    }),
+    }).toString(),
   });
-  if (!res.ok) throw new Error(`token for ${clientId}: ${res.status} ${await res.text()}`);
-  return ((await res.json()) as { access_token: string }).access_token;
+  if (res.status !== 200) throw new Error(`token for ${clientId}: ${res.status} ${res.body}`);
+  return (JSON.parse(res.body) as { access_token: string }).access_token;
 }

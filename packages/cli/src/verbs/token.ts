@@ -5,6 +5,9 @@
  * `principals`, a Pulumi secret, read with `pulumi stack output --show-secrets`; nothing is printed
  * but the token.
  */
+import { readFileSync } from 'node:fs';
+// The client alone: the harness's index would load every server's driver.
+import { requestText, type TextReply } from '@trellis/local/https';
 import { stackArg, stackOutputs } from './up.ts';
 
 /** The stack output `principals` (written by infra/local/src/identity.ts). */
@@ -82,33 +85,55 @@ export function tokenRequest(p: Principals, name: string): URLSearchParams {
   );
 }
 
+/** How {@link requestToken} reaches the token endpoint. */
+export interface TokenClientOptions {
+  /**
+   * PEM roots the token endpoint's certificate must chain to: the stack's trust bundle (output
+   * `trustBundle`, the Mesh CA root). They replace the system's roots. @default the system's roots
+   */
+  caFile?: string;
+}
+
+// Node's codes for a certificate the trusted roots do not vouch for (or for another name).
+const untrusted =
+  /^(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|UNABLE_TO_VERIFY_LEAF_SIGNATURE|CERT_\w+|ERR_TLS_CERT_ALTNAME_INVALID)$/;
+
 /**
  * Ask Keycloak for an access token (OAuth 2.0 token endpoint, form-encoded). `localhost` is dialled
- * as 127.0.0.1, where Keycloak listens; the issuer in the token stays the configured hostname.
+ * over IPv4, where Keycloak listens; over https the certificate must chain to `caFile` and name the
+ * URL's host. The issuer in the token stays the configured hostname.
  */
-export async function requestToken(p: Principals, name: string): Promise<string> {
+export async function requestToken(
+  p: Principals,
+  name: string,
+  o: TokenClientOptions = {},
+): Promise<string> {
   const body = tokenRequest(p, name);
-  const url = new URL(p.tokenUrl);
-  if (url.hostname === 'localhost') url.hostname = '127.0.0.1';
-  let res: Response;
+  let res: TextReply;
   try {
-    res = await fetch(url, {
+    res = await requestText(p.tokenUrl, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body,
-      signal: AbortSignal.timeout(15_000),
+      body: body.toString(),
+      ...(o.caFile !== undefined ? { ca: readFileSync(o.caFile) } : {}),
+      timeoutMs: 15_000,
     });
   } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const hint = untrusted.test(code)
+      ? `its certificate is not trusted by ${o.caFile ?? "the system's roots"}; the stack's Keycloak chains to the stack's trust bundle (.trellis/<stack>/pki/root.pem)`
+      : 'is the stack up?';
     throw new Error(
-      `could not reach Keycloak at ${p.tokenUrl} (${(err as Error).message}); is the stack up?`,
+      `could not reach Keycloak at ${p.tokenUrl} (${code ? `${code}: ` : ''}${(err as Error).message}); ${hint}`,
       { cause: err },
     );
   }
-  const json = (await res.json().catch(() => ({}))) as {
-    access_token?: string;
-    error?: string;
-    error_description?: string;
-  };
+  let json: { access_token?: string; error?: string; error_description?: string } = {};
+  try {
+    json = JSON.parse(res.body) as typeof json;
+  } catch {
+    // reported below
+  }
   if (res.status !== 200 || typeof json.access_token !== 'string')
     throw new Error(
       `Keycloak refused a token for '${name}': ${res.status} ${json.error ?? ''} ${json.error_description ?? ''}`.trim(),
@@ -116,12 +141,17 @@ export async function requestToken(p: Principals, name: string): Promise<string>
   return json.access_token;
 }
 
-/** `token --as <user|agent> [--stack S]`: print the access token on stdout. */
+/**
+ * `token --as <user|agent> [--stack S]`: print the access token on stdout. The token endpoint is
+ * trusted by the stack's own bundle (output `trustBundle`), not by the system's roots.
+ */
 export async function token(args: string[]): Promise<number> {
   const { as, stack } = parseTokenArgs(args);
-  const p = principalsFrom(await stackOutputs(stack, true), stack);
+  const outputs = await stackOutputs(stack, true);
+  const p = principalsFrom(outputs, stack);
   // Fail on an unknown name before any request.
   tokenRequest(p, as);
-  process.stdout.write(`${await requestToken(p, as)}\n`);
+  const caFile = typeof outputs.trustBundle === 'string' ? outputs.trustBundle : undefined;
+  process.stdout.write(`${await requestToken(p, as, caFile !== undefined ? { caFile } : {})}\n`);
   return 0;
 }

@@ -1,7 +1,7 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
-import * as random from '@pulumi/random';
 import { meshNamespace, pinnedRelease } from './common.ts';
+import { GeneratedPassword } from './password.ts';
 import { cassandraVersion, charts } from './versions.ts';
 
 const defaults = {
@@ -143,17 +143,13 @@ export class Cassandra extends pulumi.ComponentResource {
       },
       { parent: this, dependsOn: [caSecret] },
     );
-    const password = new random.RandomPassword(
-      `${name}-store-password`,
-      { length: 32, special: false },
-      child,
-    );
+    const password = new GeneratedPassword(`${name}-store-password`, { length: 32 }, child);
     const storesPassword = new k8s.core.v1.Secret(
       `${name}-store-password`,
       {
         metadata: { name: 'cassandra-store-password', namespace: ns.metadata.name },
         type: 'Opaque',
-        stringData: { password: pulumi.secret(password.result) },
+        stringData: { password: pulumi.secret(password.value) },
       },
       child,
     );

@@ -28,11 +28,16 @@ export function generate(i: SecretInputs): SecretOutputs {
 /** Where the readiness probe looks: the management interface and the realm on loopback. */
 export interface KeycloakProbe {
   managementUrl: string;
-  /** `http://127.0.0.1:<port>/realms/<realm>`: the realm as served on the loopback address. */
+  /** `https://127.0.0.1:<port>/realms/<realm>`: the realm as served on the loopback address. */
   realmUrl: string;
+  /** The roots the server certificate must chain to (the Mesh CA's). */
+  caFile: string;
 }
 
-/** Readiness (LocalProcess `module` probe): health UP and the realm's discovery document served. */
+/**
+ * Readiness (LocalProcess `module` probe): health UP and the realm's discovery document served, both
+ * over TLS verified against `caFile`.
+ */
 export function probe(p: KeycloakProbe): Promise<boolean> {
-  return probeKeycloak(p.managementUrl, p.realmUrl);
+  return probeKeycloak(p.managementUrl, p.realmUrl, p.caFile);
 }

@@ -1,7 +1,9 @@
 import * as pulumi from '@pulumi/pulumi';
+import { isIP } from 'node:net';
 import { keycloakLaunchSpec, keycloakRealmFile } from '@trellis/local/harness';
 import { compileKeycloakRealm, type ValidModel } from '@trellis/policy';
 import type { KeycloakProbe, SecretInputs, SecretOutputs } from './keycloak-impl.ts';
+import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
 import { LocalProcess } from './process.ts';
 
 // Captured by the serialized providers instead of module objects (see process.ts).
@@ -61,13 +63,28 @@ export interface LocalKeycloakArgs {
   provider: string;
   /** The server's directory (a LocalProcess dir: home, H2 database, realm file, log). */
   dir: string;
-  /** Loopback ports: HTTP (issuer, token endpoint, JWKS) and management (health). */
-  ports: { http: number; management: number };
   /**
-   * The public base URL (`--hostname`), e.g. `http://localhost:8180`. `<hostname>/realms/<realm>`
-   * must be the provider's issuer in the model, or the sidecars would refuse every token.
+   * Issues the server certificate (the root every client of the stack trusts: the sidecars for
+   * JWKS, `./trellis token`, k6).
+   */
+  ca: LocalMeshCa;
+  /** Directory of the server certificate files (renewed in place; Keycloak re-reads them hourly). */
+  certDir: string;
+  /**
+   * Loopback ports, both HTTPS only: the server (issuer, token endpoint, JWKS) and the management
+   * interface (health).
+   */
+  ports: { https: number; management: number };
+  /**
+   * The public base URL (`--hostname`), e.g. `https://localhost:8180`. `<hostname>/realms/<realm>`
+   * must be the provider's issuer in the model, or the sidecars would refuse every token. It must
+   * be https: the server has no plaintext listener.
    */
   hostname: string;
+  /** Server certificate lifetime in hours. @default 24 */
+  certValidHours?: number;
+  /** Bump to re-issue the server certificate now. @default 0 */
+  rotation?: pulumi.Input<number>;
   /** Demo users, each with a generated password. @default none */
   users?: LocalKeycloakUser[];
   /**
@@ -85,6 +102,7 @@ export interface LocalKeycloakArgs {
 }
 
 const defaults = {
+  certValidHours: 24,
   cliClientId: 'trellis-cli',
   accessTokenLifespan: 300,
   readyTimeoutMs: 300_000,
@@ -92,10 +110,10 @@ const defaults = {
 };
 
 /**
- * Keycloak for one machine: a supervised Keycloak 26 on loopback HTTP with the realm compiled from
- * the model (client scopes, roles, agents as confidential clients with the client-credentials grant),
- * demo users, and a public CLI client. Every password and client secret is generated and kept only as
- * a Pulumi secret.
+ * Keycloak for one machine: a supervised Keycloak 26 on loopback, HTTPS only (server and management
+ * interface) with a certificate from the Mesh CA, and the realm compiled from the model (client
+ * scopes, roles, agents as confidential clients with the client-credentials grant), demo users, and a
+ * public CLI client. Every password and client secret is generated and kept only as a Pulumi secret.
  */
 export class LocalKeycloak extends pulumi.ComponentResource {
   public readonly realm: string;
@@ -103,8 +121,9 @@ export class LocalKeycloak extends pulumi.ComponentResource {
   public readonly issuer: string;
   public readonly tokenUrl: string;
   public readonly jwksUri: string;
-  /** The server as reached on loopback (`http://127.0.0.1:<port>`). */
+  /** The server as reached on loopback (`https://127.0.0.1:<port>`). */
   public readonly baseUrl: string;
+  /** `https://127.0.0.1:<management port>` (health), same certificate. */
   public readonly managementUrl: string;
   public readonly cliClientId: string;
   public readonly adminUsername: string;
@@ -116,6 +135,8 @@ export class LocalKeycloak extends pulumi.ComponentResource {
   public readonly agentSecrets: pulumi.Output<Record<string, string>>;
   /** The agents of this provider in the model, with their scopes. */
   public readonly agents: Record<string, string[]>;
+  /** The server certificate: the hostname's DNS name and 127.0.0.1, from the Mesh CA. */
+  public readonly certificate: WorkloadCertificate;
   public readonly server: LocalProcess;
 
   constructor(name: string, args: LocalKeycloakArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -136,10 +157,15 @@ export class LocalKeycloak extends pulumi.ComponentResource {
       host = new URL(args.hostname);
     } catch {
       throw new pulumi.ResourceError(
-        `${name}: hostname must be a URL such as http://localhost:8180, got '${args.hostname}'`,
+        `${name}: hostname must be a URL such as https://localhost:8180, got '${args.hostname}'`,
         this,
       );
     }
+    if (host.protocol !== 'https:')
+      throw new pulumi.ResourceError(
+        `${name}: hostname must be an https URL (Keycloak serves TLS only), got '${args.hostname}'`,
+        this,
+      );
     const realm = /^\/realms\/([^/]+)$/.exec(new URL(idp.issuer).pathname)?.[1];
     const hostname = host.origin;
     if (realm === undefined || `${hostname}/realms/${realm}` !== idp.issuer)
@@ -174,8 +200,8 @@ export class LocalKeycloak extends pulumi.ComponentResource {
     this.issuer = idp.issuer;
     this.tokenUrl = `${idp.issuer}/protocol/openid-connect/token`;
     this.jwksUri = `${idp.issuer}/protocol/openid-connect/certs`;
-    this.baseUrl = `http://127.0.0.1:${args.ports.http}`;
-    this.managementUrl = `http://127.0.0.1:${args.ports.management}`;
+    this.baseUrl = `https://127.0.0.1:${args.ports.https}`;
+    this.managementUrl = `https://127.0.0.1:${args.ports.management}`;
     this.cliClientId = args.cliClientId ?? defaults.cliClientId;
     this.adminUsername = defaults.adminUsername;
     this.agents = Object.fromEntries(
@@ -218,19 +244,39 @@ export class LocalKeycloak extends pulumi.ComponentResource {
       ),
     );
 
-    const spec = pulumi.output(
+    // The public name for clients that use the hostname, 127.0.0.1 for those that dial the loopback
+    // address (the readiness probe, the sidecars' JWKS cluster, `./trellis token`).
+    const hostName = host.hostname.replace(/^\[|\]$/g, '');
+    this.certificate = new WorkloadCertificate(
+      `${name}-cert`,
+      {
+        ca: args.ca,
+        dns: isIP(hostName) === 0 ? [hostName] : [],
+        ips: [...new Set(['127.0.0.1', ...(isIP(hostName) === 0 ? [] : [hostName])])],
+        dir: args.certDir,
+        validHours: args.certValidHours ?? defaults.certValidHours,
+        rotation: args.rotation ?? 0,
+      },
+      { parent: this },
+    );
+
+    // Only paths go into the process's inputs: a renewed certificate changes none, and Keycloak
+    // picks the new files up itself (https-certificates-reload-period).
+    const spec = this.certificate.files.apply((f) =>
       keycloakLaunchSpec({
         dir: args.dir,
         realmName: realm,
-        httpPort: args.ports.http,
+        port: args.ports.https,
         managementPort: args.ports.management,
+        tls: { certFile: f.cert, keyFile: f.key },
         hostname,
       }),
     );
-    const probe: KeycloakProbe = {
+    const probe = this.certificate.files.apply((f): KeycloakProbe => ({
       managementUrl: this.managementUrl,
       realmUrl: `${this.baseUrl}/realms/${realm}`,
-    };
+      caFile: f.bundle,
+    }));
     this.server = new LocalProcess(
       `${name}-server`,
       {
@@ -251,7 +297,7 @@ export class LocalKeycloak extends pulumi.ComponentResource {
         readyTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
         stopGraceMs: 20_000,
       },
-      { parent: this },
+      { parent: this, dependsOn: [this.certificate] },
     );
 
     this.registerOutputs({

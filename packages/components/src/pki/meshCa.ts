@@ -1,5 +1,108 @@
 import * as pulumi from '@pulumi/pulumi';
-import * as tls from '@pulumi/tls';
+import type {
+  IntermediateInputs,
+  IntermediateOutputs,
+  RootInputs,
+  RootOutputs,
+} from './ca-impl.ts';
+
+// The providers below are serialized into each resource's state. They capture only this path and
+// import the X.509 code from it in `create` and `update`, which always run the provider of the program
+// being deployed; `diff` is self-contained and there is no `delete` (nothing lives outside the state),
+// so a state written from another checkout never needs the path to exist. This replaces @pulumi/tls,
+// whose plugin no reachable registry serves (docs/adr/0010-local-runtime.md).
+const IMPL = new URL('./ca-impl.ts', import.meta.url).pathname;
+type Impl = typeof import('./ca-impl.ts');
+// `import()` made from text: vitest rewrites the `import()` syntax into a call to its own module loader,
+// which Pulumi's closure serializer cannot capture, so the stack tests could not construct these
+// resources. Node runs this one natively, in the program and in the dynamic-provider host.
+const importImpl = new Function('path', 'return import(path)') as (path: string) => Promise<Impl>;
+
+/** The root CA's dynamic provider (exported for its unit tests). */
+export const rootProvider: pulumi.dynamic.ResourceProvider = {
+  async diff(_id: string, olds: RootOutputs, news: RootInputs) {
+    // A different subject or lifetime is a different root: a new key, so every intermediate follows.
+    const replaces = (
+      ['commonName', 'organization', 'organizationalUnit', 'validityHours'] as const
+    ).filter((k) => olds[k] !== news[k]);
+    return { changes: replaces.length > 0, replaces };
+  },
+  async create(inputs: RootInputs) {
+    const impl = await importImpl(IMPL);
+    const outs = await impl.createRoot(inputs);
+    return { id: `root:${inputs.organizationalUnit}`, outs };
+  },
+};
+
+/** An intermediate CA's dynamic provider (exported for its unit tests). */
+export const intermediateProvider: pulumi.dynamic.ResourceProvider = {
+  async diff(_id: string, olds: IntermediateOutputs, news: IntermediateInputs) {
+    const changed = (
+      [
+        'commonName',
+        'organization',
+        'organizationalUnit',
+        'validityHours',
+        'earlyRenewalHours',
+        'rootCertPem',
+      ] as const
+    ).filter((k) => olds[k] !== news[k]);
+    // Inside the renewal window `up` re-issues in place, as tls.LocallySignedCert's early renewal did.
+    const renew = Date.parse(olds.notAfter) - Date.now() < news.earlyRenewalHours * 3_600_000;
+    return { changes: changed.length > 0 || renew, replaces: [] };
+  },
+  async create(inputs: IntermediateInputs) {
+    const impl = await importImpl(IMPL);
+    return { id: `intermediate:${inputs.commonName}`, outs: await impl.issueIntermediate(inputs) };
+  },
+  async update(_id: string, _olds: IntermediateOutputs, news: IntermediateInputs) {
+    const impl = await importImpl(IMPL);
+    return { outs: await impl.issueIntermediate(news) };
+  },
+};
+
+/** The type token of the root CA's dynamic resource (for tests that look for it). */
+export const rootCaType = 'pulumi-nodejs:dynamic/trellis-pki:RootCa';
+/** The type token of an intermediate CA's dynamic resource. */
+export const intermediateCaType = 'pulumi-nodejs:dynamic/trellis-pki:IntermediateCa';
+
+/** A root key and self-signed certificate, made once and kept in state with the key as a secret. */
+class RootCaKeyPair extends pulumi.dynamic.Resource {
+  declare public readonly certPem: pulumi.Output<string>;
+  declare public readonly keyPem: pulumi.Output<string>;
+
+  constructor(name: string, args: RootInputs, opts: pulumi.CustomResourceOptions) {
+    super(
+      rootProvider,
+      name,
+      { ...args, certPem: undefined, keyPem: undefined, notAfter: undefined },
+      { ...opts, additionalSecretOutputs: ['keyPem'] },
+      'trellis-pki',
+      'RootCa',
+    );
+  }
+}
+
+/** An intermediate key and certificate signed by a root; re-issued inside its renewal window. */
+class IntermediateCaKeyPair extends pulumi.dynamic.Resource {
+  declare public readonly certPem: pulumi.Output<string>;
+  declare public readonly keyPem: pulumi.Output<string>;
+
+  constructor(
+    name: string,
+    args: { [K in keyof IntermediateInputs]: pulumi.Input<IntermediateInputs[K]> },
+    opts: pulumi.CustomResourceOptions,
+  ) {
+    super(
+      intermediateProvider,
+      name,
+      { ...args, certPem: undefined, keyPem: undefined, notAfter: undefined },
+      { ...opts, additionalSecretOutputs: ['keyPem'] },
+      'trellis-pki',
+      'IntermediateCa',
+    );
+  }
+}
 
 /** Key algorithm for CA keys. ECDSA P-256 is what Istio's own self-signed CA uses for workload certs. */
 const defaults = {
@@ -10,6 +113,9 @@ const defaults = {
   earlyRenewalHours: 720,
   organization: 'Trellis',
 } as const;
+
+/** Ten years: the longest lifetime the CA code issues (packages/local/src/harness/tls.ts). */
+const maxValidityHours = 87_600;
 
 /** PEM material of a CA, as produced by {@link RootCa} or read from a shared stack. */
 export interface CaMaterial {
@@ -48,35 +154,28 @@ export class RootCa extends pulumi.ComponentResource {
       );
     }
     const validityHours = args.validityHours ?? defaults.rootValidityHours;
-    if (!Number.isInteger(validityHours) || validityHours <= 0) {
+    if (
+      !Number.isInteger(validityHours) ||
+      validityHours <= 0 ||
+      validityHours > maxValidityHours
+    ) {
       throw new pulumi.ResourceError(
-        `RootCa ${name}: validityHours must be a positive integer`,
+        `RootCa ${name}: validityHours must be a positive integer of at most ${maxValidityHours}`,
         this,
       );
     }
-    const key = new tls.PrivateKey(
-      `${name}-key`,
-      { algorithm: 'ECDSA', ecdsaCurve: 'P256' },
-      { parent: this },
-    );
-    const cert = new tls.SelfSignedCert(
-      `${name}-cert`,
+    const ca = new RootCaKeyPair(
+      `${name}-keypair`,
       {
-        privateKeyPem: key.privateKeyPem,
-        isCaCertificate: true,
-        validityPeriodHours: validityHours,
-        setSubjectKeyId: true,
-        allowedUses: ['cert_signing', 'crl_signing'],
-        subject: {
-          commonName: `${args.trustDomain} root CA`,
-          organization: args.organization ?? defaults.organization,
-          organizationalUnit: args.trustDomain,
-        },
+        commonName: `${args.trustDomain} root CA`,
+        organization: args.organization ?? defaults.organization,
+        organizationalUnit: args.trustDomain,
+        validityHours,
       },
       { parent: this },
     );
-    this.certPem = cert.certPem;
-    this.keyPem = pulumi.secret(key.privateKeyPem);
+    this.certPem = ca.certPem;
+    this.keyPem = pulumi.secret(ca.keyPem);
     this.registerOutputs({ certPem: this.certPem, keyPem: this.keyPem });
   }
 }
@@ -127,50 +226,44 @@ export class IntermediateCa extends pulumi.ComponentResource {
       );
     }
     const validityHours = args.validityHours ?? defaults.intermediateValidityHours;
-    if (!Number.isInteger(validityHours) || validityHours <= 0) {
+    if (
+      !Number.isInteger(validityHours) ||
+      validityHours <= 0 ||
+      validityHours > maxValidityHours
+    ) {
       throw new pulumi.ResourceError(
-        `IntermediateCa ${name}: validityHours must be a positive integer`,
+        `IntermediateCa ${name}: validityHours must be a positive integer of at most ${maxValidityHours}`,
         this,
       );
     }
-    const key = new tls.PrivateKey(
-      `${name}-key`,
-      { algorithm: 'ECDSA', ecdsaCurve: 'P256' },
-      { parent: this },
-    );
-    const csr = new tls.CertRequest(
-      `${name}-csr`,
+    const commonName = `${args.trustDomain} ${args.cluster} ${args.purpose} intermediate`;
+    if (commonName.length > 64) {
+      // X.509 upper bound for a CN (RFC 5280 ub-common-name).
+      throw new pulumi.ResourceError(
+        `IntermediateCa ${name}: trustDomain, cluster and purpose make a CN of ${commonName.length} characters; at most 64`,
+        this,
+      );
+    }
+    const cert = new IntermediateCaKeyPair(
+      `${name}-keypair`,
       {
-        privateKeyPem: key.privateKeyPem,
-        subject: {
-          commonName: `${args.trustDomain} ${args.cluster} ${args.purpose} intermediate`,
-          organization: defaults.organization,
-          organizationalUnit: args.trustDomain,
-        },
-      },
-      { parent: this },
-    );
-    const cert = new tls.LocallySignedCert(
-      `${name}-cert`,
-      {
-        certRequestPem: csr.certRequestPem,
-        caCertPem: args.root.certPem,
-        caPrivateKeyPem: pulumi.secret(args.root.keyPem),
-        isCaCertificate: true,
-        setSubjectKeyId: true,
-        validityPeriodHours: validityHours,
+        commonName,
+        organization: defaults.organization,
+        organizationalUnit: args.trustDomain,
+        validityHours,
         earlyRenewalHours: defaults.earlyRenewalHours,
-        allowedUses: ['cert_signing', 'crl_signing', 'digital_signature'],
+        rootCertPem: args.root.certPem,
+        rootKeyPem: pulumi.secret(args.root.keyPem),
       },
       { parent: this },
     );
     this.certPem = cert.certPem;
-    this.keyPem = pulumi.secret(key.privateKeyPem);
+    this.keyPem = pulumi.secret(cert.keyPem);
     this.rootCertPem = pulumi.output(args.root.certPem);
     this.chainPem = pulumi.interpolate`${cert.certPem.apply(ensureNewline)}${this.rootCertPem.apply(ensureNewline)}`;
     this.cacerts = pulumi.secret(
       pulumi
-        .all([cert.certPem, key.privateKeyPem, this.rootCertPem, this.chainPem])
+        .all([cert.certPem, cert.keyPem, this.rootCertPem, this.chainPem])
         .apply(([caCert, caKey, rootCert, chain]): Record<string, string> => ({
           'ca-cert.pem': caCert,
           'ca-key.pem': caKey,

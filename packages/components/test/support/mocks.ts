@@ -1,9 +1,10 @@
 /**
  * Recording mocks for Pulumi unit tests (STYLE.md §7): every new resource's inputs are kept, a `call`
- * (provider function) the test did not register throws, and `@pulumi/tls` resources get real X.509.
+ * (provider function) the test did not register throws, and the project's dynamic resources (mesh PKI,
+ * generated passwords) get state from their real implementation (pkiMock.ts).
  */
 import * as pulumi from '@pulumi/pulumi';
-import { tlsState } from './tlsMock.ts';
+import { dynamicState } from './pkiMock.ts';
 
 type Inputs = Record<string, unknown>;
 
@@ -65,12 +66,12 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
   ): Promise<pulumi.runtime.MockResourceResult> {
     const raw = (args.inputs ?? {}) as Inputs;
     const inputs = unwrap(raw) as Inputs;
-    const tls = await tlsState(args.type, inputs);
+    const dynamic = await dynamicState(args.type, inputs);
     const stateFn = this.states.get(args.type);
     const extra = stateFn
       ? await stateFn(args.name, inputs)
       : (this.fallback?.(args.type, args.name, inputs) ?? {});
-    const state = { ...inputs, ...(tls ?? {}), ...extra };
+    const state = { ...inputs, ...(dynamic ?? {}), ...extra };
     this.resources.push({ type: args.type, name: args.name, inputs, raw, state });
     return { id: `${args.name}-id`, state };
   }

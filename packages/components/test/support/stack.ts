@@ -21,6 +21,12 @@ export function stackConfig(dir: string, stack: string): Record<string, string> 
   );
 }
 
+// @pulumi/pulumi's own wait for every outstanding registration (runtime/settings.js, marked internal):
+// a dynamic resource's provider is serialized before it registers, which on two busy cores can leave
+// a gap longer than settle()'s quiet period.
+const waitForRPCs = (pulumi.runtime as unknown as { waitForRPCs?: () => Promise<void> })
+  .waitForRPCs;
+
 /** What one run of a program produced. */
 export interface StackRun {
   mocks: RecordingMocks;
@@ -49,6 +55,7 @@ export async function runStack(opts: {
     if (await pulumi.isSecret(out)) secretOutputs.push(k);
     outputs[k] = await new Promise((res) => out.apply((x: unknown) => res(x)));
   }
+  await waitForRPCs?.();
   await settle(opts.mocks);
   return { mocks: opts.mocks, outputs, secretOutputs };
 }
@@ -63,6 +70,8 @@ export interface ProjectUnderTest {
   mocks: () => RecordingMocks;
   /** Secret config of every run unless a run says otherwise. */
   secrets?: Record<string, string>;
+  /** Config over the stack file's for every run (e.g. where the image build output is), by stack. */
+  config?: (stack: string) => Record<string, string>;
 }
 
 /**
@@ -79,7 +88,7 @@ export function stackRunner(
     runStack({
       project: p.project,
       stack,
-      config: { ...stackConfig(p.dir, stack), ...over.config },
+      config: { ...stackConfig(p.dir, stack), ...p.config?.(stack), ...over.config },
       secrets: over.secrets ?? p.secrets ?? {},
       mocks: p.mocks(),
       program: (await p.load()).default as () => Promise<Record<string, unknown>>,

@@ -40,7 +40,7 @@ export {
 export type { KafkaOptions, KafkaTlsFiles, KafkaPorts, KafkaListener } from './kafka-config.ts';
 export { ensureSpiffePrincipalBuilder, SPIFFE_PRINCIPAL_BUILDER } from './kafka-principal.ts';
 export { CertificateAuthority, writePemFiles, splitPem, certificateSans } from './tls.ts';
-export type { IssueOptions, IssuedCert, PemFiles } from './tls.ts';
+export type { CaSubject, IssueOptions, IssuedCert, PemFiles } from './tls.ts';
 export { startEnvoy, validateEnvoyConfig, envoyArgs } from './envoy.ts';
 export type {
   EnvoyOptions,
@@ -62,7 +62,11 @@ export type {
   KeycloakLaunchOptions,
   KeycloakLaunchSpec,
   KeycloakOptions,
+  KeycloakServerTls,
   KeycloakInstance,
   AdminCredentials,
   RealmRepresentation,
 } from './keycloak.ts';
+export type { KeycloakTlsFiles } from '../toolchain/keycloak.ts';
+export { requestText } from './https.ts';
+export type { TextRequestOptions, TextReply } from './https.ts';

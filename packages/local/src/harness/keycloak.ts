@@ -10,10 +10,22 @@ import {
   keycloakJdk,
   keycloakStartArgs,
   linkKeycloakHome,
+  type KeycloakTlsFiles,
 } from '../toolchain/keycloak.ts';
+import { requestText } from './https.ts';
 import { freePorts } from './ports.ts';
 import { ManagedProcess } from './process.ts';
 import { waitUntil } from './wait.ts';
+
+/**
+ * The certificate a Keycloak serves HTTPS with, and the root it chains to (what its readiness probe
+ * trusts). The certificate must name 127.0.0.1, where everything on this machine dials it, and the
+ * host of the public hostname (e.g. `localhost`).
+ */
+export interface KeycloakServerTls extends KeycloakTlsFiles {
+  /** PEM roots the certificate chains to. */
+  caFile: string;
+}
 
 /** A realm representation as Keycloak imports it (`realm` is required; the rest is passed through). */
 export interface RealmRepresentation {
@@ -44,6 +56,16 @@ export interface KeycloakOptions {
   quickStart?: boolean;
   /** @default 300_000 (a cold start on 2 busy cores takes 20–90 s) */
   readyTimeoutMs?: number;
+  /**
+   * Serve HTTPS only (main and management interface) with this certificate. @default plain HTTP on
+   * loopback
+   */
+  tls?: KeycloakServerTls;
+  /**
+   * The public base URL (`--hostname`): the realm's issuer is `<hostname>/realms/<realm>`, e.g.
+   * `https://localhost:<port>` once the port is known. @default the loopback base URL
+   */
+  hostname?: (port: number) => string;
 }
 
 /** The bootstrap admin of the master realm. Hand it to callers; never log it. */
@@ -54,12 +76,12 @@ export interface AdminCredentials {
 
 /** A running Keycloak. */
 export interface KeycloakInstance {
-  /** `http://127.0.0.1:<port>`; the hostname is fixed to it, so tokens carry a stable `iss`. */
+  /** `http(s)://127.0.0.1:<port>`: where the server listens. */
   readonly baseUrl: string;
-  /** `<baseUrl>/realms/<realm>`: the `iss` of the realm's tokens. */
+  /** `<hostname>/realms/<realm>` (hostname defaults to `baseUrl`): the `iss` of the realm's tokens. */
   readonly issuer: string;
   readonly realm: string;
-  /** Management interface (health), `http://127.0.0.1:<port>`. */
+  /** Management interface (health), `http(s)://127.0.0.1:<port>`, with the same TLS as `baseUrl`. */
   readonly managementUrl: string;
   readonly admin: AdminCredentials;
   readonly process: ManagedProcess;
@@ -122,18 +144,27 @@ function prepareHome(
 
 /**
  * Ready when `/health/ready` on the management port says UP and the realm's discovery document is
- * served (throws with the reason otherwise). Shared with the local stack's supervised Keycloak.
+ * served (throws with the reason otherwise). Over HTTPS both must present a certificate that chains
+ * to `caFile`. Shared with the local stack's supervised Keycloak.
  */
-export async function probeKeycloak(managementUrl: string, issuer: string): Promise<boolean> {
-  const res = await fetch(`${managementUrl}/health/ready`, { signal: AbortSignal.timeout(3_000) });
-  const body = (await res.json().catch(() => ({}))) as { status?: string };
-  if (res.status !== 200 || body.status !== 'UP')
-    throw new Error(`/health/ready said ${res.status} ${body.status ?? ''}`);
+export async function probeKeycloak(
+  managementUrl: string,
+  realmUrl: string,
+  caFile?: string,
+): Promise<boolean> {
+  const ca = caFile !== undefined ? readFileSync(caFile) : undefined;
+  const get = (url: string) => requestText(url, { timeoutMs: 3_000, ...(ca ? { ca } : {}) });
+  const res = await get(`${managementUrl}/health/ready`);
+  let status: string | undefined;
+  try {
+    status = (JSON.parse(res.body) as { status?: string }).status;
+  } catch {
+    // reported below
+  }
+  if (res.status !== 200 || status !== 'UP')
+    throw new Error(`/health/ready said ${res.status} ${status ?? ''}`);
   // Ready means bootstrapped; the realm's discovery document proves the import is served too.
-  const disc = await fetch(`${issuer}/.well-known/openid-configuration`, {
-    signal: AbortSignal.timeout(3_000),
-  });
-  await disc.body?.cancel();
+  const disc = await get(`${realmUrl}/.well-known/openid-configuration`);
   if (disc.status !== 200) throw new Error(`realm discovery said ${disc.status}`);
   return true;
 }
@@ -151,11 +182,14 @@ export interface KeycloakLaunchOptions {
   dir: string;
   /** The realm's name; its JSON is expected at `<dir>/`{@link keycloakRealmFile}. */
   realmName: string;
-  httpPort: number;
+  /** The HTTPS port with `tls`, else the HTTP port. */
+  port: number;
   managementPort: number;
+  /** Serve HTTPS only, with this certificate (see {@link keycloakStartArgs}). @default plain HTTP */
+  tls?: KeycloakTlsFiles;
   /**
    * The public base URL (`--hostname`, keycloak.org/server/hostname): the issuer of the realm's
-   * tokens is `<hostname>/realms/<realm>`. @default `http://127.0.0.1:<httpPort>`
+   * tokens is `<hostname>/realms/<realm>`. @default `http(s)://127.0.0.1:<port>`
    */
   hostname?: string;
   /** See {@link KeycloakOptions.quickStart}. @default true */
@@ -189,7 +223,7 @@ const sh = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 export async function keycloakLaunchSpec(o: KeycloakLaunchOptions): Promise<KeycloakLaunchSpec> {
   validateRealm({ realm: o.realmName });
   for (const [k, v] of [
-    ['httpPort', o.httpPort],
+    ['port', o.port],
     ['managementPort', o.managementPort],
   ] as const)
     if (!Number.isInteger(v) || v < 1 || v > 65_535)
@@ -197,10 +231,10 @@ export async function keycloakLaunchSpec(o: KeycloakLaunchOptions): Promise<Keyc
   const install = await keycloak.ensure();
   const jdk = keycloakJdk();
   const home = join(o.dir, 'home');
-  const hostname = o.hostname ?? `http://127.0.0.1:${o.httpPort}`;
+  const hostname = o.hostname ?? `${o.tls ? 'https' : 'http'}://127.0.0.1:${o.port}`;
   // keycloakStartArgs fixes the hostname to the loopback address; a stack names its own.
   const kcArgs = [
-    ...keycloakStartArgs(home, o.httpPort, o.managementPort).map((a) =>
+    ...keycloakStartArgs(home, o.port, o.managementPort, o.tls).map((a) =>
       a.startsWith('--hostname=') ? `--hostname=${hostname}` : a,
     ),
     '--import-realm',
@@ -244,7 +278,8 @@ export async function keycloakLaunchSpec(o: KeycloakLaunchOptions): Promise<Keyc
 
 /**
  * Start Keycloak in production mode (`start --optimized` on the image built at install time) on
- * loopback HTTP, import the realm, and wait for `/health/ready` on the management port.
+ * loopback, HTTP or (with `tls`) HTTPS only, import the realm, and wait for `/health/ready` on the
+ * management port.
  */
 export async function startKeycloak(opts: KeycloakOptions): Promise<KeycloakInstance> {
   validateRealm(opts.realm);
@@ -252,12 +287,19 @@ export async function startKeycloak(opts: KeycloakOptions): Promise<KeycloakInst
   const jdk = keycloakJdk();
   const home = join(opts.dir, 'home');
   const password = prepareHome(install, home, opts.realm, opts.reuseData ?? true);
-  const [httpPort, mgmtPort] = await freePorts(2);
-  const baseUrl = `http://127.0.0.1:${httpPort}`;
-  const managementUrl = `http://127.0.0.1:${mgmtPort}`;
-  const issuer = `${baseUrl}/realms/${opts.realm.realm}`;
+  const [port = 0, mgmtPort = 0] = await freePorts(2);
+  const scheme = opts.tls ? 'https' : 'http';
+  const baseUrl = `${scheme}://127.0.0.1:${port}`;
+  const managementUrl = `${scheme}://127.0.0.1:${mgmtPort}`;
+  const hostname = opts.hostname?.(port) ?? baseUrl;
+  const issuer = `${hostname}/realms/${opts.realm.realm}`;
   // start --import-realm reads data/import (keycloak.org/server/importExport).
-  const args = [...keycloakStartArgs(home, httpPort ?? 0, mgmtPort ?? 0), '--import-realm'];
+  const args = [
+    ...keycloakStartArgs(home, port, mgmtPort, opts.tls).map((a) =>
+      a.startsWith('--hostname=') ? `--hostname=${hostname}` : a,
+    ),
+    '--import-realm',
+  ];
   const jvm = keycloakJvmOptions(jdk, opts.quickStart ?? true);
   const t0 = Date.now();
   const proc = ManagedProcess.start({
@@ -277,12 +319,15 @@ export async function startKeycloak(opts: KeycloakOptions): Promise<KeycloakInst
     stopGraceMs: 20_000,
   });
   try {
-    await waitUntil(() => probeKeycloak(managementUrl, issuer), {
-      what: `${proc.name} /health/ready and realm ${opts.realm.realm}`,
-      timeoutMs: opts.readyTimeoutMs ?? 300_000,
-      intervalMs: 250,
-      proc,
-    });
+    await waitUntil(
+      () => probeKeycloak(managementUrl, `${baseUrl}/realms/${opts.realm.realm}`, opts.tls?.caFile),
+      {
+        what: `${proc.name} /health/ready and realm ${opts.realm.realm}`,
+        timeoutMs: opts.readyTimeoutMs ?? 300_000,
+        intervalMs: 250,
+        proc,
+      },
+    );
   } catch (err) {
     await proc.stop();
     throw err;

@@ -50,6 +50,23 @@ export interface PemFiles {
   key: string;
 }
 
+/** Optional subject attributes of a CA certificate besides its CN (e.g. `O=Trellis, OU=<trust domain>`). */
+export interface CaSubject {
+  organization?: string;
+  organizationalUnit?: string;
+}
+
+/** The subject of a CA certificate: O and OU when given, then CN. */
+function caName(s: CaSubject & { commonName: string }): x509.JsonName {
+  if (s.organization !== undefined) checkName('organization', s.organization);
+  if (s.organizationalUnit !== undefined) checkName('organizationalUnit', s.organizationalUnit);
+  return [
+    ...(s.organization !== undefined ? [{ O: [s.organization] }] : []),
+    ...(s.organizationalUnit !== undefined ? [{ OU: [s.organizationalUnit] }] : []),
+    { CN: [s.commonName] },
+  ];
+}
+
 /** A certificate authority held in memory: a throwaway test CA, or a Mesh CA's root or intermediate. */
 export class CertificateAuthority {
   readonly certPem: string;
@@ -99,17 +116,19 @@ export class CertificateAuthority {
   }
 
   /** A new self-signed root CA. */
-  static async create(opts: {
-    commonName: string;
-    validDays?: number;
-    pathLength?: number;
-  }): Promise<CertificateAuthority> {
+  static async create(
+    opts: {
+      commonName: string;
+      validDays?: number;
+      pathLength?: number;
+    } & CaSubject,
+  ): Promise<CertificateAuthority> {
     checkName('commonName', opts.commonName);
     const keys = await newKeys();
     const days = checkDays(opts.validDays ?? 30);
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: serial(),
-      name: [{ CN: [opts.commonName] }],
+      name: caName(opts),
       notBefore: backdate(),
       notAfter: new Date(Date.now() + days * 86_400_000),
       signingAlgorithm: ALG,
@@ -133,15 +152,17 @@ export class CertificateAuthority {
   }
 
   /** A subordinate CA signed by this one (one per region or cluster in the Mesh CA design). */
-  async intermediate(opts: {
-    commonName: string;
-    validDays?: number;
-  }): Promise<CertificateAuthority> {
+  async intermediate(
+    opts: {
+      commonName: string;
+      validDays?: number;
+    } & CaSubject,
+  ): Promise<CertificateAuthority> {
     checkName('commonName', opts.commonName);
     const keys = await newKeys();
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serial(),
-      subject: [{ CN: [opts.commonName] }],
+      subject: caName(opts),
       issuer: this.cert.subjectName,
       notBefore: backdate(),
       notAfter: new Date(Date.now() + checkDays(opts.validDays ?? 30) * 86_400_000),

@@ -1,4 +1,5 @@
 /** The pinned toolchain: each component installs itself into the per-user cache. */
+import { buildah, buildahInstall } from './buildah.ts';
 import { cassandra } from './cassandra.ts';
 import { envoy } from './envoy.ts';
 import { java } from './java.ts';
@@ -13,10 +14,34 @@ import type { Tool } from './spec.ts';
 export type { Tool, ToolCheck } from './spec.ts';
 export { cacheRoot, toolDir } from './cache.ts';
 export { FetchError, CommandError } from './errors.ts';
-export { cassandra, envoy, java, k6, k6Env, kafka, keycloak, nginx, pulumi, pulumiEnv };
+export { progress } from './log.ts';
+export {
+  buildah,
+  buildahInstall,
+  cassandra,
+  envoy,
+  java,
+  k6,
+  k6Env,
+  kafka,
+  keycloak,
+  nginx,
+  pulumi,
+  pulumiEnv,
+};
 
 /** Every component, in install order (cheap checks first, then the long builds). */
-export const tools: readonly Tool[] = [java, nginx, envoy, kafka, cassandra, keycloak, k6, pulumi];
+export const tools: readonly Tool[] = [
+  java,
+  nginx,
+  buildah,
+  envoy,
+  kafka,
+  cassandra,
+  keycloak,
+  k6,
+  pulumi,
+];
 
 /** Install whatever is missing, with progress; fast when everything is cached. */
 export async function ensureAll(): Promise<void> {

@@ -152,26 +152,50 @@ export function linkKeycloakHome(install: string, home: string): void {
   }
 }
 
+/** The server certificate of a Keycloak that speaks TLS only (PEM files, as a CA writes them). */
+export interface KeycloakTlsFiles {
+  /** The certificate chain (leaf first). */
+  certFile: string;
+  /** Its PKCS#8 private key. */
+  keyFile: string;
+}
+
 /**
- * `kc.sh` arguments for a production-mode start on loopback HTTP, on the optimized image.
- * Option names: keycloak.org/server/all-config, /server/hostname, /server/management-interface,
- * /server/caching (`cache=local`: one node, no JGroups discovery or cluster port to collide on).
+ * `kc.sh` arguments for a production-mode start on loopback, on the optimized image: plain HTTP, or
+ * with `tls` HTTPS only. Option names: keycloak.org/server/all-config, /server/enabletls,
+ * /server/hostname, /server/management-interface, /server/caching (`cache=local`: one node, no
+ * JGroups discovery or cluster port to collide on).
+ *
+ * With `tls` the HTTP listener is off (`http-enabled=false`) and the management interface (health)
+ * inherits the HTTPS settings (`http-management-scheme` defaults to `inherited`), so it serves the
+ * same certificate; both bind to `http-host`, 127.0.0.1. Keycloak re-reads the certificate files
+ * every hour (`https-certificates-reload-period`, default 1h), so a certificate renewed in place
+ * reaches it without a restart.
  */
 export function keycloakStartArgs(
   home: string,
-  httpPort: number,
+  port: number,
   managementPort: number,
+  tls?: KeycloakTlsFiles,
 ): string[] {
+  const scheme = tls ? 'https' : 'http';
   return [
     // A later -D wins over the one kc.sh derives from its own path.
     `-Dkc.home.dir=${home}`,
     'start',
     '--optimized',
-    '--http-enabled=true',
+    `--http-enabled=${tls ? 'false' : 'true'}`,
+    // The bind address of the HTTPS listener and the management interface too.
     '--http-host=127.0.0.1',
-    `--http-port=${httpPort}`,
+    ...(tls
+      ? [
+          `--https-port=${port}`,
+          `--https-certificate-file=${tls.certFile}`,
+          `--https-certificate-key-file=${tls.keyFile}`,
+        ]
+      : [`--http-port=${port}`]),
     `--http-management-port=${managementPort}`,
-    `--hostname=http://127.0.0.1:${httpPort}`,
+    `--hostname=${scheme}://127.0.0.1:${port}`,
     '--cache=local',
     // The readiness poll would otherwise log a DOWN line on every probe (log-level syntax:
     // keycloak.org/server/logging, "<root-level>,<category>:<level>").

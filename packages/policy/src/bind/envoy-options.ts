@@ -25,8 +25,13 @@ export function envoyOptions(model: BoundModel, workload: string): EnvoyOptions 
   if (inbound.some((e) => e.address !== address))
     throw new Error(`workloads.${workload}: the inbound listeners must share one address`);
   const jwks: NonNullable<EnvoyOptions['jwks']> = {};
-  for (const [name, p] of Object.entries(model.binding.identityProviders))
-    if (p.jwks) jwks[name] = p.jwks;
+  for (const [name, p] of Object.entries(model.binding.identityProviders)) {
+    if (!p.jwks) continue;
+    // The stack's own Keycloak has a Mesh CA certificate: each sidecar verifies it against its own
+    // copy of the trust bundle (readable by that workload alone), unless the environment names a file.
+    const ownRoots = p.keycloak !== undefined && p.jwks.tls === true && p.jwks.caFile === undefined;
+    jwks[name] = ownRoots ? { ...p.jwks, caFile: b.svid.bundle } : p.jwks;
+  }
   return {
     workload,
     inbound: Object.fromEntries(Object.entries(b.inbound).map(([n, e]) => [n, e.port])),

@@ -106,7 +106,13 @@ export type TlsTransportSocket =
         '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
         sni?: string;
         common_tls_context:
-          CommonTlsContext | { validation_context: { trusted_ca: { filename: string } } };
+          | CommonTlsContext
+          | {
+              validation_context: {
+                trusted_ca: { filename: string };
+                match_typed_subject_alt_names?: SubjectAltNameMatcher[];
+              };
+            };
       };
     };
 

@@ -61,7 +61,11 @@ export interface EnvoyOptions {
    * are where the mesh CA writes the SVID and the trust bundle (their directory is watched too).
    */
   sds: { dir: string; certChain: string; privateKey: string; trustBundle: string };
-  /** JWKS source per provider: a file, or an endpoint (default: host and port of the model's jwksUri). */
+  /**
+   * JWKS source per provider: a file, or an endpoint (default: host and port of the model's jwksUri).
+   * An endpoint speaks TLS when the jwksUri is https (`tls: false` is refused then), trusting the
+   * roots in `caFile` (default: the system's) and requiring the jwksUri's host in the certificate.
+   */
   jwks?: Record<string, { file: string } | (EnvoyEndpoint & { tls?: boolean; caFile?: string })>;
   /** Node id. @default the workload name */
   nodeId?: string;

@@ -42,6 +42,10 @@ function jwksSource(model: Model, o: EnvoyOptions, provider: string): JwksSource
   const src = o.jwks?.[provider];
   if (src && 'file' in src) return { file: src.file };
   const uri = new URL(idp.jwksUri);
+  if (src?.tls === false && uri.protocol === 'https:')
+    throw new Error(
+      `compileEnvoy: jwks.${provider}.tls is false, but identityProviders.${provider}.jwksUri is https (${idp.jwksUri})`,
+    );
   const tls = src?.tls ?? uri.protocol === 'https:';
   const ep = src ?? { address: uri.hostname, port: Number(uri.port || (tls ? 443 : 80)) };
   return { uri, endpoint: ep, tls, caFile: src?.caFile };
@@ -49,23 +53,38 @@ function jwksSource(model: Model, o: EnvoyOptions, provider: string): JwksSource
 
 const jwksClusterName = (provider: string) => `jwks_${provider}`;
 
-function jwksCluster(provider: string, src: Extract<JwksSource, { uri: URL }>): EnvoyCluster {
-  const tls: TlsTransportSocket | undefined = src.tls
-    ? {
-        name: 'envoy.transport_sockets.tls',
-        typed_config: {
-          '@type':
-            'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
-          sni: src.uri.hostname,
-          common_tls_context: {
-            validation_context: {
-              trusted_ca: { filename: src.caFile ?? '/etc/ssl/certs/ca-certificates.crt' },
-            },
-          },
+/**
+ * The upstream TLS of a JWKS cluster: the roots in `caFile` (default: the system's) and the
+ * jwksUri's host as the name the certificate must carry. Without the SAN matcher Envoy checks the
+ * chain only, and any certificate from those roots would pass. SNI is sent for a DNS name only
+ * (RFC 6066 §3 allows no IP literal in server_name).
+ */
+function jwksTls(uri: URL, caFile: string | undefined): TlsTransportSocket {
+  const host = uri.hostname.replace(/^\[|\]$/g, '');
+  const ip = /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(':');
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+      ...(ip ? {} : { sni: host }),
+      common_tls_context: {
+        validation_context: {
+          trusted_ca: { filename: caFile ?? '/etc/ssl/certs/ca-certificates.crt' },
+          match_typed_subject_alt_names: [
+            { san_type: ip ? 'IP_ADDRESS' : 'DNS', matcher: { exact: host } },
+          ],
         },
-      }
-    : undefined;
-  return cluster(jwksClusterName(provider), src.endpoint, tls);
+      },
+    },
+  };
+}
+
+function jwksCluster(provider: string, src: Extract<JwksSource, { uri: URL }>): EnvoyCluster {
+  return cluster(
+    jwksClusterName(provider),
+    src.endpoint,
+    src.tls ? jwksTls(src.uri, src.caFile) : undefined,
+  );
 }
 
 function jwtProvider(model: Model, o: EnvoyOptions, provider: string): JwtProvider {
