@@ -93,8 +93,8 @@ export interface StrimziKafkaArgs {
  * Kafka 4 in KRaft mode through Strimzi: one TLS listener with TLS client authentication, `simple`
  * authorization, and KafkaUsers with ACLs from the model. The users are `tls-external`: their
  * certificates come from cert-manager (MeshService), signed by the clients CA given here, and their
- * principal is the certificate's subject, `User:CN=<KafkaUser name>`. Brokers, controllers and the operator all run
- * in the mesh; Strimzi's own TLS runs inside Istio's mTLS. Fields: strimzi packaging/examples
+ * principal is the certificate's subject, `User:CN=<KafkaUser name>`. Brokers, controllers and the
+ * operator all run in the mesh; Strimzi's own TLS runs inside Istio's mTLS. Fields: strimzi packaging/examples
  * (security/tls-auth/kafka.yaml, user.yaml) and the v1 API of Strimzi 0.49+.
  */
 export class StrimziKafka extends pulumi.ComponentResource {
