@@ -2,7 +2,9 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { charts } from '@trellis/components/k8s/versions';
-import { evaluateIstio } from '@trellis/policy';
+import { loadModelFile, referenceModelPath } from '@trellis/components/model';
+import { withMountedDataTls } from '@trellis/components/testing/dataTls';
+import { compileCassandra, evaluateIstio, istioUpstreamHeaders } from '@trellis/policy';
 import type { IstioRequest, IstioResource, Token } from '@trellis/policy';
 import { generatedPasswordType } from '@trellis/components/k8s/password';
 import { intermediateCaType, rootCaType } from '@trellis/components/pki/meshCa';
@@ -19,7 +21,10 @@ import { loadConfig as loadLedgerConfig } from '@trellis/ledger/config';
 import { ledgerEnvSchema } from '@trellis/ledger/env';
 import { loadConfig as loadOrdersApiConfig } from '@trellis/orders-api/config';
 import { ordersApiEnvSchema } from '@trellis/orders-api/env';
-import { envProblems } from '@trellis/service-platform/env-schema';
+import { identityFromEnv } from '@trellis/service-platform/config';
+import { Env } from '@trellis/service-platform/env';
+import { envProblems, type IdentityEnv } from '@trellis/service-platform/env-schema';
+import { parsePayloadHeader, peerFromXfcc } from '@trellis/service-platform/identity';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const dir = resolve(import.meta.dirname, '..');
@@ -73,6 +78,67 @@ const jwt = (iss: string, scope: string): Token => ({
   signatureValid: true,
   claims: { iss, aud: 'trellis-api', sub: 'user-1', scope, exp: now + 300 },
 });
+
+/** The ClusterIssuer of the data intermediate (DataCaIssuer). */
+const dataIssuerRef = { group: 'cert-manager.io', kind: 'ClusterIssuer', name: 'trellis-data-ca' };
+
+/** A cert-manager Certificate's spec, as recorded. */
+interface CertificateSpec {
+  secretName: string;
+  issuerRef: Record<string, string>;
+  commonName?: string;
+  uris: string[];
+  dnsNames?: string[];
+  usages?: string[];
+}
+
+/** The parts of a pod spec the client-certificate checks read. */
+interface PodSpec {
+  containers: {
+    env: EnvVar[];
+    volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+  }[];
+  volumes?: {
+    name: string;
+    projected?: {
+      sources: {
+        secret?: { name: string; items: { key: string; path: string }[] };
+        configMap?: { name: string; items: { key: string; path: string }[] };
+      }[];
+    };
+  }[];
+}
+
+const certificates = (r: StackRun): CertificateSpec[] =>
+  kind(r, 'Certificate').map((c) => spec(c) as unknown as CertificateSpec);
+
+/** The one Secret named `name` (in `namespace`, when given). */
+function secretNamed(r: StackRun, name: string, namespace?: string): RecordedResource {
+  const found = r.mocks.ofType('kubernetes:core/v1:Secret').filter((x) => {
+    const m = x.inputs.metadata as { name: string; namespace?: string };
+    return m.name === name && (namespace === undefined || m.namespace === namespace);
+  });
+  expect(found, name).toHaveLength(1);
+  return found[0] as RecordedResource;
+}
+
+/** Every certificate of a PEM bundle. */
+const pemCerts = (pem: string | undefined): X509Certificate[] =>
+  (pem ?? '')
+    .match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g)
+    ?.map((p) => new X509Certificate(p)) ?? [];
+
+/** The data intermediate of a run (its IntermediateCa key pair), then the root it was signed with. */
+function dataCaChain(r: StackRun): X509Certificate[] {
+  const ca = r.mocks.ofType(intermediateCaType).find((x) => x.name === 'trellis-data-ca-keypair');
+  expect(ca).toBeDefined();
+  return [
+    new X509Certificate(ca?.state.certPem as string),
+    new X509Certificate(ca?.inputs.rootCertPem as string),
+  ];
+}
+
+const model = loadModelFile(referenceModelPath);
 
 /** The Istio security objects a run applies, as the evaluator reads them. */
 const istioObjects = (r: StackRun): IstioResource[] =>
@@ -251,10 +317,31 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
           issuer,
           audiences: ['trellis-api'],
           jwksUri: r.outputs.jwksUri,
+          outputPayloadToHeader: 'x-jwt-payload',
           forwardOriginalToken: true,
         },
       ],
     });
+    // A request the mesh lets through reaches orders-api with the caller in the header its env names,
+    // and from the gateway's identity in XFCC (which the env requires).
+    const [d] = r.mocks
+      .ofType('kubernetes:apps/v1:Deployment')
+      .filter((x) => (x.inputs.metadata as { name: string }).name === 'orders-api');
+    const pod = (spec(d as RecordedResource).template as { spec: PodSpec }).spec;
+    const env = Object.fromEntries(pod.containers[0]?.env.map((e) => [e.name, e.value]) ?? []);
+    const identity = identityFromEnv(new Env<IdentityEnv>(env));
+    const gateway = 'spiffe://trellis.local/ns/trellis-gateway/sa/trellis-nginx';
+    const headers = istioUpstreamHeaders(istioObjects(r), {
+      namespace: 'trellis',
+      labels: { app: 'orders-api' },
+      port: 8080,
+      peer: { kind: 'cert', spiffeId: gateway, trusted: true },
+      http: { method: 'GET', path: '/orders/42', now, token: jwt(issuer, 'orders:read') },
+    });
+    const caller = parsePayloadHeader(identity.payloadHeader, headers?.[identity.payloadHeader]);
+    expect(caller).toMatchObject({ subject: 'user-1', issuer, scopes: ['orders:read'] });
+    expect(identity.requirePeer).toBe(true);
+    expect(peerFromXfcc(headers?.[identity.xfccHeader])).toBe(gateway);
   });
 
   it('routes the model at the gateway with the compiled Gateway API objects, over TLS', () => {
@@ -377,14 +464,53 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
       listeners: Record<string, unknown>[];
       authorization: unknown;
     };
+    // The listener serves a certificate from the data CA, which the services verify brokers against.
+    const listenerSecret = 'trellis-kafka-tls-listener';
     expect(k.listeners).toEqual([
-      { name: 'tls', port: 9093, type: 'internal', tls: true, authentication: { type: 'tls' } },
+      {
+        name: 'tls',
+        port: 9093,
+        type: 'internal',
+        tls: true,
+        authentication: { type: 'tls' },
+        configuration: {
+          brokerCertChainAndKey: {
+            secretName: listenerSecret,
+            certificate: 'tls.crt',
+            key: 'tls.key',
+          },
+        },
+      },
     ]);
     expect(k.authorization).toEqual({ type: 'simple' });
+    const listenerCert = certificates(r).find((c) => c.secretName === listenerSecret);
+    expect(listenerCert?.issuerRef).toEqual(dataIssuerRef);
+    expect(listenerCert?.dnsNames).toEqual(
+      expect.arrayContaining([
+        'trellis-kafka-bootstrap.trellis-kafka.svc.cluster.local',
+        '*.trellis-kafka-brokers.trellis-kafka.svc',
+      ]),
+    );
+    // Clients are authenticated against the data CA (Strimzi's clients CA is ours, not generated).
+    expect(spec(kafka as RecordedResource).clientsCa).toEqual({
+      generateCertificateAuthority: false,
+    });
+    const clientsCa = secretNamed(r, 'trellis-clients-ca-cert');
+    expect(clientsCa.inputs.metadata).toMatchObject({
+      namespace: 'trellis-kafka',
+      labels: { 'strimzi.io/kind': 'Kafka', 'strimzi.io/cluster': 'trellis' },
+      annotations: { 'strimzi.io/ca-cert-generation': '0' },
+    });
+    const chain = pemCerts((clientsCa.inputs.stringData as Record<string, string>)['ca.crt']);
+    expect(chain.map((c) => c.fingerprint256)).toEqual(dataCaChain(r).map((c) => c.fingerprint256));
+    expect(isSecretValue(secretNamed(r, 'trellis-clients-ca').raw.stringData)).toBe(true);
     const users = Object.fromEntries(
       kind(r, 'KafkaUser').map((u) => [(u.inputs.metadata as { name: string }).name, spec(u)]),
     );
     expect(Object.keys(users).sort()).toEqual(['ledger', 'orders-api']);
+    // The User Operator issues no certificate: each service brings its own (see "mounts ...").
+    for (const u of Object.values(users))
+      expect((u as { authentication: unknown }).authentication).toEqual({ type: 'tls-external' });
     const aclsOf = (u: string) =>
       (
         users[u] as {
@@ -512,7 +638,7 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
       const pod = (spec(d).template as { spec: { containers: { env: EnvVar[] }[] } }).spec;
       const env = Object.fromEntries(pod.containers[0]?.env.map((e) => [e.name, e.value]) ?? []);
       expect(envProblems(services[name].schema, env)).toEqual([]);
-      const config = services[name].load(env);
+      const config = services[name].load(withMountedDataTls(env as Record<string, string>));
       // Reachable by the sidecar and the kubelet on the pod IP, on the port the model declares.
       expect(config.server).toMatchObject({
         host: '0.0.0.0',
@@ -526,7 +652,98 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
         localDataCenter: region,
       });
       expect(config.app.identity?.payloadHeader).toBe('x-jwt-payload');
+      expect(config.app.identity?.requirePeer).toBe(true);
+      // Both data clients use the mounted certificate (paths checked in "mounts ..." below).
+      expect(config.app.cassandra.tls).toMatchObject({
+        caFile: expect.stringMatching(/\/data-tls\/bundle\.pem$/),
+        certFile: expect.stringMatching(/\/data-tls\/cert\.pem$/),
+        keyFile: expect.stringMatching(/\/data-tls\/key\.pem$/),
+        serverName: expect.stringMatching(
+          /^trellis-[a-z]+-service\.trellis-cassandra\.svc\.cluster\.local$/,
+        ),
+      });
+      expect(config.app.kafka.tls).toMatchObject({
+        certFile: expect.stringMatching(/\/data-tls\/cert\.pem$/),
+        keyFile: expect.stringMatching(/\/data-tls\/key\.pem$/),
+      });
     }
+  });
+
+  it('mounts into each service a client certificate with the identities Cassandra and Kafka map', () => {
+    const r = runs.get(stack) as StackRun;
+    const cql = compileCassandra(model).cql;
+    const kafkaUsers = kind(r, 'KafkaUser').map(
+      (u) => (u.inputs.metadata as { name: string }).name,
+    );
+    const deployments = r.mocks.ofType('kubernetes:apps/v1:Deployment');
+    expect(deployments).toHaveLength(2);
+    for (const d of deployments) {
+      const name = (d.inputs.metadata as { name: string }).name;
+      const pod = (spec(d).template as { spec: PodSpec }).spec;
+      const [c] = pod.containers;
+      const mount = c?.volumeMounts?.find((m) => m.name === 'data-tls');
+      expect(mount, name).toMatchObject({ readOnly: true });
+      const sources = pod.volumes?.find((v) => v.name === 'data-tls')?.projected?.sources ?? [];
+      const secret = sources.find((x) => x.secret)?.secret;
+      const cert = certificates(r).find((x) => x.secretName === secret?.name);
+      expect(cert, `${name}: the mounted Secret is a Certificate's`).toBeDefined();
+      // Cassandra: the URI SAN is the identity the compiled CQL maps to the workload's role.
+      expect(cert?.uris).toEqual([`spiffe://trellis.local/ns/trellis/sa/${name}`]);
+      expect(cql).toContain(`ADD IDENTITY IF NOT EXISTS '${cert?.uris[0]}' TO ROLE '${name}';`);
+      // Kafka: the subject is only the CN, so the principal is User:CN=<KafkaUser> of the ACLs.
+      expect(cert?.commonName).toBe(name);
+      expect(cert).not.toHaveProperty('subject');
+      expect(kafkaUsers).toContain(cert?.commonName);
+      expect(cert?.issuerRef).toEqual(dataIssuerRef);
+      expect(cert?.usages).toContain('client auth');
+      // The env names files that the projection puts under the mount.
+      const env = Object.fromEntries(c?.env.map((e) => [e.name, e.value]) ?? []);
+      const projected = [
+        ...(secret?.items ?? []),
+        ...(sources.find((x) => x.configMap)?.configMap?.items ?? []),
+      ].map((i) => `${mount?.mountPath}/${i.path}`);
+      for (const v of ['CASSANDRA', 'KAFKA'].flatMap((s) =>
+        ['CA', 'CERT', 'KEY'].map((f) => `${s}_TLS_${f}_FILE`),
+      ))
+        expect(projected, `${name} ${v}`).toContain(env[v]);
+      expect(secret?.items).toEqual([
+        { key: 'tls.crt', path: 'cert.pem' },
+        { key: 'tls.key', path: 'key.pem' },
+      ]);
+    }
+  });
+
+  it('issues the client certificates from the CA both data stores trust', () => {
+    const r = runs.get(stack) as StackRun;
+    const [issuer] = kind(r, 'ClusterIssuer');
+    expect(issuer?.inputs.metadata).toEqual({ name: dataIssuerRef.name });
+    const caSecret = secretNamed(
+      r,
+      (spec(issuer as RecordedResource).ca as { secretName: string }).secretName,
+      'cert-manager',
+    );
+    expect((caSecret.inputs.metadata as { namespace: string }).namespace).toBe('cert-manager');
+    expect(isSecretValue(caSecret.raw.stringData)).toBe(true);
+    const data = caSecret.inputs.stringData as Record<string, string>;
+    const chain = pemCerts(data['tls.crt']);
+    expect(chain.map((c) => c.fingerprint256)).toEqual(dataCaChain(r).map((c) => c.fingerprint256));
+    const [dataCa, rootCert] = chain as [X509Certificate, X509Certificate];
+    expect(dataCa.ca).toBe(true);
+    expect(dataCa.subject).toContain('data intermediate');
+    expect(dataCa.verify(rootCert.publicKey)).toBe(true);
+    // Cassandra's truststore is the CA of its own Issuer: the same data intermediate.
+    const cassandraCa = secretNamed(r, 'trellis-data-ca', 'trellis-cassandra');
+    const cassandraData = cassandraCa.inputs.stringData as Record<string, string>;
+    expect(pemCerts(cassandraData['tls.crt'])[0]?.fingerprint256).toBe(dataCa.fingerprint256);
+    // The trust bundle mounted beside the key anchors on the same root.
+    for (const cm of r.mocks
+      .ofType('kubernetes:core/v1:ConfigMap')
+      .filter((x) => (x.inputs.metadata as { name: string }).name.endsWith('-data-trust')))
+      expect(
+        pemCerts((cm.inputs.data as Record<string, string>)['bundle.pem']).map(
+          (c) => c.fingerprint256,
+        ),
+      ).toEqual(chain.map((c) => c.fingerprint256));
   });
 
   it('passes every rule of the policy pack', async () => {
@@ -645,6 +862,7 @@ describe('external issuer (Okta, Cognito)', () => {
         issuer,
         audiences: ['trellis-api'],
         jwksUri: `${issuer}/v1/keys`,
+        outputPayloadToHeader: 'x-jwt-payload',
         forwardOriginalToken: true,
       },
     ]);

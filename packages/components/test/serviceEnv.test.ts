@@ -1,6 +1,8 @@
 import { loadConfig as loadLedgerConfig } from '@trellis/ledger/config';
 import { loadConfig as loadOrdersApiConfig } from '@trellis/orders-api/config';
 import { describe, expect, it } from 'vitest';
+import { withMountedDataTls } from './support/dataTls.ts';
+import { dataTlsPath } from '../src/k8s/dataTls.ts';
 import { containerEnvProblems } from '../src/k8s/meshService.ts';
 import { k8sServiceEnv } from '../src/k8s/serviceEnv.ts';
 import { loadModelFile, referenceModelPath } from '../src/model.ts';
@@ -17,8 +19,10 @@ const at = {
   model,
   region: 'eu',
   cassandraContactPoint: 'trellis-eu-service.cassandra.svc.cluster.local:9042',
+  cassandraServerName: 'trellis-eu-service.cassandra.svc.cluster.local',
   kafkaBootstrap: 'trellis-kafka-bootstrap.trellis-kafka.svc.cluster.local:9093',
-};
+  dataplane: 'sidecar',
+} as const;
 const loaders: Record<ServiceName, (env: Record<string, string>) => unknown> = {
   'orders-api': loadOrdersApiConfig,
   ledger: loadLedgerConfig,
@@ -30,7 +34,7 @@ describe('k8sServiceEnv', () => {
     (workload) => {
       const env = k8sServiceEnv({ ...at, workload }) as Record<string, string>;
       expect(serviceEnvProblems(workload, env)).toEqual([]);
-      expect(() => loaders[workload](env)).not.toThrow();
+      expect(() => loaders[workload](withMountedDataTls(env))).not.toThrow();
       expect(env).toMatchObject({
         HOST: '0.0.0.0',
         CASSANDRA_CONTACT_POINTS: at.cassandraContactPoint,
@@ -40,6 +44,30 @@ describe('k8sServiceEnv', () => {
       });
     },
   );
+
+  it('points both data clients at the mounted client certificate', () => {
+    const env = k8sServiceEnv({ ...at, workload: 'ledger' });
+    for (const store of ['CASSANDRA', 'KAFKA'] as const)
+      expect(env).toMatchObject({
+        [`${store}_TLS_CA_FILE`]: dataTlsPath('ca'),
+        [`${store}_TLS_CERT_FILE`]: dataTlsPath('cert'),
+        [`${store}_TLS_KEY_FILE`]: dataTlsPath('key'),
+      });
+    expect(dataTlsPath('key')).toBe('/var/run/trellis/data-tls/key.pem');
+    // The driver connects to node IPs: it checks the name the node certificates carry instead.
+    expect(env.CASSANDRA_TLS_SERVER_NAME).toBe(at.cassandraServerName);
+    // Without the files the service refuses to start, naming the variable.
+    expect(() => loadLedgerConfig(env as Record<string, string>)).toThrow(
+      /CASSANDRA_TLS_CA_FILE names a file that does not exist/,
+    );
+  });
+
+  it('requires a mesh peer where the sidecar always sets XFCC, and only there', () => {
+    expect(k8sServiceEnv({ ...at, workload: 'orders-api' }).IDENTITY_REQUIRE_PEER).toBe('true');
+    expect(
+      k8sServiceEnv({ ...at, workload: 'orders-api', dataplane: 'ambient' }).IDENTITY_REQUIRE_PEER,
+    ).toBe('false');
+  });
 
   it('takes the port from the model and the consumer group from its topic ACLs', () => {
     expect(k8sServiceEnv({ ...at, workload: 'orders-api' }).PORT).toBe('8080');

@@ -1,8 +1,8 @@
 /**
  * The Trellis policy pack's rules. Each is a mandatory resource validation over the resources a
  * `pulumi preview`/`up` would create, so a change that breaks an invariant of ARCHITECTURE.md (STRICT
- * mTLS, pinned images, limits, no open edges, encrypted data paths, no secrets in plain config) is
- * stopped before it reaches a cluster.
+ * mTLS, pinned images, limits, no open edges, encrypted data paths, data clients with certificates, no
+ * secrets in plain config) is stopped before it reaches a cluster.
  */
 import type { ResourceValidationPolicy } from '@pulumi/policy';
 import { chartImagesPinnedByDigest, imagesPinnedByDigest } from './image-rules.ts';
@@ -14,6 +14,7 @@ import {
 } from './mesh-rules.ts';
 import {
   containersHaveLimits,
+  dataClientsPresentCertificates,
   noPlaintextDataListeners,
   noSecretsInPlainConfig,
 } from './workload-rules.ts';
@@ -32,6 +33,7 @@ export {
 } from './mesh-rules.ts';
 export {
   containersHaveLimits,
+  dataClientsPresentCertificates,
   noPlaintextDataListeners,
   noSecretsInPlainConfig,
 } from './workload-rules.ts';
@@ -46,6 +48,7 @@ export const policies: ResourceValidationPolicy[] = [
   authorizationAllowNeedsFrom,
   noPlaintextDataListeners,
   noSecretsInPlainConfig,
+  dataClientsPresentCertificates,
 ];
 
 /** Advisory rules: reported, never blocking. */

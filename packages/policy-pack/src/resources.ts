@@ -28,29 +28,31 @@ const workloadKinds = new Set([
   'Pod',
 ]);
 
+/** The pod spec of a workload resource, with its JSON path; undefined for other kinds. */
+export function podSpecOf(args: ResourceValidationArgs): { base: string; pod: Props } | undefined {
+  const k = k8sKind(args.type);
+  if (!k || !workloadKinds.has(k.kind)) return undefined;
+  const spec = obj(args.props.spec);
+  if (k.kind === 'Pod') return { base: 'spec', pod: spec };
+  if (k.kind === 'CronJob')
+    return {
+      base: 'spec.jobTemplate.spec.template.spec',
+      pod: obj(obj(obj(obj(spec.jobTemplate).spec).template).spec),
+    };
+  return { base: 'spec.template.spec', pod: obj(obj(spec.template).spec) };
+}
+
 /** Containers (and init containers) of a workload resource, with their JSON path. */
 export function containersOf(args: ResourceValidationArgs): { path: string; c: Props }[] {
-  const k = k8sKind(args.type);
-  if (!k || !workloadKinds.has(k.kind)) return [];
-  const spec = obj(args.props.spec);
-  let podSpec: Props;
-  let base: string;
-  if (k.kind === 'Pod') {
-    podSpec = spec;
-    base = 'spec';
-  } else if (k.kind === 'CronJob') {
-    podSpec = obj(obj(obj(obj(spec.jobTemplate).spec).template).spec);
-    base = 'spec.jobTemplate.spec.template.spec';
-  } else {
-    podSpec = obj(obj(spec.template).spec);
-    base = 'spec.template.spec';
-  }
+  const found = podSpecOf(args);
+  if (!found) return [];
+  const { base, pod } = found;
   return [
-    ...arr(podSpec.initContainers).map((c, i) => ({
+    ...arr(pod.initContainers).map((c, i) => ({
       path: `${base}.initContainers[${i}]`,
       c: obj(c),
     })),
-    ...arr(podSpec.containers).map((c, i) => ({ path: `${base}.containers[${i}]`, c: obj(c) })),
+    ...arr(pod.containers).map((c, i) => ({ path: `${base}.containers[${i}]`, c: obj(c) })),
   ];
 }
 

@@ -3,7 +3,7 @@
  * and no secret material in plain config.
  */
 import type { ResourceValidationPolicy } from '@pulumi/policy';
-import { arr, containersOf, isKind, leaves, obj, type Props } from './resources.ts';
+import { arr, containersOf, isKind, leaves, obj, podSpecOf, type Props } from './resources.ts';
 
 /** Every container must have CPU and memory limits (so one tenant cannot starve the node). */
 export const containersHaveLimits: ResourceValidationPolicy = {
@@ -82,6 +82,59 @@ export const noPlaintextDataListeners: ResourceValidationPolicy = {
     }
     if (client.enabled !== true || client.optional === true) {
       report(`${args.name}: ${where}.client_encryption_options must be enabled and not optional`);
+    }
+  },
+};
+
+/** The data stores a service connects to itself, by the variable that names their address. */
+const dataStores = [
+  { store: 'Cassandra', address: 'CASSANDRA_CONTACT_POINTS', prefix: 'CASSANDRA_TLS_' },
+  { store: 'Kafka', address: 'KAFKA_BROKERS', prefix: 'KAFKA_TLS_' },
+] as const;
+
+/** Whether a pod volume holds a Secret (a secret volume, or a projection with a secret source). */
+function holdsSecret(volume: Props): boolean {
+  if (volume.secret !== undefined) return true;
+  return arr(obj(volume.projected).sources).some((s) => obj(s).secret !== undefined);
+}
+
+/**
+ * A container that talks to Cassandra or Kafka presents a client certificate: both require one
+ * (Cassandra's client_encryption_options.require_client_auth and identity → role; Kafka's TLS client
+ * authentication), and the mesh's mTLS ends at the data store's sidecar, so it is no substitute. The
+ * container names its CA, certificate and key files, and each lies under a read-only mount of a
+ * Secret, where the certificate's issuer (cert-manager) keeps it renewed.
+ */
+export const dataClientsPresentCertificates: ResourceValidationPolicy = {
+  name: 'data-clients-present-certificates',
+  description:
+    'A container with CASSANDRA_CONTACT_POINTS or KAFKA_BROKERS sets <STORE>_TLS_CA_FILE, _CERT_FILE and _KEY_FILE to files under a read-only mount of a Secret.',
+  enforcementLevel: 'mandatory',
+  validateResource: (args, report) => {
+    const volumes = new Map(
+      arr(podSpecOf(args)?.pod.volumes).map((v) => [String(obj(v).name), obj(v)]),
+    );
+    for (const { path, c } of containersOf(args)) {
+      const env = new Map(arr(c.env).map((e) => [String(obj(e).name), obj(e).value]));
+      const mounts = arr(c.volumeMounts).map(obj);
+      for (const { store, address, prefix } of dataStores) {
+        if (!env.has(address)) continue;
+        for (const file of ['CA_FILE', 'CERT_FILE', 'KEY_FILE']) {
+          const name = `${prefix}${file}`;
+          const value = env.get(name);
+          if (typeof value !== 'string' || value === '') {
+            report(`${args.name}: ${path} connects to ${store} but sets no ${name}`);
+            continue;
+          }
+          const mount = mounts.find((m) => value.startsWith(`${String(m.mountPath)}/`));
+          const volume = mount ? volumes.get(String(mount.name)) : undefined;
+          if (!mount || !volume || !holdsSecret(volume) || mount.readOnly !== true) {
+            report(
+              `${args.name}: ${path} ${name} (${value}) is not under a read-only mount of a Secret`,
+            );
+          }
+        }
+      }
     }
   },
 };

@@ -4,6 +4,7 @@ import {
   authorizationAllowNeedsFrom,
   chartImagesPinnedByDigest,
   containersHaveLimits,
+  dataClientsPresentCertificates,
   destinationRuleMutualTls,
   imagesPinnedByDigest,
   noLoadBalancerOutsideGateway,
@@ -24,8 +25,8 @@ const limits = { resources: { limits: { cpu: '1', memory: '512Mi' } } };
 
 describe('policy pack', () => {
   it('has every rule mandatory and uniquely named', () => {
-    expect(policies).toHaveLength(8);
-    expect(new Set(policies.map((p) => p.name)).size).toBe(8);
+    expect(policies).toHaveLength(9);
+    expect(new Set(policies.map((p) => p.name)).size).toBe(9);
     expect(policies.every((p) => p.enforcementLevel === 'mandatory')).toBe(true);
   });
 
@@ -323,5 +324,89 @@ describe('policy pack', () => {
     expect(await violations(noSecretsInPlainConfig, helm)).toEqual([
       expect.stringContaining('values.auth.adminPassword is a literal secret'),
     ]);
+  });
+
+  it('data-clients-present-certificates: passes a mounted Secret, rejects none, plain or writable', async () => {
+    const dir = '/var/run/trellis/data-tls';
+    const tlsEnv = ['CASSANDRA', 'KAFKA'].flatMap((s) =>
+      ['CA', 'CERT', 'KEY'].map((f) => ({
+        name: `${s}_TLS_${f}_FILE`,
+        value: `${dir}/${f.toLowerCase()}.pem`,
+      })),
+    );
+    const client = (opts: {
+      env?: { name: string; value: string }[];
+      volume?: Record<string, unknown>;
+      readOnly?: boolean;
+    }) =>
+      resource('kubernetes:apps/v1:Deployment', {
+        metadata: { name: 'orders-api' },
+        spec: {
+          template: {
+            spec: {
+              volumes: [{ name: 'data-tls', ...(opts.volume ?? {}) }],
+              containers: [
+                {
+                  name: 'app',
+                  env: [
+                    { name: 'CASSANDRA_CONTACT_POINTS', value: 'c:9042' },
+                    { name: 'KAFKA_BROKERS', value: 'k:9093' },
+                    ...(opts.env ?? []),
+                  ],
+                  volumeMounts: [
+                    { name: 'data-tls', mountPath: dir, readOnly: opts.readOnly ?? true },
+                  ],
+                },
+              ],
+            },
+          },
+        },
+      });
+    const projected = {
+      projected: {
+        sources: [{ secret: { name: 'orders-api-client-tls' } }, { configMap: { name: 'trust' } }],
+      },
+    };
+    expect(
+      await violations(dataClientsPresentCertificates, client({ env: tlsEnv, volume: projected })),
+    ).toEqual([]);
+    expect(
+      await violations(
+        dataClientsPresentCertificates,
+        client({ env: tlsEnv, volume: { secret: { secretName: 'x' } } }),
+      ),
+    ).toEqual([]);
+    // The k8s services before issue 12: addresses, no certificate.
+    const none = await violations(dataClientsPresentCertificates, client({ volume: projected }));
+    expect(none).toHaveLength(6);
+    expect(none[0]).toContain('connects to Cassandra but sets no CASSANDRA_TLS_CA_FILE');
+    expect(none[5]).toContain('connects to Kafka but sets no KAFKA_TLS_KEY_FILE');
+    const plain = { configMap: { name: 'trust' } };
+    expect(
+      await violations(dataClientsPresentCertificates, client({ env: tlsEnv, volume: plain })),
+    ).toEqual(
+      tlsEnv.map((e) =>
+        expect.stringContaining(
+          `${e.name} (${e.value}) is not under a read-only mount of a Secret`,
+        ),
+      ),
+    );
+    expect(
+      await violations(
+        dataClientsPresentCertificates,
+        client({ env: tlsEnv, volume: projected, readOnly: false }),
+      ),
+    ).toHaveLength(6);
+    const elsewhere = tlsEnv.map((e) => ({ ...e, value: e.value.replace(dir, '/tmp') }));
+    expect(
+      await violations(
+        dataClientsPresentCertificates,
+        client({ env: elsewhere, volume: projected }),
+      ),
+    ).toHaveLength(6);
+    // A container that reaches no data store is not concerned.
+    expect(
+      await violations(dataClientsPresentCertificates, deployment({ image: digest, ...limits })),
+    ).toEqual([]);
   });
 });

@@ -204,7 +204,7 @@ export type {
 } from './compile/slo.ts';
 
 // Evaluators of compiled artefacts (documented semantics of each system), for tests and diagnostics.
-export { evaluateIstio } from './evaluate/istio.ts';
+export { evaluateIstio, istioUpstreamHeaders } from './evaluate/istio.ts';
 export type { IstioRequest } from './evaluate/istio.ts';
 export { evaluateEnvoy, stringMatches } from './evaluate/envoy.ts';
 export type { EnvoyRequest } from './evaluate/envoy.ts';

@@ -143,9 +143,20 @@ const strimzi = {
   },
 } as const;
 
-/** Strimzi's principal for a KafkaUser with TLS authentication: `User:CN=<KafkaUser name>`. */
+/**
+ * The KafkaUser of a workload, which is also the whole subject of its client certificate: the
+ * workload name (a DNS name, so no DN escaping).
+ */
+export function kafkaUserName(workload: string): string {
+  return workload;
+}
+
+/**
+ * Strimzi's principal for a KafkaUser authenticated by certificate: `User:<subject DN>`, i.e.
+ * `User:CN=<KafkaUser name>` for a certificate whose subject is only that CN.
+ */
 export function strimziPrincipal(workload: string): string {
-  return `User:CN=${workload}`;
+  return `User:CN=${kafkaUserName(workload)}`;
 }
 
 /**
@@ -156,7 +167,9 @@ export function kafkaUsersFromBindings(
   model: Model,
   bindings: readonly KafkaAclBinding[],
 ): KafkaUserSpec[] {
-  const byPrincipal = new Map(Object.keys(model.workloads).map((w) => [strimziPrincipal(w), w]));
+  const byPrincipal = new Map(
+    Object.keys(model.workloads).map((w) => [strimziPrincipal(w), kafkaUserName(w)]),
+  );
   const users = new Map<string, KafkaAcl[]>();
   for (const b of bindings) {
     const user = byPrincipal.get(b.principal);

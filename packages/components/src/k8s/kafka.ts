@@ -1,6 +1,7 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { meshNamespace, pinnedRelease } from './common.ts';
+import type { IssuerRef } from './dataTls.ts';
 import { charts, kafkaVersion } from './versions.ts';
 
 const defaults = {
@@ -51,10 +52,29 @@ export interface KafkaUserSpec {
   acls: KafkaAcl[];
 }
 
+/**
+ * The CA of the clients' certificates, installed as Strimzi's clients CA in place of the one the
+ * Cluster Operator would generate (strimzi documentation, "Installing your own CA certificates"):
+ * the brokers then accept the services' cert-manager certificates on the TLS listener.
+ */
+export interface KafkaClientsCa {
+  /** The CA certificate then its chain up to the root, PEM: Strimzi wants the whole chain. */
+  certChainPem: pulumi.Input<string>;
+  /** The CA's private key, PEM (secret). Strimzi requires it, though tls-external users never use it. */
+  keyPem: pulumi.Input<string>;
+}
+
 /** Arguments of {@link StrimziKafka}. */
 export interface StrimziKafkaArgs {
   /** Users and ACLs compiled from the model (`compileKafkaAcls`, see compile.ts). */
   users: KafkaUserSpec[];
+  /** The CA that signs the users' client certificates (the services get theirs from cert-manager). */
+  clientsCa: KafkaClientsCa;
+  /**
+   * cert-manager issuer of the TLS listener's certificate, so that clients verify brokers against the
+   * same CA as their own certificate (Strimzi's cluster CA stays internal to the cluster).
+   */
+  listenerIssuer: IssuerRef;
   /** Topics to create: name → partitions. */
   topics: Record<string, { partitions?: number }>;
   /** Dual-role (controller + broker) nodes. @default 3 */
@@ -71,8 +91,10 @@ export interface StrimziKafkaArgs {
 
 /**
  * Kafka 4 in KRaft mode through Strimzi: one TLS listener with TLS client authentication, `simple`
- * authorization, and KafkaUsers with ACLs from the model. Brokers, controllers and the operator all run
- * in the mesh; Strimzi's own TLS runs inside Istio's mTLS. Fields: strimzi packaging/examples
+ * authorization, and KafkaUsers with ACLs from the model. The users are `tls-external`: their
+ * certificates come from cert-manager (MeshService), signed by the clients CA given here, and their
+ * principal is the certificate's subject, `User:CN=<KafkaUser name>`. Brokers, controllers and the
+ * operator all run in the mesh; Strimzi's own TLS runs inside Istio's mTLS. Fields: strimzi packaging/examples
  * (security/tls-auth/kafka.yaml, user.yaml) and the v1 API of Strimzi 0.49+.
  */
 export class StrimziKafka extends pulumi.ComponentResource {
@@ -130,6 +152,36 @@ export class StrimziKafka extends pulumi.ComponentResource {
       { parent: this, dependsOn: [ns] },
     );
     const labels = { 'strimzi.io/cluster': clusterName };
+    const ca = clientsCaSecrets(name, clusterName, ns.metadata.name, args.clientsCa, this);
+    const listenerSecret = `${clusterName}-kafka-tls-listener`;
+    const listenerCert = new k8s.apiextensions.CustomResource(
+      `${name}-listener-cert`,
+      {
+        apiVersion: 'cert-manager.io/v1',
+        kind: 'Certificate',
+        metadata: { name: listenerSecret, namespace: ns.metadata.name },
+        spec: {
+          secretName: listenerSecret,
+          issuerRef: {
+            group: 'cert-manager.io',
+            kind: args.listenerIssuer.kind,
+            name: args.listenerIssuer.name,
+          },
+          dnsNames: listenerDnsNames(clusterName, namespace),
+          duration: '2160h',
+          renewBefore: '360h',
+          // PKCS#8: the form the JVM reads; Strimzi rolls the brokers when the Secret changes.
+          privateKey: {
+            algorithm: 'ECDSA',
+            size: 256,
+            encoding: 'PKCS8',
+            rotationPolicy: 'Always',
+          },
+          usages: ['server auth', 'digital signature'],
+        },
+      },
+      { parent: this, dependsOn: [ns] },
+    );
     const pool = new k8s.apiextensions.CustomResource(
       `${name}-pool`,
       {
@@ -173,6 +225,13 @@ export class StrimziKafka extends pulumi.ComponentResource {
                 type: 'internal',
                 tls: true,
                 authentication: { type: 'tls' },
+                configuration: {
+                  brokerCertChainAndKey: {
+                    secretName: listenerSecret,
+                    certificate: 'tls.crt',
+                    key: 'tls.key',
+                  },
+                },
               },
             ],
             authorization: { type: 'simple' },
@@ -185,10 +244,11 @@ export class StrimziKafka extends pulumi.ComponentResource {
               'auto.create.topics.enable': false,
             },
           },
+          clientsCa: { generateCertificateAuthority: false },
           entityOperator: { topicOperator: {}, userOperator: {} },
         },
       },
-      { parent: this, dependsOn: [pool] },
+      { parent: this, dependsOn: [pool, listenerCert, ...ca] },
     );
     for (const [topic, t] of Object.entries(args.topics)) {
       new k8s.apiextensions.CustomResource(
@@ -219,7 +279,8 @@ export class StrimziKafka extends pulumi.ComponentResource {
           kind: 'KafkaUser',
           metadata: { name: user.name, namespace: ns.metadata.name, labels },
           spec: {
-            authentication: { type: 'tls' },
+            // The certificate is the service's own (MeshService), not one the User Operator issues.
+            authentication: { type: 'tls-external' },
             authorization: {
               type: 'simple',
               acls: user.acls.map((a) => ({ host: '*', ...a })),
@@ -239,4 +300,62 @@ export class StrimziKafka extends pulumi.ComponentResource {
       users: this.users,
     });
   }
+}
+
+/**
+ * Host names a client may reach the TLS listener by (Strimzi documentation, "SAN certificates for
+ * Kafka listeners"): the bootstrap Service and every broker pod behind the headless Service, short and
+ * qualified.
+ */
+export function listenerDnsNames(clusterName: string, namespace: string): string[] {
+  return [`${clusterName}-kafka-bootstrap`, `*.${clusterName}-kafka-brokers`].flatMap((h) => [
+    h,
+    `${h}.${namespace}.svc`,
+    `${h}.${namespace}.svc.cluster.local`,
+  ]);
+}
+
+/**
+ * Strimzi's clients CA Secrets, holding the CA given instead of a generated one: `<cluster>-clients-ca-cert`
+ * (`ca.crt`) and `<cluster>-clients-ca` (`ca.key`), labelled for the cluster and at generation 0
+ * (strimzi documentation, "Installing your own CA certificates"). A new CA needs the next generation
+ * ("Renewing your own CA certificates").
+ */
+function clientsCaSecrets(
+  name: string,
+  clusterName: string,
+  namespace: pulumi.Input<string>,
+  ca: KafkaClientsCa,
+  parent: pulumi.Resource,
+): k8s.core.v1.Secret[] {
+  const labels = { 'strimzi.io/kind': 'Kafka', 'strimzi.io/cluster': clusterName };
+  const cert = new k8s.core.v1.Secret(
+    `${name}-clients-ca-cert`,
+    {
+      metadata: {
+        name: `${clusterName}-clients-ca-cert`,
+        namespace,
+        labels,
+        annotations: { 'strimzi.io/ca-cert-generation': '0' },
+      },
+      type: 'Opaque',
+      stringData: { 'ca.crt': ca.certChainPem },
+    },
+    { parent },
+  );
+  const key = new k8s.core.v1.Secret(
+    `${name}-clients-ca`,
+    {
+      metadata: {
+        name: `${clusterName}-clients-ca`,
+        namespace,
+        labels,
+        annotations: { 'strimzi.io/ca-key-generation': '0' },
+      },
+      type: 'Opaque',
+      stringData: pulumi.secret(pulumi.output(ca.keyPem).apply((k) => ({ 'ca.key': k }))),
+    },
+    { parent },
+  );
+  return [cert, key];
 }

@@ -7,6 +7,7 @@ import {
   type EnvProblem,
   type EnvSchema,
 } from '@trellis/service-platform/env-schema';
+import { dataTls, type IssuerRef } from './dataTls.ts';
 
 const defaults = {
   replicas: 2,
@@ -16,7 +17,26 @@ const defaults = {
   },
   healthPath: '/healthz',
   readyPath: '/readyz',
+  // Short-lived, like an SVID: the services re-read the files for each new connection.
+  clientCertDuration: '24h',
+  clientCertRenewBefore: '8h',
 } as const;
+
+/** A client certificate for the data stores, issued by cert-manager into the service's namespace. */
+export interface ClientCertificateArgs {
+  /** The issuer whose CA the data stores trust (DataCaIssuer). */
+  issuer: IssuerRef;
+  /** Subject CN, and the whole subject: Kafka's principal is `User:CN=<commonName>`. */
+  commonName: string;
+  /** URI SANs: the workload's SPIFFE ID, the identity Cassandra maps to its role. */
+  uris: readonly string[];
+  /** PEM bundle the data stores' server certificates chain to (public), mounted beside the key. */
+  trustBundlePem: pulumi.Input<string>;
+  /** @default "24h" */
+  duration?: string;
+  /** @default "8h" */
+  renewBefore?: string;
+}
 
 /** Arguments of {@link MeshService}. */
 export interface MeshServiceArgs {
@@ -48,6 +68,25 @@ export interface MeshServiceArgs {
   healthPath?: string;
   /** @default "/readyz" */
   readyPath?: string;
+  /**
+   * Issue a client certificate and mount it read-only at `dataTls.mountPath` (files `dataTls.files`).
+   * @default none
+   */
+  clientCertificate?: ClientCertificateArgs;
+}
+
+/** Throws unless the client certificate can carry the identities it is for. */
+function checkClientCertificate(name: string, c: ClientCertificateArgs, self: pulumi.Resource) {
+  const fail = (msg: string) => {
+    throw new pulumi.ResourceError(`MeshService ${name}: clientCertificate.${msg}`, self);
+  };
+  // RFC 5280 ub-common-name; no DN metacharacters, so the Kafka principal is exactly CN=<name>.
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(c.commonName))
+    fail(`commonName must be 1-64 letters, digits, ".", "_" or "-", got "${c.commonName}"`);
+  if (c.uris.length === 0) fail('uris must not be empty');
+  c.uris.forEach((u, i) => {
+    if (!/^spiffe:\/\/[^/]+\/.+$/.test(u)) fail(`uris[${i}] must be a SPIFFE ID, got "${u}"`);
+  });
 }
 
 /**
@@ -101,6 +140,7 @@ export class MeshService extends pulumi.ComponentResource {
     if (args.ports.length === 0) {
       throw new pulumi.ResourceError(`MeshService ${name}: ports must not be empty`, this);
     }
+    if (args.clientCertificate) checkClientCertificate(name, args.clientCertificate, this);
     const replicas = args.replicas ?? defaults.replicas;
     if (!Number.isInteger(replicas) || replicas < 1) {
       throw new pulumi.ResourceError(`MeshService ${name}: replicas must be at least 1`, this);
@@ -149,6 +189,9 @@ export class MeshService extends pulumi.ComponentResource {
       }
       return [...Object.entries(plain).map(([k, value]) => ({ name: k, value })), ...secretEnv];
     });
+    const tls = args.clientCertificate
+      ? clientCertificate(name, args.serviceAccount, args.namespace, args.clientCertificate, this)
+      : undefined;
     new k8s.apps.v1.Deployment(
       `${name}-deploy`,
       {
@@ -161,12 +204,14 @@ export class MeshService extends pulumi.ComponentResource {
             spec: {
               serviceAccountName: sa.metadata.name,
               securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+              ...(tls ? { volumes: [tls.volume] } : {}),
               containers: [
                 {
                   name: args.serviceAccount,
                   image: args.image,
                   ports: args.ports.map((p) => ({ name: p.name, containerPort: p.port })),
                   env,
+                  ...(tls ? { volumeMounts: [tls.mount] } : {}),
                   resources,
                   readinessProbe: probe(args.readyPath ?? defaults.readyPath),
                   livenessProbe: probe(args.healthPath ?? defaults.healthPath),
@@ -185,7 +230,7 @@ export class MeshService extends pulumi.ComponentResource {
           },
         },
       },
-      child,
+      { parent: this, dependsOn: tls ? tls.resources : [] },
     );
     const svc = new k8s.core.v1.Service(
       `${name}-svc`,
@@ -217,4 +262,77 @@ export class MeshService extends pulumi.ComponentResource {
     this.host = pulumi.interpolate`${svc.metadata.name}.${svc.metadata.namespace}.svc.cluster.local`;
     this.registerOutputs({ serviceAccountName: this.serviceAccountName, host: this.host });
   }
+}
+
+/**
+ * The Certificate and trust bundle of a service, and the projected volume that puts them in one
+ * read-only directory under the file names the services are configured with ({@link dataTls}).
+ */
+function clientCertificate(
+  name: string,
+  serviceAccount: string,
+  namespace: pulumi.Input<string>,
+  c: ClientCertificateArgs,
+  parent: pulumi.Resource,
+): {
+  volume: k8s.types.input.core.v1.Volume;
+  mount: k8s.types.input.core.v1.VolumeMount;
+  resources: pulumi.Resource[];
+} {
+  const secretName = `${serviceAccount}-client-tls`;
+  const cert = new k8s.apiextensions.CustomResource(
+    `${name}-client-cert`,
+    {
+      apiVersion: 'cert-manager.io/v1',
+      kind: 'Certificate',
+      metadata: { name: `${serviceAccount}-client`, namespace },
+      spec: {
+        secretName,
+        issuerRef: { group: 'cert-manager.io', kind: c.issuer.kind, name: c.issuer.name },
+        commonName: c.commonName,
+        uris: c.uris,
+        duration: c.duration ?? defaults.clientCertDuration,
+        renewBefore: c.renewBefore ?? defaults.clientCertRenewBefore,
+        privateKey: { algorithm: 'ECDSA', size: 256, encoding: 'PKCS8', rotationPolicy: 'Always' },
+        usages: ['client auth', 'digital signature'],
+      },
+    },
+    { parent },
+  );
+  const trust = new k8s.core.v1.ConfigMap(
+    `${name}-trust`,
+    {
+      metadata: { name: `${serviceAccount}-data-trust`, namespace },
+      data: { [dataTls.files.ca]: c.trustBundlePem },
+    },
+    { parent },
+  );
+  return {
+    volume: {
+      name: 'data-tls',
+      projected: {
+        // Readable by the container's (non-root, arbitrary) user; the directory is its own.
+        defaultMode: 0o444,
+        sources: [
+          {
+            secret: {
+              name: secretName,
+              items: [
+                { key: 'tls.crt', path: dataTls.files.cert },
+                { key: 'tls.key', path: dataTls.files.key },
+              ],
+            },
+          },
+          {
+            configMap: {
+              name: trust.metadata.name,
+              items: [{ key: dataTls.files.ca, path: dataTls.files.ca }],
+            },
+          },
+        ],
+      },
+    },
+    mount: { name: 'data-tls', mountPath: dataTls.mountPath, readOnly: true },
+    resources: [cert, trust],
+  };
 }

@@ -1,6 +1,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import { labelKeys, systemNamespaces } from '@trellis/contracts';
-import { namespaceOf } from '@trellis/policy';
+import { namespaceOf, spiffeId } from '@trellis/policy';
+import { splitHostPort } from '@trellis/service-platform/env';
 import type { Gateway, HttpRoute, ValidModel } from '@trellis/policy';
 import { IntermediateCa } from '../pki/meshCa.ts';
 import type { CaMaterial } from '../pki/meshCa.ts';
@@ -8,7 +9,8 @@ import { Cassandra } from './cassandra.ts';
 import { CertManager } from './certManager.ts';
 import { meshNamespace } from './common.ts';
 import type { DataplaneMode } from './common.ts';
-import type { ClusterArtefacts } from './compile.ts';
+import { kafkaUserName, type ClusterArtefacts } from './compile.ts';
+import { DataCaIssuer } from './dataTls.ts';
 import { NginxGateway } from './gateway.ts';
 import type { EdgeTlsIssuer, GatewayExposure } from './gateway.ts';
 import { Istio } from './istio.ts';
@@ -226,14 +228,27 @@ export class Platform extends pulumi.ComponentResource {
       },
       child,
     );
+    // The services' client certificates for Cassandra and Kafka come from the data intermediate, the
+    // CA both data stores trust for clients (dataTls.ts).
+    const dataIssuer = new DataCaIssuer(
+      `${name}-data-issuer`,
+      {
+        chainPem: dataCa.chainPem,
+        keyPem: dataCa.keyPem,
+        dependsOn: [certManager.release],
+      },
+      child,
+    );
     const kafka = new StrimziKafka(
       `${name}-kafka`,
       {
         users: compiled.kafkaUsers,
+        clientsCa: { certChainPem: dataCa.chainPem, keyPem: dataCa.keyPem },
+        listenerIssuer: dataIssuer.ref,
         topics: Object.fromEntries(Object.keys(model.kafka.topics).map((t) => [t, {}])),
         ...(args.kafkaReplicas !== undefined ? { replicas: args.kafkaReplicas } : {}),
         ...(args.storageClassName ? { storageClassName: args.storageClassName } : {}),
-        dependsOn: underStrict,
+        dependsOn: [...underStrict, dataIssuer.issuer],
       },
       child,
     );
@@ -255,7 +270,9 @@ export class Platform extends pulumi.ComponentResource {
               workload,
               region: args.region,
               cassandraContactPoint: cassandra.contactPoint,
+              cassandraServerName: cassandra.contactPoint.apply((cp) => splitHostPort(cp).host),
               kafkaBootstrap: kafka.bootstrap,
+              dataplane,
             }),
             envSchema: serviceEnvSchemas[workload],
           }
@@ -278,6 +295,17 @@ export class Platform extends pulumi.ComponentResource {
             ? { serviceAccountAnnotations: d.serviceAccountAnnotations }
             : {}),
           ...(service ?? {}),
+          ...(service || callsData(w.calls)
+            ? {
+                clientCertificate: {
+                  issuer: dataIssuer.ref,
+                  // Kafka's principal (User:CN=<KafkaUser>) and Cassandra's identity (ADD IDENTITY).
+                  commonName: kafkaUserName(workload),
+                  uris: [spiffeId(compiled.model, workload)],
+                  trustBundlePem: dataCa.chainPem,
+                },
+              }
+            : {}),
         },
         { parent: this, dependsOn: [...nsResources, policy] },
       );
@@ -323,6 +351,11 @@ export class Platform extends pulumi.ComponentResource {
       cassandraContactPoint: this.cassandraContactPoint,
     });
   }
+}
+
+/** Whether a workload calls a data store, and so needs a client certificate. */
+function callsData(calls: readonly string[]): boolean {
+  return calls.includes('cassandra') || calls.includes('kafka');
 }
 
 /**

@@ -13,6 +13,8 @@ import type {
   ServerEnv,
 } from '@trellis/service-platform/env-schema';
 import { consumerGroupOf, type ServiceEnvs, type ServiceName } from '../services.ts';
+import type { DataplaneMode } from './common.ts';
+import { dataTlsPath } from './dataTls.ts';
 
 /** An environment type whose values may be Pulumi outputs (a bootstrap address, say). */
 export type EnvInputs<E> = { [K in keyof E]: pulumi.Input<NonNullable<E[K]>> };
@@ -25,8 +27,15 @@ export interface K8sServiceContext {
   region: string;
   /** Cassandra's `host:port` (Cassandra.contactPoint). */
   cassandraContactPoint: pulumi.Input<string>;
+  /**
+   * The name Cassandra's node certificates carry (the datacenter Service's DNS name): the driver
+   * connects to node IPs, so it checks this name instead.
+   */
+  cassandraServerName: pulumi.Input<string>;
   /** Kafka's bootstrap `host:port` (StrimziKafka.bootstrap). */
   kafkaBootstrap: pulumi.Input<string>;
+  /** How the workload's namespace joins the mesh (Platform's `dataplane`). */
+  dataplane: DataplaneMode;
 }
 
 /** What every service gets: listen address and port, identity header, data stores. */
@@ -43,10 +52,23 @@ function common(
     HOST: '0.0.0.0',
     PORT: String(port.port),
     IDENTITY_PAYLOAD_HEADER: identityHeaders.jwtPayload,
+    // Istio's sidecar inbound always appends the mTLS peer to XFCC (APPEND_FORWARD with URI, fixed in
+    // pilot's buildSidecarInboundHTTPOpts), and STRICT admits no plaintext: a request without a peer
+    // did not come through the sidecar. ztunnel (ambient) sets no XFCC, so there it cannot be asked.
+    IDENTITY_REQUIRE_PEER: c.dataplane === 'sidecar' ? 'true' : 'false',
     CASSANDRA_CONTACT_POINTS: c.cassandraContactPoint,
     CASSANDRA_LOCAL_DC: c.region,
+    // The client certificate MeshService mounts (dataTls.ts): Cassandra maps its URI SAN to the
+    // workload's role; Kafka takes `User:CN=<workload>` from it. Brokers are checked by host name.
+    CASSANDRA_TLS_CA_FILE: dataTlsPath('ca'),
+    CASSANDRA_TLS_CERT_FILE: dataTlsPath('cert'),
+    CASSANDRA_TLS_KEY_FILE: dataTlsPath('key'),
+    CASSANDRA_TLS_SERVER_NAME: c.cassandraServerName,
     KAFKA_BROKERS: c.kafkaBootstrap,
     KAFKA_CLIENT_ID: c.workload,
+    KAFKA_TLS_CA_FILE: dataTlsPath('ca'),
+    KAFKA_TLS_CERT_FILE: dataTlsPath('cert'),
+    KAFKA_TLS_KEY_FILE: dataTlsPath('key'),
   };
 }
 

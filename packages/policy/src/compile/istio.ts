@@ -6,7 +6,7 @@
  * https://istio.io/latest/docs/reference/config/security/request_authentication/ and
  * https://istio.io/latest/docs/reference/config/security/peer_authentication/.
  */
-import { labelKeys, systemNamespaces } from '@trellis/contracts';
+import { identityHeaders, labelKeys, systemNamespaces } from '@trellis/contracts';
 import { own } from '../identity.ts';
 import { callersOf, namespaceOf, routesOf, spiffeId } from '../identity.ts';
 import type { Route, Workload } from '../schema.ts';
@@ -32,6 +32,12 @@ export interface IstioJwtRule {
   issuer: string;
   audiences: string[];
   jwksUri: string;
+  /**
+   * Header the sidecar puts the verified payload in for the app: Istio passes it to Envoy's
+   * `forward_payload_header`, which sends `base64url(payload JSON)` without padding, the form the
+   * services parse (the same header and encoding as the local sidecar's jwt_authn).
+   */
+  outputPayloadToHeader: string;
   forwardOriginalToken: boolean;
 }
 
@@ -192,6 +198,8 @@ function requestAuthentication(c: IstioCtx, name: string): RequestAuthentication
           issuer: idp.issuer,
           audiences: [...idp.audiences],
           jwksUri: idp.jwksUri,
+          // The services take the caller from this header and answer 401 without it.
+          outputPayloadToHeader: identityHeaders.jwtPayload,
           forwardOriginalToken: true,
         };
       }),

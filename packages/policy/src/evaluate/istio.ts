@@ -18,9 +18,10 @@
  * - Claims: lists match any element; the `scope` and `permission` string claims are split on spaces
  *   (Istio ≥ 1.21), other string claims are compared whole.
  */
-import { systemNamespaces } from '@trellis/contracts';
+import { identityHeaders, systemNamespaces } from '@trellis/contracts';
 import type {
   AuthorizationPolicy,
+  IstioJwtRule,
   IstioResource,
   IstioRule,
   WorkloadSelector,
@@ -36,7 +37,14 @@ export interface IstioRequest {
   port: number;
   peer: Peer;
   /** Present for HTTP requests, absent for TCP connections. */
-  http?: { method: string; path: string; token?: Token; now: number };
+  http?: {
+    method: string;
+    path: string;
+    token?: Token;
+    now: number;
+    /** An x-forwarded-client-cert header the caller sent along, if any. */
+    xfcc?: string;
+  };
 }
 
 const allow = (reason: string): Decision => ({ allowed: true, reason });
@@ -79,6 +87,44 @@ interface Authn {
   requestPrincipal?: string;
 }
 
+/**
+ * The JWT rule that validates the request's token: `{ rule }` when one does, `{}` when there is no
+ * token or no rule applies (Istio lets such a request through without a request principal), and a
+ * deny decision for a token that fails the rule.
+ */
+function requestAuthn(
+  resources: IstioResource[],
+  req: IstioRequest,
+  root: string,
+): { rule?: IstioJwtRule } | Decision {
+  const t = req.http?.token;
+  if (!req.http || !t) return {};
+  const rules = applicable(
+    resources.filter((r) => r.kind === 'RequestAuthentication'),
+    req,
+    root,
+  ).flatMap((r) => r.spec.jwtRules);
+  if (rules.length === 0) return {};
+  const rule = rules.find((r) => r.issuer === t.claims['iss']);
+  if (!rule) return deny('401: token issuer not configured');
+  if (t.alg.toLowerCase() === 'none' || !t.signatureValid) return deny('401: bad signature');
+  const aud = t.claims['aud'];
+  const auds = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
+  if (
+    rule.audiences.length > 0 &&
+    !auds.some((a) => typeof a === 'string' && rule.audiences.includes(a))
+  )
+    return deny('401: audience not allowed');
+  const { now } = req.http;
+  const exp = t.claims['exp'];
+  if (exp !== undefined && (typeof exp !== 'number' || now > exp + jwtClockSkewSeconds))
+    return deny('401: expired');
+  const nbf = t.claims['nbf'];
+  if (nbf !== undefined && (typeof nbf !== 'number' || now + jwtClockSkewSeconds < nbf))
+    return deny('401: not yet valid');
+  return { rule };
+}
+
 /** Evaluates a request against Istio objects. `rootNamespace` defaults to istio-system. */
 export function evaluateIstio(
   resources: IstioResource[],
@@ -94,40 +140,13 @@ export function evaluateIstio(
   } else if (mode === 'STRICT') return deny('STRICT mTLS: plaintext refused');
 
   // Request authentication.
-  if (req.http?.token) {
-    const rules = applicable(
-      resources.filter((r) => r.kind === 'RequestAuthentication'),
-      req,
-      rootNamespace,
-    ).flatMap((r) => r.spec.jwtRules);
-    if (rules.length > 0) {
-      const t = req.http.token;
-      const rule = rules.find((r) => r.issuer === t.claims['iss']);
-      if (!rule) return deny('401: token issuer not configured');
-      if (t.alg.toLowerCase() === 'none' || !t.signatureValid) return deny('401: bad signature');
-      const aud = t.claims['aud'];
-      const auds = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
-      if (
-        rule.audiences.length > 0 &&
-        !auds.some((a) => typeof a === 'string' && rule.audiences.includes(a))
-      )
-        return deny('401: audience not allowed');
-      const exp = t.claims['exp'];
-      if (
-        exp !== undefined &&
-        (typeof exp !== 'number' || req.http.now > exp + jwtClockSkewSeconds)
-      )
-        return deny('401: expired');
-      const nbf = t.claims['nbf'];
-      if (
-        nbf !== undefined &&
-        (typeof nbf !== 'number' || req.http.now + jwtClockSkewSeconds < nbf)
-      )
-        return deny('401: not yet valid');
-      authn.claims = t.claims;
-      const sub = t.claims['sub'];
-      authn.requestPrincipal = `${rule.issuer}/${typeof sub === 'string' ? sub : ''}`;
-    }
+  const jwt = requestAuthn(resources, req, rootNamespace);
+  if ('allowed' in jwt) return jwt;
+  if (jwt.rule && req.http?.token) {
+    const { claims } = req.http.token;
+    authn.claims = claims;
+    const sub = claims['sub'];
+    authn.requestPrincipal = `${jwt.rule.issuer}/${typeof sub === 'string' ? sub : ''}`;
   }
 
   // Authorization.
@@ -146,6 +165,38 @@ export function evaluateIstio(
     if ((p.spec.rules ?? []).some((r) => ruleMatches(r, req, authn, 'ALLOW')))
       return allow(`allowed by ${p.metadata.namespace}/${p.metadata.name}`);
   return deny('403: no ALLOW policy matches');
+}
+
+/**
+ * The identity headers the destination sidecar hands the app with a request it lets through, or
+ * undefined when it refuses the request:
+ * - the verified token's payload in the validating rule's `outputPayloadToHeader`, as Envoy's
+ *   `forward_payload_header` sends it: base64url of the payload JSON, unpadded (Istio passes the field
+ *   through to Envoy unchanged: pilot's JwtFilter, `ForwardPayloadHeader: OutputPayloadToHeader`);
+ * - x-forwarded-client-cert with the mTLS peer's element appended: Istio's sidecar inbound connection
+ *   manager is fixed at `APPEND_FORWARD` with Subject, URI and DNS (pilot's
+ *   buildSidecarInboundHTTPOpts), so the last element is always the one the sidecar vouches for. Istio
+ *   SVIDs have an empty subject and no DNS SAN; `By` and `Hash` are left out of this model.
+ */
+export function istioUpstreamHeaders(
+  resources: IstioResource[],
+  req: IstioRequest,
+  rootNamespace: string = systemNamespaces.istio,
+): Record<string, string> | undefined {
+  if (!req.http || !evaluateIstio(resources, req, rootNamespace).allowed) return undefined;
+  const headers: Record<string, string> = {};
+  const jwt = requestAuthn(resources, req, rootNamespace);
+  const token = req.http.token;
+  if (!('allowed' in jwt) && jwt.rule?.outputPayloadToHeader && token)
+    headers[jwt.rule.outputPayloadToHeader.toLowerCase()] = Buffer.from(
+      JSON.stringify(token.claims),
+    ).toString('base64url');
+  const incoming = req.http.xfcc;
+  if (req.peer.kind === 'cert') {
+    const element = `Subject="";URI=${req.peer.spiffeId}`;
+    headers[identityHeaders.clientCert] = incoming ? `${incoming},${element}` : element;
+  } else if (incoming) headers[identityHeaders.clientCert] = incoming;
+  return headers;
 }
 
 function anyMatch(patterns: string[] | undefined, value: string | undefined): boolean {
