@@ -1,7 +1,7 @@
 /**
  * `./trellis images`: the services' OCI images, built with buildah from their Containerfiles, with no
  * daemon, no registry and no root, into OCI archives under `.trellis/images/` with a build record each
- * (record.ts). See docs/adr/0015-images-without-a-daemon.md.
+ * (record.ts). See docs/adr/0014-images-without-a-daemon.md.
  *
  * 1. node-base: a root filesystem from the exact Debian packages and Node.js tarball in
  *    packages/services/node-base/base.lock.json, built `FROM scratch` with the lock's timestamp. The

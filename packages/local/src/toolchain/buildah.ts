@@ -135,7 +135,7 @@ export async function buildahInstall(): Promise<{ bin: string; version: string }
 /**
  * buildah from Debian, unpacked per user (`apt-get download` + `dpkg -x`) into the tool cache keyed by
  * its Debian version, with its libraries beside it: builds OCI images from Containerfiles with no
- * daemon and no root (docs/adr/0015-images-without-a-daemon.md).
+ * daemon and no root (docs/adr/0014-images-without-a-daemon.md).
  */
 export const buildah: Tool = {
   name: 'buildah',
