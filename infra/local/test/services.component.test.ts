@@ -630,16 +630,29 @@ describe('graceful shutdown (real processes, SIGTERM)', () => {
   }
 
   it('orders-api finishes in-flight orders, then exits 0', async () => {
+    // Whether an order is still inside the server when SIGTERM lands is a race on a loaded 2-core
+    // machine (all 29 others may still sit in the accept queue, and those are reset, not drained).
+    // Each attempt checks every safety property; the drain itself must be seen within 3 attempts.
+    let drainedInFlight = 0;
+    for (let attempt = 1; attempt <= 3 && drainedInFlight === 0; attempt++) {
+      drainedInFlight = await drainOnce(attempt);
+    }
+    expect(drainedInFlight).toBeGreaterThan(0);
+  });
+
+  /** One SIGTERM under 30 concurrent orders; returns how many orders completed after the signal. */
+  async function drainOnce(attempt: number): Promise<number> {
     const port = await freePort();
-    const logFile = join(dir, 'orders-api-process.log');
+    const logFile = join(dir, `orders-api-process-${attempt}.log`);
     const child = startServer('orders-api', port, logFile);
     await waitUntil(async () => (await call(port, 'GET', '/readyz')).status === 200, {
       what: 'orders-api process ready',
       timeoutMs: 60_000,
       intervalMs: 200,
     });
+    const prefix = `DRAIN${attempt}-`;
     const results = Array.from({ length: 30 }, (_, i) =>
-      call(port, 'POST', '/orders', { sku: `DRAIN-${i}`, quantity: 1 }).then(
+      call(port, 'POST', '/orders', { sku: `${prefix}${i}`, quantity: 1 }).then(
         (r) => ({ ok: true as const, ...r }),
         (e: NodeJS.ErrnoException) => ({ ok: false as const, code: e.code ?? e.message }),
       ),
@@ -657,12 +670,12 @@ describe('graceful shutdown (real processes, SIGTERM)', () => {
       if (o.ok) expect([201, 503]).toContain(o.status);
       else expect(['ECONNREFUSED', 'ECONNRESET']).toContain(o.code);
     }
-    expect(created.length).toBeGreaterThan(1);
-    // ... and a refused or reset request left nothing half-applied: the stored DRAIN orders are exactly
-    // the ones answered 201.
+    expect(created.length).toBeGreaterThan(0);
+    // ... and a refused or reset request left nothing half-applied: the stored orders of this attempt
+    // are exactly the ones answered 201.
     const stored = (await cql.execute('SELECT sku FROM orders.orders')).rows
       .map((r) => String(r.get('sku')))
-      .filter((sku) => sku.startsWith('DRAIN-'));
+      .filter((sku) => sku.startsWith(prefix));
     expect(stored.sort()).toEqual(created.map((o) => (JSON.parse(o.body) as Order).sku).sort());
     for (const o of created) {
       const id = (JSON.parse(o.body) as Order).id;
@@ -677,13 +690,14 @@ describe('graceful shutdown (real processes, SIGTERM)', () => {
       .map((l) => (JSON.parse(l) as { msg: string }).msg);
     const signalled = msgs.indexOf('shutting down: draining in-flight work');
     expect(signalled).toBeGreaterThan(-1);
-    // Work that was in flight when the signal came was finished, not cut off.
-    expect(msgs.slice(signalled).filter((m) => m === 'order created').length).toBeGreaterThan(0);
     expect(msgs.at(-1)).toBe('drained; exiting');
+    // Work that was in flight when the signal came was finished, not cut off.
+    const drained = msgs.slice(signalled).filter((m) => m === 'order created').length;
     process.stderr.write(
-      `[services] drain: ${created.length} of 30 created, rest refused cleanly\n`,
+      `[services] drain attempt ${attempt}: ${created.length} of 30 created, ${drained} after the signal, rest refused cleanly\n`,
     );
-  });
+    return drained;
+  }
 
   it('ledger leaves its group and exits 0', async () => {
     const port = await freePort();
