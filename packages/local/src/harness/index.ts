@@ -77,3 +77,28 @@ export type {
   AdminCredentials,
   RealmRepresentation,
 } from './keycloak.ts';
+export {
+  startKubeControlPlane,
+  KubeClient,
+  KubeApiError,
+  apiserverArgs,
+  controllerManagerArgs,
+  egressSelectorConfig,
+  etcdArgs,
+  fakeNode,
+  kubeconfig,
+  kwokArgs,
+  schedulerArgs,
+  startEgressTrap,
+  writeControlPlanePki,
+  DISABLED_ADMISSION_PLUGINS,
+  KWOK_NODE_ANNOTATION,
+  SERVICE_CIDR,
+} from './kube/index.ts';
+export type {
+  KubeControlPlane,
+  KubeControlPlaneOptions,
+  KubeClientOptions,
+  KubeResponse,
+  EgressTrap,
+} from './kube/index.ts';
