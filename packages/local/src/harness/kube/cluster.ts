@@ -79,12 +79,14 @@ export async function startKubeControlPlane(
   const procs: ManagedProcess[] = [];
   let trap: EgressTrap | undefined;
   let client: KubeClient | undefined;
-  const stop = async (): Promise<void> => {
-    client?.close();
-    for (const p of [...procs].reverse()) await p.stop();
-    await trap?.close();
-    rmSync(dir, { recursive: true, force: true });
-  };
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      client?.close();
+      for (const p of [...procs].reverse()) await p.stop();
+      await trap?.close();
+      rmSync(dir, { recursive: true, force: true });
+    })());
   try {
     const t0 = Date.now();
     const pki = await writeControlPlanePki(join(dir, 'pki'));
