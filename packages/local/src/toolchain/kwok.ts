@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { installAtomically, isInstalled, toolDir } from './cache.ts';
 import { checkVersionedBinary } from './check.ts';
@@ -68,8 +68,11 @@ async function install(staging: string, dir: string): Promise<void> {
   if (!moduleSrc) throw new Error(`kwok: go mod download did not name the module's directory`);
   const stages = join(staging, 'stages');
   mkdirSync(stages);
-  for (const f of KWOK_STAGE_FILES)
-    copyFileSync(join(moduleSrc, f), join(stages, f.split('/').pop()!));
+  for (const f of KWOK_STAGE_FILES) {
+    const to = join(stages, f.split('/').pop()!);
+    copyFileSync(join(moduleSrc, f), to);
+    chmodSync(to, 0o644); // the module cache is read-only; the copy need not be
+  }
   const out = await run(join(bin, 'kwok'), ['--version'], {
     what: 'kwok --version',
     timeoutMs: 60_000,

@@ -22,6 +22,8 @@ export async function startEgressTrap(socket: string): Promise<EgressTrap> {
   });
   server.on('connect', (req, clientSocket) => {
     attempts.push(req.url ?? '');
+    // The socket is ours once 'connect' fires; the API server may reset it as soon as it reads the 403.
+    clientSocket.on('error', () => undefined);
     clientSocket.end(
       'HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n' +
         'trellis: the test control plane sends no traffic into the cluster\n',
