@@ -4,7 +4,8 @@ import { installAtomically, isInstalled, toolDir } from './cache.ts';
 import { toolBase } from './check.ts';
 import { run, tryRun } from './exec.ts';
 import { findGo, GO_PROXY, goEnv, goRun, lockOf } from './go.ts';
-import { buildFromModule, moduleDir } from './gomodule.ts';
+import { buildFromModule, GO_BUILD_PARALLELISM, moduleDir } from './gomodule.ts';
+import { progress } from './log.ts';
 import { probeLanguageHost } from './pulumi.ts';
 import type { Tool, ToolCheck } from './spec.ts';
 
@@ -34,6 +35,9 @@ export function parseStampedVersion(buildInfo: string): string | null {
 async function install(staging: string, dir: string): Promise<void> {
   const go = await findGo();
   const what = `building the Pulumi Kubernetes provider ${PINNED}`;
+  progress(
+    `${what}: generating its schema files, then compiling (a cold build takes tens of minutes)`,
+  );
   // Build in a copy of our module: the generated schema files land next to main.go, as upstream's
   // `go generate` writes them, without touching the repository.
   const src = join(staging, 'src');
@@ -49,7 +53,17 @@ async function install(staging: string, dir: string): Promise<void> {
   if (!upstream) throw new Error(`${BINARY}: go mod download did not name ${MODULE}'s directory`);
   const cmdDir = join(src, 'cmd', BINARY);
   await goRun(
-    ['run', '-mod=readonly', './cmd/generate', PINNED, join(upstream, 'cmd', BINARY), cmdDir],
+    [
+      'run',
+      '-p',
+      String(GO_BUILD_PARALLELISM),
+      '-trimpath',
+      '-mod=readonly',
+      './cmd/generate',
+      PINNED,
+      join(upstream, 'cmd', BINARY),
+      cmdDir,
+    ],
     {
       go,
       cwd: src,
