@@ -70,11 +70,10 @@ export async function startKubeControlPlane(
   if (nodes.length === 0) throw new Error('nodes must name at least one fake node');
   const nodeObjects = nodes.map(fakeNode);
   const timeoutMs = opts.readyTimeoutMs ?? 120_000;
-  const [etcdBin, , kwokBin] = await Promise.all([
-    etcd.ensure(),
-    kubernetes.ensure(),
-    kwok.ensure(),
-  ]);
+  // One after another: on a fresh machine each is a Go build, and two cores cannot take three at once.
+  const etcdBin = await etcd.ensure();
+  await kubernetes.ensure();
+  const kwokBin = await kwok.ensure();
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'trellis-kube-'));
   const procs: ManagedProcess[] = [];
   let trap: EgressTrap | undefined;
