@@ -23,7 +23,6 @@ import { startEgressTrap } from '../src/harness/kube/egress.ts';
 import { CertificateAuthority } from '../src/harness/tls.ts';
 import { parseEtcdVersion } from '../src/toolchain/etcd.ts';
 import { kubeLdflags, parseKubeVersion } from '../src/toolchain/kubernetes.ts';
-import { parseStampedVersion } from '../src/toolchain/kubernetes-provider.ts';
 import { parseKwokVersion } from '../src/toolchain/kwok.ts';
 
 const files: ControlPlaneFiles = {
@@ -220,11 +219,6 @@ describe('version parsers', () => {
     expect(parseKubeVersion('Kubernetes v1.37.2\n')).toBe('1.37.2');
     expect(parseKubeVersion('Kubernetes v0.0.0-master+$Format:%H$\n')).toBeNull();
     expect(parseKwokVersion('kwok version v0.8.0 go1.26.8 (linux/amd64)\n')).toBe('0.8.0');
-    expect(
-      parseStampedVersion(
-        '\tbuild\t-ldflags="-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=4.25.0"\n',
-      ),
-    ).toBe('4.25.0');
   });
   it('stamp the Kubernetes version the way release builds do', () => {
     expect(kubeLdflags('1.37.2')).toContain('-X k8s.io/component-base/version.gitVersion=v1.37.2');

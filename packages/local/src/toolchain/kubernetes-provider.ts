@@ -1,8 +1,8 @@
-import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { installAtomically, isInstalled, toolDir } from './cache.ts';
 import { toolBase } from './check.ts';
-import { run, tryRun } from './exec.ts';
+import { run } from './exec.ts';
 import { findGo, GO_PROXY, goEnv, goRun, lockOf } from './go.ts';
 import { buildFromModule, GO_BUILD_PARALLELISM, moduleDir } from './gomodule.ts';
 import { progress } from './log.ts';
@@ -18,6 +18,7 @@ import type { Tool, ToolCheck } from './spec.ts';
 const PINNED = '4.25.0';
 const MINIMUM = '4.25.0';
 const MODULE = 'github.com/pulumi/pulumi-kubernetes/provider/v4';
+const MODULE_VERSION = 'v4.0.0-20260115033456-f47bc2d6f199';
 const VERSION_VAR = `${MODULE}/pkg/version.Version`;
 const BINARY = 'pulumi-resource-kubernetes';
 
@@ -26,10 +27,13 @@ export function kubernetesProviderBinary(version = PINNED): string {
   return join(toolDir(BINARY, version), 'bin', BINARY);
 }
 
-/** The `-X` value `go version -m` reports for the provider's version variable, or null. */
-export function parseStampedVersion(buildInfo: string): string | null {
-  const re = new RegExp(`-X ${VERSION_VAR.replace(/[./]/g, '\\$&')}=v?(\\d+\\.\\d+\\.\\d+)`);
-  return re.exec(buildInfo)?.[1] ?? null;
+/**
+ * The record an install leaves next to the binary. `go version -m` cannot tell the stamped version: with
+ * `-trimpath` Go leaves -ldflags out of the build info.
+ */
+interface InstallRecord {
+  version: string;
+  module: string;
 }
 
 async function install(staging: string, dir: string): Promise<void> {
@@ -87,6 +91,8 @@ async function install(staging: string, dir: string): Promise<void> {
   rmSync(src, { recursive: true, force: true });
   const problem = await probeLanguageHost(join(bin, BINARY), 60_000);
   if (problem !== null) throw new Error(`${BINARY}: ${problem}`);
+  const record: InstallRecord = { version: PINNED, module: `${MODULE}@${MODULE_VERSION}` };
+  writeFileSync(join(staging, 'install.json'), `${JSON.stringify(record, null, 2)}\n`);
 }
 
 /**
@@ -109,16 +115,17 @@ export const kubernetesProvider: Tool = {
     const bin = kubernetesProviderBinary();
     if (!isInstalled(toolDir(BINARY, PINNED)) || !existsSync(bin))
       return { ...base, found: null, location: null, runs: false, problem: 'not installed' };
-    const go = await findGo().catch(() => null);
-    const info = go ? await tryRun(go.bin, ['version', '-m', bin]) : null;
-    const found = info ? parseStampedVersion(info) : null;
+    const recordFile = join(toolDir(BINARY, PINNED), 'install.json');
+    const found = existsSync(recordFile)
+      ? (JSON.parse(readFileSync(recordFile, 'utf8')) as InstallRecord).version
+      : null;
     const problem = await probeLanguageHost(bin);
     return {
       ...base,
       found,
       location: bin,
       runs: problem === null,
-      ...(problem !== null ? { problem } : found === null ? { problem: 'no version stamped' } : {}),
+      ...(problem !== null ? { problem } : found === null ? { problem: 'no install record' } : {}),
     };
   },
 };
