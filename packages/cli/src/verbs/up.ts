@@ -1,6 +1,6 @@
 import { rmSync } from 'node:fs';
 import { relative } from 'node:path';
-import { ensureAll } from '@trellis/local/toolchain';
+import { ensureAll, stackTools } from '@trellis/local/toolchain';
 import { ROOT, runPulumi, selectStack, stackDir } from '../stack.ts';
 
 /** `--stack NAME` from the arguments, else `local`. */
@@ -28,7 +28,7 @@ export async function stackOutputs(
 /** `up [--stack S]`: install the toolchain, then `pulumi up` the local project, then say how to call it. */
 export async function up(args: string[]): Promise<number> {
   const stack = stackArg(args);
-  await ensureAll();
+  await ensureAll(stackTools);
   const { bin, env, common } = await selectStack(stack);
   process.stderr.write(
     `[trellis] pulumi up --stack ${stack} (infra/local); logs under .trellis/${stack}/run/*/process.log\n`,

@@ -70,3 +70,28 @@ export type {
 export type { KeycloakTlsFiles } from '../toolchain/keycloak.ts';
 export { requestText } from './https.ts';
 export type { TextRequestOptions, TextReply } from './https.ts';
+export {
+  startKubeControlPlane,
+  KubeClient,
+  KubeApiError,
+  apiserverArgs,
+  controllerManagerArgs,
+  egressSelectorConfig,
+  etcdArgs,
+  fakeNode,
+  kubeconfig,
+  kwokArgs,
+  schedulerArgs,
+  startEgressTrap,
+  writeControlPlanePki,
+  DISABLED_ADMISSION_PLUGINS,
+  KWOK_NODE_ANNOTATION,
+  SERVICE_CIDR,
+} from './kube/index.ts';
+export type {
+  KubeControlPlane,
+  KubeControlPlaneOptions,
+  KubeClientOptions,
+  KubeResponse,
+  EgressTrap,
+} from './kube/index.ts';

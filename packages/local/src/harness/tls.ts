@@ -18,6 +18,11 @@ const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 export interface IssueOptions {
   /** Subject CN. Optional for SPIFFE SVIDs, whose identity is the URI SAN. */
   commonName?: string;
+  /**
+   * Subject O values; Kubernetes reads them as the client's groups (`system:masters`). Needs a commonName.
+   * @default []
+   */
+  organization?: readonly string[];
   /** DNS SANs, e.g. `localhost`. */
   dns?: readonly string[];
   /** IP SANs, e.g. `127.0.0.1` (Kafka verifies the host of every broker it dials against these). */
@@ -194,6 +199,10 @@ export class CertificateAuthority {
       throw new Error('issue: give a commonName or at least one of dns, ips, uris');
     }
     if (opts.commonName !== undefined) checkName('commonName', opts.commonName);
+    const organization = opts.organization ?? [];
+    if (organization.length > 0 && !opts.commonName)
+      throw new Error('issue: organization needs a commonName');
+    for (const o of organization) checkName('organization', o);
     const usages = opts.usages ?? ['server', 'client'];
     if (usages.length === 0) throw new Error('issue: usages must name server, client or both');
     const keys = await newKeys();
@@ -216,7 +225,9 @@ export class CertificateAuthority {
       extensions.push(new x509.SubjectAlternativeNameExtension(names, !opts.commonName));
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serial(),
-      subject: opts.commonName ? [{ CN: [opts.commonName] }] : [],
+      subject: opts.commonName
+        ? [...organization.map((o) => ({ O: [o] })), { CN: [opts.commonName] }]
+        : [],
       issuer: this.cert.subjectName,
       notBefore: backdate(),
       notAfter: new Date(Date.now() + checkDays(opts.validDays ?? 7) * 86_400_000),

@@ -3,10 +3,14 @@ import { buildah, buildahInstall } from './buildah.ts';
 import { cassandra } from './cassandra.ts';
 import { crds } from './crds.ts';
 import { envoy } from './envoy.ts';
+import { etcd, etcdBinary } from './etcd.ts';
 import { java } from './java.ts';
 import { k6, k6Env } from './k6.ts';
 import { kafka } from './kafka.ts';
 import { keycloak } from './keycloak.ts';
+import { kubernetes, kubeBinary, KUBE_BINARIES } from './kubernetes.ts';
+import { kubernetesProvider, kubernetesProviderBinary } from './kubernetes-provider.ts';
+import { kwok, kwokBinary, kwokStagesDir, KWOK_STAGE_FILES } from './kwok.ts';
 import { progress } from './log.ts';
 import { nginx } from './nginx.ts';
 import { ensurePrometheus, prometheus, type PrometheusLayout } from './prometheus.ts';
@@ -49,27 +53,47 @@ export {
 export type { ChartRole, CrdSet } from './crds.ts';
 export { formatManifest, missingKinds, splitApiVersion } from './crd-documents.ts';
 export type { CrdKind, CustomResourceDefinition, GroupVersionKind } from './crd-documents.ts';
+export { etcd, etcdBinary, kubernetes, kubeBinary, KUBE_BINARIES, kwok, kwokBinary, kwokStagesDir };
+export { KWOK_STAGE_FILES, kubernetesProvider, kubernetesProviderBinary };
+export type { KubeBinary } from './kubernetes.ts';
 
-/** Every component, in install order (cheap checks first, then the long builds). */
-export const tools: readonly Tool[] = [
+/**
+ * What `./trellis up` needs to run the local stack, in install order (cheap checks first, then the
+ * long builds).
+ */
+export const stackTools: readonly Tool[] = [
   java,
   nginx,
-  buildah,
-  prometheus,
   envoy,
   kafka,
   cassandra,
   keycloak,
   k6,
   pulumi,
-  // The CRDs and charts of the Kubernetes platform, for the cluster tests (about a minute cold).
-  crds,
 ];
 
-/** Install whatever is missing, with progress; fast when everything is cached. */
-export async function ensureAll(): Promise<void> {
+/**
+ * Every component: the stack's, then what only the tests use. `./trellis test` and `doctor` take all
+ * of them; `up` does not build the test control plane (Kubernetes alone is ~26 min cold, see
+ * docs/toolchain.md "the tiers").
+ */
+export const tools: readonly Tool[] = [
+  ...stackTools,
+  buildah,
+  prometheus,
+  // The CRDs and charts of the Kubernetes platform, for the cluster tests (about a minute cold).
+  crds,
+  // The test control plane (kube.component.test.ts and the cluster tests): kwok and etcd are quick, the
+  // Kubernetes build is the longest after Pulumi's (docs/toolchain.md has the figures).
+  etcd,
+  kwok,
+  kubernetes,
+];
+
+/** Install whatever of `set` is missing, with progress; fast when everything is cached. */
+export async function ensureAll(set: readonly Tool[] = tools): Promise<void> {
   const started = Date.now();
-  for (const t of tools) {
+  for (const t of set) {
     const t0 = Date.now();
     const where = await t.ensure();
     const secs = (Date.now() - t0) / 1000;
