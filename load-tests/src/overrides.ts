@@ -4,7 +4,13 @@
  * input of policy's `bind`, the one place the model is changed; the result is validated like the
  * model itself, and the report lists every override.
  */
-import { bind, formatErrors, type BudgetOverride, type ValidModel } from '@trellis/policy';
+import {
+  bind,
+  formatErrors,
+  type BoundModel,
+  type BudgetOverride,
+  type ValidModel,
+} from '@trellis/policy';
 
 export type { BudgetOverride };
 
@@ -39,15 +45,14 @@ export function parseBudgetOverride(spec: string): BudgetOverride {
 }
 
 /**
- * The model with the overrides applied, validated again (an invalid value names its field). The
- * model is bound to the `example` environment: a load run's thresholds need only routes and
- * budgets, which no environment moves.
+ * The model with the overrides applied (none: unchanged), validated again (an invalid value names
+ * its field). The model is bound to the `example` environment: a load run's thresholds need only
+ * routes and budgets, which no environment moves.
  */
 export function applyBudgetOverrides(
   model: ValidModel,
   overrides: readonly BudgetOverride[],
-): ValidModel {
-  if (overrides.length === 0) return model;
+): BoundModel {
   const r = bind(model, { kind: 'example', budgets: overrides });
   if (r.ok) return r.model;
   // `environment.budgets[i]` is the i-th --budget-override: name it as the user wrote it.

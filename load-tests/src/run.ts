@@ -166,7 +166,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** Throws, naming `--environment`, unless the model declares `name` in `budgets.environments`. */
 export function checkEnvironment(model: ValidModel, name: string): void {
   try {
-    compileK6Thresholds(model, { environment: name });
+    compileK6Thresholds(applyBudgetOverrides(model, []), { environment: name });
   } catch (err) {
     throw new Error(
       `--environment ${name}: ${(err as Error).message.replace(/^compileK6Thresholds: /, '')}`,

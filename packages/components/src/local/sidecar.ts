@@ -12,7 +12,7 @@ import {
   type EnvoyBootstrap,
   type EnvoyEndpoint,
   type EnvoyOptions,
-  type ValidModel,
+  type BoundModel,
 } from '@trellis/policy';
 import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
 import { LocalProcess } from './process.ts';
@@ -38,7 +38,7 @@ export const sidecarFiles = { bootstrap: 'envoy.json', sdsDir: 'sds' } as const;
  * `compileEnvoy` output. Pure; used for the real files and for validation.
  */
 export function sidecarArtefacts(
-  model: ValidModel,
+  model: BoundModel,
   o: SidecarCompileOptions,
   dir: string,
   svid: SvidFiles,
@@ -71,7 +71,7 @@ export function relativeSdsFiles(a: EnvoyArtefacts, dir: string): Record<string,
  * when Envoy accepts it, else Envoy's own message.
  */
 export async function validateSidecar(
-  model: ValidModel,
+  model: BoundModel,
   o: SidecarCompileOptions,
   transform: (b: EnvoyBootstrap) => EnvoyBootstrap = (b) => b,
 ): Promise<string | null> {
@@ -99,7 +99,7 @@ export async function validateSidecar(
 /** Inputs of a {@link LocalSidecar}. */
 export interface LocalSidecarArgs {
   /** The policy model: listeners, RBAC, jwt_authn and rate limits come from `compileEnvoy`. */
-  model: ValidModel;
+  model: BoundModel;
   /** The workload this sidecar fronts (a key of `model.workloads`). */
   workload: string;
   /** Issues the workload's SVID. */

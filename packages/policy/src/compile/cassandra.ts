@@ -11,6 +11,7 @@
  */
 import { spiffeId } from '../identity.ts';
 import type { CassandraPermission } from '../schema.ts';
+import type { BoundModel } from '../bind/types.ts';
 import type { ValidModel } from '../validate.ts';
 
 /** One statement with what it means. */
@@ -53,7 +54,7 @@ export function cassandraRole(workload: string): string {
 
 /** Compiles the model's Cassandra grants to CQL. */
 export function compileCassandra(
-  model: ValidModel,
+  model: BoundModel,
   opts: CassandraOptions = {},
 ): CassandraArtefacts {
   const statements: CassandraStatement[] = [];
