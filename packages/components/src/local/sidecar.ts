@@ -2,7 +2,7 @@ import * as pulumi from '@pulumi/pulumi';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { identityHeaders, svidFiles } from '@trellis/contracts';
+import { identityHeaders, sidecarFiles, svidFiles } from '@trellis/contracts';
 import { envoyArgs, validateEnvoyConfig } from '@trellis/local/harness';
 import { envoy } from '@trellis/local/toolchain';
 import {
@@ -29,9 +29,6 @@ export type SidecarCompileOptions = Omit<EnvoyOptions, 'sds'> & {
   /** Header that carries the verified JWT payload to the app (the smoke services read it). */
   payloadHeader: string;
 };
-
-/** Relative to the sidecar's dir: the bootstrap, and the SDS files Envoy watches. */
-export const sidecarFiles = { bootstrap: 'envoy.json', sdsDir: 'sds' } as const;
 
 /**
  * The bootstrap and SDS files of one sidecar whose dir is `dir` and whose SVID is `svid`: the
@@ -120,7 +117,7 @@ export interface LocalSidecarArgs {
   jwks?: EnvoyOptions['jwks'];
   /**
    * Header carrying the verified JWT payload to the app.
-   * @default 'x-jwt-payload' (what the smoke services read; docs/services.md)
+   * @default identityHeaders.jwtPayload (what the smoke services read; docs/services.md)
    */
   payloadHeader?: string;
   /** Envoy worker threads. @default 1 */
