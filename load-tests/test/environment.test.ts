@@ -17,7 +17,7 @@ import { parseLoadArgs } from '../../packages/cli/src/verbs/load.ts';
 import { parseBudgetOverride } from '../src/overrides.ts';
 import { buildPlan } from '../src/plan.ts';
 import { collectReport, hopMetric, type K6Export } from '../src/report.ts';
-import { checkEnvironment, refuseHiddenOverrides } from '../src/run.ts';
+import { checkEnvironment, refuseHiddenOverrides } from '../src/overrides.ts';
 import { renderSummaryMd } from '../src/summary-md.ts';
 import type { LoadTarget } from '../src/target.ts';
 import { thresholdExpr, thresholdKey } from '../src/thresholds.ts';
