@@ -12,7 +12,6 @@
 import { spiffeId } from '../identity.ts';
 import type { CassandraPermission } from '../schema.ts';
 import type { BoundModel } from '../bind/types.ts';
-import type { ValidModel } from '../validate.ts';
 
 /** One statement with what it means. */
 export type CassandraStatement =

@@ -17,7 +17,6 @@
  */
 import { own } from '../identity.ts';
 import type { BoundModel } from '../bind/types.ts';
-import type { ValidModel } from '../validate.ts';
 import type { EnvoyBootstrap, SdsFile } from './envoy-types.ts';
 import { checkPayloadHeader } from './envoy/identity-headers.ts';
 import { inboundListener, outboundListeners, sidecar } from './envoy/listeners.ts';

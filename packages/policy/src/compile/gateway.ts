@@ -7,7 +7,6 @@
 import { own } from '../identity.ts';
 import type { HttpMethod } from '../schema.ts';
 import type { BoundModel } from '../bind/types.ts';
-import type { ValidModel } from '../validate.ts';
 import { checkRegion, meta, templateSegments, withNamespace } from './common.ts';
 import type { ObjectMeta } from './common.ts';
 import { namespaceOf } from '../identity.ts';

@@ -8,7 +8,6 @@
  */
 import type { KafkaOperation, KafkaResourceType } from '../request.ts';
 import type { BoundModel } from '../bind/types.ts';
-import type { ValidModel } from '../validate.ts';
 
 /** One ACL binding, as Kafka's Admin API (`AclBinding`) and `kafka-acls.sh` express it. */
 export interface KafkaAclBinding {
