@@ -38,10 +38,6 @@ import {
 import { writeBuildRecord } from './record.ts';
 import type { BuildRecord } from './record.ts';
 
-// node-base's lock and inputs are base.ts's; the CLI and the tests name them from here.
-export { BASE_IMAGE, BASE_PACKAGES, readBaseLock };
-export type { BaseLock } from './base.ts';
-
 /** Options of {@link buildImages}. */
 export interface BuildImagesOptions {
   /** The repository root. */

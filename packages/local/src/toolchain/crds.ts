@@ -41,9 +41,7 @@ import {
   copyTree,
   generateStrimzi,
   goModDownload,
-  parseGoDownload,
   renderCertManagerChartYaml,
-  strimziGeneratorArgs,
   yamlFiles,
 } from './crd-sources.ts';
 import { findGo, GO_PROXY } from './go.ts';
@@ -51,21 +49,6 @@ import { progress } from './log.ts';
 import { coordinatesLabel, mavenRegistryName } from './maven.ts';
 import type { Tool, ToolCheck } from './spec.ts';
 import { stringify } from 'yaml';
-
-// The pins live in crd-pins.ts; the installer's callers and tests name them from here.
-export {
-  CERT_MANAGER,
-  GATEWAY_API,
-  ISTIO_API,
-  ISTIO_BASE_CRD_FILE,
-  ISTIO_CHARTS,
-  PLATFORM_KINDS,
-  STAND_INS,
-  STRIMZI,
-  sourceLabel,
-};
-export type { ChartRole, CrdSourceId, GoModulePin, StrimziRun } from './crd-pins.ts';
-export { goModDownload, parseGoDownload, renderCertManagerChartYaml, strimziGeneratorArgs };
 
 /** Everything that decides the contents of a CRD set: its hash names the install. */
 function versionSetSpec(): unknown {
