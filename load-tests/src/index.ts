@@ -7,7 +7,8 @@ import type { ValidModel } from '@trellis/policy';
 import { loadModel, runLoad, type RunLoadOptions, type RunLoadResult } from './run.ts';
 import { targetFromStackOutputs } from './target.ts';
 
-export { runLoad, loadModel, checkEnvironment, DEFAULT_MODEL, K6_SCRIPT } from './run.ts';
+export { runLoad, loadModel, DEFAULT_MODEL, K6_SCRIPT } from './run.ts';
+export { checkEnvironment } from './overrides.ts';
 export type { RunLoadOptions, RunLoadResult } from './run.ts';
 export { checkTarget, targetFromStackOutputs } from './target.ts';
 export type { LoadTarget, MeshTarget, EnvoyAdmin } from './target.ts';

@@ -2,9 +2,18 @@
  * `--budget-override`: change a budget for one run without editing the model, e.g. to prove the gate
  * (`create-order:p99=0.01`) or to try a looser mesh budget (`mesh:p50=0.5,p99=2`). Overrides are an
  * input of policy's `bind`, the one place the model is changed; the result is validated like the
- * model itself, and the report lists every override.
+ * model itself, and the report lists every override. Also the checks of `--environment` against
+ * the model and the overrides.
  */
-import { bind, formatErrors, type BudgetOverride, type ValidModel } from '@trellis/policy';
+import {
+  bind,
+  compileK6Thresholds,
+  formatErrors,
+  type BoundModel,
+  type BudgetOverride,
+  type K6Thresholds,
+  type ValidModel,
+} from '@trellis/policy';
 
 export type { BudgetOverride };
 
@@ -39,15 +48,14 @@ export function parseBudgetOverride(spec: string): BudgetOverride {
 }
 
 /**
- * The model with the overrides applied, validated again (an invalid value names its field). The
- * model is bound to the `example` environment: a load run's thresholds need only routes and
- * budgets, which no environment moves.
+ * The model with the overrides applied (none: unchanged), validated again (an invalid value names
+ * its field). The model is bound to the `example` environment: a load run's thresholds need only
+ * routes and budgets, which no environment moves.
  */
 export function applyBudgetOverrides(
   model: ValidModel,
   overrides: readonly BudgetOverride[],
-): ValidModel {
-  if (overrides.length === 0) return model;
+): BoundModel {
   const r = bind(model, { kind: 'example', budgets: overrides });
   if (r.ok) return r.model;
   // `environment.budgets[i]` is the i-th --budget-override: name it as the user wrote it.
@@ -65,4 +73,39 @@ export function describeOverride(o: BudgetOverride): string {
     .filter(([, f]) => o[f] !== undefined)
     .map(([k, f]) => `${k}=${String(o[f])}`);
   return `${o.target}: ${parts.join(', ')}`;
+}
+
+/** Throws, naming `--environment`, unless the model declares `name` in `budgets.environments`. */
+export function checkEnvironment(model: ValidModel, name: string): void {
+  try {
+    compileK6Thresholds(applyBudgetOverrides(model, []), { environment: name });
+  } catch (err) {
+    throw new Error(
+      `--environment ${name}: ${(err as Error).message.replace(/^compileK6Thresholds: /, '')}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+/**
+ * An override changes a production budget; where the environment's own budget judges the same
+ * route (or the mesh), the override would change nothing the run is judged by, so it is refused
+ * rather than silently ignored.
+ */
+export function refuseHiddenOverrides(
+  compiled: K6Thresholds,
+  overrides: readonly BudgetOverride[],
+): void {
+  for (const o of overrides) {
+    const judgedBy =
+      o.target === 'mesh'
+        ? compiled.meshOverhead?.environment
+        : compiled.routes.find((r) => r.route === o.target)?.environment;
+    if (judgedBy !== undefined)
+      throw new Error(
+        `--budget-override ${describeOverride(o)}: environment '${judgedBy}' judges ${o.target} by its own budget, so overriding the production budget would change nothing; change budgets.environments.${judgedBy} in the model, or run without --environment`,
+      );
+  }
 }

@@ -12,7 +12,7 @@ import {
   compileK6Thresholds,
   type K6RouteTarget,
   type K6Threshold,
-  type ValidModel,
+  type BoundModel,
 } from '@trellis/policy';
 import type { Scenario } from 'k6/options';
 import type {
@@ -43,7 +43,7 @@ const reportOnly = (k: ThresholdKey): K6Threshold => ({
 
 /** The inputs of {@link buildPlan}; the optional numbers override the scenario's defaults. */
 export interface PlanInput {
-  model: ValidModel;
+  model: BoundModel;
   scenario: ScenarioName;
   target: LoadTarget;
   /** The runner's control server, e.g. `http://127.0.0.1:40111`. */

@@ -27,6 +27,7 @@ import { scrapeEnvoy, summariseEnvoy, type EnvoyTiming, type Histograms } from '
 import {
   applyBudgetOverrides,
   describeOverride,
+  refuseHiddenOverrides,
   parseBudgetOverride,
   type BudgetOverride,
 } from './overrides.ts';
@@ -162,41 +163,6 @@ function controlServer(marks: Marks, on: (what: 'start' | 'end') => void): Promi
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Throws, naming `--environment`, unless the model declares `name` in `budgets.environments`. */
-export function checkEnvironment(model: ValidModel, name: string): void {
-  try {
-    compileK6Thresholds(model, { environment: name });
-  } catch (err) {
-    throw new Error(
-      `--environment ${name}: ${(err as Error).message.replace(/^compileK6Thresholds: /, '')}`,
-      {
-        cause: err,
-      },
-    );
-  }
-}
-
-/**
- * An override changes a production budget; where the environment's own budget judges the same
- * route (or the mesh), the override would change nothing the run is judged by, so it is refused
- * rather than silently ignored.
- */
-export function refuseHiddenOverrides(
-  compiled: K6Thresholds,
-  overrides: readonly BudgetOverride[],
-): void {
-  for (const o of overrides) {
-    const judgedBy =
-      o.target === 'mesh'
-        ? compiled.meshOverhead?.environment
-        : compiled.routes.find((r) => r.route === o.target)?.environment;
-    if (judgedBy !== undefined)
-      throw new Error(
-        `--budget-override ${describeOverride(o)}: environment '${judgedBy}' judges ${o.target} by its own budget, so overriding the production budget would change nothing; change budgets.environments.${judgedBy} in the model, or run without --environment`,
-      );
-  }
-}
 
 /** Run one scenario against `target` and write its report. Never prints or stores the token form. */
 export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {

@@ -5,13 +5,19 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compileK6Thresholds, parseModel, validateModel, type ValidModel } from '@trellis/policy';
+import {
+  bindOrThrow,
+  compileK6Thresholds,
+  parseModel,
+  validateModel,
+  type BoundModel,
+} from '@trellis/policy';
 import { describe, expect, it } from 'vitest';
 import { parseLoadArgs } from '../../packages/cli/src/verbs/load.ts';
 import { parseBudgetOverride } from '../src/overrides.ts';
 import { buildPlan } from '../src/plan.ts';
 import { collectReport, hopMetric, type K6Export } from '../src/report.ts';
-import { checkEnvironment, refuseHiddenOverrides } from '../src/run.ts';
+import { checkEnvironment, refuseHiddenOverrides } from '../src/overrides.ts';
 import { renderSummaryMd } from '../src/summary-md.ts';
 import type { LoadTarget } from '../src/target.ts';
 import { thresholdExpr, thresholdKey } from '../src/thresholds.ts';
@@ -20,7 +26,7 @@ const reference = parseModel(readFileSync(join(import.meta.dirname, '../../trell
 if (!reference.ok) throw new Error('trellis.yaml is invalid');
 
 /** trellis.yaml with a `ci` environment that names create-order and the mesh (not get-order). */
-function modelWithCi(): ValidModel {
+function modelWithCi(): BoundModel {
   const d = structuredClone(reference.model) as unknown as { budgets: Record<string, unknown> };
   d.budgets['environments'] = {
     ci: {
@@ -32,7 +38,7 @@ function modelWithCi(): ValidModel {
   };
   const r = validateModel(d);
   if (!r.ok) throw new Error(JSON.stringify(r.errors));
-  return r.model;
+  return bindOrThrow(r.model, { kind: 'example', baseDir: '/srv' }, 'example plan');
 }
 const model = modelWithCi();
 

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compileK6Thresholds, parseModel } from '@trellis/policy';
+import { bindOrThrow, compileK6Thresholds, parseModel } from '@trellis/policy';
 import { describe, expect, it } from 'vitest';
 import { applyBudgetOverrides, describeOverride, parseBudgetOverride } from '../src/overrides.ts';
 import { parseDuration, parseScenario, k6Duration } from '../src/scenarios.ts';
 
 const parsed = parseModel(readFileSync(join(import.meta.dirname, '../../trellis.yaml'), 'utf8'));
 if (!parsed.ok) throw new Error('trellis.yaml is invalid');
-const model = parsed.model;
+const model = bindOrThrow(parsed.model, { kind: 'example', baseDir: '/srv' }, 'example plan');
 
 describe('--budget-override', () => {
   it('parses route and mesh overrides', () => {

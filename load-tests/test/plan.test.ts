@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseModel, type ValidModel } from '@trellis/policy';
+import { bindOrThrow, parseModel, type BoundModel } from '@trellis/policy';
 import type { Scenario } from 'k6/options';
 import { describe, expect, it } from 'vitest';
 import { scenarioNames } from '../src/plan-types.ts';
@@ -9,7 +9,11 @@ import type { LoadTarget } from '../src/target.ts';
 
 const parsed = parseModel(readFileSync(join(import.meta.dirname, '../../trellis.yaml'), 'utf8'));
 if (!parsed.ok) throw new Error('trellis.yaml is invalid');
-const model: ValidModel = parsed.model;
+const model: BoundModel = bindOrThrow(
+  parsed.model,
+  { kind: 'example', baseDir: '/srv' },
+  'example plan',
+);
 
 const SECRET = 'not-a-real-password-9f2c';
 const bare: LoadTarget = {

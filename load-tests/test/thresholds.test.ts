@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compileK6Thresholds, parseModel, type ValidModel } from '@trellis/policy';
+import { bindOrThrow, compileK6Thresholds, parseModel, type BoundModel } from '@trellis/policy';
 import type { ObjectThreshold } from 'k6/options';
 import { describe, expect, it } from 'vitest';
 import {
@@ -13,7 +13,11 @@ import {
 
 const parsed = parseModel(readFileSync(join(import.meta.dirname, '../../trellis.yaml'), 'utf8'));
 if (!parsed.ok) throw new Error('trellis.yaml is invalid');
-const model: ValidModel = parsed.model;
+const model: BoundModel = bindOrThrow(
+  parsed.model,
+  { kind: 'example', baseDir: '/srv' },
+  'example plan',
+);
 const compiled = compileK6Thresholds(model);
 
 describe('rendering in k6 syntax', () => {
@@ -113,7 +117,7 @@ describe('runThresholds (from trellis.yaml through compileK6Thresholds)', () => 
     const r = m.routes['get-order'];
     if (!r) throw new Error('get-order');
     r.budget = { rps: 100, p50Ms: 2, p99Ms: 7, maxErrorRate: 0.01 };
-    const x = k6(compileK6Thresholds(m as unknown as ValidModel), {
+    const x = k6(compileK6Thresholds(m as unknown as BoundModel), {
       envoyHops: [],
       abortDelayS: 1,
     });

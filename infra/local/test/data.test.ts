@@ -195,7 +195,7 @@ describe('Kafka settings', () => {
   });
 
   it('aligns the compiled ACL principals with what the principal builder yields', () => {
-    const acls = compileKafkaAcls(A, { principal: (w) => kafkaPrincipal(A, w) });
+    const acls = compileKafkaAcls(local(A), { principal: (w) => kafkaPrincipal(A, w) });
     expect(
       acls.map((b) => `${b.principal} ${b.operation} ${b.resourceType}:${b.resourceName}`),
     ).toEqual([
@@ -304,8 +304,8 @@ describe('Cassandra settings and grants', () => {
 
   it('undoes what left the model (grants, then identities, then roles), keeps keyspaces, re-applies the rest', () => {
     const replication = { class: 'SimpleStrategy', replication_factor: 1 };
-    const a = compileCassandra(A, { replication }).statements;
-    const b = compileCassandra(B, { replication }).statements;
+    const a = compileCassandra(local(A), { replication }).statements;
+    const b = compileCassandra(local(B), { replication }).statements;
     expect(planUpdate(a, b)).toEqual([
       'REVOKE SELECT ON KEYSPACE "ledger" FROM \'ledger\';',
       'REVOKE CREATE ON KEYSPACE "ledger" FROM \'ledger\';',
@@ -323,7 +323,7 @@ describe('Cassandra settings and grants', () => {
   });
 
   it('has an inverse for every statement kind but keyspaces', () => {
-    const s = compileCassandra(A, {
+    const s = compileCassandra(local(A), {
       replication: { class: 'SimpleStrategy', replication_factor: 1 },
     }).statements;
     const kinds = new Map(s.map((x) => [x.kind, undoStatement(x)]));

@@ -6,14 +6,15 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { LocalMeshCa } from '@trellis/components/local/pki';
 import { RecordingMocks } from '@trellis/components/testing/mocks';
-import { parseModel, type ValidModel } from '@trellis/policy';
+import { bindOrThrow, parseModel, type BoundModel } from '@trellis/policy';
+import { localEnvironment } from '../src/context.ts';
 
 const mocks = new RecordingMocks({ fallback: () => ({}) });
 let keycloak: typeof import('@trellis/components/local/keycloak');
 let sidecar: typeof import('@trellis/components/local/sidecar');
 let service: typeof import('@trellis/components/local/service');
 let ingress: typeof import('@trellis/components/local/ingress');
-let model: ValidModel;
+let model: BoundModel;
 
 beforeAll(async () => {
   await pulumi.runtime.setMocks(mocks, 'trellis-mesh-test', 'unit', false);
@@ -23,7 +24,7 @@ beforeAll(async () => {
   ingress = await import('@trellis/components/local/ingress');
   const r = parseModel(readFileSync(join(import.meta.dirname, '../../../trellis.yaml'), 'utf8'));
   if (!r.ok) throw new Error('trellis.yaml is invalid');
-  model = r.model;
+  model = bindOrThrow(r.model, localEnvironment(8000, '/stack'), 'the local stack');
 });
 
 // Never used: every case throws before a child (a dynamic resource, which vitest cannot serialize).

@@ -22,8 +22,14 @@ import {
   startNginx,
   writePemFiles,
 } from '@trellis/local/harness';
-import { compileEnvoy, compileNginxHttp, spiffeId, validateModel } from '@trellis/policy';
-import type { EnvoyOptions, ValidModel } from '@trellis/policy';
+import {
+  bindOrThrow,
+  compileEnvoy,
+  compileNginxHttp,
+  spiffeId,
+  validateModel,
+} from '@trellis/policy';
+import type { BoundModel, EnvoyOptions } from '@trellis/policy';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 
@@ -36,7 +42,7 @@ const root = mkdtempSync(join(tmpdir(), 'trellis-edge-rate-'));
 type Rate = { requestsPerSecond: number; burst: number };
 
 /** trellis.yaml with the two routes' rate limits replaced. */
-function modelWith(rates: { 'create-order': Rate; 'get-order': Rate }): ValidModel {
+function modelWith(rates: { 'create-order': Rate; 'get-order': Rate }): BoundModel {
   const data = parse(modelText) as { routes: Record<string, { rateLimit?: Rate }> };
   for (const [name, rate] of Object.entries(rates)) {
     const r = data.routes[name];
@@ -45,7 +51,7 @@ function modelWith(rates: { 'create-order': Rate; 'get-order': Rate }): ValidMod
   }
   const v = validateModel(data);
   if (!v.ok) throw new Error(JSON.stringify(v.errors));
-  return v.model;
+  return bindOrThrow(v.model, { kind: 'example', baseDir: '/srv' }, 'example plan');
 }
 
 // Small numbers, so that a short bounded burst of requests crosses them.
@@ -107,8 +113,8 @@ function writeSds(files: Record<string, unknown>): void {
 
 async function startPath(
   dir: string,
-  edgeModel: ValidModel,
-  meshModel: ValidModel,
+  edgeModel: BoundModel,
+  meshModel: BoundModel,
 ): Promise<RequestPath> {
   const stops: (() => Promise<void>)[] = [];
   const stop = async () => {

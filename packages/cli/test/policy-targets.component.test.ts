@@ -25,19 +25,24 @@ import {
 import type { EnvoyInstance, KeycloakInstance } from '@trellis/local/harness';
 import {
   allowed,
+  bindOrThrow,
   compileEnvoy,
   compileKeycloakRealm,
   compileNginxHttp,
   parseModel,
   spiffeId,
 } from '@trellis/policy';
-import type { EnvoyOptions, JsonValue, Peer, ValidModel } from '@trellis/policy';
+import type { BoundModel, EnvoyOptions, JsonValue, Peer, ValidModel } from '@trellis/policy';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const modelFile = fileURLToPath(new URL('../../../trellis.yaml', import.meta.url));
 const parsed = parseModel(readFileSync(modelFile, 'utf8'));
 if (!parsed.ok) throw new Error(`trellis.yaml is invalid: ${JSON.stringify(parsed.errors)}`);
-const base: ValidModel = parsed.model;
+const base: BoundModel = bindOrThrow(
+  parsed.model,
+  { kind: 'example', baseDir: '/srv' },
+  'example plan',
+);
 const root = mkdtempSync(join(tmpdir(), 'trellis-policy-targets-'));
 
 // The test's own token issuer: a local JWKS file stands in for Keycloak in the Envoy part.

@@ -24,13 +24,14 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ensurePrometheus } from '@trellis/local/toolchain';
 import {
+  bindOrThrow,
   compileSloRules,
   parseModel,
   renderTarget,
   sloAlerts,
   validateModel,
 } from '@trellis/policy';
-import type { AlertingRule, PrometheusRuleFile, ValidModel } from '@trellis/policy';
+import type { AlertingRule, BoundModel, PrometheusRuleFile } from '@trellis/policy';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 
@@ -44,7 +45,7 @@ const referenceText = readFileSync(
 );
 
 /** The reference model, with get-order allowed 1 % errors so that its availability burn is finite. */
-function testModel(): ValidModel {
+function testModel(): BoundModel {
   const data = parse(referenceText) as {
     routes: Record<string, { budget: Record<string, number> }>;
   };
@@ -53,7 +54,7 @@ function testModel(): ValidModel {
   budget.maxErrorRate = 0.01;
   const r = validateModel(data);
   if (!r.ok) throw new Error(JSON.stringify(r.errors));
-  return r.model;
+  return bindOrThrow(r.model, { kind: 'example', baseDir: '/srv' }, 'example plan');
 }
 
 const rules: PrometheusRuleFile = compileSloRules(testModel());

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import * as pulumi from '@pulumi/pulumi';
-import { compileKafkaAcls, parseModel } from '@trellis/policy';
+import { bindOrThrow, compileKafkaAcls, parseModel } from '@trellis/policy';
 import type { IstioResource, KafkaAclBinding, ValidModel } from '@trellis/policy';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -166,7 +166,10 @@ describe('kafkaUsersFromBindings', () => {
   });
 
   it('keeps every binding compileKafkaAcls makes for the reference model', () => {
-    const bindings = compileKafkaAcls(reference(), { principal: strimziPrincipal });
+    const bindings = compileKafkaAcls(
+      bindOrThrow(reference(), { kind: 'example', baseDir: '/srv' }, 'example plan'),
+      { principal: strimziPrincipal },
+    );
     const users = kafkaUsersFromBindings(reference(), bindings);
     expect(users.flatMap((u) => u.acls)).toHaveLength(bindings.length);
   });

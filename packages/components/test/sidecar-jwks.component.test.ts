@@ -20,13 +20,19 @@ import {
   type KeycloakInstance,
   type PemFiles,
 } from '@trellis/local/harness';
-import { compileKeycloakRealm, parseModel, spiffeId, type ValidModel } from '@trellis/policy';
+import {
+  bindOrThrow,
+  compileKeycloakRealm,
+  parseModel,
+  spiffeId,
+  type BoundModel,
+} from '@trellis/policy';
 import { sidecarArtefacts } from '../src/local/sidecar.ts';
 
 const MODEL_TEXT = readFileSync(resolve(import.meta.dirname, '../../../trellis.yaml'), 'utf8');
 
 /** The model with the Keycloak provider's issuer and JWKS host moved (as the local stack binds it). */
-function boundModel(issuer: string, jwksHost?: string): ValidModel {
+function boundModel(issuer: string, jwksHost?: string): BoundModel {
   const base = parseModel(MODEL_TEXT);
   if (!base.ok) throw new Error('trellis.yaml is invalid');
   const idp = base.model.identityProviders.keycloak;
@@ -39,7 +45,7 @@ function boundModel(issuer: string, jwksHost?: string): ValidModel {
   }
   const r = parseModel(MODEL_TEXT.split(idp.jwksUri).join(jwksUri).split(idp.issuer).join(issuer));
   if (!r.ok) throw new Error('bound model is invalid');
-  return r.model;
+  return bindOrThrow(r.model, { kind: 'example', baseDir: '/srv' }, 'example plan');
 }
 
 /** Envoy stat counter from the admin interface (-1 when absent). */
@@ -64,7 +70,7 @@ describe('sidecar JWKS over TLS from a real Keycloak', () => {
   const envoys: EnvoyInstance[] = [];
 
   /** The orders-api sidecar, compiled from `model`, trusting `caFile` for Keycloak. */
-  async function sidecar(name: string, model: ValidModel, caFile: string) {
+  async function sidecar(name: string, model: BoundModel, caFile: string) {
     const [inbound = 0, dummy = 0] = await freePorts(2);
     const dir = join(root, name);
     const a = sidecarArtefacts(
@@ -176,9 +182,12 @@ describe('sidecar JWKS over TLS from a real Keycloak', () => {
 
     kc = await startKeycloak({
       dir: join(root, 'keycloak'),
-      realm: compileKeycloakRealm(base.model, {
-        users: [{ username: 'loader', password, roles: ['order-writer'] }],
-      }) as unknown as { realm: string },
+      realm: compileKeycloakRealm(
+        bindOrThrow(base.model, { kind: 'example', baseDir: '/srv' }, 'example plan'),
+        {
+          users: [{ username: 'loader', password, roles: ['order-writer'] }],
+        },
+      ) as unknown as { realm: string },
       tls: { certFile: kcFiles.cert, keyFile: kcFiles.key, caFile: kcFiles.truststore },
       hostname: (port) => `https://localhost:${port}`,
     });

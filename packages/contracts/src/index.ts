@@ -44,6 +44,18 @@ export const svidFiles = {
   keystore: 'keystore.pem',
 } as const;
 
+/**
+ * Files of a Trellis sidecar's own directory (local stacks): the bootstrap Envoy is started with, and
+ * the directory of SDS files it watches. Written by the sidecar component, named in the bootstrap by
+ * the policy's `envoyOptions`.
+ */
+export const sidecarFiles = {
+  /** Envoy's static bootstrap (JSON). */
+  bootstrap: 'envoy.json',
+  /** The directory of SDS resource files (certificate and validation context), watched by Envoy. */
+  sdsDir: 'sds',
+} as const;
+
 /** Kubernetes label keys that generated objects carry and that selectors and policies match on. */
 export const labelKeys = {
   /** Set to `trellis` on every object the policy compilers emit. */

@@ -13,11 +13,8 @@ import {
   GATEWAY_API,
   ISTIO_BASE_CRD_FILE,
   PLATFORM_KINDS,
-  crdSet,
-  crdVersionSet,
-  crds,
-  type CrdSet,
-} from '../src/toolchain/crds.ts';
+} from '../src/toolchain/crd-pins.ts';
+import { crdSet, crdVersionSet, crds, type CrdSet } from '../src/toolchain/crds.ts';
 
 let set: CrdSet;
 

@@ -16,17 +16,14 @@ import {
   type CustomResourceDefinition,
   type StandInSpec,
 } from '../src/toolchain/crd-documents.ts';
+import { PLATFORM_KINDS, STAND_INS, STRIMZI, sourceLabel } from '../src/toolchain/crd-pins.ts';
 import {
-  PLATFORM_KINDS,
-  STAND_INS,
-  STRIMZI,
-  crdVersionSet,
   goModDownload,
   parseGoDownload,
   renderCertManagerChartYaml,
-  sourceLabel,
   strimziGeneratorArgs,
-} from '../src/toolchain/crds.ts';
+} from '../src/toolchain/crd-sources.ts';
+import { crdVersionSet } from '../src/toolchain/crds.ts';
 import { FetchError } from '../src/toolchain/errors.ts';
 
 const keycloak: StandInSpec = {

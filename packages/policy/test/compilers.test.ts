@@ -36,7 +36,7 @@ import type {
   KeycloakUser,
 } from '../src/index.ts';
 import { modelArb } from './arbitraries.ts';
-import { referenceModel, referenceText } from './fixtures.ts';
+import { example as bindExample, referenceBound, referenceText } from './fixtures.ts';
 import type { NoUnknownFields } from './upstreamTypes.ts';
 
 // Keycloak: RealmRepresentation types clientScopes and scopeMappings as any[], so those parts are checked
@@ -49,7 +49,7 @@ const keycloakFields: [
   NoUnknownFields<KeycloakUser, UserRepresentation>,
 ] = [true, true, true, true, true];
 
-const model = referenceModel();
+const model = referenceBound();
 /** The reference model in the example plan of `policy render`, files under /srv. */
 const example = bindOrThrow(model, { kind: 'example', baseDir: '/srv' }, 'example plan');
 
@@ -171,7 +171,7 @@ describe('Envoy', () => {
     expect(chains(model).length).toBeGreaterThan(0);
     chains(model).forEach(ordered);
     fc.assert(
-      fc.property(modelArb, (m) => chains(m).forEach(ordered)),
+      fc.property(modelArb, (m) => chains(bindExample(m)).forEach(ordered)),
       { numRuns: 100 },
     );
   });
@@ -213,8 +213,8 @@ describe('Envoy', () => {
       referenceText.split('https://localhost:8180').join('https://127.0.0.1:8180'),
     );
     if (!byIp.ok) throw new Error('variant invalid');
-    const ipTls = jwksCluster(compileEnvoy(byIp.model, opts).bootstrap)?.transport_socket
-      ?.typed_config;
+    const ipTls = jwksCluster(compileEnvoy(bindExample(byIp.model), opts).bootstrap)
+      ?.transport_socket?.typed_config;
     expect(ipTls).not.toHaveProperty('sni');
     expect(ipTls?.common_tls_context).toMatchObject({
       validation_context: {

@@ -14,8 +14,8 @@ import {
   parseModel,
   validateModel,
 } from '../src/index.ts';
-import type { PolicyError, ValidModel } from '../src/index.ts';
-import { referenceData } from './fixtures.ts';
+import type { BoundModel, PolicyError } from '../src/index.ts';
+import { example, referenceData } from './fixtures.ts';
 
 type Data = Record<string, unknown>;
 
@@ -31,10 +31,10 @@ function withCi(ci: Data, f: (d: Data) => void = () => undefined): Data {
   return d;
 }
 
-function valid(d: Data): ValidModel {
+function valid(d: Data): BoundModel {
   const r = validateModel(d);
   if (!r.ok) throw new Error(`expected a valid model: ${JSON.stringify(r.errors)}`);
-  return r.model;
+  return example(r.model);
 }
 
 const ciRoutes = {

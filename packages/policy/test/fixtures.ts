@@ -2,8 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { parseModel } from '../src/index.ts';
-import type { ModelInput, ValidModel } from '../src/index.ts';
+import { bindOrThrow, parseModel } from '../src/index.ts';
+import type { BoundModel, ModelInput, ValidModel } from '../src/index.ts';
 
 /** Path of the reference model. */
 export const referencePath = fileURLToPath(new URL('../../../trellis.yaml', import.meta.url));
@@ -21,6 +21,19 @@ export function referenceModel(): ValidModel {
   const r = parseModel(referenceText);
   if (!r.ok) throw new Error(`reference model invalid: ${JSON.stringify(r.errors)}`);
   return r.model;
+}
+
+/**
+ * `model` bound to the documented example plan (loopback, files under /srv): what the compilers take
+ * where a test is about no environment in particular. The example binding renames nothing.
+ */
+export function example(model: ValidModel): BoundModel {
+  return bindOrThrow(model, { kind: 'example', baseDir: '/srv' }, 'example plan');
+}
+
+/** The reference model bound to the example plan. */
+export function referenceBound(): BoundModel {
+  return example(referenceModel());
 }
 
 /** A fixed "now" for token tests (seconds). */

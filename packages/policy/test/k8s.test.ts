@@ -32,7 +32,7 @@ import type {
   RequestAuthentication,
 } from '../src/index.ts';
 import { modelArb } from './arbitraries.ts';
-import { referenceModel } from './fixtures.ts';
+import { example, referenceBound } from './fixtures.ts';
 import type { NoUnknownFields } from './upstreamTypes.ts';
 
 // Compile-time: each of these is `true` only if every emitted field exists upstream.
@@ -65,7 +65,7 @@ describe('Kubernetes targets against the upstream schemas', () => {
   });
 
   it('the reference model validates against the Istio and Gateway API CRD schemas', () => {
-    const model = referenceModel();
+    const model = referenceBound();
     expect(() => validateIstio(compileIstio(model, { region: 'eu' }))).not.toThrow();
     expect(() => validateGateway(compileGatewayApi(model, { region: 'eu' }))).not.toThrow();
   });
@@ -84,7 +84,8 @@ describe('Kubernetes targets against the upstream schemas', () => {
 
   it('generated models validate too', () => {
     fc.assert(
-      fc.property(modelArb, (model) => {
+      fc.property(modelArb, (plain) => {
+        const model = example(plain);
         validateIstio(compileIstio(model));
         validateGateway(compileGatewayApi(model));
       }),
@@ -94,7 +95,7 @@ describe('Kubernetes targets against the upstream schemas', () => {
 });
 
 describe('Istio output', () => {
-  const model = referenceModel();
+  const model = referenceBound();
   const objs = compileIstio(model, { region: 'us' });
 
   it('is STRICT mesh-wide and per namespace, with default deny per namespace', () => {
@@ -159,7 +160,7 @@ describe('Istio output', () => {
   // The services read the caller from identityHeaders.jwtPayload (service-platform identityDefaults)
   // and answer 401 without it: every route's backend must get it from its sidecar.
   const payloadHeadersOfRouteBackends = (m: ValidModel) => {
-    const compiled = compileIstio(m);
+    const compiled = compileIstio(example(m));
     return Object.entries(m.routes)
       .filter(([, r]) => r.auth !== undefined)
       .map(([name, r]) => {
@@ -266,7 +267,7 @@ describe('Istio output', () => {
 
 describe('Gateway API output', () => {
   it('routes each model route by host, method and path prefix to its backend', () => {
-    const [gw, ...routes] = compileGatewayApi(referenceModel());
+    const [gw, ...routes] = compileGatewayApi(referenceBound());
     expect(gw?.kind).toBe('Gateway');
     expect(
       gw?.kind === 'Gateway' && gw.spec.listeners.map((l) => [l.hostname, l.protocol, l.port]),

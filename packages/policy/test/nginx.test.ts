@@ -6,8 +6,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compileEnvoy, compileNginxHttp, validateModel } from '../src/index.ts';
-import type { EnvoyListener, ValidModel } from '../src/index.ts';
-import { referenceData, referenceModel } from './fixtures.ts';
+import type { BoundModel, EnvoyListener } from '../src/index.ts';
+import { example, referenceBound, referenceData } from './fixtures.ts';
 
 const opts = {
   listen: { address: '127.0.0.1', port: 8443 },
@@ -19,12 +19,12 @@ type Data = ReturnType<typeof referenceData>;
 type RouteData = Record<string, unknown>;
 
 /** The reference model with its routes changed by `edit`, validated. */
-function modelWith(edit: (routes: Record<string, RouteData>) => void): ValidModel {
+function modelWith(edit: (routes: Record<string, RouteData>) => void): BoundModel {
   const d: Data = referenceData();
   edit(d.routes as Record<string, RouteData>);
   const r = validateModel(d);
   if (!r.ok) throw new Error(JSON.stringify(r.errors));
-  return r.model;
+  return example(r.model);
 }
 
 /** The text of the `location <pattern> { ... }` block. */
@@ -35,7 +35,7 @@ function location(conf: string, pattern: string): string {
 }
 
 describe('nginx rate limits', () => {
-  const conf = compileNginxHttp(referenceModel(), opts);
+  const conf = compileNginxHttp(referenceBound(), opts);
 
   it("gives each route the model's rate in a zone of its own, answered with 429", () => {
     expect(conf).toContain('limit_req_status 429;');
@@ -156,7 +156,7 @@ function envoyDecisions(
 }
 
 /** The token bucket the orders-api sidecar has for `route`. */
-function sidecarBucket(model: ValidModel, route: string) {
+function sidecarBucket(model: BoundModel, route: string) {
   const { bootstrap } = compileEnvoy(model, {
     workload: 'orders-api',
     inbound: { http: 15080 },
@@ -180,7 +180,7 @@ function sidecarBucket(model: ValidModel, route: string) {
 }
 
 describe('the edge and the sidecar count alike', () => {
-  const base = referenceModel();
+  const base = referenceBound();
 
   it('admit and refuse the same arrivals for any rate and burst the model allows', () => {
     fc.assert(

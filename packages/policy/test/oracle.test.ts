@@ -19,9 +19,9 @@ import {
   spiffeId,
 } from '../src/index.ts';
 import type { JsonValue, Token } from '../src/index.ts';
-import { now, referenceModel } from './fixtures.ts';
+import { now, referenceBound } from './fixtures.ts';
 
-const model = referenceModel();
+const model = referenceBound();
 /** The reference model in the example plan of `policy render`, files under /srv. */
 const example = bindOrThrow(model, { kind: 'example', baseDir: '/srv' }, 'example plan');
 const issuer = 'https://localhost:8180/realms/trellis';

@@ -17,9 +17,9 @@ import {
   sloWindows,
   validateModel,
 } from '../src/index.ts';
-import type { AlertingRule, RecordingRule, RuleGroup, ValidModel } from '../src/index.ts';
+import type { AlertingRule, BoundModel, RecordingRule, RuleGroup } from '../src/index.ts';
 import { modelArb } from './arbitraries.ts';
-import { referenceData, referenceModel } from './fixtures.ts';
+import { example, referenceBound, referenceData } from './fixtures.ts';
 
 const metricName = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const labelName = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
@@ -29,10 +29,10 @@ const isAlert = (r: RecordingRule | AlertingRule): r is AlertingRule => 'alert' 
 const recordings = (g: RuleGroup) => g.rules.filter((r): r is RecordingRule => !isAlert(r));
 const alerts = (g: RuleGroup) => g.rules.filter(isAlert);
 
-function validModel(data: unknown): ValidModel {
+function validModel(data: unknown): BoundModel {
   const r = validateModel(data);
   if (!r.ok) throw new Error(JSON.stringify(r.errors));
-  return r.model;
+  return example(r.model);
 }
 
 /** Structural checks every compiled group must pass; returns nothing, throws via expect. */
@@ -77,7 +77,7 @@ describe('burn-rate tiers', () => {
 });
 
 describe('compileSloRules on the reference model', () => {
-  const file = compileSloRules(referenceModel());
+  const file = compileSloRules(referenceBound());
 
   it('gives each budgeted route one group that passes the structural checks', () => {
     expect(file.groups.map((g) => g.name)).toEqual([
@@ -200,7 +200,7 @@ describe('latency budgets and histogram buckets', () => {
 
 describe('compilePrometheusRules', () => {
   it('wraps each group in a PrometheusRule with Trellis labels', () => {
-    const model = referenceModel();
+    const model = referenceBound();
     const objects = compilePrometheusRules(model, {
       region: 'us',
       namespace: 'observability',

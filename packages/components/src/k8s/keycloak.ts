@@ -1,6 +1,6 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
-import type { KeycloakRealm } from '@trellis/policy';
+import type { Gateway, HttpRoute, KeycloakRealm } from '@trellis/policy';
 import { meshNamespace } from './common.ts';
 import { keycloakOperator } from './versions.ts';
 
@@ -164,4 +164,48 @@ export class Keycloak extends pulumi.ComponentResource {
     );
     this.registerOutputs({ issuer: this.issuer, jwksUri: this.jwksUri });
   }
+}
+
+/**
+ * The compiled edge plus the in-cluster Keycloak's public paths: one more HTTPS listener for the issuer
+ * host and an HTTPRoute for `/realms/` (discovery, JWKS, token and login endpoints) and `/resources/`
+ * (login page assets). The admin console (`/admin/`) is not routed. istiod fetches the JWKS and the API
+ * Gateway authorizer the discovery document from this host, so it must be served where they can reach it.
+ */
+export function withIssuerRoute(
+  gw: Gateway,
+  routes: readonly HttpRoute[],
+  hostname: string,
+): { gateway: Gateway; routes: HttpRoute[] } {
+  const first = gw.spec.listeners[0];
+  if (!first) throw new Error('the compiled Gateway has no listener');
+  const { namespace, labels } = gw.metadata;
+  const svc = keycloakService();
+  const gateway: Gateway = {
+    ...gw,
+    spec: {
+      ...gw.spec,
+      listeners: [...gw.spec.listeners, { ...first, name: 'https-issuer', hostname }],
+    },
+  };
+  const route: HttpRoute = {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name: 'keycloak', namespace, labels },
+    spec: {
+      parentRefs: [{ name: gw.metadata.name, namespace }],
+      hostnames: [hostname],
+      rules: [
+        {
+          matches: [
+            { path: { type: 'PathPrefix', value: '/realms/' }, method: 'GET' },
+            { path: { type: 'PathPrefix', value: '/realms/' }, method: 'POST' },
+            { path: { type: 'PathPrefix', value: '/resources/' }, method: 'GET' },
+          ],
+          backendRefs: [{ name: svc.name, namespace: svc.namespace, port: svc.port }],
+        },
+      ],
+    },
+  };
+  return { gateway, routes: [...routes, route] };
 }

@@ -2,7 +2,7 @@ import * as pulumi from '@pulumi/pulumi';
 import { labelKeys, systemNamespaces } from '@trellis/contracts';
 import { namespaceOf, spiffeId } from '@trellis/policy';
 import { splitHostPort } from '@trellis/service-platform/env';
-import type { Gateway, HttpRoute, ValidModel } from '@trellis/policy';
+import type { ValidModel } from '@trellis/policy';
 import { IntermediateCa } from '../pki/meshCa.ts';
 import type { CaMaterial } from '../pki/meshCa.ts';
 import { Cassandra } from './cassandra.ts';
@@ -15,7 +15,7 @@ import { NginxGateway } from './gateway.ts';
 import type { EdgeTlsIssuer, GatewayExposure } from './gateway.ts';
 import { Istio } from './istio.ts';
 import { StrimziKafka } from './kafka.ts';
-import { Keycloak, keycloakService } from './keycloak.ts';
+import { Keycloak, withIssuerRoute } from './keycloak.ts';
 import type { ExternalIdp, InClusterIdp } from './keycloak.ts';
 import { MeshPolicy } from './meshPolicy.ts';
 import { isServiceName, serviceEnvSchemas } from '../services.ts';
@@ -356,48 +356,4 @@ export class Platform extends pulumi.ComponentResource {
 /** Whether a workload calls a data store, and so needs a client certificate. */
 function callsData(calls: readonly string[]): boolean {
   return calls.includes('cassandra') || calls.includes('kafka');
-}
-
-/**
- * The compiled edge plus the in-cluster Keycloak's public paths: one more HTTPS listener for the issuer
- * host and an HTTPRoute for `/realms/` (discovery, JWKS, token and login endpoints) and `/resources/`
- * (login page assets). The admin console (`/admin/`) is not routed. istiod fetches the JWKS and the API
- * Gateway authorizer the discovery document from this host, so it must be served where they can reach it.
- */
-function withIssuerRoute(
-  gw: Gateway,
-  routes: readonly HttpRoute[],
-  hostname: string,
-): { gateway: Gateway; routes: HttpRoute[] } {
-  const first = gw.spec.listeners[0];
-  if (!first) throw new Error('the compiled Gateway has no listener');
-  const { namespace, labels } = gw.metadata;
-  const svc = keycloakService();
-  const gateway: Gateway = {
-    ...gw,
-    spec: {
-      ...gw.spec,
-      listeners: [...gw.spec.listeners, { ...first, name: 'https-issuer', hostname }],
-    },
-  };
-  const route: HttpRoute = {
-    apiVersion: 'gateway.networking.k8s.io/v1',
-    kind: 'HTTPRoute',
-    metadata: { name: 'keycloak', namespace, labels },
-    spec: {
-      parentRefs: [{ name: gw.metadata.name, namespace }],
-      hostnames: [hostname],
-      rules: [
-        {
-          matches: [
-            { path: { type: 'PathPrefix', value: '/realms/' }, method: 'GET' },
-            { path: { type: 'PathPrefix', value: '/realms/' }, method: 'POST' },
-            { path: { type: 'PathPrefix', value: '/resources/' }, method: 'GET' },
-          ],
-          backendRefs: [{ name: svc.name, namespace: svc.namespace, port: svc.port }],
-        },
-      ],
-    },
-  };
-  return { gateway, routes: [...routes, route] };
 }

@@ -5,7 +5,12 @@ import {
   type CassandraOptions,
   type CommitlogSync,
 } from '@trellis/local/harness';
-import { compileCassandra, dataServiceSpiffeId, type ValidModel } from '@trellis/policy';
+import {
+  compileCassandra,
+  dataServiceSpiffeId,
+  type BoundModel,
+  type ValidModel,
+} from '@trellis/policy';
 import type {
   AdminConnection,
   BootstrapInputs,
@@ -128,7 +133,7 @@ export interface ClientIdentity {
 /** Inputs of a {@link LocalCassandra}. */
 export interface LocalCassandraArgs {
   /** The policy model: keyspaces, roles, identities and grants come from `compileCassandra`. */
-  model: ValidModel;
+  model: BoundModel;
   /** Issues the node's certificate; its root is the trust bundle for clients and internode. */
   ca: LocalMeshCa;
   /** The node's directory: config, data, logs (a LocalProcess dir, purged on destroy). */

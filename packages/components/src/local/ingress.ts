@@ -1,6 +1,6 @@
 import * as pulumi from '@pulumi/pulumi';
 import { nginxLaunchSpec, testNginxConfig } from '@trellis/local/harness';
-import { compileNginxHttp, type ValidModel } from '@trellis/policy';
+import { compileNginxHttp, type BoundModel } from '@trellis/policy';
 import { join } from 'node:path';
 import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
 import { LocalProcess } from './process.ts';
@@ -50,7 +50,7 @@ class NginxReload extends pulumi.dynamic.Resource {
 /** Inputs of a {@link LocalIngress}. */
 export interface LocalIngressArgs {
   /** The policy model: hosts, paths and methods come from `compileNginxHttp`. */
-  model: ValidModel;
+  model: BoundModel;
   /** Issues the edge certificate (the same root users pass to curl with `--cacert`). */
   ca: LocalMeshCa;
   /** Directory of the edge certificate files. */

@@ -13,6 +13,7 @@ import {
   dataServiceSpiffeId,
   spiffeId,
   type KafkaAclBinding,
+  type BoundModel,
   type ValidModel,
 } from '@trellis/policy';
 import type { ClientIdentity } from './cassandra.ts';
@@ -160,7 +161,7 @@ export interface KafkaWorkloadListener {
 /** Inputs of a {@link LocalKafka}. */
 export interface LocalKafkaArgs {
   /** The policy model: topics and ACLs. */
-  model: ValidModel;
+  model: BoundModel;
   /** Issues the broker's certificate; its root is the trust bundle for every listener. */
   ca: LocalMeshCa;
   /** The broker's directory: config, data, logs (a LocalProcess dir, purged on destroy). */

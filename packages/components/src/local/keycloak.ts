@@ -1,7 +1,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import { isIP } from 'node:net';
 import { keycloakLaunchSpec, keycloakRealmFile } from '@trellis/local/harness';
-import { compileKeycloakRealm, type ValidModel } from '@trellis/policy';
+import { compileKeycloakRealm, type BoundModel } from '@trellis/policy';
 import type { KeycloakProbe, SecretInputs, SecretOutputs } from './keycloak-impl.ts';
 import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
 import { LocalProcess } from './process.ts';
@@ -58,7 +58,7 @@ export interface LocalKeycloakUser {
 /** Inputs of a {@link LocalKeycloak}. */
 export interface LocalKeycloakArgs {
   /** The policy model; the realm is `compileKeycloakRealm(model, { provider, ... })`. */
-  model: ValidModel;
+  model: BoundModel;
   /** The identity provider of the model this Keycloak implements. */
   provider: string;
   /** The server's directory (a LocalProcess dir: home, H2 database, realm file, log). */

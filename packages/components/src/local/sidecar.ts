@@ -2,7 +2,7 @@ import * as pulumi from '@pulumi/pulumi';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { identityHeaders, svidFiles } from '@trellis/contracts';
+import { identityHeaders, sidecarFiles, svidFiles } from '@trellis/contracts';
 import { envoyArgs, validateEnvoyConfig } from '@trellis/local/harness';
 import { envoy } from '@trellis/local/toolchain';
 import {
@@ -12,7 +12,7 @@ import {
   type EnvoyBootstrap,
   type EnvoyEndpoint,
   type EnvoyOptions,
-  type ValidModel,
+  type BoundModel,
 } from '@trellis/policy';
 import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
 import { LocalProcess } from './process.ts';
@@ -30,15 +30,12 @@ export type SidecarCompileOptions = Omit<EnvoyOptions, 'sds'> & {
   payloadHeader: string;
 };
 
-/** Relative to the sidecar's dir: the bootstrap, and the SDS files Envoy watches. */
-export const sidecarFiles = { bootstrap: 'envoy.json', sdsDir: 'sds' } as const;
-
 /**
  * The bootstrap and SDS files of one sidecar whose dir is `dir` and whose SVID is `svid`: the
  * `compileEnvoy` output. Pure; used for the real files and for validation.
  */
 export function sidecarArtefacts(
-  model: ValidModel,
+  model: BoundModel,
   o: SidecarCompileOptions,
   dir: string,
   svid: SvidFiles,
@@ -71,7 +68,7 @@ export function relativeSdsFiles(a: EnvoyArtefacts, dir: string): Record<string,
  * when Envoy accepts it, else Envoy's own message.
  */
 export async function validateSidecar(
-  model: ValidModel,
+  model: BoundModel,
   o: SidecarCompileOptions,
   transform: (b: EnvoyBootstrap) => EnvoyBootstrap = (b) => b,
 ): Promise<string | null> {
@@ -99,7 +96,7 @@ export async function validateSidecar(
 /** Inputs of a {@link LocalSidecar}. */
 export interface LocalSidecarArgs {
   /** The policy model: listeners, RBAC, jwt_authn and rate limits come from `compileEnvoy`. */
-  model: ValidModel;
+  model: BoundModel;
   /** The workload this sidecar fronts (a key of `model.workloads`). */
   workload: string;
   /** Issues the workload's SVID. */
@@ -120,7 +117,7 @@ export interface LocalSidecarArgs {
   jwks?: EnvoyOptions['jwks'];
   /**
    * Header carrying the verified JWT payload to the app.
-   * @default 'x-jwt-payload' (what the smoke services read; docs/services.md)
+   * @default identityHeaders.jwtPayload (what the smoke services read; docs/services.md)
    */
   payloadHeader?: string;
   /** Envoy worker threads. @default 1 */

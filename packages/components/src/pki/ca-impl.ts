@@ -46,18 +46,27 @@ function notAfter(certPem: string): string {
   return new Date(new X509Certificate(certPem).validTo).toISOString();
 }
 
-/** A new self-signed root CA (ECDSA P-256, key usages cert and CRL signing, path length 1). */
-export async function createRoot(i: RootInputs): Promise<RootOutputs> {
-  const ca = await CertificateAuthority.create({
-    commonName: i.commonName,
-    organization: i.organization,
-    organizationalUnit: i.organizationalUnit,
-    validDays: i.validityHours / 24,
-  });
+type CaName = Pick<RootInputs, 'commonName' | 'organization' | 'organizationalUnit'>;
+
+/** The distinguished name fields of a CA, as the inputs and outputs carry them. */
+function nameOf(i: CaName): CaName {
   return {
     commonName: i.commonName,
     organization: i.organization,
     organizationalUnit: i.organizationalUnit,
+  };
+}
+
+/** What the CA library takes for a new CA certificate: its name and validity in days. */
+function subjectOf(i: CaName & { validityHours: number }): CaName & { validDays: number } {
+  return { ...nameOf(i), validDays: i.validityHours / 24 };
+}
+
+/** A new self-signed root CA (ECDSA P-256, key usages cert and CRL signing, path length 1). */
+export async function createRoot(i: RootInputs): Promise<RootOutputs> {
+  const ca = await CertificateAuthority.create(subjectOf(i));
+  return {
+    ...nameOf(i),
     validityHours: i.validityHours,
     certPem: ca.certPem,
     keyPem: await ca.keyPem(),
@@ -73,16 +82,9 @@ export async function issueIntermediate(i: IntermediateInputs): Promise<Intermed
     keyPem: createPrivateKey(i.rootKeyPem).export({ type: 'pkcs8', format: 'pem' }).toString(),
     rootPem: i.rootCertPem,
   });
-  const inter = await root.intermediate({
-    commonName: i.commonName,
-    organization: i.organization,
-    organizationalUnit: i.organizationalUnit,
-    validDays: i.validityHours / 24,
-  });
+  const inter = await root.intermediate(subjectOf(i));
   return {
-    commonName: i.commonName,
-    organization: i.organization,
-    organizationalUnit: i.organizationalUnit,
+    ...nameOf(i),
     validityHours: i.validityHours,
     earlyRenewalHours: i.earlyRenewalHours,
     rootCertPem: i.rootCertPem,

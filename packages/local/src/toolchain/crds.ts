@@ -10,16 +10,7 @@
  * Installed once per version set into `<cache>/tools/crds/<version set>/` (atomic, like every tool).
  */
 import { createHash } from 'node:crypto';
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { installAtomically, isInstalled, toolDir } from './cache.ts';
 import { toolBase } from './check.ts';
@@ -31,217 +22,33 @@ import {
   standInCrd,
   type CrdKind,
   type CustomResourceDefinition,
-  type GroupVersionKind,
-  type StandInSpec,
 } from './crd-documents.ts';
-import { CommandError, FetchError } from './errors.ts';
-import { run } from './exec.ts';
-import { findGo, GO_PROXY, goEnv, type GoToolchain } from './go.ts';
-import { findJdk, findJdks, javaHome, JAVA_MINIMUM } from './java.ts';
-import { progress } from './log.ts';
 import {
-  coordinatesLabel,
-  downloadArtifact,
-  mavenRegistryName,
-  resolveClasspath,
-  type MavenCoordinates,
-} from './maven.ts';
+  CERT_MANAGER,
+  GATEWAY_API,
+  ISTIO_API,
+  ISTIO_BASE_CRD_FILE,
+  ISTIO_CHARTS,
+  PLATFORM_KINDS,
+  STAND_INS,
+  STRIMZI,
+  sourceLabel,
+  type ChartRole,
+  type CrdSourceId,
+  type GoModulePin,
+} from './crd-pins.ts';
+import {
+  copyTree,
+  generateStrimzi,
+  goModDownload,
+  renderCertManagerChartYaml,
+  yamlFiles,
+} from './crd-sources.ts';
+import { findGo, GO_PROXY } from './go.ts';
+import { progress } from './log.ts';
+import { coordinatesLabel, mavenRegistryName } from './maven.ts';
 import type { Tool, ToolCheck } from './spec.ts';
 import { stringify } from 'yaml';
-
-/** A Go module at one version. */
-export interface GoModulePin {
-  module: string;
-  version: string;
-}
-
-/**
- * Gateway API v1.4.1, standard channel: the version NGINX Gateway Fabric 2.4.0 (versions.ts) supports
- * (docs.nginx.com/nginx-gateway-fabric/overview/technical-specifications). Standard serves Gateway,
- * HTTPRoute and GatewayClass as v1 and ReferenceGrant as v1beta1, the versions gateway.ts creates.
- */
-export const GATEWAY_API = {
-  module: 'sigs.k8s.io/gateway-api',
-  version: 'v1.4.1',
-  dir: 'config/crd/standard',
-} as const;
-
-/**
- * Istio's CRDs as istio.io/api generates them. v1.30.8: the proxy refuses v1.30.5 (the chart pin in
- * versions.ts); a patch release of the same minor serves the same API versions.
- */
-export const ISTIO_API = {
-  module: 'istio.io/api',
-  version: 'v1.30.8',
-  file: 'kubernetes/customresourcedefinitions.gen.yaml',
-} as const;
-
-/**
- * Istio's Helm charts from istio.io/istio `manifests/charts`. Istio tags releases without a `v`, so the Go
- * proxy serves istio.io/istio only as pseudo-versions, and here only this one (main, 2026-08-27, which
- * requires istio.io/api v1.31.0-rc): the charts are one minor ahead of the 1.30 pin, with Istio's
- * placeholder chart version 1.0.0 and test image tags. Keys are the roles of `charts` in versions.ts.
- */
-export const ISTIO_CHARTS = {
-  module: 'istio.io/istio',
-  version: 'v0.0.0-20260827124520-eed52ebb66ad',
-  charts: {
-    istioBase: 'manifests/charts/base',
-    istiod: 'manifests/charts/istio-control/istio-discovery',
-    istioCni: 'manifests/charts/istio-cni',
-    ztunnel: 'manifests/charts/ztunnel',
-  },
-} as const;
-
-/** Where Istio's base chart keeps the CRDs it templates. */
-export const ISTIO_BASE_CRD_FILE = 'files/crd-all.gen.yaml';
-
-/** cert-manager v1.19.1 (the chart pin in versions.ts): `deploy/crds` and the chart in `deploy/charts`. */
-export const CERT_MANAGER = {
-  module: 'github.com/cert-manager/cert-manager',
-  version: 'v1.19.1',
-  crds: 'deploy/crds',
-  chart: 'deploy/charts/cert-manager',
-} as const;
-
-/** One run of Strimzi's CRD generator: its flags and the classes it turns into CRD files. */
-export interface StrimziRun {
-  /** `--api-versions`. */
-  apiVersions: string;
-  /** `--storage-version`. */
-  storageVersion: string;
-  /** `--describe-api-versions`, when the POM sets it (the Kafka CRD is too big with descriptions). */
-  describeApiVersions?: string;
-  /** Model class → output file name (the names of Strimzi's packaging/install/cluster-operator). */
-  classes: Readonly<Record<string, string>>;
-}
-
-/**
- * Strimzi 0.50.1 (versions.ts). Its `io.strimzi:api` classes carry Strimzi's own `@Crd` annotations and no
- * fabric8 `@Group`/`@Version`, so fabric8's crd-generator cannot read them; Strimzi's generator can. The
- * generator of the same version is not on Maven Central; 1.2.0 is (a shaded jar, Java 21 bytecode), and
- * reads the 0.50.1 annotations. The runs repeat the exec-maven-plugin executions of api-0.50.1.pom
- * (generate-crd-co-install-v1, -v1-no-desc, -v1-eo) for the kinds the platform creates.
- */
-export const STRIMZI = {
-  api: { groupId: 'io.strimzi', artifactId: 'api', version: '0.50.1' },
-  generator: { groupId: 'io.strimzi', artifactId: 'crd-generator', version: '1.2.0' },
-  generatorMain: 'io.strimzi.crdgenerator.CrdGenerator',
-  /** Class file version 65 in the generator jar. */
-  javaMinimum: 21,
-  labels: ['app:strimzi', 'strimzi.io/crd-install:true'],
-  runs: [
-    {
-      apiVersions: 'v1beta2,v1',
-      storageVersion: 'v1beta2',
-      classes: {
-        'io.strimzi.api.kafka.model.nodepool.KafkaNodePool': '045-Crd-kafkanodepool.yaml',
-      },
-    },
-    {
-      apiVersions: 'v1beta2,v1',
-      storageVersion: 'v1beta2',
-      describeApiVersions: 'v1alpha1',
-      classes: { 'io.strimzi.api.kafka.model.kafka.Kafka': '040-Crd-kafka.yaml' },
-    },
-    {
-      apiVersions: 'v1alpha1,v1beta1,v1beta2,v1',
-      storageVersion: 'v1beta2',
-      classes: {
-        'io.strimzi.api.kafka.model.topic.KafkaTopic': '043-Crd-kafkatopic.yaml',
-        'io.strimzi.api.kafka.model.user.KafkaUser': '044-Crd-kafkauser.yaml',
-      },
-    },
-  ] as readonly StrimziRun[],
-} as const;
-
-/**
- * Kinds the platform creates whose CRDs no reachable registry serves: K8ssandra (neither
- * github.com/k8ssandra/k8ssandra-operator nor cass-operator on the Go proxy, nothing on Maven Central) and
- * the Keycloak operator (org.keycloak:keycloak-operator is not on Maven Central; the manifests are only in
- * keycloak/keycloak-k8s-resources). NGINX Gateway Fabric's own kinds are created by its chart only, which is
- * an OCI chart on ghcr.io, so the platform needs none of them.
- */
-export const STAND_INS: readonly StandInSpec[] = [
-  {
-    group: 'k8ssandra.io',
-    kind: 'K8ssandraCluster',
-    versions: ['v1alpha1'],
-    upstream: 'k8ssandra-operator 1.32.2',
-    reason: 'served by no registry reachable here (not on the Go module proxy)',
-  },
-  {
-    group: 'k8s.keycloak.org',
-    kind: 'Keycloak',
-    versions: ['v2alpha1'],
-    upstream: 'keycloak/keycloak-k8s-resources 26.2.0',
-    reason: 'served by no registry reachable here (no keycloak-operator on Maven Central)',
-  },
-  {
-    group: 'k8s.keycloak.org',
-    kind: 'KeycloakRealmImport',
-    versions: ['v2alpha1'],
-    upstream: 'keycloak/keycloak-k8s-resources 26.2.0',
-    reason: 'served by no registry reachable here (no keycloak-operator on Maven Central)',
-  },
-];
-
-/** The chart roles (the keys of `charts` in packages/components/src/k8s/versions.ts) this set provides. */
-export type ChartRole = keyof typeof ISTIO_CHARTS.charts | 'certManager';
-
-/**
- * Kinds the platform creates, by source: an install fails when upstream stops serving one, and the
- * components' test checks every kind they use is listed here.
- */
-export const PLATFORM_KINDS: Readonly<Record<CrdSourceId, readonly GroupVersionKind[]>> = {
-  'gateway-api': [
-    { group: 'gateway.networking.k8s.io', version: 'v1', kind: 'GatewayClass' },
-    { group: 'gateway.networking.k8s.io', version: 'v1', kind: 'Gateway' },
-    { group: 'gateway.networking.k8s.io', version: 'v1', kind: 'HTTPRoute' },
-    { group: 'gateway.networking.k8s.io', version: 'v1beta1', kind: 'ReferenceGrant' },
-  ],
-  istio: [
-    { group: 'security.istio.io', version: 'v1', kind: 'PeerAuthentication' },
-    { group: 'security.istio.io', version: 'v1', kind: 'RequestAuthentication' },
-    { group: 'security.istio.io', version: 'v1', kind: 'AuthorizationPolicy' },
-  ],
-  'cert-manager': [
-    { group: 'cert-manager.io', version: 'v1', kind: 'Certificate' },
-    { group: 'cert-manager.io', version: 'v1', kind: 'Issuer' },
-    { group: 'cert-manager.io', version: 'v1', kind: 'ClusterIssuer' },
-  ],
-  strimzi: [
-    { group: 'kafka.strimzi.io', version: 'v1', kind: 'Kafka' },
-    { group: 'kafka.strimzi.io', version: 'v1', kind: 'KafkaNodePool' },
-    { group: 'kafka.strimzi.io', version: 'v1', kind: 'KafkaTopic' },
-    { group: 'kafka.strimzi.io', version: 'v1', kind: 'KafkaUser' },
-  ],
-  'stand-ins': STAND_INS.flatMap((s) =>
-    s.versions.map((version) => ({ group: s.group, version, kind: s.kind })),
-  ),
-};
-
-/** The sources of a CRD set, one directory each under `crds/`. */
-export type CrdSourceId = 'gateway-api' | 'istio' | 'cert-manager' | 'strimzi' | 'stand-ins';
-
-/** How the manifest names each source: registry, artefact and version. */
-export function sourceLabel(id: CrdSourceId): string {
-  switch (id) {
-    case 'gateway-api':
-      return `Go module ${GATEWAY_API.module}@${GATEWAY_API.version} (${GATEWAY_API.dir})`;
-    case 'istio':
-      return `Go module ${ISTIO_API.module}@${ISTIO_API.version} (${ISTIO_API.file})`;
-    case 'cert-manager':
-      return `Go module ${CERT_MANAGER.module}@${CERT_MANAGER.version} (${CERT_MANAGER.crds})`;
-    case 'strimzi':
-      return (
-        `Maven Central ${coordinatesLabel(STRIMZI.api)}, generated by ` +
-        `${coordinatesLabel(STRIMZI.generator)}`
-      );
-    case 'stand-ins':
-      return 'stand-in (no schema)';
-  }
-}
 
 /** Everything that decides the contents of a CRD set: its hash names the install. */
 function versionSetSpec(): unknown {
@@ -294,152 +101,6 @@ export interface CrdSet {
   manifest: CrdKind[];
   /** Chart directories by role (helm.v3.Release `chart` accepts a local path). */
   charts: Record<ChartRole, string>;
-}
-
-/**
- * `go mod download -json <module>@<version>` into the Go module cache; returns the module's directory there.
- * A version the proxy refuses becomes a FetchError naming the module and the Go module proxy.
- */
-export async function goModDownload(
-  pin: GoModulePin,
-  opts: { go: GoToolchain; cwd: string },
-): Promise<string> {
-  const ref = `${pin.module}@${pin.version}`;
-  let out: string;
-  try {
-    out = await run(opts.go.bin, ['mod', 'download', '-json', ref], {
-      what: `go mod download ${ref}`,
-      cwd: opts.cwd,
-      env: goEnv({ GOFLAGS: '-mod=mod' }),
-      timeoutMs: 900_000,
-    });
-  } catch (err) {
-    if (err instanceof CommandError) {
-      const reason = parseGoDownload(err.output).error;
-      if (reason) throw new FetchError(`Go module ${ref}`, GO_PROXY, reason);
-    }
-    throw err;
-  }
-  const { dir, error } = parseGoDownload(out);
-  if (error) throw new FetchError(`Go module ${ref}`, GO_PROXY, error);
-  if (!dir || !existsSync(dir))
-    throw new Error(`go mod download ${ref} reported no module directory: ${out.slice(0, 300)}`);
-  return dir;
-}
-
-/** `Dir` and `Error` of `go mod download -json` output (a JSON object, possibly after other lines). */
-export function parseGoDownload(output: string): { dir?: string; error?: string } {
-  const start = output.indexOf('{');
-  const end = output.lastIndexOf('}');
-  if (start < 0 || end < start) return {};
-  try {
-    const j = JSON.parse(output.slice(start, end + 1)) as { Dir?: unknown; Error?: unknown };
-    return {
-      ...(typeof j.Dir === 'string' ? { dir: j.Dir } : {}),
-      ...(typeof j.Error === 'string' ? { error: j.Error.split('\n')[0] } : {}),
-    };
-  } catch {
-    return {};
-  }
-}
-
-/**
- * Copy a tree out of the module cache into writable files and folders (the module cache is read-only, and
- * a copy that kept its modes could not be removed by a later install).
- */
-function copyTree(from: string, to: string): void {
-  mkdirSync(to, { recursive: true });
-  for (const e of readdirSync(from, { withFileTypes: true })) {
-    const src = join(from, e.name);
-    const dst = join(to, e.name);
-    if (e.isDirectory()) copyTree(src, dst);
-    else if (e.isFile()) {
-      copyFileSync(src, dst);
-      chmodSync(dst, 0o644);
-    }
-  }
-}
-
-/** The `.yaml` files of a directory, sorted. */
-function yamlFiles(dir: string): string[] {
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')
-    .sort();
-}
-
-/**
- * cert-manager's chart has `Chart.template.yaml`, which its release tool turns into `Chart.yaml` with the
- * version. Do the same, and fail on any placeholder left, so a changed template is noticed.
- */
-export function renderCertManagerChartYaml(template: string, version: string): string {
-  const out = template
-    .replace(/^version: v0\.0\.0$/m, `version: ${version}`)
-    .replace(/^appVersion: v0\.0\.0$/m, `appVersion: ${version}`)
-    .replace('{{IS_PRERELEASE}}', 'false');
-  if (!out.includes(`\nversion: ${version}\n`) || !out.includes(`\nappVersion: ${version}`))
-    throw new Error(
-      `cert-manager Chart.template.yaml: no "version: v0.0.0" / "appVersion: v0.0.0" line to stamp`,
-    );
-  const left = /\{\{[A-Z_]+\}\}/.exec(out);
-  if (left) throw new Error(`cert-manager Chart.template.yaml: placeholder ${left[0]} not filled`);
-  return out;
-}
-
-/** The `java` of a JDK that runs Strimzi's generator, or an error naming what was found. */
-function generatorJava(): string {
-  const jdk = findJdk(STRIMZI.javaMinimum);
-  if (jdk) return join(jdk.home, 'bin', 'java');
-  const found = findJdks().map((j) => `${j.version} at ${j.home}`);
-  throw new Error(
-    `${coordinatesLabel(STRIMZI.generator)} needs a JDK ≥ ${STRIMZI.javaMinimum} to generate the Strimzi CRDs ` +
-      `(found: ${found.join(', ') || 'none'}); install one or set TRELLIS_JAVA_HOME to it`,
-  );
-}
-
-/** The arguments of one generator run, writing into `outDir` (as api-0.50.1.pom's exec executions). */
-export function strimziGeneratorArgs(r: StrimziRun, classpath: string, outDir: string): string[] {
-  return [
-    '-cp',
-    classpath,
-    STRIMZI.generatorMain,
-    ...STRIMZI.labels.flatMap((l) => ['--label', l]),
-    '--target-kube',
-    '1.16+',
-    '--crd-api-version',
-    'v1',
-    '--api-versions',
-    r.apiVersions,
-    ...(r.describeApiVersions ? ['--describe-api-versions', r.describeApiVersions] : []),
-    '--storage-version',
-    r.storageVersion,
-    '--yaml',
-    ...Object.entries(r.classes).map(([cls, file]) => `${cls}=${join(outDir, file)}`),
-  ];
-}
-
-async function generateStrimzi(into: string, work: string): Promise<void> {
-  const java = generatorJava();
-  const lib = join(work, 'lib');
-  await resolveClasspath({
-    name: 'strimzi-api',
-    artifacts: [STRIMZI.api as MavenCoordinates],
-    into: lib,
-    javaHome: javaHome(JAVA_MINIMUM),
-  });
-  const generator = join(work, `crd-generator-${STRIMZI.generator.version}.jar`);
-  await downloadArtifact(STRIMZI.generator as MavenCoordinates, generator);
-  // The api's own dependencies come first, so the fabric8 model its classes were built against wins over
-  // any copy inside the shaded generator.
-  const classpath = `${join(lib, '*')}:${generator}`;
-  mkdirSync(into, { recursive: true });
-  for (const r of STRIMZI.runs) {
-    const kinds = Object.keys(r.classes).map((c) => c.slice(c.lastIndexOf('.') + 1));
-    progress(`  generating Strimzi CRDs ${kinds.join(', ')}`);
-    await run(java, strimziGeneratorArgs(r, classpath, into), {
-      what: `${coordinatesLabel(STRIMZI.generator)} on ${coordinatesLabel(STRIMZI.api)} (${kinds.join(', ')})`,
-      timeoutMs: 300_000,
-    });
-  }
 }
 
 /** Parse every file of every source of an installed set (relative to `dir`). */

@@ -39,9 +39,8 @@ export {
 };
 export type { PrometheusLayout };
 export { crds };
+export { crdSet, loadCrdSet } from './crds.ts';
 export {
-  crdSet,
-  loadCrdSet,
   CERT_MANAGER,
   GATEWAY_API,
   ISTIO_API,
@@ -49,8 +48,9 @@ export {
   PLATFORM_KINDS,
   STAND_INS,
   STRIMZI,
-} from './crds.ts';
-export type { ChartRole, CrdSet } from './crds.ts';
+} from './crd-pins.ts';
+export type { CrdSet } from './crds.ts';
+export type { ChartRole } from './crd-pins.ts';
 export { formatManifest, missingKinds, splitApiVersion } from './crd-documents.ts';
 export type { CrdKind, CustomResourceDefinition, GroupVersionKind } from './crd-documents.ts';
 export { etcd, etcdBinary, kubernetes, kubeBinary, KUBE_BINARIES, kwok, kwokBinary, kwokStagesDir };

@@ -1,4 +1,5 @@
 /** A workload's `EnvoyOptions`, read off a bound model: the one place they are assembled. */
+import { sidecarFiles } from '@trellis/contracts';
 import type { EnvoyOptions } from '../compile/envoy.ts';
 import { dataServices, own } from '../identity.ts';
 import type { DataService } from '../identity.ts';
@@ -9,7 +10,7 @@ const loopback = '127.0.0.1';
 /**
  * The options `compileEnvoy` needs for `workload`'s sidecar in the environment `model` is bound to:
  * inbound ports, app endpoints, one upstream per `calls` entry, the admin port, the SVID files and
- * their SDS directory (`<proxyDir>/sds`), and the JWKS endpoints the environment serves. Throws,
+ * their SDS directory (`<proxyDir>/` + `sidecarFiles.sdsDir`), and the JWKS endpoints the environment serves. Throws,
  * naming the workload, where the environment runs no Envoy of ours (Kubernetes: Istio's).
  */
 export function envoyOptions(model: BoundModel, workload: string): EnvoyOptions {
@@ -40,7 +41,7 @@ export function envoyOptions(model: BoundModel, workload: string): EnvoyOptions 
     outbound: outboundOf(model, workload),
     ...(b.admin ? { adminPort: b.admin.port } : {}),
     sds: {
-      dir: `${b.proxyDir}/sds`,
+      dir: `${b.proxyDir}/${sidecarFiles.sdsDir}`,
       certChain: b.svid.cert,
       privateKey: b.svid.key,
       trustBundle: b.svid.bundle,

@@ -11,7 +11,7 @@
  */
 import { spiffeId } from '../identity.ts';
 import type { CassandraPermission } from '../schema.ts';
-import type { ValidModel } from '../validate.ts';
+import type { BoundModel } from '../bind/types.ts';
 
 /** One statement with what it means. */
 export type CassandraStatement =
@@ -53,7 +53,7 @@ export function cassandraRole(workload: string): string {
 
 /** Compiles the model's Cassandra grants to CQL. */
 export function compileCassandra(
-  model: ValidModel,
+  model: BoundModel,
   opts: CassandraOptions = {},
 ): CassandraArtefacts {
   const statements: CassandraStatement[] = [];

@@ -16,7 +16,7 @@
  * SDS from files https://www.envoyproxy.io/docs/envoy/latest/configuration/security/secret.
  */
 import { own } from '../identity.ts';
-import type { ValidModel } from '../validate.ts';
+import type { BoundModel } from '../bind/types.ts';
 import type { EnvoyBootstrap, SdsFile } from './envoy-types.ts';
 import { checkPayloadHeader } from './envoy/identity-headers.ts';
 import { inboundListener, outboundListeners, sidecar } from './envoy/listeners.ts';
@@ -83,7 +83,7 @@ export interface EnvoyArtefacts {
 }
 
 /** Compiles the Envoy bootstrap of one workload's sidecar, and its SDS files. */
-export function compileEnvoy(model: ValidModel, o: EnvoyOptions): EnvoyArtefacts {
+export function compileEnvoy(model: BoundModel, o: EnvoyOptions): EnvoyArtefacts {
   const w = own(model.workloads, o.workload);
   if (!w) throw new Error(`compileEnvoy: no workload '${o.workload}' in the model`);
   checkPayloadHeader(o);

@@ -6,7 +6,7 @@
  */
 import { own } from '../identity.ts';
 import type { HttpMethod } from '../schema.ts';
-import type { ValidModel } from '../validate.ts';
+import type { BoundModel } from '../bind/types.ts';
 import { checkRegion, meta, templateSegments, withNamespace } from './common.ts';
 import type { ObjectMeta } from './common.ts';
 import { namespaceOf } from '../identity.ts';
@@ -75,7 +75,7 @@ export function gatewayPath(template: string): HttpRouteMatch['path'] {
 
 /** Compiles the edge routes to a Gateway and HTTPRoutes. */
 export function compileGatewayApi(
-  input: ValidModel,
+  input: BoundModel,
   opts: GatewayOptions = {},
 ): (Gateway | HttpRoute)[] {
   checkRegion(input, opts.region);

@@ -10,6 +10,7 @@ import { identityHeaders, labelKeys, systemNamespaces } from '@trellis/contracts
 import { own } from '../identity.ts';
 import { callersOf, namespaceOf, routesOf, spiffeId } from '../identity.ts';
 import type { Route, Workload } from '../schema.ts';
+import type { BoundModel } from '../bind/types.ts';
 import type { ValidModel } from '../validate.ts';
 import { checkRegion, meta, templateSegments, withNamespace } from './common.ts';
 import type { ObjectMeta } from './common.ts';
@@ -277,7 +278,7 @@ function workloadPolicies(c: IstioCtx, name: string, w: Workload): IstioResource
 }
 
 /** Compiles the model to Istio security objects. Default deny is always emitted. */
-export function compileIstio(input: ValidModel, opts: IstioOptions = {}): IstioResource[] {
+export function compileIstio(input: BoundModel, opts: IstioOptions = {}): IstioResource[] {
   checkRegion(input, opts.region);
   const model = withNamespace(input, opts.namespace);
   const root = opts.rootNamespace ?? defaults.rootNamespace;

@@ -6,6 +6,7 @@
  * https://grafana.com/docs/k6/latest/using-k6/thresholds/
  */
 import type { EnvironmentBudgets, RouteBudget } from '../schema.ts';
+import type { BoundModel } from '../bind/types.ts';
 import type { ValidModel } from '../validate.ts';
 
 /**
@@ -149,7 +150,7 @@ function environmentOf(model: ValidModel, name: string): EnvironmentBudgets {
  * route or the mesh it does not name keeps its production budget). Throws when the environment is
  * not declared.
  */
-export function compileK6Thresholds(model: ValidModel, o: K6Options = {}): K6Thresholds {
+export function compileK6Thresholds(model: BoundModel, o: K6Options = {}): K6Thresholds {
   const env = o.environment !== undefined ? environmentOf(model, o.environment) : undefined;
   const thresholds: K6Threshold[] = [];
   const routes: K6RouteTarget[] = [];

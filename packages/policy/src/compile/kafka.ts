@@ -7,7 +7,7 @@
  * https://kafka.apache.org/documentation/#operations_resources_and_protocols
  */
 import type { KafkaOperation, KafkaResourceType } from '../request.ts';
-import type { ValidModel } from '../validate.ts';
+import type { BoundModel } from '../bind/types.ts';
 
 /** One ACL binding, as Kafka's Admin API (`AclBinding`) and `kafka-acls.sh` express it. */
 export interface KafkaAclBinding {
@@ -34,7 +34,7 @@ export interface KafkaAclOptions {
 export const kafkaPrincipalMappingRules = 'RULE:^CN=([^,]+).*$/$1/,DEFAULT';
 
 /** Compiles the model's topics to ACL bindings, sorted and without duplicates. */
-export function compileKafkaAcls(model: ValidModel, opts: KafkaAclOptions = {}): KafkaAclBinding[] {
+export function compileKafkaAcls(model: BoundModel, opts: KafkaAclOptions = {}): KafkaAclBinding[] {
   const principal = opts.principal ?? ((w: string) => `User:${w}`);
   const out = new Map<string, KafkaAclBinding>();
   const add = (b: KafkaAclBinding) => out.set(JSON.stringify(b), b);

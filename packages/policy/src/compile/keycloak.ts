@@ -14,6 +14,7 @@
  */
 import { own } from '../identity.ts';
 import type { Agent, IdentityProvider } from '../schema.ts';
+import type { BoundModel } from '../bind/types.ts';
 import type { ValidModel } from '../validate.ts';
 
 /** `ProtocolMapperRepresentation`. */
@@ -349,7 +350,7 @@ function users(r: RealmOf, opts: KeycloakOptions): KeycloakUser[] {
 }
 
 /** Compiles the realm for one identity provider of the model. */
-export function compileKeycloakRealm(model: ValidModel, opts: KeycloakOptions = {}): KeycloakRealm {
+export function compileKeycloakRealm(model: BoundModel, opts: KeycloakOptions = {}): KeycloakRealm {
   const r = realmOf(model, opts);
   const scopes = clientScopes(r);
   const mappings = scopeMappings(r);

@@ -9,6 +9,7 @@
  * Works with nginx ≥ 1.22 (no `http2 on`, which needs 1.25.1; `$limit_req_status` needs 1.17.6).
  */
 import type { Route } from '../schema.ts';
+import type { BoundModel } from '../bind/types.ts';
 import type { ValidModel } from '../validate.ts';
 import { templateSegments } from './common.ts';
 
@@ -195,7 +196,7 @@ function servers(model: ValidModel, o: NginxHttpOptions, limits: Map<string, Edg
  * The body of the `http {}` block: log format, body limit, rate limits, upstream, proxy headers and
  * one TLS server per host (plus a default server). For a harness that writes the main context itself.
  */
-export function compileNginxHttp(model: ValidModel, o: NginxHttpOptions): string {
+export function compileNginxHttp(model: BoundModel, o: NginxHttpOptions): string {
   const limits = edgeLimits(model);
   return `server_tokens off;
 log_format trellis escape=json '{"time":"$time_iso8601","request_id":"$request_id","client":"$remote_addr","host":"$host","method":"$request_method","uri":"$request_uri","status":$status,"limit_req":"$limit_req_status","bytes":$body_bytes_sent,"duration_s":$request_time}';
@@ -224,7 +225,7 @@ ${servers(model, o, limits).join('\n\n')}
 }
 
 /** A complete `nginx.conf` (main context around `compileNginxHttp`), ready for `nginx -t -c`. */
-export function compileNginx(model: ValidModel, o: NginxOptions): string {
+export function compileNginx(model: BoundModel, o: NginxOptions): string {
   const tmp = (n: string) => `${o.runDir}/${n}`;
   const http = compileNginxHttp(model, o)
     .split('\n')

@@ -25,6 +25,7 @@
 import { formatPath } from '../errors.ts';
 import type { PolicyError } from '../errors.ts';
 import type { Route } from '../schema.ts';
+import type { BoundModel } from '../bind/types.ts';
 import type { ValidModel } from '../validate.ts';
 import { checkRegion, meta } from './common.ts';
 import type { ObjectMeta } from './common.ts';
@@ -314,7 +315,7 @@ function source(model: ValidModel, opts: SloOptions): SloMetricSource {
  * A Prometheus rule file with one group per route that has a budget. Throws {@link SloBudgetError},
  * naming each `routes.<name>.budget.p99Ms` that is not a bucket boundary.
  */
-export function compileSloRules(model: ValidModel, opts: SloOptions = {}): PrometheusRuleFile {
+export function compileSloRules(model: BoundModel, opts: SloOptions = {}): PrometheusRuleFile {
   const m = source(model, opts);
   const groups: RuleGroup[] = [];
   for (const [name, r] of Object.entries(model.routes))
@@ -324,7 +325,7 @@ export function compileSloRules(model: ValidModel, opts: SloOptions = {}): Prome
 
 /** The same rules as PrometheusRule objects, one per budgeted route, for the k8s stack. */
 export function compilePrometheusRules(
-  model: ValidModel,
+  model: BoundModel,
   opts: PrometheusRuleOptions = {},
 ): PrometheusRule[] {
   checkRegion(model, opts.region);
