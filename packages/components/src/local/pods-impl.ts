@@ -5,7 +5,14 @@
  */
 import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { cleanupStale, createPods, podLeftovers, teardownPods } from '@trellis/local/pods';
+import {
+  bridgeNetns,
+  cleanupStale,
+  createPods,
+  podLeftovers,
+  podNetns,
+  teardownPods,
+} from '@trellis/local/pods';
 import type { PodLaunch, PodSubnet } from '@trellis/local/pods';
 import { cacheRoot } from '@trellis/local/toolchain';
 
@@ -42,11 +49,13 @@ export function toolchainReveal(root = cacheRoot()): string[] {
   return [];
 }
 
-/** Create (or reconcile) the stack's pods; a crash's leftovers are removed first. */
-export async function ensurePods(i: PodsInputs): Promise<PodsOutputs> {
-  const stale = await podLeftovers(i.stack);
-  // Processes of a crashed run still hold the namespaces: nothing alive may survive into this run.
-  if (stale.pids.length > 0) await cleanupStale(i.stack);
+/**
+ * Create (or reconcile) the stack's pods. On `create` (`fresh`), whatever a crashed run left is
+ * removed first, its processes included: nothing of it may survive into this run. An update keeps
+ * the running pods' processes (createPods reconciles in place).
+ */
+export async function ensurePods(i: PodsInputs, fresh = false): Promise<PodsOutputs> {
+  if (fresh) await cleanupStale(i.stack);
   const made = await createPods({
     stack: i.stack,
     subnet: i.subnet,
@@ -61,6 +70,15 @@ export async function ensurePods(i: PodsInputs): Promise<PodsOutputs> {
       launch: { ...p.launch, ...(reveal.length > 0 ? { reveal } : {}) },
     };
   return { ...i, hostAddress: i.subnet.hostAddress, members };
+}
+
+/** True when every pod of `o` and the stack's bridge namespace exist. */
+export async function podsPresent(o: PodsInputs): Promise<boolean> {
+  const found = new Set((await podLeftovers(o.stack)).netns);
+  return (
+    found.has(bridgeNetns(o.stack)) &&
+    Object.keys(o.pods).every((p) => found.has(podNetns(o.stack, p)))
+  );
 }
 
 /** Remove every namespace, link, user and process of the stack's pods. */

@@ -20,7 +20,7 @@ const provider: pulumi.dynamic.ResourceProvider = {
   },
   async create(inputs: PodsInputs) {
     const impl = (await import(IMPL)) as Impl;
-    return { id: inputs.stack, outs: await impl.ensurePods(inputs) };
+    return { id: inputs.stack, outs: await impl.ensurePods(inputs, true) };
   },
   async update(_id: string, _olds: PodsOutputs, news: PodsInputs) {
     const impl = (await import(IMPL)) as Impl;
@@ -28,8 +28,9 @@ const provider: pulumi.dynamic.ResourceProvider = {
   },
   async read(id: string, props: PodsOutputs) {
     const impl = (await import(IMPL)) as Impl;
-    // Re-created when gone (a reboot empties /run/netns): reconciling is idempotent.
-    return { id, props: await impl.ensurePods(props) };
+    // An empty id tells the engine the pods are gone (a reboot empties /run/netns): `refresh` drops
+    // them and the next `up` makes them again.
+    return (await impl.podsPresent(props)) ? { id, props } : { id: '', props: {} };
   },
   async delete(_id: string, props: PodsOutputs) {
     const impl = (await import(IMPL)) as Impl;
