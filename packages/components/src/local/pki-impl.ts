@@ -111,7 +111,8 @@ export function certInputsDigest(i: CertInputs): string {
     i.issuerCertPem,
     i.rootCertPem,
     i.dir,
-    i.owner ?? null,
+    // Only when set, so that certificates without an owner keep their digest (no re-issue).
+    ...(i.owner !== undefined ? [i.owner] : []),
   ]);
 }
 

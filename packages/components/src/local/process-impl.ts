@@ -74,7 +74,8 @@ export function digestOf(i: ProcessInputs): string {
       Object.entries(i.env).sort(),
       Object.entries(i.files).sort(),
       i.dir,
-      i.pod ?? null,
+      // Only when set, so that a stack without pods keeps its digests (no restart on upgrade).
+      ...(i.pod !== undefined ? [i.pod] : []),
     ]),
   );
   return h.digest('hex');
