@@ -19,6 +19,11 @@ const schema = z.strictObject({
     .default(24),
   /** Bump to re-issue every workload certificate now. */
   rotation: z.coerce.number().int().min(0).default(0),
+  /** Run the pod workloads in pods (ADR 0012; needs root). Off until every workload is a pod. */
+  pods: z
+    .enum(['true', 'false'], { message: 'must be true or false' })
+    .default('false')
+    .transform((v) => v === 'true'),
 });
 
 /** The validated configuration of a local stack, with the parsed model (as written). */
@@ -29,6 +34,8 @@ export interface LocalConfig {
   basePort: number;
   certValidHours: number;
   rotation: number;
+  /** Whether `podWorkloads` run as pods (`trellis-local:pods`). @default false */
+  pods: boolean;
   model: ValidModel;
   modelPath: string;
   /** `<repo>/.trellis/<stack>`: everything this stack writes. */
@@ -62,6 +69,7 @@ export function loadConfig(): LocalConfig {
     basePort: c.basePort,
     certValidHours: c.certValidHours,
     rotation: c.rotation,
+    pods: c.pods,
     model,
     modelPath,
     stackDir: resolve(repoRoot, '.trellis', stack),

@@ -19,6 +19,7 @@ const ctx = localContext({
   basePort: cfg.basePort,
   certValidHours: cfg.certValidHours,
   rotation: cfg.rotation,
+  pods: cfg.pods,
 });
 const ca = ctx.ca;
 

@@ -1,10 +1,13 @@
 import { LocalMeshCa } from '@trellis/components/local/pki';
+import { LocalPods } from '@trellis/components/local/pods';
+import { podAddress, stackSubnet, type PodSubnet } from '@trellis/local/pods';
 import {
   bindOrThrow,
   localPaths,
   localPortsAt,
   type BoundModel,
   type LocalEnvironment,
+  type LocalPods as LocalPodsEnv,
   type LocalPortName,
   type ValidModel,
 } from '@trellis/policy';
@@ -29,6 +32,40 @@ export interface StackContext {
   ca: LocalMeshCa;
   certValidHours: number;
   rotation: number;
+  /** The stack's pods, when `pods` is on: the resource every pod process depends on. */
+  pods?: StackPods;
+}
+
+/** The stack's pods: where they are (as bound) and the resource that makes them. */
+export interface StackPods {
+  subnet: PodSubnet;
+  /** Pod (workload) name → slot. */
+  slots: Record<string, number>;
+  resource: LocalPods;
+}
+
+/**
+ * The workloads that run as pods when the stack's `pods` setting is on. The first step of issue 11:
+ * orders-api alone; the ingress, ledger and the data stores follow.
+ */
+export const podWorkloads: readonly string[] = ['orders-api'];
+
+/**
+ * Where the pods of a stack at `basePort` are (pure): the stack's /24, each pod workload's slot
+ * (its position among the model's sorted workload names, as its ports), and its address.
+ */
+export function podPlan(
+  model: ValidModel,
+  basePort: number,
+): { subnet: PodSubnet; slots: Record<string, number>; env: LocalPodsEnv } {
+  const subnet = stackSubnet(basePort);
+  const sorted = Object.keys(model.workloads).sort();
+  const slots: Record<string, number> = {};
+  for (const w of podWorkloads) if (sorted.includes(w)) slots[w] = sorted.indexOf(w);
+  const addresses = Object.fromEntries(
+    Object.entries(slots).map(([w, slot]) => [w, podAddress(subnet, slot)]),
+  );
+  return { subnet, slots, env: { hostAddress: subnet.hostAddress, addresses } };
 }
 
 /** What {@link localContext} needs: the model as written, the stack's base port and directory. */
@@ -40,13 +77,19 @@ export interface ContextInput {
   basePort: number;
   certValidHours: number;
   rotation: number;
+  /** Run {@link podWorkloads} as pods (ADR 0012). @default false */
+  pods?: boolean;
 }
 
 /**
  * The local environment of a stack at `basePort` under `stackDir`: its Keycloak serves on
- * `keycloakHttp` over TLS (`local`: https://localhost:8180).
+ * `keycloakHttp` over TLS (`local`: https://localhost:8180); `pods` places the pod workloads.
  */
-export function localEnvironment(basePort: number, stackDir: string): LocalEnvironment {
+export function localEnvironment(
+  basePort: number,
+  stackDir: string,
+  pods?: LocalPodsEnv,
+): LocalEnvironment {
   const ports = localPortsAt(basePort);
   return {
     kind: 'local',
@@ -54,6 +97,7 @@ export function localEnvironment(basePort: number, stackDir: string): LocalEnvir
     stackDir,
     // Keycloak serves TLS only, with a Mesh CA certificate (the one place the scheme is chosen).
     keycloak: { baseUrl: `https://localhost:${ports.keycloakHttp}` },
+    ...(pods !== undefined ? { pods } : {}),
   };
 }
 
@@ -63,9 +107,10 @@ export function localEnvironment(basePort: number, stackDir: string): LocalEnvir
  * fixture programs share it. Throws with every binding error and its path.
  */
 export function localContext(o: ContextInput): StackContext {
+  const plan = o.pods === true ? podPlan(o.model, o.basePort) : undefined;
   const model = bindOrThrow(
     o.model,
-    localEnvironment(o.basePort, o.stackDir),
+    localEnvironment(o.basePort, o.stackDir, plan?.env),
     `the model does not fit stack ${o.stack}`,
   );
   const paths = localPaths(o.stackDir);
@@ -85,5 +130,18 @@ export function localContext(o: ContextInput): StackContext {
     ca,
     certValidHours: o.certValidHours,
     rotation: o.rotation,
+    ...(plan !== undefined
+      ? {
+          pods: {
+            subnet: plan.subnet,
+            slots: plan.slots,
+            resource: new LocalPods('pods', {
+              stack: o.stack,
+              subnet: plan.subnet,
+              pods: plan.slots,
+            }),
+          },
+        }
+      : {}),
   };
 }

@@ -18,6 +18,7 @@ import { ddl as ledgerDdl } from '@trellis/ledger/schema';
 import { ddl as ordersDdl } from '@trellis/orders-api/schema';
 import type { AdminConnection } from '@trellis/components/local/cassandra-impl';
 import { LocalIngress } from '@trellis/components/local/ingress';
+import { LocalRelay } from '@trellis/components/local/relay';
 import { LocalService } from '@trellis/components/local/service';
 import { LocalSidecar, type LocalSidecarArgs } from '@trellis/components/local/sidecar';
 import { envoyOptions, spiffeId, type BoundModel } from '@trellis/policy';
@@ -45,7 +46,15 @@ export const serviceImplementations: Readonly<
 /** What a {@link LocalSidecar} takes besides its CA and certificate settings. */
 export type SidecarPlan = Pick<
   LocalSidecarArgs,
-  'workload' | 'certDir' | 'dir' | 'adminPort' | 'inbound' | 'app' | 'outbound' | 'jwks'
+  | 'workload'
+  | 'certDir'
+  | 'dir'
+  | 'adminPort'
+  | 'inbound'
+  | 'inboundAddress'
+  | 'app'
+  | 'outbound'
+  | 'jwks'
 > & { payloadHeader: string };
 
 /**
@@ -63,11 +72,29 @@ export function sidecarPlan(model: BoundModel, workload: string): SidecarPlan {
     dir: b.proxyDir,
     adminPort: o.adminPort,
     inbound: o.inbound,
+    ...(o.inboundAddress !== undefined ? { inboundAddress: o.inboundAddress } : {}),
     ...(o.app ? { app: o.app } : {}),
     ...(o.outbound ? { outbound: o.outbound } : {}),
     ...(o.jwks ? { jwks: o.jwks } : {}),
     payloadHeader: PAYLOAD_HEADER,
   };
+}
+
+/**
+ * The ports the pods' sidecars dial at the host's end of the pod link (pure): their data-service
+ * upstreams and JWKS endpoints there, which the host relays to the servers on loopback.
+ */
+export function hostRelayPorts(model: BoundModel, pods: readonly string[]): number[] {
+  const ports = new Set<number>();
+  for (const w of pods) {
+    const b = model.binding.workloads[w];
+    if (b?.hostAddress === undefined) continue;
+    for (const e of Object.values(b.egress))
+      if (e.upstream.address === b.hostAddress) ports.add(e.upstream.port);
+    for (const j of Object.values(envoyOptions(model, w).jwks ?? {}))
+      if ('address' in j && j.address === b.hostAddress) ports.add(j.port);
+  }
+  return [...ports].sort((a, b) => a - b);
 }
 
 /** One sidecar as the lead exports it. */
@@ -114,6 +141,7 @@ function deployService(
   dependsOn: pulumi.Resource[],
   opts?: pulumi.ComponentResourceOptions,
 ): LocalService | undefined {
+  const pod = podLaunch(ctx, w);
   const impl = serviceImplementations[w];
   const appPort = Object.values(ctx.model.binding.workloads[w]?.app ?? {})[0]?.port;
   if (!impl || appPort === undefined) {
@@ -141,9 +169,21 @@ function deployService(
         admin: adminConnection,
         localDataCenter: data.cassandra.localDataCenter,
       },
+      ...(pod !== undefined ? { pod } : {}),
     },
     { ...opts, dependsOn: [...dependsOn, ...data.resources] },
   );
+}
+
+/** The launch of `w`'s pod, when the stack runs it as one. */
+function podLaunch(ctx: StackContext, w: string) {
+  const pods = ctx.pods;
+  if (pods === undefined || !Object.hasOwn(pods.slots, w)) return undefined;
+  return pods.resource.members.apply((m) => {
+    const p = m[w];
+    if (p === undefined) throw new Error(`pods: ${w} was not created`);
+    return p.launch;
+  });
 }
 
 /** The sidecars, services and ingress of the stack (see the module comment for the call order). */
@@ -157,8 +197,26 @@ export function deployMesh(
   const model = ctx.model;
   const edge = model.binding.edge?.workload;
   if (edge === undefined) throw new Error('workloads: the local stack needs an edge workload');
-  const sidecar = (w: string, dependsOn: pulumi.Resource[]): LocalSidecar =>
-    new LocalSidecar(
+  // The pods' sidecars reach the stack's servers through the host's relay (see LocalRelay).
+  const podNames = Object.keys(ctx.pods?.slots ?? {});
+  const relayPorts = hostRelayPorts(model, podNames);
+  const relay =
+    ctx.pods !== undefined && relayPorts.length > 0
+      ? new LocalRelay(
+          'pod-relay',
+          {
+            dir: ctx.runDir('pod-relay'),
+            listen: ctx.pods.subnet.hostAddress,
+            ports: relayPorts,
+          },
+          { ...opts, dependsOn: [ctx.pods.resource] },
+        )
+      : undefined;
+  const sidecar = (w: string, dependsOn: pulumi.Resource[]): LocalSidecar => {
+    const pod = podLaunch(ctx, w);
+    const podDeps =
+      pod !== undefined && ctx.pods ? [ctx.pods.resource, ...(relay ? [relay] : [])] : [];
+    return new LocalSidecar(
       `${w}-sidecar`,
       {
         model,
@@ -166,9 +224,11 @@ export function deployMesh(
         ...sidecarPlan(model, w),
         certValidHours: ctx.certValidHours,
         rotation: ctx.rotation,
+        ...(pod !== undefined ? { pod } : {}),
       },
-      { ...opts, dependsOn },
+      { ...opts, dependsOn: [...dependsOn, ...podDeps] },
     );
+  };
 
   const sidecars: Record<string, LocalSidecar> = {};
   const services: Record<string, LocalService> = {};

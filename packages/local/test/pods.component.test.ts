@@ -272,6 +272,33 @@ describe('pods on network namespaces', () => {
     expect(await connectFromHost(pod('a').address, port)).toBe('ERR ECONNREFUSED');
   });
 
+  it('shows the toolchain under /root to a pod user only through reveal, read-only', () => {
+    const node = process.execPath; // under /root/.cache/trellis, which a pod user cannot reach
+    const toolchain = node.split('/').slice(0, 4).join('/');
+    const run = (launch: Pod['launch'], args: string[]) => {
+      const argv = podCommand(launch, node, args);
+      try {
+        return execFileSync(argv.command, argv.args, { timeout: 10_000, stdio: 'pipe' })
+          .toString()
+          .trim();
+      } catch (err) {
+        return `ERR ${String((err as { stderr?: Buffer }).stderr ?? err)}`;
+      }
+    };
+    const revealed = { ...pod('a').launch, reveal: [toolchain] };
+    const script = `const fs = require('node:fs');
+      let w = 'writable'; try { fs.writeFileSync(${JSON.stringify(`${toolchain}/.pod-probe`)}, 'x') } catch (e) { w = e.code }
+      console.log(process.getuid(), w, fs.readdirSync('/root').join(','))`;
+    // Runs as A's user; the toolchain is read-only; /root holds nothing else in the pod's view.
+    expect(run(revealed, ['-e', script])).toBe(`${pod('a').user.uid} EROFS .cache`);
+    // Without it, setpriv still execs the binary itself (the lookup happens before its
+    // capabilities are gone), but nothing the process opens there afterwards.
+    const stat = `try { require('node:fs').statSync(process.execPath); console.log('seen') } catch (e) { console.log(e.code) }`;
+    expect(run(revealed, ['-e', stat])).toBe('seen');
+    expect(run(pod('a').launch, ['-e', stat])).toBe('EACCES');
+    expect(statSync('/root').mode & 0o777).toBe(0o700); // the host's /root is untouched
+  });
+
   it('refuses a supervised pod spec whose namespace does not exist, naming the field', async () => {
     const spec = {
       name: 'nowhere',

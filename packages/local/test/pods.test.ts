@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { missingCaps } from '../src/pods/exec.ts';
+import { podArgvPrefix } from '../src/pods/launch.ts';
 import { createPods } from '../src/pods/lifecycle.ts';
 import {
   MAX_IFNAME,
@@ -144,5 +145,33 @@ describe('createPods input', () => {
     await expect(createPods({ stack: 'Local', subnet, pods: [] })).rejects.toThrow(
       'stack: "Local" is not a valid name',
     );
+  });
+});
+
+describe('pod launch with reveal', () => {
+  const launch = { netns: 'trellis.unit.a', uid: 1234, gid: 1234 };
+  it('enters a private mount namespace first, passing the paths as arguments', () => {
+    const argv = podArgvPrefix({ ...launch, reveal: ['/root/.cache/trellis'] });
+    expect(argv[0]).toMatch(/\/unshare$/);
+    expect(argv.slice(1, 5)).toEqual(['--mount', '--propagation', 'private', '--']);
+    const script = argv[7] ?? '';
+    expect(script).not.toContain('/root'); // paths never become shell text
+    expect(argv.slice(8, 12)).toEqual([
+      'trellis-pod-reveal',
+      '/root',
+      '/root/.cache/trellis',
+      '--',
+    ]);
+    expect(argv[12]).toMatch(/\/nsenter$/);
+    expect(podArgvPrefix(launch)[0]).toMatch(/\/nsenter$/); // no reveal, no mount namespace
+  });
+
+  it('refuses a relative path, a top-level dir or two tops, naming the field', () => {
+    const check = (reveal: string[]) => () => podArgvPrefix({ ...launch, reveal });
+    expect(check(['root/x'])).toThrow('pod.reveal[0]: "root/x" must be an absolute path');
+    expect(check(['/root'])).toThrow('pod.reveal[0]: "/root" must be an absolute path below');
+    expect(check(['/root/a', '/opt/b'])).toThrow('pod.reveal[1]: "/opt/b" is not under /root');
+    expect(check(['/root/a/../b'])).toThrow('pod.reveal[0]');
+    expect(check(['/root/a b'])).toThrow('pod.reveal[0]');
   });
 });

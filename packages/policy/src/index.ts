@@ -78,6 +78,7 @@ export type {
   IdentityProviderBinding,
   KubernetesEnvironment,
   LocalEnvironment,
+  LocalPods,
   PeerEgress,
   SvidLocation,
   WorkloadBinding,

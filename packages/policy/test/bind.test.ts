@@ -135,6 +135,55 @@ describe('bind to local', () => {
     });
   });
 
+  it('puts a pod’s inbound on its address, keeps the rest on its loopback, and sends it to the host', () => {
+    const pods = { hostAddress: '198.18.8.1', addresses: { 'orders-api': '198.18.8.4' } };
+    const b = ok(referenceModel(), { ...local(), pods });
+    const w = b.binding.workloads['orders-api'];
+    expect(w?.inbound).toEqual({ http: { address: '198.18.8.4', port: 8620 } });
+    expect(w?.app).toEqual({ http: { address: '127.0.0.1', port: 8820 } });
+    expect(w?.admin).toEqual({ address: '127.0.0.1', port: 8502 });
+    expect(w?.hostAddress).toBe('198.18.8.1');
+    expect(w?.egress.cassandra).toMatchObject({
+      listen: { address: '127.0.0.1', port: 8720 },
+      upstream: { address: '198.18.8.1', port: 8042 },
+    });
+    expect(w?.egress.kafka).toMatchObject({
+      listen: { address: '127.0.0.1', port: 8721 },
+      upstream: { address: '198.18.8.1', port: 8303 },
+    });
+    // The ingress (not a pod here) dials orders-api at its pod address, everything else as before.
+    const edge = b.binding.workloads.ingress;
+    expect(edge?.peers['orders-api']?.upstream).toEqual({ address: '198.18.8.4', port: 8620 });
+    expect(edge?.hostAddress).toBeUndefined();
+    expect(b.binding.workloads.ledger?.egress.cassandra?.upstream.address).toBe('127.0.0.1');
+    const o = envoyOptions(b, 'orders-api');
+    expect(o.inboundAddress).toBe('198.18.8.4');
+    expect(o.jwks?.keycloak).toMatchObject({ address: '198.18.8.1', port: 8180, tls: true });
+    expect(envoyOptions(b, 'ledger').jwks?.keycloak).toMatchObject({ address: '127.0.0.1' });
+    expect(envoyOptions(b, 'ledger').inboundAddress).toBeUndefined();
+  });
+
+  it('refuses pods of unknown workloads, loopback or shared addresses, at their paths', () => {
+    const errs = errors(referenceModel(), {
+      ...local(),
+      pods: {
+        hostAddress: '198.18.8.1',
+        addresses: { nope: '198.18.8.9', ledger: '127.0.0.2', 'orders-api': '198.18.8.1' },
+      },
+    });
+    expect(errs).toEqual([
+      { path: 'environment.pods.addresses.nope', reason: 'nope is not a workload of the model' },
+      {
+        path: 'environment.pods.addresses.ledger',
+        reason: "'127.0.0.2' is not an IPv4 address off loopback",
+      },
+      {
+        path: 'environment.pods.addresses.orders-api',
+        reason: "'198.18.8.1' is already environment.pods.hostAddress",
+      },
+    ]);
+  });
+
   it('numbers workloads by sorted name, so that YAML order moves no port', () => {
     const reordered = variant((d) => {
       const { ingress, ...rest } = d.workloads as Record<string, unknown>;

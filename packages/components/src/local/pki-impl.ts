@@ -3,15 +3,18 @@
  * inside Pulumi's dynamic-provider host (see process.ts for why).
  */
 import {
+  chmodSync,
+  chownSync,
   existsSync,
   mkdirSync,
   readlinkSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { svidFiles } from '@trellis/contracts';
 import { CertificateAuthority } from '@trellis/local/harness';
 
@@ -79,6 +82,8 @@ export interface CertInputs {
   rootCertPem: string;
   /** Directory of the PEM files. Rotation swaps them in with one atomic rename (see `writeCertFiles`). */
   dir: string;
+  /** The pod user that alone may read the files (its key among them). @default the engine's user */
+  owner?: { uid: number; gid: number };
 }
 
 /** Certificate outputs; `keyPem` is marked secret by the resource. */
@@ -106,6 +111,8 @@ export function certInputsDigest(i: CertInputs): string {
     i.issuerCertPem,
     i.rootCertPem,
     i.dir,
+    // Only when set, so that certificates without an owner keep their digest (no re-issue).
+    ...(i.owner !== undefined ? [i.owner] : []),
   ]);
 }
 
@@ -131,12 +138,16 @@ export async function issueCert(i: CertInputs): Promise<CertOutputs> {
     ips: i.ips,
     validDays: i.validHours / 24,
   });
-  const files = writeCertFiles(i.dir, {
-    [svidFiles.cert]: issued.chainPem,
-    [svidFiles.key]: issued.keyPem,
-    [svidFiles.bundle]: i.rootCertPem,
-    [svidFiles.keystore]: issued.keyPem + issued.chainPem,
-  });
+  const files = writeCertFiles(
+    i.dir,
+    {
+      [svidFiles.cert]: issued.chainPem,
+      [svidFiles.key]: issued.keyPem,
+      [svidFiles.bundle]: i.rootCertPem,
+      [svidFiles.keystore]: issued.keyPem + issued.chainPem,
+    },
+    i.owner,
+  );
   const { X509Certificate } = await import('node:crypto');
   return {
     name: i.name,
@@ -164,6 +175,7 @@ export async function issueCert(i: CertInputs): Promise<CertOutputs> {
 export function writeCertFiles(
   dir: string,
   contents: Record<string, string>,
+  owner?: { uid: number; gid: number },
 ): Record<string, string> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const stamp = `..${Date.now()}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
@@ -171,6 +183,17 @@ export function writeCertFiles(
   mkdirSync(versioned, { mode: 0o700 });
   for (const [name, text] of Object.entries(contents)) {
     writeFileSync(join(versioned, name), text, { mode: 0o600 });
+    if (owner) chownSync(join(versioned, name), owner.uid, owner.gid);
+  }
+  // A pod's key is its user's alone (0600 in 0700 directories it owns); the directories above are
+  // made searchable, never readable, so the user reaches it and lists nothing else.
+  if (owner) {
+    chownSync(versioned, owner.uid, owner.gid);
+    chownSync(dir, owner.uid, owner.gid);
+    for (let d = dirname(dir); d !== '/'; d = dirname(d)) {
+      const mode = statSync(d).mode & 0o7777;
+      if ((mode & 0o001) === 0) chmodSync(d, mode | 0o001);
+    }
   }
   const data = join(dir, '..data');
   const previous = existsSync(data) ? readlinkSync(data) : null;

@@ -110,6 +110,8 @@ export interface WorkloadCertificateArgs {
   renewBeforeHours?: number;
   /** Bump to re-issue now. @default 0 */
   rotation?: pulumi.Input<number>;
+  /** The pod user that alone may read the files (its key among them). @default the engine's user */
+  owner?: pulumi.Input<{ uid: number; gid: number }>;
 }
 
 /**
@@ -142,6 +144,7 @@ export class WorkloadCertificate extends pulumi.dynamic.Resource {
         issuerKeyPem: args.ca.intermediateKeyPem,
         rootCertPem: args.ca.rootCertPem,
         dir: args.dir,
+        ...(args.owner !== undefined ? { owner: args.owner } : {}),
         certPem: undefined,
         keyPem: undefined,
         notAfter: undefined,

@@ -2,16 +2,29 @@
  * The body of the `LocalProcess` dynamic provider. It runs inside Pulumi's dynamic-provider host, which
  * imports this file by absolute path, so it must not depend on anything the Pulumi program captured.
  */
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
+import type { PodLaunch } from '@trellis/local/pods';
 import { startSupervised, stopSupervised, supervisedStatus } from '@trellis/local/supervisor';
 
-/** How to tell that the process is ready to serve. */
+/**
+ * How to tell that the process is ready to serve. `netns` probes from inside that network
+ * namespace (a pod's private listener on its own 127.0.0.1).
+ */
 export type ReadyProbe =
-  | { kind: 'tcp'; host: string; port: number }
-  | { kind: 'http'; url: string; status?: number }
+  | { kind: 'tcp'; host: string; port: number; netns?: string }
+  | { kind: 'http'; url: string; status?: number; netns?: string }
   /** Call `fn(arg)` exported by `module` (absolute path); ready when it resolves truthy. */
   | { kind: 'module'; module: string; fn: string; arg: unknown };
 
@@ -30,7 +43,12 @@ export interface ProcessInputs {
   stopGraceMs: number;
   /** Remove `dir` (data included) on delete. */
   purgeOnDelete: boolean;
+  /** Run in this pod, as its user; `files` and `<dir>/pod` (its cwd) are then the pod user's. */
+  pod?: PodLaunch;
 }
+
+/** The pod process's own writable directory under its root-owned `dir`. */
+export const POD_WORK_DIR = 'pod';
 
 /** Outputs kept in state: no env values and no file contents, only their digest. */
 export interface ProcessOutputs {
@@ -56,6 +74,8 @@ export function digestOf(i: ProcessInputs): string {
       Object.entries(i.env).sort(),
       Object.entries(i.files).sort(),
       i.dir,
+      // Only when set, so that a stack without pods keeps its digests (no restart on upgrade).
+      ...(i.pod !== undefined ? [i.pod] : []),
     ]),
   );
   return h.digest('hex');
@@ -74,10 +94,56 @@ function writeFiles(i: ProcessInputs): void {
     mkdirSync(dirname(p), { recursive: true });
     writeFileSync(p, content, { mode: 0o600 });
     chmodSync(p, 0o600);
+    if (i.pod) for (let d = p; d !== i.dir; d = dirname(d)) chownSync(d, i.pod.uid, i.pod.gid);
   }
 }
 
+/**
+ * Give other users search (never read) permission on `path` and every directory above it, so a
+ * pod user can reach its own files below; what each directory holds stays unlistable to it.
+ */
+export function searchableUpTo(path: string): void {
+  for (let d = path; d !== '/'; d = dirname(d)) {
+    const mode = statSync(d).mode & 0o7777;
+    if ((mode & 0o001) === 0) chmodSync(d, mode | 0o001);
+  }
+}
+
+/**
+ * A pod process's directory: `dir` stays root's (the supervisor's state and log live there, and a
+ * pod user that could replace them could make `stop` signal any pid), searchable by the pod user;
+ * `<dir>/pod` is the pod user's own, its cwd and the one place it writes.
+ */
+function preparePodDir(i: ProcessInputs & { pod: PodLaunch }): string {
+  searchableUpTo(i.dir);
+  const work = join(i.dir, POD_WORK_DIR);
+  mkdirSync(work, { recursive: true, mode: 0o700 });
+  chownSync(work, i.pod.uid, i.pod.gid);
+  chmodSync(work, 0o700);
+  return work;
+}
+
+/** One probe from inside `netns`: a Node child (as root, no pod user needed) runs it there. */
+function probeInNetns(p: ReadyProbe & { netns: string }): Promise<boolean> {
+  const script = `const p = JSON.parse(process.argv[1]);
+const done = (ok) => process.exit(ok ? 0 : 1);
+if (p.kind === 'tcp') {
+  const s = require('node:net').connect({ host: p.host, port: p.port });
+  s.setTimeout(2000); s.once('connect', () => done(true)); s.once('error', () => done(false));
+  s.once('timeout', () => done(false));
+} else fetch(p.url, { signal: AbortSignal.timeout(3000) }).then((r) => done(r.status === (p.status ?? 200)), () => done(false));`;
+  return new Promise((resolve) =>
+    execFile(
+      'nsenter',
+      [`--net=/run/netns/${p.netns}`, '--', process.execPath, '-e', script, JSON.stringify(p)],
+      { timeout: 5_000 },
+      (err) => resolve(err === null),
+    ),
+  );
+}
+
 async function probeOnce(p: ReadyProbe): Promise<boolean> {
+  if (p.kind !== 'module' && p.netns !== undefined) return probeInNetns({ ...p, netns: p.netns });
   switch (p.kind) {
     case 'tcp':
       return new Promise((resolve) => {
@@ -130,16 +196,18 @@ async function waitReady(i: ProcessInputs, logFile: string): Promise<void> {
 export async function start(i: ProcessInputs): Promise<ProcessOutputs> {
   mkdirSync(i.dir, { recursive: true, mode: 0o700 });
   writeFiles(i);
+  const cwd = i.pod ? preparePodDir({ ...i, pod: i.pod }) : i.dir;
   const logFile = join(i.dir, 'process.log');
   const st = await startSupervised({
     name: i.name,
     command: i.command,
     args: i.args,
     env: i.env,
-    cwd: i.dir,
+    cwd,
     logFile,
     stateFile: stateFile(i.dir),
     stopGraceMs: i.stopGraceMs,
+    ...(i.pod ? { pod: i.pod } : {}),
   });
   try {
     await waitReady(i, logFile);

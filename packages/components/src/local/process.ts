@@ -1,4 +1,5 @@
 import * as pulumi from '@pulumi/pulumi';
+import type { PodLaunch } from '@trellis/local/pods';
 import type { ProcessInputs, ProcessOutputs, ReadyProbe } from './process-impl.ts';
 
 export type { ReadyProbe } from './process-impl.ts';
@@ -70,6 +71,12 @@ export interface LocalProcessArgs {
   stopGraceMs?: number;
   /** Remove `dir` with its data on delete. @default true */
   purgeOnDelete?: boolean;
+  /**
+   * Run in this pod (its network namespace, as its user): `files` become the pod user's, and
+   * `<dir>/pod` its cwd and only writable place. Probe its private listeners with `ready.netns`.
+   * @default none: on the host, as the engine's user
+   */
+  pod?: pulumi.Input<PodLaunch>;
 }
 
 const defaults = { readyTimeoutMs: 120_000, stopGraceMs: 15_000, purgeOnDelete: true };
@@ -100,6 +107,7 @@ export class LocalProcess extends pulumi.dynamic.Resource {
         readyTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
         stopGraceMs: args.stopGraceMs ?? defaults.stopGraceMs,
         purgeOnDelete: args.purgeOnDelete ?? defaults.purgeOnDelete,
+        ...(args.pod !== undefined ? { pod: args.pod } : {}),
         pid: undefined,
         supervisorPid: undefined,
         restarts: undefined,

@@ -1,5 +1,6 @@
 import * as pulumi from '@pulumi/pulumi';
 import { isAbsolute } from 'node:path';
+import type { PodLaunch } from '@trellis/local/pods';
 import type { AdminConnection } from './cassandra-impl.ts';
 import { LocalProcess } from './process.ts';
 import type { SchemaInputs, SchemaOutputs } from './service-impl.ts';
@@ -87,6 +88,11 @@ export interface LocalServiceArgs {
   readyTimeoutMs?: number;
   /** SIGTERM drain before SIGKILL. @default 15_000 */
   stopGraceMs?: number;
+  /**
+   * Run in this pod, as its user: `host` is then the pod's own loopback, reached by its sidecar
+   * alone. @default none: on the host
+   */
+  pod?: pulumi.Input<PodLaunch>;
 }
 
 const defaults = {
@@ -148,9 +154,18 @@ export class LocalService extends pulumi.ComponentResource {
           HOST: host,
           PORT: String(args.port),
         })),
-        ready: { kind: 'http', url: `${this.url}${readyPath}`, status: 200 },
+        ready:
+          args.pod === undefined
+            ? { kind: 'http', url: `${this.url}${readyPath}`, status: 200 }
+            : pulumi.output(args.pod).apply((p) => ({
+                kind: 'http' as const,
+                url: `${this.url}${readyPath}`,
+                status: 200,
+                netns: p.netns,
+              })),
         readyTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
         stopGraceMs: args.stopGraceMs ?? defaults.stopGraceMs,
+        ...(args.pod !== undefined ? { pod: args.pod } : {}),
       },
       { parent: this, dependsOn: this.schema ? [this.schema] : [] },
     );

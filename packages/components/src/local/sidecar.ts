@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { identityHeaders, sidecarFiles, svidFiles } from '@trellis/contracts';
 import { envoyArgs, validateEnvoyConfig } from '@trellis/local/harness';
+import type { PodLaunch } from '@trellis/local/pods';
 import { envoy } from '@trellis/local/toolchain';
 import {
   compileEnvoy,
@@ -16,6 +17,7 @@ import {
 } from '@trellis/policy';
 import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
 import { LocalProcess } from './process.ts';
+import { POD_WORK_DIR } from './process-impl.ts';
 
 /** The certificate files a sidecar reads (a WorkloadCertificate's `files`). */
 export interface SvidFiles {
@@ -109,6 +111,13 @@ export interface LocalSidecarArgs {
   adminPort: number;
   /** Inbound listener port per model port name. */
   inbound: Record<string, number>;
+  /** The address the inbound listeners bind (a pod's address). @default '127.0.0.1' */
+  inboundAddress?: string;
+  /**
+   * Run Envoy in this pod, as its user, which alone may read the SVID key; admin and egress
+   * listeners are then on the pod's own loopback. @default none: on the host
+   */
+  pod?: pulumi.Input<PodLaunch>;
   /** Where the app listens, per model port name (not for the edge workload). */
   app?: Record<string, EnvoyEndpoint>;
   /** One upstream per `calls` entry; see `EnvoyOptions.outbound`. */
@@ -193,6 +202,7 @@ export class LocalSidecar extends pulumi.ComponentResource {
     const compileOpts: SidecarCompileOptions = {
       workload: args.workload,
       inbound: args.inbound,
+      ...(args.inboundAddress !== undefined ? { inboundAddress: args.inboundAddress } : {}),
       ...(args.app ? { app: args.app } : {}),
       ...(args.outbound ? { outbound: args.outbound } : {}),
       ...(args.jwks ? { jwks: args.jwks } : {}),
@@ -220,6 +230,9 @@ export class LocalSidecar extends pulumi.ComponentResource {
         dir: args.certDir,
         validHours: args.certValidHours ?? defaults.certValidHours,
         rotation: args.rotation ?? 0,
+        ...(args.pod !== undefined
+          ? { owner: pulumi.output(args.pod).apply((p) => ({ uid: p.uid, gid: p.gid })) }
+          : {}),
       },
       { parent: this },
     );
@@ -247,7 +260,8 @@ export class LocalSidecar extends pulumi.ComponentResource {
         dir: args.dir,
         command: pulumi.output(envoy.ensure()),
         args: envoyArgs({
-          dir: args.dir,
+          // Envoy writes its base id here: in a pod, the one directory its user may write.
+          dir: args.pod !== undefined ? join(args.dir, POD_WORK_DIR) : args.dir,
           configPath: join(args.dir, sidecarFiles.bootstrap),
           concurrency,
           logLevel: args.logLevel ?? defaults.logLevel,
@@ -255,9 +269,18 @@ export class LocalSidecar extends pulumi.ComponentResource {
         env: {},
         files,
         // LIVE once the listeners are up with their SDS secrets loaded (admin GET /ready).
-        ready: { kind: 'http', url: `${this.adminUrl}/ready`, status: 200 },
+        ready:
+          args.pod === undefined
+            ? { kind: 'http', url: `${this.adminUrl}/ready`, status: 200 }
+            : pulumi.output(args.pod).apply((p) => ({
+                kind: 'http' as const,
+                url: `${this.adminUrl}/ready`,
+                status: 200,
+                netns: p.netns, // the admin listens on the pod's own loopback
+              })),
         readyTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
         stopGraceMs: 5_000,
+        ...(args.pod !== undefined ? { pod: args.pod } : {}),
       },
       { parent: this, dependsOn: [this.certificate] },
     );

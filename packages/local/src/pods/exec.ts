@@ -14,6 +14,8 @@ export const POD_TOOLS = {
   ip: 'iproute2',
   nsenter: 'util-linux',
   setpriv: 'util-linux',
+  unshare: 'util-linux',
+  mount: 'mount',
   useradd: 'passwd',
   userdel: 'passwd',
   groupdel: 'passwd',

@@ -13,7 +13,51 @@ export interface PodLaunch {
   netns: string;
   uid: number;
   gid: number;
+  /**
+   * Directories (absolute, e.g. the toolchain cache `/root/.cache/trellis`) to show read-only at the
+   * same path although a parent is closed to the pod's user (`/root` is 0700). The command then runs
+   * in a private mount namespace whose top-level directory of each path (`/root`) is a fresh tmpfs
+   * holding only these directories: the pod sees them and nothing else of that tree. All must share
+   * one top-level directory; an empty list is none.
+   * @default none (no mount namespace)
+   */
+  reveal?: string[];
 }
+
+const revealPath = /^(\/[A-Za-z0-9._-]+){2,}$/;
+
+/** The top-level directory (`/root`) `reveal` covers; throws naming the field. */
+function revealTop(reveal: readonly string[], field: string): string {
+  let top: string | undefined;
+  reveal.forEach((p, i) => {
+    if (!revealPath.test(p) || p.split('/').includes('..') || p.split('/').includes('.'))
+      throw new Error(
+        `${field}.reveal[${i}]: "${p}" must be an absolute path below a top-level dir`,
+      );
+    const t = `/${p.split('/')[1] ?? ''}`;
+    if (top !== undefined && t !== top)
+      throw new Error(`${field}.reveal[${i}]: "${p}" is not under ${top} like the others`);
+    top = t;
+  });
+  if (top === undefined) throw new Error(`${field}.reveal: must name at least one directory`);
+  return top;
+}
+
+/**
+ * Builds the tmpfs in a scratch mount on /tmp (uncovered again by the move), binds each directory
+ * into it read-only from the real tree, then moves it over the top-level directory. Paths come as
+ * arguments, never inside the script text: `$1` is the top, the rest are the directories, `--`
+ * ends them and the command follows.
+ */
+const REVEAL_SCRIPT = [
+  'set -e',
+  'top=$1; shift',
+  'mount -t tmpfs -o mode=0755,size=1m trellis-pod /tmp',
+  'while [ "$1" != -- ]; do mkdir -p "/tmp${1#$top}"; mount --bind -o ro "$1" "/tmp${1#$top}"; shift; done',
+  'shift',
+  'mount --move /tmp "$top"',
+  'exec "$@"',
+].join('\n');
 
 /** Throw unless `pod` is a usable launch target; the message names the field (`<field>.netns`…). */
 export function checkPodLaunch(pod: PodLaunch, field = 'pod'): void {
@@ -27,16 +71,36 @@ export function checkPodLaunch(pod: PodLaunch, field = 'pod'): void {
     if (!Number.isInteger(v) || v <= 0 || v >= 2 ** 32 - 1)
       throw new Error(`${field}.${key}: ${v} is not a non-root id`);
   }
+  if (pod.reveal !== undefined && pod.reveal.length > 0) revealTop(pod.reveal, field);
   podArgvPrefix(pod); // throws naming the package when nsenter or setpriv is missing
 }
 
 /**
  * The argv prefix that enters the pod and becomes its user: no supplementary groups, no
  * capabilities (inheritable, ambient via the uid change, and bounding set emptied), and
- * no_new_privs, so a setuid binary cannot give root back.
+ * no_new_privs, so a setuid binary cannot give root back. With `reveal`, it first enters a private
+ * mount namespace (see {@link PodLaunch.reveal}); the mounts die with the namespace's last process.
  */
 export function podArgvPrefix(pod: PodLaunch): string[] {
+  const mountNs =
+    pod.reveal === undefined || pod.reveal.length === 0
+      ? []
+      : [
+          tool('unshare'),
+          '--mount',
+          '--propagation',
+          'private',
+          '--',
+          tool('sh'),
+          '-c',
+          REVEAL_SCRIPT,
+          'trellis-pod-reveal',
+          revealTop(pod.reveal, 'pod'),
+          ...pod.reveal,
+          '--',
+        ];
   return [
+    ...mountNs,
     tool('nsenter'),
     `--net=${netnsPath(pod.netns)}`,
     '--',

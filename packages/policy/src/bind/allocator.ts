@@ -54,6 +54,8 @@ export interface Allocator {
   peerListen(w: WorkloadSlot, call: CallSlot): Endpoint | undefined;
   svid(w: WorkloadSlot): SvidLocation;
   proxyDir(w: WorkloadSlot): string | undefined;
+  /** Where `w` reaches the environment's loopback servers, when not on loopback itself. */
+  hostAddress?(w: WorkloadSlot): string | undefined;
   /** The environment's own listeners (servers, proxies), which no workload listener may take. */
   reserved(): Listener[];
   /** The data services' own endpoints. */

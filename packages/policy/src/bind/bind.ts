@@ -199,6 +199,7 @@ function placeWorkloads(model: ValidModel, allocator: Allocator): Placement {
       peers: {},
       svid: allocator.svid(w),
       ...optional('proxyDir', allocator.proxyDir(w)),
+      ...optional('hostAddress', allocator.hostAddress?.(w)),
     };
   }
   for (const w of slots) placeCalls(model, allocator, w, out);

@@ -31,7 +31,12 @@ export function envoyOptions(model: BoundModel, workload: string): EnvoyOptions 
     // The stack's own Keycloak has a Mesh CA certificate: each sidecar verifies it against its own
     // copy of the trust bundle (readable by that workload alone), unless the environment names a file.
     const ownRoots = p.keycloak !== undefined && p.jwks.tls === true && p.jwks.caFile === undefined;
-    jwks[name] = ownRoots ? { ...p.jwks, caFile: b.svid.bundle } : p.jwks;
+    const at = ownRoots ? { ...p.jwks, caFile: b.svid.bundle } : p.jwks;
+    // A pod's own loopback is not the host's: it reaches the stack's Keycloak at the host's end.
+    jwks[name] =
+      b.hostAddress !== undefined && at.address === loopback
+        ? { ...at, address: b.hostAddress }
+        : at;
   }
   return {
     workload,

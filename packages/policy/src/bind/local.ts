@@ -2,7 +2,8 @@
  * The `local` environment: the whole stack on one machine, every listener on 127.0.0.1 at
  * `basePort` plus a fixed offset, so that URLs are stable (`local`: ingress 8443, Keycloak 8180) and
  * a second stack on another base (`e2e`: 28000) runs beside it. The stack's Keycloak takes over the
- * provider the model serves from a loopback realm.
+ * provider the model serves from a loopback realm. Workloads named in `env.pods` run as pods (ADR
+ * 0012): same ports, their inbound on the pod's address, the rest on the pod's own loopback.
  */
 import { svidFiles } from '@trellis/contracts';
 import { formatPath } from '../errors.ts';
@@ -181,9 +182,17 @@ export function localAllocator(
         },
       ],
     };
+  const pods = localPods(model, env);
+  if ('errors' in pods) return pods;
   const ports = localPortsAt(base);
   const paths = localPaths(env.stackDir);
   const at = (port: number): Endpoint => ({ address: loopback, port });
+  const podOf = (w: WorkloadSlot): string | undefined => pods.addresses.get(w.name);
+  // What a workload dials to reach a server of the stack: loopback, or the host's end of its pod link.
+  const server = (w: WorkloadSlot, port: number): Endpoint => ({
+    address: podOf(w) === undefined ? loopback : pods.hostAddress,
+    port,
+  });
   const egress = (w: WorkloadSlot, slot: number) =>
     at(ports.sidecarOutboundFrom + w.sorted * localBlocks.egressPerWorkload + slot);
   const inBlock = (from: number, w: WorkloadSlot, k: number) => {
@@ -194,17 +203,23 @@ export function localAllocator(
       );
     return at(from + localBlocks.portsPerWorkload * w.sorted + k);
   };
-  const kafkaListener = (w: WorkloadSlot) => at(ports.kafkaClientsFrom + 1 + w.sorted);
+  const kafkaListener = (w: WorkloadSlot) => server(w, ports.kafkaClientsFrom + 1 + w.sorted);
   return {
-    network: () => 'loopback',
-    inbound: (w, _p, k) => inBlock(ports.sidecarInboundFrom, w, k),
+    // A pod's private listeners live on its own loopback; its inbound on the bridge, as the host's.
+    network: (w, role) =>
+      podOf(w) !== undefined && role !== 'inbound' ? `pod ${w.name}` : 'loopback',
+    inbound: (w, _p, k) => {
+      const e = inBlock(ports.sidecarInboundFrom, w, k);
+      const pod = podOf(w);
+      return pod === undefined ? e : { ...e, address: pod };
+    },
     app: (w, _p, k) => (w.spec.edge ? undefined : inBlock(ports.appFrom, w, k)),
     admin: (w) => at(ports.envoyAdminFrom + w.sorted),
     dataEgress: (w, service: DataService) =>
       service === 'cassandra'
         ? {
             listen: egress(w, localBlocks.egressSlots.cassandra),
-            upstream: at(ports.cassandraNative),
+            upstream: server(w, ports.cassandraNative),
           }
         : { listen: egress(w, localBlocks.egressSlots.kafka), upstream: kafkaListener(w) },
     peerListen: (w, call) => {
@@ -229,7 +244,8 @@ export function localAllocator(
       };
     },
     proxyDir: (w) => paths.runDir(`${w.name}-sidecar`),
-    reserved: () => localReserved(model, ports),
+    hostAddress: (w) => (podOf(w) === undefined ? undefined : pods.hostAddress),
+    reserved: () => localReserved(model, ports, pods),
     dataServices: () => ({
       cassandra: at(ports.cassandraNative),
       kafka: at(ports.kafkaClientsFrom),
@@ -237,8 +253,49 @@ export function localAllocator(
   };
 }
 
-/** The stack's own listeners: its servers' fixed ports and Kafka's per-workload listeners. */
-function localReserved(model: Model, ports: Record<LocalPortName, number>): Listener[] {
+const ipv4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+
+/** `env.pods` checked: known workloads, IPv4 addresses off loopback, none shared. */
+function localPods(
+  model: Model,
+  env: LocalEnvironment,
+): { hostAddress: string; addresses: Map<string, string> } | { errors: PolicyError[] } {
+  const addresses = new Map<string, string>();
+  if (env.pods === undefined) return { hostAddress: loopback, addresses };
+  const errors: PolicyError[] = [];
+  const seen = new Map<string, string>();
+  const check = (path: string, a: string): boolean => {
+    if (!ipv4.test(a) || a.startsWith('127.') || a.startsWith('0.')) {
+      errors.push({ path, reason: `'${a}' is not an IPv4 address off loopback` });
+      return false;
+    }
+    const other = seen.get(a);
+    if (other !== undefined) {
+      errors.push({ path, reason: `'${a}' is already ${other}` });
+      return false;
+    }
+    seen.set(a, path);
+    return true;
+  };
+  check('environment.pods.hostAddress', env.pods.hostAddress);
+  for (const [w, a] of Object.entries(env.pods.addresses)) {
+    const path = formatPath(['environment', 'pods', 'addresses', w]);
+    if (!Object.hasOwn(model.workloads, w))
+      errors.push({ path, reason: `${w} is not a workload of the model` });
+    else if (check(path, a)) addresses.set(w, a);
+  }
+  return errors.length > 0 ? { errors } : { hostAddress: env.pods.hostAddress, addresses };
+}
+
+/**
+ * The stack's own listeners: its servers' fixed ports and Kafka's per-workload listeners (at the
+ * host's end of the pod link for a workload in a pod).
+ */
+function localReserved(
+  model: Model,
+  ports: Record<LocalPortName, number>,
+  pods: { hostAddress: string; addresses: Map<string, string> },
+): Listener[] {
   const fixed: LocalPortName[] = [
     'ingressHttps',
     'keycloakHttp',
@@ -260,7 +317,10 @@ function localReserved(model: Model, ports: Record<LocalPortName, number>): List
     })),
     ...callersOf(model, 'kafka').map((w) => ({
       network: 'loopback',
-      endpoint: { address: loopback, port: ports.kafkaClientsFrom + 1 + sorted.indexOf(w) },
+      endpoint: {
+        address: pods.addresses.has(w) ? pods.hostAddress : loopback,
+        port: ports.kafkaClientsFrom + 1 + sorted.indexOf(w),
+      },
       path: formatPath(['environment', 'kafka', 'listeners', w]),
       what: `Kafka's listener for ${w}`,
     })),

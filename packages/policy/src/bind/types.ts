@@ -66,6 +66,11 @@ export interface WorkloadBinding {
   svid: SvidLocation;
   /** The sidecar's own directory (bootstrap, SDS files), where the environment runs our Envoy. */
   proxyDir?: string;
+  /**
+   * Where this workload reaches the environment's own servers that listen on loopback (a local
+   * pod: the host's end of its pod link). Absent where they are reached as bound.
+   */
+  hostAddress?: string;
 }
 
 /** An identity provider as deployed in the environment. */
@@ -138,6 +143,22 @@ export interface LocalEnvironment extends EnvironmentCommon {
    * @default no Keycloak: every issuer stays as written
    */
   keycloak?: { baseUrl: string; caFile?: string };
+  /**
+   * Workloads that run as pods (ADR 0012): each one's address on the stack's pod bridge, and the
+   * host's end of the pod link. A pod's inbound listener binds its pod address; its app, egress
+   * listeners and admin bind 127.0.0.1 inside the pod; its sidecar reaches the stack's own servers
+   * (Cassandra, Kafka, Keycloak) at `hostAddress`.
+   * @default none: every listener on the host's 127.0.0.1
+   */
+  pods?: LocalPods;
+}
+
+/** Where a local stack's pods are: see {@link LocalEnvironment.pods}. */
+export interface LocalPods {
+  /** The host's end of the pod link (`198.18.8.1` for `local`). */
+  hostAddress: string;
+  /** Workload name → its pod's address. */
+  addresses: Record<string, string>;
 }
 
 /** One Kubernetes cluster with Istio and NGINX Gateway Fabric. */
