@@ -29,9 +29,6 @@ import { serviceEnv } from './service-env.ts';
 
 const repoRoot = resolve(import.meta.dirname, '../../..');
 
-/** The header the sidecars put the verified JWT payload in, and the services read. */
-export const PAYLOAD_HEADER = identityHeaders.jwtPayload;
-
 /** The smoke services the stack knows how to run, by workload name. */
 export const serviceImplementations: Readonly<
   Record<string, { entry: string; ddl: readonly string[] }>
@@ -76,7 +73,7 @@ export function sidecarPlan(model: BoundModel, workload: string): SidecarPlan {
     ...(o.app ? { app: o.app } : {}),
     ...(o.outbound ? { outbound: o.outbound } : {}),
     ...(o.jwks ? { jwks: o.jwks } : {}),
-    payloadHeader: PAYLOAD_HEADER,
+    payloadHeader: identityHeaders.jwtPayload,
   };
 }
 

@@ -21,7 +21,7 @@ import {
 } from 'node:fs';
 import { join, relative } from 'node:path';
 import { buildahInstall } from '../toolchain/buildah.ts';
-import { resolvePackages } from '../toolchain/debian.ts';
+import { resolvePackages } from '../toolchain/debian-batch.ts';
 import { run } from '../toolchain/exec.ts';
 import { Buildah } from './buildah.ts';
 import { readOciArchiveFile, runsAsNonRoot } from './oci.ts';

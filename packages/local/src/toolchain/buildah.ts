@@ -2,7 +2,8 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { cacheRoot, installAtomically, isInstalled, toolDir } from './cache.ts';
 import { toolBase } from './check.ts';
-import { aptCandidate, DEBIAN, downloadPackages, resolvePackages, unpackDebs } from './debian.ts';
+import { resolvePackages } from './debian-batch.ts';
+import { aptCandidate, DEBIAN, downloadPackages, unpackDebs } from './debian.ts';
 import { FetchError } from './errors.ts';
 import { run, tryRun } from './exec.ts';
 import { progress } from './log.ts';

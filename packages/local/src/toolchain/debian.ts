@@ -1,7 +1,8 @@
 /**
  * Debian packages without root: versions and checksums from the local apt index, `.deb` files with
  * `apt-get download` into a per-user cache, contents with `dpkg -x` (no maintainer scripts, no dpkg
- * database). Used for buildah and for the services' base image.
+ * database). Used for buildah, Prometheus and the services' base image; packages are resolved in one
+ * batch by `resolveMany` (debian-batch.ts).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
@@ -29,39 +30,15 @@ export async function aptCandidate(pkg: string): Promise<string | null> {
   return v && v !== '(none)' ? v : null;
 }
 
-/** The sha256 of `pkg=version`'s `.deb` as the apt index lists it. */
-export async function aptSha256(pkg: string, version: string): Promise<string> {
-  const out = await run('apt-cache', ['show', `${pkg}=${version}`], {
-    what: `apt-cache show ${pkg}=${version}`,
-    timeoutMs: 30_000,
-  });
-  const sha = /^SHA256:\s*([a-f0-9]{64})$/m.exec(out)?.[1];
-  if (!sha) throw new Error(`apt-cache show ${pkg}=${version} lists no SHA256`);
-  return sha;
-}
-
-/** The current candidate of each package with its checksum; throws naming any without one. */
-export async function resolvePackages(names: readonly string[]): Promise<DebianPackage[]> {
-  const out: DebianPackage[] = [];
-  for (const name of names) {
-    const version = await aptCandidate(name);
-    if (!version)
-      throw new FetchError(
-        name,
-        DEBIAN,
-        'apt-cache has no candidate (run apt-get update, on Debian bookworm)',
-      );
-    out.push({ name, version, sha256: await aptSha256(name, version) });
-  }
-  return out;
-}
-
 function debCacheDir(): string {
   return join(cacheRoot(), 'debs');
 }
 
-function sha256File(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
+/** Throws naming the package unless the `.deb` at `path` has the sha256 the apt index gave. */
+export function checkDeb(path: string, p: DebianPackage): void {
+  const actual = createHash('sha256').update(readFileSync(path)).digest('hex');
+  if (actual !== p.sha256)
+    throw new Error(`${p.name} ${p.version}: the .deb has sha256 ${actual}, expected ${p.sha256}`);
 }
 
 /**
@@ -102,12 +79,11 @@ export async function downloadPackages(pkgs: readonly DebianPackage[]): Promise<
         rmSync(tmp, { recursive: true, force: true });
       }
     }
-    const actual = sha256File(path);
-    if (actual !== p.sha256) {
+    try {
+      checkDeb(path, p);
+    } catch (err) {
       rmSync(path, { force: true });
-      throw new Error(
-        `${p.name} ${p.version}: the .deb has sha256 ${actual}, expected ${p.sha256}`,
-      );
+      throw err;
     }
     paths.push(path);
   }
