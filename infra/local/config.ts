@@ -19,10 +19,13 @@ const schema = z.strictObject({
     .default(24),
   /** Bump to re-issue every workload certificate now. */
   rotation: z.coerce.number().int().min(0).default(0),
-  /** Run the pod workloads in pods (ADR 0012; needs root). Off until every workload is a pod. */
+  /**
+   * Run every workload as a pod (ADR 0012; needs root). `false` runs them on the host's loopback
+   * (no isolation; kept to measure what pods cost).
+   */
   pods: z
     .enum(['true', 'false'], { message: 'must be true or false' })
-    .default('false')
+    .default('true')
     .transform((v) => v === 'true'),
 });
 
@@ -34,7 +37,7 @@ export interface LocalConfig {
   basePort: number;
   certValidHours: number;
   rotation: number;
-  /** Whether `podWorkloads` run as pods (`trellis-local:pods`). @default false */
+  /** Whether the workloads run as pods (`trellis-local:pods`). @default true */
   pods: boolean;
   model: ValidModel;
   modelPath: string;

@@ -45,10 +45,12 @@ export interface StackPods {
 }
 
 /**
- * The workloads that run as pods when the stack's `pods` setting is on. The first step of issue 11:
- * orders-api alone; the ingress, ledger and the data stores follow.
+ * The workloads that run as pods when the stack's `pods` setting is on: every workload of the
+ * model, sorted (the edge's pod holds nginx too, as Istio's ingress gateway pod does).
  */
-export const podWorkloads: readonly string[] = ['orders-api'];
+export function podWorkloads(model: ValidModel): string[] {
+  return Object.keys(model.workloads).sort();
+}
 
 /**
  * Where the pods of a stack at `basePort` are (pure): the stack's /24, each pod workload's slot
@@ -61,7 +63,7 @@ export function podPlan(
   const subnet = stackSubnet(basePort);
   const sorted = Object.keys(model.workloads).sort();
   const slots: Record<string, number> = {};
-  for (const w of podWorkloads) if (sorted.includes(w)) slots[w] = sorted.indexOf(w);
+  for (const w of podWorkloads(model)) slots[w] = sorted.indexOf(w);
   const addresses = Object.fromEntries(
     Object.entries(slots).map(([w, slot]) => [w, podAddress(subnet, slot)]),
   );
@@ -77,7 +79,7 @@ export interface ContextInput {
   basePort: number;
   certValidHours: number;
   rotation: number;
-  /** Run {@link podWorkloads} as pods (ADR 0012). @default false */
+  /** Run {@link podWorkloads} as pods (ADR 0012; needs root). @default false */
   pods?: boolean;
 }
 

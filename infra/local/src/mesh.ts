@@ -7,6 +7,9 @@
  *   Cassandra ◀═mTLS (workload SVID)═ orders-api / ledger sidecar egress ◀─────────┘ loopback
  *   Kafka     ◀═mTLS (workload SVID)═┘
  *
+ * With pods (the default), each workload is a pod: the ingress pod holds nginx (on its address)
+ * and the edge sidecar (on its loopback); a host relay keeps https://localhost:<ingressHttps>.
+ *
  * Call order (infra/local/index.ts): `const data = deployData(ctx)`, `const idp = deployIdentity(ctx)`,
  * then `deployMesh(ctx, data, idp)`. Every port, address and file comes from `ctx.model`, the model
  * bound to the stack's environment (policy `bind`).
@@ -245,6 +248,11 @@ export function deployMesh(
 
   const edgeInbound = Object.values(model.binding.workloads[edge]?.inbound ?? {})[0];
   if (edgeInbound === undefined) throw new Error(`workloads.${edge}.ports: the edge needs a port`);
+  const listen = model.binding.edge?.listen;
+  if (listen === undefined) throw new Error('binding.edge.listen: the local binding places nginx');
+  // In the edge's pod (the ingress gateway's), nginx is the pod's public listener and reaches the
+  // edge sidecar on the pod's own loopback.
+  const edgePod = podLaunch(ctx, edge);
   const ingress = new LocalIngress(
     'ingress-nginx',
     {
@@ -252,16 +260,32 @@ export function deployMesh(
       ca: ctx.ca,
       certDir: ctx.pkiDir('ingress-edge'),
       dir: ctx.runDir('nginx'),
-      listen: { address: '127.0.0.1', port: ctx.ports.ingressHttps },
+      listen,
       upstream: edgeInbound,
       certValidHours: ctx.certValidHours,
       rotation: settings.edgeRotation ?? 0,
+      ...(edgePod !== undefined ? { pod: edgePod } : {}),
     },
     {
       ...opts,
       dependsOn: [sidecars[edge], ...Object.values(services), ...idp.resources],
     },
   );
+  // Host users keep https://localhost:<ingressHttps>: a relay on the host's loopback to nginx in
+  // the pod (TLS end to end; it sees only bytes).
+  const ingressRelay =
+    listen.address !== '127.0.0.1'
+      ? new LocalRelay(
+          'ingress-relay',
+          {
+            dir: ctx.runDir('ingress-relay'),
+            listen: '127.0.0.1',
+            target: listen.address,
+            ports: [listen.port],
+          },
+          { ...opts, dependsOn: [ingress] },
+        )
+      : undefined;
 
   return {
     ingressUrl: ingress.url,
@@ -281,6 +305,11 @@ export function deployMesh(
       Object.entries(services).map(([w, s]) => [w, { url: s.url, logFile: s.logFile }]),
     ),
     ingress,
-    resources: [ingress, ...Object.values(sidecars), ...Object.values(services)],
+    resources: [
+      ingress,
+      ...(ingressRelay ? [ingressRelay] : []),
+      ...Object.values(sidecars),
+      ...Object.values(services),
+    ],
   };
 }

@@ -20,21 +20,32 @@ const bound = bindOrThrow(model, localEnvironment(8000, '/stack', plan.env), 'lo
 const plain = bindOrThrow(model, localEnvironment(8000, '/stack'), 'local');
 
 describe('pod plan', () => {
-  it('puts orders-api in slot 2 of the stack’s /24, as its sorted position (ports) does', () => {
-    expect(podWorkloads).toEqual(['orders-api']);
+  it('makes every workload a pod, in the slot of its sorted position (as its ports)', () => {
+    expect(podWorkloads(model)).toEqual(['ingress', 'ledger', 'orders-api']);
     expect(plan.subnet.cidr).toBe('198.18.8.0/24');
-    expect(plan.slots).toEqual({ 'orders-api': 2 });
+    expect(plan.slots).toEqual({ ingress: 0, ledger: 1, 'orders-api': 2 });
     expect(plan.env).toEqual({
       hostAddress: '198.18.8.1',
-      addresses: { 'orders-api': '198.18.8.4' },
+      addresses: { ingress: '198.18.8.2', ledger: '198.18.8.3', 'orders-api': '198.18.8.4' },
     });
     expect(podPlan(model, 28_000).env.addresses['orders-api']).toBe('198.18.28.4');
   });
 
-  it('relays Cassandra, orders-api’s Kafka listener and Keycloak, and nothing without pods', () => {
-    expect(hostRelayPorts(bound, ['orders-api'])).toEqual([8042, 8180, 8303]);
-    expect(hostRelayPorts(plain, ['orders-api'])).toEqual([]);
+  it('relays Cassandra, each pod’s Kafka listener and Keycloak, and nothing without pods', () => {
+    const all = podWorkloads(model);
+    // ledger's Kafka listener is 8302, orders-api's 8303.
+    expect(hostRelayPorts(bound, all)).toEqual([8042, 8180, 8302, 8303]);
+    expect(hostRelayPorts(plain, all)).toEqual([]);
     expect(hostRelayPorts(bound, [])).toEqual([]);
+  });
+
+  it('puts nginx on the ingress pod’s address, in front of the edge inbound on its loopback', () => {
+    expect(bound.binding.edge?.listen).toEqual({ address: '198.18.8.2', port: 8443 });
+    expect(bound.binding.workloads.ingress?.inbound.http).toEqual({
+      address: '127.0.0.1',
+      port: 8600,
+    });
+    expect(plain.binding.edge?.listen).toEqual({ address: '127.0.0.1', port: 8443 });
   });
 });
 
@@ -69,16 +80,33 @@ describe('the pod’s sidecar config', () => {
     expect(Object.values(addresses('orders-api', plain))).toContain('127.0.0.1:8620');
   });
 
-  it('sends the pod’s data and JWKS clusters to the host’s end, the ingress to the pod', () => {
-    const endpoints = (w: string) =>
-      JSON.stringify(compiled(bound, w).static_resources.clusters.map((c) => c.load_assignment));
+  it('binds the ledger’s inbound on its pod, and the edge’s inbound and admin inside its pod', () => {
+    const ledger = addresses('ledger');
+    expect(Object.values(ledger)).toContain('198.18.8.3:8610');
+    expect(
+      Object.values(ledger)
+        .filter((v) => v.startsWith('127.0.0.1:'))
+        .sort(),
+    ).toEqual(['127.0.0.1:8710', '127.0.0.1:8711']);
+    // The edge's only listener is its plaintext inbound for nginx: on the pod's loopback.
+    expect(Object.values(addresses('ingress'))).toEqual(['127.0.0.1:8600']);
+    expect(compiled(bound, 'ingress').admin?.address.socket_address.address).toBe('127.0.0.1');
+  });
+
+  it('sends the pods’ data and JWKS clusters to the host’s end, the ingress to the pod', () => {
+    const endpoints = (w: string, m = bound) =>
+      JSON.stringify(compiled(m, w).static_resources.clusters.map((c) => c.load_assignment));
     const orders = endpoints('orders-api');
     expect(orders).toContain('"address":"198.18.8.1","port_value":8042');
     expect(orders).toContain('"address":"198.18.8.1","port_value":8303');
     expect(orders).toContain('"address":"198.18.8.1","port_value":8180');
     expect(orders).not.toContain('"address":"127.0.0.1","port_value":8042');
+    const ledger = endpoints('ledger');
+    expect(ledger).toContain('"address":"198.18.8.1","port_value":8042');
+    expect(ledger).toContain('"address":"198.18.8.1","port_value":8302');
+    expect(ledger).not.toContain('"address":"127.0.0.1","port_value":8042');
     expect(endpoints('ingress')).toContain('"address":"198.18.8.4","port_value":8620');
-    expect(endpoints('ledger')).toContain('"address":"127.0.0.1","port_value":8042');
+    expect(endpoints('ledger', plain)).toContain('"address":"127.0.0.1","port_value":8042');
   });
 });
 

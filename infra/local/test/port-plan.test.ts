@@ -5,6 +5,10 @@
 // Changed once on purpose (issue 11, Keycloak over TLS): the issuer and JWKS URI became https, each
 // sidecar's JWKS endpoint gained `tls` and its own bundle as `caFile`, and orders-api's Envoy hash
 // moved with them; every port stayed.
+// Added on purpose (issue 11, every workload a pod, the default): the plan with pods at both bases,
+// `pods-<base>`, written by the code; it differs from the plan without pods (which stays pinned as
+// it was, since `trellis-local:pods false` must move nothing) in addresses and Envoy hashes only,
+// which the last test checks: every port is the same.
 import { svidFiles } from '@trellis/contracts';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -12,7 +16,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sidecarArtefacts } from '@trellis/components/local/sidecar';
 import { bindOrThrow, localPortsAt, parseModel, type ValidModel } from '@trellis/policy';
-import { localEnvironment } from '../src/context.ts';
+import { localEnvironment, podPlan } from '../src/context.ts';
 import { planDataPorts } from '../src/data.ts';
 import { servedProvider } from '../src/identity.ts';
 import { sidecarPlan } from '../src/mesh.ts';
@@ -37,10 +41,14 @@ function repoModel(edit?: (m: { workloads: Record<string, { calls: string[] }> }
 
 const sha = (v: unknown) => createHash('sha256').update(JSON.stringify(v)).digest('hex');
 
-/** Everything the local program derives from the model at `base` (stack dir `/stack`). */
-function planAt(model: ValidModel, base: number) {
+/**
+ * Everything the local program derives from the model at `base` (stack dir `/stack`), with every
+ * workload in a pod (the default) or none.
+ */
+function planAt(model: ValidModel, base: number, pods = false) {
   const ports = localPortsAt(base);
-  const bound = bindOrThrow(model, localEnvironment(base, '/stack'), 'bind');
+  const env = localEnvironment(base, '/stack', pods ? podPlan(model, base).env : undefined);
+  const bound = bindOrThrow(model, env, 'bind');
   const data = planDataPorts(bound);
   const provider = servedProvider(bound).name;
   const edge = bound.binding.edge?.workload ?? '';
@@ -71,7 +79,7 @@ function planAt(model: ValidModel, base: number) {
     jwksUri: idp?.jwksUri,
     edge,
     ingress: {
-      listen: { address: '127.0.0.1', port: ports.ingressHttps },
+      listen: bound.binding.edge?.listen,
       upstream: Object.values(bound.binding.workloads[edge]?.inbound ?? {})[0],
     },
     sidecars,
@@ -96,6 +104,26 @@ function planAt(model: ValidModel, base: number) {
 describe('the local plan of trellis.yaml (pinned)', () => {
   it.each([8000, 28000])('is unchanged at base %i', (base) => {
     expect(planAt(repoModel(), base)).toEqual(pinned[String(base)]);
+  });
+
+  it.each([8000, 28000])('is unchanged at base %i with pods', (base) => {
+    expect(planAt(repoModel(), base, true)).toEqual(pinned[`pods-${base}`]);
+  });
+
+  it('moves no port when the workloads become pods: only addresses and hashes change', () => {
+    const portsOf = (v: unknown): unknown =>
+      JSON.parse(
+        JSON.stringify(v, (k, x: unknown) =>
+          ['address', 'host', 'inboundAddress', 'envoyHashes'].includes(k) ? undefined : x,
+        ),
+      );
+    for (const base of [8000, 28000])
+      expect(portsOf(planAt(repoModel(), base, true))).toEqual(portsOf(pinned[String(base)]));
+    // And the addresses did move: orders-api's inbound is on its pod, its Cassandra at the host end.
+    const sidecars = pinned['pods-8000']?.sidecars as Record<string, { outbound: unknown }>;
+    expect(sidecars.ingress?.outbound).toEqual({
+      'orders-api': { address: '198.18.8.4', port: 8620 },
+    });
   });
 
   it('gives a backend peer call its egress listener after the data services', () => {

@@ -163,6 +163,34 @@ describe('bind to local', () => {
     expect(envoyOptions(b, 'ledger').inboundAddress).toBeUndefined();
   });
 
+  it('makes the edge’s pod the ingress gateway: nginx on its address, the edge inbound inside', () => {
+    const pods = {
+      hostAddress: '198.18.8.1',
+      addresses: { ingress: '198.18.8.2', ledger: '198.18.8.3', 'orders-api': '198.18.8.4' },
+    };
+    const b = ok(referenceModel(), { ...local(), pods });
+    // nginx's public listener follows from the binding: the edge pod's address, the ingress port.
+    expect(b.binding.edge?.listen).toEqual({ address: '198.18.8.2', port: 8443 });
+    // The edge sidecar's inbound is plaintext from nginx: on the pod's own loopback, not its address.
+    const edge = b.binding.workloads.ingress;
+    expect(edge?.inbound).toEqual({ http: { address: '127.0.0.1', port: 8600 } });
+    expect(edge?.admin).toEqual({ address: '127.0.0.1', port: 8500 });
+    expect(edge?.hostAddress).toBe('198.18.8.1');
+    expect(envoyOptions(b, 'ingress').inboundAddress).toBeUndefined();
+    expect(envoyOptions(b, 'ingress').jwks?.keycloak).toMatchObject({ address: '198.18.8.1' });
+    // The ledger is a pod like orders-api.
+    const ledger = b.binding.workloads.ledger;
+    expect(ledger?.inbound).toEqual({ http: { address: '198.18.8.3', port: 8610 } });
+    expect(ledger?.app).toEqual({ http: { address: '127.0.0.1', port: 8810 } });
+    expect(ledger?.egress.cassandra?.upstream).toEqual({ address: '198.18.8.1', port: 8042 });
+    expect(ledger?.egress.kafka?.upstream).toEqual({ address: '198.18.8.1', port: 8302 });
+    // Without pods nginx is on the host's loopback.
+    expect(ok(referenceModel(), local()).binding.edge?.listen).toEqual({
+      address: '127.0.0.1',
+      port: 8443,
+    });
+  });
+
   it('refuses pods of unknown workloads, loopback or shared addresses, at their paths', () => {
     const errs = errors(referenceModel(), {
       ...local(),

@@ -1,13 +1,19 @@
 import * as pulumi from '@pulumi/pulumi';
 import { nginxLaunchSpec, testNginxConfig } from '@trellis/local/harness';
+import type { PodLaunch } from '@trellis/local/pods';
 import { compileNginxHttp, type BoundModel } from '@trellis/policy';
 import { join } from 'node:path';
 import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
 import { LocalProcess } from './process.ts';
+import { POD_WORK_DIR } from './process-impl.ts';
 
 interface ReloadInputs {
-  /** nginx's pid file (the master process). */
-  pidFile: string;
+  /**
+   * The supervisor's state file of nginx (root's; its `childPid` is the master, which the launch
+   * chain `exec`s into). Not nginx's pid file: in a pod that file is the pod user's, who could point
+   * it at any process for the engine to signal.
+   */
+  stateFile: string;
   /** Anything whose change must reach nginx without a restart, e.g. the certificate's expiry. */
   trigger: string;
 }
@@ -15,17 +21,18 @@ interface ReloadInputs {
 // Only node builtins, imported inside: the provider is serialized (see process.ts).
 const reloadProvider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: ReloadInputs, news: ReloadInputs) {
-    return { changes: olds.trigger !== news.trigger || olds.pidFile !== news.pidFile };
+    return { changes: olds.trigger !== news.trigger || olds.stateFile !== news.stateFile };
   },
   async create(inputs: ReloadInputs) {
     // A new nginx read the current files when it started.
-    return { id: inputs.pidFile, outs: inputs };
+    return { id: inputs.stateFile, outs: inputs };
   },
   async update(_id: string, _olds: ReloadInputs, news: ReloadInputs) {
     const { readFileSync } = await import('node:fs');
     let pid = 0;
     try {
-      pid = Number(readFileSync(news.pidFile, 'utf8').trim());
+      const st = JSON.parse(readFileSync(news.stateFile, 'utf8')) as { childPid?: unknown };
+      pid = typeof st.childPid === 'number' ? st.childPid : 0;
     } catch {
       // nginx is not running; it reads the new files when it starts.
     }
@@ -40,7 +47,7 @@ const reloadProvider: pulumi.dynamic.ResourceProvider = {
 class NginxReload extends pulumi.dynamic.Resource {
   constructor(
     name: string,
-    args: { pidFile: string; trigger: pulumi.Input<string> },
+    args: { stateFile: string; trigger: pulumi.Input<string> },
     opts?: pulumi.CustomResourceOptions,
   ) {
     super(reloadProvider, name, args, opts, 'trellis-local', 'NginxReload');
@@ -55,15 +62,23 @@ export interface LocalIngressArgs {
   ca: LocalMeshCa;
   /** Directory of the edge certificate files. */
   certDir: string;
-  /** nginx's prefix directory: nginx.conf, pid, temp dirs, access log (a LocalProcess dir). */
+  /**
+   * nginx's LocalProcess dir; its prefix (nginx.conf, pid, temp dirs, access log) is this dir, or
+   * `<dir>/pod` in a pod (the one place the pod's user writes).
+   */
   dir: string;
-  /** Where nginx listens with TLS. */
+  /** Where nginx listens with TLS (the binding's `edge.listen`). */
   listen: { address?: string; port: number };
+  /**
+   * Run nginx in this pod, as its user (no `user` directive: its workers stay that user), which
+   * then owns its certificate and key. @default none: on the host
+   */
+  pod?: pulumi.Input<PodLaunch>;
   /** The edge sidecar's plaintext loopback listener. */
   upstream: { address: string; port: number };
   /** DNS names on the edge certificate. @default ['localhost'] */
   dnsNames?: string[];
-  /** IP addresses on the edge certificate. @default ['127.0.0.1'] */
+  /** IP addresses on the edge certificate. @default ['127.0.0.1'] and the listen address */
   ipAddresses?: string[];
   /** `client_max_body_size`. @default '1m' */
   clientMaxBodySize?: string;
@@ -91,7 +106,8 @@ const defaults = {
  * The local ingress: nginx terminating TLS for `localhost` with a certificate from the Mesh CA,
  * routing the model's routes (host, path, method) to the edge sidecar, with a request size limit,
  * `X-Request-Id` and `X-Forwarded-For`. The config is checked with `nginx -t` before it is used; a
- * re-issued certificate reaches nginx by a graceful reload.
+ * re-issued certificate reaches nginx by a graceful reload. With `pod`, nginx runs in the edge's
+ * pod as its user, like Istio's ingress gateway beside the edge sidecar.
  */
 export class LocalIngress extends pulumi.ComponentResource {
   /** `https://<first DNS name>:<port>`. */
@@ -121,23 +137,30 @@ export class LocalIngress extends pulumi.ComponentResource {
       throw new pulumi.ResourceError(`${name}: dnsNames must name at least one host`, this);
     const address = args.listen.address ?? defaults.address;
     this.url = `https://${dnsNames[0]}:${args.listen.port}`;
-    this.accessLog = join(args.dir, 'access.json');
+    // In a pod, nginx writes (pid, temp files, access log) only below its user's own directory.
+    const inPod = args.pod !== undefined;
+    const prefix = inPod ? join(args.dir, POD_WORK_DIR) : args.dir;
+    this.accessLog = join(prefix, 'access.json');
 
     this.certificate = new WorkloadCertificate(
       `${name}-cert`,
       {
         ca: args.ca,
         dns: dnsNames,
-        ips: args.ipAddresses ?? defaults.ipAddresses,
+        ips: args.ipAddresses ?? [...new Set([...defaults.ipAddresses, address])],
         dir: args.certDir,
         validHours: args.certValidHours ?? defaults.certValidHours,
         rotation: args.rotation ?? 0,
+        ...(args.pod !== undefined
+          ? { owner: pulumi.output(args.pod).apply((p) => ({ uid: p.uid, gid: p.gid })) }
+          : {}),
       },
       { parent: this },
     );
 
     // Paths only: a re-issued certificate changes no input of the process (see NginxReload).
-    const spec = this.certificate.files.apply(async (f) => {
+    const netns = pulumi.output(args.pod).apply((p) => p?.netns);
+    const spec = pulumi.all([this.certificate.files, netns]).apply(async ([f, podNetns]) => {
       const http = (accessLog?: string) =>
         compileNginxHttp(args.model, {
           listen: { address, port: args.listen.port },
@@ -147,20 +170,32 @@ export class LocalIngress extends pulumi.ComponentResource {
           clientMaxBodySize: maxBody,
         });
       // Checked without the access log, whose directory exists only once the process is created.
-      const check = await testNginxConfig(http());
+      // In the pod's namespace when nginx runs there: `nginx -t` binds the pod's address.
+      const check = await testNginxConfig(
+        http(),
+        podNetns !== undefined ? { netns: podNetns } : {},
+      );
       if (!check.ok)
         throw new pulumi.ResourceError(
           `${name}: nginx -t refused the config:\n${check.error}`,
           this,
           true, // nginx's message says it all; a stack trace would bury it.
         );
-      return nginxLaunchSpec({
-        dir: args.dir,
+      const launch = await nginxLaunchSpec({
+        dir: prefix,
         config: http(this.accessLog),
         workerProcesses: args.workerProcesses ?? defaults.workerProcesses,
         // The compiled config has its own JSON access log with the request id.
-        render: { accessLog: null },
+        render: { accessLog: null, rootUser: !inPod },
       });
+      // LocalProcess files are relative to its dir: the prefix's are under `pod/` in a pod.
+      const files = Object.fromEntries(
+        Object.entries(launch.files).map(([rel, text]) => [
+          inPod ? join(POD_WORK_DIR, rel) : rel,
+          text,
+        ]),
+      );
+      return { ...launch, files };
     });
 
     this.nginx = new LocalProcess(
@@ -174,13 +209,14 @@ export class LocalIngress extends pulumi.ComponentResource {
         ready: { kind: 'tcp', host: address, port: args.listen.port },
         readyTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
         stopGraceMs: 10_000,
+        ...(args.pod !== undefined ? { pod: args.pod } : {}),
       },
       { parent: this, dependsOn: [this.certificate] },
     );
 
     new NginxReload(
       `${name}-reload`,
-      { pidFile: join(args.dir, 'nginx.pid'), trigger: this.certificate.notAfter },
+      { stateFile: join(args.dir, 'supervisor.json'), trigger: this.certificate.notAfter },
       { parent: this, dependsOn: [this.nginx] },
     );
 

@@ -3,6 +3,8 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { tool } from '../pods/exec.ts';
+import { netnsPath } from '../pods/names.ts';
 import { CommandError } from '../toolchain/errors.ts';
 import { run } from '../toolchain/exec.ts';
 import { nginx, nginxMimeTypesIn } from '../toolchain/nginx.ts';
@@ -48,6 +50,12 @@ export interface RenderNginxOptions {
    * @default `<prefix>/access.log`
    */
   accessLog?: string | null;
+  /**
+   * Write the `user root root` directive when this process is root. Off for an nginx that runs as
+   * an unprivileged user (a pod's), where the directive would only earn a warning: its workers
+   * stay that user anyway. @default true
+   */
+  rootUser?: boolean;
 }
 
 /**
@@ -69,7 +77,7 @@ export function renderNginxConf(
     'daemon off;',
     // Run as root (CI), workers would switch to `nobody`, which cannot enter the per-user dirs; keep
     // the invoking user, which is what happens anyway when nginx is started by a normal user.
-    ...(process.getuid?.() === 0 ? ['user root root;'] : []),
+    ...((opts.rootUser ?? true) && process.getuid?.() === 0 ? ['user root root;'] : []),
     `worker_processes ${workers};`,
     `pid ${join(prefix, 'nginx.pid')};`,
     'error_log stderr notice;',
@@ -195,17 +203,27 @@ export async function startNginx(opts: NginxOptions): Promise<NginxInstance> {
   }
 }
 
-/** Check an `http {}` body with `nginx -t` inside a throwaway prefix. */
-export async function testNginxConfig(config: string): Promise<ConfigCheck> {
+/**
+ * Check an `http {}` body with `nginx -t` inside a throwaway prefix. `nginx -t` binds the listen
+ * addresses (a port already in use passes, an address the host lacks does not): for an nginx that
+ * will listen on a pod's address, pass the pod's network namespace (`netns`), where the check then
+ * runs (as this process's user, which must be root to enter it).
+ */
+export async function testNginxConfig(
+  config: string,
+  opts: { netns?: string } = {},
+): Promise<ConfigCheck> {
   const bin = await nginx.ensure();
   const dir = mkdtempSync(join(tmpdir(), 'trellis-nginx-test-'));
   const conf = join(dir, 'nginx.conf');
   try {
     prepare(dir, config, mimeTypesFor(bin));
-    await run(bin, ['-t', '-q', '-p', dir, '-c', conf, '-e', 'stderr'], {
-      what: 'nginx -t',
-      timeoutMs: 30_000,
-    });
+    const argv = [bin, '-t', '-q', '-p', dir, '-c', conf, '-e', 'stderr'];
+    const [cmd = bin, ...args] =
+      opts.netns === undefined
+        ? argv
+        : [tool('nsenter'), `--net=${netnsPath(opts.netns)}`, '--', ...argv];
+    await run(cmd, args, { what: 'nginx -t', timeoutMs: 30_000 });
     return { ok: true };
   } catch (err) {
     if (!(err instanceof CommandError)) throw err;

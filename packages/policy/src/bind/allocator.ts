@@ -56,6 +56,8 @@ export interface Allocator {
   proxyDir(w: WorkloadSlot): string | undefined;
   /** Where `w` reaches the environment's loopback servers, when not on loopback itself. */
   hostAddress?(w: WorkloadSlot): string | undefined;
+  /** Where the environment's public TLS listener in front of the edge workload `edge` binds. */
+  edgeListen?(edge: string): Endpoint | undefined;
   /** The environment's own listeners (servers, proxies), which no workload listener may take. */
   reserved(): Listener[];
   /** The data services' own endpoints. */

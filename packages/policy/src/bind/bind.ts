@@ -115,6 +115,7 @@ function bindingOf(
             namespace: namespaceOf(model, edge),
             serviceAccount: model.workloads[edge]?.serviceAccount ?? edge,
             spiffeId: spiffeId(model, edge),
+            ...optional('listen', allocator.edgeListen?.(edge)),
           },
         }
       : {}),

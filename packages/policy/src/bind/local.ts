@@ -3,7 +3,8 @@
  * `basePort` plus a fixed offset, so that URLs are stable (`local`: ingress 8443, Keycloak 8180) and
  * a second stack on another base (`e2e`: 28000) runs beside it. The stack's Keycloak takes over the
  * provider the model serves from a loopback realm. Workloads named in `env.pods` run as pods (ADR
- * 0012): same ports, their inbound on the pod's address, the rest on the pod's own loopback.
+ * 0012): same ports, their inbound on the pod's address, the rest on the pod's own loopback; the
+ * edge's pod holds nginx too, on the pod's address, in front of the edge's inbound on its loopback.
  */
 import { svidFiles } from '@trellis/contracts';
 import { formatPath } from '../errors.ts';
@@ -204,15 +205,21 @@ export function localAllocator(
     return at(from + localBlocks.portsPerWorkload * w.sorted + k);
   };
   const kafkaListener = (w: WorkloadSlot) => server(w, ports.kafkaClientsFrom + 1 + w.sorted);
+  // The edge's inbound is plaintext from nginx, which shares its pod: it stays on the pod's loopback.
+  const podPrivate = (w: WorkloadSlot, role: string) => role !== 'inbound' || w.spec.edge === true;
   return {
     // A pod's private listeners live on its own loopback; its inbound on the bridge, as the host's.
     network: (w, role) =>
-      podOf(w) !== undefined && role !== 'inbound' ? `pod ${w.name}` : 'loopback',
+      podOf(w) !== undefined && podPrivate(w, role) ? `pod ${w.name}` : 'loopback',
     inbound: (w, _p, k) => {
       const e = inBlock(ports.sidecarInboundFrom, w, k);
       const pod = podOf(w);
-      return pod === undefined ? e : { ...e, address: pod };
+      return pod === undefined || w.spec.edge ? e : { ...e, address: pod };
     },
+    edgeListen: (edge) => ({
+      address: pods.addresses.get(edge) ?? loopback,
+      port: ports.ingressHttps,
+    }),
     app: (w, _p, k) => (w.spec.edge ? undefined : inBlock(ports.appFrom, w, k)),
     admin: (w) => at(ports.envoyAdminFrom + w.sorted),
     dataEgress: (w, service: DataService) =>
@@ -308,7 +315,20 @@ function localReserved(
     'kafkaClientsFrom',
   ];
   const sorted = Object.keys(model.workloads).sort();
+  const edge = Object.keys(model.workloads).find((w) => model.workloads[w]?.edge);
+  const edgePod = edge === undefined ? undefined : pods.addresses.get(edge);
   return [
+    // nginx in the edge's pod; 127.0.0.1:ingressHttps is then the host's relay to it.
+    ...(edge !== undefined && edgePod !== undefined
+      ? [
+          {
+            network: `pod ${edge}`,
+            endpoint: { address: edgePod, port: ports.ingressHttps },
+            path: 'environment.ports.ingressHttps',
+            what: `nginx's TLS listener in the pod of ${edge}`,
+          },
+        ]
+      : []),
     ...fixed.map((name) => ({
       network: 'loopback',
       endpoint: { address: loopback, port: ports[name] },

@@ -89,6 +89,13 @@ export interface EdgeBinding {
   namespace: string;
   serviceAccount: string;
   spiffeId: string;
+  /**
+   * Where the environment's public TLS listener in front of the edge binds: locally nginx, on the
+   * edge pod's address when the edge is a pod (host clients reach it through a relay on
+   * 127.0.0.1 at the same port), else on 127.0.0.1. Absent where the environment's own gateway
+   * serves it (a cluster).
+   */
+  listen?: Endpoint;
 }
 
 /** Everything an environment decided for one model. */
@@ -147,7 +154,9 @@ export interface LocalEnvironment extends EnvironmentCommon {
    * Workloads that run as pods (ADR 0012): each one's address on the stack's pod bridge, and the
    * host's end of the pod link. A pod's inbound listener binds its pod address; its app, egress
    * listeners and admin bind 127.0.0.1 inside the pod; its sidecar reaches the stack's own servers
-   * (Cassandra, Kafka, Keycloak) at `hostAddress`.
+   * (Cassandra, Kafka, Keycloak) at `hostAddress`. The edge's pod is the ingress gateway's: nginx's
+   * TLS listener binds the pod address, and the edge sidecar's inbound (plaintext, from nginx) the
+   * pod's own 127.0.0.1.
    * @default none: every listener on the host's 127.0.0.1
    */
   pods?: LocalPods;
