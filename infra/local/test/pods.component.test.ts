@@ -1,16 +1,18 @@
-// orders-api as a pod, for real: `pulumi up` of a test program (infra/local's data, identity and mesh
-// modules with `pods` on; see fixtures/pods) puts orders-api and its sidecar in a network namespace
-// of their own, as their own user. Every refusal below first shows the same path working from the
-// right place. Needs root (namespaces, veths, users).
+// Every workload as a pod, for real: `pulumi up` of a test program (infra/local's data, identity and
+// mesh modules with `pods` on; see fixtures/pods) puts orders-api, ledger and the ingress (edge
+// sidecar and nginx) each in a network namespace of their own, as their own user. Every refusal
+// below first shows the same path working from the right place. Needs root (namespaces, veths,
+// users).
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { request as httpsRequest } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isClean, podCommand, podLeftovers, type PodLaunch } from '@trellis/local/pods';
-import { localPortsAt, type WorkloadBinding } from '@trellis/policy';
+import { localPortsAt, type Endpoint, type WorkloadBinding } from '@trellis/policy';
 import { requestToken, type Principals } from '../../../packages/cli/src/verbs/token.ts';
 import { pickBase, TestStack } from './support/test-stack.ts';
 
@@ -23,7 +25,9 @@ interface Outputs {
   ingressUrl: string;
   services: Record<string, { url: string }>;
   principals: Principals;
-  ordersApi: WorkloadBinding;
+  workloads: Record<string, WorkloadBinding>;
+  edgeListen: Endpoint;
+  sidecars: Record<string, { spiffeId: string }>;
   pods: Record<string, { address: string; user: string; launch: PodLaunch }>;
 }
 
@@ -48,18 +52,24 @@ const forged = {
 };
 const orderBody = JSON.stringify({ sku: 'pod-1', quantity: 1 });
 
-function launch(): PodLaunch {
-  const p = out.pods['orders-api'];
-  if (!p) throw new Error('no orders-api pod in the outputs');
-  return p.launch;
+function pod(w: string): { address: string; launch: PodLaunch } {
+  const p = out.pods[w];
+  if (!p) throw new Error(`no ${w} pod in the outputs`);
+  return p;
+}
+
+function bound(w: string): WorkloadBinding {
+  const b = out.workloads[w];
+  if (!b) throw new Error(`no ${w} in the binding`);
+  return b;
 }
 
 /**
- * Run a Node script inside orders-api's pod as its user (at most 20 s); resolves to its stdout.
- * The script gets `args` as `process.argv[1..]`.
+ * Run a Node script inside `w`'s pod as its user (at most 20 s); resolves to its stdout. The
+ * script gets `args` as `process.argv[1..]`.
  */
-function inPod(script: string, args: string[]): Promise<string> {
-  const argv = podCommand(launch(), process.execPath, ['-e', script, ...args]);
+function inPod(script: string, args: string[], w = 'orders-api'): Promise<string> {
+  const argv = podCommand(pod(w).launch, process.execPath, ['-e', script, ...args]);
   return new Promise((resolve, reject) =>
     execFile(argv.command, argv.args, { timeout: 20_000 }, (err, stdout, stderr) =>
       err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout.trim()),
@@ -97,6 +107,33 @@ s.on('connect', () => s.write(Buffer.from([4, 0, 0, 1, 5, 0, 0, 0, 0])));
 s.on('data', (d) => { buf = Buffer.concat([buf, d]); if (buf.length >= 9) { console.log('opcode ' + buf[4]); s.destroy(); } });
 s.on('timeout', () => { console.log('timeout'); s.destroy(); });
 s.on('error', (e) => console.log(e.code));`;
+
+/** Open a TCP connection; prints 'connected' or the error code. */
+const TCP_SCRIPT = `const [host, port] = process.argv.slice(1);
+const s = require('node:net').connect({ host, port: Number(port), timeout: 5000 });
+s.on('connect', () => { console.log('connected'); s.destroy(); });
+s.on('timeout', () => { console.log('timeout'); s.destroy(); });
+s.on('error', (e) => console.log(e.code));`;
+
+/**
+ * A TLS handshake from here without a client certificate: the SPIFFE ID the server presents (an
+ * mTLS listener shows its certificate before it refuses the missing one), or the error code.
+ */
+function serverIdentity(host: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = tlsConnect({ host, port, rejectUnauthorized: false, timeout: 5_000 });
+    s.on('secureConnect', () => {
+      const san = s.getPeerCertificate().subjectaltname ?? '';
+      s.destroy();
+      resolve(/URI:(spiffe:\/\/[^,]+)/.exec(san)?.[1] ?? san);
+    });
+    s.on('timeout', () => {
+      s.destroy();
+      resolve('timeout');
+    });
+    s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+  });
+}
 
 /** Open a TCP connection from here; 'connected' or the error code. */
 function connectFromHost(host: string, port: number): Promise<string> {
@@ -163,17 +200,33 @@ afterAll(async () => {
   await ts.cleanup(!destroyed);
 }, 300_000);
 
-describe('orders-api as a pod', () => {
-  it('takes alice’s POST through nginx and the ingress sidecar to the pod address: 201', async () => {
-    const inbound = out.ordersApi.inbound.http;
-    expect(inbound?.address).toBe(out.pods['orders-api']?.address);
+/**
+ * A pod's private listener: reachable from inside its pod (the positive control), refused from the
+ * host at 127.0.0.1 and at the pod's address.
+ */
+async function privateToPod(w: string, e: Endpoint): Promise<void> {
+  expect(e.address).toBe('127.0.0.1');
+  expect(await inPod(TCP_SCRIPT, [e.address, String(e.port)], w)).toBe('connected');
+  expect(await connectFromHost('127.0.0.1', e.port)).toBe('ECONNREFUSED');
+  expect(await connectFromHost(pod(w).address, e.port)).toBe('ECONNREFUSED');
+}
+
+describe('every workload as a pod', () => {
+  it('takes alice’s POST through https://localhost and nginx in the ingress pod: 201', async () => {
+    expect(out.ingressUrl).toMatch(/^https:\/\/localhost:\d+$/);
+    // nginx listens on the ingress pod's address, as the binding says; the host's port is a relay.
+    expect(out.edgeListen.address).toBe(pod('ingress').address);
+    expect(String(out.edgeListen.port)).toBe(new URL(out.ingressUrl).port);
+    expect(await connectFromHost(out.edgeListen.address, out.edgeListen.port)).toBe('connected');
+    const inbound = bound('orders-api').inbound.http;
+    expect(inbound?.address).toBe(pod('orders-api').address);
     expect(inbound?.address).toMatch(/^198\.18\.\d+\.\d+$/);
     const r = await postThroughIngress();
     expect(r.status, r.body).toBe(201);
   });
 
   it('lets the forged POST reach the app from inside the pod only', async () => {
-    const app = out.ordersApi.app.http;
+    const app = bound('orders-api').app.http;
     if (!app) throw new Error('orders-api has no app endpoint');
     expect(app.address).toBe('127.0.0.1');
     // The positive control: inside the pod, the app answers (it trusts its sidecar's headers).
@@ -184,16 +237,48 @@ describe('orders-api as a pod', () => {
       orderBody,
     ]);
     expect(inside).toBe('201');
-    // From the host nothing listens there any more.
+    // From the host nothing listens there any more, on loopback or on the pod's address.
     expect(await postFromHost(app.address, app.port)).toBe('ECONNREFUSED');
+    expect(await postFromHost(pod('orders-api').address, app.port)).toBe('ECONNREFUSED');
   });
 
   it('keeps the Cassandra egress listener inside the pod', async () => {
-    const egress = out.ordersApi.egress.cassandra?.listen;
+    const egress = bound('orders-api').egress.cassandra?.listen;
     if (!egress) throw new Error('orders-api has no Cassandra egress listener');
     // Inside: a plaintext CQL OPTIONS through the sidecar (mTLS as orders-api) gets SUPPORTED.
     expect(await inPod(CQL_SCRIPT, [egress.address, String(egress.port)])).toBe('opcode 6');
     expect(await connectFromHost(egress.address, egress.port)).toBe('ECONNREFUSED');
+    expect(await connectFromHost(pod('orders-api').address, egress.port)).toBe('ECONNREFUSED');
+  });
+
+  it.each(['ledger', 'orders-api'])(
+    'keeps %s’s app, egress and admin in its pod; only its mTLS inbound is reachable',
+    async (w) => {
+      const b = bound(w);
+      const app = b.app.http;
+      if (!app || !b.admin) throw new Error(`${w} has no app or admin endpoint`);
+      await privateToPod(w, app);
+      await privateToPod(w, b.admin);
+      for (const svc of ['cassandra', 'kafka'] as const) {
+        const l = b.egress[svc]?.listen;
+        if (!l) throw new Error(`${w} has no ${svc} egress listener`);
+        await privateToPod(w, l);
+      }
+      // The one way in: the sidecar's inbound, on the pod's address, presenting the workload's SVID.
+      const inbound = b.inbound.http;
+      expect(inbound?.address).toBe(pod(w).address);
+      if (!inbound) throw new Error(`${w} has no inbound`);
+      expect(await serverIdentity(inbound.address, inbound.port)).toBe(out.sidecars[w]?.spiffeId);
+    },
+  );
+
+  it('keeps the edge sidecar’s plaintext inbound and its admin inside the ingress pod', async () => {
+    const b = bound('ingress');
+    const inbound = b.inbound.http;
+    if (!inbound || !b.admin) throw new Error('the ingress has no inbound or admin');
+    // nginx reaches the edge sidecar on the pod's own loopback; nobody outside the pod can.
+    await privateToPod('ingress', inbound);
+    await privateToPod('ingress', b.admin);
   });
 
   it('leaves no namespace, link or pod user after destroy', async () => {
