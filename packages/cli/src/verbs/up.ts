@@ -1,6 +1,7 @@
 import { rmSync } from 'node:fs';
 import { relative } from 'node:path';
 import { ensureAll, stackTools } from '@trellis/local/toolchain';
+import { liveResources, podsPreflightMessage, stackHasPods, sweepStack } from '../pods.ts';
 import { ROOT, runPulumi, selectStack, stackDir } from '../stack.ts';
 
 /** `--stack NAME` from the arguments, else `local`. */
@@ -25,11 +26,37 @@ export async function stackOutputs(
   return JSON.parse(r.stdout || '{}') as Record<string, unknown>;
 }
 
+/** How many resources the Pulumi state of `stack` holds (stack and providers aside). */
+async function stateSize(stack: string): Promise<number> {
+  const { bin, env, base } = await selectStack(stack);
+  const r = await runPulumi(bin, ['stack', 'export', ...base], env, true);
+  if (r.code !== 0) throw new Error(`could not read the state of stack ${stack}`);
+  return liveResources(r.stdout);
+}
+
+/**
+ * With no state of the stack, anything of it on the machine is a leftover (a lost state, a crash
+ * before the first resource was recorded): remove it before Pulumi starts. With a state, Pulumi
+ * reconciles, and `LocalPods` cleans up a crash's pods when it creates them.
+ */
+async function sweepIfStateless(stack: string): Promise<void> {
+  if ((await stateSize(stack)) > 0) return;
+  for (const line of await sweepStack(stack, stackDir(stack)))
+    process.stderr.write(`[trellis] leftover of stack ${stack}: ${line}\n`);
+}
+
 /** `up [--stack S]`: install the toolchain, then `pulumi up` the local project, then say how to call it. */
 export async function up(args: string[]): Promise<number> {
   const stack = stackArg(args);
+  // Before anything is installed or started: pods need root and a few system tools.
+  const missing = stackHasPods(stack) ? podsPreflightMessage(stack) : null;
+  if (missing !== null) {
+    process.stderr.write(`[trellis] ${missing}\n`);
+    return 1;
+  }
   await ensureAll(stackTools);
   const { bin, env, common } = await selectStack(stack);
+  await sweepIfStateless(stack);
   process.stderr.write(
     `[trellis] pulumi up --stack ${stack} (infra/local); logs under .trellis/${stack}/run/*/process.log\n`,
   );
@@ -51,12 +78,19 @@ export async function up(args: string[]): Promise<number> {
   return 0;
 }
 
-/** `down [--stack S]`: `pulumi destroy`, which stops every process and removes its files. */
+/**
+ * `down [--stack S]`: `pulumi destroy`, which stops every process and removes its files and pods;
+ * then whatever no state knew of (a lost state: its supervisors and pods), and the stack's dir.
+ */
 export async function down(args: string[]): Promise<number> {
   const stack = stackArg(args);
   const { bin, env, common } = await selectStack(stack);
   const r = await runPulumi(bin, ['destroy', '--yes', '--skip-preview', ...common], env);
+  if (r.code !== 0) return r.code;
+  // The state is empty now: anything of the stack still here was never in it.
+  for (const line of await sweepStack(stack, stackDir(stack)))
+    process.stderr.write(`[trellis] leftover of stack ${stack}: ${line}\n`);
   // Each resource removes its own files; this sweeps the emptied directories of the stack.
-  if (r.code === 0) rmSync(stackDir(stack), { recursive: true, force: true });
-  return r.code;
+  rmSync(stackDir(stack), { recursive: true, force: true });
+  return 0;
 }
