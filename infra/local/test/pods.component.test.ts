@@ -4,14 +4,15 @@
 // below first shows the same path working from the right place. Needs root (namespaces, veths,
 // users).
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { request as httpsRequest } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isClean, podCommand, podLeftovers, type PodLaunch } from '@trellis/local/pods';
+import { isClean, netnsPids, podCommand, podLeftovers, type PodLaunch } from '@trellis/local/pods';
 import { localPortsAt, type Endpoint, type WorkloadBinding } from '@trellis/policy';
 import { requestToken, type Principals } from '../../../packages/cli/src/verbs/token.ts';
 import { pickBase, TestStack } from './support/test-stack.ts';
@@ -279,6 +280,39 @@ describe('every workload as a pod', () => {
     // nginx reaches the edge sidecar on the pod's own loopback; nobody outside the pod can.
     await privateToPod('ingress', inbound);
     await privateToPod('ingress', b.admin);
+  });
+
+  it('runs nginx as the ingress pod’s user, which owns its prefix, certificate and key', async () => {
+    const { launch } = pod('ingress');
+    // Every nginx (master and worker) in the ingress pod's namespace is the pod's user.
+    const procs = await Promise.all(
+      (await netnsPids(launch.netns)).map((pid) => {
+        const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+        return {
+          name: /^Name:\s*(\S+)/m.exec(status)?.[1],
+          uid: Number(/^Uid:\s*(\d+)/m.exec(status)?.[1]),
+        };
+      }),
+    );
+    const nginx = procs.filter((p) => p.name === 'nginx');
+    expect(nginx.length).toBeGreaterThanOrEqual(2); // master and one worker
+    expect(nginx.map((p) => p.uid)).toEqual(nginx.map(() => launch.uid));
+    expect(procs.some((p) => p.name === 'envoy' && p.uid === launch.uid)).toBe(true);
+    const ownedByPod = (path: string, mode?: number) => {
+      const st = statSync(path);
+      expect({ path, uid: st.uid, mode: mode === undefined ? mode : st.mode & 0o777 }).toEqual({
+        path,
+        uid: launch.uid,
+        mode,
+      });
+    };
+    ownedByPod(join(ts.stackDir, 'run/nginx/pod'), 0o700);
+    ownedByPod(join(ts.stackDir, 'run/nginx/pod/nginx.pid')); // written by nginx itself
+    ownedByPod(join(ts.stackDir, 'pki/ingress-edge/key.pem'), 0o600);
+    ownedByPod(join(ts.stackDir, 'pki/ingress-edge/cert.pem'), 0o600);
+    // Started unprivileged, nginx had no `user` directive to ignore (it warns when it does).
+    const log = readFileSync(join(ts.stackDir, 'run/nginx/process.log'), 'utf8');
+    expect(log).not.toContain('"user" directive');
   });
 
   it('leaves no namespace, link or pod user after destroy', async () => {
