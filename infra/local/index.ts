@@ -34,6 +34,11 @@ export const ingressUrl = mesh.ingressUrl;
 export const trustBundle = ca.bundleFile;
 export const ports = pulumi.output(ctx.ports);
 export const sidecars = mesh.sidecars;
+/**
+ * The stack's pods (none with `trellis-local:pods` false): each one's address, user and launch
+ * (`podCommand` runs a command inside it, where its app, egress and admin listen on 127.0.0.1).
+ */
+export const pods = ctx.pods?.resource.members;
 export const services = mesh.services;
 export const keycloak = {
   issuer: idp.issuer,

@@ -100,7 +100,10 @@ export function hostRelayPorts(model: BoundModel, pods: readonly string[]): numb
 /** One sidecar as the lead exports it. */
 export interface SidecarInfo {
   spiffeId: string;
-  /** Envoy admin on loopback: `/stats`, `/config_dump`, `/certs`, `/ready`. */
+  /**
+   * Envoy admin on loopback: `/stats`, `/config_dump`, `/certs`, `/ready`. In a pod, that is the
+   * pod's own loopback: reach it from inside the pod (`podCommand`).
+   */
   adminUrl: string;
   inbound: Record<string, number>;
   /** The SVID files Envoy watches (rotated in place). */
@@ -113,6 +116,7 @@ export interface MeshLayer {
   /** `https://localhost:<ingressHttps>`: trust `trustBundle` (the Mesh CA root). */
   ingressUrl: string;
   sidecars: Record<string, SidecarInfo>;
+  /** Each app's URL on loopback (in a pod: the pod's own, reached from inside it). */
   services: Record<string, { url: string; logFile: pulumi.Output<string> }>;
   ingress: LocalIngress;
   /** Depend on these to act after the whole request path is up. */
