@@ -8,7 +8,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { request as httpsRequest } from 'node:https';
-import { connect as tlsConnect } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -313,6 +314,48 @@ describe('every workload as a pod', () => {
     // Started unprivileged, nginx had no `user` directive to ignore (it warns when it does).
     const log = readFileSync(join(ts.stackDir, 'run/nginx/process.log'), 'utf8');
     expect(log).not.toContain('"user" directive');
+  });
+
+  it('reloads nginx in the pod with a re-issued certificate, without a restart', async () => {
+    const master = () =>
+      (
+        JSON.parse(readFileSync(join(ts.stackDir, 'run/nginx/supervisor.json'), 'utf8')) as {
+          childPid: number;
+        }
+      ).childPid;
+    const served = () =>
+      new Promise<string>((resolve, reject) => {
+        const req = httpsRequest(
+          `${out.ingressUrl}/`,
+          { agent: false, ca: readFileSync(out.caFile), timeout: 10_000 },
+          (res) => {
+            const peer = (res.socket as TLSSocket).getPeerCertificate();
+            res.resume();
+            resolve(peer.serialNumber);
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    const pid = master();
+    const before = await served();
+    await ts.ok(['config', 'set', 'trellis-pods-test:edgeRotation', '1']);
+    await ts.ok(['up', '--yes', '--skip-preview']);
+    const onDisk = new X509Certificate(readFileSync(join(ts.stackDir, 'pki/ingress-edge/cert.pem')))
+      .serialNumber;
+    let after = before;
+    for (let i = 0; i < 40 && after !== onDisk; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      after = await served();
+    }
+    expect(after).not.toBe(before);
+    expect(after).toBe(onDisk);
+    // The same master (SIGHUP from the root-owned supervisor state), still the pod's user.
+    expect(master()).toBe(pid);
+    const uid = /^Uid:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    expect(Number(uid)).toBe(pod('ingress').launch.uid);
+    token = await requestToken(out.principals, 'alice', { caFile: out.caFile }); // 300 s tokens
+    expect((await postThroughIngress()).status).toBe(201);
   });
 
   it('leaves no namespace, link or pod user after destroy', async () => {
