@@ -23,16 +23,25 @@ describe('pod plan', () => {
   it('puts orders-api in slot 2 of the stack’s /24, as its sorted position (ports) does', () => {
     expect(podWorkloads).toEqual(['orders-api']);
     expect(plan.subnet.cidr).toBe('198.18.8.0/24');
-    expect(plan.slots).toEqual({ 'orders-api': 2 });
+    expect(plan.slots).toEqual({ 'orders-api': 2, cassandra: 20, kafka: 21 });
     expect(plan.env).toEqual({
       hostAddress: '198.18.8.1',
       addresses: { 'orders-api': '198.18.8.4' },
+      servers: { cassandra: '198.18.8.22', kafka: '198.18.8.23' },
     });
     expect(podPlan(model, 28_000).env.addresses['orders-api']).toBe('198.18.28.4');
+    expect(podPlan(model, 28_000).env.servers?.cassandra).toBe('198.18.28.22');
   });
 
-  it('relays Cassandra, orders-api’s Kafka listener and Keycloak, and nothing without pods', () => {
-    expect(hostRelayPorts(bound, ['orders-api'])).toEqual([8042, 8180, 8303]);
+  it('refuses a workload named like a server pod', () => {
+    const clash = { ...model, workloads: { ...model.workloads, kafka: model.workloads.ledger } };
+    expect(() => podPlan(clash as ValidModel, 8000)).toThrow(
+      "workloads.kafka: the name is the stack's kafka server pod's",
+    );
+  });
+
+  it('relays only Keycloak at the host’s end once the data stores are pods; nothing without pods', () => {
+    expect(hostRelayPorts(bound, ['orders-api'])).toEqual([8180]);
     expect(hostRelayPorts(plain, ['orders-api'])).toEqual([]);
     expect(hostRelayPorts(bound, [])).toEqual([]);
   });
@@ -69,12 +78,13 @@ describe('the pod’s sidecar config', () => {
     expect(Object.values(addresses('orders-api', plain))).toContain('127.0.0.1:8620');
   });
 
-  it('sends the pod’s data and JWKS clusters to the host’s end, the ingress to the pod', () => {
+  it('sends the pod’s data clusters to the server pods, JWKS to the host’s end, the ingress to the pod', () => {
     const endpoints = (w: string) =>
       JSON.stringify(compiled(bound, w).static_resources.clusters.map((c) => c.load_assignment));
     const orders = endpoints('orders-api');
-    expect(orders).toContain('"address":"198.18.8.1","port_value":8042');
-    expect(orders).toContain('"address":"198.18.8.1","port_value":8303');
+    expect(orders).toContain('"address":"198.18.8.22","port_value":8042');
+    expect(orders).toContain('"address":"198.18.8.23","port_value":8303');
+    expect(orders).not.toContain('"address":"198.18.8.1","port_value":8042');
     expect(orders).toContain('"address":"198.18.8.1","port_value":8180');
     expect(orders).not.toContain('"address":"127.0.0.1","port_value":8042');
     expect(endpoints('ingress')).toContain('"address":"198.18.8.4","port_value":8620');
