@@ -39,7 +39,7 @@ export interface StackContext {
 /** The stack's pods: where they are (as bound) and the resource that makes them. */
 export interface StackPods {
   subnet: PodSubnet;
-  /** Pod (workload) name → slot. */
+  /** Pod name (a workload, or a server of {@link serverPodSlots}) → slot. */
   slots: Record<string, number>;
   resource: LocalPods;
 }
