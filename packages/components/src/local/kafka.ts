@@ -394,8 +394,12 @@ export class LocalKafka extends pulumi.ComponentResource {
           )
         : undefined;
     const conf = pod !== undefined ? join(POD_WORK_DIR, 'conf') : 'conf';
-    // A pod's JVM keeps its temporary files (native compression libraries) in its own dir.
-    const tmp = pod !== undefined ? [`-Djava.io.tmpdir=${join(home, 'tmp')}`] : [];
+    // A pod's JVM keeps its temporary files (native compression libraries) in its own dir, and no
+    // hsperfdata file in the shared /tmp (a JVM puts it there whatever java.io.tmpdir says).
+    const tmp =
+      pod !== undefined
+        ? [`-Djava.io.tmpdir=${join(home, 'tmp')}`, '-XX:+PerfDisableSharedMem']
+        : [];
     this.node = new LocalProcess(
       `${name}-node`,
       {

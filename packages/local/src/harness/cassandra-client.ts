@@ -148,6 +148,8 @@ export async function nodetool(
   const cmd = argv(java, [
     '-Xmx128m',
     ...CASSANDRA_TOOL_JVM_OPTIONS,
+    // No hsperfdata file of a pod user left in the shared /tmp.
+    ...(opts.pod ? ['-XX:+PerfDisableSharedMem'] : []),
     `-Duser.home=${server.dir}`,
     `-Dlogback.configurationFile=${join(server.dir, 'conf', 'logback.xml')}`,
     '-cp',
