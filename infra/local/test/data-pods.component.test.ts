@@ -337,6 +337,15 @@ describe('the servers’ users and files', () => {
     expect(readdirSync(join(stackDir, 'run/cassandra/pod/tmp')).length).toBeGreaterThan(0);
   });
 
+  it('reports no changes on a second run, and after a refresh', async () => {
+    const preview = await ts.pulumi(['preview', '--expect-no-changes']);
+    expect(preview.code, preview.stdout + preview.stderr).toBe(0);
+    const refresh = await ts.pulumi(['refresh', '--yes', '--skip-preview']);
+    expect(refresh.code, refresh.stdout + refresh.stderr).toBe(0);
+    const again = await ts.pulumi(['preview', '--expect-no-changes']);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+  });
+
   it('destroy leaves no pod, user, process or file', async () => {
     const r = await ts.pulumi(['destroy', '--yes', '--skip-preview']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
