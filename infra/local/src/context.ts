@@ -39,7 +39,7 @@ export interface StackContext {
 /** The stack's pods: where they are (as bound) and the resource that makes them. */
 export interface StackPods {
   subnet: PodSubnet;
-  /** Pod (workload) name → slot. */
+  /** Pod name (a workload, or a server of {@link serverPodSlots}) → slot. */
   slots: Record<string, number>;
   resource: LocalPods;
 }
@@ -53,8 +53,20 @@ export function podWorkloads(model: ValidModel): string[] {
 }
 
 /**
+ * The stack's servers that run as pods of their own, each at a fixed slot above the workloads'
+ * (a stack holds 10 workloads at most: slots 0–9), so that a server's address never moves when
+ * the model gains a workload. Their client listeners bind the pod address; the rest of each server
+ * (JMX, storage port, controller, inter-broker) stays on the pod's own loopback.
+ */
+export const serverPodSlots = {
+  cassandra: 20,
+  kafka: 21,
+} as const satisfies Partial<Record<keyof NonNullable<LocalPodsEnv['servers']>, number>>;
+
+/**
  * Where the pods of a stack at `basePort` are (pure): the stack's /24, each pod workload's slot
- * (its position among the model's sorted workload names, as its ports), and its address.
+ * (its position among the model's sorted workload names, as its ports), each server pod's
+ * ({@link serverPodSlots}), and their addresses.
  */
 export function podPlan(
   model: ValidModel,
@@ -67,7 +79,14 @@ export function podPlan(
   const addresses = Object.fromEntries(
     Object.entries(slots).map(([w, slot]) => [w, podAddress(subnet, slot)]),
   );
-  return { subnet, slots, env: { hostAddress: subnet.hostAddress, addresses } };
+  const servers: NonNullable<LocalPodsEnv['servers']> = {};
+  for (const [name, slot] of Object.entries(serverPodSlots)) {
+    if (Object.hasOwn(model.workloads, name))
+      throw new Error(`workloads.${name}: the name is the stack's ${name} server pod's`);
+    slots[name] = slot;
+    servers[name as keyof typeof serverPodSlots] = podAddress(subnet, slot);
+  }
+  return { subnet, slots, env: { hostAddress: subnet.hostAddress, addresses, servers } };
 }
 
 /** What {@link localContext} needs: the model as written, the stack's base port and directory. */

@@ -4,9 +4,10 @@
  * modules need comes back as a {@link DataLayer}.
  */
 import * as pulumi from '@pulumi/pulumi';
-import { LocalCassandra } from '@trellis/components/local/cassandra';
+import { LocalCassandra, type ServerPod } from '@trellis/components/local/cassandra';
 import { LocalKafka, type KafkaWorkloadListener } from '@trellis/components/local/kafka';
 import { WorkloadCertificate } from '@trellis/components/local/pki';
+import { podAddress } from '@trellis/local/pods';
 import { callersOf, type BoundModel, type DataService, type ValidModel } from '@trellis/policy';
 import type { StackContext } from './context.ts';
 
@@ -94,9 +95,39 @@ export function planDataPorts(model: BoundModel): {
   return { egress, kafkaListeners };
 }
 
-/** Cassandra and Kafka for the stack, with the model's grants, topics and ACLs. */
+/**
+ * A server's pod, when the stack runs its servers as pods (ADR 0012): its launch, once the pods
+ * exist, and its address on the pod bridge.
+ */
+function serverPod(ctx: StackContext, name: 'cassandra' | 'kafka'): ServerPod | undefined {
+  const pods = ctx.pods;
+  const slot = pods?.slots[name];
+  if (pods === undefined || slot === undefined) return undefined;
+  return {
+    address: podAddress(pods.subnet, slot),
+    launch: pods.resource.members.apply((m) => {
+      const p = m[name];
+      if (p === undefined) throw new Error(`pods: ${name} was not created`);
+      return p.launch;
+    }),
+  };
+}
+
+/**
+ * Cassandra and Kafka for the stack, with the model's grants, topics and ACLs; each in a pod of
+ * its own when the stack has server pods (`ctx.pods`).
+ */
 export function deployData(ctx: StackContext, opts?: pulumi.ComponentResourceOptions): DataLayer {
   const plan = planDataPorts(ctx.model);
+  const cassandraPod = serverPod(ctx, 'cassandra');
+  const kafkaPod = serverPod(ctx, 'kafka');
+  // A workload on the host dials its Kafka listener at 127.0.0.1: the host relays it to the pod.
+  const kafkaListeners = plan.kafkaListeners.map((l) => {
+    const e = plan.egress.find((x) => x.service === 'kafka' && x.workload === l.workload);
+    return kafkaPod !== undefined && e?.upstream.host === '127.0.0.1'
+      ? { ...l, fromHost: true }
+      : l;
+  });
   const admin = new WorkloadCertificate(
     PLATFORM_ADMIN,
     {
@@ -125,6 +156,7 @@ export function deployData(ctx: StackContext, opts?: pulumi.ComponentResourceOpt
       },
       certValidHours: ctx.certValidHours,
       rotation: ctx.rotation,
+      ...(cassandraPod !== undefined ? { pod: cassandraPod } : {}),
     },
     opts,
   );
@@ -143,9 +175,10 @@ export function deployData(ctx: StackContext, opts?: pulumi.ComponentResourceOpt
         broker: ctx.ports.kafkaInterBroker,
         controller: ctx.ports.kafkaController,
       },
-      workloadListeners: plan.kafkaListeners,
+      workloadListeners: kafkaListeners,
       certValidHours: ctx.certValidHours,
       rotation: ctx.rotation,
+      ...(kafkaPod !== undefined ? { pod: kafkaPod } : {}),
     },
     opts,
   );

@@ -168,6 +168,37 @@ describe('Kafka settings', () => {
     );
   });
 
+  it('in a pod: client listeners on the pod address, controller and inter-broker on its loopback', () => {
+    const inPod = kafkaProperties(
+      {
+        dir: '/d',
+        tls: { keystore: '/k.pem', truststore: '/t.pem' },
+        listeners: [
+          { name: workloadListenerName('orders-api'), port: 8303, advertised: '127.0.0.1:8721' },
+        ],
+        clientAddress: '198.18.8.23',
+        clientAdvertised: '127.0.0.1:8300',
+      },
+      '127.0.0.1',
+      { port: 8300, brokerPort: 8094, controllerPort: 8093 },
+    );
+    expect(inPod.listeners).toBe(
+      'CLIENT://198.18.8.23:8300,BROKER://127.0.0.1:8094,CONTROLLER://127.0.0.1:8093,CLIENT_ORDERS_API://198.18.8.23:8303',
+    );
+    // The direct listener's clients come through the host's relay on loopback: that is advertised.
+    expect(inPod['advertised.listeners']).toBe(
+      'CLIENT://127.0.0.1:8300,BROKER://127.0.0.1:8094,CLIENT_ORDERS_API://127.0.0.1:8721',
+    );
+    expect(inPod['controller.quorum.voters']).toBe('1@127.0.0.1:8093');
+    expect(() =>
+      kafkaProperties({ dir: '/d', clientAdvertised: 'nope' }, 'h', {
+        port: 1,
+        brokerPort: 2,
+        controllerPort: 3,
+      }),
+    ).toThrow('kafka: clientAdvertised must be host:port, got nope');
+  });
+
   it('authorizes with StandardAuthorizer, deny by default, SPIFFE principals and two super users', () => {
     expect(props['authorizer.class.name']).toBe(
       'org.apache.kafka.metadata.authorizer.StandardAuthorizer',

@@ -247,6 +247,8 @@ describe('every workload as a pod', () => {
   it('keeps the Cassandra egress listener inside the pod', async () => {
     const egress = bound('orders-api').egress.cassandra?.listen;
     if (!egress) throw new Error('orders-api has no Cassandra egress listener');
+    // The sidecar dials Cassandra's own pod, pod to pod over the bridge.
+    expect(out.ordersApi.egress.cassandra?.upstream.address).toBe(out.pods.cassandra?.address);
     // Inside: a plaintext CQL OPTIONS through the sidecar (mTLS as orders-api) gets SUPPORTED.
     expect(await inPod(CQL_SCRIPT, [egress.address, String(egress.port)])).toBe('opcode 6');
     expect(await connectFromHost(egress.address, egress.port)).toBe('ECONNREFUSED');

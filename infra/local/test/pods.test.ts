@@ -23,18 +23,26 @@ describe('pod plan', () => {
   it('makes every workload a pod, in the slot of its sorted position (as its ports)', () => {
     expect(podWorkloads(model)).toEqual(['ingress', 'ledger', 'orders-api']);
     expect(plan.subnet.cidr).toBe('198.18.8.0/24');
-    expect(plan.slots).toEqual({ ingress: 0, ledger: 1, 'orders-api': 2 });
+    expect(plan.slots).toEqual({ ingress: 0, ledger: 1, 'orders-api': 2, cassandra: 20, kafka: 21 });
     expect(plan.env).toEqual({
       hostAddress: '198.18.8.1',
       addresses: { ingress: '198.18.8.2', ledger: '198.18.8.3', 'orders-api': '198.18.8.4' },
+      servers: { cassandra: '198.18.8.22', kafka: '198.18.8.23' },
     });
     expect(podPlan(model, 28_000).env.addresses['orders-api']).toBe('198.18.28.4');
+    expect(podPlan(model, 28_000).env.servers?.cassandra).toBe('198.18.28.22');
   });
 
-  it('relays Cassandra, each pod’s Kafka listener and Keycloak, and nothing without pods', () => {
+  it('refuses a workload named like a server pod', () => {
+    const clash = { ...model, workloads: { ...model.workloads, kafka: model.workloads.ledger } };
+    expect(() => podPlan(clash as ValidModel, 8000)).toThrow(
+      "workloads.kafka: the name is the stack's kafka server pod's",
+    );
+  });
+
+  it('relays only Keycloak at the host’s end once the data stores are pods; nothing without pods', () => {
     const all = podWorkloads(model);
-    // ledger's Kafka listener is 8302, orders-api's 8303.
-    expect(hostRelayPorts(bound, all)).toEqual([8042, 8180, 8302, 8303]);
+    expect(hostRelayPorts(bound, all)).toEqual([8180]);
     expect(hostRelayPorts(plain, all)).toEqual([]);
     expect(hostRelayPorts(bound, [])).toEqual([]);
   });
@@ -93,17 +101,18 @@ describe('the pod’s sidecar config', () => {
     expect(compiled(bound, 'ingress').admin?.address.socket_address.address).toBe('127.0.0.1');
   });
 
-  it('sends the pods’ data and JWKS clusters to the host’s end, the ingress to the pod', () => {
+  it('sends the pods’ data clusters to the server pods, JWKS to the host’s end, the ingress to the pod', () => {
     const endpoints = (w: string, m = bound) =>
       JSON.stringify(compiled(m, w).static_resources.clusters.map((c) => c.load_assignment));
     const orders = endpoints('orders-api');
-    expect(orders).toContain('"address":"198.18.8.1","port_value":8042');
-    expect(orders).toContain('"address":"198.18.8.1","port_value":8303');
+    expect(orders).toContain('"address":"198.18.8.22","port_value":8042');
+    expect(orders).toContain('"address":"198.18.8.23","port_value":8303');
+    expect(orders).not.toContain('"address":"198.18.8.1","port_value":8042');
     expect(orders).toContain('"address":"198.18.8.1","port_value":8180');
     expect(orders).not.toContain('"address":"127.0.0.1","port_value":8042');
     const ledger = endpoints('ledger');
-    expect(ledger).toContain('"address":"198.18.8.1","port_value":8042');
-    expect(ledger).toContain('"address":"198.18.8.1","port_value":8302');
+    expect(ledger).toContain('"address":"198.18.8.22","port_value":8042');
+    expect(ledger).toContain('"address":"198.18.8.23","port_value":8302');
     expect(ledger).not.toContain('"address":"127.0.0.1","port_value":8042');
     expect(endpoints('ingress')).toContain('"address":"198.18.8.4","port_value":8620');
     expect(endpoints('ledger', plain)).toContain('"address":"127.0.0.1","port_value":8042');

@@ -36,6 +36,12 @@ describe('cassandraConfig', () => {
     });
   });
 
+  it('in a pod: CQL on the pod address, storage and seeds on its loopback', () => {
+    const cfg = cassandraConfig({ dir: '/d', rpcAddress: '198.18.8.22' }, '127.0.0.1', ports);
+    expect(cfg).toMatchObject({ listen_address: '127.0.0.1', rpc_address: '198.18.8.22' });
+    expect(JSON.stringify(cfg.seed_provider)).toContain('"seeds":"127.0.0.1:17000"');
+  });
+
   it('binds loopback ports, one token, explicit commitlog sync, and its own directories', () => {
     const cfg = cassandraConfig({ dir: '/d' }, '127.0.0.1', ports);
     expect(cfg).toMatchObject({

@@ -191,6 +191,65 @@ describe('bind to local', () => {
     });
   });
 
+  it('sends a pod’s data upstreams to the server pods, and keeps host workloads on loopback', () => {
+    const pods = {
+      hostAddress: '198.18.8.1',
+      addresses: { 'orders-api': '198.18.8.4' },
+      servers: { cassandra: '198.18.8.22', kafka: '198.18.8.23' },
+    };
+    const b = ok(referenceModel(), { ...local(), pods });
+    const w = b.binding.workloads['orders-api'];
+    expect(w?.egress.cassandra).toMatchObject({
+      listen: { address: '127.0.0.1', port: 8720 },
+      upstream: { address: '198.18.8.22', port: 8042 },
+    });
+    expect(w?.egress.kafka).toMatchObject({
+      listen: { address: '127.0.0.1', port: 8721 },
+      upstream: { address: '198.18.8.23', port: 8303 },
+    });
+    // Keycloak has no pod here: the JWKS stays at the host's end of the link.
+    expect(w?.hostAddress).toBe('198.18.8.1');
+    expect(envoyOptions(b, 'orders-api').jwks?.keycloak).toMatchObject({ address: '198.18.8.1' });
+    // A workload on the host keeps loopback (the host relays it to the server pods).
+    expect(b.binding.workloads.ledger?.egress.cassandra?.upstream).toEqual({
+      address: '127.0.0.1',
+      port: 8042,
+    });
+    expect(b.binding.workloads.ledger?.egress.kafka?.upstream.address).toBe('127.0.0.1');
+    // Direct clients (platform-admin, the tests) keep the host's view.
+    expect(b.binding.dataServices.cassandra?.endpoint).toEqual({
+      address: '127.0.0.1',
+      port: 8042,
+    });
+    expect(b.binding.dataServices.kafka?.endpoint).toEqual({ address: '127.0.0.1', port: 8300 });
+  });
+
+  it('refuses server pods that are unknown, on loopback or shared, at their paths', () => {
+    const servers = {
+      cassandra: '127.0.0.9',
+      kafka: '198.18.8.4',
+      redis: '198.18.8.30',
+    } as NonNullable<LocalEnvironment['pods']>['servers'];
+    const errs = errors(referenceModel(), {
+      ...local(),
+      pods: { hostAddress: '198.18.8.1', addresses: { 'orders-api': '198.18.8.4' }, servers },
+    });
+    expect(errs).toEqual([
+      {
+        path: 'environment.pods.servers.cassandra',
+        reason: "'127.0.0.9' is not an IPv4 address off loopback",
+      },
+      {
+        path: 'environment.pods.servers.kafka',
+        reason: "'198.18.8.4' is already environment.pods.addresses.orders-api",
+      },
+      {
+        path: 'environment.pods.servers.redis',
+        reason: 'redis is not a server of the stack (cassandra, kafka, keycloak)',
+      },
+    ]);
+  });
+
   it('refuses pods of unknown workloads, loopback or shared addresses, at their paths', () => {
     const errs = errors(referenceModel(), {
       ...local(),

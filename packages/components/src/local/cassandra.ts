@@ -1,4 +1,7 @@
 import * as pulumi from '@pulumi/pulumi';
+import { isIPv4 } from 'node:net';
+import { join } from 'node:path';
+import type { PodLaunch } from '@trellis/local/pods';
 import {
   cassandraLaunchSpec,
   LOCAL_DATACENTER,
@@ -19,7 +22,9 @@ import type {
   GrantsOutputs,
 } from './cassandra-impl.ts';
 import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
+import { POD_WORK_DIR } from './process-impl.ts';
 import { LocalProcess } from './process.ts';
+import { LocalRelay } from './relay.ts';
 
 // Captured by the serialized providers instead of module objects (see process.ts).
 const IMPL = new URL('./cassandra-impl.ts', import.meta.url).pathname;
@@ -165,6 +170,19 @@ export interface LocalCassandraArgs {
   rotation?: pulumi.Input<number>;
   /** How long the node may take to answer CQL after a start. @default 300_000 */
   readyTimeoutMs?: number;
+  /**
+   * Run the node in this pod, as its user (ADR 0012): the native transport binds the pod's
+   * address, storage and JMX the pod's own loopback (nodetool works from inside the pod only), and
+   * the node's files (`<dir>/pod`) and key are that user's. Host clients keep 127.0.0.1:`native`
+   * through a {@link LocalRelay} to the pod. @default on the host
+   */
+  pod?: ServerPod;
+}
+
+/** Where a server of the stack runs as a pod: its launch and its address on the pod bridge. */
+export interface ServerPod {
+  launch: pulumi.Input<PodLaunch>;
+  address: string;
 }
 
 const defaults = {
@@ -211,6 +229,10 @@ export class LocalCassandra extends pulumi.ComponentResource {
   public readonly caFile: pulumi.Output<string>;
   public readonly certificate: WorkloadCertificate;
   public readonly node: LocalProcess;
+  /** The host's relay to the pod's native transport, when the node runs in a pod. */
+  public readonly relay?: LocalRelay;
+  /** Where the native transport listens: the pod's address, or {@link host}. */
+  public readonly nativeAddress: string;
   public readonly grants: CassandraGrants;
   /** The CQL applied from the model. */
   public readonly cql: pulumi.Output<string>;
@@ -233,22 +255,39 @@ export class LocalCassandra extends pulumi.ComponentResource {
         this,
       );
 
+    // Host clients dial loopback; for a node in a pod, the relay below carries them to the pod.
     this.host = '127.0.0.1';
     this.port = args.ports.native;
     this.spiffeId = dataServiceSpiffeId(args.model, 'cassandra');
     this.localDataCenter = LOCAL_DATACENTER;
+    const pod = args.pod;
+    if (pod !== undefined && (!isIPv4(pod.address) || pod.address.startsWith('127.')))
+      throw new pulumi.ResourceError(
+        `${name}: pod.address: '${pod.address}' is not an IPv4 address off loopback`,
+        this,
+      );
+    this.nativeAddress = pod?.address ?? this.host;
+    // In a pod the node's files live in its user's own directory (the process dir stays root's).
+    const home = pod !== undefined ? join(args.dir, POD_WORK_DIR) : args.dir;
+    const owner =
+      pod !== undefined
+        ? pulumi.output(pod.launch).apply((l) => ({ uid: l.uid, gid: l.gid }))
+        : undefined;
 
     this.certificate = new WorkloadCertificate(
       `${name}-cert`,
       {
         ca: args.ca,
         spiffeId: this.spiffeId,
-        // Internode endpoint verification checks the peer's address against the certificate.
-        ips: [this.host],
+        // Internode endpoint verification checks the peer's address against the certificate, and
+        // clients check the address they dial: loopback (or the relay there), and the pod's.
+        ips: pod !== undefined ? [this.host, pod.address] : [this.host],
         dns: ['localhost'],
         dir: args.certDir,
         validHours: args.certValidHours ?? defaults.certValidHours,
         rotation: args.rotation ?? 0,
+        // The key (and the PEM keystore holding it) readable by the node's pod user alone.
+        ...(owner !== undefined ? { owner } : {}),
       },
       { parent: this },
     );
@@ -263,11 +302,11 @@ export class LocalCassandra extends pulumi.ComponentResource {
     }));
 
     const options = pulumi
-      .all([this.certificate.files, adminFiles])
-      .apply(([server, a]): BootstrapInputs['options'] => {
+      .all([this.certificate.files, adminFiles, pod?.launch])
+      .apply(([server, a, launch]): BootstrapInputs['options'] => {
         const tls = { keystore: server.keystore, truststore: server.bundle };
         const o: CassandraOptions = {
-          dir: args.dir,
+          dir: home,
           heapMb,
           clientTls: { ...tls, requireClientAuth: true },
           internodeTls: { ...tls, requireClientAuth: true, requireEndpointVerification: true },
@@ -278,6 +317,17 @@ export class LocalCassandra extends pulumi.ComponentResource {
           fsyncSystemTables: args.fsyncSystemTables ?? defaults.fsyncSystemTables,
           probe: { cert: a.cert, key: a.key, ca: a.bundle },
           startupTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
+          ...(pod !== undefined && launch !== undefined
+            ? {
+                rpcAddress: pod.address,
+                pod: launch,
+                // Its JVM's temporary files (JNA's native library) in its own dir, not /tmp.
+                jvmArgs: [
+                  `-Djava.io.tmpdir=${join(home, 'tmp')}`,
+                  `-Djna.tmpdir=${join(home, 'tmp')}`,
+                ],
+              }
+            : {}),
         };
         return {
           ...o,
@@ -286,29 +336,51 @@ export class LocalCassandra extends pulumi.ComponentResource {
         };
       });
 
+    // Up before the node, so that its readiness probe and the grants go the way host clients do.
+    this.relay =
+      pod !== undefined
+        ? new LocalRelay(
+            `${name}-host`,
+            {
+              dir: `${args.dir}-relay`,
+              listen: this.host,
+              target: pod.address,
+              ports: [args.ports.native],
+            },
+            { parent: this },
+          )
+        : undefined;
     const boot = new CassandraBootstrap(
       `${name}-bootstrap`,
       { options },
       { parent: this, dependsOn: [this.certificate, args.admin.certificate] },
     );
 
-    const spec = options.apply(({ bootstrapSuperuser: _su, ...o }) =>
+    const spec = options.apply(({ bootstrapSuperuser: _su, pod: _pod, ...o }) =>
       cassandraLaunchSpec(o, args.ports),
     );
+    // LocalProcess writes files relative to its dir: in a pod, below the user's own `pod/`.
+    const files =
+      pod !== undefined
+        ? spec.files.apply((f) =>
+            Object.fromEntries(Object.entries(f).map(([k, v]) => [join(POD_WORK_DIR, k), v])),
+          )
+        : spec.files;
     this.node = new LocalProcess(
       `${name}-node`,
       {
         dir: args.dir,
         command: spec.command,
         args: spec.args,
-        files: spec.files,
+        files,
         env: { PATH: '/usr/bin:/bin' },
         ready: admin.apply((a) => ({ kind: 'module' as const, module: IMPL, fn: 'probe', arg: a })),
         readyTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
         // Cassandra drains on SIGTERM; give it time before the supervisor kills it.
         stopGraceMs: 30_000,
+        ...(pod !== undefined ? { pod: pod.launch } : {}),
       },
-      { parent: this, dependsOn: [boot] },
+      { parent: this, dependsOn: [boot, ...(this.relay ? [this.relay] : [])] },
     );
 
     const compiled = compileCassandra(args.model, {

@@ -25,6 +25,8 @@ export interface StorageInputs {
   dir: string;
   properties: string;
   classpath: string;
+  /** The pod user the broker runs as: the formatted dir becomes its. */
+  owner?: { uid: number; gid: number };
 }
 
 /** Storage outputs. */

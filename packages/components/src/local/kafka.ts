@@ -1,4 +1,6 @@
 import * as pulumi from '@pulumi/pulumi';
+import { isIPv4 } from 'node:net';
+import { join } from 'node:path';
 import {
   KAFKA_LOG4J2,
   kafkaClasspath,
@@ -16,7 +18,7 @@ import {
   type BoundModel,
   type ValidModel,
 } from '@trellis/policy';
-import type { ClientIdentity } from './cassandra.ts';
+import type { ClientIdentity, ServerPod } from './cassandra.ts';
 import type {
   AclsInputs,
   AclsOutputs,
@@ -28,7 +30,9 @@ import type {
   TopicsOutputs,
 } from './kafka-impl.ts';
 import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
+import { POD_WORK_DIR } from './process-impl.ts';
 import { LocalProcess } from './process.ts';
+import { LocalRelay } from './relay.ts';
 
 // Captured by the serialized providers instead of module objects (see process.ts).
 const IMPL = new URL('./kafka-impl.ts', import.meta.url).pathname;
@@ -64,7 +68,12 @@ class KafkaStorage extends pulumi.dynamic.Resource {
 
   constructor(
     name: string,
-    args: { dir: string; properties: pulumi.Input<string>; classpath: pulumi.Input<string> },
+    args: {
+      dir: string;
+      properties: pulumi.Input<string>;
+      classpath: pulumi.Input<string>;
+      owner?: pulumi.Input<{ uid: number; gid: number }>;
+    },
     opts?: pulumi.CustomResourceOptions,
   ) {
     super(
@@ -156,6 +165,11 @@ export interface KafkaWorkloadListener {
   port: number;
   /** `host:port` advertised in metadata on this listener: the workload's sidecar egress address. */
   advertised: string;
+  /**
+   * Its sidecar runs on the host and dials the listener at 127.0.0.1: for a broker in a pod, the
+   * host's relay then carries this port too. @default false
+   */
+  fromHost?: boolean;
 }
 
 /** Inputs of a {@link LocalKafka}. */
@@ -184,6 +198,14 @@ export interface LocalKafkaArgs {
   rotation?: pulumi.Input<number>;
   /** @default 180_000 */
   readyTimeoutMs?: number;
+  /**
+   * Run the broker in this pod, as its user (ADR 0012): its client listeners (the direct one and
+   * each workload's) bind the pod's address, the controller and inter-broker listeners the pod's
+   * own loopback; its files (`<dir>/pod`) and key are that user's. Host clients keep
+   * 127.0.0.1:`direct` (and host workloads their listeners) through a {@link LocalRelay}, which
+   * the direct listener advertises. @default on the host
+   */
+  pod?: ServerPod;
 }
 
 const defaults = { heapMb: 384, partitions: 1, certValidHours: 24, readyTimeoutMs: 180_000 };
@@ -234,6 +256,10 @@ export class LocalKafka extends pulumi.ComponentResource {
   public readonly workloadListeners: KafkaWorkloadListener[];
   public readonly certificate: WorkloadCertificate;
   public readonly node: LocalProcess;
+  /** The host's relay to the pod's client listeners, when the broker runs in a pod. */
+  public readonly relay?: LocalRelay;
+  /** Where the client listeners bind: the pod's address, or {@link host}. */
+  public readonly clientAddress: string;
   public readonly topics: KafkaTopics;
   public readonly acls: KafkaAcls;
   public readonly clusterId: pulumi.Output<string>;
@@ -256,8 +282,22 @@ export class LocalKafka extends pulumi.ComponentResource {
         this,
       );
 
+    // Host clients dial loopback; for a broker in a pod, the relay below carries them to the pod.
     this.host = '127.0.0.1';
     this.bootstrap = `${this.host}:${args.ports.direct}`;
+    const pod = args.pod;
+    if (pod !== undefined && (!isIPv4(pod.address) || pod.address.startsWith('127.')))
+      throw new pulumi.ResourceError(
+        `${name}: pod.address: '${pod.address}' is not an IPv4 address off loopback`,
+        this,
+      );
+    this.clientAddress = pod?.address ?? this.host;
+    // In a pod the broker's files live in its user's own directory (the process dir stays root's).
+    const home = pod !== undefined ? join(args.dir, POD_WORK_DIR) : args.dir;
+    const owner =
+      pod !== undefined
+        ? pulumi.output(pod.launch).apply((l) => ({ uid: l.uid, gid: l.gid }))
+        : undefined;
     this.spiffeId = dataServiceSpiffeId(args.model, 'kafka');
     this.workloadListeners = args.workloadListeners ?? [];
     const listeners: KafkaListener[] = this.workloadListeners.map((l) => ({
@@ -282,12 +322,15 @@ export class LocalKafka extends pulumi.ComponentResource {
       {
         ca: args.ca,
         spiffeId: this.spiffeId,
-        // The broker dials its own controller and inter-broker listeners and verifies the address.
-        ips: [this.host],
+        // The broker dials its own controller and inter-broker listeners and verifies the address;
+        // clients verify the one they dial: loopback (or the relay there), and the pod's.
+        ips: pod !== undefined ? [this.host, pod.address] : [this.host],
         dns: ['localhost'],
         dir: args.certDir,
         validHours: args.certValidHours ?? defaults.certValidHours,
         rotation: args.rotation ?? 0,
+        // The key (and the PEM keystore holding it) readable by the broker's pod user alone.
+        ...(owner !== undefined ? { owner } : {}),
       },
       { parent: this },
     );
@@ -303,11 +346,16 @@ export class LocalKafka extends pulumi.ComponentResource {
       renderProperties(
         kafkaProperties(
           {
-            dir: args.dir,
+            dir: home,
             tls: { keystore: f.keystore, truststore: f.bundle, requireClientAuth: true },
             listeners,
             spiffePrincipals: true,
             properties: kafkaAuthProperties(args.model, args.admin.spiffeId),
+            // In a pod: clients reach the pod's address; the direct listener's clients come
+            // through the host's relay on loopback, which is what it advertises.
+            ...(pod !== undefined
+              ? { clientAddress: pod.address, clientAdvertised: this.bootstrap }
+              : {}),
           },
           this.host,
           {
@@ -323,27 +371,58 @@ export class LocalKafka extends pulumi.ComponentResource {
 
     const storage = new KafkaStorage(
       `${name}-storage`,
-      { dir: args.dir, properties, classpath },
+      { dir: home, properties, classpath, ...(owner !== undefined ? { owner } : {}) },
       { parent: this, dependsOn: [this.certificate] },
     );
     this.clusterId = storage.clusterId;
 
+    // Up before the broker, so that its readiness probe, topics and ACLs go the way host clients do.
+    this.relay =
+      pod !== undefined
+        ? new LocalRelay(
+            `${name}-host`,
+            {
+              dir: `${args.dir}-relay`,
+              listen: this.host,
+              target: pod.address,
+              ports: [
+                args.ports.direct,
+                ...this.workloadListeners.filter((l) => l.fromHost === true).map((l) => l.port),
+              ],
+            },
+            { parent: this },
+          )
+        : undefined;
+    const conf = pod !== undefined ? join(POD_WORK_DIR, 'conf') : 'conf';
+    // A pod's JVM keeps its temporary files (native compression libraries) in its own dir, and no
+    // hsperfdata file in the shared /tmp (a JVM puts it there whatever java.io.tmpdir says).
+    const tmp =
+      pod !== undefined
+        ? [`-Djava.io.tmpdir=${join(home, 'tmp')}`, '-XX:+PerfDisableSharedMem']
+        : [];
     this.node = new LocalProcess(
       `${name}-node`,
       {
         dir: args.dir,
         command: kafkaJava(),
-        args: classpath.apply((cp) => kafkaServerArgs({ dir: args.dir, heapMb, classpath: cp })),
+        args: classpath.apply((cp) => [
+          ...tmp,
+          ...kafkaServerArgs({ dir: home, heapMb, classpath: cp }),
+        ]),
         files: properties.apply((p) => ({
-          'conf/server.properties': p,
-          'conf/log4j2.properties': KAFKA_LOG4J2,
+          [join(conf, 'server.properties')]: p,
+          [join(conf, 'log4j2.properties')]: KAFKA_LOG4J2,
         })),
         env: { PATH: '/usr/bin:/bin' },
         ready: admin.apply((a) => ({ kind: 'module' as const, module: IMPL, fn: 'probe', arg: a })),
         readyTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
         stopGraceMs: 30_000,
+        ...(pod !== undefined ? { pod: pod.launch } : {}),
       },
-      { parent: this, dependsOn: [storage, args.admin.certificate] },
+      {
+        parent: this,
+        dependsOn: [storage, args.admin.certificate, ...(this.relay ? [this.relay] : [])],
+      },
     );
 
     // Literal topics only: a prefixed entry names a family of topics, granted by its ACLs, not one topic.

@@ -5,6 +5,7 @@
 import { auth, Client, type ClientOptions } from 'cassandra-driver';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { podCommand, type PodLaunch } from '../pods/launch.ts';
 import { run } from '../toolchain/exec.ts';
 import {
   CASSANDRA_JAVA,
@@ -131,32 +132,36 @@ export async function cassandraConnectError(opts: ClientOptions): Promise<string
 
 /**
  * Run `nodetool <args>` against the node's local JMX port (e.g. `['status']`) and return its output.
- * Its history file goes under the node's dir, not `~/.cassandra`.
+ * Its history file goes under the node's dir, not `~/.cassandra`. With `pod`, it runs inside that
+ * pod as its user (the only place a pod's JMX is reachable from).
  */
 export async function nodetool(
   server: Pick<CassandraServer, 'host' | 'jmxPort' | 'dir'>,
   args: readonly string[],
+  opts: { pod?: PodLaunch } = {},
 ): Promise<string> {
   const home = await cassandraTool.ensure();
   const java = join(javaHome(CASSANDRA_JAVA.min, CASSANDRA_JAVA.max), 'bin', 'java');
-  return run(
-    java,
-    [
-      '-Xmx128m',
-      ...CASSANDRA_TOOL_JVM_OPTIONS,
-      `-Duser.home=${server.dir}`,
-      `-Dlogback.configurationFile=${join(server.dir, 'conf', 'logback.xml')}`,
-      '-cp',
-      join(home, 'lib', '*'),
-      'org.apache.cassandra.tools.NodeTool',
-      '-h',
-      server.host,
-      '-p',
-      String(server.jmxPort),
-      ...args,
-    ],
-    { what: `nodetool ${args.join(' ')}`, timeoutMs: 120_000 },
-  );
+  // A node in a pod has its JMX on the pod's own loopback: nodetool must run there, as its user.
+  const argv = (command: string, a: string[]) =>
+    opts.pod ? podCommand(opts.pod, command, a) : { command, args: a };
+  const cmd = argv(java, [
+    '-Xmx128m',
+    ...CASSANDRA_TOOL_JVM_OPTIONS,
+    // No hsperfdata file of a pod user left in the shared /tmp.
+    ...(opts.pod ? ['-XX:+PerfDisableSharedMem'] : []),
+    `-Duser.home=${server.dir}`,
+    `-Dlogback.configurationFile=${join(server.dir, 'conf', 'logback.xml')}`,
+    '-cp',
+    join(home, 'lib', '*'),
+    'org.apache.cassandra.tools.NodeTool',
+    '-h',
+    server.host,
+    '-p',
+    String(server.jmxPort),
+    ...args,
+  ]);
+  return run(cmd.command, cmd.args, { what: `nodetool ${args.join(' ')}`, timeoutMs: 120_000 });
 }
 
 /** One CQL query on a fresh connection; resolves the node's release_version. */

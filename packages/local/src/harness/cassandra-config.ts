@@ -3,6 +3,7 @@
  * config and its JVM command line. Pure: nothing here touches the disk or starts a process.
  */
 import { join } from 'node:path';
+import type { PodLaunch } from '../pods/launch.ts';
 import { CASSANDRA_JVM_OPTIONS, CASSANDRA_MAIN } from '../toolchain/cassandra.ts';
 import type { CassandraClientCredentials } from './cassandra-client.ts';
 
@@ -78,6 +79,16 @@ export interface CassandraOptions {
   jvmArgs?: readonly string[];
   /** @default 240_000 */
   startupTimeoutMs?: number;
+  /**
+   * The address the native transport (CQL) binds and clients dial, when it is not the node's own
+   * (a pod's address, with storage and JMX on the pod's loopback). @default the node's address
+   */
+  rpcAddress?: string;
+  /**
+   * Run the node in this pod, as its user (ADR 0012): `dir` becomes that user's before the start
+   * (the bootstrap's too), and the node reads and writes nothing else. @default on the host
+   */
+  pod?: PodLaunch;
 }
 
 /** The loopback ports of one node. */
@@ -127,7 +138,7 @@ export function cassandraConfig(
       },
     ],
     listen_address: host,
-    rpc_address: host,
+    rpc_address: opts.rpcAddress ?? host,
     storage_port: ports.storagePort,
     native_transport_port: ports.nativePort,
     start_native_transport: true,

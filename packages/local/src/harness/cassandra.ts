@@ -26,6 +26,8 @@ import {
   type CassandraOptions,
   type CassandraPorts,
 } from './cassandra-config.ts';
+import { podCommand } from '../pods/launch.ts';
+import { chownTree, givePodHome } from './pod-files.ts';
 import { freePort } from './ports.ts';
 import { ManagedProcess } from './process.ts';
 import { waitUntil } from './wait.ts';
@@ -173,6 +175,8 @@ export async function bootstrapCassandra(
     writeFileSync(marker, `${new Date().toISOString()}\n`);
   } finally {
     await first.stop();
+    // The marker and the harness's log are written as root: the node's user owns its whole dir.
+    if (opts.pod) chownTree(opts.dir, opts.pod);
   }
   return { ms: Date.now() - t0 };
 }
@@ -207,17 +211,23 @@ export async function startCassandra(opts: CassandraOptions): Promise<CassandraS
 async function launch(
   opts: CassandraOptions & { ports: CassandraPorts },
 ): Promise<CassandraServer> {
-  const host = CASSANDRA_HOST;
+  // Clients dial the native transport's address (a pod's, when the node runs in one).
+  const host = opts.rpcAddress ?? CASSANDRA_HOST;
   const { ports } = opts;
   const spec = await cassandraLaunchSpec(opts, ports);
-  for (const d of [join(opts.dir, 'conf'), join(opts.dir, 'data'), join(opts.dir, 'logs')])
-    mkdirSync(d, { recursive: true });
+  // `tmp`: a pod's JVM keeps its temporary files (JNA's native library) in its own dir, not /tmp.
+  for (const d of ['conf', 'data', 'logs', ...(opts.pod ? ['tmp'] : [])])
+    mkdirSync(join(opts.dir, d), { recursive: true });
   for (const [rel, text] of Object.entries(spec.files)) writeFileSync(join(opts.dir, rel), text);
+  if (opts.pod) givePodHome(opts.dir, opts.pod);
+  const argv = opts.pod
+    ? podCommand(opts.pod, spec.command, spec.args)
+    : { command: spec.command, args: spec.args };
   const started = Date.now();
   const proc = ManagedProcess.start({
     name: 'cassandra',
-    command: spec.command,
-    args: spec.args,
+    command: argv.command,
+    args: argv.args,
     dir: opts.dir,
     stopGraceMs: 20_000,
   });

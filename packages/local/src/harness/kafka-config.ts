@@ -50,6 +50,17 @@ export interface KafkaOptions {
   spiffePrincipals?: boolean;
   /** @default 180_000 */
   startupTimeoutMs?: number;
+  /**
+   * The address the client listeners (CLIENT and `listeners`) bind, when it is not the node's own:
+   * a pod's address, with the controller and inter-broker listeners on the pod's loopback.
+   * @default the node's address
+   */
+  clientAddress?: string;
+  /**
+   * `host:port` the CLIENT listener advertises: what its clients dial (a relay on the host, for a
+   * node in a pod). @default `<clientAddress>:<client port>`
+   */
+  clientAdvertised?: string;
 }
 
 /** The loopback ports of one node. */
@@ -112,7 +123,11 @@ export function kafkaProperties(
     names.add(l.name);
     used.add(l.port);
   }
-  const own = extra.map((l) => `,${l.name}://${host}:${l.port}`).join('');
+  const clientHost = opts.clientAddress ?? host;
+  const clientAdvertised = opts.clientAdvertised ?? `${clientHost}:${ports.port}`;
+  if (!/^[A-Za-z0-9.-]+:\d{1,5}$/.test(clientAdvertised))
+    throw new Error(`kafka: clientAdvertised must be host:port, got ${clientAdvertised}`);
+  const own = extra.map((l) => `,${l.name}://${clientHost}:${l.port}`).join('');
   const advertised = extra.map((l) => `,${l.name}://${l.advertised}`).join('');
   const protocols = extra.map((l) => `,${l.name}:${proto}`).join('');
   const props: Record<string, string> = {
@@ -120,8 +135,8 @@ export function kafkaProperties(
     'node.id': '1',
     // A static one-voter quorum: no dynamic-quorum bootstrap step (`--standalone`) to get wrong.
     'controller.quorum.voters': `1@${host}:${ports.controllerPort}`,
-    listeners: `CLIENT://${host}:${ports.port},BROKER://${host}:${ports.brokerPort},CONTROLLER://${host}:${ports.controllerPort}${own}`,
-    'advertised.listeners': `CLIENT://${host}:${ports.port},BROKER://${host}:${ports.brokerPort}${advertised}`,
+    listeners: `CLIENT://${clientHost}:${ports.port},BROKER://${host}:${ports.brokerPort},CONTROLLER://${host}:${ports.controllerPort}${own}`,
+    'advertised.listeners': `CLIENT://${clientAdvertised},BROKER://${host}:${ports.brokerPort}${advertised}`,
     'controller.listener.names': 'CONTROLLER',
     'inter.broker.listener.name': 'BROKER',
     'listener.security.protocol.map': `CLIENT:${proto},BROKER:${proto},CONTROLLER:${proto}${protocols}`,

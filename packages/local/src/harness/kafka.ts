@@ -25,6 +25,7 @@ import {
   type KafkaServerPorts,
 } from './kafka-config.ts';
 import { ensureSpiffePrincipalBuilder } from './kafka-principal.ts';
+import { givePodHome, type TreeOwner } from './pod-files.ts';
 import { freePort } from './ports.ts';
 import { ManagedProcess } from './process.ts';
 import { waitUntil } from './wait.ts';
@@ -53,10 +54,26 @@ export async function formatKafkaStorage(o: {
   properties: string;
   classpath: string;
   clusterId?: string;
+  /**
+   * The pod user the node runs as: `dir` (made 0700, with a `tmp` for the JVM's temporary files)
+   * and everything the format wrote become its. The format itself binds nothing, so it runs here.
+   */
+  owner?: TreeOwner;
 }): Promise<{ clusterId: string; formatMs: number }> {
   const files = kafkaConfFiles(o.dir);
-  for (const d of [join(o.dir, 'conf'), join(o.dir, 'data'), join(o.dir, 'logs')])
-    mkdirSync(d, { recursive: true });
+  for (const d of ['conf', 'data', 'logs', ...(o.owner ? ['tmp'] : [])])
+    mkdirSync(join(o.dir, d), { recursive: true });
+  try {
+    return await format(o, files);
+  } finally {
+    if (o.owner) givePodHome(o.dir, o.owner);
+  }
+}
+
+async function format(
+  o: { dir: string; properties: string; classpath: string; clusterId?: string },
+  files: ReturnType<typeof kafkaConfFiles>,
+): Promise<{ clusterId: string; formatMs: number }> {
   writeFileSync(files.properties, o.properties);
   writeFileSync(files.log4j2, KAFKA_LOG4J2);
   // The cluster id lives beside the data: a restart reuses the formatted storage.

@@ -189,9 +189,10 @@ export function localAllocator(
   const paths = localPaths(env.stackDir);
   const at = (port: number): Endpoint => ({ address: loopback, port });
   const podOf = (w: WorkloadSlot): string | undefined => pods.addresses.get(w.name);
-  // What a workload dials to reach a server of the stack: loopback, or the host's end of its pod link.
-  const server = (w: WorkloadSlot, port: number): Endpoint => ({
-    address: podOf(w) === undefined ? loopback : pods.hostAddress,
+  // What a workload dials to reach a server of the stack: loopback from the host; from a pod, the
+  // server's own pod, or else the host's end of its pod link.
+  const server = (w: WorkloadSlot, port: number, name: LocalServer): Endpoint => ({
+    address: podOf(w) === undefined ? loopback : (pods.servers[name] ?? pods.hostAddress),
     port,
   });
   const egress = (w: WorkloadSlot, slot: number) =>
@@ -204,7 +205,8 @@ export function localAllocator(
       );
     return at(from + localBlocks.portsPerWorkload * w.sorted + k);
   };
-  const kafkaListener = (w: WorkloadSlot) => server(w, ports.kafkaClientsFrom + 1 + w.sorted);
+  const kafkaListener = (w: WorkloadSlot) =>
+    server(w, ports.kafkaClientsFrom + 1 + w.sorted, 'kafka');
   // The edge's inbound is plaintext from nginx, which shares its pod: it stays on the pod's loopback.
   const podPrivate = (w: WorkloadSlot, role: string) => role !== 'inbound' || w.spec.edge === true;
   return {
@@ -226,7 +228,7 @@ export function localAllocator(
       service === 'cassandra'
         ? {
             listen: egress(w, localBlocks.egressSlots.cassandra),
-            upstream: server(w, ports.cassandraNative),
+            upstream: server(w, ports.cassandraNative, 'cassandra'),
           }
         : { listen: egress(w, localBlocks.egressSlots.kafka), upstream: kafkaListener(w) },
     peerListen: (w, call) => {
@@ -262,13 +264,24 @@ export function localAllocator(
 
 const ipv4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
 
-/** `env.pods` checked: known workloads, IPv4 addresses off loopback, none shared. */
-function localPods(
-  model: Model,
-  env: LocalEnvironment,
-): { hostAddress: string; addresses: Map<string, string> } | { errors: PolicyError[] } {
+/** The stack's servers that can run as pods of their own (`environment.pods.servers`). */
+export const localServers = ['cassandra', 'kafka', 'keycloak'] as const;
+
+/** A server of the stack that can run as a pod. */
+export type LocalServer = (typeof localServers)[number];
+
+/** Where the pods are, as checked: the host's end, the pod workloads', the server pods'. */
+interface CheckedPods {
+  hostAddress: string;
+  addresses: Map<string, string>;
+  servers: Partial<Record<LocalServer, string>>;
+}
+
+/** `env.pods` checked: known workloads and servers, IPv4 addresses off loopback, none shared. */
+function localPods(model: Model, env: LocalEnvironment): CheckedPods | { errors: PolicyError[] } {
   const addresses = new Map<string, string>();
-  if (env.pods === undefined) return { hostAddress: loopback, addresses };
+  const servers: Partial<Record<LocalServer, string>> = {};
+  if (env.pods === undefined) return { hostAddress: loopback, addresses, servers };
   const errors: PolicyError[] = [];
   const seen = new Map<string, string>();
   const check = (path: string, a: string): boolean => {
@@ -291,17 +304,29 @@ function localPods(
       errors.push({ path, reason: `${w} is not a workload of the model` });
     else if (check(path, a)) addresses.set(w, a);
   }
-  return errors.length > 0 ? { errors } : { hostAddress: env.pods.hostAddress, addresses };
+  for (const [name, a] of Object.entries(env.pods.servers ?? {})) {
+    const path = formatPath(['environment', 'pods', 'servers', name]);
+    const known = (localServers as readonly string[]).includes(name);
+    if (!known)
+      errors.push({
+        path,
+        reason: `${name} is not a server of the stack (${localServers.join(', ')})`,
+      });
+    else if (typeof a !== 'string')
+      errors.push({ path, reason: `must be an IPv4 address, got ${String(a)}` });
+    else if (check(path, a)) servers[name as LocalServer] = a;
+  }
+  return errors.length > 0 ? { errors } : { hostAddress: env.pods.hostAddress, addresses, servers };
 }
 
 /**
- * The stack's own listeners: its servers' fixed ports and Kafka's per-workload listeners (at the
- * host's end of the pod link for a workload in a pod).
+ * The stack's own listeners: its servers' fixed ports and Kafka's per-workload listeners (for a
+ * workload in a pod, where its sidecar dials them: Kafka's pod, or the host's end of the pod link).
  */
 function localReserved(
   model: Model,
   ports: Record<LocalPortName, number>,
-  pods: { hostAddress: string; addresses: Map<string, string> },
+  pods: CheckedPods,
 ): Listener[] {
   const fixed: LocalPortName[] = [
     'ingressHttps',
@@ -338,7 +363,7 @@ function localReserved(
     ...callersOf(model, 'kafka').map((w) => ({
       network: 'loopback',
       endpoint: {
-        address: pods.addresses.has(w) ? pods.hostAddress : loopback,
+        address: pods.addresses.has(w) ? (pods.servers.kafka ?? pods.hostAddress) : loopback,
         port: ports.kafkaClientsFrom + 1 + sorted.indexOf(w),
       },
       path: formatPath(['environment', 'kafka', 'listeners', w]),

@@ -154,9 +154,9 @@ export interface LocalEnvironment extends EnvironmentCommon {
    * Workloads that run as pods (ADR 0012): each one's address on the stack's pod bridge, and the
    * host's end of the pod link. A pod's inbound listener binds its pod address; its app, egress
    * listeners and admin bind 127.0.0.1 inside the pod; its sidecar reaches the stack's own servers
-   * (Cassandra, Kafka, Keycloak) at `hostAddress`. The edge's pod is the ingress gateway's: nginx's
-   * TLS listener binds the pod address, and the edge sidecar's inbound (plaintext, from nginx) the
-   * pod's own 127.0.0.1.
+   * (Cassandra, Kafka, Keycloak) at their own pods' addresses (`servers`), or else at `hostAddress`.
+   * The edge's pod is the ingress gateway's: nginx's TLS listener binds the pod address, and the edge
+   * sidecar's inbound (plaintext, from nginx) the pod's own 127.0.0.1.
    * @default none: every listener on the host's 127.0.0.1
    */
   pods?: LocalPods;
@@ -168,6 +168,13 @@ export interface LocalPods {
   hostAddress: string;
   /** Workload name → its pod's address. */
   addresses: Record<string, string>;
+  /**
+   * The stack's servers that run as pods of their own: each one's pod address. A pod workload's
+   * sidecar dials a server that has one there (its client listener binds it) instead of at
+   * `hostAddress`; workloads on the host keep 127.0.0.1, which the host relays to the server pod.
+   * @default none: every server on the host
+   */
+  servers?: { cassandra?: string; kafka?: string; keycloak?: string };
 }
 
 /** One Kubernetes cluster with Istio and NGINX Gateway Fabric. */
