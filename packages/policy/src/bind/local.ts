@@ -130,7 +130,15 @@ export function patchLocal(
       path: 'workloads',
       reason: `the local stack runs one nginx in front of one edge workload; the model has ${edges.length} (${edges.sort().join(', ') || 'none'})`,
     });
-  if (!env.keycloak) return { providers: {}, errors };
+  const kcPod = env.pods?.servers?.keycloak;
+  if (!env.keycloak) {
+    if (kcPod !== undefined)
+      errors.push({
+        path: 'environment.pods.servers.keycloak',
+        reason: 'the stack runs no Keycloak (environment.keycloak is not set)',
+      });
+    return { providers: {}, errors };
+  }
   const u = keycloakBase(env.keycloak.baseUrl);
   const served = localKeycloakProvider(data);
   if ('path' in u) return { providers: {}, errors: [...errors, u] };
@@ -148,10 +156,13 @@ export function patchLocal(
     ...(https ? { tls: true } : {}),
     ...(env.keycloak.caFile !== undefined ? { caFile: env.keycloak.caFile } : {}),
   };
-  return {
-    providers: { [served.name]: { jwks, keycloak: { baseUrl, realm: served.realm } } },
-    errors,
+  // The address itself is checked with the other pod addresses (localPods).
+  const keycloak = {
+    baseUrl,
+    realm: served.realm,
+    ...(kcPod !== undefined ? { podAddress: kcPod } : {}),
   };
+  return { providers: { [served.name]: { jwks, keycloak } }, errors };
 }
 
 /** The highest port a stack at `base` uses: the end of the app block. */
@@ -255,7 +266,7 @@ export function localAllocator(
 
 const ipv4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
 
-/** `env.pods` checked: known workloads, IPv4 addresses off loopback, none shared. */
+/** `env.pods` checked: known workloads, IPv4 addresses off loopback, none shared (servers' too). */
 function localPods(
   model: Model,
   env: LocalEnvironment,
@@ -278,6 +289,8 @@ function localPods(
     return true;
   };
   check('environment.pods.hostAddress', env.pods.hostAddress);
+  const keycloak = env.pods.servers?.keycloak;
+  if (keycloak !== undefined) check('environment.pods.servers.keycloak', keycloak);
   for (const [w, a] of Object.entries(env.pods.addresses)) {
     const path = formatPath(['environment', 'pods', 'addresses', w]);
     if (!Object.hasOwn(model.workloads, w))

@@ -79,8 +79,12 @@ export interface IdentityProviderBinding {
   jwksUri: string;
   /** Where the sidecars fetch the JWKS from, when it is not the jwksUri's own host and port. */
   jwks?: Endpoint & { tls?: boolean; caFile?: string };
-  /** Set when the environment runs this provider as a Keycloak realm itself. */
-  keycloak?: { baseUrl: string; realm: string };
+  /**
+   * Set when the environment runs this provider as a Keycloak realm itself. `podAddress`: where
+   * that Keycloak listens when it runs in a pod (local `pods.servers.keycloak`); pod workloads'
+   * sidecars fetch the JWKS there.
+   */
+  keycloak?: { baseUrl: string; realm: string; podAddress?: string };
 }
 
 /** Who the edge is in this environment (locally the model's edge workload; NGF in a cluster). */
@@ -147,7 +151,7 @@ export interface LocalEnvironment extends EnvironmentCommon {
    * Workloads that run as pods (ADR 0012): each one's address on the stack's pod bridge, and the
    * host's end of the pod link. A pod's inbound listener binds its pod address; its app, egress
    * listeners and admin bind 127.0.0.1 inside the pod; its sidecar reaches the stack's own servers
-   * (Cassandra, Kafka, Keycloak) at `hostAddress`.
+   * (Cassandra, Kafka, Keycloak) at their pod's address (`servers`), else at `hostAddress`.
    * @default none: every listener on the host's 127.0.0.1
    */
   pods?: LocalPods;
@@ -159,6 +163,12 @@ export interface LocalPods {
   hostAddress: string;
   /** Workload name → its pod's address. */
   addresses: Record<string, string>;
+  /**
+   * The stack's servers that run in pods of their own, by their pod's address: a pod workload's
+   * upstream for one of them is that address instead of `hostAddress`.
+   * @default none: every server on the host
+   */
+  servers?: { cassandra?: string; kafka?: string; keycloak?: string };
 }
 
 /** One Kubernetes cluster with Istio and NGINX Gateway Fabric. */
