@@ -39,7 +39,7 @@ export interface StackContext {
 /** The stack's pods: where they are (as bound) and the resource that makes them. */
 export interface StackPods {
   subnet: PodSubnet;
-  /** Pod (workload) name → slot. */
+  /** Pod name (a pod workload's, or a server's: {@link serverPodSlots}) → slot. */
   slots: Record<string, number>;
   resource: LocalPods;
 }
@@ -51,8 +51,15 @@ export interface StackPods {
 export const podWorkloads: readonly string[] = ['orders-api'];
 
 /**
+ * The stack's servers that run as pods when `pods` is on, at fixed slots past the workloads'
+ * (0–9, `localBlocks.workloads`), so a model's workloads never move them.
+ */
+export const serverPodSlots = { keycloak: 22 } as const;
+
+/**
  * Where the pods of a stack at `basePort` are (pure): the stack's /24, each pod workload's slot
- * (its position among the model's sorted workload names, as its ports), and its address.
+ * (its position among the model's sorted workload names, as its ports), each server pod's fixed
+ * slot, and their addresses. Throws when a workload has a server pod's name.
  */
 export function podPlan(
   model: ValidModel,
@@ -65,7 +72,14 @@ export function podPlan(
   const addresses = Object.fromEntries(
     Object.entries(slots).map(([w, slot]) => [w, podAddress(subnet, slot)]),
   );
-  return { subnet, slots, env: { hostAddress: subnet.hostAddress, addresses } };
+  const servers: Record<string, string> = {};
+  for (const [server, slot] of Object.entries(serverPodSlots)) {
+    if (Object.hasOwn(model.workloads, server))
+      throw new Error(`workloads.${server}: the name of the stack's ${server} pod; rename it`);
+    slots[server] = slot;
+    servers[server] = podAddress(subnet, slot);
+  }
+  return { subnet, slots, env: { hostAddress: subnet.hostAddress, addresses, servers } };
 }
 
 /** What {@link localContext} needs: the model as written, the stack's base port and directory. */

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { sidecarArtefacts, type SidecarCompileOptions } from '@trellis/components/local/sidecar';
 import { toolchainReveal } from '@trellis/components/local/pods-impl';
 import { bindOrThrow, parseModel, type ValidModel } from '@trellis/policy';
-import { localEnvironment, podPlan, podWorkloads } from '../src/context.ts';
+import { localEnvironment, podPlan, podWorkloads, serverPodSlots } from '../src/context.ts';
 import { hostRelayPorts, sidecarPlan } from '../src/mesh.ts';
 
 const model = ((): ValidModel => {
@@ -23,16 +23,28 @@ describe('pod plan', () => {
   it('puts orders-api in slot 2 of the stack’s /24, as its sorted position (ports) does', () => {
     expect(podWorkloads).toEqual(['orders-api']);
     expect(plan.subnet.cidr).toBe('198.18.8.0/24');
-    expect(plan.slots).toEqual({ 'orders-api': 2 });
-    expect(plan.env).toEqual({
+    expect(plan.slots).toMatchObject({ 'orders-api': 2 });
+    expect(plan.env).toMatchObject({
       hostAddress: '198.18.8.1',
       addresses: { 'orders-api': '198.18.8.4' },
     });
     expect(podPlan(model, 28_000).env.addresses['orders-api']).toBe('198.18.28.4');
   });
 
-  it('relays Cassandra, orders-api’s Kafka listener and Keycloak, and nothing without pods', () => {
-    expect(hostRelayPorts(bound, ['orders-api'])).toEqual([8042, 8180, 8303]);
+  it('puts Keycloak in its fixed slot 22, whatever the model', () => {
+    expect(serverPodSlots.keycloak).toBe(22);
+    expect(plan.slots.keycloak).toBe(22);
+    expect(plan.env.servers?.keycloak).toBe('198.18.8.24');
+    expect(bound.binding.identityProviders.keycloak?.keycloak?.podAddress).toBe('198.18.8.24');
+    // Only the names count: a model with a workload called keycloak.
+    const clash = { ...model, workloads: { ...model.workloads, keycloak: model.workloads.ledger } };
+    expect(() => podPlan(clash as ValidModel, 8000)).toThrow(
+      "workloads.keycloak: the name of the stack's keycloak pod; rename it",
+    );
+  });
+
+  it('relays Cassandra and orders-api’s Kafka listener (not Keycloak, in its pod), none without pods', () => {
+    expect(hostRelayPorts(bound, ['orders-api'])).toEqual([8042, 8303]);
     expect(hostRelayPorts(plain, ['orders-api'])).toEqual([]);
     expect(hostRelayPorts(bound, [])).toEqual([]);
   });
@@ -69,13 +81,21 @@ describe('the pod’s sidecar config', () => {
     expect(Object.values(addresses('orders-api', plain))).toContain('127.0.0.1:8620');
   });
 
-  it('sends the pod’s data and JWKS clusters to the host’s end, the ingress to the pod', () => {
+  it('sends the pod’s data clusters to the host’s end, JWKS to Keycloak’s pod, the ingress to the pod', () => {
     const endpoints = (w: string) =>
       JSON.stringify(compiled(bound, w).static_resources.clusters.map((c) => c.load_assignment));
     const orders = endpoints('orders-api');
     expect(orders).toContain('"address":"198.18.8.1","port_value":8042');
     expect(orders).toContain('"address":"198.18.8.1","port_value":8303');
-    expect(orders).toContain('"address":"198.18.8.1","port_value":8180');
+    expect(orders).toContain('"address":"198.18.8.24","port_value":8180');
+    // TLS to the pod's address, the certificate still checked for the jwksUri's host.
+    const jwks = compiled(bound, 'orders-api').static_resources.clusters.find(
+      (c) => c.name === 'jwks_keycloak',
+    );
+    expect(JSON.stringify(jwks?.transport_socket)).toContain('"sni":"localhost"');
+    expect(JSON.stringify(jwks?.transport_socket)).toContain(
+      '{"san_type":"DNS","matcher":{"exact":"localhost"}}',
+    );
     expect(orders).not.toContain('"address":"127.0.0.1","port_value":8042');
     expect(endpoints('ingress')).toContain('"address":"198.18.8.4","port_value":8620');
     expect(endpoints('ledger')).toContain('"address":"127.0.0.1","port_value":8042');
