@@ -350,7 +350,9 @@ export class LocalKeycloak extends pulumi.ComponentResource {
         ready,
         readyTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
         stopGraceMs: 20_000,
-        ...(pod !== undefined ? { pod: pod.launch } : {}),
+        // The home of a run on the host (root's files, its database with the realm's signing
+        // keys) must not stay where the pod user could reach it once <dir> is searchable.
+        ...(pod !== undefined ? { pod: pod.launch, removeBeforeStart: ['home'] } : {}),
       },
       { parent: this, dependsOn: [this.certificate] },
     );

@@ -48,6 +48,11 @@ export interface ProcessInputs {
   purgeOnDelete: boolean;
   /** Run in this pod, as its user; `files` and `<dir>/pod` (its cwd) are then the pod user's. */
   pod?: PodLaunch;
+  /**
+   * Relative paths under `dir` removed before each start: what an earlier layout of the process
+   * left there, which it must not find again (or a pod user reach once `dir` is searchable).
+   */
+  removeBeforeStart?: string[];
 }
 
 /** The pod process's own writable directory under its root-owned `dir`. */
@@ -88,12 +93,25 @@ function stateFile(dir: string): string {
   return join(dir, 'supervisor.json');
 }
 
+/** `rel` under `i.dir`; throws naming `what` when it would leave it. */
+function inside(i: Pick<ProcessInputs, 'name' | 'dir'>, rel: string, what: string): string {
+  const n = normalize(rel).replace(/\/+$/, '');
+  if (isAbsolute(n) || n.startsWith('..') || n === '.' || n === '')
+    throw new Error(`${i.name}: ${what} '${rel}' must stay inside ${i.dir}`);
+  return join(i.dir, n);
+}
+
+/** Remove `i.removeBeforeStart` under `i.dir`; throws, removing nothing, if one would leave it. */
+export function removeBeforeStart(
+  i: Pick<ProcessInputs, 'name' | 'dir' | 'removeBeforeStart'>,
+): void {
+  const paths = (i.removeBeforeStart ?? []).map((rel) => inside(i, rel, 'removeBeforeStart path'));
+  for (const p of paths) rmSync(p, { recursive: true, force: true });
+}
+
 function writeFiles(i: ProcessInputs): void {
   for (const [rel, content] of Object.entries(i.files)) {
-    const n = normalize(rel);
-    if (isAbsolute(n) || n.startsWith('..'))
-      throw new Error(`${i.name}: file path '${rel}' must stay inside ${i.dir}`);
-    const p = join(i.dir, n);
+    const p = inside(i, rel, 'file path');
     mkdirSync(dirname(p), { recursive: true });
     writeFileSync(p, content, { mode: 0o600 });
     chmodSync(p, 0o600);
@@ -208,6 +226,7 @@ async function waitReady(i: ProcessInputs, logFile: string): Promise<void> {
 /** Write files, start under a supervisor, wait for readiness. */
 export async function start(i: ProcessInputs): Promise<ProcessOutputs> {
   mkdirSync(i.dir, { recursive: true, mode: 0o700 });
+  removeBeforeStart(i);
   writeFiles(i);
   const cwd = i.pod ? preparePodDir({ ...i, pod: i.pod }) : i.dir;
   const logFile = join(i.dir, 'process.log');
