@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestText } from '@trellis/local/harness';
@@ -252,7 +253,13 @@ describe('Keycloak as a pod', () => {
     const owner = (m: PodMember) => ({ name: m.user, uid: m.launch.uid, gid: m.launch.gid });
     expect(await readableBy(owner(kc), [key])).toEqual([key]);
     expect(await readableBy(owner(other), [key])).toEqual([]);
-    // The JVM's temporary files stay in its home (no hsperfdata for its user in /tmp).
+    // What it writes (home, H2 database, temporary files) is the pod user's, in its run dir; the
+    // JVM leaves no hsperfdata for its user in /tmp; no home of a host run is left beside it.
+    const run = join(ts.stackDir, 'run', 'keycloak');
+    for (const d of ['pod/home/data/h2', 'pod/home/data/tmp'])
+      expect(statSync(join(run, d)).uid, d).toBe(kc.launch.uid);
+    expect(statSync(join(run, 'pod')).mode & 0o777).toBe(0o700);
+    expect(existsSync(join(run, 'home'))).toBe(false);
     expect(existsSync(`/tmp/hsperfdata_${kc.user}`)).toBe(false);
     const java = await new Promise<string>((resolve) =>
       execFile('ps', ['-o', 'user:32=,comm=', '-u', String(kc.launch.uid)], (_e, stdout) =>
