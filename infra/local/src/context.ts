@@ -61,6 +61,7 @@ export function podWorkloads(model: ValidModel): string[] {
 export const serverPodSlots = {
   cassandra: 20,
   kafka: 21,
+  keycloak: 22,
 } as const satisfies Partial<Record<keyof NonNullable<LocalPodsEnv['servers']>, number>>;
 
 /**

@@ -8,6 +8,7 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import { LocalKeycloak } from '@trellis/components/local/keycloak';
+import type { PodLaunch } from '@trellis/local/pods';
 import type { IdentityProvider, IdentityProviderBinding, BoundModel } from '@trellis/policy';
 import type { StackContext } from './context.ts';
 
@@ -84,7 +85,10 @@ export interface IdentityLayer {
   jwksUri: string;
   /** The admin console, `<keycloak base URL>/admin/`. */
   adminConsoleUrl: string;
-  /** Health on the management port, `https://127.0.0.1:<keycloakManagement>/health/ready`. */
+  /**
+   * Health on the management port, `https://127.0.0.1:<keycloakManagement>/health/ready`: with
+   * pods, on the keycloak pod's own loopback (from inside the pod only).
+   */
   healthUrl: string;
   /** Who can get a token, and with which scopes (no secrets). */
   demo: {
@@ -100,6 +104,31 @@ export interface IdentityLayer {
   resources: pulumi.Resource[];
 }
 
+/**
+ * Keycloak's pod, where `bind` put Keycloak in one (`environment.pods.servers.keycloak`): its
+ * launch, its address, and the directory of the host's relay to it.
+ */
+function keycloakPod(
+  ctx: StackContext,
+  address: string | undefined,
+): { launch: pulumi.Output<PodLaunch>; address: string; relayDir: string } | undefined {
+  const pods = ctx.pods;
+  if (address === undefined) return undefined;
+  if (pods === undefined || !Object.hasOwn(pods.slots, 'keycloak'))
+    throw new Error(
+      'identityProviders: Keycloak was bound to a pod, but the stack makes no keycloak pod',
+    );
+  return {
+    launch: pods.resource.members.apply((m) => {
+      const p = m.keycloak;
+      if (p === undefined) throw new Error('pods: keycloak was not created');
+      return p.launch;
+    }),
+    address,
+    relayDir: ctx.runDir('keycloak-relay'),
+  };
+}
+
 /** Keycloak for the stack, with the realm from the model (see the module comment for the order). */
 export function deployIdentity(
   ctx: StackContext,
@@ -113,6 +142,7 @@ export function deployIdentity(
     roles: rolesForScopes(idp, provider, u),
     scopes: [...u.scopes].sort(),
   }));
+  const pod = keycloakPod(ctx, served.podAddress);
   const keycloak = new LocalKeycloak(
     'keycloak',
     {
@@ -125,8 +155,12 @@ export function deployIdentity(
       ports: { https: ctx.ports.keycloakHttp, management: ctx.ports.keycloakManagement },
       hostname: served.baseUrl,
       users: users.map(({ username, roles }) => ({ username, roles })),
+      ...(pod !== undefined ? { pod } : {}),
     },
-    opts,
+    // Its pod must exist first, and go last.
+    pod !== undefined && ctx.pods
+      ? pulumi.mergeOptions(opts, { dependsOn: [ctx.pods.resource] })
+      : opts,
   );
   const principals = pulumi.secret(
     pulumi

@@ -74,6 +74,20 @@ describe('LocalKeycloak', () => {
       () => new keycloak.LocalKeycloak('kc4', { ...base(), ports: { https: 8180, management: 0 } }),
     ).toThrow('kc4: ports.management must be a TCP port, got 0');
   });
+
+  it('refuses a pod address on loopback or not IPv4', () => {
+    const pod = (address: string) => ({
+      launch: { netns: 'trellis.t.keycloak', uid: 1000, gid: 1000 },
+      address,
+      relayDir: '/run/keycloak-relay',
+    });
+    expect(() => new keycloak.LocalKeycloak('kc6', { ...base(), pod: pod('127.0.0.2') })).toThrow(
+      "kc6: pod.address must be an IPv4 address off loopback, got '127.0.0.2'",
+    );
+    expect(() => new keycloak.LocalKeycloak('kc7', { ...base(), pod: pod('localhost') })).toThrow(
+      "kc7: pod.address must be an IPv4 address off loopback, got 'localhost'",
+    );
+  });
 });
 
 describe('LocalSidecar', () => {

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { sidecarArtefacts, type SidecarCompileOptions } from '@trellis/components/local/sidecar';
 import { toolchainReveal } from '@trellis/components/local/pods-impl';
 import { bindOrThrow, parseModel, type ValidModel } from '@trellis/policy';
-import { localEnvironment, podPlan, podWorkloads } from '../src/context.ts';
+import { localEnvironment, podPlan, podWorkloads, serverPodSlots } from '../src/context.ts';
 import { hostRelayPorts, sidecarPlan } from '../src/mesh.ts';
 
 const model = ((): ValidModel => {
@@ -23,26 +23,31 @@ describe('pod plan', () => {
   it('makes every workload a pod, in the slot of its sorted position (as its ports)', () => {
     expect(podWorkloads(model)).toEqual(['ingress', 'ledger', 'orders-api']);
     expect(plan.subnet.cidr).toBe('198.18.8.0/24');
-    expect(plan.slots).toEqual({ ingress: 0, ledger: 1, 'orders-api': 2, cassandra: 20, kafka: 21 });
+    expect(plan.slots).toEqual({ ingress: 0, ledger: 1, 'orders-api': 2, cassandra: 20, kafka: 21, keycloak: 22 });
     expect(plan.env).toEqual({
       hostAddress: '198.18.8.1',
       addresses: { ingress: '198.18.8.2', ledger: '198.18.8.3', 'orders-api': '198.18.8.4' },
-      servers: { cassandra: '198.18.8.22', kafka: '198.18.8.23' },
+      servers: { cassandra: '198.18.8.22', kafka: '198.18.8.23', keycloak: '198.18.8.24' },
     });
     expect(podPlan(model, 28_000).env.addresses['orders-api']).toBe('198.18.28.4');
     expect(podPlan(model, 28_000).env.servers?.cassandra).toBe('198.18.28.22');
   });
 
-  it('refuses a workload named like a server pod', () => {
-    const clash = { ...model, workloads: { ...model.workloads, kafka: model.workloads.ledger } };
+  it('puts Keycloak in its fixed slot 22, whatever the model', () => {
+    expect(serverPodSlots.keycloak).toBe(22);
+    expect(plan.slots.keycloak).toBe(22);
+    expect(plan.env.servers?.keycloak).toBe('198.18.8.24');
+    expect(bound.binding.identityProviders.keycloak?.keycloak?.podAddress).toBe('198.18.8.24');
+    // Only the names count: a model with a workload called keycloak.
+    const clash = { ...model, workloads: { ...model.workloads, keycloak: model.workloads.ledger } };
     expect(() => podPlan(clash as ValidModel, 8000)).toThrow(
-      "workloads.kafka: the name is the stack's kafka server pod's",
+      "workloads.keycloak: the name is the stack's keycloak server pod's",
     );
   });
 
-  it('relays only Keycloak at the host’s end once the data stores are pods; nothing without pods', () => {
+  it('relays nothing at the host’s end once every server is a pod; nothing without pods', () => {
     const all = podWorkloads(model);
-    expect(hostRelayPorts(bound, all)).toEqual([8180]);
+    expect(hostRelayPorts(bound, all)).toEqual([]);
     expect(hostRelayPorts(plain, all)).toEqual([]);
     expect(hostRelayPorts(bound, [])).toEqual([]);
   });
@@ -101,14 +106,22 @@ describe('the pod’s sidecar config', () => {
     expect(compiled(bound, 'ingress').admin?.address.socket_address.address).toBe('127.0.0.1');
   });
 
-  it('sends the pods’ data clusters to the server pods, JWKS to the host’s end, the ingress to the pod', () => {
+  it('sends the pods’ data clusters to the server pods, JWKS to Keycloak’s pod, the ingress to the pod', () => {
     const endpoints = (w: string, m = bound) =>
       JSON.stringify(compiled(m, w).static_resources.clusters.map((c) => c.load_assignment));
     const orders = endpoints('orders-api');
     expect(orders).toContain('"address":"198.18.8.22","port_value":8042');
     expect(orders).toContain('"address":"198.18.8.23","port_value":8303');
     expect(orders).not.toContain('"address":"198.18.8.1","port_value":8042');
-    expect(orders).toContain('"address":"198.18.8.1","port_value":8180');
+    expect(orders).toContain('"address":"198.18.8.24","port_value":8180');
+    // TLS to the pod's address, the certificate still checked for the jwksUri's host.
+    const jwks = compiled(bound, 'orders-api').static_resources.clusters.find(
+      (c) => c.name === 'jwks_keycloak',
+    );
+    expect(JSON.stringify(jwks?.transport_socket)).toContain('"sni":"localhost"');
+    expect(JSON.stringify(jwks?.transport_socket)).toContain(
+      '{"san_type":"DNS","matcher":{"exact":"localhost"}}',
+    );
     expect(orders).not.toContain('"address":"127.0.0.1","port_value":8042');
     const ledger = endpoints('ledger');
     expect(ledger).toContain('"address":"198.18.8.22","port_value":8042');

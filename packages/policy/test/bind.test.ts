@@ -271,6 +271,71 @@ describe('bind to local', () => {
     ]);
   });
 
+  it('sends a pod’s JWKS fetch to Keycloak’s own pod when it runs in one, the host’s to loopback', () => {
+    const pods = {
+      hostAddress: '198.18.8.1',
+      addresses: { 'orders-api': '198.18.8.4' },
+      servers: { keycloak: '198.18.8.24' },
+    };
+    const b = ok(referenceModel(), { ...local(), pods });
+    expect(b.binding.identityProviders.keycloak?.keycloak).toEqual({
+      baseUrl: 'https://localhost:8180',
+      realm: 'trellis',
+      podAddress: '198.18.8.24',
+    });
+    // The issuer does not move: host clients keep https://localhost:8180.
+    expect(b.identityProviders.keycloak?.issuer).toBe('https://localhost:8180/realms/trellis');
+    expect(envoyOptions(b, 'orders-api').jwks?.keycloak).toEqual({
+      address: '198.18.8.24',
+      port: 8180,
+      tls: true,
+      caFile: '/stack/pki/orders-api/bundle.pem',
+    });
+    // Still the host's end for the data services: only Keycloak moved here.
+    expect(b.binding.workloads['orders-api']?.egress.cassandra?.upstream.address).toBe(
+      '198.18.8.1',
+    );
+    expect(envoyOptions(b, 'ledger').jwks?.keycloak).toMatchObject({ address: '127.0.0.1' });
+  });
+
+  it('refuses a Keycloak pod address on loopback, shared, or without a Keycloak, at its path', () => {
+    const at = (keycloak: string, addresses: Record<string, string> = {}) =>
+      errors(referenceModel(), {
+        ...local(),
+        pods: { hostAddress: '198.18.8.1', addresses, servers: { keycloak } },
+      });
+    expect(at('127.0.0.1')).toEqual([
+      {
+        path: 'environment.pods.servers.keycloak',
+        reason: "'127.0.0.1' is not an IPv4 address off loopback",
+      },
+    ]);
+    expect(at('198.18.8.1')).toEqual([
+      {
+        path: 'environment.pods.servers.keycloak',
+        reason: "'198.18.8.1' is already environment.pods.hostAddress",
+      },
+    ]);
+    expect(at('198.18.8.4', { 'orders-api': '198.18.8.4' })).toEqual([
+      {
+        path: 'environment.pods.addresses.orders-api',
+        reason: "'198.18.8.4' is already environment.pods.servers.keycloak",
+      },
+    ]);
+    const { keycloak: _none, ...noKeycloak } = local();
+    expect(
+      errors(referenceModel(), {
+        ...noKeycloak,
+        pods: { hostAddress: '198.18.8.1', addresses: {}, servers: { keycloak: '198.18.8.24' } },
+      }),
+    ).toEqual([
+      {
+        path: 'environment.pods.servers.keycloak',
+        reason: 'the stack runs no Keycloak (environment.keycloak is not set)',
+      },
+    ]);
+  });
+
   it('numbers workloads by sorted name, so that YAML order moves no port', () => {
     const reordered = variant((d) => {
       const { ingress, ...rest } = d.workloads as Record<string, unknown>;

@@ -25,10 +25,13 @@ export function generate(i: SecretInputs): SecretOutputs {
   return { bytes: i.bytes, value: randomBytes(i.bytes).toString('base64url') };
 }
 
-/** Where the readiness probe looks: the management interface and the realm on loopback. */
+/**
+ * Where the readiness probe looks: the management interface and the realm where the server
+ * listens (in a pod, the probe runs inside it).
+ */
 export interface KeycloakProbe {
   managementUrl: string;
-  /** `https://127.0.0.1:<port>/realms/<realm>`: the realm as served on the loopback address. */
+  /** `https://<listen address>:<port>/realms/<realm>`: the realm as the server itself serves it. */
   realmUrl: string;
   /** The roots the server certificate must chain to (the Mesh CA's). */
   caFile: string;

@@ -2,9 +2,13 @@ import * as pulumi from '@pulumi/pulumi';
 import { isIP } from 'node:net';
 import { keycloakLaunchSpec, keycloakRealmFile } from '@trellis/local/harness';
 import { compileKeycloakRealm, type BoundModel } from '@trellis/policy';
+import { join } from 'node:path';
+import type { PodLaunch } from '@trellis/local/pods';
 import type { KeycloakProbe, SecretInputs, SecretOutputs } from './keycloak-impl.ts';
 import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
 import { LocalProcess } from './process.ts';
+import { POD_WORK_DIR } from './process-impl.ts';
+import { LocalRelay } from './relay.ts';
 
 // Captured by the serialized providers instead of module objects (see process.ts).
 const IMPL = new URL('./keycloak-impl.ts', import.meta.url).pathname;
@@ -99,6 +103,15 @@ export interface LocalKeycloakArgs {
    * packages/local/src/harness/keycloak.ts)
    */
   readyTimeoutMs?: number;
+  /**
+   * Run in this pod (ADR 0012), as its user: the HTTPS listener on the pod's `address`, the
+   * management interface on the pod's own 127.0.0.1 (probed from inside the pod), the home and
+   * database under `<dir>/pod` (the pod user's; the install stays read-only), the certificate
+   * (which then also names `address`) and its key readable by the pod user alone. A relay on the
+   * host's 127.0.0.1 (`relayDir`) forwards `ports.https` to the pod, so `hostname` and every host
+   * client keep working, TLS end to end. @default none: both listeners on the host's 127.0.0.1
+   */
+  pod?: { launch: pulumi.Input<PodLaunch>; address: string; relayDir: string };
 }
 
 const defaults = {
@@ -110,8 +123,8 @@ const defaults = {
 };
 
 /**
- * Keycloak for one machine: a supervised Keycloak 26 on loopback, HTTPS only (server and management
- * interface) with a certificate from the Mesh CA, and the realm compiled from the model (client
+ * Keycloak for one machine: a supervised Keycloak 26 on loopback (or in a pod, relayed to
+ * loopback), HTTPS only (server and management interface) with a certificate from the Mesh CA, and the realm compiled from the model (client
  * scopes, roles, agents as confidential clients with the client-credentials grant), demo users, and a
  * public CLI client. Every password and client secret is generated and kept only as a Pulumi secret.
  */
@@ -121,9 +134,14 @@ export class LocalKeycloak extends pulumi.ComponentResource {
   public readonly issuer: string;
   public readonly tokenUrl: string;
   public readonly jwksUri: string;
-  /** The server as reached on loopback (`https://127.0.0.1:<port>`). */
+  /** The server as reached on the host's loopback (`https://127.0.0.1:<port>`; a pod's: relayed). */
   public readonly baseUrl: string;
-  /** `https://127.0.0.1:<management port>` (health), same certificate. */
+  /** Where the server itself listens: `baseUrl`, or `https://<pod address>:<port>` in a pod. */
+  public readonly listenUrl: string;
+  /**
+   * `https://127.0.0.1:<management port>` (health), same certificate; in a pod, that is the pod's
+   * own loopback, reachable from inside the pod only.
+   */
   public readonly managementUrl: string;
   public readonly cliClientId: string;
   public readonly adminUsername: string;
@@ -138,6 +156,8 @@ export class LocalKeycloak extends pulumi.ComponentResource {
   /** The server certificate: the hostname's DNS name and 127.0.0.1, from the Mesh CA. */
   public readonly certificate: WorkloadCertificate;
   public readonly server: LocalProcess;
+  /** In a pod: the host's relay from 127.0.0.1 to the pod's address. */
+  public readonly relay?: LocalRelay;
 
   constructor(name: string, args: LocalKeycloakArgs, opts?: pulumi.ComponentResourceOptions) {
     super('trellis:local:Keycloak', name, {}, opts);
@@ -174,6 +194,12 @@ export class LocalKeycloak extends pulumi.ComponentResource {
           'the issuer must be <hostname>/realms/<realm>',
         this,
       );
+    const pod = args.pod;
+    if (pod !== undefined && (isIP(pod.address) !== 4 || pod.address.startsWith('127.')))
+      throw new pulumi.ResourceError(
+        `${name}: pod.address must be an IPv4 address off loopback, got '${pod.address}'`,
+        this,
+      );
     const users = args.users ?? [];
     const seen = new Set<string>();
     for (const [i, u] of users.entries()) {
@@ -201,6 +227,7 @@ export class LocalKeycloak extends pulumi.ComponentResource {
     this.tokenUrl = `${idp.issuer}/protocol/openid-connect/token`;
     this.jwksUri = `${idp.issuer}/protocol/openid-connect/certs`;
     this.baseUrl = `https://127.0.0.1:${args.ports.https}`;
+    this.listenUrl = `https://${pod?.address ?? '127.0.0.1'}:${args.ports.https}`;
     this.managementUrl = `https://127.0.0.1:${args.ports.management}`;
     this.cliClientId = args.cliClientId ?? defaults.cliClientId;
     this.adminUsername = defaults.adminUsername;
@@ -245,17 +272,29 @@ export class LocalKeycloak extends pulumi.ComponentResource {
     );
 
     // The public name for clients that use the hostname, 127.0.0.1 for those that dial the loopback
-    // address (the readiness probe, the sidecars' JWKS cluster, `./trellis token`).
+    // address (the readiness probe, the sidecars' JWKS cluster, `./trellis token`), and a pod's
+    // address for those that dial it there (pod sidecars' JWKS, the readiness probe).
     const hostName = host.hostname.replace(/^\[|\]$/g, '');
+    const owner =
+      pod !== undefined
+        ? pulumi.output(pod.launch).apply((l) => ({ uid: l.uid, gid: l.gid }))
+        : undefined;
     this.certificate = new WorkloadCertificate(
       `${name}-cert`,
       {
         ca: args.ca,
         dns: isIP(hostName) === 0 ? [hostName] : [],
-        ips: [...new Set(['127.0.0.1', ...(isIP(hostName) === 0 ? [] : [hostName])])],
+        ips: [
+          ...new Set([
+            '127.0.0.1',
+            ...(isIP(hostName) === 0 ? [] : [hostName]),
+            ...(pod !== undefined ? [pod.address] : []),
+          ]),
+        ],
         dir: args.certDir,
         validHours: args.certValidHours ?? defaults.certValidHours,
         rotation: args.rotation ?? 0,
+        ...(owner !== undefined ? { owner } : {}),
       },
       { parent: this },
     );
@@ -270,13 +309,28 @@ export class LocalKeycloak extends pulumi.ComponentResource {
         managementPort: args.ports.management,
         tls: { certFile: f.cert, keyFile: f.key },
         hostname,
+        // The pod user's own directory (LocalProcess makes <dir>/pod its one writable place).
+        ...(pod !== undefined
+          ? { pod: { address: pod.address, home: join(args.dir, POD_WORK_DIR, 'home') } }
+          : {}),
       }),
     );
     const probe = this.certificate.files.apply((f): KeycloakProbe => ({
       managementUrl: this.managementUrl,
-      realmUrl: `${this.baseUrl}/realms/${realm}`,
+      realmUrl: `${this.listenUrl}/realms/${realm}`,
       caFile: f.bundle,
     }));
+    // In a pod, the management interface is on the pod's own loopback: probe from inside it.
+    const ready =
+      pod === undefined
+        ? probe.apply((arg) => ({ kind: 'module' as const, module: IMPL, fn: 'probe', arg }))
+        : pulumi.all([probe, pod.launch]).apply(([arg, l]) => ({
+            kind: 'module' as const,
+            module: IMPL,
+            fn: 'probe',
+            arg,
+            netns: l.netns,
+          }));
     this.server = new LocalProcess(
       `${name}-server`,
       {
@@ -293,12 +347,26 @@ export class LocalKeycloak extends pulumi.ComponentResource {
         files: pulumi
           .all([spec.files, realmJson])
           .apply(([files, json]) => ({ ...files, [keycloakRealmFile(realm)]: json })),
-        ready: { kind: 'module', module: IMPL, fn: 'probe', arg: probe },
+        ready,
         readyTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
         stopGraceMs: 20_000,
+        // The home of a run on the host (root's files, its database with the realm's signing
+        // keys) must not stay where the pod user could reach it once <dir> is searchable.
+        ...(pod !== undefined ? { pod: pod.launch, removeBeforeStart: ['home'] } : {}),
       },
       { parent: this, dependsOn: [this.certificate] },
     );
+    if (pod !== undefined)
+      this.relay = new LocalRelay(
+        `${name}-relay`,
+        {
+          dir: pod.relayDir,
+          listen: '127.0.0.1',
+          target: pod.address,
+          ports: [args.ports.https],
+        },
+        { parent: this, dependsOn: [this.server] },
+      );
 
     this.registerOutputs({
       issuer: this.issuer,

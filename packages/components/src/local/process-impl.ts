@@ -25,8 +25,11 @@ import { startSupervised, stopSupervised, supervisedStatus } from '@trellis/loca
 export type ReadyProbe =
   | { kind: 'tcp'; host: string; port: number; netns?: string }
   | { kind: 'http'; url: string; status?: number; netns?: string }
-  /** Call `fn(arg)` exported by `module` (absolute path); ready when it resolves truthy. */
-  | { kind: 'module'; module: string; fn: string; arg: unknown };
+  /**
+   * Call `fn(arg)` exported by `module` (absolute path); ready when it resolves truthy. With
+   * `netns`, a Node child in that namespace imports the module and calls it (`arg` must be JSON).
+   */
+  | { kind: 'module'; module: string; fn: string; arg: unknown; netns?: string };
 
 /** Plain inputs as the provider receives them (secrets already unwrapped by the engine). */
 export interface ProcessInputs {
@@ -45,6 +48,11 @@ export interface ProcessInputs {
   purgeOnDelete: boolean;
   /** Run in this pod, as its user; `files` and `<dir>/pod` (its cwd) are then the pod user's. */
   pod?: PodLaunch;
+  /**
+   * Relative paths under `dir` removed before each start: what an earlier layout of the process
+   * left there, which it must not find again (or a pod user reach once `dir` is searchable).
+   */
+  removeBeforeStart?: string[];
 }
 
 /** The pod process's own writable directory under its root-owned `dir`. */
@@ -85,12 +93,25 @@ function stateFile(dir: string): string {
   return join(dir, 'supervisor.json');
 }
 
+/** `rel` under `i.dir`; throws naming `what` when it would leave it. */
+function inside(i: Pick<ProcessInputs, 'name' | 'dir'>, rel: string, what: string): string {
+  const n = normalize(rel).replace(/\/+$/, '');
+  if (isAbsolute(n) || n.startsWith('..') || n === '.' || n === '')
+    throw new Error(`${i.name}: ${what} '${rel}' must stay inside ${i.dir}`);
+  return join(i.dir, n);
+}
+
+/** Remove `i.removeBeforeStart` under `i.dir`; throws, removing nothing, if one would leave it. */
+export function removeBeforeStart(
+  i: Pick<ProcessInputs, 'name' | 'dir' | 'removeBeforeStart'>,
+): void {
+  const paths = (i.removeBeforeStart ?? []).map((rel) => inside(i, rel, 'removeBeforeStart path'));
+  for (const p of paths) rmSync(p, { recursive: true, force: true });
+}
+
 function writeFiles(i: ProcessInputs): void {
   for (const [rel, content] of Object.entries(i.files)) {
-    const n = normalize(rel);
-    if (isAbsolute(n) || n.startsWith('..'))
-      throw new Error(`${i.name}: file path '${rel}' must stay inside ${i.dir}`);
-    const p = join(i.dir, n);
+    const p = inside(i, rel, 'file path');
     mkdirSync(dirname(p), { recursive: true });
     writeFileSync(p, content, { mode: 0o600 });
     chmodSync(p, 0o600);
@@ -123,27 +144,37 @@ function preparePodDir(i: ProcessInputs & { pod: PodLaunch }): string {
   return work;
 }
 
-/** One probe from inside `netns`: a Node child (as root, no pod user needed) runs it there. */
+/**
+ * One probe from inside `netns`: a Node child (as root, no pod user needed) runs it there. A
+ * module probe's failure comes back as its message (the child's last line of stderr).
+ */
 function probeInNetns(p: ReadyProbe & { netns: string }): Promise<boolean> {
   const script = `const p = JSON.parse(process.argv[1]);
 const done = (ok) => process.exit(ok ? 0 : 1);
-if (p.kind === 'tcp') {
+if (p.kind === 'module') {
+  import(p.module).then((m) => m[p.fn](p.arg)).then(done, (e) => { console.error(e?.message ?? e); done(false); });
+} else if (p.kind === 'tcp') {
   const s = require('node:net').connect({ host: p.host, port: p.port });
   s.setTimeout(2000); s.once('connect', () => done(true)); s.once('error', () => done(false));
   s.once('timeout', () => done(false));
 } else fetch(p.url, { signal: AbortSignal.timeout(3000) }).then((r) => done(r.status === (p.status ?? 200)), () => done(false));`;
-  return new Promise((resolve) =>
+  return new Promise((resolve, reject) =>
     execFile(
       'nsenter',
       [`--net=/run/netns/${p.netns}`, '--', process.execPath, '-e', script, JSON.stringify(p)],
-      { timeout: 5_000 },
-      (err) => resolve(err === null),
+      // A module probe loads its module (TypeScript) in a fresh Node first: give it longer.
+      { timeout: p.kind === 'module' ? 15_000 : 5_000 },
+      (err, _stdout, stderr) => {
+        const why = stderr.trim().split('\n').at(-1);
+        if (err !== null && p.kind === 'module' && why) reject(new Error(why));
+        else resolve(err === null);
+      },
     ),
   );
 }
 
 async function probeOnce(p: ReadyProbe): Promise<boolean> {
-  if (p.kind !== 'module' && p.netns !== undefined) return probeInNetns({ ...p, netns: p.netns });
+  if (p.netns !== undefined) return probeInNetns({ ...p, netns: p.netns });
   switch (p.kind) {
     case 'tcp':
       return new Promise((resolve) => {
@@ -195,6 +226,7 @@ async function waitReady(i: ProcessInputs, logFile: string): Promise<void> {
 /** Write files, start under a supervisor, wait for readiness. */
 export async function start(i: ProcessInputs): Promise<ProcessOutputs> {
   mkdirSync(i.dir, { recursive: true, mode: 0o700 });
+  removeBeforeStart(i);
   writeFiles(i);
   const cwd = i.pod ? preparePodDir({ ...i, pod: i.pod }) : i.dir;
   const logFile = join(i.dir, 'process.log');

@@ -77,6 +77,11 @@ export interface LocalProcessArgs {
    * @default none: on the host, as the engine's user
    */
   pod?: pulumi.Input<PodLaunch>;
+  /**
+   * Relative paths under `dir` to remove before each start (what an earlier layout left, e.g. a
+   * database that must not become reachable once `dir` is a pod's). @default none
+   */
+  removeBeforeStart?: string[];
 }
 
 const defaults = { readyTimeoutMs: 120_000, stopGraceMs: 15_000, purgeOnDelete: true };
@@ -108,6 +113,9 @@ export class LocalProcess extends pulumi.dynamic.Resource {
         stopGraceMs: args.stopGraceMs ?? defaults.stopGraceMs,
         purgeOnDelete: args.purgeOnDelete ?? defaults.purgeOnDelete,
         ...(args.pod !== undefined ? { pod: args.pod } : {}),
+        ...(args.removeBeforeStart !== undefined
+          ? { removeBeforeStart: args.removeBeforeStart }
+          : {}),
         pid: undefined,
         supervisorPid: undefined,
         restarts: undefined,

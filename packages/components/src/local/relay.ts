@@ -24,7 +24,7 @@ process.on('SIGTERM', () => process.exit(0));
 export interface LocalRelayArgs {
   /** The relay's directory (a LocalProcess dir). */
   dir: string;
-  /** Where it accepts: the host's end of the pod link. */
+  /** Where it accepts: the host's end of the pod link, or 127.0.0.1 for a server in a pod. */
   listen: pulumi.Input<string>;
   /** Where the servers listen. @default '127.0.0.1' */
   target?: string;
@@ -37,6 +37,8 @@ export interface LocalRelayArgs {
  * (Cassandra's native port, Keycloak, a workload's Kafka listener), for the pods' sidecars: a pod's
  * 127.0.0.1 is its own, and Cassandra and Keycloak bind one address. A stop-gap until the servers
  * run in pods themselves (ADR 0012); it copies bytes, so it costs a little on every data call.
+ * The other way round, it keeps a server that runs in a pod (Keycloak) at its port on the host's
+ * 127.0.0.1 (`listen` 127.0.0.1, `target` the pod's address) for the host's clients.
  */
 export class LocalRelay extends pulumi.ComponentResource {
   public readonly process: LocalProcess;

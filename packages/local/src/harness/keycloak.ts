@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isIP } from 'node:net';
+import { isAbsolute, join } from 'node:path';
 import type { Jdk } from '../toolchain/java.ts';
 import {
   KEYCLOAK_QUICK_START_JVM,
@@ -194,6 +195,15 @@ export interface KeycloakLaunchOptions {
   hostname?: string;
   /** See {@link KeycloakOptions.quickStart}. @default true */
   quickStart?: boolean;
+  /**
+   * Run in a pod (ADR 0012), as a user that may write only below `home` (the toolchain is
+   * read-only there): the HTTPS listener binds `address` (the pod's), the management interface
+   * (health, metrics) the pod's own 127.0.0.1 (`http-management-host`), the instance home is
+   * `home`, and the JVM keeps its temporary files in `<home>/data/tmp` and writes no hsperfdata
+   * to /tmp (`-XX:-UsePerfData`), so nothing of it lands outside `home`.
+   * @default none: both listeners on 127.0.0.1, home `<dir>/home`
+   */
+  pod?: { address: string; home: string };
 }
 
 /** What runs one Keycloak under a supervisor: a launcher script that prepares the home, then kc.sh. */
@@ -228,15 +238,30 @@ export async function keycloakLaunchSpec(o: KeycloakLaunchOptions): Promise<Keyc
   ] as const)
     if (!Number.isInteger(v) || v < 1 || v > 65_535)
       throw new Error(`keycloak: ${k} must be a TCP port, got ${v}`);
+  if (o.pod !== undefined) {
+    if (isIP(o.pod.address) !== 4 || o.pod.address.startsWith('127.'))
+      throw new Error(
+        `keycloak: pod.address must be an IPv4 address off loopback, got '${o.pod.address}'`,
+      );
+    if (!isAbsolute(o.pod.home))
+      throw new Error(`keycloak: pod.home must be an absolute path, got '${o.pod.home}'`);
+  }
   const install = await keycloak.ensure();
   const jdk = keycloakJdk();
-  const home = join(o.dir, 'home');
+  const home = o.pod?.home ?? join(o.dir, 'home');
   const hostname = o.hostname ?? `${o.tls ? 'https' : 'http'}://127.0.0.1:${o.port}`;
-  // keycloakStartArgs fixes the hostname to the loopback address; a stack names its own.
+  // keycloakStartArgs fixes the hostname to the loopback address; a stack names its own. In a pod
+  // the server moves to the pod's address and the management interface stays on its loopback.
   const kcArgs = [
+    ...(o.pod !== undefined ? [`-Djava.io.tmpdir=${join(home, 'data', 'tmp')}`] : []),
     ...keycloakStartArgs(home, o.port, o.managementPort, o.tls).map((a) =>
-      a.startsWith('--hostname=') ? `--hostname=${hostname}` : a,
+      a.startsWith('--hostname=')
+        ? `--hostname=${hostname}`
+        : o.pod !== undefined && a === '--http-host=127.0.0.1'
+          ? `--http-host=${o.pod.address}`
+          : a,
     ),
+    ...(o.pod !== undefined ? ['--http-management-host=127.0.0.1'] : []),
     '--import-realm',
   ];
   const realm = join(o.dir, keycloakRealmFile(o.realmName));
@@ -257,7 +282,7 @@ export async function keycloakLaunchSpec(o: KeycloakLaunchOptions): Promise<Keyc
     '# A changed realm or install starts from an empty database (the import skips existing realms).',
     'stamp="$(sha256sum < "$realm" | cut -d" " -f1) $install"',
     'if [ "$(cat "$home/trellis-stamp" 2>/dev/null || true)" != "$stamp" ]; then rm -rf "$home/data"; fi',
-    'mkdir -p "$home/data/import"',
+    `mkdir -p "$home/data/import"${o.pod !== undefined ? ' "$home/data/tmp"' : ''}`,
     `(umask 077 && cp "$realm" "$home/data/import/${o.realmName}.json")`,
     'printf "%s" "$stamp" > "$home/trellis-stamp"',
     `exec "$install/bin/kc.sh" ${kcArgs.map(sh).join(' ')}`,
@@ -270,7 +295,11 @@ export async function keycloakLaunchSpec(o: KeycloakLaunchOptions): Promise<Keyc
       PATH: '/usr/bin:/bin',
       JAVA_HOME: jdk.home,
       // kc.sh appends these to its JAVA_OPTS.
-      JAVA_OPTS_APPEND: keycloakJvmOptions(jdk, o.quickStart ?? true).join(' '),
+      JAVA_OPTS_APPEND: [
+        ...keycloakJvmOptions(jdk, o.quickStart ?? true),
+        // hsperfdata goes to /tmp/hsperfdata_<user> whatever java.io.tmpdir says.
+        ...(o.pod !== undefined ? ['-XX:-UsePerfData'] : []),
+      ].join(' '),
     },
     files: { 'launch.sh': script },
   };

@@ -32,10 +32,12 @@ export function envoyOptions(model: BoundModel, workload: string): EnvoyOptions 
     // copy of the trust bundle (readable by that workload alone), unless the environment names a file.
     const ownRoots = p.keycloak !== undefined && p.jwks.tls === true && p.jwks.caFile === undefined;
     const at = ownRoots ? { ...p.jwks, caFile: b.svid.bundle } : p.jwks;
-    // A pod's own loopback is not the host's: it reaches the stack's Keycloak at the host's end.
+    // A pod's own loopback is not the host's: it reaches the stack's Keycloak at Keycloak's own pod
+    // (TLS to its address; the certificate is still checked for the jwksUri's host), else at the
+    // host's end of its pod link.
     jwks[name] =
       b.hostAddress !== undefined && at.address === loopback
-        ? { ...at, address: b.hostAddress }
+        ? { ...at, address: p.keycloak?.podAddress ?? b.hostAddress }
         : at;
   }
   return {

@@ -131,7 +131,15 @@ export function patchLocal(
       path: 'workloads',
       reason: `the local stack runs one nginx in front of one edge workload; the model has ${edges.length} (${edges.sort().join(', ') || 'none'})`,
     });
-  if (!env.keycloak) return { providers: {}, errors };
+  const kcPod = env.pods?.servers?.keycloak;
+  if (!env.keycloak) {
+    if (kcPod !== undefined)
+      errors.push({
+        path: 'environment.pods.servers.keycloak',
+        reason: 'the stack runs no Keycloak (environment.keycloak is not set)',
+      });
+    return { providers: {}, errors };
+  }
   const u = keycloakBase(env.keycloak.baseUrl);
   const served = localKeycloakProvider(data);
   if ('path' in u) return { providers: {}, errors: [...errors, u] };
@@ -149,10 +157,13 @@ export function patchLocal(
     ...(https ? { tls: true } : {}),
     ...(env.keycloak.caFile !== undefined ? { caFile: env.keycloak.caFile } : {}),
   };
-  return {
-    providers: { [served.name]: { jwks, keycloak: { baseUrl, realm: served.realm } } },
-    errors,
+  // The address itself is checked with the other pod addresses (localPods).
+  const keycloak = {
+    baseUrl,
+    realm: served.realm,
+    ...(kcPod !== undefined ? { podAddress: kcPod } : {}),
   };
+  return { providers: { [served.name]: { jwks, keycloak } }, errors };
 }
 
 /** The highest port a stack at `base` uses: the end of the app block. */

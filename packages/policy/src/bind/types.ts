@@ -79,8 +79,12 @@ export interface IdentityProviderBinding {
   jwksUri: string;
   /** Where the sidecars fetch the JWKS from, when it is not the jwksUri's own host and port. */
   jwks?: Endpoint & { tls?: boolean; caFile?: string };
-  /** Set when the environment runs this provider as a Keycloak realm itself. */
-  keycloak?: { baseUrl: string; realm: string };
+  /**
+   * Set when the environment runs this provider as a Keycloak realm itself. `podAddress`: where
+   * that Keycloak listens when it runs in a pod (local `pods.servers.keycloak`); pod workloads'
+   * sidecars fetch the JWKS there.
+   */
+  keycloak?: { baseUrl: string; realm: string; podAddress?: string };
 }
 
 /** Who the edge is in this environment (locally the model's edge workload; NGF in a cluster). */
