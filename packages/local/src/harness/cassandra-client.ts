@@ -137,11 +137,26 @@ export async function nodetool(
   server: Pick<CassandraServer, 'host' | 'jmxPort' | 'dir'>,
   args: readonly string[],
 ): Promise<string> {
+  const argv = await nodetoolArgv(server, args);
+  return run(argv.command, argv.args, {
+    what: `nodetool ${args.join(' ')}`,
+    timeoutMs: 120_000,
+  });
+}
+
+/**
+ * The command line of {@link nodetool} without running it: for a caller that runs it elsewhere
+ * (inside a pod, as the pod's user, through the pod launcher).
+ */
+export async function nodetoolArgv(
+  server: Pick<CassandraServer, 'host' | 'jmxPort' | 'dir'>,
+  args: readonly string[],
+): Promise<{ command: string; args: string[] }> {
   const home = await cassandraTool.ensure();
   const java = join(javaHome(CASSANDRA_JAVA.min, CASSANDRA_JAVA.max), 'bin', 'java');
-  return run(
-    java,
-    [
+  return {
+    command: java,
+    args: [
       '-Xmx128m',
       ...CASSANDRA_TOOL_JVM_OPTIONS,
       `-Duser.home=${server.dir}`,
@@ -155,8 +170,7 @@ export async function nodetool(
       String(server.jmxPort),
       ...args,
     ],
-    { what: `nodetool ${args.join(' ')}`, timeoutMs: 120_000 },
-  );
+  };
 }
 
 /** One CQL query on a fresh connection; resolves the node's release_version. */
