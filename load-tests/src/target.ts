@@ -1,4 +1,5 @@
 import { svidFiles } from '@trellis/contracts';
+import type { PodLaunch } from '@trellis/local/pods';
 import type { ValidModel } from '@trellis/policy';
 
 /**
@@ -29,6 +30,12 @@ export interface MeshTarget {
   xfcc?: string;
   /** Header the sidecar forwards the token payload in. @default x-jwt-payload */
   payloadHeader?: string;
+  /**
+   * The backend's pod (ADR 0012), when it runs in one: its app listens on the pod's own loopback,
+   * so the inner paths (sidecar, direct) run from inside the pod, through the pod launcher.
+   * @default none: every path runs from where k6 runs
+   */
+  pod?: PodLaunch;
 }
 
 /** Everything a run needs to know about the system under test. */
@@ -91,6 +98,7 @@ export function checkTarget(t: unknown, where = 'target'): LoadTarget {
         throw new Error(`${where}.mesh.clientCert: needs certFile and keyFile paths`);
       mesh.clientCert = { certFile: c.certFile, keyFile: c.keyFile };
     }
+    if (m.pod !== undefined) mesh.pod = checkLaunch(m.pod, `${where}.mesh.pod`);
     for (const k of ['xfcc', 'payloadHeader'] as const) {
       const v = m[k];
       if (v === undefined) continue;
@@ -109,6 +117,26 @@ export function checkTarget(t: unknown, where = 'target'): LoadTarget {
     });
   }
   return out;
+}
+
+/** A pod launch read from JSON: a namespace name, non-root ids and optional reveal paths. */
+function checkLaunch(v: unknown, where: string): PodLaunch {
+  const p = record(v, where);
+  if (typeof p.netns !== 'string' || !/^trellis\.[a-z0-9.-]+$/.test(p.netns))
+    throw new Error(`${where}.netns: must name a Trellis pod namespace (trellis.<stack>.<pod>)`);
+  const id = (k: 'uid' | 'gid'): number => {
+    const n = p[k];
+    if (typeof n !== 'number' || !Number.isInteger(n) || n <= 0)
+      throw new Error(`${where}.${k}: must be a non-root id (an integer above 0)`);
+    return n;
+  };
+  const launch: PodLaunch = { netns: p.netns, uid: id('uid'), gid: id('gid') };
+  if (p.reveal !== undefined) {
+    if (!Array.isArray(p.reveal) || !p.reveal.every((r) => typeof r === 'string'))
+      throw new Error(`${where}.reveal: must be a list of absolute paths`);
+    launch.reveal = p.reveal as string[];
+  }
+  return launch;
 }
 
 function record(v: unknown, where: string): Record<string, unknown> {
@@ -130,7 +158,9 @@ export interface StackTargetOptions {
  * infra/local exports them: `ingressUrl`, `trustBundle`, `principals` (the secret token endpoint and
  * credentials that `./trellis token` uses too), and for the per-hop overhead `sidecars` (per workload:
  * `spiffeId`, `adminUrl`, `inbound` ports, `certDir` holding `cert.pem`/`key.pem`) and `services`
- * (per workload: `url`). Without the last two the run measures the routes only, and says so.
+ * (per workload: `url`). Without the last two the run measures the routes only, and says so. With
+ * `model` (the bound model: where the backend's inbound listener is) and `pods` (the backend's pod
+ * launch), a pod backend's inner paths run from inside its pod.
  */
 export function targetFromStackOutputs(
   outputs: Record<string, unknown>,
@@ -185,11 +215,23 @@ export function targetFromStackOutputs(
     const backendPort = port(backendCar, read.port);
     const certDir = typeof edgeCar?.certDir === 'string' ? edgeCar.certDir : undefined;
     const appUrl = services?.[read.backend]?.url;
+    // A pod backend's inbound listener is on its pod address (the bound model says where).
+    const bound = outputs.model as
+      | {
+          binding?: {
+            workloads?: Record<string, { inbound?: Record<string, { address?: unknown }> }>;
+          };
+        }
+      | undefined;
+    const inboundAt = bound?.binding?.workloads?.[read.backend]?.inbound?.[read.port]?.address;
+    const sidecarHost = typeof inboundAt === 'string' ? inboundAt : '127.0.0.1';
+    const pods = outputs.pods as Record<string, { launch?: unknown }> | undefined;
+    const pod = pods?.[read.backend]?.launch;
     target.mesh = {
       ...(edgePort !== undefined ? { ingressUrl: `http://127.0.0.1:${edgePort}` } : {}),
       ...(backendPort !== undefined && certDir
         ? {
-            sidecarUrl: `https://127.0.0.1:${backendPort}`,
+            sidecarUrl: `https://${sidecarHost}:${backendPort}`,
             clientCert: {
               certFile: `${certDir}/${svidFiles.cert}`,
               keyFile: `${certDir}/${svidFiles.key}`,
@@ -198,6 +240,7 @@ export function targetFromStackOutputs(
         : {}),
       ...(typeof appUrl === 'string' ? { appUrl } : {}),
       ...(typeof edgeCar?.spiffeId === 'string' ? { xfcc: `URI=${edgeCar.spiffeId}` } : {}),
+      ...(pod !== undefined ? { pod } : {}),
     };
     target.envoyAdmins = Object.entries(sidecars)
       .filter(([, c]) => typeof c.adminUrl === 'string')
