@@ -55,6 +55,11 @@ describe('bypasses of the sidecars and the servers are refused (issue 11)', () =
               .map(async (p) => ({ p, r: await runProbe(p, o.pods, cassandraDir) })),
           )),
         );
+      // How each bypass ended (refused, reset, closed after what), for the CI log.
+      process.stdout.write(
+        `${row.title}\n  works: ${describeProbe(row.works)}: ${works.detail}\n` +
+          refused.map(({ p, r }) => `  refused: ${describeProbe(p)}: ${r.detail}\n`).join(''),
+      );
       const through = refused.filter(({ r }) => r.ok);
       expect(
         through.map(({ p, r }) => `${describeProbe(p)}: ${r.detail}`),

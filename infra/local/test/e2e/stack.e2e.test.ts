@@ -267,7 +267,7 @@ describe('certificate rotation', () => {
     const alice = await token('alice');
     const id = (JSON.parse((await post(alice)).body) as { id: string }).id;
     const before = await Promise.all(
-      Object.values(o.sidecars).map((s) => envoyCounter(s.adminUrl, /ssl_context_update_by_sds/)),
+      Object.keys(o.sidecars).map((w) => envoyCounter(w, /ssl_context_update_by_sds/)),
     );
     let stop = false;
     const statuses: number[] = [];
@@ -292,7 +292,7 @@ describe('certificate rotation', () => {
     expect(statuses.length).toBeGreaterThan(10);
     expect(statuses.filter((s) => s !== 200)).toEqual([]);
     const after = await Promise.all(
-      Object.values(o.sidecars).map((s) => envoyCounter(s.adminUrl, /ssl_context_update_by_sds/)),
+      Object.keys(o.sidecars).map((w) => envoyCounter(w, /ssl_context_update_by_sds/)),
     );
     after.forEach((n, i) => expect(n).toBeGreaterThan(before[i] ?? 0));
   });
