@@ -67,7 +67,9 @@ export interface PodProbeInput {
   path: string;
   token: string;
   payloadHeader: string;
+  /** XFCC for the direct path, and the header it goes in. */
   xfcc?: string;
+  xfccHeader?: string;
   /** PEM: the ingress identity's chain and key, and the roots the sidecar chains to. */
   cert: string;
   key: string;
@@ -97,7 +99,7 @@ const lines = rl.createInterface({ input: process.stdin });
 function get(name) {
   const tls = name === 'sidecar';
   const base = tls ? cfg.sidecarUrl : cfg.appUrl;
-  const headers = tls ? { authorization: 'Bearer ' + cfg.token } : { [cfg.payloadHeader]: cfg.token.split('.')[1] || '', ...(cfg.xfcc ? { 'x-forwarded-client-cert': cfg.xfcc } : {}) };
+  const headers = tls ? { authorization: 'Bearer ' + cfg.token } : { [cfg.payloadHeader]: cfg.token.split('.')[1] || '', ...(cfg.xfcc ? { [cfg.xfccHeader]: cfg.xfcc } : {}) };
   return new Promise((resolve) => {
     const t0 = process.hrtime.bigint();
     const req = (tls ? https : http).request(new URL(cfg.path, base), { method: 'GET', headers, agent: tls ? tlsAgent : plainAgent }, (res) => {
@@ -151,7 +153,7 @@ export function startPodProbe(plan: PodProbePlan, input: PodProbeInput): Running
   child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
   child.stdin.on('error', () => undefined);
   const exited = new Promise<number>((res) => child.on('close', (code) => res(code ?? 1)));
-  child.stdin.write(`${JSON.stringify(input)}\n`);
+  child.stdin.write(`${JSON.stringify({ xfccHeader: identityHeaders.clientCert, ...input })}\n`);
   return {
     measure: () => void child.stdin.write('measure\n'),
     finish: async () => {

@@ -15,6 +15,7 @@ import {
   writePemFiles,
 } from '@trellis/local/harness';
 import { runPulumi, selectStack } from '@trellis/cli/stack';
+import type { BoundModel } from '@trellis/policy';
 import { runLoadOnStack } from '@trellis/load-tests';
 import { readState } from '@trellis/local/supervisor';
 import { E2E_STACK } from './global-setup.ts';
@@ -160,8 +161,13 @@ describe('tokens at the edge', () => {
 });
 
 describe('the orders-api sidecar, called directly', () => {
-  const inbound = (): string =>
-    `https://127.0.0.1:${outputs().sidecars['orders-api']?.inbound.http}`;
+  // Where the model is bound to listen: the pod address when orders-api runs in a pod.
+  const inbound = (): string => {
+    const ep = (secretOutputs() as { model: BoundModel }).model.binding.workloads['orders-api']
+      ?.inbound.http;
+    if (ep === undefined) throw new Error('orders-api has no inbound http listener');
+    return `https://${ep.address}:${ep.port}`;
+  };
 
   it('refuses plaintext', async () => {
     const url = inbound().replace('https:', 'http:');
