@@ -129,7 +129,8 @@ lines.on('line', (l) => {
     // The sidecar's certificate names its SPIFFE ID only: the chain is checked, the name is not.
     tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 1, cert: cfg.cert, key: cfg.key, ca: cfg.ca, checkServerIdentity: () => undefined });
     timer = setInterval(iteration, Math.max(1, Math.round(1000 / cfg.rate)));
-  } else if (l === 'measure') measuring = true;
+  } else if (l.indexOf('token ') === 0) cfg.token = l.slice(6);
+  else if (l === 'measure') measuring = true;
   else if (l === 'end') { clearInterval(timer); process.stdout.write(JSON.stringify(S) + '\n'); process.exit(0); }
 });
 `;
@@ -137,6 +138,8 @@ lines.on('line', (l) => {
 /** A running in-pod probe: tell it when the measured window starts, then collect its samples. */
 export interface RunningPodProbe {
   measure(): void;
+  /** Hand it a fresh token (before the one it has expires). */
+  setToken(token: string): void;
   finish(): Promise<PodProbeSamples>;
 }
 
@@ -156,6 +159,7 @@ export function startPodProbe(plan: PodProbePlan, input: PodProbeInput): Running
   child.stdin.write(`${JSON.stringify({ xfccHeader: identityHeaders.clientCert, ...input })}\n`);
   return {
     measure: () => void child.stdin.write('measure\n'),
+    setToken: (token: string) => void child.stdin.write(`token ${token}\n`),
     finish: async () => {
       child.stdin.end('end\n');
       const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
@@ -267,17 +271,9 @@ function send(
 export async function seedPodProbe(
   target: LoadTarget,
   createPath: string,
-): Promise<{ token: string; id: string }> {
+): Promise<{ token: string; expiresInS: number; id: string }> {
   const ca = target.trustBundle ? readFileSync(target.trustBundle) : undefined;
-  const t = await send(target.tokenUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams(target.tokenForm).toString(),
-    ...(ca ? { ca } : {}),
-  });
-  const token = (JSON.parse(t.body || '{}') as { access_token?: unknown }).access_token;
-  if (t.status !== 200 || typeof token !== 'string')
-    throw new Error(`in-pod probe: token request to ${target.tokenUrl} answered ${t.status}`);
+  const { token, expiresInS } = await probeToken(target);
   const c = await send(`${target.ingressUrl}${createPath}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
@@ -289,5 +285,25 @@ export async function seedPodProbe(
     throw new Error(
       `in-pod probe: POST ${createPath} answered ${c.status}: ${c.body.slice(0, 200)}`,
     );
-  return { token, id };
+  return { token, expiresInS, id };
+}
+
+/** A token for the in-pod probe from the target's endpoint (the form is never logged). */
+export async function probeToken(
+  target: LoadTarget,
+): Promise<{ token: string; expiresInS: number }> {
+  const ca = target.trustBundle ? readFileSync(target.trustBundle) : undefined;
+  const t = await send(target.tokenUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(target.tokenForm).toString(),
+    ...(ca ? { ca } : {}),
+  });
+  const body = JSON.parse(t.body || '{}') as { access_token?: unknown; expires_in?: unknown };
+  if (t.status !== 200 || typeof body.access_token !== 'string')
+    throw new Error(`in-pod probe: token request to ${target.tokenUrl} answered ${t.status}`);
+  return {
+    token: body.access_token,
+    expiresInS: typeof body.expires_in === 'number' ? body.expires_in : 60,
+  };
 }

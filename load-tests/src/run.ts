@@ -36,6 +36,7 @@ import { buildPlan } from './plan.ts';
 import {
   podHopResult,
   podProbePlan,
+  probeToken,
   seedPodProbe,
   startPodProbe,
   type PodProbeSamples,
@@ -203,6 +204,7 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
     ).then(() => undefined);
   let podProbe: RunningPodProbe | null = null;
   let podSamples: Promise<PodProbeSamples> | null = null;
+  let refresher: NodeJS.Timeout | undefined;
   const server = await controlServer(marks, (what) => {
     if (what === 'start') {
       podProbe?.measure();
@@ -264,6 +266,15 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
         key: readFileSync(o.target.mesh.clientCert.keyFile, 'utf8'),
         ca: bundle ? readFileSync(bundle, 'utf8') : '',
       });
+      // Refreshed half-way through each token's life (k6's VUs refresh theirs the same way).
+      const refreshMs = Math.max(10, seed.expiresInS / 2) * 1000;
+      refresher = setInterval(() => {
+        probeToken(o.target).then(
+          (t) => podProbe?.setToken(t.token),
+          (err: Error) => say(`in-pod probe: ${err.message}`),
+        );
+      }, refreshMs);
+      refresher.unref();
       say(`the ${inPod.hop.name} hop is measured inside pod ${inPod.pod.netns}`);
     }
     const version = await k6Version(bin, baseEnv);
@@ -439,6 +450,7 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
     for (const n of report.notes) say(n);
     return { exitCode: finalCode, reportDir, report };
   } finally {
+    clearInterval(refresher);
     // A run that failed before the window closed still stops its in-pod probe.
     if (podProbe && podSamples === null) await podProbe.finish().catch(() => undefined);
     if (scratch) rmSync(scratch, { recursive: true, force: true });
