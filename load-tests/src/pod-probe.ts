@@ -188,7 +188,8 @@ export function percentile(xs: readonly number[], p: number): number | null {
 
 /**
  * The in-pod hop as the report shows a k6 hop, and its threshold results against the mesh budget
- * (the same keys and expressions k6's own hop thresholds have, so a breach reads the same).
+ * (the same keys, tags and expressions k6's own hop thresholds have: measured phase only, as the
+ * in-pod samples are, so a breach reads the same).
  */
 export function podHopResult(
   hop: MeshHop,
@@ -210,10 +211,10 @@ export function podHopResult(
           ['p(99)', p99, budget.p99Ms],
         ] as const
       ).map(([stat, value, limit]) => ({
-        key: `trellis_mesh_overhead{hop:${hop.name}}`,
+        key: `trellis_mesh_overhead{hop:${hop.name},phase:measure}`,
         expr: `${stat}<=${limit}`,
         metric: 'trellis_mesh_overhead',
-        tags: { hop: hop.name },
+        tags: { hop: hop.name, phase: 'measure' },
         // No samples is no evidence: not judged as a breach here; the report's count shows 0.
         ok: value === null || value <= limit,
         value,

@@ -147,8 +147,8 @@ describe('the in-pod hop in the report', () => {
       'trellis_mesh_overhead p(99)<=1',
     ]);
     expect(broken.thresholds.map((t) => t.key)).toEqual([
-      'trellis_mesh_overhead{hop:get-order-sidecar}',
-      'trellis_mesh_overhead{hop:get-order-sidecar}',
+      'trellis_mesh_overhead{hop:get-order-sidecar,phase:measure}',
+      'trellis_mesh_overhead{hop:get-order-sidecar,phase:measure}',
     ]);
     expect(podHopResult(hop, samples).thresholds).toEqual([]);
   });

@@ -90,6 +90,41 @@ describe('the bypass table', () => {
     expect(titles).toContain("cassandra: its SVID key, read by another pod's user");
   });
 
+  it('has a row for a peer egress listener where the binding gives one (any HTTP answer works)', () => {
+    const w = model.binding.workloads['orders-api'];
+    if (!w) throw new Error('no orders-api binding');
+    const withPeer = {
+      ...model,
+      binding: {
+        ...model.binding,
+        workloads: {
+          ...model.binding.workloads,
+          'orders-api': {
+            ...w,
+            peers: {
+              ledger: {
+                port: 'http',
+                upstream: { address: '198.18.28.3', port: 28610 },
+                listen: { address: '127.0.0.1', port: 28722 },
+              },
+            },
+          },
+        },
+      },
+    };
+    const row = bypassRows({ ...input(ordersPod), model: withPeer }).find((r) =>
+      r.title.includes('egress to ledger'),
+    );
+    expect(row?.works.action).toEqual({
+      kind: 'http',
+      url: 'http://127.0.0.1:28722/',
+      method: 'GET',
+      headers: {},
+      anyStatus: true,
+    });
+    expect(row?.refused).toHaveLength(2);
+  });
+
   it('has no row for a workload that is not a pod, and no JMX row while Cassandra is not one', () => {
     const rows = bypassRows(input({}));
     expect(rows.every((r) => r.title.startsWith('kafka: a plaintext produce'))).toBe(true);

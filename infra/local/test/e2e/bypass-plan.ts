@@ -26,6 +26,8 @@ export type ProbeAction =
       method: string;
       headers: Record<string, string>;
       body?: string;
+      /** Any HTTP answer is ok (a path through a sidecar to a peer that wants a token). @default 2xx only */
+      anyStatus?: boolean;
     }
   /** Connect; with `handshake`, ok only when the server answers it as that protocol does. */
   | { kind: 'tcp'; host: string; port: number; handshake?: Handshake }
@@ -166,6 +168,29 @@ function egressRows(i: BypassInput, w: string): BypassRow[] {
     return [
       {
         title: `${w}: a certificate-less ${service} client on its sidecar's egress (${port})`,
+        works: { from: inPod(w), action: action(e.listen.address) },
+        refused: fromOutside(i, w, action),
+      },
+    ];
+  });
+}
+
+/** A peer egress listener the environment binds for the app (none locally today; Istio has none). */
+function peerRows(i: BypassInput, w: string): BypassRow[] {
+  const b = i.model.binding.workloads[w];
+  return Object.entries(b?.peers ?? {}).flatMap(([peer, e]) => {
+    if (e.listen === undefined) return [];
+    const port = e.listen.port;
+    const action = (address: string): ProbeAction => ({
+      kind: 'http',
+      url: `http://${address}:${port}/`,
+      method: 'GET',
+      headers: {},
+      anyStatus: true,
+    });
+    return [
+      {
+        title: `${w}: a client on its sidecar's egress to ${peer} (${port})`,
         works: { from: inPod(w), action: action(e.listen.address) },
         refused: fromOutside(i, w, action),
       },
@@ -330,6 +355,7 @@ export function bypassRows(i: BypassInput): BypassRow[] {
   return [
     ...workloads.flatMap((w) => appRows(i, w)),
     ...workloads.flatMap((w) => egressRows(i, w)),
+    ...workloads.flatMap((w) => peerRows(i, w)),
     ...workloads.flatMap((w) => adminRows(i, w)),
     ...serverRows(i),
     ...kafkaRows(i),

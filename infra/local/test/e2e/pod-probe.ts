@@ -66,7 +66,7 @@ if (a.kind === 'tcp') {
     let body = '';
     res.setEncoding('utf8');
     res.on('data', (c) => (body += c));
-    res.on('end', () => out({ ok: res.statusCode >= 200 && res.statusCode < 300, code: 'HTTP' + res.statusCode, detail: 'HTTP ' + res.statusCode + ' ' + body.slice(0, 120) }));
+    res.on('end', () => out({ ok: a.anyStatus === true || (res.statusCode >= 200 && res.statusCode < 300), code: 'HTTP' + res.statusCode, detail: 'HTTP ' + res.statusCode + ' ' + body.slice(0, 120) }));
   });
   req.on('timeout', () => req.destroy(Object.assign(new Error('no answer in 5 s'), { code: 'ETIMEDOUT' })));
   req.on('error', (e) => fail(e, 'request'));
