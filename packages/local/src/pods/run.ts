@@ -28,15 +28,16 @@ const SIGNALS: Partial<Record<NodeJS.Signals, number>> = { SIGKILL: 9, SIGTERM: 
 /**
  * Run `command args…` in `pod` (its network namespace, as its user, through the pod launcher) and
  * wait for it. Only `PATH` is passed by default: the caller's environment (which may hold secrets)
- * never reaches a pod unless given. Throws only when the command cannot start.
+ * never reaches a pod unless given. Rejects only when the pod is not usable or the command cannot
+ * start; a non-zero exit is a result.
  */
-export function runInPod(
+export async function runInPod(
   pod: PodLaunch,
   command: string,
   args: readonly string[],
   o: PodRunOptions = {},
 ): Promise<PodRun> {
-  checkPodLaunch(pod);
+  checkPodLaunch(pod); // a missing namespace or a root id rejects, naming the field
   const argv = podCommand(pod, command, args);
   const timeoutMs = o.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
