@@ -17,6 +17,7 @@ import {
 import { runPulumi, selectStack } from '@trellis/cli/stack';
 import type { BoundModel } from '@trellis/policy';
 import { runLoadOnStack } from '@trellis/load-tests';
+import { podLeftovers } from '@trellis/local/pods';
 import { readState } from '@trellis/local/supervisor';
 import { E2E_STACK } from './global-setup.ts';
 import {
@@ -406,5 +407,7 @@ describe('pulumi lifecycle', () => {
     }
     expect(ps.trim()).toBe('');
     expect(existsSync(stackDir)).toBe(false);
+    // Nor any pod: namespace, host link, pod user or process in them (ADR 0012).
+    expect(await podLeftovers(E2E_STACK)).toEqual({ netns: [], links: [], users: [], pids: [] });
   });
 });
