@@ -196,7 +196,7 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
     Promise.all(
       admins.map(async (a) => {
         try {
-          into.set(a.name, await scrapeEnvoy(a.url));
+          into.set(a.name, await scrapeEnvoy(a.url, 5_000, a.pod));
         } catch (err) {
           into.set(a.name, err instanceof Error ? err : new Error(String(err)));
         }

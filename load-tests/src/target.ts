@@ -14,6 +14,8 @@ export interface EnvoyAdmin {
   name: string;
   /** `http://127.0.0.1:<port>` */
   url: string;
+  /** The sidecar's pod, when it runs in one: its admin is scraped from inside. @default none */
+  pod?: PodLaunch;
 }
 
 /** The fewer-hop endpoints of one backend, for the per-hop mesh overhead. */
@@ -113,7 +115,13 @@ export function checkTarget(t: unknown, where = 'target'): LoadTarget {
       const a = record(e, `${where}.envoyAdmins[${i}]`);
       if (typeof a.name !== 'string' || a.name === '')
         throw new Error(`${where}.envoyAdmins[${i}].name: must be a name`);
-      return { name: a.name, url: url(`envoyAdmins[${i}].url`, a.url, ['http:']) };
+      return {
+        name: a.name,
+        url: url(`envoyAdmins[${i}].url`, a.url, ['http:']),
+        ...(a.pod !== undefined
+          ? { pod: checkLaunch(a.pod, `${where}.envoyAdmins[${i}].pod`) }
+          : {}),
+      };
     });
   }
   return out;
@@ -244,7 +252,11 @@ export function targetFromStackOutputs(
     };
     target.envoyAdmins = Object.entries(sidecars)
       .filter(([, c]) => typeof c.adminUrl === 'string')
-      .map(([name, c]) => ({ name, url: c.adminUrl }));
+      .map(([name, c]) => ({
+        name,
+        url: c.adminUrl,
+        ...(pods?.[name]?.launch !== undefined ? { pod: pods[name].launch } : {}),
+      }));
   }
   return checkTarget(target, 'stack outputs');
 }

@@ -63,6 +63,11 @@ describe('the per-hop probe with a pod backend', () => {
   it('dials the sidecar at its pod address and names the pod', () => {
     expect(target.mesh?.sidecarUrl).toBe('https://198.18.28.4:28620');
     expect(target.mesh?.pod).toEqual(launch);
+    // The pod sidecar's admin is scraped from inside its pod; the host sidecar's as before.
+    expect(target.envoyAdmins).toEqual([
+      { name: 'ingress', url: 'http://127.0.0.1:28500' },
+      { name: 'orders-api', url: 'http://127.0.0.1:28502', pod: launch },
+    ]);
     expect(checkTarget(JSON.parse(JSON.stringify(target)))).toEqual(target);
   });
 
