@@ -231,12 +231,17 @@ export function targetFromStackOutputs(
           };
         }
       | undefined;
-    const inboundAt = bound?.binding?.workloads?.[read.backend]?.inbound?.[read.port]?.address;
-    const sidecarHost = typeof inboundAt === 'string' ? inboundAt : '127.0.0.1';
+    const boundAt = (w: string, port: string | undefined): string => {
+      const a = port !== undefined ? bound?.binding?.workloads?.[w]?.inbound?.[port]?.address : '';
+      return typeof a === 'string' && a !== '' ? a : '127.0.0.1';
+    };
+    const sidecarHost = boundAt(read.backend, read.port);
+    // The ingress Envoy's listener, where nginx reaches it (its pod address once it is a pod).
+    const edgeHost = boundAt(edge, o.model.workloads[edge]?.ports[0]?.name);
     const pods = outputs.pods as Record<string, { launch?: unknown }> | undefined;
     const pod = pods?.[read.backend]?.launch;
     target.mesh = {
-      ...(edgePort !== undefined ? { ingressUrl: `http://127.0.0.1:${edgePort}` } : {}),
+      ...(edgePort !== undefined ? { ingressUrl: `http://${edgeHost}:${edgePort}` } : {}),
       ...(backendPort !== undefined && certDir
         ? {
             sidecarUrl: `https://${sidecarHost}:${backendPort}`,

@@ -44,7 +44,10 @@ const outputs = {
   services: { 'orders-api': { url: 'http://127.0.0.1:28820' } },
   model: {
     binding: {
-      workloads: { 'orders-api': { inbound: { http: { address: '198.18.28.4', port: 28620 } } } },
+      workloads: {
+        'orders-api': { inbound: { http: { address: '198.18.28.4', port: 28620 } } },
+        ingress: { inbound: { http: { address: '198.18.28.2', port: 28600 } } },
+      },
     },
   },
   pods: { 'orders-api': { address: '198.18.28.4', user: 'trellis-e2e-orders-api', launch } },
@@ -63,6 +66,8 @@ describe('the per-hop probe with a pod backend', () => {
   it('dials the sidecar at its pod address and names the pod', () => {
     expect(target.mesh?.sidecarUrl).toBe('https://198.18.28.4:28620');
     expect(target.mesh?.pod).toEqual(launch);
+    // The ingress Envoy's listener where the binding puts it (a pod address once the ingress is a pod).
+    expect(target.mesh?.ingressUrl).toBe('http://198.18.28.2:28600');
     // The pod sidecar's admin is scraped from inside its pod; the host sidecar's as before.
     expect(target.envoyAdmins).toEqual([
       { name: 'ingress', url: 'http://127.0.0.1:28500' },
