@@ -1,10 +1,25 @@
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
+
+/**
+ * The default order, except that the e2e suite's `stack.e2e.test.ts` runs last: its last tests
+ * destroy the stack every other e2e file (the bypass table) runs against.
+ */
+class StackLastSequencer extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const last = (f: TestSpecification): boolean =>
+      f.project.name === 'e2e' && f.moduleId.endsWith('/stack.e2e.test.ts');
+    return [...sorted.filter((f) => !last(f)), ...sorted.filter(last)];
+  }
+}
 
 // Projects: fast unit tests; component tests that start real servers (serial, long timeouts); and the
 // end-to-end suite against a whole local stack brought up once per run. `./trellis test` runs them in that
 // order, one project at a time, so the heavy ones never compete for the two cores.
 export default defineConfig({
   test: {
+    sequence: { sequencer: StackLastSequencer },
     projects: [
       {
         test: {

@@ -34,11 +34,6 @@ export const ingressUrl = mesh.ingressUrl;
 export const trustBundle = ca.bundleFile;
 export const ports = pulumi.output(ctx.ports);
 export const sidecars = mesh.sidecars;
-/**
- * The stack's pods (none with `trellis-local:pods` false): each one's address, user and launch
- * (`podCommand` runs a command inside it, where its app, egress and admin listen on 127.0.0.1).
- */
-export const pods = ctx.pods?.resource.members;
 export const services = mesh.services;
 export const keycloak = {
   issuer: idp.issuer,
@@ -49,6 +44,14 @@ export const keycloak = {
 };
 export const cassandra = data.cassandra;
 export const kafka = { bootstrap: data.kafka.bootstrap, spiffeId: data.kafka.spiffeId };
+/**
+ * The model bound to this stack: its routes and topics, and in `binding` where every listener of
+ * every workload is (inbound, app, admin, egress) and where the data services are. The bypass tests
+ * probe each of them.
+ */
+export const model = ctx.model;
+/** The stack's pods (address, user, launch) by name; empty when `trellis-local:pods` is off. */
+export const pods = ctx.pods?.resource.members ?? {};
 /** Secret: what `./trellis token` needs (demo passwords, agent secrets). */
 export const principals = idp.principals;
 /** Secret: Keycloak's bootstrap admin. */

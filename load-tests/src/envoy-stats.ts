@@ -10,6 +10,7 @@
  *   scrape sees samples up to the last flush; the runner scrapes one flush after each mark.
  * Admin API: https://www.envoyproxy.io/docs/envoy/latest/operations/admin#get--stats
  */
+import { runInPod, type PodLaunch } from '@trellis/local/pods';
 
 /** One bin of a detailed histogram. */
 export interface Bin {
@@ -52,12 +53,30 @@ export function parseDetailedStats(json: unknown, filter: RegExp = TIMING_STATS)
 }
 
 /** Fetch and parse one Envoy's timing histograms (bounded by a timeout). */
-export async function scrapeEnvoy(adminUrl: string, timeoutMs = 5_000): Promise<Histograms> {
+export async function scrapeEnvoy(
+  adminUrl: string,
+  timeoutMs = 5_000,
+  pod?: PodLaunch,
+): Promise<Histograms> {
   const url = `${adminUrl}/stats?format=json&histogram_buckets=detailed&filter=${encodeURIComponent('rq_time$')}`;
+  if (pod !== undefined) {
+    // A pod sidecar's admin listens on the pod's loopback: fetch it from inside, as the pod's user.
+    const r = await runInPod(pod, process.execPath, ['-e', IN_POD_FETCH, url, String(timeoutMs)], {
+      timeoutMs: timeoutMs + 10_000,
+    });
+    if (r.code !== 0)
+      throw new Error(`${adminUrl}/stats from inside ${pod.netns}: ${r.stderr.trim()}`);
+    return parseDetailedStats(JSON.parse(r.stdout) as unknown);
+  }
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   if (res.status !== 200) throw new Error(`${adminUrl}/stats answered ${res.status}`);
   return parseDetailedStats(await res.json());
 }
+
+/** `node -e` program: GET argv[1] (timeout argv[2] ms), print the body; exit 1 unless 200. */
+const IN_POD_FETCH = `fetch(process.argv[1], { signal: AbortSignal.timeout(Number(process.argv[2])) })
+  .then(async (r) => { if (r.status !== 200) throw new Error('answered ' + r.status); process.stdout.write(await r.text()); })
+  .catch((e) => { process.stderr.write(String(e.message)); process.exit(1); });`;
 
 /** What was recorded between two scrapes: bin counts after minus before. */
 export function diffHistograms(before: Histograms, after: Histograms): Histograms {

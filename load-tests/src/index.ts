@@ -11,6 +11,8 @@ export { runLoad, loadModel, DEFAULT_MODEL, K6_SCRIPT } from './run.ts';
 export { checkEnvironment } from './overrides.ts';
 export type { RunLoadOptions, RunLoadResult } from './run.ts';
 export { checkTarget, targetFromStackOutputs } from './target.ts';
+export { percentile, podProbePlan, startPodProbe } from './pod-probe.ts';
+export type { PodProbePlan, PodProbeSamples, RunningPodProbe } from './pod-probe.ts';
 export type { LoadTarget, MeshTarget, EnvoyAdmin } from './target.ts';
 export { scenarioNames } from './plan-types.ts';
 export type { ScenarioName } from './plan-types.ts';

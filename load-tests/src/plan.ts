@@ -125,7 +125,10 @@ export function vusFor(rps: number, requestsPerIteration = 1): number {
   return Math.ceil(rps * requestsPerIteration * 0.05) + 2;
 }
 
-/** The mesh probe: the paths the target offers, and the hops between neighbours among them. */
+/**
+ * The mesh probe: the paths the target offers k6, and the hops between neighbours among them. With
+ * a pod backend (`mesh.pod`) the direct path is left to the in-pod probe ({@link podProbePlan}).
+ */
 export function meshProbe(target: LoadTarget, readRoute: PlanRoute | undefined): PlanMesh | null {
   const m = target.mesh;
   if (!m || !readRoute) return null;
@@ -133,7 +136,9 @@ export function meshProbe(target: LoadTarget, readRoute: PlanRoute | undefined):
   if (m.ingressUrl) paths.push({ name: 'ingress', url: m.ingressUrl, auth: 'bearer' });
   if (m.sidecarUrl && m.clientCert)
     paths.push({ name: 'sidecar', url: m.sidecarUrl, auth: 'bearer' });
-  if (m.appUrl)
+  // A pod backend's app listens inside its pod only: the direct path, and with it the sidecar's
+  // hop, are measured there (pod-probe.ts); k6 keeps the paths it can reach.
+  if (m.appUrl && m.pod === undefined)
     paths.push({
       name: 'direct',
       url: m.appUrl,

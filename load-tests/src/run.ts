@@ -33,6 +33,15 @@ import {
 } from './overrides.ts';
 import type { ScenarioName } from './plan-types.ts';
 import { buildPlan } from './plan.ts';
+import {
+  podHopResult,
+  podProbePlan,
+  probeToken,
+  seedPodProbe,
+  startPodProbe,
+  type PodProbeSamples,
+  type RunningPodProbe,
+} from './pod-probe.ts';
 import { collectReport, type K6Export, type ReportData } from './report.ts';
 import { renderSummaryMd } from './summary-md.ts';
 import type { LoadTarget } from './target.ts';
@@ -187,14 +196,18 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
     Promise.all(
       admins.map(async (a) => {
         try {
-          into.set(a.name, await scrapeEnvoy(a.url));
+          into.set(a.name, await scrapeEnvoy(a.url, 5_000, a.pod));
         } catch (err) {
           into.set(a.name, err instanceof Error ? err : new Error(String(err)));
         }
       }),
     ).then(() => undefined);
+  let podProbe: RunningPodProbe | null = null;
+  let podSamples: Promise<PodProbeSamples> | null = null;
+  let refresher: NodeJS.Timeout | undefined;
   const server = await controlServer(marks, (what) => {
     if (what === 'start') {
+      podProbe?.measure();
       sampler?.start();
       say('measuring');
       // Histograms merge on Envoy's stats flush: scrape one flush later, so that none of the
@@ -202,6 +215,7 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
       scrapes.push(sleep(flushMs + 500).then(() => scrapeAll(before)));
     } else {
       cpu = sampler?.stop() ?? null;
+      if (podProbe) podSamples = podProbe.finish();
       say('measured window over');
     }
   });
@@ -228,6 +242,41 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
       for (const url of [o.target.ingressUrl, o.target.tokenUrl])
         await verifyTls(url, o.target.trustBundle);
 
+    // A pod backend's inner paths: the in-pod probe warms up from here, k6's marks bound its window.
+    const inPod =
+      layout.meshRate > 0
+        ? podProbePlan(
+            o.target,
+            plan.routes.find((r) => r.recipe === 'get-order'),
+          )
+        : null;
+    const writer = plan.routes.find((r) => r.recipe === 'create-order');
+    if (inPod && writer && o.target.mesh?.clientCert) {
+      const seed = await seedPodProbe(o.target, writer.path);
+      const bundle = o.target.trustBundle;
+      podProbe = startPodProbe(inPod, {
+        rate: layout.meshRate,
+        sidecarUrl: inPod.sidecarUrl,
+        appUrl: inPod.appUrl,
+        path: inPod.path.replace(/\{[^/}]+\}/, encodeURIComponent(seed.id)),
+        token: seed.token,
+        payloadHeader: inPod.payloadHeader,
+        ...(inPod.xfcc !== undefined ? { xfcc: inPod.xfcc } : {}),
+        cert: readFileSync(o.target.mesh.clientCert.certFile, 'utf8'),
+        key: readFileSync(o.target.mesh.clientCert.keyFile, 'utf8'),
+        ca: bundle ? readFileSync(bundle, 'utf8') : '',
+      });
+      // Refreshed half-way through each token's life (k6's VUs refresh theirs the same way).
+      const refreshMs = Math.max(10, seed.expiresInS / 2) * 1000;
+      refresher = setInterval(() => {
+        probeToken(o.target).then(
+          (t) => podProbe?.setToken(t.token),
+          (err: Error) => say(`in-pod probe: ${err.message}`),
+        );
+      }, refreshMs);
+      refresher.unref();
+      say(`the ${inPod.hop.name} hop is measured inside pod ${inPod.pod.netns}`);
+    }
     const version = await k6Version(bin, baseEnv);
     const startedAt = new Date();
     const loadStart = loadavg();
@@ -293,6 +342,8 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
     });
     await new Promise<void>((r) => k6Log.end(r));
     const endedAt = Date.now();
+    if (podProbe && podSamples === null) podSamples = podProbe.finish();
+    const inPodSamples = podSamples ? await podSamples.catch((err: Error) => err) : null;
     if (marks.end === undefined) cpu = sampler?.stop() ?? null;
     await Promise.all(scrapes);
     const after = new Map<string, Histograms | Error>();
@@ -357,6 +408,26 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
         notes,
       },
     });
+    let finalCode = exitCode;
+    if (inPodSamples instanceof Error) report.notes.push(inPodSamples.message);
+    else if (inPod && inPodSamples !== null) {
+      const mo = compiled.meshOverhead;
+      const r = podHopResult(
+        inPod.hop,
+        inPodSamples,
+        mo ? { p50Ms: mo.p50Ms, p99Ms: mo.p99Ms } : undefined,
+        mo ? { p50Ms: mo.production.p50Ms, p99Ms: mo.production.p99Ms } : undefined,
+      );
+      report.mesh?.hops.unshift(r.hop);
+      report.thresholds.push(...r.thresholds);
+      report.notes.push(
+        `The ${inPod.hop.name} hop was measured inside pod ${inPod.pod.netns} (its app listens on the pod's loopback): ` +
+          `${inPodSamples.diffs.length} pairs, ${inPodSamples.failures} of ${inPodSamples.requests} requests not 200.`,
+      );
+      // A breach of the in-pod hop fails the run as k6's own hop thresholds do (exit 99).
+      if (finalCode === 0 && r.hop.breached.length > 0) finalCode = 99;
+      report.exitCode = finalCode;
+    }
     const files: Record<string, string> = {
       'k6 JSON summary': 'summary.json',
       'k6 web dashboard (HTML)': 'dashboard.html',
@@ -374,11 +445,14 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
     writeFileSync(join(reportDir, 'report.json'), JSON.stringify(report, null, 2));
     writeFileSync(join(reportDir, 'summary.md'), renderSummaryMd(report, files));
     say(
-      `${exitCode === 0 ? 'PASS' : exitCode === 99 ? 'FAIL (budget breached)' : `k6 exited ${exitCode}`}; report: ${join(reportDir, 'summary.md')}`,
+      `${finalCode === 0 ? 'PASS' : finalCode === 99 ? 'FAIL (budget breached)' : `k6 exited ${finalCode}`}; report: ${join(reportDir, 'summary.md')}`,
     );
     for (const n of report.notes) say(n);
-    return { exitCode, reportDir, report };
+    return { exitCode: finalCode, reportDir, report };
   } finally {
+    clearInterval(refresher);
+    // A run that failed before the window closed still stops its in-pod probe.
+    if (podProbe && podSamples === null) await podProbe.finish().catch(() => undefined);
     if (scratch) rmSync(scratch, { recursive: true, force: true });
     sampler?.stop();
     await new Promise<void>((r) => server.close(() => r()));

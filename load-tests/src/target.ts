@@ -1,4 +1,5 @@
 import { svidFiles } from '@trellis/contracts';
+import type { PodLaunch } from '@trellis/local/pods';
 import type { ValidModel } from '@trellis/policy';
 
 /**
@@ -13,6 +14,8 @@ export interface EnvoyAdmin {
   name: string;
   /** `http://127.0.0.1:<port>` */
   url: string;
+  /** The sidecar's pod, when it runs in one: its admin is scraped from inside. @default none */
+  pod?: PodLaunch;
 }
 
 /** The fewer-hop endpoints of one backend, for the per-hop mesh overhead. */
@@ -29,6 +32,12 @@ export interface MeshTarget {
   xfcc?: string;
   /** Header the sidecar forwards the token payload in. @default x-jwt-payload */
   payloadHeader?: string;
+  /**
+   * The backend's pod (ADR 0012), when it runs in one: its app listens on the pod's own loopback,
+   * so the inner paths (sidecar, direct) run from inside the pod, through the pod launcher.
+   * @default none: every path runs from where k6 runs
+   */
+  pod?: PodLaunch;
 }
 
 /** Everything a run needs to know about the system under test. */
@@ -91,6 +100,7 @@ export function checkTarget(t: unknown, where = 'target'): LoadTarget {
         throw new Error(`${where}.mesh.clientCert: needs certFile and keyFile paths`);
       mesh.clientCert = { certFile: c.certFile, keyFile: c.keyFile };
     }
+    if (m.pod !== undefined) mesh.pod = checkLaunch(m.pod, `${where}.mesh.pod`);
     for (const k of ['xfcc', 'payloadHeader'] as const) {
       const v = m[k];
       if (v === undefined) continue;
@@ -105,10 +115,36 @@ export function checkTarget(t: unknown, where = 'target'): LoadTarget {
       const a = record(e, `${where}.envoyAdmins[${i}]`);
       if (typeof a.name !== 'string' || a.name === '')
         throw new Error(`${where}.envoyAdmins[${i}].name: must be a name`);
-      return { name: a.name, url: url(`envoyAdmins[${i}].url`, a.url, ['http:']) };
+      return {
+        name: a.name,
+        url: url(`envoyAdmins[${i}].url`, a.url, ['http:']),
+        ...(a.pod !== undefined
+          ? { pod: checkLaunch(a.pod, `${where}.envoyAdmins[${i}].pod`) }
+          : {}),
+      };
     });
   }
   return out;
+}
+
+/** A pod launch read from JSON: a namespace name, non-root ids and optional reveal paths. */
+function checkLaunch(v: unknown, where: string): PodLaunch {
+  const p = record(v, where);
+  if (typeof p.netns !== 'string' || !/^trellis\.[a-z0-9.-]+$/.test(p.netns))
+    throw new Error(`${where}.netns: must name a Trellis pod namespace (trellis.<stack>.<pod>)`);
+  const id = (k: 'uid' | 'gid'): number => {
+    const n = p[k];
+    if (typeof n !== 'number' || !Number.isInteger(n) || n <= 0)
+      throw new Error(`${where}.${k}: must be a non-root id (an integer above 0)`);
+    return n;
+  };
+  const launch: PodLaunch = { netns: p.netns, uid: id('uid'), gid: id('gid') };
+  if (p.reveal !== undefined) {
+    if (!Array.isArray(p.reveal) || !p.reveal.every((r) => typeof r === 'string'))
+      throw new Error(`${where}.reveal: must be a list of absolute paths`);
+    launch.reveal = p.reveal as string[];
+  }
+  return launch;
 }
 
 function record(v: unknown, where: string): Record<string, unknown> {
@@ -130,7 +166,9 @@ export interface StackTargetOptions {
  * infra/local exports them: `ingressUrl`, `trustBundle`, `principals` (the secret token endpoint and
  * credentials that `./trellis token` uses too), and for the per-hop overhead `sidecars` (per workload:
  * `spiffeId`, `adminUrl`, `inbound` ports, `certDir` holding `cert.pem`/`key.pem`) and `services`
- * (per workload: `url`). Without the last two the run measures the routes only, and says so.
+ * (per workload: `url`). Without the last two the run measures the routes only, and says so. With
+ * `model` (the bound model: where the backend's inbound listener is) and `pods` (the backend's pod
+ * launch), a pod backend's inner paths run from inside its pod.
  */
 export function targetFromStackOutputs(
   outputs: Record<string, unknown>,
@@ -185,11 +223,28 @@ export function targetFromStackOutputs(
     const backendPort = port(backendCar, read.port);
     const certDir = typeof edgeCar?.certDir === 'string' ? edgeCar.certDir : undefined;
     const appUrl = services?.[read.backend]?.url;
+    // A pod backend's inbound listener is on its pod address (the bound model says where).
+    const bound = outputs.model as
+      | {
+          binding?: {
+            workloads?: Record<string, { inbound?: Record<string, { address?: unknown }> }>;
+          };
+        }
+      | undefined;
+    const boundAt = (w: string, port: string | undefined): string => {
+      const a = port !== undefined ? bound?.binding?.workloads?.[w]?.inbound?.[port]?.address : '';
+      return typeof a === 'string' && a !== '' ? a : '127.0.0.1';
+    };
+    const sidecarHost = boundAt(read.backend, read.port);
+    // The ingress Envoy's listener, where nginx reaches it (its pod address once it is a pod).
+    const edgeHost = boundAt(edge, o.model.workloads[edge]?.ports[0]?.name);
+    const pods = outputs.pods as Record<string, { launch?: unknown }> | undefined;
+    const pod = pods?.[read.backend]?.launch;
     target.mesh = {
-      ...(edgePort !== undefined ? { ingressUrl: `http://127.0.0.1:${edgePort}` } : {}),
+      ...(edgePort !== undefined ? { ingressUrl: `http://${edgeHost}:${edgePort}` } : {}),
       ...(backendPort !== undefined && certDir
         ? {
-            sidecarUrl: `https://127.0.0.1:${backendPort}`,
+            sidecarUrl: `https://${sidecarHost}:${backendPort}`,
             clientCert: {
               certFile: `${certDir}/${svidFiles.cert}`,
               keyFile: `${certDir}/${svidFiles.key}`,
@@ -198,10 +253,15 @@ export function targetFromStackOutputs(
         : {}),
       ...(typeof appUrl === 'string' ? { appUrl } : {}),
       ...(typeof edgeCar?.spiffeId === 'string' ? { xfcc: `URI=${edgeCar.spiffeId}` } : {}),
+      ...(pod !== undefined ? { pod } : {}),
     };
     target.envoyAdmins = Object.entries(sidecars)
       .filter(([, c]) => typeof c.adminUrl === 'string')
-      .map(([name, c]) => ({ name, url: c.adminUrl }));
+      .map(([name, c]) => ({
+        name,
+        url: c.adminUrl,
+        ...(pods?.[name]?.launch !== undefined ? { pod: pods[name].launch } : {}),
+      }));
   }
   return checkTarget(target, 'stack outputs');
 }

@@ -5,6 +5,7 @@
 // users).
 import { execFile } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { request as httpsRequest } from 'node:https';
@@ -15,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isClean, netnsPids, podCommand, podLeftovers, type PodLaunch } from '@trellis/local/pods';
 import { localPortsAt, type Endpoint, type WorkloadBinding } from '@trellis/policy';
+import { percentile, podProbePlan, startPodProbe } from '@trellis/load-tests';
 import { requestToken, type Principals } from '../../../packages/cli/src/verbs/token.ts';
 import { pickBase, TestStack } from './support/test-stack.ts';
 
@@ -248,7 +250,7 @@ describe('every workload as a pod', () => {
     const egress = bound('orders-api').egress.cassandra?.listen;
     if (!egress) throw new Error('orders-api has no Cassandra egress listener');
     // The sidecar dials Cassandra's own pod, pod to pod over the bridge.
-    expect(out.ordersApi.egress.cassandra?.upstream.address).toBe(out.pods.cassandra?.address);
+    expect(out.workloads['orders-api']?.egress.cassandra?.upstream.address).toBe(out.pods.cassandra?.address);
     // Inside: a plaintext CQL OPTIONS through the sidecar (mTLS as orders-api) gets SUPPORTED.
     expect(await inPod(CQL_SCRIPT, [egress.address, String(egress.port)])).toBe('opcode 6');
     expect(await connectFromHost(egress.address, egress.port)).toBe('ECONNREFUSED');
@@ -358,6 +360,60 @@ describe('every workload as a pod', () => {
     expect(Number(uid)).toBe(pod('ingress').launch.uid);
     token = await requestToken(out.principals, 'alice', { caFile: out.caFile }); // 300 s tokens
     expect((await postThroughIngress()).status).toBe(201);
+  });
+
+  it("runs the per-hop probe's inner paths (sidecar, direct) from inside the pod", async () => {
+    const b = out.workloads['orders-api'];
+    const inbound = b?.inbound.http;
+    const app = b?.app.http;
+    if (!inbound || !app) throw new Error('orders-api has no inbound or app endpoint');
+    const created = await postThroughIngress();
+    expect(created.status, created.body).toBe(201);
+    const id = (JSON.parse(created.body) as { id: string }).id;
+    const ingressPki = join(dirname(out.caFile), 'ingress');
+    const plan = podProbePlan(
+      {
+        ingressUrl: out.ingressUrl,
+        tokenUrl: out.principals.tokenUrl,
+        tokenForm: { grant_type: 'password' },
+        mesh: {
+          sidecarUrl: `https://${inbound.address}:${inbound.port}`,
+          appUrl: `http://${app.address}:${app.port}`,
+          clientCert: {
+            certFile: join(ingressPki, 'cert.pem'),
+            keyFile: join(ingressPki, 'key.pem'),
+          },
+          xfcc: 'URI=spiffe://trellis.local/ns/trellis/sa/ingress',
+          pod: pod('orders-api').launch,
+        },
+      },
+      { name: 'get-order', recipe: 'get-order', method: 'GET', path: '/orders/{id}' },
+    );
+    if (!plan) throw new Error('no in-pod probe planned');
+    const probe = startPodProbe(plan, {
+      rate: 20,
+      sidecarUrl: plan.sidecarUrl,
+      appUrl: plan.appUrl,
+      path: `/orders/${id}`,
+      token,
+      payloadHeader: plan.payloadHeader,
+      ...(plan.xfcc ? { xfcc: plan.xfcc } : {}),
+      // The ingress key is the ingress's own file: the probe, as orders-api's user, gets it on stdin.
+      cert: readFileSync(join(ingressPki, 'cert.pem'), 'utf8'),
+      key: readFileSync(join(ingressPki, 'key.pem'), 'utf8'),
+      ca: readFileSync(out.caFile, 'utf8'),
+    });
+    await new Promise((r) => setTimeout(r, 1_000)); // warm-up
+    probe.measure();
+    await new Promise((r) => setTimeout(r, 3_000));
+    const s = await probe.finish();
+    expect(s.failures).toBe(0);
+    expect(s.diffs.length).toBeGreaterThan(10);
+    expect(s.sidecar.length).toBe(s.diffs.length);
+    // Through the sidecar (mTLS, JWT, RBAC) costs more than straight to the app, on the median.
+    expect(percentile(s.diffs, 50)).toBeGreaterThan(0);
+    // And the app itself stays unreachable from the host meanwhile.
+    expect(await postFromHost(app.address, app.port)).toBe('ECONNREFUSED');
   });
 
   it('leaves no namespace, link or pod user after destroy', async () => {

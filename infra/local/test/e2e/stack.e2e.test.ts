@@ -15,7 +15,9 @@ import {
   writePemFiles,
 } from '@trellis/local/harness';
 import { runPulumi, selectStack } from '@trellis/cli/stack';
+import type { BoundModel } from '@trellis/policy';
 import { runLoadOnStack } from '@trellis/load-tests';
+import { podLeftovers } from '@trellis/local/pods';
 import { readState } from '@trellis/local/supervisor';
 import { E2E_STACK } from './global-setup.ts';
 import {
@@ -160,8 +162,13 @@ describe('tokens at the edge', () => {
 });
 
 describe('the orders-api sidecar, called directly', () => {
-  const inbound = (): string =>
-    `https://127.0.0.1:${outputs().sidecars['orders-api']?.inbound.http}`;
+  // Where the model is bound to listen: the pod address when orders-api runs in a pod.
+  const inbound = (): string => {
+    const ep = (secretOutputs() as { model: BoundModel }).model.binding.workloads['orders-api']
+      ?.inbound.http;
+    if (ep === undefined) throw new Error('orders-api has no inbound http listener');
+    return `https://${ep.address}:${ep.port}`;
+  };
 
   it('refuses plaintext', async () => {
     const url = inbound().replace('https:', 'http:');
@@ -267,7 +274,7 @@ describe('certificate rotation', () => {
     const alice = await token('alice');
     const id = (JSON.parse((await post(alice)).body) as { id: string }).id;
     const before = await Promise.all(
-      Object.values(o.sidecars).map((s) => envoyCounter(s.adminUrl, /ssl_context_update_by_sds/)),
+      Object.keys(o.sidecars).map((w) => envoyCounter(w, /ssl_context_update_by_sds/)),
     );
     let stop = false;
     const statuses: number[] = [];
@@ -292,7 +299,7 @@ describe('certificate rotation', () => {
     expect(statuses.length).toBeGreaterThan(10);
     expect(statuses.filter((s) => s !== 200)).toEqual([]);
     const after = await Promise.all(
-      Object.values(o.sidecars).map((s) => envoyCounter(s.adminUrl, /ssl_context_update_by_sds/)),
+      Object.keys(o.sidecars).map((w) => envoyCounter(w, /ssl_context_update_by_sds/)),
     );
     after.forEach((n, i) => expect(n).toBeGreaterThan(before[i] ?? 0));
   });
@@ -400,5 +407,7 @@ describe('pulumi lifecycle', () => {
     }
     expect(ps.trim()).toBe('');
     expect(existsSync(stackDir)).toBe(false);
+    // Nor any pod: namespace, host link, pod user or process in them (ADR 0012).
+    expect(await podLeftovers(E2E_STACK)).toEqual({ netns: [], links: [], users: [], pids: [] });
   });
 });

@@ -6,6 +6,7 @@ import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { inject } from 'vitest';
 import { requestToken, type Principals } from '@trellis/cli/token';
+import { runInPod, type PodLaunch } from '@trellis/local/pods';
 
 /** The stack outputs the suite reads (see infra/local/index.ts). */
 export interface E2eOutputs {
@@ -138,10 +139,40 @@ export function tamperedJwt(jwt: string, claims: Record<string, unknown>): strin
   return `${h}.${b64url(JSON.stringify(payload))}.${s}`;
 }
 
-/** Sum of every Envoy counter whose name matches `re`, from an admin endpoint. */
-export async function envoyCounter(adminUrl: string, re: RegExp): Promise<number> {
-  const res = await fetch(`${adminUrl}/stats?format=json`, { signal: AbortSignal.timeout(5_000) });
-  const json = (await res.json()) as { stats: { name?: string; value?: number }[] };
+/** The stack's pods (output `pods`; empty when it runs none): each one's launch. */
+export function pods(): Record<string, { address: string; user: string; launch: PodLaunch }> {
+  return ((secretOutputs() as { pods?: unknown }).pods ?? {}) as Record<
+    string,
+    { address: string; user: string; launch: PodLaunch }
+  >;
+}
+
+/**
+ * Sum of every Envoy counter whose name matches `re`, from the admin endpoint of `workload`'s
+ * sidecar: from the host, or from inside the workload's pod (as its user) when it runs in one,
+ * where its admin interface listens on the pod's own loopback.
+ */
+export async function envoyCounter(workload: string, re: RegExp): Promise<number> {
+  const url = `${outputs().sidecars[workload]?.adminUrl ?? ''}/stats?format=json`;
+  const pod = pods()[workload];
+  let text: string;
+  if (pod === undefined)
+    text = await (await fetch(url, { signal: AbortSignal.timeout(5_000) })).text();
+  else {
+    const r = await runInPod(
+      pod.launch,
+      process.execPath,
+      [
+        '-e',
+        'fetch(process.argv[1], { signal: AbortSignal.timeout(5000) }).then((r) => r.text()).then((t) => process.stdout.write(t))',
+        url,
+      ],
+      { timeoutMs: 30_000 },
+    );
+    if (r.code !== 0) throw new Error(`${workload}: admin stats from inside its pod: ${r.stderr}`);
+    text = r.stdout;
+  }
+  const json = JSON.parse(text) as { stats: { name?: string; value?: number }[] };
   return json.stats
     .filter((s) => s.name !== undefined && re.test(s.name) && typeof s.value === 'number')
     .reduce((sum, s) => sum + (s.value ?? 0), 0);

@@ -140,28 +140,45 @@ export async function nodetool(
   args: readonly string[],
   opts: { pod?: PodLaunch } = {},
 ): Promise<string> {
+  const argv = await nodetoolArgv(server, args, opts);
+  // A node in a pod has its JMX on the pod's own loopback: nodetool must run there, as its user.
+  const cmd = opts.pod ? podCommand(opts.pod, argv.command, argv.args) : argv;
+  return run(cmd.command, cmd.args, {
+    what: `nodetool ${args.join(' ')}`,
+    timeoutMs: 120_000,
+  });
+}
+
+/**
+ * The command line of {@link nodetool} without running it: for a caller that runs it elsewhere
+ * (inside a pod, as the pod's user, through the pod launcher).
+ */
+export async function nodetoolArgv(
+  server: Pick<CassandraServer, 'host' | 'jmxPort' | 'dir'>,
+  args: readonly string[],
+  opts: { pod?: PodLaunch } = {},
+): Promise<{ command: string; args: string[] }> {
   const home = await cassandraTool.ensure();
   const java = join(javaHome(CASSANDRA_JAVA.min, CASSANDRA_JAVA.max), 'bin', 'java');
-  // A node in a pod has its JMX on the pod's own loopback: nodetool must run there, as its user.
-  const argv = (command: string, a: string[]) =>
-    opts.pod ? podCommand(opts.pod, command, a) : { command, args: a };
-  const cmd = argv(java, [
-    '-Xmx128m',
-    ...CASSANDRA_TOOL_JVM_OPTIONS,
-    // No hsperfdata file of a pod user left in the shared /tmp.
-    ...(opts.pod ? ['-XX:+PerfDisableSharedMem'] : []),
-    `-Duser.home=${server.dir}`,
-    `-Dlogback.configurationFile=${join(server.dir, 'conf', 'logback.xml')}`,
-    '-cp',
-    join(home, 'lib', '*'),
-    'org.apache.cassandra.tools.NodeTool',
-    '-h',
-    server.host,
-    '-p',
-    String(server.jmxPort),
-    ...args,
-  ]);
-  return run(cmd.command, cmd.args, { what: `nodetool ${args.join(' ')}`, timeoutMs: 120_000 });
+  return {
+    command: java,
+    args: [
+      '-Xmx128m',
+      ...CASSANDRA_TOOL_JVM_OPTIONS,
+      // No hsperfdata file of a pod user left in the shared /tmp.
+      ...(opts.pod ? ['-XX:+PerfDisableSharedMem'] : []),
+      `-Duser.home=${server.dir}`,
+      `-Dlogback.configurationFile=${join(server.dir, 'conf', 'logback.xml')}`,
+      '-cp',
+      join(home, 'lib', '*'),
+      'org.apache.cassandra.tools.NodeTool',
+      '-h',
+      server.host,
+      '-p',
+      String(server.jmxPort),
+      ...args,
+    ],
+  };
 }
 
 /** One CQL query on a fresh connection; resolves the node's release_version. */

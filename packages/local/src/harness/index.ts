@@ -18,6 +18,7 @@ export {
   cassandraClientOptions,
   cassandraConnectError,
   nodetool,
+  nodetoolArgv,
 } from './cassandra-client.ts';
 export type { CassandraServer, CassandraClientCredentials } from './cassandra-client.ts';
 export { cassandraConfig, commitlogConfig } from './cassandra-config.ts';

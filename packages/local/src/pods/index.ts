@@ -14,6 +14,8 @@ export {
 export type { Pod, PodLeftovers, PodRequest, PodStack, PodsSpec } from './lifecycle.ts';
 export { checkPodLaunch, podArgvPrefix, podCommand } from './launch.ts';
 export type { PodLaunch } from './launch.ts';
+export { runInPod } from './run.ts';
+export type { PodRun, PodRunOptions } from './run.ts';
 export { assertCaKeysUnreadable, podDir, readableBy, writePodKey } from './keys.ts';
 export type { FileOwner } from './keys.ts';
 export { podPreflight } from './exec.ts';
