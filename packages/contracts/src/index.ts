@@ -54,6 +54,11 @@ export const sidecarFiles = {
   bootstrap: 'envoy.json',
   /** The directory of SDS resource files (certificate and validation context), watched by Envoy. */
   sdsDir: 'sds',
+  /**
+   * Envoy's JSON access log, read by `./trellis audit`: in the sidecar's dir, or (a sidecar in a pod)
+   * in its pod's own writable subdirectory.
+   */
+  accessLog: 'access.log',
 } as const;
 
 /** Kubernetes label keys that generated objects carry and that selectors and policies match on. */

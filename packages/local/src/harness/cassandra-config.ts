@@ -66,6 +66,11 @@ export interface CassandraOptions {
    * @default { mode: 'periodic', periodMs: 10_000 } (the upstream default)
    */
   commitlog?: CommitlogSync;
+  /**
+   * Audit log (`audit_logging_options`) of these keyspaces: every DML, DDL and DCL statement and every
+   * login (AUTH), with the role it ran as, one line each in `<dir>/logs/audit.log`. @default off
+   */
+  audit?: { keyspaces: readonly string[] };
   /** Extra cassandra.yaml entries, applied last (e.g. `internode_authenticator`). */
   yaml?: Record<string, unknown>;
   /**
@@ -172,7 +177,32 @@ export function cassandraConfig(
       require_endpoint_verification: opts.internodeTls.requireEndpointVerification ?? true,
     };
   }
+  if (opts.audit) cfg.audit_logging_options = cassandraAuditLogging(opts.audit.keyspaces);
   return { ...cfg, ...(opts.yaml ?? {}) };
+}
+
+/** The file the audit log is written to under a node's `logs/` (see {@link CASSANDRA_LOGBACK}). */
+export const CASSANDRA_AUDIT_LOG = 'audit.log';
+
+/**
+ * `audit_logging_options` (Cassandra 5.0 `AuditLogOptions`): FileAuditLogger, which writes each event
+ * as one text line through the `org.apache.cassandra.audit` logger (to {@link CASSANDRA_AUDIT_LOG} by
+ * our logback config), rather than BinAuditLogger's Chronicle queue that needs `auditlogviewer` to
+ * read. Filtered to the apps' keyspaces (an event with no keyspace, such as a login, passes the
+ * keyspace filter) and to the categories that say who changed or read what: DML, DDL, DCL, AUTH.
+ * Values bound to prepared statements are not logged, only the statement text.
+ */
+export function cassandraAuditLogging(keyspaces: readonly string[]): Record<string, unknown> {
+  if (keyspaces.length === 0) throw new Error('cassandra: audit.keyspaces must name a keyspace');
+  for (const k of keyspaces)
+    if (!/^[A-Za-z0-9_]{1,48}$/.test(k))
+      throw new Error(`cassandra: audit.keyspaces: bad keyspace name ${JSON.stringify(k)}`);
+  return {
+    enabled: true,
+    logger: [{ class_name: 'FileAuditLogger' }],
+    included_keyspaces: [...keyspaces].sort().join(','),
+    included_categories: 'DML,DDL,DCL,AUTH',
+  };
 }
 
 /** The cassandra.yaml keys of a {@link CommitlogSync} (5.0 names: `commitlog_sync_period`, `commitlog_sync_group_window`). */
@@ -205,11 +235,22 @@ function classOption(c: CassandraClass): unknown {
   return { class_name: c.className, parameters: c.parameters ?? {} };
 }
 
-/** Logback config: everything at INFO to stdout, which the harness keeps in `<dir>/log`. */
+/**
+ * Logback config: everything at INFO to stdout, which the harness keeps in `<dir>/log`; the audit
+ * log (FileAuditLogger's events, already carrying their own timestamp) alone to
+ * `<cassandra.logdir>/audit.log`, one event per line.
+ */
 export const CASSANDRA_LOGBACK = `<configuration scan="false">
   <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
     <encoder><pattern>%-5level [%thread] %date{ISO8601} %F:%L - %msg%n</pattern></encoder>
   </appender>
+  <appender name="AUDIT" class="ch.qos.logback.core.FileAppender">
+    <file>\${cassandra.logdir}/${CASSANDRA_AUDIT_LOG}</file>
+    <encoder><pattern>%msg%n</pattern></encoder>
+  </appender>
+  <logger name="org.apache.cassandra.audit" level="INFO" additivity="false">
+    <appender-ref ref="AUDIT"/>
+  </logger>
   <root level="INFO"><appender-ref ref="STDOUT"/></root>
 </configuration>
 `;

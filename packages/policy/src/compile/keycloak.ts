@@ -79,6 +79,10 @@ export interface KeycloakRealm {
   bruteForceProtected: true;
   accessTokenLifespan: number;
   defaultSignatureAlgorithm: 'RS256';
+  eventsEnabled: true;
+  eventsListeners: string[];
+  enabledEventTypes: string[];
+  eventsExpiration: number;
   roles: { realm: { name: string; description: string }[] };
   clientScopes: KeycloakClientScope[];
   defaultDefaultClientScopes: string[];
@@ -349,6 +353,25 @@ function users(r: RealmOf, opts: KeycloakOptions): KeycloakUser[] {
   return out;
 }
 
+/**
+ * The login and token events of the audit trail: logged by the `jboss-logging` listener (category
+ * `org.keycloak.events`, one line per event with type, client, user id = the token's `sub`, and the
+ * error of a failed one), and kept in the realm's event store for a day for the admin console.
+ * https://www.keycloak.org/docs/latest/server_admin/#auditing-and-events
+ */
+export const keycloakAuditEvents = [
+  'LOGIN',
+  'LOGIN_ERROR',
+  'CLIENT_LOGIN',
+  'CLIENT_LOGIN_ERROR',
+  'CODE_TO_TOKEN',
+  'CODE_TO_TOKEN_ERROR',
+  'REFRESH_TOKEN',
+  'REFRESH_TOKEN_ERROR',
+  'LOGOUT',
+  'LOGOUT_ERROR',
+] as const;
+
 /** Compiles the realm for one identity provider of the model. */
 export function compileKeycloakRealm(model: BoundModel, opts: KeycloakOptions = {}): KeycloakRealm {
   const r = realmOf(model, opts);
@@ -364,6 +387,10 @@ export function compileKeycloakRealm(model: BoundModel, opts: KeycloakOptions = 
     bruteForceProtected: true,
     accessTokenLifespan: opts.accessTokenLifespan ?? defaults.accessTokenLifespan,
     defaultSignatureAlgorithm: 'RS256',
+    eventsEnabled: true,
+    eventsListeners: ['jboss-logging'],
+    enabledEventTypes: [...keycloakAuditEvents],
+    eventsExpiration: 86_400,
     roles: {
       realm: [
         ...Object.entries(r.idp.roles).map(([name, role]) => ({
