@@ -262,7 +262,6 @@ export class LocalCassandra extends pulumi.ComponentResource {
       ca: f.bundle,
     }));
 
-    const keyspaces = Object.keys(args.model.cassandra.keyspaces);
     const options = pulumi
       .all([this.certificate.files, adminFiles])
       .apply(([server, a]): BootstrapInputs['options'] => {
@@ -280,7 +279,7 @@ export class LocalCassandra extends pulumi.ComponentResource {
           probe: { cert: a.cert, key: a.key, ca: a.bundle },
           // The audit trail: statements on the apps' keyspaces and logins, with the role the
           // SPIFFE ID mapped to (logs/audit.log).
-          ...(keyspaces.length > 0 ? { audit: { keyspaces } } : {}),
+          audit: true,
           startupTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
         };
         return {

@@ -67,10 +67,11 @@ export interface CassandraOptions {
    */
   commitlog?: CommitlogSync;
   /**
-   * Audit log (`audit_logging_options`) of these keyspaces: every DML, DDL and DCL statement and every
-   * login (AUTH), with the role it ran as, one line each in `<dir>/logs/audit.log`. @default off
+   * Audit log (`audit_logging_options`): every DML, DDL and DCL statement outside the system
+   * keyspaces and every login (AUTH), with the role it ran as, one line each in
+   * `<dir>/logs/audit.log` (see {@link cassandraAuditLogging}). @default false
    */
-  audit?: { keyspaces: readonly string[] };
+  audit?: boolean;
   /** Extra cassandra.yaml entries, applied last (e.g. `internode_authenticator`). */
   yaml?: Record<string, unknown>;
   /**
@@ -177,30 +178,41 @@ export function cassandraConfig(
       require_endpoint_verification: opts.internodeTls.requireEndpointVerification ?? true,
     };
   }
-  if (opts.audit) cfg.audit_logging_options = cassandraAuditLogging(opts.audit.keyspaces);
+  if (opts.audit === true) cfg.audit_logging_options = cassandraAuditLogging();
   return { ...cfg, ...(opts.yaml ?? {}) };
 }
 
 /** The file the audit log is written to under a node's `logs/` (see {@link CASSANDRA_LOGBACK}). */
 export const CASSANDRA_AUDIT_LOG = 'audit.log';
 
+/** Cassandra 5.0's system keyspaces: what the audit log leaves out. */
+export const CASSANDRA_SYSTEM_KEYSPACES = [
+  'system',
+  'system_auth',
+  'system_distributed',
+  'system_schema',
+  'system_traces',
+  'system_views',
+  'system_virtual_schema',
+] as const;
+
 /**
  * `audit_logging_options` (Cassandra 5.0 `AuditLogOptions`): FileAuditLogger, which writes each event
- * as one text line through the `org.apache.cassandra.audit` logger (to {@link CASSANDRA_AUDIT_LOG} by
+ * as one text line through its own logger (to {@link CASSANDRA_AUDIT_LOG} by
  * our logback config), rather than BinAuditLogger's Chronicle queue that needs `auditlogviewer` to
- * read. Filtered to the apps' keyspaces (an event with no keyspace, such as a login, passes the
- * keyspace filter) and to the categories that say who changed or read what: DML, DDL, DCL, AUTH.
+ * read. The categories that say who changed or read what: DML, DDL, DCL, AUTH.
+ *
+ * Keyspaces are filtered by excluding the system ones, not by including the apps': 5.0's
+ * `AuditLogFilter.isFiltered` drops an event whose keyspace is null (a login) whenever
+ * `included_keyspaces` is set, so an include list would lose every AUTH event. The apps' keyspaces
+ * are the only others a stack has (platform-admin creates nothing else), so the effect is the same.
  * Values bound to prepared statements are not logged, only the statement text.
  */
-export function cassandraAuditLogging(keyspaces: readonly string[]): Record<string, unknown> {
-  if (keyspaces.length === 0) throw new Error('cassandra: audit.keyspaces must name a keyspace');
-  for (const k of keyspaces)
-    if (!/^[A-Za-z0-9_]{1,48}$/.test(k))
-      throw new Error(`cassandra: audit.keyspaces: bad keyspace name ${JSON.stringify(k)}`);
+export function cassandraAuditLogging(): Record<string, unknown> {
   return {
     enabled: true,
     logger: [{ class_name: 'FileAuditLogger' }],
-    included_keyspaces: [...keyspaces].sort().join(','),
+    excluded_keyspaces: CASSANDRA_SYSTEM_KEYSPACES.join(','),
     included_categories: 'DML,DDL,DCL,AUTH',
   };
 }
@@ -248,7 +260,7 @@ export const CASSANDRA_LOGBACK = `<configuration scan="false">
     <file>\${cassandra.logdir}/${CASSANDRA_AUDIT_LOG}</file>
     <encoder><pattern>%msg%n</pattern></encoder>
   </appender>
-  <logger name="org.apache.cassandra.audit" level="INFO" additivity="false">
+  <logger name="org.apache.cassandra.audit.FileAuditLogger" level="INFO" additivity="false">
     <appender-ref ref="AUDIT"/>
   </logger>
   <root level="INFO"><appender-ref ref="STDOUT"/></root>

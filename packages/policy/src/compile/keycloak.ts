@@ -12,6 +12,7 @@
  *   are declared here, plus an audience scope that puts the model's audiences in `aud`.
  * Representation fields: https://www.keycloak.org/docs-api/latest/rest-api/index.html#RealmRepresentation
  */
+import { keycloakAuditEvents } from './keycloak-events.ts';
 import { own } from '../identity.ts';
 import type { Agent, IdentityProvider } from '../schema.ts';
 import type { BoundModel } from '../bind/types.ts';
@@ -352,25 +353,6 @@ function users(r: RealmOf, opts: KeycloakOptions): KeycloakUser[] {
         );
   return out;
 }
-
-/**
- * The login and token events of the audit trail: logged by the `jboss-logging` listener (category
- * `org.keycloak.events`, one line per event with type, client, user id = the token's `sub`, and the
- * error of a failed one), and kept in the realm's event store for a day for the admin console.
- * https://www.keycloak.org/docs/latest/server_admin/#auditing-and-events
- */
-export const keycloakAuditEvents = [
-  'LOGIN',
-  'LOGIN_ERROR',
-  'CLIENT_LOGIN',
-  'CLIENT_LOGIN_ERROR',
-  'CODE_TO_TOKEN',
-  'CODE_TO_TOKEN_ERROR',
-  'REFRESH_TOKEN',
-  'REFRESH_TOKEN_ERROR',
-  'LOGOUT',
-  'LOGOUT_ERROR',
-] as const;
 
 /** Compiles the realm for one identity provider of the model. */
 export function compileKeycloakRealm(model: BoundModel, opts: KeycloakOptions = {}): KeycloakRealm {
