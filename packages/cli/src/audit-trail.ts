@@ -319,26 +319,29 @@ function matchesIdentity(r: AuditRecord, want: string): boolean {
   return r.identity !== undefined && loose(r.identity).includes(loose(want));
 }
 
-/** How far after a request's last record a data-store record is still taken as its doing. */
-export const correlationWindowMs = 2_000;
+/** Kafka requests a request causes: its produce, and the consumer's fetch that delivers it. */
+const causedKafkaRequests = /\((Produce|Fetch)\)$/;
 
 /**
  * The data-store records (Cassandra, Kafka) a request caused, as far as logs without a request id
- * can tell: in the request's time window (its first record to `correlationWindowMs` after its
- * last) and by a workload that handled it (its sidecar or service named in the identity).
+ * can tell: between the request's first and last records (every write and the fetch that delivers
+ * the event come before the service line that reports them), by a workload that handled it (its
+ * sidecar or service named in the identity), and for Kafka only produce and fetch (a consumer's
+ * heartbeats and offset commits are its own doing).
  */
 function correlated(all: AuditRecord[], request: AuditRecord[]): AuditRecord[] {
   if (request.length === 0) return [];
   const times = request.map((r) => Date.parse(r.time));
   const from = Math.min(...times);
-  const to = Math.max(...times) + correlationWindowMs;
+  const to = Math.max(...times);
   const workloads = new Set(
     request
       .filter((r) => r.source === 'envoy' || r.source === 'app')
       .map((r) => r.component.replace(/-sidecar$/, '')),
   );
   return all
-    .filter((r) => (r.source === 'cassandra' || r.source === 'kafka') && r.identity !== undefined)
+    .filter((r) => r.source === 'cassandra' || r.source === 'kafka')
+    .filter((r) => r.source !== 'kafka' || causedKafkaRequests.test(r.action ?? ''))
     .filter((r) => {
       const t = Date.parse(r.time);
       return t >= from && t <= to && [...workloads].some((w) => matchesIdentity(r, w));
@@ -376,7 +379,7 @@ const columns: [string, (r: AuditRecord) => string, number][] = [
   ['SOURCE', (r) => `${r.component}${r.correlated ? '~' : ''}`, 20],
   ['DECISION', (r) => r.decision ?? '', 8],
   ['STATUS', (r) => (r.status !== undefined ? String(r.status) : ''), 6],
-  ['IDENTITY', (r) => r.identity ?? '', 44],
+  ['IDENTITY', (r) => r.identity ?? '', 48],
   ['SUBJECT', (r) => r.subject ?? '', 36],
   ['CLIENT', (r) => r.client ?? '', 14],
   ['ROUTE/ACTION', (r) => [r.route, r.action].filter(Boolean).join(' '), 48],
