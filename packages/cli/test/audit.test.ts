@@ -253,8 +253,15 @@ describe('arguments', () => {
     );
   });
 
+  it('takes --request as --request-id', () => {
+    expect(parseAuditArgs(['--request', 'r2', '--dir', '/x'], now).filter).toEqual({
+      requestId: 'r2',
+    });
+  });
+
   it('refuses unknown arguments and missing values', () => {
-    expect(() => parseAuditArgs(['--request'], now)).toThrow(/unknown argument '--request'/);
+    expect(() => parseAuditArgs(['--requests'], now)).toThrow(/unknown argument '--requests'/);
+    expect(() => parseAuditArgs(['--request'], now)).toThrow(/--request needs a value/);
     expect(() => parseAuditArgs(['--subject'], now)).toThrow(/--subject needs a value/);
     expect(() => parseAuditArgs(['--stack', 'a', '--dir', 'b'], now)).toThrow(/give one/);
   });

@@ -31,20 +31,24 @@ export interface AuditArgs {
 }
 
 const valued = ['--request-id', '--subject', '--identity', '--since', '--stack', '--dir'];
+/** `--request` is what issue 15's acceptance names; the same as `--request-id`. */
+const aliases: Record<string, string> = { '--request': '--request-id' };
 
 /** The arguments, checked; `nowMs` anchors a `--since` duration. */
 export function parseAuditArgs(args: string[], nowMs: number): AuditArgs {
   const values: Record<string, string> = {};
   let json = false;
   for (let i = 0; i < args.length; i++) {
-    const a = args[i] ?? '';
+    const given = args[i] ?? '';
+    const a = aliases[given] ?? given;
     if (a === '--json') json = true;
     else if (valued.includes(a)) {
       const v = args[i + 1];
-      if (v === undefined || v.startsWith('--')) throw new Error(`${a} needs a value; ${usage}`);
+      if (v === undefined || v.startsWith('--'))
+        throw new Error(`${given} needs a value; ${usage}`);
       values[a] = v;
       i++;
-    } else throw new Error(`unknown argument '${a}' (argument ${i + 1}); ${usage}`);
+    } else throw new Error(`unknown argument '${given}' (argument ${i + 1}); ${usage}`);
   }
   if (values['--stack'] !== undefined && values['--dir'] !== undefined)
     throw new Error(`--stack and --dir: give one; ${usage}`);
