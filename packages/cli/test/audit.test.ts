@@ -54,12 +54,19 @@ describe('parsers', () => {
     });
   });
 
-  it('reads a refused token as a deny with jwt_authn’s reason', () => {
+  it('reads a missing or forged token as a deny with jwt_authn’s reason', () => {
     expect(parseEnvoyLine(fixture.ordersNoToken, 'orders-api-sidecar')).toMatchObject({
       status: 401,
       decision: 'deny',
       reason: 'Jwt is missing',
     });
+    const forged = parseEnvoyLine(fixture.ordersBadToken, 'orders-api-sidecar');
+    expect(forged).toMatchObject({
+      status: 401,
+      decision: 'deny',
+      reason: 'Jwt verification fails',
+    });
+    expect(forged).not.toHaveProperty('subject');
   });
 
   it('reads the edge sidecar, nginx, the services, Cassandra, Kafka and Keycloak', () => {
