@@ -84,14 +84,15 @@ function jwtClaims(j: Json): { sub?: string; azp?: string; scope?: string } {
   return {};
 }
 
-/** An Envoy HTTP line's decision: RBAC's, else a token refused by jwt_authn, else a rate limit. */
+/**
+ * An Envoy HTTP line's decision: RBAC's, else jwt_authn's refusal of a token, else the local rate
+ * limit; none when this sidecar decided nothing (an edge passing on the upstream's answer).
+ */
 function envoyDecision(j: Json): Pick<AuditRecord, 'decision' | 'reason'> {
-  const status = num(j.status);
   const details = str(j.details);
-  const jwtFailure = str(j.jwtFailure);
   if (str(j.rbac) === 'denied') return { decision: 'deny', reason: details };
-  if (status === 401 || (status === 403 && jwtFailure !== undefined && str(j.rbac) === undefined))
-    return { decision: 'deny', reason: jwtFailure ?? details };
+  if (details?.startsWith('jwt_authn_access_denied') === true)
+    return { decision: 'deny', reason: str(j.jwtFailure) ?? details };
   if (details === 'local_rate_limited') return { decision: 'deny', reason: details };
   if (str(j.rbac) === 'allowed') return { decision: 'allow', reason: str(j.rbacPolicy) };
   return {};

@@ -67,6 +67,10 @@ describe('parsers', () => {
       reason: 'Jwt verification fails',
     });
     expect(forged).not.toHaveProperty('subject');
+    // The edge only passed the 401 on: it decided nothing.
+    const edge = parseEnvoyLine(fixture.edgePassing401, 'ingress-sidecar');
+    expect(edge).toMatchObject({ status: 401 });
+    expect(edge).not.toHaveProperty('decision');
   });
 
   it('reads the edge sidecar, nginx, the services, Cassandra, Kafka and Keycloak', () => {
