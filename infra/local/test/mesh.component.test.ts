@@ -1,11 +1,20 @@
 // The request path for real: `pulumi up` of a test program (Mesh CA + infra/local's data, identity
 // and mesh modules; see fixtures/mesh) brings up Cassandra, Kafka, Keycloak, three Envoy sidecars,
 // orders-api, ledger and nginx as supervised processes, then real clients go through it.
-import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  statSync,
+} from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { Agent, request as httpsRequest, type RequestOptions } from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { join } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -386,6 +395,134 @@ describe('a request through nginx, the sidecars and orders-api', () => {
     // The realm file holds them on disk, readable by the owner only.
     const realm = join(stackDir, 'run', 'keycloak', 'realm', 'trellis.json');
     expect(statSync(realm).mode & 0o777).toBe(0o600);
+  });
+});
+
+/** Every log file under the stack's run/: process logs, access logs, audit and authorizer logs. */
+function logFiles(): string[] {
+  return filesUnder(join(stackDir, 'run')).filter((f) =>
+    /(\.log(\.\d+)?|^access\.json)$/.test(basename(f)),
+  );
+}
+
+/** The JSON lines of `file` (others skipped), once `until` holds for them or after 10 s. */
+async function jsonLines(
+  file: string,
+  until: (lines: Record<string, unknown>[]) => boolean,
+): Promise<Record<string, unknown>[]> {
+  let lines: Record<string, unknown>[] = [];
+  for (let i = 0; i < 40; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 250));
+    if (!existsSync(file)) continue;
+    lines = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    if (until(lines)) break;
+  }
+  return lines;
+}
+
+describe('the audit trail', () => {
+  it('logs who called and what was decided at every hop, and no token, key or password anywhere', async () => {
+    const allowed = await postOrder('alice', 'mesh-audit');
+    expect(allowed.status, allowed.body).toBe(201);
+    const refused = await postOrder('bob', 'mesh-audit');
+    expect(refused.status).toBe(403);
+    const okId = String(allowed.headers['x-request-id']);
+    const denyId = String(refused.headers['x-request-id']);
+    const sub = (who: string) =>
+      (
+        JSON.parse(Buffer.from(tokens[who]?.split('.')[1] ?? '', 'base64url').toString()) as {
+          sub: string;
+        }
+      ).sub;
+
+    // The orders-api sidecar: the ingress's SPIFFE ID, alice's subject and client, RBAC's verdict.
+    const ordersLog = join(stackDir, 'run', 'orders-api-sidecar', 'access.log');
+    const byId = (lines: Record<string, unknown>[], id: string) =>
+      lines.find((l) => l.requestId === id);
+    const orders = await jsonLines(
+      ordersLog,
+      (ls) => byId(ls, okId) !== undefined && byId(ls, denyId) !== undefined,
+    );
+    const ingressId = out.sidecars.ingress?.spiffeId;
+    expect(byId(orders, okId)).toMatchObject({
+      source: 'envoy',
+      workload: 'orders-api',
+      peer: ingressId,
+      status: 201,
+      rbac: 'allowed',
+      jwt: { keycloak: { sub: sub('alice'), azp: out.principals.cliClientId } },
+    });
+    expect(byId(orders, denyId)).toMatchObject({
+      peer: ingressId,
+      status: 403,
+      rbac: 'denied',
+      details: 'rbac_access_denied_matched_policy[none]',
+      jwt: { keycloak: { sub: sub('bob') } },
+    });
+    // The edge sidecar names the route; nginx logs the same id.
+    const edge = await jsonLines(join(stackDir, 'run', 'ingress-sidecar', 'access.log'), (ls) =>
+      Boolean(byId(ls, okId)),
+    );
+    expect(byId(edge, okId)).toMatchObject({ workload: 'ingress', method: 'POST', status: 201 });
+    expect(byId(edge, okId)?.route).toEqual(expect.any(String));
+    const nginx = await jsonLines(join(stackDir, 'run', 'nginx', 'access.json'), (ls) =>
+      ls.some((l) => l.request_id === denyId),
+    );
+    expect(nginx.find((l) => l.request_id === okId)).toMatchObject({
+      source: 'nginx',
+      uri: '/orders',
+    });
+
+    // The data stores and the identity provider, each naming the identity it acted for.
+    const cassandraAudit = join(stackDir, 'run', 'cassandra', 'logs', 'audit.log');
+    const kafkaAudit = join(stackDir, 'run', 'kafka', 'logs', 'kafka-authorizer.log');
+    const ordersId = out.sidecars['orders-api']?.spiffeId ?? '';
+    let cql = '';
+    let acl = '';
+    for (let i = 0; i < 40 && !(cql.includes('user:ledger|') && acl.includes(ordersId)); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 250));
+      cql = existsSync(cassandraAudit) ? readFileSync(cassandraAudit, 'utf8') : '';
+      acl = existsSync(kafkaAudit) ? readFileSync(kafkaAudit, 'utf8') : '';
+    }
+    const files = logFiles();
+    // Real lines for the audit reader's fixtures and docs, when asked.
+    const keep = process.env.TRELLIS_AUDIT_SAMPLE;
+    if (keep !== undefined)
+      for (const f of files) {
+        const to = join(keep, relative(stackDir, f));
+        mkdirSync(dirname(to), { recursive: true });
+        cpSync(f, to);
+      }
+    // The write as the role orders-api's SPIFFE ID maps to (Cassandra logs an INSERT as UPDATE),
+    // ledger's projection as ledger's, and the logins.
+    expect.soft(cql).toMatch(/^user:orders-api\|.*\|type:UPDATE\|category:DML\|ks:orders\|/m);
+    expect.soft(cql).toMatch(/^user:ledger\|.*\|category:DML\|ks:ledger\|/m);
+    expect.soft(cql).toMatch(/^user:orders-api\|.*\|type:LOGIN_SUCCESS\|category:AUTH/m);
+    expect.soft(acl).toContain(`Principal = User:${ordersId} is Allowed operation = WRITE`);
+    const keycloakLog = readFileSync(join(stackDir, 'run', 'keycloak', 'process.log'), 'utf8');
+    expect.soft(keycloakLog).toMatch(/\[org\.keycloak\.events\].*type="?CLIENT_LOGIN"?/);
+    expect.soft(keycloakLog).toMatch(/\[org\.keycloak\.events\].*type="?LOGIN"?/);
+
+    // No token (nor its signature), private key or password in any log.
+    const secrets = [
+      ...Object.entries(tokens).flatMap(([who, t]) => [
+        [`${who}'s token`, t],
+        [`${who}'s token signature`, t.split('.')[2] ?? t],
+      ]),
+      ...Object.entries(out.principals.users).map(([u, p]) => [`${u}'s password`, p]),
+      ...Object.entries(out.principals.agents).map(([a, p]) => [`${a}'s client secret`, p]),
+      ['the Keycloak admin password', out.keycloakAdmin.password],
+      ['a PEM block', '-----BEGIN'],
+    ] as [string, string][];
+    expect(files.length).toBeGreaterThan(8);
+    const leaks = files.flatMap((f) => {
+      const text = readFileSync(f, 'utf8');
+      return secrets.filter(([, v]) => text.includes(v)).map(([what]) => `${what} in ${f}`);
+    });
+    expect(leaks).toEqual([]);
   });
 });
 

@@ -48,6 +48,12 @@ const verbs: Record<string, Verb> = {
     usage: 'images [service...] [--update-base]',
     run: async (a) => (await import('./verbs/images.ts')).images(a),
   },
+  audit: {
+    summary:
+      "one timeline from the local stack's access, audit and event logs, by request id, subject or identity",
+    usage: 'audit [--request-id ID] [--subject S] [--identity I] [--since 15m] [--json]',
+    run: async (a) => (await import('./verbs/audit.ts')).audit(a),
+  },
   policy: {
     summary: 'check a policy model, or render it for a target',
     usage: 'policy check|render <model.yaml> [--target T] [--out DIR]',

@@ -54,6 +54,27 @@ export const sidecarFiles = {
   bootstrap: 'envoy.json',
   /** The directory of SDS resource files (certificate and validation context), watched by Envoy. */
   sdsDir: 'sds',
+  /**
+   * Envoy's JSON access log, read by `./trellis audit`: in the sidecar's dir, or (a sidecar in a pod)
+   * in its pod's own writable subdirectory.
+   */
+  accessLog: 'access.log',
+} as const;
+
+/**
+ * The audit logs of a local stack's servers, relative to the server's run directory
+ * (`.trellis/<stack>/run/<server>/`): written by the harness's logging config (Cassandra's logback,
+ * Kafka's Log4j 2) and the ingress component, read by `./trellis audit`.
+ */
+export const auditLogFiles = {
+  /** Cassandra's FileAuditLogger lines (`audit_logging_options`), under its `logs/`. */
+  cassandra: 'logs/audit.log',
+  /** Kafka's `kafka.authorizer.logger`, under its `logs/` (rolled to `.1`, `.2`, `.3`). */
+  kafkaAuthorizer: 'logs/kafka-authorizer.log',
+  /** nginx's JSON access log. */
+  nginx: 'access.json',
+  /** What a supervised process writes to stdout and stderr (services' JSON, Keycloak's events). */
+  process: 'process.log',
 } as const;
 
 /** Kubernetes label keys that generated objects carry and that selectors and policies match on. */

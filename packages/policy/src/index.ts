@@ -132,7 +132,15 @@ export type {
   HttpRoute,
   HttpRouteMatch,
 } from './compile/gateway.ts';
-export { compileEnvoy, httpFilterOrder, jwtMetadataFilter, pathMatcher } from './compile/envoy.ts';
+export {
+  compileEnvoy,
+  envoyAccessLogSource,
+  httpAccessLogFormat,
+  httpFilterOrder,
+  jwtMetadataFilter,
+  pathMatcher,
+  tcpAccessLogFormat,
+} from './compile/envoy.ts';
 export type { EnvoyArtefacts, EnvoyEndpoint, EnvoyOptions } from './compile/envoy.ts';
 export type {
   EnvoyBootstrap,

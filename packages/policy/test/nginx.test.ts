@@ -223,3 +223,21 @@ describe('the edge and the sidecar count alike', () => {
     expect(envoyDecisions(sidecarBucket(m, 'create-order'), times)).toEqual(expected);
   });
 });
+
+describe('nginx access log', () => {
+  const conf = compileNginxHttp(referenceBound(), { ...opts, accessLog: '/run/t/access.json' });
+  const format = /log_format trellis escape=json '(.*)';/.exec(conf)?.[1] ?? '';
+
+  it('writes JSON with the request id it sends on, and the path without its query', () => {
+    expect(conf).toContain('access_log /run/t/access.json trellis;');
+    expect(conf).toContain('proxy_set_header X-Request-Id $request_id;');
+    expect(format).toContain('"request_id":"$request_id"');
+    expect(format).toContain('"uri":"$uri"');
+    expect(format).not.toContain('$request_uri');
+    expect(format).not.toContain('$args');
+  });
+
+  it('logs no request header that may carry a credential', () => {
+    expect(format).not.toMatch(/\$http_|\$request_body|\$cookie_/);
+  });
+});

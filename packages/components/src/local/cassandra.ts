@@ -316,6 +316,9 @@ export class LocalCassandra extends pulumi.ComponentResource {
           commitlog: args.commitlog ?? defaults.commitlog,
           fsyncSystemTables: args.fsyncSystemTables ?? defaults.fsyncSystemTables,
           probe: { cert: a.cert, key: a.key, ca: a.bundle },
+          // The audit trail: statements on the apps' keyspaces and logins, with the role the
+          // SPIFFE ID mapped to (logs/audit.log).
+          audit: true,
           startupTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
           ...(pod !== undefined && launch !== undefined
             ? {

@@ -1,7 +1,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { identityHeaders, sidecarFiles, svidFiles } from '@trellis/contracts';
 import { envoyArgs, validateEnvoyConfig } from '@trellis/local/harness';
 import type { PodLaunch } from '@trellis/local/pods';
@@ -27,10 +27,20 @@ export interface SvidFiles {
 }
 
 /** What {@link sidecarArtefacts} compiles: the model's Envoy options without the file paths. */
-export type SidecarCompileOptions = Omit<EnvoyOptions, 'sds'> & {
+export type SidecarCompileOptions = Omit<EnvoyOptions, 'sds' | 'accessLog'> & {
   /** Header that carries the verified JWT payload to the app (the smoke services read it). */
   payloadHeader: string;
+  /** Envoy's access log, relative to the sidecar's dir (see {@link sidecarAccessLog}). */
+  accessLog?: string;
 };
+
+/**
+ * Where a sidecar's access log goes, relative to its dir: the dir itself, or for a sidecar in a pod
+ * the pod's own writable subdirectory (the dir is root's).
+ */
+export function sidecarAccessLog(inPod: boolean): string {
+  return inPod ? join(POD_WORK_DIR, sidecarFiles.accessLog) : sidecarFiles.accessLog;
+}
 
 /**
  * The bootstrap and SDS files of one sidecar whose dir is `dir` and whose SVID is `svid`: the
@@ -44,6 +54,7 @@ export function sidecarArtefacts(
 ): EnvoyArtefacts {
   return compileEnvoy(model, {
     ...o,
+    ...(o.accessLog !== undefined ? { accessLog: join(dir, o.accessLog) } : {}),
     sds: {
       dir: join(dir, sidecarFiles.sdsDir),
       certChain: svid.cert,
@@ -84,6 +95,8 @@ export async function validateSidecar(
       bundle: join(pki, svidFiles.bundle),
     });
     mkdirSync(join(scratch, sidecarFiles.sdsDir));
+    if (o.accessLog !== undefined)
+      mkdirSync(dirname(join(scratch, o.accessLog)), { recursive: true });
     for (const [rel, text] of Object.entries(relativeSdsFiles(a, scratch)))
       writeFileSync(join(scratch, rel), text);
     const check = await validateEnvoyConfig(
@@ -169,6 +182,8 @@ export class LocalSidecar extends pulumi.ComponentResource {
   public readonly inbound: Record<string, number>;
   public readonly certificate: WorkloadCertificate;
   public readonly envoy: LocalProcess;
+  /** Envoy's JSON access log (`./trellis audit` reads it). */
+  public readonly accessLogFile: string;
 
   constructor(name: string, args: LocalSidecarArgs, opts?: pulumi.ComponentResourceOptions) {
     super('trellis:local:Sidecar', name, {}, opts);
@@ -209,7 +224,9 @@ export class LocalSidecar extends pulumi.ComponentResource {
       adminPort: args.adminPort,
       nodeId: `${args.workload}-sidecar`,
       payloadHeader: args.payloadHeader ?? defaults.payloadHeader,
+      accessLog: sidecarAccessLog(args.pod !== undefined),
     };
+    this.accessLogFile = join(args.dir, sidecarAccessLog(args.pod !== undefined));
     const transform = args.transformBootstrap ?? ((b: EnvoyBootstrap) => b);
     // Compile now, so that a model the compiler refuses fails here, naming the workload.
     try {

@@ -21,7 +21,12 @@ export {
   nodetoolArgv,
 } from './cassandra-client.ts';
 export type { CassandraServer, CassandraClientCredentials } from './cassandra-client.ts';
-export { cassandraConfig, commitlogConfig } from './cassandra-config.ts';
+export {
+  CASSANDRA_AUDIT_LOG,
+  cassandraAuditLogging,
+  cassandraConfig,
+  commitlogConfig,
+} from './cassandra-config.ts';
 export type {
   CassandraOptions,
   CassandraTlsFiles,
@@ -36,6 +41,7 @@ export {
   renderProperties,
   kafkaServerArgs,
   kafkaConfFiles,
+  KAFKA_AUTHORIZER_LOG,
   KAFKA_LOG4J2,
 } from './kafka-config.ts';
 export type { KafkaOptions, KafkaTlsFiles, KafkaPorts, KafkaListener } from './kafka-config.ts';

@@ -180,12 +180,40 @@ export function renderProperties(props: Record<string, string>): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Log4j 2 config: INFO to stdout, which the harness keeps in `<dir>/log`. */
+/** The authorizer's log under a node's `logs/` (`kafka.logs.dir`; see {@link KAFKA_LOG4J2}). */
+export const KAFKA_AUTHORIZER_LOG = 'kafka-authorizer.log';
+
+/**
+ * Log4j 2 config: INFO to stdout, which the harness keeps in `<dir>/log`; the authorizer's decisions
+ * alone to `<kafka.logs.dir>/kafka-authorizer.log`, UTC timestamps, rolled at 10 MiB (3 kept).
+ *
+ * `kafka.authorizer.logger` at DEBUG: Kafka 4.x's StandardAuthorizer logs a denial at INFO and an
+ * allowed request at DEBUG, each only for actions flagged `logIfDenied`/`logIfAllowed` (anything
+ * else only at TRACE). Produce and fetch on a topic and a consumer group's reads carry both flags,
+ * while the metadata lookups clients repeat do not, so DEBUG adds the allowed produce and consume on
+ * the model's topics that the audit trail needs, one line per request, and not the metadata chatter
+ * that TRACE would.
+ */
 export const KAFKA_LOG4J2 = `status = warn
 appender.stdout.type = Console
 appender.stdout.name = STDOUT
 appender.stdout.layout.type = PatternLayout
 appender.stdout.layout.pattern = [%d] %p %m (%c)%n
+appender.authorizer.type = RollingFile
+appender.authorizer.name = AUTHORIZER
+appender.authorizer.fileName = \${sys:kafka.logs.dir}/${KAFKA_AUTHORIZER_LOG}
+appender.authorizer.filePattern = \${sys:kafka.logs.dir}/${KAFKA_AUTHORIZER_LOG}.%i
+appender.authorizer.layout.type = PatternLayout
+appender.authorizer.layout.pattern = %d{yyyy-MM-dd'T'HH:mm:ss.SSS'Z'}{UTC} %p %m%n
+appender.authorizer.policies.type = Policies
+appender.authorizer.policies.size.type = SizeBasedTriggeringPolicy
+appender.authorizer.policies.size.size = 10MB
+appender.authorizer.strategy.type = DefaultRolloverStrategy
+appender.authorizer.strategy.max = 3
+logger.authorizer.name = kafka.authorizer.logger
+logger.authorizer.level = DEBUG
+logger.authorizer.additivity = false
+logger.authorizer.appenderRef.authorizer.ref = AUTHORIZER
 rootLogger.level = INFO
 rootLogger.appenderRef.stdout.ref = STDOUT
 `;

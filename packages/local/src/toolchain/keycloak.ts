@@ -198,8 +198,10 @@ export function keycloakStartArgs(
     `--hostname=${scheme}://127.0.0.1:${port}`,
     '--cache=local',
     // The readiness poll would otherwise log a DOWN line on every probe (log-level syntax:
-    // keycloak.org/server/logging, "<root-level>,<category>:<level>").
-    '--log-level=info,io.smallrye.health:warn',
+    // keycloak.org/server/logging, "<root-level>,<category>:<level>"). The jboss-logging event
+    // listener logs successful logins and token grants at DEBUG (errors at WARN) under
+    // org.keycloak.events: DEBUG there puts them in the log for the audit trail.
+    '--log-level=info,io.smallrye.health:warn,org.keycloak.events:debug',
   ];
 }
 

@@ -218,6 +218,22 @@ export type AccessLogFilter =
       };
     };
 
+/** A value of an access log's JSON format: a command operator string, or a nested object of them. */
+export type AccessLogJson = { [key: string]: string | AccessLogJson };
+
+/**
+ * `config.accesslog.v3.AccessLog` with `extensions.access_loggers.file.v3.FileAccessLog`, formatted as
+ * JSON (`log_format.json_format`, a typed `config.core.v3.SubstitutionFormatString`).
+ */
+export interface FileAccessLog {
+  name: 'envoy.access_loggers.file';
+  typed_config: {
+    '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog';
+    path: string;
+    log_format: { json_format: AccessLogJson };
+  };
+}
+
 /** `extensions.filters.network.http_connection_manager.v3.ResponseMapper`. */
 export interface ResponseMapper {
   filter: AccessLogFilter;
@@ -245,6 +261,7 @@ export interface HttpConnectionManager {
   };
   http_filters: HttpFilter[];
   local_reply_config?: { mappers: ResponseMapper[] };
+  access_log?: FileAccessLog[];
 }
 
 /** A network filter. */
@@ -264,6 +281,7 @@ export type NetworkFilter =
         '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
         stat_prefix: string;
         cluster: string;
+        access_log?: FileAccessLog[];
       };
     };
 

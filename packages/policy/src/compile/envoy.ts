@@ -22,6 +22,11 @@ import { checkPayloadHeader } from './envoy/identity-headers.ts';
 import { inboundListener, outboundListeners, sidecar } from './envoy/listeners.ts';
 import { endpoint, sdsFiles } from './envoy/resources.ts';
 
+export {
+  envoyAccessLogSource,
+  httpAccessLogFormat,
+  tcpAccessLogFormat,
+} from './envoy/access-log.ts';
 export { httpFilterOrder } from './envoy/filters.ts';
 export { jwtAudienceFailure, jwtFailureKey, jwtMetadataFilter } from './envoy/jwt.ts';
 export { pathMatcher } from './envoy/match.ts';
@@ -74,6 +79,11 @@ export interface EnvoyOptions {
    * (`JwtProvider.forward_payload_header`); lower case. Omit it to send the token only.
    */
   payloadHeader?: string;
+  /**
+   * Where Envoy appends its JSON access log (`envoy/access-log.ts`): a line per request on HTTP
+   * listeners, per connection on TCP proxies. Omit it for no access log.
+   */
+  accessLog?: string;
 }
 
 /** What `compileEnvoy` returns: the bootstrap and the SDS files, keyed by their absolute path. */
@@ -87,6 +97,10 @@ export function compileEnvoy(model: BoundModel, o: EnvoyOptions): EnvoyArtefacts
   const w = own(model.workloads, o.workload);
   if (!w) throw new Error(`compileEnvoy: no workload '${o.workload}' in the model`);
   checkPayloadHeader(o);
+  if (o.accessLog !== undefined && !/^\/[^\n\r%]*$/.test(o.accessLog))
+    throw new Error(
+      `compileEnvoy: accessLog must be an absolute path (no newline or '%'), got '${o.accessLog}'`,
+    );
   const s = sidecar(model, o, w);
   const listeners = outboundListeners(s);
   for (const port of w.ports) listeners.push(inboundListener(s, port));

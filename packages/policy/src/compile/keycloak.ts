@@ -12,6 +12,7 @@
  *   are declared here, plus an audience scope that puts the model's audiences in `aud`.
  * Representation fields: https://www.keycloak.org/docs-api/latest/rest-api/index.html#RealmRepresentation
  */
+import { keycloakAuditEvents } from './keycloak-events.ts';
 import { own } from '../identity.ts';
 import type { Agent, IdentityProvider } from '../schema.ts';
 import type { BoundModel } from '../bind/types.ts';
@@ -79,6 +80,10 @@ export interface KeycloakRealm {
   bruteForceProtected: true;
   accessTokenLifespan: number;
   defaultSignatureAlgorithm: 'RS256';
+  eventsEnabled: true;
+  eventsListeners: string[];
+  enabledEventTypes: string[];
+  eventsExpiration: number;
   roles: { realm: { name: string; description: string }[] };
   clientScopes: KeycloakClientScope[];
   defaultDefaultClientScopes: string[];
@@ -364,6 +369,10 @@ export function compileKeycloakRealm(model: BoundModel, opts: KeycloakOptions = 
     bruteForceProtected: true,
     accessTokenLifespan: opts.accessTokenLifespan ?? defaults.accessTokenLifespan,
     defaultSignatureAlgorithm: 'RS256',
+    eventsEnabled: true,
+    eventsListeners: ['jboss-logging'],
+    enabledEventTypes: [...keycloakAuditEvents],
+    eventsExpiration: 86_400,
     roles: {
       realm: [
         ...Object.entries(r.idp.roles).map(([name, role]) => ({

@@ -21,7 +21,11 @@ export interface NginxHttpOptions {
   tls: { certificate: string; key: string };
   /** The edge sidecar's plaintext loopback listener. */
   upstream: { address: string; port: number };
-  /** A JSON access log (request id, client, status, duration), in addition to any other. */
+  /**
+   * A JSON access log (request id, client, status, duration), in addition to any other. It names no
+   * request header (no Authorization) and logs `$uri`, the path without its query string, where a
+   * bearer token may ride (RFC 6750 §2.3); `msec` is the end time with milliseconds, for joins.
+   */
   accessLog?: string;
   /** `client_max_body_size`. @default '1m' */
   clientMaxBodySize?: string;
@@ -199,7 +203,7 @@ function servers(model: ValidModel, o: NginxHttpOptions, limits: Map<string, Edg
 export function compileNginxHttp(model: BoundModel, o: NginxHttpOptions): string {
   const limits = edgeLimits(model);
   return `server_tokens off;
-log_format trellis escape=json '{"time":"$time_iso8601","request_id":"$request_id","client":"$remote_addr","host":"$host","method":"$request_method","uri":"$request_uri","status":$status,"limit_req":"$limit_req_status","bytes":$body_bytes_sent,"duration_s":$request_time}';
+log_format trellis escape=json '{"time":"$time_iso8601","msec":$msec,"source":"nginx","request_id":"$request_id","client":"$remote_addr","host":"$host","method":"$request_method","uri":"$uri","status":$status,"limit_req":"$limit_req_status","bytes":$body_bytes_sent,"duration_s":$request_time}';
 ${o.accessLog !== undefined ? `access_log ${o.accessLog} trellis;\n` : ''}client_max_body_size ${o.clientMaxBodySize ?? '1m'};
 keepalive_timeout 65s;
 

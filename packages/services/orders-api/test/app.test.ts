@@ -116,6 +116,20 @@ describe('identity headers', () => {
   });
 });
 
+describe('request log', () => {
+  it('logs the path without its query, where a token may ride', async () => {
+    await app.inject({
+      method: 'POST',
+      url: '/orders?access_token=not.a.token',
+      headers: { ...alice, 'x-request-id': 'query-1' },
+      payload: { sku: 'A-1', quantity: 0 },
+    });
+    const done = lines.find((l) => l.requestId === 'query-1' && l.msg === 'request completed');
+    expect(done?.req).toEqual({ method: 'POST', url: '/orders' });
+    expect(JSON.stringify(lines)).not.toContain('not.a.token');
+  });
+});
+
 describe('GET /orders/:id', () => {
   it('answers 400 for a malformed id', async () => {
     const res = await app.inject({ method: 'GET', url: '/orders/not-a-uuid', headers: alice });

@@ -93,7 +93,9 @@ export function createHttpApp(opts: HttpOptions): FastifyInstance {
   // After authentication has bound the caller to req.log, so the line carries the identity too.
   app.addHook('onResponse', async (req, reply) => {
     const fields = {
-      req: { method: req.method, url: req.url },
+      // The path only: a bearer token may ride in the query (RFC 6750 §2.3; the sidecar's jwt_authn
+      // reads `access_token` there by default) and must not reach the log.
+      req: { method: req.method, url: req.url.split('?', 1)[0] },
       res: { statusCode: reply.statusCode },
       responseTime: Math.round(reply.elapsedTime * 100) / 100,
     };

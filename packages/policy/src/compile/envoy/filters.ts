@@ -3,6 +3,7 @@
  * envoyproxy/gateway's `newOrderedHTTPFilter`, internal/xds/translator/httpfilters.go).
  */
 import type { HttpFilter } from '../envoy-types.ts';
+import { accessLog } from './access-log.ts';
 import { identityHeaders } from './identity-headers.ts';
 import type { HcmBuilder, HttpFilterBuilder, HttpListenerIr } from './ir.ts';
 import { jwtAuthn } from './jwt.ts';
@@ -34,9 +35,13 @@ const builders: { [N in HttpFilter['name']]: HttpFilterBuilder<N> } = {
   'envoy.filters.http.router': router,
 };
 
-/** Every builder that patches a listener, in the order they run: identity headers, then the chain. */
+/**
+ * Every builder that patches a listener, in the order they run: identity headers, the access log,
+ * then the chain.
+ */
 export const hcmBuilders: readonly HcmBuilder[] = [
   identityHeaders,
+  accessLog,
   ...httpFilterOrder.map((n) => builders[n]),
 ];
 

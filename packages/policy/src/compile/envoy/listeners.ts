@@ -27,6 +27,7 @@ import type {
   RbacPolicy,
   TlsTransportSocket,
 } from '../envoy-types.ts';
+import { tcpAccessLogs } from './access-log.ts';
 import { hcmBuilders, httpFilters } from './filters.ts';
 import { need } from './ir.ts';
 import type { HttpListenerIr } from './ir.ts';
@@ -50,13 +51,15 @@ export function sidecar(model: Model, o: EnvoyOptions, w: Workload): Sidecar {
 
 const routeTimeout = '15s';
 
-function tcpProxy(name: string, clusterName: string): NetworkFilter {
+function tcpProxy(o: EnvoyOptions, name: string, clusterName: string): NetworkFilter {
+  const logs = tcpAccessLogs(o, name);
   return {
     name: 'envoy.filters.network.tcp_proxy',
     typed_config: {
       '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
       stat_prefix: name,
       cluster: clusterName,
+      ...(logs ? { access_log: logs } : {}),
     },
   };
 }
@@ -76,7 +79,7 @@ export function outboundListeners(s: Sidecar): EnvoyListener[] {
       listeners.push({
         name,
         address: endpoint('127.0.0.1', up.listenPort),
-        filter_chains: [{ filters: [tcpProxy(name, name)] }],
+        filter_chains: [{ filters: [tcpProxy(s.o, name, name)] }],
       });
   }
   return listeners;
@@ -177,7 +180,7 @@ function tcpListener(
   return {
     name,
     address: endpoint(s.o.inboundAddress ?? '127.0.0.1', listenPort),
-    filter_chains: [{ transport_socket: tls, filters: [rbac, tcpProxy(name, appCluster)] }],
+    filter_chains: [{ transport_socket: tls, filters: [rbac, tcpProxy(s.o, name, appCluster)] }],
   };
 }
 
