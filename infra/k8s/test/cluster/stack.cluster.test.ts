@@ -25,10 +25,12 @@ import { envProblems } from '@trellis/service-platform/env-schema';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { ClusterArtefacts } from '@trellis/components/k8s/compile';
-import { apiPrefix, applyCrds, pulumiWorkspace } from './support.ts';
+import { apiPrefix, applyCrds, projectDir, pulumiWorkspace } from './support.ts';
 import type { PulumiResult, PulumiWorkspace } from './support.ts';
 
 const STACK = 'cluster-test';
+/** The repository's policy pack (packages/policy-pack). */
+const policyPack = join(projectDir, '../../packages/policy-pack');
 const committed = (
   parse(readFileSync(join(import.meta.dirname, `Pulumi.${STACK}.yaml`), 'utf8')) as {
     config: Record<string, unknown>;
@@ -273,6 +275,54 @@ describe(`infra/k8s on a real API server (stack ${STACK})`, () => {
       });
       for (const v of Object.values(env)) expect(v).not.toMatch(/<|TODO|placeholder/i);
     }
+  });
+
+  it('passes the policy pack through the engine (--policy-pack), and nothing called out of loopback', async () => {
+    const r = await ws.run(['preview', '--policy-pack', policyPack]);
+    timings.policyPreview = r.ms;
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stdout).toMatch(/Policies:[\s\S]*trellis@v/);
+    expect(r.stdout).not.toMatch(/mandatory/);
+    // No operator runs, so no webhook exists, and the API server never tried to reach the cluster.
+    for (const k of ['mutatingwebhookconfigurations', 'validatingwebhookconfigurations'])
+      expect(await list('admissionregistration.k8s.io/v1', k), k).toEqual([]);
+    expect(cp.egressAttempts).toEqual([]);
+  });
+
+  it('refuses a deliberately bad change (a PERMISSIVE PeerAuthentication): nothing is created', async () => {
+    const bad = await pulumiWorkspace({
+      dir: join(dir, 'bad'),
+      stack: 'relax-mtls',
+      kubeconfig: cp.kubeconfig,
+      passphrase: 'cluster-test-only',
+      config: { 'kubernetes:kubeconfig': cp.kubeconfig },
+      program: {
+        name: 'trellis-relax-mtls',
+        main: 'index.mjs',
+        files: {
+          'package.json': JSON.stringify({ name: 'trellis-relax-mtls', type: 'module' }),
+          // What someone debugging a plaintext client might try: PERMISSIVE for the app namespace.
+          'index.mjs': [
+            "import * as k8s from '@pulumi/kubernetes';",
+            "new k8s.apiextensions.CustomResource('relax', {",
+            "  apiVersion: 'security.istio.io/v1',",
+            "  kind: 'PeerAuthentication',",
+            "  metadata: { name: 'relax', namespace: 'trellis' },",
+            "  spec: { mtls: { mode: 'PERMISSIVE' } },",
+            '});',
+            '',
+          ].join('\n'),
+        },
+      },
+    });
+    const r = await bad.run(['up', '--yes', '--skip-preview', '--policy-pack', policyPack]);
+    expect(r.code).not.toBe(0);
+    const out = `${r.stdout}\n${r.stderr}`;
+    expect(out).toMatch(/peer-authentication-strict/);
+    expect(out).toMatch(/spec\.mtls\.mode is PERMISSIVE, must be STRICT/);
+    const pas = await list('security.istio.io/v1', 'peerauthentications');
+    expect(pas.map(key)).not.toContain('trellis/relax');
+    for (const p of pas) expect((p.spec?.mtls as { mode: string }).mode, key(p)).toBe('STRICT');
   });
 
   it('a second up changes nothing (--expect-no-changes)', async () => {

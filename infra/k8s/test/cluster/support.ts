@@ -4,7 +4,7 @@
  * project runs infra/k8s's own index.ts, and the CRDs of the cached set applied to the control plane.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { CrdSet, CustomResourceDefinition } from '@trellis/local/toolchain';
 import { kubernetesProvider, pulumiEnv } from '@trellis/local/toolchain';
@@ -33,10 +33,19 @@ export interface PulumiWorkspace {
   ok(args: readonly string[], timeoutMs?: number): Promise<PulumiResult>;
 }
 
+/** A program of its own instead of infra/k8s: its files, run with infra/k8s's node_modules. */
+export interface OwnProgram {
+  name: string;
+  /** File name → content; `main` must be one of them. */
+  files: Record<string, string>;
+  main: string;
+}
+
 /**
- * Make the workspace: a project dir holding infra/k8s's Pulumi.yaml with `main` pointing at the real
- * index.ts (so modules resolve from the repository, while stack config and state stay in `dir`), the
- * stack config `config` as `Pulumi.<stack>.yaml`, and the provider plugin installed from the cache.
+ * Make the workspace under `dir`: a project dir holding infra/k8s's Pulumi.yaml with `main` pointing at
+ * the real index.ts (so modules resolve from the repository, while stack config and state stay in
+ * `dir`), or `program`'s files; the stack config `config` as `Pulumi.<stack>.yaml`; and the provider
+ * plugin installed from the cache.
  */
 export async function pulumiWorkspace(opts: {
   dir: string;
@@ -44,6 +53,7 @@ export async function pulumiWorkspace(opts: {
   kubeconfig: string;
   config: Record<string, unknown>;
   passphrase: string;
+  program?: OwnProgram;
 }): Promise<PulumiWorkspace> {
   const program = join(opts.dir, 'program');
   mkdirSync(program, { recursive: true });
@@ -52,9 +62,22 @@ export async function pulumiWorkspace(opts: {
     string,
     unknown
   >;
+  if (opts.program) {
+    for (const [name, text] of Object.entries(opts.program.files))
+      writeFileSync(join(program, name), text);
+    symlinkSync(join(projectDir, 'node_modules'), join(program, 'node_modules'));
+  }
   writeFileSync(
     join(program, 'Pulumi.yaml'),
-    stringify({ ...project, main: join(projectDir, project.main as string) }),
+    stringify(
+      opts.program
+        ? {
+            name: opts.program.name,
+            runtime: project.runtime,
+            main: opts.program.main,
+          }
+        : { ...project, main: join(projectDir, project.main as string) },
+    ),
   );
   writeFileSync(join(program, `Pulumi.${opts.stack}.yaml`), stringify({ config: opts.config }));
   const tool = await pulumiEnv({ home: join(opts.dir, 'pulumi-home') });
