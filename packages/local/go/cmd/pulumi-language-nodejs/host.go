@@ -331,10 +331,10 @@ func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.Langu
 	h.track(&cancel, true)
 	defer h.track(&cancel, false)
 	cmd := exec.CommandContext(ctx, node, args...)
+	// In the plugin's own directory, not the engine's Pwd (the stack's program): a plugin is a package of
+	// its own, and @pulumi/policy reads the pack's version from ./package.json. The engine's other way of
+	// starting a Node.js pack (the pulumi-analyzer-policy script) runs there too.
 	cmd.Dir = loc.dir
-	if req.GetPwd() != "" {
-		cmd.Dir = req.GetPwd()
-	}
 	cmd.Env = req.GetEnv()
 	if len(cmd.Env) == 0 {
 		cmd.Env = os.Environ()
