@@ -119,6 +119,9 @@ beforeAll(async () => {
     inClusterKeycloak: true,
   });
   firstUp = await ws.ok(['up', '--yes', '--skip-preview']);
+  process.stderr.write(
+    `[cluster] first up: ${/\+ (\d+) created/.exec(firstUp.stdout)?.[1]} created\n`,
+  );
   timings.firstUp = firstUp.ms;
   timings.beforeAll = Date.now() - t0;
 }, 60 * 60_000);
@@ -208,6 +211,9 @@ describe(`infra/k8s on a real API server (stack ${STACK})`, () => {
   it('decides every enumerated request like the oracle, on the admitted Istio objects', async () => {
     const live = (await liveMesh()) as IstioResource[];
     const { checked, allowedCount } = compareWithOracle(live);
+    process.stderr.write(
+      `[cluster] Istio on the live objects ≡ oracle: ${checked} requests, ${allowedCount} allowed\n`,
+    );
     expect(checked).toBeGreaterThan(200);
     // Both outcomes occur, so the comparison is not vacuous.
     expect(allowedCount).toBeGreaterThan(0);
