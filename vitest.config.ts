@@ -14,8 +14,8 @@ class StackLastSequencer extends BaseSequencer {
   }
 }
 
-// Projects: fast unit tests; component tests that start real servers (serial, long timeouts); and the
-// end-to-end suite against a whole local stack brought up once per run. `./trellis test` runs them in that
+// Projects: fast unit tests; component tests that start real servers (serial, long timeouts); the cluster
+// tests of infra/k8s against a real API server; and the end-to-end suite against a whole local stack brought up once per run. `./trellis test` runs them in that
 // order, one project at a time, so the heavy ones never compete for the two cores.
 export default defineConfig({
   test: {
@@ -29,7 +29,12 @@ export default defineConfig({
             'infra/**/test/**/*.test.ts',
             'load-tests/test/**/*.test.ts',
           ],
-          exclude: ['**/node_modules/**', '**/*.component.test.ts', '**/*.e2e.test.ts'],
+          exclude: [
+            '**/node_modules/**',
+            '**/*.component.test.ts',
+            '**/*.e2e.test.ts',
+            '**/*.cluster.test.ts',
+          ],
         },
       },
       {
@@ -44,6 +49,18 @@ export default defineConfig({
           fileParallelism: false,
           testTimeout: 300_000,
           hookTimeout: 600_000,
+        },
+      },
+      {
+        // infra/k8s applied with the real Kubernetes provider to a loopback API server (etcd, kube-apiserver,
+        // kwok), then read back. One file at a time: each starts its own control plane.
+        test: {
+          name: 'cluster',
+          include: ['infra/**/test/**/*.cluster.test.ts'],
+          exclude: ['**/node_modules/**'],
+          fileParallelism: false,
+          testTimeout: 900_000,
+          hookTimeout: 3_600_000,
         },
       },
       {

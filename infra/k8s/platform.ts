@@ -55,6 +55,7 @@ export function platformBase(cfg: PlatformConfig, model: ValidModel): PlatformBa
           }
         : { mode: 'external', issuer: cfg.idp.issuer, jwksUri: cfg.idp.jwksUri },
     services: cfg.services,
+    operators: cfg.operators,
     ...(cfg.storageClassName ? { storageClassName: cfg.storageClassName } : {}),
     ...(cfg.cassandraSize !== undefined ? { cassandraSize: cfg.cassandraSize } : {}),
     ...(cfg.kafkaReplicas !== undefined ? { kafkaReplicas: cfg.kafkaReplicas } : {}),

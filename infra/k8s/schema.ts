@@ -70,6 +70,11 @@ export const platformSchema = z.strictObject({
   storageClassName: dnsLabel.optional(),
   cassandraSize: z.int().min(3).optional(),
   kafkaReplicas: z.int().min(3).optional(),
+  /**
+   * `install`: the platform installs the operators and CRDs from the pinned charts and manifests;
+   * `preinstalled`: the platform team has (e.g. with GitOps), and the stack creates only its own objects.
+   */
+  operators: z.enum(['install', 'preinstalled']).default('install'),
 });
 
 /** Config keys whose values are JSON objects. */

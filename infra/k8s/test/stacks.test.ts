@@ -1048,6 +1048,31 @@ describe('config validation', () => {
     ).rejects.toThrow(/trellis:rootCa\.source/);
   });
 
+  it('rejects an unknown operators mode, naming the key', async () => {
+    await expect(bad('dev', { 'trellis:operators': 'helmfile' })).rejects.toThrow(
+      /trellis:operators/,
+    );
+  });
+
+  it('with operators preinstalled, installs no chart or manifest but creates the same platform objects', async () => {
+    const r = await runProject('dev', { config: { 'trellis:operators': 'preinstalled' } });
+    const full = runs.get('dev') as StackRun;
+    const installers = [
+      'kubernetes:helm.sh/v3:Release',
+      'kubernetes:kustomize/v2:Directory',
+      'kubernetes:yaml/v2:ConfigFile',
+    ];
+    // The committed stack installs them; the preinstalled one none.
+    expect(installers.reduce((n, t) => n + full.mocks.ofType(t).length, 0)).toBeGreaterThan(0);
+    for (const t of installers) expect(r.mocks.ofType(t), t).toEqual([]);
+    const names = (x: StackRun) =>
+      x.mocks.resources
+        .filter((o) => !installers.includes(o.type))
+        .map((o) => `${o.type} ${o.name}`)
+        .sort();
+    expect(names(r)).toEqual(names(full));
+  });
+
   it('rejects a bad dataplane, naming the key', async () => {
     await expect(bad('dev', { 'trellis:dataplane': 'magic' })).rejects.toThrow(/trellis:dataplane/);
   });

@@ -2,13 +2,16 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ensureAll } from '@trellis/local/toolchain';
+import { clusterTools, ensureAll } from '@trellis/local/toolchain';
 
 const ROOT = resolve(import.meta.dirname, '../../../..');
 const bin = (name: string): string => join(ROOT, 'node_modules', '.bin', name);
 
-/** The vitest projects, run one after another: cheap first, the whole-stack suite last. */
-const PROJECTS = ['unit', 'component', 'e2e'] as const;
+/**
+ * The vitest projects, run one after another: cheap first, the whole-stack suite last. `cluster` is
+ * infra/k8s applied to a loopback API server with the real Kubernetes provider.
+ */
+const PROJECTS = ['unit', 'component', 'cluster', 'e2e'] as const;
 
 /** Run a step with inherited output; resolves its exit code. */
 function step(title: string, cmd: string, args: string[]): Promise<number> {
@@ -30,11 +33,11 @@ interface VitestJson {
 
 /**
  * `test [--project P] [vitest filters...]`: the whole suite, as CI runs it. Installs the toolchain
- * first (the tests start real Cassandra, Kafka, Keycloak, Envoy and nginx), then format, lint and types,
- * then the unit, component and end-to-end projects in turn. Ends with `Tests: N passed, N failed`.
+ * first (the tests start real Cassandra, Kafka, Keycloak, Envoy and nginx; the cluster project adds the
+ * Kubernetes provider), then format, lint and types, then the unit, component, cluster and end-to-end
+ * projects in turn. Ends with `Tests: N passed, N failed`.
  */
 export async function test(args: string[]): Promise<number> {
-  await ensureAll();
   const failures: string[] = [];
   const pi = args.indexOf('--project');
   const only = pi >= 0 ? args[pi + 1] : undefined;
@@ -42,6 +45,9 @@ export async function test(args: string[]): Promise<number> {
   if (only !== undefined && !(PROJECTS as readonly string[]).includes(only)) {
     throw new Error(`--project must be one of ${PROJECTS.join(', ')}`);
   }
+  await ensureAll();
+  // The cluster tier: only when the cluster project runs.
+  if (only === undefined || only === 'cluster') await ensureAll(clusterTools);
   if (filters.length === 0 && only === undefined) {
     if (
       (await step('format (prettier --check)', bin('prettier'), [

@@ -1,6 +1,7 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
-import { meshNamespace, pinnedRelease } from './common.ts';
+import { meshNamespace, operatorRelease } from './common.ts';
+import type { OperatorSource } from './common.ts';
 import { GeneratedPassword } from './password.ts';
 import { cassandraVersion, charts } from './versions.ts';
 
@@ -51,6 +52,8 @@ export interface CassandraArgs {
   clusterName?: string;
   /** cert-manager and Istio must be up first. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
+  /** Whether the operator's chart is installed here or preinstalled (common.ts). @default "install" */
+  operators?: OperatorSource;
 }
 
 /**
@@ -98,7 +101,8 @@ export class Cassandra extends pulumi.ComponentResource {
     const webhookBypass = {
       'traffic.sidecar.istio.io/excludeInboundPorts': String(defaults.webhookPort),
     };
-    const operator = pinnedRelease(
+    const operator = operatorRelease(
+      args.operators,
       `${name}-operator`,
       charts.k8ssandra,
       {
@@ -255,7 +259,7 @@ export class Cassandra extends pulumi.ComponentResource {
           },
         },
       },
-      { parent: this, dependsOn: [operator, cert, storesPassword] },
+      { parent: this, dependsOn: [...operator, cert, storesPassword] },
     );
     this.namespace = ns.metadata.name;
     const contact = cassandraContactPoint(args.datacenter, namespace, clusterName);

@@ -1,6 +1,7 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { pinnedRelease } from './common.ts';
+import type { OperatorSource } from './common.ts';
 import { systemNamespaces } from '@trellis/contracts';
 import { charts } from './versions.ts';
 
@@ -15,6 +16,8 @@ export interface CertManagerArgs {
    */
   serviceAccountAnnotations?: Record<string, pulumi.Input<string>>;
   dependsOn?: pulumi.Input<pulumi.Resource>[];
+  /** Whether the chart is installed here or cert-manager is preinstalled (common.ts). @default "install" */
+  operators?: OperatorSource;
 }
 
 /**
@@ -23,8 +26,11 @@ export interface CertManagerArgs {
  * called by the API server, which has no mesh identity.
  */
 export class CertManager extends pulumi.ComponentResource {
-  /** The release, for dependsOn. */
-  public readonly release: k8s.helm.v3.Release;
+  /**
+   * What cert-manager resources wait for: the release, or the namespace when cert-manager is
+   * preinstalled.
+   */
+  public readonly release: pulumi.Resource;
 
   constructor(name: string, args: CertManagerArgs, opts?: pulumi.ComponentResourceOptions) {
     super('trellis:k8s:CertManager', name, {}, opts);
@@ -34,6 +40,11 @@ export class CertManager extends pulumi.ComponentResource {
       { metadata: { name: namespace, labels: { 'istio-injection': 'disabled' } } },
       { parent: this, dependsOn: args.dependsOn ?? [] },
     );
+    if (args.operators === 'preinstalled') {
+      this.release = ns;
+      this.registerOutputs({});
+      return;
+    }
     this.release = pinnedRelease(
       `${name}-release`,
       charts.certManager,

@@ -40,6 +40,27 @@ export function meshNamespace(
   );
 }
 
+/**
+ * Who installs the operators and their CRDs (Istio, cert-manager, Strimzi, K8ssandra, NGINX Gateway
+ * Fabric, the Keycloak operator): the platform itself, from the pinned charts and manifests
+ * (`install`), or the platform team beforehand, e.g. with GitOps (`preinstalled`). With `preinstalled`
+ * the platform creates only its own objects (namespaces, CAs, policy, custom resources, services) and
+ * expects the CRDs to be served already; the cluster test uses it, since no registry it reaches serves
+ * the charts.
+ */
+export type OperatorSource = 'install' | 'preinstalled';
+
+/**
+ * {@link pinnedRelease} when the platform installs operators, nothing when they are preinstalled: the
+ * result goes straight into `dependsOn` lists.
+ */
+export function operatorRelease(
+  operators: OperatorSource | undefined,
+  ...release: Parameters<typeof pinnedRelease>
+): pulumi.Resource[] {
+  return (operators ?? 'install') === 'install' ? [pinnedRelease(...release)] : [];
+}
+
 /** A Helm release of a pinned chart; fails early if the pin is missing. */
 export function pinnedRelease(
   resourceName: string,

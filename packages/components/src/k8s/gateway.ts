@@ -2,7 +2,8 @@ import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { labelKeys } from '@trellis/contracts';
 import type { Gateway, HttpRoute } from '@trellis/policy';
-import { objectResourceName, pinnedRelease } from './common.ts';
+import { objectResourceName, operatorRelease } from './common.ts';
+import type { OperatorSource } from './common.ts';
 import { charts, gatewayApiCrds } from './versions.ts';
 
 const defaults = {
@@ -54,6 +55,11 @@ export interface NginxGatewayArgs {
   controlPlaneNamespace?: string;
   /** @default 2 */
   replicas?: number;
+  /**
+   * Whether NGINX Gateway Fabric and the Gateway API CRDs are installed here or preinstalled
+   * (common.ts). @default "install"
+   */
+  operators?: OperatorSource;
 }
 
 /**
@@ -128,11 +134,16 @@ export class NginxGateway extends pulumi.ComponentResource {
       { metadata: { name: cpNamespace, labels: { 'istio-injection': 'disabled' } } },
       { parent: this, dependsOn },
     );
-    const crds = new k8s.kustomize.v2.Directory(
-      `${name}-gateway-api-crds`,
-      { directory: gatewayApiCrds },
-      { parent: this },
-    );
+    const crds =
+      args.operators === 'preinstalled'
+        ? []
+        : [
+            new k8s.kustomize.v2.Directory(
+              `${name}-gateway-api-crds`,
+              { directory: gatewayApiCrds },
+              { parent: this },
+            ),
+          ];
     const service =
       args.exposure.type === 'NodePort'
         ? {
@@ -141,7 +152,8 @@ export class NginxGateway extends pulumi.ComponentResource {
             nodePorts: [{ port: args.exposure.nodePort, listenerPort }],
           }
         : { type: 'LoadBalancer', externalTrafficPolicy: 'Local' };
-    const release = pinnedRelease(
+    const release = operatorRelease(
+      args.operators,
       `${name}-ngf`,
       charts.nginxGatewayFabric,
       {
@@ -163,7 +175,7 @@ export class NginxGateway extends pulumi.ComponentResource {
           },
         },
       },
-      { parent: this, dependsOn: [crds, cpNs] },
+      { parent: this, dependsOn: [...crds, cpNs] },
     );
     const certificate = new k8s.apiextensions.CustomResource(
       `${name}-edge-cert`,
@@ -199,7 +211,7 @@ export class NginxGateway extends pulumi.ComponentResource {
           },
         },
       },
-      { parent: this, dependsOn: [release, certificate] },
+      { parent: this, dependsOn: [...release, certificate] },
     );
     for (const route of args.routes) {
       const { apiVersion, kind, metadata, spec } = route;
@@ -234,7 +246,7 @@ export class NginxGateway extends pulumi.ComponentResource {
             to: [...services].sort().map((s) => ({ group: '', kind: 'Service', name: s })),
           },
         },
-        { parent: this, dependsOn: [crds, ...dependsOn] },
+        { parent: this, dependsOn: [...crds, ...dependsOn] },
       );
     }
     this.namespace = pulumi.output(namespace);

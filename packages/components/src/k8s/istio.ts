@@ -1,8 +1,8 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { systemNamespaces } from '@trellis/contracts';
-import { pinnedRelease } from './common.ts';
-import type { DataplaneMode } from './common.ts';
+import { operatorRelease } from './common.ts';
+import type { DataplaneMode, OperatorSource } from './common.ts';
 import { charts } from './versions.ts';
 
 const defaults = {
@@ -34,6 +34,8 @@ export interface IstioArgs {
   dataplane?: DataplaneMode;
   /** @default "istio-system" */
   namespace?: string;
+  /** Whether the charts are installed here or Istio is preinstalled (common.ts). @default "install" */
+  operators?: OperatorSource;
 }
 
 /**
@@ -75,7 +77,8 @@ export class Istio extends pulumi.ComponentResource {
       },
       child,
     );
-    const base = pinnedRelease(
+    const base = operatorRelease(
+      args.operators,
       `${name}-base`,
       charts.istioBase,
       { namespace: ns.metadata.name, releaseName: 'istio-base', values: {} },
@@ -86,7 +89,8 @@ export class Istio extends pulumi.ComponentResource {
       network: args.network,
       multiCluster: { clusterName: args.cluster },
     };
-    const istiod = pinnedRelease(
+    const istiod = operatorRelease(
+      args.operators,
       `${name}-istiod`,
       charts.istiod,
       {
@@ -104,9 +108,10 @@ export class Istio extends pulumi.ComponentResource {
           },
         },
       },
-      { parent: this, dependsOn: [base, cacerts] },
+      { parent: this, dependsOn: [...base, cacerts] },
     );
-    const cni = pinnedRelease(
+    const cni = operatorRelease(
+      args.operators,
       `${name}-cni`,
       charts.istioCni,
       {
@@ -114,9 +119,10 @@ export class Istio extends pulumi.ComponentResource {
         releaseName: 'istio-cni',
         values: { profile: 'ambient', global },
       },
-      { parent: this, dependsOn: [istiod] },
+      { parent: this, dependsOn: istiod },
     );
-    const ztunnel = pinnedRelease(
+    const ztunnel = operatorRelease(
+      args.operators,
       `${name}-ztunnel`,
       charts.ztunnel,
       {
@@ -124,12 +130,13 @@ export class Istio extends pulumi.ComponentResource {
         releaseName: 'ztunnel',
         values: { multiCluster: { clusterName: args.cluster }, global },
       },
-      { parent: this, dependsOn: [cni] },
+      { parent: this, dependsOn: cni },
     );
     // The mesh-wide STRICT PeerAuthentication is compiled from the model with the rest of the policy
     // (compileIstio) and applied by MeshPolicy, which the data components wait for.
     this.rootNamespace = ns.metadata.name;
-    this.ready = [istiod, ztunnel];
+    // Preinstalled, only the cacerts secret is ours to wait for (istiod reads it when it restarts).
+    this.ready = args.operators === 'preinstalled' ? [cacerts] : [...istiod, ...ztunnel];
     this.registerOutputs({ rootNamespace: this.rootNamespace });
   }
 }

@@ -1,6 +1,7 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
-import { meshNamespace, pinnedRelease } from './common.ts';
+import { meshNamespace, operatorRelease } from './common.ts';
+import type { OperatorSource } from './common.ts';
 import type { IssuerRef } from './dataTls.ts';
 import { charts, kafkaVersion } from './versions.ts';
 
@@ -87,6 +88,8 @@ export interface StrimziKafkaArgs {
   /** @default "trellis" */
   clusterName?: string;
   dependsOn?: pulumi.Input<pulumi.Resource>[];
+  /** Whether the operator's chart is installed here or preinstalled (common.ts). @default "install" */
+  operators?: OperatorSource;
 }
 
 /**
@@ -135,7 +138,8 @@ export class StrimziKafka extends pulumi.ComponentResource {
     const clusterName = args.clusterName ?? defaults.clusterName;
     const dependsOn = args.dependsOn ?? [];
     const ns = meshNamespace(`${name}-ns`, namespace, 'sidecar', { parent: this, dependsOn });
-    const operator = pinnedRelease(
+    const operator = operatorRelease(
+      args.operators,
       `${name}-operator`,
       charts.strimzi,
       {
@@ -207,7 +211,7 @@ export class StrimziKafka extends pulumi.ComponentResource {
           },
         },
       },
-      { parent: this, dependsOn: [operator] },
+      { parent: this, dependsOn: operator },
     );
     const kafka = new k8s.apiextensions.CustomResource(
       `${name}-cluster`,

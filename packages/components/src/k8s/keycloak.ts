@@ -2,6 +2,7 @@ import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import type { Gateway, HttpRoute, KeycloakRealm } from '@trellis/policy';
 import { meshNamespace } from './common.ts';
+import type { OperatorSource } from './common.ts';
 import { keycloakOperator } from './versions.ts';
 
 const defaults = {
@@ -55,6 +56,8 @@ export type KeycloakArgs = (InClusterIdp | ExternalIdp) & {
   dependsOn?: pulumi.Input<pulumi.Resource>[];
   /** @default "keycloak" */
   namespace?: string;
+  /** Whether the operator's manifests are applied here or preinstalled (common.ts). @default "install" */
+  operators?: OperatorSource;
 };
 
 /**
@@ -99,16 +102,16 @@ export class Keycloak extends pulumi.ComponentResource {
     const namespace = args.namespace ?? defaults.namespace;
     const dependsOn = args.dependsOn ?? [];
     const ns = meshNamespace(`${name}-ns`, namespace, 'sidecar', { parent: this, dependsOn });
-    const manifests = keycloakOperator
-      .manifests(keycloakOperator.version)
-      .map(
-        (file, i) =>
-          new k8s.yaml.v2.ConfigFile(
-            `${name}-operator-${i}`,
-            { file },
-            { parent: this, dependsOn: [ns] },
-          ),
-      );
+    const operatorFiles =
+      args.operators === 'preinstalled' ? [] : keycloakOperator.manifests(keycloakOperator.version);
+    const manifests = operatorFiles.map(
+      (file, i) =>
+        new k8s.yaml.v2.ConfigFile(
+          `${name}-operator-${i}`,
+          { file },
+          { parent: this, dependsOn: [ns] },
+        ),
+    );
     const db = new k8s.core.v1.Secret(
       `${name}-db`,
       {

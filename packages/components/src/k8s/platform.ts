@@ -8,7 +8,7 @@ import type { CaMaterial } from '../pki/meshCa.ts';
 import { Cassandra } from './cassandra.ts';
 import { CertManager } from './certManager.ts';
 import { meshNamespace } from './common.ts';
-import type { DataplaneMode } from './common.ts';
+import type { DataplaneMode, OperatorSource } from './common.ts';
 import { kafkaUserName, type ClusterArtefacts } from './compile.ts';
 import { DataCaIssuer } from './dataTls.ts';
 import { NginxGateway } from './gateway.ts';
@@ -60,6 +60,12 @@ export interface PlatformArgs {
   storageClassName?: string;
   cassandraSize?: number;
   kafkaReplicas?: number;
+  /**
+   * Whether the platform installs the operators and CRDs (Istio, cert-manager, Strimzi, K8ssandra,
+   * NGINX Gateway Fabric, Keycloak operator) or finds them preinstalled (common.ts).
+   * @default "install"
+   */
+  operators?: OperatorSource;
 }
 
 /**
@@ -152,6 +158,7 @@ export class Platform extends pulumi.ComponentResource {
       );
     }
     const dataplane = args.dataplane ?? 'sidecar';
+    const operators = args.operators ?? 'install';
     if (dataplane === 'ambient') {
       // istio.io/latest/docs/ambient/usage/l4-policy: ztunnel enforces L4 attributes only; the compiled
       // per-route rules (methods, paths, JWT claims) need a waypoint, so without one they fail closed.
@@ -181,6 +188,7 @@ export class Platform extends pulumi.ComponentResource {
         cacerts: meshCa.cacerts,
         dataplane,
         namespace: rootNamespace,
+        operators,
       },
       child,
     );
@@ -211,6 +219,7 @@ export class Platform extends pulumi.ComponentResource {
       `${name}-cert-manager`,
       {
         dependsOn: istio.ready,
+        operators,
         ...(args.certManagerServiceAccountAnnotations
           ? { serviceAccountAnnotations: args.certManagerServiceAccountAnnotations }
           : {}),
@@ -225,6 +234,7 @@ export class Platform extends pulumi.ComponentResource {
         ...(args.cassandraSize !== undefined ? { size: args.cassandraSize } : {}),
         ...(args.storageClassName ? { storageClassName: args.storageClassName } : {}),
         dependsOn: [...underStrict, certManager.release],
+        operators,
       },
       child,
     );
@@ -249,13 +259,14 @@ export class Platform extends pulumi.ComponentResource {
         ...(args.kafkaReplicas !== undefined ? { replicas: args.kafkaReplicas } : {}),
         ...(args.storageClassName ? { storageClassName: args.storageClassName } : {}),
         dependsOn: [...underStrict, dataIssuer.issuer],
+        operators,
       },
       child,
     );
     const idp = new Keycloak(
       `${name}-idp`,
       args.idp.mode === 'keycloak'
-        ? { ...args.idp, realm: compiled.realm!, dependsOn: underStrict }
+        ? { ...args.idp, realm: compiled.realm!, dependsOn: underStrict, operators }
         : { ...args.idp, dependsOn: underStrict },
       child,
     );
@@ -322,6 +333,7 @@ export class Platform extends pulumi.ComponentResource {
         exposure: args.gatewayExposure,
         tls: args.edgeTls,
         dependsOn: [...istio.ready, certManager.release, ...nsResources],
+        operators,
       },
       child,
     );

@@ -90,6 +90,12 @@ export const tools: readonly Tool[] = [
   kubernetes,
 ];
 
+/**
+ * What only the cluster test project needs on top of {@link tools}: the Pulumi Kubernetes provider
+ * (36 min cold on two cores, docs/toolchain.md), so that runs without `--project cluster` never pay for it.
+ */
+export const clusterTools: readonly Tool[] = [kubernetesProvider];
+
 /** Install whatever of `set` is missing, with progress; fast when everything is cached. */
 export async function ensureAll(set: readonly Tool[] = tools): Promise<void> {
   const started = Date.now();

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	sdk "github.com/pulumi/pulumi/sdk/v3"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 
 	"trellis.dev/tools/internal/nodesdk"
@@ -262,6 +263,98 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 	default:
 		return &pulumirpc.RunResponse{Error: fmt.Sprintf("running %s: %v", node, err)}, nil
 	}
+}
+
+// pluginEntry is the file node runs for a plugin: the entry point the engine names (PulumiPolicy.yaml's
+// `main`), else package.json's `main`, relative to the plugin's directory.
+func pluginEntry(loc programLocation) (string, error) {
+	entry := loc.entry
+	if entry == "." {
+		data, err := os.ReadFile(filepath.Join(loc.dir, "package.json"))
+		if err != nil {
+			return "", fmt.Errorf("plugin %s names no entry point and has no package.json: %w", loc.dir, err)
+		}
+		var m struct {
+			Main string `json:"main"`
+		}
+		if err := json.Unmarshal(data, &m); err != nil {
+			return "", fmt.Errorf("%s: %w", filepath.Join(loc.dir, "package.json"), err)
+		}
+		if m.Main == "" {
+			return "", fmt.Errorf("%s has no main", filepath.Join(loc.dir, "package.json"))
+		}
+		entry = m.Main
+	}
+	if filepath.IsAbs(entry) {
+		return entry, nil
+	}
+	return filepath.Join(loc.dir, entry), nil
+}
+
+// RunPlugin runs a plugin written in Node.js; the engine asks for it to start a policy pack
+// (`--policy-pack`), whose @pulumi/policy server prints its port on stdout. With `typescript: false` (as
+// every Trellis program and the policy pack set) node runs the entry point itself and strips its types,
+// as Run does; with `typescript: true` it goes through @pulumi/pulumi's cmd/run-plugin, which registers
+// ts-node, as Pulumi's own host does. Output streams back to the engine; the exit code ends the stream.
+func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.LanguageRuntime_RunPluginServer) error {
+	loc, err := locate(req.GetInfo(), req.GetPwd(), req.GetProgram()) //nolint:staticcheck // older engines
+	if err != nil {
+		return err
+	}
+	node, err := nodesdk.FindNode()
+	if err != nil {
+		return err
+	}
+	args := append([]string{}, loc.options.NodeArgs...)
+	if loc.options.TypeScript {
+		runPlugin, err := nodesdk.FindSDKFile(loc.dir, "cmd/run-plugin/index.js")
+		if err != nil {
+			return err
+		}
+		args = append(args, runPlugin, loc.dir)
+	} else {
+		entry, err := pluginEntry(loc)
+		if err != nil {
+			return err
+		}
+		args = append(args, entry)
+	}
+	args = append(args, req.GetArgs()...)
+
+	closer, stdout, stderr, err := rpcutil.MakeRunPluginStreams(server, false)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	ctx, cancel := context.WithCancelCause(server.Context())
+	defer cancel(nil)
+	h.track(&cancel, true)
+	defer h.track(&cancel, false)
+	cmd := exec.CommandContext(ctx, node, args...)
+	// In the plugin's own directory, not the engine's Pwd (the stack's program): a plugin is a package of
+	// its own, and @pulumi/policy reads the pack's version from ./package.json. The engine's other way of
+	// starting a Node.js pack (the pulumi-analyzer-policy script) runs there too.
+	cmd.Dir = loc.dir
+	cmd.Env = req.GetEnv()
+	if len(cmd.Env) == 0 {
+		cmd.Env = os.Environ()
+	}
+	cmd.Stdout = stdout
+	cmd.Stderr = stderr
+	cmd.WaitDelay = 10 * time.Second
+	err = cmd.Run()
+	code := 0
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exitErr):
+		code = exitErr.ExitCode()
+	default:
+		return fmt.Errorf("running %s: %w", node, err)
+	}
+	return server.Send(&pulumirpc.RunPluginResponse{
+		Output: &pulumirpc.RunPluginResponse_Exitcode{Exitcode: int32(code)},
+	})
 }
 
 func (h *host) track(cancel *context.CancelCauseFunc, add bool) {

@@ -5,8 +5,9 @@
 // reads the gRPC port from the first line of stdout, and calls the pulumirpc.LanguageRuntime service.
 // `Run` starts `node` with @pulumi/pulumi's `cmd/run` entry from the program's node_modules; that entry
 // talks to the engine's resource monitor itself. The rest of the service answers what `pulumi up`,
-// `preview`, `destroy`, `refresh`, `stack output` and `about` ask; code generation, packing, linking and
-// plugins written in Node.js are not needed by Trellis and answer Unimplemented.
+// `preview`, `destroy`, `refresh`, `stack output` and `about` ask, and `RunPlugin` starts plugins written in
+// Node.js (the policy pack of `--policy-pack`); code generation, packing and linking are not needed by
+// Trellis and answer Unimplemented.
 package main
 
 import (
