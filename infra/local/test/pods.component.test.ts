@@ -250,7 +250,9 @@ describe('every workload as a pod', () => {
     const egress = bound('orders-api').egress.cassandra?.listen;
     if (!egress) throw new Error('orders-api has no Cassandra egress listener');
     // The sidecar dials Cassandra's own pod, pod to pod over the bridge.
-    expect(out.workloads['orders-api']?.egress.cassandra?.upstream.address).toBe(out.pods.cassandra?.address);
+    expect(out.workloads['orders-api']?.egress.cassandra?.upstream.address).toBe(
+      out.pods.cassandra?.address,
+    );
     // Inside: a plaintext CQL OPTIONS through the sidecar (mTLS as orders-api) gets SUPPORTED.
     expect(await inPod(CQL_SCRIPT, [egress.address, String(egress.port)])).toBe('opcode 6');
     expect(await connectFromHost(egress.address, egress.port)).toBe('ECONNREFUSED');

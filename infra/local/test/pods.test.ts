@@ -23,7 +23,14 @@ describe('pod plan', () => {
   it('makes every workload a pod, in the slot of its sorted position (as its ports)', () => {
     expect(podWorkloads(model)).toEqual(['ingress', 'ledger', 'orders-api']);
     expect(plan.subnet.cidr).toBe('198.18.8.0/24');
-    expect(plan.slots).toEqual({ ingress: 0, ledger: 1, 'orders-api': 2, cassandra: 20, kafka: 21, keycloak: 22 });
+    expect(plan.slots).toEqual({
+      ingress: 0,
+      ledger: 1,
+      'orders-api': 2,
+      cassandra: 20,
+      kafka: 21,
+      keycloak: 22,
+    });
     expect(plan.env).toEqual({
       hostAddress: '198.18.8.1',
       addresses: { ingress: '198.18.8.2', ledger: '198.18.8.3', 'orders-api': '198.18.8.4' },

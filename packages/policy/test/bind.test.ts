@@ -318,8 +318,8 @@ describe('bind to local', () => {
     ]);
     expect(at('198.18.8.4', { 'orders-api': '198.18.8.4' })).toEqual([
       {
-        path: 'environment.pods.addresses.orders-api',
-        reason: "'198.18.8.4' is already environment.pods.servers.keycloak",
+        path: 'environment.pods.servers.keycloak',
+        reason: "'198.18.8.4' is already environment.pods.addresses.orders-api",
       },
     ]);
     const { keycloak: _none, ...noKeycloak } = local();

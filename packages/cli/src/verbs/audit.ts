@@ -73,16 +73,16 @@ export function logFilesOf(dir: string): LogFile[] {
   if (!existsSync(run))
     throw new Error(`no logs at ${run}: is the stack up (./trellis up), or is --dir wrong?`);
   const out: LogFile[] = [];
+  // A component in a pod writes in its pod's own directory, `<dir>/pod` (ADR 0012); on the host, in
+  // its dir. Both are looked at, so the trail reads either kind of stack.
   const add = (component: string, rel: string, kind: LogKind) => {
-    const path = join(run, component, rel);
-    if (existsSync(path)) out.push({ path, kind, component });
+    for (const path of [join(run, component, rel), join(run, component, 'pod', rel)])
+      if (existsSync(path)) out.push({ path, kind, component });
   };
   for (const c of readdirSync(run).sort()) {
     add(c, auditLogFiles.process, 'process');
     if (c.endsWith('-sidecar')) {
       add(c, sidecarFiles.accessLog, 'envoy');
-      // A sidecar in a pod writes in its pod's own directory (packages/components sidecar.ts).
-      add(c, join('pod', sidecarFiles.accessLog), 'envoy');
     }
     if (c === 'nginx') add(c, auditLogFiles.nginx, 'nginx');
     if (c === 'cassandra') add(c, auditLogFiles.cassandra, 'cassandra-audit');
