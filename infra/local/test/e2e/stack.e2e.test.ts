@@ -25,6 +25,7 @@ import {
   decodeJwt,
   envoyCounter,
   foreignJwt,
+  getAs,
   outputs,
   pkiFiles,
   realmToken,
@@ -323,7 +324,8 @@ describe('processes are supervised like pods', () => {
     );
     expect(after.restarts).toBe((before?.restarts ?? 0) + 1);
     await until(
-      async () => (await call(`${outputs().services.ledger?.url}/readyz`)).status === 200,
+      async () =>
+        (await getAs('ledger', `${outputs().services.ledger?.url}/readyz`)).status === 200,
       60_000,
       'ledger ready again',
     );

@@ -148,30 +148,44 @@ export function pods(): Record<string, { address: string; user: string; launch: 
 }
 
 /**
+ * GET `url` where `workload` would: from the host, or from inside its pod (as its user) when it runs
+ * in one, where its app and its sidecar's admin listen on the pod's own loopback. Status 0 when the
+ * request failed (refused, timed out).
+ */
+export async function getAs(
+  workload: string,
+  url: string,
+): Promise<{ status: number; body: string }> {
+  const pod = pods()[workload];
+  if (pod === undefined)
+    return fetch(url, { signal: AbortSignal.timeout(5_000) }).then(
+      async (r) => ({ status: r.status, body: await r.text() }),
+      (e: unknown) => ({ status: 0, body: String(e) }),
+    );
+  const r = await runInPod(
+    pod.launch,
+    process.execPath,
+    [
+      '-e',
+      'fetch(process.argv[1], { signal: AbortSignal.timeout(5000) }).then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.text() })), (e) => process.stdout.write(JSON.stringify({ status: 0, body: String(e) })))',
+      url,
+    ],
+    { timeoutMs: 30_000 },
+  );
+  if (r.code !== 0) return { status: 0, body: `${workload}: in its pod: ${r.stderr}` };
+  return JSON.parse(r.stdout) as { status: number; body: string };
+}
+
+/**
  * Sum of every Envoy counter whose name matches `re`, from the admin endpoint of `workload`'s
  * sidecar: from the host, or from inside the workload's pod (as its user) when it runs in one,
  * where its admin interface listens on the pod's own loopback.
  */
 export async function envoyCounter(workload: string, re: RegExp): Promise<number> {
   const url = `${outputs().sidecars[workload]?.adminUrl ?? ''}/stats?format=json`;
-  const pod = pods()[workload];
-  let text: string;
-  if (pod === undefined)
-    text = await (await fetch(url, { signal: AbortSignal.timeout(5_000) })).text();
-  else {
-    const r = await runInPod(
-      pod.launch,
-      process.execPath,
-      [
-        '-e',
-        'fetch(process.argv[1], { signal: AbortSignal.timeout(5000) }).then((r) => r.text()).then((t) => process.stdout.write(t))',
-        url,
-      ],
-      { timeoutMs: 30_000 },
-    );
-    if (r.code !== 0) throw new Error(`${workload}: admin stats from inside its pod: ${r.stderr}`);
-    text = r.stdout;
-  }
+  const r = await getAs(workload, url);
+  if (r.status !== 200) throw new Error(`${workload}: admin stats: HTTP ${r.status}: ${r.body}`);
+  const text = r.body;
   const json = JSON.parse(text) as { stats: { name?: string; value?: number }[] };
   return json.stats
     .filter((s) => s.name !== undefined && re.test(s.name) && typeof s.value === 'number')
