@@ -123,7 +123,7 @@ export function renderSummaryMd(r: ReportData, files: Record<string, string>): s
             ? `**BREACHED** (${h.breached.join('; ')})`
             : 'ok';
       L.push(
-        `| ${h.name} (${h.outer} − ${h.inner}) | ${h.envoy ? 'Envoy traversal' : 'nginx (edge TLS)'} | ${h.count} | ${ms(h.p50)} | ${ms(h.p99)} | ${ms(h.deltaP50)} | ${ms(h.deltaP99)} | ${budget} |${production} ${result} |`,
+        `| ${h.name} (${h.outer} − ${h.inner}) | ${h.envoy ? 'Envoy traversal' : h.name === 'ingress-gateway' ? 'ingress pod (nginx + Envoy)' : 'nginx (edge TLS)'} | ${h.count} | ${ms(h.p50)} | ${ms(h.p99)} | ${ms(h.deltaP50)} | ${ms(h.deltaP99)} | ${budget} |${production} ${result} |`,
       );
     }
     L.push('', '| path | requests | p50 | p95 | p99 |', '|---|---|---|---|---|');

@@ -236,12 +236,17 @@ export function targetFromStackOutputs(
       return typeof a === 'string' && a !== '' ? a : '127.0.0.1';
     };
     const sidecarHost = boundAt(read.backend, read.port);
-    // The ingress Envoy's listener, where nginx reaches it (its pod address once it is a pod).
+    // The ingress Envoy's listener, where nginx reaches it. In the ingress pod it is on the pod's
+    // own loopback (plaintext from nginx, ADR 0012), out of k6's reach: no ingress path then, and
+    // the plan measures the whole ingress pod (nginx and its Envoy) as one hop instead.
     const edgeHost = boundAt(edge, o.model.workloads[edge]?.ports[0]?.name);
     const pods = outputs.pods as Record<string, { launch?: unknown }> | undefined;
     const pod = pods?.[read.backend]?.launch;
+    const edgeInPod = pods?.[edge] !== undefined;
     target.mesh = {
-      ...(edgePort !== undefined ? { ingressUrl: `http://${edgeHost}:${edgePort}` } : {}),
+      ...(edgePort !== undefined && !edgeInPod
+        ? { ingressUrl: `http://${edgeHost}:${edgePort}` }
+        : {}),
       ...(backendPort !== undefined && certDir
         ? {
             sidecarUrl: `https://${sidecarHost}:${backendPort}`,

@@ -18,7 +18,9 @@ const launch = {
   reveal: ['/root/.cache/trellis'],
 };
 
-/** A stack's outputs with orders-api in a pod (its inbound on the pod address, its app inside). */
+const ingressLaunch = { ...launch, netns: 'trellis.e2e.ingress', uid: 997, gid: 996 };
+
+/** A stack's outputs with orders-api and the ingress in pods (its inbound on the pod address, its app inside). */
 const outputs = {
   ingressUrl: 'https://localhost:28443',
   trustBundle: '/repo/.trellis/e2e/pki/root.pem',
@@ -46,11 +48,14 @@ const outputs = {
     binding: {
       workloads: {
         'orders-api': { inbound: { http: { address: '198.18.28.4', port: 28620 } } },
-        ingress: { inbound: { http: { address: '198.18.28.2', port: 28600 } } },
+        ingress: { inbound: { http: { address: '127.0.0.1', port: 28600 } } },
       },
     },
   },
-  pods: { 'orders-api': { address: '198.18.28.4', user: 'trellis-e2e-orders-api', launch } },
+  pods: {
+    'orders-api': { address: '198.18.28.4', user: 'trellis-e2e-orders-api', launch },
+    ingress: { address: '198.18.28.2', user: 'trellis-e2e-ingress', launch: ingressLaunch },
+  },
 };
 
 const read: PlanRoute = {
@@ -66,18 +71,40 @@ describe('the per-hop probe with a pod backend', () => {
   it('dials the sidecar at its pod address and names the pod', () => {
     expect(target.mesh?.sidecarUrl).toBe('https://198.18.28.4:28620');
     expect(target.mesh?.pod).toEqual(launch);
-    // The ingress Envoy's listener where the binding puts it (a pod address once the ingress is a pod).
-    expect(target.mesh?.ingressUrl).toBe('http://198.18.28.2:28600');
-    // The pod sidecar's admin is scraped from inside its pod; the host sidecar's as before.
+    // The ingress Envoy's listener is inside the ingress pod (its loopback): no ingress path.
+    expect(target.mesh?.ingressUrl).toBeUndefined();
+    // A pod sidecar's admin is scraped from inside its pod.
     expect(target.envoyAdmins).toEqual([
-      { name: 'ingress', url: 'http://127.0.0.1:28500' },
+      { name: 'ingress', url: 'http://127.0.0.1:28500', pod: ingressLaunch },
       { name: 'orders-api', url: 'http://127.0.0.1:28502', pod: launch },
     ]);
     expect(checkTarget(JSON.parse(JSON.stringify(target)))).toEqual(target);
   });
 
-  it('leaves k6 the host-side paths (edge, ingress, sidecar) and their hops', () => {
+  it('leaves k6 the host-side paths (edge, sidecar) and the ingress pod as one hop', () => {
     const m = meshProbe(target, read);
+    expect(m?.paths.map((p) => p.name)).toEqual(['edge', 'sidecar']);
+    expect(m?.hops).toEqual([
+      { name: 'ingress-gateway', outer: 'edge', inner: 'sidecar', envoy: false },
+    ]);
+  });
+
+  it('keeps the ingress path and its two hops while the ingress runs on the host', () => {
+    const hostIngress = {
+      ...outputs,
+      pods: { 'orders-api': outputs.pods['orders-api'] },
+      model: {
+        binding: {
+          workloads: {
+            ...outputs.model.binding.workloads,
+            ingress: { inbound: { http: { address: '127.0.0.1', port: 28600 } } },
+          },
+        },
+      },
+    };
+    const t = targetFromStackOutputs(hostIngress, { model });
+    expect(t.mesh?.ingressUrl).toBe('http://127.0.0.1:28600');
+    const m = meshProbe(t, read);
     expect(m?.paths.map((p) => p.name)).toEqual(['edge', 'ingress', 'sidecar']);
     expect(m?.hops.map((h) => h.name)).toEqual(['ingress-envoy', 'nginx']);
   });
@@ -98,6 +125,7 @@ describe('the per-hop probe with a pod backend', () => {
   it('plans no in-pod probe without a pod, a client certificate, the app or a read route', () => {
     const hostOnly: Record<string, unknown> = { ...outputs };
     delete hostOnly.pods;
+    // Everything on the host, as before pods: the edge listener on loopback too.
     const onHost = targetFromStackOutputs(hostOnly, { model });
     expect(podProbePlan(onHost, read)).toBeNull();
     // Without a pod, k6 keeps every path, the direct one included (the host-side probe as before).
