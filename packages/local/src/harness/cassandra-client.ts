@@ -140,7 +140,7 @@ export async function nodetool(
   args: readonly string[],
   opts: { pod?: PodLaunch } = {},
 ): Promise<string> {
-  const argv = await nodetoolArgv(server, args, opts);
+  const argv = await nodetoolArgv(server, args);
   // A node in a pod has its JMX on the pod's own loopback: nodetool must run there, as its user.
   const cmd = opts.pod ? podCommand(opts.pod, argv.command, argv.args) : argv;
   return run(cmd.command, cmd.args, {
@@ -156,7 +156,6 @@ export async function nodetool(
 export async function nodetoolArgv(
   server: Pick<CassandraServer, 'host' | 'jmxPort' | 'dir'>,
   args: readonly string[],
-  opts: { pod?: PodLaunch } = {},
 ): Promise<{ command: string; args: string[] }> {
   const home = await cassandraTool.ensure();
   const java = join(javaHome(CASSANDRA_JAVA.min, CASSANDRA_JAVA.max), 'bin', 'java');
@@ -165,8 +164,9 @@ export async function nodetoolArgv(
     args: [
       '-Xmx128m',
       ...CASSANDRA_TOOL_JVM_OPTIONS,
-      // No hsperfdata file of a pod user left in the shared /tmp.
-      ...(opts.pod ? ['-XX:+PerfDisableSharedMem'] : []),
+      // No hsperfdata file in the shared /tmp: a caller may run this argv in a pod as its user (the
+      // e2e bypass table does), and that user's file would outlive the user.
+      '-XX:+PerfDisableSharedMem',
       `-Duser.home=${server.dir}`,
       `-Dlogback.configurationFile=${join(server.dir, 'conf', 'logback.xml')}`,
       '-cp',
