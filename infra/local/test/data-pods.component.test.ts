@@ -16,6 +16,7 @@ import { podCommand, podLeftovers, readableBy, type PodLaunch } from '@trellis/l
 import { readState } from '@trellis/local/supervisor';
 import { localPortsAt, type LocalPortName } from '@trellis/policy';
 import { pickBase, TestStack } from './support/test-stack.ts';
+import { connectFromHost, CONNECT_SCRIPT } from './support/net.ts';
 
 const { Kafka, logLevel } = kafkajs;
 
@@ -57,28 +58,6 @@ function svid(w: string): { cert: string; key: string; ca: string } {
   const d = w === 'platform-admin' ? join(stackDir, 'pki', w) : join(stackDir, 'svid', w);
   return { cert: join(d, 'cert.pem'), key: join(d, 'key.pem'), ca: join(d, 'bundle.pem') };
 }
-
-/** Open a TCP connection from here; 'connected' or the error code. */
-function connectFromHost(host: string, port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port, timeout: 5_000 });
-    s.on('connect', () => {
-      s.destroy();
-      resolve('connected');
-    });
-    s.on('timeout', () => {
-      s.destroy();
-      resolve('timeout');
-    });
-    s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-  });
-}
-
-const CONNECT_SCRIPT = `const [host, port] = process.argv.slice(1);
-const s = require('node:net').connect({ host, port: Number(port), timeout: 5000 });
-s.on('connect', () => { console.log('connected'); s.destroy(); });
-s.on('timeout', () => { console.log('timeout'); s.destroy(); });
-s.on('error', (e) => console.log(e.code));`;
 
 /** The same TCP connect, from inside `name`'s pod as its user. */
 function connectInPod(name: 'cassandra' | 'kafka', host: string, port: number): Promise<string> {

@@ -7,7 +7,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +21,7 @@ import {
 import { localPortsAt, type WorkloadBinding } from '@trellis/policy';
 import { requestToken, type Principals } from '../../../packages/cli/src/verbs/token.ts';
 import { pickBase, TestStack } from './support/test-stack.ts';
+import { connectFromHost } from './support/net.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/idp-pod/', import.meta.url));
 const MODEL = fileURLToPath(new URL('../../../trellis.yaml', import.meta.url));
@@ -86,22 +86,6 @@ const req = require('node:https').get(url, { ca: require('node:fs').readFileSync
 });
 req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
 req.on('error', (e) => console.log(e.code ?? e.message));`;
-
-/** Open a TCP connection from here; 'connected' or the error code. */
-function connectFromHost(host: string, port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port, timeout: 5_000 });
-    s.on('connect', () => {
-      s.destroy();
-      resolve('connected');
-    });
-    s.on('timeout', () => {
-      s.destroy();
-      resolve('timeout');
-    });
-    s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-  });
-}
 
 /** POST /orders to orders-api's sidecar (its pod address) as the ingress, with `bearer` if given. */
 function postToSidecar(bearer?: string): Promise<{ status: number; body: string }> {

@@ -7,7 +7,6 @@ import { execFile } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { request as httpRequest } from 'node:http';
-import { connect } from 'node:net';
 import { request as httpsRequest } from 'node:https';
 import { X509Certificate } from 'node:crypto';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -19,6 +18,7 @@ import { localPortsAt, type Endpoint, type WorkloadBinding } from '@trellis/poli
 import { percentile, podProbePlan, startPodProbe } from '@trellis/load-tests';
 import { requestToken, type Principals } from '../../../packages/cli/src/verbs/token.ts';
 import { pickBase, TestStack } from './support/test-stack.ts';
+import { connectFromHost, CONNECT_SCRIPT } from './support/net.ts';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/pods/', import.meta.url));
 const MODEL = fileURLToPath(new URL('../../../trellis.yaml', import.meta.url));
@@ -112,13 +112,6 @@ s.on('data', (d) => { buf = Buffer.concat([buf, d]); if (buf.length >= 9) { cons
 s.on('timeout', () => { console.log('timeout'); s.destroy(); });
 s.on('error', (e) => console.log(e.code));`;
 
-/** Open a TCP connection; prints 'connected' or the error code. */
-const TCP_SCRIPT = `const [host, port] = process.argv.slice(1);
-const s = require('node:net').connect({ host, port: Number(port), timeout: 5000 });
-s.on('connect', () => { console.log('connected'); s.destroy(); });
-s.on('timeout', () => { console.log('timeout'); s.destroy(); });
-s.on('error', (e) => console.log(e.code));`;
-
 /**
  * A TLS handshake from here without a client certificate: the SPIFFE ID the server presents (an
  * mTLS listener shows its certificate before it refuses the missing one), or the error code.
@@ -130,22 +123,6 @@ function serverIdentity(host: string, port: number): Promise<string> {
       const san = s.getPeerCertificate().subjectaltname ?? '';
       s.destroy();
       resolve(/URI:(spiffe:\/\/[^,]+)/.exec(san)?.[1] ?? san);
-    });
-    s.on('timeout', () => {
-      s.destroy();
-      resolve('timeout');
-    });
-    s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-  });
-}
-
-/** Open a TCP connection from here; 'connected' or the error code. */
-function connectFromHost(host: string, port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port, timeout: 5_000 });
-    s.on('connect', () => {
-      s.destroy();
-      resolve('connected');
     });
     s.on('timeout', () => {
       s.destroy();
@@ -210,7 +187,7 @@ afterAll(async () => {
  */
 async function privateToPod(w: string, e: Endpoint): Promise<void> {
   expect(e.address).toBe('127.0.0.1');
-  expect(await inPod(TCP_SCRIPT, [e.address, String(e.port)], w)).toBe('connected');
+  expect(await inPod(CONNECT_SCRIPT, [e.address, String(e.port)], w)).toBe('connected');
   expect(await connectFromHost('127.0.0.1', e.port)).toBe('ECONNREFUSED');
   expect(await connectFromHost(pod(w).address, e.port)).toBe('ECONNREFUSED');
 }

@@ -1,7 +1,5 @@
 import * as pulumi from '@pulumi/pulumi';
-import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
-import type { PodLaunch } from '@trellis/local/pods';
 import {
   cassandraLaunchSpec,
   LOCAL_DATACENTER,
@@ -25,6 +23,9 @@ import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
 import { POD_WORK_DIR } from './process-impl.ts';
 import { LocalProcess } from './process.ts';
 import { LocalRelay } from './relay.ts';
+import { serverPlacement, type ServerPod } from './server-pod.ts';
+
+export type { ServerPod } from './server-pod.ts';
 
 // Captured by the serialized providers instead of module objects (see process.ts).
 const IMPL = new URL('./cassandra-impl.ts', import.meta.url).pathname;
@@ -179,12 +180,6 @@ export interface LocalCassandraArgs {
   pod?: ServerPod;
 }
 
-/** Where a server of the stack runs as a pod: its launch and its address on the pod bridge. */
-export interface ServerPod {
-  launch: pulumi.Input<PodLaunch>;
-  address: string;
-}
-
 const defaults = {
   heapMb: 512,
   commitlog: { mode: 'batch' } as CommitlogSync,
@@ -261,18 +256,8 @@ export class LocalCassandra extends pulumi.ComponentResource {
     this.spiffeId = dataServiceSpiffeId(args.model, 'cassandra');
     this.localDataCenter = LOCAL_DATACENTER;
     const pod = args.pod;
-    if (pod !== undefined && (!isIPv4(pod.address) || pod.address.startsWith('127.')))
-      throw new pulumi.ResourceError(
-        `${name}: pod.address: '${pod.address}' is not an IPv4 address off loopback`,
-        this,
-      );
+    const { home, owner } = serverPlacement(name, args.dir, pod, this);
     this.nativeAddress = pod?.address ?? this.host;
-    // In a pod the node's files live in its user's own directory (the process dir stays root's).
-    const home = pod !== undefined ? join(args.dir, POD_WORK_DIR) : args.dir;
-    const owner =
-      pod !== undefined
-        ? pulumi.output(pod.launch).apply((l) => ({ uid: l.uid, gid: l.gid }))
-        : undefined;
 
     this.certificate = new WorkloadCertificate(
       `${name}-cert`,

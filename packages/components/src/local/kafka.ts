@@ -1,5 +1,4 @@
 import * as pulumi from '@pulumi/pulumi';
-import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import {
   KAFKA_LOG4J2,
@@ -18,7 +17,7 @@ import {
   type BoundModel,
   type ValidModel,
 } from '@trellis/policy';
-import type { ClientIdentity, ServerPod } from './cassandra.ts';
+import type { ClientIdentity } from './cassandra.ts';
 import type {
   AclsInputs,
   AclsOutputs,
@@ -33,6 +32,7 @@ import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
 import { POD_WORK_DIR } from './process-impl.ts';
 import { LocalProcess } from './process.ts';
 import { LocalRelay } from './relay.ts';
+import { serverPlacement, type ServerPod } from './server-pod.ts';
 
 // Captured by the serialized providers instead of module objects (see process.ts).
 const IMPL = new URL('./kafka-impl.ts', import.meta.url).pathname;
@@ -286,18 +286,8 @@ export class LocalKafka extends pulumi.ComponentResource {
     this.host = '127.0.0.1';
     this.bootstrap = `${this.host}:${args.ports.direct}`;
     const pod = args.pod;
-    if (pod !== undefined && (!isIPv4(pod.address) || pod.address.startsWith('127.')))
-      throw new pulumi.ResourceError(
-        `${name}: pod.address: '${pod.address}' is not an IPv4 address off loopback`,
-        this,
-      );
+    const { home, owner } = serverPlacement(name, args.dir, pod, this);
     this.clientAddress = pod?.address ?? this.host;
-    // In a pod the broker's files live in its user's own directory (the process dir stays root's).
-    const home = pod !== undefined ? join(args.dir, POD_WORK_DIR) : args.dir;
-    const owner =
-      pod !== undefined
-        ? pulumi.output(pod.launch).apply((l) => ({ uid: l.uid, gid: l.gid }))
-        : undefined;
     this.spiffeId = dataServiceSpiffeId(args.model, 'kafka');
     this.workloadListeners = args.workloadListeners ?? [];
     const listeners: KafkaListener[] = this.workloadListeners.map((l) => ({

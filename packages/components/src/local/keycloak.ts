@@ -3,12 +3,12 @@ import { isIP } from 'node:net';
 import { keycloakLaunchSpec, keycloakRealmFile } from '@trellis/local/harness';
 import { compileKeycloakRealm, type BoundModel } from '@trellis/policy';
 import { join } from 'node:path';
-import type { PodLaunch } from '@trellis/local/pods';
 import type { KeycloakProbe, SecretInputs, SecretOutputs } from './keycloak-impl.ts';
 import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
 import { LocalProcess } from './process.ts';
 import { POD_WORK_DIR } from './process-impl.ts';
 import { LocalRelay } from './relay.ts';
+import { serverPlacement, type ServerPod } from './server-pod.ts';
 
 // Captured by the serialized providers instead of module objects (see process.ts).
 const IMPL = new URL('./keycloak-impl.ts', import.meta.url).pathname;
@@ -111,7 +111,7 @@ export interface LocalKeycloakArgs {
    * host's 127.0.0.1 (`relayDir`) forwards `ports.https` to the pod, so `hostname` and every host
    * client keep working, TLS end to end. @default none: both listeners on the host's 127.0.0.1
    */
-  pod?: { launch: pulumi.Input<PodLaunch>; address: string; relayDir: string };
+  pod?: ServerPod & { relayDir: string };
 }
 
 const defaults = {
@@ -195,11 +195,7 @@ export class LocalKeycloak extends pulumi.ComponentResource {
         this,
       );
     const pod = args.pod;
-    if (pod !== undefined && (isIP(pod.address) !== 4 || pod.address.startsWith('127.')))
-      throw new pulumi.ResourceError(
-        `${name}: pod.address must be an IPv4 address off loopback, got '${pod.address}'`,
-        this,
-      );
+    const { owner } = serverPlacement(name, args.dir, pod, this);
     const users = args.users ?? [];
     const seen = new Set<string>();
     for (const [i, u] of users.entries()) {
@@ -275,10 +271,6 @@ export class LocalKeycloak extends pulumi.ComponentResource {
     // address (the readiness probe, the sidecars' JWKS cluster, `./trellis token`), and a pod's
     // address for those that dial it there (pod sidecars' JWKS, the readiness probe).
     const hostName = host.hostname.replace(/^\[|\]$/g, '');
-    const owner =
-      pod !== undefined
-        ? pulumi.output(pod.launch).apply((l) => ({ uid: l.uid, gid: l.gid }))
-        : undefined;
     this.certificate = new WorkloadCertificate(
       `${name}-cert`,
       {

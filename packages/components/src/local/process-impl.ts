@@ -4,18 +4,10 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  chmodSync,
-  chownSync,
-  mkdirSync,
-  rmdirSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
-import type { PodLaunch } from '@trellis/local/pods';
+import { searchableUpTo, type PodLaunch } from '@trellis/local/pods';
 import { startSupervised, stopSupervised, supervisedStatus } from '@trellis/local/supervisor';
 
 /**
@@ -116,17 +108,6 @@ function writeFiles(i: ProcessInputs): void {
     writeFileSync(p, content, { mode: 0o600 });
     chmodSync(p, 0o600);
     if (i.pod) for (let d = p; d !== i.dir; d = dirname(d)) chownSync(d, i.pod.uid, i.pod.gid);
-  }
-}
-
-/**
- * Give other users search (never read) permission on `path` and every directory above it, so a
- * pod user can reach its own files below; what each directory holds stays unlistable to it.
- */
-export function searchableUpTo(path: string): void {
-  for (let d = path; d !== '/'; d = dirname(d)) {
-    const mode = statSync(d).mode & 0o7777;
-    if ((mode & 0o001) === 0) chmodSync(d, mode | 0o001);
   }
 }
 

@@ -2,24 +2,14 @@
  * A server's home directory in a pod (ADR 0012): its config, data and logs belong to the pod's
  * user, and the directories above it let that user through (search, never read).
  */
-import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { searchableUpTo } from '../pods/keys.ts';
 
 /** Whose the files are: a pod user's ids. */
 export interface TreeOwner {
   uid: number;
   gid: number;
-}
-
-/**
- * Give other users search (never read) permission on `path` and every directory above it, so a
- * pod user reaches its own directory below; what each one holds stays unlistable to it.
- */
-export function searchableUpTo(path: string): void {
-  for (let d = path; d !== '/'; d = dirname(d)) {
-    const mode = statSync(d).mode & 0o7777;
-    if ((mode & 0o001) === 0) chmodSync(d, mode | 0o001);
-  }
 }
 
 /**

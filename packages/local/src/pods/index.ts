@@ -16,7 +16,7 @@ export { checkPodLaunch, podArgvPrefix, podCommand } from './launch.ts';
 export type { PodLaunch } from './launch.ts';
 export { runInPod } from './run.ts';
 export type { PodRun, PodRunOptions } from './run.ts';
-export { assertCaKeysUnreadable, podDir, readableBy, writePodKey } from './keys.ts';
+export { assertCaKeysUnreadable, podDir, readableBy, searchableUpTo, writePodKey } from './keys.ts';
 export type { FileOwner } from './keys.ts';
 export { podPreflight } from './exec.ts';
 export {

@@ -4,6 +4,7 @@
  * parent-directory modes and group membership all count, not just the file's mode bits.
  */
 import {
+  chmodSync,
   closeSync,
   constants,
   fchmodSync,
@@ -12,6 +13,7 @@ import {
   openSync,
   renameSync,
   rmSync,
+  statSync,
   writeSync,
 } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
@@ -113,4 +115,15 @@ export async function assertCaKeysUnreadable(
       `CA keys readable by pod users: ${leaks.join('; ')}. A CA key must be owned by root, mode 0600, ` +
         'in a directory pod users cannot search.',
     );
+}
+
+/**
+ * Give other users search (never read) permission on `path` and every directory above it, so a
+ * pod user can reach its own files below; what each directory holds stays unlistable to it.
+ */
+export function searchableUpTo(path: string): void {
+  for (let d = path; d !== '/'; d = dirname(d)) {
+    const mode = statSync(d).mode & 0o7777;
+    if ((mode & 0o001) === 0) chmodSync(d, mode | 0o001);
+  }
 }
