@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { clusterTools, ensureAll } from '@trellis/local/toolchain';
 
 const ROOT = resolve(import.meta.dirname, '../../../..');
@@ -29,6 +29,17 @@ interface VitestJson {
   numPendingTests: number;
   numTodoTests: number;
   numTotalTests: number;
+  testResults?: { name: string; startTime: number; endTime: number }[];
+}
+
+/** The slowest test files of a project, so a suite that grows past CI's time budget is seen in CI's own log. */
+function slowest(project: string, r: VitestJson, ms: number): string {
+  const files = (r.testResults ?? [])
+    .map((t) => ({ file: relative(ROOT, t.name), s: (t.endTime - t.startTime) / 1000 }))
+    .sort((a, b) => b.s - a.s)
+    .slice(0, 5);
+  const rows = files.map((f) => `    ${f.s.toFixed(1).padStart(7)} s  ${f.file}`).join('\n');
+  return `[trellis] ${project}: ${(ms / 1000).toFixed(0)} s wall; slowest files:\n${rows}\n`;
 }
 
 /**
@@ -65,9 +76,11 @@ export async function test(args: string[]): Promise<number> {
   }
   const out = mkdtempSync(join(tmpdir(), 'trellis-vitest-'));
   const totals = { passed: 0, failed: 0, skipped: 0, total: 0 };
+  const timings: string[] = [];
   for (const project of PROJECTS) {
     if (only !== undefined && project !== only) continue;
     const json = join(out, `${project}.json`);
+    const t0 = Date.now();
     const code = await step(`tests: ${project}`, bin('vitest'), [
       'run',
       '--project',
@@ -85,11 +98,13 @@ export async function test(args: string[]): Promise<number> {
       totals.failed += r.numFailedTests;
       totals.skipped += r.numPendingTests + r.numTodoTests;
       totals.total += r.numTotalTests;
+      timings.push(slowest(project, r, Date.now() - t0));
     } else if (code !== 0) {
       totals.failed += 1;
     }
   }
   rmSync(out, { recursive: true, force: true });
+  if (timings.length > 0) process.stderr.write(`\n${timings.join('')}`);
   if (totals.total === 0) failures.push('no tests ran');
   if (totals.skipped > 0) failures.push('skipped tests are not allowed');
   if (failures.length > 0)
