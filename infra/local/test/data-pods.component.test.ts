@@ -132,6 +132,14 @@ function uidOf(component: string): number {
   return Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
 }
 
+/** The effective and bounding capability sets of `component`'s process (hex, /proc/<pid>/status). */
+function capsOf(component: string): { eff: string; bnd: string } {
+  const pid = readState(join(stackDir, 'run', component, 'supervisor.json'))?.childPid;
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const cap = (k: string) => new RegExp(`^Cap${k}:\\s+([0-9a-f]+)`, 'm').exec(status)?.[1] ?? '?';
+  return { eff: cap('Eff'), bnd: cap('Bnd') };
+}
+
 /** `Max <what>` soft limit of `component`'s process (from /proc/<pid>/limits). */
 function limitOf(component: string, what: string): string {
   const pid = readState(join(stackDir, 'run', component, 'supervisor.json'))?.childPid;
@@ -299,6 +307,17 @@ describe('the servers’ users and files', () => {
     if (!c || !k) throw new Error('no pod users');
     expect(await readableBy(c, [key('cassandra'), key('kafka')])).toEqual([key('cassandra')]);
     expect(await readableBy(k, [key('cassandra'), key('kafka')])).toEqual([key('kafka')]);
+  });
+
+  it('lets Cassandra alone lock its memory: CAP_IPC_LOCK and nothing else, no memlock warning', () => {
+    // Positive first: the node locked its memory (JNA's own log line) in its pod, as its user.
+    const log = readFileSync(join(stackDir, 'run', 'cassandra', 'process.log'), 'utf8');
+    expect(log).toContain('JNA mlockall successful');
+    expect(log).not.toContain('Unable to lock JVM memory');
+    expect(uidOf('cassandra')).toBe(pod('cassandra').launch.uid);
+    // CAP_IPC_LOCK is bit 14; every other capability stays dropped, and Kafka keeps none.
+    expect(capsOf('cassandra')).toEqual({ eff: '0000000000004000', bnd: '0000000000004000' });
+    expect(capsOf('kafka')).toEqual({ eff: '0000000000000000', bnd: '0000000000000000' });
   });
 
   it('keeps the JVMs out of /tmp, and reports their memlock and nofile limits', () => {

@@ -6,6 +6,7 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import {
   chmodSync,
+  existsSync,
   lstatSync,
   mkdtempSync,
   readFileSync,
@@ -326,15 +327,35 @@ describe('pods on network namespaces', () => {
     expect(sh('getent', ['passwd'])).not.toContain(`trellis pod ${other}/`);
   });
 
-  it('tears down every namespace, link, route, user and process, even with servers running', async () => {
+  it('tears down every namespace, link, route, user, process, and the files the users left in /tmp', async () => {
     const pids = children.map((c) => c.pid ?? 0).filter((p) => alive(p));
     expect(pids.length).toBeGreaterThan(0);
     expect(systemTraces().length).toBeGreaterThan(0);
-    const found = await teardownPods(STACK);
-    expect(found.netns).toEqual([`trellis.${STACK}`, `trellis.${STACK}.a`, `trellis.${STACK}.b`]);
-    expect(found.users).toHaveLength(2);
-    await expectGone(pids);
-    expect(systemTraces()).toEqual([]);
+    // What a pod's processes leave in the shared scratch dirs (a JVM's hsperfdata dir, Envoy's
+    // shared memory after a SIGKILL); root's own file next to them must stay.
+    const a = pod('a');
+    const leave = podCommand(a.launch, '/bin/sh', [
+      '-c',
+      'mkdir "/tmp/hsperfdata_$1" && echo 1 > "/tmp/hsperfdata_$1/123" && echo x > "/dev/shm/ctpods-$1"',
+      'sh',
+      a.user.name,
+    ]);
+    execFileSync(leave.command, leave.args, { timeout: 10_000 });
+    const left = [`/tmp/hsperfdata_${a.user.name}`, `/dev/shm/ctpods-${a.user.name}`];
+    for (const f of left) expect(statSync(f).uid, f).toBe(a.user.uid);
+    const rootsOwn = join(tmpdir(), `ctpods-root-${process.pid}`);
+    writeFileSync(rootsOwn, 'root');
+    try {
+      const found = await teardownPods(STACK);
+      expect(found.netns).toEqual([`trellis.${STACK}`, `trellis.${STACK}.a`, `trellis.${STACK}.b`]);
+      expect(found.users).toHaveLength(2);
+      await expectGone(pids);
+      expect(systemTraces()).toEqual([]);
+      expect(left.filter((f) => existsSync(f))).toEqual([]);
+      expect(readFileSync(rootsOwn, 'utf8')).toBe('root');
+    } finally {
+      rmSync(rootsOwn, { force: true });
+    }
   });
 
   it('cleans up what a crash left (pods made, handle dropped, a process still running)', async () => {

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { missingCaps } from '../src/pods/exec.ts';
-import { podArgvPrefix } from '../src/pods/launch.ts';
-import { createPods } from '../src/pods/lifecycle.ts';
+import { hasIpcLock, podArgvPrefix } from '../src/pods/launch.ts';
+import { createPods, removeScratchFiles } from '../src/pods/lifecycle.ts';
 import {
   MAX_IFNAME,
   MAX_USERNAME,
@@ -164,6 +164,31 @@ describe('pod launch with reveal', () => {
     ]);
     expect(argv[12]).toMatch(/\/nsenter$/);
     expect(podArgvPrefix(launch)[0]).toMatch(/\/nsenter$/); // no reveal, no mount namespace
+  });
+
+  it('keeps CAP_IPC_LOCK alone for lockMemory, when the launcher has it', () => {
+    const withLock = () => '000001fffeffffff'; // root in a container without CAP_SYS_RESOURCE
+    const without = () => '000001fffeffbfff'; // the same without CAP_IPC_LOCK (bit 14)
+    const caps = (argv: string[]) =>
+      argv.filter((a) => /^--(inh|ambient)-caps|^--bounding/.test(a));
+    expect(caps(podArgvPrefix({ ...launch, lockMemory: true }, withLock))).toEqual([
+      '--inh-caps=-all,+ipc_lock',
+      '--ambient-caps=-all,+ipc_lock',
+      '--bounding-set=-all,+ipc_lock',
+    ]);
+    const none = ['--inh-caps=-all', '--bounding-set=-all'];
+    expect(caps(podArgvPrefix(launch, withLock))).toEqual(none);
+    expect(caps(podArgvPrefix({ ...launch, lockMemory: false }, withLock))).toEqual(none);
+    expect(caps(podArgvPrefix({ ...launch, lockMemory: true }, without))).toEqual(none);
+    expect(hasIpcLock('4000')).toBe(true);
+    expect(hasIpcLock('3fff')).toBe(false);
+  });
+
+  it("never sweeps root's files from the scratch dirs", () => {
+    expect(() => removeScratchFiles([1234, 0], ['/nonexistent'])).toThrow(
+      "uids: 0 is not a pod user's id",
+    );
+    expect(removeScratchFiles([1234], ['/nonexistent'])).toEqual([]);
   });
 
   it('refuses a relative path, a top-level dir or two tops, naming the field', () => {

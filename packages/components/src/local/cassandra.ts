@@ -286,8 +286,14 @@ export class LocalCassandra extends pulumi.ComponentResource {
       ca: f.bundle,
     }));
 
+    // Cassandra locks its memory (mlockall) and warns when it cannot: its pod keeps CAP_IPC_LOCK
+    // (ADR 0012), for the first-start bootstrap and the node alike.
+    const launch =
+      pod !== undefined
+        ? pulumi.output(pod.launch).apply((l) => ({ ...l, lockMemory: true }))
+        : undefined;
     const options = pulumi
-      .all([this.certificate.files, adminFiles, pod?.launch])
+      .all([this.certificate.files, adminFiles, launch])
       .apply(([server, a, launch]): BootstrapInputs['options'] => {
         const tls = { keystore: server.keystore, truststore: server.bundle };
         const o: CassandraOptions = {
@@ -366,7 +372,7 @@ export class LocalCassandra extends pulumi.ComponentResource {
         readyTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
         // Cassandra drains on SIGTERM; give it time before the supervisor kills it.
         stopGraceMs: 30_000,
-        ...(pod !== undefined ? { pod: pod.launch } : {}),
+        ...(launch !== undefined ? { pod: launch } : {}),
       },
       { parent: this, dependsOn: [boot, ...(this.relay ? [this.relay] : [])] },
     );

@@ -3,7 +3,7 @@
  * nsenter joins only the network namespace (unlike `ip netns exec`, which also unshares the mount
  * namespace and remounts /sys, hiding /sys/fs/cgroup from the JVMs); setpriv then drops root.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { netnsPath } from './names.ts';
 import { tool } from './exec.ts';
 
@@ -22,6 +22,29 @@ export interface PodLaunch {
    * @default none (no mount namespace)
    */
   reveal?: string[];
+  /**
+   * Let the process lock memory (mlock, mlockall) past its RLIMIT_MEMLOCK: it keeps the one
+   * capability CAP_IPC_LOCK (inheritable, ambient and bounding set; every other one is still
+   * dropped), as Kubernetes' `securityContext.capabilities.add: [IPC_LOCK]` does. For Cassandra,
+   * which locks its JVM and warns when it cannot. Raising the limit instead needs
+   * CAP_SYS_RESOURCE, which root in a container often lacks (docs/adr/0012). Ignored when the
+   * launcher itself lacks CAP_IPC_LOCK (the process then runs unlocked, as without it).
+   * @default false
+   */
+  lockMemory?: boolean;
+}
+
+/** CAP_IPC_LOCK's bit (linux/capability.h). */
+const CAP_IPC_LOCK = 14;
+
+/** Whether a `CapEff:` hex mask holds CAP_IPC_LOCK. */
+export function hasIpcLock(capEffHex: string): boolean {
+  return (BigInt(`0x${capEffHex.trim() || '0'}`) & (1n << BigInt(CAP_IPC_LOCK))) !== 0n;
+}
+
+/** This process's effective capabilities, as the hex mask of /proc/self/status. */
+function ownCapEff(): string {
+  return /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0';
 }
 
 const revealPath = /^(\/[A-Za-z0-9._-]+){2,}$/;
@@ -72,16 +95,21 @@ export function checkPodLaunch(pod: PodLaunch, field = 'pod'): void {
       throw new Error(`${field}.${key}: ${v} is not a non-root id`);
   }
   if (pod.reveal !== undefined && pod.reveal.length > 0) revealTop(pod.reveal, field);
+  if (pod.lockMemory !== undefined && typeof pod.lockMemory !== 'boolean')
+    throw new Error(`${field}.lockMemory: ${String(pod.lockMemory)} is not true or false`);
   podArgvPrefix(pod); // throws naming the package when nsenter or setpriv is missing
 }
 
 /**
  * The argv prefix that enters the pod and becomes its user: no supplementary groups, no
- * capabilities (inheritable, ambient via the uid change, and bounding set emptied), and
+ * capabilities (inheritable, ambient via the uid change, and bounding set emptied; CAP_IPC_LOCK
+ * alone kept with {@link PodLaunch.lockMemory}), and
  * no_new_privs, so a setuid binary cannot give root back. With `reveal`, it first enters a private
  * mount namespace (see {@link PodLaunch.reveal}); the mounts die with the namespace's last process.
  */
-export function podArgvPrefix(pod: PodLaunch): string[] {
+export function podArgvPrefix(pod: PodLaunch, capEff: () => string = ownCapEff): string[] {
+  // setpriv would fail to keep a capability the launcher does not have; then run without it.
+  const keep = pod.lockMemory === true && hasIpcLock(capEff()) ? ',+ipc_lock' : '';
   const mountNs =
     pod.reveal === undefined || pod.reveal.length === 0
       ? []
@@ -109,8 +137,9 @@ export function podArgvPrefix(pod: PodLaunch): string[] {
     `--regid=${pod.gid}`,
     '--clear-groups',
     '--no-new-privs',
-    '--inh-caps=-all',
-    '--bounding-set=-all',
+    `--inh-caps=-all${keep}`,
+    ...(keep ? [`--ambient-caps=-all${keep}`] : []),
+    `--bounding-set=-all${keep}`,
     '--',
   ];
 }

@@ -4,6 +4,8 @@
  * derived from the stack, users by their GECOS mark), never from an in-memory handle, so the
  * crash cleanup and `down` are the same code.
  */
+import { lstatSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { podPreflight } from './exec.ts';
 import type { PodLaunch } from './launch.ts';
 import {
@@ -120,17 +122,60 @@ async function killPodProcesses(
   }
 }
 
-/** Remove one pod: its processes, its namespace (and with it its veth), its user. */
+/** The machine's shared scratch directories, where a pod's processes may leave files. */
+export const SCRATCH_DIRS: readonly string[] = ['/tmp', '/var/tmp', '/dev/shm'];
+
+/**
+ * Remove the top-level entries of `dirs` that `uids` own: a JVM's `hsperfdata_<user>`, Envoy's
+ * shared memory after a SIGKILL, anything else a pod process wrote there. The owner is the entry's
+ * own (lstat: a link is judged, and removed, as a link); a directory goes with its contents. The
+ * users' processes must be gone first, so nothing can swap an entry meanwhile. Returns the paths
+ * removed.
+ */
+export function removeScratchFiles(
+  uids: readonly number[],
+  dirs: readonly string[] = SCRATCH_DIRS,
+): string[] {
+  // Never root's (or a made-up id's) files: a pod user is never root.
+  const bad = uids.find((u) => !(Number.isInteger(u) && u > 0));
+  if (bad !== undefined) throw new Error(`uids: ${bad} is not a pod user's id`);
+  const owners = new Set(uids);
+  const removed: string[] = [];
+  if (owners.size === 0) return removed;
+  for (const dir of dirs) {
+    let entries: string[];
+    try {
+      entries = readdirSync(dir);
+    } catch {
+      continue; // no such directory on this machine
+    }
+    for (const e of entries) {
+      const path = join(dir, e);
+      try {
+        if (!owners.has(lstatSync(path).uid)) continue;
+      } catch {
+        continue; // gone meanwhile
+      }
+      rmSync(path, { recursive: true, force: true });
+      removed.push(path);
+    }
+  }
+  return removed;
+}
+
+/** Remove one pod: its processes, its namespace (and with it its veth), its files in the scratch dirs, its user. */
 export async function removePod(stack: string, pod: string): Promise<void> {
   const netns = podNetns(stack, pod);
   const users = (await listPodUsers(stack)).filter((u) => u.comment === podUserComment(stack, pod));
   await killPodProcesses([netns], users);
   await deleteNetns(netns);
+  removeScratchFiles(users.map((u) => u.uid));
   for (const u of users) await removePodUser(u);
 }
 
 /**
- * Remove every namespace, link, user and process of the stack's pods, then check that nothing is
+ * Remove every namespace, link, user and process of the stack's pods (and the files their users
+ * left in the scratch dirs, {@link removeScratchFiles}), then check that nothing is
  * left (throws listing what is). Returns what it found. Stop the stack's supervisors first, or
  * they restart what this kills.
  */
@@ -143,6 +188,7 @@ export async function teardownPods(stack: string): Promise<PodLeftovers> {
   for (const n of found.netns) if (n !== bridgeNetns(stack)) await deleteNetns(n);
   await deleteRootLink(hostLink(stack));
   await deleteNetns(bridgeNetns(stack));
+  removeScratchFiles(users.map((u) => u.uid));
   for (const u of users) await removePodUser(u);
   const left = await podLeftovers(stack);
   if (!isClean(left))
@@ -190,6 +236,7 @@ export async function createPods(spec: PodsSpec): Promise<PodStack> {
     const comments = new Set(spec.pods.map((p) => podUserComment(stack, p.name)));
     const strays = (await listPodUsers(stack)).filter((u) => !comments.has(u.comment));
     await killPodProcesses([], strays);
+    removeScratchFiles(strays.map((u) => u.uid));
     for (const u of strays) await removePodUser(u);
     return { stack, subnet, bridgeNetns: bridgeNetns(stack), hostLink: hostLink(stack), pods };
   } catch (err) {
