@@ -72,6 +72,8 @@ function edgeBootstrap(model: BoundModel, listenPort: number, backendPort: numbe
     throw new Error(`compiled ingress has no ${backend} cluster`);
   return {
     node: b.node,
+    // Histograms reach the admin output when Envoy merges them, every flush (default 5 s).
+    stats_flush_interval: '1s',
     static_resources: {
       listeners: [
         {
@@ -165,7 +167,7 @@ beforeAll(async () => {
   edgeUrl = `http://127.0.0.1:${listenPort}`;
   // One request of each kind before the first scrape, so every series the rules read already exists
   // then: rate() over a series that appears later would miss its first increments. Histograms reach
-  // the admin output at Envoy's stats flush (5 s), so wait for them.
+  // the admin output at Envoy's next stats flush, so wait for them.
   await traffic(2);
   await waitUntil(
     async () =>
