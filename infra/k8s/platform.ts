@@ -34,6 +34,7 @@ export function platformBase(cfg: PlatformConfig, model: ValidModel): PlatformBa
     issuers: clusterIssuers(model, cfg.idp),
     hosts: cfg.hosts,
     inClusterKeycloak: cfg.idp.mode === 'keycloak',
+    ...(cfg.sloRules ? { sloRules: cfg.sloRules } : {}),
   });
   return {
     model,

@@ -13,6 +13,17 @@ const dnsLabel = z
 const hostname = z
   .string()
   .regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, 'must be a DNS name without scheme');
+/** A Kubernetes label key: an optional DNS-subdomain prefix and `/`, then a name of at most 63. */
+const labelName = z
+  .string()
+  .regex(
+    /^([a-z0-9]([a-z0-9.-]*[a-z0-9])?\/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/,
+    'must be a Kubernetes label key',
+  );
+/** A Kubernetes label value: empty, or at most 63 alphanumerics, `-`, `_` and `.` inside. */
+const labelValue = z
+  .string()
+  .regex(/^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$/, 'must be a Kubernetes label value');
 const httpsUrl = z.url().refine((u) => u.startsWith('https://'), 'must be an https URL');
 
 /** `trellis:rootCa`. */
@@ -75,6 +86,12 @@ export const platformSchema = z.strictObject({
    * `preinstalled`: the platform team has (e.g. with GitOps), and the stack creates only its own objects.
    */
   operators: z.enum(['install', 'preinstalled']).default('install'),
+  /**
+   * SLO rules compiled from the route budgets as PrometheusRule objects, for a Prometheus Operator the
+   * cluster already runs (Trellis installs none); `labels` are what its `ruleSelector` matches.
+   * Unset: no PrometheusRule.
+   */
+  sloRules: z.strictObject({ labels: z.record(labelName, labelValue).optional() }).optional(),
 });
 
 /** Config keys whose values are JSON objects. */
@@ -90,6 +107,7 @@ export const objectKeys = new Set([
   'eks',
   'edge',
   'queue',
+  'sloRules',
 ]);
 
 /** Config keys whose values are integers (Pulumi passes every plain value as a string). */
@@ -100,7 +118,9 @@ export function formatIssues(error: z.ZodError): string {
   return error.issues
     .map((i) => {
       const path = i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('');
-      return `trellis:${path.slice(1).replace(/^\[/, '[') || '<root>'}: ${i.message}`;
+      // A record key's own check says why the key is wrong; zod's outer issue only says it is.
+      const message = (i.code === 'invalid_key' ? i.issues[0]?.message : undefined) ?? i.message;
+      return `trellis:${path.slice(1).replace(/^\[/, '[') || '<root>'}: ${message}`;
     })
     .join('\n');
 }

@@ -7,10 +7,11 @@ import { withMountedDataTls } from '@trellis/components/testing/dataTls';
 import {
   bindOrThrow,
   compileCassandra,
+  compilePrometheusRules,
   evaluateIstio,
   istioUpstreamHeaders,
 } from '@trellis/policy';
-import type { IstioRequest, IstioResource, Token } from '@trellis/policy';
+import type { IstioRequest, IstioResource, PrometheusRuleFile, Token } from '@trellis/policy';
 import { generatedPasswordType } from '@trellis/components/k8s/password';
 import { intermediateCaType, rootCaType } from '@trellis/components/pki/meshCa';
 import { isSecretValue, RecordingMocks } from '@trellis/components/testing/mocks';
@@ -888,6 +889,58 @@ describe('external issuer (Okta, Cognito)', () => {
       [issuer],
     ]);
     expect(r.mocks.unexpectedCalls).toEqual([]);
+  });
+});
+
+describe("SLO rules for the cluster's Prometheus Operator (trellis:sloRules)", () => {
+  const selector = { release: 'kube-prometheus-stack' };
+
+  it('are compiled from the route budgets into one PrometheusRule per route, with the selector label', async () => {
+    // The committed stacks ask for none: Trellis installs no Prometheus Operator, so no CRD is there.
+    for (const stack of ['dev', 'prod-us', 'prod-eu'])
+      expect(kind(runs.get(stack) as StackRun, 'PrometheusRule'), stack).toEqual([]);
+    const r = await runProject('prod-eu', {
+      config: { 'trellis:sloRules': JSON.stringify({ labels: selector }) },
+    });
+    const rules = kind(r, 'PrometheusRule');
+    expect(rules.map((x) => x.type)).toEqual([
+      'kubernetes:monitoring.coreos.com/v1:PrometheusRule',
+      'kubernetes:monitoring.coreos.com/v1:PrometheusRule',
+    ]);
+    const meta = (x: RecordedResource) =>
+      x.inputs.metadata as { name: string; namespace: string; labels: Record<string, string> };
+    expect(rules.map((x) => `${meta(x).namespace}/${meta(x).name}`).sort()).toEqual([
+      'trellis/trellis-slo-create-order',
+      'trellis/trellis-slo-get-order',
+    ]);
+    for (const x of rules) {
+      expect(meta(x).labels).toMatchObject({ ...selector, 'trellis.dev/region': 'eu' });
+    }
+    // The spec is the compiler's, for the model as bound to this cluster.
+    const eu = bindOrThrow(model, { kind: 'example', baseDir: '/srv' }, 'example plan');
+    const compiled = compilePrometheusRules(eu, { region: 'eu', labels: selector });
+    const byName = (n: string) => rules.find((x) => meta(x).name === n);
+    for (const c of compiled) expect(byName(c.metadata.name)?.inputs.spec).toEqual(c.spec);
+    // get-order's fast-burn page: p99 5 ms, 1 % budget, 14.4x over 1h and 5m.
+    const groups = (byName('trellis-slo-get-order')?.inputs.spec as PrometheusRuleFile).groups;
+    const page = groups[0]?.rules.find(
+      (x) =>
+        'alert' in x &&
+        x.alert === 'TrellisRouteLatencyBudgetBurn' &&
+        x.labels.long_window === '1h',
+    );
+    expect(page?.expr).toBe(
+      'route:trellis_slo_slow:ratio_rate1h{route="get-order"} > (14.4 * 0.01)\nand\n' +
+        'route:trellis_slo_slow:ratio_rate5m{route="get-order"} > (14.4 * 0.01)',
+    );
+  });
+
+  it('rejects a label the Operator could not select on, naming the key', async () => {
+    await expect(
+      runProject('dev', {
+        config: { 'trellis:sloRules': JSON.stringify({ labels: { 'bad key!': 'x' } }) },
+      }),
+    ).rejects.toThrow(/trellis:sloRules\.labels\.bad key!: must be a Kubernetes label key/);
   });
 });
 

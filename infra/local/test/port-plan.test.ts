@@ -11,6 +11,8 @@
 // which the last test checks: every port is the same. Rewritten once on purpose in the same issue,
 // when Cassandra, Kafka and Keycloak became server pods: the pod sidecars' upstreams moved from the
 // host's end (.1) to the server pods' addresses (.22, .23, .24); every port stayed.
+// Changed once on purpose (issue 15, SLO rules): the ingress sidecar's budgeted edge routes gained
+// `stat_prefix` (per-route stats the SLO rules read), so its Envoy hash moved; nothing else did.
 import { svidFiles } from '@trellis/contracts';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';

@@ -16,7 +16,8 @@ import {
 import type { ClusterTarget } from '../src/k8s/compile.ts';
 import { NginxGateway } from '../src/k8s/gateway.ts';
 import { MeshPolicy } from '../src/k8s/meshPolicy.ts';
-import { RecordingMocks } from './support/mocks.ts';
+import { SloRules } from '../src/k8s/sloRules.ts';
+import { RecordingMocks, settle } from './support/mocks.ts';
 
 const reference = (): ValidModel => {
   const r = parseModel(readFileSync(resolve(import.meta.dirname, '../../../trellis.yaml'), 'utf8'));
@@ -191,6 +192,23 @@ describe('compileForCluster', () => {
       undefined,
     );
   });
+
+  it('compiles SLO rules only when the target asks, with its labels and region', () => {
+    expect(compileForCluster(reference(), target).sloRules).toBeUndefined();
+    const c = compileForCluster(reference(), {
+      ...target,
+      sloRules: { labels: { release: 'kps' } },
+    });
+    expect(c.sloRules?.map((r) => `${r.metadata.namespace}/${r.metadata.name}`)).toEqual([
+      'trellis/trellis-slo-create-order',
+      'trellis/trellis-slo-get-order',
+    ]);
+    expect(c.sloRules?.[0]?.metadata.labels).toEqual({
+      release: 'kps',
+      'app.kubernetes.io/managed-by': 'trellis',
+      'trellis.dev/region': 'us',
+    });
+  });
 });
 
 describe('components refuse policy that would open the mesh or the edge', () => {
@@ -235,5 +253,34 @@ describe('components refuse policy that would open the mesh or the edge', () => 
     ).toThrow(
       /routes\[0\] \(create-order\) is in trellis, not the Gateway's namespace trellis-gateway/,
     );
+  });
+
+  it('SloRules takes PrometheusRule objects only, each once and with a group', async () => {
+    const rules = compileForCluster(reference(), { ...target, sloRules: {} }).sloRules ?? [];
+    expect(rules).toHaveLength(2);
+    const notARule = structuredClone(rules);
+    (notARule[1] as { kind: string }).kind = 'ConfigMap';
+    expect(() => new SloRules('s1', { rules: notARule })).toThrow(
+      'SloRules s1: rules[1] is monitoring.coreos.com/v1/ConfigMap, not a PrometheusRule',
+    );
+    expect(() => new SloRules('s2', { rules: [rules[0]!, rules[0]!] })).toThrow(
+      'SloRules s2: rules[1] duplicates trellis/trellis-slo-create-order',
+    );
+    const empty = structuredClone(rules);
+    empty[0]!.spec.groups = [];
+    expect(() => new SloRules('s3', { rules: empty })).toThrow(
+      'SloRules s3: rules[0] (trellis/trellis-slo-create-order) has no rule group',
+    );
+    new SloRules('s4', { rules });
+    await settle(mocks);
+    expect(
+      mocks
+        .kind('PrometheusRule')
+        .filter((r) => r.name.startsWith('s4-'))
+        .map((r) => r.name),
+    ).toEqual([
+      's4-prometheusrule-trellis-trellis-slo-create-order',
+      's4-prometheusrule-trellis-trellis-slo-get-order',
+    ]);
   });
 });

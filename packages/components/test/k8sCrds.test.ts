@@ -24,6 +24,14 @@ import { charts, gatewayApiCrds, keycloakOperator } from '../src/k8s/versions.ts
 
 const k8sDir = resolve(import.meta.dirname, '../src/k8s');
 
+/**
+ * Kinds whose CRD the cluster's own monitoring stack brings, not Trellis: PrometheusRule objects are
+ * created only with `trellis:sloRules`, for a Prometheus Operator the cluster already runs.
+ */
+const fromTheClustersOperators: GroupVersionKind[] = [
+  { group: 'monitoring.coreos.com', version: 'v1', kind: 'PrometheusRule' },
+];
+
 /** API groups the API server serves itself: no CRD needed. */
 const builtInGroups = new Set(['', 'apps', 'batch', 'policy', 'rbac.authorization.k8s.io']);
 
@@ -51,8 +59,9 @@ function compiledKinds(): GroupVersionKind[] {
     issuers: { keycloak: { issuer, jwksUri: `${issuer}/protocol/openid-connect/certs` } },
     hosts: { localhost: 'api.us.example.com' },
     inClusterKeycloak: true,
+    sloRules: {},
   });
-  return [...a.mesh, a.gateway, ...a.routes].map((o) => ({
+  return [...a.mesh, a.gateway, ...a.routes, ...(a.sloRules ?? [])].map((o) => ({
     ...splitApiVersion(o.apiVersion),
     kind: o.kind,
   }));
@@ -86,6 +95,7 @@ describe('the CRD set covers the Kubernetes components', () => {
         'k8s.keycloak.org/v2alpha1 Keycloak',
         'k8ssandra.io/v1alpha1 K8ssandraCluster',
         'kafka.strimzi.io/v1 KafkaUser',
+        'monitoring.coreos.com/v1 PrometheusRule',
         'security.istio.io/v1 AuthorizationPolicy',
         'security.istio.io/v1 PeerAuthentication',
         'security.istio.io/v1 RequestAuthentication',
@@ -94,19 +104,25 @@ describe('the CRD set covers the Kubernetes components', () => {
   });
 
   it('has a CRD for every one of them, and says which are stand-ins', () => {
-    expect(missingKinds(setKinds, used)).toEqual([]);
+    expect(missingKinds(setKinds, used)).toEqual(fromTheClustersOperators);
     const rows = used.map((k) => {
       const row = setKinds.find(
         (s) => s.group === k.group && s.version === k.version && s.kind === k.kind,
       );
       return `${k.kind.padEnd(22)} ${`${k.group}/${k.version}`.padEnd(34)} ${
-        row?.schemaValidated ? 'schema-validated' : 'stand-in (no schema)'
-      } [${row?.source ?? '?'}]`;
+        row
+          ? row.schemaValidated
+            ? 'schema-validated'
+            : 'stand-in (no schema)'
+          : "the cluster's operator (opt-in)"
+      } [${row?.source ?? 'not in the set'}]`;
     });
     process.stdout.write(`kinds the k8s components create:\n${rows.join('\n')}\n`);
     expect(
       used.filter(
-        (k) => !setKinds.find((s) => s.kind === k.kind && s.group === k.group)?.schemaValidated,
+        (k) =>
+          !fromTheClustersOperators.some((o) => o.kind === k.kind) &&
+          !setKinds.find((s) => s.kind === k.kind && s.group === k.group)?.schemaValidated,
       ),
     ).toEqual([
       { group: 'k8s.keycloak.org', version: 'v2alpha1', kind: 'Keycloak' },
@@ -125,7 +141,8 @@ describe('the CRD set covers the Kubernetes components', () => {
 
   it('sees every CustomResource: each without a literal kind takes a compiled object', () => {
     // Sites whose apiVersion and kind come from the compilers (covered by compiledKinds above): the Gateway
-    // and its HTTPRoutes in gateway.ts, the Istio security policy in meshPolicy.ts.
+    // and its HTTPRoutes in gateway.ts, the Istio security policy in meshPolicy.ts, the SLO rules in
+    // sloRules.ts.
     const dynamic = Object.fromEntries(
       sources
         .map((s) => [
@@ -135,7 +152,7 @@ describe('the CRD set covers the Kubernetes components', () => {
         ])
         .filter(([, n]) => (n as number) > 0),
     );
-    expect(dynamic).toEqual({ 'gateway.ts': 2, 'meshPolicy.ts': 1 });
+    expect(dynamic).toEqual({ 'gateway.ts': 2, 'meshPolicy.ts': 1, 'sloRules.ts': 1 });
   });
 });
 

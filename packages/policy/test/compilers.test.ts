@@ -25,6 +25,7 @@ import {
   parseModel,
   renderTarget,
   renderTargets,
+  routeStatPrefix,
 } from '../src/index.ts';
 import type {
   EnvoyListener,
@@ -366,6 +367,32 @@ describe('Envoy', () => {
       ['create-order', 'outbound_orders-api'],
       ['get-order', 'outbound_orders-api'],
       ['no-route', 404],
+    ]);
+  });
+
+  it('gives the edge routes with a budget per-route stats, named as the SLO rules read them', () => {
+    const routesOf = (workload: string, m = example) => {
+      const b = compileEnvoy(m, envoyOptions(m, workload)).bootstrap;
+      const f = b.static_resources.listeners.find((x) => x.name === 'inbound_http')
+        ?.filter_chains[0]?.filters[0];
+      return f?.name === 'envoy.filters.network.http_connection_manager'
+        ? (f.typed_config.route_config.virtual_hosts[0]?.routes ?? [])
+        : [];
+    };
+    expect(routesOf('ingress').map((r) => [r.name, r.stat_prefix])).toEqual([
+      ['create-order', routeStatPrefix('create-order')],
+      ['get-order', routeStatPrefix('get-order')],
+      ['no-route', undefined],
+    ]);
+    // The backend's sidecar does not count the same requests again.
+    expect(routesOf('orders-api').filter((r) => r.stat_prefix !== undefined)).toEqual([]);
+    // A route without a budget has no SLO rules, so no stats memory is spent on it.
+    const unbudgeted = structuredClone(example);
+    delete unbudgeted.routes['get-order']!.budget;
+    expect(routesOf('ingress', unbudgeted).map((r) => [r.name, r.stat_prefix])).toEqual([
+      ['create-order', 'create-order'],
+      ['get-order', undefined],
+      ['no-route', undefined],
     ]);
   });
 });

@@ -7,9 +7,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   burnWindows,
+  compileEnvoy,
   compilePrometheusRules,
   compileSloRules,
   envoyDefaultBucketsMs,
+  envoyOptions,
   latencyErrorBudget,
   SloBudgetError,
   sloAlerts,
@@ -297,5 +299,49 @@ describe('property: generated models', () => {
     // not vacuous: both outcomes happen (measured: 21 to 31 of 100 each)
     expect(compiled).toBeGreaterThan(10);
     expect(refused).toBeGreaterThan(10);
+  });
+});
+
+/** Every `stat_prefix` of an Envoy route in the sidecars of `model`, as `<workload>/<listener>/<prefix>`. */
+function routeStatPrefixes(model: BoundModel): string[] {
+  const out: string[] = [];
+  for (const w of Object.keys(model.workloads)) {
+    const { bootstrap } = compileEnvoy(model, envoyOptions(model, w));
+    for (const l of bootstrap.static_resources.listeners) {
+      for (const f of l.filter_chains.flatMap((c) => c.filters)) {
+        if (f.name !== 'envoy.filters.network.http_connection_manager') continue;
+        for (const vh of f.typed_config.route_config.virtual_hosts)
+          for (const r of vh.routes)
+            if (r.stat_prefix !== undefined) out.push(`${w}/${l.name}/${r.stat_prefix}`);
+      }
+    }
+  }
+  return out.sort();
+}
+
+describe('property: the series the rules read have exactly one producer', () => {
+  it("every budgeted route is counted by the edge's inbound listener, and by nothing else", () => {
+    let budgetedModels = 0;
+    fc.assert(
+      fc.property(budgetedArb, (model) => {
+        const edge = Object.entries(model.workloads).find(([, w]) => w.edge)?.[0];
+        const budgeted = Object.entries(model.routes)
+          .filter(([, r]) => r.budget)
+          .map(([n]) => n);
+        if (budgeted.length > 0) budgetedModels++;
+        // The arbitrary's edge calls every route's backend, so each route has its edge route.
+        const edgeListener = (name: string) => {
+          const { bootstrap } = compileEnvoy(model, envoyOptions(model, edge ?? ''));
+          const inbound = bootstrap.static_resources.listeners.filter((l) =>
+            l.name.startsWith('inbound_'),
+          );
+          expect(inbound, 'one inbound listener at the edge').toHaveLength(1);
+          return `${edge}/${inbound[0]?.name}/${name}`;
+        };
+        expect(routeStatPrefixes(model)).toEqual(budgeted.map(edgeListener).sort());
+      }),
+      { numRuns: 50 },
+    );
+    expect(budgetedModels).toBeGreaterThan(10);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * The policy model → everything one Kubernetes cluster needs, through the real compilers of
- * `@trellis/policy` (`compileIstio`, `compileGatewayApi`, `compileKafkaAcls`, `compileKeycloakRealm`).
+ * `@trellis/policy` (`compileIstio`, `compileGatewayApi`, `compileKafkaAcls`, `compileKeycloakRealm`,
+ * and `compilePrometheusRules` when the cluster's monitoring stack takes SLO rules).
  *
  * The compilers speak the model's own names (the local issuer, the route hosts of the local stack, the
  * edge workload `ingress`). What a cluster changes (its issuers, its hosts, the edge identity, the
@@ -16,6 +17,7 @@ import {
   compileIstio,
   compileKafkaAcls,
   compileKeycloakRealm,
+  compilePrometheusRules,
 } from '@trellis/policy';
 import type {
   BoundModel,
@@ -28,6 +30,7 @@ import type {
   KeycloakRealm,
   KubernetesEnvironment,
   Model,
+  PrometheusRule,
   ValidModel,
 } from '@trellis/policy';
 import { cassandraContactPoint } from './cassandra.ts';
@@ -80,6 +83,12 @@ export interface ClusterTarget {
    * @default the Services of the Cassandra (datacenter = region) and StrimziKafka components
    */
   dataServices?: Partial<Record<DataService, Endpoint>>;
+  /**
+   * SLO rules as PrometheusRule objects for the cluster's own Prometheus Operator, with these extra
+   * object labels (what its `ruleSelector` matches). @default none: Trellis installs no Prometheus
+   * Operator, so without it no PrometheusRule is compiled.
+   */
+  sloRules?: { labels?: Record<string, string> };
 }
 
 /** What one cluster gets, all of it compiled by `@trellis/policy`. */
@@ -96,6 +105,8 @@ export interface ClusterArtefacts {
   kafkaUsers: KafkaUserSpec[];
   /** `compileKeycloakRealm`, when the model's `keycloak` provider runs in the cluster. */
   realm?: KeycloakRealm;
+  /** `compilePrometheusRules`, one per budgeted route, when the target asks for SLO rules. */
+  sloRules?: PrometheusRule[];
   /** The Gateway the artefacts were compiled for. */
   target: ClusterGateway;
 }
@@ -227,6 +238,12 @@ export function compileForCluster(model: ValidModel, target: ClusterTarget): Clu
           userClient: { clientId: 'trellis-cli', directAccessGrants: false, redirectUris: [] },
         })
       : undefined;
+  const sloRules = target.sloRules
+    ? compilePrometheusRules(env, {
+        region: target.region,
+        ...(target.sloRules.labels ? { labels: target.sloRules.labels } : {}),
+      })
+    : undefined;
   return {
     model: env,
     mesh,
@@ -234,6 +251,7 @@ export function compileForCluster(model: ValidModel, target: ClusterTarget): Clu
     routes,
     kafkaUsers,
     ...(realm ? { realm } : {}),
+    ...(sloRules ? { sloRules } : {}),
     target: gw,
   };
 }

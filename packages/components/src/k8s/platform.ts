@@ -20,6 +20,7 @@ import type { ExternalIdp, InClusterIdp } from './keycloak.ts';
 import { MeshPolicy } from './meshPolicy.ts';
 import { isServiceName, serviceEnvSchemas } from '../services.ts';
 import { MeshService } from './meshService.ts';
+import { SloRules } from './sloRules.ts';
 import { k8sServiceEnv } from './serviceEnv.ts';
 
 /** Istio's root namespace: the Istio component installs there, mesh-wide policy lives there. */
@@ -100,6 +101,8 @@ export class Platform extends pulumi.ComponentResource {
   public readonly edgeHosts: pulumi.Output<string[]>;
   /** The cert-manager release: cert-manager resources made outside the platform wait for it. */
   public readonly certManager: pulumi.Resource;
+  /** `<namespace>/<name>` of the PrometheusRule objects applied (none unless asked for). */
+  public readonly sloRules: pulumi.Output<string[]>;
 
   constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super('trellis:k8s:Platform', name, {}, opts);
@@ -325,6 +328,19 @@ export class Platform extends pulumi.ComponentResource {
       args.idp.mode === 'keycloak'
         ? withIssuerRoute(compiled.gateway, compiled.routes, args.idp.hostname)
         : { gateway: compiled.gateway, routes: compiled.routes };
+    // Only when the target asked for them (compile.ts): the cluster's Prometheus Operator loads them.
+    const sloRules = compiled.sloRules
+      ? new SloRules(
+          `${name}-slo`,
+          {
+            rules: compiled.sloRules,
+            dependsOn: [...new Set(compiled.sloRules.map((r) => r.metadata.namespace))].flatMap(
+              (ns) => namespaces.get(ns) ?? [],
+            ),
+          },
+          child,
+        )
+      : undefined;
     const gateway = new NginxGateway(
       `${name}-gateway`,
       {
@@ -349,7 +365,9 @@ export class Platform extends pulumi.ComponentResource {
     this.cassandraContactPoint = cassandra.contactPoint;
     this.edgeHosts = gateway.hostnames;
     this.certManager = certManager.release;
+    this.sloRules = sloRules?.applied ?? pulumi.output([]);
     this.registerOutputs({
+      sloRules: this.sloRules,
       edgeHosts: this.edgeHosts,
       issuer: this.issuer,
       jwksUri: this.jwksUri,

@@ -56,6 +56,8 @@ export type {
   ConfigCheck,
   EnvoyArgsOptions,
 } from './envoy.ts';
+export { startPrometheus, prometheusArgs } from './prometheus.ts';
+export type { PrometheusOptions, PrometheusInstance, PromSample } from './prometheus.ts';
 export { startNginx, testNginxConfig, renderNginxConf, nginxLaunchSpec } from './nginx.ts';
 export type { NginxOptions, NginxInstance, NginxLaunchSpec, RenderNginxOptions } from './nginx.ts';
 export {

@@ -197,6 +197,8 @@ export interface EnvoyRoute {
   match: RouteMatch;
   route?: { cluster: string; timeout?: string };
   direct_response?: { status: number };
+  /** Per-route stats under `vhost.<vhost>.route.<stat_prefix>.`; none when unset. */
+  stat_prefix?: string;
   typed_per_filter_config?: { 'envoy.filters.http.local_ratelimit': LocalRateLimit };
 }
 

@@ -9,6 +9,7 @@ import type { HcmBuilder, HttpFilterBuilder, HttpListenerIr } from './ir.ts';
 import { jwtAuthn } from './jwt.ts';
 import { localRateLimit } from './ratelimit.ts';
 import { rbac } from './rbac.ts';
+import { routeStats } from './route-stats.ts';
 import { router } from './router.ts';
 
 /**
@@ -37,11 +38,12 @@ const builders: { [N in HttpFilter['name']]: HttpFilterBuilder<N> } = {
 
 /**
  * Every builder that patches a listener, in the order they run: identity headers, the access log,
- * then the chain.
+ * the edge's per-route stats, then the chain.
  */
 export const hcmBuilders: readonly HcmBuilder[] = [
   identityHeaders,
   accessLog,
+  routeStats,
   ...httpFilterOrder.map((n) => builders[n]),
 ];
 
