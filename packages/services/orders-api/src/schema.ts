@@ -23,7 +23,8 @@ export const ddl: readonly string[] = [
     created_at timestamp,
     ${IDEMPOTENCY_COLUMNS}
   )`,
-  `ALTER TABLE ${KEYSPACE}.orders ADD IF NOT EXISTS ${IDEMPOTENCY_COLUMNS}`,
+  // Several columns need the parentheses (Cassandra 5.0's grammar; its docs' BNF omits them).
+  `ALTER TABLE ${KEYSPACE}.orders ADD IF NOT EXISTS (${IDEMPOTENCY_COLUMNS})`,
 ];
 
 /** Apply {@link ddl}. Idempotent; fails clearly when the keyspace does not exist yet. */
