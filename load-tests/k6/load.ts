@@ -125,7 +125,19 @@ function requestId(): string {
   return `load-${exec.vu.idInTest}-${exec.vu.iterationInInstance}-${Date.now()}`;
 }
 
-/** POST an order through the ingress; check the status and that the body is the order sent. */
+// Idempotency keys: unique per order, across VUs (the VU id), iterations (the counter) and runs
+// (the start time and a random part), since the token's subject is the same in every run.
+const keyPrefix = `load-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+let keySeq = 0;
+function idempotencyKey(): string {
+  keySeq++;
+  return `"${keyPrefix}-${exec.vu.idInTest}-${keySeq}"`;
+}
+
+/**
+ * POST an order through the ingress with its own `Idempotency-Key` (the contract of docs/services.md);
+ * check the status and that the body is the order sent.
+ */
 function createOrder(
   route: PlanRoute,
   token: string,
@@ -137,6 +149,7 @@ function createOrder(
     headers: {
       Authorization: `Bearer ${token}`,
       'Content-Type': 'application/json',
+      'Idempotency-Key': idempotencyKey(),
       'X-Request-Id': requestId(),
     },
     tags: { route: route.name, ...tags },

@@ -29,6 +29,8 @@ import {
   type PemFiles,
 } from '@trellis/local/harness';
 import { buildApp as buildOrdersApi, type OrdersApiOptions } from '@trellis/orders-api/app';
+import { fingerprint, orderIdFor } from '@trellis/orders-api/idempotency';
+import { OrderStore } from '@trellis/orders-api/orders';
 import { decodeOrderCreated, encodeOrderCreated, type Order } from '@trellis/contracts/orders-v1';
 import cassandra from 'cassandra-driver';
 import kafkajs from 'kafkajs';
@@ -233,8 +235,10 @@ beforeAll(async () => {
           ] as const
         ).flatMap(([role, ks, sa]) => [
           `CREATE ROLE ${role} WITH LOGIN = true`,
-          // CREATE for the services' own table migrations; no grant outside their keyspace.
-          ...['CREATE', 'SELECT', 'MODIFY'].map((p) => `GRANT ${p} ON KEYSPACE ${ks} TO ${role}`),
+          // CREATE and ALTER for the services' own table migrations; no grant outside their keyspace.
+          ...['CREATE', 'ALTER', 'SELECT', 'MODIFY'].map(
+            (p) => `GRANT ${p} ON KEYSPACE ${ks} TO ${role}`,
+          ),
           `ADD IDENTITY '${TRUST}/ns/shop/sa/${sa}' TO ROLE '${role}'`,
         ]),
         'CREATE ROLE tester WITH LOGIN = true AND SUPERUSER = true',
@@ -370,6 +374,242 @@ describe('orders-api → Kafka → ledger', () => {
       timeoutMs: 30_000,
       intervalMs: 200,
     });
+  });
+});
+
+describe('Idempotency-Key and the read cache', () => {
+  // A second replica of orders-api on the same stores: the races below span two processes, so the
+  // Paxos round in Cassandra, not the in-process guard, is what keeps them to one order.
+  let replica: FastifyInstance;
+  let storeClient: cassandra.Client;
+  let store: OrderStore;
+  let entriesBefore: number;
+  const ids = new Set<string>();
+
+  beforeAll(async () => {
+    if (!cass) throw new Error('not started');
+    replica = await buildOrdersApi(ordersApiOptions());
+    await replica.ready();
+    await ready(replica, 'second orders-api ready');
+    // The store's own statements, as a process that wrote a row and died would have run them.
+    storeClient = new cassandra.Client({
+      ...cassandraClientOptions(cass, creds(pki.tester)),
+      queryOptions: { prepare: true, consistency: cassandra.types.consistencies.localQuorum },
+    });
+    store = new OrderStore(storeClient);
+    entriesBefore = await entryCount();
+  }, 120_000);
+  afterAll(async () => {
+    await replica?.close();
+    await storeClient?.shutdown();
+  });
+
+  const as = (sub: string) => ({ ...identity, 'x-jwt-payload': claims(sub) });
+  const postKeyed = (
+    app: FastifyInstance,
+    key: string,
+    body: Record<string, unknown>,
+    sub = 'alice',
+  ) =>
+    app.inject({
+      method: 'POST',
+      url: '/orders',
+      headers: { ...as(sub), 'idempotency-key': `"${key}"` },
+      payload: body,
+    });
+  const rowsWithSku = async (sku: string): Promise<string[]> =>
+    (
+      await cql.execute('SELECT id FROM orders.orders WHERE sku = ? ALLOW FILTERING', [sku], {
+        prepare: true,
+      })
+    ).rows.map((r) => String(r.get('id')));
+  const lookups = async (app: FastifyInstance): Promise<{ hit: number; miss: number }> => {
+    const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    const n = (result: string): number =>
+      Number(
+        new RegExp(
+          `^orders_api_order_cache_lookups_total\\{result="${result}"\\} (\\d+)$`,
+          'm',
+        ).exec(text)?.[1] ?? NaN,
+      );
+    return { hit: n('hit'), miss: n('miss') };
+  };
+
+  it('the same key twice gives the same order, one row, and says the second is a replay', async () => {
+    const key = `twice-${randomUUID()}`;
+    const body = { sku: 'IDEM-TWICE', quantity: 2, customerRef: 'r-1' };
+    const first = await postKeyed(ordersApi, key, body);
+    expect(first.statusCode, first.body).toBe(201);
+    expect(first.headers['idempotent-replayed']).toBeUndefined();
+    // The retry lands on the other replica, with its JSON written differently.
+    const second = await postKeyed(replica, key, {
+      customerRef: 'r-1',
+      quantity: 2,
+      sku: 'IDEM-TWICE',
+    });
+    expect(second.statusCode, second.body).toBe(201);
+    expect(second.headers['idempotent-replayed']).toBe('true');
+    expect(second.json()).toEqual(first.json());
+    expect(second.headers.location).toBe(first.headers.location);
+    const order = first.json<Order>();
+    expect(order.id).toBe(orderIdFor('alice', key));
+    expect(await rowsWithSku('IDEM-TWICE')).toEqual([order.id]);
+    ids.add(order.id);
+  });
+
+  it('another subject with the same key gets its own order', async () => {
+    const key = `shared-${randomUUID()}`;
+    const body = { sku: 'IDEM-SCOPED', quantity: 1 };
+    const alice = await postKeyed(ordersApi, key, body, 'alice');
+    const bob = await postKeyed(ordersApi, key, body, 'bob');
+    expect([alice.statusCode, bob.statusCode]).toEqual([201, 201]);
+    expect(alice.json<Order>().id).not.toBe(bob.json<Order>().id);
+    expect(bob.json<Order>().subject).toBe('bob');
+    expect((await rowsWithSku('IDEM-SCOPED')).sort()).toEqual(
+      [alice.json<Order>().id, bob.json<Order>().id].sort(),
+    );
+    ids.add(alice.json<Order>().id).add(bob.json<Order>().id);
+  });
+
+  it('20 concurrent requests with one key, over two replicas: one order; the others 409 or its replay', async () => {
+    const key = `race-${randomUUID()}`;
+    const body = { sku: 'IDEM-RACE', quantity: 7 };
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => postKeyed(i % 2 === 0 ? ordersApi : replica, key, body)),
+    );
+    const statuses = answers.map((a) => a.statusCode);
+    const won = answers.filter((a) => a.statusCode === 201);
+    expect(won.length, statuses.join(',')).toBeGreaterThan(0);
+    expect(statuses.filter((s) => s !== 201 && s !== 409)).toEqual([]);
+    expect(new Set(won.map((a) => a.json<Order>().id))).toEqual(
+      new Set([orderIdFor('alice', key)]),
+    );
+    for (const a of answers.filter((x) => x.statusCode === 409)) {
+      expect(Number(a.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      expect(a.json()).toMatchObject({ error: 'idempotency_key_in_use' });
+    }
+    expect(await rowsWithSku('IDEM-RACE')).toEqual([orderIdFor('alice', key)]);
+    // Once the winner has answered, a retry is a replay of the same order.
+    const retry = await postKeyed(replica, key, body);
+    expect(retry.statusCode).toBe(201);
+    expect(retry.json()).toEqual(won[0]?.json());
+    ids.add(orderIdFor('alice', key));
+  });
+
+  it('the same key with a different body is refused with 422, and the order is unchanged', async () => {
+    const key = `reuse-${randomUUID()}`;
+    const first = await postKeyed(ordersApi, key, { sku: 'IDEM-REUSE', quantity: 1 });
+    expect(first.statusCode).toBe(201);
+    for (const other of [
+      { sku: 'IDEM-REUSE', quantity: 2 },
+      { sku: 'IDEM-REUSE-2', quantity: 1 },
+      { sku: 'IDEM-REUSE', quantity: 1, customerRef: 'x' },
+    ]) {
+      const res = await postKeyed(replica, key, other);
+      expect(res.statusCode, JSON.stringify(other)).toBe(422);
+      expect(res.json()).toMatchObject({
+        error: 'idempotency_key_reused',
+        field: 'headers.idempotency-key',
+      });
+    }
+    const got = await ordersApi.inject({
+      method: 'GET',
+      url: `/orders/${first.json<Order>().id}`,
+      headers: identity,
+    });
+    expect(got.json()).toEqual(first.json());
+    expect(await rowsWithSku('IDEM-REUSE-2')).toEqual([]);
+    ids.add(first.json<Order>().id);
+  });
+
+  it('a crash between the Cassandra write and the Kafka produce: the retry completes the order, once', async () => {
+    const body = { sku: 'IDEM-CRASH', quantity: 4 };
+    // What a killed orders-api leaves behind: the row (its lease still running, or run out), no event.
+    const orphan = async (key: string, leaseUntil: number): Promise<Order> => {
+      const order: Order = {
+        id: orderIdFor('alice', key),
+        ...body,
+        subject: 'alice',
+        createdAt: new Date(Date.now() - 60_000).toISOString(),
+      };
+      expect(await store.create(order, fingerprint(body), leaseUntil)).toEqual({ created: true });
+      return order;
+    };
+    const recentKey = `crash-recent-${randomUUID()}`;
+    const recent = await orphan(recentKey, Date.now() + 60_000);
+    const oldKey = `crash-old-${randomUUID()}`;
+    const old = await orphan(oldKey, Date.now() - 1);
+
+    // Within the lease the creating request may still be running: 409, and nothing is produced.
+    const early = await postKeyed(ordersApi, recentKey, body);
+    expect(early.statusCode).toBe(409);
+    expect(Number(early.headers['retry-after'])).toBeGreaterThan(50);
+    expect((await store.getStored(recent.id))?.publishedAt).toBeNull();
+
+    // After it, the retry produces the stored order's event and answers with the stored order.
+    const retry = await postKeyed(replica, oldKey, body);
+    expect(retry.statusCode, retry.body).toBe(201);
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect(retry.json()).toEqual(old);
+    expect((await store.getStored(old.id))?.publishedAt).toBeGreaterThan(0);
+    const entry = await waitUntil(async () => (await ledger?.store.get(old.id)) ?? null, {
+      what: 'the completed order projected by the ledger (so its event reached Kafka)',
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
+    expect(entry).toMatchObject({ orderId: old.id, quantity: 4, orderedAt: old.createdAt });
+    // A further retry is a plain replay: no second order, the same answer.
+    const again = await postKeyed(ordersApi, oldKey, body);
+    expect(again.statusCode).toBe(201);
+    expect(again.json()).toEqual(old);
+    expect((await rowsWithSku('IDEM-CRASH')).sort()).toEqual([old.id, recent.id].sort());
+    ids.add(old.id);
+  });
+
+  it('every order above is projected exactly once by the ledger', async () => {
+    // The orphan within its lease has no event yet; everything else does, replays included.
+    await waitUntil(async () => (await entryCount()) === entriesBefore + ids.size, {
+      what: `${ids.size} new ledger entries`,
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
+    for (const id of ids) expect(await ledger?.store.get(id)).toMatchObject({ orderId: id });
+  });
+
+  it('GET /orders/:id: repeated reads come from the cache, behind authentication, each the order asked for', async () => {
+    const mine = await createOrder({ sku: 'CACHE-ALICE', quantity: 1 });
+    const bobs = await ordersApi.inject({
+      method: 'POST',
+      url: '/orders',
+      headers: as('bob'),
+      payload: { sku: 'CACHE-BOB', quantity: 2 },
+    });
+    expect(bobs.statusCode).toBe(201);
+    const theirs = bobs.json<Order>();
+    const get = (id: string, headers: Record<string, string>) =>
+      ordersApi.inject({ method: 'GET', url: `/orders/${id}`, headers });
+    const before = await lookups(ordersApi);
+    for (let i = 0; i < 5; i++) {
+      const a = await get(mine.id, as('alice'));
+      const b = await get(theirs.id, as('bob'));
+      expect([a.statusCode, b.statusCode]).toEqual([200, 200]);
+      expect(a.json()).toEqual(mine);
+      expect(b.json()).toEqual(theirs);
+    }
+    const after = await lookups(ordersApi);
+    // One miss per order (the first read), every later read a hit.
+    expect(after.miss - before.miss).toBe(2);
+    expect(after.hit - before.hit).toBe(8);
+    const ratio = (m: { hit: number; miss: number }) => m.hit / (m.hit + m.miss);
+    expect(ratio(after)).toBeGreaterThan(ratio(before));
+    // A cached order still needs an identity: 401, and the lookup never happens.
+    const anonymous = await ordersApi.inject({ method: 'GET', url: `/orders/${mine.id}` });
+    expect(anonymous.statusCode).toBe(401);
+    expect(await lookups(ordersApi)).toEqual(after);
+    // The id in the path, in any case, selects the entry: upper case reads the same cached order.
+    const upper = await get(mine.id.toUpperCase(), as('alice'));
+    expect(upper.json()).toEqual(mine);
+    expect((await lookups(ordersApi)).hit).toBe(after.hit + 1);
   });
 });
 

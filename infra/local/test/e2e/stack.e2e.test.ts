@@ -115,6 +115,27 @@ describe('a user with orders:write, through nginx and two sidecars', () => {
   });
 });
 
+describe('Idempotency-Key through nginx and both sidecars', () => {
+  it('a retried POST with the same key returns the same order; another body under it is refused', async () => {
+    const alice = await token('alice');
+    const key = `e2e-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+    const send = (body: string) =>
+      call(`${outputs().ingressUrl}/orders`, {
+        method: 'POST',
+        body,
+        headers: { ...bearer(alice), 'idempotency-key': `"${key}"` },
+      });
+    const first = await send(order);
+    expect(first.status, first.body).toBe(201);
+    const retry = await send(order);
+    expect(retry.status, retry.body).toBe(201);
+    // The header reached the app through every hop: the retry is the same order, not a second one.
+    expect(JSON.parse(retry.body)).toEqual(JSON.parse(first.body));
+    const other = await send(JSON.stringify({ sku: 'e2e-1', quantity: 3 }));
+    expect(other.status, other.body).toBe(422);
+  });
+});
+
 describe('tokens at the edge', () => {
   it('refuses a request without a token with 401', async () => {
     expect((await post(null)).status).toBe(401);

@@ -27,6 +27,7 @@ export function loadConfig(vars: Readonly<Record<string, string | undefined>>): 
       topic: env.string('ORDERS_TOPIC', ORDERS_TOPIC),
       migrate: migrateFromEnv(env),
       publishTimeoutMs: env.int('PUBLISH_TIMEOUT_MS', 5_000, 100, 60_000),
+      orderCacheEntries: env.int('ORDER_CACHE_ENTRIES', 10_000, 0, 1_000_000),
       log: { level: server.logLevel },
     },
   };

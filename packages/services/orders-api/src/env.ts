@@ -25,6 +25,11 @@ export const ordersApiEnvSchema = envSchema(
       ...envValue.integer,
       description: "How long POST waits for Kafka's ack, 100..60000. @default 5000",
     },
+    ORDER_CACHE_ENTRIES: {
+      ...envValue.integer,
+      description:
+        'Orders the GET /orders/:id cache holds (LRU), 0..1000000; 0 turns it off. @default 10000',
+    },
   },
   [...cassandraEnvSchema.required, ...kafkaEnvSchema.required],
 );

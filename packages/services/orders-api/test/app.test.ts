@@ -68,6 +68,33 @@ describe('POST /orders validation', () => {
   });
 });
 
+describe('Idempotency-Key', () => {
+  it.each([
+    ['"has space"', 'must be 1-128'],
+    ['"a", "b"', 'must be 1-128'],
+    ['x'.repeat(129), 'must be 1-128'],
+  ])('%s → 400 naming the header, before any store is needed', async (key, message) => {
+    const res = await post({ sku: 'A-1', quantity: 1 }, { ...alice, 'idempotency-key': key });
+    expect(res.statusCode).toBe(400);
+    const json = res.json<{ error: string; field: string; message: string }>();
+    expect(json).toMatchObject({ error: 'bad_request', field: 'headers.idempotency-key' });
+    expect(json.message).toContain(message);
+  });
+
+  it('validates the body before the key', async () => {
+    const res = await post({ sku: 'A-1' }, { ...alice, 'idempotency-key': '"bad key"' });
+    expect(res.json()).toMatchObject({ field: 'body.quantity' });
+  });
+
+  it('takes a valid key in either form, and answers a retryable 503 while the stores are down', async () => {
+    for (const key of ['"k-1"', 'k-1']) {
+      const res = await post({ sku: 'A-1', quantity: 1 }, { ...alice, 'idempotency-key': key });
+      expect(res.statusCode).toBe(503);
+      expect(res.headers['retry-after']).toBe('1');
+    }
+  });
+});
+
 describe('identity headers', () => {
   it('answers 401 without the payload header, before validating the body', async () => {
     const res = await post({ nonsense: true }, {});
@@ -131,6 +158,31 @@ describe('request log', () => {
 });
 
 describe('GET /orders/:id', () => {
+  const lookups = async (): Promise<string[]> =>
+    (await app.inject({ method: 'GET', url: '/metrics' })).body
+      .split('\n')
+      .filter((l) => l.startsWith('orders_api_order_cache_lookups_total{'));
+
+  it('exports the read cache counters on /metrics, without an identity (pod-local)', async () => {
+    const res = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(res.body).toContain('# TYPE orders_api_order_cache_lookups_total counter');
+    expect(res.body).toContain('# TYPE orders_api_order_cache_hit_ratio gauge');
+    expect(res.body).toMatch(/^orders_api_order_cache_entries 0$/m);
+  });
+
+  it('looks in the cache only after authentication', async () => {
+    const id = '0b8a6f8e-3c1e-4c59-9a51-6f0f0c1b2d3e';
+    const before = await lookups();
+    expect((await app.inject({ method: 'GET', url: `/orders/${id}` })).statusCode).toBe(401);
+    expect(await lookups()).toEqual(before);
+    // The positive control: an authenticated read does look (a miss; the store is down: 503).
+    const res = await app.inject({ method: 'GET', url: `/orders/${id}`, headers: alice });
+    expect(res.statusCode).toBe(503);
+    expect(await lookups()).not.toEqual(before);
+  });
+
   it('answers 400 for a malformed id', async () => {
     const res = await app.inject({ method: 'GET', url: '/orders/not-a-uuid', headers: alice });
     expect(res.statusCode).toBe(400);

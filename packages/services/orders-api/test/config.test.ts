@@ -29,6 +29,7 @@ describe('loadConfig', () => {
     });
     expect(c.app.kafka).toEqual({ brokers: ['127.0.0.1:9092'], clientId: 'orders-api' });
     expect(c.app.topic).toBe('orders.v1');
+    expect(c.app.orderCacheEntries).toBe(10_000);
     expect(c.app.identity).toEqual({
       payloadHeader: 'x-jwt-payload',
       xfccHeader: 'x-forwarded-client-cert',
@@ -89,6 +90,8 @@ describe('loadConfig', () => {
     [{ IDENTITY_XFCC_HEADER: 'bad header' }, 'IDENTITY_XFCC_HEADER', 'HTTP header name'],
     [{ KAFKA_CLIENT_ID: 'a b' }, 'KAFKA_CLIENT_ID', 'must be letters'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL', 'must be one of'],
+    [{ ORDER_CACHE_ENTRIES: '-1' }, 'ORDER_CACHE_ENTRIES', 'between 0 and 1000000'],
+    [{ ORDER_CACHE_ENTRIES: 'many' }, 'ORDER_CACHE_ENTRIES', 'must be an integer'],
   ])('%j fails naming %s', (vars, variable, problem) => {
     let err: unknown;
     try {
@@ -129,6 +132,7 @@ describe('the env schema (@trellis/orders-api/env)', () => {
         CASSANDRA_TRANSLATE_ADDRESS: '127.0.0.1:15042',
         IDENTITY_PAYLOAD_HEADER: 'X-Claims',
         PUBLISH_TIMEOUT_MS: '2000',
+        ORDER_CACHE_ENTRIES: '0',
       }),
     ).toEqual([]);
   });
