@@ -6,7 +6,8 @@
  * detection rates (delay, burn against A) of docs/performance.md. Bounded: every run has a fixed
  * schedule and k6 a time limit.
  *
- *   node load-tests/bench/gate-ab.ts [--runs 1] [--rounds 6] [--block 2] [--rate 100] [--out reports/gate]
+ *   node load-tests/bench/gate-ab.ts [--runs 1] [--first-seed 1] [--rounds 6] [--block 2] [--rate 100]
+ *                                    [--out reports/gate]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -19,6 +20,8 @@ import { startAbStack } from '../src/ab/stack.ts';
 const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '1' },
+    // Run i uses seed first-seed + i, so that runs split over several calls draw fresh orders.
+    'first-seed': { type: 'string', default: '1' },
     rounds: { type: 'string', default: '6' },
     block: { type: 'string', default: '2' },
     rate: { type: 'string', default: '100' },
@@ -39,7 +42,7 @@ try {
       rounds: Number(values.rounds),
       blockS: Number(values.block),
       rate: Number(values.rate),
-      seed: i + 1,
+      seed: Number(values['first-seed']) + i,
       command: `node load-tests/bench/gate-ab.ts ${process.argv.slice(2).join(' ')}`,
     });
     for (const v of r.verdicts) {
