@@ -10,6 +10,7 @@ import {
   withFaultDelay,
   type Bootstrap,
 } from '../src/ab/stack.ts';
+import { selfCheckProblems } from '../src/ab/self-check.ts';
 import { cpuNanos } from '../src/cpu.ts';
 import { judgeBlocks } from '../src/gate/compare.ts';
 import { comparisonPlan, planRounds } from '../src/gate/plan.ts';
@@ -224,5 +225,33 @@ describe('renderAbReport', () => {
     );
     for (const p of PEER_FIGURES) expect(md).toContain(p.source);
     expect(md.match(/^\| \d+ \| \d+ \| [AB] \|/gm)).toHaveLength(plan.blocks.length);
+  });
+});
+
+describe('selfCheckProblems (./trellis load --scenario gate)', () => {
+  const m = (key: string, outcome: string) => ({ metric: { key }, outcome });
+  const v = (candidate: string, outcome: string, metrics: ReturnType<typeof m>[]) => ({
+    comparison: { baseline: 'A', candidate },
+    verdict: { outcome, metrics },
+  });
+  it('is empty when A/A passes and each injected regression fails on its own metric', () => {
+    const ok = [
+      v('A2', 'pass', [m('traversal', 'no change')]),
+      v('delay', 'fail', [m('traversal', 'regression')]),
+      v('burn', 'fail', [m('cpu:app', 'regression')]),
+    ];
+    expect(selfCheckProblems({ verdicts: ok } as never)).toEqual([]);
+  });
+  it('names every comparison that did not behave', () => {
+    const bad = [
+      v('A2', 'fail', [m('traversal', 'regression')]),
+      v('delay', 'pass', [m('traversal', 'no change')]),
+      v('burn', 'fail', [m('cpu:app', 'no change'), m('cpu:sidecar', 'regression')]),
+    ];
+    expect(selfCheckProblems({ verdicts: bad } as never)).toEqual([
+      'A2 against A: fail, expected pass',
+      'delay against A: pass, expected fail',
+      'burn against A: failed, but not on cpu:app',
+    ]);
   });
 });
