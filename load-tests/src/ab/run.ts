@@ -12,7 +12,7 @@
  *   serves the floor's request of each iteration, for every arm alike.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
@@ -355,7 +355,6 @@ export async function runAb(o: RunAbOptions): Promise<AbResult> {
     for (const t of timers) clearTimeout(t);
     rmSync(scratch, { recursive: true, force: true });
     await new Promise<void>((r) => server.close(() => r()));
-    mkdirSync(reportDir, { recursive: true });
   }
 }
 
