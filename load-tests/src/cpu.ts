@@ -3,7 +3,7 @@
  * clock ticks; proc(5)). If k6 needs most of a core, the latencies describe k6, not Trellis.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Share of one core above which the report warns that k6 may be the bottleneck. */
 export const K6_CPU_WARN = 0.8;
@@ -105,4 +105,29 @@ export class CpuSampler {
       samples: this.samples,
     };
   }
+}
+
+/**
+ * CPU nanoseconds used so far by every thread of `pid` (the first field of each
+ * `/proc/<pid>/task/<tid>/schedstat`: time on a CPU, in ns; proc(5)), or null when it is gone.
+ * Nanoseconds, not the 10 ms clock ticks of `stat`: a gate block of a few seconds spends only tens
+ * of milliseconds in one component, which ticks would round by ±10 ms. Threads that exited in the
+ * window are not counted (Envoy's and Node's threads live as long as the process).
+ */
+export function cpuNanos(pid: number): number | null {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return null;
+  }
+  let ns = 0;
+  for (const tid of tids) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread exited while we looked
+    }
+  }
+  return ns;
 }

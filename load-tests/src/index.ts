@@ -20,7 +20,13 @@ export { scenarioDefaults, parseScenario, parseDuration } from './scenarios.ts';
 export { parseBudgetOverride } from './overrides.ts';
 export type { ReportData } from './report.ts';
 export { withStackCpu } from './stack-cpu.ts';
-// The regression gate (not yet wired into a run; see docs/adr/0013-regression-gate-rank-test.md).
+// The regression gate (docs/adr/0013-regression-gate-rank-test.md): the statistics, and the A/B runner.
+export { runGateSelfCheck, selfCheckProblems } from './ab/self-check.ts';
+export { runAb, AB_METRICS } from './ab/run.ts';
+export type { AbResult, AbBlock, AbComparison, RunAbOptions } from './ab/run.ts';
+export { startAbStack, withFaultDelay, floorBootstrap } from './ab/stack.ts';
+export type { AbStack, ArmSpec, RunningArm } from './ab/stack.ts';
+export { planRounds, comparisonPlan } from './gate/plan.ts';
 export { DEFAULT_ALPHA, minAchievableP, minPairsFor, planBlocks } from './gate/plan.ts';
 export type { Arm, Block, BlockOrder, BlockPlan, BlockPlanInput } from './gate/plan.ts';
 export { compareSamples, judgeBlocks } from './gate/compare.ts';

@@ -146,3 +146,144 @@ export function planBlocks(input: BlockPlanInput): BlockPlan {
     minP,
   };
 }
+
+/** Inputs of {@link planRounds}: more than two arms, each round loading every arm once. */
+export interface RoundPlanInput {
+  /** The arms, by name (the first is usually the baseline). At least two, each named once. */
+  arms: readonly string[];
+  /** Judged rounds (blocks per arm). */
+  rounds: number;
+  /** Rounds run first and not judged. @default 1 */
+  warmupRounds?: number;
+  /** Seconds each block measures. */
+  blockS: number;
+  /** Seconds between two blocks. @default 0 */
+  gapS?: number;
+  /** Seed of the order of the arms inside each round (a fresh permutation per round). @default 1 */
+  seed?: number;
+  /** @default DEFAULT_ALPHA */
+  alpha?: number;
+}
+
+/** One block of a multi-arm schedule. */
+export interface RoundBlock {
+  index: number;
+  round: number;
+  arm: string;
+  warmup: boolean;
+  startS: number;
+  durationS: number;
+}
+
+/** What {@link planRounds} returns. */
+export interface RoundPlan {
+  arms: string[];
+  blocks: RoundBlock[];
+  rounds: number;
+  warmupRounds: number;
+  seed: number;
+  alpha: number;
+  blockS: number;
+  gapS: number;
+  totalS: number;
+  minP: number;
+}
+
+/**
+ * The schedule of a run that judges several candidates against one baseline at once (A against A′,
+ * against B₁, B₂, …): every round loads each arm for one block, in a seeded random order drawn
+ * afresh per round, so each pair of arms is interleaved as {@link planBlocks}' `randomized` order
+ * interleaves A and B. One run then serves every comparison, which costs less machine time than one
+ * two-arm run per comparison and keeps the baseline's blocks common to all of them.
+ */
+export function planRounds(input: RoundPlanInput): RoundPlan {
+  const rounds = integer(input.rounds, 2, 'rounds');
+  const warmupRounds = integer(input.warmupRounds ?? 1, 0, 'warmupRounds');
+  const seed = integer(input.seed ?? 1, 0, 'seed');
+  const alpha = input.alpha ?? DEFAULT_ALPHA;
+  const gapS = input.gapS ?? 0;
+  if (input.arms.length < 2) throw new Error('arms: name at least two arms');
+  input.arms.forEach((a, i) => {
+    if (a === '') throw new Error(`arms[${i}]: must not be empty`);
+    if (input.arms.indexOf(a) !== i) throw new Error(`arms[${i}]: '${a}' is named twice`);
+  });
+  if (!(Number.isFinite(input.blockS) && input.blockS > 0))
+    throw new Error(`blockS: ${input.blockS} must be a number of seconds above zero`);
+  if (!(Number.isFinite(gapS) && gapS >= 0))
+    throw new Error(`gapS: ${gapS} must be a number of seconds, zero or more`);
+  if (!(alpha > 0 && alpha < 1)) throw new Error(`alpha: ${alpha} must be between 0 and 1`);
+  const minP = minAchievableP(rounds, rounds);
+  if (!(minP < alpha))
+    throw new Error(
+      `rounds: ${rounds} rounds can never reach p < ${alpha} (the smallest p with ${rounds} blocks per arm is ${minP.toPrecision(3)}); use at least ${minPairsFor(alpha)}`,
+    );
+  const random = seededRandom(seed);
+  const blocks: RoundBlock[] = [];
+  let t = 0;
+  for (let round = 0; round < warmupRounds + rounds; round++) {
+    const order = [...input.arms];
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [order[i], order[j]] = [order[j] as string, order[i] as string];
+    }
+    for (const arm of order) {
+      if (blocks.length > 0) t += gapS;
+      blocks.push({
+        index: blocks.length,
+        round,
+        arm,
+        warmup: round < warmupRounds,
+        startS: t,
+        durationS: input.blockS,
+      });
+      t += input.blockS;
+    }
+  }
+  return {
+    arms: [...input.arms],
+    blocks,
+    rounds,
+    warmupRounds,
+    seed,
+    alpha,
+    blockS: input.blockS,
+    gapS,
+    totalS: t,
+    minP,
+  };
+}
+
+/**
+ * One comparison of a multi-arm run as the two-arm plan {@link judgeBlocks} judges: the blocks of
+ * `baseline` become A and those of `candidate` B, each round a pair; block indices are kept.
+ */
+export function comparisonPlan(p: RoundPlan, baseline: string, candidate: string): BlockPlan {
+  for (const [field, arm] of [
+    ['baseline', baseline],
+    ['candidate', candidate],
+  ] as const)
+    if (!p.arms.includes(arm)) throw new Error(`${field}: no arm '${arm}' in the plan`);
+  if (baseline === candidate) throw new Error(`candidate: '${candidate}' is the baseline itself`);
+  const blocks: Block[] = p.blocks
+    .filter((b) => b.arm === baseline || b.arm === candidate)
+    .map((b) => ({
+      index: b.index,
+      pair: b.round,
+      arm: b.arm === baseline ? 'A' : 'B',
+      warmup: b.warmup,
+      startS: b.startS,
+      durationS: b.durationS,
+    }));
+  return {
+    blocks,
+    pairs: p.rounds,
+    warmupPairs: p.warmupRounds,
+    order: 'randomized',
+    seed: p.seed,
+    alpha: p.alpha,
+    blockS: p.blockS,
+    gapS: p.gapS,
+    totalS: p.totalS,
+    minP: p.minP,
+  };
+}

@@ -14,6 +14,7 @@ import {
   parseBudgetOverride,
   parseDuration,
   parseScenario,
+  runGateSelfCheck,
   runLoad,
   scenarioDefaults,
   scenarioNames,
@@ -25,6 +26,7 @@ import { ROOT, stackDir } from '../stack.ts';
 import { stackOutputs } from './up.ts';
 
 const usage = `usage: ./trellis load [--scenario ${scenarioNames.join('|')}] [--stack S | --target FILE]
+       ./trellis load --scenario gate [--out DIR]   (the regression gate's self-check; no stack needed)
                      [--rps N] [--duration D] [--warmup D] [--mesh-rate N] [--as USER] [--no-abort]
                      [--environment NAME] [--budget-override ROUTE|mesh:FIELD=VALUE[,...]]...
                      [--model FILE] [--out DIR]`;
@@ -112,6 +114,7 @@ export async function load(args: string[]): Promise<number> {
     process.stdout.write(`${usage}\n\nScenarios:\n${rows.join('\n')}\n`);
     return 0;
   }
+  if (args.join(' ').match(/(^|\s)--scenario(=|\s)gate(\s|$)/)) return gate(args);
   const a = parseLoadArgs(args);
   const model = loadModel(a.model);
   // Before the stack's outputs are read: an environment the model does not declare is named now.
@@ -146,5 +149,30 @@ export async function load(args: string[]): Promise<number> {
     });
   // A local stack's processes are on this machine: account their CPU per request too.
   const r = a.targetFile ? await load() : await withStackCpu(join(stackDir(a.stack), 'run'), load);
+  return r.exitCode;
+}
+
+/**
+ * `load --scenario gate`: the regression gate's self-check (A/A must pass, an injected 2 ms sidecar
+ * delay and a CPU burn must fail it; ADR 0013), on its own side-by-side stack. Exit 0 or 99.
+ */
+async function gate(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      scenario: { type: 'string' },
+      out: { type: 'string', default: join(ROOT, 'reports') },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const r = await runGateSelfCheck({
+    reportsDir: join(resolve(values.out), 'gate'),
+    command: `./trellis load ${args.join(' ')}`.trim(),
+  });
+  for (const p of r.problems) process.stderr.write(`gate: ${p}\n`);
+  process.stderr.write(
+    `gate: ${r.exitCode === 0 ? 'PASS' : 'FAIL'}; report: ${join(r.reportDir, 'gate.md')}\n`,
+  );
   return r.exitCode;
 }
