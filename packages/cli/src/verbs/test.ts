@@ -32,14 +32,14 @@ interface VitestJson {
   testResults?: { name: string; startTime: number; endTime: number }[];
 }
 
-/** The slowest test files of a project, so a suite that grows past CI's time budget is seen in CI's own log. */
+/** The slowest test files of a project (vitest's per-file test time, which leaves out its hooks), so a suite that grows past CI's time budget is seen in CI's own log. */
 function slowest(project: string, r: VitestJson, ms: number): string {
   const files = (r.testResults ?? [])
     .map((t) => ({ file: relative(ROOT, t.name), s: (t.endTime - t.startTime) / 1000 }))
     .sort((a, b) => b.s - a.s)
     .slice(0, 5);
   const rows = files.map((f) => `    ${f.s.toFixed(1).padStart(7)} s  ${f.file}`).join('\n');
-  return `[trellis] ${project}: ${(ms / 1000).toFixed(0)} s wall; slowest files:\n${rows}\n`;
+  return `[trellis] ${project}: ${(ms / 1000).toFixed(0)} s wall; slowest files by time in their tests (beforeAll/afterAll set-up not counted):\n${rows}\n`;
 }
 
 /**
