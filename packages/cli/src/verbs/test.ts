@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { clusterTools, ensureAll } from '@trellis/local/toolchain';
 
@@ -23,13 +22,46 @@ function step(title: string, cmd: string, args: string[]): Promise<number> {
   });
 }
 
-interface VitestJson {
+export interface VitestJson {
   numPassedTests: number;
   numFailedTests: number;
   numPendingTests: number;
   numTodoTests: number;
   numTotalTests: number;
-  testResults?: { name: string; startTime: number; endTime: number }[];
+  testResults?: {
+    name: string;
+    startTime: number;
+    endTime: number;
+    status?: string;
+    message?: string;
+    assertionResults?: { fullName: string; status: string; failureMessages?: string[] }[];
+  }[];
+}
+
+/**
+ * Each failed test of a project, named by file and full title with the first lines of its error, so the
+ * last screen of CI's log says what failed (a long log is often seen only from its tail). A file that
+ * failed outside any test (a set-up hook, an import) is named with its own message.
+ */
+export function failedTests(r: VitestJson): string[] {
+  const out: string[] = [];
+  for (const f of r.testResults ?? []) {
+    const file = relative(ROOT, f.name);
+    const failed = (f.assertionResults ?? []).filter((a) => a.status === 'failed');
+    for (const a of failed) out.push(`${file} > ${a.fullName}\n${excerpt(a.failureMessages?.[0])}`);
+    if (failed.length === 0 && f.status === 'failed') out.push(`${file}\n${excerpt(f.message)}`);
+  }
+  return out;
+}
+
+/** The first lines of an error message, indented, without colour codes. */
+function excerpt(message: string | undefined): string {
+  const lines = (message ?? '(no message)')
+    .replace(/\u001b\[[0-9;]*m/g, '')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .slice(0, 6);
+  return lines.map((l) => `        ${l.slice(0, 300)}`).join('\n');
 }
 
 /** The slowest test files of a project (vitest's per-file test time, which leaves out its hooks), so a suite that grows past CI's time budget is seen in CI's own log. */
@@ -74,9 +106,14 @@ export async function test(args: string[]): Promise<number> {
     if ((await step('types (tsc --noEmit)', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit'])) !== 0)
       failures.push('types');
   }
-  const out = mkdtempSync(join(tmpdir(), 'trellis-vitest-'));
+  // Each project's JSON report stays in .trellis/test-reports after the run, so a failure seen in CI's
+  // log can be read whole afterwards.
+  const out = join(ROOT, '.trellis', 'test-reports');
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
   const totals = { passed: 0, failed: 0, skipped: 0, total: 0 };
   const timings: string[] = [];
+  const failedList: string[] = [];
   for (const project of PROJECTS) {
     if (only !== undefined && project !== only) continue;
     const json = join(out, `${project}.json`);
@@ -99,14 +136,18 @@ export async function test(args: string[]): Promise<number> {
       totals.skipped += r.numPendingTests + r.numTodoTests;
       totals.total += r.numTotalTests;
       timings.push(slowest(project, r, Date.now() - t0));
+      failedList.push(...failedTests(r).map((f) => `  [${project}] ${f}`));
     } else if (code !== 0) {
       totals.failed += 1;
     }
   }
-  rmSync(out, { recursive: true, force: true });
   if (timings.length > 0) process.stderr.write(`\n${timings.join('')}`);
   if (totals.total === 0) failures.push('no tests ran');
   if (totals.skipped > 0) failures.push('skipped tests are not allowed');
+  if (failedList.length > 0)
+    process.stderr.write(
+      `\n\u001b[31m[trellis]\u001b[0m ${failedList.length} failed test(s) (whole reports in ${relative(ROOT, out)}):\n${failedList.join('\n')}\n`,
+    );
   if (failures.length > 0)
     process.stderr.write(`\n\u001b[31m[trellis]\u001b[0m failed: ${failures.join(', ')}\n`);
   const skipped = totals.skipped ? `, ${totals.skipped} skipped` : '';

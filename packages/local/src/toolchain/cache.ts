@@ -2,6 +2,7 @@ import {
   existsSync,
   lstatSync,
   mkdirSync,
+  readFileSync,
   readlinkSync,
   renameSync,
   rmSync,
@@ -10,7 +11,8 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { progress } from './log.ts';
 
 /**
  * The per-user tool cache, outside the repo so that every clone reuses it.
@@ -38,7 +40,9 @@ export function isInstalled(dir: string): boolean {
 /**
  * Install into `dir` atomically: `build` fills a staging dir, which is renamed into place and marked
  * complete only when `build` succeeds. A crash leaves no half-installed tool that looks finished.
- * A lock dir serialises concurrent installs of the same tool (stale after 30 minutes).
+ * A lock dir serialises concurrent installs of the same tool. It names its owner (pid and the
+ * process's start time), so a lock left by a killed installer is taken over at once rather than
+ * after 30 minutes; a waiter says what it waits for.
  */
 export async function installAtomically(
   dir: string,
@@ -67,18 +71,63 @@ export async function installAtomically(
   }
 }
 
+/** This process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), or null. */
+function startTime(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+const OWNER = 'owner';
+
+/** The owner a lock dir names, and whether that process still runs (same pid, same start time). */
+export function lockOwner(lock: string): { pid: number; alive: boolean } | null {
+  let text: string;
+  try {
+    text = readFileSync(join(lock, OWNER), 'utf8');
+  } catch {
+    return null;
+  }
+  const [pid, started] = text.trim().split(' ');
+  const n = Number(pid);
+  if (!Number.isInteger(n) || n <= 0) return null;
+  return { pid: n, alive: started !== undefined && startTime(n) === started };
+}
+
 async function acquire(lock: string): Promise<void> {
   const deadline = Date.now() + 45 * 60_000;
+  let said = false;
   for (;;) {
     try {
       mkdirSync(lock);
+      writeFileSync(join(lock, OWNER), `${process.pid} ${startTime(process.pid) ?? ''}\n`);
       return;
     } catch {
       try {
-        if (Date.now() - statSync(lock).mtimeMs > 30 * 60_000)
+        const owner = lockOwner(lock);
+        const age = Date.now() - statSync(lock).mtimeMs;
+        // A dead owner: take over now. No owner file: a lock being written this instant, or one from
+        // an older Trellis: stale after 30 minutes.
+        if ((owner !== null && !owner.alive) || (owner === null && age > 30 * 60_000)) {
+          progress(
+            `taking over the install lock ${lock}: ${owner ? `its owner, pid ${owner.pid}, is gone` : 'it is older than 30 min'}`,
+          );
           rmSync(lock, { recursive: true, force: true });
+          continue;
+        }
+        if (!said) {
+          said = true;
+          progress(
+            `waiting for another install of ${basename(dirname(lock))} ${basename(lock, '.lock')}` +
+              `${owner ? ` (pid ${owner.pid})` : ''} to finish; lock ${lock}`,
+          );
+        }
       } catch {
-        // the other installer finished between our two calls
+        // the other installer finished between our calls
       }
       if (Date.now() > deadline) throw new Error(`timed out waiting for install lock ${lock}`);
       await new Promise((r) => setTimeout(r, 500));
