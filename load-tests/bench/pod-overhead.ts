@@ -55,6 +55,7 @@ import {
   CertificateAuthority,
   ManagedProcess,
   envoyArgs,
+  removeEnvoyShm,
   freePorts,
   startKeycloak,
   waitUntil,
@@ -265,18 +266,6 @@ function giveTree(path: string, owner: { uid: number; gid: number }): void {
     chmodSync(path, 0o700);
     for (const e of readdirSync(path)) giveTree(join(path, e), owner);
   }
-}
-
-/** Remove the /dev/shm segment of the stopped Envoy whose base id is in `baseIdFile`. */
-function removeEnvoyShm(baseIdFile: string): void {
-  let id: number;
-  try {
-    id = Number(readFileSync(baseIdFile, 'utf8').trim());
-  } catch {
-    return; // it never started
-  }
-  if (!Number.isInteger(id)) return;
-  for (const n of [id * 10, id]) rmSync(`/dev/shm/envoy_shared_memory_${n}`, { force: true });
 }
 
 /** A TCP forwarder on `host` to 127.0.0.1:`port`: how the pod's sidecar fetches Keycloak's JWKS. */

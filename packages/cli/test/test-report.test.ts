@@ -22,7 +22,9 @@ describe('trellis test: the failed-test list at the end of the log', () => {
           {
             fullName: 'mesh refuses the wrong caller',
             status: 'failed',
-            failureMessages: ['\u001b[31mAssertionError: expected 200 to be 403\u001b[39m\n\n    at x.ts:1:1'],
+            failureMessages: [
+              '\u001b[31mAssertionError: expected 200 to be 403\u001b[39m\n\n    at x.ts:1:1',
+            ],
           },
         ],
       },
@@ -34,7 +36,13 @@ describe('trellis test: the failed-test list at the end of the log', () => {
         message: 'Hook timed out in 120000ms',
         assertionResults: [],
       },
-      { name: `${ROOT}/c.test.ts`, startTime: 0, endTime: 1, status: 'passed', assertionResults: [] },
+      {
+        name: `${ROOT}/c.test.ts`,
+        startTime: 0,
+        endTime: 1,
+        status: 'passed',
+        assertionResults: [],
+      },
     ],
   };
 

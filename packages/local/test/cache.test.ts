@@ -12,7 +12,12 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ensureSymlink, installAtomically, isInstalled, lockOwner } from '../src/toolchain/cache.ts';
+import {
+  ensureSymlink,
+  installAtomically,
+  isInstalled,
+  lockOwner,
+} from '../src/toolchain/cache.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'trellis-cache-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

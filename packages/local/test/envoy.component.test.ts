@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -138,6 +138,21 @@ describe('envoy (real binary)', () => {
     }
     const res = await fetch(`http://127.0.0.1:${ports[1]}/b`);
     expect(await res.text()).toBe('hello from upstream /b');
+  });
+
+  it('holds its hot-restart shared memory in /dev/shm while it runs, and leaves none behind when stopped', async () => {
+    const dir = join(root, 'envoy-shm');
+    const port = await freePort();
+    const inst = await startEnvoy({
+      dir,
+      name: 'envoy-shm',
+      config: proxyBootstrap(port, upstreamPort),
+    });
+    const baseId = Number(readFileSync(join(dir, 'base-id'), 'utf8').trim());
+    const segment = `/dev/shm/envoy_shared_memory_${baseId * 10}`;
+    expect(existsSync(segment), segment).toBe(true);
+    await inst.stop();
+    expect(existsSync(segment), segment).toBe(false);
   });
 
   it('reports the pinned version through check()', async () => {

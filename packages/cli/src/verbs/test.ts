@@ -57,7 +57,7 @@ export function failedTests(r: VitestJson): string[] {
 /** The first lines of an error message, indented, without colour codes. */
 function excerpt(message: string | undefined): string {
   const lines = (message ?? '(no message)')
-    .replace(/\u001b\[[0-9;]*m/g, '')
+    .replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'), '')
     .split('\n')
     .filter((l) => l.trim() !== '')
     .slice(0, 6);

@@ -146,11 +146,32 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyInstance> {
       },
     );
     const startupMs = Date.now() - t0;
-    return { adminUrl, process: proc, startupMs, stop: () => proc.stop() };
+    const stop = async (): Promise<void> => {
+      await proc.stop();
+      removeEnvoyShm(join(opts.dir, 'base-id'));
+    };
+    return { adminUrl, process: proc, startupMs, stop };
   } catch (err) {
     await proc.stop();
+    removeEnvoyShm(join(opts.dir, 'base-id'));
     throw err;
   }
+}
+
+/**
+ * Remove the hot-restart shared memory of a stopped Envoy whose dynamic base id is in `baseIdFile`.
+ * Envoy leaves `/dev/shm/envoy_shared_memory_<base id × 10>` behind when it exits; without this,
+ * every harness Envoy run as root left a root-owned file in /dev/shm.
+ */
+export function removeEnvoyShm(baseIdFile: string): void {
+  let id: number;
+  try {
+    id = Number(readFileSync(baseIdFile, 'utf8').trim());
+  } catch {
+    return; // it never started
+  }
+  if (!Number.isInteger(id)) return;
+  for (const n of [id * 10, id]) rmSync(`/dev/shm/envoy_shared_memory_${n}`, { force: true });
 }
 
 /**
