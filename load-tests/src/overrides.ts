@@ -75,16 +75,17 @@ export function describeOverride(o: BudgetOverride): string {
   return `${o.target}: ${parts.join(', ')}`;
 }
 
-/** Throws, naming `--environment`, unless the model declares `name` in `budgets.environments`. */
-export function checkEnvironment(model: ValidModel, name: string): void {
+/**
+ * Throws, naming the option (`--env`) and the known environments, unless `name` is `production` (the
+ * model's own budgets) or declared in the model's `budgets.environments`.
+ */
+export function checkEnvironment(model: ValidModel, name: string, option = '--env'): void {
   try {
     compileK6Thresholds(applyBudgetOverrides(model, []), { environment: name });
   } catch (err) {
     throw new Error(
-      `--environment ${name}: ${(err as Error).message.replace(/^compileK6Thresholds: /, '')}`,
-      {
-        cause: err,
-      },
+      `${option} ${name}: ${(err as Error).message.replace(/^compileK6Thresholds: /, '')}`,
+      { cause: err },
     );
   }
 }
@@ -105,7 +106,7 @@ export function refuseHiddenOverrides(
         : compiled.routes.find((r) => r.route === o.target)?.environment;
     if (judgedBy !== undefined)
       throw new Error(
-        `--budget-override ${describeOverride(o)}: environment '${judgedBy}' judges ${o.target} by its own budget, so overriding the production budget would change nothing; change budgets.environments.${judgedBy} in the model, or run without --environment`,
+        `--budget-override ${describeOverride(o)}: environment '${judgedBy}' judges ${o.target} by its own budget, so overriding the production budget would change nothing; change budgets.environments.${judgedBy} in the model, or run with --env production`,
       );
   }
 }

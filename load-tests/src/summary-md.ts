@@ -56,10 +56,11 @@ export function renderSummaryMd(r: ReportData, files: Record<string, string>): s
     `| VUs | ${r.layout.vus} (fixed: no VU starts mid-run) |`,
     `| exit code | ${r.exitCode} |`,
   );
-  if (r.environment)
-    L.push(
-      `| budgets | environment \`${r.environment.name}\`${r.environment.description ? ` (${r.environment.description})` : ''}, where it names one; production's otherwise, and beside each. Why: ${r.environment.justification} |`,
-    );
+  L.push(
+    r.environment
+      ? `| budgets | environment \`${r.environment.name}\`${r.environment.description ? ` (${r.environment.description})` : ''}, where it names one; production's otherwise, and beside each. Why: ${r.environment.justification} |`
+      : "| budgets | production (the model's own; `--env NAME` judges by an environment's) |",
+  );
   if (r.overrides.length > 0) L.push(`| budget overrides | ${r.overrides.join('; ')} |`);
   L.push('');
 

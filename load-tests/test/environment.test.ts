@@ -191,21 +191,32 @@ describe('the report with an environment', () => {
   it('summary.md without an environment keeps one budget column', () => {
     const md = renderSummaryMd({ ...r, environment: undefined }, {});
     expect(md).toContain('| error rate | budget | result |');
+    expect(md).toContain(
+      "| budgets | production (the model's own; `--env NAME` judges by an environment's) |",
+    );
     expect(md).not.toContain('production budget');
   });
 });
 
-describe('--environment at the edges', () => {
-  it('is parsed by ./trellis load', () => {
+describe('--env at the edges', () => {
+  it('is parsed by ./trellis load, with --environment as its long spelling', () => {
+    expect(parseLoadArgs(['--env', 'ci']).environment).toBe('ci');
     expect(parseLoadArgs(['--environment', 'ci']).environment).toBe('ci');
+    expect(parseLoadArgs(['--env', 'ci', '--environment', 'ci']).environment).toBe('ci');
     expect(parseLoadArgs([]).environment).toBeUndefined();
+    // production is the model's own budgets: the same run as without the option.
+    expect(parseLoadArgs(['--env', 'production']).environment).toBeUndefined();
+    expect(() => parseLoadArgs(['--env', 'ci', '--environment', 'staging'])).toThrow(
+      '--env ci and --environment staging name different environments: give one',
+    );
   });
 
-  it('an environment the model does not declare is named before anything runs', () => {
+  it('an environment the model does not declare is named before anything runs, with the known ones', () => {
     expect(() => checkEnvironment(model, 'staging')).toThrow(
-      "--environment staging: environment 'staging' is not declared in budgets.environments (declared: ci)",
+      "--env staging: environment 'staging' is not declared in budgets.environments (known: production, ci; production is the model's own budgets)",
     );
     expect(() => checkEnvironment(model, 'ci')).not.toThrow();
+    expect(() => checkEnvironment(model, 'production')).not.toThrow();
   });
 
   it('refuses an override the environment would hide, allows one it does not', () => {
@@ -227,5 +238,74 @@ describe('--environment at the edges', () => {
         parseBudgetOverride('create-order:p99=0.01'),
       ]),
     ).not.toThrow();
+  });
+});
+
+describe("trellis.yaml's own ci environment (the measured one)", () => {
+  const real = bindOrThrow(reference.model, { kind: 'example', baseDir: '/srv' }, 'example plan');
+  const plan = (environment?: string) =>
+    buildPlan({
+      model: real,
+      scenario: 'smoke',
+      target,
+      controlUrl: 'http://127.0.0.1:9',
+      ...(environment !== undefined ? { environment } : {}),
+    });
+  const judged = (p: ReturnType<typeof plan>) =>
+    Object.fromEntries(
+      p.layout.thresholds
+        .filter((t) => t.metric === 'http_req_duration' || t.metric === 'trellis_mesh_overhead')
+        .map((t) => [`${thresholdKey(t)} ${thresholdExpr(t).replace(/<=.*/, '')}`, t.value]),
+    );
+
+  it('--env ci judges every route and the mesh by other thresholds than production, which stay the same', () => {
+    const prod = judged(plan());
+    const ci = judged(plan('ci'));
+    expect(Object.keys(ci).sort()).toEqual(Object.keys(prod).sort());
+    for (const [k, v] of Object.entries(ci)) expect(v, k).not.toBe(prod[k]);
+    // Production's own figures (ARCHITECTURE §7) are what a run without --env is judged by.
+    expect(prod).toMatchObject({
+      'http_req_duration{route:create-order,phase:measure} p(99)': 10,
+      'http_req_duration{route:get-order,phase:measure} p(99)': 5,
+    });
+    expect(judged(plan('production'))).toEqual(prod);
+  });
+
+  it('the report of a --env ci run names both budgets of every route and hop', () => {
+    const p = plan('ci');
+    const rep = collectReport({
+      plan: p.plan,
+      layout: p.layout,
+      compiled: compileK6Thresholds(real, { environment: 'ci' }),
+      exp: null,
+      base: {
+        scenario: 'smoke',
+        startedAt: 'a',
+        finishedAt: 'b',
+        command: './trellis load --env ci',
+        target: 'test',
+        machine: { cpu: 'x', cores: 2, memGiB: 1, kernel: 'k' },
+        loadAverage: { start: [0, 0, 0], end: [0, 0, 0] },
+        k6: { version: 'v', cpu: null },
+        exitCode: 0,
+        overrides: [],
+        envoy: [],
+      },
+      measuredS: 30,
+    });
+    for (const r of rep.routes) {
+      expect(r.environment, r.route).toBe('ci');
+      expect(r.budget.p99Ms).toBeGreaterThan(r.production.p99Ms);
+    }
+    expect(rep.mesh?.environment).toBe('ci');
+    const md = renderSummaryMd(rep, {});
+    expect(md).toContain('| budget (ci) | production budget | result |');
+    expect(md).toMatch(
+      /\| create-order \| POST \/orders \| .* \| p99 ≤ 60 ms, errors ≤ 0 % \| p99 ≤ 10 ms, errors ≤ 0 % at 500 rps \|/,
+    );
+    expect(md).toMatch(
+      /\| get-order-sidecar \(sidecar − direct\) \| Envoy traversal \| .* \| p50 ≤ 2\.5 ms, p99 ≤ 30 ms \| p50 ≤ 0\.3 ms, p99 ≤ 1 ms \|/,
+    );
+    expect(md).toContain('Why: The production budgets need real cores');
   });
 });

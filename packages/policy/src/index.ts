@@ -176,7 +176,7 @@ export type {
 } from './compile/keycloak.ts';
 export { compileNginx, compileNginxHttp, nginxLocation } from './compile/nginx.ts';
 export type { NginxHttpOptions, NginxOptions } from './compile/nginx.ts';
-export { compileK6Thresholds, meshOverheadMetric } from './compile/k6.ts';
+export { compileK6Thresholds, knownEnvironments, meshOverheadMetric } from './compile/k6.ts';
 export type {
   K6Budget,
   K6Environment,

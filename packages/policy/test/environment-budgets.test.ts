@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import {
   compileK6Thresholds,
+  knownEnvironments,
   minJustificationLength,
   modelJsonSchema,
   parseModel,
@@ -28,6 +29,13 @@ function withCi(ci: Data, f: (d: Data) => void = () => undefined): Data {
   const budgets = d['budgets'] as Data;
   budgets['environments'] = { ci };
   f(d);
+  return d;
+}
+
+/** The reference model without any environment (trellis.yaml declares `ci`). */
+function withoutEnvironments(): Data {
+  const d: Data = referenceData();
+  delete (d['budgets'] as Data)['environments'];
   return d;
 }
 
@@ -167,6 +175,20 @@ const cases: Case[] = [
     },
   },
   {
+    kind: 'zero budget value',
+    data: () => withCi({ justification, mesh: { p50Ms: 0, p99Ms: 2 } }),
+    error: { path: 'budgets.environments.ci.mesh.p50Ms', reason: 'must be greater than 0' },
+  },
+  {
+    kind: 'error rate above 1',
+    data: () =>
+      withCi({ justification, routes: { 'get-order': { rps: 1, p99Ms: 9, maxErrorRate: 2 } } }),
+    error: {
+      path: 'budgets.environments.ci.routes.get-order.maxErrorRate',
+      reason: 'must be at most 1',
+    },
+  },
+  {
     kind: 'environment named production',
     data: () => {
       const d: Data = referenceData();
@@ -203,6 +225,63 @@ describe('budgets.environments: invalid models name the field', () => {
         expect(r.errors).toEqual([c.error]);
       }
     });
+});
+
+describe('budgets.environments: properties of validation', () => {
+  const field = fc.constantFrom('rps', 'p99Ms');
+  const positive = fc.double({ min: 0.001, max: 1e6, noNaN: true });
+
+  it('any positive budgets with a justification validate, and production stays as written', () => {
+    const production = valid(withoutEnvironments());
+    fc.assert(
+      fc.property(positive, positive, positive, (rps, p50, extra) => {
+        const ci = {
+          justification,
+          routes: { 'get-order': { rps, p50Ms: p50, p99Ms: p50 + extra } },
+        };
+        const m = valid(withCi(ci));
+        expect(m.routes).toEqual(production.routes);
+        expect(m.budgets?.mesh).toEqual(production.budgets?.mesh);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('a zero, negative or non-finite value is refused at its own path', () => {
+    const bad = fc.oneof(
+      fc.constant(0),
+      fc.double({ max: -Number.MIN_VALUE, noNaN: true }),
+      fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY),
+    );
+    fc.assert(
+      fc.property(field, bad, (f, v) => {
+        const b: Data = { rps: 5, p99Ms: 20, [f]: v };
+        const r = validateModel(withCi({ justification, routes: { 'create-order': b } }));
+        expect(r.ok).toBe(false);
+        expect(r.errors.map((e) => e.path)).toEqual([
+          `budgets.environments.ci.routes.create-order.${f}`,
+        ]);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('a route name the model does not declare is refused, naming it', () => {
+    const known = new Set(['create-order', 'get-order']);
+    const name = fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/).filter((n) => !known.has(n));
+    fc.assert(
+      fc.property(name, (n) => {
+        const r = validateModel(withCi({ justification, routes: { [n]: { rps: 1, p99Ms: 9 } } }));
+        expect(r.errors).toEqual([
+          {
+            path: `budgets.environments.ci.routes.${n}`,
+            reason: `unknown reference: no route named '${n}'`,
+          },
+        ]);
+      }),
+      { numRuns: 100 },
+    );
+  });
 });
 
 describe('budgets.environments in the published JSON Schema', () => {
@@ -317,11 +396,18 @@ describe('compileK6Thresholds with an environment', () => {
 
   it('refuses an environment the model does not declare, naming the declared ones', () => {
     expect(() => compileK6Thresholds(model, { environment: 'staging' })).toThrow(
-      "compileK6Thresholds: environment 'staging' is not declared in budgets.environments (declared: ci)",
+      "compileK6Thresholds: environment 'staging' is not declared in budgets.environments (known: production, ci; production is the model's own budgets)",
     );
-    expect(() => compileK6Thresholds(valid(referenceData()), { environment: 'ci' })).toThrow(
-      "environment 'ci' is not declared in budgets.environments (the model declares none)",
+    expect(() => compileK6Thresholds(valid(withoutEnvironments()), { environment: 'ci' })).toThrow(
+      "environment 'ci' is not declared in budgets.environments (known: production; production is the model's own budgets)",
     );
+  });
+
+  it("'production' judges by the model's own budgets, exactly as no environment does", () => {
+    expect(compileK6Thresholds(model, { environment: 'production' })).toEqual(
+      compileK6Thresholds(model),
+    );
+    expect(knownEnvironments(model)).toEqual(['production', 'ci']);
   });
 
   it('never changes the production figures, whatever the environment says (property)', () => {
@@ -333,7 +419,7 @@ describe('compileK6Thresholds with an environment', () => {
       },
       { requiredKeys: ['rps', 'p99Ms'] },
     );
-    const production = compileK6Thresholds(valid(referenceData()));
+    const production = compileK6Thresholds(valid(withoutEnvironments()));
     fc.assert(
       fc.property(
         fc.option(budget, { nil: undefined }),

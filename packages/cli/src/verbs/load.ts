@@ -28,7 +28,7 @@ import { stackOutputs } from './up.ts';
 const usage = `usage: ./trellis load [--scenario ${scenarioNames.join('|')}] [--stack S | --target FILE]
        ./trellis load --scenario gate [--out DIR]   (the regression gate's self-check; no stack needed)
                      [--rps N] [--duration D] [--warmup D] [--mesh-rate N] [--as USER] [--no-abort]
-                     [--environment NAME] [--budget-override ROUTE|mesh:FIELD=VALUE[,...]]...
+                     [--env NAME] [--budget-override ROUTE|mesh:FIELD=VALUE[,...]]...
                      [--model FILE] [--out DIR]`;
 
 /** The options of `load`, parsed and checked (each error names its option). */
@@ -44,7 +44,10 @@ export interface LoadArgs {
   /** `--no-abort`: measure the whole duration after a breach (exit 99 all the same). */
   noAbort: boolean;
   budgetOverrides: string[];
-  /** `--environment`: judge by this environment's budgets (`budgets.environments` in the model). */
+  /**
+   * `--env` (or `--environment`): judge by this environment's budgets (`budgets.environments` in the
+   * model); absent or `production`: by the model's own budgets.
+   */
   environment?: string;
   model: string;
   out: string;
@@ -68,6 +71,7 @@ const options = {
   as: { type: 'string', default: 'alice' },
   'no-abort': { type: 'boolean', default: false },
   'budget-override': { type: 'string', multiple: true, default: [] as string[] },
+  env: { type: 'string' },
   environment: { type: 'string' },
   model: { type: 'string', default: DEFAULT_MODEL },
   out: { type: 'string', default: join(ROOT, 'reports') },
@@ -83,6 +87,16 @@ export function parseLoadArgs(args: string[]): LoadArgs {
   }
   // Fail on a bad override before anything starts.
   for (const o of values['budget-override']) parseBudgetOverride(o);
+  // `--environment` is the long spelling of `--env`; two different names are a mistake, not a choice.
+  if (
+    values.env !== undefined &&
+    values.environment !== undefined &&
+    values.env !== values.environment
+  )
+    throw new Error(
+      `--env ${values.env} and --environment ${values.environment} name different environments: give one`,
+    );
+  const environment = values.env ?? values.environment;
   return {
     scenario: parseScenario(values.scenario),
     stack: values.stack,
@@ -98,7 +112,8 @@ export function parseLoadArgs(args: string[]): LoadArgs {
     as: values.as,
     noAbort: values['no-abort'],
     budgetOverrides: [...values['budget-override']],
-    ...(values.environment !== undefined ? { environment: values.environment } : {}),
+    // `production` is the model's own budgets: the same run as without the option.
+    ...(environment !== undefined && environment !== 'production' ? { environment } : {}),
     model: resolve(values.model),
     out: resolve(values.out),
   };
@@ -118,7 +133,7 @@ export async function load(args: string[]): Promise<number> {
   const a = parseLoadArgs(args);
   const model = loadModel(a.model);
   // Before the stack's outputs are read: an environment the model does not declare is named now.
-  if (a.environment !== undefined) checkEnvironment(model, a.environment);
+  if (a.environment !== undefined) checkEnvironment(model, a.environment, '--env');
   let target: LoadTarget;
   if (a.targetFile) {
     let raw: unknown;

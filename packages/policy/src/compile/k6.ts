@@ -5,6 +5,7 @@
  * the run's own filters and abort settings.
  * https://grafana.com/docs/k6/latest/using-k6/thresholds/
  */
+import { productionName } from '../patterns.ts';
 import type { EnvironmentBudgets, RouteBudget } from '../schema.ts';
 import type { BoundModel } from '../bind/types.ts';
 import type { ValidModel } from '../validate.ts';
@@ -93,6 +94,7 @@ export interface K6Options {
   /**
    * Judge by this environment of `budgets.environments` (e.g. `ci`): its budgets replace production's
    * in the thresholds for the routes (and mesh) it names; production's are still in the output.
+   * `production` names the model's own budgets (the same as leaving it out).
    * @default production budgets only
    */
   environment?: string;
@@ -132,16 +134,23 @@ function meshOf(b: K6MeshBudget): K6MeshBudget {
   return { p50Ms: b.p50Ms, p99Ms: b.p99Ms, ...(b.rps !== undefined ? { rps: b.rps } : {}) };
 }
 
-/** The environment's budgets, or an error naming the declared environments. */
-function environmentOf(model: ValidModel, name: string): EnvironmentBudgets {
+/** The names a run can be judged by: `production` (the model's own budgets), then the declared ones. */
+export function knownEnvironments(model: ValidModel): string[] {
+  return [productionName, ...Object.keys(model.budgets?.environments ?? {})];
+}
+
+/**
+ * The environment's budgets; undefined for `production` (the model's own budgets, which every
+ * compilation carries anyway); an error naming the known environments for any other name.
+ */
+function environmentOf(model: ValidModel, name: string): EnvironmentBudgets | undefined {
+  if (name === productionName) return undefined;
   const envs = model.budgets?.environments ?? {};
   const e = Object.hasOwn(envs, name) ? envs[name] : undefined;
-  if (!e) {
-    const declared = Object.keys(envs);
+  if (!e)
     throw new Error(
-      `compileK6Thresholds: environment '${name}' is not declared in budgets.environments (${declared.length > 0 ? `declared: ${declared.join(', ')}` : 'the model declares none'})`,
+      `compileK6Thresholds: environment '${name}' is not declared in budgets.environments (known: ${knownEnvironments(model).join(', ')}; ${productionName} is the model's own budgets)`,
     );
-  }
   return e;
 }
 
@@ -152,6 +161,8 @@ function environmentOf(model: ValidModel, name: string): EnvironmentBudgets {
  */
 export function compileK6Thresholds(model: BoundModel, o: K6Options = {}): K6Thresholds {
   const env = o.environment !== undefined ? environmentOf(model, o.environment) : undefined;
+  // `production` judges by the model's own budgets: the output is the same as without an environment.
+  const envName = env ? o.environment : undefined;
   const thresholds: K6Threshold[] = [];
   const routes: K6RouteTarget[] = [];
   for (const [name, r] of Object.entries(model.routes)) {
@@ -172,7 +183,7 @@ export function compileK6Thresholds(model: BoundModel, o: K6Options = {}): K6Thr
       path: r.path,
       hosts: [...r.hosts],
       ...b,
-      ...(own && o.environment !== undefined ? { environment: o.environment } : {}),
+      ...(own && envName !== undefined ? { environment: envName } : {}),
       production,
     });
   }
@@ -189,15 +200,15 @@ export function compileK6Thresholds(model: BoundModel, o: K6Options = {}): K6Thr
           meshOverhead: {
             metric: meshOverheadMetric,
             ...mesh,
-            ...(envMesh && o.environment !== undefined ? { environment: o.environment } : {}),
+            ...(envMesh && envName !== undefined ? { environment: envName } : {}),
             production,
           },
         }
       : {}),
-    ...(env && o.environment !== undefined
+    ...(env && envName !== undefined
       ? {
           environment: {
-            name: o.environment,
+            name: envName,
             ...(env.description !== undefined ? { description: env.description } : {}),
             justification: env.justification,
           },
