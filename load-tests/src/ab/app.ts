@@ -18,11 +18,22 @@ if (!(Number.isInteger(port) && port > 0 && port < 65536))
 if (!(Number.isFinite(burnUs) && burnUs >= 0))
   throw new Error(`burnUs: '${process.argv[3]}' must be a number of microseconds, zero or more`);
 
-/** Spin the CPU for `us` microseconds (pure computation, no sleep: it is CPU time, not waiting). */
+/**
+ * Spin until this process has used `us` more microseconds of CPU (pure computation, no sleep). Counted
+ * in CPU time, not wall-clock time: on a busy machine a wall-clock spin is preempted part of the way
+ * and burns less than asked, which made the injected regression smaller and noisier exactly when the
+ * machine was loaded. `process.cpuUsage()` (getrusage RUSAGE_SELF) is exact here; the per-thread
+ * counters are not: measured on this machine, a 250 µs spin on `process.threadCpuUsage()` or on
+ * /proc/thread-self/schedstat burned 2.1–2.7 ms, on `process.cpuUsage()` 260 µs.
+ */
 function burn(us: number): number {
-  const end = process.hrtime.bigint() + BigInt(Math.round(us * 1000));
+  const used = (): number => {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  };
+  const end = used() + us;
   let x = 0;
-  while (process.hrtime.bigint() < end) for (let i = 0; i < 200; i++) x = (x * 31 + i) % 1_000_003;
+  while (used() < end) for (let i = 0; i < 200; i++) x = (x * 31 + i) % 1_000_003;
   return x;
 }
 
