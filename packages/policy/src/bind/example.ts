@@ -14,6 +14,8 @@ import type { Endpoint, ExampleEnvironment } from './types.ts';
 export const examplePlan = {
   inboundOffset: 10_000,
   adminFrom: 9901,
+  /** The sidecar's metrics listener (the port Istio's sidecars serve their Prometheus stats on). */
+  metrics: 15_090,
   egressFrom: 15_001,
   dataServices: { cassandra: 9142, kafka: 9093 },
   baseDir: '/etc/trellis',
@@ -30,6 +32,7 @@ export function exampleAllocator(env: ExampleEnvironment): Allocator {
     inbound: (_w, p) => at(p.port + examplePlan.inboundOffset),
     app: (_w, p) => at(p.port),
     admin: (w) => at(examplePlan.adminFrom + w.declared),
+    metrics: () => at(examplePlan.metrics),
     dataEgress: (_w, svc, call) => ({
       listen: at(examplePlan.egressFrom + call.index),
       upstream: at(examplePlan.dataServices[svc]),

@@ -29,7 +29,11 @@ export const localPortOffsets = {
   kafkaInterBroker: 94,
   /** Kafka's direct client listener; one listener per client workload follows it. */
   kafkaClientsFrom: 300,
+  /** The stack's Prometheus (the metrics scraper), on the host's loopback. */
+  prometheus: 90,
   envoyAdminFrom: 500,
+  /** Each sidecar's metrics listener (ADR 0020), one per workload. */
+  sidecarMetricsFrom: 550,
   sidecarInboundFrom: 600,
   sidecarOutboundFrom: 700,
   appFrom: 800,
@@ -219,7 +223,9 @@ export function localAllocator(
   const kafkaListener = (w: WorkloadSlot) =>
     server(w, ports.kafkaClientsFrom + 1 + w.sorted, 'kafka');
   // The edge's inbound is plaintext from nginx, which shares its pod: it stays on the pod's loopback.
-  const podPrivate = (w: WorkloadSlot, role: string) => role !== 'inbound' || w.spec.edge === true;
+  // Every sidecar's metrics listener (mTLS) is on the pod's address, for the host's Prometheus.
+  const podPrivate = (w: WorkloadSlot, role: string) =>
+    role !== 'metrics' && (role !== 'inbound' || w.spec.edge === true);
   return {
     // A pod's private listeners live on its own loopback; its inbound on the bridge, as the host's.
     network: (w, role) =>
@@ -235,6 +241,23 @@ export function localAllocator(
     }),
     app: (w, _p, k) => (w.spec.edge ? undefined : inBlock(ports.appFrom, w, k)),
     admin: (w) => at(ports.envoyAdminFrom + w.sorted),
+    metrics: (w) => ({
+      address: podOf(w) ?? loopback,
+      port: ports.sidecarMetricsFrom + w.sorted,
+    }),
+    scraper: () => {
+      const dir = paths.pkiDir(localScraperName);
+      return {
+        svid: {
+          kind: 'files',
+          dir,
+          cert: `${dir}/${svidFiles.cert}`,
+          key: `${dir}/${svidFiles.key}`,
+          bundle: `${dir}/${svidFiles.bundle}`,
+        },
+        listen: at(ports.prometheus),
+      };
+    },
     dataEgress: (w, service: DataService) =>
       service === 'cassandra'
         ? {
@@ -274,6 +297,9 @@ export function localAllocator(
 }
 
 const ipv4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+
+/** The local stack's Prometheus: its certificate directory (`pki/<name>`) and process directory. */
+export const localScraperName = 'prometheus';
 
 /** The stack's servers that can run as pods of their own (`environment.pods.servers`). */
 export const localServers = ['cassandra', 'kafka', 'keycloak'] as const;
@@ -371,6 +397,16 @@ function localReserved(
       path: `environment.ports.${name}`,
       what: `the stack's ${name} listener`,
     })),
+    ...(model.metrics !== undefined
+      ? [
+          {
+            network: 'loopback',
+            endpoint: { address: loopback, port: ports.prometheus },
+            path: 'metrics.scraper',
+            what: "the stack's Prometheus",
+          },
+        ]
+      : []),
     ...callersOf(model, 'kafka').map((w) => ({
       network: 'loopback',
       endpoint: {
