@@ -69,7 +69,9 @@ const workloadSchema = z.strictObject({
   metrics: z
     .strictObject({
       port: text.meta({ description: 'The http port (by name) the app serves its metrics on.' }),
-      path: patterned('path').meta({ description: 'The path of its Prometheus text, e.g. /metrics.' }),
+      path: patterned('path').meta({
+        description: 'The path of its Prometheus text, e.g. /metrics.',
+      }),
     })
     .optional()
     .meta({
@@ -269,7 +271,7 @@ export const modelSchema = z
       .default({ topics: {} }),
     agents: z.record(key('dnsLabel'), agentSchema).default({}),
     metrics: metricsSchema.optional().meta({
-      description: 'Metrics scraping: who may read the sidecars\' and apps\' metrics (over mTLS).',
+      description: "Metrics scraping: who may read the sidecars' and apps' metrics (over mTLS).",
     }),
     budgets: z
       .strictObject({

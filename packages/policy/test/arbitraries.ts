@@ -212,7 +212,9 @@ function build(seed: ModelSeed): ValidModel {
       grants,
     },
     kafka: { topics },
-    ...(seed.scraper !== undefined ? { metrics: { scraper: { serviceAccount: seed.scraper } } } : {}),
+    ...(seed.scraper !== undefined
+      ? { metrics: { scraper: { serviceAccount: seed.scraper } } }
+      : {}),
   };
   const r = validateModel(data);
   if (!r.ok)

@@ -88,7 +88,9 @@ export function compilePrometheusScrape(
   for (const w of Object.keys(model.workloads).sort()) {
     const at = opts.targets?.[w] ?? model.binding.workloads[w]?.metrics;
     if (at === undefined)
-      throw new Error(`workloads.${w}: no metrics listener in the ${model.binding.environment} binding`);
+      throw new Error(
+        `workloads.${w}: no metrics listener in the ${model.binding.environment} binding`,
+      );
     const tlsConfig: PrometheusTlsConfig = {
       ca_file: t.caFile,
       cert_file: t.certFile,

@@ -7,7 +7,12 @@
  * https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/rbac/v3/rbac.proto
  */
 import { scraperSpiffeId, sidecarStatsPath } from '../../identity.ts';
-import type { EnvoyListener, EnvoyRoute, RbacPolicy } from '../envoy-types.ts';
+import type {
+  EnvoyListener,
+  EnvoyRoute,
+  HttpConnectionManager,
+  RbacPolicy,
+} from '../envoy-types.ts';
 import type { Sidecar } from './listeners.ts';
 import { addCluster, cluster, downstreamTls, endpoint } from './resources.ts';
 
@@ -31,7 +36,9 @@ export function metricsListener(s: Sidecar): EnvoyListener | undefined {
   if (app !== undefined && !s.w.edge) {
     const at = s.o.app?.[app.port];
     if (at === undefined)
-      throw new Error(`compileEnvoy: app.${app.port} is needed for workloads.${s.o.workload}.metrics`);
+      throw new Error(
+        `compileEnvoy: app.${app.port} is needed for workloads.${s.o.workload}.metrics`,
+      );
     const name = `app_${app.port}`;
     addCluster(s.clusters, cluster(name, at));
     targets.push({ name: 'app-metrics', path: app.path, cluster: name });
@@ -62,37 +69,42 @@ export function metricsListener(s: Sidecar): EnvoyListener | undefined {
         filters: [
           {
             name: 'envoy.filters.network.http_connection_manager',
-            typed_config: {
-              '@type':
-                'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-              stat_prefix: metricsListenerName,
-              codec_type: 'AUTO',
-              normalize_path: true,
-              merge_slashes: true,
-              path_with_escaped_slashes_action: 'REJECT_REQUEST',
-              forward_client_cert_details: 'SANITIZE',
-              route_config: {
-                name: metricsListenerName,
-                virtual_hosts: [{ name: metricsListenerName, domains: ['*'], routes }],
-              },
-              http_filters: [
-                {
-                  name: 'envoy.filters.http.rbac',
-                  typed_config: {
-                    '@type': 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC',
-                    rules: { action: 'ALLOW', policies: { scraper: policy } },
-                  },
-                },
-                {
-                  name: 'envoy.filters.http.router',
-                  typed_config: {
-                    '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
-                  },
-                },
-              ],
-            },
+            typed_config: hcm(routes, policy),
           },
         ],
+      },
+    ],
+  };
+}
+
+/** The HCM: RBAC (the scraper, GET, the exact paths), then the router. */
+function hcm(routes: EnvoyRoute[], policy: RbacPolicy): HttpConnectionManager {
+  return {
+    '@type':
+      'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+    stat_prefix: metricsListenerName,
+    codec_type: 'AUTO',
+    normalize_path: true,
+    merge_slashes: true,
+    path_with_escaped_slashes_action: 'REJECT_REQUEST',
+    forward_client_cert_details: 'SANITIZE',
+    route_config: {
+      name: metricsListenerName,
+      virtual_hosts: [{ name: metricsListenerName, domains: ['*'], routes }],
+    },
+    http_filters: [
+      {
+        name: 'envoy.filters.http.rbac',
+        typed_config: {
+          '@type': 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC',
+          rules: { action: 'ALLOW', policies: { scraper: policy } },
+        },
+      },
+      {
+        name: 'envoy.filters.http.router',
+        typed_config: {
+          '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
+        },
       },
     ],
   };
