@@ -65,6 +65,7 @@ export {
   localKeycloakProvider,
   localPaths,
   localPortOffsets,
+  localScraperName,
   localPortsAt,
 } from './bind/local.ts';
 export type { LocalPortName } from './bind/local.ts';
