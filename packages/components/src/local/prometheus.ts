@@ -1,5 +1,4 @@
 import * as pulumi from '@pulumi/pulumi';
-import { join } from 'node:path';
 import { prometheusArgs } from '@trellis/local/harness';
 import { ensurePrometheus } from '@trellis/local/toolchain';
 import {
