@@ -177,11 +177,14 @@ function toSidecar(
     headers: bearer('alice'),
     tls: {
       ...tls,
-      // Sidecars present a URI-SAN-only SVID: check its SPIFFE ID instead of a host name.
-      checkServerIdentity: (_host, cert) =>
-        cert.subjectaltname === `URI:${out.sidecars['orders-api']?.spiffeId ?? ''}`
+      // A sidecar's SVID names it by one SPIFFE ID (and, for Prometheus, a DNS name; ADR 0020):
+      // check the SPIFFE ID instead of a host name.
+      checkServerIdentity: (_host, cert) => {
+        const uris = (cert.subjectaltname ?? '').split(', ').filter((n) => n.startsWith('URI:'));
+        return uris.length === 1 && uris[0] === `URI:${out.sidecars['orders-api']?.spiffeId ?? ''}`
           ? undefined
-          : new Error(`unexpected server identity ${cert.subjectaltname}`),
+          : new Error(`unexpected server identity ${cert.subjectaltname}`);
+      },
     },
   });
 }

@@ -240,8 +240,13 @@ describe('Prometheus scrapes a compiled sidecar over mTLS, and nobody else may',
   });
 
   it('another workload’s SVID fails the handshake', async () => {
-    await expect(mtls(metricsPort, '/stats/prometheus', svids.ledger)).rejects.toThrow();
-    await expect(mtls(metricsPort, '/metrics', svids.ledger)).rejects.toThrow();
+    // The SAN matcher refuses it with TLS alert 46 before any HTTP.
+    await expect(mtls(metricsPort, '/stats/prometheus', svids.ledger)).rejects.toThrow(
+      /certificate unknown/,
+    );
+    await expect(mtls(metricsPort, '/metrics', svids.ledger)).rejects.toThrow(
+      /certificate unknown/,
+    );
   });
 
   it('no client certificate, or plaintext, gets nothing', async () => {
@@ -261,6 +266,8 @@ describe('Prometheus scrapes a compiled sidecar over mTLS, and nobody else may',
 
   it('the scraper is no caller of the app: the mesh port refuses its SVID', async () => {
     // The inbound listener admits orders-api's callers (the ingress) only, by SAN at the handshake.
-    await expect(mtls(inboundPort, '/metrics', svids.scraper)).rejects.toThrow();
+    await expect(mtls(inboundPort, '/metrics', svids.scraper)).rejects.toThrow(
+      /certificate unknown/,
+    );
   });
 });

@@ -353,9 +353,37 @@ describe('compilePrometheusScrape', () => {
       if (j.job_name !== 'prometheus') expect(j.scheme).toBe('https');
   });
 
-  it('refuses an environment that gives the scraper no SVID files', () => {
-    expect(() => compilePrometheusScrape(referenceBound())).toThrow(
-      'metrics.scraper: the example environment gives the scraper no SVID files',
+  it('refuses an environment that gives the scraper no SVID files (Kubernetes: Istio’s sidecars)', () => {
+    const issuer = 'https://auth.us.example.com/realms/trellis';
+    const k8s = bindOrThrow(
+      referenceModel(),
+      {
+        kind: 'kubernetes',
+        issuers: { keycloak: { issuer, jwksUri: `${issuer}/protocol/openid-connect/certs` } },
+        hosts: { localhost: 'api.us.example.com' },
+        gateway: { namespace: 'trellis-gateway', serviceAccount: 'trellis-nginx', port: 443 },
+        dataServices: {
+          cassandra: { address: 'cassandra.data.svc.cluster.local', port: 9042 },
+          kafka: { address: 'kafka.data.svc.cluster.local', port: 9093 },
+        },
+      },
+      'k8s',
     );
+    expect(k8s.binding.metrics).toEqual({ spiffeId: scraper });
+    expect(() => compilePrometheusScrape(k8s)).toThrow(
+      'metrics.scraper: the kubernetes environment gives the scraper no SVID files',
+    );
+  });
+
+  it('renders the example plan: every sidecar on 15090 (each its own pod), Prometheus on 9090', () => {
+    const cfg = compilePrometheusScrape(referenceBound());
+    expect(cfg.scrape_configs.map((j) => [j.job_name, j.static_configs[0]?.targets])).toEqual([
+      ['envoy-ingress', ['127.0.0.1:15090']],
+      ['envoy-ledger', ['127.0.0.1:15090']],
+      ['envoy-orders-api', ['127.0.0.1:15090']],
+      ['app-orders-api', ['127.0.0.1:15090']],
+      ['prometheus', ['127.0.0.1:9090']],
+    ]);
+    expect(cfg.scrape_configs[0]?.tls_config?.cert_file).toBe('/srv/prometheus/certs/cert.pem');
   });
 });
