@@ -29,6 +29,7 @@ export function deployMetrics(
   ctx: StackContext,
   mesh: MeshLayer,
   opts?: pulumi.ComponentResourceOptions,
+  settings: { scrapeInterval?: string } = {},
 ): MetricsLayer | undefined {
   if (ctx.model.binding.metrics === undefined) return undefined;
   const prometheus = new LocalPrometheus(
@@ -39,6 +40,7 @@ export function deployMetrics(
       dir: ctx.runDir(localScraperName),
       certValidHours: ctx.certValidHours,
       rotation: ctx.rotation,
+      ...(settings.scrapeInterval !== undefined ? { scrapeInterval: settings.scrapeInterval } : {}),
     },
     // Its first scrape finds every sidecar up.
     { ...opts, dependsOn: mesh.resources },

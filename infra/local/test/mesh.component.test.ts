@@ -372,7 +372,7 @@ describe('a request through nginx, the sidecars and orders-api', () => {
     const { url, jobs } = out.prometheus;
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     type Target = { labels: Record<string, string>; health: string; scrapeUrl: string };
-    // Scrapes start within one interval (15 s) of Prometheus's start, at the end of `up`.
+    // Scrapes start within one interval (2 s in this test stack) of Prometheus's start.
     const deadline = Date.now() + 40_000;
     let targets: Target[] = [];
     while (Date.now() < deadline) {
