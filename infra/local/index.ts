@@ -8,6 +8,7 @@ import { localContext } from './src/context.ts';
 import { deployData } from './src/data.ts';
 import { deployIdentity } from './src/identity.ts';
 import { deployMesh } from './src/mesh.ts';
+import { deployMetrics } from './src/metrics.ts';
 
 const cfg = loadConfig();
 
@@ -27,6 +28,7 @@ const ca = ctx.ca;
 const data = deployData(ctx);
 const idp = deployIdentity(ctx);
 const mesh = deployMesh(ctx, data, idp);
+const metrics = deployMetrics(ctx, mesh);
 
 /** `https://localhost:<ingressHttps>`: the front door. */
 export const ingressUrl = mesh.ingressUrl;
@@ -42,6 +44,14 @@ export const keycloak = {
   healthUrl: idp.healthUrl,
   demo: idp.demo,
 };
+/**
+ * The stack's Prometheus (the model's metrics scraper): its URL on the host's loopback, its SPIFFE ID
+ * and its scrape jobs (every sidecar's Envoy stats and the apps' metrics, over mTLS). Absent when the
+ * model declares no `metrics.scraper`.
+ */
+export const prometheus = metrics
+  ? { url: metrics.url, spiffeId: metrics.spiffeId, jobs: metrics.jobs }
+  : undefined;
 export const cassandra = data.cassandra;
 export const kafka = { bootstrap: data.kafka.bootstrap, spiffeId: data.kafka.spiffeId };
 /**

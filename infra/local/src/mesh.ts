@@ -55,6 +55,7 @@ export type SidecarPlan = Pick<
   | 'app'
   | 'outbound'
   | 'jwks'
+  | 'metrics'
 > & { payloadHeader: string };
 
 /**
@@ -76,6 +77,7 @@ export function sidecarPlan(model: BoundModel, workload: string): SidecarPlan {
     ...(o.app ? { app: o.app } : {}),
     ...(o.outbound ? { outbound: o.outbound } : {}),
     ...(o.jwks ? { jwks: o.jwks } : {}),
+    ...(o.metrics ? { metrics: o.metrics } : {}),
     payloadHeader: identityHeaders.jwtPayload,
   };
 }

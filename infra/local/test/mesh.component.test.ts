@@ -44,6 +44,7 @@ interface Outputs {
   services: Record<string, { url: string; logFile: string }>;
   principals: Principals;
   keycloakAdmin: { username: string; password: string };
+  prometheus: { url: string; jobs: string[] };
 }
 
 interface Reply {
@@ -84,6 +85,8 @@ function pickMeshBase(): Promise<number> {
         Array.from({ length: 30 }, (_, i) => s + i),
       ),
       ...Array.from({ length: 30 }, (_, i) => p.sidecarOutboundFrom + i),
+      p.prometheus,
+      ...Array.from({ length: 10 }, (_, i) => p.sidecarMetricsFrom + i),
       // The broken sidecar of the last test.
       p.envoyAdminFrom + 90,
       p.sidecarInboundFrom + 90,
@@ -177,11 +180,14 @@ function toSidecar(
     headers: bearer('alice'),
     tls: {
       ...tls,
-      // Sidecars present a URI-SAN-only SVID: check its SPIFFE ID instead of a host name.
-      checkServerIdentity: (_host, cert) =>
-        cert.subjectaltname === `URI:${out.sidecars['orders-api']?.spiffeId ?? ''}`
+      // A sidecar's SVID names it by one SPIFFE ID (and, for Prometheus, a DNS name; ADR 0020):
+      // check the SPIFFE ID instead of a host name.
+      checkServerIdentity: (_host, cert) => {
+        const uris = (cert.subjectaltname ?? '').split(', ').filter((n) => n.startsWith('URI:'));
+        return uris.length === 1 && uris[0] === `URI:${out.sidecars['orders-api']?.spiffeId ?? ''}`
           ? undefined
-          : new Error(`unexpected server identity ${cert.subjectaltname}`),
+          : new Error(`unexpected server identity ${cert.subjectaltname}`);
+      },
     },
   });
 }
@@ -360,6 +366,36 @@ describe('a request through nginx, the sidecars and orders-api', () => {
       readFileSync(join(stackDir, 'pki', 'ingress-edge', 'cert.pem')),
     );
     expect(edge.subjectAltName).toBe('DNS:localhost, IP Address:127.0.0.1');
+  });
+
+  it('runs Prometheus with its own SVID: every sidecar and orders-api’s metrics scraped over mTLS, all up', async () => {
+    const { url, jobs } = out.prometheus;
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    type Target = { labels: Record<string, string>; health: string; scrapeUrl: string };
+    // Scrapes start within one interval (2 s in this test stack) of Prometheus's start.
+    const deadline = Date.now() + 40_000;
+    let targets: Target[] = [];
+    while (Date.now() < deadline) {
+      const r = (await (await fetch(`${url}/api/v1/targets?state=active`)).json()) as {
+        data: { activeTargets: Target[] };
+      };
+      targets = r.data.activeTargets;
+      if (targets.length === jobs.length && targets.every((t) => t.health === 'up')) break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    expect(targets.map((t) => [t.labels['job'], t.health]).sort()).toEqual([
+      ['app-orders-api', 'up'],
+      ['envoy-ingress', 'up'],
+      ['envoy-ledger', 'up'],
+      ['envoy-orders-api', 'up'],
+      ['prometheus', 'up'],
+    ]);
+    for (const t of targets)
+      if (t.labels['job'] !== 'prometheus') expect(t.scrapeUrl).toMatch(/^https:\/\//);
+    const svidSans = new X509Certificate(
+      readFileSync(join(stackDir, 'pki', 'prometheus', 'cert.pem')),
+    ).subjectAltName;
+    expect(svidSans).toBe('URI:spiffe://trellis.local/ns/trellis/sa/prometheus');
   });
 
   it('serves Keycloak over TLS only, and the sidecars fetch its JWKS over TLS', async () => {
@@ -541,6 +577,7 @@ describe('the request path as Pulumi resources', () => {
       'orders-api',
       'ledger',
       'keycloak',
+      'prometheus',
     ];
     const before = Object.fromEntries(components.map((c) => [c, childPid(c)]));
     const admin = out.sidecars['orders-api']?.adminUrl ?? '';

@@ -162,3 +162,61 @@ describe('LocalService and LocalIngress', () => {
     ).toThrow('in2: upstream.port must be a TCP port, got -1');
   });
 });
+
+describe('the metrics scraper (ADR 0020)', () => {
+  it('LocalSidecar refuses a metrics listener whose stats route misses its admin port', () => {
+    expect(
+      () =>
+        new sidecar.LocalSidecar('sc-metrics', {
+          workload: 'orders-api',
+          model,
+          ca: ca(),
+          certDir: '/pki/orders-api',
+          dir: '/run/orders-api-sidecar',
+          adminPort: 8502,
+          inbound: { http: 8620 },
+          app: { http: { address: '127.0.0.1', port: 8820 } },
+          metrics: { port: 8552, statsPort: 8501 },
+        }),
+    ).toThrow('sc-metrics: metrics.statsPort must be the adminPort (8502), got 8501');
+  });
+
+  it('LocalPrometheus refuses a model bound without a scraper', async () => {
+    const { LocalPrometheus } = await import('@trellis/components/local/prometheus');
+    const r = parseModel(
+      readFileSync(join(import.meta.dirname, '../../../trellis.yaml'), 'utf8')
+        .replace(/^metrics:\n {2}scraper: .*\n/m, '')
+        .replace(/^ {4}metrics: \{ port: http.*\n/m, ''),
+    );
+    if (!r.ok) throw new Error(JSON.stringify(r.errors));
+    const none = bindOrThrow(r.model, localEnvironment(8000, '/stack'), 'no scraper');
+    expect(none.binding.metrics).toBeUndefined();
+    expect(() => new LocalPrometheus('prom1', { model: none, ca: ca(), dir: '/run/p' })).toThrow(
+      'prom1: model.binding.metrics must give the scraper SVID files and a listener',
+    );
+  });
+
+  it('compiles its files: every sidecar and the declared app metrics over https, and the SLO rules', async () => {
+    const { prometheusFiles } = await import('@trellis/components/local/prometheus');
+    const f = prometheusFiles(model, '15s');
+    const cfg = JSON.parse(f['prometheus.yml']) as {
+      rule_files: string[];
+      scrape_configs: {
+        job_name: string;
+        scheme: string;
+        static_configs: { targets: string[] }[];
+      }[];
+    };
+    expect(cfg.rule_files).toEqual(['slo-rules.yaml']);
+    expect(
+      cfg.scrape_configs.map((j) => [j.job_name, j.scheme, j.static_configs[0]?.targets]),
+    ).toEqual([
+      ['envoy-ingress', 'https', ['127.0.0.1:8550']],
+      ['envoy-ledger', 'https', ['127.0.0.1:8551']],
+      ['envoy-orders-api', 'https', ['127.0.0.1:8552']],
+      ['app-orders-api', 'https', ['127.0.0.1:8552']],
+      ['prometheus', 'http', ['127.0.0.1:8090']],
+    ]);
+    expect(JSON.parse(f['slo-rules.yaml'])).toHaveProperty('groups');
+  });
+});

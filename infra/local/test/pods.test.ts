@@ -108,8 +108,15 @@ describe('the pod’s sidecar config', () => {
         .filter((v) => v.startsWith('127.0.0.1:'))
         .sort(),
     ).toEqual(['127.0.0.1:8710', '127.0.0.1:8711']);
-    // The edge's only listener is its plaintext inbound for nginx: on the pod's loopback.
-    expect(Object.values(addresses('ingress'))).toEqual(['127.0.0.1:8600']);
+    // The edge's plaintext inbound for nginx is on the pod's loopback; only its metrics listener
+    // (mTLS, the scraper's SPIFFE ID alone) is on the pod's address, for the host's Prometheus.
+    expect(Object.values(addresses('ingress'))).toEqual(['127.0.0.1:8600', '198.18.8.2:8550']);
+    const metrics = compiled(bound, 'ingress').static_resources.listeners.find(
+      (l) => l.name === 'metrics',
+    );
+    expect(metrics?.filter_chains[0]?.transport_socket?.typed_config).toMatchObject({
+      require_client_certificate: true,
+    });
     expect(compiled(bound, 'ingress').admin?.address.socket_address.address).toBe('127.0.0.1');
   });
 

@@ -13,6 +13,9 @@
 // host's end (.1) to the server pods' addresses (.22, .23, .24); every port stayed.
 // Changed once on purpose (issue 15, SLO rules): the ingress sidecar's budgeted edge routes gained
 // `stat_prefix` (per-route stats the SLO rules read), so its Envoy hash moved; nothing else did.
+// Added to on purpose (issue 15, Prometheus with its own identity, ADR 0020): the ports
+// `prometheus` (base + 90) and `sidecarMetricsFrom` (base + 550), each sidecar's `metrics` option
+// (its metrics listener, on the pod's address with pods) and so every Envoy hash; no port moved.
 import { svidFiles } from '@trellis/contracts';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';

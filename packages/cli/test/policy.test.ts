@@ -90,6 +90,12 @@ describe('./trellis policy', { timeout: 60_000 }, () => {
     expect(readFileSync(join(out, 'prometheus/prometheus-rules.yaml'), 'utf8')).toContain(
       'kind: PrometheusRule',
     );
+    // The scrape jobs of the model's metrics scraper (ADR 0020): https with its SVID.
+    const scrape = readFileSync(join(out, 'prometheus/prometheus.yml'), 'utf8');
+    expect(scrape).toContain('job_name: envoy-orders-api');
+    expect(scrape).toContain('scheme: https');
+    expect(scrape).toContain('server_name: orders-api.trellis.svc');
+    expect(scrape).toContain('- slo-rules.yaml');
     const off = join(dir, 'off-bucket.yaml');
     writeFileSync(
       off,

@@ -90,3 +90,26 @@ export function pathTemplateRegex(template: string): string {
 export function matchesPathTemplate(template: string, path: string): boolean {
   return new RegExp(pathTemplateRegex(template)).test(path);
 }
+
+/**
+ * The path of a sidecar's Envoy statistics in Prometheus text: Envoy's admin `/stats/prometheus`,
+ * which the sidecar's metrics listener routes to its admin interface.
+ */
+export const sidecarStatsPath = '/stats/prometheus';
+
+/** The metrics scraper's SPIFFE ID, or undefined when the model has no `metrics` block. */
+export function scraperSpiffeId(model: Model): string | undefined {
+  const s = model.metrics?.scraper;
+  if (!s) return undefined;
+  return `spiffe://${model.trustDomain}/ns/${s.namespace ?? model.namespace}/sa/${s.serviceAccount}`;
+}
+
+/**
+ * The DNS name a workload's SVID carries beside its SPIFFE ID, `<service-account>.<namespace>.svc`
+ * (Kubernetes' Service name form): Prometheus checks a target's certificate by DNS name
+ * (`tls_config.server_name`), as it has no SPIFFE ID matcher.
+ */
+export function metricsServerName(model: Model, workload: string): string {
+  const w = own(model.workloads, workload);
+  return `${w?.serviceAccount ?? workload}.${w?.namespace ?? model.namespace}.svc`;
+}

@@ -12,8 +12,11 @@ export {
   matchesPathTemplate,
   namespaceOf,
   pathTemplateRegex,
+  metricsServerName,
   routesOf,
   scopesForRoles,
+  scraperSpiffeId,
+  sidecarStatsPath,
   spiffeId,
   workloadBySpiffeId,
 } from './identity.ts';
@@ -35,6 +38,7 @@ export type {
   KafkaTopic,
   Model,
   ModelInput,
+  MetricsSpec,
   MtlsSetting,
   PortSpec,
   Protocol,
@@ -61,6 +65,7 @@ export {
   localKeycloakProvider,
   localPaths,
   localPortOffsets,
+  localScraperName,
   localPortsAt,
 } from './bind/local.ts';
 export type { LocalPortName } from './bind/local.ts';
@@ -104,6 +109,7 @@ export type {
   KafkaRequest,
   KafkaResourceType,
   Peer,
+  ScrapeRequest,
   TcpRequest,
   Token,
 } from './request.ts';
@@ -133,11 +139,13 @@ export type {
   HttpRouteMatch,
 } from './compile/gateway.ts';
 export {
+  adminStatsCluster,
   compileEnvoy,
   envoyAccessLogSource,
   httpAccessLogFormat,
   httpFilterOrder,
   jwtMetadataFilter,
+  metricsListenerName,
   pathMatcher,
   tcpAccessLogFormat,
 } from './compile/envoy.ts';
@@ -211,6 +219,14 @@ export type {
   SloMetricSource,
   SloOptions,
 } from './compile/slo.ts';
+
+export { compilePrometheusScrape, scrapeJobs } from './compile/prometheus.ts';
+export type {
+  PrometheusScrapeConfig,
+  PrometheusScrapeFile,
+  PrometheusScrapeOptions,
+  PrometheusTlsConfig,
+} from './compile/prometheus.ts';
 
 // Evaluators of compiled artefacts (documented semantics of each system), for tests and diagnostics.
 export { evaluateIstio, istioUpstreamHeaders } from './evaluate/istio.ts';

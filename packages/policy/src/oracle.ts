@@ -14,6 +14,9 @@
  *   and claim. On a port without routes, the peer decides alone.
  * - Kafka: producers may WRITE (and so DESCRIBE) their topics, consumers may READ (and DESCRIBE) their
  *   topics and READ (and DESCRIBE) their groups; nothing else.
+ * - Metrics: only the scraper (`metrics.scraper`, over mTLS) may GET a sidecar's Envoy statistics
+ *   (`/stats/prometheus`) and the app's metrics path where the workload declares one; nothing else on
+ *   that listener, and the scraper nothing anywhere else (it is no workload, so no `calls`).
  * - Cassandra: a permission on a table is held if granted on the table or on its keyspace; a keyspace
  *   permission only if granted on the keyspace. System keyspaces never.
  */
@@ -23,6 +26,8 @@ import {
   edgeWorkloads,
   matchesPathTemplate,
   routesOf,
+  scraperSpiffeId,
+  sidecarStatsPath,
   spiffeId,
   workloadBySpiffeId,
   workloadProviders,
@@ -36,6 +41,7 @@ import type {
   HttpRequest,
   KafkaRequest,
   Peer,
+  ScrapeRequest,
   TcpRequest,
   Token,
 } from './request.ts';
@@ -58,7 +64,24 @@ export function allowed(model: Model, request: AccessRequest): Decision {
       return decideKafka(model, request);
     case 'cql':
       return decideCql(model, request);
+    case 'scrape':
+      return decideScrape(model, request);
   }
+}
+
+function decideScrape(model: Model, r: ScrapeRequest): Decision {
+  const scraper = scraperSpiffeId(model);
+  if (scraper === undefined) return deny('the model has no metrics scraper');
+  const w = own(model.workloads, r.to);
+  if (!w) return deny(`${r.to} is not a workload`);
+  if (r.peer.kind === 'none') return deny('no client certificate (mTLS required)');
+  if (!r.peer.trusted) return deny('client certificate not issued by the mesh CA');
+  if (r.peer.spiffeId !== scraper) return deny(`${r.peer.spiffeId} is not the metrics scraper`);
+  if (r.method !== 'GET') return deny(`metrics are read with GET, not ${r.method}`);
+  if (r.path === sidecarStatsPath) return allow(`the scraper reads ${r.to}'s sidecar statistics`);
+  if (w.metrics !== undefined && r.path === w.metrics.path)
+    return allow(`the scraper reads workloads.${r.to}.metrics`);
+  return deny(`${r.path} is no metrics path of ${r.to}`);
 }
 
 /** Who the peer is, if it may call `to` at all. */

@@ -16,6 +16,7 @@ import { compileK6Thresholds } from './compile/k6.ts';
 import { compileKafkaAcls } from './compile/kafka.ts';
 import { compileKeycloakRealm } from './compile/keycloak.ts';
 import { compileNginx } from './compile/nginx.ts';
+import { compilePrometheusScrape } from './compile/prometheus.ts';
 import { compilePrometheusRules, compileSloRules } from './compile/slo.ts';
 import type { ValidModel } from './validate.ts';
 
@@ -103,6 +104,14 @@ export function renderTarget(
       return {
         'prometheus/slo-rules.yaml': yamlDocs([compileSloRules(model)]),
         'prometheus/prometheus-rules.yaml': yamlDocs(compilePrometheusRules(model, region)),
+        // The scrape jobs, where the model has a metrics scraper (ADR 0020).
+        ...(model.binding.metrics !== undefined
+          ? {
+              'prometheus/prometheus.yml': yamlDocs([
+                { ...compilePrometheusScrape(model), rule_files: ['slo-rules.yaml'] },
+              ]),
+            }
+          : {}),
       };
   }
 }

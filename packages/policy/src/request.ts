@@ -102,8 +102,20 @@ export interface CqlRequest {
   permission: CassandraPermission;
 }
 
+/** A scrape of a workload's metrics: a request to its sidecar's metrics listener. */
+export interface ScrapeRequest {
+  kind: 'scrape';
+  /** The workload whose sidecar is scraped. */
+  to: string;
+  peer: Peer;
+  method: HttpMethod | string;
+  /** Path without the query string, already normalized. */
+  path: string;
+}
+
 /** Anything the oracle can decide. */
-export type AccessRequest = HttpRequest | TcpRequest | EdgeRequest | KafkaRequest | CqlRequest;
+export type AccessRequest =
+  HttpRequest | TcpRequest | EdgeRequest | KafkaRequest | CqlRequest | ScrapeRequest;
 
 /** The oracle's answer. */
 export interface Decision {

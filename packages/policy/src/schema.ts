@@ -66,6 +66,35 @@ const workloadSchema = z.strictObject({
   calls: z.array(patterned('dnsLabel')).default([]).meta({
     description: 'Workloads, or the data services cassandra and kafka, that this one calls.',
   }),
+  metrics: z
+    .strictObject({
+      port: text.meta({ description: 'The http port (by name) the app serves its metrics on.' }),
+      path: patterned('path').meta({
+        description: 'The path of its Prometheus text, e.g. /metrics.',
+      }),
+    })
+    .optional()
+    .meta({
+      description:
+        "The app's own Prometheus metrics. Only the metrics scraper may read them, through the sidecar's metrics listener.",
+    }),
+});
+
+/** Who scrapes metrics: an identity of its own, never a workload's (it calls nothing else). */
+const metricsSchema = z.strictObject({
+  scraper: z
+    .strictObject({
+      namespace: patterned('dnsLabel')
+        .optional()
+        .meta({ description: 'Namespace part of the SPIFFE ID. Defaults to the model namespace.' }),
+      serviceAccount: patterned('workloadName').meta({
+        description: 'Service account part of the SPIFFE ID, e.g. prometheus.',
+      }),
+    })
+    .meta({
+      description:
+        "The scraper's identity. It may GET each sidecar's Envoy stats and the metrics path of each workload that declares one, and nothing else.",
+    }),
 });
 
 const roleSchema = z.strictObject({
@@ -241,6 +270,9 @@ export const modelSchema = z
       .strictObject({ topics: z.record(key('topicName'), topicSchema).default({}) })
       .default({ topics: {} }),
     agents: z.record(key('dnsLabel'), agentSchema).default({}),
+    metrics: metricsSchema.optional().meta({
+      description: "Metrics scraping: who may read the sidecars' and apps' metrics (over mTLS).",
+    }),
     budgets: z
       .strictObject({
         mesh: latencySchema
@@ -288,6 +320,8 @@ export type Agent = Model['agents'][string];
 export type RouteBudget = z.output<typeof routeBudgetSchema>;
 /** The budgets of one environment, beside the production budgets. */
 export type EnvironmentBudgets = z.output<typeof environmentBudgetsSchema>;
+/** The metrics block: who scrapes. */
+export type MetricsSpec = z.output<typeof metricsSchema>;
 /** An mTLS mode setting. */
 export type MtlsSetting = Model['mtls'];
 

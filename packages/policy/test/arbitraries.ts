@@ -54,6 +54,13 @@ const modelSeed = fc.record({
     maxLength: 4,
   }),
   edgeCalls: fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
+  /** The metrics scraper's service account (none: no `metrics` block). */
+  scraper: fc.option(fc.constantFrom('prometheus', 'scraper'), { nil: undefined, freq: 4 }),
+  /** Each workload's app metrics path, where it has an http port and there is a scraper. */
+  appMetrics: fc.array(fc.option(fc.constantFrom('/metrics', '/x', '/m/1'), { nil: undefined }), {
+    minLength: 4,
+    maxLength: 4,
+  }),
   providers: fc.array(
     fc.record({
       auds: fc.subarray(['aud1', 'aud2'], { minLength: 1 }),
@@ -96,16 +103,25 @@ function build(seed: ModelSeed): ValidModel {
   const names = Array.from({ length: seed.n }, (_, i) => `w${i}`);
   const workloads: Record<
     string,
-    { ports: { name: string; port: number; protocol: string }[]; calls: string[]; edge?: boolean }
+    {
+      ports: { name: string; port: number; protocol: string }[];
+      calls: string[];
+      edge?: boolean;
+      metrics?: { port: string; path: string };
+    }
   > = {};
   names.forEach((w, i) => {
+    const ports = (seed.ports[i] ?? ['http']).map((protocol, j) => ({
+      name: `p${j}`,
+      port: 8000 + i * 10 + j,
+      protocol,
+    }));
+    const http = ports.find((p) => p.protocol === 'http');
+    const path = seed.appMetrics[i];
     workloads[w] = {
-      ports: (seed.ports[i] ?? ['http']).map((protocol, j) => ({
-        name: `p${j}`,
-        port: 8000 + i * 10 + j,
-        protocol,
-      })),
+      ports,
       calls: names.filter((o, j) => j !== i && seed.calls[i]?.[j]),
+      ...(seed.scraper !== undefined && http && path ? { metrics: { port: http.name, path } } : {}),
     };
   });
   const edge = {
@@ -196,6 +212,9 @@ function build(seed: ModelSeed): ValidModel {
       grants,
     },
     kafka: { topics },
+    ...(seed.scraper !== undefined
+      ? { metrics: { scraper: { serviceAccount: seed.scraper } } }
+      : {}),
   };
   const r = validateModel(data);
   if (!r.ok)

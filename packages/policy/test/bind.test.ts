@@ -111,6 +111,8 @@ describe('bind to local', () => {
       inbound: { http: { address: '127.0.0.1', port: 8620 } },
       app: { http: { address: '127.0.0.1', port: 8820 } },
       admin: { address: '127.0.0.1', port: 8502 },
+      // The metrics listener: basePort + 550 + the workload's sorted position (ADR 0020).
+      metrics: { address: '127.0.0.1', port: 8552 },
       egress: {
         cassandra: {
           listen: { address: '127.0.0.1', port: 8720 },
@@ -569,6 +571,7 @@ describe('bind to the example plan', () => {
         },
       },
       adminPort: 9902,
+      metrics: { port: 15_090, statsPort: 9902 },
       sds: {
         dir: '/srv/envoy/orders-api/sds',
         certChain: '/srv/envoy/orders-api/certs/cert.pem',

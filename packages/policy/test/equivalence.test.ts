@@ -20,12 +20,21 @@ import {
   envoyOptions,
   kafkaOperations,
   parseCassandraAuth,
+  scraperSpiffeId,
   spiffeId,
   edgeWorkloads,
   namespaceOf,
   cassandraPermissions,
 } from '../src/index.ts';
-import type { AccessRequest, Decision, EnvoyArtefacts, Token, ValidModel } from '../src/index.ts';
+import type {
+  AccessRequest,
+  Decision,
+  EnvoyArtefacts,
+  Peer,
+  ScrapeRequest,
+  Token,
+  ValidModel,
+} from '../src/index.ts';
 import { NOW, materialize, meshRequestSeed, modelArb, tokenArb } from './arbitraries.ts';
 import type { MeshRequest } from './arbitraries.ts';
 import { bindEverywhere } from './environments.ts';
@@ -213,6 +222,63 @@ describe('oracle ≡ compiled targets (property tests)', () => {
     );
     // Non-vacuity: about 60 of 6,000 requests pass both hops (measured over runs); 20 leaves margin.
     expect(allowedCount).toBeGreaterThan(RUNS / 50);
+  }, 120_000);
+
+  it('metrics scrapes: the sidecar metrics listener (TLS SAN + RBAC + routes), in every environment that runs it', () => {
+    let allowedCount = 0;
+    let deniedCount = 0;
+    const scrapeSeed = fc.record({
+      to: fc.nat(4),
+      peer: fc.constantFrom('scraper', 'scraper', 'workload', 'untrusted', 'none'),
+      method: fc.constantFrom('GET', 'GET', 'POST'),
+      path: fc.constantFrom('/stats/prometheus', '/metrics', '/x', '/m/1', '/stats', '/'),
+    });
+    fc.assert(
+      fc.property(
+        modelArb,
+        fc.array(scrapeSeed, { minLength: PER_MODEL, maxLength: PER_MODEL }),
+        (model, seeds) => {
+          const names = Object.keys(model.workloads).sort();
+          const scraper =
+            scraperSpiffeId(model) ?? `spiffe://${model.trustDomain}/ns/ns/sa/prometheus`;
+          const requests: ScrapeRequest[] = seeds.map((s) => {
+            const to = names[s.to % names.length] ?? 'edge';
+            const other = names[(s.to + 1) % names.length] ?? 'edge';
+            const peer: Peer =
+              s.peer === 'none'
+                ? { kind: 'none' }
+                : s.peer === 'untrusted'
+                  ? { kind: 'cert', spiffeId: scraper, trusted: false }
+                  : {
+                      kind: 'cert',
+                      spiffeId: s.peer === 'scraper' ? scraper : spiffeId(model, other),
+                      trusted: true,
+                    };
+            return { kind: 'scrape', to, peer, method: s.method, path: s.path };
+          });
+          const decisions = requests.map((r) => allowed(model, r));
+          allowedCount += decisions.filter((o) => o.allowed).length;
+          deniedCount += decisions.filter((o) => !o.allowed).length;
+          for (const b of bindEverywhere(model).filter(runsEnvoy)) {
+            requests.forEach((r, i) => {
+              const o = decisions[i] as Decision;
+              const t = { ...r, peer: b.peer(r.peer) };
+              agree(`oracle on the ${b.kind} binding (scrape)`, model, r, o, allowed(b.model, t));
+              const got = evaluateEnvoy(sidecar(b, r.to).bootstrap, {
+                listenerPort: b.model.binding.workloads[r.to]?.metrics?.port ?? 0,
+                peer: t.peer,
+                http: { method: r.method, path: r.path, now: NOW },
+              });
+              agree(`Envoy metrics listener (${b.kind})`, model, r, o, got);
+            });
+          }
+        },
+      ),
+      { numRuns: RUNS },
+    );
+    // Non-vacuity: about 250 of 6,000 scrapes are allowed (measured); 100 leaves margin.
+    expect(allowedCount).toBeGreaterThan(RUNS / 10);
+    expect(deniedCount).toBeGreaterThan(RUNS);
   }, 120_000);
 
   it('Kafka ACLs (StandardAuthorizer semantics, allow.everyone.if.no.acl.found=false)', () => {

@@ -417,6 +417,58 @@ describe('the k6 smoke scenario through the whole stack', () => {
   });
 });
 
+describe('Prometheus, the metrics scraper (ADR 0020)', () => {
+  const prometheus = () => {
+    const p = outputs().prometheus;
+    if (p === undefined) throw new Error('the stack exports no prometheus output');
+    return p;
+  };
+  // orders-api's metrics listener, where the model is bound (its pod's address with pods).
+  const metricsUrl = (path: string): string => {
+    const ep = (secretOutputs() as { model: BoundModel }).model.binding.workloads['orders-api']
+      ?.metrics;
+    if (ep === undefined) throw new Error('orders-api has no metrics listener');
+    return `https://${ep.address}:${ep.port}${path}`;
+  };
+
+  it('scrapes every sidecar and the declared app metrics over mTLS: every target is up', async () => {
+    const { url, jobs } = prometheus();
+    expect([...jobs].sort()).toEqual([
+      'app-orders-api',
+      'envoy-ingress',
+      'envoy-ledger',
+      'envoy-orders-api',
+      'prometheus',
+    ]);
+    type Target = { labels: Record<string, string>; health: string; scrapeUrl: string };
+    // The first scrape of each job comes within one interval (15 s) of Prometheus's start.
+    const targets = await until(
+      async () => {
+        const r = await call(`${url}/api/v1/targets?state=active`);
+        const t = (JSON.parse(r.body) as { data: { activeTargets: Target[] } }).data.activeTargets;
+        return t.length === jobs.length && t.every((x) => x.health === 'up') ? t : null;
+      },
+      60_000,
+      'every Prometheus target up',
+    );
+    for (const t of targets)
+      if (t.labels['job'] !== 'prometheus') expect(t.scrapeUrl).toMatch(/^https:\/\//);
+  });
+
+  it("lets Prometheus's SVID read orders-api's metrics listener, and refuses another workload's and plaintext", async () => {
+    const right = await call(metricsUrl('/stats/prometheus'), {
+      spiffeServer: true,
+      client: pkiFiles('prometheus'),
+    });
+    expect(right.status).toBe(200);
+    expect(right.body).toContain('envoy_server_live');
+    await expect(
+      call(metricsUrl('/stats/prometheus'), { spiffeServer: true, client: pkiFiles('ingress') }),
+    ).rejects.toThrow(/certificate unknown/);
+    await expect(call(metricsUrl('/metrics').replace('https:', 'http:'))).rejects.toThrow();
+  });
+});
+
 describe('tokens at the edge, later', () => {
   it('refuses a real, correctly signed token once it has expired (past the 60 s clock skew) with 401', async () => {
     const t = await expiringToken();

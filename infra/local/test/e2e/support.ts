@@ -20,6 +20,8 @@ export interface E2eOutputs {
   keycloak: { issuer: string; tokenUrl: string };
   cassandra: { host: string; port: number; spiffeId: string; localDataCenter: string };
   kafka: { bootstrap: string; spiffeId: string };
+  /** The metrics scraper (ADR 0020); absent when the model declares none. */
+  prometheus?: { url: string; spiffeId: string; jobs: string[] };
 }
 
 export function outputs(): E2eOutputs {

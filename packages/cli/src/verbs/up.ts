@@ -45,6 +45,12 @@ async function sweepIfStateless(stack: string): Promise<void> {
     process.stderr.write(`[trellis] leftover of stack ${stack}: ${line}\n`);
 }
 
+/** The `url` of the stack output `prometheus`, when the stack runs one. */
+export function prometheusUrl(output: unknown): string | null {
+  if (typeof output !== 'object' || output === null || !('url' in output)) return null;
+  return typeof output.url === 'string' ? output.url : null;
+}
+
 /** `up [--stack S]`: install the toolchain, then `pulumi up` the local project, then say how to call it. */
 export async function up(args: string[]): Promise<number> {
   const stack = stackArg(args);
@@ -75,6 +81,8 @@ export async function up(args: string[]): Promise<number> {
         `-H 'content-type: application/json' -d '{"sku":"demo-1","quantity":1}' ${url}/orders\n`,
     );
   }
+  const prom = prometheusUrl(out.prometheus);
+  if (prom) process.stdout.write(`Prometheus: ${prom} (scrape targets: ${prom}/targets)\n`);
   return 0;
 }
 

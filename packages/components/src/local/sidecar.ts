@@ -8,6 +8,7 @@ import type { PodLaunch } from '@trellis/local/pods';
 import { envoy } from '@trellis/local/toolchain';
 import {
   compileEnvoy,
+  metricsServerName,
   spiffeId,
   type EnvoyArtefacts,
   type EnvoyBootstrap,
@@ -138,6 +139,12 @@ export interface LocalSidecarArgs {
   /** JWKS source per provider; see `EnvoyOptions.jwks`. @default the model's jwksUri */
   jwks?: EnvoyOptions['jwks'];
   /**
+   * The metrics listener (ADR 0020): mTLS for the model's metrics scraper only; its `statsPort` must
+   * be `adminPort`. The SVID then also carries the DNS name Prometheus checks
+   * (`metricsServerName`). @default none
+   */
+  metrics?: EnvoyOptions['metrics'];
+  /**
    * Header carrying the verified JWT payload to the app.
    * @default identityHeaders.jwtPayload (what the smoke services read; docs/services.md)
    */
@@ -199,6 +206,14 @@ export class LocalSidecar extends pulumi.ComponentResource {
     port('adminPort', args.adminPort);
     for (const [k, v] of Object.entries(args.inbound)) port(`inbound.${k}`, v);
     for (const [k, v] of Object.entries(args.app ?? {})) port(`app.${k}`, v.port);
+    if (args.metrics !== undefined) {
+      port('metrics.port', args.metrics.port);
+      if (args.metrics.statsPort !== args.adminPort)
+        throw new pulumi.ResourceError(
+          `${name}: metrics.statsPort must be the adminPort (${args.adminPort}), got ${args.metrics.statsPort}`,
+          this,
+        );
+    }
     for (const [k, v] of Object.entries(args.outbound ?? {})) {
       port(`outbound.${k}.port`, v.port);
       if (v.listenPort !== undefined) port(`outbound.${k}.listenPort`, v.listenPort);
@@ -221,6 +236,7 @@ export class LocalSidecar extends pulumi.ComponentResource {
       ...(args.app ? { app: args.app } : {}),
       ...(args.outbound ? { outbound: args.outbound } : {}),
       ...(args.jwks ? { jwks: args.jwks } : {}),
+      ...(args.metrics ? { metrics: args.metrics } : {}),
       adminPort: args.adminPort,
       nodeId: `${args.workload}-sidecar`,
       payloadHeader: args.payloadHeader ?? defaults.payloadHeader,
@@ -244,6 +260,9 @@ export class LocalSidecar extends pulumi.ComponentResource {
       {
         ca: args.ca,
         spiffeId: this.spiffeId,
+        ...(args.metrics !== undefined
+          ? { dns: [metricsServerName(args.model, args.workload)] }
+          : {}),
         dir: args.certDir,
         validHours: args.certValidHours ?? defaults.certValidHours,
         rotation: args.rotation ?? 0,

@@ -29,6 +29,11 @@ export interface EnvoyOptions {
   logLevel?: string;
   /** How long to wait for the admin `/ready` to say LIVE. @default 30_000 */
   readyTimeoutMs?: number;
+  /**
+   * Bind the admin interface to this port on 127.0.0.1, for a bootstrap whose own clusters reach it
+   * (a sidecar's metrics listener routes `/stats/prometheus` there). @default 0, kernel-chosen
+   */
+  adminPort?: number;
 }
 
 /** A running Envoy. */
@@ -57,9 +62,10 @@ function writeBootstrap(dir: string, config: EnvoyConfig, forRun: boolean): stri
 
 // Merged over the bootstrap by --config-yaml (docs: operations/cli). Port 0 lets the kernel choose;
 // --admin-address-path tells us which, so there is no window in which another process takes the port.
-const ADMIN_OVERRIDE = JSON.stringify({
-  admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
-});
+const adminOverride = (port = 0) =>
+  JSON.stringify({
+    admin: { address: { socket_address: { address: '127.0.0.1', port_value: port } } },
+  });
 
 /** What {@link envoyArgs} needs: the instance's dir and bootstrap file, and its worker settings. */
 export interface EnvoyArgsOptions {
@@ -118,7 +124,7 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyInstance> {
         logLevel: opts.logLevel,
       }),
       '--config-yaml',
-      ADMIN_OVERRIDE,
+      adminOverride(opts.adminPort),
       '--admin-address-path',
       adminFile,
     ],

@@ -69,6 +69,8 @@ export const stackTools: readonly Tool[] = [
   cassandra,
   keycloak,
   k6,
+  // The stack's metrics scraper (ADR 0020).
+  prometheus,
   pulumi,
 ];
 
@@ -80,7 +82,6 @@ export const stackTools: readonly Tool[] = [
 export const tools: readonly Tool[] = [
   ...stackTools,
   buildah,
-  prometheus,
   // The CRDs and charts of the Kubernetes platform, for the cluster tests (about a minute cold).
   crds,
   // The test control plane (kube.component.test.ts and the cluster tests): kwok and etcd are quick, the

@@ -24,7 +24,7 @@ export interface CallSlot {
 }
 
 /** Which listeners of a workload an endpoint is: collisions are looked for per network. */
-export type ListenerRole = 'inbound' | 'app' | 'admin' | 'egress';
+export type ListenerRole = 'inbound' | 'app' | 'admin' | 'egress' | 'metrics';
 
 /** A listener in a network, named by a path and a description for errors. */
 export interface Listener {
@@ -45,6 +45,13 @@ export interface Allocator {
   /** Where the app listens on its `k`-th port; undefined where there is no app. */
   app(w: WorkloadSlot, port: PortSpec, k: number): Endpoint | undefined;
   admin(w: WorkloadSlot): Endpoint | undefined;
+  /**
+   * The sidecar's metrics listener (ADR 0020), asked only when the model has a metrics scraper;
+   * undefined (or no method) where the environment's sidecars are not ours.
+   */
+  metrics?(w: WorkloadSlot): Endpoint | undefined;
+  /** Where the environment runs the metrics scraper, if it runs one: its SVID and its own listener. */
+  scraper?(): { svid: SvidLocation; listen: Endpoint } | undefined;
   dataEgress(
     w: WorkloadSlot,
     service: DataService,

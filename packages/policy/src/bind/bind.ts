@@ -6,7 +6,13 @@
  */
 import { formatErrors, formatPath, rootPath } from '../errors.ts';
 import type { PolicyError } from '../errors.ts';
-import { dataServiceSpiffeId, dataServices, namespaceOf, spiffeId } from '../identity.ts';
+import {
+  dataServiceSpiffeId,
+  dataServices,
+  namespaceOf,
+  scraperSpiffeId,
+  spiffeId,
+} from '../identity.ts';
 import type { DataService } from '../identity.ts';
 import type { Model } from '../schema.ts';
 import { validateModel } from '../validate.ts';
@@ -120,8 +126,17 @@ function bindingOf(
         }
       : {}),
     workloads,
+    ...optional('metrics', metricsBinding(model, allocator)),
     dataServices: services,
   };
+}
+
+/** The scraper's identity, and where the environment runs it (if it does). */
+function metricsBinding(model: ValidModel, allocator: Allocator): Binding['metrics'] {
+  const id = scraperSpiffeId(model);
+  if (id === undefined) return undefined;
+  const s = allocator.scraper?.();
+  return { spiffeId: id, ...(s ? { svid: s.svid, listen: s.listen } : {}) };
 }
 
 /** Collects the workloads' bindings, every listener handed out (for the collision check), errors. */
@@ -190,12 +205,22 @@ function placeWorkloads(model: ValidModel, allocator: Allocator): Placement {
     });
     const admin = out.attempt(() => allocator.admin(w));
     out.listen(w, 'admin', formatPath(['workloads', w.name]), `the admin of ${w.name}`, admin);
+    const metrics =
+      model.metrics !== undefined ? out.attempt(() => allocator.metrics?.(w)) : undefined;
+    out.listen(
+      w,
+      'metrics',
+      formatPath(['workloads', w.name]),
+      `the metrics listener of ${w.name}`,
+      metrics,
+    );
     out.workloads[w.name] = {
       spiffeId: spiffeId(model, w.name),
       edge: w.spec.edge === true,
       inbound,
       app,
       ...optional('admin', admin),
+      ...optional('metrics', metrics),
       egress: {},
       peers: {},
       svid: allocator.svid(w),

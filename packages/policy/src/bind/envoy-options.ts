@@ -47,6 +47,15 @@ export function envoyOptions(model: BoundModel, workload: string): EnvoyOptions 
     app: { ...b.app },
     outbound: outboundOf(model, workload),
     ...(b.admin ? { adminPort: b.admin.port } : {}),
+    ...(b.metrics && b.admin
+      ? {
+          metrics: {
+            port: b.metrics.port,
+            ...(b.metrics.address !== address ? { address: b.metrics.address } : {}),
+            statsPort: b.admin.port,
+          },
+        }
+      : {}),
     sds: {
       dir: `${b.proxyDir}/${sidecarFiles.sdsDir}`,
       certChain: b.svid.cert,

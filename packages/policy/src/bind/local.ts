@@ -14,7 +14,7 @@ import type { DataService } from '../identity.ts';
 import type { Model } from '../schema.ts';
 import { AllocationError } from './allocator.ts';
 import type { Allocator, Listener, WorkloadSlot } from './allocator.ts';
-import type { Endpoint, IdentityProviderBinding, LocalEnvironment } from './types.ts';
+import type { Endpoint, IdentityProviderBinding, LocalEnvironment, SvidLocation } from './types.ts';
 
 /** Every port of a local stack is `basePort` plus one of these. */
 export const localPortOffsets = {
@@ -29,7 +29,11 @@ export const localPortOffsets = {
   kafkaInterBroker: 94,
   /** Kafka's direct client listener; one listener per client workload follows it. */
   kafkaClientsFrom: 300,
+  /** The stack's Prometheus (the metrics scraper), on the host's loopback. */
+  prometheus: 90,
   envoyAdminFrom: 500,
+  /** Each sidecar's metrics listener (ADR 0020), one per workload. */
+  sidecarMetricsFrom: 550,
   sidecarInboundFrom: 600,
   sidecarOutboundFrom: 700,
   appFrom: 800,
@@ -218,8 +222,10 @@ export function localAllocator(
   };
   const kafkaListener = (w: WorkloadSlot) =>
     server(w, ports.kafkaClientsFrom + 1 + w.sorted, 'kafka');
-  // The edge's inbound is plaintext from nginx, which shares its pod: it stays on the pod's loopback.
-  const podPrivate = (w: WorkloadSlot, role: string) => role !== 'inbound' || w.spec.edge === true;
+  // The edge's inbound is plaintext from nginx, which shares its pod: it stays on the pod's loopback;
+  // every metrics listener (mTLS) is on the pod's address, for the host's Prometheus.
+  const podPrivate = (w: WorkloadSlot, role: string) =>
+    role !== 'metrics' && (role !== 'inbound' || w.spec.edge === true);
   return {
     // A pod's private listeners live on its own loopback; its inbound on the bridge, as the host's.
     network: (w, role) =>
@@ -235,6 +241,11 @@ export function localAllocator(
     }),
     app: (w, _p, k) => (w.spec.edge ? undefined : inBlock(ports.appFrom, w, k)),
     admin: (w) => at(ports.envoyAdminFrom + w.sorted),
+    metrics: (w) => ({ address: podOf(w) ?? loopback, port: ports.sidecarMetricsFrom + w.sorted }),
+    scraper: () => ({
+      svid: svidAt(paths.pkiDir(localScraperName)),
+      listen: at(ports.prometheus),
+    }),
     dataEgress: (w, service: DataService) =>
       service === 'cassandra'
         ? {
@@ -253,16 +264,7 @@ export function localAllocator(
         );
       return egress(w, slot);
     },
-    svid: (w) => {
-      const dir = paths.pkiDir(w.name);
-      return {
-        kind: 'files',
-        dir,
-        cert: `${dir}/${svidFiles.cert}`,
-        key: `${dir}/${svidFiles.key}`,
-        bundle: `${dir}/${svidFiles.bundle}`,
-      };
-    },
+    svid: (w) => svidAt(paths.pkiDir(w.name)),
     proxyDir: (w) => paths.runDir(`${w.name}-sidecar`),
     hostAddress: (w) => (podOf(w) === undefined ? undefined : pods.hostAddress),
     reserved: () => localReserved(model, ports, pods),
@@ -274,6 +276,17 @@ export function localAllocator(
 }
 
 const ipv4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+
+/** The SVID files in `dir`, as the Mesh CA writes them. */
+const svidAt = (dir: string): SvidLocation => {
+  const [cert, key, bundle] = [svidFiles.cert, svidFiles.key, svidFiles.bundle].map(
+    (f) => `${dir}/${f}`,
+  ) as [string, string, string];
+  return { kind: 'files', dir, cert, key, bundle };
+};
+
+/** The local stack's Prometheus: its certificate directory (`pki/<name>`) and process directory. */
+export const localScraperName = 'prometheus';
 
 /** The stack's servers that can run as pods of their own (`environment.pods.servers`). */
 export const localServers = ['cassandra', 'kafka', 'keycloak'] as const;
@@ -349,6 +362,7 @@ function localReserved(
     'kafkaController',
     'kafkaInterBroker',
     'kafkaClientsFrom',
+    ...(model.metrics !== undefined ? (['prometheus'] as const) : []),
   ];
   const sorted = Object.keys(model.workloads).sort();
   const edge = Object.keys(model.workloads).find((w) => model.workloads[w]?.edge);

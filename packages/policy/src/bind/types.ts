@@ -59,6 +59,11 @@ export interface WorkloadBinding {
   app: Record<string, Endpoint>;
   /** The sidecar's admin interface, if the environment has one of its own. */
   admin?: Endpoint;
+  /**
+   * The sidecar's metrics listener (mTLS, the metrics scraper only; ADR 0020), where the model has a
+   * scraper and the environment runs our sidecar.
+   */
+  metrics?: Endpoint;
   /** One route per data service the workload calls. */
   egress: Partial<Record<DataService, DataEgress>>;
   /** One route per peer workload the workload calls. */
@@ -110,6 +115,11 @@ export interface Binding {
   routes: Record<string, { hosts: string[] }>;
   edge?: EdgeBinding;
   workloads: Record<string, WorkloadBinding>;
+  /**
+   * The metrics scraper (the model's `metrics.scraper`): its SPIFFE ID and, where the environment
+   * runs it, its SVID files and its own (plaintext, loopback) listener.
+   */
+  metrics?: { spiffeId: string; svid?: SvidLocation; listen?: Endpoint };
   /** Each data service's own endpoint (direct clients holding SVID files) and identity. */
   dataServices: Partial<Record<DataService, { endpoint: Endpoint; spiffeId: string }>>;
 }

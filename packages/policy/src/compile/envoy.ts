@@ -20,6 +20,7 @@ import type { BoundModel } from '../bind/types.ts';
 import type { EnvoyBootstrap, SdsFile } from './envoy-types.ts';
 import { checkPayloadHeader } from './envoy/identity-headers.ts';
 import { inboundListener, outboundListeners, sidecar } from './envoy/listeners.ts';
+import { metricsListener } from './envoy/metrics.ts';
 import { endpoint, sdsFiles } from './envoy/resources.ts';
 
 export {
@@ -30,6 +31,7 @@ export {
 export { httpFilterOrder } from './envoy/filters.ts';
 export { jwtAudienceFailure, jwtFailureKey, jwtMetadataFilter } from './envoy/jwt.ts';
 export { pathMatcher } from './envoy/match.ts';
+export { adminStatsCluster, metricsListenerName } from './envoy/metrics.ts';
 
 /** A host and port. */
 export interface EnvoyEndpoint {
@@ -84,6 +86,12 @@ export interface EnvoyOptions {
    * listeners, per connection on TCP proxies. Omit it for no access log.
    */
   accessLog?: string;
+  /**
+   * The metrics listener (ADR 0020): its port, its address (default: `inboundAddress`), and the
+   * admin port its `/stats/prometheus` route reaches on 127.0.0.1. Only the model's metrics scraper
+   * may use it. Omit it for no metrics listener.
+   */
+  metrics?: { port: number; address?: string; statsPort: number };
 }
 
 /** What `compileEnvoy` returns: the bootstrap and the SDS files, keyed by their absolute path. */
@@ -104,6 +112,8 @@ export function compileEnvoy(model: BoundModel, o: EnvoyOptions): EnvoyArtefacts
   const s = sidecar(model, o, w);
   const listeners = outboundListeners(s);
   for (const port of w.ports) listeners.push(inboundListener(s, port));
+  const metrics = metricsListener(s);
+  if (metrics) listeners.push(metrics);
   return {
     bootstrap: {
       node: { id: o.nodeId ?? o.workload, cluster: o.workload },

@@ -1,7 +1,7 @@
 /** Checks of the principals: identity providers, workloads (with their ports and calls), agents. */
 import { formatPath } from '../errors.ts';
-import { dataServices, own, spiffeId } from '../identity.ts';
-import { dnsLabel } from '../patterns.ts';
+import { dataServices, own, scraperSpiffeId, sidecarStatsPath, spiffeId } from '../identity.ts';
+import { dnsLabel, hasDotSegment, pathTemplate } from '../patterns.ts';
 import type { Model, Workload } from '../schema.ts';
 import { checkMtls, checkScopeName, checkUrl, wildcardReason } from './common.ts';
 import type { Err } from './common.ts';
@@ -95,7 +95,48 @@ export function checkWorkloads(m: Model, err: Err): void {
     checkMtls(w.mtls, [...base, 'mtls'], err);
     checkPorts(w, base, err);
     checkCalls(m, name, w, base, err);
+    checkAppMetrics(m, w, base, err);
   }
+  checkScraper(m, ids, err);
+}
+
+/** A workload's `metrics`: an http port of its own, a literal path, and a scraper to read it. */
+function checkAppMetrics(m: Model, w: Workload, base: PropertyKey[], err: Err): void {
+  const mx = w.metrics;
+  if (!mx) return;
+  const at = [...base, 'metrics'];
+  if (w.edge) {
+    err(at, 'an edge workload has no app to serve metrics');
+    return;
+  }
+  if (!m.metrics) err(at, 'declare metrics.scraper: nobody may read these metrics without one');
+  const port = w.ports.find((p) => p.name === mx.port);
+  if (!port) err([...at, 'port'], `unknown reference: the workload has no port named '${mx.port}'`);
+  else if (port.protocol !== 'http')
+    err([...at, 'port'], `port '${mx.port}' is ${port.protocol}; metrics are served over http`);
+  if (!pathTemplate.re.test(mx.path) || hasDotSegment(mx.path) || mx.path.includes('{'))
+    err([...at, 'path'], "must be a literal path starting with '/' (no {param}, no dot segment)");
+  else if (mx.path === sidecarStatsPath)
+    err([...at, 'path'], `${sidecarStatsPath} is the sidecar's own statistics`);
+}
+
+/** The scraper's SPIFFE ID is its own: no workload's, no data service's. */
+function checkScraper(m: Model, ids: Map<string, string>, err: Err): void {
+  const s = m.metrics?.scraper;
+  const id = scraperSpiffeId(m);
+  if (!s || id === undefined) return;
+  const at = ['metrics', 'scraper'];
+  if (s.namespace !== undefined && !dnsLabel.re.test(s.namespace))
+    err([...at, 'namespace'], dnsLabel.reason);
+  if (!dnsLabel.re.test(s.serviceAccount)) err([...at, 'serviceAccount'], dnsLabel.reason);
+  else if (isDataService(s.serviceAccount) && (s.namespace ?? m.namespace) === m.namespace)
+    err([...at, 'serviceAccount'], 'the SPIFFE ID of a data service cannot be the scraper');
+  const clash = ids.get(id);
+  if (clash !== undefined)
+    err(
+      [...at, 'serviceAccount'],
+      `SPIFFE ID ${id} is workloads.${clash}'s: the scraper needs an identity of its own`,
+    );
 }
 
 /** Agents name a declared provider and only scopes it declares, never a wildcard. */

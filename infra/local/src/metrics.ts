@@ -1,0 +1,54 @@
+/**
+ * The stack's Prometheus (ADR 0020): the model's metrics scraper, with its own SVID, scraping every
+ * sidecar's metrics listener over mTLS (Envoy's stats and the apps' declared `/metrics`), with the
+ * SLO rules compiled from the route budgets. It runs on the host; its UI and API listen on the host's
+ * loopback (`binding.metrics.listen`). Call it last: `deployMetrics(ctx, mesh)` scrapes the sidecars
+ * `deployMesh` started.
+ */
+import type * as pulumi from '@pulumi/pulumi';
+import { LocalPrometheus } from '@trellis/components/local/prometheus';
+import { localScraperName } from '@trellis/policy';
+import type { StackContext } from './context.ts';
+import type { MeshLayer } from './mesh.ts';
+
+/** What {@link deployMetrics} returns: the stack output `prometheus`. */
+export interface MetricsLayer {
+  /** `http://127.0.0.1:<basePort + 90>`: the UI, `/api/v1/targets`, `/consoles/`. */
+  url: string;
+  spiffeId: string;
+  /** The scrape jobs: `envoy-<workload>`, `app-<workload>`, `prometheus`. */
+  jobs: string[];
+  prometheus: LocalPrometheus;
+}
+
+/**
+ * Prometheus for the stack, or undefined when the model declares no metrics scraper (then nothing
+ * scrapes, and no sidecar has a metrics listener).
+ */
+export function deployMetrics(
+  ctx: StackContext,
+  mesh: MeshLayer,
+  opts?: pulumi.ComponentResourceOptions,
+  settings: { scrapeInterval?: string } = {},
+): MetricsLayer | undefined {
+  if (ctx.model.binding.metrics === undefined) return undefined;
+  const prometheus = new LocalPrometheus(
+    'prometheus',
+    {
+      model: ctx.model,
+      ca: ctx.ca,
+      dir: ctx.runDir(localScraperName),
+      certValidHours: ctx.certValidHours,
+      rotation: ctx.rotation,
+      ...(settings.scrapeInterval !== undefined ? { scrapeInterval: settings.scrapeInterval } : {}),
+    },
+    // Its first scrape finds every sidecar up.
+    { ...opts, dependsOn: mesh.resources },
+  );
+  return {
+    url: prometheus.url,
+    spiffeId: prometheus.spiffeId,
+    jobs: prometheus.jobs,
+    prometheus,
+  };
+}

@@ -1,0 +1,127 @@
+import * as pulumi from '@pulumi/pulumi';
+import { prometheusArgs } from '@trellis/local/harness';
+import { ensurePrometheus } from '@trellis/local/toolchain';
+import {
+  compilePrometheusScrape,
+  compileSloRules,
+  type BoundModel,
+  type PrometheusScrapeFile,
+} from '@trellis/policy';
+import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
+import { LocalProcess } from './process.ts';
+
+/** Inputs of a {@link LocalPrometheus}. */
+export interface LocalPrometheusArgs {
+  /**
+   * The bound model: its metrics scraper (`binding.metrics`: SPIFFE ID, SVID files, listener) and
+   * every sidecar's metrics listener, which `compilePrometheusScrape` turns into scrape jobs.
+   */
+  model: BoundModel;
+  /** Issues the scraper's SVID. */
+  ca: LocalMeshCa;
+  /** The process dir: `prometheus.yml`, `slo-rules.yaml`, the TSDB under `data/`, the log. */
+  dir: string;
+  /** @default '15s' */
+  scrapeInterval?: string;
+  /** SVID lifetime in hours. @default 24 */
+  certValidHours?: number;
+  /** Bump to re-issue the SVID now. @default 0 */
+  rotation?: pulumi.Input<number>;
+  /** @default 60_000 */
+  readyTimeoutMs?: number;
+}
+
+const defaults = { scrapeInterval: '15s', certValidHours: 24, readyTimeoutMs: 60_000 };
+
+/** The files of one instance, relative to its dir: the scrape config and the SLO rules it loads. */
+export function prometheusFiles(
+  model: BoundModel,
+  scrapeInterval: string,
+): { 'prometheus.yml': string; 'slo-rules.yaml': string; scrape: PrometheusScrapeFile } {
+  const scrape = compilePrometheusScrape(model, { scrapeInterval });
+  // JSON is YAML: Prometheus reads both files as written. Rule files resolve against the config's dir.
+  const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
+  return {
+    scrape,
+    'prometheus.yml': json({ ...scrape, rule_files: ['slo-rules.yaml'] }),
+    'slo-rules.yaml': json(compileSloRules(model)),
+  };
+}
+
+/**
+ * The stack's Prometheus (ADR 0020): the model's metrics scraper, a workload of its own with an SVID
+ * from the Mesh CA (the scraper's SPIFFE ID, rotated in place), scraping every sidecar's metrics
+ * listener over mTLS, with the SLO rules compiled from the route budgets. Its own HTTP API and UI
+ * listen on the host's loopback only (`binding.metrics.listen`).
+ */
+export class LocalPrometheus extends pulumi.ComponentResource {
+  /** `http://127.0.0.1:<port>`: the UI, `/api/v1/targets`, `/consoles/…`. */
+  public readonly url: string;
+  public readonly spiffeId: string;
+  /** The scrape jobs, by name (a sidecar's Envoy stats, an app's metrics, Prometheus itself). */
+  public readonly jobs: string[];
+  public readonly certificate: WorkloadCertificate;
+  public readonly process: LocalProcess;
+
+  constructor(name: string, args: LocalPrometheusArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('trellis:local:Prometheus', name, {}, opts);
+    const m = args.model.binding.metrics;
+    if (m?.svid?.kind !== 'files' || m.listen === undefined)
+      throw new pulumi.ResourceError(
+        `${name}: model.binding.metrics must give the scraper SVID files and a listener (declare metrics.scraper in the model, and bind it to a local environment)`,
+        this,
+      );
+    const scrapeInterval = args.scrapeInterval ?? defaults.scrapeInterval;
+    let files: ReturnType<typeof prometheusFiles>;
+    try {
+      files = prometheusFiles(args.model, scrapeInterval);
+    } catch (err) {
+      throw new pulumi.ResourceError(`${name}: ${(err as Error).message}`, this);
+    }
+    this.url = `http://${m.listen.address}:${m.listen.port}`;
+    this.spiffeId = m.spiffeId;
+    this.jobs = files.scrape.scrape_configs.map((j) => j.job_name);
+
+    this.certificate = new WorkloadCertificate(
+      `${name}-svid`,
+      {
+        ca: args.ca,
+        spiffeId: m.spiffeId,
+        dir: m.svid.dir,
+        validHours: args.certValidHours ?? defaults.certValidHours,
+        rotation: args.rotation ?? 0,
+      },
+      { parent: this },
+    );
+
+    const port = m.listen.port;
+    const command = pulumi.output(ensurePrometheus()).apply((l) => ({
+      bin: l.prometheus,
+      args: [
+        ...prometheusArgs(args.dir, port),
+        `--web.console.libraries=${l.consoleLibraries}`,
+        `--web.console.templates=${l.consoles}`,
+        `--web.local-assets=${l.webAssets}`,
+      ],
+    }));
+    this.process = new LocalProcess(
+      `${name}-process`,
+      {
+        dir: args.dir,
+        command: command.bin,
+        args: command.args,
+        env: {},
+        // Paths only: a rotated SVID changes no input (Prometheus reads the files it names).
+        files: {
+          'prometheus.yml': files['prometheus.yml'],
+          'slo-rules.yaml': files['slo-rules.yaml'],
+        },
+        ready: { kind: 'http', url: `${this.url}/-/ready`, status: 200 },
+        readyTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
+        stopGraceMs: 10_000,
+      },
+      { parent: this, dependsOn: [this.certificate] },
+    );
+    this.registerOutputs({ url: this.url, spiffeId: this.spiffeId, jobs: this.jobs });
+  }
+}
