@@ -15,7 +15,10 @@ import { QueueError, SqsOrderQueue, type OrderBatch } from '../src/queue.ts';
 
 /** Not a secret: ElasticMQ checks no credentials, but the SDK signs every request. */
 const CREDENTIALS = { accessKeyId: 'elasticmq', secretAccessKey: 'elasticmq' };
-const VISIBILITY_S = 1;
+/** The dedup queue's visibility timeout: longer than the test, so nothing is received twice there. */
+const DEDUP_VISIBILITY_S = 60;
+/** The other queues': short, so that redelivery is seen within the test. */
+const VISIBILITY_S = 2;
 
 let dir: string;
 let server: ElasticMqInstance;
@@ -46,14 +49,19 @@ function event(): OrderCreated {
   };
 }
 
-/** Receive until a receive comes back empty (each waits up to 1 s); every batch, in order. */
-async function drain(q: SqsOrderQueue): Promise<OrderBatch[]> {
+/**
+ * Receive until `n` records have come (each receive waits up to 1 s), within `timeoutMs`; every batch.
+ * Bounded by count, not by an empty receive: with a short visibility timeout the first records would
+ * come back before the queue ever looked empty.
+ */
+async function collect(q: SqsOrderQueue, n: number, timeoutMs = 10_000): Promise<OrderBatch[]> {
   const out: OrderBatch[] = [];
-  for (;;) {
+  const deadline = Date.now() + timeoutMs;
+  while (ids(out).length < n && Date.now() < deadline) {
     const b = await q.receiveBatch(10, 1_000);
-    if (b.orders.length === 0 && b.malformed.length === 0) return out;
-    out.push(b);
+    if (b.orders.length > 0) out.push(b);
   }
+  return out;
 }
 
 const ids = (bs: OrderBatch[]): string[] =>
@@ -63,11 +71,11 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'trellis-sqs-'));
   server = await startElasticMq({
     dir,
-    queues: ['dedup', 'redeliver', 'malformed'].map((n) => ({
-      name: `${n}.fifo`,
-      fifo: true,
-      visibilityTimeoutSeconds: VISIBILITY_S,
-    })),
+    queues: [
+      { name: 'dedup.fifo', fifo: true, visibilityTimeoutSeconds: DEDUP_VISIBILITY_S },
+      { name: 'redeliver.fifo', fifo: true, visibilityTimeoutSeconds: VISIBILITY_S },
+      { name: 'malformed.fifo', fifo: true, visibilityTimeoutSeconds: VISIBILITY_S },
+    ],
   });
 });
 
@@ -86,9 +94,11 @@ describe('SqsOrderQueue on ElasticMQ (FIFO)', () => {
     const retried = events[2] as OrderCreated;
     await q.publish(retried, retried.order.id);
 
-    const batches = await drain(q);
-    const got = ids(batches);
-    expect(got.sort()).toEqual(events.map((e) => e.order.id).sort());
+    const batches = await collect(q, events.length);
+    // Nothing more: the retry was not stored (the visibility timeout is 60 s, so no record is redelivered).
+    const more = await q.receiveBatch(10, 1_000);
+    expect(more.orders).toEqual([]);
+    expect(ids(batches).sort()).toEqual(events.map((e) => e.order.id).sort());
     for (const b of batches) {
       expect(b.orders.length).toBeLessThanOrEqual(10);
       for (const o of b.orders) {
@@ -105,19 +115,19 @@ describe('SqsOrderQueue on ElasticMQ (FIFO)', () => {
     for (const e of events) await q.publish(e, e.order.id);
     const want = events.map((e) => e.order.id).sort();
 
-    const first = await drain(q);
+    const first = await collect(q, want.length);
     expect(ids(first).sort()).toEqual(want);
     // Not acked (the write failed, say): invisible now, back after the visibility timeout.
     expect((await q.receiveBatch(10, 0)).orders).toEqual([]);
     await new Promise((r) => setTimeout(r, VISIBILITY_S * 1000 + 500));
 
-    const again = await drain(q);
+    const again = await collect(q, want.length);
     expect(ids(again).sort()).toEqual(want);
     for (const o of again.flatMap((b) => b.orders)) expect(o.receiveCount).toBe(2);
     for (const b of again) await q.ack(b);
 
     await new Promise((r) => setTimeout(r, VISIBILITY_S * 1000 + 500));
-    expect(ids(await drain(q))).toEqual([]);
+    expect((await q.receiveBatch(10, 1_000)).orders).toEqual([]);
   });
 
   it('reports a body that is not an order.created event as malformed and never acks it', async () => {
