@@ -56,6 +56,14 @@ export type {
   ConfigCheck,
   EnvoyArgsOptions,
 } from './envoy.ts';
+export {
+  startElasticMq,
+  elasticMqConfig,
+  checkElasticMqQueues,
+  elasticMqStartedVersion,
+  ELASTICMQ_REGION,
+} from './elasticmq.ts';
+export type { ElasticMqOptions, ElasticMqInstance, ElasticMqQueue } from './elasticmq.ts';
 export { startPrometheus, prometheusArgs } from './prometheus.ts';
 export type { PrometheusOptions, PrometheusInstance, PromSample } from './prometheus.ts';
 export { startNginx, testNginxConfig, renderNginxConf, nginxLaunchSpec } from './nginx.ts';

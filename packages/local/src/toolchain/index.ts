@@ -2,6 +2,7 @@
 import { buildah, buildahInstall } from './buildah.ts';
 import { cassandra } from './cassandra.ts';
 import { crds } from './crds.ts';
+import { elasticmq } from './elasticmq.ts';
 import { envoy } from './envoy.ts';
 import { etcd, etcdBinary } from './etcd.ts';
 import { java } from './java.ts';
@@ -25,6 +26,7 @@ export {
   buildah,
   buildahInstall,
   cassandra,
+  elasticmq,
   envoy,
   ensurePrometheus,
   java,
@@ -82,6 +84,8 @@ export const stackTools: readonly Tool[] = [
 export const tools: readonly Tool[] = [
   ...stackTools,
   buildah,
+  // The SQS-compatible server the SQS order queue is tested against (about 20 s cold, docs/toolchain.md).
+  elasticmq,
   // The CRDs and charts of the Kubernetes platform, for the cluster tests (about a minute cold).
   crds,
   // The test control plane (kube.component.test.ts and the cluster tests): kwok and etcd are quick, the

@@ -1,0 +1,255 @@
+/**
+ * The order queue: orders-api puts each order on it as one record, a batch writer drains it into
+ * Cassandra. One small interface, {@link OrderQueue}, so the writer does not care whether the queue is
+ * Kafka (locally) or the stack's SQS queue (in AWS); this file has the SQS side.
+ *
+ * Records are `orders.v1` `order.created` events (the same JSON as the Kafka record value), so one
+ * decoder serves both sides.
+ */
+import {
+  DeleteMessageBatchCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  SQSClient,
+  SQSServiceException,
+} from '@aws-sdk/client-sqs';
+import {
+  decodeOrderCreated,
+  encodeOrderCreated,
+  type OrderCreated,
+} from '@trellis/contracts/orders-v1';
+
+/** A queue operation failed; the message names the operation and the queue. */
+export class QueueError extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause });
+    this.name = 'QueueError';
+  }
+}
+
+/** One record received from the queue. */
+export interface QueuedOrder {
+  readonly event: OrderCreated;
+  /** The id it was published with (the order's idempotent id). */
+  readonly dedupId: string;
+  /** How many times it has been received, this time included (1 on first delivery). */
+  readonly receiveCount: number;
+}
+
+/** A record whose body is not a valid `order.created` event; never acked, so it is not lost. */
+export interface MalformedRecord {
+  readonly messageId: string;
+  readonly error: string;
+}
+
+/** What one {@link OrderQueue.receiveBatch} returned; hand it back to {@link OrderQueue.ack}. */
+export interface OrderBatch {
+  readonly orders: readonly QueuedOrder[];
+  readonly malformed: readonly MalformedRecord[];
+}
+
+/**
+ * A queue of orders with at-least-once delivery: a received batch stays invisible to other receivers
+ * for the queue's visibility timeout, and comes back unless it is acked. Ack only after the write.
+ */
+export interface OrderQueue {
+  /** Put one order on the queue; resolves once the queue has stored it. A retry with the same `dedupId` is not a second record. */
+  publish(event: OrderCreated, dedupId: string): Promise<void>;
+  /** Up to `max` records, waiting up to `waitMs` for the first one (long polling); may be empty. */
+  receiveBatch(max: number, waitMs: number): Promise<OrderBatch>;
+  /** Delete the batch's well-formed records from the queue (after they were written). */
+  ack(batch: OrderBatch): Promise<void>;
+}
+
+/** Options of {@link SqsOrderQueue}. */
+export interface SqsOrderQueueOptions {
+  /** The queue URL, e.g. `https://sqs.eu-west-1.amazonaws.com/<account>/orders.fifo`. A FIFO queue. */
+  queueUrl: string;
+  /** The AWS region. */
+  region: string;
+  /**
+   * Another SQS endpoint (an SQS-compatible server such as ElasticMQ); omit in AWS, where the SDK
+   * derives it from the region.
+   */
+  endpoint?: string;
+  /** Static credentials (for ElasticMQ, which checks none); omit in AWS to use the default chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** Bound on one publish or ack, retries included. @default 5000 */
+  timeoutMs?: number;
+  /** Attempts of one request (the SDK's standard retry). @default 3 */
+  maxAttempts?: number;
+}
+
+const defaults = { timeoutMs: 5_000, maxAttempts: 3 } as const;
+
+/** SQS's largest receive (`MaxNumberOfMessages`) and longest long poll (`WaitTimeSeconds`). */
+export const SQS_MAX_BATCH = 10;
+export const SQS_MAX_WAIT_MS = 20_000;
+
+/** SQS's rule for `MessageDeduplicationId`: 1-128 of `a-z A-Z 0-9` and punctuation. */
+const DEDUP_ID = /^[\x21-\x7e]{1,128}$/;
+
+/**
+ * The SQS side of {@link OrderQueue}, on a FIFO queue. Each order is sent with
+ * `MessageDeduplicationId` = its idempotent id, so a retried publish within SQS's deduplication
+ * interval (5 minutes) is accepted but not delivered twice; `MessageGroupId` = the order id, so orders
+ * are independent (no order waits behind another's redelivery). ADR 0021.
+ */
+export class SqsOrderQueue implements OrderQueue {
+  private readonly client: SQSClient;
+  private readonly queueUrl: string;
+  private readonly timeoutMs: number;
+  /** For errors: the queue URL, and the endpoint when it is not AWS's. */
+  private readonly where: string;
+
+  constructor(opts: SqsOrderQueueOptions) {
+    this.queueUrl = checkQueueUrl(opts.queueUrl);
+    if (opts.endpoint !== undefined) checkHttpUrl('endpoint', opts.endpoint);
+    if (!/^[a-z0-9-]+$/.test(opts.region))
+      throw new QueueError(`sqs queue: region ${JSON.stringify(opts.region)} is not a region name`);
+    this.timeoutMs = opts.timeoutMs ?? defaults.timeoutMs;
+    this.where = opts.endpoint ? `${this.queueUrl} (endpoint ${opts.endpoint})` : this.queueUrl;
+    this.client = new SQSClient({
+      region: opts.region,
+      maxAttempts: opts.maxAttempts ?? defaults.maxAttempts,
+      ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
+      ...(opts.credentials ? { credentials: opts.credentials } : {}),
+    });
+  }
+
+  async publish(event: OrderCreated, dedupId: string): Promise<void> {
+    if (!DEDUP_ID.test(dedupId))
+      throw new QueueError(
+        `sqs publish: dedupId ${JSON.stringify(dedupId)} must be 1-128 printable ASCII characters`,
+      );
+    await this.send('SendMessage', this.timeoutMs, (signal) =>
+      this.client.send(
+        new SendMessageCommand({
+          QueueUrl: this.queueUrl,
+          MessageBody: encodeOrderCreated(event).toString('utf8'),
+          MessageGroupId: event.order.id,
+          MessageDeduplicationId: dedupId,
+        }),
+        { abortSignal: signal },
+      ),
+    );
+  }
+
+  async receiveBatch(max: number, waitMs: number): Promise<OrderBatch> {
+    if (!Number.isInteger(max) || max < 1 || max > SQS_MAX_BATCH)
+      throw new QueueError(`sqs receive: max ${max} must be an integer from 1 to ${SQS_MAX_BATCH}`);
+    if (!Number.isFinite(waitMs) || waitMs < 0 || waitMs > SQS_MAX_WAIT_MS)
+      throw new QueueError(`sqs receive: waitMs ${waitMs} must be from 0 to ${SQS_MAX_WAIT_MS}`);
+    // SQS long-polls in whole seconds.
+    const waitSeconds = Math.ceil(waitMs / 1000);
+    const out = await this.send('ReceiveMessage', waitSeconds * 1000 + this.timeoutMs, (signal) =>
+      this.client.send(
+        new ReceiveMessageCommand({
+          QueueUrl: this.queueUrl,
+          MaxNumberOfMessages: max,
+          WaitTimeSeconds: waitSeconds,
+          MessageSystemAttributeNames: ['MessageDeduplicationId', 'ApproximateReceiveCount'],
+        }),
+        { abortSignal: signal },
+      ),
+    );
+    const orders: SqsQueuedOrder[] = [];
+    const malformed: MalformedRecord[] = [];
+    for (const m of out.Messages ?? []) {
+      const messageId = m.MessageId ?? '(no id)';
+      try {
+        if (!m.ReceiptHandle) throw new Error('no receipt handle');
+        const event = decodeOrderCreated(Buffer.from(m.Body ?? '', 'utf8'));
+        orders.push({
+          event,
+          dedupId: m.Attributes?.MessageDeduplicationId ?? '',
+          receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '1'),
+          receiptHandle: m.ReceiptHandle,
+        });
+      } catch (err) {
+        malformed.push({ messageId, error: (err as Error).message });
+      }
+    }
+    return { orders, malformed };
+  }
+
+  async ack(batch: OrderBatch): Promise<void> {
+    const handles = batch.orders.map((o) => receiptHandleOf(o));
+    if (handles.length === 0) return;
+    for (let i = 0; i < handles.length; i += SQS_MAX_BATCH) {
+      const chunk = handles.slice(i, i + SQS_MAX_BATCH);
+      const out = await this.send('DeleteMessageBatch', this.timeoutMs, (signal) =>
+        this.client.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: this.queueUrl,
+            Entries: chunk.map((h, j) => ({ Id: String(i + j), ReceiptHandle: h })),
+          }),
+          { abortSignal: signal },
+        ),
+      );
+      const failed = out.Failed ?? [];
+      if (failed.length > 0) {
+        const what = failed.map((f) => `#${f.Id} ${f.Code ?? ''} ${f.Message ?? ''}`.trim());
+        throw new QueueError(
+          `sqs ack on ${this.where}: ${failed.length} of ${chunk.length} not deleted (${what.join('; ')})`,
+        );
+      }
+    }
+  }
+
+  /** Release the HTTP connections. */
+  close(): void {
+    this.client.destroy();
+  }
+
+  private async send<T>(
+    op: string,
+    timeoutMs: number,
+    call: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await call(AbortSignal.timeout(timeoutMs));
+    } catch (err) {
+      const e = err as Error;
+      const code = err instanceof SQSServiceException ? `${err.name}: ` : '';
+      const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : e.message;
+      throw new QueueError(`sqs ${op} on ${this.where} failed: ${code}${why}`, err);
+    }
+  }
+}
+
+/** A received record with the handle that deletes it (kept off the public type). */
+interface SqsQueuedOrder extends QueuedOrder {
+  readonly receiptHandle: string;
+}
+
+function receiptHandleOf(o: QueuedOrder): string {
+  const h = (o as Partial<SqsQueuedOrder>).receiptHandle;
+  if (typeof h !== 'string')
+    throw new QueueError('sqs ack: a record of the batch was not received from an SQS queue');
+  return h;
+}
+
+function checkHttpUrl(field: string, value: string): URL {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new QueueError(`sqs queue: ${field} ${JSON.stringify(value)} is not a URL`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new QueueError(`sqs queue: ${field} ${JSON.stringify(value)} must be http(s)`);
+  return u;
+}
+
+/** The queue URL must be `<scheme>://<host>/<account>/<name>.fifo`. */
+function checkQueueUrl(value: string): string {
+  const u = checkHttpUrl('queueUrl', value);
+  const parts = u.pathname.split('/').filter((p) => p !== '');
+  const name = parts.at(-1) ?? '';
+  if (parts.length !== 2 || !/^[A-Za-z0-9_-]{1,75}\.fifo$/.test(name))
+    throw new QueueError(
+      `sqs queue: queueUrl ${JSON.stringify(value)} must end in /<account>/<name>.fifo (a FIFO queue)`,
+    );
+  return value;
+}
