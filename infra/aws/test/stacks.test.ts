@@ -267,6 +267,12 @@ describe.each(['dev', 'prod-us'])('infra/aws stack %s', (stack) => {
     const q = inputsOf(r(), 'aws:sqs/queue:Queue', 'writes-queue');
     expect(q.sqsManagedSseEnabled).toBe(true);
     expect(JSON.parse(q.redrivePolicy as string).maxReceiveCount).toBe(5);
+    // FIFO with explicit deduplication ids (ADR 0021), and so is its dead-letter queue.
+    for (const name of ['writes-queue', 'writes-dlq']) {
+      const fifo = inputsOf(r(), 'aws:sqs/queue:Queue', name);
+      expect(fifo.fifoQueue, name).toBe(true);
+      expect(fifo.contentBasedDeduplication, name).toBe(false);
+    }
     const policy = JSON.parse(
       inputsOf(r(), 'aws:sqs/queuePolicy:QueuePolicy', 'writes-queue-tls-only').policy as string,
     );

@@ -17,7 +17,11 @@ export interface WriteQueueArgs {
 
 /**
  * The SQS queue that batches writes (orders-api produces, ledger consumes), encrypted at rest, with a
- * dead-letter queue and a queue policy that refuses non-TLS access.
+ * dead-letter queue and a queue policy that refuses non-TLS access. Both are FIFO queues with explicit
+ * deduplication: the order queue adapter (`@trellis/service-platform/queue`, ADR 0021) sends each
+ * order with `MessageDeduplicationId` = its idempotent id, so a retried publish is not stored twice;
+ * a FIFO queue's dead-letter queue must be FIFO too. Pulumi's autonaming adds the `.fifo` suffix a
+ * FIFO queue's name needs (pulumi/pulumi-aws#1398).
  */
 export class WriteQueue extends pulumi.ComponentResource {
   public readonly url: pulumi.Output<string>;
@@ -35,12 +39,19 @@ export class WriteQueue extends pulumi.ComponentResource {
     const child = { parent: this };
     const dlq = new aws.sqs.Queue(
       `${name}-dlq`,
-      { sqsManagedSseEnabled: true, messageRetentionSeconds: defaults.retentionSeconds },
+      {
+        fifoQueue: true,
+        contentBasedDeduplication: false,
+        sqsManagedSseEnabled: true,
+        messageRetentionSeconds: defaults.retentionSeconds,
+      },
       child,
     );
     const queue = new aws.sqs.Queue(
       `${name}-queue`,
       {
+        fifoQueue: true,
+        contentBasedDeduplication: false,
         sqsManagedSseEnabled: true,
         visibilityTimeoutSeconds: visibility,
         receiveWaitTimeSeconds: 20,
