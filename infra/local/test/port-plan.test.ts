@@ -13,6 +13,9 @@
 // host's end (.1) to the server pods' addresses (.22, .23, .24); every port stayed.
 // Changed once on purpose (issue 15, SLO rules): the ingress sidecar's budgeted edge routes gained
 // `stat_prefix` (per-route stats the SLO rules read), so its Envoy hash moved; nothing else did.
+// Changed once on purpose (issue 14 item 4, ADR 0019): every bootstrap gained the idle settings and
+// the jwt cache, so the three Envoy hashes moved at every base, with and without pods (only
+// `envoyHashes` was rewritten); every port and address stayed.
 import { svidFiles } from '@trellis/contracts';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
