@@ -34,8 +34,11 @@ function jwtProviders(b: Bootstrap): Record<string, unknown>[] {
       if (f.name === 'envoy.filters.http.jwt_authn')
         out.push(
           ...Object.values(
-            (f as unknown as { typed_config: { providers: Record<string, Record<string, unknown>> } })
-              .typed_config.providers,
+            (
+              f as unknown as {
+                typed_config: { providers: Record<string, Record<string, unknown>> };
+              }
+            ).typed_config.providers,
           ),
         );
   return out;
@@ -77,7 +80,9 @@ export const VARIANTS: Record<string, ((b: Bootstrap) => Bootstrap) | undefined>
   h1: edit((b) => {
     for (const l of (b.static_resources as { listeners: Record<string, unknown>[] }).listeners) {
       if (l.name !== 'inbound_http') continue;
-      const fc = (l.filter_chains as { transport_socket: { typed_config: Record<string, unknown> } }[])[0];
+      const fc = (
+        l.filter_chains as { transport_socket: { typed_config: Record<string, unknown> } }[]
+      )[0];
       const ctx = fc?.transport_socket.typed_config.common_tls_context as Record<string, unknown>;
       ctx.alpn_protocols = ['http/1.1'];
     }
@@ -115,4 +120,3 @@ export const VARIANTS: Record<string, ((b: Bootstrap) => Bootstrap) | undefined>
       );
   }),
 };
-

@@ -107,10 +107,20 @@ try {
     process.stdout.write(
       `${a.name} threads (CPU-ms/req over ${reqs} req): ${parts.join(' ')}; user ${user} / sys ${sys} ticks\n`,
     );
-    const stats = await (await fetch(`${a.sidecarAdminUrl}/stats?filter=${encodeURIComponent(
-      '(downstream_cx_total|upstream_cx_total|downstream_rq_total|upstream_rq_total|downstream_cx_http[12]_total|handshake|jwks.*rq_total|ssl.session_reused)$',
-    )}`)).text();
-    process.stdout.write(`${a.name} stats: ${stats.trim().split('\n').filter((l) => !l.endsWith(': 0')).join('; ')}\n`);
+    const stats = await (
+      await fetch(
+        `${a.sidecarAdminUrl}/stats?filter=${encodeURIComponent(
+          '(downstream_cx_total|upstream_cx_total|downstream_rq_total|upstream_rq_total|downstream_cx_http[12]_total|handshake|jwks.*rq_total|ssl.session_reused)$',
+        )}`,
+      )
+    ).text();
+    process.stdout.write(
+      `${a.name} stats: ${stats
+        .trim()
+        .split('\n')
+        .filter((l) => !l.endsWith(': 0'))
+        .join('; ')}\n`,
+    );
   }
   for (const v of r.verdicts)
     process.stdout.write(
