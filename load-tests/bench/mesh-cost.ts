@@ -4,7 +4,9 @@
  * the stack runs it), loaded in interleaved blocks in one run, each against the same bare mTLS floor.
  * Each variant is the compiled bootstrap with one edit (`VARIANTS`); the run judges every arm
  * against the first and prints, per arm, the medians over its judged blocks: sidecar CPU-ms per
- * request, traversal over the floor, and the ratio of the sidecar's latency to the floor's.
+ * request, traversal over the floor, and the ratio of the sidecar's latency to the floor's; then,
+ * per arm over the whole run, each Envoy thread's CPU per request, user and system ticks, and the
+ * sidecar's connection and request counters (docs/performance.md, "Mesh cost").
  *
  *   node load-tests/bench/mesh-cost.ts --arms before,after,... [--rounds 6] [--block 2] [--rate 100]
  *                                      [--seed 1] [--out reports/mesh-cost]
