@@ -7,7 +7,9 @@
  * - `downstream_rq_time` and `upstream_rq_time` are recorded in whole milliseconds, so sub-millisecond
  *   overhead shows up as 0 or 1 ms steps; the k6 paths give the finer figure.
  * - histograms are merged on the stats flush (bootstrap `stats_flush_interval`, default 5 s), so a
- *   scrape sees samples up to the last flush; the runner scrapes one flush after each mark.
+ *   scrape sees samples up to the last flush; the runner scrapes one flush after each mark. The
+ *   compiled sidecars set `stats_flush_on_admin` instead (ADR 0019): the scrape itself flushes, so
+ *   it sees every sample up to that moment, and the wait only leaves a few more seconds out.
  * Admin API: https://www.envoyproxy.io/docs/envoy/latest/operations/admin#get--stats
  */
 import { runInPod, type PodLaunch } from '@trellis/local/pods';

@@ -184,6 +184,7 @@ describe('renderAbReport', () => {
       traversalMs: b.arm === 'B' ? 2.5 : 0.5,
       cpuSidecarMsPerReq: 0.6,
       cpuAppMsPerReq: 0.5,
+      cpuFloorMsPerReq: 0.25,
     }));
     const cp = comparisonPlan(plan, 'A', 'B');
     const verdict = judgeBlocks(
@@ -221,7 +222,7 @@ describe('renderAbReport', () => {
       '| **Trellis** sidecar (arm A, this run) | 1 ms median through the sidecar, 0.5 ms over the floor | 0.6 CPU-ms (sidecar Envoy)',
     );
     expect(md).toContain(
-      '| bare mTLS TCP proxy (floor, this run) | 0.5 ms median through the floor',
+      '| bare mTLS TCP proxy (floor, this run) | 0.5 ms median through the floor | 0.25 CPU-ms (floor Envoy, per floor request)',
     );
     for (const p of PEER_FIGURES) expect(md).toContain(p.source);
     expect(md.match(/^\| \d+ \| \d+ \| [AB] \|/gm)).toHaveLength(plan.blocks.length);

@@ -62,6 +62,7 @@ describe('the regression gate on interleaved A/B blocks (component)', () => {
       expect(b.cpuSidecarMsPerReq, `block ${b.index}`).toBeGreaterThan(0);
       expect(b.cpuAppMsPerReq, `block ${b.index}`).toBeGreaterThan(0);
       expect(b.floorMedianMs, `block ${b.index}`).toBeGreaterThan(0);
+      expect(b.cpuFloorMsPerReq, `block ${b.index}`).toBeGreaterThan(0);
     }
     // Only the delay arm runs the fault filter, and only the burn arm spins.
     for (const a of stack?.arms ?? []) {

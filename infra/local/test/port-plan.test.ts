@@ -16,6 +16,9 @@
 // Added to on purpose (issue 15, Prometheus with its own identity, ADR 0020): the ports
 // `prometheus` (base + 90) and `sidecarMetricsFrom` (base + 550), each sidecar's `metrics` option
 // (its metrics listener, on the pod's address with pods) and so every Envoy hash; no port moved.
+// Changed once on purpose (issue 14 item 4, ADR 0019): every bootstrap gained the idle settings and
+// the jwt cache, so the three Envoy hashes moved at every base, with and without pods (only
+// `envoyHashes` was rewritten); every port and address stayed.
 import { svidFiles } from '@trellis/contracts';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';

@@ -60,7 +60,7 @@ export function renderPeersTable(r: AbResult, baseline: string): string {
     '| mesh | traversal latency | CPU per request | conditions | source |',
     '|---|---|---|---|---|',
     `| **Trellis** sidecar (arm ${baseline}, this run) | ${num(med((b) => b.sidecarMedianMs))} ms median through the sidecar, ${num(med((b) => b.traversalMs))} ms over the floor | ${num(med((b) => b.cpuSidecarMsPerReq))} CPU-ms (sidecar Envoy) | ${r.rate} rps per block, 1 worker, keep-alive mTLS, GET with JWT (jwt_authn, RBAC, local rate limit); ${r.machine.cores}-core ${r.machine.cpu} shared with k6 and the app | this report |`,
-    `| bare mTLS TCP proxy (floor, this run) | ${num(med((b) => b.floorMedianMs))} ms median through the floor | not measured (one Envoy shared by every arm) | the same TLS, SVID and app; no HTTP processing | this report |`,
+    `| bare mTLS TCP proxy (floor, this run) | ${num(med((b) => b.floorMedianMs))} ms median through the floor | ${num(med((b) => b.cpuFloorMsPerReq))} CPU-ms (floor Envoy, per floor request) | the same TLS, SVID and app; no HTTP processing | this report |`,
     ...PEER_FIGURES.map((p) => `| ${p.mesh} | ${p.figure} | | ${p.conditions} | ${p.source} |`),
     '',
     'The peers publish what they measured on their own machines and loads; the rows are for scale only. ' +
@@ -114,13 +114,13 @@ export function renderAbReport(r: AbResult, stack?: Pick<AbStack, 'arms'>): stri
   L.push(
     '## Blocks',
     '',
-    'Per block: iterations with both requests answered 200; medians over the block; CPU from /proc (every thread, schedstat ns) between the middles of the gaps around the block, per sidecar request (the app also serves each iteration’s floor request).',
+    'Per block: iterations with both requests answered 200; medians over the block; CPU from /proc (every thread, schedstat ns) between the middles of the gaps around the block, per sidecar request (the app also serves each iteration’s floor request); the floor Envoy’s per floor request (only the block’s arm loads it).',
     '',
-    '| block | round | arm | judged | iterations | sidecar ms | floor ms | traversal − floor ms | sidecar CPU-ms/req | app CPU-ms/req |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| block | round | arm | judged | iterations | sidecar ms | floor ms | traversal − floor ms | sidecar CPU-ms/req | app CPU-ms/req | floor CPU-ms/req |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
     ...r.blocks.map(
       (b) =>
-        `| ${b.index} | ${b.round} | ${b.arm} | ${b.warmup ? 'warm-up' : 'yes'} | ${b.iterations} | ${num(b.sidecarMedianMs)} | ${num(b.floorMedianMs)} | ${num(b.traversalMs)} | ${num(b.cpuSidecarMsPerReq)} | ${num(b.cpuAppMsPerReq)} |`,
+        `| ${b.index} | ${b.round} | ${b.arm} | ${b.warmup ? 'warm-up' : 'yes'} | ${b.iterations} | ${num(b.sidecarMedianMs)} | ${num(b.floorMedianMs)} | ${num(b.traversalMs)} | ${num(b.cpuSidecarMsPerReq)} | ${num(b.cpuAppMsPerReq)} | ${num(b.cpuFloorMsPerReq)} |`,
     ),
     '',
   );

@@ -101,6 +101,11 @@ export interface AbBlock {
   traversalMs: number;
   cpuSidecarMsPerReq: number;
   cpuAppMsPerReq: number;
+  /**
+   * The floor Envoy's CPU over the block per floor request (only the block's arm loads it): the
+   * cost of the bare mTLS hop, for scale; not judged.
+   */
+  cpuFloorMsPerReq: number;
 }
 
 /** What {@link runAb} returns (and writes as `gate.json`). */
@@ -127,14 +132,22 @@ function treeCpuNs(pid: number): number {
   return ns;
 }
 
-/** CPU ns of every arm's sidecar and app, now. */
-function snapshot(stack: AbStack): Map<string, { sidecar: number; app: number }> {
-  return new Map(
-    stack.arms.map((a) => [
-      a.name,
-      { sidecar: treeCpuNs(a.pids.sidecar), app: treeCpuNs(a.pids.app) },
-    ]),
-  );
+interface CpuSnapshot {
+  arms: Map<string, { sidecar: number; app: number }>;
+  floor: number;
+}
+
+/** CPU ns of every arm's sidecar and app, and of the floor, now. */
+function snapshot(stack: AbStack): CpuSnapshot {
+  return {
+    arms: new Map(
+      stack.arms.map((a) => [
+        a.name,
+        { sidecar: treeCpuNs(a.pids.sidecar), app: treeCpuNs(a.pids.app) },
+      ]),
+    ),
+    floor: treeCpuNs(stack.floorPid),
+  };
 }
 
 function checkOptions(o: RunAbOptions): void {
@@ -165,7 +178,7 @@ export async function runAb(o: RunAbOptions): Promise<AbResult> {
   const metrics = o.metrics ?? AB_METRICS;
   const reportDir = reportDirFor(o.reportsDir);
   const scratch = mkdtempSync(join(tmpdir(), 'trellis-gate-'));
-  const snaps: (Map<string, { sidecar: number; app: number }> | undefined)[] = [];
+  const snaps: (CpuSnapshot | undefined)[] = [];
   const timers: NodeJS.Timeout[] = [];
   let started = false;
   const server: Server = createServer((req, res) => {
@@ -277,8 +290,9 @@ export async function runAb(o: RunAbOptions): Promise<AbResult> {
     };
     const m = result.metrics;
     const blocks: AbBlock[] = plan.blocks.map((b, k) => {
-      const before = snaps[k]?.get(b.arm);
-      const after = snaps[k + 1]?.get(b.arm);
+      const before = snaps[k]?.arms.get(b.arm);
+      const after = snaps[k + 1]?.arms.get(b.arm);
+      const floorNs = (snaps[k + 1]?.floor ?? 0) - (snaps[k]?.floor ?? 0);
       const d = m[`gate_diff_${b.index}`];
       const n = d?.count ?? 0;
       if (!before || !after) throw new Error(`block ${b.index}: no CPU snapshot around it`);
@@ -295,6 +309,7 @@ export async function runAb(o: RunAbOptions): Promise<AbResult> {
         traversalMs: d.med ?? Number.NaN,
         cpuSidecarMsPerReq: (after.sidecar - before.sidecar) / 1e6 / n,
         cpuAppMsPerReq: (after.app - before.app) / 1e6 / n,
+        cpuFloorMsPerReq: floorNs / 1e6 / n,
       };
     });
     const failures = m.gate_failures?.count ?? 0;

@@ -58,6 +58,8 @@ export interface RunningArm {
   floorUrl: string;
   /** Process ids whose CPU the gate reads, by component. */
   pids: { sidecar: number; app: number };
+  /** The sidecar's admin interface (`http://127.0.0.1:<port>`): stats for profiling. */
+  sidecarAdminUrl: string;
   /** The sidecar bootstrap the arm runs (after `envoy`). */
   bootstrap: Bootstrap;
   burnUs: number;
@@ -244,7 +246,14 @@ async function startApp(
 export async function startAbStack(
   root: string,
   specs: readonly ArmSpec[],
-  o: { modelFile?: string } = {},
+  o: {
+    modelFile?: string;
+    /**
+     * Compile every arm's sidecar with its access log (a file in the arm's dir), as the stack runs
+     * it. @default false: no access log, as the gate's CI test has always measured
+     */
+    accessLog?: boolean;
+  } = {},
 ): Promise<AbStack> {
   checkArms(specs);
   const stops: (() => Promise<void>)[] = [];
@@ -339,6 +348,7 @@ export async function startAbStack(
             },
           },
           payloadHeader: PAYLOAD_HEADER,
+          ...(o.accessLog === true ? { accessLog: 'access.log' } : {}),
         },
         join(root, 'envoy', s.name),
         { cert: apiId.cert, key: apiId.key, bundle: apiId.truststore },
@@ -358,6 +368,7 @@ export async function startAbStack(
         sidecarUrl: `https://127.0.0.1:${portOf(i, 1)}`,
         floorUrl: `https://127.0.0.1:${portOf(i, 2)}`,
         pids: { sidecar: e.process.pid, app: (apps[i] as ManagedProcess).pid },
+        sidecarAdminUrl: e.adminUrl,
         bootstrap,
         burnUs: s.burnUs ?? 0,
       });

@@ -141,6 +141,31 @@ describe('Envoy', () => {
     ]);
   });
 
+  it('caches verified tokens per provider, keeping every per-request check (ADR 0019)', () => {
+    const jwt = filter('envoy.filters.http.jwt_authn')?.typed_config;
+    const provider = jwt?.providers['keycloak'];
+    expect(provider?.jwt_cache_config).toEqual({ jwt_cache_size: 100 });
+    // A cache hit still checks issuer, exp and audiences: they stay configured on the provider.
+    expect(provider).toMatchObject({
+      issuer: 'https://localhost:8180/realms/trellis',
+      audiences: ['trellis-api'],
+      require_expiration: true,
+    });
+  });
+
+  it('sets no idle timers a sidecar does not need: stats flush on admin, 1 s watchdogs that kill nothing', () => {
+    expect(bootstrap.stats_flush_on_admin).toBe(true);
+    // stats_flush_interval is the other branch of Envoy's `stats_flush` oneof: never both.
+    expect(bootstrap).not.toHaveProperty('stats_flush_interval');
+    expect(bootstrap.watchdogs).toEqual({
+      main_thread_watchdog: { miss_timeout: '1s', megamiss_timeout: '5s' },
+      worker_watchdog: { miss_timeout: '1s', megamiss_timeout: '5s' },
+    });
+    const edge = compileEnvoy(example, envoyOptions(example, 'ingress')).bootstrap;
+    expect(edge.stats_flush_on_admin).toBe(true);
+    expect(edge.watchdogs).toEqual(bootstrap.watchdogs);
+  });
+
   it('orders every HTTP filter chain by the one explicit list', () => {
     // Authenticate, then authorize on the verified payload, then count, then route (terminal).
     expect(httpFilterOrder).toEqual([

@@ -128,6 +128,8 @@ export interface JwtProvider {
   failed_status_in_metadata: string;
   /** Header the verified payload is forwarded in, as `base64url(JSON)`. */
   forward_payload_header?: string;
+  /** `JwtCacheConfig`: how many verified tokens each worker keeps. */
+  jwt_cache_config: { jwt_cache_size: number };
   remote_jwks?: {
     http_uri: { uri: string; cluster: string; timeout: string };
     cache_duration: string;
@@ -323,6 +325,16 @@ export interface EnvoyBootstrap {
   node: { id: string; cluster: string };
   admin?: { address: SocketAddress };
   static_resources: { listeners: EnvoyListener[]; clusters: EnvoyCluster[] };
+  /** Merge histograms and latch counters only when the admin interface is asked (no flush timer). */
+  stats_flush_on_admin?: true;
+  /** `config.bootstrap.v3.Watchdogs`. */
+  watchdogs?: { main_thread_watchdog: EnvoyWatchdog; worker_watchdog: EnvoyWatchdog };
+}
+
+/** `config.bootstrap.v3.Watchdog`: only the two stat-only timeouts (no kill action is set). */
+export interface EnvoyWatchdog {
+  miss_timeout: string;
+  megamiss_timeout: string;
 }
 
 /** `extensions.transport_sockets.tls.v3.Secret` as found in an SDS file. */

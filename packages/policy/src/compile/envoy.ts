@@ -18,6 +18,7 @@
 import { own } from '../identity.ts';
 import type { BoundModel } from '../bind/types.ts';
 import type { EnvoyBootstrap, SdsFile } from './envoy-types.ts';
+import { idleSettings } from './envoy/idle.ts';
 import { checkPayloadHeader } from './envoy/identity-headers.ts';
 import { inboundListener, outboundListeners, sidecar } from './envoy/listeners.ts';
 import { metricsListener } from './envoy/metrics.ts';
@@ -121,6 +122,7 @@ export function compileEnvoy(model: BoundModel, o: EnvoyOptions): EnvoyArtefacts
         ? { admin: { address: endpoint('127.0.0.1', o.adminPort) } }
         : {}),
       static_resources: { listeners, clusters: s.clusters },
+      ...idleSettings(),
     },
     sdsFiles: sdsFiles(o.sds),
   };

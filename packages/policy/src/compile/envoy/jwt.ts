@@ -32,6 +32,15 @@ export const jwtAudienceFailure = 'Audiences in Jwt are not allowed';
 
 const allowMissing: JwtRequirement = { allow_missing: {} };
 
+/**
+ * Verified tokens each worker keeps (`JwtProvider.jwt_cache_config`). A hit skips parsing the token
+ * and its RS256 signature check; issuer, `exp`/`nbf` and audiences are checked again on every request
+ * (jwt_authn `AuthenticatorImpl::startVerify`), and only tokens that passed verification are cached.
+ * Envoy's default is 100; callers of one sidecar hold few tokens at once (one per user or agent
+ * session), so the default is kept. ADR 0019.
+ */
+export const jwtCacheSize = 100;
+
 /** Where a provider's keys come from: a file, or a cluster (and whether it speaks TLS). */
 type JwksSource =
   | { file: string }
@@ -98,6 +107,7 @@ function jwtProvider(model: Model, o: EnvoyOptions, provider: string): JwtProvid
     payload_in_metadata: provider,
     failed_status_in_metadata: jwtFailureKey,
     ...forwardPayload(o),
+    jwt_cache_config: { jwt_cache_size: jwtCacheSize },
   };
   const src = jwksSource(model, o, provider);
   if ('file' in src) return { ...base, local_jwks: { filename: src.file } };
