@@ -55,7 +55,6 @@ import {
   CertificateAuthority,
   ManagedProcess,
   envoyArgs,
-  removeEnvoyShm,
   freePorts,
   startKeycloak,
   waitUntil,
@@ -501,16 +500,13 @@ try {
     stops.push(() => app.stop());
     if ((await app.next(15_000)) !== 'ready') throw new Error(`app ${label} did not start`);
     const args = [
-      ...envoyArgs({ dir, configPath, concurrency: 1, logLevel: 'warning' }),
+      ...envoyArgs({ configPath, concurrency: 1, logLevel: 'warning' }),
       '--config-yaml',
       JSON.stringify({
         admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
       }),
     ];
     const cmd = where.server ? podCommand(where.server, bin, args) : { command: bin, args };
-    // Envoy leaves its hot-restart shared memory in /dev/shm when stopped (named from its base id,
-    // times 10); the pod's is swept with the pod user's files by teardownPods, the host's here.
-    if (!where.server) stops.push(() => removeEnvoyShm(join(dir, 'base-id')));
     const proc = ManagedProcess.start({
       name: `envoy ${label}`,
       command: cmd.command,

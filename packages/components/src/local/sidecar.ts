@@ -296,8 +296,6 @@ export class LocalSidecar extends pulumi.ComponentResource {
         dir: args.dir,
         command: pulumi.output(envoy.ensure()),
         args: envoyArgs({
-          // Envoy writes its base id here: in a pod, the one directory its user may write.
-          dir: args.pod !== undefined ? join(args.dir, POD_WORK_DIR) : args.dir,
           configPath: join(args.dir, sidecarFiles.bootstrap),
           concurrency,
           logLevel: args.logLevel ?? defaults.logLevel,

@@ -69,8 +69,6 @@ const adminOverride = (port = 0) =>
 
 /** What {@link envoyArgs} needs: the instance's dir and bootstrap file, and its worker settings. */
 export interface EnvoyArgsOptions {
-  /** The instance's own directory (its hot-restart base id file lives here). */
-  dir: string;
   /** The bootstrap file. */
   configPath: string;
   /** Worker threads (`--concurrency`). @default 1 */
@@ -81,8 +79,10 @@ export interface EnvoyArgsOptions {
 
 /**
  * Envoy's command line for one instance (docs: operations/cli), shared by {@link startEnvoy} and the
- * local stack's supervised sidecars. `--use-dynamic-base-id` gives each instance its own hot-restart
- * shared memory, so several Envoys run side by side.
+ * local stack's supervised sidecars. `--disable-hot-restart`: nothing here hot-restarts Envoy (SDS
+ * rotates certificates in place; a new bootstrap is a supervised restart), and without it every Envoy
+ * leaves a `/dev/shm/envoy_shared_memory_*` segment behind when it exits (one per start, so also one
+ * per supervised restart) and needs a base id of its own to run beside another.
  */
 export function envoyArgs(o: EnvoyArgsOptions): string[] {
   const concurrency = o.concurrency ?? 1;
@@ -91,9 +91,7 @@ export function envoyArgs(o: EnvoyArgsOptions): string[] {
   return [
     '--config-path',
     o.configPath,
-    '--use-dynamic-base-id',
-    '--base-id-path',
-    join(o.dir, 'base-id'),
+    '--disable-hot-restart',
     '--concurrency',
     String(concurrency),
     '--log-level',
@@ -103,8 +101,7 @@ export function envoyArgs(o: EnvoyArgsOptions): string[] {
 
 /**
  * Start Envoy with its own dir and admin on loopback, and wait until the admin `GET /ready` answers
- * LIVE. `--use-dynamic-base-id` gives each instance its own hot-restart shared memory, so several
- * Envoys run side by side.
+ * LIVE. Several run side by side (hot restart is off, so they share no base id).
  */
 export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyInstance> {
   const bin = await envoy.ensure();
@@ -118,7 +115,6 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyInstance> {
     command: bin,
     args: [
       ...envoyArgs({
-        dir: opts.dir,
         configPath,
         concurrency: opts.concurrency,
         logLevel: opts.logLevel,
@@ -152,32 +148,11 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyInstance> {
       },
     );
     const startupMs = Date.now() - t0;
-    const stop = async (): Promise<void> => {
-      await proc.stop();
-      removeEnvoyShm(join(opts.dir, 'base-id'));
-    };
-    return { adminUrl, process: proc, startupMs, stop };
+    return { adminUrl, process: proc, startupMs, stop: () => proc.stop() };
   } catch (err) {
     await proc.stop();
-    removeEnvoyShm(join(opts.dir, 'base-id'));
     throw err;
   }
-}
-
-/**
- * Remove the hot-restart shared memory of a stopped Envoy whose dynamic base id is in `baseIdFile`.
- * Envoy leaves `/dev/shm/envoy_shared_memory_<base id × 10>` behind when it exits; without this,
- * every harness Envoy run as root left a root-owned file in /dev/shm.
- */
-export function removeEnvoyShm(baseIdFile: string): void {
-  let id: number;
-  try {
-    id = Number(readFileSync(baseIdFile, 'utf8').trim());
-  } catch {
-    return; // it never started
-  }
-  if (!Number.isInteger(id)) return;
-  for (const n of [id * 10, id]) rmSync(`/dev/shm/envoy_shared_memory_${n}`, { force: true });
 }
 
 /**

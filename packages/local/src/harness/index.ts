@@ -48,7 +48,7 @@ export type { KafkaOptions, KafkaTlsFiles, KafkaPorts, KafkaListener } from './k
 export { ensureSpiffePrincipalBuilder, SPIFFE_PRINCIPAL_BUILDER } from './kafka-principal.ts';
 export { CertificateAuthority, writePemFiles, splitPem, certificateSans } from './tls.ts';
 export type { CaSubject, IssueOptions, IssuedCert, PemFiles } from './tls.ts';
-export { startEnvoy, validateEnvoyConfig, envoyArgs, removeEnvoyShm } from './envoy.ts';
+export { startEnvoy, validateEnvoyConfig, envoyArgs } from './envoy.ts';
 export type {
   EnvoyOptions,
   EnvoyInstance,
