@@ -401,6 +401,8 @@ describe('the Keycloak realm in Keycloak 26', () => {
 
   afterAll(async () => {
     await kc?.stop();
+    // The Envoy block above removed root before this block's Keycloak wrote into it.
+    rmSync(root, { recursive: true, force: true });
   });
 
   async function token(
