@@ -1,5 +1,5 @@
 import type { OrdersApiOptions } from './app.ts';
-import { ORDERS_TOPIC } from '@trellis/contracts/orders-v1';
+import { ORDERS_INTAKE_TOPIC } from '@trellis/contracts/orders-intake-v1';
 import {
   cassandraFromEnv,
   identityFromEnv,
@@ -24,7 +24,7 @@ export function loadConfig(vars: Readonly<Record<string, string | undefined>>): 
       cassandra: cassandraFromEnv(env),
       kafka: kafkaFromEnv(env, 'orders-api'),
       identity: identityFromEnv(env),
-      topic: env.string('ORDERS_TOPIC', ORDERS_TOPIC),
+      topic: env.string('INTAKE_TOPIC', ORDERS_INTAKE_TOPIC),
       migrate: migrateFromEnv(env),
       publishTimeoutMs: env.int('PUBLISH_TIMEOUT_MS', 5_000, 100, 60_000),
       orderCacheEntries: env.int('ORDER_CACHE_ENTRIES', 10_000, 0, 1_000_000),

@@ -10,6 +10,7 @@ import {
   envValue,
   identityEnvSchema,
   kafkaEnvSchema,
+  queueEnvSchema,
   serverEnvSchema,
 } from '@trellis/service-platform/env-schema';
 
@@ -20,10 +21,14 @@ export const ordersApiEnvSchema = envSchema(
     ...cassandraEnvSchema.properties,
     ...kafkaEnvSchema.properties,
     ...identityEnvSchema.properties,
-    ORDERS_TOPIC: { ...envValue.kafkaName, description: 'Topic to publish to. @default orders.v1' },
+    ...queueEnvSchema.properties,
+    INTAKE_TOPIC: {
+      ...envValue.kafkaName,
+      description: 'Kafka topic of the order queue (ORDERS_QUEUE=kafka). @default orders.intake.v1',
+    },
     PUBLISH_TIMEOUT_MS: {
       ...envValue.integer,
-      description: "How long POST waits for Kafka's ack, 100..60000. @default 5000",
+      description: "How long POST waits for the queue's ack, 100..60000. @default 5000",
     },
     ORDER_CACHE_ENTRIES: {
       ...envValue.integer,

@@ -120,6 +120,34 @@ export const identityEnvSchema = envSchema(
 /** The variables of {@link identityEnvSchema}. */
 export type IdentityEnv = FromSchema<typeof identityEnvSchema>;
 
+/** `ORDERS_QUEUE`, `SQS_*`: which order queue a service uses (read by `queueFromEnv`). */
+export const queueEnvSchema = envSchema(
+  {
+    ORDERS_QUEUE: {
+      type: 'string',
+      enum: ['kafka', 'sqs'],
+      description:
+        'The order queue: the Kafka intake topic (local, Kubernetes) or an SQS FIFO queue (AWS). @default kafka',
+    },
+    SQS_QUEUE_URL: {
+      ...text,
+      description: 'URL of the SQS FIFO queue (ends in .fifo); required when ORDERS_QUEUE=sqs.',
+    },
+    SQS_REGION: {
+      ...text,
+      description: 'AWS region of the queue; required when ORDERS_QUEUE=sqs.',
+    },
+    SQS_ENDPOINT: {
+      ...text,
+      description:
+        'Another SQS endpoint (an SQS-compatible server such as ElasticMQ); unset in AWS.',
+    },
+  },
+  [],
+);
+/** The variables of {@link queueEnvSchema}. */
+export type QueueEnv = FromSchema<typeof queueEnvSchema>;
+
 /** Schema fragments a service's own variables may use. */
 export const envValue = { text, integer, bool, file, hostPorts, kafkaName } as const;
 
