@@ -191,7 +191,11 @@ export async function buildApp(opts: OrdersApiOptions): Promise<FastifyInstance>
         if (requestHash !== null) {
           // Keyed: an order the writer already stored answers from its row; nothing is published.
           if (!cassandra.ready()) {
-            return unavailable(reply, req.id, 'cassandra is not connected; retry with the same key');
+            return unavailable(
+              reply,
+              req.id,
+              'cassandra is not connected; retry with the same key',
+            );
           }
           let stored: StoredOrder | null;
           try {
@@ -199,7 +203,11 @@ export async function buildApp(opts: OrdersApiOptions): Promise<FastifyInstance>
           } catch (err) {
             if (!storeUnavailable(err)) throw err;
             req.log.warn({ err, orderId: order.id }, 'could not read the order to check its key');
-            return unavailable(reply, req.id, 'the order store did not answer; retry with the same key');
+            return unavailable(
+              reply,
+              req.id,
+              'the order store did not answer; retry with the same key',
+            );
           }
           if (stored) {
             if (stored.requestHash !== requestHash || stored.order.subject !== caller.subject) {
