@@ -215,12 +215,14 @@ export class SqsOrderQueue implements OrderQueue {
     timeoutMs: number,
     call: (signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
+    const signal = AbortSignal.timeout(timeoutMs);
     try {
-      return await call(AbortSignal.timeout(timeoutMs));
+      return await call(signal);
     } catch (err) {
       const e = err as Error;
       const code = err instanceof SQSServiceException ? `${err.name}: ` : '';
-      const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : e.message;
+      // The SDK rejects an aborted request with its own AbortError ("Request aborted"): say why.
+      const why = signal.aborted ? `no answer within ${timeoutMs} ms` : e.message;
       throw new QueueError(`sqs ${op} on ${this.where} failed: ${code}${why}`, err);
     }
   }
