@@ -11,6 +11,7 @@ import {
   fingerprint,
   orderIdFor,
   parseIdempotencyKey,
+  sameFingerprint,
 } from './idempotency.ts';
 import { OrderStore, storeUnavailable, type StoredOrder } from './orders.ts';
 import { CassandraDependency, type CassandraOptions } from '@trellis/service-platform/cassandra';
@@ -210,7 +211,10 @@ export async function buildApp(opts: OrdersApiOptions): Promise<FastifyInstance>
             );
           }
           if (stored) {
-            if (stored.requestHash !== requestHash || stored.order.subject !== caller.subject) {
+            if (
+              !sameFingerprint(stored.requestHash, req.body) ||
+              stored.order.subject !== caller.subject
+            ) {
               return reply.code(422).send({
                 error: 'idempotency_key_reused',
                 field: `headers.${IDEMPOTENCY_KEY_HEADER}`,
