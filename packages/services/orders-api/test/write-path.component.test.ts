@@ -1,26 +1,37 @@
 /**
  * orders-api's queue-first write path (ADR 0022) with real parts: a Cassandra 5.0 node (the keyed
- * read, GET) and ElasticMQ (the SQS FIFO order queue), orders-api built with ORDERS_QUEUE=sqs. The
+ * read, GET), ElasticMQ (the SQS FIFO order queue, ORDERS_QUEUE=sqs) and a Kafka broker (the intake
+ * topic, ORDERS_QUEUE=kafka), all plaintext and without authentication (TLS and identities are the
+ * services and e2e tests' concern). The
  * batch writer is not here (packages/services/orders-writer): the test writes the row the way it would,
  * to show what a request sees before and after. Proves: 202 + Location with exactly one
  * `order.accepted` record per order; GET 404 until the row is written, then 200, and a 404 is never
  * cached; a keyed retry before the write publishes again with the same id (SQS dedup id = order id,
  * so still one record); after the write a keyed retry is a replay (nothing published) and another body
- * 422; a queue that does not answer gives 503 + Retry-After and no record.
+ * 422; a queue that does not answer gives 503 + Retry-After and no record; on Kafka a keyed retry
+ * before the write is a second record with the same key (one partition; the writer keeps the first).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { OrderAccepted } from '@trellis/contracts/orders-intake-v1';
 import type { Order } from '@trellis/contracts/orders-v1';
 import {
+  ORDERS_INTAKE_TOPIC,
+  decodeOrderAccepted,
+  type OrderAccepted,
+} from '@trellis/contracts/orders-intake-v1';
+import {
+  kafkaClientConfig,
   startCassandra,
   startElasticMq,
+  startKafka,
   type CassandraServer,
   type ElasticMqInstance,
+  type KafkaServer,
 } from '@trellis/local/harness';
+import kafkajs from 'kafkajs';
 import { SqsOrderQueue, type QueuedOrder } from '@trellis/service-platform/queue';
 import cassandra from 'cassandra-driver';
 import type { FastifyInstance } from 'fastify';
@@ -44,6 +55,7 @@ const bob = { 'x-jwt-payload': token({ sub: 'bob', scope: 'orders:write' }) };
 let dir: string;
 let cass: CassandraServer | undefined;
 let sqs: ElasticMqInstance | undefined;
+let kafka: KafkaServer | undefined;
 let cql: cassandra.Client | undefined;
 let reader: SqsOrderQueue | undefined;
 let app: FastifyInstance | undefined;
@@ -131,14 +143,26 @@ async function write(record: OrderAccepted): Promise<void> {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'trellis-orders-api-'));
-  [cass, sqs] = await Promise.all([
+  [cass, sqs, kafka] = await Promise.all([
     startCassandra({ dir: join(dir, 'cassandra') }),
     startElasticMq({
       dir: join(dir, 'elasticmq'),
       // Longer than the test: a received record is never seen twice.
       queues: [{ name: QUEUE, fifo: true, visibilityTimeoutSeconds: 120 }],
     }),
+    startKafka({ dir: join(dir, 'kafka') }),
   ]);
+  const admin = new kafkajs.Kafka(kafkaClientConfig(kafka)).admin();
+  await admin.connect();
+  try {
+    // As the platform creates it (the model's topic); the producer never auto-creates one.
+    await admin.createTopics({
+      topics: [{ topic: ORDERS_INTAKE_TOPIC, numPartitions: 3, replicationFactor: 1 }],
+      waitForLeaders: true,
+    });
+  } finally {
+    await admin.disconnect();
+  }
   cql = new cassandra.Client({
     contactPoints: [cass.contactPoint],
     localDataCenter: cass.localDataCenter,
@@ -160,7 +184,7 @@ afterAll(async () => {
   for (const a of apps) await a.close();
   reader?.close();
   await cql?.shutdown();
-  await Promise.all([sqs?.stop(), cass?.stop()]);
+  await Promise.all([sqs?.stop(), cass?.stop(), kafka?.stop()]);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -319,5 +343,71 @@ describe('orders-api write path on SQS + Cassandra', () => {
     const keyless = await post({ sku: 'E-5', quantity: 1 }, alice, noStore);
     expect(keyless.statusCode).toBe(202);
     expect(await drain()).toHaveLength(1);
+  });
+});
+
+/** Every record on the intake topic, from the beginning, read by a throwaway group. */
+async function intake(expected: number): Promise<kafkajs.KafkaMessage[]> {
+  if (!kafka) throw new Error('kafka not started');
+  const consumer = new kafkajs.Kafka(kafkaClientConfig(kafka)).consumer({
+    groupId: `reader-${Date.now()}`,
+  });
+  const got: kafkajs.KafkaMessage[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topics: [ORDERS_INTAKE_TOPIC], fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        got.push(message);
+      },
+    });
+    const deadline = Date.now() + 30_000;
+    while (got.length < expected && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    // A moment more, so that an unexpected extra record would be seen too.
+    await new Promise((r) => setTimeout(r, 500));
+  } finally {
+    await consumer.disconnect();
+  }
+  return got;
+}
+
+describe('orders-api write path on Kafka (ORDERS_QUEUE=kafka, the default)', () => {
+  it('is ready with Cassandra and Kafka; a keyed retry before the write is a second record with the same key; a keyless order one record', async () => {
+    if (!kafka) throw new Error('kafka not started');
+    const onKafka = await started(
+      options({
+        queue: { kind: 'kafka' },
+        kafka: { brokers: [kafka.bootstrap], clientId: 'orders-api-test' },
+      }),
+    );
+    const ready = await onKafka.inject({ method: 'GET', url: '/readyz' });
+    expect(ready.json()).toEqual({ status: 'ready', checks: { cassandra: true, kafka: true } });
+
+    const body = { sku: 'K-1', quantity: 4 };
+    const headers = { ...alice, 'idempotency-key': 'kafka-1' };
+    const id = orderIdFor('alice', 'kafka-1');
+    const first = await post(body, headers, onKafka);
+    const second = await post(body, headers, onKafka);
+    const keyless = await post({ sku: 'K-2', quantity: 1 }, alice, onKafka);
+    for (const res of [first, second, keyless]) expect(res.statusCode, res.body).toBe(202);
+    expect(second.json<Order>().id).toBe(id);
+
+    const records = await intake(3);
+    expect(records).toHaveLength(3);
+    const keyed = records.filter((m) => m.key?.toString() === id);
+    expect(keyed).toHaveLength(2);
+    for (const m of keyed) {
+      const r = decodeOrderAccepted(m.value);
+      expect(r.order.id).toBe(id);
+      expect(r.requestHash).toBe(fingerprint(body));
+    }
+    expect(keyed.map((m) => m.headers?.['x-request-id']?.toString())).toEqual([
+      first.headers['x-request-id'],
+      second.headers['x-request-id'],
+    ]);
+    const other = records.find((m) => m.key?.toString() !== id);
+    expect(other?.key?.toString()).toBe(keyless.json<Order>().id);
+    expect(decodeOrderAccepted(other?.value ?? null).requestHash).toBeNull();
   });
 });
