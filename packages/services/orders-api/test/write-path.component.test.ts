@@ -2,9 +2,8 @@
  * orders-api's queue-first write path (ADR 0022) with real parts: a Cassandra 5.0 node (the keyed
  * read, GET), ElasticMQ (the SQS FIFO order queue, ORDERS_QUEUE=sqs) and a Kafka broker (the intake
  * topic, ORDERS_QUEUE=kafka), all plaintext and without authentication (TLS and identities are the
- * services and e2e tests' concern). The
- * batch writer is not here (packages/services/orders-writer): the test writes the row the way it would,
- * to show what a request sees before and after. Proves: 202 + Location with exactly one
+ * services and e2e tests' concern). The batch writer is not here (packages/services/orders-writer):
+ * the test writes the row the way it would, to show what a request sees before and after. Proves: 202 + Location with exactly one
  * `order.accepted` record per order; GET 404 until the row is written, then 200, and a 404 is never
  * cached; a keyed retry before the write publishes again with the same id (SQS dedup id = order id,
  * so still one record); after the write a keyed retry is a replay (nothing published) and another body
