@@ -139,11 +139,15 @@ export function checkJmxExporterPort(what: string, opts: JmxExporterOptions): vo
     throw new Error(`${what}: jmxExporter.port must be an integer in [1, 65535], got ${opts.port}`);
 }
 
+/** The `-javaagent:<jar>=127.0.0.1:<port>:<config>` argument for an agent jar (pure). */
+export function jmxExporterAgentArgFor(jar: string, dir: string, opts: JmxExporterOptions): string {
+  return `-javaagent:${jar}=${JMX_EXPORTER_HOST}:${opts.port}:${jmxExporterConfigFile(dir)}`;
+}
+
 /**
- * The `-javaagent:<jar>=127.0.0.1:<port>:<config>` argument (installing the agent when missing),
- * reading the config at {@link jmxExporterConfigFile}, which the caller writes.
+ * The agent argument of {@link jmxExporterAgentArgFor}, installing the agent when missing; it reads
+ * the config at {@link jmxExporterConfigFile}, which the caller writes.
  */
 export async function jmxExporterAgentArg(dir: string, opts: JmxExporterOptions): Promise<string> {
-  const jar = await jmxExporter.ensure();
-  return `-javaagent:${jar}=${JMX_EXPORTER_HOST}:${opts.port}:${jmxExporterConfigFile(dir)}`;
+  return jmxExporterAgentArgFor(await jmxExporter.ensure(), dir, opts);
 }
