@@ -2,9 +2,10 @@
  * What the JMX exporter agent costs a data node: start-up time, idle CPU and resident memory of one
  * Cassandra and one Kafka node, without and with the agent (plaintext, no auth, the harness's
  * defaults), and the CPU of one scrape of the agent's `/metrics`. One run of each, in the order
- * Cassandra off/on, Kafka off/on. Run it under the component lock (docs/observability.md):
+ * Cassandra off/on, Kafka off/on (`on-first`: on/off). Run it under the component lock
+ * (docs/observability.md):
  *
- *   flock /work/notes/component.lock node packages/local/bench/jmx-agent-cost.ts [idleSeconds]
+ *   flock /work/notes/component.lock node packages/local/bench/jmx-agent-cost.ts [idleSeconds] [on-first]
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -68,4 +69,5 @@ async function measure(node: 'cassandra' | 'kafka', agent: boolean): Promise<voi
 }
 
 for (const node of ['cassandra', 'kafka'] as const)
-  for (const agent of [false, true]) await measure(node, agent);
+  for (const agent of process.argv[3] === 'on-first' ? [true, false] : [false, true])
+    await measure(node, agent);

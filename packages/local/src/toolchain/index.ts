@@ -73,8 +73,6 @@ export const stackTools: readonly Tool[] = [
   envoy,
   kafka,
   cassandra,
-  // The JMX exporter agent the data nodes' metrics come from (ADR 0020).
-  jmxExporter,
   keycloak,
   k6,
   // The stack's metrics scraper (ADR 0020).
@@ -89,6 +87,9 @@ export const stackTools: readonly Tool[] = [
  */
 export const tools: readonly Tool[] = [
   ...stackTools,
+  // The JMX exporter agent the data nodes' metrics come from (ADR 0020); the metrics-scrape
+  // component test runs it. It joins stackTools when infra/local runs it.
+  jmxExporter,
   buildah,
   // The SQS-compatible server the SQS order queue is tested against (about 20 s cold, docs/toolchain.md).
   elasticmq,
