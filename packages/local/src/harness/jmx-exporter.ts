@@ -48,8 +48,9 @@ const kafkaRequestTime =
   'kafka.network<type=RequestMetrics, name=TotalTimeMs, request=(Produce|FetchConsumer)>';
 
 /**
- * The exporter configuration of each data node. Cassandra's timers are in microseconds (hence the
- * `valueFactor` to seconds); Kafka's request times are in milliseconds (kept, named `_ms`).
+ * The exporter configuration of each data node. Cassandra's client-request timers are in
+ * microseconds (as `nodetool proxyhistograms` prints them; hence the `valueFactor` to seconds);
+ * Kafka's request times are in milliseconds (kept, named `_ms`).
  */
 export const JMX_EXPORTER_CONFIGS: Readonly<Record<JmxExporterTarget, ExporterConfig>> = {
   cassandra: {
