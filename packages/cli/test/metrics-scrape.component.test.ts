@@ -370,10 +370,13 @@ describe('Cassandra’s and Kafka’s JMX metrics: Prometheus over mTLS through 
     await waitUntil(
       async () => {
         const up = await prom.query('up{job=~"jmx-.*"}');
-        return up.filter((s) => s.value === 1).length === 2;
+        // Cassandra registers its client-request metrics a moment after CQL first answers, so a
+        // scrape right after its start can be up without them: wait for the series too.
+        const reads = await prom.query('cassandra_client_requests_total{job="jmx-cassandra"}');
+        return up.filter((s) => s.value === 1).length === 2 && reads.length > 0;
       },
       {
-        what: 'up == 1 for jmx-cassandra and jmx-kafka',
+        what: 'up == 1 for jmx-cassandra and jmx-kafka, and Cassandra’s client-request series',
         timeoutMs: 20_000,
         intervalMs: 250,
         proc: prom.process,
