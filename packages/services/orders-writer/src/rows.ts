@@ -1,0 +1,108 @@
+import type cassandra from 'cassandra-driver';
+import type { Order } from '@trellis/contracts/orders-v1';
+import { KEYSPACE } from './schema.ts';
+
+const COLUMNS = 'id, sku, quantity, customer_ref, subject, created_at, request_hash';
+const INSERT = `INSERT INTO ${KEYSPACE}.orders (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`;
+const SELECT = `SELECT ${COLUMNS} FROM ${KEYSPACE}.orders WHERE id = ?`;
+
+/** An order row as the writer reads and writes it: the order and the fingerprint it was accepted with. */
+export interface StoredOrder {
+  order: Order;
+  /** The request fingerprint of the record that wrote it; null for an order accepted without a key. */
+  requestHash: string | null;
+}
+
+/**
+ * How a chunk's new rows are written: `concurrent` single-partition INSERTs (bounded), or one
+ * `UNLOGGED BATCH` per chunk. The writer uses {@link WRITE_MODE}; the other is kept for the bench
+ * (bench/write-cost.ts) that chose it.
+ */
+export type WriteMode = 'concurrent' | 'batch';
+
+/** Chosen by the bench's Cassandra CPU per order (see the package README / ADR 0022). */
+export const WRITE_MODE: WriteMode = 'concurrent';
+
+/** Requests in flight per chunk (reads and inserts): enough to fill a node, bounded to spare it. */
+export const CONCURRENCY = 32;
+
+/** The `orders.orders` table as the writer sees it. Statements are prepared (`prepare: true`). */
+export class OrderRows {
+  private readonly client: cassandra.Client;
+
+  constructor(client: cassandra.Client) {
+    this.client = client;
+  }
+
+  /** The stored rows among `ids` (single-partition reads, at most {@link CONCURRENCY} at a time). */
+  async existing(ids: readonly string[]): Promise<Map<string, StoredOrder>> {
+    const found = new Map<string, StoredOrder>();
+    await forEachBounded(ids, CONCURRENCY, async (id) => {
+      const row = (await this.client.execute(SELECT, [id])).first();
+      if (row) found.set(id, stored(row));
+    });
+    return found;
+  }
+
+  /**
+   * Write new rows with plain INSERTs (no lightweight transaction): the writer owns every id it
+   * writes (one partition of the intake topic, or one SQS message group, per order id), and it read
+   * that the id was absent, so there is no concurrent create to arbitrate. A replay rewrites the
+   * same values.
+   */
+  async insert(rows: readonly StoredOrder[], mode: WriteMode = WRITE_MODE): Promise<void> {
+    if (rows.length === 0) return;
+    if (mode === 'batch') {
+      await this.client.batch(
+        rows.map((r) => ({ query: INSERT, params: values(r) })),
+        { prepare: true, logged: false },
+      );
+      return;
+    }
+    await forEachBounded(rows, CONCURRENCY, async (r) => {
+      await this.client.execute(INSERT, values(r));
+    });
+  }
+}
+
+function values(r: StoredOrder): unknown[] {
+  const o = r.order;
+  return [
+    o.id,
+    o.sku,
+    o.quantity,
+    o.customerRef ?? null,
+    o.subject,
+    new Date(o.createdAt),
+    r.requestHash,
+  ];
+}
+
+function stored(row: cassandra.types.Row): StoredOrder {
+  const order: Order = {
+    id: String(row.get('id')),
+    sku: row.get('sku') as string,
+    quantity: row.get('quantity') as number,
+    subject: row.get('subject') as string,
+    createdAt: (row.get('created_at') as Date).toISOString(),
+  };
+  const ref = row.get('customer_ref') as string | null;
+  if (ref !== null) order.customerRef = ref;
+  return { order, requestHash: (row.get('request_hash') as string | null) ?? null };
+}
+
+/** Run `fn` over `items` with at most `limit` calls pending; rejects with the first failure. */
+export async function forEachBounded<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
