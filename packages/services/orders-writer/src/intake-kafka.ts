@@ -2,7 +2,7 @@ import { decodeOrderAccepted, type OrderAccepted } from '@trellis/contracts/orde
 import { NotYetError, type Dependency } from '@trellis/service-platform/dependency';
 import type { FastifyBaseLogger } from 'fastify';
 import type kafkajs from 'kafkajs';
-import type { Consumer, EachBatchPayload } from 'kafkajs';
+import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import type { ChunkWriter } from './writer.ts';
 
 /** Options of {@link KafkaIntake}. */
@@ -115,18 +115,11 @@ export class KafkaIntake implements Dependency {
     for (let i = 0; i < batch.messages.length; i += this.opts.batchMax) {
       if (!isRunning() || isStale()) return;
       const chunk = batch.messages.slice(i, i + this.opts.batchMax);
-      const records: OrderAccepted[] = [];
-      for (const m of chunk) {
-        try {
-          records.push(decodeOrderAccepted(m.value));
-        } catch (err) {
-          // A poison record must not block its partition: logged with its position and skipped.
-          this.log.error(
-            { err: err as Error, topic, partition, offset: m.offset },
-            'skipping malformed intake record',
-          );
-          this.writer.stats.malformed++;
-        }
+      const { records, malformed } = decodeRecords(chunk);
+      for (const { offset, error } of malformed) {
+        // A poison record must not block its partition: logged with its position and skipped.
+        this.log.error({ topic, partition, offset, error }, 'skipping malformed intake record');
+        this.writer.stats.malformed++;
       }
       // Throws (store or Kafka down): nothing of this chunk is committed, kafkajs redelivers it.
       if (records.length > 0) await this.writer.write(records);
@@ -140,4 +133,21 @@ export class KafkaIntake implements Dependency {
       await heartbeat();
     }
   }
+}
+
+/** Decode a chunk's record values; the malformed ones come back with their offset and why. */
+export function decodeRecords(messages: readonly Pick<KafkaMessage, 'offset' | 'value'>[]): {
+  records: OrderAccepted[];
+  malformed: { offset: string; error: string }[];
+} {
+  const records: OrderAccepted[] = [];
+  const malformed: { offset: string; error: string }[] = [];
+  for (const m of messages) {
+    try {
+      records.push(decodeOrderAccepted(m.value));
+    } catch (err) {
+      malformed.push({ offset: m.offset, error: (err as Error).message });
+    }
+  }
+  return { records, malformed };
 }
