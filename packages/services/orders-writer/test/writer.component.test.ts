@@ -1,0 +1,370 @@
+/**
+ * orders-writer against a real Cassandra 5 and a real Kafka 4 (KRaft) from the local harness
+ * (plaintext, no auth: the mesh and grants are tested elsewhere; this is about exactly-once effect).
+ * 1. In process: accepted records with duplicates, in-stream conflicts, ids already stored by another
+ *    request, and malformed records → each order in Cassandra exactly once with the FIRST body; on
+ *    orders.v1 exactly the orders stored with their record's fingerprint; offsets committed to the end.
+ * 2. As a child process (`node src/server.ts`): kill -9 mid-stream, restart → 0 lost, 0 duplicated.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  createWriteStream,
+  mkdtempSync,
+  openSync,
+  closeSync,
+  rmSync,
+  type WriteStream,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { encodeOrderAccepted, type OrderAccepted } from '@trellis/contracts/orders-intake-v1';
+import { decodeOrderCreated, type Order, type OrderCreated } from '@trellis/contracts/orders-v1';
+import {
+  freePort,
+  kafkaClientConfig,
+  startCassandra,
+  startKafka,
+  waitUntil,
+  type CassandraServer,
+  type KafkaServer,
+} from '@trellis/local/harness';
+import cassandra from 'cassandra-driver';
+import kafkajs from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildWriter, type OrdersWriterApp } from '../src/app.ts';
+import { KEYSPACE } from '../src/schema.ts';
+
+const PKG = resolve(import.meta.dirname, '..');
+const dir = mkdtempSync(join(tmpdir(), 'trellis-writer-'));
+const logs: WriteStream[] = [];
+const children: ChildProcess[] = [];
+let cass: CassandraServer | undefined;
+let kafka: KafkaServer | undefined;
+let cql: cassandra.Client;
+let client: kafkajs.Kafka;
+let admin: kafkajs.Admin;
+let producer: kafkajs.Producer;
+let writer: OrdersWriterApp | undefined;
+
+const hash = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+function accepted(
+  id: string,
+  body: { sku: string; quantity: number },
+  keyed = true,
+): OrderAccepted {
+  const order: Order = {
+    id,
+    sku: body.sku,
+    quantity: body.quantity,
+    subject: 'alice',
+    createdAt: new Date().toISOString(),
+  };
+  return {
+    type: 'order.accepted',
+    version: 1,
+    order,
+    requestHash: keyed ? hash(`${body.sku}/${body.quantity}`) : null,
+    subject: 'alice',
+    clientId: 'web',
+    requestId: `req-${randomUUID()}`,
+  };
+}
+
+async function produce(topic: string, records: readonly (OrderAccepted | Buffer)[]): Promise<void> {
+  await producer.send({
+    topic,
+    acks: -1,
+    messages: records.map((r) =>
+      Buffer.isBuffer(r)
+        ? { key: randomUUID(), value: r }
+        : { key: r.order.id, value: encodeOrderAccepted(r) },
+    ),
+  });
+}
+
+/** The group has committed every partition of the topic to its end (everything written and emitted). */
+async function caughtUp(groupId: string, topic: string): Promise<boolean> {
+  const ends = await admin.fetchTopicOffsets(topic);
+  const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+  return ends.every((e) => {
+    const c = committed?.partitions.find((p) => p.partition === e.partition)?.offset ?? '-1';
+    return BigInt(e.high) === 0n || BigInt(c) === BigInt(e.high);
+  });
+}
+
+/** Every record of a topic, up to its current end, read by a throwaway group. */
+async function readAll(topic: string): Promise<OrderCreated[]> {
+  const ends = await admin.fetchTopicOffsets(topic);
+  const want = new Map(
+    ends.filter((e) => e.high !== '0').map((e) => [e.partition, BigInt(e.high)]),
+  );
+  const seen = new Map<number, bigint>();
+  const out: OrderCreated[] = [];
+  const consumer = client.consumer({ groupId: `reader-${randomUUID()}` });
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        out.push(decodeOrderCreated(message.value));
+        seen.set(partition, BigInt(message.offset) + 1n);
+      },
+    });
+    await waitUntil(async () => [...want].every(([p, end]) => (seen.get(p) ?? 0n) >= end), {
+      what: `all of ${topic}`,
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return out;
+}
+
+async function rowsOf(
+  ids: readonly string[],
+): Promise<Map<string, { sku: string; quantity: number; hash: string | null }>> {
+  const out = new Map<string, { sku: string; quantity: number; hash: string | null }>();
+  for (const id of ids) {
+    const row = (
+      await cql.execute(
+        `SELECT sku, quantity, request_hash FROM ${KEYSPACE}.orders WHERE id = ?`,
+        [id],
+        {
+          prepare: true,
+        },
+      )
+    ).first();
+    if (row)
+      out.set(id, {
+        sku: row.get('sku') as string,
+        quantity: row.get('quantity') as number,
+        hash: (row.get('request_hash') as string | null) ?? null,
+      });
+  }
+  return out;
+}
+
+function logTo(name: string): { level: string; stream: WriteStream } {
+  const stream = createWriteStream(join(dir, `${name}.log`));
+  logs.push(stream);
+  return { level: 'info', stream };
+}
+
+beforeAll(async () => {
+  // Both JVMs at once: startup is mostly waiting.
+  [cass, kafka] = await Promise.all([
+    startCassandra({ dir: join(dir, 'cassandra') }),
+    startKafka({ dir: join(dir, 'kafka') }),
+  ]);
+  process.stderr.write(
+    `[writer] cassandra ${cass.version} up in ${cass.startupMs} ms, kafka ${kafka.version} in ${kafka.startupMs} ms\n`,
+  );
+  cql = new cassandra.Client({
+    contactPoints: [cass.contactPoint],
+    localDataCenter: cass.localDataCenter,
+  });
+  await cql.execute(
+    `CREATE KEYSPACE ${KEYSPACE} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}`,
+  );
+  client = new kafkajs.Kafka({
+    ...kafkaClientConfig(kafka, {}, 'writer-test'),
+    logLevel: kafkajs.logLevel.NOTHING,
+  });
+  admin = client.admin();
+  await admin.connect();
+  await admin.createTopics({
+    topics: ['orders.intake.v1', 'orders.v1', 'crash.intake.v1', 'crash.orders.v1'].map(
+      (topic) => ({
+        topic,
+        numPartitions: 3,
+        replicationFactor: 1,
+      }),
+    ),
+    waitForLeaders: true,
+  });
+  producer = client.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+}, 400_000);
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await writer?.app.close();
+  await producer?.disconnect();
+  await admin?.disconnect();
+  await cql?.shutdown();
+  await Promise.allSettled([cass?.stop(), kafka?.stop()]);
+  for (const s of logs) s.end();
+  rmSync(dir, { recursive: true, force: true });
+}, 120_000);
+
+describe('orders-writer: orders.intake.v1 → Cassandra → orders.v1', () => {
+  it('stores each order once with the first body and emits exactly the orders it stored', async () => {
+    const fresh = Array.from({ length: 40 }, (_, i) =>
+      accepted(randomUUID(), { sku: `SKU-${i}`, quantity: 1 + (i % 5) }, i % 4 !== 0),
+    );
+    // Retries of accepted orders (same fingerprint): no second row, the event may come again.
+    const retries = fresh.slice(0, 10).map((r) => ({ ...r, requestId: `retry-${r.requestId}` }));
+    // The same id with another body after the first (a key reused): the first wins, dropped.
+    const reused = fresh
+      .filter((r) => r.requestHash !== null)
+      .slice(0, 5)
+      .map((r) => accepted(r.order.id, { sku: 'OTHER', quantity: 999 }));
+    // Ids already stored by another request: every record of them conflicts, none is emitted.
+    const taken = [randomUUID(), randomUUID()];
+    for (const id of taken) {
+      await cql.execute(
+        `INSERT INTO ${KEYSPACE}.orders (id, sku, quantity, subject, created_at, request_hash) VALUES (?, 'FIRST', 1, 'bob', ?, ?)`,
+        [id, new Date(), hash('FIRST/1')],
+        { prepare: true },
+      );
+    }
+    const stolen = taken.map((id) => accepted(id, { sku: 'LATE', quantity: 2 }));
+    const malformed = [
+      Buffer.from('{not json'),
+      Buffer.from(JSON.stringify({ type: 'order.created' })),
+    ];
+
+    writer = await buildWriter({
+      cassandra: { contactPoints: [cass!.contactPoint], localDataCenter: cass!.localDataCenter },
+      kafka: { brokers: [kafka!.bootstrap], clientId: 'orders-writer' },
+      // Small chunks: duplicates and conflicts land both within one chunk and across chunks.
+      batchMax: 7,
+      batchWaitMs: 20,
+      log: logTo('writer-inprocess'),
+    });
+    await writer.app.ready();
+    await produce('orders.intake.v1', [...fresh.slice(0, 20), ...reused.slice(0, 2), ...stolen]);
+    await produce('orders.intake.v1', [
+      ...malformed,
+      ...fresh.slice(20),
+      ...retries,
+      ...reused.slice(2),
+    ]);
+    await waitUntil(async () => caughtUp('orders-writer', 'orders.intake.v1'), {
+      what: 'orders-writer committed orders.intake.v1 to its end',
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    });
+    expect((await writer.app.inject({ method: 'GET', url: '/readyz' })).json()).toEqual({
+      status: 'ready',
+      checks: { cassandra: true, kafka: true, queue: true },
+    });
+
+    const rows = await rowsOf([...fresh.map((r) => r.order.id), ...taken]);
+    expect(rows.size).toBe(42);
+    for (const r of fresh) {
+      expect(rows.get(r.order.id)).toEqual({
+        sku: r.order.sku,
+        quantity: r.order.quantity,
+        hash: r.requestHash,
+      });
+    }
+    for (const id of taken)
+      expect(rows.get(id)).toEqual({ sku: 'FIRST', quantity: 1, hash: hash('FIRST/1') });
+    expect(
+      Number((await cql.execute(`SELECT COUNT(*) AS n FROM ${KEYSPACE}.orders`)).first()?.get('n')),
+    ).toBe(42);
+
+    const events = await readAll('orders.v1');
+    const byId = new Map(fresh.map((r) => [r.order.id, r]));
+    // Exactly the fresh orders: not the taken ids, never a reused body.
+    expect(new Set(events.map((e) => e.order.id))).toEqual(new Set(byId.keys()));
+    for (const e of events) expect(e.order).toEqual(byId.get(e.order.id)?.order);
+    const allowedRequestIds = new Set([...fresh, ...retries].map((r) => r.requestId));
+    for (const e of events) expect(allowedRequestIds).toContain(e.requestId);
+    expect(writer.writer.stats).toMatchObject({ written: 40, conflicts: 7, malformed: 2 });
+    await writer.app.close();
+    writer = undefined;
+  });
+
+  it('survives kill -9 mid-stream: after a restart, 0 orders lost and 0 duplicated', async () => {
+    const port = await freePort();
+    const env = {
+      PATH: process.env.PATH,
+      PORT: String(port),
+      CASSANDRA_CONTACT_POINTS: cass!.contactPoint,
+      CASSANDRA_LOCAL_DC: cass!.localDataCenter,
+      KAFKA_BROKERS: kafka!.bootstrap,
+      INTAKE_TOPIC: 'crash.intake.v1',
+      ORDERS_TOPIC: 'crash.orders.v1',
+      KAFKA_GROUP_ID: 'orders-writer-crash',
+      WRITER_BATCH_MAX: '10',
+      LOG_LEVEL: 'info',
+    };
+    const start = (n: number): ChildProcess => {
+      const out = openSync(join(dir, `writer-child-${n}.log`), 'a');
+      const child = spawn(process.execPath, ['src/server.ts'], {
+        cwd: PKG,
+        env,
+        stdio: ['ignore', out, out],
+      });
+      closeSync(out);
+      children.push(child);
+      return child;
+    };
+    const records = Array.from({ length: 300 }, (_, i) =>
+      accepted(randomUUID(), { sku: `C-${i}`, quantity: 1 }),
+    );
+    // A third of them twice, as client retries would be.
+    const stream = [
+      ...records,
+      ...records
+        .filter((_, i) => i % 3 === 0)
+        .map((r) => ({ ...r, requestId: `again-${r.requestId}` })),
+    ];
+    const ids = records.map((r) => r.order.id);
+    // Part 1 left 42 rows; a count is cheap enough to poll.
+    const stored = async (): Promise<number> =>
+      Number(
+        (await cql.execute(`SELECT COUNT(*) AS n FROM ${KEYSPACE}.orders`)).first()?.get('n'),
+      ) - 42;
+    const ready = async (): Promise<boolean> =>
+      (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.status === 200;
+
+    const first = start(1);
+    await waitUntil(ready, { what: 'the writer ready', timeoutMs: 60_000, intervalMs: 100 });
+    const producing = (async () => {
+      for (let i = 0; i < stream.length; i += 20) {
+        await produce('crash.intake.v1', stream.slice(i, i + 20));
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    await waitUntil(async () => (await stored()) >= 60, {
+      what: '60 orders written',
+      timeoutMs: 60_000,
+      intervalMs: 20,
+    });
+    first.kill('SIGKILL');
+    await new Promise<void>((r) =>
+      first.exitCode !== null || first.signalCode !== null ? r() : first.once('exit', () => r()),
+    );
+    const atKill = await stored();
+    expect(first.signalCode).toBe('SIGKILL');
+    await producing;
+    expect(atKill).toBeLessThan(records.length);
+
+    const second = start(2);
+    await waitUntil(async () => caughtUp('orders-writer-crash', 'crash.intake.v1'), {
+      what: 'the restarted writer committed crash.intake.v1 to its end',
+      timeoutMs: 90_000,
+      intervalMs: 250,
+    });
+    expect(await ready()).toBe(true);
+    second.kill('SIGTERM');
+
+    const rows = await rowsOf(ids);
+    expect(rows.size).toBe(records.length);
+    for (const r of records) expect(rows.get(r.order.id)?.sku).toBe(r.order.sku);
+    expect(
+      Number((await cql.execute(`SELECT COUNT(*) AS n FROM ${KEYSPACE}.orders`)).first()?.get('n')),
+    ).toBe(42 + records.length);
+    const events = await readAll('crash.orders.v1');
+    expect(new Set(events.map((e) => e.order.id))).toEqual(new Set(ids));
+    process.stderr.write(
+      `[writer] kill -9 at ${atKill}/${records.length} stored; ${events.length} events for ${records.length} orders after restart\n`,
+    );
+  });
+});
