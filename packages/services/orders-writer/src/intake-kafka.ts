@@ -55,9 +55,11 @@ export class KafkaIntake implements Dependency {
       allowAutoTopicCreation: false,
       sessionTimeout: 15_000,
       heartbeatInterval: 3_000,
+      // The broker holds a fetch until a chunk's worth of bytes is there or batchWaitMs is over, so
+      // a record waits at most batchWaitMs. The price: an idle writer fetches every batchWaitMs.
+      // With 0, the broker answers as soon as anything is there (and holds an empty fetch 500 ms).
       minBytes: opts.batchWaitMs > 0 ? opts.batchMax * MIN_RECORD_BYTES : 1,
-      // kafkajs refetches at once after an empty fetch; never spin with a zero wait.
-      maxWaitTimeInMs: Math.max(opts.batchWaitMs, 100),
+      maxWaitTimeInMs: opts.batchWaitMs > 0 ? opts.batchWaitMs : 500,
     });
     const ev = this.consumer.events;
     this.consumer.on(ev.GROUP_JOIN, (e) => {
