@@ -26,18 +26,53 @@ export type WriteMode = 'concurrent' | 'batch';
  */
 export const WRITE_MODE: WriteMode = 'batch';
 
-/**
- * Rows per UNLOGGED BATCH. Cassandra refuses a batch over `batch_size_fail_threshold` (50 KiB by
- * default); an order row is at most ~900 bytes (sku 64, customerRef 128 characters, subject, hash),
- * so 50 rows stay under it whatever the orders hold. A bigger chunk goes out as several batches.
- */
-export const BATCH_ROWS = 50;
-
 /** Requests in flight per chunk (reads and inserts): enough to fill a node, bounded to spare it. */
 export const CONCURRENCY = 32;
 
 /** Batches in flight per chunk. */
 const BATCH_CONCURRENCY = 4;
+
+/**
+ * Largest UNLOGGED BATCH the writer sends, by its estimated size. Cassandra refuses a batch over
+ * `batch_size_fail_threshold` (50 KiB by default): a chunk whose rows would exceed this goes out as
+ * several batches. A typical order row is ~200 bytes, so the default chunk of 100 is one batch (what
+ * the bench measured); the largest possible (sku 64, customerRef 128 characters, a long subject) ~1 KiB.
+ */
+export const BATCH_MAX_BYTES = 40 * 1024;
+
+/** Split rows into batches of at most `maxBytes` by {@link rowBytes}, keeping their order. */
+export function batchesOf(
+  rows: readonly StoredOrder[],
+  maxBytes = BATCH_MAX_BYTES,
+): StoredOrder[][] {
+  const out: StoredOrder[][] = [];
+  let current: StoredOrder[] = [];
+  let size = 0;
+  for (const r of rows) {
+    const n = rowBytes(r);
+    if (current.length > 0 && size + n > maxBytes) {
+      out.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(r);
+    size += n;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}
+
+/**
+ * An upper estimate of a row's size in a batch: its values (UTF-8 text, 16-byte uuid, 8-byte
+ * timestamp, 4-byte int) plus 16 bytes per cell for Cassandra's cell overhead.
+ */
+export function rowBytes(r: StoredOrder): number {
+  const o = r.order;
+  const text = (v: string | null | undefined): number => (v ? Buffer.byteLength(v, 'utf8') : 0);
+  return (
+    16 + text(o.sku) + 4 + text(o.customerRef) + text(o.subject) + 8 + text(r.requestHash) + 7 * 16
+  );
+}
 
 /** The `orders.orders` table as the writer sees it. Statements are prepared (`prepare: true`). */
 export class OrderRows {
@@ -66,8 +101,7 @@ export class OrderRows {
   async insert(rows: readonly StoredOrder[], mode: WriteMode = WRITE_MODE): Promise<void> {
     if (rows.length === 0) return;
     if (mode === 'batch') {
-      const batches: StoredOrder[][] = [];
-      for (let i = 0; i < rows.length; i += BATCH_ROWS) batches.push(rows.slice(i, i + BATCH_ROWS));
+      const batches = batchesOf(rows);
       // Unlogged: no batchlog write; each row is its own partition, so atomicity across them would
       // buy nothing here (a failed chunk is redelivered and rewritten whole).
       await forEachBounded(batches, BATCH_CONCURRENCY, async (batch) => {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { chunkIds, planChunk } from '../src/chunk.ts';
 import { decodeRecords } from '../src/intake-kafka.ts';
 import { asAccepted } from '../src/intake-sqs.ts';
-import type { StoredOrder } from '../src/rows.ts';
+import { BATCH_MAX_BYTES, batchesOf, rowBytes, type StoredOrder } from '../src/rows.ts';
 
 const H1 = 'a'.repeat(64);
 const H2 = 'b'.repeat(64);
@@ -157,5 +157,36 @@ describe('decodeRecords (the Kafka side)', () => {
       { offset: '3', error: 'record.type is "order.created", want "order.accepted"' },
       { offset: '4', error: 'record has no value' },
     ]);
+  });
+});
+
+describe('batchesOf (UNLOGGED BATCH sizes)', () => {
+  const row = (customerRef?: string): StoredOrder => ({
+    order: {
+      id: randomUUID(),
+      sku: 'SKU-42',
+      quantity: 1,
+      subject: 'alice',
+      createdAt: '2026-12-07T00:00:00.000Z',
+      ...(customerRef !== undefined ? { customerRef } : {}),
+    },
+    requestHash: H1,
+  });
+
+  it('sends a default chunk of typical orders as one batch', () => {
+    const rows = Array.from({ length: 100 }, () => row('c-7'));
+    expect(rowBytes(rows[0]!)).toBeLessThan(300);
+    expect(batchesOf(rows)).toEqual([rows]);
+  });
+
+  it('splits big rows so that no batch passes the limit, in order, losing none', () => {
+    // customerRef of 128 four-byte characters: the largest the API accepts.
+    const rows = Array.from({ length: 1000 }, () => row('😀'.repeat(128)));
+    const batches = batchesOf(rows);
+    expect(batches.length).toBeGreaterThan(1);
+    for (const b of batches)
+      expect(b.reduce((n, r) => n + rowBytes(r), 0)).toBeLessThanOrEqual(BATCH_MAX_BYTES);
+    expect(batches.flat()).toEqual(rows);
+    expect(BATCH_MAX_BYTES).toBeLessThan(50 * 1024);
   });
 });
