@@ -1,20 +1,18 @@
 import { ORDERS_INTAKE_TOPIC } from '@trellis/contracts/orders-intake-v1';
 import { ORDERS_TOPIC } from '@trellis/contracts/orders-v1';
 import { CassandraDependency, type CassandraOptions } from '@trellis/service-platform/cassandra';
+import type { QueueSettings } from '@trellis/service-platform/config';
 import { Connector, type Dependency } from '@trellis/service-platform/dependency';
 import { createHttpApp, type LogOptions } from '@trellis/service-platform/http';
 import { createKafka, type KafkaOptions } from '@trellis/service-platform/kafka';
 import { Publisher } from '@trellis/service-platform/publisher';
 import type { FastifyInstance } from 'fastify';
 import { KafkaIntake } from './intake-kafka.ts';
-import { SqsIntake, SqsIntakeQueue, type IntakeQueue } from './intake-sqs.ts';
+import { SqsOrderQueue, type OrderQueue } from '@trellis/service-platform/queue';
+import { SqsIntake } from './intake-sqs.ts';
 import { OrderRows } from './rows.ts';
 import { ddl, migrate } from './schema.ts';
 import { ChunkWriter } from './writer.ts';
-
-/** Which order queue the writer drains. */
-export type QueueSettings =
-  { kind: 'kafka' } | { kind: 'sqs'; queueUrl: string; region: string; endpoint?: string };
 
 /** Everything orders-writer needs; `server.ts` builds it from the environment. */
 export interface OrdersWriterOptions {
@@ -37,11 +35,8 @@ export interface OrdersWriterOptions {
   migrate?: boolean;
   /** Logging; `false` for none. @default { level: 'info' } to stdout */
   log?: LogOptions | false;
-  /**
-   * Another receiving side of the SQS queue (tests); by default an {@link SqsIntakeQueue} from
-   * `queue`'s settings.
-   */
-  intakeQueue?: IntakeQueue;
+  /** Another receiving side of the queue (tests); by default an SqsOrderQueue from `queue`'s settings. */
+  intakeQueue?: OrderQueue & { close(): void };
   /** SQS credentials (ElasticMQ checks none); omit in AWS to use the default chain. */
   sqsCredentials?: { accessKeyId: string; secretAccessKey: string };
 }
@@ -107,7 +102,7 @@ export async function buildWriter(opts: OrdersWriterOptions): Promise<OrdersWrit
   } else {
     const receiver =
       opts.intakeQueue ??
-      new SqsIntakeQueue({
+      new SqsOrderQueue({
         queueUrl: queue.queueUrl,
         region: queue.region,
         ...(queue.endpoint !== undefined ? { endpoint: queue.endpoint } : {}),

@@ -4,12 +4,12 @@ import {
   cassandraFromEnv,
   kafkaFromEnv,
   migrateFromEnv,
+  queueFromEnv,
   serverFromEnv,
   type ServerSettings,
 } from '@trellis/service-platform/config';
 import { ConfigError, Env } from '@trellis/service-platform/env';
-import { queueEnvSchema } from '@trellis/service-platform/env-schema';
-import type { OrdersWriterOptions, QueueSettings } from './app.ts';
+import type { OrdersWriterOptions } from './app.ts';
 import type { OrdersWriterEnv } from './env.ts';
 
 /** orders-writer's defaults, in one place. */
@@ -51,39 +51,4 @@ export function loadConfig(vars: Readonly<Record<string, string | undefined>>): 
       log: { level: server.logLevel },
     },
   };
-}
-
-/**
- * `ORDERS_QUEUE` (kafka|sqs) and, for sqs, `SQS_QUEUE_URL`, `SQS_REGION`, `SQS_ENDPOINT`. Read here
- * until the platform's `queueFromEnv` (config.ts of @trellis/service-platform) lands; same names.
- */
-export function queueFromEnv(env: Env<OrdersWriterEnv>): QueueSettings {
-  const kind = env.oneOf('ORDERS_QUEUE', queueEnvSchema.properties.ORDERS_QUEUE.enum, 'kafka');
-  const queueUrl = env.optional('SQS_QUEUE_URL');
-  const region = env.optional('SQS_REGION');
-  const endpoint = env.optional('SQS_ENDPOINT');
-  if (kind === 'kafka') {
-    for (const [name, v] of [
-      ['SQS_QUEUE_URL', queueUrl],
-      ['SQS_REGION', region],
-      ['SQS_ENDPOINT', endpoint],
-    ] as const) {
-      if (v !== undefined) throw new ConfigError(name, 'is set but ORDERS_QUEUE is not sqs');
-    }
-    return { kind };
-  }
-  if (queueUrl === undefined)
-    throw new ConfigError('SQS_QUEUE_URL', 'is required when ORDERS_QUEUE=sqs');
-  if (!/^https?:\/\/[^/]+\/[^/]+\/[A-Za-z0-9_-]{1,75}\.fifo$/.test(queueUrl))
-    throw new ConfigError(
-      'SQS_QUEUE_URL',
-      `must be http(s)://<host>/<account>/<name>.fifo (a FIFO queue), got "${queueUrl}"`,
-    );
-  if (region === undefined)
-    throw new ConfigError('SQS_REGION', 'is required when ORDERS_QUEUE=sqs');
-  if (!/^[a-z0-9-]+$/.test(region))
-    throw new ConfigError('SQS_REGION', `must be a region name, got "${region}"`);
-  if (endpoint !== undefined && !/^https?:\/\/[^/\s]+\/?$/.test(endpoint))
-    throw new ConfigError('SQS_ENDPOINT', `must be an http(s) URL, got "${endpoint}"`);
-  return { kind, queueUrl, region, ...(endpoint !== undefined ? { endpoint } : {}) };
 }

@@ -1,80 +1,7 @@
-import type { OrderAccepted } from '@trellis/contracts/orders-intake-v1';
-import type { OrderCreated } from '@trellis/contracts/orders-v1';
 import { NotYetError, type Dependency } from '@trellis/service-platform/dependency';
-import {
-  SQS_MAX_BATCH,
-  SqsOrderQueue,
-  type MalformedRecord,
-  type OrderBatch,
-  type SqsOrderQueueOptions,
-} from '@trellis/service-platform/queue';
+import { SQS_MAX_BATCH, type OrderBatch, type OrderQueue } from '@trellis/service-platform/queue';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ChunkWriter } from './writer.ts';
-
-/** What one receive returned, as the writer sees it. Hand it back to {@link IntakeQueue.ack}. */
-export interface IntakeBatch {
-  readonly records: readonly OrderAccepted[];
-  /** Bodies that are not a valid record: never acked, so the redrive policy moves them to the DLQ. */
-  readonly malformed: readonly MalformedRecord[];
-}
-
-/** The receiving side of the order queue, as the writer needs it. */
-export interface IntakeQueue {
-  receiveBatch(max: number, waitMs: number): Promise<IntakeBatch>;
-  /** Delete the batch's well-formed records (after they were written and emitted). */
-  ack(batch: IntakeBatch): Promise<void>;
-  close(): void;
-}
-
-/**
- * Adapter from the platform's {@link SqsOrderQueue} to {@link IntakeQueue}. Until SqsOrderQueue
- * carries `order.accepted` records (issue 16, the api change), it decodes `order.created` bodies; such
- * a record becomes an `order.accepted` without a fingerprint. Once it carries `order.accepted`, the
- * conversion is the identity and this adapter only keeps the batch for `ack`.
- */
-export class SqsIntakeQueue implements IntakeQueue {
-  private readonly queue: SqsOrderQueue;
-  private readonly received = new WeakMap<IntakeBatch, OrderBatch>();
-
-  constructor(opts: SqsOrderQueueOptions) {
-    this.queue = new SqsOrderQueue(opts);
-  }
-
-  async receiveBatch(max: number, waitMs: number): Promise<IntakeBatch> {
-    const batch = await this.queue.receiveBatch(max, waitMs);
-    const out: IntakeBatch = {
-      records: batch.orders.map((o) => asAccepted(o.event)),
-      malformed: batch.malformed,
-    };
-    this.received.set(out, batch);
-    return out;
-  }
-
-  async ack(batch: IntakeBatch): Promise<void> {
-    const original = this.received.get(batch);
-    if (!original) throw new Error('sqs intake: ack of a batch this queue did not receive');
-    await this.queue.ack(original);
-  }
-
-  close(): void {
-    this.queue.close();
-  }
-}
-
-/** An `order.accepted` record as is; an `order.created` one (today's SqsOrderQueue) without a fingerprint. */
-export function asAccepted(e: OrderAccepted | OrderCreated): OrderAccepted {
-  if (e.type === 'order.accepted') return e;
-  return {
-    type: 'order.accepted',
-    version: 1,
-    order: e.order,
-    requestHash: null,
-    subject: e.subject,
-    ...(e.clientId !== undefined ? { clientId: e.clientId } : {}),
-    ...(e.peer !== undefined ? { peer: e.peer } : {}),
-    requestId: e.requestId,
-  };
-}
 
 /** Options of {@link SqsIntake}. */
 export interface SqsIntakeOptions {
@@ -95,7 +22,7 @@ export interface SqsIntakeOptions {
  */
 export class SqsIntake implements Dependency {
   readonly name = 'queue';
-  private readonly queue: IntakeQueue;
+  private readonly queue: OrderQueue & { close(): void };
   private readonly writer: ChunkWriter;
   private readonly opts: SqsIntakeOptions;
   private readonly log: FastifyBaseLogger;
@@ -104,7 +31,7 @@ export class SqsIntake implements Dependency {
   private healthy = false;
 
   constructor(
-    queue: IntakeQueue,
+    queue: OrderQueue & { close(): void },
     writer: ChunkWriter,
     opts: SqsIntakeOptions,
     log: FastifyBaseLogger,
@@ -135,8 +62,8 @@ export class SqsIntake implements Dependency {
     this.queue.close();
   }
 
-  private async run(first: IntakeBatch): Promise<void> {
-    let pending: IntakeBatch | null = first;
+  private async run(first: OrderBatch): Promise<void> {
+    let pending: OrderBatch | null = first;
     let backoff = 250;
     while (!this.stopped) {
       try {
@@ -156,14 +83,14 @@ export class SqsIntake implements Dependency {
   }
 
   /** Receive one chunk: wait for the first records, then top up without waiting. */
-  private async fill(pending: IntakeBatch | null): Promise<IntakeBatch[]> {
+  private async fill(pending: OrderBatch | null): Promise<OrderBatch[]> {
     const max = this.opts.batchMax;
-    const batches: IntakeBatch[] = [];
+    const batches: OrderBatch[] = [];
     let count = 0;
-    const add = (b: IntakeBatch): void => {
-      if (b.records.length + b.malformed.length === 0) return;
+    const add = (b: OrderBatch): void => {
+      if (b.orders.length + b.malformed.length === 0) return;
       batches.push(b);
-      count += b.records.length + b.malformed.length;
+      count += b.orders.length + b.malformed.length;
     };
     if (pending) add(pending);
     if (count === 0) {
@@ -181,7 +108,7 @@ export class SqsIntake implements Dependency {
     return batches;
   }
 
-  private async handle(batches: readonly IntakeBatch[]): Promise<void> {
+  private async handle(batches: readonly OrderBatch[]): Promise<void> {
     for (const b of batches) {
       for (const m of b.malformed) {
         this.log.error(
@@ -191,10 +118,10 @@ export class SqsIntake implements Dependency {
         this.writer.stats.malformed++;
       }
     }
-    const records = batches.flatMap((b) => b.records);
+    const records = batches.flatMap((b) => b.orders.map((o) => o.event));
     if (records.length === 0) return;
     await this.writer.write(records);
-    for (const b of batches) if (b.records.length > 0) await this.queue.ack(b);
+    for (const b of batches) if (b.orders.length > 0) await this.queue.ack(b);
   }
 }
 

@@ -3,7 +3,6 @@ import type { OrderAccepted } from '@trellis/contracts/orders-intake-v1';
 import { describe, expect, it } from 'vitest';
 import { chunkIds, planChunk } from '../src/chunk.ts';
 import { decodeRecords } from '../src/intake-kafka.ts';
-import { asAccepted } from '../src/intake-sqs.ts';
 import { BATCH_MAX_BYTES, batchesOf, rowBytes, type StoredOrder } from '../src/rows.ts';
 
 const H1 = 'a'.repeat(64);
@@ -111,32 +110,6 @@ describe('planChunk', () => {
     const records = [record(a, H1), record(b, H1), record(a, H2)];
     expect(chunkIds(records)).toEqual([a, b]);
     expect(planChunk(records, none).emit.map((e) => e.order.id)).toEqual([a, b]);
-  });
-});
-
-describe('asAccepted (the SQS adapter until SqsOrderQueue carries order.accepted)', () => {
-  it('passes an order.accepted record through', () => {
-    const r = record(randomUUID(), H1);
-    expect(asAccepted(r)).toBe(r);
-  });
-
-  it('turns an order.created record into order.accepted without a fingerprint', () => {
-    const r = record(randomUUID(), H1);
-    const created = {
-      type: 'order.created' as const,
-      version: 1 as const,
-      order: r.order,
-      subject: 'alice',
-      requestId: 'q-1',
-    };
-    expect(asAccepted(created)).toEqual({
-      type: 'order.accepted',
-      version: 1,
-      order: r.order,
-      requestHash: null,
-      subject: 'alice',
-      requestId: 'q-1',
-    });
   });
 });
 

@@ -395,18 +395,9 @@ describe('orders-writer: orders.intake.v1 → Cassandra → orders.v1', () => {
     const records = Array.from({ length: 25 }, (_, i) =>
       accepted(randomUUID(), { sku: `Q-${i}`, quantity: 2 }),
     );
-    // Today's SqsOrderQueue carries order.created (the api change makes it order.accepted): the
-    // writer's adapter takes either. Once it carries order.accepted, publish `r` itself.
-    const forQueue = (r: OrderAccepted): OrderCreated => ({
-      type: 'order.created',
-      version: 1,
-      order: r.order,
-      subject: r.subject,
-      requestId: r.requestId,
-    });
-    for (const r of records) await sender.publish(forQueue(r), r.order.id);
+    for (const r of records) await sender.publish(r, r.order.id);
     // A retried publish within the deduplication interval: accepted by SQS, not stored again.
-    await sender.publish(forQueue(records[0]!), records[0]!.order.id);
+    await sender.publish(records[0]!, records[0]!.order.id);
 
     const w = await buildWriter({
       cassandra: { contactPoints: [cass!.contactPoint], localDataCenter: cass!.localDataCenter },
