@@ -14,8 +14,8 @@ export interface StoredOrder {
 }
 
 /**
- * How a chunk's new rows are written: `concurrent` single-partition INSERTs (bounded), or one
- * `UNLOGGED BATCH` per chunk. The writer uses {@link WRITE_MODE}; the other is kept for the bench
+ * How a chunk's new rows are written: `concurrent` single-partition INSERTs (bounded), or
+ * `UNLOGGED BATCH`es (one per chunk unless its rows pass {@link BATCH_MAX_BYTES}). The writer uses {@link WRITE_MODE}; the other is kept for the bench
  * (bench/write-cost.ts) that chose it.
  */
 export type WriteMode = 'concurrent' | 'batch';
