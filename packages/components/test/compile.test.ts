@@ -187,7 +187,23 @@ describe('compileForCluster', () => {
     expect(c.routes.map((r) => r.metadata.name)).toEqual(['create-order', 'get-order']);
     expect(c.mesh.every((o) => o.metadata.labels['trellis.dev/region'] === 'us')).toBe(true);
     expect(c.realm?.realm).toBe('trellis');
-    expect(c.kafkaUsers.map((u) => u.name)).toEqual(['ledger', 'orders-api']);
+    expect(c.kafkaUsers.map((u) => u.name)).toEqual(['ledger', 'orders-api', 'orders-writer']);
+    // The order queue and orders.v1 as Strimzi ACL rules: orders-api only writes the intake; the
+    // batch writer reads it as group orders-writer and alone writes orders.v1.
+    const rules = (name: string) =>
+      c.kafkaUsers
+        .find((u) => u.name === name)
+        ?.acls.map(
+          (a) => `${a.type} ${a.operations.join(',')} ${a.resource.type} ${a.resource.name}`,
+        )
+        .sort();
+    expect(rules('orders-api')).toEqual(['allow Write topic orders.intake.v1']);
+    expect(rules('orders-writer')).toEqual([
+      'allow Read group orders-writer',
+      'allow Read topic orders.intake.v1',
+      'allow Write topic orders.v1',
+    ]);
+    expect(rules('ledger')).toEqual(['allow Read group ledger', 'allow Read topic orders.v1']);
     expect(compileForCluster(reference(), { ...target, inClusterKeycloak: false }).realm).toBe(
       undefined,
     );
