@@ -70,7 +70,7 @@ const runProject = stackRunner({
 const inputsOf = (r: StackRun, type: string, suffix: string) => r.mocks.one(type, suffix).inputs;
 
 beforeAll(async () => {
-  build = testBuildOutput(['orders-api', 'ledger']);
+  build = testBuildOutput(['orders-api', 'ledger', 'orders-writer']);
   root = await testRootCa();
   for (const stack of ['dev', 'prod-us']) runs.set(stack, await runProject(stack));
 }, 60_000);

@@ -95,7 +95,7 @@ beforeAll(async () => {
   process.stderr.write(
     `[cluster] ${applied} CRDs applied (${crds.versionSet}):\n${formatManifest(crds.manifest)}\n`,
   );
-  build = testBuildOutput(['orders-api', 'ledger']);
+  build = testBuildOutput(['orders-api', 'ledger', 'orders-writer']);
   dir = mkdtempSync(join(tmpdir(), 'trellis-cluster-'));
   const images = committed['trellis:images'] as Record<string, unknown>;
   ws = await pulumiWorkspace({
