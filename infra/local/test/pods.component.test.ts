@@ -1,6 +1,6 @@
 // Every workload as a pod, for real: `pulumi up` of a test program (infra/local's data, identity and
-// mesh modules with `pods` on; see fixtures/pods) puts orders-api, ledger and the ingress (edge
-// sidecar and nginx) each in a network namespace of their own, as their own user. Every refusal
+// mesh modules with `pods` on; see fixtures/pods) puts orders-api, orders-writer, ledger and the
+// ingress (edge sidecar and nginx) each in a network namespace of their own, as their own user. Every refusal
 // below first shows the same path working from the right place. Needs root (namespaces, veths,
 // users).
 import { execFile } from 'node:child_process';
@@ -236,7 +236,7 @@ describe('every workload as a pod', () => {
     expect(await connectFromHost(pod('orders-api').address, egress.port)).toBe('ECONNREFUSED');
   });
 
-  it.each(['ledger', 'orders-api'])(
+  it.each(['ledger', 'orders-api', 'orders-writer'])(
     'keeps %s’s app, egress and admin in its pod; only its mTLS inbound is reachable',
     async (w) => {
       const b = bound(w);
