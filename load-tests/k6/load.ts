@@ -9,7 +9,7 @@
  * - `warmup`: the measured load, for a while, so that JITs, caches and pools are warm;
  * - `measure`: the load the thresholds judge; `control` marks its start and end for the runner.
  */
-import { check, fail } from 'k6';
+import { check, fail, sleep } from 'k6';
 import exec from 'k6/execution';
 import http from 'k6/http';
 import type { RefinedResponse, ResponseType } from 'k6/http';
@@ -99,13 +99,25 @@ function tokenFor(data: SetupData): string {
   return vuAuth.token;
 }
 
-// Orders this VU created, so that write-heavy mixes read what they wrote (bounded).
-const ownIds: string[] = [];
+// Orders this VU created, so that write-heavy mixes read what they wrote (bounded). A POST is
+// acknowledged once the order is on the queue, and the batch writer stores it shortly after
+// (docs/services.md, "Write path"): until then GET answers 404. So an own order is read only once it
+// is OWN_ID_SETTLE_MS old, far above the writer's lag on this stack; a 404 after that fails the check.
+const ownIds: { id: string; at: number }[] = [];
 const MAX_OWN_IDS = 1_000;
+const OWN_ID_SETTLE_MS = 5_000;
 
 function pickId(data: SetupData): string {
-  const pool = ownIds.length > 0 && Math.random() < 0.5 ? ownIds : data.ids;
-  const id = pool[Math.floor(Math.random() * pool.length)];
+  const settled = ownIds.length > 0 && (ownIds[0]?.at ?? Infinity) <= Date.now() - OWN_ID_SETTLE_MS;
+  let id: string | undefined;
+  if (settled && Math.random() < 0.5) {
+    const cut = Date.now() - OWN_ID_SETTLE_MS;
+    let n = 0;
+    while (n < ownIds.length && (ownIds[n]?.at ?? Infinity) <= cut) n++;
+    id = ownIds[Math.floor(Math.random() * n)]?.id;
+  } else {
+    id = data.ids[Math.floor(Math.random() * data.ids.length)];
+  }
   if (id === undefined) fail('no order ids to read: setup() created none');
   return id;
 }
@@ -158,7 +170,7 @@ function createOrder(
   const ok = check(
     res,
     {
-      [`${route.name}: status 201`]: (r) => r.status === 201,
+      [`${route.name}: status 202`]: (r) => r.status === 202,
       [`${route.name}: body is the order`]: () =>
         body !== null &&
         typeof body.id === 'string' &&
@@ -216,7 +228,7 @@ function runRoute(route: PlanRoute, data: SetupData): void {
   const token = tokenFor(data);
   if (route.recipe === 'create-order') {
     const { id } = createOrder(route, token, {});
-    if (id && ownIds.length < MAX_OWN_IDS) ownIds.push(id);
+    if (id && ownIds.length < MAX_OWN_IDS) ownIds.push({ id, at: Date.now() });
   } else {
     getOrder(
       route.name,
@@ -256,6 +268,7 @@ export function setup(): SetupData {
         );
       ids.push(id);
     }
+    waitUntilWritten(ids, auth.token);
   }
   return { ...auth, ids };
 }
@@ -275,6 +288,30 @@ export function route(data: SetupData): void {
   const r = routes[name];
   if (!r) fail(`scenario ${exec.scenario.name} names unknown route '${name}'`);
   runRoute(r, data);
+}
+
+/** How long setup() waits for the batch writer to store the seed orders. */
+const SEED_WRITE_WAIT_MS = 30_000;
+
+/** Poll until every seed order is readable (200), so the reads never race the batch writer. */
+function waitUntilWritten(ids: readonly string[], token: string): void {
+  const deadline = Date.now() + SEED_WRITE_WAIT_MS;
+  let pending = [...ids];
+  while (pending.length > 0) {
+    pending = pending.filter(
+      (id) =>
+        http.get(`${plan.baseUrl}${orderPath(id)}`, {
+          headers: { Authorization: `Bearer ${token}` },
+          tags: { phase: 'setup' },
+        }).status !== 200,
+    );
+    if (pending.length === 0) return;
+    if (Date.now() > deadline)
+      fail(
+        `setup: ${pending.length} of ${ids.length} seed orders were not readable within ${SEED_WRITE_WAIT_MS} ms of their 202 (is orders-writer running?), e.g. ${pending[0]}`,
+      );
+    sleep(0.1);
+  }
 }
 
 /** The mesh probe: the same GET through each path, back to back, in a random order. */

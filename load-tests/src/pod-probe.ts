@@ -269,9 +269,13 @@ function send(
  * A token and one order to read, for the in-pod probe (k6's seeded orders stay inside k6): the
  * token from the target's endpoint, the order created through the ingress with `createPath`.
  */
+/** How long the probe's seed order may take to be written by the batch writer. */
+const SEED_WRITE_WAIT_MS = 30_000;
+
 export async function seedPodProbe(
   target: LoadTarget,
   createPath: string,
+  readPath: string,
 ): Promise<{ token: string; expiresInS: number; id: string }> {
   const ca = target.trustBundle ? readFileSync(target.trustBundle) : undefined;
   const { token, expiresInS } = await probeToken(target);
@@ -282,10 +286,28 @@ export async function seedPodProbe(
     ...(ca ? { ca } : {}),
   });
   const id = (JSON.parse(c.body || '{}') as { id?: unknown }).id;
-  if (c.status !== 201 || typeof id !== 'string')
+  if (c.status !== 202 || typeof id !== 'string')
     throw new Error(
       `in-pod probe: POST ${createPath} answered ${c.status}: ${c.body.slice(0, 200)}`,
     );
+  // The order is acknowledged once queued; the batch writer stores it shortly after (GET is 404
+  // until then), and the probe must only ever read a stored order.
+  const url = `${target.ingressUrl}${readPath.replace(/\{[^/}]+\}/, encodeURIComponent(id))}`;
+  const deadline = Date.now() + SEED_WRITE_WAIT_MS;
+  for (;;) {
+    const r = await send(url, {
+      method: 'GET',
+      headers: { authorization: `Bearer ${token}` },
+      body: '',
+      ...(ca ? { ca } : {}),
+    });
+    if (r.status === 200) break;
+    if (Date.now() > deadline)
+      throw new Error(
+        `in-pod probe: order ${id} was not readable within ${SEED_WRITE_WAIT_MS} ms of its 202 (GET answered ${r.status}; is orders-writer running?)`,
+      );
+    await new Promise((done) => setTimeout(done, 100));
+  }
   return { token, expiresInS, id };
 }
 

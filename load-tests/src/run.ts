@@ -252,7 +252,7 @@ export async function runLoad(o: RunLoadOptions): Promise<RunLoadResult> {
         : null;
     const writer = plan.routes.find((r) => r.recipe === 'create-order');
     if (inPod && writer && o.target.mesh?.clientCert) {
-      const seed = await seedPodProbe(o.target, writer.path);
+      const seed = await seedPodProbe(o.target, writer.path, inPod.path);
       const bundle = o.target.trustBundle;
       podProbe = startPodProbe(inPod, {
         rate: layout.meshRate,

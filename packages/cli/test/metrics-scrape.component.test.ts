@@ -9,6 +9,11 @@
  * First the right caller works (both targets up, the app's metric and Envoy's in Prometheus, a direct
  * GET with the scraper's SVID), then every wrong one is refused: another workload's SVID, no client
  * certificate, plaintext, a non-metrics path or method, and the scraper on the app's own mesh port.
+ *
+ * The data nodes the same way: a real Cassandra and a real Kafka (plaintext, no auth: only their
+ * metrics are under test) run the JMX exporter agent on 127.0.0.1, each fronted by the Envoy that
+ * `compileDataMetricsProxy` makes (the node's SVID, the scraper only), and the same Prometheus scrapes
+ * both fronts (jobs `jmx-cassandra`, `jmx-kafka`). They start while the sidecar starts.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,21 +24,29 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { connect } from 'node:net';
 import {
   CertificateAuthority,
   freePorts,
+  startCassandra,
   startEnvoy,
+  startKafka,
   startPrometheus,
   waitUntil,
   writePemFiles,
+  type CassandraServer,
   type EnvoyInstance,
+  type KafkaServer,
   type PemFiles,
   type PrometheusInstance,
 } from '@trellis/local/harness';
 import { ensurePrometheus } from '@trellis/local/toolchain';
 import {
   bindOrThrow,
+  compileDataMetricsProxy,
   compileEnvoy,
+  dataMetricsServerName,
+  dataServiceSpiffeId,
   compilePrometheusScrape,
   envoyOptions,
   metricsServerName,
@@ -67,7 +80,15 @@ let prom: PrometheusInstance;
 let metricsPort: number;
 let inboundPort: number;
 let ca: CertificateAuthority;
-const svids: Record<'sidecar' | 'scraper' | 'ledger', PemFiles> = {} as never;
+const svids: Record<'sidecar' | 'scraper' | 'ledger' | 'cassandra' | 'kafka', PemFiles> =
+  {} as never;
+type DataNode = 'cassandra' | 'kafka';
+/** Per data node: the exporter's loopback port, the mTLS front's port, the front itself. */
+const data = {} as Record<DataNode, { exporter: number; front: number; envoy?: EnvoyInstance }>;
+let cassandra: CassandraServer | undefined;
+let kafka: KafkaServer | undefined;
+/** The data nodes' start, awaited in afterAll too: a failed set-up must not leave them running. */
+let nodes: Promise<unknown> | undefined;
 
 /** The stand-in app: `/metrics` in Prometheus text, anything else 200 "app". */
 function standIn(): Server {
@@ -87,6 +108,7 @@ function mtls(
   path: string,
   who: PemFiles | undefined,
   method = 'GET',
+  servername = serverName,
 ): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
@@ -95,7 +117,7 @@ function mtls(
         port,
         path,
         method,
-        servername: serverName,
+        servername,
         ca: ca.rootPem,
         ...(who ? { cert: readFileSync(who.cert), key: readFileSync(who.key) } : {}),
         agent: false,
@@ -115,6 +137,7 @@ function mtls(
 }
 
 beforeAll(async () => {
+  const t0 = Date.now();
   ca = await CertificateAuthority.create({ commonName: 'trellis metrics test root' });
   const pki = join(root, 'pki');
   const issue = async (name: keyof typeof svids, uri: string, dns: string[] = []) => {
@@ -126,6 +149,21 @@ beforeAll(async () => {
   await issue('sidecar', spiffeId(model, workload), [serverName]);
   await issue('scraper', scraper);
   await issue('ledger', spiffeId(model, 'ledger'));
+  for (const node of ['cassandra', 'kafka'] as const)
+    await issue(node, dataServiceSpiffeId(model, node), [dataMetricsServerName(model, node)]);
+
+  // The data nodes start first (the longest part), with the agent on 127.0.0.1; the sidecar meanwhile.
+  const [cx, cf, kx, kf] = (await freePorts(4)) as [number, number, number, number];
+  data.cassandra = { exporter: cx, front: cf };
+  data.kafka = { exporter: kx, front: kf };
+  nodes = Promise.all([
+    startCassandra({ dir: join(root, 'cassandra'), jmxExporter: { port: cx } }).then(
+      (s) => (cassandra = s),
+    ),
+    startKafka({ dir: join(root, 'kafka'), heapMb: 256, jmxExporter: { port: kx } }).then(
+      (s) => (kafka = s),
+    ),
+  ]);
 
   app = standIn();
   await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
@@ -161,6 +199,31 @@ beforeAll(async () => {
     config: a.bootstrap as unknown as Record<string, unknown>,
     adminPort: admin as number,
   });
+  // Each data node's metrics front, as compiled, with the node's SVID.
+  for (const node of ['cassandra', 'kafka'] as const) {
+    const dir = join(root, `${node}-metrics`);
+    const sds = join(dir, 'sds');
+    const [adminPort] = (await freePorts(1)) as [number];
+    const front = compileDataMetricsProxy(model, {
+      service: node,
+      listen: { address: '127.0.0.1', port: data[node].front },
+      exporterPort: data[node].exporter,
+      sds: {
+        dir: sds,
+        certChain: svids[node].cert,
+        privateKey: svids[node].key,
+        trustBundle: svids[node].truststore,
+      },
+    });
+    mkdirSync(sds, { recursive: true });
+    for (const [path, f] of Object.entries(front.sdsFiles)) writeFileSync(path, JSON.stringify(f));
+    data[node].envoy = await startEnvoy({
+      dir,
+      name: `${node}-metrics`,
+      config: front.bootstrap as unknown as Record<string, unknown>,
+      adminPort,
+    });
+  }
 
   const scrape = compilePrometheusScrape(model, {
     scrapeInterval: '1s',
@@ -170,6 +233,10 @@ beforeAll(async () => {
       keyFile: svids.scraper.key,
     },
     targets: { [workload]: { address: '127.0.0.1', port: metricsPort } },
+    dataTargets: {
+      cassandra: { address: '127.0.0.1', port: data.cassandra.front },
+      kafka: { address: '127.0.0.1', port: data.kafka.front },
+    },
     self: false,
   });
   prom = await startPrometheus({
@@ -178,15 +245,28 @@ beforeAll(async () => {
       ...scrape,
       // Only orders-api's sidecar runs here; the other workloads' jobs would point at nothing.
       scrape_configs: scrape.scrape_configs.filter(
-        (j) => j.static_configs[0]?.labels?.['workload'] === workload,
+        (j) =>
+          j.static_configs[0]?.labels?.['workload'] === workload || j.job_name.startsWith('jmx-'),
       ),
     }),
   });
-}, 120_000);
+  // Prometheus was up before the data nodes: their targets turn up as soon as the nodes answer.
+  await nodes;
+  console.log(
+    `[metrics-scrape] data nodes up: cassandra ${cassandra?.startupMs} ms, kafka ${kafka?.startupMs} ms, ${Date.now() - t0} ms into beforeAll`,
+  );
+}, 240_000);
 
 afterAll(async () => {
+  await nodes?.catch(() => undefined);
   await prom?.stop();
   await envoy?.stop();
+  await Promise.all([
+    data.cassandra?.envoy?.stop(),
+    data.kafka?.envoy?.stop(),
+    cassandra?.stop(),
+    kafka?.stop(),
+  ]);
   await new Promise((resolve) => app?.close(resolve));
   rmSync(root, { recursive: true, force: true });
 });
@@ -215,7 +295,10 @@ describe('Prometheus scrapes a compiled sidecar over mTLS, and nobody else may',
       activeTargets: { labels: Record<string, string>; health: string; scrapeUrl: string }[];
     }>('targets?state=active');
     expect(
-      targets.activeTargets.map((t) => [t.labels['job'], t.health, t.scrapeUrl]).sort(),
+      targets.activeTargets
+        .filter((t) => !t.labels['job']?.startsWith('jmx-'))
+        .map((t) => [t.labels['job'], t.health, t.scrapeUrl])
+        .sort(),
     ).toEqual([
       ['app-orders-api', 'up', `https://127.0.0.1:${metricsPort}/metrics`],
       ['envoy-orders-api', 'up', `https://127.0.0.1:${metricsPort}/stats/prometheus`],
@@ -269,5 +352,106 @@ describe('Prometheus scrapes a compiled sidecar over mTLS, and nobody else may',
     await expect(mtls(inboundPort, '/metrics', svids.scraper)).rejects.toThrow(
       /certificate unknown/,
     );
+  });
+});
+
+/** A plain TCP connect: resolves true when something accepts, false when refused. */
+function accepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host, port });
+    sock.setTimeout(3_000, () => (sock.destroy(), resolve(false)));
+    sock.on('connect', () => (sock.destroy(), resolve(true)));
+    sock.on('error', () => resolve(false));
+  });
+}
+
+describe('Cassandra’s and Kafka’s JMX metrics: Prometheus over mTLS through each node’s front, nobody else', () => {
+  it('the scraper: both jmx targets up over https, a named metric of each in Prometheus', async () => {
+    await waitUntil(
+      async () => {
+        const up = await prom.query('up{job=~"jmx-.*"}');
+        // Cassandra registers its client-request metrics a moment after CQL first answers, so a
+        // scrape right after its start can be up without them: wait for the series too.
+        const reads = await prom.query('cassandra_client_requests_total{job="jmx-cassandra"}');
+        return up.filter((s) => s.value === 1).length === 2 && reads.length > 0;
+      },
+      {
+        what: 'up == 1 for jmx-cassandra and jmx-kafka, and Cassandra’s client-request series',
+        timeoutMs: 20_000,
+        intervalMs: 250,
+        proc: prom.process,
+      },
+    );
+    const targets = await prom.api<{
+      activeTargets: { labels: Record<string, string>; health: string; scrapeUrl: string }[];
+    }>('targets?state=active');
+    expect(
+      targets.activeTargets
+        .filter((t) => t.labels['job']?.startsWith('jmx-'))
+        .map((t) => [t.labels['job'], t.health, t.scrapeUrl])
+        .sort(),
+    ).toEqual([
+      ['jmx-cassandra', 'up', `https://127.0.0.1:${data.cassandra.front}/metrics`],
+      ['jmx-kafka', 'up', `https://127.0.0.1:${data.kafka.front}/metrics`],
+    ]);
+    // A rule of each node's config, through the agent: Cassandra's coordinator reads, Kafka's
+    // under-replicated partitions (0 on one broker) and its produce-request count.
+    expect(
+      await prom.query('cassandra_client_requests_total{job="jmx-cassandra",scope="Read"}'),
+    ).toHaveLength(1);
+    expect(
+      await prom.query('kafka_server_under_replicated_partitions{job="jmx-kafka"}'),
+    ).toMatchObject([{ value: 0 }]);
+    expect(
+      await prom.query('kafka_network_requests_total{job="jmx-kafka",request="Produce"}'),
+    ).toHaveLength(1);
+  });
+
+  it('the scraper’s SVID, directly: 200 with the rules’ metrics', async () => {
+    const c = await mtls(
+      data.cassandra.front,
+      '/metrics',
+      svids.scraper,
+      'GET',
+      dataMetricsServerName(model, 'cassandra'),
+    );
+    expect(c.status).toBe(200);
+    expect(c.body).toContain('cassandra_client_request_latency_seconds');
+    const k = await mtls(
+      data.kafka.front,
+      '/metrics',
+      svids.scraper,
+      'GET',
+      dataMetricsServerName(model, 'kafka'),
+    );
+    expect(k.status).toBe(200);
+    expect(k.body).toContain('kafka_server_messages_in_total');
+  });
+
+  it('another workload’s SVID, or none, is refused at the front; other paths and methods are 403', async () => {
+    for (const node of ['cassandra', 'kafka'] as const) {
+      const name = dataMetricsServerName(model, node);
+      await expect(mtls(data[node].front, '/metrics', svids.ledger, 'GET', name)).rejects.toThrow(
+        /certificate unknown/,
+      );
+      // The data node's own SVID is no scraper either.
+      await expect(mtls(data[node].front, '/metrics', svids[node], 'GET', name)).rejects.toThrow(
+        /certificate unknown/,
+      );
+      await expect(mtls(data[node].front, '/metrics', undefined, 'GET', name)).rejects.toThrow();
+      expect((await mtls(data[node].front, '/metrics', svids.scraper, 'POST', name)).status).toBe(
+        403,
+      );
+      expect((await mtls(data[node].front, '/', svids.scraper, 'GET', name)).status).toBe(403);
+    }
+  });
+
+  it('the exporter itself listens on 127.0.0.1 only (the pod’s own loopback in a pod)', async () => {
+    for (const node of ['cassandra', 'kafka'] as const) {
+      // Loopback answers (plaintext, inside the node's namespace)…
+      expect(await accepts('127.0.0.1', data[node].exporter)).toBe(true);
+      // …another address of the same machine does not (bound to 0.0.0.0 it would).
+      expect(await accepts('127.0.0.2', data[node].exporter)).toBe(false);
+    }
   });
 });

@@ -221,6 +221,12 @@ export type {
 } from './compile/slo.ts';
 
 export { compilePrometheusScrape, scrapeJobs } from './compile/prometheus.ts';
+export {
+  compileDataMetricsProxy,
+  dataMetricsPath,
+  dataMetricsServerName,
+} from './compile/envoy/data-metrics.ts';
+export type { DataMetricsProxyOptions } from './compile/envoy/data-metrics.ts';
 export type {
   PrometheusScrapeConfig,
   PrometheusScrapeFile,

@@ -81,17 +81,30 @@ async function until<T>(
   }
 }
 
+/** GET the order until the batch writer has stored it (404 until then, docs/services.md). */
+async function readWhenWritten(id: string, t: string): Promise<{ status: number; body: string }> {
+  return until(
+    async () => {
+      const r = await call(`${outputs().ingressUrl}/orders/${id}`, { headers: bearer(t) });
+      if (r.status === 404) return null;
+      return r;
+    },
+    30_000,
+    `order ${id} written by orders-writer`,
+  );
+}
+
 describe('a user with orders:write, through nginx and two sidecars', () => {
-  it('POST /orders → 201, GET returns it, and the ledger projection appears', async () => {
+  it('POST /orders → 202, orders-writer stores it, GET returns it, and the ledger projection appears', async () => {
     const alice = await token('alice');
     const created = await post(alice);
-    expect(created.status).toBe(201);
+    expect(created.status, created.body).toBe(202);
     const body = JSON.parse(created.body) as { id: string; subject: string; sku: string };
     expect(body.sku).toBe('e2e-1');
     expect(body.subject).toBe(decodeJwt(alice).payload.sub);
 
-    const got = await call(`${outputs().ingressUrl}/orders/${body.id}`, { headers: bearer(alice) });
-    expect(got.status).toBe(200);
+    const got = await readWhenWritten(body.id, alice);
+    expect(got.status, got.body).toBe(200);
     expect(JSON.parse(got.body)).toMatchObject({ id: body.id, sku: 'e2e-1', quantity: 2 });
 
     const admin = cassandraAs('platform-admin');
@@ -126,11 +139,15 @@ describe('Idempotency-Key through nginx and both sidecars', () => {
         headers: { ...bearer(alice), 'idempotency-key': `"${key}"` },
       });
     const first = await send(order);
-    expect(first.status, first.body).toBe(201);
+    expect(first.status, first.body).toBe(202);
+    const accepted = JSON.parse(first.body) as { id: string };
+    // Once stored, a retry is answered from the stored order: the same order, not a second one. The
+    // header reached the app through every hop, or the retry would have had a new id.
+    const stored = await readWhenWritten(accepted.id, alice);
     const retry = await send(order);
-    expect(retry.status, retry.body).toBe(201);
-    // The header reached the app through every hop: the retry is the same order, not a second one.
-    expect(JSON.parse(retry.body)).toEqual(JSON.parse(first.body));
+    expect(retry.status, retry.body).toBe(202);
+    expect(JSON.parse(retry.body)).toEqual(JSON.parse(stored.body));
+    expect(JSON.parse(retry.body)).toMatchObject({ id: accepted.id });
     const other = await send(JSON.stringify({ sku: 'e2e-1', quantity: 3 }));
     expect(other.status, other.body).toBe(422);
   });
@@ -191,8 +208,8 @@ describe('tokens at the edge', () => {
     const bot = await token('reporting-bot');
     expect((await post(bot)).status).toBe(403);
     const mine = JSON.parse((await post(await token('alice'))).body) as { id: string };
-    const read = await call(`${outputs().ingressUrl}/orders/${mine.id}`, { headers: bearer(bot) });
-    expect(read.status).toBe(200);
+    const read = await readWhenWritten(mine.id, bot);
+    expect(read.status, read.body).toBe(200);
   });
 });
 
@@ -249,7 +266,7 @@ describe('the orders-api sidecar, called directly', () => {
       spiffeServer: true,
       client: pkiFiles('ingress'),
     });
-    expect(asIngress.status).toBe(201);
+    expect(asIngress.status, asIngress.body).toBe(202);
   });
 });
 
@@ -282,6 +299,42 @@ describe('the data layer enforces the same identities', () => {
     }
   });
 
+  it('lets orders-api read keyspace orders but not write it: only orders-writer writes orders', async () => {
+    const client = cassandraAs('orders-api');
+    try {
+      await client.execute('SELECT id FROM orders.orders LIMIT 1');
+      await expect(
+        client.execute(
+          'INSERT INTO orders.orders (id, sku, quantity, subject) VALUES (uuid(), ?, 1, ?)',
+          ['forged', 'mallory'],
+          { prepare: true },
+        ),
+      ).rejects.toThrow(/permission|Unauthorized/i);
+    } finally {
+      await client.shutdown();
+    }
+  });
+
+  it("refuses a Kafka producer with orders-api's identity on orders.v1: order.created comes only from orders-writer", async () => {
+    const k = outputs().kafka;
+    const kafka = new Kafka(
+      kafkaClientConfig(
+        { bootstrap: k.bootstrap, tls: true, host: '127.0.0.1' },
+        pkiFiles('orders-api'),
+        'e2e-orders-api',
+      ),
+    );
+    const producer = kafka.producer({ allowAutoTopicCreation: false });
+    await producer.connect();
+    try {
+      await expect(
+        producer.send({ topic: 'orders.v1', acks: -1, messages: [{ key: 'x', value: 'forged' }] }),
+      ).rejects.toThrow(/authoriz/i);
+    } finally {
+      await producer.disconnect();
+    }
+  });
+
   it("refuses a Kafka producer with ledger's identity on orders.v1", async () => {
     const k = outputs().kafka;
     const kafka = new Kafka(
@@ -308,6 +361,7 @@ describe('certificate rotation', () => {
     const o = outputs();
     const alice = await token('alice');
     const id = (JSON.parse((await post(alice)).body) as { id: string }).id;
+    await readWhenWritten(id, alice);
     const before = await Promise.all(
       Object.keys(o.sidecars).map((w) => envoyCounter(w, /ssl_context_update_by_sds/)),
     );
@@ -337,6 +391,144 @@ describe('certificate rotation', () => {
       Object.keys(o.sidecars).map((w) => envoyCounter(w, /ssl_context_update_by_sds/)),
     );
     after.forEach((n, i) => expect(n).toBeGreaterThan(before[i] ?? 0));
+  });
+});
+
+/**
+ * Issue 16's fault run: a steady keyed write load through the ingress while orders-api and then
+ * orders-writer are killed with SIGKILL (their supervisors restart them, as a kubelet would). A POST
+ * that is not acknowledged (202) is retried with the same Idempotency-Key, as a client should.
+ * Afterwards every acknowledged order is in Cassandra once, and in the ledger projection once. Bounded:
+ * at most WRITE_MS of load with FAULT_CLIENTS clients, and retries of each key until RETRY_MS.
+ */
+describe('acknowledged orders survive kill -9 of orders-api and then orders-writer', () => {
+  const WRITE_MS = 16_000;
+  const RETRY_MS = 60_000;
+  const FAULT_CLIENTS = 3;
+  const stateOf = (w: string): string =>
+    join(outputs().trustBundle, '..', '..', 'run', w, 'supervisor.json');
+
+  async function killAndAwaitRestart(w: string): Promise<number> {
+    const before = readState(stateOf(w));
+    expect(before?.childPid, `${w} supervisor state`).toBeGreaterThan(1);
+    const t0 = Date.now();
+    process.kill(before?.childPid ?? 0, 'SIGKILL');
+    await until(
+      async () => {
+        const s = readState(stateOf(w));
+        return s && s.status === 'running' && s.childPid !== before?.childPid ? s : null;
+      },
+      30_000,
+      `${w} restarted`,
+    );
+    await until(
+      async () => (await getAs(w, `${outputs().services[w]?.url}/readyz`)).status === 200,
+      60_000,
+      `${w} ready again`,
+    );
+    return Date.now() - t0;
+  }
+
+  it('0 lost, 0 duplicated; retries with the same key are one order', async () => {
+    const alice = await token('alice');
+    const run = `fault-${Date.now().toString(36)}`;
+    const acked = new Map<string, string>(); // key -> order id
+    const statuses = new Map<number, number>();
+    let requests = 0;
+    const postKey = async (key: string): Promise<void> => {
+      requests++;
+      const r = await call(`${outputs().ingressUrl}/orders`, {
+        method: 'POST',
+        body: JSON.stringify({ sku: run, quantity: 1, customerRef: key }),
+        headers: { ...bearer(alice), 'idempotency-key': `"${key}"` },
+      }).catch(() => ({ status: 0, body: '' }));
+      statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+      if (r.status === 202) acked.set(key, (JSON.parse(r.body) as { id: string }).id);
+    };
+    const keys: string[] = [];
+    let stop = false;
+    const clients = Array.from({ length: FAULT_CLIENTS }, async (_, c) => {
+      for (let i = 0; !stop && i < 2_000; i++) {
+        const key = `${run}-${c}-${i}`;
+        keys.push(key);
+        await postKey(key);
+      }
+    });
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, 3_000));
+    const apiRecovery = await killAndAwaitRestart('orders-api');
+    const writerRecovery = await killAndAwaitRestart('orders-writer');
+    await new Promise((r) => setTimeout(r, Math.max(0, WRITE_MS - (Date.now() - t0))));
+    stop = true;
+    await Promise.all(clients);
+    // A client retries what was not acknowledged, with the same key (bounded).
+    const deadline = Date.now() + RETRY_MS;
+    for (let pending = keys.filter((k) => !acked.has(k)); pending.length > 0;) {
+      if (Date.now() > deadline) break;
+      for (const k of pending) await postKey(k);
+      pending = keys.filter((k) => !acked.has(k));
+    }
+    expect(
+      keys.filter((k) => !acked.has(k)),
+      'keys never acknowledged',
+    ).toEqual([]);
+
+    const admin = cassandraAs('platform-admin');
+    try {
+      const ids = [...acked.values()];
+      // Every acknowledged order is stored (the writer drains what was queued before each kill).
+      const stored = await until(
+        async () => {
+          const rows = (
+            await admin.execute(
+              'SELECT id, customer_ref FROM orders.orders WHERE sku = ? ALLOW FILTERING',
+              [run],
+              { prepare: true, fetchSize: 10_000 },
+            )
+          ).rows;
+          return rows.length >= ids.length ? rows : null;
+        },
+        60_000,
+        'every acknowledged order in Cassandra',
+      );
+      const byKey = new Map<string, number>();
+      for (const row of stored) {
+        const k = String(row.get('customer_ref'));
+        byKey.set(k, (byKey.get(k) ?? 0) + 1);
+      }
+      const duplicated = [...byKey.values()].filter((n) => n > 1).length;
+      const lost = ids.filter((id) => !stored.some((row) => String(row.get('id')) === id)).length;
+      const projected = await until(
+        async () => {
+          let n = 0;
+          for (let i = 0; i < ids.length; i += 100) {
+            const chunk = ids.slice(i, i + 100);
+            const rs = await admin.execute(
+              `SELECT order_id FROM ledger.order_entries WHERE order_id IN (${chunk.map(() => '?').join(',')})`,
+              chunk,
+              { prepare: true },
+            );
+            n += rs.rows.length;
+          }
+          return n === ids.length ? n : null;
+        },
+        60_000,
+        'every acknowledged order in the ledger projection',
+      );
+      process.stdout.write(
+        `fault run ${run}: ${requests} requests (${[...statuses].map(([s, n]) => `${s}: ${n}`).join(', ')}), ` +
+          `${acked.size} acknowledged, ${lost} lost, ${duplicated} duplicated, ${projected} projected; ` +
+          `orders-api back in ${apiRecovery} ms, orders-writer back in ${writerRecovery} ms\n`,
+      );
+      expect(acked.size).toBeGreaterThan(20);
+      expect(stored.length).toBe(ids.length);
+      expect(lost).toBe(0);
+      expect(duplicated).toBe(0);
+      // Only the outage gives errors, and only ones a client retries: no 4xx, no 500.
+      expect([...statuses.keys()].filter((s) => s !== 202 && s !== 0 && s < 502)).toEqual([]);
+    } finally {
+      await admin.shutdown();
+    }
   });
 });
 
@@ -441,6 +633,7 @@ describe('Prometheus, the metrics scraper (ADR 0020)', () => {
       'envoy-ingress',
       'envoy-ledger',
       'envoy-orders-api',
+      'envoy-orders-writer',
       'prometheus',
     ]);
     type Target = { labels: Record<string, string>; health: string; scrapeUrl: string };

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { PodLaunch } from '../pods/launch.ts';
 import { CASSANDRA_JVM_OPTIONS, CASSANDRA_MAIN } from '../toolchain/cassandra.ts';
 import type { CassandraClientCredentials } from './cassandra-client.ts';
+import type { JmxExporterOptions } from './jmx-exporter.ts';
 
 /** The PEM factory of Cassandra 4.1+: key material from PEM files, no keystore passwords. */
 export const PEM_SSL_CONTEXT_FACTORY = 'org.apache.cassandra.security.PEMBasedSslContextFactory';
@@ -83,6 +84,12 @@ export interface CassandraOptions {
   fsyncSystemTables?: boolean;
   /** Extra JVM arguments (system properties, GC logging), placed before the main class. */
   jvmArgs?: readonly string[];
+  /**
+   * Run the Prometheus JMX exporter agent in the node, its HTTP server on 127.0.0.1 (the pod's own
+   * loopback in a pod) at this port, with the rules of `JMX_EXPORTER_CONFIGS.cassandra`.
+   * @default no agent
+   */
+  jmxExporter?: JmxExporterOptions;
   /** @default 240_000 */
   startupTimeoutMs?: number;
   /**

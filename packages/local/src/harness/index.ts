@@ -65,6 +65,14 @@ export {
 } from './elasticmq.ts';
 export type { ElasticMqOptions, ElasticMqInstance, ElasticMqQueue } from './elasticmq.ts';
 export { startPrometheus, prometheusArgs } from './prometheus.ts';
+export {
+  JMX_EXPORTER_CONFIGS,
+  JMX_EXPORTER_HOST,
+  jmxExporterAgentArg,
+  jmxExporterConfig,
+  jmxExporterConfigFile,
+} from './jmx-exporter.ts';
+export type { JmxExporterOptions, JmxExporterTarget } from './jmx-exporter.ts';
 export type { PrometheusOptions, PrometheusInstance, PromSample } from './prometheus.ts';
 export { startNginx, testNginxConfig, renderNginxConf, nginxLaunchSpec } from './nginx.ts';
 export type { NginxOptions, NginxInstance, NginxLaunchSpec, RenderNginxOptions } from './nginx.ts';

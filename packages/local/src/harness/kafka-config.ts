@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { KAFKA_JVM_OPTIONS, KAFKA_MAIN } from '../toolchain/kafka.ts';
+import type { JmxExporterOptions } from './jmx-exporter.ts';
 import type { KafkaClientCredentials } from './kafka-client.ts';
 import { SPIFFE_PRINCIPAL_BUILDER } from './kafka-principal.ts';
 
@@ -50,6 +51,12 @@ export interface KafkaOptions {
   spiffePrincipals?: boolean;
   /** @default 180_000 */
   startupTimeoutMs?: number;
+  /**
+   * Run the Prometheus JMX exporter agent in the broker, its HTTP server on 127.0.0.1 (the pod's own
+   * loopback in a pod) at this port, with the rules of `JMX_EXPORTER_CONFIGS.kafka`.
+   * @default no agent
+   */
+  jmxExporter?: JmxExporterOptions;
   /**
    * The address the client listeners (CLIENT and `listeners`) bind, when it is not the node's own:
    * a pod's address, with the controller and inter-broker listeners on the pod's loopback.
@@ -227,12 +234,19 @@ export function kafkaConfFiles(dir: string): { properties: string; log4j2: strin
 }
 
 /** The broker's JVM command line (after `java`), reading the files of {@link kafkaConfFiles}. */
-export function kafkaServerArgs(o: { dir: string; heapMb: number; classpath: string }): string[] {
+export function kafkaServerArgs(o: {
+  dir: string;
+  heapMb: number;
+  classpath: string;
+  /** More JVM arguments before the main class (e.g. the JMX exporter's `-javaagent`). */
+  jvmArgs?: readonly string[];
+}): string[] {
   const files = kafkaConfFiles(o.dir);
   return [
     `-Xms${o.heapMb}m`,
     `-Xmx${o.heapMb}m`,
     ...KAFKA_JVM_OPTIONS,
+    ...(o.jvmArgs ?? []),
     `-Dlog4j2.configurationFile=${files.log4j2}`,
     `-Dkafka.logs.dir=${join(o.dir, 'logs')}`,
     '-cp',

@@ -25,6 +25,12 @@ import {
   type KafkaServerPorts,
 } from './kafka-config.ts';
 import { ensureSpiffePrincipalBuilder } from './kafka-principal.ts';
+import {
+  checkJmxExporterPort,
+  jmxExporterAgentArg,
+  jmxExporterConfig,
+  jmxExporterConfigFile,
+} from './jmx-exporter.ts';
 import { givePodHome, type TreeOwner } from './pod-files.ts';
 import { freePort } from './ports.ts';
 import { ManagedProcess } from './process.ts';
@@ -114,6 +120,7 @@ export async function startKafka(opts: KafkaOptions): Promise<KafkaServer> {
     throw new Error(`startKafka: heapMb must be an integer in [128, 16384], got ${heapMb}`);
   if (opts.tls && (opts.tls.requireClientAuth ?? true) && !opts.probe?.cert)
     throw new Error('startKafka: tls requires client certificates, so probe.cert must be given');
+  if (opts.jmxExporter) checkJmxExporterPort('startKafka', opts.jmxExporter);
   const classpath = await kafkaClasspath(opts);
   const host = '127.0.0.1';
   const ports: KafkaServerPorts = opts.ports
@@ -133,11 +140,16 @@ export async function startKafka(opts: KafkaOptions): Promise<KafkaServer> {
     classpath,
   });
 
+  const jvmArgs: string[] = [];
+  if (opts.jmxExporter) {
+    writeFileSync(jmxExporterConfigFile(opts.dir), jmxExporterConfig('kafka'));
+    jvmArgs.push(await jmxExporterAgentArg(opts.dir, opts.jmxExporter));
+  }
   const started = Date.now();
   const proc = ManagedProcess.start({
     name: 'kafka',
     command: kafkaJava(),
-    args: kafkaServerArgs({ dir: opts.dir, heapMb, classpath }),
+    args: kafkaServerArgs({ dir: opts.dir, heapMb, classpath, jvmArgs }),
     dir: opts.dir,
     stopGraceMs: 20_000,
   });

@@ -6,6 +6,7 @@ import { elasticmq } from './elasticmq.ts';
 import { envoy } from './envoy.ts';
 import { etcd, etcdBinary } from './etcd.ts';
 import { java } from './java.ts';
+import { jmxExporter, jmxExporterJar, JMX_EXPORTER_VERSION } from './jmx-exporter.ts';
 import { k6, k6Env } from './k6.ts';
 import { kafka } from './kafka.ts';
 import { keycloak } from './keycloak.ts';
@@ -30,6 +31,9 @@ export {
   envoy,
   ensurePrometheus,
   java,
+  jmxExporter,
+  jmxExporterJar,
+  JMX_EXPORTER_VERSION,
   k6,
   k6Env,
   kafka,
@@ -83,6 +87,9 @@ export const stackTools: readonly Tool[] = [
  */
 export const tools: readonly Tool[] = [
   ...stackTools,
+  // The JMX exporter agent the data nodes' metrics come from (ADR 0020); the metrics-scrape
+  // component test runs it. It joins stackTools when infra/local runs it.
+  jmxExporter,
   buildah,
   // The SQS-compatible server the SQS order queue is tested against (about 20 s cold, docs/toolchain.md).
   elasticmq,

@@ -10,7 +10,13 @@
  * `tls_config` (https://prometheus.io/docs/prometheus/2.42/configuration/configuration/).
  */
 import type { BoundModel, Endpoint } from '../bind/types.ts';
-import { metricsServerName, sidecarStatsPath } from '../identity.ts';
+import {
+  dataServices,
+  metricsServerName,
+  sidecarStatsPath,
+  type DataService,
+} from '../identity.ts';
+import { dataMetricsPath, dataMetricsServerName } from './envoy/data-metrics.ts';
 
 /** `tls_config` of a scrape config. */
 export interface PrometheusTlsConfig {
@@ -52,6 +58,12 @@ export interface PrometheusScrapeOptions {
   targets?: Record<string, Endpoint>;
   /** Scrape Prometheus's own `/metrics` (plaintext on its loopback listener). @default true when bound */
   self?: boolean;
+  /**
+   * Each data node's metrics front (`compileDataMetricsProxy`: mTLS, the scraper only) as dialled:
+   * one job `jmx-<service>` each, reading the node's JMX exporter. @default none (the local binding
+   * does not place the fronts yet)
+   */
+  dataTargets?: Partial<Record<DataService, Endpoint>>;
 }
 
 /** The job names of a workload's scrape configs. */
@@ -59,6 +71,7 @@ export const scrapeJobs = {
   envoy: (workload: string) => `envoy-${workload}`,
   app: (workload: string) => `app-${workload}`,
   self: 'prometheus',
+  jmx: (service: DataService) => `jmx-${service}`,
 } as const;
 
 const hostPort = (e: Endpoint) =>
@@ -108,6 +121,23 @@ export function compilePrometheusScrape(
     jobs.push(job(scrapeJobs.envoy(w), sidecarStatsPath));
     const app = model.workloads[w]?.metrics;
     if (app !== undefined) jobs.push(job(scrapeJobs.app(w), app.path));
+  }
+  for (const service of dataServices) {
+    const at = opts.dataTargets?.[service];
+    if (at === undefined) continue;
+    jobs.push({
+      job_name: scrapeJobs.jmx(service),
+      scheme: 'https',
+      metrics_path: dataMetricsPath,
+      tls_config: {
+        ca_file: t.caFile,
+        cert_file: t.certFile,
+        key_file: t.keyFile,
+        server_name: dataMetricsServerName(model, service),
+        min_version: 'TLS12',
+      },
+      static_configs: [{ targets: [hostPort(at)], labels: { service } }],
+    });
   }
   if ((opts.self ?? true) && m.listen !== undefined)
     jobs.push({

@@ -1,13 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
-import { requestIdHeader } from '@trellis/contracts';
-import {
-  ORDERS_TOPIC,
-  encodeOrderCreated,
-  type Order,
-  type OrderCreated,
-} from '@trellis/contracts/orders-v1';
+import { ORDERS_INTAKE_TOPIC, type OrderAccepted } from '@trellis/contracts/orders-intake-v1';
+import type { Order } from '@trellis/contracts/orders-v1';
 import { Registry } from 'prom-client';
 import { OrderCache } from './cache.ts';
 import {
@@ -16,31 +11,43 @@ import {
   fingerprint,
   orderIdFor,
   parseIdempotencyKey,
+  sameFingerprint,
 } from './idempotency.ts';
-import { OrderStore, storeUnavailable } from './orders.ts';
+import { OrderStore, storeUnavailable, type StoredOrder } from './orders.ts';
 import { CassandraDependency, type CassandraOptions } from '@trellis/service-platform/cassandra';
+import type { QueueSettings } from '@trellis/service-platform/config';
 import { Connector } from '@trellis/service-platform/dependency';
 import { authenticate, createHttpApp, type LogOptions } from '@trellis/service-platform/http';
-import {
-  identityDefaults,
-  type Caller,
-  type IdentityOptions,
-} from '@trellis/service-platform/identity';
+import { identityDefaults, type IdentityOptions } from '@trellis/service-platform/identity';
 import { createKafka, type KafkaOptions } from '@trellis/service-platform/kafka';
 import { PublishError, Publisher } from '@trellis/service-platform/publisher';
+import {
+  KafkaOrderPublisher,
+  SqsOrderPublisher,
+  SqsOrderQueue,
+  type OrderPublisher,
+} from '@trellis/service-platform/queue';
 import { ddl, migrate } from './schema.ts';
 
 /** Everything orders-api needs; `server.ts` builds it from the environment. */
 export interface OrdersApiOptions {
   cassandra: CassandraOptions;
+  /** Kafka; used only when the order queue is Kafka. */
   kafka: KafkaOptions;
+  /** The order queue: the Kafka intake topic or an SQS FIFO queue (ADR 0022). @default { kind: 'kafka' } */
+  queue?: QueueSettings;
+  /**
+   * Static credentials for an SQS-compatible server that checks none (ElasticMQ in tests); omit in AWS
+   * to use the SDK's default chain (the pod's role).
+   */
+  sqsCredentials?: { accessKeyId: string; secretAccessKey: string };
   /** Identity header names and policy. @default identityDefaults */
   identity?: Partial<IdentityOptions>;
-  /** Topic to publish to. @default 'orders.v1' */
-  topic?: string;
-  /** Apply the table DDL on connect. Needs CREATE on keyspace `orders`. @default true */
+  /** Kafka topic of the order queue. @default 'orders.intake.v1' */
+  intakeTopic?: string;
+  /** Apply the table DDL on connect. Needs CREATE and ALTER on keyspace `orders`. @default true */
   migrate?: boolean;
-  /** How long POST waits for Kafka's ack before answering 503. @default 5000 */
+  /** How long POST waits for the queue's ack before answering 503. @default 5000 */
   publishTimeoutMs?: number;
   /**
    * Orders the `GET /orders/:id` cache holds (LRU); 0 turns it off.
@@ -91,10 +98,40 @@ const orderResponse = {
   },
 } as const;
 
+/** The order queue's publisher for `opts` (Kafka intake topic, or SQS FIFO queue). */
+function orderPublisher(
+  opts: OrdersApiOptions,
+  timeoutMs: number,
+  log: FastifyInstance['log'],
+): OrderPublisher {
+  const queue = opts.queue ?? { kind: 'kafka' };
+  if (queue.kind === 'sqs') {
+    return new SqsOrderPublisher(
+      new SqsOrderQueue({
+        queueUrl: queue.queueUrl,
+        region: queue.region,
+        ...(queue.endpoint !== undefined ? { endpoint: queue.endpoint } : {}),
+        ...(opts.sqsCredentials ? { credentials: opts.sqsCredentials } : {}),
+        timeoutMs,
+      }),
+    );
+  }
+  return new KafkaOrderPublisher(
+    new Publisher(
+      createKafka(opts.kafka, log),
+      { topic: opts.intakeTopic ?? ORDERS_INTAKE_TOPIC, timeoutMs },
+      log,
+    ),
+  );
+}
+
 /**
- * orders-api: `POST /orders` stores an order in Cassandra and publishes `order.created` to
- * `orders.v1` with the caller's subject; with an `Idempotency-Key` every retry yields the same
- * order (ADR 0017). `GET /orders/:id` reads it back, through a bounded cache. `/metrics` exports the
+ * orders-api (ADR 0022): `POST /orders` validates the order and puts it on the order queue as one
+ * `order.accepted` record (Kafka intake topic or SQS FIFO queue), answering 202 once the queue has it;
+ * orders-writer stores it in Cassandra later. With an `Idempotency-Key` the id is fixed by (subject,
+ * key), and an order already stored is answered from its row (replay, or 422 for another body), so a
+ * retry never makes a second order. orders-api writes nothing to Cassandra. `GET /orders/:id` reads an
+ * order back (404 until it is written), through a bounded cache of found orders. `/metrics` exports the
  * cache's counters (Prometheus text; pod-local: the sidecar routes only the model's routes). Connects
  * to its data stores in the background once the app is ready; `/readyz` says when they are usable.
  */
@@ -110,21 +147,11 @@ export async function buildApp(opts: OrdersApiOptions): Promise<FastifyInstance>
   const cassandra = new CassandraDependency(opts.cassandra, app.log, async (client) => {
     if (opts.migrate ?? true) await migrate(client, ddl);
   });
-  const publishTimeoutMs = opts.publishTimeoutMs ?? 5_000;
-  const publisher = new Publisher(
-    createKafka(opts.kafka, app.log),
-    { topic: opts.topic ?? ORDERS_TOPIC, timeoutMs: publishTimeoutMs },
-    app.log,
-  );
-  const connector = new Connector([cassandra, publisher], app.log);
+  const queue = orderPublisher(opts, opts.publishTimeoutMs ?? 5_000, app.log);
+  const connector = new Connector([cassandra, queue], app.log);
   const store = new OrderStore(cassandra.client);
   const metrics = new Registry();
   const cache = new OrderCache(opts.orderCacheEntries ?? 10_000, metrics);
-  // How long a create holds its key: the publish wait plus a second. A retry within it gets 409; after
-  // it, the request that created the order is over (answered, or crashed) and the retry finishes it.
-  const leaseMs = publishTimeoutMs + 1_000;
-  // Keys being created by this process: a concurrent retry gets 409 without a Paxos round.
-  const creating = new Set<string>();
   app.addHook('onReady', async () => connector.start());
   app.addHook('onClose', async () => connector.close());
 
@@ -135,52 +162,9 @@ export async function buildApp(opts: OrdersApiOptions): Promise<FastifyInstance>
   await app.register(async (orders) => {
     orders.addHook('onRequest', authenticate(identity));
 
-    /** Publish the order's event and answer 201 with it, or 503 (with its id) without the ack. */
-    async function publishAndAnswer(
-      req: FastifyRequest,
-      reply: FastifyReply,
-      caller: Caller,
-      order: Order,
-      how: { keyed: boolean; replayed: boolean },
-    ): Promise<FastifyReply> {
-      const event: OrderCreated = {
-        type: 'order.created',
-        version: 1,
-        order,
-        subject: caller.subject,
-        requestId: req.id,
-        ...(caller.clientId !== undefined ? { clientId: caller.clientId } : {}),
-        ...(caller.peer !== undefined ? { peer: caller.peer } : {}),
-      };
-      try {
-        await publisher.publish({
-          key: order.id,
-          value: encodeOrderCreated(event),
-          headers: { [requestIdHeader]: req.id },
-        });
-      } catch (err) {
-        if (!(err instanceof PublishError)) throw err;
-        // The order is stored; its event may still go out (the producer keeps retrying), and a retry
-        // with the same key after the lease produces it again: the ledger projects by order id.
-        req.log.error(
-          { err, orderId: order.id },
-          'order stored but its event was not acknowledged',
-        );
-        return unavailable(reply, req.id, 'order event could not be published', order.id);
-      }
-      if (how.keyed) {
-        // Best effort: without the mark, a later retry produces the event once more, which is harmless.
-        await store.markPublished(order.id, Date.now()).catch((err: unknown) => {
-          req.log.warn({ err, orderId: order.id }, 'could not record the published event');
-        });
-      }
-      req.log.info({ orderId: order.id, replayed: how.replayed }, 'order created');
-      return created(reply, order, how.replayed);
-    }
-
     orders.post<{ Body: CreateOrderBody }>(
       '/orders',
-      { schema: { body: createOrderBody, response: { 201: orderResponse } } },
+      { schema: { body: createOrderBody, response: { 202: orderResponse } } },
       async (req, reply) => {
         const caller = req.caller;
         if (!caller) throw new Error('authenticate hook did not run');
@@ -196,70 +180,80 @@ export async function buildApp(opts: OrdersApiOptions): Promise<FastifyInstance>
             requestId: req.id,
           });
         }
-        if (!cassandra.ready()) return unavailable(reply, req.id, 'cassandra is not connected');
-        if (!publisher.ready()) return unavailable(reply, req.id, 'kafka is not connected');
-        const now = Date.now();
         const order: Order = {
           id: key === null ? randomUUID() : orderIdFor(caller.subject, key),
           sku: req.body.sku,
           quantity: req.body.quantity,
           ...(req.body.customerRef !== undefined ? { customerRef: req.body.customerRef } : {}),
           subject: caller.subject,
-          createdAt: new Date(now).toISOString(),
+          createdAt: new Date().toISOString(),
         };
-        if (key === null) {
-          // No key, no retry safety: a plain write with a random id, as before keys existed.
-          await store.insert(order);
-          return publishAndAnswer(req, reply, caller, order, { keyed: false, replayed: false });
-        }
-        if (creating.has(order.id)) return conflict(reply, req.id, leaseMs);
-        creating.add(order.id);
-        try {
-          const hash = fingerprint(req.body);
-          let result;
+        const requestHash = key === null ? null : fingerprint(req.body);
+        if (requestHash !== null) {
+          // Keyed: an order the writer already stored answers from its row; nothing is published.
+          if (!cassandra.ready()) {
+            return unavailable(
+              reply,
+              req.id,
+              'cassandra is not connected; retry with the same key',
+            );
+          }
+          let stored: StoredOrder | null;
           try {
-            result = await store.create(order, hash, now + leaseMs);
+            stored = await store.getStored(order.id);
           } catch (err) {
-            // A timed-out Paxos round may or may not have applied: the retry (same key) finds out.
             if (!storeUnavailable(err)) throw err;
-            req.log.warn({ err, orderId: order.id }, 'idempotent create did not complete');
+            req.log.warn({ err, orderId: order.id }, 'could not read the order to check its key');
             return unavailable(
               reply,
               req.id,
               'the order store did not answer; retry with the same key',
             );
           }
-          if (result.created) {
-            return await publishAndAnswer(req, reply, caller, order, {
-              keyed: true,
-              replayed: false,
-            });
+          if (stored) {
+            if (
+              !sameFingerprint(stored.requestHash, req.body) ||
+              stored.order.subject !== caller.subject
+            ) {
+              return reply.code(422).send({
+                error: 'idempotency_key_reused',
+                field: `headers.${IDEMPOTENCY_KEY_HEADER}`,
+                message: `${IDEMPOTENCY_KEY_HEADER}: already used for a different order; use a new key for a new order`,
+                requestId: req.id,
+              });
+            }
+            return accepted(reply, stored.order, true);
           }
-          const existing = result.existing;
-          if (existing.requestHash !== hash || existing.order.subject !== caller.subject) {
-            return reply.code(422).send({
-              error: 'idempotency_key_reused',
-              field: `headers.${IDEMPOTENCY_KEY_HEADER}`,
-              message: `${IDEMPOTENCY_KEY_HEADER}: already used for a different order; use a new key for a new order`,
-              requestId: req.id,
-            });
-          }
-          if (existing.publishedAt !== null) return created(reply, existing.order, true);
-          const left = (existing.leaseUntil ?? 0) - Date.now();
-          if (left > 0) return conflict(reply, req.id, left);
-          // The request that created it is over without the event's ack (it crashed, or answered
-          // 503): finish its work. Two such retries at once both produce; the ledger dedups by id.
-          req.log.warn(
-            { orderId: order.id },
-            'completing an order whose event was not acknowledged',
-          );
-          return await publishAndAnswer(req, reply, caller, existing.order, {
-            keyed: true,
-            replayed: true,
-          });
-        } finally {
-          creating.delete(order.id);
+          // Absent: not accepted before, or accepted and not written yet. Either way publish (again):
+          // the same id is the same Kafka key / SQS deduplication id, and the writer stores it once.
         }
+        if (!queue.ready()) return unavailable(reply, req.id, `${queue.name} is not connected`);
+        const record: OrderAccepted = {
+          type: 'order.accepted',
+          version: 1,
+          order,
+          requestHash,
+          subject: caller.subject,
+          requestId: req.id,
+          ...(caller.clientId !== undefined ? { clientId: caller.clientId } : {}),
+          ...(caller.peer !== undefined ? { peer: caller.peer } : {}),
+        };
+        try {
+          await queue.publish(record);
+        } catch (err) {
+          if (!(err instanceof PublishError)) throw err;
+          req.log.error({ err, orderId: order.id }, 'order not acknowledged by the order queue');
+          return unavailable(
+            reply,
+            req.id,
+            key === null
+              ? `the order queue (${queue.name}) did not acknowledge the order; it may still be accepted under orderId (GET it later), a retry is a new order`
+              : `the order queue (${queue.name}) did not acknowledge the order; retry with the same ${IDEMPOTENCY_KEY_HEADER}`,
+            order.id,
+          );
+        }
+        req.log.info({ orderId: order.id, keyed: key !== null }, 'order accepted');
+        return accepted(reply, order, false);
       },
     );
 
@@ -275,9 +269,12 @@ export async function buildApp(opts: OrdersApiOptions): Promise<FastifyInstance>
         if (!cassandra.ready()) return unavailable(reply, req.id, 'cassandra is not connected');
         const order = await store.get(id);
         if (!order) {
-          return reply
-            .code(404)
-            .send({ error: 'not_found', message: `no order ${req.params.id}`, requestId: req.id });
+          // Not cached: an accepted order is a 404 until the writer stores it, then a 200.
+          return reply.code(404).send({
+            error: 'order_not_found',
+            message: `no order ${req.params.id} (an accepted order appears once it is written)`,
+            requestId: req.id,
+          });
         }
         cache.set(order);
         return reply.send(order);
@@ -287,21 +284,10 @@ export async function buildApp(opts: OrdersApiOptions): Promise<FastifyInstance>
   return app;
 }
 
-function created(reply: FastifyReply, order: Order, replayed: boolean): FastifyReply {
+/** 202: the order is on the queue (or, replayed, already stored); it is at `Location` once written. */
+function accepted(reply: FastifyReply, order: Order, replayed: boolean): FastifyReply {
   if (replayed) void reply.header('idempotent-replayed', 'true');
-  return reply.code(201).header('location', `/orders/${order.id}`).send(order);
-}
-
-/** 409: a request with this key is still being processed; retry after it (RFC 9110 Retry-After). */
-function conflict(reply: FastifyReply, requestId: string, waitMs: number): FastifyReply {
-  return reply
-    .code(409)
-    .header('retry-after', String(Math.max(1, Math.ceil(waitMs / 1000))))
-    .send({
-      error: 'idempotency_key_in_use',
-      message: `a request with this ${IDEMPOTENCY_KEY_HEADER} is still being processed; retry later`,
-      requestId,
-    });
+  return reply.code(202).header('location', `/orders/${order.id}`).send(order);
 }
 
 function unavailable(

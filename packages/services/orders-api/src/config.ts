@@ -5,6 +5,7 @@ import {
   identityFromEnv,
   kafkaFromEnv,
   migrateFromEnv,
+  queueFromEnv,
   serverFromEnv,
   type ServerSettings,
 } from '@trellis/service-platform/config';
@@ -24,7 +25,8 @@ export function loadConfig(vars: Readonly<Record<string, string | undefined>>): 
       cassandra: cassandraFromEnv(env),
       kafka: kafkaFromEnv(env, 'orders-api'),
       identity: identityFromEnv(env),
-      topic: env.string('INTAKE_TOPIC', ORDERS_INTAKE_TOPIC),
+      queue: queueFromEnv(env),
+      intakeTopic: env.string('INTAKE_TOPIC', ORDERS_INTAKE_TOPIC),
       migrate: migrateFromEnv(env),
       publishTimeoutMs: env.int('PUBLISH_TIMEOUT_MS', 5_000, 100, 60_000),
       orderCacheEntries: env.int('ORDER_CACHE_ENTRIES', 10_000, 0, 1_000_000),

@@ -62,10 +62,25 @@ export interface OrderRequest {
 
 /**
  * The request's fingerprint: SHA-256 of its fields in a fixed order, so the same order sent with
- * its JSON keys reordered or re-spaced is the same request, and any changed field is not.
+ * its JSON keys reordered or re-spaced is the same request, and any changed field is not. Lower-case
+ * hex, the form of `requestHash` in `order.accepted` (`@trellis/contracts/orders-intake-v1`).
  */
 export function fingerprint(r: OrderRequest): string {
+  return digest(r).toString('hex');
+}
+
+/**
+ * Whether a stored `request_hash` is this request's fingerprint. Rows written by ADR 0017's
+ * orders-api hold the same SHA-256 in base64url, so a retry of such an order still matches.
+ */
+export function sameFingerprint(stored: string | null, r: OrderRequest): boolean {
+  if (stored === null) return false;
+  const d = digest(r);
+  return stored === d.toString('hex') || stored === d.toString('base64url');
+}
+
+function digest(r: OrderRequest): Buffer {
   return createHash('sha256')
     .update(JSON.stringify([r.sku, r.quantity, r.customerRef ?? null]))
-    .digest('base64url');
+    .digest();
 }

@@ -86,11 +86,15 @@ describe('Idempotency-Key', () => {
     expect(res.json()).toMatchObject({ field: 'body.quantity' });
   });
 
-  it('takes a valid key in either form, and answers a retryable 503 while the stores are down', async () => {
+  it('takes a valid key in either form, and answers a retryable 503 while the store it must read is down', async () => {
     for (const key of ['"k-1"', 'k-1']) {
       const res = await post({ sku: 'A-1', quantity: 1 }, { ...alice, 'idempotency-key': key });
       expect(res.statusCode).toBe(503);
       expect(res.headers['retry-after']).toBe('1');
+      expect(res.json()).toMatchObject({
+        error: 'unavailable',
+        message: 'cassandra is not connected; retry with the same key',
+      });
     }
   });
 });
@@ -232,15 +236,64 @@ describe('health', () => {
     expect(res.json()).toEqual({ status: 'not_ready', checks: { cassandra: false, kafka: false } });
   });
 
-  it('refuses orders with 503 rather than hanging while the stores are down', async () => {
+  it('refuses orders with 503 rather than hanging while the queue is down', async () => {
     const res = await post({ sku: 'A-1', quantity: 1 });
     expect(res.statusCode).toBe(503);
     expect(res.headers['retry-after']).toBe('1');
+    expect(res.json()).toMatchObject({ error: 'unavailable', message: 'kafka is not connected' });
   });
 
   it('answers unknown routes with a JSON 404', async () => {
     const res = await app.inject({ method: 'GET', url: '/nope' });
     expect(res.statusCode).toBe(404);
     expect(res.json()).toMatchObject({ error: 'not_found' });
+  });
+});
+
+describe('with ORDERS_QUEUE=sqs', () => {
+  // The SQS endpoint is a closed port: every SendMessage fails to connect.
+  let sqsApp: FastifyInstance;
+  beforeAll(async () => {
+    const endpoint = `http://127.0.0.1:${await freePort()}`;
+    sqsApp = await buildApp({
+      cassandra: {
+        contactPoints: [`127.0.0.1:${await freePort()}`],
+        localDataCenter: 'datacenter1',
+      },
+      kafka: { brokers: ['127.0.0.1:9'], clientId: 'orders-api-test' },
+      queue: {
+        kind: 'sqs',
+        queueUrl: `${endpoint}/000000000000/orders.fifo`,
+        region: 'elasticmq',
+        endpoint,
+      },
+      sqsCredentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      publishTimeoutMs: 1_000,
+      log: false,
+    });
+    await sqsApp.ready();
+  });
+  afterAll(async () => {
+    await sqsApp?.close();
+  });
+
+  it('checks SQS instead of Kafka for readiness (nothing to probe: ready at once)', async () => {
+    const res = await sqsApp.inject({ method: 'GET', url: '/readyz' });
+    expect(res.json()).toEqual({ status: 'not_ready', checks: { cassandra: false, sqs: true } });
+  });
+
+  it('answers a keyless order the queue did not take with 503, Retry-After and the id it would have had', async () => {
+    const res = await sqsApp.inject({
+      method: 'POST',
+      url: '/orders',
+      headers: alice,
+      payload: { sku: 'A-1', quantity: 1 },
+    });
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBe('1');
+    const body = res.json<{ error: string; message: string; orderId: string }>();
+    expect(body.error).toBe('unavailable');
+    expect(body.message).toContain('the order queue (sqs) did not acknowledge the order');
+    expect(body.orderId).toMatch(/^[0-9a-f-]{36}$/);
   });
 });

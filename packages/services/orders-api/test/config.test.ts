@@ -28,7 +28,9 @@ describe('loadConfig', () => {
       consistency: 'LOCAL_QUORUM',
     });
     expect(c.app.kafka).toEqual({ brokers: ['127.0.0.1:9092'], clientId: 'orders-api' });
-    expect(c.app.topic).toBe('orders.v1');
+    expect(c.app.intakeTopic).toBe('orders.intake.v1');
+    expect(c.app.queue).toEqual({ kind: 'kafka' });
+    expect(c.app.publishTimeoutMs).toBe(5_000);
     expect(c.app.orderCacheEntries).toBe(10_000);
     expect(c.app.identity).toEqual({
       payloadHeader: 'x-jwt-payload',
@@ -57,6 +59,36 @@ describe('loadConfig', () => {
     expect(c.app.cassandra.translateTo).toBe('127.0.0.1:15042');
     expect(c.app.kafka.tls).toEqual({ caFile: pem });
     expect(c.app.identity?.payloadHeader).toBe('x-claims');
+  });
+
+  it('reads the order queue: Kafka by default (SQS variables ignored), SQS with its URL and region', () => {
+    const sqs = {
+      SQS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/orders.fifo',
+      SQS_REGION: 'eu-west-1',
+    };
+    expect(loadConfig({ ...base, ...sqs, INTAKE_TOPIC: 'intake' }).app).toMatchObject({
+      queue: { kind: 'kafka' },
+      intakeTopic: 'intake',
+    });
+    expect(loadConfig({ ...base, ...sqs, ORDERS_QUEUE: 'sqs' }).app.queue).toEqual({
+      kind: 'sqs',
+      ...{ queueUrl: sqs.SQS_QUEUE_URL, region: 'eu-west-1' },
+    });
+    const local = 'http://127.0.0.1:9324';
+    expect(
+      loadConfig({
+        ...base,
+        ORDERS_QUEUE: 'sqs',
+        SQS_QUEUE_URL: `${local}/000000000000/orders.fifo`,
+        SQS_REGION: 'elasticmq',
+        SQS_ENDPOINT: local,
+      }).app.queue,
+    ).toEqual({
+      kind: 'sqs',
+      queueUrl: `${local}/000000000000/orders.fifo`,
+      region: 'elasticmq',
+      endpoint: local,
+    });
   });
 
   it.each([
@@ -92,6 +124,47 @@ describe('loadConfig', () => {
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL', 'must be one of'],
     [{ ORDER_CACHE_ENTRIES: '-1' }, 'ORDER_CACHE_ENTRIES', 'between 0 and 1000000'],
     [{ ORDER_CACHE_ENTRIES: 'many' }, 'ORDER_CACHE_ENTRIES', 'must be an integer'],
+    [{ PUBLISH_TIMEOUT_MS: '50' }, 'PUBLISH_TIMEOUT_MS', 'between 100 and 60000'],
+    [{ ORDERS_QUEUE: 'rabbitmq' }, 'ORDERS_QUEUE', 'must be one of kafka, sqs'],
+    [{ ORDERS_QUEUE: 'sqs', SQS_REGION: 'eu-west-1' }, 'SQS_QUEUE_URL', 'is required when'],
+    [
+      { ORDERS_QUEUE: 'sqs', SQS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/1/o.fifo' },
+      'SQS_REGION',
+      'is required when ORDERS_QUEUE=sqs',
+    ],
+    [
+      {
+        ORDERS_QUEUE: 'sqs',
+        SQS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/1/orders',
+        SQS_REGION: 'eu-west-1',
+      },
+      'SQS_QUEUE_URL',
+      'must end in /<account>/<name>.fifo',
+    ],
+    [
+      { ORDERS_QUEUE: 'sqs', SQS_QUEUE_URL: 'orders.fifo', SQS_REGION: 'eu-west-1' },
+      'SQS_QUEUE_URL',
+      'must be an http(s) URL',
+    ],
+    [
+      {
+        ORDERS_QUEUE: 'sqs',
+        SQS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/1/o.fifo',
+        SQS_REGION: 'EU West',
+      },
+      'SQS_REGION',
+      'must be a region name',
+    ],
+    [
+      {
+        ORDERS_QUEUE: 'sqs',
+        SQS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/1/o.fifo',
+        SQS_REGION: 'eu-west-1',
+        SQS_ENDPOINT: 'ftp://127.0.0.1',
+      },
+      'SQS_ENDPOINT',
+      'must be an http(s) URL',
+    ],
   ])('%j fails naming %s', (vars, variable, problem) => {
     let err: unknown;
     try {
@@ -133,6 +206,10 @@ describe('the env schema (@trellis/orders-api/env)', () => {
         IDENTITY_PAYLOAD_HEADER: 'X-Claims',
         PUBLISH_TIMEOUT_MS: '2000',
         ORDER_CACHE_ENTRIES: '0',
+        INTAKE_TOPIC: 'orders.intake.v1',
+        ORDERS_QUEUE: 'sqs',
+        SQS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/orders.fifo',
+        SQS_REGION: 'eu-west-1',
       }),
     ).toEqual([]);
   });
@@ -149,6 +226,7 @@ describe('the env schema (@trellis/orders-api/env)', () => {
     [{ IDENTITY_XFCC_HEADER: 'bad header' }, 'IDENTITY_XFCC_HEADER'],
     [{ KAFKA_CLIENT_ID: 'a b' }, 'KAFKA_CLIENT_ID'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ ORDERS_QUEUE: 'rabbitmq' }, 'ORDERS_QUEUE'],
   ])('%j is refused by both the schema and loadConfig, naming %s', (vars, variable) => {
     expect(envProblems(ordersApiEnvSchema, { ...base, ...vars }).map((p) => p.variable)).toEqual([
       variable,

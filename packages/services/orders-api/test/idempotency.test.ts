@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   IdempotencyKeyError,
   fingerprint,
   orderIdFor,
+  sameFingerprint,
   parseIdempotencyKey,
 } from '../src/idempotency.ts';
 
@@ -73,5 +75,29 @@ describe('fingerprint', () => {
     expect(fingerprint({ sku: 'A-1', quantity: 3 })).not.toBe(base);
     expect(fingerprint({ sku: 'A-1', quantity: 2, customerRef: 'c' })).not.toBe(base);
     expect(fingerprint({ sku: 'A-1', quantity: 2, customerRef: 'null' })).not.toBe(base);
+  });
+
+  it("is SHA-256 in lower-case hex, the contract's requestHash form", () => {
+    const body = { sku: 'A-1', quantity: 2 };
+    const want = createHash('sha256').update('["A-1",2,null]').digest('hex');
+    expect(fingerprint(body)).toBe(want);
+    expect(fingerprint(body)).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe('sameFingerprint', () => {
+  const body = { sku: 'A-1', quantity: 2 };
+  const d = createHash('sha256').update('["A-1",2,null]').digest();
+
+  it('matches the hex form, and the base64url form rows of ADR 0017 hold', () => {
+    expect(sameFingerprint(d.toString('hex'), body)).toBe(true);
+    expect(sameFingerprint(d.toString('base64url'), body)).toBe(true);
+  });
+
+  it('does not match another body, a missing hash (a keyless order) or another encoding', () => {
+    expect(sameFingerprint(d.toString('hex'), { sku: 'A-1', quantity: 3 })).toBe(false);
+    expect(sameFingerprint(null, body)).toBe(false);
+    expect(sameFingerprint(d.toString('base64'), body)).toBe(false);
+    expect(sameFingerprint(d.toString('hex').toUpperCase(), body)).toBe(false);
   });
 });

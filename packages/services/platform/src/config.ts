@@ -3,10 +3,12 @@ import { ConfigError, Env } from './env.ts';
 import {
   cassandraEnvSchema,
   identityEnvSchema,
+  queueEnvSchema,
   serverEnvSchema,
   type CassandraEnv,
   type IdentityEnv,
   type KafkaEnv,
+  type QueueEnv,
   type ServerEnv,
 } from './env-schema.ts';
 import { identityDefaults, type IdentityOptions } from './identity.ts';
@@ -139,4 +141,57 @@ export function identityFromEnv(env: Env<IdentityEnv>): IdentityOptions {
 export function migrateFromEnv(env: Env<CassandraEnv>): boolean {
   const allowed = cassandraEnvSchema.properties.CASSANDRA_MIGRATE.enum;
   return env.oneOf('CASSANDRA_MIGRATE', allowed, 'true') === 'true';
+}
+
+/** Which order queue a service uses (ADR 0022): the Kafka intake topic, or an SQS FIFO queue. */
+export type QueueSettings =
+  | { kind: 'kafka' }
+  | {
+      kind: 'sqs';
+      /** `https://sqs.<region>.amazonaws.com/<account>/<name>.fifo` (or an SQS-compatible server's). */
+      queueUrl: string;
+      region: string;
+      /** Another SQS endpoint (ElasticMQ, a VPC endpoint); absent in plain AWS. */
+      endpoint?: string;
+    };
+
+/**
+ * `ORDERS_QUEUE` (`kafka` or `sqs`, default `kafka`); with `sqs`, `SQS_QUEUE_URL` and `SQS_REGION`
+ * (required) and `SQS_ENDPOINT` (optional). The SQS variables are ignored with `kafka`. Checks the forms
+ * `SqsOrderQueue` accepts, so a bad value stops the service at start, naming the variable.
+ */
+export function queueFromEnv(env: Env<QueueEnv>): QueueSettings {
+  const kind = env.oneOf('ORDERS_QUEUE', queueEnvSchema.properties.ORDERS_QUEUE.enum, 'kafka');
+  // Read all of them in either case, so a loader reads every name its schema declares.
+  const queueUrl = env.optional('SQS_QUEUE_URL');
+  const region = env.optional('SQS_REGION');
+  const endpoint = env.optional('SQS_ENDPOINT');
+  if (kind === 'kafka') return { kind };
+  if (queueUrl === undefined)
+    throw new ConfigError('SQS_QUEUE_URL', 'is required when ORDERS_QUEUE=sqs but not set');
+  if (region === undefined)
+    throw new ConfigError('SQS_REGION', 'is required when ORDERS_QUEUE=sqs but not set');
+  const url = httpUrl('SQS_QUEUE_URL', queueUrl);
+  const parts = url.pathname.split('/').filter((p) => p !== '');
+  if (parts.length !== 2 || !/^[A-Za-z0-9_-]{1,75}\.fifo$/.test(parts[1] ?? ''))
+    throw new ConfigError(
+      'SQS_QUEUE_URL',
+      `must end in /<account>/<name>.fifo (a FIFO queue), got "${queueUrl}"`,
+    );
+  if (!/^[a-z0-9-]+$/.test(region))
+    throw new ConfigError('SQS_REGION', `must be a region name (e.g. eu-west-1), got "${region}"`);
+  if (endpoint !== undefined) httpUrl('SQS_ENDPOINT', endpoint);
+  return { kind, queueUrl, region, ...(endpoint !== undefined ? { endpoint } : {}) };
+}
+
+function httpUrl(variable: string, value: string): URL {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new ConfigError(variable, `must be an http(s) URL, got "${value}"`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new ConfigError(variable, `must be an http(s) URL, got "${value}"`);
+  return u;
 }

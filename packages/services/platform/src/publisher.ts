@@ -80,23 +80,29 @@ export class Publisher implements Dependency {
     return this.connected;
   }
 
-  /** Publish one record; resolves once every in-sync replica has it (acks = all). */
+  /**
+   * Publish one record; resolves once every in-sync replica has it (acks = all). Rejects with a
+   * {@link PublishError} after `timeoutMs`: a record still waiting for its produce request is then
+   * withdrawn and never sent, so that answer means "not published"; one already handed to Kafka may
+   * still be written (the producer keeps retrying it), which the caller cannot know.
+   */
   publish(message: Message): Promise<void> {
     if (this.queue.length >= this.maxQueued) {
       return Promise.reject(new PublishError(`publish queue full (${this.maxQueued} records)`));
     }
+    let timer: NodeJS.Timeout | undefined;
     const acked = new Promise<void>((resolve, reject) => {
-      this.queue.push({ message, resolve, reject });
+      const pending: Pending = { message, resolve, reject };
+      this.queue.push(pending);
+      timer = setTimeout(() => {
+        const i = this.queue.indexOf(pending);
+        if (i >= 0) this.queue.splice(i, 1);
+        const fate = i >= 0 ? 'withdrawn unsent' : 'in flight, it may still be written';
+        reject(new PublishError(`no ack from Kafka within ${this.timeoutMs} ms (record ${fate})`));
+      }, this.timeoutMs);
     });
     this.pump();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new PublishError(`no ack from Kafka within ${this.timeoutMs} ms`)),
-        this.timeoutMs,
-      );
-    });
-    return Promise.race([acked, timeout]).finally(() => clearTimeout(timer));
+    return acked.finally(() => clearTimeout(timer));
   }
 
   /** Wait (bounded) for queued records, then disconnect the producer. */

@@ -1,10 +1,14 @@
 /**
- * The order queue: orders-api puts each order on it as one record, a batch writer drains it into
- * Cassandra. One small interface, {@link OrderQueue}, so the writer does not care whether the queue is
- * Kafka (locally) or the stack's SQS queue (in AWS); this file has the SQS side.
+ * The order queue (ADR 0022): orders-api puts each accepted order on it as one `order.accepted` record
+ * (`@trellis/contracts/orders-intake-v1`), the batch writer (orders-writer) drains it into Cassandra.
  *
- * Records are `orders.v1` `order.created` events (the same JSON as the Kafka record value), so one
- * decoder serves both sides.
+ * - {@link OrderPublisher} is orders-api's side: one `publish(record)` over both queues, the Kafka
+ *   intake topic ({@link KafkaOrderPublisher}, the idempotent `Publisher`, record key = order id) or
+ *   the stack's SQS FIFO queue ({@link SqsOrderPublisher}, deduplication id = order id).
+ * - {@link OrderQueue} is the writer's side on SQS ({@link SqsOrderQueue}: receive a batch, ack it
+ *   after the write); on Kafka the writer consumes the topic with a consumer group instead.
+ *
+ * The SQS message body is the same JSON as the Kafka record value, so one decoder serves both sides.
  */
 import {
   DeleteMessageBatchCommand,
@@ -13,11 +17,15 @@ import {
   SQSClient,
   SQSServiceException,
 } from '@aws-sdk/client-sqs';
+import { requestIdHeader } from '@trellis/contracts';
 import {
-  decodeOrderCreated,
-  encodeOrderCreated,
-  type OrderCreated,
-} from '@trellis/contracts/orders-v1';
+  decodeOrderAccepted,
+  encodeOrderAccepted,
+  type OrderAccepted,
+} from '@trellis/contracts/orders-intake-v1';
+import type { Message } from 'kafkajs';
+import type { Dependency } from './dependency.ts';
+import { PublishError, type Publisher } from './publisher.ts';
 
 /** A queue operation failed; the message names the operation and the queue. */
 export class QueueError extends Error {
@@ -29,14 +37,14 @@ export class QueueError extends Error {
 
 /** One record received from the queue. */
 export interface QueuedOrder {
-  readonly event: OrderCreated;
+  readonly event: OrderAccepted;
   /** The id it was published with (the order's idempotent id). */
   readonly dedupId: string;
   /** How many times it has been received, this time included (1 on first delivery). */
   readonly receiveCount: number;
 }
 
-/** A record whose body is not a valid `order.created` event; never acked, so it is not lost. */
+/** A record whose body is not a valid `order.accepted` record; never acked, so it is not lost. */
 export interface MalformedRecord {
   readonly messageId: string;
   readonly error: string;
@@ -54,7 +62,7 @@ export interface OrderBatch {
  */
 export interface OrderQueue {
   /** Put one order on the queue; resolves once the queue has stored it. A retry with the same `dedupId` is not a second record. */
-  publish(event: OrderCreated, dedupId: string): Promise<void>;
+  publish(event: OrderAccepted, dedupId: string): Promise<void>;
   /** Up to `max` records, waiting up to `waitMs` for the first one (long polling); may be empty. */
   receiveBatch(max: number, waitMs: number): Promise<OrderBatch>;
   /** Delete the batch's well-formed records from the queue (after they were written). */
@@ -117,7 +125,7 @@ export class SqsOrderQueue implements OrderQueue {
     });
   }
 
-  async publish(event: OrderCreated, dedupId: string): Promise<void> {
+  async publish(event: OrderAccepted, dedupId: string): Promise<void> {
     if (!DEDUP_ID.test(dedupId))
       throw new QueueError(
         `sqs publish: dedupId ${JSON.stringify(dedupId)} must be 1-128 printable ASCII characters`,
@@ -126,7 +134,7 @@ export class SqsOrderQueue implements OrderQueue {
       this.client.send(
         new SendMessageCommand({
           QueueUrl: this.queueUrl,
-          MessageBody: encodeOrderCreated(event).toString('utf8'),
+          MessageBody: encodeOrderAccepted(event).toString('utf8'),
           MessageGroupId: event.order.id,
           MessageDeduplicationId: dedupId,
         }),
@@ -159,7 +167,7 @@ export class SqsOrderQueue implements OrderQueue {
       const messageId = m.MessageId ?? '(no id)';
       try {
         if (!m.ReceiptHandle) throw new Error('no receipt handle');
-        const event = decodeOrderCreated(Buffer.from(m.Body ?? '', 'utf8'));
+        const event = decodeOrderAccepted(Buffer.from(m.Body ?? '', 'utf8'));
         orders.push({
           event,
           dedupId: m.Attributes?.MessageDeduplicationId ?? '',
@@ -207,12 +215,14 @@ export class SqsOrderQueue implements OrderQueue {
     timeoutMs: number,
     call: (signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
+    const signal = AbortSignal.timeout(timeoutMs);
     try {
-      return await call(AbortSignal.timeout(timeoutMs));
+      return await call(signal);
     } catch (err) {
       const e = err as Error;
       const code = err instanceof SQSServiceException ? `${err.name}: ` : '';
-      const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : e.message;
+      // The SDK rejects an aborted request with its own AbortError ("Request aborted"): say why.
+      const why = signal.aborted ? `no answer within ${timeoutMs} ms` : e.message;
       throw new QueueError(`sqs ${op} on ${this.where} failed: ${code}${why}`, err);
     }
   }
@@ -252,4 +262,90 @@ function checkQueueUrl(value: string): string {
       `sqs queue: queueUrl ${JSON.stringify(value)} must end in /<account>/<name>.fifo (a FIFO queue)`,
     );
   return value;
+}
+
+/**
+ * orders-api's side of the order queue: put one accepted order on it. Resolves once the queue has
+ * stored the record (Kafka: every in-sync replica, acks = all; SQS: `SendMessage` answered); rejects
+ * with a {@link PublishError} when it did not within the publish timeout. A publish retried for the same
+ * order (same id) is the same Kafka key or the same SQS deduplication id, so the writer stores it once.
+ * Also a {@link Dependency}: its `name` (`kafka` or `sqs`) is the readiness check's.
+ */
+export interface OrderPublisher extends Dependency {
+  publish(record: OrderAccepted): Promise<void>;
+}
+
+/**
+ * The Kafka record of an accepted order: key = order id (all records of one order in one partition,
+ * in order), value = the JSON record, header `x-request-id`.
+ */
+export function intakeMessage(record: OrderAccepted): Message {
+  return {
+    key: record.order.id,
+    value: encodeOrderAccepted(record),
+    headers: { [requestIdHeader]: record.requestId },
+  };
+}
+
+/** {@link OrderPublisher} on the Kafka intake topic, through the idempotent {@link Publisher}. */
+export class KafkaOrderPublisher implements OrderPublisher {
+  readonly name = 'kafka';
+  private readonly publisher: Publisher;
+
+  /** @param publisher on the intake topic (`orders.intake.v1`). */
+  constructor(publisher: Publisher) {
+    this.publisher = publisher;
+  }
+
+  connect(): Promise<void> {
+    return this.publisher.connect();
+  }
+
+  ready(): boolean {
+    return this.publisher.ready();
+  }
+
+  publish(record: OrderAccepted): Promise<void> {
+    return this.publisher.publish(intakeMessage(record));
+  }
+
+  close(): Promise<void> {
+    return this.publisher.close();
+  }
+}
+
+/**
+ * {@link OrderPublisher} on the SQS FIFO queue: `MessageDeduplicationId` = order id (ADR 0021). SQS is
+ * a request/response HTTPS API with no connection to hold, and orders-api's role may only
+ * `SendMessage`, so there is nothing to probe: it is ready once built, and a failing queue shows as a
+ * 503 per request (give the queue's `timeoutMs` the publish timeout).
+ */
+export class SqsOrderPublisher implements OrderPublisher {
+  readonly name = 'sqs';
+  private readonly queue: SqsOrderQueue;
+  private closed = false;
+
+  constructor(queue: SqsOrderQueue) {
+    this.queue = queue;
+  }
+
+  async connect(): Promise<void> {}
+
+  ready(): boolean {
+    return !this.closed;
+  }
+
+  async publish(record: OrderAccepted): Promise<void> {
+    try {
+      await this.queue.publish(record, record.order.id);
+    } catch (err) {
+      if (err instanceof QueueError) throw new PublishError(err.message, err);
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.queue.close();
+  }
 }

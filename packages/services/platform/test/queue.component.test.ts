@@ -6,12 +6,14 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import type { OrderCreated } from '@trellis/contracts/orders-v1';
+import type { OrderAccepted } from '@trellis/contracts/orders-intake-v1';
+import { PublishError } from '../src/publisher.ts';
 import { startElasticMq, type ElasticMqInstance } from '@trellis/local/harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { QueueError, SqsOrderQueue, type OrderBatch } from '../src/queue.ts';
+import { QueueError, SqsOrderPublisher, SqsOrderQueue, type OrderBatch } from '../src/queue.ts';
 
 /** Not a secret: ElasticMQ checks no credentials, but the SDK signs every request. */
 const CREDENTIALS = { accessKeyId: 'elasticmq', secretAccessKey: 'elasticmq' };
@@ -38,12 +40,13 @@ function queue(name: string, opts: { maxAttempts?: number } = {}): SqsOrderQueue
   return q;
 }
 
-function event(): OrderCreated {
+function event(requestHash: string | null = null): OrderAccepted {
   const id = randomUUID();
   return {
-    type: 'order.created',
+    type: 'order.accepted',
     version: 1,
     order: { id, sku: 'sku-1', quantity: 2, subject: 'alice', createdAt: new Date().toISOString() },
+    requestHash,
     subject: 'alice',
     requestId: `req-${id}`,
   };
@@ -75,6 +78,7 @@ beforeAll(async () => {
       { name: 'dedup.fifo', fifo: true, visibilityTimeoutSeconds: DEDUP_VISIBILITY_S },
       { name: 'redeliver.fifo', fifo: true, visibilityTimeoutSeconds: VISIBILITY_S },
       { name: 'malformed.fifo', fifo: true, visibilityTimeoutSeconds: VISIBILITY_S },
+      { name: 'publisher.fifo', fifo: true, visibilityTimeoutSeconds: DEDUP_VISIBILITY_S },
     ],
   });
 });
@@ -91,7 +95,7 @@ describe('SqsOrderQueue on ElasticMQ (FIFO)', () => {
     const events = Array.from({ length: 5 }, event);
     for (const e of events) await q.publish(e, e.order.id);
     // The retry of an order whose first publish was stored (its ack lost, say): accepted, not stored again.
-    const retried = events[2] as OrderCreated;
+    const retried = events[2] as OrderAccepted;
     await q.publish(retried, retried.order.id);
 
     const batches = await collect(q, events.length);
@@ -130,7 +134,7 @@ describe('SqsOrderQueue on ElasticMQ (FIFO)', () => {
     expect((await q.receiveBatch(10, 1_000)).orders).toEqual([]);
   });
 
-  it('reports a body that is not an order.created event as malformed and never acks it', async () => {
+  it('reports a body that is not an order.accepted record as malformed and never acks it', async () => {
     const q = queue('malformed.fifo');
     const raw = new SQSClient({
       region: server.region,
@@ -141,7 +145,7 @@ describe('SqsOrderQueue on ElasticMQ (FIFO)', () => {
       await raw.send(
         new SendMessageCommand({
           QueueUrl: server.queueUrls['malformed.fifo'],
-          MessageBody: '{"type":"order.created","version":2}',
+          MessageBody: '{"type":"order.created","version":1}',
           MessageGroupId: 'g',
           MessageDeduplicationId: 'bad-1',
         }),
@@ -152,7 +156,10 @@ describe('SqsOrderQueue on ElasticMQ (FIFO)', () => {
     const b = await q.receiveBatch(10, 1_000);
     expect(b.orders).toEqual([]);
     expect(b.malformed).toEqual([
-      { messageId: expect.any(String), error: 'event.version is 2, want 1' },
+      {
+        messageId: expect.any(String),
+        error: 'record.type is "order.created", want "order.accepted"',
+      },
     ]);
     await q.ack(b); // deletes nothing: the record comes back for a dead-letter queue to take
     await new Promise((r) => setTimeout(r, VISIBILITY_S * 1000 + 500));
@@ -182,5 +189,77 @@ describe('SqsOrderQueue on ElasticMQ (FIFO)', () => {
     expect(
       () => new SqsOrderQueue({ ...base, queueUrl: `${server.endpoint}/000000000000/orders` }),
     ).toThrow(/queueUrl ".*\/orders" must end in \/<account>\/<name>\.fifo/);
+  });
+
+  it("orders-api's SqsOrderPublisher: dedup id = order id, so a keyed retry's second record (new request id) is not stored", async () => {
+    const q = queue('publisher.fifo');
+    const publisher = new SqsOrderPublisher(q);
+    await publisher.connect();
+    expect(publisher.ready()).toBe(true);
+    const first = event('a'.repeat(64));
+    await publisher.publish(first);
+    // What orders-api publishes when the client retries before the writer stored the order: same
+    // order id, another request id.
+    await publisher.publish({ ...first, requestId: 'req-retry' });
+    const other = event();
+    await publisher.publish(other);
+
+    const batches = await collect(q, 2);
+    expect((await q.receiveBatch(10, 1_000)).orders).toEqual([]);
+    const got = batches.flatMap((b) => b.orders);
+    expect(got.map((o) => o.event.order.id).sort()).toEqual(
+      [first.order.id, other.order.id].sort(),
+    );
+    const firstGot = got.find((o) => o.event.order.id === first.order.id);
+    expect(firstGot?.dedupId).toBe(first.order.id);
+    // The first send is the stored one, with its fingerprint.
+    expect(firstGot?.event).toEqual(first);
+    expect(got.find((o) => o.event.order.id === other.order.id)?.event.requestHash).toBeNull();
+    for (const b of batches) await q.ack(b);
+  });
+
+  it('SqsOrderPublisher turns a failed or unanswered SendMessage into a PublishError naming the queue', async () => {
+    const missing = `${server.endpoint}/000000000000/missing.fifo`;
+    const gone = new SqsOrderPublisher(
+      new SqsOrderQueue({
+        queueUrl: missing,
+        region: server.region,
+        endpoint: server.endpoint,
+        credentials: CREDENTIALS,
+        maxAttempts: 1,
+      }),
+    );
+    const err = await gone.publish(event()).catch((x: unknown) => x);
+    expect(err).toBeInstanceOf(PublishError);
+    expect((err as Error).message).toContain(`sqs SendMessage on ${missing}`);
+    expect((err as Error).cause).toBeInstanceOf(QueueError);
+    await gone.close();
+    expect(gone.ready()).toBe(false);
+
+    // A server that accepts the connection and never answers: bounded by timeoutMs.
+    const sockets = new Set<Socket>();
+    const hole = createServer((s) => sockets.add(s));
+    await new Promise<void>((r) => hole.listen(0, '127.0.0.1', r));
+    const port = (hole.address() as AddressInfo).port;
+    const silent = new SqsOrderPublisher(
+      new SqsOrderQueue({
+        queueUrl: `http://127.0.0.1:${port}/000000000000/orders.fifo`,
+        region: server.region,
+        endpoint: `http://127.0.0.1:${port}`,
+        credentials: CREDENTIALS,
+        timeoutMs: 300,
+      }),
+    );
+    try {
+      const t0 = Date.now();
+      const slow = await silent.publish(event()).catch((x: unknown) => x);
+      expect(slow).toBeInstanceOf(PublishError);
+      expect((slow as Error).message).toContain('no answer within 300 ms');
+      expect(Date.now() - t0).toBeLessThan(3_000);
+    } finally {
+      await silent.close();
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => hole.close(r));
+    }
   });
 });

@@ -78,7 +78,7 @@ export function metricsListener(s: Sidecar): EnvoyListener | undefined {
 }
 
 /** The HCM: RBAC (the scraper, GET, the exact paths), then the router. */
-function hcm(routes: EnvoyRoute[], policy: RbacPolicy): HttpConnectionManager {
+export function hcm(routes: EnvoyRoute[], policy: RbacPolicy): HttpConnectionManager {
   return {
     '@type':
       'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
