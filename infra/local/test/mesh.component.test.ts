@@ -402,6 +402,7 @@ describe('a request through nginx, the sidecars and orders-api', () => {
       ['envoy-ingress', 'up'],
       ['envoy-ledger', 'up'],
       ['envoy-orders-api', 'up'],
+      ['envoy-orders-writer', 'up'],
       ['prometheus', 'up'],
     ]);
     for (const t of targets)
@@ -546,12 +547,20 @@ describe('the audit trail', () => {
         mkdirSync(dirname(to), { recursive: true });
         cpSync(f, to);
       }
-    // The write as the role orders-api's SPIFFE ID maps to (Cassandra logs an INSERT as UPDATE),
-    // ledger's projection as ledger's, and the logins.
-    expect.soft(cql).toMatch(/^user:orders-api\|.*\|type:UPDATE\|category:DML\|ks:orders\|/m);
+    // The write as the role orders-writer's SPIFFE ID maps to (Cassandra logs an INSERT in its
+    // UNLOGGED BATCH as UPDATE, with the batch id), ledger's projection as ledger's, and the logins.
+    // orders-api writes nothing (its role may only SELECT; reads are not audited, QUERY is not a
+    // category of the stack's audit log).
+    expect
+      .soft(cql)
+      .toMatch(/^user:orders-writer\|.*\|type:UPDATE\|category:DML\|.*\|ks:orders\|/m);
+    expect.soft(cql).not.toMatch(/^user:orders-api\|.*\|category:DML\|/m);
     expect.soft(cql).toMatch(/^user:ledger\|.*\|category:DML\|ks:ledger\|/m);
     expect.soft(cql).toMatch(/^user:orders-api\|.*\|type:LOGIN_SUCCESS\|category:AUTH/m);
+    // orders-api produces the order queue, orders-writer orders.v1.
     expect.soft(acl).toContain(`Principal = User:${ordersId} is Allowed operation = WRITE`);
+    const writerId = out.sidecars['orders-writer']?.spiffeId ?? '';
+    expect.soft(acl).toContain(`Principal = User:${writerId} is Allowed operation = WRITE`);
     const keycloakLog = readFileSync(join(stackDir, 'run', 'keycloak', 'process.log'), 'utf8');
     expect.soft(keycloakLog).toMatch(/\[org\.keycloak\.events\].*type="?CLIENT_LOGIN"?/);
     expect.soft(keycloakLog).toMatch(/\[org\.keycloak\.events\].*type="?LOGIN"?/);
