@@ -4,7 +4,7 @@
  *
  *   client ─TLS─▶ nginx ─▶ ingress sidecar ═mTLS═▶ orders-api sidecar ─▶ orders-api
  *                                                  (jwt_authn, RBAC, rate limit)   │ plaintext on
- *   Cassandra ◀═mTLS (workload SVID)═ orders-api / ledger sidecar egress ◀─────────┘ loopback
+ *   Cassandra ◀═mTLS (workload SVID)═ each service's sidecar egress ◀──────────────┘ loopback
  *   Kafka     ◀═mTLS (workload SVID)═┘
  *
  * With pods (the default), each workload is a pod: the ingress pod holds nginx (on its address)
