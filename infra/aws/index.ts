@@ -34,10 +34,12 @@ export default async function main(): Promise<Record<string, pulumi.Output<unkno
     enableServerSideApply: true,
   });
   const queue = new WriteQueue('trellis-writes', {});
-  // Each smoke service gets its own role: orders-api may only send, ledger may only receive and delete.
+  // The order queue (ADR 0022), each side with its own role: orders-api may only send accepted
+  // orders; the batch writer may only receive them, extend their visibility while a batch is
+  // written, and delete them once written. No other service touches the queue.
   const queueAccess: Record<string, string[]> = {
     'orders-api': ['sqs:SendMessage', 'sqs:GetQueueUrl'],
-    ledger: [
+    'orders-writer': [
       'sqs:ReceiveMessage',
       'sqs:DeleteMessage',
       'sqs:ChangeMessageVisibility',
@@ -60,9 +62,10 @@ export default async function main(): Promise<Record<string, pulumi.Output<unkno
         workload,
         {
           ...d,
-          // The queue URL is a stack output. No service reads it yet: the one that does declares it
-          // in its env schema (@trellis/<service>/env), and the platform passes it from there.
           serviceAccountAnnotations: { 'eks.amazonaws.com/role-arn': role.arn },
+          // ORDERS_QUEUE=sqs, SQS_QUEUE_URL and SQS_REGION, as both services declare them in their
+          // env schema (queueEnvSchema); the SDK takes the role from the ServiceAccount (IRSA).
+          orderQueue: { url: queue.url, region: cfg.awsRegion },
         },
       ];
     }),

@@ -11,6 +11,7 @@ import type { StackRun } from '@trellis/components/testing/stack';
 import { testBuildOutput } from '@trellis/components/testing/images';
 import type { TestBuildOutput } from '@trellis/components/testing/images';
 import { loadModelFile, referenceModelPath } from '@trellis/components/model';
+import { serviceEnvProblems } from '@trellis/components/services';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const dir = resolve(import.meta.dirname, '..');
@@ -69,8 +70,14 @@ const runProject = stackRunner({
 
 const inputsOf = (r: StackRun, type: string, suffix: string) => r.mocks.one(type, suffix).inputs;
 
+/** A container's environment entry (plain values only here: the services take no Secret). */
+interface EnvVar {
+  name: string;
+  value?: string;
+}
+
 beforeAll(async () => {
-  build = testBuildOutput(['orders-api', 'ledger']);
+  build = testBuildOutput(['orders-api', 'ledger', 'orders-writer']);
   root = await testRootCa();
   for (const stack of ['dev', 'prod-us']) runs.set(stack, await runProject(stack));
 }, 60_000);
@@ -239,28 +246,82 @@ describe.each(['dev', 'prod-us'])('infra/aws stack %s', (stack) => {
       JSON.parse(
         inputsOf(r(), 'aws:iam/rolePolicy:RolePolicy', `trellis-${w}-policy`).policy as string,
       );
+    // orders-api may only send accepted orders to the queue.
     expect(policy('orders-api').Statement).toEqual([
       { Effect: 'Allow', Action: ['sqs:SendMessage', 'sqs:GetQueueUrl'], Resource: [queueArn] },
     ]);
-    expect(policy('ledger').Statement[0].Action).not.toContain('sqs:SendMessage');
-    const trust = JSON.parse(
-      inputsOf(r(), 'aws:iam/role:Role', 'trellis-orders-api-role').assumeRolePolicy as string,
-    );
-    const host = oidcIssuer.replace('https://', '');
-    expect(trust.Statement[0].Condition.StringEquals).toEqual({
-      [`${host}:sub`]: 'system:serviceaccount:trellis:orders-api',
-      [`${host}:aud`]: 'sts.amazonaws.com',
-    });
-    const sa = r()
-      .mocks.ofType('kubernetes:core/v1:ServiceAccount')
-      .find(
-        (s) => (s.inputs.metadata as { name: string }).name === 'orders-api',
-      ) as RecordedResource;
+    // The batch writer may only receive them, hold them while a batch is written, and delete them.
+    expect(policy('orders-writer').Statement).toEqual([
+      {
+        Effect: 'Allow',
+        Action: [
+          'sqs:ReceiveMessage',
+          'sqs:DeleteMessage',
+          'sqs:ChangeMessageVisibility',
+          'sqs:GetQueueAttributes',
+        ],
+        Resource: [queueArn],
+      },
+    ]);
+    // No other service has a queue role: ledger reads orders.v1 from Kafka, not the queue.
     expect(
-      (sa.inputs.metadata as { annotations: Record<string, string> }).annotations[
-        'eks.amazonaws.com/role-arn'
-      ],
-    ).toMatch(/^arn:aws:mock/);
+      r()
+        .mocks.ofType('aws:iam/rolePolicy:RolePolicy')
+        .map((x) => x.name)
+        .sort(),
+    ).toEqual([
+      'trellis-cert-manager-policy',
+      'trellis-orders-api-policy',
+      'trellis-orders-writer-policy',
+    ]);
+    const host = oidcIssuer.replace('https://', '');
+    const roleArn = (w: string) =>
+      r().mocks.one('aws:iam/role:Role', `trellis-${w}-role`).state.arn;
+    const annotations = (w: string) =>
+      (
+        r()
+          .mocks.ofType('kubernetes:core/v1:ServiceAccount')
+          .find((s) => (s.inputs.metadata as { name: string }).name === w) as RecordedResource
+      ).inputs.metadata as { annotations?: Record<string, string> };
+    for (const w of ['orders-api', 'orders-writer']) {
+      // Only the workload's own ServiceAccount may assume its role...
+      const trust = JSON.parse(
+        inputsOf(r(), 'aws:iam/role:Role', `trellis-${w}-role`).assumeRolePolicy as string,
+      );
+      expect(trust.Statement[0].Condition.StringEquals).toEqual({
+        [`${host}:sub`]: `system:serviceaccount:trellis:${w}`,
+        [`${host}:aud`]: 'sts.amazonaws.com',
+      });
+      // ...and that ServiceAccount carries it.
+      expect(roleArn(w)).toMatch(/^arn:aws:mock/);
+      expect(annotations(w).annotations?.['eks.amazonaws.com/role-arn']).toBe(roleArn(w));
+    }
+    expect(annotations('ledger').annotations?.['eks.amazonaws.com/role-arn']).toBeUndefined();
+  });
+
+  it('points orders-api and orders-writer at the SQS queue, and no other service', () => {
+    const url = r().mocks.one('aws:sqs/queue:Queue', 'writes-queue').state.url;
+    expect(url).toMatch(/^https:\/\/sqs\.us-east-1\.amazonaws\.com\//);
+    const envOf = (w: string) => {
+      const d = r()
+        .mocks.ofType('kubernetes:apps/v1:Deployment')
+        .find((x) => (x.inputs.metadata as { name: string }).name === w) as RecordedResource;
+      const pod = (d.inputs.spec as { template: { spec: { containers: { env: EnvVar[] }[] } } })
+        .template.spec;
+      return Object.fromEntries(pod.containers[0]?.env.map((e) => [e.name, e.value]) ?? []);
+    };
+    for (const w of ['orders-api', 'orders-writer'] as const) {
+      const env = envOf(w);
+      expect(env).toMatchObject({
+        ORDERS_QUEUE: 'sqs',
+        SQS_QUEUE_URL: url,
+        SQS_REGION: 'us-east-1',
+      });
+      // In AWS the SDK finds SQS itself; the endpoint override is for ElasticMQ only.
+      expect(env.SQS_ENDPOINT).toBeUndefined();
+      expect(serviceEnvProblems(w, env)).toEqual([]);
+    }
+    expect(Object.keys(envOf('ledger')).filter((k) => /^(ORDERS_QUEUE|SQS_)/.test(k))).toEqual([]);
   });
 
   it('encrypts the queue and refuses non-TLS access', () => {

@@ -3,6 +3,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { charts } from '@trellis/components/k8s/versions';
 import { loadModelFile, referenceModelPath } from '@trellis/components/model';
+import { serviceEnvSchemas } from '@trellis/components/services';
 import { withMountedDataTls } from '@trellis/components/testing/dataTls';
 import {
   bindOrThrow,
@@ -161,7 +162,7 @@ const istioObjects = (r: StackRun): IstioResource[] =>
     );
 
 beforeAll(async () => {
-  build = testBuildOutput(['orders-api', 'ledger']);
+  build = testBuildOutput(['orders-api', 'ledger', 'orders-writer']);
   root = await testRootCa();
   for (const stack of ['dev', 'prod-us', 'prod-eu']) runs.set(stack, await runProject(stack));
 }, 60_000);
@@ -305,9 +306,20 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
       false,
     );
     expect(call(null, 'GET', '/orders/42', reader)).toBe(false);
-    // Nobody calls the ledger over the mesh: allow-nothing closes it.
+    // Nobody calls the ledger or the batch writer over the mesh: allow-nothing closes them.
     const ledger = { namespace: 'trellis', labels: { app: 'ledger' }, port: 8081 };
     expect(call(gateway, 'GET', '/orders/42', reader, ledger)).toBe(false);
+    const ordersWriter = { namespace: 'trellis', labels: { app: 'orders-writer' }, port: 8082 };
+    expect(call(gateway, 'POST', '/orders', writer, ordersWriter)).toBe(false);
+    expect(
+      call(
+        'spiffe://trellis.local/ns/trellis/sa/orders-api',
+        'GET',
+        '/healthz',
+        writer,
+        ordersWriter,
+      ),
+    ).toBe(false);
   });
 
   it('checks JWTs in the mesh with the issuer and JWKS the stack publishes', () => {
@@ -513,7 +525,7 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
     const users = Object.fromEntries(
       kind(r, 'KafkaUser').map((u) => [(u.inputs.metadata as { name: string }).name, spec(u)]),
     );
-    expect(Object.keys(users).sort()).toEqual(['ledger', 'orders-api']);
+    expect(Object.keys(users).sort()).toEqual(['ledger', 'orders-api', 'orders-writer']);
     // The User Operator issues no certificate: each service brings its own (see "mounts ...").
     for (const u of Object.values(users))
       expect((u as { authentication: unknown }).authentication).toEqual({ type: 'tls-external' });
@@ -524,7 +536,29 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
         }
       ).authorization.acls;
     // compileKafkaAcls: WRITE for the producer; READ on the topic and the group for the consumer.
+    // orders-api only produces the order queue; it can neither read it nor produce orders.v1.
     expect(aclsOf('orders-api')).toEqual([
+      {
+        type: 'allow',
+        host: '*',
+        resource: { type: 'topic', name: 'orders.intake.v1', patternType: 'literal' },
+        operations: ['Write'],
+      },
+    ]);
+    // The batch writer reads the queue as group orders-writer, and alone produces orders.v1.
+    expect(aclsOf('orders-writer')).toEqual([
+      {
+        type: 'allow',
+        host: '*',
+        resource: { type: 'group', name: 'orders-writer', patternType: 'literal' },
+        operations: ['Read'],
+      },
+      {
+        type: 'allow',
+        host: '*',
+        resource: { type: 'topic', name: 'orders.intake.v1', patternType: 'literal' },
+        operations: ['Read'],
+      },
       {
         type: 'allow',
         host: '*',
@@ -615,6 +649,7 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
     expect(deployments.map((d) => (d.inputs.metadata as { name: string }).name).sort()).toEqual([
       'ledger',
       'orders-api',
+      'orders-writer',
     ]);
     for (const d of deployments) {
       const pod = (spec(d).template as { spec: Record<string, unknown> }).spec;
@@ -626,7 +661,7 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
       expect(c?.readinessProbe).toBeDefined();
       expect(c?.livenessProbe).toBeDefined();
     }
-    expect(r.mocks.ofType('kubernetes:policy/v1:PodDisruptionBudget')).toHaveLength(2);
+    expect(r.mocks.ofType('kubernetes:policy/v1:PodDisruptionBudget')).toHaveLength(3);
   });
 
   it("gives each service the environment its exported schema declares, which the service's loader accepts", () => {
@@ -640,9 +675,24 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
       stack
     ];
     for (const d of r.mocks.ofType('kubernetes:apps/v1:Deployment')) {
-      const name = (d.inputs.metadata as { name: keyof typeof services }).name;
       const pod = (spec(d).template as { spec: { containers: { env: EnvVar[] }[] } }).spec;
       const env = Object.fromEntries(pod.containers[0]?.env.map((e) => [e.name, e.value]) ?? []);
+      // The order queue is the Kafka intake topic in Kubernetes (SQS only in the AWS stack).
+      expect(Object.keys(env).filter((k) => /^(ORDERS_QUEUE|SQS_)/.test(k))).toEqual([]);
+      if ((d.inputs.metadata as { name: string }).name === 'orders-writer') {
+        // Its loader (@trellis/orders-writer/config) lands with the service; its schema meanwhile.
+        expect(envProblems(serviceEnvSchemas['orders-writer'], env)).toEqual([]);
+        expect(env).toMatchObject({
+          HOST: '0.0.0.0',
+          PORT: '8082',
+          KAFKA_CLIENT_ID: 'orders-writer',
+          KAFKA_GROUP_ID: 'orders-writer',
+          CASSANDRA_LOCAL_DC: region,
+          IDENTITY_REQUIRE_PEER: 'true',
+        });
+        continue;
+      }
+      const name = (d.inputs.metadata as { name: keyof typeof services }).name;
       expect(envProblems(services[name].schema, env)).toEqual([]);
       const config = services[name].load(withMountedDataTls(env as Record<string, string>));
       // Reachable by the sidecar and the kubelet on the pod IP, on the port the model declares.
@@ -685,7 +735,7 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
       (u) => (u.inputs.metadata as { name: string }).name,
     );
     const deployments = r.mocks.ofType('kubernetes:apps/v1:Deployment');
-    expect(deployments).toHaveLength(2);
+    expect(deployments).toHaveLength(3);
     for (const d of deployments) {
       const name = (d.inputs.metadata as { name: string }).name;
       const pod = (spec(d).template as { spec: PodSpec }).spec;
@@ -961,6 +1011,7 @@ describe('config validation', () => {
     JSON.stringify({
       'orders-api': { image: images['orders-api'] ?? { build: 'orders-api' } },
       ledger: { image: images.ledger ?? { build: 'ledger' } },
+      'orders-writer': { image: images['orders-writer'] ?? { build: 'orders-writer' } },
     });
   // The made-up digests the stack configs used to carry (issue 12).
   const madeUp = {
@@ -1059,11 +1110,12 @@ describe('config validation', () => {
     expect(images).toEqual({
       'orders-api': ref,
       ledger: `${registry}/ledger@${build.digests.ledger}`,
+      'orders-writer': `${registry}/orders-writer@${build.digests['orders-writer']}`,
     });
   });
 
   it('takes a build digest only when the OCI archive beside the record hashes to it', async () => {
-    const out = testBuildOutput(['orders-api', 'ledger']);
+    const out = testBuildOutput(['orders-api', 'ledger', 'orders-writer']);
     const images = JSON.stringify({ registry, buildDir: out.dir });
     rmSync(join(out.dir, 'ledger.json'));
     const record = JSON.parse(readFileSync(join(out.dir, 'orders-api.json'), 'utf8')) as {

@@ -4,7 +4,7 @@
  *
  *   client ─TLS─▶ nginx ─▶ ingress sidecar ═mTLS═▶ orders-api sidecar ─▶ orders-api
  *                                                  (jwt_authn, RBAC, rate limit)   │ plaintext on
- *   Cassandra ◀═mTLS (workload SVID)═ orders-api / ledger sidecar egress ◀─────────┘ loopback
+ *   Cassandra ◀═mTLS (workload SVID)═ each service's sidecar egress ◀──────────────┘ loopback
  *   Kafka     ◀═mTLS (workload SVID)═┘
  *
  * With pods (the default), each workload is a pod: the ingress pod holds nginx (on its address)
@@ -17,8 +17,8 @@
 import * as pulumi from '@pulumi/pulumi';
 import { resolve } from 'node:path';
 import { identityHeaders, svidFiles } from '@trellis/contracts';
+import { ordersDdl } from '@trellis/contracts/orders-table';
 import { ddl as ledgerDdl } from '@trellis/ledger/schema';
-import { ddl as ordersDdl } from '@trellis/orders-api/schema';
 import type { AdminConnection } from '@trellis/components/local/cassandra-impl';
 import { LocalIngress } from '@trellis/components/local/ingress';
 import { LocalRelay } from '@trellis/components/local/relay';
@@ -32,7 +32,10 @@ import { serviceEnv } from './service-env.ts';
 
 const repoRoot = resolve(import.meta.dirname, '../../..');
 
-/** The smoke services the stack knows how to run, by workload name. */
+/**
+ * The smoke services the stack knows how to run, by workload name, with the table DDL each needs.
+ * orders-api (reads) and orders-writer (writes) share the orders table (@trellis/contracts/orders-table).
+ */
 export const serviceImplementations: Readonly<
   Record<string, { entry: string; ddl: readonly string[] }>
 > = {
@@ -40,8 +43,36 @@ export const serviceImplementations: Readonly<
     entry: resolve(repoRoot, 'packages/services/orders-api/src/server.ts'),
     ddl: ordersDdl,
   },
+  'orders-writer': {
+    entry: resolve(repoRoot, 'packages/services/orders-writer/src/server.ts'),
+    ddl: ordersDdl,
+  },
   ledger: { entry: resolve(repoRoot, 'packages/services/ledger/src/server.ts'), ddl: ledgerDdl },
 };
+
+/** How a service gets its tables: it applies its DDL, or waits for the service that applies it. */
+export type SchemaStep = { apply: readonly string[] } | { after: string };
+
+/**
+ * Who applies which table DDL (pure): each distinct DDL once, by the first of `services` (in the
+ * order given) that needs it; every other service needing the same DDL starts after that one's
+ * schema. Two services applying one DDL side by side would race two schema changes to Cassandra.
+ */
+export function schemaPlan(services: readonly string[]): Record<string, SchemaStep> {
+  const owners = new Map<string, string>();
+  const plan: Record<string, SchemaStep> = {};
+  for (const w of services) {
+    const impl = serviceImplementations[w];
+    if (!impl) continue;
+    const key = impl.ddl.join(';\n');
+    const owner = owners.get(key);
+    if (owner === undefined) {
+      owners.set(key, w);
+      plan[w] = { apply: impl.ddl };
+    } else plan[w] = { after: owner };
+  }
+  return plan;
+}
 
 /** What a {@link LocalSidecar} takes besides its CA and certificate settings. */
 export type SidecarPlan = Pick<
@@ -137,20 +168,22 @@ export interface MeshSettings {
 }
 
 /**
- * The smoke service of backend `w` behind its sidecar, with its tables created by platform-admin;
- * undefined (and a warning) for a workload the stack has no implementation of.
+ * The smoke service of backend `w` behind its sidecar, with its tables created by platform-admin
+ * (or, when another service applies the same DDL, after that one's schema: `step`); undefined (and a
+ * warning) for a workload the stack has no implementation of.
  */
 function deployService(
   ctx: StackContext,
   data: DataLayer,
   w: string,
+  step: SchemaStep | undefined,
   dependsOn: pulumi.Resource[],
   opts?: pulumi.ComponentResourceOptions,
 ): LocalService | undefined {
   const pod = podLaunch(ctx, w);
   const impl = serviceImplementations[w];
   const appPort = Object.values(ctx.model.binding.workloads[w]?.app ?? {})[0]?.port;
-  if (!impl || appPort === undefined) {
+  if (!impl || step === undefined || appPort === undefined) {
     pulumi.log.warn(`workload ${w} has no local implementation: only its sidecar runs`);
     return undefined;
   }
@@ -170,11 +203,15 @@ function deployService(
       dir: ctx.runDir(w),
       port: appPort,
       env: serviceEnv(ctx.model, w, data),
-      schema: {
-        statements: impl.ddl,
-        admin: adminConnection,
-        localDataCenter: data.cassandra.localDataCenter,
-      },
+      ...('apply' in step
+        ? {
+            schema: {
+              statements: step.apply,
+              admin: adminConnection,
+              localDataCenter: data.cassandra.localDataCenter,
+            },
+          }
+        : {}),
       ...(pod !== undefined ? { pod } : {}),
     },
     { ...opts, dependsOn: [...dependsOn, ...data.resources] },
@@ -241,9 +278,13 @@ export function deployMesh(
   const backends = Object.keys(model.workloads)
     .filter((w) => w !== edge)
     .sort();
+  const schemas = schemaPlan(backends);
   for (const w of backends) {
     const s = (sidecars[w] = sidecar(w, []));
-    const service = deployService(ctx, data, w, [s], opts);
+    const step = schemas[w];
+    // A service sharing another's tables starts once that one's schema is applied.
+    const owner = step !== undefined && 'after' in step ? services[step.after]?.schema : undefined;
+    const service = deployService(ctx, data, w, step, [s, ...(owner ? [owner] : [])], opts);
     if (service) services[w] = service;
   }
   // The edge starts once the backends' sidecars are up (nginx's first request has somewhere to go).

@@ -61,14 +61,17 @@ function common(c: LocalServiceContext): ServerEnv & IdentityEnv & CassandraEnv 
   };
 }
 
+/** `KAFKA_GROUP_ID`: the consumer group the model gives the workload (its ACL names that group). */
+function consumerGroup(c: LocalServiceContext): { KAFKA_GROUP_ID?: string } {
+  const group = consumerGroupOf(c.model, c.workload);
+  return group !== undefined ? { KAFKA_GROUP_ID: group } : {};
+}
+
+// The order queue is the Kafka intake topic here (ORDERS_QUEUE's default): no queue variables.
 const builders: { [S in ServiceName]: (c: LocalServiceContext) => ServiceEnvs[S] } = {
   'orders-api': (c) => common(c),
-  ledger: (c) => {
-    const group = consumerGroupOf(c.model, c.workload);
-    const consumer: Pick<ServiceEnvs['ledger'], 'KAFKA_GROUP_ID'> =
-      group !== undefined ? { KAFKA_GROUP_ID: group } : {};
-    return { ...common(c), ...consumer };
-  },
+  'orders-writer': (c) => ({ ...common(c), ...consumerGroup(c) }),
+  ledger: (c) => ({ ...common(c), ...consumerGroup(c) }),
 };
 
 /**

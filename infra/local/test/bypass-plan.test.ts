@@ -26,6 +26,7 @@ describe('the bypass table', () => {
       'kafka: a plaintext produce to its direct client listener (28300)',
       "kafka: a plaintext produce to ledger's client listener (28302)",
       "kafka: a plaintext produce to orders-api's client listener (28303)",
+      "kafka: a plaintext produce to orders-writer's client listener (28304)",
     ]);
     // No key row: no other pod user exists to be refused.
     const app = rows[0];
@@ -128,6 +129,6 @@ describe('the bypass table', () => {
   it('has no row for a workload that is not a pod, and no JMX row while Cassandra is not one', () => {
     const rows = bypassRows(input({}));
     expect(rows.every((r) => r.title.startsWith('kafka: a plaintext produce'))).toBe(true);
-    expect(rows).toHaveLength(3);
+    expect(rows).toHaveLength(4);
   });
 });

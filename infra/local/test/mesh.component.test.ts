@@ -1,6 +1,7 @@
 // The request path for real: `pulumi up` of a test program (Mesh CA + infra/local's data, identity
-// and mesh modules; see fixtures/mesh) brings up Cassandra, Kafka, Keycloak, three Envoy sidecars,
-// orders-api, ledger and nginx as supervised processes, then real clients go through it.
+// and mesh modules; see fixtures/mesh) brings up Cassandra, Kafka, Keycloak, one Envoy sidecar per
+// workload, orders-api, orders-writer, ledger and nginx as supervised processes, then real clients go
+// through it. The ports checked free cover the blocks of four workloads.
 import {
   cpSync,
   existsSync,
@@ -82,9 +83,9 @@ function pickMeshBase(): Promise<number> {
       p.kafkaController,
       p.kafkaInterBroker,
       ...[p.kafkaClientsFrom, p.envoyAdminFrom, p.sidecarInboundFrom, p.appFrom].flatMap((s) =>
-        Array.from({ length: 30 }, (_, i) => s + i),
+        Array.from({ length: 40 }, (_, i) => s + i),
       ),
-      ...Array.from({ length: 30 }, (_, i) => p.sidecarOutboundFrom + i),
+      ...Array.from({ length: 40 }, (_, i) => p.sidecarOutboundFrom + i),
       p.prometheus,
       ...Array.from({ length: 10 }, (_, i) => p.sidecarMetricsFrom + i),
       // The broken sidecar of the last test.
@@ -163,6 +164,20 @@ function postOrder(who: string | null, sku = 'mesh-1', agent?: Agent): Promise<R
     body: JSON.stringify({ sku, quantity: 2 }),
     ...(agent ? { agent } : {}),
   });
+}
+
+/**
+ * GET an order as `who` until the batch writer has stored it (ADR 0022: 404 before, 200 once written),
+ * at most 30 s; the last reply.
+ */
+async function readOnceWritten(id: string, who = 'alice'): Promise<Reply> {
+  let r: Reply = { status: 0, headers: {}, body: '' };
+  for (let i = 0; i < 60; i++) {
+    r = await https(`${out.ingressUrl}/orders/${id}`, { headers: bearer(who) });
+    if (r.status !== 404) return r;
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  return r;
 }
 
 /** The SVID files of an identity, as the stack wrote them. */
@@ -260,9 +275,10 @@ afterAll(async () => {
 }, 300_000);
 
 describe('a request through nginx, the sidecars and orders-api', () => {
-  it('creates an order with a real Keycloak token, reads it back, and ledger projects it', async () => {
+  it('accepts an order with a real Keycloak token, reads it back once written, and ledger projects it', async () => {
+    // Queue-first (ADR 0022): 202 once orders.intake.v1 has it; orders-writer stores it.
     const created = await postOrder('alice');
-    expect(created.status, created.body).toBe(201);
+    expect(created.status, created.body).toBe(202);
     const order = JSON.parse(created.body) as { id: string; subject: string };
     expect(created.headers.location).toBe(`/orders/${order.id}`);
     const claims = JSON.parse(
@@ -271,8 +287,8 @@ describe('a request through nginx, the sidecars and orders-api', () => {
     expect(claims.iss).toBe(out.issuer);
     expect(order.subject).toBe(claims.sub);
 
-    const read = await https(`${out.ingressUrl}/orders/${order.id}`, { headers: bearer('alice') });
-    expect(read.status).toBe(200);
+    const read = await readOnceWritten(order.id);
+    expect(read.status, read.body).toBe(200);
     expect(JSON.parse(read.body)).toMatchObject({ id: order.id, sku: 'mesh-1', quantity: 2 });
 
     // ledger's HTTP port has no caller in the model: ask the app itself, as its sidecar would.
@@ -299,9 +315,7 @@ describe('a request through nginx, the sidecars and orders-api', () => {
     expect((await postOrder('reporting-bot')).status).toBe(403);
     const created = JSON.parse((await postOrder('alice', 'mesh-2')).body) as { id: string };
     for (const who of ['bob', 'reporting-bot'])
-      expect(
-        (await https(`${out.ingressUrl}/orders/${created.id}`, { headers: bearer(who) })).status,
-      ).toBe(200);
+      expect((await readOnceWritten(created.id, who)).status).toBe(200);
   });
 
   it('lets only the ingress identity through to the orders-api sidecar', async () => {
@@ -388,6 +402,7 @@ describe('a request through nginx, the sidecars and orders-api', () => {
       ['envoy-ingress', 'up'],
       ['envoy-ledger', 'up'],
       ['envoy-orders-api', 'up'],
+      ['envoy-orders-writer', 'up'],
       ['prometheus', 'up'],
     ]);
     for (const t of targets)
@@ -462,7 +477,7 @@ async function jsonLines(
 describe('the audit trail', () => {
   it('logs who called and what was decided at every hop, and no token, key or password anywhere', async () => {
     const allowed = await postOrder('alice', 'mesh-audit');
-    expect(allowed.status, allowed.body).toBe(201);
+    expect(allowed.status, allowed.body).toBe(202);
     const refused = await postOrder('bob', 'mesh-audit');
     expect(refused.status).toBe(403);
     const okId = String(allowed.headers['x-request-id']);
@@ -487,7 +502,7 @@ describe('the audit trail', () => {
       source: 'envoy',
       workload: 'orders-api',
       peer: ingressId,
-      status: 201,
+      status: 202,
       rbac: 'allowed',
       jwt: { keycloak: { sub: sub('alice'), azp: out.principals.cliClientId } },
     });
@@ -502,7 +517,7 @@ describe('the audit trail', () => {
     const edge = await jsonLines(join(stackDir, 'run', 'ingress-sidecar', 'access.log'), (ls) =>
       Boolean(byId(ls, okId)),
     );
-    expect(byId(edge, okId)).toMatchObject({ workload: 'ingress', method: 'POST', status: 201 });
+    expect(byId(edge, okId)).toMatchObject({ workload: 'ingress', method: 'POST', status: 202 });
     expect(byId(edge, okId)?.route).toEqual(expect.any(String));
     const nginx = await jsonLines(join(stackDir, 'run', 'nginx', 'access.json'), (ls) =>
       ls.some((l) => l.request_id === denyId),
@@ -532,12 +547,20 @@ describe('the audit trail', () => {
         mkdirSync(dirname(to), { recursive: true });
         cpSync(f, to);
       }
-    // The write as the role orders-api's SPIFFE ID maps to (Cassandra logs an INSERT as UPDATE),
-    // ledger's projection as ledger's, and the logins.
-    expect.soft(cql).toMatch(/^user:orders-api\|.*\|type:UPDATE\|category:DML\|ks:orders\|/m);
+    // The write as the role orders-writer's SPIFFE ID maps to (Cassandra logs an INSERT in its
+    // UNLOGGED BATCH as UPDATE, with the batch id), ledger's projection as ledger's, and the logins.
+    // orders-api writes nothing (its role may only SELECT; reads are not audited, QUERY is not a
+    // category of the stack's audit log).
+    expect
+      .soft(cql)
+      .toMatch(/^user:orders-writer\|.*\|type:UPDATE\|category:DML\|.*\|ks:orders\|/m);
+    expect.soft(cql).not.toMatch(/^user:orders-api\|.*\|category:DML\|/m);
     expect.soft(cql).toMatch(/^user:ledger\|.*\|category:DML\|ks:ledger\|/m);
     expect.soft(cql).toMatch(/^user:orders-api\|.*\|type:LOGIN_SUCCESS\|category:AUTH/m);
+    // orders-api produces the order queue, orders-writer orders.v1.
     expect.soft(acl).toContain(`Principal = User:${ordersId} is Allowed operation = WRITE`);
+    const writerId = out.sidecars['orders-writer']?.spiffeId ?? '';
+    expect.soft(acl).toContain(`Principal = User:${writerId} is Allowed operation = WRITE`);
     const keycloakLog = readFileSync(join(stackDir, 'run', 'keycloak', 'process.log'), 'utf8');
     expect.soft(keycloakLog).toMatch(/\[org\.keycloak\.events\].*type="?CLIENT_LOGIN"?/);
     expect.soft(keycloakLog).toMatch(/\[org\.keycloak\.events\].*type="?LOGIN"?/);
@@ -572,9 +595,11 @@ describe('the request path as Pulumi resources', () => {
     const components = [
       'ingress-sidecar',
       'orders-api-sidecar',
+      'orders-writer-sidecar',
       'ledger-sidecar',
       'nginx',
       'orders-api',
+      'orders-writer',
       'ledger',
       'keycloak',
       'prometheus',
@@ -590,6 +615,8 @@ describe('the request path as Pulumi resources', () => {
       readFileSync(join(out.sidecars['orders-api']?.certDir ?? '', 'cert.pem')),
     ).serialNumber;
     const created = JSON.parse((await postOrder('alice', 'mesh-rot')).body) as { id: string };
+    // Every GET during the rotation must be a 200: wait until the writer has stored the order.
+    expect((await readOnceWritten(created.id)).status).toBe(200);
 
     // Keep-alive GETs through the whole path during the rotation.
     const agent = new Agent({ keepAlive: true, maxSockets: 4 });
@@ -665,7 +692,7 @@ describe('the request path as Pulumi resources', () => {
     expect(after).not.toBe(before);
     expect(after).toBe(onDisk);
     expect(childPid('nginx')).toBe(nginx);
-    expect((await postOrder('alice', 'mesh-edge')).status).toBe(201);
+    expect((await postOrder('alice', 'mesh-edge')).status).toBe(202);
   });
 
   it("fails up with Envoy's own message when a bootstrap is bad, before starting it", async () => {

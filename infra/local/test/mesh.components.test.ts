@@ -108,7 +108,7 @@ describe('LocalSidecar', () => {
 
   it('refuses a workload the model does not have', () => {
     expect(() => new sidecar.LocalSidecar('sc1', { ...base(), workload: 'billing' })).toThrow(
-      "sc1: workload 'billing' is not in the model (have ingress, orders-api, ledger)",
+      "sc1: workload 'billing' is not in the model (have ingress, orders-api, ledger, orders-writer)",
     );
   });
 
@@ -215,6 +215,7 @@ describe('the metrics scraper (ADR 0020)', () => {
       ['envoy-ledger', 'https', ['127.0.0.1:8551']],
       ['envoy-orders-api', 'https', ['127.0.0.1:8552']],
       ['app-orders-api', 'https', ['127.0.0.1:8552']],
+      ['envoy-orders-writer', 'https', ['127.0.0.1:8553']],
       ['prometheus', 'http', ['127.0.0.1:8090']],
     ]);
     expect(JSON.parse(f['slo-rules.yaml'])).toHaveProperty('groups');

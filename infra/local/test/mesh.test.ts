@@ -9,6 +9,7 @@ import {
   type SidecarCompileOptions,
 } from '@trellis/components/local/sidecar';
 import { cqlOf } from '@trellis/components/local/service-impl';
+import { ordersDdl } from '@trellis/contracts/orders-table';
 import { generate } from '@trellis/components/local/keycloak-impl';
 import {
   bind,
@@ -30,7 +31,7 @@ import {
 import { localEnvironment } from '../src/context.ts';
 import { planDataPorts } from '../src/data.ts';
 import { demoUsers, rolesForScopes, servedProvider } from '../src/identity.ts';
-import { serviceImplementations, sidecarPlan } from '../src/mesh.ts';
+import { schemaPlan, serviceImplementations, sidecarPlan } from '../src/mesh.ts';
 
 const repoModel = (): ValidModel => {
   const r = parseModel(readFileSync(join(import.meta.dirname, '../../../trellis.yaml'), 'utf8'));
@@ -193,10 +194,37 @@ describe('mesh ports and egress', () => {
   });
 
   it('knows the smoke services and their table DDL', () => {
-    expect(Object.keys(serviceImplementations).sort()).toEqual(['ledger', 'orders-api']);
-    expect(cqlOf(serviceImplementations['orders-api']?.ddl ?? [])).toMatch(
+    expect(Object.keys(serviceImplementations).sort()).toEqual([
+      'ledger',
+      'orders-api',
+      'orders-writer',
+    ]);
+    expect(serviceImplementations['orders-writer']?.entry).toMatch(
+      /\/packages\/services\/orders-writer\/src\/server\.ts$/,
+    );
+    // orders-api reads and orders-writer writes one table, declared once in @trellis/contracts.
+    expect(serviceImplementations['orders-writer']?.ddl).toBe(ordersDdl);
+    expect(serviceImplementations['orders-api']?.ddl).toBe(ordersDdl);
+    expect(cqlOf(ordersDdl)).toMatch(
       /^CREATE TABLE IF NOT EXISTS orders\.orders \( id uuid PRIMARY KEY,/,
     );
+  });
+
+  it('applies each table DDL once: the first service needing it applies it, the others wait for it', () => {
+    expect(schemaPlan(['ledger', 'orders-api', 'orders-writer'])).toEqual({
+      ledger: { apply: serviceImplementations.ledger?.ddl },
+      'orders-api': { apply: ordersDdl },
+      'orders-writer': { after: 'orders-api' },
+    });
+    // Without orders-api in the model, the writer applies the orders table itself.
+    expect(schemaPlan(['ledger', 'orders-writer'])).toEqual({
+      ledger: { apply: serviceImplementations.ledger?.ddl },
+      'orders-writer': { apply: ordersDdl },
+    });
+    // A workload the stack has no implementation of gets no step (only its sidecar runs).
+    expect(schemaPlan(['billing', 'orders-writer'])).toEqual({
+      'orders-writer': { apply: ordersDdl },
+    });
   });
 });
 

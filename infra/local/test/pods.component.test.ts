@@ -1,6 +1,6 @@
 // Every workload as a pod, for real: `pulumi up` of a test program (infra/local's data, identity and
-// mesh modules with `pods` on; see fixtures/pods) puts orders-api, ledger and the ingress (edge
-// sidecar and nginx) each in a network namespace of their own, as their own user. Every refusal
+// mesh modules with `pods` on; see fixtures/pods) puts orders-api, orders-writer, ledger and the
+// ingress (edge sidecar and nginx) each in a network namespace of their own, as their own user. Every refusal
 // below first shows the same path working from the right place. Needs root (namespaces, veths,
 // users).
 import { execFile } from 'node:child_process';
@@ -155,6 +155,37 @@ function postThroughIngress(): Promise<{ status: number; body: string }> {
   });
 }
 
+/**
+ * GET an order through the ingress until the batch writer has stored it (ADR 0022: 404 before, 200
+ * once written), at most 30 s; the last status.
+ */
+async function statusOnceWritten(id: string): Promise<number> {
+  let status = 0;
+  for (let i = 0; i < 60; i++) {
+    status = await new Promise<number>((resolve, reject) => {
+      const req = httpsRequest(
+        `${out.ingressUrl}/orders/${id}`,
+        {
+          headers: { authorization: `Bearer ${token}` },
+          ca: readFileSync(out.caFile),
+          agent: false,
+          timeout: 15_000,
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+      req.end();
+    });
+    if (status !== 404) return status;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return status;
+}
+
 beforeAll(async () => {
   await ts.init();
   const base = await pickBase((b) => {
@@ -162,10 +193,10 @@ beforeAll(async () => {
     return [p.ingressHttps, p.keycloakHttp, p.keycloakManagement, p.cassandraNative]
       .concat(
         [p.kafkaClientsFrom, p.envoyAdminFrom, p.sidecarInboundFrom, p.appFrom].flatMap((s) =>
-          Array.from({ length: 30 }, (_, i) => s + i),
+          Array.from({ length: 40 }, (_, i) => s + i),
         ),
       )
-      .concat(Array.from({ length: 30 }, (_, i) => p.sidecarOutboundFrom + i));
+      .concat(Array.from({ length: 40 }, (_, i) => p.sidecarOutboundFrom + i));
   }, 'pods test stack');
   await ts.ok(['config', 'set', 'trellis-pods-test:stackDir', ts.stackDir]);
   await ts.ok(['config', 'set', 'trellis-pods-test:basePort', String(base)]);
@@ -193,7 +224,7 @@ async function privateToPod(w: string, e: Endpoint): Promise<void> {
 }
 
 describe('every workload as a pod', () => {
-  it('takes alice’s POST through https://localhost and nginx in the ingress pod: 201', async () => {
+  it('takes alice’s POST through https://localhost and nginx in the ingress pod: 202, then stored', async () => {
     expect(out.ingressUrl).toMatch(/^https:\/\/localhost:\d+$/);
     // nginx listens on the ingress pod's address, as the binding says; the host's port is a relay.
     expect(out.edgeListen.address).toBe(pod('ingress').address);
@@ -203,7 +234,9 @@ describe('every workload as a pod', () => {
     expect(inbound?.address).toBe(pod('orders-api').address);
     expect(inbound?.address).toMatch(/^198\.18\.\d+\.\d+$/);
     const r = await postThroughIngress();
-    expect(r.status, r.body).toBe(201);
+    // Queue-first (ADR 0022): accepted once on orders.intake.v1; orders-writer (its own pod) stores it.
+    expect(r.status, r.body).toBe(202);
+    expect(await statusOnceWritten((JSON.parse(r.body) as { id: string }).id)).toBe(200);
   });
 
   it('lets the forged POST reach the app from inside the pod only', async () => {
@@ -217,7 +250,7 @@ describe('every workload as a pod', () => {
       JSON.stringify(forged),
       orderBody,
     ]);
-    expect(inside).toBe('201');
+    expect(inside).toBe('202');
     // From the host nothing listens there any more, on loopback or on the pod's address.
     expect(await postFromHost(app.address, app.port)).toBe('ECONNREFUSED');
     expect(await postFromHost(pod('orders-api').address, app.port)).toBe('ECONNREFUSED');
@@ -236,7 +269,7 @@ describe('every workload as a pod', () => {
     expect(await connectFromHost(pod('orders-api').address, egress.port)).toBe('ECONNREFUSED');
   });
 
-  it.each(['ledger', 'orders-api'])(
+  it.each(['ledger', 'orders-api', 'orders-writer'])(
     'keeps %s’s app, egress and admin in its pod; only its mTLS inbound is reachable',
     async (w) => {
       const b = bound(w);
@@ -338,7 +371,7 @@ describe('every workload as a pod', () => {
     const uid = /^Uid:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
     expect(Number(uid)).toBe(pod('ingress').launch.uid);
     token = await requestToken(out.principals, 'alice', { caFile: out.caFile }); // 300 s tokens
-    expect((await postThroughIngress()).status).toBe(201);
+    expect((await postThroughIngress()).status).toBe(202);
   });
 
   it("runs the per-hop probe's inner paths (sidecar, direct) from inside the pod", async () => {
@@ -347,8 +380,10 @@ describe('every workload as a pod', () => {
     const app = b?.app.http;
     if (!inbound || !app) throw new Error('orders-api has no inbound or app endpoint');
     const created = await postThroughIngress();
-    expect(created.status, created.body).toBe(201);
+    expect(created.status, created.body).toBe(202);
     const id = (JSON.parse(created.body) as { id: string }).id;
+    // The probe GETs it: wait until the writer has stored it, so every GET is a 200.
+    expect(await statusOnceWritten(id)).toBe(200);
     const ingressPki = join(dirname(out.caFile), 'ingress');
     const plan = podProbePlan(
       {

@@ -21,19 +21,25 @@ const plain = bindOrThrow(model, localEnvironment(8000, '/stack'), 'local');
 
 describe('pod plan', () => {
   it('makes every workload a pod, in the slot of its sorted position (as its ports)', () => {
-    expect(podWorkloads(model)).toEqual(['ingress', 'ledger', 'orders-api']);
+    expect(podWorkloads(model)).toEqual(['ingress', 'ledger', 'orders-api', 'orders-writer']);
     expect(plan.subnet.cidr).toBe('198.18.8.0/24');
     expect(plan.slots).toEqual({
       ingress: 0,
       ledger: 1,
       'orders-api': 2,
+      'orders-writer': 3,
       cassandra: 20,
       kafka: 21,
       keycloak: 22,
     });
     expect(plan.env).toEqual({
       hostAddress: '198.18.8.1',
-      addresses: { ingress: '198.18.8.2', ledger: '198.18.8.3', 'orders-api': '198.18.8.4' },
+      addresses: {
+        ingress: '198.18.8.2',
+        ledger: '198.18.8.3',
+        'orders-api': '198.18.8.4',
+        'orders-writer': '198.18.8.5',
+      },
       servers: { cassandra: '198.18.8.22', kafka: '198.18.8.23', keycloak: '198.18.8.24' },
     });
     expect(podPlan(model, 28_000).env.addresses['orders-api']).toBe('198.18.28.4');

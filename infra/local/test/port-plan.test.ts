@@ -19,6 +19,10 @@
 // Changed once on purpose (issue 14 item 4, ADR 0019): every bootstrap gained the idle settings and
 // the jwt cache, so the three Envoy hashes moved at every base, with and without pods (only
 // `envoyHashes` was rewritten); every port and address stayed.
+// Added to on purpose (issue 16, the batch writer orders-writer, 8082): its block at every base,
+// with and without pods (sidecar, Envoy hash, two egress listeners, its Kafka client listener
+// base + 304, app port base + 830, pod slot 3 at .5, its service env), written by planAt; every
+// existing port, address and hash stayed (checked key by key against the previous fixture).
 import { svidFiles } from '@trellis/contracts';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -97,7 +101,7 @@ function planAt(model: ValidModel, base: number, pods = false) {
     egress: data.egress,
     kafkaListeners: data.kafkaListeners,
     serviceEnv: Object.fromEntries(
-      ['ledger', 'orders-api'].map((w) => [
+      ['ledger', 'orders-api', 'orders-writer'].map((w) => [
         w,
         serviceEnv(bound, w, { egress: data.egress, cassandra }),
       ]),

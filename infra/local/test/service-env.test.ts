@@ -40,6 +40,21 @@ describe('serviceEnv (local stack)', () => {
       KAFKA_CLIENT_ID: 'ledger',
       KAFKA_GROUP_ID: 'ledger',
     });
+    // The batch writer: its consumer group from the model; the order queue is the Kafka intake
+    // topic (ORDERS_QUEUE's default), so no queue variable.
+    expect(serviceEnv(model, 'orders-writer', layer)).toEqual({
+      LOG_LEVEL: 'info',
+      IDENTITY_PAYLOAD_HEADER: 'x-jwt-payload',
+      IDENTITY_REQUIRE_PEER: 'true',
+      CASSANDRA_MIGRATE: 'false',
+      CASSANDRA_CONTACT_POINTS: '127.0.0.1:8730',
+      CASSANDRA_TRANSLATE_ADDRESS: '127.0.0.1:8730',
+      CASSANDRA_LOCAL_DC: 'datacenter1',
+      KAFKA_BROKERS: '127.0.0.1:8731',
+      KAFKA_TRANSLATE_ADDRESS: '127.0.0.1:8731',
+      KAFKA_CLIENT_ID: 'orders-writer',
+      KAFKA_GROUP_ID: 'orders-writer',
+    });
   });
 
   it("gives an environment that each service's own loader accepts (with LocalService's HOST and PORT)", () => {
@@ -54,7 +69,7 @@ describe('serviceEnv (local stack)', () => {
 
   it('refuses a workload no Trellis service implements', () => {
     expect(() => serviceEnv(model, 'ingress', layer)).toThrow(
-      'workloads.ingress: no Trellis service implements it (services: orders-api, ledger)',
+      'workloads.ingress: no Trellis service implements it (services: orders-api, orders-writer, ledger)',
     );
   });
 

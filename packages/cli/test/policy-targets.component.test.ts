@@ -181,6 +181,8 @@ describe('policy compilers against the real binaries', () => {
       'orders-api.app.http',
       'ledger.in.http',
       'ledger.app.http',
+      'orders-writer.in.http',
+      'orders-writer.app.http',
       'cassandra.tls',
       'kafka.tls',
       'ingress.out.orders-api',
@@ -188,6 +190,8 @@ describe('policy compilers against the real binaries', () => {
       'orders-api.out.kafka',
       'ledger.out.cassandra',
       'ledger.out.kafka',
+      'orders-writer.out.cassandra',
+      'orders-writer.out.kafka',
     ];
     const free = await freePorts(names.length);
     ports = Object.fromEntries(names.map((n, i) => [n, free[i] ?? 0]));
@@ -269,6 +273,10 @@ describe('policy compilers against the real binaries', () => {
         id: ids['ledger'],
         peer: { kind: 'cert', spiffeId: spiffeId(base, 'ledger'), trusted: true },
       },
+      'orders-writer': {
+        id: ids['orders-writer'],
+        peer: { kind: 'cert', spiffeId: spiffeId(base, 'orders-writer'), trusted: true },
+      },
       otherCa: {
         id: { cert: stranger.chainPem, key: stranger.keyPem },
         peer: { kind: 'cert', spiffeId: spiffeId(base, 'ingress'), trusted: false },
@@ -291,6 +299,8 @@ describe('policy compilers against the real binaries', () => {
       ['ingress', 'GET', '/orders/42/items', 'writer'],
       ['ingress', 'GET', '/orders/%2F..%2Fadmin', 'writer'],
       ['ledger', 'POST', '/orders', 'writer'],
+      // The batch writer has a mesh identity, but orders-api does not list it as a caller.
+      ['orders-writer', 'POST', '/orders', 'writer'],
       ['otherCa', 'POST', '/orders', 'writer'],
       ['plaintext', 'POST', '/orders', 'writer'],
     ];
@@ -340,6 +350,10 @@ describe('policy compilers against the real binaries', () => {
     expect(await call(port, ca.rootPem, undefined, 'POST', '/orders', tokens['writer'])).toBe(
       'tls',
     );
+    // The batch writer's own SVID, from the mesh CA, with a valid token: not a caller of orders-api.
+    expect(
+      await call(port, ca.rootPem, ids['orders-writer'], 'POST', '/orders', tokens['writer']),
+    ).toBe('tls');
     // A correctly signed token for another audience is an invalid token (RFC 6750 §3.1): 401 with
     // the challenge, although jwt_authn alone answers 403; a missing scope stays RBAC's 403.
     const seen: Record<string, unknown> = {};

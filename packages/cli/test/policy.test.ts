@@ -24,7 +24,7 @@ describe('./trellis policy', { timeout: 60_000 }, () => {
   it('check passes on the reference model', () => {
     const r = run('check', model);
     expect(r.code).toBe(0);
-    expect(r.out).toContain('trellis.yaml: ok (3 workloads, 2 routes, 1 agents)');
+    expect(r.out).toContain('trellis.yaml: ok (4 workloads, 2 routes, 1 agents)');
   });
 
   it('check prints path-qualified errors and exits 1', () => {

@@ -7,6 +7,7 @@
  */
 import { ledgerEnvSchema, type LedgerEnv } from '@trellis/ledger/env';
 import { ordersApiEnvSchema, type OrdersApiEnv } from '@trellis/orders-api/env';
+import { ordersWriterEnvSchema, type OrdersWriterEnv } from '@trellis/orders-writer/env';
 import type { ValidModel } from '@trellis/policy';
 import {
   envProblems,
@@ -18,6 +19,7 @@ import {
 /** The environment type of each service, by workload name. */
 export interface ServiceEnvs {
   'orders-api': OrdersApiEnv;
+  'orders-writer': OrdersWriterEnv;
   ledger: LedgerEnv;
 }
 
@@ -27,6 +29,7 @@ export type ServiceName = keyof ServiceEnvs;
 /** The JSON Schema of each service's environment, by workload name. */
 export const serviceEnvSchemas: Readonly<Record<ServiceName, EnvSchema>> = {
   'orders-api': ordersApiEnvSchema,
+  'orders-writer': ordersWriterEnvSchema,
   ledger: ledgerEnvSchema,
 };
 

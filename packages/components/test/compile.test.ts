@@ -16,6 +16,7 @@ import {
 import type { ClusterTarget } from '../src/k8s/compile.ts';
 import { NginxGateway } from '../src/k8s/gateway.ts';
 import { MeshPolicy } from '../src/k8s/meshPolicy.ts';
+import { Platform, type ServiceDeployment } from '../src/k8s/platform.ts';
 import { SloRules } from '../src/k8s/sloRules.ts';
 import { RecordingMocks, settle } from './support/mocks.ts';
 
@@ -187,7 +188,23 @@ describe('compileForCluster', () => {
     expect(c.routes.map((r) => r.metadata.name)).toEqual(['create-order', 'get-order']);
     expect(c.mesh.every((o) => o.metadata.labels['trellis.dev/region'] === 'us')).toBe(true);
     expect(c.realm?.realm).toBe('trellis');
-    expect(c.kafkaUsers.map((u) => u.name)).toEqual(['ledger', 'orders-api']);
+    expect(c.kafkaUsers.map((u) => u.name)).toEqual(['ledger', 'orders-api', 'orders-writer']);
+    // The order queue and orders.v1 as Strimzi ACL rules: orders-api only writes the intake; the
+    // batch writer reads it as group orders-writer and alone writes orders.v1.
+    const rules = (name: string) =>
+      c.kafkaUsers
+        .find((u) => u.name === name)
+        ?.acls.map(
+          (a) => `${a.type} ${a.operations.join(',')} ${a.resource.type} ${a.resource.name}`,
+        )
+        .sort();
+    expect(rules('orders-api')).toEqual(['allow Write topic orders.intake.v1']);
+    expect(rules('orders-writer')).toEqual([
+      'allow Read group orders-writer',
+      'allow Read topic orders.intake.v1',
+      'allow Write topic orders.v1',
+    ]);
+    expect(rules('ledger')).toEqual(['allow Read group ledger', 'allow Read topic orders.v1']);
     expect(compileForCluster(reference(), { ...target, inClusterKeycloak: false }).realm).toBe(
       undefined,
     );
@@ -218,6 +235,36 @@ describe('components refuse policy that would open the mesh or the edge', () => 
     await pulumi.runtime.setMocks(mocks, 'trellis', 'test', false);
   });
   const compiled = () => compileForCluster(reference(), target);
+
+  it('Platform refuses an SQS order queue for a service that reads none', () => {
+    const image = (w: string) =>
+      `ghcr.io/trellis-platform/${w}@sha256:${'3f9a1c7e5b2d8046'.repeat(4)}`;
+    const orderQueue = {
+      url: 'https://sqs.us-east-1.amazonaws.com/123456789012/trellis-writes.fifo',
+      region: 'us-east-1',
+    };
+    const platform = (services: Record<string, ServiceDeployment>) =>
+      new Platform('pq', {
+        model: reference(),
+        cluster: 'dev',
+        region: 'us',
+        root: { certPem: '', keyPem: '' },
+        compiled: compiled(),
+        idp: { mode: 'external', issuer, jwksUri: `${issuer}/protocol/openid-connect/certs` },
+        gatewayExposure: { type: 'LoadBalancer' },
+        edgeTls: { kind: 'ClusterIssuer', name: 'x' },
+        services,
+      });
+    expect(() =>
+      platform({
+        'orders-api': { image: image('orders-api'), orderQueue },
+        'orders-writer': { image: image('orders-writer'), orderQueue },
+        ledger: { image: image('ledger'), orderQueue },
+      }),
+    ).toThrow(
+      'Platform pq: services.ledger.orderQueue: ledger reads no order queue (ORDERS_QUEUE is not in its env schema)',
+    );
+  });
 
   it('MeshPolicy refuses a PERMISSIVE PeerAuthentication', () => {
     const objects: IstioResource[] = structuredClone(compiled().mesh);

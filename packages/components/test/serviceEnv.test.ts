@@ -23,9 +23,18 @@ const at = {
   kafkaBootstrap: 'trellis-kafka-bootstrap.trellis-kafka.svc.cluster.local:9093',
   dataplane: 'sidecar',
 } as const;
-const loaders: Record<ServiceName, (env: Record<string, string>) => unknown> = {
+// orders-writer's loader (@trellis/orders-writer/config) lands with the service itself; until then
+// its environment is checked against its schema alone (below).
+const loaders: Record<
+  Exclude<ServiceName, 'orders-writer'>,
+  (env: Record<string, string>) => unknown
+> = {
   'orders-api': loadOrdersApiConfig,
   ledger: loadLedgerConfig,
+};
+const queue = {
+  url: 'https://sqs.us-east-1.amazonaws.com/123456789012/trellis-writes-queue-1a2b3c.fifo',
+  region: 'us-east-1',
 };
 
 describe('k8sServiceEnv', () => {
@@ -44,6 +53,37 @@ describe('k8sServiceEnv', () => {
       });
     },
   );
+
+  it("builds orders-writer's environment valid against its schema: its port, its consumer group", () => {
+    const env = k8sServiceEnv({ ...at, workload: 'orders-writer' }) as Record<string, string>;
+    expect(serviceEnvProblems('orders-writer', env)).toEqual([]);
+    expect(env).toMatchObject({
+      HOST: '0.0.0.0',
+      PORT: '8082',
+      KAFKA_CLIENT_ID: 'orders-writer',
+      KAFKA_GROUP_ID: 'orders-writer',
+      CASSANDRA_LOCAL_DC: 'eu',
+    });
+    // The order queue is the Kafka intake topic unless the platform gives an SQS queue.
+    expect(Object.keys(env).filter((k) => /^(ORDERS_QUEUE|SQS_)/.test(k))).toEqual([]);
+  });
+
+  it('gives the SQS order queue to the two services that use it, valid against their schemas', () => {
+    for (const workload of ['orders-api', 'orders-writer'] as const) {
+      const env = k8sServiceEnv({ ...at, workload, orderQueue: queue }) as Record<string, string>;
+      expect(serviceEnvProblems(workload, env)).toEqual([]);
+      expect(env).toMatchObject({
+        ORDERS_QUEUE: 'sqs',
+        SQS_QUEUE_URL: queue.url,
+        SQS_REGION: 'us-east-1',
+      });
+      // In AWS the SDK talks to SQS itself: no other endpoint.
+      expect(env.SQS_ENDPOINT).toBeUndefined();
+    }
+    // ledger reads no queue: it gets none of the variables even when asked.
+    const ledger = k8sServiceEnv({ ...at, workload: 'ledger', orderQueue: queue });
+    expect(Object.keys(ledger).filter((k) => /^(ORDERS_QUEUE|SQS_)/.test(k))).toEqual([]);
+  });
 
   it('points both data clients at the mounted client certificate', () => {
     const env = k8sServiceEnv({ ...at, workload: 'ledger' });
@@ -80,7 +120,12 @@ describe('k8sServiceEnv', () => {
 
 describe('service env checks', () => {
   it('knows exactly the services that export an env schema', () => {
-    expect(Object.keys(serviceEnvSchemas).sort()).toEqual(['ledger', 'orders-api']);
+    expect(Object.keys(serviceEnvSchemas).sort()).toEqual([
+      'ledger',
+      'orders-api',
+      'orders-writer',
+    ]);
+    expect(isServiceName('orders-writer')).toBe(true);
     expect(isServiceName('ledger')).toBe(true);
     expect(isServiceName('ingress')).toBe(false);
     expect(isServiceName('toString')).toBe(false);

@@ -397,7 +397,7 @@ describe('bind to local', () => {
 
   it('refuses more workloads or ports than the blocks hold, at their paths', () => {
     const many = variant((d) => {
-      for (let i = 0; i < 8; i++)
+      for (let i = 0; i < 7; i++)
         d.workloads[`w${i}`] = { ports: [{ name: 'http', port: 9000 + i, protocol: 'http' }] };
     });
     expect(errors(many, local())).toEqual([

@@ -424,34 +424,29 @@ describe('Envoy', () => {
 
 describe('Kafka', () => {
   it('grants WRITE to the producer and READ on topic and group to the consumer, nothing else', () => {
+    const acl = (
+      resourceType: 'GROUP' | 'TOPIC',
+      resourceName: string,
+      workload: string,
+      operation: 'READ' | 'WRITE',
+    ) => ({
+      resourceType,
+      resourceName,
+      patternType: 'LITERAL',
+      principal: `User:${workload}`,
+      host: '*',
+      operation,
+      permissionType: 'ALLOW',
+    });
     expect(compileKafkaAcls(model)).toEqual([
-      {
-        resourceType: 'GROUP',
-        resourceName: 'ledger',
-        patternType: 'LITERAL',
-        principal: 'User:ledger',
-        host: '*',
-        operation: 'READ',
-        permissionType: 'ALLOW',
-      },
-      {
-        resourceType: 'TOPIC',
-        resourceName: 'orders.v1',
-        patternType: 'LITERAL',
-        principal: 'User:ledger',
-        host: '*',
-        operation: 'READ',
-        permissionType: 'ALLOW',
-      },
-      {
-        resourceType: 'TOPIC',
-        resourceName: 'orders.v1',
-        patternType: 'LITERAL',
-        principal: 'User:orders-api',
-        host: '*',
-        operation: 'WRITE',
-        permissionType: 'ALLOW',
-      },
+      acl('GROUP', 'ledger', 'ledger', 'READ'),
+      acl('GROUP', 'orders-writer', 'orders-writer', 'READ'),
+      // The order queue: orders-api produces, the batch writer consumes as group orders-writer.
+      acl('TOPIC', 'orders.intake.v1', 'orders-api', 'WRITE'),
+      acl('TOPIC', 'orders.intake.v1', 'orders-writer', 'READ'),
+      // order.created: only the batch writer produces it, once the order is stored.
+      acl('TOPIC', 'orders.v1', 'ledger', 'READ'),
+      acl('TOPIC', 'orders.v1', 'orders-writer', 'WRITE'),
     ]);
   });
 
@@ -480,8 +475,12 @@ describe('Cassandra', () => {
       "ADD IDENTITY IF NOT EXISTS 'spiffe://trellis.local/ns/trellis/sa/ledger' TO ROLE 'ledger';",
       "CREATE ROLE IF NOT EXISTS 'orders-api' WITH LOGIN = true;",
       "ADD IDENTITY IF NOT EXISTS 'spiffe://trellis.local/ns/trellis/sa/orders-api' TO ROLE 'orders-api';",
+      "CREATE ROLE IF NOT EXISTS 'orders-writer' WITH LOGIN = true;",
+      "ADD IDENTITY IF NOT EXISTS 'spiffe://trellis.local/ns/trellis/sa/orders-writer' TO ROLE 'orders-writer';",
+      // orders-api only reads orders; the batch writer writes them.
       'GRANT SELECT ON KEYSPACE "orders" TO \'orders-api\';',
-      'GRANT MODIFY ON KEYSPACE "orders" TO \'orders-api\';',
+      'GRANT SELECT ON KEYSPACE "orders" TO \'orders-writer\';',
+      'GRANT MODIFY ON KEYSPACE "orders" TO \'orders-writer\';',
       'GRANT SELECT ON KEYSPACE "ledger" TO \'ledger\';',
       'GRANT MODIFY ON KEYSPACE "ledger" TO \'ledger\';',
     ]);

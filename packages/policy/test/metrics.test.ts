@@ -152,7 +152,7 @@ describe('the oracle on scrapes', () => {
   const asScraper: Peer = { kind: 'cert', spiffeId: scraper, trusted: true };
 
   it('lets the scraper GET every sidecar’s stats and the declared app metrics', () => {
-    for (const w of ['ingress', 'orders-api', 'ledger'])
+    for (const w of ['ingress', 'orders-api', 'ledger', 'orders-writer'])
       expect(allowed(model, scrape(w, asScraper, '/stats/prometheus')).allowed).toBe(true);
     expect(allowed(model, scrape('orders-api', asScraper, '/metrics'))).toEqual({
       allowed: true,
@@ -320,6 +320,7 @@ describe('compilePrometheusScrape', () => {
       'envoy-ledger',
       'envoy-orders-api',
       'app-orders-api',
+      'envoy-orders-writer',
       'prometheus',
     ]);
     const byName = Object.fromEntries(cfg.scrape_configs.map((j) => [j.job_name, j]));
@@ -382,6 +383,7 @@ describe('compilePrometheusScrape', () => {
       ['envoy-ledger', ['127.0.0.1:15090']],
       ['envoy-orders-api', ['127.0.0.1:15090']],
       ['app-orders-api', ['127.0.0.1:15090']],
+      ['envoy-orders-writer', ['127.0.0.1:15090']],
       ['prometheus', ['127.0.0.1:9090']],
     ]);
     expect(cfg.scrape_configs[0]?.tls_config?.cert_file).toBe('/srv/prometheus/certs/cert.pem');

@@ -165,7 +165,7 @@ describe('reference model: the mesh', () => {
 describe('reference model: data services', () => {
   const acls = compileKafkaAcls(model);
   const cql = parseCassandraAuth(compileCassandra(model).cql);
-  it('Kafka: orders-api produces, ledger consumes in group ledger, ledger cannot produce', () => {
+  it('Kafka: orders-api produces the intake, orders-writer consumes it and alone produces orders.v1, ledger consumes that', () => {
     const k = (
       identity: string,
       operation: 'READ' | 'WRITE' | 'DESCRIBE',
@@ -187,13 +187,27 @@ describe('reference model: data services', () => {
       expect(e).toBe(o);
       return o;
     };
-    expect(k('orders-api', 'WRITE', 'TOPIC', 'orders.v1')).toBe(true);
-    expect(k('orders-api', 'DESCRIBE', 'TOPIC', 'orders.v1')).toBe(true);
+    // The order queue: orders-api produces it; it cannot read it back, nor produce orders.v1.
+    expect(k('orders-api', 'WRITE', 'TOPIC', 'orders.intake.v1')).toBe(true);
+    expect(k('orders-api', 'DESCRIBE', 'TOPIC', 'orders.intake.v1')).toBe(true);
+    expect(k('orders-api', 'READ', 'TOPIC', 'orders.intake.v1')).toBe(false);
+    expect(k('orders-api', 'WRITE', 'TOPIC', 'orders.v1')).toBe(false);
+    expect(k('orders-api', 'READ', 'TOPIC', 'orders.v1')).toBe(false);
+    // The batch writer consumes the queue as group orders-writer only, and produces orders.v1.
+    expect(k('orders-writer', 'READ', 'TOPIC', 'orders.intake.v1')).toBe(true);
+    expect(k('orders-writer', 'READ', 'GROUP', 'orders-writer')).toBe(true);
+    expect(k('orders-writer', 'WRITE', 'TOPIC', 'orders.v1')).toBe(true);
+    expect(k('orders-writer', 'READ', 'GROUP', 'ledger')).toBe(false);
+    expect(k('orders-writer', 'READ', 'GROUP', 'orders-writer-2')).toBe(false);
+    expect(k('orders-writer', 'WRITE', 'TOPIC', 'orders.intake.v1')).toBe(false);
+    expect(k('orders-writer', 'READ', 'TOPIC', 'orders.v1')).toBe(false);
+    // ledger consumes orders.v1 as group ledger; it cannot produce, nor read the queue.
     expect(k('ledger', 'READ', 'TOPIC', 'orders.v1')).toBe(true);
     expect(k('ledger', 'READ', 'GROUP', 'ledger')).toBe(true);
     expect(k('ledger', 'WRITE', 'TOPIC', 'orders.v1')).toBe(false);
-    expect(k('orders-api', 'READ', 'TOPIC', 'orders.v1')).toBe(false);
     expect(k('ledger', 'READ', 'GROUP', 'other')).toBe(false);
+    expect(k('ledger', 'READ', 'TOPIC', 'orders.intake.v1')).toBe(false);
+    expect(k('ledger', 'READ', 'GROUP', 'orders-writer')).toBe(false);
   });
 
   it('Cassandra: each app on its own keyspace only, never a system keyspace', () => {
@@ -213,7 +227,14 @@ describe('reference model: data services', () => {
       expect(evaluateCassandra(cql, req).allowed).toBe(o);
       return o;
     };
-    expect(c('orders-api', 'orders', 'MODIFY', 'orders')).toBe(true);
+    // orders-writer writes orders and reads which exist; orders-api only reads them.
+    expect(c('orders-writer', 'orders', 'MODIFY', 'orders')).toBe(true);
+    expect(c('orders-writer', 'orders', 'SELECT', 'orders')).toBe(true);
+    expect(c('orders-api', 'orders', 'SELECT', 'orders')).toBe(true);
+    expect(c('orders-api', 'orders', 'MODIFY', 'orders')).toBe(false);
+    expect(c('orders-api', 'orders', 'MODIFY')).toBe(false);
+    expect(c('orders-writer', 'ledger', 'SELECT', 'order_entries')).toBe(false);
+    expect(c('orders-writer', 'orders', 'CREATE')).toBe(false);
     expect(c('ledger', 'ledger', 'MODIFY', 'order_entries')).toBe(true);
     expect(c('ledger', 'orders', 'SELECT', 'orders')).toBe(false);
     expect(c('orders-api', 'orders', 'CREATE')).toBe(false);

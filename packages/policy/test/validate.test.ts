@@ -170,7 +170,7 @@ const cases: Case[] = [
         permissions: ['SELECT', 'CREATE'],
       }),
     error: {
-      path: 'cassandra.grants[2].permissions[1]',
+      path: 'cassandra.grants[3].permissions[1]',
       reason: 'CREATE applies to a keyspace, not a table',
     },
   },
@@ -183,7 +183,7 @@ const cases: Case[] = [
         permissions: ['SELECT'],
       }),
     error: {
-      path: 'cassandra.grants[2].identity',
+      path: 'cassandra.grants[3].identity',
       reason: "workloads.ingress does not list 'cassandra' in calls",
     },
   },

@@ -11,6 +11,7 @@ import { compileForCluster } from '@trellis/components/k8s/compile';
 import { dataTls } from '@trellis/components/k8s/dataTls';
 import { clusterIssuers } from '@trellis/components/k8s/issuers';
 import { loadModelFile, referenceModelPath } from '@trellis/components/model';
+import { serviceEnvSchemas } from '@trellis/components/services';
 import { testBuildOutput } from '@trellis/components/testing/images';
 import type { TestBuildOutput } from '@trellis/components/testing/images';
 import { ledgerEnvSchema } from '@trellis/ledger/env';
@@ -95,7 +96,7 @@ beforeAll(async () => {
   process.stderr.write(
     `[cluster] ${applied} CRDs applied (${crds.versionSet}):\n${formatManifest(crds.manifest)}\n`,
   );
-  build = testBuildOutput(['orders-api', 'ledger']);
+  build = testBuildOutput(['orders-api', 'ledger', 'orders-writer']);
   dir = mkdtempSync(join(tmpdir(), 'trellis-cluster-'));
   const images = committed['trellis:images'] as Record<string, unknown>;
   ws = await pulumiWorkspace({
@@ -191,7 +192,9 @@ describe(`infra/k8s on a real API server (stack ${STACK})`, () => {
       .map((s) => s?.matchLabels?.app)
       .filter((a): a is string => a !== undefined);
     expect(selected).toContain('orders-api');
+    // Nobody calls ledger or the batch writer: allow-nothing alone applies to them.
     expect(selected).not.toContain('ledger');
+    expect(selected).not.toContain('orders-writer');
   });
 
   it('checks JWTs with the issuer, audiences and the payload header the services read', async () => {
@@ -239,7 +242,7 @@ describe(`infra/k8s on a real API server (stack ${STACK})`, () => {
   it('runs each service as the ServiceAccount its SPIFFE ID names', async () => {
     const sas = await list('v1', 'serviceaccounts');
     const deployments = await list('apps/v1', 'deployments');
-    for (const w of ['orders-api', 'ledger']) {
+    for (const w of ['orders-api', 'ledger', 'orders-writer']) {
       const ns = namespaceOf(compiled.model, w);
       const sa = sas.find((s) => key(s) === `${ns}/${w}`);
       expect(sa, w).toBeDefined();
@@ -256,7 +259,11 @@ describe(`infra/k8s on a real API server (stack ${STACK})`, () => {
   it('gives each service an environment its exported schema accepts, and mounts its data-client certificate', async () => {
     const deployments = await list('apps/v1', 'deployments');
     const certs = await list('cert-manager.io/v1', 'certificates');
-    const schemas = { 'orders-api': ordersApiEnvSchema, ledger: ledgerEnvSchema };
+    const schemas = {
+      'orders-api': ordersApiEnvSchema,
+      ledger: ledgerEnvSchema,
+      'orders-writer': serviceEnvSchemas['orders-writer'],
+    };
     for (const [w, schema] of Object.entries(schemas)) {
       const ns = namespaceOf(compiled.model, w);
       const pod = podSpec(deployments.find((x) => key(x) === `${ns}/${w}`));

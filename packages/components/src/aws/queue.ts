@@ -16,8 +16,8 @@ export interface WriteQueueArgs {
 }
 
 /**
- * The SQS queue that batches writes (orders-api produces, ledger consumes), encrypted at rest, with a
- * dead-letter queue and a queue policy that refuses non-TLS access. Both are FIFO queues with explicit
+ * The SQS queue that batches writes (orders-api produces, orders-writer consumes), encrypted at
+ * rest, with a dead-letter queue and a queue policy that refuses non-TLS access. Both are FIFO queues with explicit
  * deduplication: the order queue adapter (`@trellis/service-platform/queue`, ADR 0021) sends each
  * order with `MessageDeduplicationId` = its idempotent id, so a retried publish is not stored twice;
  * a FIFO queue's dead-letter queue must be FIFO too. Pulumi's autonaming adds the `.fifo` suffix a

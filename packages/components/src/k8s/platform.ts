@@ -21,7 +21,7 @@ import { MeshPolicy } from './meshPolicy.ts';
 import { isServiceName, serviceEnvSchemas } from '../services.ts';
 import { MeshService } from './meshService.ts';
 import { SloRules } from './sloRules.ts';
-import { k8sServiceEnv } from './serviceEnv.ts';
+import { k8sServiceEnv, type SqsOrderQueue } from './serviceEnv.ts';
 
 /** Istio's root namespace: the Istio component installs there, mesh-wide policy lives there. */
 const rootNamespace = systemNamespaces.istio;
@@ -33,6 +33,11 @@ export interface ServiceDeployment {
   replicas?: number;
   /** ServiceAccount annotations, e.g. IRSA role ARNs on EKS. */
   serviceAccountAnnotations?: Record<string, pulumi.Input<string>>;
+  /**
+   * The SQS order queue the service uses in place of the Kafka intake topic (AWS): only for a service
+   * whose environment reads `ORDERS_QUEUE` (orders-api, orders-writer). @default the Kafka topic
+   */
+  orderQueue?: SqsOrderQueue;
 }
 
 /** Arguments of {@link Platform}. */
@@ -129,10 +134,19 @@ export class Platform extends pulumi.ComponentResource {
         );
       }
     }
-    for (const svc of Object.keys(args.services)) {
+    for (const [svc, d] of Object.entries(args.services)) {
       if (!model.workloads[svc] || model.workloads[svc]?.edge) {
         throw new pulumi.ResourceError(
           `Platform ${name}: services.${svc} is not a non-edge workload of the model`,
+          this,
+        );
+      }
+      if (
+        d.orderQueue !== undefined &&
+        !(isServiceName(svc) && Object.hasOwn(serviceEnvSchemas[svc].properties, 'ORDERS_QUEUE'))
+      ) {
+        throw new pulumi.ResourceError(
+          `Platform ${name}: services.${svc}.orderQueue: ${svc} reads no order queue (ORDERS_QUEUE is not in its env schema)`,
           this,
         );
       }
@@ -287,6 +301,7 @@ export class Platform extends pulumi.ComponentResource {
               cassandraServerName: cassandra.contactPoint.apply((cp) => splitHostPort(cp).host),
               kafkaBootstrap: kafka.bootstrap,
               dataplane,
+              ...(d.orderQueue !== undefined ? { orderQueue: d.orderQueue } : {}),
             }),
             envSchema: serviceEnvSchemas[workload],
           }

@@ -10,6 +10,7 @@ import type {
   CassandraEnv,
   IdentityEnv,
   KafkaEnv,
+  QueueEnv,
   ServerEnv,
 } from '@trellis/service-platform/env-schema';
 import { consumerGroupOf, type ServiceEnvs, type ServiceName } from '../services.ts';
@@ -18,6 +19,17 @@ import { dataTlsPath } from './dataTls.ts';
 
 /** An environment type whose values may be Pulumi outputs (a bootstrap address, say). */
 export type EnvInputs<E> = { [K in keyof E]: pulumi.Input<NonNullable<E[K]>> };
+
+/**
+ * The SQS FIFO order queue (AWS's WriteQueue): a service given one uses it in place of the Kafka
+ * intake topic (`ORDERS_QUEUE=sqs`), with the credentials of its ServiceAccount's IRSA role.
+ */
+export interface SqsOrderQueue {
+  /** The queue's URL (WriteQueue.url), ends in `.fifo`. */
+  url: pulumi.Input<string>;
+  /** The AWS region of the queue. */
+  region: string;
+}
 
 /** What the platform knows about where a service runs and what it talks to. */
 export interface K8sServiceContext {
@@ -36,6 +48,8 @@ export interface K8sServiceContext {
   kafkaBootstrap: pulumi.Input<string>;
   /** How the workload's namespace joins the mesh (Platform's `dataplane`). */
   dataplane: DataplaneMode;
+  /** The order queue, when it is SQS rather than the Kafka intake topic. @default the Kafka topic */
+  orderQueue?: SqsOrderQueue;
 }
 
 /** What every service gets: listen address and port, identity header, data stores. */
@@ -72,14 +86,26 @@ function common(
   };
 }
 
+/** The order queue's variables: none for the Kafka intake topic (the services' default). */
+function queue(c: K8sServiceContext): EnvInputs<QueueEnv> {
+  if (c.orderQueue === undefined) return {};
+  return {
+    ORDERS_QUEUE: 'sqs',
+    SQS_QUEUE_URL: c.orderQueue.url,
+    SQS_REGION: c.orderQueue.region,
+  };
+}
+
+/** `KAFKA_GROUP_ID`: the consumer group the model gives the workload (its ACL names that group). */
+function consumerGroup(c: K8sServiceContext): { KAFKA_GROUP_ID?: string } {
+  const group = consumerGroupOf(c.model, c.workload);
+  return group !== undefined ? { KAFKA_GROUP_ID: group } : {};
+}
+
 const builders: { [S in ServiceName]: (c: K8sServiceContext) => EnvInputs<ServiceEnvs[S]> } = {
-  'orders-api': (c) => common(c),
-  ledger: (c) => {
-    const group = consumerGroupOf(c.model, c.workload);
-    const consumer: EnvInputs<Pick<ServiceEnvs['ledger'], 'KAFKA_GROUP_ID'>> =
-      group !== undefined ? { KAFKA_GROUP_ID: group } : {};
-    return { ...common(c), ...consumer };
-  },
+  'orders-api': (c) => ({ ...common(c), ...queue(c) }),
+  'orders-writer': (c) => ({ ...common(c), ...consumerGroup(c), ...queue(c) }),
+  ledger: (c) => ({ ...common(c), ...consumerGroup(c) }),
 };
 
 /** The environment of the service that runs `c.workload`, as that service declares it. */
