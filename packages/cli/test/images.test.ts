@@ -33,7 +33,9 @@ describe('./trellis images usage', () => {
     expect(await images(['--bogus'])).toBe(2);
     expect(err).toContain('trellis images: unknown option --bogus');
     expect(await images(['payments'])).toBe(2);
-    expect(err).toContain('trellis images: unknown service payments (have ledger, orders-api)');
+    expect(err).toContain(
+      'trellis images: unknown service payments (have ledger, orders-api, orders-writer)',
+    );
     expect(await images(['--node', '24.1.0'])).toBe(2);
     expect(err).toContain('trellis images: --node goes with --update-base');
     expect(await images(['--update-base', '--node', 'latest'])).toBe(2);

@@ -1,5 +1,6 @@
 import { loadConfig as loadLedgerConfig } from '@trellis/ledger/config';
 import { loadConfig as loadOrdersApiConfig } from '@trellis/orders-api/config';
+import { loadConfig as loadOrdersWriterConfig } from '@trellis/orders-writer/config';
 import { describe, expect, it } from 'vitest';
 import { withMountedDataTls } from './support/dataTls.ts';
 import { dataTlsPath } from '../src/k8s/dataTls.ts';
@@ -23,14 +24,10 @@ const at = {
   kafkaBootstrap: 'trellis-kafka-bootstrap.trellis-kafka.svc.cluster.local:9093',
   dataplane: 'sidecar',
 } as const;
-// orders-writer's loader (@trellis/orders-writer/config) lands with the service itself; until then
-// its environment is checked against its schema alone (below).
-const loaders: Record<
-  Exclude<ServiceName, 'orders-writer'>,
-  (env: Record<string, string>) => unknown
-> = {
+const loaders: Record<ServiceName, (env: Record<string, string>) => unknown> = {
   'orders-api': loadOrdersApiConfig,
   ledger: loadLedgerConfig,
+  'orders-writer': loadOrdersWriterConfig,
 };
 const queue = {
   url: 'https://sqs.us-east-1.amazonaws.com/123456789012/trellis-writes-queue-1a2b3c.fifo',
@@ -38,7 +35,7 @@ const queue = {
 };
 
 describe('k8sServiceEnv', () => {
-  it.each(['orders-api', 'ledger'] as const)(
+  it.each(['orders-api', 'ledger', 'orders-writer'] as const)(
     "builds %s's environment valid against its schema and accepted by its loader",
     (workload) => {
       const env = k8sServiceEnv({ ...at, workload }) as Record<string, string>;
