@@ -79,7 +79,7 @@ export function setup(): SetupData {
       },
     );
     const id =
-      res.status === 201 ? (JSON.parse(String(res.body)) as { id?: string }).id : undefined;
+      res.status === 202 ? (JSON.parse(String(res.body)) as { id?: string }).id : undefined;
     if (!id)
       fail(
         `setup: POST ${a.sidecarUrl}/orders (arm ${a.name}) answered ${res.status} ${res.error}`,

@@ -71,7 +71,7 @@ const server = createServer((req, res) => {
         createdAt: new Date().toISOString(),
       };
       if (orders.size < 100_000) orders.set(order.id, order);
-      send(201, order);
+      send(202, order);
     });
     return;
   }
