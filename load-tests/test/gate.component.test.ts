@@ -18,7 +18,7 @@ const reports = join(root, 'reports');
 let stack: MiniStack | undefined;
 
 // Short phases: enough requests for stable percentiles at the smoke rate, and a bounded run.
-const short = { durationS: 10, warmupS: 3, connectS: 5, rps: 20, meshRate: 4 };
+const short = { durationS: 6, warmupS: 3, connectS: 5, rps: 20, meshRate: 4 };
 const generous = ['create-order:p99=5000', 'get-order:p99=5000', 'mesh:p50=1000,p99=5000'];
 
 /** Every file of a report dir, as text. */
