@@ -17,7 +17,7 @@ import {
   type ValidModel,
 } from '@trellis/policy';
 import type { StackContext } from './context.ts';
-import { deployDataMetrics, planDataMetrics } from './data-metrics.ts';
+import { deployDataMetrics, planDataMetrics, type DataMetricsPlan } from './data-metrics.ts';
 
 /** The identity Pulumi uses to apply CQL grants and Kafka ACLs (a superuser of both). */
 export const PLATFORM_ADMIN = 'platform-admin';
@@ -70,9 +70,10 @@ export interface DataLayer {
   resources: pulumi.Resource[];
   /**
    * The nodes' metrics fronts (ADR 0020), when the model has a metrics scraper: what Prometheus
-   * scrapes (`jmx-cassandra`, `jmx-kafka`) and the fronts themselves.
+   * scrapes (`jmx-cassandra`, `jmx-kafka`), where each front and agent is, and the fronts.
    */
   metrics: {
+    plan: DataMetricsPlan[];
     targets: Partial<Record<DataService, EnvoyEndpoint>>;
     fronts: LocalDataMetricsFront[];
   };
@@ -235,6 +236,6 @@ export function deployData(ctx: StackContext, opts?: pulumi.ComponentResourceOpt
     egress: plan.egress,
     admin: adminIdentity,
     resources: [cassandra, kafka],
-    metrics,
+    metrics: { plan: metricsPlan, ...metrics },
   };
 }

@@ -88,6 +88,11 @@ function pickMeshBase(): Promise<number> {
       ...Array.from({ length: 40 }, (_, i) => p.sidecarOutboundFrom + i),
       p.prometheus,
       ...Array.from({ length: 10 }, (_, i) => p.sidecarMetricsFrom + i),
+      // The data nodes' metrics fronts, their admins and JMX exporters (Cassandra, Kafka).
+      ...[p.serverMetricsFrom, p.serverMetricsAdminFrom, p.jmxExporterFrom].flatMap((s) => [
+        s,
+        s + 1,
+      ]),
       // The broken sidecar of the last test.
       p.envoyAdminFrom + 90,
       p.sidecarInboundFrom + 90,
