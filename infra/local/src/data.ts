@@ -8,8 +8,16 @@ import { LocalCassandra, type ServerPod } from '@trellis/components/local/cassan
 import { LocalKafka, type KafkaWorkloadListener } from '@trellis/components/local/kafka';
 import { WorkloadCertificate } from '@trellis/components/local/pki';
 import { podAddress } from '@trellis/local/pods';
-import { callersOf, type BoundModel, type DataService, type ValidModel } from '@trellis/policy';
+import type { LocalDataMetricsFront } from '@trellis/components/local/data-metrics';
+import {
+  callersOf,
+  type BoundModel,
+  type DataService,
+  type EnvoyEndpoint,
+  type ValidModel,
+} from '@trellis/policy';
 import type { StackContext } from './context.ts';
+import { deployDataMetrics, planDataMetrics, type DataMetricsPlan } from './data-metrics.ts';
 
 /** The identity Pulumi uses to apply CQL grants and Kafka ACLs (a superuser of both). */
 export const PLATFORM_ADMIN = 'platform-admin';
@@ -60,6 +68,15 @@ export interface DataLayer {
   admin: { spiffeId: string; certificate: WorkloadCertificate };
   /** Depend on these to start after the data layer is up, with its grants and ACLs applied. */
   resources: pulumi.Resource[];
+  /**
+   * The nodes' metrics fronts (ADR 0020), when the model has a metrics scraper: what Prometheus
+   * scrapes (`jmx-cassandra`, `jmx-kafka`), where each front and agent is, and the fronts.
+   */
+  metrics: {
+    plan: DataMetricsPlan[];
+    targets: Partial<Record<DataService, EnvoyEndpoint>>;
+    fronts: LocalDataMetricsFront[];
+  };
 }
 
 /**
@@ -140,6 +157,15 @@ export function deployData(ctx: StackContext, opts?: pulumi.ComponentResourceOpt
     { parent: opts?.parent, dependsOn: [ctx.ca] },
   );
   const adminIdentity = { spiffeId: platformAdminSpiffeId(ctx.model), certificate: admin };
+  // Each node's JMX exporter agent and its metrics front, when the model has a scraper.
+  const metricsPlan = planDataMetrics(ctx.model, ctx.ports, {
+    ...(cassandraPod !== undefined ? { cassandra: cassandraPod.address } : {}),
+    ...(kafkaPod !== undefined ? { kafka: kafkaPod.address } : {}),
+  });
+  const exporter = (service: DataService) => {
+    const p = metricsPlan.find((x) => x.service === service);
+    return p !== undefined ? { jmxExporter: { port: p.exporterPort } } : {};
+  };
 
   const cassandra = new LocalCassandra(
     'cassandra',
@@ -157,6 +183,7 @@ export function deployData(ctx: StackContext, opts?: pulumi.ComponentResourceOpt
       certValidHours: ctx.certValidHours,
       rotation: ctx.rotation,
       ...(cassandraPod !== undefined ? { pod: cassandraPod } : {}),
+      ...exporter('cassandra'),
     },
     opts,
   );
@@ -179,6 +206,16 @@ export function deployData(ctx: StackContext, opts?: pulumi.ComponentResourceOpt
       certValidHours: ctx.certValidHours,
       rotation: ctx.rotation,
       ...(kafkaPod !== undefined ? { pod: kafkaPod } : {}),
+      ...exporter('kafka'),
+    },
+    opts,
+  );
+  const metrics = deployDataMetrics(
+    ctx,
+    metricsPlan,
+    {
+      ...(cassandraPod !== undefined ? { cassandra: cassandraPod } : {}),
+      ...(kafkaPod !== undefined ? { kafka: kafkaPod } : {}),
     },
     opts,
   );
@@ -199,5 +236,6 @@ export function deployData(ctx: StackContext, opts?: pulumi.ComponentResourceOpt
     egress: plan.egress,
     admin: adminIdentity,
     resources: [cassandra, kafka],
+    metrics: { plan: metricsPlan, ...metrics },
   };
 }

@@ -2,13 +2,14 @@
  * The stack's Prometheus (ADR 0020): the model's metrics scraper, with its own SVID, scraping every
  * sidecar's metrics listener over mTLS (Envoy's stats and the apps' declared `/metrics`), with the
  * SLO rules compiled from the route budgets. It runs on the host; its UI and API listen on the host's
- * loopback (`binding.metrics.listen`). Call it last: `deployMetrics(ctx, mesh)` scrapes the sidecars
- * `deployMesh` started.
+ * loopback (`binding.metrics.listen`). Call it last: `deployMetrics(ctx, mesh, data)` scrapes the
+ * sidecars `deployMesh` started and the data nodes' metrics fronts `deployData` started.
  */
 import type * as pulumi from '@pulumi/pulumi';
 import { LocalPrometheus } from '@trellis/components/local/prometheus';
 import { localScraperName } from '@trellis/policy';
 import type { StackContext } from './context.ts';
+import type { DataLayer } from './data.ts';
 import type { MeshLayer } from './mesh.ts';
 
 /** What {@link deployMetrics} returns: the stack output `prometheus`. */
@@ -16,7 +17,7 @@ export interface MetricsLayer {
   /** `http://127.0.0.1:<basePort + 90>`: the UI, `/api/v1/targets`, `/consoles/`. */
   url: string;
   spiffeId: string;
-  /** The scrape jobs: `envoy-<workload>`, `app-<workload>`, `prometheus`. */
+  /** The scrape jobs: `envoy-<workload>`, `app-<workload>`, `jmx-<service>`, `prometheus`. */
   jobs: string[];
   prometheus: LocalPrometheus;
 }
@@ -28,6 +29,7 @@ export interface MetricsLayer {
 export function deployMetrics(
   ctx: StackContext,
   mesh: MeshLayer,
+  data: Pick<DataLayer, 'metrics'>,
   opts?: pulumi.ComponentResourceOptions,
   settings: { scrapeInterval?: string } = {},
 ): MetricsLayer | undefined {
@@ -40,10 +42,11 @@ export function deployMetrics(
       dir: ctx.runDir(localScraperName),
       certValidHours: ctx.certValidHours,
       rotation: ctx.rotation,
+      dataTargets: data.metrics.targets,
       ...(settings.scrapeInterval !== undefined ? { scrapeInterval: settings.scrapeInterval } : {}),
     },
     // Its first scrape finds every sidecar up.
-    { ...opts, dependsOn: mesh.resources },
+    { ...opts, dependsOn: [...mesh.resources, ...data.metrics.fronts] },
   );
   return {
     url: prometheus.url,

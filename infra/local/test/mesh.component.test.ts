@@ -88,6 +88,11 @@ function pickMeshBase(): Promise<number> {
       ...Array.from({ length: 40 }, (_, i) => p.sidecarOutboundFrom + i),
       p.prometheus,
       ...Array.from({ length: 10 }, (_, i) => p.sidecarMetricsFrom + i),
+      // The data nodes' metrics fronts, their admins and JMX exporters (Cassandra, Kafka).
+      ...[p.serverMetricsFrom, p.serverMetricsAdminFrom, p.jmxExporterFrom].flatMap((s) => [
+        s,
+        s + 1,
+      ]),
       // The broken sidecar of the last test.
       p.envoyAdminFrom + 90,
       p.sidecarInboundFrom + 90,
@@ -382,7 +387,7 @@ describe('a request through nginx, the sidecars and orders-api', () => {
     expect(edge.subjectAltName).toBe('DNS:localhost, IP Address:127.0.0.1');
   });
 
-  it('runs Prometheus with its own SVID: every sidecar and orders-api’s metrics scraped over mTLS, all up', async () => {
+  it('runs Prometheus with its own SVID: every sidecar, orders-api’s metrics and the data nodes’ JMX exporters scraped over mTLS, all up', async () => {
     const { url, jobs } = out.prometheus;
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     type Target = { labels: Record<string, string>; health: string; scrapeUrl: string };
@@ -403,6 +408,8 @@ describe('a request through nginx, the sidecars and orders-api', () => {
       ['envoy-ledger', 'up'],
       ['envoy-orders-api', 'up'],
       ['envoy-orders-writer', 'up'],
+      ['jmx-cassandra', 'up'],
+      ['jmx-kafka', 'up'],
       ['prometheus', 'up'],
     ]);
     for (const t of targets)

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { LocalMeshCa } from '@trellis/components/local/pki';
 import { RecordingMocks } from '@trellis/components/testing/mocks';
-import { bindOrThrow, parseModel, type BoundModel } from '@trellis/policy';
+import { bindOrThrow, localPortsAt, parseModel, type BoundModel } from '@trellis/policy';
 import { localEnvironment } from '../src/context.ts';
 
 const mocks = new RecordingMocks({ fallback: () => ({}) });
@@ -26,6 +26,17 @@ beforeAll(async () => {
   if (!r.ok) throw new Error('trellis.yaml is invalid');
   model = bindOrThrow(r.model, localEnvironment(8000, '/stack'), 'the local stack');
 });
+
+/** trellis.yaml without its metrics scraper (and the app metrics that need one), bound locally. */
+function noScraper(): BoundModel {
+  const r = parseModel(
+    readFileSync(join(import.meta.dirname, '../../../trellis.yaml'), 'utf8')
+      .replace(/^metrics:\n {2}scraper: .*\n/m, '')
+      .replace(/^ {4}metrics: \{ port: http.*\n/m, ''),
+  );
+  if (!r.ok) throw new Error(JSON.stringify(r.errors));
+  return bindOrThrow(r.model, localEnvironment(8000, '/stack'), 'no scraper');
+}
 
 // Never used: every case throws before a child (a dynamic resource, which vitest cannot serialize).
 const ca = () => ({}) as LocalMeshCa;
@@ -183,13 +194,7 @@ describe('the metrics scraper (ADR 0020)', () => {
 
   it('LocalPrometheus refuses a model bound without a scraper', async () => {
     const { LocalPrometheus } = await import('@trellis/components/local/prometheus');
-    const r = parseModel(
-      readFileSync(join(import.meta.dirname, '../../../trellis.yaml'), 'utf8')
-        .replace(/^metrics:\n {2}scraper: .*\n/m, '')
-        .replace(/^ {4}metrics: \{ port: http.*\n/m, ''),
-    );
-    if (!r.ok) throw new Error(JSON.stringify(r.errors));
-    const none = bindOrThrow(r.model, localEnvironment(8000, '/stack'), 'no scraper');
+    const none = noScraper();
     expect(none.binding.metrics).toBeUndefined();
     expect(() => new LocalPrometheus('prom1', { model: none, ca: ca(), dir: '/run/p' })).toThrow(
       'prom1: model.binding.metrics must give the scraper SVID files and a listener',
@@ -219,5 +224,165 @@ describe('the metrics scraper (ADR 0020)', () => {
       ['prometheus', 'http', ['127.0.0.1:8090']],
     ]);
     expect(JSON.parse(f['slo-rules.yaml'])).toHaveProperty('groups');
+  });
+
+  it('compiles the data nodes’ jobs from the plan: each front over https, checked by its DNS name', async () => {
+    const { prometheusFiles } = await import('@trellis/components/local/prometheus');
+    const { planDataMetrics } = await import('../src/data-metrics.ts');
+    const plan = planDataMetrics(model, localPortsAt(8000), { cassandra: '198.18.8.22' });
+    expect(plan).toEqual([
+      {
+        service: 'cassandra',
+        listen: { address: '198.18.8.22', port: 8560 },
+        adminPort: 8570,
+        exporterPort: 8580,
+      },
+      {
+        service: 'kafka',
+        listen: { address: '127.0.0.1', port: 8561 },
+        adminPort: 8571,
+        exporterPort: 8581,
+      },
+    ]);
+    const f = prometheusFiles(
+      model,
+      '15s',
+      Object.fromEntries(plan.map((p) => [p.service, p.listen])),
+    );
+    const jmx = f.scrape.scrape_configs.filter((j) => j.job_name.startsWith('jmx-'));
+    expect(
+      jmx.map((j) => [
+        j.job_name,
+        j.scheme,
+        j.metrics_path,
+        j.tls_config?.server_name,
+        j.tls_config?.cert_file,
+        j.static_configs[0]?.targets,
+      ]),
+    ).toEqual([
+      [
+        'jmx-cassandra',
+        'https',
+        '/metrics',
+        'cassandra.trellis.svc',
+        '/stack/pki/prometheus/cert.pem',
+        ['198.18.8.22:8560'],
+      ],
+      [
+        'jmx-kafka',
+        'https',
+        '/metrics',
+        'kafka.trellis.svc',
+        '/stack/pki/prometheus/cert.pem',
+        ['127.0.0.1:8561'],
+      ],
+    ]);
+  });
+
+  it('plans no data metrics without a scraper', async () => {
+    const { planDataMetrics } = await import('../src/data-metrics.ts');
+    expect(planDataMetrics(noScraper(), localPortsAt(8000))).toEqual([]);
+  });
+});
+
+describe('the data nodes’ metrics (ADR 0020)', () => {
+  const front = () => ({
+    model,
+    service: 'cassandra' as const,
+    ca: ca(),
+    certDir: '/pki/cassandra-metrics',
+    dir: '/run/cassandra-metrics',
+    listen: { address: '127.0.0.1', port: 8560 },
+    adminPort: 8570,
+    exporterPort: 8580,
+  });
+
+  it('LocalDataMetricsFront refuses a bad port and an admin on the exporter’s port, naming the field', async () => {
+    const { LocalDataMetricsFront } = await import('@trellis/components/local/data-metrics');
+    expect(
+      () =>
+        new LocalDataMetricsFront('dm1', { ...front(), listen: { address: '127.0.0.1', port: 0 } }),
+    ).toThrow('dm1: listen.port must be a TCP port, got 0');
+    expect(() => new LocalDataMetricsFront('dm2', { ...front(), exporterPort: 70_000 })).toThrow(
+      'dm2: exporterPort must be a TCP port, got 70000',
+    );
+    expect(() => new LocalDataMetricsFront('dm3', { ...front(), adminPort: 8580 })).toThrow(
+      "dm3: adminPort and exporterPort are both 8580 on the node's loopback",
+    );
+  });
+
+  it('LocalDataMetricsFront refuses a model without a scraper, and a pod on loopback', async () => {
+    const { LocalDataMetricsFront } = await import('@trellis/components/local/data-metrics');
+    expect(() => new LocalDataMetricsFront('dm4', { ...front(), model: noScraper() })).toThrow(
+      "dm4: metrics.scraper: the model declares no metrics scraper, so nobody may read cassandra's metrics",
+    );
+    const launch = { netns: 'trellis.t.cassandra', uid: 1000, gid: 1000 };
+    expect(
+      () =>
+        new LocalDataMetricsFront('dm5', {
+          ...front(),
+          pod: { launch, address: '127.0.0.5' },
+        }),
+    ).toThrow("dm5: pod.address must be an IPv4 address off loopback, got '127.0.0.5'");
+  });
+
+  it('the front compiles to one mTLS listener for the scraper, routed to the agent on loopback', async () => {
+    const { dataMetricsFrontArtefacts } = await import('@trellis/components/local/data-metrics');
+    const a = dataMetricsFrontArtefacts(
+      model,
+      'kafka',
+      { listen: { address: '198.18.8.23', port: 8561 }, adminPort: 8571, exporterPort: 8581 },
+      '/run/kafka-metrics',
+      { cert: '/pki/k/cert.pem', key: '/pki/k/key.pem', bundle: '/pki/k/bundle.pem' },
+    );
+    const b = a.bootstrap;
+    expect(b.admin?.address).toEqual({
+      socket_address: { address: '127.0.0.1', port_value: 8571 },
+    });
+    expect(b.static_resources.listeners.map((l) => l.address)).toEqual([
+      { socket_address: { address: '198.18.8.23', port_value: 8561 } },
+    ]);
+    expect(JSON.stringify(b.static_resources.clusters)).toContain(
+      '{"socket_address":{"address":"127.0.0.1","port_value":8581}}',
+    );
+    expect(JSON.stringify(b)).toContain('spiffe://trellis.local/ns/trellis/sa/prometheus');
+    expect(Object.keys(a.sdsFiles).every((p) => p.startsWith('/run/kafka-metrics/sds/'))).toBe(
+      true,
+    );
+  });
+
+  it('LocalCassandra and LocalKafka refuse an exporter port that is not a port or is one of theirs', async () => {
+    const { LocalCassandra } = await import('@trellis/components/local/cassandra');
+    const { LocalKafka } = await import('@trellis/components/local/kafka');
+    const admin = {
+      spiffeId: 'spiffe://trellis.local/ns/trellis/sa/platform-admin',
+      certificate: {} as never,
+    };
+    const c = {
+      model,
+      ca: ca(),
+      dir: '/run/cassandra',
+      certDir: '/pki/cassandra',
+      admin,
+      ports: { native: 8042, storage: 8070, jmx: 8071 },
+    };
+    expect(() => new LocalCassandra('cx1', { ...c, jmxExporter: { port: 0 } })).toThrow(
+      'cx1: jmxExporter.port must be a TCP port, got 0',
+    );
+    expect(() => new LocalCassandra('cx2', { ...c, jmxExporter: { port: 8071 } })).toThrow(
+      "cx2: jmxExporter.port 8071 is one of the node's own ports",
+    );
+    const k = {
+      model,
+      ca: ca(),
+      dir: '/run/kafka',
+      certDir: '/pki/kafka',
+      admin,
+      ports: { direct: 8300, broker: 8094, controller: 8093 },
+      workloadListeners: [{ workload: 'ledger', port: 8302, advertised: '127.0.0.1:8711' }],
+    };
+    expect(() => new LocalKafka('kx1', { ...k, jmxExporter: { port: 8302 } })).toThrow(
+      "kx1: jmxExporter.port 8302 is one of the node's own ports",
+    );
   });
 });

@@ -33,6 +33,12 @@ interface Outputs {
   edgeListen: Endpoint;
   sidecars: Record<string, { spiffeId: string }>;
   pods: Record<string, { address: string; user: string; launch: PodLaunch }>;
+  dataMetrics: {
+    service: 'cassandra' | 'kafka';
+    listen: Endpoint;
+    adminPort: number;
+    exporterPort: number;
+  }[];
 }
 
 let out: Outputs;
@@ -129,6 +135,49 @@ function serverIdentity(host: string, port: number): Promise<string> {
       resolve('timeout');
     });
     s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+  });
+}
+
+/**
+ * GET `path` from a data node's metrics front over TLS, checking the front's certificate for
+ * `<service>.trellis.svc` as Prometheus does, presenting the SVID in `svidDir` (or none): the
+ * status and body, or the error code when the handshake is refused.
+ */
+function scrapeFront(
+  e: Endpoint,
+  service: string,
+  svidDir: string | undefined,
+  opts: { method?: string; path?: string } = {},
+): Promise<{ status: number | string; body: string }> {
+  return new Promise((resolve) => {
+    const req = httpsRequest(
+      {
+        host: e.address,
+        port: e.port,
+        path: opts.path ?? '/metrics',
+        method: opts.method ?? 'GET',
+        servername: `${service}.trellis.svc`,
+        ca: readFileSync(out.caFile),
+        ...(svidDir !== undefined
+          ? {
+              cert: readFileSync(join(svidDir, 'cert.pem')),
+              key: readFileSync(join(svidDir, 'key.pem')),
+            }
+          : {}),
+        agent: false,
+        timeout: 10_000,
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
+    req.on('error', (e: NodeJS.ErrnoException) =>
+      resolve({ status: e.code ?? e.message, body: '' }),
+    );
+    req.end();
   });
 }
 
@@ -428,6 +477,37 @@ describe('every workload as a pod', () => {
     expect(percentile(s.diffs, 50)).toBeGreaterThan(0);
     // And the app itself stays unreachable from the host meanwhile.
     expect(await postFromHost(app.address, app.port)).toBe('ECONNREFUSED');
+  });
+
+  it('serves each data node’s JMX metrics to the scraper only, through the mTLS front in its pod', async () => {
+    const scraper = join(ts.stackDir, 'svid', 'prometheus');
+    const series = {
+      cassandra: 'cassandra_client_requests_total',
+      kafka: 'kafka_server_under_replicated_partitions',
+    };
+    expect(out.dataMetrics.map((m) => m.service)).toEqual(['cassandra', 'kafka']);
+    for (const m of out.dataMetrics) {
+      // The front listens on the node's pod address; the agent on the pod's own loopback.
+      expect(m.listen.address).toBe(pod(m.service).address);
+      // The scraper's SVID: 200 with the node's own series (their rules) and the agent's JVM's.
+      const ok = await scrapeFront(m.listen, m.service, scraper);
+      expect(ok.status, ok.body.slice(0, 200)).toBe(200);
+      expect(ok.body).toContain(series[m.service]);
+      expect(ok.body).toMatch(/^jvm_\w+/m);
+      // Another path or method of the same caller: RBAC's 403.
+      expect((await scrapeFront(m.listen, m.service, scraper, { path: '/' })).status).toBe(403);
+      expect((await scrapeFront(m.listen, m.service, scraper, { method: 'POST' })).status).toBe(
+        403,
+      );
+      // A workload's SVID from the same CA, and no certificate: refused at the handshake.
+      const ledger = await scrapeFront(m.listen, m.service, join(ts.stackDir, 'pki', 'ledger'));
+      expect(ledger.status).not.toBe(200);
+      expect(typeof ledger.status).toBe('string');
+      expect(typeof (await scrapeFront(m.listen, m.service, undefined)).status).toBe('string');
+      // The agent and the front's admin: reachable inside the node's pod only.
+      await privateToPod(m.service, { address: '127.0.0.1', port: m.exporterPort });
+      await privateToPod(m.service, { address: '127.0.0.1', port: m.adminPort });
+    }
   });
 
   it('leaves no namespace, link or pod user after destroy', async () => {

@@ -23,15 +23,25 @@
 // with and without pods (sidecar, Envoy hash, two egress listeners, its Kafka client listener
 // base + 304, app port base + 830, pod slot 3 at .5, its service env), written by planAt; every
 // existing port, address and hash stayed (checked key by key against the previous fixture).
+// Added to on purpose (issue 15, the data nodes' metrics wired into the stack, ADR 0020): the ports
+// `serverMetricsFrom` (base + 560), `serverMetricsAdminFrom` (base + 570) and `jmxExporterFrom`
+// (base + 580), `dataMetrics` (each node's front, its admin and its agent: Cassandra + 0, Kafka
+// + 1; the front on the server pod's address with pods), the fronts' Envoy hashes
+// (`cassandra-metrics`, `kafka-metrics`) and `scrape` (Prometheus's jobs and targets), written by
+// planAt; every existing port, address and hash stayed (checked key by key against the previous
+// fixture).
 import { svidFiles } from '@trellis/contracts';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { dataMetricsFrontArtefacts } from '@trellis/components/local/data-metrics';
+import { prometheusFiles } from '@trellis/components/local/prometheus';
 import { sidecarArtefacts } from '@trellis/components/local/sidecar';
 import { bindOrThrow, localPortsAt, parseModel, type ValidModel } from '@trellis/policy';
 import { localEnvironment, podPlan } from '../src/context.ts';
 import { planDataPorts } from '../src/data.ts';
+import { planDataMetrics } from '../src/data-metrics.ts';
 import { servedProvider } from '../src/identity.ts';
 import { sidecarPlan } from '../src/mesh.ts';
 import { serviceEnv } from '../src/service-env.ts';
@@ -79,6 +89,33 @@ function planAt(model: ValidModel, base: number, pods = false) {
     // The SDS files name the SVID paths and sit in the sidecar's dir: the hash pins both.
     envoyHashes[w] = sha(sidecarArtefacts(bound, { ...opts, nodeId: `${w}-sidecar` }, dir, svid));
   }
+  // The data nodes' metrics fronts (ADR 0020): where each listens, its admin, its node's agent.
+  const dataMetrics = planDataMetrics(bound, ports, env.pods?.servers);
+  for (const p of dataMetrics) {
+    const certDir = `/stack/pki/${p.service}-metrics`;
+    envoyHashes[`${p.service}-metrics`] = sha(
+      dataMetricsFrontArtefacts(bound, p.service, p, `/stack/run/${p.service}-metrics`, {
+        cert: `${certDir}/${svidFiles.cert}`,
+        key: `${certDir}/${svidFiles.key}`,
+        bundle: `${certDir}/${svidFiles.bundle}`,
+      }),
+    );
+  }
+  // What Prometheus scrapes: each job's targets, as endpoints, and the name it checks.
+  const scrape = prometheusFiles(
+    bound,
+    '15s',
+    Object.fromEntries(dataMetrics.map((p) => [p.service, p.listen])),
+  ).scrape.scrape_configs.map((j) => ({
+    job: j.job_name,
+    serverName: j.tls_config?.server_name ?? null,
+    targets: j.static_configs.flatMap((c) =>
+      c.targets.map((t) => {
+        const i = t.lastIndexOf(':');
+        return { address: t.slice(0, i), port: Number(t.slice(i + 1)) };
+      }),
+    ),
+  }));
   const idp = bound.identityProviders[provider];
   const cassandra = {
     host: '127.0.0.1',
@@ -100,6 +137,8 @@ function planAt(model: ValidModel, base: number, pods = false) {
     envoyHashes,
     egress: data.egress,
     kafkaListeners: data.kafkaListeners,
+    dataMetrics,
+    scrape,
     serviceEnv: Object.fromEntries(
       ['ledger', 'orders-api', 'orders-writer'].map((w) => [
         w,

@@ -69,6 +69,7 @@ export {
   localPortsAt,
 } from './bind/local.ts';
 export type { LocalPortName } from './bind/local.ts';
+export { localServerMetricsSlots } from './bind/local-servers.ts';
 export { peerPort } from './bind/peers.ts';
 export type {
   BindResult,

@@ -12,6 +12,7 @@ import {
   compilePrometheusScrape,
   envoyOptions,
   localPortOffsets,
+  localServerMetricsSlots,
   metricsListenerName,
   metricsServerName,
   scraperSpiffeId,
@@ -19,6 +20,7 @@ import {
   validateModel,
 } from '../src/index.ts';
 import type { BoundModel, EnvoyListener, Peer, ScrapeRequest, ValidModel } from '../src/index.ts';
+import { localAllocator } from '../src/bind/local.ts';
 import { referenceBound, referenceData, referenceModel } from './fixtures.ts';
 
 const scraper = 'spiffe://trellis.local/ns/trellis/sa/prometheus';
@@ -221,6 +223,38 @@ describe('binding the metrics listeners', () => {
       address: '198.18.8.2',
       statsPort: 8500,
     });
+  });
+
+  it('reserves the data nodes’ metrics ports (front, its admin, the JMX exporter) only with a scraper', () => {
+    const env = {
+      kind: 'local' as const,
+      basePort: 8000,
+      stackDir: '/stack',
+      keycloak: { baseUrl: 'https://localhost:8180' },
+    };
+    const ports = (m: ValidModel) => {
+      const a = localAllocator(m, env);
+      if ('errors' in a) throw new Error(JSON.stringify(a.errors));
+      return a
+        .reserved()
+        .filter((l) => /serverMetrics|jmxExporter/.test(l.path))
+        .map((l) => `${l.endpoint.address}:${l.endpoint.port} ${l.what}`);
+    };
+    expect(localServerMetricsSlots).toEqual({ cassandra: 0, kafka: 1, keycloak: 2 });
+    expect(ports(referenceModel())).toEqual([
+      "127.0.0.1:8560 the stack's serverMetricsFrom listener of cassandra",
+      "127.0.0.1:8570 the stack's serverMetricsAdminFrom listener of cassandra",
+      "127.0.0.1:8580 the stack's jmxExporterFrom listener of cassandra",
+      "127.0.0.1:8561 the stack's serverMetricsFrom listener of kafka",
+      "127.0.0.1:8571 the stack's serverMetricsAdminFrom listener of kafka",
+      "127.0.0.1:8581 the stack's jmxExporterFrom listener of kafka",
+    ]);
+    const d = referenceData();
+    delete (d as { metrics?: unknown }).metrics;
+    delete (d.workloads as Record<string, Record<string, unknown>>)['orders-api']?.metrics;
+    const r = validateModel(d);
+    if (!r.ok) throw new Error(JSON.stringify(r.errors));
+    expect(ports(r.model)).toEqual([]);
   });
 
   it('gives no metrics listener without a scraper', () => {

@@ -634,6 +634,8 @@ describe('Prometheus, the metrics scraper (ADR 0020)', () => {
       'envoy-ledger',
       'envoy-orders-api',
       'envoy-orders-writer',
+      'jmx-cassandra',
+      'jmx-kafka',
       'prometheus',
     ]);
     type Target = { labels: Record<string, string>; health: string; scrapeUrl: string };

@@ -23,7 +23,7 @@ import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
 import { POD_WORK_DIR } from './process-impl.ts';
 import { LocalProcess } from './process.ts';
 import { LocalRelay } from './relay.ts';
-import { serverPlacement, type ServerPod } from './server-pod.ts';
+import { checkExporterPort, serverPlacement, type ServerPod } from './server-pod.ts';
 
 export type { ServerPod } from './server-pod.ts';
 
@@ -178,6 +178,12 @@ export interface LocalCassandraArgs {
    * through a {@link LocalRelay} to the pod. @default on the host
    */
   pod?: ServerPod;
+  /**
+   * Run the Prometheus JMX exporter agent in the node's JVM (ADR 0020), its HTTP server on the
+   * node's own 127.0.0.1 at `port` (in a pod, the pod's loopback): only a metrics front in the same
+   * pod reaches it. The agent is not part of the first-start bootstrap. @default none
+   */
+  jmxExporter?: { port: number };
 }
 
 const defaults = {
@@ -243,6 +249,7 @@ export class LocalCassandra extends pulumi.ComponentResource {
     for (const [k, v] of Object.entries(args.ports))
       if (!Number.isInteger(v) || v < 1 || v > 65_535)
         throw new pulumi.ResourceError(`${name}: ports.${k} must be a TCP port, got ${v}`, this);
+    checkExporterPort(name, args.jmxExporter, Object.values(args.ports), this);
     const heapMb = args.heapMb ?? defaults.heapMb;
     if (!Number.isInteger(heapMb) || heapMb < 256 || heapMb > 16_384)
       throw new pulumi.ResourceError(
@@ -350,8 +357,13 @@ export class LocalCassandra extends pulumi.ComponentResource {
       { parent: this, dependsOn: [this.certificate, args.admin.certificate] },
     );
 
+    // The agent runs in the node only, not in the bootstrap's first start.
+    const jmxExporter = args.jmxExporter;
     const spec = options.apply(({ bootstrapSuperuser: _su, pod: _pod, ...o }) =>
-      cassandraLaunchSpec(o, args.ports),
+      cassandraLaunchSpec(
+        { ...o, ...(jmxExporter !== undefined ? { jmxExporter } : {}) },
+        args.ports,
+      ),
     );
     // LocalProcess writes files relative to its dir: in a pod, below the user's own `pod/`.
     const files =

@@ -1,6 +1,9 @@
 import * as pulumi from '@pulumi/pulumi';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import {
+  jmxExporterAgentArg,
+  jmxExporterConfig,
+  jmxExporterConfigFile,
   KAFKA_LOG4J2,
   kafkaClasspath,
   kafkaJava,
@@ -32,7 +35,7 @@ import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
 import { POD_WORK_DIR } from './process-impl.ts';
 import { LocalProcess } from './process.ts';
 import { LocalRelay } from './relay.ts';
-import { serverPlacement, type ServerPod } from './server-pod.ts';
+import { checkExporterPort, serverPlacement, type ServerPod } from './server-pod.ts';
 
 // Captured by the serialized providers instead of module objects (see process.ts).
 const IMPL = new URL('./kafka-impl.ts', import.meta.url).pathname;
@@ -206,6 +209,12 @@ export interface LocalKafkaArgs {
    * the direct listener advertises. @default on the host
    */
   pod?: ServerPod;
+  /**
+   * Run the Prometheus JMX exporter agent in the broker's JVM (ADR 0020), its HTTP server on the
+   * broker's own 127.0.0.1 at `port` (in a pod, the pod's loopback): only a metrics front in the
+   * same pod reaches it. @default none
+   */
+  jmxExporter?: { port: number };
 }
 
 const defaults = { heapMb: 384, partitions: 1, certValidHours: 24, readyTimeoutMs: 180_000 };
@@ -269,6 +278,12 @@ export class LocalKafka extends pulumi.ComponentResource {
     for (const [k, v] of Object.entries(args.ports))
       if (!Number.isInteger(v) || v < 1 || v > 65_535)
         throw new pulumi.ResourceError(`${name}: ports.${k} must be a TCP port, got ${v}`, this);
+    checkExporterPort(
+      name,
+      args.jmxExporter,
+      [...Object.values(args.ports), ...(args.workloadListeners ?? []).map((l) => l.port)],
+      this,
+    );
     const heapMb = args.heapMb ?? defaults.heapMb;
     if (!Number.isInteger(heapMb) || heapMb < 128 || heapMb > 16_384)
       throw new pulumi.ResourceError(
@@ -390,18 +405,31 @@ export class LocalKafka extends pulumi.ComponentResource {
       pod !== undefined
         ? [`-Djava.io.tmpdir=${join(home, 'tmp')}`, '-XX:+PerfDisableSharedMem']
         : [];
+    // The JMX exporter agent: its argument (installing the jar when missing) and its rules file,
+    // which the agent reads from the broker's home (`<home>/conf/jmx-exporter.yaml`).
+    const exporter = args.jmxExporter;
+    const agent = pulumi.output(
+      exporter !== undefined ? jmxExporterAgentArg(home, exporter).then((a) => [a]) : [],
+    );
     this.node = new LocalProcess(
       `${name}-node`,
       {
         dir: args.dir,
         command: kafkaJava(),
-        args: classpath.apply((cp) => [
-          ...tmp,
-          ...kafkaServerArgs({ dir: home, heapMb, classpath: cp }),
-        ]),
+        args: pulumi
+          .all([classpath, agent])
+          .apply(([cp, jvmArgs]) => [
+            ...tmp,
+            ...kafkaServerArgs({ dir: home, heapMb, classpath: cp, jvmArgs }),
+          ]),
         files: properties.apply((p) => ({
           [join(conf, 'server.properties')]: p,
           [join(conf, 'log4j2.properties')]: KAFKA_LOG4J2,
+          ...(exporter !== undefined
+            ? {
+                [join(conf, basename(jmxExporterConfigFile(home)))]: jmxExporterConfig('kafka'),
+              }
+            : {}),
         })),
         env: { PATH: '/usr/bin:/bin' },
         ready: admin.apply((a) => ({ kind: 'module' as const, module: IMPL, fn: 'probe', arg: a })),

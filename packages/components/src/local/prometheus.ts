@@ -5,6 +5,8 @@ import {
   compilePrometheusScrape,
   compileSloRules,
   type BoundModel,
+  type DataService,
+  type EnvoyEndpoint,
   type PrometheusScrapeFile,
 } from '@trellis/policy';
 import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
@@ -21,6 +23,11 @@ export interface LocalPrometheusArgs {
   ca: LocalMeshCa;
   /** The process dir: `prometheus.yml`, `slo-rules.yaml`, the TSDB under `data/`, the log. */
   dir: string;
+  /**
+   * The data nodes' metrics fronts (ADR 0020; `LocalDataMetricsFront`): one scrape job each,
+   * `jmx-<service>`, over mTLS. @default none
+   */
+  dataTargets?: Partial<Record<DataService, EnvoyEndpoint>>;
   /** @default '15s' */
   scrapeInterval?: string;
   /** SVID lifetime in hours. @default 24 */
@@ -37,8 +44,9 @@ const defaults = { scrapeInterval: '15s', certValidHours: 24, readyTimeoutMs: 60
 export function prometheusFiles(
   model: BoundModel,
   scrapeInterval: string,
+  dataTargets: Partial<Record<DataService, EnvoyEndpoint>> = {},
 ): { 'prometheus.yml': string; 'slo-rules.yaml': string; scrape: PrometheusScrapeFile } {
-  const scrape = compilePrometheusScrape(model, { scrapeInterval });
+  const scrape = compilePrometheusScrape(model, { scrapeInterval, dataTargets });
   // JSON is YAML: Prometheus reads both files as written. Rule files resolve against the config's dir.
   const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
   return {
@@ -58,7 +66,10 @@ export class LocalPrometheus extends pulumi.ComponentResource {
   /** `http://127.0.0.1:<port>`: the UI, `/api/v1/targets`, `/consoles/…`. */
   public readonly url: string;
   public readonly spiffeId: string;
-  /** The scrape jobs, by name (a sidecar's Envoy stats, an app's metrics, Prometheus itself). */
+  /**
+   * The scrape jobs, by name (a sidecar's Envoy stats, an app's metrics, a data node's JMX
+   * exporter, Prometheus itself).
+   */
   public readonly jobs: string[];
   public readonly certificate: WorkloadCertificate;
   public readonly process: LocalProcess;
@@ -74,7 +85,7 @@ export class LocalPrometheus extends pulumi.ComponentResource {
     const scrapeInterval = args.scrapeInterval ?? defaults.scrapeInterval;
     let files: ReturnType<typeof prometheusFiles>;
     try {
-      files = prometheusFiles(args.model, scrapeInterval);
+      files = prometheusFiles(args.model, scrapeInterval, args.dataTargets);
     } catch (err) {
       throw new pulumi.ResourceError(`${name}: ${(err as Error).message}`, this);
     }

@@ -41,3 +41,27 @@ export function serverPlacement(
     owner: pulumi.output(pod.launch).apply((l) => ({ uid: l.uid, gid: l.gid })),
   };
 }
+
+/**
+ * Throws naming `jmxExporter.port` when it is not a TCP port or is one of the node's own `taken`
+ * ports (LocalCassandra's and LocalKafka's `jmxExporter`).
+ */
+export function checkExporterPort(
+  name: string,
+  exporter: { port: number } | undefined,
+  taken: readonly number[],
+  parent: pulumi.Resource,
+): void {
+  if (exporter === undefined) return;
+  const p = exporter.port;
+  if (!Number.isInteger(p) || p < 1 || p > 65_535)
+    throw new pulumi.ResourceError(
+      `${name}: jmxExporter.port must be a TCP port, got ${p}`,
+      parent,
+    );
+  if (taken.includes(p))
+    throw new pulumi.ResourceError(
+      `${name}: jmxExporter.port ${p} is one of the node's own ports`,
+      parent,
+    );
+}

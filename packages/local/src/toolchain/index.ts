@@ -75,8 +75,10 @@ export const stackTools: readonly Tool[] = [
   cassandra,
   keycloak,
   k6,
-  // The stack's metrics scraper (ADR 0020).
+  // The stack's metrics scraper (ADR 0020), and the JMX exporter agent Cassandra's and Kafka's
+  // metrics come from (one jar, in their JVMs).
   prometheus,
+  jmxExporter,
   pulumi,
 ];
 
@@ -87,9 +89,6 @@ export const stackTools: readonly Tool[] = [
  */
 export const tools: readonly Tool[] = [
   ...stackTools,
-  // The JMX exporter agent the data nodes' metrics come from (ADR 0020); the metrics-scrape
-  // component test runs it. It joins stackTools when infra/local runs it.
-  jmxExporter,
   buildah,
   // The SQS-compatible server the SQS order queue is tested against (about 20 s cold, docs/toolchain.md).
   elasticmq,

@@ -14,6 +14,7 @@ import type { DataService } from '../identity.ts';
 import type { Model } from '../schema.ts';
 import { AllocationError } from './allocator.ts';
 import type { Allocator, Listener, WorkloadSlot } from './allocator.ts';
+import { localServers, serverMetricsListeners, type LocalServer } from './local-servers.ts';
 import type { Endpoint, IdentityProviderBinding, LocalEnvironment, SvidLocation } from './types.ts';
 
 /** Every port of a local stack is `basePort` plus one of these. */
@@ -34,6 +35,11 @@ export const localPortOffsets = {
   envoyAdminFrom: 500,
   /** Each sidecar's metrics listener (ADR 0020), one per workload. */
   sidecarMetricsFrom: 550,
+  /** Each server's mTLS metrics front (ADR 0020; + `localServerMetricsSlots`), on its pod address. */
+  serverMetricsFrom: 560,
+  /** Each front's Envoy admin, and each data node's JMX exporter agent, on the server's loopback. */
+  serverMetricsAdminFrom: 570,
+  jmxExporterFrom: 580,
   sidecarInboundFrom: 600,
   sidecarOutboundFrom: 700,
   appFrom: 800,
@@ -288,12 +294,6 @@ const svidAt = (dir: string): SvidLocation => {
 /** The local stack's Prometheus: its certificate directory (`pki/<name>`) and process directory. */
 export const localScraperName = 'prometheus';
 
-/** The stack's servers that can run as pods of their own (`environment.pods.servers`). */
-export const localServers = ['cassandra', 'kafka', 'keycloak'] as const;
-
-/** A server of the stack that can run as a pod. */
-export type LocalServer = (typeof localServers)[number];
-
 /** Where the pods are, as checked: the host's end, the pod workloads', the server pods'. */
 interface CheckedPods {
   hostAddress: string;
@@ -385,6 +385,7 @@ function localReserved(
       path: `environment.ports.${name}`,
       what: `the stack's ${name} listener`,
     })),
+    ...(model.metrics !== undefined ? serverMetricsListeners(ports) : []),
     ...callersOf(model, 'kafka').map((w) => ({
       network: 'loopback',
       endpoint: {
