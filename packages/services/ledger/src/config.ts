@@ -1,13 +1,14 @@
 import { ORDERS_TOPIC } from '@trellis/contracts/orders-v1';
 import {
   cassandraFromEnv,
+  consumerGroupFromEnv,
   identityFromEnv,
   kafkaFromEnv,
   migrateFromEnv,
   serverFromEnv,
   type ServerSettings,
 } from '@trellis/service-platform/config';
-import { ConfigError, Env } from '@trellis/service-platform/env';
+import { Env } from '@trellis/service-platform/env';
 import type { LedgerOptions } from './app.ts';
 import type { LedgerEnv } from './env.ts';
 
@@ -18,13 +19,7 @@ export function loadConfig(vars: Readonly<Record<string, string | undefined>>): 
 } {
   const env = new Env<LedgerEnv>(vars);
   const server = serverFromEnv(env, 8081);
-  const groupId = env.string('KAFKA_GROUP_ID', 'ledger');
-  if (!/^[A-Za-z0-9._-]{1,249}$/.test(groupId)) {
-    throw new ConfigError(
-      'KAFKA_GROUP_ID',
-      `must be letters, digits, ".", "_" or "-", got "${groupId}"`,
-    );
-  }
+  const groupId = consumerGroupFromEnv(env, 'ledger');
   return {
     server,
     app: {

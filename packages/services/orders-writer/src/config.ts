@@ -2,13 +2,14 @@ import { ORDERS_INTAKE_TOPIC } from '@trellis/contracts/orders-intake-v1';
 import { ORDERS_TOPIC } from '@trellis/contracts/orders-v1';
 import {
   cassandraFromEnv,
+  consumerGroupFromEnv,
   kafkaFromEnv,
   migrateFromEnv,
   queueFromEnv,
   serverFromEnv,
   type ServerSettings,
 } from '@trellis/service-platform/config';
-import { ConfigError, Env } from '@trellis/service-platform/env';
+import { Env } from '@trellis/service-platform/env';
 import type { OrdersWriterOptions } from './app.ts';
 import type { OrdersWriterEnv } from './env.ts';
 
@@ -20,8 +21,6 @@ export const defaults = {
   batchWaitMs: 20,
 } as const;
 
-const KAFKA_NAME = /^[A-Za-z0-9._-]{1,249}$/;
-
 /** orders-writer's settings from the environment; throws a ConfigError naming the bad variable. */
 export function loadConfig(vars: Readonly<Record<string, string | undefined>>): {
   server: ServerSettings;
@@ -29,13 +28,7 @@ export function loadConfig(vars: Readonly<Record<string, string | undefined>>): 
 } {
   const env = new Env<OrdersWriterEnv>(vars);
   const server = serverFromEnv(env, defaults.port);
-  const groupId = env.string('KAFKA_GROUP_ID', defaults.groupId);
-  if (!KAFKA_NAME.test(groupId)) {
-    throw new ConfigError(
-      'KAFKA_GROUP_ID',
-      `must be letters, digits, ".", "_" or "-", got "${groupId}"`,
-    );
-  }
+  const groupId = consumerGroupFromEnv(env, defaults.groupId);
   return {
     server,
     app: {

@@ -123,6 +123,24 @@ export function kafkaFromEnv(env: Env<KafkaEnv>, defaultClientId: string): Kafka
   };
 }
 
+/**
+ * `KAFKA_GROUP_ID`: the consumer group a consuming service joins (its ACL comes from the policy model);
+ * `defaultGroupId` when unset. A Kafka group name: letters, digits, `.`, `_` or `-`.
+ */
+export function consumerGroupFromEnv(
+  env: Env<{ KAFKA_GROUP_ID?: string }>,
+  defaultGroupId: string,
+): string {
+  const groupId = env.string('KAFKA_GROUP_ID', defaultGroupId);
+  if (!/^[A-Za-z0-9._-]{1,249}$/.test(groupId)) {
+    throw new ConfigError(
+      'KAFKA_GROUP_ID',
+      `must be letters, digits, ".", "_" or "-", got "${groupId}"`,
+    );
+  }
+  return groupId;
+}
+
 /** `IDENTITY_PAYLOAD_HEADER`, `IDENTITY_XFCC_HEADER`, `IDENTITY_REQUIRE_PEER` (true/false). */
 export function identityFromEnv(env: Env<IdentityEnv>): IdentityOptions {
   return {
