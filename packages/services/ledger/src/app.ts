@@ -1,5 +1,9 @@
 import { ORDERS_TOPIC } from '@trellis/contracts/orders-v1';
-import { CassandraDependency, type CassandraOptions } from '@trellis/service-platform/cassandra';
+import {
+  CassandraDependency,
+  migrate,
+  type CassandraOptions,
+} from '@trellis/service-platform/cassandra';
 import { Connector } from '@trellis/service-platform/dependency';
 import { authenticate, createHttpApp, type LogOptions } from '@trellis/service-platform/http';
 import { identityDefaults, type IdentityOptions } from '@trellis/service-platform/identity';
@@ -8,7 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
 import { OrderConsumer } from './consumer.ts';
 import { EntryStore } from './entries.ts';
-import { ddl, migrate } from './schema.ts';
+import { ddl } from './schema.ts';
 
 /** Everything ledger needs; `server.ts` builds it from the environment. */
 export interface LedgerOptions {

@@ -1,5 +1,3 @@
-import type cassandra from 'cassandra-driver';
-
 /** The keyspace ledger writes to. The platform creates it (replication from the policy model). */
 export const KEYSPACE = 'ledger';
 
@@ -20,11 +18,3 @@ export const ddl: readonly string[] = [
     source_offset bigint
   )`,
 ];
-
-/** Apply {@link ddl}. Idempotent; fails clearly when the keyspace does not exist yet. */
-export async function migrate(
-  client: cassandra.Client,
-  statements: readonly string[] = ddl,
-): Promise<void> {
-  for (const cql of statements) await client.execute(cql);
-}

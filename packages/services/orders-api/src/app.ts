@@ -14,7 +14,11 @@ import {
   sameFingerprint,
 } from './idempotency.ts';
 import { OrderStore, storeUnavailable, type StoredOrder } from './orders.ts';
-import { CassandraDependency, type CassandraOptions } from '@trellis/service-platform/cassandra';
+import {
+  CassandraDependency,
+  migrate,
+  type CassandraOptions,
+} from '@trellis/service-platform/cassandra';
 import type { QueueSettings } from '@trellis/service-platform/config';
 import { Connector } from '@trellis/service-platform/dependency';
 import { authenticate, createHttpApp, type LogOptions } from '@trellis/service-platform/http';
@@ -27,7 +31,7 @@ import {
   SqsOrderQueue,
   type OrderPublisher,
 } from '@trellis/service-platform/queue';
-import { ddl, migrate } from './schema.ts';
+import { ddl } from './schema.ts';
 
 /** Everything orders-api needs; `server.ts` builds it from the environment. */
 export interface OrdersApiOptions {

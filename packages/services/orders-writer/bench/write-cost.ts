@@ -20,8 +20,9 @@ import { join } from 'node:path';
 import { startCassandra, type CassandraServer } from '@trellis/local/harness';
 import type { Order } from '@trellis/contracts/orders-v1';
 import cassandra from 'cassandra-driver';
+import { migrate } from '@trellis/service-platform/cassandra';
 import { CONCURRENCY, forEachBounded, OrderRows, type StoredOrder } from '../src/rows.ts';
-import { KEYSPACE, migrate } from '../src/schema.ts';
+import { ddl, KEYSPACE } from '../src/schema.ts';
 
 const CHUNK = Number(process.env.BENCH_CHUNK ?? 100);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 5);
@@ -76,7 +77,7 @@ async function main(): Promise<void> {
     await client.execute(
       `CREATE KEYSPACE ${KEYSPACE} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}`,
     );
-    await migrate(client);
+    await migrate(client, ddl);
     const rows = new OrderRows(client);
     const c = client;
     const pid = server.process.pid;

@@ -1,6 +1,10 @@
 import { ORDERS_INTAKE_TOPIC } from '@trellis/contracts/orders-intake-v1';
 import { ORDERS_TOPIC } from '@trellis/contracts/orders-v1';
-import { CassandraDependency, type CassandraOptions } from '@trellis/service-platform/cassandra';
+import {
+  CassandraDependency,
+  migrate,
+  type CassandraOptions,
+} from '@trellis/service-platform/cassandra';
 import type { QueueSettings } from '@trellis/service-platform/config';
 import { Connector, type Dependency } from '@trellis/service-platform/dependency';
 import { createHttpApp, type LogOptions } from '@trellis/service-platform/http';
@@ -11,7 +15,7 @@ import { KafkaIntake } from './intake-kafka.ts';
 import { SqsOrderQueue, type OrderQueue } from '@trellis/service-platform/queue';
 import { SqsIntake } from './intake-sqs.ts';
 import { OrderRows } from './rows.ts';
-import { ddl, migrate } from './schema.ts';
+import { ddl } from './schema.ts';
 import { ChunkWriter } from './writer.ts';
 
 /** Everything orders-writer needs; `server.ts` builds it from the environment. */

@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { encodeOrderAccepted, type OrderAccepted } from '@trellis/contracts/orders-intake-v1';
 import { decodeOrderCreated, type Order, type OrderCreated } from '@trellis/contracts/orders-v1';
+import { migrate } from '@trellis/service-platform/cassandra';
 import { SqsOrderQueue } from '@trellis/service-platform/queue';
 import {
   freePort,
@@ -36,7 +37,7 @@ import cassandra from 'cassandra-driver';
 import kafkajs from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildWriter, type OrdersWriterApp } from '../src/app.ts';
-import { KEYSPACE, migrate } from '../src/schema.ts';
+import { ddl, KEYSPACE } from '../src/schema.ts';
 
 const PKG = resolve(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'trellis-writer-'));
@@ -181,7 +182,7 @@ beforeAll(async () => {
     `CREATE KEYSPACE ${KEYSPACE} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}`,
   );
   // The table, as the platform would apply it (the test inserts rows before a writer connects).
-  await migrate(cql);
+  await migrate(cql, ddl);
   client = new kafkajs.Kafka({
     ...kafkaClientConfig(kafka, {}, 'writer-test'),
     logLevel: kafkajs.logLevel.NOTHING,

@@ -123,6 +123,17 @@ export class CassandraDependency implements Dependency {
   }
 }
 
+/**
+ * Apply a service's table DDL (its `ddl` export), statement by statement. Idempotent when the
+ * statements are (`CREATE TABLE IF NOT EXISTS`); fails clearly when the keyspace does not exist yet.
+ */
+export async function migrate(
+  client: cassandra.Client,
+  statements: readonly string[],
+): Promise<void> {
+  for (const cql of statements) await client.execute(cql);
+}
+
 function toConsistencyKey(c: ConsistencyName): 'localQuorum' | 'localOne' | 'one' | 'quorum' {
   const map = {
     LOCAL_QUORUM: 'localQuorum',
