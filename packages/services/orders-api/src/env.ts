@@ -22,10 +22,6 @@ export const ordersApiEnvSchema = envSchema(
     ...kafkaEnvSchema.properties,
     ...identityEnvSchema.properties,
     ...queueEnvSchema.properties,
-    INTAKE_TOPIC: {
-      ...envValue.kafkaName,
-      description: 'Kafka topic of the order queue (ORDERS_QUEUE=kafka). @default orders.intake.v1',
-    },
     PUBLISH_TIMEOUT_MS: {
       ...envValue.integer,
       description: "How long POST waits for the queue's ack, 100..60000. @default 5000",

@@ -22,10 +22,6 @@ export const ordersWriterEnvSchema = envSchema(
     ...kafkaEnvSchema.properties,
     ...identityEnvSchema.properties,
     ...queueEnvSchema.properties,
-    INTAKE_TOPIC: {
-      ...envValue.kafkaName,
-      description: 'Kafka topic of the order queue (ORDERS_QUEUE=kafka). @default orders.intake.v1',
-    },
     ORDERS_TOPIC: {
       ...envValue.kafkaName,
       description: 'Topic the order.created events go to, after the write. @default orders.v1',

@@ -120,7 +120,10 @@ export const identityEnvSchema = envSchema(
 /** The variables of {@link identityEnvSchema}. */
 export type IdentityEnv = FromSchema<typeof identityEnvSchema>;
 
-/** `ORDERS_QUEUE`, `SQS_*`: which order queue a service uses (read by `queueFromEnv`). */
+/**
+ * `ORDERS_QUEUE`, `SQS_*`: which order queue a service uses (read by `queueFromEnv`); `INTAKE_TOPIC`,
+ * the Kafka topic of that queue (read by the service's loader into its `intakeTopic` option).
+ */
 export const queueEnvSchema = envSchema(
   {
     ORDERS_QUEUE: {
@@ -141,6 +144,10 @@ export const queueEnvSchema = envSchema(
       ...text,
       description:
         'Another SQS endpoint (an SQS-compatible server such as ElasticMQ); unset in AWS.',
+    },
+    INTAKE_TOPIC: {
+      ...kafkaName,
+      description: 'Kafka topic of the order queue (ORDERS_QUEUE=kafka). @default orders.intake.v1',
     },
   },
   [],
