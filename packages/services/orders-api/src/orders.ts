@@ -1,16 +1,12 @@
 import cassandra from 'cassandra-driver';
 import type { Order } from '@trellis/contracts/orders-v1';
-import { KEYSPACE } from './schema.ts';
+import {
+  SELECT_ORDER,
+  storedOrder,
+  type StoredOrder,
+} from '@trellis/service-platform/orders-table';
 
-const SELECT = `SELECT id, sku, quantity, customer_ref, subject, created_at, request_hash
-  FROM ${KEYSPACE}.orders WHERE id = ?`;
-
-/** An order row as orders-writer stored it, with the fingerprint of the request that created it. */
-export interface StoredOrder {
-  order: Order;
-  /** Fingerprint of the request that created it; null for an order created without a key. */
-  requestHash: string | null;
-}
+export type { StoredOrder };
 
 /**
  * Orders in Cassandra, read-only: orders-writer writes them (ADR 0022), orders-api only reads, at the
@@ -32,22 +28,9 @@ export class OrderStore {
 
   /** The order and the fingerprint it was created with, or null. */
   async getStored(id: string): Promise<StoredOrder | null> {
-    const row = (await this.client.execute(SELECT, [id])).first();
-    return row ? stored(row) : null;
+    const row = (await this.client.execute(SELECT_ORDER, [id])).first();
+    return row ? storedOrder(row) : null;
   }
-}
-
-function stored(row: cassandra.types.Row): StoredOrder {
-  const order: Order = {
-    id: String(row.get('id')),
-    sku: row.get('sku') as string,
-    quantity: row.get('quantity') as number,
-    subject: row.get('subject') as string,
-    createdAt: (row.get('created_at') as Date).toISOString(),
-  };
-  const ref = row.get('customer_ref') as string | null;
-  if (ref !== null) order.customerRef = ref;
-  return { order, requestHash: (row.get('request_hash') as string | null) ?? null };
 }
 
 /**

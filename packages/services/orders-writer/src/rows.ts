@@ -1,17 +1,15 @@
 import type cassandra from 'cassandra-driver';
-import type { Order } from '@trellis/contracts/orders-v1';
+import {
+  ORDER_COLUMNS,
+  SELECT_ORDER,
+  storedOrder,
+  type StoredOrder,
+} from '@trellis/service-platform/orders-table';
 import { KEYSPACE } from './schema.ts';
 
-const COLUMNS = 'id, sku, quantity, customer_ref, subject, created_at, request_hash';
-const INSERT = `INSERT INTO ${KEYSPACE}.orders (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`;
-const SELECT = `SELECT ${COLUMNS} FROM ${KEYSPACE}.orders WHERE id = ?`;
+export type { StoredOrder };
 
-/** An order row as the writer reads and writes it: the order and the fingerprint it was accepted with. */
-export interface StoredOrder {
-  order: Order;
-  /** The request fingerprint of the record that wrote it; null for an order accepted without a key. */
-  requestHash: string | null;
-}
+const INSERT = `INSERT INTO ${KEYSPACE}.orders (${ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`;
 
 /**
  * How a chunk's new rows are written: `concurrent` single-partition INSERTs (bounded), or
@@ -86,8 +84,8 @@ export class OrderRows {
   async existing(ids: readonly string[]): Promise<Map<string, StoredOrder>> {
     const found = new Map<string, StoredOrder>();
     await forEachBounded(ids, CONCURRENCY, async (id) => {
-      const row = (await this.client.execute(SELECT, [id])).first();
-      if (row) found.set(id, stored(row));
+      const row = (await this.client.execute(SELECT_ORDER, [id])).first();
+      if (row) found.set(id, storedOrder(row));
     });
     return found;
   }
@@ -129,19 +127,6 @@ function values(r: StoredOrder): unknown[] {
     new Date(o.createdAt),
     r.requestHash,
   ];
-}
-
-function stored(row: cassandra.types.Row): StoredOrder {
-  const order: Order = {
-    id: String(row.get('id')),
-    sku: row.get('sku') as string,
-    quantity: row.get('quantity') as number,
-    subject: row.get('subject') as string,
-    createdAt: (row.get('created_at') as Date).toISOString(),
-  };
-  const ref = row.get('customer_ref') as string | null;
-  if (ref !== null) order.customerRef = ref;
-  return { order, requestHash: (row.get('request_hash') as string | null) ?? null };
 }
 
 /** Run `fn` over `items` with at most `limit` calls pending; rejects with the first failure. */
