@@ -1,8 +1,8 @@
 import { decodeOrderAccepted, type OrderAccepted } from '@trellis/contracts/orders-intake-v1';
-import { NotYetError, type Dependency } from '@trellis/service-platform/dependency';
+import { GroupConsumer } from '@trellis/service-platform/consumer';
 import type { FastifyBaseLogger } from 'fastify';
 import type kafkajs from 'kafkajs';
-import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
+import type { EachBatchPayload, KafkaMessage } from 'kafkajs';
 import type { ChunkWriter } from './writer.ts';
 
 /** Options of {@link KafkaIntake}. */
@@ -31,15 +31,10 @@ const MIN_RECORD_BYTES = 200;
  * are written and its events acknowledged (autoCommit off). A crash anywhere before the commit
  * redelivers the chunk, which the writer turns into the same rows and the same events.
  */
-export class KafkaIntake implements Dependency {
+export class KafkaIntake extends GroupConsumer {
   readonly name = 'queue';
-  private readonly consumer: Consumer;
   private readonly opts: KafkaIntakeOptions;
   private readonly writer: ChunkWriter;
-  private readonly log: FastifyBaseLogger;
-  private running = false;
-  private joined = false;
-  private crashed: Error | null = null;
 
   constructor(
     kafka: kafkajs.Kafka,
@@ -47,71 +42,30 @@ export class KafkaIntake implements Dependency {
     opts: KafkaIntakeOptions,
     log: FastifyBaseLogger,
   ) {
+    super(
+      kafka,
+      {
+        topic: opts.topic,
+        groupId: opts.groupId,
+        // The broker holds a fetch until a chunk's worth of bytes is there or batchWaitMs is over, so
+        // a record waits at most batchWaitMs. The price: an idle writer fetches every batchWaitMs.
+        // With 0, the broker answers as soon as anything is there (and holds an empty fetch 500 ms).
+        fetch: {
+          minBytes: opts.batchWaitMs > 0 ? opts.batchMax * MIN_RECORD_BYTES : 1,
+          maxWaitTimeInMs: opts.batchWaitMs > 0 ? opts.batchWaitMs : 500,
+        },
+      },
+      log,
+    );
     this.opts = opts;
     this.writer = writer;
-    this.log = log;
-    this.consumer = kafka.consumer({
-      groupId: opts.groupId,
-      allowAutoTopicCreation: false,
-      sessionTimeout: 15_000,
-      heartbeatInterval: 3_000,
-      // The broker holds a fetch until a chunk's worth of bytes is there or batchWaitMs is over, so
-      // a record waits at most batchWaitMs. The price: an idle writer fetches every batchWaitMs.
-      // With 0, the broker answers as soon as anything is there (and holds an empty fetch 500 ms).
-      minBytes: opts.batchWaitMs > 0 ? opts.batchMax * MIN_RECORD_BYTES : 1,
-      maxWaitTimeInMs: opts.batchWaitMs > 0 ? opts.batchWaitMs : 500,
-    });
-    const ev = this.consumer.events;
-    this.consumer.on(ev.GROUP_JOIN, (e) => {
-      this.joined = true;
-      this.log.info(
-        { groupId: e.payload.groupId, assignment: e.payload.memberAssignment },
-        'joined consumer group',
-      );
-    });
-    this.consumer.on(ev.CRASH, (e) => {
-      this.joined = false;
-      if (!e.payload.restart) this.crashed = e.payload.error;
-      this.log.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
-    });
-    this.consumer.on(ev.DISCONNECT, () => {
-      this.joined = false;
-    });
-    this.consumer.on(ev.STOP, () => {
-      this.joined = false;
-    });
   }
 
-  async connect(): Promise<void> {
-    if (this.running) return;
-    if (!this.opts.ready())
-      throw new NotYetError('waiting for cassandra and kafka before consuming');
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topics: [this.opts.topic], fromBeginning: true });
-    await this.consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      eachBatch: (payload) => this.handleBatch(payload),
-    });
-    this.running = true;
+  protected waitingFor(): string | undefined {
+    return this.opts.ready() ? undefined : 'waiting for cassandra and kafka before consuming';
   }
 
-  /** In the group (with partitions assigned, or waiting for some), and not crashed for good. */
-  ready(): boolean {
-    return this.joined && this.crashed === null;
-  }
-
-  /** False once the consumer crashed with an error kafkajs will not restart from. */
-  alive(): boolean {
-    return this.crashed === null;
-  }
-
-  /** Leave the group; kafkajs lets the chunk being written finish first. */
-  async close(): Promise<void> {
-    await this.consumer.disconnect();
-  }
-
-  private async handleBatch(payload: EachBatchPayload): Promise<void> {
+  protected async handleBatch(payload: EachBatchPayload): Promise<void> {
     const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
     const { topic, partition } = batch;
     for (let i = 0; i < batch.messages.length; i += this.opts.batchMax) {
@@ -128,9 +82,7 @@ export class KafkaIntake implements Dependency {
       const last = chunk[chunk.length - 1]?.offset;
       if (last === undefined) continue;
       // Exactly the records just written (and the malformed ones among them), nothing after.
-      await this.consumer.commitOffsets([
-        { topic, partition, offset: (BigInt(last) + 1n).toString() },
-      ]);
+      await this.commitThrough(topic, partition, last);
       resolveOffset(last);
       await heartbeat();
     }
