@@ -33,7 +33,10 @@ export abstract class GroupConsumer implements Dependency {
     this.consumer = kafka.consumer({
       groupId: opts.groupId,
       allowAutoTopicCreation: false,
-      sessionTimeout: 15_000,
+      // A crashed member holds its partitions until its session times out: 10 s bounds how long a
+      // killed writer's or ledger's records wait for the replacement (the broker's floor is 6 s,
+      // group.min.session.timeout.ms). Heartbeats stay under a third of it, as Kafka advises.
+      sessionTimeout: 10_000,
       heartbeatInterval: 3_000,
       ...opts.fetch,
     });
