@@ -32,6 +32,7 @@ export default defineConfig({
           exclude: [
             '**/node_modules/**',
             '**/*.component.test.ts',
+            '**/*.extended.test.ts',
             '**/*.e2e.test.ts',
             '**/*.cluster.test.ts',
           ],
@@ -44,6 +45,22 @@ export default defineConfig({
             'packages/**/test/**/*.component.test.ts',
             'infra/**/test/**/*.component.test.ts',
             'load-tests/test/**/*.component.test.ts',
+          ],
+          exclude: ['**/node_modules/**'],
+          fileParallelism: false,
+          testTimeout: 300_000,
+          hookTimeout: 600_000,
+        },
+      },
+      {
+        // Opt-in (`./trellis test --project extended`, not in the default run): real servers like the
+        // component project, for what CI does not rely on (docs/toolchain.md, "Test tiers").
+        test: {
+          name: 'extended',
+          include: [
+            'packages/**/test/**/*.extended.test.ts',
+            'infra/**/test/**/*.extended.test.ts',
+            'load-tests/test/**/*.extended.test.ts',
           ],
           exclude: ['**/node_modules/**'],
           fileParallelism: false,

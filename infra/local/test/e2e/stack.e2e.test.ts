@@ -389,7 +389,7 @@ describe('certificate rotation', () => {
  * at most WRITE_MS of load with FAULT_CLIENTS clients, and retries of each key until RETRY_MS.
  */
 describe('acknowledged orders survive kill -9 of orders-api and then orders-writer', () => {
-  const WRITE_MS = 12_000;
+  const WRITE_MS = 10_000;
   const RETRY_MS = 60_000;
   const FAULT_CLIENTS = 3;
   const stateOf = (w: string): string =>
@@ -565,7 +565,7 @@ describe('processes are supervised like pods', () => {
 
 describe('the k6 smoke scenario through the whole stack', () => {
   // The latency budgets are judged by `./trellis load` (k6 exits 99 on a breach, proven by
-  // load-tests/test/gate.component.test.ts). On this 2-core machine they are breached (docs/performance.md:
+  // load-tests/test/gate.extended.test.ts). On this 2-core machine they are breached (docs/performance.md:
   // the stack's CPU per request puts its ceiling far below the budgets' rates), so this run does not
   // gate CI on them: it proves in CI that the load path works against the real stack with no error,
   // every check passing and no new connection after warm-up, and prints what the budgets measured.
@@ -573,6 +573,8 @@ describe('the k6 smoke scenario through the whole stack', () => {
     const reportsDir = join(import.meta.dirname, '..', '..', '..', '..', 'reports', 'e2e');
     const r = await runLoadOnStack({
       scenario: 'smoke',
+      // Half the scenario's 30 s: this run proves the path, not the percentiles.
+      durationS: 15,
       outputs: secretOutputs(),
       reportsDir,
       abortOnFail: false,
