@@ -160,66 +160,70 @@ describe('one audit trail (./trellis audit)', () => {
     expect(requestId).toMatch(/^[0-9a-f]{32}$/);
     const id = (JSON.parse(created.body) as { id: string }).id;
     await readWhenWritten(id, alice);
-    // The ledger logs "projected order" after its Cassandra write; wait for that line to be written.
-    const trail = await until(
+    const expected: [string, (r: AuditRecord) => boolean][] = [
+      ['nginx 202', (r) => r.source === 'nginx' && r.status === 202 && r.requestId === requestId],
+      ['the ingress sidecar', (r) => r.component === 'ingress-sidecar' && r.status === 202],
+      [
+        "orders-api's sidecar: allowed, caller the ingress, alice's subject",
+        (r) =>
+          r.component === 'orders-api-sidecar' &&
+          r.decision === 'allow' &&
+          r.identity === outputs().sidecars.ingress?.spiffeId &&
+          r.subject === sub &&
+          r.route === 'create-order',
+      ],
+      ['orders-api answered 202', (r) => r.component === 'orders-api' && r.status === 202],
+      [
+        "orders-api's produce to the intake topic, as orders-api",
+        (r) =>
+          r.source === 'kafka' &&
+          r.correlated === true &&
+          loose(r.identity).endsWith('/sa/orders-api') &&
+          (r.action ?? '').startsWith('WRITE Topic:LITERAL:orders.intake.v1'),
+      ],
+      [
+        "the writer's Cassandra write to orders, as its role",
+        (r) =>
+          r.source === 'cassandra' &&
+          loose(r.identity).includes('orders-writer') &&
+          (r.action ?? '').includes('orders.orders') &&
+          r.reason === 'DML',
+      ],
+      [
+        'the writer stored the order for alice',
+        (r) => r.component === 'orders-writer' && r.subject === sub,
+      ],
+      [
+        "the writer's order.created event, as orders-writer",
+        (r) =>
+          r.source === 'kafka' &&
+          loose(r.identity).endsWith('/sa/orders-writer') &&
+          (r.action ?? '').startsWith('WRITE Topic:LITERAL:orders.v1'),
+      ],
+      [
+        "the ledger's Cassandra write, as its role",
+        (r) =>
+          r.source === 'cassandra' &&
+          loose(r.identity).includes('ledger') &&
+          (r.action ?? '').includes('ledger.'),
+      ],
+      ['the ledger projected it for alice', (r) => r.component === 'ledger' && r.subject === sub],
+    ];
+    // Envoy writes its access log to file in batches (every few seconds), so the trail fills up over
+    // time: wait (bounded) until every hop has its line, then check each with a message naming it.
+    let trail: AuditRecord[] = [];
+    await until(
       async () => {
-        const t = auditTrail(requestId);
-        return t.some((r) => r.component === 'ledger' && r.action === 'projected order') ? t : null;
+        trail = auditTrail(requestId);
+        return expected.every(([, p]) => trail.some(p)) ? trail : null;
       },
       30_000,
-      `the ledger's line for request ${requestId}`,
-    );
-    const has = (what: string, p: (r: AuditRecord) => boolean) =>
+      `every hop of request ${requestId} in the audit trail`,
+    ).catch(() => undefined);
+    for (const [what, p] of expected)
       expect(trail.some(p), `${what} in\n${trail.map((r) => JSON.stringify(r)).join('\n')}`).toBe(
         true,
       );
-    has('nginx 202', (r) => r.source === 'nginx' && r.status === 202 && r.requestId === requestId);
-    has('the ingress sidecar', (r) => r.component === 'ingress-sidecar' && r.status === 202);
-    has(
-      "orders-api's sidecar: allowed, caller the ingress, alice's subject",
-      (r) =>
-        r.component === 'orders-api-sidecar' &&
-        r.decision === 'allow' &&
-        r.identity === outputs().sidecars.ingress?.spiffeId &&
-        r.subject === sub &&
-        r.route === 'create-order',
-    );
-    has('orders-api answered 202', (r) => r.component === 'orders-api' && r.status === 202);
-    has(
-      "orders-api's produce to the intake topic, as orders-api",
-      (r) =>
-        r.source === 'kafka' &&
-        r.correlated === true &&
-        loose(r.identity).endsWith('/sa/orders-api') &&
-        (r.action ?? '').startsWith('WRITE Topic:LITERAL:orders.intake.v1'),
-    );
-    has(
-      "the writer's Cassandra write to orders, as its role",
-      (r) =>
-        r.source === 'cassandra' &&
-        loose(r.identity).includes('orders-writer') &&
-        (r.action ?? '').includes('orders.orders') &&
-        r.reason === 'DML',
-    );
-    has(
-      'the writer stored the order for alice',
-      (r) => r.component === 'orders-writer' && r.subject === sub,
-    );
-    has(
-      "the writer's order.created event, as orders-writer",
-      (r) =>
-        r.source === 'kafka' &&
-        loose(r.identity).endsWith('/sa/orders-writer') &&
-        (r.action ?? '').startsWith('WRITE Topic:LITERAL:orders.v1'),
-    );
-    has(
-      "the ledger's Cassandra write, as its role",
-      (r) =>
-        r.source === 'cassandra' &&
-        loose(r.identity).includes('ledger') &&
-        (r.action ?? '').includes('ledger.'),
-    );
-    has('the ledger projected it for alice', (r) => r.component === 'ledger' && r.subject === sub);
     // Nothing of another request: every record with a request id has this one.
     expect(trail.filter((r) => r.requestId !== undefined && r.requestId !== requestId)).toEqual([]);
   });
