@@ -27,8 +27,30 @@ import type { PolicyError } from '../errors.ts';
 import type { Route } from '../schema.ts';
 import type { BoundModel } from '../bind/types.ts';
 import type { ValidModel } from '../validate.ts';
+import { productionName } from '../patterns.ts';
 import { checkRegion, meta } from './common.ts';
+import { knownEnvironments } from './k6.ts';
 import type { ObjectMeta } from './common.ts';
+import {
+  loadFor,
+  scaledBurnWindows,
+  sloWindows,
+  timeScaleLabel,
+  timing,
+  type SloTimeScale,
+  type Timing,
+} from './slo-windows.ts';
+
+export {
+  burnWindows,
+  durationSeconds,
+  formatDuration,
+  scaledBurnWindows,
+  sloMinSamplesPerWindow,
+  sloTimeScaleProblem,
+  sloWindows,
+} from './slo-windows.ts';
+export type { BurnWindow, SloTimeScale } from './slo-windows.ts';
 
 /**
  * Envoy's default histogram bucket boundaries in milliseconds (`le` on /stats/prometheus; Envoy 1.40),
@@ -74,34 +96,6 @@ export function routeStatPrefix(route: string): string {
   return route;
 }
 
-/** One alerting tier: page or ticket when both windows burn faster than `factor`. */
-export interface BurnWindow {
-  severity: 'page' | 'ticket';
-  long: string;
-  short: string;
-  /** Burn-rate factor: error ratio / error budget. */
-  factor: number;
-  /** Share of a 30-day budget the long window spends at that rate. */
-  budgetSpent: number;
-}
-
-/**
- * The Google SRE Workbook, "Alerting on SLOs", section 6 "Multiwindow, Multi-Burn-Rate Alerts",
- * table of recommended parameters for a 30-day SLO (https://sre.google/workbook/alerting-on-slos/):
- *   page   1h long, 5m short, burn rate 14.4 (2 % of the budget spent in the long window)
- *   page   6h long, 30m short, burn rate 6 (5 %)
- *   ticket 3d long, 6h short, burn rate 1 (10 %)
- * plus the 1d/2h ticket at 3 (10 %) that Sloth adds between the last two
- * (slok/sloth `WindowDefaults`): without it a 3x burn waits up to three days for its ticket.
- * The short window, 1/12 of the long one, ends the alert soon after the burn stops.
- */
-export const burnWindows: readonly BurnWindow[] = [
-  { severity: 'page', long: '1h', short: '5m', factor: 14.4, budgetSpent: 0.02 },
-  { severity: 'page', long: '6h', short: '30m', factor: 6, budgetSpent: 0.05 },
-  { severity: 'ticket', long: '1d', short: '2h', factor: 3, budgetSpent: 0.1 },
-  { severity: 'ticket', long: '3d', short: '6h', factor: 1, budgetSpent: 0.1 },
-];
-
 /** The error budget of the latency SLI: a p99 lets 1 % of requests be slower. */
 export const latencyErrorBudget = 0.01;
 
@@ -144,6 +138,14 @@ export interface PrometheusRule {
 export interface SloOptions {
   /** Metric names, labels and buckets, merged over {@link envoyRouteMetrics}. */
   metrics?: Partial<SloMetricSource>;
+  /** Scale time for a test stack (ADR 0025). @default no scaling */
+  timeScale?: SloTimeScale;
+  /**
+   * Judge by this environment of `budgets.environments` (e.g. `ci`, the 2-core runner the e2e stack
+   * runs on), as `compileK6Thresholds` does: a route it names has that budget, any other keeps its
+   * production budget. @default production (the model's own budgets)
+   */
+  environment?: string;
 }
 
 /** Options of `compilePrometheusRules`. */
@@ -179,21 +181,10 @@ export const sloAlerts = {
   load: 'TrellisRouteAboveBudgetedLoad',
 } as const;
 
-/** How long the rate must stay above `rps` before the load ticket. */
-const loadFor = '15m';
-
 /** `metric{a="x",b="y"}`, values quoted as PromQL strings (JSON escapes are PromQL escapes). */
 function selector(metric: string, labels: Record<string, string>): string {
   const pairs = Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
   return `${metric}{${pairs.join(',')}}`;
-}
-
-/** Every window a tier reads, each once, shortest first. */
-export function sloWindows(): string[] {
-  const unit: Record<string, number> = { m: 60, h: 3600, d: 86400 };
-  const seconds = (d: string) => Number.parseInt(d, 10) * (unit[d.slice(-1)] ?? 0);
-  const all = new Set(burnWindows.flatMap((w) => [w.short, w.long]));
-  return [...all].sort((a, b) => seconds(a) - seconds(b));
 }
 
 /** The label value of a bucket boundary as Envoy prints it (`0.5`, `10`, `2500`). */
@@ -202,14 +193,14 @@ function le(ms: number): string {
 }
 
 /** Recording rules of one route: both SLI ratios over every window, and the request rate. */
-function recordings(name: string, m: SloMetricSource, p99Ms: number): RecordingRule[] {
+function recordings(name: string, m: SloMetricSource, p99Ms: number, t: Timing): RecordingRule[] {
   const on = { ...m.matchers, [m.routeLabel]: name };
   const rate = (metric: string, extra: Record<string, string>, w: string) =>
     `sum(rate(${selector(metric, { ...on, ...extra })}[${w}]))`;
   // a fresh object per rule, so YAML output has no anchors
   const labels = () => ({ route: name });
   const rules: RecordingRule[] = [];
-  for (const w of sloWindows()) {
+  for (const w of sloWindows().map(t.at)) {
     rules.push({
       record: sloSeries.errorRatio(w),
       // `or vector(0)`: no 5xx series yet reads as 0 errors, while no traffic stays absent.
@@ -222,7 +213,12 @@ function recordings(name: string, m: SloMetricSource, p99Ms: number): RecordingR
       labels: labels(),
     });
   }
-  rules.push({ record: sloSeries.requestRate, expr: rate(m.requests, {}, '5m'), labels: labels() });
+  // The request rate keeps its name (`rate5m`) whatever the scale; its window scales like the rest.
+  rules.push({
+    record: sloSeries.requestRate,
+    expr: rate(m.requests, {}, t.at('5m')),
+    labels: labels(),
+  });
   return rules;
 }
 
@@ -232,10 +228,12 @@ function burnAlerts(
   sli: 'availability' | 'latency',
   budget: number,
   describe: string,
+  t: Timing,
 ): AlertingRule[] {
   const series = sli === 'availability' ? sloSeries.errorRatio : sloSeries.slowRatio;
   const on = selector('', { route: name });
-  return burnWindows.map((w) => {
+  const period = t.factor === 1 ? '30-day' : `${t.at('30d')} (30 days at time scale 1/${t.factor})`;
+  return scaledBurnWindows(t.factor).map((w) => {
     // Written as factor * budget so that the rule reads as the table does (and stays exact).
     const over = `> (${w.factor} * ${budget})`;
     return {
@@ -248,19 +246,25 @@ function burnAlerts(
         long_window: w.long,
         short_window: w.short,
         burn_rate: String(w.factor),
+        ...(t.factor === 1 ? {} : { [timeScaleLabel]: String(t.factor) }),
       },
       annotations: {
         summary: `${name}: ${sli} error budget burning at over ${w.factor}x`,
         description:
           `${describe} At over ${w.factor}x for ${w.long} (and still over it in the last ${w.short}), ` +
-          `${w.budgetSpent * 100}% of a 30-day budget is gone.`,
+          `${w.budgetSpent * 100}% of a ${period} budget is gone.`,
       },
     };
   });
 }
 
 /** Everything of one budgeted route: recordings, then the burn alerts of both SLIs, then load. */
-function routeGroup(name: string, budget: NonNullable<Route['budget']>, m: SloMetricSource) {
+function routeGroup(
+  name: string,
+  budget: NonNullable<Route['budget']>,
+  m: SloMetricSource,
+  t: Timing,
+) {
   const errors =
     budget.maxErrorRate === 0
       ? 'The budget allows no errors (maxErrorRate 0), so any 5xx in both windows alerts.'
@@ -269,8 +273,13 @@ function routeGroup(name: string, budget: NonNullable<Route['budget']>, m: SloMe
   const load: AlertingRule = {
     alert: sloAlerts.load,
     expr: `${sloSeries.requestRate}${selector('', { route: name })} > ${budget.rps}`,
-    for: loadFor,
-    labels: { severity: 'ticket', route: name, slo: 'load' },
+    for: t.at(loadFor),
+    labels: {
+      severity: 'ticket',
+      route: name,
+      slo: 'load',
+      ...(t.factor === 1 ? {} : { [timeScaleLabel]: String(t.factor) }),
+    },
     annotations: {
       summary: `${name}: above the ${budget.rps} rps its budget was promised at`,
       description: `The route's latency and error budgets hold up to ${budget.rps} requests per second; beyond it, plan capacity or raise the budget.`,
@@ -279,30 +288,81 @@ function routeGroup(name: string, budget: NonNullable<Route['budget']>, m: SloMe
   return {
     name: `trellis-slo-${name}`,
     rules: [
-      ...recordings(name, m, budget.p99Ms),
-      ...burnAlerts(name, 'availability', budget.maxErrorRate, errors),
-      ...burnAlerts(name, 'latency', latencyErrorBudget, latency),
+      ...recordings(name, m, budget.p99Ms, t),
+      ...burnAlerts(name, 'availability', budget.maxErrorRate, errors, t),
+      ...burnAlerts(name, 'latency', latencyErrorBudget, latency, t),
       load,
     ],
   };
+}
+
+/** One budgeted route, with the budget the rules judge it by and where that budget is written. */
+interface JudgedRoute {
+  name: string;
+  budget: NonNullable<Route['budget']>;
+  path: (string | number)[];
+}
+
+/**
+ * Every budgeted route with its budget: production's, or `environment`'s where that environment
+ * names the route. Throws, naming the known ones, for an environment the model does not declare.
+ */
+function judgedRoutes(model: ValidModel, environment: string | undefined): JudgedRoute[] {
+  const envs = model.budgets?.environments ?? {};
+  const env =
+    environment === undefined || environment === productionName
+      ? undefined
+      : Object.hasOwn(envs, environment)
+        ? envs[environment]
+        : undefined;
+  if (environment !== undefined && environment !== productionName && env === undefined)
+    throw new Error(
+      `compileSloRules: environment '${environment}' is not declared in budgets.environments (known: ${knownEnvironments(model).join(', ')})`,
+    );
+  const out: JudgedRoute[] = [];
+  for (const [name, r] of Object.entries(model.routes)) {
+    const own = env?.routes && Object.hasOwn(env.routes, name) ? env.routes[name] : undefined;
+    if (own && environment !== undefined)
+      out.push({
+        name,
+        budget: own,
+        path: ['budgets', 'environments', environment, 'routes', name],
+      });
+    else if (r.budget) out.push({ name, budget: r.budget, path: ['routes', name, 'budget'] });
+  }
+  return out;
+}
+
+/**
+ * The bucket boundaries (ms) the edge's per-route histograms need for the rules to judge
+ * `environment`'s budgets exactly: Envoy's defaults plus every judged `p99Ms` that is not one of
+ * them, sorted. The edge sidecar gets them as `stats_config.histogram_bucket_settings` and the rules
+ * as `metrics.bucketsMs`; with production's budgets (all boundaries) it is Envoy's default list.
+ */
+export function sloBucketsMs(model: ValidModel, environment?: string): number[] {
+  const all = new Set([
+    ...envoyDefaultBucketsMs,
+    ...judgedRoutes(model, environment).map((r) => r.budget.p99Ms),
+  ]);
+  return [...all].sort((a, b) => a - b);
 }
 
 /** The metric source with `opts` applied, and the budgets it cannot measure. */
 function source(model: ValidModel, opts: SloOptions): SloMetricSource {
   const m: SloMetricSource = { ...envoyRouteMetrics, ...opts.metrics };
   const errors: PolicyError[] = [];
-  for (const [name, r] of Object.entries(model.routes)) {
-    if (!r.budget || m.bucketsMs.includes(r.budget.p99Ms)) continue;
-    const p99 = r.budget.p99Ms;
+  for (const { budget, path } of judgedRoutes(model, opts.environment)) {
+    if (m.bucketsMs.includes(budget.p99Ms)) continue;
+    const p99 = budget.p99Ms;
     // the nearest boundaries on each side (the buckets given need not be sorted)
     const nearest = [
       Math.max(...m.bucketsMs.filter((b) => b < p99)),
       Math.min(...m.bucketsMs.filter((b) => b > p99)),
     ].filter(Number.isFinite);
     errors.push({
-      path: formatPath(['routes', name, 'budget', 'p99Ms']),
+      path: formatPath([...path, 'p99Ms']),
       reason:
-        `${r.budget.p99Ms} ms is not a bucket boundary of ${m.latencyBucket}, so the share of requests ` +
+        `${p99} ms is not a bucket boundary of ${m.latencyBucket}, so the share of requests ` +
         `over it cannot be counted; use ${nearest.join(' or ')} ms, ` +
         'or add it to the histogram buckets',
     });
@@ -313,14 +373,15 @@ function source(model: ValidModel, opts: SloOptions): SloMetricSource {
 
 /**
  * A Prometheus rule file with one group per route that has a budget. Throws {@link SloBudgetError},
- * naming each `routes.<name>.budget.p99Ms` that is not a bucket boundary.
+ * naming each `routes.<name>.budget.p99Ms` that is not a bucket boundary, and an Error naming
+ * `timeScale.factor` for a time scale {@link sloTimeScaleProblem} refuses.
  */
 export function compileSloRules(model: BoundModel, opts: SloOptions = {}): PrometheusRuleFile {
+  const t = timing(opts.timeScale);
   const m = source(model, opts);
-  const groups: RuleGroup[] = [];
-  for (const [name, r] of Object.entries(model.routes))
-    if (r.budget) groups.push(routeGroup(name, r.budget, m));
-  return { groups };
+  return {
+    groups: judgedRoutes(model, opts.environment).map((r) => routeGroup(r.name, r.budget, m, t)),
+  };
 }
 
 /** The same rules as PrometheusRule objects, one per budgeted route, for the k8s stack. */
