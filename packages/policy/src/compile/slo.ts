@@ -27,9 +27,8 @@ import type { PolicyError } from '../errors.ts';
 import type { Route } from '../schema.ts';
 import type { BoundModel } from '../bind/types.ts';
 import type { ValidModel } from '../validate.ts';
-import { productionName } from '../patterns.ts';
 import { checkRegion, meta } from './common.ts';
-import { knownEnvironments } from './k6.ts';
+import { envoyDefaultBucketsMs, judgedRoutes } from './slo-budgets.ts';
 import type { ObjectMeta } from './common.ts';
 import {
   loadFor,
@@ -51,15 +50,7 @@ export {
   sloWindows,
 } from './slo-windows.ts';
 export type { BurnWindow, SloTimeScale } from './slo-windows.ts';
-
-/**
- * Envoy's default histogram bucket boundaries in milliseconds (`le` on /stats/prometheus; Envoy 1.40),
- * used unless `stats_config.histogram_bucket_settings` changes them.
- */
-export const envoyDefaultBucketsMs: readonly number[] = [
-  0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000,
-  1800000, 3600000,
-];
+export { envoyDefaultBucketsMs, sloBucketsMs } from './slo-budgets.ts';
 
 /** Where the SLIs come from: metric names and labels. The default is {@link envoyRouteMetrics}. */
 export interface SloMetricSource {
@@ -294,57 +285,6 @@ function routeGroup(
       load,
     ],
   };
-}
-
-/** One budgeted route, with the budget the rules judge it by and where that budget is written. */
-interface JudgedRoute {
-  name: string;
-  budget: NonNullable<Route['budget']>;
-  path: (string | number)[];
-}
-
-/**
- * Every budgeted route with its budget: production's, or `environment`'s where that environment
- * names the route. Throws, naming the known ones, for an environment the model does not declare.
- */
-function judgedRoutes(model: ValidModel, environment: string | undefined): JudgedRoute[] {
-  const envs = model.budgets?.environments ?? {};
-  const env =
-    environment === undefined || environment === productionName
-      ? undefined
-      : Object.hasOwn(envs, environment)
-        ? envs[environment]
-        : undefined;
-  if (environment !== undefined && environment !== productionName && env === undefined)
-    throw new Error(
-      `compileSloRules: environment '${environment}' is not declared in budgets.environments (known: ${knownEnvironments(model).join(', ')})`,
-    );
-  const out: JudgedRoute[] = [];
-  for (const [name, r] of Object.entries(model.routes)) {
-    const own = env?.routes && Object.hasOwn(env.routes, name) ? env.routes[name] : undefined;
-    if (own && environment !== undefined)
-      out.push({
-        name,
-        budget: own,
-        path: ['budgets', 'environments', environment, 'routes', name],
-      });
-    else if (r.budget) out.push({ name, budget: r.budget, path: ['routes', name, 'budget'] });
-  }
-  return out;
-}
-
-/**
- * The bucket boundaries (ms) the edge's per-route histograms need for the rules to judge
- * `environment`'s budgets exactly: Envoy's defaults plus every judged `p99Ms` that is not one of
- * them, sorted. The edge sidecar gets them as `stats_config.histogram_bucket_settings` and the rules
- * as `metrics.bucketsMs`; with production's budgets (all boundaries) it is Envoy's default list.
- */
-export function sloBucketsMs(model: ValidModel, environment?: string): number[] {
-  const all = new Set([
-    ...envoyDefaultBucketsMs,
-    ...judgedRoutes(model, environment).map((r) => r.budget.p99Ms),
-  ]);
-  return [...all].sort((a, b) => a - b);
 }
 
 /** The metric source with `opts` applied, and the budgets it cannot measure. */
