@@ -27,8 +27,17 @@ const ca = ctx.ca;
 // Order: the data layer and Keycloak start side by side; the sidecars, services and ingress follow.
 const data = deployData(ctx);
 const idp = deployIdentity(ctx);
-const mesh = deployMesh(ctx, data, idp);
-const metrics = deployMetrics(ctx, mesh, data);
+// Production's budgets need no setting; another environment's reach both the rules and the edge.
+const sloEnvironment = cfg.sloBudgets === 'production' ? {} : { sloEnvironment: cfg.sloBudgets };
+const mesh = deployMesh(ctx, data, idp, undefined, {
+  faultInjection: cfg.faultInjection,
+  ...sloEnvironment,
+});
+const metrics = deployMetrics(ctx, mesh, data, undefined, {
+  scrapeInterval: cfg.scrapeInterval,
+  sloTimeScale: cfg.sloTimeScale,
+  ...sloEnvironment,
+});
 
 /** `https://localhost:<ingressHttps>`: the front door. */
 export const ingressUrl = mesh.ingressUrl;

@@ -24,7 +24,7 @@ import { LocalIngress } from '@trellis/components/local/ingress';
 import { LocalRelay } from '@trellis/components/local/relay';
 import { LocalService } from '@trellis/components/local/service';
 import { LocalSidecar, type LocalSidecarArgs } from '@trellis/components/local/sidecar';
-import { envoyOptions, spiffeId, type BoundModel } from '@trellis/policy';
+import { envoyOptions, sloBucketsMs, spiffeId, type BoundModel } from '@trellis/policy';
 import type { StackContext } from './context.ts';
 import { PLATFORM_ADMIN, type DataLayer } from './data.ts';
 import type { IdentityLayer } from './identity.ts';
@@ -165,6 +165,17 @@ export interface MeshSettings {
    * also renewed by any `up` inside its renewal window. @default 0
    */
   edgeRotation?: pulumi.Input<number>;
+  /**
+   * Test stacks only (ADR 0025): every backend sidecar gets an inert fault delay filter that a test
+   * turns on through the sidecar's admin runtime (`/runtime_modify`, from inside its pod). The edge
+   * never gets one. @default false
+   */
+  faultInjection?: boolean;
+  /**
+   * The environment of `budgets.environments` the stack's SLO rules judge by: the edge's per-route
+   * histograms then get the buckets its budgets need (`sloBucketsMs`). @default production's
+   */
+  sloEnvironment?: string;
 }
 
 /**
@@ -255,7 +266,11 @@ export function deployMesh(
           { ...opts, dependsOn: [ctx.pods.resource] },
         )
       : undefined;
-  const sidecar = (w: string, dependsOn: pulumi.Resource[]): LocalSidecar => {
+  const sidecar = (
+    w: string,
+    dependsOn: pulumi.Resource[],
+    extra: Pick<LocalSidecarArgs, 'faultInjection' | 'routeHistogramBucketsMs'> = {},
+  ): LocalSidecar => {
     const pod = podLaunch(ctx, w);
     const podDeps =
       pod !== undefined && ctx.pods ? [ctx.pods.resource, ...(relay ? [relay] : [])] : [];
@@ -268,6 +283,7 @@ export function deployMesh(
         certValidHours: ctx.certValidHours,
         rotation: ctx.rotation,
         ...(pod !== undefined ? { pod } : {}),
+        ...extra,
       },
       { ...opts, dependsOn: [...dependsOn, ...podDeps] },
     );
@@ -280,7 +296,11 @@ export function deployMesh(
     .sort();
   const schemas = schemaPlan(backends);
   for (const w of backends) {
-    const s = (sidecars[w] = sidecar(w, []));
+    const s = (sidecars[w] = sidecar(
+      w,
+      [],
+      settings.faultInjection === true ? { faultInjection: true } : {},
+    ));
     const step = schemas[w];
     // A service sharing another's tables starts once that one's schema is applied.
     const owner = step !== undefined && 'after' in step ? services[step.after]?.schema : undefined;
@@ -291,6 +311,9 @@ export function deployMesh(
   sidecars[edge] = sidecar(
     edge,
     backends.map((w) => sidecars[w] as LocalSidecar),
+    settings.sloEnvironment !== undefined
+      ? { routeHistogramBucketsMs: sloBucketsMs(model, settings.sloEnvironment) }
+      : {},
   );
 
   const edgeInbound = Object.values(model.binding.workloads[edge]?.inbound ?? {})[0];

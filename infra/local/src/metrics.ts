@@ -31,7 +31,7 @@ export function deployMetrics(
   mesh: MeshLayer,
   data: Pick<DataLayer, 'metrics'>,
   opts?: pulumi.ComponentResourceOptions,
-  settings: { scrapeInterval?: string } = {},
+  settings: { scrapeInterval?: string; sloTimeScale?: number; sloEnvironment?: string } = {},
 ): MetricsLayer | undefined {
   if (ctx.model.binding.metrics === undefined) return undefined;
   const prometheus = new LocalPrometheus(
@@ -44,6 +44,8 @@ export function deployMetrics(
       rotation: ctx.rotation,
       dataTargets: data.metrics.targets,
       ...(settings.scrapeInterval !== undefined ? { scrapeInterval: settings.scrapeInterval } : {}),
+      ...(settings.sloTimeScale !== undefined ? { sloTimeScale: settings.sloTimeScale } : {}),
+      ...(settings.sloEnvironment !== undefined ? { sloEnvironment: settings.sloEnvironment } : {}),
     },
     // Its first scrape finds every sidecar up.
     { ...opts, dependsOn: [...mesh.resources, ...data.metrics.fronts] },

@@ -143,6 +143,8 @@ export {
   adminStatsCluster,
   compileEnvoy,
   envoyAccessLogSource,
+  faultDefaultDelay,
+  faultDelayRuntime,
   httpAccessLogFormat,
   httpFilterOrder,
   jwtMetadataFilter,
@@ -200,13 +202,19 @@ export {
   burnWindows,
   compilePrometheusRules,
   compileSloRules,
+  durationSeconds,
   envoyDefaultBucketsMs,
   envoyRouteMetrics,
   latencyErrorBudget,
+  formatDuration,
   routeStatPrefix,
+  scaledBurnWindows,
   SloBudgetError,
+  sloBucketsMs,
   sloAlerts,
+  sloMinSamplesPerWindow,
   sloSeries,
+  sloTimeScaleProblem,
   sloWindows,
 } from './compile/slo.ts';
 export type {
@@ -219,6 +227,7 @@ export type {
   RuleGroup,
   SloMetricSource,
   SloOptions,
+  SloTimeScale,
 } from './compile/slo.ts';
 
 export { compilePrometheusScrape, scrapeJobs } from './compile/prometheus.ts';

@@ -149,6 +149,16 @@ export interface LocalSidecarArgs {
    * @default identityHeaders.jwtPayload (what the smoke services read; docs/services.md)
    */
   payloadHeader?: string;
+  /**
+   * Test stacks only (ADR 0025): a fault delay filter on the inbound HTTP listeners, inert (0 %)
+   * until the admin runtime turns it on; see `EnvoyOptions.faultInjection`. @default false
+   */
+  faultInjection?: boolean;
+  /**
+   * The per-route request-time histograms' buckets (ms), for an edge whose routes the SLO rules
+   * judge by budgets Envoy's default buckets cannot count (`sloBucketsMs`). @default Envoy's
+   */
+  routeHistogramBucketsMs?: readonly number[];
   /** Envoy worker threads. @default 1 */
   concurrency?: number;
   /** @default 'info' */
@@ -237,6 +247,10 @@ export class LocalSidecar extends pulumi.ComponentResource {
       ...(args.outbound ? { outbound: args.outbound } : {}),
       ...(args.jwks ? { jwks: args.jwks } : {}),
       ...(args.metrics ? { metrics: args.metrics } : {}),
+      ...(args.faultInjection === true ? { faultInjection: true } : {}),
+      ...(args.routeHistogramBucketsMs !== undefined
+        ? { routeHistogramBucketsMs: args.routeHistogramBucketsMs }
+        : {}),
       adminPort: args.adminPort,
       nodeId: `${args.workload}-sidecar`,
       payloadHeader: args.payloadHeader ?? defaults.payloadHeader,

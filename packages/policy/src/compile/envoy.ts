@@ -29,6 +29,7 @@ export {
   httpAccessLogFormat,
   tcpAccessLogFormat,
 } from './envoy/access-log.ts';
+export { faultDefaultDelay, faultDelayRuntime } from './envoy/fault.ts';
 export { httpFilterOrder } from './envoy/filters.ts';
 export { jwtAudienceFailure, jwtFailureKey, jwtMetadataFilter } from './envoy/jwt.ts';
 export { pathMatcher } from './envoy/match.ts';
@@ -93,7 +94,25 @@ export interface EnvoyOptions {
    * may use it. Omit it for no metrics listener.
    */
   metrics?: { port: number; address?: string; statsPort: number };
+  /**
+   * Test stacks only (ADR 0025): a fault filter on the non-edge inbound HTTP listeners that delays
+   * 0 % of requests until the admin runtime (`faultDelayRuntime`) says otherwise, and an admin
+   * runtime layer for `/runtime_modify`. @default false
+   */
+  faultInjection?: boolean;
+  /**
+   * The bucket boundaries (ms) of the per-route `upstream_rq_time` histograms, when Envoy's defaults
+   * cannot count a budget the SLO rules judge (`sloBucketsMs`; e.g. the `ci` environment's 30 ms
+   * p99). For the edge sidecar, whose routes the rules measure. @default Envoy's defaults
+   */
+  routeHistogramBucketsMs?: readonly number[];
 }
+
+/**
+ * The stat names of the per-route request-time histograms
+ * (`vhost.<virtual host>.route.<stat_prefix>.upstream_rq_time`).
+ */
+export const routeTimeHistogramRegex = String.raw`^vhost\.(.+\.)?route\.(.+\.)?upstream_rq_time$`;
 
 /** What `compileEnvoy` returns: the bootstrap and the SDS files, keyed by their absolute path. */
 export interface EnvoyArtefacts {
@@ -123,6 +142,21 @@ export function compileEnvoy(model: BoundModel, o: EnvoyOptions): EnvoyArtefacts
         : {}),
       static_resources: { listeners, clusters: s.clusters },
       ...idleSettings(),
+      ...(o.faultInjection === true
+        ? { layered_runtime: { layers: [{ name: 'admin', admin_layer: {} }] } }
+        : {}),
+      ...(o.routeHistogramBucketsMs !== undefined
+        ? {
+            stats_config: {
+              histogram_bucket_settings: [
+                {
+                  match: { safe_regex: { regex: routeTimeHistogramRegex } },
+                  buckets: [...o.routeHistogramBucketsMs],
+                },
+              ],
+            },
+          }
+        : {}),
     },
     sdsFiles: sdsFiles(o.sds),
   };
