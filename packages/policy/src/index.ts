@@ -131,6 +131,19 @@ export type {
   RequestAuthentication,
   WorkloadSelector,
 } from './compile/istio.ts';
+export {
+  compileIstioTelemetry,
+  istioAccessLogFormat,
+  istioAuditLogProvider,
+  istioTracingProvider,
+} from './compile/istio-telemetry.ts';
+export type {
+  IstioExtensionProvider,
+  IstioTelemetryArtefacts,
+  IstioTelemetryOptions,
+  IstioTracing,
+  Telemetry,
+} from './compile/istio-telemetry.ts';
 export { compileGatewayApi, gatewayPath } from './compile/gateway.ts';
 export type {
   Gateway,
@@ -144,11 +157,13 @@ export {
   compileEnvoy,
   envoyAccessLogSource,
   httpAccessLogFormat,
+  httpAuditFields,
   httpFilterOrder,
   jwtMetadataFilter,
   metricsListenerName,
   pathMatcher,
   tcpAccessLogFormat,
+  tcpAuditFields,
 } from './compile/envoy.ts';
 export type { EnvoyArtefacts, EnvoyEndpoint, EnvoyOptions } from './compile/envoy.ts';
 export type {
@@ -174,6 +189,7 @@ export type {
   CassandraStatement,
 } from './compile/cassandra.ts';
 export { agentRole, compileKeycloakRealm } from './compile/keycloak.ts';
+export { keycloakAuditEvents, keycloakAuditLogLevel } from './compile/keycloak-events.ts';
 export type {
   KeycloakClient,
   KeycloakClientScope,

@@ -27,7 +27,9 @@ import { endpoint, sdsFiles } from './envoy/resources.ts';
 export {
   envoyAccessLogSource,
   httpAccessLogFormat,
+  httpAuditFields,
   tcpAccessLogFormat,
+  tcpAuditFields,
 } from './envoy/access-log.ts';
 export { httpFilterOrder } from './envoy/filters.ts';
 export { jwtAudienceFailure, jwtFailureKey, jwtMetadataFilter } from './envoy/jwt.ts';
