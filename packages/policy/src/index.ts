@@ -189,7 +189,6 @@ export type {
   CassandraStatement,
 } from './compile/cassandra.ts';
 export { agentRole, compileKeycloakRealm } from './compile/keycloak.ts';
-export { keycloakAuditEvents, keycloakAuditLogLevel } from './compile/keycloak-events.ts';
 export type {
   KeycloakClient,
   KeycloakClientScope,

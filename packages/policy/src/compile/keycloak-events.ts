@@ -16,12 +16,3 @@ export const keycloakAuditEvents = [
   'LOGOUT',
   'LOGOUT_ERROR',
 ] as const;
-
-/**
- * Keycloak's `log-level` option for the audit trail (syntax `<root level>,<category>:<level>`,
- * keycloak.org/server/logging): the `jboss-logging` listener logs successful events at DEBUG and
- * failed ones at WARN, so `org.keycloak.events` runs at DEBUG; the health checks' DOWN lines during
- * start-up are kept to WARN. The local stack passes it as `--log-level`, the Kubernetes stack as the
- * Keycloak CR's `additionalOptions`.
- */
-export const keycloakAuditLogLevel = 'info,io.smallrye.health:warn,org.keycloak.events:debug';
