@@ -131,6 +131,19 @@ export type {
   RequestAuthentication,
   WorkloadSelector,
 } from './compile/istio.ts';
+export {
+  compileIstioTelemetry,
+  istioAccessLogFormat,
+  istioAuditLogProvider,
+  istioTracingProvider,
+} from './compile/istio-telemetry.ts';
+export type {
+  IstioExtensionProvider,
+  IstioTelemetryArtefacts,
+  IstioTelemetryOptions,
+  IstioTracing,
+  Telemetry,
+} from './compile/istio-telemetry.ts';
 export { compileGatewayApi, gatewayPath } from './compile/gateway.ts';
 export type {
   Gateway,
@@ -146,11 +159,13 @@ export {
   faultDefaultDelay,
   faultDelayRuntime,
   httpAccessLogFormat,
+  httpAuditFields,
   httpFilterOrder,
   jwtMetadataFilter,
   metricsListenerName,
   pathMatcher,
   tcpAccessLogFormat,
+  tcpAuditFields,
 } from './compile/envoy.ts';
 export type { EnvoyArtefacts, EnvoyEndpoint, EnvoyOptions } from './compile/envoy.ts';
 export type {

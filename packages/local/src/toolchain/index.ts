@@ -23,6 +23,7 @@ export type { Tool, ToolCheck } from './spec.ts';
 export { cacheRoot, toolDir } from './cache.ts';
 export { FetchError, CommandError } from './errors.ts';
 export { progress } from './log.ts';
+export { KEYCLOAK_LOG_LEVEL } from './keycloak.ts';
 export {
   buildah,
   buildahInstall,

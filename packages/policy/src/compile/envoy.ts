@@ -27,7 +27,9 @@ import { endpoint, sdsFiles } from './envoy/resources.ts';
 export {
   envoyAccessLogSource,
   httpAccessLogFormat,
+  httpAuditFields,
   tcpAccessLogFormat,
+  tcpAuditFields,
 } from './envoy/access-log.ts';
 export { faultDefaultDelay, faultDelayRuntime } from './envoy/fault.ts';
 export { httpFilterOrder } from './envoy/filters.ts';
