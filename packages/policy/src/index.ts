@@ -6,11 +6,13 @@ export { formatErrors, formatPath, rootPath } from './errors.ts';
 export type { PolicyError } from './errors.ts';
 export {
   callersOf,
+  collectorSpiffeId,
   dataServiceSpiffeId,
   dataServices,
   edgeWorkloads,
   matchesPathTemplate,
   namespaceOf,
+  otlpTracesPath,
   pathTemplateRegex,
   metricsServerName,
   routesOf,
@@ -45,6 +47,7 @@ export type {
   Route,
   RouteAuth,
   RouteBudget,
+  TracingSpec,
   Workload,
 } from './schema.ts';
 export {
@@ -65,6 +68,8 @@ export {
   localKeycloakProvider,
   localPaths,
   localPortOffsets,
+  localCollectorName,
+  localJaegerName,
   localScraperName,
   localPortsAt,
 } from './bind/local.ts';
@@ -87,6 +92,8 @@ export type {
   LocalPods,
   PeerEgress,
   SvidLocation,
+  TracingBinding,
+  TracingPlacement,
   WorkloadBinding,
 } from './bind/types.ts';
 
@@ -111,6 +118,7 @@ export type {
   KafkaResourceType,
   Peer,
   ScrapeRequest,
+  TraceExportRequest,
   TcpRequest,
   Token,
 } from './request.ts';
@@ -141,6 +149,7 @@ export type {
 } from './compile/gateway.ts';
 export {
   adminStatsCluster,
+  collectorServerName,
   compileEnvoy,
   envoyAccessLogSource,
   httpAccessLogFormat,
@@ -148,7 +157,10 @@ export {
   jwtMetadataFilter,
   metricsListenerName,
   pathMatcher,
+  sidecarServiceName,
   tcpAccessLogFormat,
+  telemetryEgressListenerName,
+  traceCollectorCluster,
 } from './compile/envoy.ts';
 export type { EnvoyArtefacts, EnvoyEndpoint, EnvoyOptions } from './compile/envoy.ts';
 export type {
@@ -228,6 +240,19 @@ export {
   dataMetricsServerName,
 } from './compile/envoy/data-metrics.ts';
 export type { DataMetricsProxyOptions } from './compile/envoy/data-metrics.ts';
+export {
+  collectorFrontListenerName,
+  compileCollectorFront,
+  compileJaegerConfig,
+  compileOtelCollectorConfig,
+  jaegerServerName,
+} from './compile/tracing.ts';
+export type {
+  CollectorFrontOptions,
+  JaegerConfigOptions,
+  OtelCollectorConfigOptions,
+  PemPaths,
+} from './compile/tracing.ts';
 export type {
   PrometheusScrapeConfig,
   PrometheusScrapeFile,

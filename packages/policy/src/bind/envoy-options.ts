@@ -56,6 +56,14 @@ export function envoyOptions(model: BoundModel, workload: string): EnvoyOptions 
           },
         }
       : {}),
+    ...(model.binding.tracing?.collector
+      ? {
+          tracing: {
+            collector: model.binding.tracing.collector.front,
+            ...(b.telemetryEgress ? { egressPort: b.telemetryEgress.port } : {}),
+          },
+        }
+      : {}),
     sds: {
       dir: `${b.proxyDir}/${sidecarFiles.sdsDir}`,
       certChain: b.svid.cert,

@@ -32,6 +32,19 @@ export const localPortOffsets = {
   kafkaClientsFrom: 300,
   /** The stack's Prometheus (the metrics scraper), on the host's loopback. */
   prometheus: 90,
+  /**
+   * The trace pipeline (ADR 0023): the collector's mTLS front (what the sidecars dial: the host's end
+   * of the pod link, or 127.0.0.1 without pods), the collector's own OTLP/HTTP receiver, the front's
+   * admin, Jaeger's OTLP/gRPC receiver and its query API (HTTP, gRPC), all on the host's loopback.
+   */
+  traceCollector: 420,
+  traceCollectorReceiver: 421,
+  traceCollectorAdmin: 422,
+  jaegerOtlp: 423,
+  jaegerQuery: 424,
+  jaegerQueryGrpc: 425,
+  /** Each sidecar's telemetry egress listener (ADR 0023), one per workload, on its pod's loopback. */
+  telemetryEgressFrom: 450,
   envoyAdminFrom: 500,
   /** Each sidecar's metrics listener (ADR 0020), one per workload. */
   sidecarMetricsFrom: 550,
@@ -252,6 +265,22 @@ export function localAllocator(
       svid: svidAt(paths.pkiDir(localScraperName)),
       listen: at(ports.prometheus),
     }),
+    telemetryEgress: (w) => (w.spec.edge ? undefined : at(ports.telemetryEgressFrom + w.sorted)),
+    tracing: () => ({
+      collector: {
+        svid: svidAt(paths.pkiDir(localCollectorName)),
+        front: { address: pods.hostAddress, port: ports.traceCollector },
+        receiver: at(ports.traceCollectorReceiver),
+        admin: at(ports.traceCollectorAdmin),
+      },
+      jaeger: {
+        serviceAccount: localJaegerName,
+        svid: svidAt(paths.pkiDir(localJaegerName)),
+        otlp: at(ports.jaegerOtlp),
+        query: at(ports.jaegerQuery),
+        queryGrpc: at(ports.jaegerQueryGrpc),
+      },
+    }),
     dataEgress: (w, service: DataService) =>
       service === 'cassandra'
         ? {
@@ -293,6 +322,10 @@ const svidAt = (dir: string): SvidLocation => {
 
 /** The local stack's Prometheus: its certificate directory (`pki/<name>`) and process directory. */
 export const localScraperName = 'prometheus';
+/** The local stack's trace collector (and its front): `pki/<name>`, `run/<name>`. */
+export const localCollectorName = 'otel-collector';
+/** The local stack's Jaeger: its service account, `pki/<name>`, `run/<name>`. */
+export const localJaegerName = 'jaeger';
 
 /** Where the pods are, as checked: the host's end, the pod workloads', the server pods'. */
 interface CheckedPods {
@@ -363,6 +396,15 @@ function localReserved(
     'kafkaInterBroker',
     'kafkaClientsFrom',
     ...(model.metrics !== undefined ? (['prometheus'] as const) : []),
+    ...(model.tracing !== undefined
+      ? ([
+          'traceCollectorReceiver',
+          'traceCollectorAdmin',
+          'jaegerOtlp',
+          'jaegerQuery',
+          'jaegerQueryGrpc',
+        ] as const)
+      : []),
   ];
   const sorted = Object.keys(model.workloads).sort();
   const edge = Object.keys(model.workloads).find((w) => model.workloads[w]?.edge);
@@ -386,6 +428,17 @@ function localReserved(
       what: `the stack's ${name} listener`,
     })),
     ...(model.metrics !== undefined ? serverMetricsListeners(ports) : []),
+    // The collector's front, where every sidecar dials it.
+    ...(model.tracing !== undefined
+      ? [
+          {
+            network: 'loopback',
+            endpoint: { address: pods.hostAddress, port: ports.traceCollector },
+            path: 'environment.ports.traceCollector',
+            what: "the trace collector's mTLS front",
+          },
+        ]
+      : []),
     ...callersOf(model, 'kafka').map((w) => ({
       network: 'loopback',
       endpoint: {
