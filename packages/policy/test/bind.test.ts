@@ -160,15 +160,15 @@ describe('bind to local', () => {
     });
     const pods = { hostAddress: '198.18.8.1', addresses: { 'orders-api': '198.18.8.4' } };
     const b = ok(referenceModel(), { ...local(), pods });
-    // The pods reach the host's end of their link, never the host's loopback.
-    expect(b.binding.tracing?.collector?.front).toEqual({ address: '198.18.8.1', port: 8420 });
+    // The front stays on the host's loopback; a pod reaches it at the host's end of its link.
+    expect(b.binding.tracing?.collector?.front).toEqual({ address: '127.0.0.1', port: 8420 });
     expect(envoyOptions(b, 'orders-api').tracing).toEqual({
       collector: { address: '198.18.8.1', port: 8420 },
       egressPort: 8452,
     });
-    // The edge has no app, so no telemetry egress; its sidecar still traces.
+    // The edge (not a pod here) has no app, so no telemetry egress; its sidecar still traces.
     expect(envoyOptions(b, 'ingress').tracing).toEqual({
-      collector: { address: '198.18.8.1', port: 8420 },
+      collector: { address: '127.0.0.1', port: 8420 },
     });
   });
 

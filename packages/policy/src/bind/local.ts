@@ -33,9 +33,9 @@ export const localPortOffsets = {
   /** The stack's Prometheus (the metrics scraper), on the host's loopback. */
   prometheus: 90,
   /**
-   * The trace pipeline (ADR 0023): the collector's mTLS front (what the sidecars dial: the host's end
-   * of the pod link, or 127.0.0.1 without pods), the collector's own OTLP/HTTP receiver, the front's
-   * admin, Jaeger's OTLP/gRPC receiver and its query API (HTTP, gRPC), all on the host's loopback.
+   * The trace pipeline (ADR 0023), all on the host's loopback: the collector's mTLS front (pods reach
+   * it at the host's end of their link, through the pod relay), the collector's own OTLP/HTTP
+   * receiver, the front's admin, Jaeger's OTLP/gRPC receiver and its query API (HTTP, gRPC).
    */
   traceCollector: 420,
   traceCollectorReceiver: 421,
@@ -269,7 +269,7 @@ export function localAllocator(
     tracing: () => ({
       collector: {
         svid: svidAt(paths.pkiDir(localCollectorName)),
-        front: { address: pods.hostAddress, port: ports.traceCollector },
+        front: at(ports.traceCollector),
         receiver: at(ports.traceCollectorReceiver),
         admin: at(ports.traceCollectorAdmin),
       },
@@ -398,6 +398,7 @@ function localReserved(
     ...(model.metrics !== undefined ? (['prometheus'] as const) : []),
     ...(model.tracing !== undefined
       ? ([
+          'traceCollector',
           'traceCollectorReceiver',
           'traceCollectorAdmin',
           'jaegerOtlp',
@@ -428,17 +429,6 @@ function localReserved(
       what: `the stack's ${name} listener`,
     })),
     ...(model.metrics !== undefined ? serverMetricsListeners(ports) : []),
-    // The collector's front, where every sidecar dials it.
-    ...(model.tracing !== undefined
-      ? [
-          {
-            network: 'loopback',
-            endpoint: { address: pods.hostAddress, port: ports.traceCollector },
-            path: 'environment.ports.traceCollector',
-            what: "the trace collector's mTLS front",
-          },
-        ]
-      : []),
     ...callersOf(model, 'kafka').map((w) => ({
       network: 'loopback',
       endpoint: {

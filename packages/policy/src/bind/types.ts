@@ -117,7 +117,7 @@ export interface EdgeBinding {
 export interface TracingPlacement {
   collector: {
     svid: SvidLocation;
-    /** The collector's mTLS front: what every sidecar dials (locally the host's end of the pod link). */
+    /** The collector's mTLS front: what every sidecar dials (a local pod: at its `hostAddress`). */
     front: Endpoint;
     /** The collector's OTLP/HTTP receiver (TLS), on loopback: only the front dials it. */
     receiver: Endpoint;
