@@ -26,11 +26,11 @@ import {
 import type {
   BoundModel,
   EnvoyListener,
-  HttpConnectionManager,
   Peer,
   TraceExportRequest,
   ValidModel,
 } from '../src/index.ts';
+import type { HttpConnectionManager, TlsTransportSocket } from '../src/compile/envoy-types.ts';
 import { modelArb } from './arbitraries.ts';
 import { referenceData, referenceModel } from './fixtures.ts';
 
@@ -62,6 +62,16 @@ const sds = {
   privateKey: '/f/key.pem',
   trustBundle: '/f/ca.pem',
 };
+
+/** The URI SAN matchers of a mesh TLS context, and its certificate's SDS secret name. */
+function meshTls(ts: TlsTransportSocket | undefined): { sans: unknown[]; certSecret?: string } {
+  const ctx = ts?.typed_config.common_tls_context;
+  if (!ctx || !('combined_validation_context' in ctx)) throw new Error('no mesh TLS context');
+  return {
+    sans: ctx.combined_validation_context.default_validation_context.match_typed_subject_alt_names,
+    certSecret: ctx.tls_certificate_sds_secret_configs[0]?.name,
+  };
+}
 
 /** The HCMs of a bootstrap's listeners, by listener name. */
 function hcms(listeners: EnvoyListener[]): Record<string, HttpConnectionManager> {
@@ -191,15 +201,13 @@ describe('a sidecar with tracing', () => {
     expect(c?.load_assignment.endpoints[0]?.lb_endpoints[0]?.endpoint.address).toEqual({
       socket_address: { address: '127.0.0.1', port_value: 8420 },
     });
-    const tls = c?.transport_socket?.typed_config;
-    expect(tls?.['@type']).toBe(
+    expect(c?.transport_socket?.typed_config['@type']).toBe(
       'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
     );
-    expect(
-      tls?.common_tls_context.combined_validation_context.default_validation_context
-        .match_typed_subject_alt_names,
-    ).toEqual([{ san_type: 'URI', matcher: { exact: collector } }]);
-    expect(tls?.common_tls_context.tls_certificate_sds_secret_configs[0]?.name).toBe('svid');
+    expect(meshTls(c?.transport_socket)).toEqual({
+      sans: [{ san_type: 'URI', matcher: { exact: collector } }],
+      certSecret: 'svid',
+    });
   });
 
   it('has a plaintext telemetry egress on loopback: POST /v1/traces to the collector, else 404', () => {
@@ -271,19 +279,16 @@ describe("the collector's front", () => {
   it('admits the workloads by URI SAN, and originates mTLS to the receiver as the collector', () => {
     const l = front.bootstrap.static_resources.listeners[0];
     expect(l?.name).toBe(collectorFrontListenerName);
-    const sans =
-      l?.filter_chains[0]?.transport_socket?.typed_config.common_tls_context
-        .combined_validation_context.default_validation_context.match_typed_subject_alt_names;
-    expect(sans?.map((s) => s.matcher)).toEqual(
+    expect(meshTls(l?.filter_chains[0]?.transport_socket).sans).toEqual(
       Object.keys(m.workloads)
         .sort()
-        .map((w) => ({ exact: spiffeId(m, w) })),
+        .map((w) => ({ san_type: 'URI', matcher: { exact: spiffeId(m, w) } })),
     );
     const c = front.bootstrap.static_resources.clusters[0];
-    expect(
-      c?.transport_socket?.typed_config.common_tls_context.combined_validation_context
-        .default_validation_context.match_typed_subject_alt_names,
-    ).toEqual([{ san_type: 'URI', matcher: { exact: collector } }]);
+    expect(meshTls(c?.transport_socket)).toEqual({
+      sans: [{ san_type: 'URI', matcher: { exact: collector } }],
+      certSecret: 'svid',
+    });
   });
 
   it('throws naming the field when the model has no collector or a port is out of range', () => {

@@ -42,6 +42,8 @@ const defaults = { certValidHours: 24, readyTimeoutMs: 60_000 };
 /** The collector's placement from the binding, or an error naming what is missing. */
 export function collectorPlacement(model: BoundModel): {
   collector: TracingPlacement['collector'];
+  /** The directory of the collector's SVID files. */
+  svidDir: string;
   jaeger: EnvoyEndpoint;
   spiffeId: string;
 } {
@@ -50,7 +52,12 @@ export function collectorPlacement(model: BoundModel): {
     throw new Error(
       'model.binding.tracing must place the collector and Jaeger (declare tracing.collector in the model, and bind it to a local environment)',
     );
-  return { collector: t.collector, jaeger: t.jaeger.otlp, spiffeId: t.spiffeId };
+  return {
+    collector: t.collector,
+    svidDir: t.collector.svid.dir,
+    jaeger: t.jaeger.otlp,
+    spiffeId: t.spiffeId,
+  };
 }
 
 const pemOf = (d: string): SvidFiles => ({
@@ -115,7 +122,7 @@ export class LocalOtelCollector extends pulumi.ComponentResource {
     const frontDir = join(args.dir, 'front');
     try {
       placement = collectorPlacement(args.model);
-      const svid = pemOf(placement.collector.svid.dir);
+      const svid = pemOf(placement.svidDir);
       collectorConfig(args.model, svid);
       collectorFrontArtefacts(args.model, frontDir, svid);
     } catch (err) {
@@ -132,13 +139,13 @@ export class LocalOtelCollector extends pulumi.ComponentResource {
         ca: args.ca,
         spiffeId: this.spiffeId,
         dns: [this.serverName],
-        dir: collector.svid.dir,
+        dir: placement.svidDir,
         validHours: args.certValidHours ?? defaults.certValidHours,
         rotation: args.rotation ?? 0,
       },
       { parent: this },
     );
-    const svid = pemOf(collector.svid.dir);
+    const svid = pemOf(placement.svidDir);
     const readyTimeoutMs = args.readyTimeoutMs ?? defaults.readyTimeoutMs;
 
     // Paths only: a rotated SVID changes no input (the collector re-reads its files, Envoy watches them).
