@@ -103,7 +103,7 @@ describe('tracingEnv (local stack, ADR 0023)', () => {
 
   it('sets nothing without a tracing block, nor for the edge (no app)', () => {
     const r = parseModel(
-      readFileSync(referenceModelPath, 'utf8').replace(/^tracing:\n(  .*\n)+/m, ''),
+      readFileSync(referenceModelPath, 'utf8').replace(/^tracing:\n( {2}.*\n)+/m, ''),
     );
     if (!r.ok) throw new Error(JSON.stringify(r.errors));
     expect(r.model.tracing).toBeUndefined();

@@ -68,13 +68,12 @@ export {
   localKeycloakProvider,
   localPaths,
   localPortOffsets,
-  localCollectorName,
-  localJaegerName,
   localScraperName,
   localPortsAt,
 } from './bind/local.ts';
 export type { LocalPortName } from './bind/local.ts';
 export { localServerMetricsSlots } from './bind/local-servers.ts';
+export { localCollectorName, localJaegerName } from './bind/local-tracing.ts';
 export { peerPort } from './bind/peers.ts';
 export type {
   BindResult,
