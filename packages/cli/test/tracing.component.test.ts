@@ -25,6 +25,7 @@ import {
   freePorts,
   ManagedProcess,
   startEnvoy,
+  startNginx,
   waitUntil,
   writePemFiles,
   type EnvoyInstance,
@@ -38,6 +39,7 @@ import {
   compileCollectorFront,
   compileEnvoy,
   compileJaegerConfig,
+  compileNginxHttp,
   compileOtelCollectorConfig,
   envoyOptions,
   jaegerServerName,
@@ -62,7 +64,7 @@ function referenceModel(): BoundModel {
 }
 
 const model = referenceModel();
-type Who = 'ingress' | 'ordersApi' | 'collector' | 'jaeger' | 'scraper' | 'foreign';
+type Who = 'ingress' | 'ordersApi' | 'collector' | 'jaeger' | 'scraper' | 'foreign' | 'nginx';
 const svids = {} as Record<Who, PemFiles>;
 let ca: CertificateAuthority;
 const procs: ManagedProcess[] = [];
@@ -74,7 +76,8 @@ const port = {} as Record<
   | 'receiver'
   | 'front'
   | 'edgeInbound'
-  | 'egress',
+  | 'egress'
+  | 'nginx',
   number
 >;
 let jaegerUrl = '';
@@ -171,21 +174,31 @@ function plain(
 }
 
 interface JaegerTrace {
-  spans: { spanID: string; operationName: string; processID: string }[];
+  spans: {
+    spanID: string;
+    operationName: string;
+    processID: string;
+    references?: { refType: string; traceID: string; spanID: string }[];
+  }[];
   processes: Record<string, { serviceName: string }>;
 }
 
-/** The services of the spans Jaeger holds for `trace` ([] while it has none). */
-async function servicesIn(trace: string): Promise<string[]> {
+/** The trace Jaeger holds under `trace`, or undefined (404) while it has none. */
+async function jaegerTrace(trace: string): Promise<JaegerTrace | undefined> {
   const res = await fetch(`${jaegerUrl}/api/traces/${trace}`, {
     signal: AbortSignal.timeout(3_000),
   });
   if (res.status === 404) {
     await res.text();
-    return [];
+    return undefined;
   }
   const body = (await res.json()) as { data?: JaegerTrace[] };
-  const t = body.data?.[0];
+  return body.data?.[0];
+}
+
+/** The services of the spans Jaeger holds for `trace` ([] while it has none). */
+async function servicesIn(trace: string): Promise<string[]> {
+  const t = await jaegerTrace(trace);
   if (!t) return [];
   return t.spans.map((s) => t.processes[s.processID]?.serviceName ?? '?');
 }
@@ -265,8 +278,10 @@ beforeAll(async () => {
   await issue('jaeger', 'spiffe://trellis.local/ns/trellis/sa/jaeger', [jaegerServerName(model)]);
   await issue('scraper', scraperSpiffeId(model) ?? '');
   await issue('foreign', spiffeId(model, 'orders-api'), [], foreignCa);
+  const nginxCert = await ca.issue({ commonName: 'localhost', dns: ['localhost'], validDays: 1 });
+  svids.nginx = writePemFiles(join(pki, 'nginx'), 'nginx', nginxCert, ca.rootPem);
 
-  const ports = await freePorts(7);
+  const ports = await freePorts(8);
   [
     port.jaegerOtlp,
     port.jaegerQuery,
@@ -275,7 +290,8 @@ beforeAll(async () => {
     port.front,
     port.edgeInbound,
     port.egress,
-  ] = ports as [number, number, number, number, number, number, number];
+    port.nginx,
+  ] = ports as [number, number, number, number, number, number, number, number];
   jaegerUrl = `http://127.0.0.1:${port.jaegerQuery}`;
   const [jaegerBin, otelcolBin] = await Promise.all([jaeger.ensure(), otelcol.ensure()]);
 
@@ -351,6 +367,17 @@ beforeAll(async () => {
     }),
     apiSds,
   );
+  // nginx as compiled, in front of the edge sidecar.
+  const n = await startNginx({
+    dir: join(root, 'nginx'),
+    name: 'nginx',
+    config: compileNginxHttp(model, {
+      listen: { address: '127.0.0.1', port: port.nginx },
+      tls: { certificate: svids.nginx.cert, key: svids.nginx.key },
+      upstream: { address: '127.0.0.1', port: port.edgeInbound },
+    }),
+  });
+  procs.push(n.process);
   await waitUntil(
     async () => {
       const res = await fetch(`${jaegerUrl}/api/services`, { signal: AbortSignal.timeout(2_000) });
@@ -379,7 +406,56 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
+/** A GET through nginx (TLS, Host localhost) with a client's own traceparent; the X-Request-Id. */
+function throughNginx(
+  path: string,
+  clientTraceparent: string,
+): Promise<{ status: number; id: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        host: '127.0.0.1',
+        port: port.nginx,
+        path,
+        method: 'GET',
+        servername: 'localhost',
+        headers: { host: 'localhost', traceparent: clientTraceparent },
+        ca: ca.rootPem,
+        agent: false,
+        timeout: 10_000,
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, id: String(res.headers['x-request-id'] ?? '') }),
+        );
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('no answer in 10 s')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 describe('traces through the mesh (ADR 0023)', () => {
+  it("nginx starts the trace: its request id is the trace id, the client's traceparent is dropped", async () => {
+    const client = traceId();
+    const r = await throughNginx('/orders/o-1', `00-${client}-${client.slice(0, 16)}-01`);
+    // The edge sidecar routed it to orders-api, which is not running here: 503, but a span.
+    expect(r.status).toBe(503);
+    expect(r.id).toMatch(/^[0-9a-f]{32}$/);
+    await waitForSpan(r.id, 'ingress-sidecar');
+    const t = await jaegerTrace(r.id);
+    const edge = t?.spans.find((s) => t.processes[s.processID]?.serviceName === 'ingress-sidecar');
+    // Its parent is nginx's span: the request id's last 16 hex digits.
+    expect(edge?.references).toContainEqual({
+      refType: 'CHILD_OF',
+      traceID: r.id,
+      spanID: r.id.slice(16),
+    });
+    expect(await jaegerTrace(client)).toBeUndefined();
+  });
+
   it('a request through the edge sidecar is a span in Jaeger under the traceparent nginx set', async () => {
     const trace = traceId();
     const parent = trace.slice(16);
