@@ -13,6 +13,7 @@
  * workload's SPIFFE ID, the metrics scraper's and the collector's own identity (no workloads), a
  * method other than POST and another OTLP path; and the collector's receiver refuses plaintext.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -81,6 +82,8 @@ const port = {} as Record<
   number
 >;
 let jaegerUrl = '';
+/** The Jaeger and collector processes, for their listening sockets. */
+const pipeline = {} as Record<'jaeger' | 'collector', ManagedProcess>;
 
 /** A fresh W3C trace id (32 lowercase hex). */
 const traceId = () => randomBytes(16).toString('hex');
@@ -295,7 +298,7 @@ beforeAll(async () => {
   jaegerUrl = `http://127.0.0.1:${port.jaegerQuery}`;
   const [jaegerBin, otelcolBin] = await Promise.all([jaeger.ensure(), otelcol.ensure()]);
 
-  const j = startGo(
+  const j = (pipeline.jaeger = startGo(
     'jaeger',
     jaegerBin,
     compileJaegerConfig(model, {
@@ -304,8 +307,8 @@ beforeAll(async () => {
       queryGrpcPort: port.jaegerQueryGrpc,
       pem: pemOf(svids.jaeger),
     }),
-  );
-  const c = startGo(
+  ));
+  const c = (pipeline.collector = startGo(
     'otelcol',
     otelcolBin,
     compileOtelCollectorConfig(model, {
@@ -314,7 +317,7 @@ beforeAll(async () => {
       pem: pemOf(svids.collector),
       batchTimeout: '100ms',
     }),
-  );
+  ));
   const sdsOf = (who: PemFiles, dir: string) => ({
     dir,
     certChain: who.cert,
@@ -531,5 +534,19 @@ describe('traces through the mesh (ADR 0023)', () => {
     );
     expect([400, 'refused']).toContain(outcome);
     await expect(mtls(port.receiver, { who: svids.foreign, body: '{}' })).rejects.toThrow();
+  });
+
+  it('Jaeger and the collector listen on 127.0.0.1 only, on the configured ports and no others', () => {
+    // `ss -ltnpH`: every listening TCP socket with its process (iproute2, which pods need anyway).
+    const sockets = execFileSync('ss', ['-ltnpH'], { encoding: 'utf8' }).split('\n');
+    const of = (p: ManagedProcess) =>
+      sockets
+        .filter((l) => l.includes(`pid=${p.pid},`))
+        .map((l) => l.trim().split(/\s+/)[3] ?? '')
+        .sort();
+    expect(of(pipeline.jaeger)).toEqual(
+      [port.jaegerOtlp, port.jaegerQuery, port.jaegerQueryGrpc].map((p) => `127.0.0.1:${p}`).sort(),
+    );
+    expect(of(pipeline.collector)).toEqual([`127.0.0.1:${port.receiver}`]);
   });
 });
