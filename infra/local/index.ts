@@ -9,6 +9,7 @@ import { deployData } from './src/data.ts';
 import { deployIdentity } from './src/identity.ts';
 import { deployMesh } from './src/mesh.ts';
 import { deployMetrics } from './src/metrics.ts';
+import { deployTracing } from './src/tracing.ts';
 
 const cfg = loadConfig();
 
@@ -38,6 +39,7 @@ const metrics = deployMetrics(ctx, mesh, data, undefined, {
   sloTimeScale: cfg.sloTimeScale,
   ...sloEnvironment,
 });
+const traces = deployTracing(ctx);
 
 /** `https://localhost:<ingressHttps>`: the front door. */
 export const ingressUrl = mesh.ingressUrl;
@@ -60,6 +62,17 @@ export const keycloak = {
  */
 export const prometheus = metrics
   ? { url: metrics.url, spiffeId: metrics.spiffeId, jobs: metrics.jobs }
+  : undefined;
+/**
+ * The stack's traces (ADR 0023): Jaeger's query API on the host's loopback, the collector's SPIFFE
+ * ID and mTLS front, Jaeger's SPIFFE ID. Absent when the model declares no `tracing`.
+ */
+export const tracing = traces
+  ? {
+      jaegerUrl: traces.jaegerUrl,
+      collector: traces.collector,
+      jaegerSpiffeId: traces.jaegerSpiffeId,
+    }
   : undefined;
 export const cassandra = data.cassandra;
 export const kafka = { bootstrap: data.kafka.bootstrap, spiffeId: data.kafka.spiffeId };

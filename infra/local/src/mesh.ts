@@ -87,6 +87,7 @@ export type SidecarPlan = Pick<
   | 'outbound'
   | 'jwks'
   | 'metrics'
+  | 'tracing'
 > & { payloadHeader: string };
 
 /**
@@ -109,13 +110,15 @@ export function sidecarPlan(model: BoundModel, workload: string): SidecarPlan {
     ...(o.outbound ? { outbound: o.outbound } : {}),
     ...(o.jwks ? { jwks: o.jwks } : {}),
     ...(o.metrics ? { metrics: o.metrics } : {}),
+    ...(o.tracing ? { tracing: o.tracing } : {}),
     payloadHeader: identityHeaders.jwtPayload,
   };
 }
 
 /**
  * The ports the pods' sidecars dial at the host's end of the pod link (pure): their data-service
- * upstreams and JWKS endpoints there, which the host relays to the servers on loopback.
+ * upstreams, JWKS endpoints and the trace collector's front there, which the host relays to the
+ * servers on loopback.
  */
 export function hostRelayPorts(model: BoundModel, pods: readonly string[]): number[] {
   const ports = new Set<number>();
@@ -124,8 +127,11 @@ export function hostRelayPorts(model: BoundModel, pods: readonly string[]): numb
     if (b?.hostAddress === undefined) continue;
     for (const e of Object.values(b.egress))
       if (e.upstream.address === b.hostAddress) ports.add(e.upstream.port);
-    for (const j of Object.values(envoyOptions(model, w).jwks ?? {}))
+    const o = envoyOptions(model, w);
+    for (const j of Object.values(o.jwks ?? {}))
       if ('address' in j && j.address === b.hostAddress) ports.add(j.port);
+    // The trace collector's mTLS front (ADR 0023).
+    if (o.tracing?.collector.address === b.hostAddress) ports.add(o.tracing.collector.port);
   }
   return [...ports].sort((a, b) => a - b);
 }

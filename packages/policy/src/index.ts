@@ -6,11 +6,13 @@ export { formatErrors, formatPath, rootPath } from './errors.ts';
 export type { PolicyError } from './errors.ts';
 export {
   callersOf,
+  collectorSpiffeId,
   dataServiceSpiffeId,
   dataServices,
   edgeWorkloads,
   matchesPathTemplate,
   namespaceOf,
+  otlpTracesPath,
   pathTemplateRegex,
   metricsServerName,
   routesOf,
@@ -45,6 +47,7 @@ export type {
   Route,
   RouteAuth,
   RouteBudget,
+  TracingSpec,
   Workload,
 } from './schema.ts';
 export {
@@ -70,6 +73,7 @@ export {
 } from './bind/local.ts';
 export type { LocalPortName } from './bind/local.ts';
 export { localServerMetricsSlots } from './bind/local-servers.ts';
+export { localCollectorName, localJaegerName } from './bind/local-tracing.ts';
 export { peerPort } from './bind/peers.ts';
 export type {
   BindResult,
@@ -87,6 +91,8 @@ export type {
   LocalPods,
   PeerEgress,
   SvidLocation,
+  TracingBinding,
+  TracingPlacement,
   WorkloadBinding,
 } from './bind/types.ts';
 
@@ -111,6 +117,7 @@ export type {
   KafkaResourceType,
   Peer,
   ScrapeRequest,
+  TraceExportRequest,
   TcpRequest,
   Token,
 } from './request.ts';
@@ -154,6 +161,7 @@ export type {
 } from './compile/gateway.ts';
 export {
   adminStatsCluster,
+  collectorServerName,
   compileEnvoy,
   envoyAccessLogSource,
   faultDefaultDelay,
@@ -164,8 +172,11 @@ export {
   jwtMetadataFilter,
   metricsListenerName,
   pathMatcher,
+  sidecarServiceName,
   tcpAccessLogFormat,
   tcpAuditFields,
+  telemetryEgressListenerName,
+  traceCollectorCluster,
 } from './compile/envoy.ts';
 export type { EnvoyArtefacts, EnvoyEndpoint, EnvoyOptions } from './compile/envoy.ts';
 export type {
@@ -200,7 +211,7 @@ export type {
   KeycloakRealm,
   KeycloakUser,
 } from './compile/keycloak.ts';
-export { compileNginx, compileNginxHttp, nginxLocation } from './compile/nginx.ts';
+export { compileNginx, compileNginxHttp, nginxLocation, traceparentMap } from './compile/nginx.ts';
 export type { NginxHttpOptions, NginxOptions } from './compile/nginx.ts';
 export { compileK6Thresholds, knownEnvironments, meshOverheadMetric } from './compile/k6.ts';
 export type {
@@ -252,6 +263,19 @@ export {
   dataMetricsServerName,
 } from './compile/envoy/data-metrics.ts';
 export type { DataMetricsProxyOptions } from './compile/envoy/data-metrics.ts';
+export {
+  collectorFrontListenerName,
+  compileCollectorFront,
+  compileJaegerConfig,
+  compileOtelCollectorConfig,
+  jaegerServerName,
+} from './compile/tracing.ts';
+export type {
+  CollectorFrontOptions,
+  JaegerConfigOptions,
+  OtelCollectorConfigOptions,
+  PemPaths,
+} from './compile/tracing.ts';
 export type {
   PrometheusScrapeConfig,
   PrometheusScrapeFile,

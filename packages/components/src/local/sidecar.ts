@@ -145,6 +145,11 @@ export interface LocalSidecarArgs {
    */
   metrics?: EnvoyOptions['metrics'];
   /**
+   * Tracing (ADR 0023): the collector's front and the telemetry egress port, when the model declares
+   * `tracing`. @default none
+   */
+  tracing?: EnvoyOptions['tracing'];
+  /**
    * Header carrying the verified JWT payload to the app.
    * @default identityHeaders.jwtPayload (what the smoke services read; docs/services.md)
    */
@@ -216,6 +221,11 @@ export class LocalSidecar extends pulumi.ComponentResource {
     port('adminPort', args.adminPort);
     for (const [k, v] of Object.entries(args.inbound)) port(`inbound.${k}`, v);
     for (const [k, v] of Object.entries(args.app ?? {})) port(`app.${k}`, v.port);
+    if (args.tracing !== undefined) {
+      port('tracing.collector.port', args.tracing.collector.port);
+      if (args.tracing.egressPort !== undefined)
+        port('tracing.egressPort', args.tracing.egressPort);
+    }
     if (args.metrics !== undefined) {
       port('metrics.port', args.metrics.port);
       if (args.metrics.statsPort !== args.adminPort)
@@ -251,6 +261,7 @@ export class LocalSidecar extends pulumi.ComponentResource {
       ...(args.routeHistogramBucketsMs !== undefined
         ? { routeHistogramBucketsMs: args.routeHistogramBucketsMs }
         : {}),
+      ...(args.tracing ? { tracing: args.tracing } : {}),
       adminPort: args.adminPort,
       nodeId: `${args.workload}-sidecar`,
       payloadHeader: args.payloadHeader ?? defaults.payloadHeader,

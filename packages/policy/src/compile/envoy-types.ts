@@ -279,6 +279,24 @@ export interface HttpConnectionManager {
   http_filters: HttpFilter[];
   local_reply_config?: { mappers: ResponseMapper[] };
   access_log?: FileAccessLog[];
+  tracing?: HcmTracing;
+}
+
+/**
+ * `HttpConnectionManager.Tracing` with `config.trace.v3.Tracing.Http` of the OpenTelemetry tracer
+ * (`config.trace.v3.OpenTelemetryConfig`, exporting over `config.core.v3.HttpService`).
+ */
+export interface HcmTracing {
+  /** `type.v3.Percent`, 0 to 100. */
+  random_sampling: { value: number };
+  provider: {
+    name: 'envoy.tracers.opentelemetry';
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig';
+      http_service: { http_uri: { uri: string; cluster: string; timeout: string } };
+      service_name: string;
+    };
+  };
 }
 
 /** A network filter. */

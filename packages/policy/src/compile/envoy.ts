@@ -22,6 +22,7 @@ import { idleSettings } from './envoy/idle.ts';
 import { checkPayloadHeader } from './envoy/identity-headers.ts';
 import { inboundListener, outboundListeners, sidecar } from './envoy/listeners.ts';
 import { metricsListener } from './envoy/metrics.ts';
+import { telemetryEgressListener } from './envoy/tracing.ts';
 import { endpoint, sdsFiles } from './envoy/resources.ts';
 
 export {
@@ -36,6 +37,13 @@ export { httpFilterOrder } from './envoy/filters.ts';
 export { jwtAudienceFailure, jwtFailureKey, jwtMetadataFilter } from './envoy/jwt.ts';
 export { pathMatcher } from './envoy/match.ts';
 export { adminStatsCluster, metricsListenerName } from './envoy/metrics.ts';
+export {
+  collectorServerName,
+  hcmTracing,
+  sidecarServiceName,
+  telemetryEgressListenerName,
+  traceCollectorCluster,
+} from './envoy/tracing.ts';
 
 /** A host and port. */
 export interface EnvoyEndpoint {
@@ -108,6 +116,13 @@ export interface EnvoyOptions {
    * p99). For the edge sidecar, whose routes the rules measure. @default Envoy's defaults
    */
   routeHistogramBucketsMs?: readonly number[];
+  /**
+   * Tracing (ADR 0023), when the model declares `tracing`: where the collector's mTLS front is, the
+   * telemetry egress listener's port on 127.0.0.1 for the app's OTLP/HTTP export (none when
+   * omitted), and the `service.name` of the sidecar's spans (default `<workload>-sidecar`). Omit it
+   * for no tracing.
+   */
+  tracing?: { collector: EnvoyEndpoint; egressPort?: number; serviceName?: string };
 }
 
 /**
@@ -136,6 +151,8 @@ export function compileEnvoy(model: BoundModel, o: EnvoyOptions): EnvoyArtefacts
   for (const port of w.ports) listeners.push(inboundListener(s, port));
   const metrics = metricsListener(s);
   if (metrics) listeners.push(metrics);
+  const telemetry = telemetryEgressListener(s);
+  if (telemetry) listeners.push(telemetry);
   return {
     bootstrap: {
       node: { id: o.nodeId ?? o.workload, cluster: o.workload },

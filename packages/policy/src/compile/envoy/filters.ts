@@ -12,6 +12,7 @@ import { localRateLimit } from './ratelimit.ts';
 import { rbac } from './rbac.ts';
 import { routeStats } from './route-stats.ts';
 import { router } from './router.ts';
+import { tracing } from './tracing.ts';
 
 /**
  * The order of the HTTP filters on an inbound listener. jwt_authn first: it verifies the token and
@@ -42,12 +43,13 @@ const builders: { [N in HttpFilter['name']]: HttpFilterBuilder<N> } = {
 
 /**
  * Every builder that patches a listener, in the order they run: identity headers, the access log,
- * the edge's per-route stats, then the chain.
+ * the edge's per-route stats, tracing, then the chain.
  */
 export const hcmBuilders: readonly HcmBuilder[] = [
   identityHeaders,
   accessLog,
   routeStats,
+  tracing,
   ...httpFilterOrder.map((n) => builders[n]),
 ];
 
