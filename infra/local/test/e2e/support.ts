@@ -22,6 +22,8 @@ export interface E2eOutputs {
   kafka: { bootstrap: string; spiffeId: string };
   /** The metrics scraper (ADR 0020); absent when the model declares none. */
   prometheus?: { url: string; spiffeId: string; jobs: string[] };
+  /** The trace pipeline (ADR 0023); absent when the model declares no `tracing`. */
+  tracing?: { jaegerUrl: string };
 }
 
 export function outputs(): E2eOutputs {
