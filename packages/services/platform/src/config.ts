@@ -10,10 +10,12 @@ import {
   type KafkaEnv,
   type QueueEnv,
   type ServerEnv,
+  type TracingEnv,
 } from './env-schema.ts';
 import { identityDefaults, type IdentityOptions } from './identity.ts';
 import type { KafkaOptions } from './kafka.ts';
 import type { TlsFiles } from './tls.ts';
+import type { TracingOptions } from './tracing.ts';
 
 /** Where the HTTP server listens, and how long a SIGTERM drain may take. */
 export interface ServerSettings {
@@ -212,4 +214,24 @@ function httpUrl(variable: string, value: string): URL {
   if (u.protocol !== 'http:' && u.protocol !== 'https:')
     throw new ConfigError(variable, `must be an http(s) URL, got "${value}"`);
   return u;
+}
+
+/**
+ * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (an http(s) URL; unset: tracing off, undefined) and
+ * `OTEL_SERVICE_NAME` (default `defaultServiceName`).
+ */
+export function tracingFromEnv(
+  env: Env<TracingEnv>,
+  defaultServiceName: string,
+): TracingOptions | undefined {
+  const raw = env.optional('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
+  const serviceName = env.string('OTEL_SERVICE_NAME', defaultServiceName);
+  if (raw === undefined) return undefined;
+  const url = httpUrl('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', raw);
+  if (url.username !== '' || url.password !== '')
+    throw new ConfigError(
+      'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+      'must not carry credentials (the sidecar authenticates the export)',
+    );
+  return { serviceName, endpoint: url.href };
 }
