@@ -153,11 +153,20 @@ export class ChunkWriter {
     );
     // One line per order, with its request id and subject, so `./trellis audit --request-id` shows
     // the writer's part of a request (the chunk's own line below has only counts).
-    for (const e of plan.emit)
+    // With tracing on, also its trace id (the edge's), to join the line to the trace.
+    for (const e of plan.emit) {
+      const ctx = parentOf?.(e.order.id);
+      const traceId = ctx === undefined ? undefined : traceIdIn(ctx);
       this.log.info(
-        { orderId: e.order.id, requestId: e.requestId, subject: e.subject },
+        {
+          orderId: e.order.id,
+          requestId: e.requestId,
+          subject: e.subject,
+          ...(traceId !== undefined ? { traceId } : {}),
+        },
         'order stored',
       );
+    }
     const s = this.stats;
     s.chunks++;
     s.written += plan.write.length;

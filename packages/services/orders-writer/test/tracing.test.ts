@@ -6,6 +6,7 @@
  * the produce request are stand-ins (the real ones are in writer.component.test.ts).
  */
 import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { OrderAccepted } from '@trellis/contracts/orders-intake-v1';
 import { Publisher } from '@trellis/service-platform/publisher';
@@ -21,7 +22,18 @@ import { ordersWriterEnvSchema } from '../src/env.ts';
 import { OrderRows } from '../src/rows.ts';
 import { ChunkWriter } from '../src/writer.ts';
 
-const log = Fastify({ logger: false }).log;
+const lines: Record<string, unknown>[] = [];
+const log = Fastify({
+  logger: {
+    stream: new Writable({
+      write(c: Buffer, _e, cb) {
+        for (const l of c.toString().split('\n'))
+          if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+        cb();
+      },
+    }),
+  },
+}).log;
 
 function record(id: string, hash: string): OrderAccepted {
   return {
@@ -134,6 +146,10 @@ describe('ChunkWriter tracing', () => {
         `00-${traceId}-${emitted?.spanContext().spanId ?? ''}-01`,
       );
       expect(out?.headers?.['x-request-id']).toBe(`req-${id.slice(0, 8)}`);
+      // The writer's line for the order carries the order's trace id, for `./trellis audit`.
+      expect(lines.find((l) => l.msg === 'order stored' && l.orderId === id)?.traceId).toBe(
+        traceId,
+      );
     }
     await tracing.shutdown();
     await api.shutdown();
