@@ -7,7 +7,8 @@
  *            Cassandra upsert's span around a resolved promise (the store's I/O is not measured).
  * "On" exports for real: a BatchSpanProcessor sends OTLP/HTTP (JSON) to a sink in a child process
  * (not measured) that answers 200, and each "on" section ends with a flush, so the export's CPU
- * (serialisation, HTTP) lands in the section that caused it. CPU = process.cpuUsage() (user + sys) of
+ * (serialisation, HTTP) lands in the section that caused it. `BENCH_EXPORTER=none` drops the spans
+ * instead: what the SDK and the hooks cost without the export. CPU = process.cpuUsage() (user + sys) of
  * this process around each section. Bounded: ROUNDS rounds of N operations per mode and scenario; the
  * first mode alternates each round. Run under the component lock:
  *   flock /work/notes/component.lock node packages/services/platform/bench/tracing-cost.ts
@@ -22,7 +23,9 @@ import { authenticate, createHttpApp, traceContext } from '../src/http.ts';
 import { identityDefaults } from '../src/identity.ts';
 import { Publisher } from '../src/publisher.ts';
 import { KafkaOrderPublisher } from '../src/queue.ts';
-import { Tracing, cassandraSpan, processSpan } from '../src/tracing.ts';
+import { Tracing, cassandraSpan, processSpan, type TracingOptions } from '../src/tracing.ts';
+
+type SpanExporter = NonNullable<TracingOptions['exporter']>;
 import type { OrderAccepted } from '@trellis/contracts/orders-intake-v1';
 
 const N = Number(process.env.BENCH_N ?? 1000);
@@ -62,12 +65,21 @@ const record: OrderAccepted = {
   requestId: 'req-1',
 };
 
+/** `BENCH_EXPORTER=none`: spans are made and batched but dropped, to split the SDK's cost from the export's. */
+const DROP = process.env.BENCH_EXPORTER === 'none';
+const dropping: SpanExporter = {
+  export: (_spans, done) => done({ code: 0 }),
+  shutdown: async () => undefined,
+};
+const tracingTo = (serviceName: string, endpoint: string): TracingOptions =>
+  DROP ? { serviceName, exporter: dropping } : { serviceName, endpoint };
+
 async function httpApp(endpoint: string | undefined) {
   const app = createHttpApp({
     service: 'orders-api',
     log: { stream: devNull },
     readiness: () => ({}),
-    ...(endpoint ? { tracing: { serviceName: 'orders-api', endpoint } } : {}),
+    ...(endpoint ? { tracing: tracingTo('orders-api', endpoint) } : {}),
   });
   const queue = new KafkaOrderPublisher(
     new Publisher(ackingKafka(), { topic: 'orders.intake.v1', tracing: app.tracing }, app.log),
@@ -101,7 +113,7 @@ async function main(): Promise<void> {
     const apps = { off: await httpApp(undefined), on: await httpApp(endpoint) };
     const tracers = {
       off: Tracing.off,
-      on: Tracing.create({ serviceName: 'ledger', endpoint }),
+      on: Tracing.create(tracingTo('ledger', endpoint)),
     };
     let seq = 0;
     const runHttp = async (mode: 'off' | 'on'): Promise<number> => {
@@ -171,7 +183,7 @@ async function main(): Promise<void> {
     sink.send('count');
     const received = await new Promise<unknown>((resolve) => sink.once('message', resolve));
     process.stdout.write(
-      `${JSON.stringify({ n: N, warmup: WARMUP, rounds: ROUNDS, node: process.version, summary, sink: received }, null, 2)}\n`,
+      `${JSON.stringify({ n: N, warmup: WARMUP, rounds: ROUNDS, node: process.version, summary, exporter: DROP ? 'none' : 'otlp-http', sink: received }, null, 2)}\n`,
     );
     await apps.on.close();
     await apps.off.close();
