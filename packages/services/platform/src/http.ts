@@ -238,7 +238,12 @@ function traceRequests(app: FastifyInstance, tracing: Tracing): void {
     );
     req.span = span;
     req.spanContext = tracing.contextWith(parent, span);
-    bindLogger(req, reply, req.log.child({ traceId: span.spanContext().traceId }));
+    // Onto the request's own child logger (Fastify makes one per request): pino's setBindings costs
+    // a fraction of another child (about 20 µs of CPU per request measured; docs/performance.md).
+    const log = req.log as FastifyBaseLogger & { setBindings?: (b: object) => void };
+    if (typeof log.setBindings === 'function')
+      log.setBindings({ traceId: span.spanContext().traceId });
+    else bindLogger(req, reply, req.log.child({ traceId: span.spanContext().traceId }));
   });
   app.addHook('onError', async (req, _reply, err) => {
     if (req.span) failSpan(req.span, err);
