@@ -157,6 +157,7 @@ describe('ledger tracing configuration', () => {
     expect(loadConfig({ ...base, ...otel }).app.tracing).toEqual({
       serviceName: 'ledger',
       endpoint: 'http://127.0.0.1:4318/v1/traces',
+      protocol: 'http/protobuf',
     });
     expect(loadConfig(base).app.tracing).toBeUndefined();
   });

@@ -25,6 +25,7 @@ describe('orders-api tracing', () => {
     expect(loadConfig({ ...base, ...otel }).app.tracing).toEqual({
       serviceName: 'orders-api',
       endpoint: 'http://127.0.0.1:4318/v1/traces',
+      protocol: 'http/protobuf',
     });
     expect(loadConfig(base).app.tracing).toBeUndefined();
     expect(() => loadConfig({ ...base, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'localhost' })).toThrow(

@@ -202,6 +202,7 @@ describe('orders-writer tracing configuration', () => {
     expect(loadConfig({ ...base, ...otel }).app.tracing).toEqual({
       serviceName: 'orders-writer',
       endpoint: 'http://127.0.0.1:4318/v1/traces',
+      protocol: 'http/protobuf',
     });
     expect(loadConfig(base).app.tracing).toBeUndefined();
   });

@@ -67,12 +67,14 @@ const record: OrderAccepted = {
 
 /** `BENCH_EXPORTER=none`: spans are made and batched but dropped, to split the SDK's cost from the export's. */
 const DROP = process.env.BENCH_EXPORTER === 'none';
+/** `BENCH_EXPORTER=json`: OTLP/HTTP JSON instead of the default protobuf. */
+const PROTOCOL = process.env.BENCH_EXPORTER === 'json' ? 'http/json' : 'http/protobuf';
 const dropping: SpanExporter = {
   export: (_spans, done) => done({ code: 0 }),
   shutdown: async () => undefined,
 };
 const tracingTo = (serviceName: string, endpoint: string): TracingOptions =>
-  DROP ? { serviceName, exporter: dropping } : { serviceName, endpoint };
+  DROP ? { serviceName, exporter: dropping } : { serviceName, endpoint, protocol: PROTOCOL };
 
 async function httpApp(endpoint: string | undefined) {
   const app = createHttpApp({
@@ -183,7 +185,7 @@ async function main(): Promise<void> {
     sink.send('count');
     const received = await new Promise<unknown>((resolve) => sink.once('message', resolve));
     process.stdout.write(
-      `${JSON.stringify({ n: N, warmup: WARMUP, rounds: ROUNDS, node: process.version, summary, exporter: DROP ? 'none' : 'otlp-http', sink: received }, null, 2)}\n`,
+      `${JSON.stringify({ n: N, warmup: WARMUP, rounds: ROUNDS, node: process.version, summary, exporter: DROP ? 'none' : PROTOCOL, sink: received }, null, 2)}\n`,
     );
     await apps.on.close();
     await apps.off.close();

@@ -5,6 +5,7 @@ import {
   identityEnvSchema,
   queueEnvSchema,
   serverEnvSchema,
+  tracingEnvSchema,
   type CassandraEnv,
   type IdentityEnv,
   type KafkaEnv,
@@ -217,7 +218,8 @@ function httpUrl(variable: string, value: string): URL {
 }
 
 /**
- * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (an http(s) URL; unset: tracing off, undefined) and
+ * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (an http(s) URL; unset: tracing off, undefined),
+ * `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` (`http/protobuf`, the default, or `http/json`) and
  * `OTEL_SERVICE_NAME` (default `defaultServiceName`).
  */
 export function tracingFromEnv(
@@ -226,6 +228,11 @@ export function tracingFromEnv(
 ): TracingOptions | undefined {
   const raw = env.optional('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
   const serviceName = env.string('OTEL_SERVICE_NAME', defaultServiceName);
+  const protocol = env.oneOf(
+    'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL',
+    tracingEnvSchema.properties.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL.enum,
+    'http/protobuf',
+  );
   if (raw === undefined) return undefined;
   const url = httpUrl('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', raw);
   if (url.username !== '' || url.password !== '')
@@ -233,5 +240,5 @@ export function tracingFromEnv(
       'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
       'must not carry credentials (the sidecar authenticates the export)',
     );
-  return { serviceName, endpoint: url.href };
+  return { serviceName, endpoint: url.href, protocol };
 }

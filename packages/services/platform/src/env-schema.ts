@@ -156,7 +156,8 @@ export const queueEnvSchema = envSchema(
 export type QueueEnv = FromSchema<typeof queueEnvSchema>;
 
 /**
- * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_SERVICE_NAME` (read by `tracingFromEnv`): the standard
+ * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, `OTEL_SERVICE_NAME`
+ * (read by `tracingFromEnv`): the standard
  * OpenTelemetry names. Without the endpoint tracing is off.
  */
 export const tracingEnvSchema = envSchema(
@@ -166,6 +167,11 @@ export const tracingEnvSchema = envSchema(
       pattern: '^\\s*https?://[^\\s]+\\s*$',
       description:
         "OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces (the sidecar's pod-local egress). Unset: tracing off.",
+    },
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: {
+      type: 'string',
+      enum: ['http/protobuf', 'http/json'],
+      description: 'OTLP/HTTP encoding (gRPC is not supported). @default http/protobuf',
     },
     OTEL_SERVICE_NAME: {
       ...text,

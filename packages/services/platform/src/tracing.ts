@@ -20,7 +20,8 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OtlpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OtlpProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, TracerProvider, type SpanExporter } from '@opentelemetry/sdk-trace';
 import {
@@ -64,10 +65,24 @@ export interface TracingOptions {
   serviceName: string;
   /** OTLP/HTTP traces URL (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), e.g. `http://127.0.0.1:4318/v1/traces`. */
   endpoint?: string;
+  /** OTLP/HTTP encoding (`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`). @default 'http/protobuf' */
+  protocol?: OtlpProtocol;
   /** Another exporter instead of OTLP (tests pass the SDK's InMemorySpanExporter). */
   exporter?: SpanExporter;
   /** Longest wait before a batch is exported, ms. @default 1000 */
   scheduledDelayMillis?: number;
+}
+
+/** The OTLP/HTTP encodings (the specification's names). */
+export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+/** One of {@link OTLP_PROTOCOLS}. */
+export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
+
+function otlpExporter(opts: TracingOptions): SpanExporter {
+  const config = { url: opts.endpoint };
+  return (opts.protocol ?? 'http/protobuf') === 'http/json'
+    ? new OtlpJsonExporter(config)
+    : new OtlpProtoExporter(config);
 }
 
 /** W3C trace context headers (`traceparent`, `tracestate`), for a Kafka record or an SQS message. */
@@ -107,9 +122,7 @@ export class Tracing {
   private readonly propagator = new W3CTraceContextPropagator();
 
   private constructor(opts: TracingOptions | undefined) {
-    const exporter =
-      opts?.exporter ??
-      (opts?.endpoint ? new OTLPTraceExporter({ url: opts.endpoint }) : undefined);
+    const exporter = opts?.exporter ?? (opts?.endpoint ? otlpExporter(opts) : undefined);
     if (!opts || !exporter) {
       this.enabled = false;
       return;

@@ -4,6 +4,8 @@
  * off nothing is recorded or added. The produce request is a stand-in kafkajs producer that acks (a
  * real broker is in the services' component tests), as in publisher.test.ts.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import type kafkajs from 'kafkajs';
@@ -234,6 +236,49 @@ describe('tracing on', () => {
   });
 });
 
+describe('OTLP/HTTP export', () => {
+  it.each([
+    ['http/protobuf', 'application/x-protobuf'],
+    ['http/json', 'application/json'],
+  ] as const)(
+    'posts %s to the endpoint (%s) with the spans and service.name',
+    async (protocol, type) => {
+      const got: { path: string; type: string | undefined; body: Buffer }[] = [];
+      const server = createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          got.push({
+            path: req.url ?? '',
+            type: req.headers['content-type'],
+            body: Buffer.concat(chunks),
+          });
+          res.writeHead(200, { 'content-type': type }).end(protocol === 'http/json' ? '{}' : '');
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as AddressInfo;
+      try {
+        const tracing = Tracing.create({
+          serviceName: 'orders-api',
+          endpoint: `http://127.0.0.1:${port}/v1/traces`,
+          protocol,
+        });
+        tracing.startSpan('send orders.intake.v1', { kind: SpanKind.PRODUCER }).end();
+        await tracing.shutdown();
+        expect(got).toHaveLength(1);
+        expect(got[0]?.path).toBe('/v1/traces');
+        expect(got[0]?.type).toBe(type);
+        const body = got[0]?.body.toString('latin1') ?? '';
+        expect(body).toContain('send orders.intake.v1');
+        expect(body).toContain('orders-api');
+      } finally {
+        server.close();
+      }
+    },
+  );
+});
+
 describe('tracing off (no endpoint)', () => {
   it('records nothing, adds no header and no traceId, and the request works as before', async () => {
     expect(Tracing.create(undefined)).toBe(Tracing.off);
@@ -268,16 +313,36 @@ describe('tracingFromEnv', () => {
         new Env({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:4318/v1/traces' }),
         'ledger',
       ),
-    ).toEqual({ serviceName: 'ledger', endpoint: 'http://127.0.0.1:4318/v1/traces' });
+    ).toEqual({
+      serviceName: 'ledger',
+      endpoint: 'http://127.0.0.1:4318/v1/traces',
+      protocol: 'http/protobuf',
+    });
     expect(
       tracingFromEnv(
         new Env({
           OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://otel.example:4318/v1/traces',
           OTEL_SERVICE_NAME: 'ledger-eu',
+          OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
         }),
         'ledger',
       ),
-    ).toEqual({ serviceName: 'ledger-eu', endpoint: 'https://otel.example:4318/v1/traces' });
+    ).toEqual({
+      serviceName: 'ledger-eu',
+      endpoint: 'https://otel.example:4318/v1/traces',
+      protocol: 'http/json',
+    });
+    expect(() =>
+      tracingFromEnv(
+        new Env({
+          OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:4317',
+          OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc',
+        }),
+        'ledger',
+      ),
+    ).toThrow(
+      'invalid configuration: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL must be one of http/protobuf, http/json, got "grpc"',
+    );
   });
 
   it('refuses a bad endpoint, naming the variable, in the loader and in the schema', () => {
