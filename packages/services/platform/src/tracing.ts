@@ -13,7 +13,6 @@ import {
   trace,
   type Attributes,
   type Context,
-  type Link,
   type Span,
   type SpanOptions,
   type TextMapGetter,
@@ -208,21 +207,10 @@ export class Tracing {
   }
 }
 
-/** The trace id of `span` when it is recording (for log lines), else undefined. */
-export function traceIdOf(span: Span): string | undefined {
-  return span.isRecording() ? span.spanContext().traceId : undefined;
-}
-
 /** The trace id of the span in `ctx`, when it is a valid one (for log lines). */
 export function traceIdIn(ctx: Context): string | undefined {
   const sc = trace.getSpanContext(ctx);
   return sc && trace.isSpanContextValid(sc) ? sc.traceId : undefined;
-}
-
-/** A link to the span of `ctx` (a record's producer), when there is one. */
-export function linkTo(ctx: Context): Link[] {
-  const sc = trace.getSpanContext(ctx);
-  return sc && trace.isSpanContextValid(sc) ? [{ context: sc }] : [];
 }
 
 /** Mark a span failed with `err`: status ERROR, `error.type`, the exception event. */
