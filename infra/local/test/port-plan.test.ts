@@ -36,6 +36,10 @@
 // for the three apps), `tracing` (the binding: the collector's and Jaeger's identities, SVID dirs and
 // listeners), the front's Envoy hash (`otel-collector-front`), and so the four sidecar hashes, written
 // by planAt; every existing port and address stayed (checked key by key against the previous fixture).
+// Added to on purpose (issue 15 item 2, the services' traces): each service's env gained
+// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (its sidecar's telemetry egress, base + 450 + i) and
+// `OTEL_SERVICE_NAME`, now that the services' env schemas declare them (tracingEnv gives them only
+// then); nothing else changed (only those keys were added to the fixture).
 import { svidFiles } from '@trellis/contracts';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';

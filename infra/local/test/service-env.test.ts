@@ -27,6 +27,9 @@ describe('serviceEnv (local stack)', () => {
       KAFKA_BROKERS: '127.0.0.1:8721',
       KAFKA_TRANSLATE_ADDRESS: '127.0.0.1:8721',
       KAFKA_CLIENT_ID: 'orders-api',
+      // Its sidecar's telemetry egress (ADR 0023), now that the service reads these (tracing on).
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:8452/v1/traces',
+      OTEL_SERVICE_NAME: 'orders-api',
     });
     expect(serviceEnv(model, 'ledger', layer)).toEqual({
       LOG_LEVEL: 'info',
@@ -40,6 +43,9 @@ describe('serviceEnv (local stack)', () => {
       KAFKA_TRANSLATE_ADDRESS: '127.0.0.1:8711',
       KAFKA_CLIENT_ID: 'ledger',
       KAFKA_GROUP_ID: 'ledger',
+      // Its sidecar's telemetry egress (ADR 0023), now that the service reads these (tracing on).
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:8451/v1/traces',
+      OTEL_SERVICE_NAME: 'ledger',
     });
     // The batch writer: its consumer group from the model; the order queue is the Kafka intake
     // topic (ORDERS_QUEUE's default), so no queue variable.
@@ -55,6 +61,9 @@ describe('serviceEnv (local stack)', () => {
       KAFKA_TRANSLATE_ADDRESS: '127.0.0.1:8731',
       KAFKA_CLIENT_ID: 'orders-writer',
       KAFKA_GROUP_ID: 'orders-writer',
+      // Its sidecar's telemetry egress (ADR 0023), now that the service reads these (tracing on).
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:8453/v1/traces',
+      OTEL_SERVICE_NAME: 'orders-writer',
     });
   });
 

@@ -42,6 +42,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildLedger, type LedgerApp, type LedgerOptions } from '@trellis/ledger/app';
 
 const TOPIC = 'orders.v1';
+/** The edge's trace context on the first POST (what the sidecar forwards). */
+const EDGE_TRACE_ID = '5b8efff798038103d269b633813fc60c';
+const EDGE_SPAN_ID = 'eee19b7ec3c1b174';
+const EDGE_TRACEPARENT = `00-${EDGE_TRACE_ID}-${EDGE_SPAN_ID}-01`;
+const inEdgeTrace = (s: { spanContext(): { traceId: string } }): boolean =>
+  s.spanContext().traceId === EDGE_TRACE_ID;
 /** A service's Fastify instance (infra/local does not depend on fastify itself). */
 type FastifyInstance = Awaited<ReturnType<typeof buildOrdersApi>>;
 const SERVICES = resolve(import.meta.dirname, '../../../packages/services');
@@ -65,6 +71,25 @@ let writer: OrdersWriterApp | undefined;
 let ledger: LedgerApp | undefined;
 let cassandraProxy: Proxy;
 let kafkaProxy: Proxy;
+
+/** The spans each service exported (issue 15 traces): its own in-memory exporter. */
+type SpanExporter = NonNullable<NonNullable<OrdersApiOptions['tracing']>['exporter']>;
+type ExportedSpan = Parameters<SpanExporter['export']>[0][number];
+const spans: Record<'orders-api' | 'orders-writer' | 'ledger', ExportedSpan[]> = {
+  'orders-api': [],
+  'orders-writer': [],
+  ledger: [],
+};
+function tracingTo(service: keyof typeof spans): NonNullable<OrdersApiOptions['tracing']> {
+  const exporter: SpanExporter = {
+    export: (batch, done) => {
+      spans[service].push(...batch);
+      done({ code: 0 });
+    },
+    shutdown: async () => undefined,
+  };
+  return { serviceName: service, exporter };
+}
 
 /** A plain TCP proxy on a free loopback port (what a sidecar's egress listener is to the app). */
 interface Proxy {
@@ -310,12 +335,13 @@ beforeAll(async () => {
     },
     kafka: { brokers: [kafka.bootstrap], clientId: 'orders-writer', tls: tlsOf(pki.ordersWriter) },
     log: logTo(`orders-writer-${Date.now()}`),
+    tracing: tracingTo('orders-writer'),
   });
   await writer.app.ready();
   await ready(writer.app, 'orders-writer ready');
-  ordersApi = await buildOrdersApi(ordersApiOptions());
+  ordersApi = await buildOrdersApi(ordersApiOptions({ tracing: tracingTo('orders-api') }));
   await ordersApi.ready();
-  ledger = await buildLedger(ledgerOptions());
+  ledger = await buildLedger(ledgerOptions({ tracing: tracingTo('ledger') }));
   await ledger.app.ready();
   await Promise.all([ready(ordersApi, 'orders-api ready'), ready(ledger.app, 'ledger ready')]);
 }, 400_000);
@@ -340,7 +366,7 @@ describe('orders-api → orders.intake.v1 → orders-writer → Cassandra, order
     const res = await ordersApi.inject({
       method: 'POST',
       url: '/orders',
-      headers: { ...identity, 'x-request-id': 'smoke-1' },
+      headers: { ...identity, 'x-request-id': 'smoke-1', traceparent: EDGE_TRACEPARENT },
       payload: { sku: 'SKU-42', quantity: 3, customerRef: 'c-7' },
     });
     expect(res.statusCode, res.body).toBe(202);
@@ -354,6 +380,48 @@ describe('orders-api → orders.intake.v1 → orders-writer → Cassandra, order
     expect(res.headers.location).toBe(`/orders/${order.id}`);
     expect(res.headers['x-request-id']).toBe('smoke-1');
     expect(await written(order.id)).toEqual(order);
+  });
+
+  it('one trace runs from the edge through orders-api, the intake record, the writer and Cassandra, orders.v1, to the ledger’s write', async () => {
+    const app = ledger?.app;
+    if (!app || !writer) throw new Error('services not running');
+    await waitUntil(
+      async () => {
+        await Promise.all([ordersApi, writer?.app, app].map((a) => a?.tracing.flush()));
+        return spans.ledger.some((s) => s.name === 'INSERT ledger.order_entries' && inEdgeTrace(s));
+      },
+      { what: "the ledger's write span", timeoutMs: 30_000, intervalMs: 200 },
+    );
+    const one = (service: keyof typeof spans, name: string): ExportedSpan => {
+      const found = spans[service].filter((s) => s.name === name && inEdgeTrace(s));
+      expect(
+        found.map((s) => s.name),
+        `${service}: ${name}`,
+      ).toEqual([name]);
+      return found[0] as ExportedSpan;
+    };
+    const server = one('orders-api', 'POST /orders');
+    const intake = one('orders-api', 'send orders.intake.v1');
+    const process = one('orders-writer', 'process orders.intake.v1');
+    const read = one('orders-writer', 'SELECT orders.orders');
+    const write = one('orders-writer', 'BATCH INSERT orders.orders');
+    const emit = one('orders-writer', 'send orders.v1');
+    const consume = one('ledger', 'process orders.v1');
+    const project = one('ledger', 'INSERT ledger.order_entries');
+    const parent = (s: ExportedSpan) => s.parentSpanContext?.spanId;
+    const id = (s: ExportedSpan) => s.spanContext().spanId;
+    expect(parent(server)).toBe(EDGE_SPAN_ID);
+    expect(parent(intake)).toBe(id(server));
+    expect(parent(process)).toBe(id(intake));
+    expect([parent(read), parent(write), parent(emit)]).toEqual([
+      id(process),
+      id(process),
+      id(process),
+    ]);
+    expect(parent(consume)).toBe(id(emit));
+    expect(parent(project)).toBe(id(consume));
+    expect(server.attributes['user.id']).toBe('alice');
+    expect(process.attributes['trellis.order.id']).toBe(order.id);
   });
 
   it('GET /orders/:id reads it back from Cassandra, and 404s an unknown id', async () => {

@@ -8,6 +8,7 @@ import { Connector } from '@trellis/service-platform/dependency';
 import { authenticate, createHttpApp, type LogOptions } from '@trellis/service-platform/http';
 import { identityDefaults, type IdentityOptions } from '@trellis/service-platform/identity';
 import { createKafka, type KafkaOptions } from '@trellis/service-platform/kafka';
+import type { TracingOptions } from '@trellis/service-platform/tracing';
 import type { FastifyInstance } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
 import { OrderConsumer } from './consumer.ts';
@@ -28,6 +29,8 @@ export interface LedgerOptions {
   migrate?: boolean;
   /** Logging; `false` for none. @default { level: 'info' } to stdout */
   log?: LogOptions | false;
+  /** Traces (OTLP/HTTP endpoint and service name); off when absent. @default off */
+  tracing?: TracingOptions;
 }
 
 const entryParams = {
@@ -62,6 +65,7 @@ export async function buildLedger(opts: LedgerOptions): Promise<LedgerApp> {
     // Called only per request, after the values below are initialised.
     readiness: () => connector.status(),
     liveness: () => consumer.alive(),
+    ...(opts.tracing ? { tracing: opts.tracing } : {}),
   });
   const cassandra = new CassandraDependency(opts.cassandra, app.log, async (client) => {
     if (opts.migrate ?? true) await migrate(client, ddl);
@@ -74,12 +78,16 @@ export async function buildLedger(opts: LedgerOptions): Promise<LedgerApp> {
       topic: opts.topic ?? ORDERS_TOPIC,
       groupId: opts.groupId ?? 'ledger',
       storeReady: () => cassandra.ready(),
+      tracing: app.tracing,
     },
     app.log,
   );
   const connector = new Connector([cassandra, consumer], app.log);
   app.addHook('onReady', async () => connector.start());
-  app.addHook('onClose', async () => connector.close());
+  app.addHook('onClose', async () => {
+    await connector.close();
+    await app.tracing.shutdown();
+  });
 
   await app.register(async (entries) => {
     entries.addHook('onRequest', authenticate(identity));

@@ -6,6 +6,7 @@ import {
   kafkaFromEnv,
   migrateFromEnv,
   serverFromEnv,
+  tracingFromEnv,
   type ServerSettings,
 } from '@trellis/service-platform/config';
 import { Env } from '@trellis/service-platform/env';
@@ -19,6 +20,7 @@ export function loadConfig(vars: Readonly<Record<string, string | undefined>>): 
 } {
   const env = new Env<LedgerEnv>(vars);
   const server = serverFromEnv(env, 8081);
+  const tracing = tracingFromEnv(env, 'ledger');
   const groupId = consumerGroupFromEnv(env, 'ledger');
   return {
     server,
@@ -30,6 +32,7 @@ export function loadConfig(vars: Readonly<Record<string, string | undefined>>): 
       identity: identityFromEnv(env),
       migrate: migrateFromEnv(env),
       log: { level: server.logLevel },
+      ...(tracing ? { tracing } : {}),
     },
   };
 }

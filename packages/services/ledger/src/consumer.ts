@@ -1,9 +1,20 @@
 import { decodeOrderCreated } from '@trellis/contracts/orders-v1';
 import { GroupConsumer } from '@trellis/service-platform/consumer';
+import {
+  ATTR,
+  cassandraSpan,
+  processSpan,
+  traceIdIn,
+  type Context,
+  type Tracing,
+} from '@trellis/service-platform/tracing';
 import type { FastifyBaseLogger } from 'fastify';
 import type kafkajs from 'kafkajs';
 import type { EachBatchPayload, KafkaMessage } from 'kafkajs';
 import type { EntryStore } from './entries.ts';
+import { KEYSPACE } from './schema.ts';
+
+const UPSERT_SPAN = cassandraSpan('INSERT', KEYSPACE, 'order_entries');
 
 /** Options of {@link OrderConsumer}. */
 export interface OrderConsumerOptions {
@@ -12,6 +23,8 @@ export interface OrderConsumerOptions {
   groupId: string;
   /** The consumer starts only once this says the store is usable. */
   storeReady: () => boolean;
+  /** Per record: a `process orders.v1` span continuing its `traceparent`, and the upsert's span. */
+  tracing?: Tracing;
 }
 
 /**
@@ -38,7 +51,12 @@ export class OrderConsumer extends GroupConsumer {
   ) {
     super(
       kafka,
-      { topic: opts.topic, groupId: opts.groupId, fetch: { maxWaitTimeInMs: 500 } },
+      {
+        topic: opts.topic,
+        groupId: opts.groupId,
+        fetch: { maxWaitTimeInMs: 500 },
+        ...(opts.tracing ? { tracing: opts.tracing } : {}),
+      },
       log,
     );
     this.opts = opts;
@@ -70,6 +88,25 @@ export class OrderConsumer extends GroupConsumer {
   }
 
   private async handle(topic: string, partition: number, message: KafkaMessage): Promise<void> {
+    if (!this.tracing.enabled) return this.project(topic, partition, message, undefined);
+    // The writer's `send orders.v1` span is the parent: one trace from the edge to this write.
+    const { name, options } = processSpan('kafka', topic, {
+      [ATTR.messagingConsumerGroup]: this.groupId,
+      [ATTR.messagingPartition]: String(partition),
+      [ATTR.kafkaOffset]: Number(message.offset),
+      ...(message.key ? { [ATTR.kafkaKey]: message.key.toString() } : {}),
+    });
+    return this.tracing.inSpan(name, options, this.tracing.extract(message.headers), (_span, ctx) =>
+      this.project(topic, partition, message, ctx),
+    );
+  }
+
+  private async project(
+    topic: string,
+    partition: number,
+    message: KafkaMessage,
+    ctx: Context | undefined,
+  ): Promise<void> {
     const at = { topic, partition, offset: message.offset };
     let event;
     try {
@@ -80,10 +117,22 @@ export class OrderConsumer extends GroupConsumer {
       this.skipped++;
       return;
     }
-    await this.store.project(event, { partition, offset: message.offset });
+    const source = { partition, offset: message.offset };
+    if (ctx === undefined) await this.store.project(event, source);
+    else
+      await this.tracing.inSpan(UPSERT_SPAN.name, UPSERT_SPAN.options, ctx, () =>
+        this.store.project(event, source),
+      );
     this.projected++;
+    const traceId = ctx === undefined ? undefined : traceIdIn(ctx);
     this.log.info(
-      { ...at, orderId: event.order.id, subject: event.subject, requestId: event.requestId },
+      {
+        ...at,
+        orderId: event.order.id,
+        subject: event.subject,
+        requestId: event.requestId,
+        ...(traceId !== undefined ? { traceId } : {}),
+      },
       'projected order',
     );
   }

@@ -11,6 +11,7 @@ import {
   identityEnvSchema,
   kafkaEnvSchema,
   serverEnvSchema,
+  tracingEnvSchema,
 } from '@trellis/service-platform/env-schema';
 
 /** JSON Schema of ledger's environment. */
@@ -20,6 +21,7 @@ export const ledgerEnvSchema = envSchema(
     ...cassandraEnvSchema.properties,
     ...kafkaEnvSchema.properties,
     ...identityEnvSchema.properties,
+    ...tracingEnvSchema.properties,
     ORDERS_TOPIC: { ...envValue.kafkaName, description: 'Topic to consume. @default orders.v1' },
     KAFKA_GROUP_ID: {
       ...envValue.kafkaName,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
 import { ORDERS_INTAKE_TOPIC, type OrderAccepted } from '@trellis/contracts/orders-intake-v1';
 import type { Order } from '@trellis/contracts/orders-v1';
@@ -21,7 +21,12 @@ import {
 } from '@trellis/service-platform/cassandra';
 import type { QueueSettings } from '@trellis/service-platform/config';
 import { Connector } from '@trellis/service-platform/dependency';
-import { authenticate, createHttpApp, type LogOptions } from '@trellis/service-platform/http';
+import {
+  authenticate,
+  createHttpApp,
+  traceContext,
+  type LogOptions,
+} from '@trellis/service-platform/http';
 import { identityDefaults, type IdentityOptions } from '@trellis/service-platform/identity';
 import { createKafka, type KafkaOptions } from '@trellis/service-platform/kafka';
 import { PublishError, Publisher } from '@trellis/service-platform/publisher';
@@ -31,6 +36,11 @@ import {
   SqsOrderQueue,
   type OrderPublisher,
 } from '@trellis/service-platform/queue';
+import {
+  cassandraSpan,
+  type Tracing,
+  type TracingOptions,
+} from '@trellis/service-platform/tracing';
 import { ddl } from './schema.ts';
 
 /** Everything orders-api needs; `server.ts` builds it from the environment. */
@@ -60,6 +70,8 @@ export interface OrdersApiOptions {
   orderCacheEntries?: number;
   /** Logging; `false` for none. @default { level: 'info' } to stdout */
   log?: LogOptions | false;
+  /** Traces (OTLP/HTTP endpoint and service name); off when absent. @default off */
+  tracing?: TracingOptions;
 }
 
 /** The body of `POST /orders`, written once: Fastify validates with it and the type derives from it. */
@@ -107,6 +119,7 @@ function orderPublisher(
   opts: OrdersApiOptions,
   timeoutMs: number,
   log: FastifyInstance['log'],
+  tracing: Tracing,
 ): OrderPublisher {
   const queue = opts.queue ?? { kind: 'kafka' };
   if (queue.kind === 'sqs') {
@@ -118,12 +131,13 @@ function orderPublisher(
         ...(opts.sqsCredentials ? { credentials: opts.sqsCredentials } : {}),
         timeoutMs,
       }),
+      tracing,
     );
   }
   return new KafkaOrderPublisher(
     new Publisher(
       createKafka(opts.kafka, log),
-      { topic: opts.intakeTopic ?? ORDERS_INTAKE_TOPIC, timeoutMs },
+      { topic: opts.intakeTopic ?? ORDERS_INTAKE_TOPIC, timeoutMs, tracing },
       log,
     ),
   );
@@ -146,20 +160,29 @@ export async function buildApp(opts: OrdersApiOptions): Promise<FastifyInstance>
     log: opts.log ?? {},
     // Called only per request, after `connector` below is initialised.
     readiness: () => connector.status(),
+    ...(opts.tracing ? { tracing: opts.tracing } : {}),
   });
 
   const cassandra = new CassandraDependency(opts.cassandra, app.log, async (client) => {
     if (opts.migrate ?? true) await migrate(client, ddl);
   });
-  const queue = orderPublisher(opts, opts.publishTimeoutMs ?? 5_000, app.log);
+  const queue = orderPublisher(opts, opts.publishTimeoutMs ?? 5_000, app.log, app.tracing);
   const connector = new Connector([cassandra, queue], app.log);
   const store = new OrderStore(cassandra.client);
+  const selectSpan = cassandraSpan('SELECT', 'orders', 'orders');
+  const readStored = (req: FastifyRequest, id: string): Promise<StoredOrder | null> =>
+    app.tracing.inSpan(selectSpan.name, selectSpan.options, traceContext(req), () =>
+      store.getStored(id),
+    );
   const metrics = new Registry();
   const cache = new OrderCache(opts.orderCacheEntries ?? 10_000, metrics);
   app.addHook('onReady', async () => connector.start());
-  app.addHook('onClose', async () => connector.close());
+  app.addHook('onClose', async () => {
+    await connector.close();
+    await app.tracing.shutdown();
+  });
 
-  app.get('/metrics', { logLevel: 'warn' }, async (_req, reply) =>
+  app.get('/metrics', { logLevel: 'warn', config: { trace: false } }, async (_req, reply) =>
     reply.type(metrics.contentType).send(await metrics.metrics()),
   );
 
@@ -204,7 +227,7 @@ export async function buildApp(opts: OrdersApiOptions): Promise<FastifyInstance>
           }
           let stored: StoredOrder | null;
           try {
-            stored = await store.getStored(order.id);
+            stored = await readStored(req, order.id);
           } catch (err) {
             if (!storeUnavailable(err)) throw err;
             req.log.warn({ err, orderId: order.id }, 'could not read the order to check its key');
@@ -243,7 +266,7 @@ export async function buildApp(opts: OrdersApiOptions): Promise<FastifyInstance>
           ...(caller.peer !== undefined ? { peer: caller.peer } : {}),
         };
         try {
-          await queue.publish(record);
+          await queue.publish(record, traceContext(req));
         } catch (err) {
           if (!(err instanceof PublishError)) throw err;
           req.log.error({ err, orderId: order.id }, 'order not acknowledged by the order queue');
@@ -271,7 +294,7 @@ export async function buildApp(opts: OrdersApiOptions): Promise<FastifyInstance>
         const hit = cache.get(id);
         if (hit) return reply.send(hit);
         if (!cassandra.ready()) return unavailable(reply, req.id, 'cassandra is not connected');
-        const order = await store.get(id);
+        const order = (await readStored(req, id))?.order ?? null;
         if (!order) {
           // Not cached: an accepted order is a 404 until the writer stores it, then a 200.
           return reply.code(404).send({

@@ -7,6 +7,7 @@ import {
   migrateFromEnv,
   queueFromEnv,
   serverFromEnv,
+  tracingFromEnv,
   type ServerSettings,
 } from '@trellis/service-platform/config';
 import { Env } from '@trellis/service-platform/env';
@@ -19,6 +20,7 @@ export function loadConfig(vars: Readonly<Record<string, string | undefined>>): 
 } {
   const env = new Env<OrdersApiEnv>(vars);
   const server = serverFromEnv(env, 8080);
+  const tracing = tracingFromEnv(env, 'orders-api');
   return {
     server,
     app: {
@@ -31,6 +33,7 @@ export function loadConfig(vars: Readonly<Record<string, string | undefined>>): 
       publishTimeoutMs: env.int('PUBLISH_TIMEOUT_MS', 5_000, 100, 60_000),
       orderCacheEntries: env.int('ORDER_CACHE_ENTRIES', 10_000, 0, 1_000_000),
       log: { level: server.logLevel },
+      ...(tracing ? { tracing } : {}),
     },
   };
 }

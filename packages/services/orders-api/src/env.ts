@@ -12,6 +12,7 @@ import {
   kafkaEnvSchema,
   queueEnvSchema,
   serverEnvSchema,
+  tracingEnvSchema,
 } from '@trellis/service-platform/env-schema';
 
 /** JSON Schema of orders-api's environment. */
@@ -21,6 +22,7 @@ export const ordersApiEnvSchema = envSchema(
     ...cassandraEnvSchema.properties,
     ...kafkaEnvSchema.properties,
     ...identityEnvSchema.properties,
+    ...tracingEnvSchema.properties,
     ...queueEnvSchema.properties,
     PUBLISH_TIMEOUT_MS: {
       ...envValue.integer,

@@ -10,6 +10,7 @@ import { Connector, type Dependency } from '@trellis/service-platform/dependency
 import { createHttpApp, type LogOptions } from '@trellis/service-platform/http';
 import { createKafka, type KafkaOptions } from '@trellis/service-platform/kafka';
 import { Publisher } from '@trellis/service-platform/publisher';
+import type { TracingOptions } from '@trellis/service-platform/tracing';
 import type { FastifyInstance } from 'fastify';
 import { KafkaIntake } from './intake-kafka.ts';
 import { SqsOrderQueue, type OrderQueue } from '@trellis/service-platform/queue';
@@ -43,6 +44,8 @@ export interface OrdersWriterOptions {
   intakeQueue?: OrderQueue & { close(): void };
   /** SQS credentials (ElasticMQ checks none); omit in AWS to use the default chain. */
   sqsCredentials?: { accessKeyId: string; secretAccessKey: string };
+  /** Traces (OTLP/HTTP endpoint and service name); off when absent. @default off */
+  tracing?: TracingOptions;
 }
 
 /** The writer app plus handles tests use to observe it. */
@@ -76,6 +79,7 @@ export async function buildWriter(opts: OrdersWriterOptions): Promise<OrdersWrit
     // Called only per request, after the values below are initialised.
     readiness: () => connector.status(),
     liveness: () => !(intake instanceof KafkaIntake) || intake.alive(),
+    ...(opts.tracing ? { tracing: opts.tracing } : {}),
   });
   const cassandra = new CassandraDependency(opts.cassandra, app.log, async (client) => {
     if (opts.migrate ?? true) await migrate(client, ddl);
@@ -83,11 +87,15 @@ export async function buildWriter(opts: OrdersWriterOptions): Promise<OrdersWrit
   const kafka = createKafka(opts.kafka, app.log);
   const publisher = new Publisher(
     kafka,
-    { topic: opts.ordersTopic ?? ORDERS_TOPIC, timeoutMs: defaults.publishTimeoutMs },
+    {
+      topic: opts.ordersTopic ?? ORDERS_TOPIC,
+      timeoutMs: defaults.publishTimeoutMs,
+      tracing: app.tracing,
+    },
     app.log,
   );
-  const rows = new OrderRows(cassandra.client);
-  const writer = new ChunkWriter(rows, publisher, app.log);
+  const rows = new OrderRows(cassandra.client, app.tracing);
+  const writer = new ChunkWriter(rows, publisher, app.log, app.tracing);
   const ready = (): boolean => cassandra.ready() && publisher.ready();
   let intake: Dependency;
   if (queue.kind === 'kafka') {
@@ -112,12 +120,21 @@ export async function buildWriter(opts: OrdersWriterOptions): Promise<OrdersWrit
         ...(queue.endpoint !== undefined ? { endpoint: queue.endpoint } : {}),
         ...(opts.sqsCredentials ? { credentials: opts.sqsCredentials } : {}),
       });
-    intake = new SqsIntake(receiver, writer, { batchMax, batchWaitMs, ready }, app.log);
+    const destination = new URL(queue.queueUrl).pathname.split('/').at(-1) ?? '';
+    intake = new SqsIntake(
+      receiver,
+      writer,
+      { batchMax, batchWaitMs, ready, destination },
+      app.log,
+    );
   }
   // Closed last first: the intake finishes its chunk before the producer and the store go.
   const connector = new Connector([cassandra, publisher, intake], app.log);
   app.addHook('onReady', async () => connector.start());
-  app.addHook('onClose', async () => connector.close());
+  app.addHook('onClose', async () => {
+    await connector.close();
+    await app.tracing.shutdown();
+  });
   return { app, writer, rows };
 }
 

@@ -30,7 +30,12 @@ export interface ChunkPlan {
   replays: number;
   /** Later records of an id within the chunk with the first one's fingerprint: nothing more to do. */
   duplicates: number;
+  /** What became of each record, by its index in the chunk (a span attribute per record). */
+  outcomes: RecordOutcome[];
 }
+
+/** What the plan does with one record. */
+export type RecordOutcome = 'written' | 'replay' | 'duplicate' | 'conflict';
 
 /** The ids the plan needs to look up: every order id of the chunk, once, in first-seen order. */
 export function chunkIds(records: readonly OrderAccepted[]): string[] {
@@ -47,15 +52,27 @@ export function planChunk(
   records: readonly OrderAccepted[],
   existing: ReadonlyMap<string, StoredOrder>,
 ): ChunkPlan {
-  const plan: ChunkPlan = { write: [], emit: [], conflicts: [], replays: 0, duplicates: 0 };
+  const plan: ChunkPlan = {
+    write: [],
+    emit: [],
+    conflicts: [],
+    replays: 0,
+    duplicates: 0,
+    outcomes: [],
+  };
   /** The fingerprint holding each id seen in this chunk, and whether it came from the table. */
   const winners = new Map<string, { hash: string | null; stored: boolean }>();
   for (const r of records) {
     const id = r.order.id;
     const seen = winners.get(id);
     if (seen) {
-      if (seen.hash === r.requestHash) plan.duplicates++;
-      else plan.conflicts.push(conflict(r, seen.hash, seen.stored));
+      if (seen.hash === r.requestHash) {
+        plan.duplicates++;
+        plan.outcomes.push('duplicate');
+      } else {
+        plan.conflicts.push(conflict(r, seen.hash, seen.stored));
+        plan.outcomes.push('conflict');
+      }
       continue;
     }
     const row = existing.get(id);
@@ -63,13 +80,16 @@ export function planChunk(
       winners.set(id, { hash: row.requestHash, stored: true });
       if (row.requestHash !== r.requestHash) {
         plan.conflicts.push(conflict(r, row.requestHash, true));
+        plan.outcomes.push('conflict');
         continue;
       }
+      plan.outcomes.push('replay');
       plan.replays++;
       plan.emit.push(created(r, row.order));
       continue;
     }
     winners.set(id, { hash: r.requestHash, stored: false });
+    plan.outcomes.push('written');
     plan.write.push({ order: r.order, requestHash: r.requestHash });
     plan.emit.push(created(r, r.order));
   }

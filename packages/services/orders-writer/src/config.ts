@@ -7,6 +7,7 @@ import {
   migrateFromEnv,
   queueFromEnv,
   serverFromEnv,
+  tracingFromEnv,
   type ServerSettings,
 } from '@trellis/service-platform/config';
 import { Env } from '@trellis/service-platform/env';
@@ -28,6 +29,7 @@ export function loadConfig(vars: Readonly<Record<string, string | undefined>>): 
 } {
   const env = new Env<OrdersWriterEnv>(vars);
   const server = serverFromEnv(env, defaults.port);
+  const tracing = tracingFromEnv(env, 'orders-writer');
   const groupId = consumerGroupFromEnv(env, defaults.groupId);
   return {
     server,
@@ -42,6 +44,7 @@ export function loadConfig(vars: Readonly<Record<string, string | undefined>>): 
       queue: queueFromEnv(env),
       migrate: migrateFromEnv(env),
       log: { level: server.logLevel },
+      ...(tracing ? { tracing } : {}),
     },
   };
 }

@@ -12,6 +12,7 @@ import {
   kafkaEnvSchema,
   queueEnvSchema,
   serverEnvSchema,
+  tracingEnvSchema,
 } from '@trellis/service-platform/env-schema';
 
 /** JSON Schema of orders-writer's environment. */
@@ -21,6 +22,7 @@ export const ordersWriterEnvSchema = envSchema(
     ...cassandraEnvSchema.properties,
     ...kafkaEnvSchema.properties,
     ...identityEnvSchema.properties,
+    ...tracingEnvSchema.properties,
     ...queueEnvSchema.properties,
     ORDERS_TOPIC: {
       ...envValue.kafkaName,

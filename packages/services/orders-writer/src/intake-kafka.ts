@@ -71,14 +71,15 @@ export class KafkaIntake extends GroupConsumer {
     for (let i = 0; i < batch.messages.length; i += this.opts.batchMax) {
       if (!isRunning() || isStale()) return;
       const chunk = batch.messages.slice(i, i + this.opts.batchMax);
-      const { records, malformed } = decodeRecords(chunk);
+      const { records, headers, malformed } = decodeRecords(chunk);
       for (const { offset, error } of malformed) {
         // A poison record must not block its partition: logged with its position and skipped.
         this.log.error({ topic, partition, offset, error }, 'skipping malformed intake record');
         this.writer.stats.malformed++;
       }
       // Throws (store or Kafka down): nothing of this chunk is committed, kafkajs redelivers it.
-      if (records.length > 0) await this.writer.write(records);
+      if (records.length > 0)
+        await this.writer.write(records, { system: 'kafka', destination: topic, headers });
       const last = chunk[chunk.length - 1]?.offset;
       if (last === undefined) continue;
       // Exactly the records just written (and the malformed ones among them), nothing after.
@@ -90,18 +91,24 @@ export class KafkaIntake extends GroupConsumer {
 }
 
 /** Decode a chunk's record values; the malformed ones come back with their offset and why. */
-export function decodeRecords(messages: readonly Pick<KafkaMessage, 'offset' | 'value'>[]): {
+export function decodeRecords(
+  messages: readonly Pick<KafkaMessage, 'offset' | 'value' | 'headers'>[],
+): {
   records: OrderAccepted[];
+  /** Each record's headers (its `traceparent`), same order as `records`. */
+  headers: (KafkaMessage['headers'] | undefined)[];
   malformed: { offset: string; error: string }[];
 } {
   const records: OrderAccepted[] = [];
+  const headers: (KafkaMessage['headers'] | undefined)[] = [];
   const malformed: { offset: string; error: string }[] = [];
   for (const m of messages) {
     try {
       records.push(decodeOrderAccepted(m.value));
+      headers.push(m.headers);
     } catch (err) {
       malformed.push({ offset: m.offset, error: (err as Error).message });
     }
   }
-  return { records, malformed };
+  return { records, headers, malformed };
 }

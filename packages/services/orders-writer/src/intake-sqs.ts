@@ -13,6 +13,8 @@ export interface SqsIntakeOptions {
   idleWaitMs?: number;
   /** Polling starts only once this says the store and the event producer are usable. */
   ready: () => boolean;
+  /** The queue's name (`<name>.fifo`), for the records' spans. */
+  destination: string;
 }
 
 /**
@@ -120,7 +122,11 @@ export class SqsIntake implements Dependency {
     }
     const records = batches.flatMap((b) => b.orders.map((o) => o.event));
     if (records.length === 0) return;
-    await this.writer.write(records);
+    await this.writer.write(records, {
+      system: 'aws_sqs',
+      destination: this.opts.destination,
+      headers: batches.flatMap((b) => b.orders.map((o) => o.trace)),
+    });
     for (const b of batches) if (b.orders.length > 0) await this.queue.ack(b);
   }
 }

@@ -5,10 +5,23 @@ import {
   storedOrder,
   type StoredOrder,
 } from '@trellis/service-platform/orders-table';
+import {
+  Tracing,
+  cassandraSpan,
+  failSpan,
+  ROOT_CONTEXT,
+  type Context,
+  type Span,
+} from '@trellis/service-platform/tracing';
 import { KEYSPACE } from './schema.ts';
+
+/** The trace context of the record that brought an order id, when tracing. */
+export type ParentOf = (orderId: string) => Context | undefined;
 
 export type { StoredOrder };
 
+const SELECT_SPAN = cassandraSpan('SELECT', KEYSPACE, 'orders');
+const INSERT_SPAN = cassandraSpan('INSERT', KEYSPACE, 'orders');
 const INSERT = `INSERT INTO ${KEYSPACE}.orders (${ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`;
 
 /**
@@ -75,17 +88,25 @@ export function rowBytes(r: StoredOrder): number {
 /** The `orders.orders` table as the writer sees it. Statements are prepared (`prepare: true`). */
 export class OrderRows {
   private readonly client: cassandra.Client;
+  private readonly tracing: Tracing;
 
-  constructor(client: cassandra.Client) {
+  /** With tracing on, each read and each row's write is a span under its record's (`parentOf`). */
+  constructor(client: cassandra.Client, tracing: Tracing = Tracing.off) {
     this.client = client;
+    this.tracing = tracing;
   }
 
   /** The stored rows among `ids` (single-partition reads, at most {@link CONCURRENCY} at a time). */
-  async existing(ids: readonly string[]): Promise<Map<string, StoredOrder>> {
+  async existing(ids: readonly string[], parentOf?: ParentOf): Promise<Map<string, StoredOrder>> {
     const found = new Map<string, StoredOrder>();
-    await forEachBounded(ids, CONCURRENCY, async (id) => {
+    const read = async (id: string): Promise<void> => {
       const row = (await this.client.execute(SELECT_ORDER, [id])).first();
       if (row) found.set(id, storedOrder(row));
+    };
+    await forEachBounded(ids, CONCURRENCY, async (id) => {
+      const parent = parentOf?.(id);
+      if (parent === undefined || !this.tracing.enabled) return read(id);
+      return this.tracing.inSpan(SELECT_SPAN.name, SELECT_SPAN.options, parent, () => read(id));
     });
     return found;
   }
@@ -96,23 +117,52 @@ export class OrderRows {
    * that the id was absent, so there is no concurrent create to arbitrate. A replay rewrites the
    * same values.
    */
-  async insert(rows: readonly StoredOrder[], mode: WriteMode = WRITE_MODE): Promise<void> {
+  async insert(
+    rows: readonly StoredOrder[],
+    mode: WriteMode = WRITE_MODE,
+    parentOf?: ParentOf,
+  ): Promise<void> {
     if (rows.length === 0) return;
+    const traced = this.tracing.enabled && parentOf !== undefined;
     if (mode === 'batch') {
       const batches = batchesOf(rows);
       // Unlogged: no batchlog write; each row is its own partition, so atomicity across them would
       // buy nothing here (a failed chunk is redelivered and rewritten whole).
       await forEachBounded(batches, BATCH_CONCURRENCY, async (batch) => {
-        await this.client.batch(
-          batch.map((r) => ({ query: INSERT, params: values(r) })),
-          { prepare: true, logged: false },
-        );
+        // One CQL batch, one span per row in it, each in its order's trace (a span has one parent,
+        // and every order's trace must show its write); they share the batch's start and end.
+        const spans = traced ? this.rowSpans(batch, parentOf) : [];
+        try {
+          await this.client.batch(
+            batch.map((r) => ({ query: INSERT, params: values(r) })),
+            { prepare: true, logged: false },
+          );
+        } catch (err) {
+          for (const s of spans) failSpan(s, err);
+          throw err;
+        } finally {
+          for (const s of spans) s.end();
+        }
       });
       return;
     }
     await forEachBounded(rows, CONCURRENCY, async (r) => {
-      await this.client.execute(INSERT, values(r));
+      const parent = traced ? parentOf(r.order.id) : undefined;
+      if (parent === undefined) {
+        await this.client.execute(INSERT, values(r));
+        return;
+      }
+      await this.tracing.inSpan(INSERT_SPAN.name, INSERT_SPAN.options, parent, async () => {
+        await this.client.execute(INSERT, values(r));
+      });
     });
+  }
+
+  private rowSpans(batch: readonly StoredOrder[], parentOf: ParentOf): Span[] {
+    const { name, options } = cassandraSpan('BATCH INSERT', KEYSPACE, 'orders', batch.length);
+    return batch.map((r) =>
+      this.tracing.startSpan(name, options, parentOf(r.order.id) ?? ROOT_CONTEXT),
+    );
   }
 }
 

@@ -5,15 +5,18 @@ import {
   identityEnvSchema,
   queueEnvSchema,
   serverEnvSchema,
+  tracingEnvSchema,
   type CassandraEnv,
   type IdentityEnv,
   type KafkaEnv,
   type QueueEnv,
   type ServerEnv,
+  type TracingEnv,
 } from './env-schema.ts';
 import { identityDefaults, type IdentityOptions } from './identity.ts';
 import type { KafkaOptions } from './kafka.ts';
 import type { TlsFiles } from './tls.ts';
+import type { TracingOptions } from './tracing.ts';
 
 /** Where the HTTP server listens, and how long a SIGTERM drain may take. */
 export interface ServerSettings {
@@ -212,4 +215,30 @@ function httpUrl(variable: string, value: string): URL {
   if (u.protocol !== 'http:' && u.protocol !== 'https:')
     throw new ConfigError(variable, `must be an http(s) URL, got "${value}"`);
   return u;
+}
+
+/**
+ * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (an http(s) URL; unset: tracing off, undefined),
+ * `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` (`http/protobuf`, the default, or `http/json`) and
+ * `OTEL_SERVICE_NAME` (default `defaultServiceName`).
+ */
+export function tracingFromEnv(
+  env: Env<TracingEnv>,
+  defaultServiceName: string,
+): TracingOptions | undefined {
+  const raw = env.optional('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
+  const serviceName = env.string('OTEL_SERVICE_NAME', defaultServiceName);
+  const protocol = env.oneOf(
+    'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL',
+    tracingEnvSchema.properties.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL.enum,
+    'http/protobuf',
+  );
+  if (raw === undefined) return undefined;
+  const url = httpUrl('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', raw);
+  if (url.username !== '' || url.password !== '')
+    throw new ConfigError(
+      'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+      'must not carry credentials (the sidecar authenticates the export)',
+    );
+  return { serviceName, endpoint: url.href, protocol };
 }

@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type kafkajs from 'kafkajs';
 import type { Consumer, ConsumerConfig, EachBatchPayload } from 'kafkajs';
 import { NotYetError, type Dependency } from './dependency.ts';
+import { Tracing } from './tracing.ts';
 
 /** Options of {@link GroupConsumer}. */
 export interface GroupConsumerOptions {
@@ -10,6 +11,8 @@ export interface GroupConsumerOptions {
   groupId: string;
   /** How the broker holds a fetch (kafkajs `minBytes`, `maxWaitTimeInMs`). */
   fetch: Pick<ConsumerConfig, 'minBytes' | 'maxWaitTimeInMs'>;
+  /** For the subclass's per-record spans. @default Tracing.off */
+  tracing?: Tracing;
 }
 
 /**
@@ -21,6 +24,10 @@ export interface GroupConsumerOptions {
 export abstract class GroupConsumer implements Dependency {
   abstract readonly name: string;
   protected readonly log: FastifyBaseLogger;
+  /** The service's tracer: a subclass continues each record's `traceparent` header with it. */
+  protected readonly tracing: Tracing;
+  /** The consumer group (a span attribute). */
+  protected readonly groupId: string;
   private readonly consumer: Consumer;
   private readonly topic: string;
   private running = false;
@@ -29,6 +36,8 @@ export abstract class GroupConsumer implements Dependency {
 
   constructor(kafka: kafkajs.Kafka, opts: GroupConsumerOptions, log: FastifyBaseLogger) {
     this.log = log;
+    this.tracing = opts.tracing ?? Tracing.off;
+    this.groupId = opts.groupId;
     this.topic = opts.topic;
     this.consumer = kafka.consumer({
       groupId: opts.groupId,

@@ -155,6 +155,34 @@ export const queueEnvSchema = envSchema(
 /** The variables of {@link queueEnvSchema}. */
 export type QueueEnv = FromSchema<typeof queueEnvSchema>;
 
+/**
+ * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, `OTEL_SERVICE_NAME`
+ * (read by `tracingFromEnv`): the standard
+ * OpenTelemetry names. Without the endpoint tracing is off.
+ */
+export const tracingEnvSchema = envSchema(
+  {
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: {
+      type: 'string',
+      pattern: '^\\s*https?://[^\\s]+\\s*$',
+      description:
+        "OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces (the sidecar's pod-local egress). Unset: tracing off.",
+    },
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: {
+      type: 'string',
+      enum: ['http/protobuf', 'http/json'],
+      description: 'OTLP/HTTP encoding (gRPC is not supported). @default http/protobuf',
+    },
+    OTEL_SERVICE_NAME: {
+      ...text,
+      description: "service.name of the spans. @default the service's own name",
+    },
+  },
+  [],
+);
+/** The variables of {@link tracingEnvSchema}. */
+export type TracingEnv = FromSchema<typeof tracingEnvSchema>;
+
 /** Schema fragments a service's own variables may use. */
 export const envValue = { text, integer, bool, file, hostPorts, kafkaName } as const;
 

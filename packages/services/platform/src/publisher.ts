@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import kafkajs from 'kafkajs';
 import type { Message, Producer } from 'kafkajs';
 import type { Dependency } from './dependency.ts';
+import { ATTR, Tracing, sendSpan, type Context } from './tracing.ts';
 
 const { Partitioners } = kafkajs;
 
@@ -20,6 +21,8 @@ export interface PublisherOptions {
   timeoutMs?: number;
   /** Queued records beyond which publish fails at once (Kafka down under load). @default 10000 */
   maxQueued?: number;
+  /** A PRODUCER span per record given a parent context. @default Tracing.off */
+  tracing?: Tracing;
 }
 
 /** Records per produce request; keeps a request well under the broker's message.max.bytes. */
@@ -39,8 +42,10 @@ interface Pending {
  */
 export class Publisher implements Dependency {
   readonly name = 'kafka';
+  /** The topic every record goes to. */
+  readonly topic: string;
   private readonly producer: Producer;
-  private readonly topic: string;
+  private readonly tracing: Tracing;
   private readonly timeoutMs: number;
   private readonly maxQueued: number;
   private readonly log: FastifyBaseLogger;
@@ -52,6 +57,7 @@ export class Publisher implements Dependency {
     this.topic = opts.topic;
     this.timeoutMs = opts.timeoutMs ?? 5_000;
     this.maxQueued = opts.maxQueued ?? 10_000;
+    this.tracing = opts.tracing ?? Tracing.off;
     this.log = log;
     this.producer = kafka.producer({
       // Idempotence requires acks = all and unbounded retries (what kafkajs defaults to for an
@@ -85,8 +91,21 @@ export class Publisher implements Dependency {
    * {@link PublishError} after `timeoutMs`: a record still waiting for its produce request is then
    * withdrawn and never sent, so that answer means "not published"; one already handed to Kafka may
    * still be written (the producer keeps retrying it), which the caller cannot know.
+   *
+   * With tracing on and a `parent` context, the publish is a `send <topic>` PRODUCER span under it,
+   * and the record carries that span's `traceparent` header, so the consumer continues the trace.
    */
-  publish(message: Message): Promise<void> {
+  publish(message: Message, parent?: Context): Promise<void> {
+    if (!this.tracing.enabled || parent === undefined) return this.enqueue(message);
+    const { name, options } = sendSpan('kafka', this.topic, {
+      ...(typeof message.key === 'string' ? { [ATTR.kafkaKey]: message.key } : {}),
+    });
+    return this.tracing.inSpan(name, options, parent, (_span, ctx) =>
+      this.enqueue({ ...message, headers: { ...message.headers, ...this.tracing.inject(ctx) } }),
+    );
+  }
+
+  private enqueue(message: Message): Promise<void> {
     if (this.queue.length >= this.maxQueued) {
       return Promise.reject(new PublishError(`publish queue full (${this.maxQueued} records)`));
     }

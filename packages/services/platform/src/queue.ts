@@ -26,6 +26,7 @@ import {
 import type { Message } from 'kafkajs';
 import type { Dependency } from './dependency.ts';
 import { PublishError, type Publisher } from './publisher.ts';
+import { ATTR, Tracing, sendSpan, type Context, type TraceHeaders } from './tracing.ts';
 
 /** A queue operation failed; the message names the operation and the queue. */
 export class QueueError extends Error {
@@ -42,6 +43,8 @@ export interface QueuedOrder {
   readonly dedupId: string;
   /** How many times it has been received, this time included (1 on first delivery). */
   readonly receiveCount: number;
+  /** The W3C trace context it was sent with (`traceparent`, `tracestate` message attributes). */
+  readonly trace?: TraceHeaders;
 }
 
 /** A record whose body is not a valid `order.accepted` record; never acked, so it is not lost. */
@@ -61,8 +64,11 @@ export interface OrderBatch {
  * for the queue's visibility timeout, and comes back unless it is acked. Ack only after the write.
  */
 export interface OrderQueue {
-  /** Put one order on the queue; resolves once the queue has stored it. A retry with the same `dedupId` is not a second record. */
-  publish(event: OrderAccepted, dedupId: string): Promise<void>;
+  /**
+   * Put one order on the queue; resolves once the queue has stored it. A retry with the same `dedupId`
+   * is not a second record. `trace` (`traceparent`, `tracestate`) travels with it.
+   */
+  publish(event: OrderAccepted, dedupId: string, trace?: TraceHeaders): Promise<void>;
   /** Up to `max` records, waiting up to `waitMs` for the first one (long polling); may be empty. */
   receiveBatch(max: number, waitMs: number): Promise<OrderBatch>;
   /** Delete the batch's well-formed records from the queue (after they were written). */
@@ -94,6 +100,9 @@ const defaults = { timeoutMs: 5_000, maxAttempts: 3 } as const;
 export const SQS_MAX_BATCH = 10;
 export const SQS_MAX_WAIT_MS = 20_000;
 
+/** The message attributes that carry the trace context (W3C names; SQS allows up to 10 per message). */
+const TRACE_ATTRIBUTES = ['traceparent', 'tracestate'] as const;
+
 /** SQS's rule for `MessageDeduplicationId`: 1-128 of `a-z A-Z 0-9` and punctuation. */
 const DEDUP_ID = /^[\x21-\x7e]{1,128}$/;
 
@@ -109,9 +118,16 @@ export class SqsOrderQueue implements OrderQueue {
   private readonly timeoutMs: number;
   /** For errors: the queue URL, and the endpoint when it is not AWS's. */
   private readonly where: string;
+  /** The queue's name (the URL's last segment, `<name>.fifo`). */
+  readonly name: string;
 
   constructor(opts: SqsOrderQueueOptions) {
     this.queueUrl = checkQueueUrl(opts.queueUrl);
+    this.name =
+      new URL(this.queueUrl).pathname
+        .split('/')
+        .filter((p) => p !== '')
+        .at(-1) ?? '';
     if (opts.endpoint !== undefined) checkHttpUrl('endpoint', opts.endpoint);
     if (!/^[a-z0-9-]+$/.test(opts.region))
       throw new QueueError(`sqs queue: region ${JSON.stringify(opts.region)} is not a region name`);
@@ -125,7 +141,7 @@ export class SqsOrderQueue implements OrderQueue {
     });
   }
 
-  async publish(event: OrderAccepted, dedupId: string): Promise<void> {
+  async publish(event: OrderAccepted, dedupId: string, trace?: TraceHeaders): Promise<void> {
     if (!DEDUP_ID.test(dedupId))
       throw new QueueError(
         `sqs publish: dedupId ${JSON.stringify(dedupId)} must be 1-128 printable ASCII characters`,
@@ -137,6 +153,16 @@ export class SqsOrderQueue implements OrderQueue {
           MessageBody: encodeOrderAccepted(event).toString('utf8'),
           MessageGroupId: event.order.id,
           MessageDeduplicationId: dedupId,
+          ...(trace && Object.keys(trace).length > 0
+            ? {
+                MessageAttributes: Object.fromEntries(
+                  Object.entries(trace).map(([k, v]) => [
+                    k,
+                    { DataType: 'String', StringValue: v },
+                  ]),
+                ),
+              }
+            : {}),
         }),
         { abortSignal: signal },
       ),
@@ -157,6 +183,7 @@ export class SqsOrderQueue implements OrderQueue {
           MaxNumberOfMessages: max,
           WaitTimeSeconds: waitSeconds,
           MessageSystemAttributeNames: ['MessageDeduplicationId', 'ApproximateReceiveCount'],
+          MessageAttributeNames: [...TRACE_ATTRIBUTES],
         }),
         { abortSignal: signal },
       ),
@@ -168,7 +195,13 @@ export class SqsOrderQueue implements OrderQueue {
       try {
         if (!m.ReceiptHandle) throw new Error('no receipt handle');
         const event = decodeOrderAccepted(Buffer.from(m.Body ?? '', 'utf8'));
+        const trace: TraceHeaders = {};
+        for (const name of TRACE_ATTRIBUTES) {
+          const v = m.MessageAttributes?.[name]?.StringValue;
+          if (v !== undefined) trace[name] = v;
+        }
         orders.push({
+          ...(Object.keys(trace).length > 0 ? { trace } : {}),
           event,
           dedupId: m.Attributes?.MessageDeduplicationId ?? '',
           receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '1'),
@@ -272,7 +305,11 @@ function checkQueueUrl(value: string): string {
  * Also a {@link Dependency}: its `name` (`kafka` or `sqs`) is the readiness check's.
  */
 export interface OrderPublisher extends Dependency {
-  publish(record: OrderAccepted): Promise<void>;
+  /**
+   * Put `record` on the queue. With tracing on and a `parent` context, a `send <queue>` PRODUCER span
+   * under it, whose `traceparent` rides along (Kafka header, SQS message attribute).
+   */
+  publish(record: OrderAccepted, parent?: Context): Promise<void>;
 }
 
 /**
@@ -305,8 +342,8 @@ export class KafkaOrderPublisher implements OrderPublisher {
     return this.publisher.ready();
   }
 
-  publish(record: OrderAccepted): Promise<void> {
-    return this.publisher.publish(intakeMessage(record));
+  publish(record: OrderAccepted, parent?: Context): Promise<void> {
+    return this.publisher.publish(intakeMessage(record), parent);
   }
 
   close(): Promise<void> {
@@ -323,10 +360,12 @@ export class KafkaOrderPublisher implements OrderPublisher {
 export class SqsOrderPublisher implements OrderPublisher {
   readonly name = 'sqs';
   private readonly queue: SqsOrderQueue;
+  private readonly tracing: Tracing;
   private closed = false;
 
-  constructor(queue: SqsOrderQueue) {
+  constructor(queue: SqsOrderQueue, tracing: Tracing = Tracing.off) {
     this.queue = queue;
+    this.tracing = tracing;
   }
 
   async connect(): Promise<void> {}
@@ -335,9 +374,19 @@ export class SqsOrderPublisher implements OrderPublisher {
     return !this.closed;
   }
 
-  async publish(record: OrderAccepted): Promise<void> {
+  async publish(record: OrderAccepted, parent?: Context): Promise<void> {
+    if (!this.tracing.enabled || parent === undefined) return this.send(record, undefined);
+    const { name, options } = sendSpan('aws_sqs', this.queue.name, {
+      [ATTR.orderId]: record.order.id,
+    });
+    return this.tracing.inSpan(name, options, parent, (_span, ctx) =>
+      this.send(record, this.tracing.inject(ctx)),
+    );
+  }
+
+  private async send(record: OrderAccepted, trace: TraceHeaders | undefined): Promise<void> {
     try {
-      await this.queue.publish(record, record.order.id);
+      await this.queue.publish(record, record.order.id, trace);
     } catch (err) {
       if (err instanceof QueueError) throw new PublishError(err.message, err);
       throw err;

@@ -1,7 +1,7 @@
 /**
  * The SQS order queue against a real SQS-compatible server (ElasticMQ, from the toolchain), not a mock:
  * FIFO deduplication of a retried publish, redelivery of an unacked batch after the visibility timeout,
- * acked records gone for good, and errors that name the queue.
+ * acked records gone for good, errors that name the queue, and the trace context as a message attribute.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,6 +14,8 @@ import { PublishError } from '../src/publisher.ts';
 import { startElasticMq, type ElasticMqInstance } from '@trellis/local/harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QueueError, SqsOrderPublisher, SqsOrderQueue, type OrderBatch } from '../src/queue.ts';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace';
+import { ROOT_CONTEXT, SpanKind, Tracing } from '../src/tracing.ts';
 
 /** Not a secret: ElasticMQ checks no credentials, but the SDK signs every request. */
 const CREDENTIALS = { accessKeyId: 'elasticmq', secretAccessKey: 'elasticmq' };
@@ -79,6 +81,7 @@ beforeAll(async () => {
       { name: 'redeliver.fifo', fifo: true, visibilityTimeoutSeconds: VISIBILITY_S },
       { name: 'malformed.fifo', fifo: true, visibilityTimeoutSeconds: VISIBILITY_S },
       { name: 'publisher.fifo', fifo: true, visibilityTimeoutSeconds: DEDUP_VISIBILITY_S },
+      { name: 'trace.fifo', fifo: true, visibilityTimeoutSeconds: DEDUP_VISIBILITY_S },
     ],
   });
 });
@@ -108,6 +111,8 @@ describe('SqsOrderQueue on ElasticMQ (FIFO)', () => {
       for (const o of b.orders) {
         expect(o.dedupId).toBe(o.event.order.id);
         expect(o.receiveCount).toBe(1);
+        // Published without a trace context: none comes back.
+        expect(o.trace).toBeUndefined();
       }
     }
     await Promise.all(batches.map((b) => q.ack(b)));
@@ -216,6 +221,31 @@ describe('SqsOrderQueue on ElasticMQ (FIFO)', () => {
     expect(firstGot?.event).toEqual(first);
     expect(got.find((o) => o.event.order.id === other.order.id)?.event.requestHash).toBeNull();
     for (const b of batches) await q.ack(b);
+  });
+
+  it('carries the send span’s traceparent as a message attribute, which the receiver gets back', async () => {
+    const q = queue('trace.fifo');
+    const exporter = new InMemorySpanExporter();
+    const tracing = Tracing.create({ serviceName: 'orders-api', exporter });
+    const request = tracing.startSpan('POST /orders', { kind: SpanKind.SERVER });
+    const e = event();
+    await new SqsOrderPublisher(q, tracing).publish(e, tracing.contextWith(ROOT_CONTEXT, request));
+    request.end();
+    const [batch] = await collect(q, 1);
+    await tracing.flush();
+    const send = exporter.getFinishedSpans().find((s) => s.name === 'send trace.fifo');
+    if (!send) throw new Error('no send span');
+    expect(send.parentSpanContext?.spanId).toBe(request.spanContext().spanId);
+    const got = batch?.orders[0];
+    expect(got?.event).toEqual(e);
+    expect(got?.trace).toEqual({
+      traceparent: `00-${send.spanContext().traceId}-${send.spanContext().spanId}-01`,
+    });
+    // The writer continues it: a span under the received context is in the same trace.
+    const process = tracing.startSpan('process', {}, tracing.extract(got?.trace));
+    expect(process.spanContext().traceId).toBe(request.spanContext().traceId);
+    if (batch) await q.ack(batch);
+    await tracing.shutdown();
   });
 
   it('SqsOrderPublisher turns a failed or unanswered SendMessage into a PublishError naming the queue', async () => {
