@@ -13,6 +13,8 @@ export {
   namespaceOf,
   pathTemplateRegex,
   metricsServerName,
+  metricsServerSpiffeId,
+  metricsServers,
   routesOf,
   scopesForRoles,
   scraperSpiffeId,
@@ -20,7 +22,7 @@ export {
   spiffeId,
   workloadBySpiffeId,
 } from './identity.ts';
-export type { DataService } from './identity.ts';
+export type { DataService, MetricsServer } from './identity.ts';
 export {
   cassandraPermissions,
   httpMethods,
