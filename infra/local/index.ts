@@ -28,7 +28,7 @@ const ca = ctx.ca;
 const data = deployData(ctx);
 const idp = deployIdentity(ctx);
 const mesh = deployMesh(ctx, data, idp);
-const metrics = deployMetrics(ctx, mesh, data);
+const metrics = deployMetrics(ctx, mesh, data, undefined, { identity: idp });
 
 /** `https://localhost:<ingressHttps>`: the front door. */
 export const ingressUrl = mesh.ingressUrl;

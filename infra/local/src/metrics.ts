@@ -3,13 +3,15 @@
  * sidecar's metrics listener over mTLS (Envoy's stats and the apps' declared `/metrics`), with the
  * SLO rules compiled from the route budgets. It runs on the host; its UI and API listen on the host's
  * loopback (`binding.metrics.listen`). Call it last: `deployMetrics(ctx, mesh, data)` scrapes the
- * sidecars `deployMesh` started and the data nodes' metrics fronts `deployData` started.
+ * sidecars `deployMesh` started, the data nodes' metrics fronts `deployData` started and, given
+ * `settings.identity`, Keycloak's metrics front `deployIdentity` started.
  */
 import type * as pulumi from '@pulumi/pulumi';
 import { LocalPrometheus } from '@trellis/components/local/prometheus';
 import { localScraperName } from '@trellis/policy';
 import type { StackContext } from './context.ts';
 import type { DataLayer } from './data.ts';
+import type { IdentityLayer } from './identity.ts';
 import type { MeshLayer } from './mesh.ts';
 
 /** What {@link deployMetrics} returns: the stack output `prometheus`. */
@@ -17,7 +19,10 @@ export interface MetricsLayer {
   /** `http://127.0.0.1:<basePort + 90>`: the UI, `/api/v1/targets`, `/consoles/`. */
   url: string;
   spiffeId: string;
-  /** The scrape jobs: `envoy-<workload>`, `app-<workload>`, `jmx-<service>`, `prometheus`. */
+  /**
+   * The scrape jobs: `envoy-<workload>`, `app-<workload>`, `jmx-<service>`, `keycloak`,
+   * `prometheus`.
+   */
   jobs: string[];
   prometheus: LocalPrometheus;
 }
@@ -31,9 +36,14 @@ export function deployMetrics(
   mesh: MeshLayer,
   data: Pick<DataLayer, 'metrics'>,
   opts?: pulumi.ComponentResourceOptions,
-  settings: { scrapeInterval?: string } = {},
+  settings: {
+    scrapeInterval?: string;
+    /** Keycloak's metrics front (job `keycloak`; ADR 0024). @default not scraped */
+    identity?: Pick<IdentityLayer, 'metrics'>;
+  } = {},
 ): MetricsLayer | undefined {
   if (ctx.model.binding.metrics === undefined) return undefined;
+  const kc = settings.identity?.metrics;
   const prometheus = new LocalPrometheus(
     'prometheus',
     {
@@ -42,11 +52,21 @@ export function deployMetrics(
       dir: ctx.runDir(localScraperName),
       certValidHours: ctx.certValidHours,
       rotation: ctx.rotation,
-      dataTargets: data.metrics.targets,
+      dataTargets: {
+        ...data.metrics.targets,
+        ...(kc !== undefined ? { keycloak: kc.target } : {}),
+      },
       ...(settings.scrapeInterval !== undefined ? { scrapeInterval: settings.scrapeInterval } : {}),
     },
     // Its first scrape finds every sidecar up.
-    { ...opts, dependsOn: [...mesh.resources, ...data.metrics.fronts] },
+    {
+      ...opts,
+      dependsOn: [
+        ...mesh.resources,
+        ...data.metrics.fronts,
+        ...(kc !== undefined ? [kc.front] : []),
+      ],
+    },
   );
   return {
     url: prometheus.url,

@@ -5,7 +5,7 @@ import {
   compilePrometheusScrape,
   compileSloRules,
   type BoundModel,
-  type DataService,
+  type MetricsServer,
   type EnvoyEndpoint,
   type PrometheusScrapeFile,
 } from '@trellis/policy';
@@ -27,7 +27,7 @@ export interface LocalPrometheusArgs {
    * The data nodes' metrics fronts (ADR 0020; `LocalDataMetricsFront`): one scrape job each,
    * `jmx-<service>`, over mTLS. @default none
    */
-  dataTargets?: Partial<Record<DataService, EnvoyEndpoint>>;
+  dataTargets?: Partial<Record<MetricsServer, EnvoyEndpoint>>;
   /** @default '15s' */
   scrapeInterval?: string;
   /** SVID lifetime in hours. @default 24 */
@@ -44,7 +44,7 @@ const defaults = { scrapeInterval: '15s', certValidHours: 24, readyTimeoutMs: 60
 export function prometheusFiles(
   model: BoundModel,
   scrapeInterval: string,
-  dataTargets: Partial<Record<DataService, EnvoyEndpoint>> = {},
+  dataTargets: Partial<Record<MetricsServer, EnvoyEndpoint>> = {},
 ): { 'prometheus.yml': string; 'slo-rules.yaml': string; scrape: PrometheusScrapeFile } {
   const scrape = compilePrometheusScrape(model, { scrapeInterval, dataTargets });
   // JSON is YAML: Prometheus reads both files as written. Rule files resolve against the config's dir.
