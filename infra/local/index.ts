@@ -50,7 +50,12 @@ export const keycloak = {
  * model declares no `metrics.scraper`.
  */
 export const prometheus = metrics
-  ? { url: metrics.url, spiffeId: metrics.spiffeId, jobs: metrics.jobs }
+  ? {
+      url: metrics.url,
+      consolesUrl: metrics.consolesUrl,
+      spiffeId: metrics.spiffeId,
+      jobs: metrics.jobs,
+    }
   : undefined;
 export const cassandra = data.cassandra;
 export const kafka = { bootstrap: data.kafka.bootstrap, spiffeId: data.kafka.spiffeId };

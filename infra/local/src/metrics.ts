@@ -18,6 +18,8 @@ import type { MeshLayer } from './mesh.ts';
 export interface MetricsLayer {
   /** `http://127.0.0.1:<basePort + 90>`: the UI, `/api/v1/targets`, `/consoles/`. */
   url: string;
+  /** The dashboards compiled from the model: `<url>/consoles/index.html` (ADR 0024). */
+  consolesUrl: string;
   spiffeId: string;
   /**
    * The scrape jobs: `envoy-<workload>`, `app-<workload>`, `jmx-<service>`, `keycloak`,
@@ -70,6 +72,7 @@ export function deployMetrics(
   );
   return {
     url: prometheus.url,
+    consolesUrl: prometheus.consolesUrl,
     spiffeId: prometheus.spiffeId,
     jobs: prometheus.jobs,
     prometheus,

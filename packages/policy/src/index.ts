@@ -224,6 +224,8 @@ export type {
 } from './compile/slo.ts';
 
 export { compilePrometheusScrape, scrapeJobs } from './compile/prometheus.ts';
+export { compileConsoles, consoleFiles, consoleSourceMetrics } from './compile/consoles.ts';
+export type { CompiledConsoles, ConsoleOptions } from './compile/consoles.ts';
 export {
   compileDataMetricsProxy,
   dataMetricsPath,

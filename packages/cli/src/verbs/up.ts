@@ -51,6 +51,12 @@ export function prometheusUrl(output: unknown): string | null {
   return typeof output.url === 'string' ? output.url : null;
 }
 
+/** The dashboards' index from the stack output `prometheus` (`consolesUrl`), or null. */
+export function consolesUrl(output: unknown): string | null {
+  if (typeof output !== 'object' || output === null || !('consolesUrl' in output)) return null;
+  return typeof output.consolesUrl === 'string' ? output.consolesUrl : null;
+}
+
 /** `up [--stack S]`: install the toolchain, then `pulumi up` the local project, then say how to call it. */
 export async function up(args: string[]): Promise<number> {
   const stack = stackArg(args);
@@ -83,6 +89,8 @@ export async function up(args: string[]): Promise<number> {
   }
   const prom = prometheusUrl(out.prometheus);
   if (prom) process.stdout.write(`Prometheus: ${prom} (scrape targets: ${prom}/targets)\n`);
+  const consoles = consolesUrl(out.prometheus);
+  if (consoles) process.stdout.write(`Dashboards: ${consoles}\n`);
   return 0;
 }
 

@@ -1,9 +1,13 @@
 import * as pulumi from '@pulumi/pulumi';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { prometheusArgs } from '@trellis/local/harness';
 import { ensurePrometheus } from '@trellis/local/toolchain';
 import {
+  compileConsoles,
   compilePrometheusScrape,
   compileSloRules,
+  consoleFiles,
   type BoundModel,
   type MetricsServer,
   type EnvoyEndpoint,
@@ -40,19 +44,40 @@ export interface LocalPrometheusArgs {
 
 const defaults = { scrapeInterval: '15s', certValidHours: 24, readyTimeoutMs: 60_000 };
 
-/** The files of one instance, relative to its dir: the scrape config and the SLO rules it loads. */
+/** Where an instance's compiled consoles and their libraries go, relative to its dir. */
+export const consoleDirs = { templates: 'consoles', libraries: 'console_libraries' } as const;
+
+/**
+ * The files of one instance, relative to its dir: the scrape config, the SLO rules it loads, and
+ * the consoles compiled from the model (`consoles/*.html`, `console_libraries/trellis.lib`; ADR
+ * 0024). Debian's `prom.lib` joins the libraries at start (see {@link LocalPrometheus}).
+ */
 export function prometheusFiles(
   model: BoundModel,
   scrapeInterval: string,
   dataTargets: Partial<Record<MetricsServer, EnvoyEndpoint>> = {},
-): { 'prometheus.yml': string; 'slo-rules.yaml': string; scrape: PrometheusScrapeFile } {
+): {
+  'prometheus.yml': string;
+  'slo-rules.yaml': string;
+  scrape: PrometheusScrapeFile;
+  consoles: Record<string, string>;
+} {
   const scrape = compilePrometheusScrape(model, { scrapeInterval, dataTargets });
   // JSON is YAML: Prometheus reads both files as written. Rule files resolve against the config's dir.
   const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
+  const c = compileConsoles(model, scrape);
   return {
     scrape,
     'prometheus.yml': json({ ...scrape, rule_files: ['slo-rules.yaml'] }),
     'slo-rules.yaml': json(compileSloRules(model)),
+    consoles: {
+      ...Object.fromEntries(
+        Object.entries(c.consoles).map(([f, t]) => [`${consoleDirs.templates}/${f}`, t]),
+      ),
+      ...Object.fromEntries(
+        Object.entries(c.libraries).map(([f, t]) => [`${consoleDirs.libraries}/${f}`, t]),
+      ),
+    },
   };
 }
 
@@ -65,6 +90,8 @@ export function prometheusFiles(
 export class LocalPrometheus extends pulumi.ComponentResource {
   /** `http://127.0.0.1:<port>`: the UI, `/api/v1/targets`, `/consoles/…`. */
   public readonly url: string;
+  /** The index of the consoles compiled from the model: `<url>/consoles/index.html`. */
+  public readonly consolesUrl: string;
   public readonly spiffeId: string;
   /**
    * The scrape jobs, by name (a sidecar's Envoy stats, an app's metrics, a data node's JMX
@@ -90,6 +117,7 @@ export class LocalPrometheus extends pulumi.ComponentResource {
       throw new pulumi.ResourceError(`${name}: ${(err as Error).message}`, this);
     }
     this.url = `http://${m.listen.address}:${m.listen.port}`;
+    this.consolesUrl = `${this.url}/consoles/${consoleFiles.index}`;
     this.spiffeId = m.spiffeId;
     this.jobs = files.scrape.scrape_configs.map((j) => j.job_name);
 
@@ -106,12 +134,14 @@ export class LocalPrometheus extends pulumi.ComponentResource {
     );
 
     const port = m.listen.port;
-    const command = pulumi.output(ensurePrometheus()).apply((l) => ({
+    const layout = pulumi.output(ensurePrometheus());
+    const command = layout.apply((l) => ({
       bin: l.prometheus,
       args: [
         ...prometheusArgs(args.dir, port),
-        `--web.console.libraries=${l.consoleLibraries}`,
-        `--web.console.templates=${l.consoles}`,
+        // The consoles compiled from the model, with Debian's prom.lib copied beside ours.
+        `--web.console.libraries=${join(args.dir, consoleDirs.libraries)}`,
+        `--web.console.templates=${join(args.dir, consoleDirs.templates)}`,
         `--web.local-assets=${l.webAssets}`,
       ],
     }));
@@ -123,16 +153,26 @@ export class LocalPrometheus extends pulumi.ComponentResource {
         args: command.args,
         env: {},
         // Paths only: a rotated SVID changes no input (Prometheus reads the files it names).
-        files: {
+        files: layout.apply((l) => ({
           'prometheus.yml': files['prometheus.yml'],
           'slo-rules.yaml': files['slo-rules.yaml'],
-        },
+          ...files.consoles,
+          [`${consoleDirs.libraries}/prom.lib`]: readFileSync(
+            join(l.consoleLibraries, 'prom.lib'),
+            'utf8',
+          ),
+        })),
         ready: { kind: 'http', url: `${this.url}/-/ready`, status: 200 },
         readyTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
         stopGraceMs: 10_000,
       },
       { parent: this, dependsOn: [this.certificate] },
     );
-    this.registerOutputs({ url: this.url, spiffeId: this.spiffeId, jobs: this.jobs });
+    this.registerOutputs({
+      url: this.url,
+      consolesUrl: this.consolesUrl,
+      spiffeId: this.spiffeId,
+      jobs: this.jobs,
+    });
   }
 }
