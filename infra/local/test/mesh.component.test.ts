@@ -410,6 +410,7 @@ describe('a request through nginx, the sidecars and orders-api', () => {
       ['envoy-orders-writer', 'up'],
       ['jmx-cassandra', 'up'],
       ['jmx-kafka', 'up'],
+      ['keycloak', 'up'],
       ['prometheus', 'up'],
     ]);
     for (const t of targets)
