@@ -360,10 +360,11 @@ describe('SLO rules on a real Prometheus scraping a real Envoy', () => {
           [
             '--no-sandbox',
             '--hide-scrollbars',
-            '--window-size=1280,1500',
+            '--window-size=1200,1400',
             '--virtual-time-budget=5000',
             `--screenshot=${join(shots, png)}`,
-            `${prom.url}/consoles/${file}`,
+            // The graphs' range: the last 60 s (the time control reads it from the hash).
+            `${prom.url}/consoles/${file}#pctc${encodeURIComponent(JSON.stringify({ duration: 60, endTime: 0 }))}`,
           ],
           { timeout: 60_000 },
         );

@@ -103,19 +103,22 @@ function indexPage(
   ].join('\n');
 }
 
-/** `trellis.lib`: the navigation bar and the menu (every console), in place of Debian's menu.lib. */
-function menuLib(routes: Measured, hops: Hop[]): string {
-  const item = (file: string, label: string) =>
-    `<li class="nav-item{{ if eq .Path "${file}" }} prom_lhs_menu_selected{{ end }}"><a class="nav-link" href="{{ pathPrefix }}/consoles/${file}">${esc(label)}</a></li>`;
+/**
+ * `trellis.lib`: the navigation bar, in place of Debian's menu.lib (which links to node-exporter
+ * consoles and PagerDuty), and an empty left menu: Debian's floats beside the content and squeezes
+ * it; the index links every console instead.
+ */
+function navLib(): string {
   const link = (path: string, label: string) =>
     `<li class="nav-item"><a class="nav-link" href="{{ pathPrefix }}${path}">${label}</a></li>`;
   return [
-    '{{/* Written by Trellis (packages/policy/src/compile/consoles.ts): the navigation bar and menu of its consoles. */}}',
+    '{{/* Written by Trellis (packages/policy/src/compile/consoles.ts): the navigation bar of its consoles. */}}',
     '{{ define "navbar" }}',
     '<nav class="navbar fixed-top navbar-expand-sm navbar-dark bg-dark">',
     '<div class="container-fluid">',
     `<a class="navbar-brand" href="{{ pathPrefix }}/consoles/${consoleFiles.index}">Trellis</a>`,
-    '<ul class="nav navbar-nav">',
+    '<ul class="nav navbar-nav mr-auto">',
+    link(`/consoles/${consoleFiles.index}`, 'Routes and hops'),
     link('/alerts', 'Alerts'),
     link('/targets', 'Targets'),
     link('/graph', 'Graph'),
@@ -123,19 +126,7 @@ function menuLib(routes: Measured, hops: Hop[]): string {
     '</div>',
     '</nav>',
     '{{ end }}',
-    '{{ define "menu" }}',
-    '<div class="prom_lhs_menu row">',
-    '<nav class="col-md-2 md-block bg-dark sidebar prom_lhs_menu_nav">',
-    '<div class="sidebar-sticky">',
-    '<ul class="nav flex-column">',
-    item(consoleFiles.index, 'Overview'),
-    ...routes.map(([name]) => item(consoleFiles.route(name), `Route ${name}`)),
-    ...hops.map((h) => item(consoleFiles.hop(h.name), hopLabel(h))),
-    '</ul>',
-    '</div>',
-    '</nav>',
-    '</div>',
-    '{{ end }}',
+    '{{ define "menu" }}{{ end }}',
     '',
   ].join('\n');
 }
@@ -177,5 +168,5 @@ export function compileConsoles(
   ];
   for (const h of hops) consoles[consoleFiles.hop(h.name)] = page(h.title, hopBody(h, queries));
   consoles[consoleFiles.index] = page('Trellis', indexPage(model, routes, hops, source, queries));
-  return { consoles, libraries: { 'trellis.lib': menuLib(routes, hops) }, queries };
+  return { consoles, libraries: { 'trellis.lib': navLib() }, queries };
 }
