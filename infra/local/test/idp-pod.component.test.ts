@@ -285,7 +285,9 @@ describe('Keycloak as a pod', () => {
     if (typeof ok === 'string') throw new Error(`the scraper was refused: ${ok}`);
     expect(ok.status, ok.body.slice(0, 200)).toBe(200);
     expect(ok.body).toMatch(/^keycloak_user_events_total\{[^}]*event="login"[^}]*\} [1-9]/m);
-    expect(ok.body).toMatch(/^jvm_memory_used_bytes\{/m);
+    // And the series the Keycloak console reads (ADR 0024).
+    expect(ok.body).toMatch(/^jvm_memory_used_bytes\{[^}]*area="heap"/m);
+    expect(ok.body).toMatch(/^http_server_requests_seconds_count\{/m);
     // Only GET /metrics: the management interface's health is not passed on.
     for (const [method, path] of [
       ['GET', '/health/ready'],

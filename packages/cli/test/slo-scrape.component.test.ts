@@ -344,6 +344,13 @@ describe('SLO rules on a real Prometheus scraping a real Envoy', () => {
     const hop = await get('hop-ingress.html');
     expect(hop.status, hop.body.slice(0, 500)).toBe(200);
     expect(/<th>scrape up<\/th><td>\s*<a[^>]*>1<\/a>/.test(hop.body)).toBe(true);
+    // The hop's rows read the sidecar's own series: both have values (the edge served traffic).
+    const hopRow = (label: string) =>
+      new RegExp(`<th>${label}</th><td>\\s*<a class="prom_query_drilldown"[^>]*>([^<]*)</a>`).exec(
+        hop.body,
+      )?.[1];
+    expect(Number.parseFloat(hopRow('requests in \\(5m\\)') ?? '')).toBeGreaterThan(0);
+    expect(Number.parseFloat(hopRow('p99 through the sidecar \\(5m\\)') ?? '')).toBeGreaterThan(0);
     // A console of a hop this Prometheus does not scrape was not compiled.
     expect((await get('hop-cassandra.html')).status).toBe(404);
     console.info(`consoles checked in ${Date.now() - t0} ms`);
