@@ -36,6 +36,7 @@ import {
   compileConsoles,
   compileEnvoy,
   compileSloRules,
+  consoleSourceMetrics,
   envoyOptions,
   parseModel,
   scrapeJobs,
@@ -351,6 +352,9 @@ describe('SLO rules on a real Prometheus scraping a real Envoy', () => {
       )?.[1];
     expect(Number.parseFloat(hopRow('requests in \\(5m\\)') ?? '')).toBeGreaterThan(0);
     expect(Number.parseFloat(hopRow('p99 through the sidecar \\(5m\\)') ?? '')).toBeGreaterThan(0);
+    // Every sidecar series a hop console reads exists on this real Envoy.
+    for (const name of consoleSourceMetrics.envoy)
+      expect((await prom.query(`${name}{job="${job}"}`)).length, name).toBeGreaterThan(0);
     // A console of a hop this Prometheus does not scrape was not compiled.
     expect((await get('hop-cassandra.html')).status).toBe(404);
     console.info(`consoles checked in ${Date.now() - t0} ms`);
