@@ -35,6 +35,7 @@ export function platformBase(cfg: PlatformConfig, model: ValidModel): PlatformBa
     hosts: cfg.hosts,
     inClusterKeycloak: cfg.idp.mode === 'keycloak',
     ...(cfg.sloRules ? { sloRules: cfg.sloRules } : {}),
+    ...(cfg.tracing ? { tracing: cfg.tracing } : {}),
   });
   return {
     model,

@@ -92,6 +92,23 @@ export const platformSchema = z.strictObject({
    * Unset: no PrometheusRule.
    */
   sloRules: z.strictObject({ labels: z.record(labelName, labelValue).optional() }).optional(),
+  /**
+   * Tracing from every sidecar (Istio's OpenTelemetry provider, OTLP/gRPC) to a collector the cluster
+   * already runs (Trellis installs none): its Service's host name (`[<namespace>/]<hostname>`), port,
+   * and the share of requests that start a trace, 0–100. Unset: no tracing; the access log is on anyway.
+   */
+  tracing: z
+    .strictObject({
+      service: z
+        .string()
+        .regex(
+          /^([a-z0-9]([a-z0-9-]*[a-z0-9])?\/)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/,
+          'must be a host name, optionally <namespace>/<hostname>',
+        ),
+      port: z.int().min(1).max(65535),
+      samplingPercentage: z.number().min(0).max(100),
+    })
+    .optional(),
 });
 
 /** Config keys whose values are JSON objects. */
@@ -108,6 +125,7 @@ export const objectKeys = new Set([
   'edge',
   'queue',
   'sloRules',
+  'tracing',
 ]);
 
 /** Config keys whose values are integers (Pulumi passes every plain value as a string). */

@@ -9,6 +9,7 @@ import { deployData } from './src/data.ts';
 import { deployIdentity } from './src/identity.ts';
 import { deployMesh } from './src/mesh.ts';
 import { deployMetrics } from './src/metrics.ts';
+import { deployTracing } from './src/tracing.ts';
 
 const cfg = loadConfig();
 
@@ -27,8 +28,19 @@ const ca = ctx.ca;
 // Order: the data layer and Keycloak start side by side; the sidecars, services and ingress follow.
 const data = deployData(ctx);
 const idp = deployIdentity(ctx);
-const mesh = deployMesh(ctx, data, idp);
-const metrics = deployMetrics(ctx, mesh, data, undefined, { identity: idp });
+// Production's budgets need no setting; another environment's reach both the rules and the edge.
+const sloEnvironment = cfg.sloBudgets === 'production' ? {} : { sloEnvironment: cfg.sloBudgets };
+const mesh = deployMesh(ctx, data, idp, undefined, {
+  faultInjection: cfg.faultInjection,
+  ...sloEnvironment,
+});
+const metrics = deployMetrics(ctx, mesh, data, undefined, {
+  scrapeInterval: cfg.scrapeInterval,
+  sloTimeScale: cfg.sloTimeScale,
+  identity: idp,
+  ...sloEnvironment,
+});
+const traces = deployTracing(ctx);
 
 /** `https://localhost:<ingressHttps>`: the front door. */
 export const ingressUrl = mesh.ingressUrl;
@@ -55,6 +67,17 @@ export const prometheus = metrics
       consolesUrl: metrics.consolesUrl,
       spiffeId: metrics.spiffeId,
       jobs: metrics.jobs,
+    }
+  : undefined;
+/**
+ * The stack's traces (ADR 0023): Jaeger's query API on the host's loopback, the collector's SPIFFE
+ * ID and mTLS front, Jaeger's SPIFFE ID. Absent when the model declares no `tracing`.
+ */
+export const tracing = traces
+  ? {
+      jaegerUrl: traces.jaegerUrl,
+      collector: traces.collector,
+      jaegerSpiffeId: traces.jaegerSpiffeId,
     }
   : undefined;
 export const cassandra = data.cassandra;

@@ -10,8 +10,13 @@ import {
   compileCassandra,
   compilePrometheusRules,
   evaluateIstio,
+  istioAccessLogFormat,
+  istioAuditLogProvider,
+  istioTracingProvider,
   istioUpstreamHeaders,
 } from '@trellis/policy';
+import { cassandraAuditLogging, KAFKA_AUTHORIZER_LOGGING } from '@trellis/local/harness';
+import { KEYCLOAK_LOG_LEVEL } from '@trellis/local/toolchain';
 import type { IstioRequest, IstioResource, PrometheusRuleFile, Token } from '@trellis/policy';
 import { generatedPasswordType } from '@trellis/components/k8s/password';
 import { intermediateCaType, rootCaType } from '@trellis/components/pki/meshCa';
@@ -146,6 +151,8 @@ function dataCaChain(r: StackRun): X509Certificate[] {
 }
 
 const model = loadModelFile(referenceModelPath);
+/** The model bound to a cluster (what the scope claims of the access log are compiled from). */
+const bound = bindOrThrow(model, { kind: 'example', baseDir: '/srv' }, 'example plan');
 
 /** The Istio security objects a run applies, as the evaluator reads them. */
 const istioObjects = (r: StackRun): IstioResource[] =>
@@ -643,6 +650,127 @@ describe.each(['dev', 'prod-us', 'prod-eu'])('infra/k8s stack %s', (stack) => {
     });
   });
 
+  it("logs every sidecar's requests as JSON with the peer SPIFFE ID, verified claims, RBAC result, route and request id (Istio Telemetry)", () => {
+    const r = runs.get(stack) as StackRun;
+    const istiod = r.mocks.one('kubernetes:helm.sh/v3:Release', '-istiod');
+    const providers = (
+      istiod.inputs.values as { meshConfig: { extensionProviders: Record<string, unknown>[] } }
+    ).meshConfig.extensionProviders;
+    // The committed stacks name no collector: the audit log only, no tracer.
+    expect(providers.map((p) => p.name)).toEqual([istioAuditLogProvider]);
+    const log = providers[0] as {
+      envoyFileAccessLog: { path: string; logFormat: { labels: Record<string, unknown> } };
+    };
+    expect(log.envoyFileAccessLog.path).toBe('/dev/stdout');
+    const labels = log.envoyFileAccessLog.logFormat.labels;
+    // The local sidecars' audit fields, from the one definition, with the claims where Istio keeps them.
+    expect(labels).toEqual(istioAccessLogFormat(bound));
+    expect(labels).toMatchObject({
+      peer: '%DOWNSTREAM_PEER_URI_SAN%',
+      requestId: '%REQ(x-request-id)%',
+      route: '%ROUTE_NAME%',
+      rbac: '%DYNAMIC_METADATA(envoy.filters.http.rbac:enforced_engine_result)%',
+      rbacPolicy: '%DYNAMIC_METADATA(envoy.filters.http.rbac:enforced_effective_policy_id)%',
+      jwt: {
+        payload: {
+          sub: '%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:payload:sub)%',
+          azp: '%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:payload:azp)%',
+          scope: '%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:payload:scope)%',
+        },
+      },
+      path: '%PATH(NQ)%',
+    });
+    // Nothing that carries a token: no Authorization, no forwarded payload header, no query string.
+    const text = JSON.stringify(labels).toLowerCase();
+    for (const never of ['authorization', 'x-jwt-payload', '%req(:path)%'])
+      expect(text).not.toContain(never);
+    // The mesh-wide Telemetry (root namespace, no selector) turns it on, inbound.
+    const telemetries = kind(r, 'Telemetry');
+    expect(telemetries.map((t) => t.type)).toEqual(['kubernetes:telemetry.istio.io/v1:Telemetry']);
+    const [t] = telemetries as [RecordedResource];
+    expect(t.inputs.metadata).toMatchObject({ name: 'mesh-default', namespace: 'istio-system' });
+    expect(spec(t)).toEqual({
+      accessLogging: [{ providers: [{ name: istioAuditLogProvider }], match: { mode: 'SERVER' } }],
+    });
+  });
+
+  it("audits Cassandra with the local stack's settings: FileAuditLogger, DML/DDL/DCL/AUTH, system keyspaces excluded", () => {
+    const r = runs.get(stack) as StackRun;
+    const [cluster] = kind(r, 'K8ssandraCluster');
+    const yaml = (
+      (spec(cluster as RecordedResource).cassandra as Record<string, unknown>).config as {
+        cassandraYaml: Record<string, unknown>;
+      }
+    ).cassandraYaml;
+    expect(yaml.audit_logging_options).toEqual(cassandraAuditLogging());
+    const audit = yaml.audit_logging_options as Record<string, unknown>;
+    expect(audit).toMatchObject({
+      enabled: true,
+      logger: [{ class_name: 'FileAuditLogger' }],
+      included_categories: 'DML,DDL,DCL,AUTH',
+    });
+    // Excluding the system keyspaces, not including the apps': an include list would drop logins.
+    expect(String(audit.excluded_keyspaces).split(',')).toEqual(
+      expect.arrayContaining(['system', 'system_auth', 'system_schema']),
+    );
+    expect(String(audit.excluded_keyspaces)).not.toMatch(/orders|ledger/);
+    expect(audit).not.toHaveProperty('included_keyspaces');
+  });
+
+  it("logs Kafka's authorizer decisions, allowed ones included (DEBUG), into their own appender", () => {
+    const r = runs.get(stack) as StackRun;
+    const [kafka] = kind(r, 'Kafka');
+    const k = spec(kafka as RecordedResource).kafka as { logging: unknown };
+    const cm = r.mocks.one('kubernetes:core/v1:ConfigMap', '-kafka-logging');
+    const name = (cm.inputs.metadata as { name: string; namespace: string }).name;
+    expect(cm.inputs.metadata).toMatchObject({ namespace: 'trellis-kafka' });
+    expect(k.logging).toEqual({
+      type: 'external',
+      valueFrom: { configMapKeyRef: { name, key: 'log4j2.properties' } },
+    });
+    const props = new Map(
+      String((cm.inputs.data as Record<string, string>)['log4j2.properties'])
+        .split('\n')
+        .filter((l) => l.includes(' = '))
+        .map((l) => l.split(' = ') as [string, string]),
+    );
+    expect(props.get('logger.authorizer.name')).toBe('kafka.authorizer.logger');
+    expect(props.get('logger.authorizer.level')).toBe('DEBUG');
+    expect(props.get('logger.authorizer.additivity')).toBe('false');
+    expect(props.get('logger.authorizer.appenderRef.authorizer.ref')).toBe('AUTHORIZER');
+    expect(props.get('appender.authorizer.name')).toBe('AUTHORIZER');
+    // The local authorizer log's layout, which `./trellis audit` parses.
+    expect(props.get('appender.authorizer.layout.pattern')).toBe(KAFKA_AUTHORIZER_LOGGING.pattern);
+    expect(props.get('rootLogger.level')).toBe('INFO');
+    // Every appender a logger refers to is defined.
+    const appenders = new Set(
+      [...props].filter(([k]) => /^appender\.[^.]+\.name$/.test(k)).map(([, v]) => v),
+    );
+    for (const [key, ref] of props)
+      if (/\.appenderRef\.[^.]+\.ref$/.test(key)) expect(appenders, key).toContain(ref);
+  });
+
+  it("logs Keycloak's login and token events: realm events to jboss-logging, org.keycloak.events at DEBUG", () => {
+    const r = runs.get(stack) as StackRun;
+    const [kc] = kind(r, 'Keycloak');
+    expect(spec(kc as RecordedResource).additionalOptions).toEqual([
+      { name: 'log-level', value: KEYCLOAK_LOG_LEVEL },
+    ]);
+    expect(KEYCLOAK_LOG_LEVEL.split(',')).toContain('org.keycloak.events:debug');
+    const [imp] = kind(r, 'KeycloakRealmImport');
+    const realm = spec(imp as RecordedResource).realm as Record<string, unknown>;
+    expect(realm).toMatchObject({ eventsEnabled: true, eventsListeners: ['jboss-logging'] });
+    expect(realm.enabledEventTypes).toEqual(
+      expect.arrayContaining([
+        'LOGIN',
+        'LOGIN_ERROR',
+        'CLIENT_LOGIN',
+        'CODE_TO_TOKEN',
+        'REFRESH_TOKEN',
+      ]),
+    );
+  });
+
   it('deploys smoke services by digest, with limits, probes and a PDB, as their SPIFFE identity', () => {
     const r = runs.get(stack) as StackRun;
     const deployments = r.mocks.ofType('kubernetes:apps/v1:Deployment');
@@ -991,6 +1119,50 @@ describe("SLO rules for the cluster's Prometheus Operator (trellis:sloRules)", (
         config: { 'trellis:sloRules': JSON.stringify({ labels: { 'bad key!': 'x' } }) },
       }),
     ).rejects.toThrow(/trellis:sloRules\.labels\.bad key!: must be a Kubernetes label key/);
+  });
+});
+
+describe("tracing to the cluster's OpenTelemetry collector (trellis:tracing)", () => {
+  const tracing = {
+    service: 'otel-collector.observability.svc.cluster.local',
+    port: 4317,
+    samplingPercentage: 2.5,
+  };
+
+  it('adds the OpenTelemetry provider to istiod and samples mesh-wide at the configured rate', async () => {
+    const r = await runProject('prod-us', {
+      config: { 'trellis:tracing': JSON.stringify(tracing) },
+    });
+    const istiod = r.mocks.one('kubernetes:helm.sh/v3:Release', '-istiod');
+    const providers = (
+      istiod.inputs.values as { meshConfig: { extensionProviders: Record<string, unknown>[] } }
+    ).meshConfig.extensionProviders;
+    expect(providers.map((p) => p.name)).toEqual([istioAuditLogProvider, istioTracingProvider]);
+    expect(providers[1]).toEqual({
+      name: istioTracingProvider,
+      opentelemetry: { service: tracing.service, port: 4317 },
+    });
+    const [t] = kind(r, 'Telemetry') as [RecordedResource];
+    expect(spec(t).tracing).toEqual([
+      { providers: [{ name: istioTracingProvider }], randomSamplingPercentage: 2.5 },
+    ]);
+    // The access log stays on, and no unexpected provider call was made.
+    expect((spec(t).accessLogging as unknown[]).length).toBe(1);
+    expect(r.mocks.unexpectedCalls).toEqual([]);
+  });
+
+  it.each([
+    [{ ...tracing, samplingPercentage: 101 }, /trellis:tracing\.samplingPercentage: /],
+    [{ ...tracing, port: 0 }, /trellis:tracing\.port: /],
+    [
+      { ...tracing, service: 'http://collector:4317' },
+      /trellis:tracing\.service: must be a host name, optionally <namespace>\/<hostname>/,
+    ],
+    [{ service: tracing.service, port: 4317 }, /trellis:tracing\.samplingPercentage: /],
+  ])('refuses %o, naming the key', async (bad, message) => {
+    await expect(
+      runProject('dev', { config: { 'trellis:tracing': JSON.stringify(bad) } }),
+    ).rejects.toThrow(message);
   });
 });
 

@@ -24,7 +24,7 @@ import { LocalIngress } from '@trellis/components/local/ingress';
 import { LocalRelay } from '@trellis/components/local/relay';
 import { LocalService } from '@trellis/components/local/service';
 import { LocalSidecar, type LocalSidecarArgs } from '@trellis/components/local/sidecar';
-import { envoyOptions, spiffeId, type BoundModel } from '@trellis/policy';
+import { envoyOptions, sloBucketsMs, spiffeId, type BoundModel } from '@trellis/policy';
 import type { StackContext } from './context.ts';
 import { PLATFORM_ADMIN, type DataLayer } from './data.ts';
 import type { IdentityLayer } from './identity.ts';
@@ -87,6 +87,7 @@ export type SidecarPlan = Pick<
   | 'outbound'
   | 'jwks'
   | 'metrics'
+  | 'tracing'
 > & { payloadHeader: string };
 
 /**
@@ -109,13 +110,15 @@ export function sidecarPlan(model: BoundModel, workload: string): SidecarPlan {
     ...(o.outbound ? { outbound: o.outbound } : {}),
     ...(o.jwks ? { jwks: o.jwks } : {}),
     ...(o.metrics ? { metrics: o.metrics } : {}),
+    ...(o.tracing ? { tracing: o.tracing } : {}),
     payloadHeader: identityHeaders.jwtPayload,
   };
 }
 
 /**
  * The ports the pods' sidecars dial at the host's end of the pod link (pure): their data-service
- * upstreams and JWKS endpoints there, which the host relays to the servers on loopback.
+ * upstreams, JWKS endpoints and the trace collector's front there, which the host relays to the
+ * servers on loopback.
  */
 export function hostRelayPorts(model: BoundModel, pods: readonly string[]): number[] {
   const ports = new Set<number>();
@@ -124,8 +127,11 @@ export function hostRelayPorts(model: BoundModel, pods: readonly string[]): numb
     if (b?.hostAddress === undefined) continue;
     for (const e of Object.values(b.egress))
       if (e.upstream.address === b.hostAddress) ports.add(e.upstream.port);
-    for (const j of Object.values(envoyOptions(model, w).jwks ?? {}))
+    const o = envoyOptions(model, w);
+    for (const j of Object.values(o.jwks ?? {}))
       if ('address' in j && j.address === b.hostAddress) ports.add(j.port);
+    // The trace collector's mTLS front (ADR 0023).
+    if (o.tracing?.collector.address === b.hostAddress) ports.add(o.tracing.collector.port);
   }
   return [...ports].sort((a, b) => a - b);
 }
@@ -165,6 +171,17 @@ export interface MeshSettings {
    * also renewed by any `up` inside its renewal window. @default 0
    */
   edgeRotation?: pulumi.Input<number>;
+  /**
+   * Test stacks only (ADR 0025): every backend sidecar gets an inert fault delay filter that a test
+   * turns on through the sidecar's admin runtime (`/runtime_modify`, from inside its pod). The edge
+   * never gets one. @default false
+   */
+  faultInjection?: boolean;
+  /**
+   * The environment of `budgets.environments` the stack's SLO rules judge by: the edge's per-route
+   * histograms then get the buckets its budgets need (`sloBucketsMs`). @default production's
+   */
+  sloEnvironment?: string;
 }
 
 /**
@@ -255,7 +272,11 @@ export function deployMesh(
           { ...opts, dependsOn: [ctx.pods.resource] },
         )
       : undefined;
-  const sidecar = (w: string, dependsOn: pulumi.Resource[]): LocalSidecar => {
+  const sidecar = (
+    w: string,
+    dependsOn: pulumi.Resource[],
+    extra: Pick<LocalSidecarArgs, 'faultInjection' | 'routeHistogramBucketsMs'> = {},
+  ): LocalSidecar => {
     const pod = podLaunch(ctx, w);
     const podDeps =
       pod !== undefined && ctx.pods ? [ctx.pods.resource, ...(relay ? [relay] : [])] : [];
@@ -268,6 +289,7 @@ export function deployMesh(
         certValidHours: ctx.certValidHours,
         rotation: ctx.rotation,
         ...(pod !== undefined ? { pod } : {}),
+        ...extra,
       },
       { ...opts, dependsOn: [...dependsOn, ...podDeps] },
     );
@@ -280,7 +302,11 @@ export function deployMesh(
     .sort();
   const schemas = schemaPlan(backends);
   for (const w of backends) {
-    const s = (sidecars[w] = sidecar(w, []));
+    const s = (sidecars[w] = sidecar(
+      w,
+      [],
+      settings.faultInjection === true ? { faultInjection: true } : {},
+    ));
     const step = schemas[w];
     // A service sharing another's tables starts once that one's schema is applied.
     const owner = step !== undefined && 'after' in step ? services[step.after]?.schema : undefined;
@@ -291,6 +317,9 @@ export function deployMesh(
   sidecars[edge] = sidecar(
     edge,
     backends.map((w) => sidecars[w] as LocalSidecar),
+    settings.sloEnvironment !== undefined
+      ? { routeHistogramBucketsMs: sloBucketsMs(model, settings.sloEnvironment) }
+      : {},
   );
 
   const edgeInbound = Object.values(model.binding.workloads[edge]?.inbound ?? {})[0];

@@ -40,6 +40,8 @@ export function deployMetrics(
   opts?: pulumi.ComponentResourceOptions,
   settings: {
     scrapeInterval?: string;
+    sloTimeScale?: number;
+    sloEnvironment?: string;
     /** Keycloak's metrics front (job `keycloak`; ADR 0024). @default not scraped */
     identity?: Pick<IdentityLayer, 'metrics'>;
   } = {},
@@ -59,6 +61,8 @@ export function deployMetrics(
         ...(kc !== undefined ? { keycloak: kc.target } : {}),
       },
       ...(settings.scrapeInterval !== undefined ? { scrapeInterval: settings.scrapeInterval } : {}),
+      ...(settings.sloTimeScale !== undefined ? { sloTimeScale: settings.sloTimeScale } : {}),
+      ...(settings.sloEnvironment !== undefined ? { sloEnvironment: settings.sloEnvironment } : {}),
     },
     // Its first scrape finds every sidecar up.
     {

@@ -15,7 +15,7 @@ import {
   type ServiceEnvs,
   type ServiceName,
 } from '@trellis/components/services';
-import type { ValidModel } from '@trellis/policy';
+import { otlpTracesPath, type BoundModel, type ValidModel } from '@trellis/policy';
 import type {
   CassandraEnv,
   IdentityEnv,
@@ -75,12 +75,32 @@ const builders: { [S in ServiceName]: (c: LocalServiceContext) => ServiceEnvs[S]
 };
 
 /**
+ * The OpenTelemetry SDK's standard variables for `workload` when the model declares tracing (ADR
+ * 0023): `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, the full URL of its sidecar's telemetry egress
+ * (`http://127.0.0.1:<port>/v1/traces`, the pod's own loopback), and `OTEL_SERVICE_NAME`, the
+ * workload's name (its sidecar's spans are `<workload>-sidecar`). Empty without tracing or without a
+ * telemetry egress in the binding.
+ */
+export function tracingEnv(
+  model: ValidModel | BoundModel,
+  workload: string,
+): Record<string, string> {
+  if (model.tracing === undefined || !('binding' in model)) return {};
+  const e = model.binding.workloads[workload]?.telemetryEgress;
+  if (e === undefined) return {};
+  return {
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://${e.address}:${e.port}${otlpTracesPath}`,
+    OTEL_SERVICE_NAME: workload,
+  };
+}
+
+/**
  * The environment of the service that runs `workload`. Throws when no Trellis service implements it,
  * when the model does not route it to a data store it needs, or when the result breaks the service's
  * env schema (naming the variable).
  */
 export function serviceEnv(
-  model: ValidModel,
+  model: ValidModel | BoundModel,
   workload: string,
   data: Pick<DataLayer, 'egress' | 'cassandra'>,
 ): Record<string, string> {
@@ -90,6 +110,10 @@ export function serviceEnv(
     );
   }
   const env: Record<string, string> = { ...builders[workload]({ model, workload, data }) };
+  // Only to a service whose env schema reads them (the services' OTel SDK set-up declares them).
+  const reads = serviceEnvSchemas[workload].properties as Record<string, unknown>;
+  for (const [k, v] of Object.entries(tracingEnv(model, workload)))
+    if (Object.hasOwn(reads, k)) env[k] = v;
   checkServiceEnv(`workloads.${workload}`, workload, env);
   return env;
 }

@@ -201,6 +201,28 @@ describe('the metrics scraper (ADR 0020)', () => {
     );
   });
 
+  it('LocalPrometheus refuses a time scale its scrapes cannot follow, naming sloTimeScale (ADR 0025)', async () => {
+    const { LocalPrometheus, prometheusFiles } =
+      await import('@trellis/components/local/prometheus');
+    expect(
+      () =>
+        new LocalPrometheus('prom2', {
+          model,
+          ca: ca(),
+          dir: '/run/p',
+          scrapeInterval: '15s',
+          sloTimeScale: 30,
+        }),
+    ).toThrow(
+      'prom2: sloTimeScale: 30 shrinks the 5m window to 10s, under 4 intervals of a 15s scrape (1m): use at most 5, or scrape more often',
+    );
+    // The e2e stack's settings: scaled windows, judged by the ci budgets' buckets.
+    const rules = prometheusFiles(model, '2s', {}, 30, 'ci')['slo-rules.yaml'];
+    expect(rules).toContain('ratio_rate2m');
+    expect(rules).toContain('le=\\"30\\"');
+    expect(prometheusFiles(model, '15s')['slo-rules.yaml']).not.toContain('time_scale');
+  });
+
   it('compiles its files: every sidecar and the declared app metrics over https, and the SLO rules', async () => {
     const { prometheusFiles } = await import('@trellis/components/local/prometheus');
     const f = prometheusFiles(model, '15s');

@@ -58,9 +58,10 @@ describe('pod plan', () => {
     );
   });
 
-  it('relays nothing at the host’s end once every server is a pod; nothing without pods', () => {
+  it('relays only the trace collector’s front at the host’s end once every server is a pod; nothing without pods', () => {
     const all = podWorkloads(model);
-    expect(hostRelayPorts(bound, all)).toEqual([]);
+    // The collector and Jaeger run on the host (ADR 0023): the pods reach the front through the relay.
+    expect(hostRelayPorts(bound, all)).toEqual([8420]);
     expect(hostRelayPorts(plain, all)).toEqual([]);
     expect(hostRelayPorts(bound, [])).toEqual([]);
   });
@@ -97,7 +98,7 @@ describe('the pod’s sidecar config', () => {
       Object.values(a)
         .filter((v) => v.startsWith('127.0.0.1:'))
         .sort(),
-    ).toEqual(['127.0.0.1:8720', '127.0.0.1:8721']);
+    ).toEqual(['127.0.0.1:8452', '127.0.0.1:8720', '127.0.0.1:8721']); // with the telemetry egress (ADR 0023)
     expect(compiled(bound, 'orders-api').admin?.address.socket_address).toEqual({
       address: '127.0.0.1',
       port_value: 8502,
@@ -113,7 +114,7 @@ describe('the pod’s sidecar config', () => {
       Object.values(ledger)
         .filter((v) => v.startsWith('127.0.0.1:'))
         .sort(),
-    ).toEqual(['127.0.0.1:8710', '127.0.0.1:8711']);
+    ).toEqual(['127.0.0.1:8451', '127.0.0.1:8710', '127.0.0.1:8711']);
     // The edge's plaintext inbound for nginx is on the pod's loopback; only its metrics listener
     // (mTLS, the scraper's SPIFFE ID alone) is on the pod's address, for the host's Prometheus.
     expect(Object.values(addresses('ingress'))).toEqual(['127.0.0.1:8600', '198.18.8.2:8550']);

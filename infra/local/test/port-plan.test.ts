@@ -30,6 +30,12 @@
 // (`cassandra-metrics`, `kafka-metrics`) and `scrape` (Prometheus's jobs and targets), written by
 // planAt; every existing port, address and hash stayed (checked key by key against the previous
 // fixture).
+// Added to on purpose (issue 15 item 2, traces, ADR 0023): the ports `traceCollector`…`jaegerQueryGrpc`
+// (base + 420…425) and `telemetryEgressFrom` (base + 450), each sidecar's `tracing` option (the
+// collector's front: 127.0.0.1, or the host's end .1 with pods; the telemetry egress base + 450 + i
+// for the three apps), `tracing` (the binding: the collector's and Jaeger's identities, SVID dirs and
+// listeners), the front's Envoy hash (`otel-collector-front`), and so the four sidecar hashes, written
+// by planAt; every existing port and address stayed (checked key by key against the previous fixture).
 // Added to on purpose (issue 15, Keycloak's metrics, ADR 0024): Keycloak's front in `dataMetrics`
 // (base + 562, its admin base + 572, reading the management port base + 190; on Keycloak's pod
 // address with pods), its Envoy hash (`keycloak-metrics`) and the job `keycloak` in `scrape`,
@@ -40,6 +46,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dataMetricsFrontArtefacts } from '@trellis/components/local/data-metrics';
+import { collectorFrontArtefacts } from '@trellis/components/local/otel-collector';
 import { prometheusFiles } from '@trellis/components/local/prometheus';
 import { sidecarArtefacts } from '@trellis/components/local/sidecar';
 import { bindOrThrow, localPortsAt, parseModel, type ValidModel } from '@trellis/policy';
@@ -110,6 +117,16 @@ function planAt(model: ValidModel, base: number, pods = false) {
       }),
     );
   }
+  // The trace collector's front (ADR 0023), with the collector's SVID.
+  const collectorDir = bound.binding.tracing?.collector?.svid;
+  if (collectorDir?.kind === 'files')
+    envoyHashes['otel-collector-front'] = sha(
+      collectorFrontArtefacts(bound, '/stack/run/otel-collector/front', {
+        cert: collectorDir.cert,
+        key: collectorDir.key,
+        bundle: collectorDir.bundle,
+      }),
+    );
   // What Prometheus scrapes: each job's targets, as endpoints, and the name it checks.
   const scrape = prometheusFiles(
     bound,
@@ -148,6 +165,7 @@ function planAt(model: ValidModel, base: number, pods = false) {
     kafkaListeners: data.kafkaListeners,
     dataMetrics,
     scrape,
+    tracing: bound.binding.tracing,
     serviceEnv: Object.fromEntries(
       ['ledger', 'orders-api', 'orders-writer'].map((w) => [
         w,

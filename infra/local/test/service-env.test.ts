@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { loadConfig as loadLedgerConfig } from '@trellis/ledger/config';
 import { loadConfig as loadOrdersApiConfig } from '@trellis/orders-api/config';
 import { loadModelFile, referenceModelPath } from '@trellis/components/model';
@@ -5,7 +6,7 @@ import { bindOrThrow, parseModel, type ValidModel } from '@trellis/policy';
 import { describe, expect, it } from 'vitest';
 import { localEnvironment } from '../src/context.ts';
 import { planDataPorts } from '../src/data.ts';
-import { serviceEnv } from '../src/service-env.ts';
+import { serviceEnv, tracingEnv } from '../src/service-env.ts';
 
 const plain = loadModelFile(referenceModelPath);
 const model = bindOrThrow(plain, localEnvironment(8000, '/stack'), 'bind');
@@ -86,5 +87,29 @@ describe('serviceEnv (local stack)', () => {
     expect(() => serviceEnv(r.model, 'ledger', { egress, cassandra })).toThrow(
       'workloads.ledger.calls: the ledger service needs cassandra, but the model gives it no route there',
     );
+  });
+});
+
+describe('tracingEnv (local stack, ADR 0023)', () => {
+  it("points each service's OTLP export at its own sidecar's telemetry egress, by full URL", () => {
+    expect(tracingEnv(model, 'orders-api')).toEqual({
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:8452/v1/traces',
+      OTEL_SERVICE_NAME: 'orders-api',
+    });
+    expect(tracingEnv(model, 'ledger').OTEL_EXPORTER_OTLP_TRACES_ENDPOINT).toBe(
+      'http://127.0.0.1:8451/v1/traces',
+    );
+  });
+
+  it('sets nothing without a tracing block, nor for the edge (no app)', () => {
+    const r = parseModel(
+      readFileSync(referenceModelPath, 'utf8').replace(/^tracing:\n( {2}.*\n)+/m, ''),
+    );
+    if (!r.ok) throw new Error(JSON.stringify(r.errors));
+    expect(r.model.tracing).toBeUndefined();
+    expect(
+      tracingEnv(bindOrThrow(r.model, localEnvironment(8000, '/stack'), 'bind'), 'ledger'),
+    ).toEqual({});
+    expect(tracingEnv(model, 'ingress')).toEqual({});
   });
 });

@@ -61,10 +61,12 @@ function compiledKinds(): GroupVersionKind[] {
     inClusterKeycloak: true,
     sloRules: {},
   });
-  return [...a.mesh, a.gateway, ...a.routes, ...(a.sloRules ?? [])].map((o) => ({
-    ...splitApiVersion(o.apiVersion),
-    kind: o.kind,
-  }));
+  return [...a.mesh, a.telemetry.telemetry, a.gateway, ...a.routes, ...(a.sloRules ?? [])].map(
+    (o) => ({
+      ...splitApiVersion(o.apiVersion),
+      kind: o.kind,
+    }),
+  );
 }
 
 function unique(kinds: GroupVersionKind[]): GroupVersionKind[] {
@@ -99,6 +101,7 @@ describe('the CRD set covers the Kubernetes components', () => {
         'security.istio.io/v1 AuthorizationPolicy',
         'security.istio.io/v1 PeerAuthentication',
         'security.istio.io/v1 RequestAuthentication',
+        'telemetry.istio.io/v1 Telemetry',
       ]),
     );
   });
@@ -142,7 +145,7 @@ describe('the CRD set covers the Kubernetes components', () => {
   it('sees every CustomResource: each without a literal kind takes a compiled object', () => {
     // Sites whose apiVersion and kind come from the compilers (covered by compiledKinds above): the Gateway
     // and its HTTPRoutes in gateway.ts, the Istio security policy in meshPolicy.ts, the SLO rules in
-    // sloRules.ts.
+    // sloRules.ts, the mesh's Telemetry in telemetry.ts.
     const dynamic = Object.fromEntries(
       sources
         .map((s) => [
@@ -152,7 +155,12 @@ describe('the CRD set covers the Kubernetes components', () => {
         ])
         .filter(([, n]) => (n as number) > 0),
     );
-    expect(dynamic).toEqual({ 'gateway.ts': 2, 'meshPolicy.ts': 1, 'sloRules.ts': 1 });
+    expect(dynamic).toEqual({
+      'gateway.ts': 2,
+      'meshPolicy.ts': 1,
+      'sloRules.ts': 1,
+      'telemetry.ts': 1,
+    });
   });
 });
 

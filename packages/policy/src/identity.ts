@@ -121,6 +121,16 @@ export function scraperSpiffeId(model: Model): string | undefined {
   return `spiffe://${model.trustDomain}/ns/${s.namespace ?? model.namespace}/sa/${s.serviceAccount}`;
 }
 
+/** The trace collector's SPIFFE ID, or undefined when the model has no `tracing` block. */
+export function collectorSpiffeId(model: Model): string | undefined {
+  const c = model.tracing?.collector;
+  if (!c) return undefined;
+  return `spiffe://${model.trustDomain}/ns/${c.namespace ?? model.namespace}/sa/${c.serviceAccount}`;
+}
+
+/** The only path the collector admits: OTLP/HTTP's trace export. */
+export const otlpTracesPath = '/v1/traces';
+
 /**
  * The DNS name a workload's SVID carries beside its SPIFFE ID, `<service-account>.<namespace>.svc`
  * (Kubernetes' Service name form): Prometheus checks a target's certificate by DNS name

@@ -6,11 +6,13 @@ export { formatErrors, formatPath, rootPath } from './errors.ts';
 export type { PolicyError } from './errors.ts';
 export {
   callersOf,
+  collectorSpiffeId,
   dataServiceSpiffeId,
   dataServices,
   edgeWorkloads,
   matchesPathTemplate,
   namespaceOf,
+  otlpTracesPath,
   pathTemplateRegex,
   metricsServerName,
   metricsServerSpiffeId,
@@ -47,6 +49,7 @@ export type {
   Route,
   RouteAuth,
   RouteBudget,
+  TracingSpec,
   Workload,
 } from './schema.ts';
 export {
@@ -72,6 +75,7 @@ export {
 } from './bind/local.ts';
 export type { LocalPortName } from './bind/local.ts';
 export { localServerMetricsSlots } from './bind/local-servers.ts';
+export { localCollectorName, localJaegerName } from './bind/local-tracing.ts';
 export { peerPort } from './bind/peers.ts';
 export type {
   BindResult,
@@ -89,6 +93,8 @@ export type {
   LocalPods,
   PeerEgress,
   SvidLocation,
+  TracingBinding,
+  TracingPlacement,
   WorkloadBinding,
 } from './bind/types.ts';
 
@@ -113,6 +119,7 @@ export type {
   KafkaResourceType,
   Peer,
   ScrapeRequest,
+  TraceExportRequest,
   TcpRequest,
   Token,
 } from './request.ts';
@@ -133,6 +140,19 @@ export type {
   RequestAuthentication,
   WorkloadSelector,
 } from './compile/istio.ts';
+export {
+  compileIstioTelemetry,
+  istioAccessLogFormat,
+  istioAuditLogProvider,
+  istioTracingProvider,
+} from './compile/istio-telemetry.ts';
+export type {
+  IstioExtensionProvider,
+  IstioTelemetryArtefacts,
+  IstioTelemetryOptions,
+  IstioTracing,
+  Telemetry,
+} from './compile/istio-telemetry.ts';
 export { compileGatewayApi, gatewayPath } from './compile/gateway.ts';
 export type {
   Gateway,
@@ -143,14 +163,22 @@ export type {
 } from './compile/gateway.ts';
 export {
   adminStatsCluster,
+  collectorServerName,
   compileEnvoy,
   envoyAccessLogSource,
+  faultDefaultDelay,
+  faultDelayRuntime,
   httpAccessLogFormat,
+  httpAuditFields,
   httpFilterOrder,
   jwtMetadataFilter,
   metricsListenerName,
   pathMatcher,
+  sidecarServiceName,
   tcpAccessLogFormat,
+  tcpAuditFields,
+  telemetryEgressListenerName,
+  traceCollectorCluster,
 } from './compile/envoy.ts';
 export type { EnvoyArtefacts, EnvoyEndpoint, EnvoyOptions } from './compile/envoy.ts';
 export type {
@@ -185,7 +213,7 @@ export type {
   KeycloakRealm,
   KeycloakUser,
 } from './compile/keycloak.ts';
-export { compileNginx, compileNginxHttp, nginxLocation } from './compile/nginx.ts';
+export { compileNginx, compileNginxHttp, nginxLocation, traceparentMap } from './compile/nginx.ts';
 export type { NginxHttpOptions, NginxOptions } from './compile/nginx.ts';
 export { compileK6Thresholds, knownEnvironments, meshOverheadMetric } from './compile/k6.ts';
 export type {
@@ -202,13 +230,19 @@ export {
   burnWindows,
   compilePrometheusRules,
   compileSloRules,
+  durationSeconds,
   envoyDefaultBucketsMs,
   envoyRouteMetrics,
   latencyErrorBudget,
+  formatDuration,
   routeStatPrefix,
+  scaledBurnWindows,
   SloBudgetError,
+  sloBucketsMs,
   sloAlerts,
+  sloMinSamplesPerWindow,
   sloSeries,
+  sloTimeScaleProblem,
   sloWindows,
 } from './compile/slo.ts';
 export type {
@@ -221,6 +255,7 @@ export type {
   RuleGroup,
   SloMetricSource,
   SloOptions,
+  SloTimeScale,
 } from './compile/slo.ts';
 
 export { compilePrometheusScrape, scrapeJobs } from './compile/prometheus.ts';
@@ -232,6 +267,19 @@ export {
   dataMetricsServerName,
 } from './compile/envoy/data-metrics.ts';
 export type { DataMetricsProxyOptions } from './compile/envoy/data-metrics.ts';
+export {
+  collectorFrontListenerName,
+  compileCollectorFront,
+  compileJaegerConfig,
+  compileOtelCollectorConfig,
+  jaegerServerName,
+} from './compile/tracing.ts';
+export type {
+  CollectorFrontOptions,
+  JaegerConfigOptions,
+  OtelCollectorConfigOptions,
+  PemPaths,
+} from './compile/tracing.ts';
 export type {
   PrometheusScrapeConfig,
   PrometheusScrapeFile,

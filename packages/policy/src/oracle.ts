@@ -18,13 +18,18 @@
  *   (`/stats/prometheus`) and the app's metrics path where the workload declares one; nothing else on
  *   that listener, and the scraper nothing anywhere else (it is no workload, so no `calls`). On a
  *   server's metrics front (Cassandra, Kafka, Keycloak), the scraper may GET `/metrics` only.
+ * - Traces: every workload (a trusted mesh certificate whose SPIFFE ID is a workload's) may
+ *   `POST /v1/traces` to the collector (`tracing.collector`); nothing else there, and nobody else
+ *   (the collector and the scraper are no workloads). Without a `tracing` block, nobody.
  * - Cassandra: a permission on a table is held if granted on the table or on its keyspace; a keyspace
  *   permission only if granted on the keyspace. System keyspaces never.
  */
 import { own } from './identity.ts';
 import {
   callersOf,
+  collectorSpiffeId,
   edgeWorkloads,
+  otlpTracesPath,
   matchesPathTemplate,
   routesOf,
   metricsServers,
@@ -47,6 +52,7 @@ import type {
   ScrapeRequest,
   TcpRequest,
   Token,
+  TraceExportRequest,
 } from './request.ts';
 import type { IdentityProvider, Model, RouteAuth } from './schema.ts';
 import { cassandraSystemKeyspaces } from './validate.ts';
@@ -69,7 +75,21 @@ export function allowed(model: Model, request: AccessRequest): Decision {
       return decideCql(model, request);
     case 'scrape':
       return decideScrape(model, request);
+    case 'trace-export':
+      return decideTraceExport(model, request);
   }
+}
+
+function decideTraceExport(model: Model, r: TraceExportRequest): Decision {
+  if (collectorSpiffeId(model) === undefined)
+    return deny('the model declares no tracing collector');
+  if (r.peer.kind === 'none') return deny('no client certificate (mTLS required)');
+  if (!r.peer.trusted) return deny('client certificate not issued by the mesh CA');
+  const from = workloadBySpiffeId(model, r.peer.spiffeId);
+  if (from === undefined) return deny(`${r.peer.spiffeId} is no workload of the model`);
+  if (r.method !== 'POST') return deny(`spans are exported with POST, not ${r.method}`);
+  if (r.path !== otlpTracesPath) return deny(`${r.path} is not ${otlpTracesPath}`);
+  return allow(`workloads.${from} exports spans to the collector`);
 }
 
 function decideScrape(model: Model, r: ScrapeRequest): Decision {

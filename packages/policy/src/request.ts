@@ -116,9 +116,27 @@ export interface ScrapeRequest {
   path: string;
 }
 
+/**
+ * A span export to the trace collector (OTLP/HTTP): from a workload's sidecar (its own spans, or its
+ * app's through the telemetry egress listener), presenting the workload's certificate.
+ */
+export interface TraceExportRequest {
+  kind: 'trace-export';
+  peer: Peer;
+  method: HttpMethod | string;
+  /** Path without the query string, already normalized. */
+  path: string;
+}
+
 /** Anything the oracle can decide. */
 export type AccessRequest =
-  HttpRequest | TcpRequest | EdgeRequest | KafkaRequest | CqlRequest | ScrapeRequest;
+  | HttpRequest
+  | TcpRequest
+  | EdgeRequest
+  | KafkaRequest
+  | CqlRequest
+  | ScrapeRequest
+  | TraceExportRequest;
 
 /** The oracle's answer. */
 export interface Decision {

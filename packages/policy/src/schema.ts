@@ -97,6 +97,30 @@ const metricsSchema = z.strictObject({
     }),
 });
 
+/**
+ * Where spans go: the trace collector, an identity of its own (never a workload's), and the head-based
+ * sampling rate of the spans the sidecars start. ADR 0023.
+ */
+const tracingSchema = z.strictObject({
+  collector: z
+    .strictObject({
+      namespace: patterned('dnsLabel')
+        .optional()
+        .meta({ description: 'Namespace part of the SPIFFE ID. Defaults to the model namespace.' }),
+      serviceAccount: patterned('workloadName').meta({
+        description: 'Service account part of the SPIFFE ID, e.g. otel-collector.',
+      }),
+    })
+    .meta({
+      description:
+        "The collector's identity. Every workload may export spans to it (OTLP/HTTP POST /v1/traces over mTLS); it calls nothing and nobody else is admitted.",
+    }),
+  sampling: z.number().default(1).meta({
+    description:
+      'The fraction of requests the sidecars trace (0 to 1), when no upstream decided. @default 1',
+  }),
+});
+
 const roleSchema = z.strictObject({
   scopes: z
     .array(patterned('scope'))
@@ -273,6 +297,9 @@ export const modelSchema = z
     metrics: metricsSchema.optional().meta({
       description: "Metrics scraping: who may read the sidecars' and apps' metrics (over mTLS).",
     }),
+    tracing: tracingSchema.optional().meta({
+      description: 'Distributed tracing: the collector every sidecar and app exports spans to.',
+    }),
     budgets: z
       .strictObject({
         mesh: latencySchema
@@ -322,6 +349,8 @@ export type RouteBudget = z.output<typeof routeBudgetSchema>;
 export type EnvironmentBudgets = z.output<typeof environmentBudgetsSchema>;
 /** The metrics block: who scrapes. */
 export type MetricsSpec = z.output<typeof metricsSchema>;
+/** The tracing block: the collector and the sampling rate. */
+export type TracingSpec = z.output<typeof tracingSchema>;
 /** An mTLS mode setting. */
 export type MtlsSetting = Model['mtls'];
 

@@ -113,6 +113,8 @@ describe('bind to local', () => {
       admin: { address: '127.0.0.1', port: 8502 },
       // The metrics listener: basePort + 550 + the workload's sorted position (ADR 0020).
       metrics: { address: '127.0.0.1', port: 8552 },
+      // The telemetry egress listener: basePort + 450 + the workload's sorted position (ADR 0023).
+      telemetryEgress: { address: '127.0.0.1', port: 8452 },
       egress: {
         cassandra: {
           listen: { address: '127.0.0.1', port: 8720 },
@@ -135,6 +137,48 @@ describe('bind to local', () => {
       },
       proxyDir: '/stack/run/orders-api-sidecar',
     });
+  });
+
+  it('places the trace pipeline on the host (the front where pods reach it) and tells each sidecar', () => {
+    const t = ok(referenceModel(), local()).binding.tracing;
+    expect(t).toMatchObject({
+      spiffeId: 'spiffe://trellis.local/ns/trellis/sa/otel-collector',
+      sampling: 1,
+      collector: {
+        front: { address: '127.0.0.1', port: 8420 },
+        receiver: { address: '127.0.0.1', port: 8421 },
+        admin: { address: '127.0.0.1', port: 8422 },
+        svid: { kind: 'files', dir: '/stack/pki/otel-collector' },
+      },
+      jaeger: {
+        spiffeId: 'spiffe://trellis.local/ns/trellis/sa/jaeger',
+        otlp: { address: '127.0.0.1', port: 8423 },
+        query: { address: '127.0.0.1', port: 8424 },
+        queryGrpc: { address: '127.0.0.1', port: 8425 },
+        svid: { kind: 'files', dir: '/stack/pki/jaeger' },
+      },
+    });
+    const pods = { hostAddress: '198.18.8.1', addresses: { 'orders-api': '198.18.8.4' } };
+    const b = ok(referenceModel(), { ...local(), pods });
+    // The front stays on the host's loopback; a pod reaches it at the host's end of its link.
+    expect(b.binding.tracing?.collector?.front).toEqual({ address: '127.0.0.1', port: 8420 });
+    expect(envoyOptions(b, 'orders-api').tracing).toEqual({
+      collector: { address: '198.18.8.1', port: 8420 },
+      egressPort: 8452,
+    });
+    // The edge (not a pod here) has no app, so no telemetry egress; its sidecar still traces.
+    expect(envoyOptions(b, 'ingress').tracing).toEqual({
+      collector: { address: '127.0.0.1', port: 8420 },
+    });
+  });
+
+  it('binds no trace pipeline and no telemetry egress for a model without tracing', () => {
+    const m = referenceModel();
+    delete (m as { tracing?: unknown }).tracing;
+    const b = ok(m, local());
+    expect(b.binding.tracing).toBeUndefined();
+    expect(b.binding.workloads['orders-api']?.telemetryEgress).toBeUndefined();
+    expect(envoyOptions(b, 'orders-api').tracing).toBeUndefined();
   });
 
   it('puts a pod’s inbound on its address, keeps the rest on its loopback, and sends it to the host', () => {

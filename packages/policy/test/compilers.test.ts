@@ -167,11 +167,13 @@ describe('Envoy', () => {
   });
 
   it('orders every HTTP filter chain by the one explicit list', () => {
-    // Authenticate, then authorize on the verified payload, then count, then route (terminal).
+    // Authenticate, then authorize on the verified payload, then count, then (a test stack's fault
+    // delay, ADR 0025) route (terminal).
     expect(httpFilterOrder).toEqual([
       'envoy.filters.http.jwt_authn',
       'envoy.filters.http.rbac',
       'envoy.filters.http.local_ratelimit',
+      'envoy.filters.http.fault',
       'envoy.filters.http.router',
     ]);
     const chains = (plain: typeof model) => {

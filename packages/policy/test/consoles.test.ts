@@ -10,6 +10,7 @@ import {
   compilePrometheusScrape,
   compileSloRules,
   consoleSourceMetrics,
+  sloBucketsMs,
   envoyRouteMetrics,
   validateModel,
 } from '../src/index.ts';
@@ -162,5 +163,33 @@ describe('compileConsoles', () => {
     expect(out.consoles['index.html']).toContain(
       'Without a budget, so not measured per route: get-order.',
     );
+  });
+
+  it('reads the rules as they were compiled: an environment’s budgets, a test stack’s time scale', () => {
+    const model = referenceBound();
+    const scrape = compilePrometheusScrape(model, { dataTargets });
+    const slo = {
+      environment: 'ci',
+      timeScale: { factor: 30, scrapeInterval: '2s' },
+      metrics: { bucketsMs: sloBucketsMs(model, 'ci') },
+    };
+    const out = compileConsoles(model, scrape, { slo });
+    const records = new Set(
+      compileSloRules(model, slo).groups.flatMap((g) =>
+        g.rules.flatMap((r) => ('record' in r ? [r.record] : [])),
+      ),
+    );
+    const read = out.queries.flatMap((q) =>
+      [...q.matchAll(/([a-z_]+:[a-z_:0-9]+)\{/g)].map((m) => m[1]),
+    );
+    expect(read.length).toBeGreaterThan(10);
+    for (const name of read) expect(records.has(name ?? ''), name).toBe(true);
+    const c = out.consoles['route-create-order.html'] ?? '';
+    // ci's budget (60 ms at 7 rps), and the windows divided by 30 (5m → 10s, 1h → 2m).
+    expect(c).toContain('budget: 60 ms');
+    expect(c).toContain('budget: 7 rps');
+    expect(c).toContain("route:trellis_slo_errors:ratio_rate10s{route='create-order'}");
+    expect(c).toContain("route:trellis_slo_slow:ratio_rate2m{route='create-order'} / 0.01");
+    expect(c).not.toContain('ratio_rate1h');
   });
 });

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compileEnvoy, compileNginxHttp, validateModel } from '../src/index.ts';
+import { compileEnvoy, compileNginxHttp, traceparentMap, validateModel } from '../src/index.ts';
 import type { BoundModel, EnvoyListener } from '../src/index.ts';
 import { example, referenceBound, referenceData } from './fixtures.ts';
 
@@ -235,6 +235,23 @@ describe('nginx access log', () => {
     expect(format).toContain('"uri":"$uri"');
     expect(format).not.toContain('$request_uri');
     expect(format).not.toContain('$args');
+  });
+
+  it('starts the trace: traceparent from the request id, replacing the client’s, and logs it', () => {
+    expect(conf).toContain('proxy_set_header traceparent $trellis_traceparent;');
+    expect(conf).toContain('proxy_set_header tracestate "";');
+    expect(conf).toContain(traceparentMap);
+    expect(format).toContain('"traceparent":"$trellis_traceparent"');
+    // The map's regex (PCRE, here in JS: the same syntax) on a request id gives a W3C traceparent
+    // whose trace id is the request id.
+    const m = /"~(.*)" "00-\$trellis_trace-\$trellis_span-01";/.exec(traceparentMap);
+    const re = new RegExp(m?.[1] ?? 'missing');
+    const id = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const g = re.exec(id)?.groups;
+    const traceparent = `00-${g?.trellis_trace}-${g?.trellis_span}-01`;
+    expect(traceparent).toBe('00-4bf92f3577b34da6a3ce929d0e0e4736-a3ce929d0e0e4736-01');
+    expect(traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    expect(re.test('not-a-request-id')).toBe(false);
   });
 
   it('logs no request header that may carry a credential', () => {

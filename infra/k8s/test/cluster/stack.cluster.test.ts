@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { identityHeaders } from '@trellis/contracts';
 import { compileForCluster } from '@trellis/components/k8s/compile';
+import { strimziKafkaLog4j2 } from '@trellis/components/k8s/kafka';
 import { dataTls } from '@trellis/components/k8s/dataTls';
 import { clusterIssuers } from '@trellis/components/k8s/issuers';
 import { loadModelFile, referenceModelPath } from '@trellis/components/model';
@@ -21,7 +22,7 @@ import { crdSet, formatManifest } from '@trellis/local/toolchain';
 import type { CrdSet } from '@trellis/local/toolchain';
 import { ordersApiEnvSchema } from '@trellis/orders-api/env';
 import { allowed, evaluateIstio, namespaceOf, spiffeId } from '@trellis/policy';
-import type { AccessRequest, IstioResource, Peer, Token } from '@trellis/policy';
+import type { AccessRequest, IstioResource, IstioTracing, Peer, Token } from '@trellis/policy';
 import { envProblems } from '@trellis/service-platform/env-schema';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -118,6 +119,7 @@ beforeAll(async () => {
     issuers: clusterIssuers(model, idp),
     hosts: committed['trellis:hosts'] as Record<string, string>,
     inClusterKeycloak: true,
+    tracing: committed['trellis:tracing'] as IstioTracing,
   });
   firstUp = await ws.ok(['up', '--yes', '--skip-preview']);
   process.stderr.write(
@@ -149,6 +151,7 @@ describe(`infra/k8s on a real API server (stack ${STACK})`, () => {
       'PeerAuthentication',
       'AuthorizationPolicy',
       'RequestAuthentication',
+      'Telemetry',
       'HTTPRoute',
       'Gateway',
       'Certificate',
@@ -221,6 +224,31 @@ describe(`infra/k8s on a real API server (stack ${STACK})`, () => {
     // Both outcomes occur, so the comparison is not vacuous.
     expect(allowedCount).toBeGreaterThan(0);
     expect(allowedCount).toBeLessThan(checked);
+  });
+
+  it("admits the audit trail and tracing as compiled: the mesh Telemetry (Istio schema), Kafka's authorizer logging (Strimzi schema)", async () => {
+    // Read back, so a field the schema does not know (pruned on admission) would show as missing.
+    const telemetries = await list('telemetry.istio.io/v1', 'telemetries');
+    const t = compiled.telemetry.telemetry;
+    expect(telemetries.map(key)).toEqual([key(t)]);
+    expect(telemetries[0]?.spec).toEqual(t.spec);
+    expect(t.spec.tracing?.[0]?.randomSamplingPercentage).toBe(10);
+    const [kafka] = await list('kafka.strimzi.io/v1', 'kafkas');
+    const logging = (kafka?.spec?.kafka as { logging?: unknown }).logging;
+    expect(logging).toEqual({
+      type: 'external',
+      valueFrom: { configMapKeyRef: { name: 'trellis-kafka-logging', key: 'log4j2.properties' } },
+    });
+    const cms = await list('v1', 'configmaps');
+    const cm = cms.find((c) => key(c) === 'trellis-kafka/trellis-kafka-logging') as
+      (Obj & { data?: Record<string, string> }) | undefined;
+    expect(cm?.data?.['log4j2.properties']).toBe(strimziKafkaLog4j2());
+    // Stand-ins (no schema): stored as sent, checked by the mock tests only.
+    const [k8ssandra] = await list('k8ssandra.io/v1alpha1', 'k8ssandraclusters');
+    const yaml = (
+      k8ssandra?.spec?.cassandra as { config: { cassandraYaml: Record<string, unknown> } }
+    ).config.cassandraYaml;
+    expect(yaml.audit_logging_options).toMatchObject({ enabled: true });
   });
 
   it('creates the Gateway and the compiled HTTPRoutes (no controller runs, so none is Accepted)', async () => {
@@ -351,6 +379,7 @@ describe(`infra/k8s on a real API server (stack ${STACK})`, () => {
     timings.destroy = r.ms;
     expect(await list('security.istio.io/v1', 'peerauthentications')).toEqual([]);
     expect(await list('security.istio.io/v1', 'authorizationpolicies')).toEqual([]);
+    expect(await list('telemetry.istio.io/v1', 'telemetries')).toEqual([]);
     expect(await list('gateway.networking.k8s.io/v1', 'httproutes')).toEqual([]);
     expect(await list('cert-manager.io/v1', 'certificates')).toEqual([]);
     const namespaces = (await list('v1', 'namespaces')).map((n) => n.metadata.name);

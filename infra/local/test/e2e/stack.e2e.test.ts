@@ -14,6 +14,7 @@ import {
   kafkaClientConfig,
   writePemFiles,
 } from '@trellis/local/harness';
+import type { AuditRecord } from '@trellis/cli/audit-trail';
 import { runPulumi, selectStack } from '@trellis/cli/stack';
 import type { BoundModel } from '@trellis/policy';
 import { runLoadOnStack } from '@trellis/load-tests';
@@ -36,6 +37,8 @@ import {
 } from './support.ts';
 
 const { Kafka } = kafkajs;
+/** The repository's root, where `./trellis` is. */
+const repoRoot = join(import.meta.dirname, '..', '..', '..', '..');
 const order = JSON.stringify({ sku: 'e2e-1', quantity: 2 });
 const bearer = (t: string): Record<string, string> => ({ authorization: `Bearer ${t}` });
 
@@ -125,6 +128,133 @@ describe('a user with orders:write, through nginx and two sidecars', () => {
     } finally {
       await admin.shutdown();
     }
+  });
+});
+
+/** `./trellis audit --stack e2e --request-id <id> --json`, run as a user would, parsed. */
+function auditTrail(requestId: string): AuditRecord[] {
+  const out = execFileSync(
+    join(repoRoot, 'trellis'),
+    ['audit', '--stack', E2E_STACK, '--request-id', requestId, '--json'],
+    { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 },
+  );
+  return out
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as AuditRecord);
+}
+
+const loose = (s: string | undefined) => (s ?? '').toLowerCase().replaceAll('_', '-');
+
+describe('one audit trail (./trellis audit)', () => {
+  it("alice's POST: edge, ingress, sidecar, orders-api's produce, the writer's Cassandra write and event, the ledger's write, each with its identity", async () => {
+    const alice = await token('alice');
+    const sub = decodeJwt(alice).payload.sub as string;
+    const created = await call(`${outputs().ingressUrl}/orders`, {
+      method: 'POST',
+      body: order,
+      headers: bearer(alice),
+    });
+    expect(created.status, created.body).toBe(202);
+    const requestId = String(created.headers['x-request-id']);
+    expect(requestId).toMatch(/^[0-9a-f]{32}$/);
+    const id = (JSON.parse(created.body) as { id: string }).id;
+    await readWhenWritten(id, alice);
+    const expected: [string, (r: AuditRecord) => boolean][] = [
+      ['nginx 202', (r) => r.source === 'nginx' && r.status === 202 && r.requestId === requestId],
+      ['the ingress sidecar', (r) => r.component === 'ingress-sidecar' && r.status === 202],
+      [
+        "orders-api's sidecar: allowed, caller the ingress, alice's subject",
+        (r) =>
+          r.component === 'orders-api-sidecar' &&
+          r.decision === 'allow' &&
+          r.identity === outputs().sidecars.ingress?.spiffeId &&
+          r.subject === sub &&
+          r.route === 'create-order',
+      ],
+      ['orders-api answered 202', (r) => r.component === 'orders-api' && r.status === 202],
+      [
+        "orders-api's produce to the intake topic, as orders-api",
+        (r) =>
+          r.source === 'kafka' &&
+          r.correlated === true &&
+          loose(r.identity).endsWith('/sa/orders-api') &&
+          (r.action ?? '').startsWith('WRITE Topic:LITERAL:orders.intake.v1'),
+      ],
+      [
+        "the writer's Cassandra write to orders, as its role",
+        (r) =>
+          r.source === 'cassandra' &&
+          loose(r.identity).includes('orders-writer') &&
+          (r.action ?? '').includes('orders.orders') &&
+          r.reason === 'DML',
+      ],
+      [
+        'the writer stored the order for alice',
+        (r) => r.component === 'orders-writer' && r.subject === sub,
+      ],
+      [
+        "the writer's order.created event, as orders-writer",
+        (r) =>
+          r.source === 'kafka' &&
+          loose(r.identity).endsWith('/sa/orders-writer') &&
+          (r.action ?? '').startsWith('WRITE Topic:LITERAL:orders.v1'),
+      ],
+      [
+        "the ledger's Cassandra write, as its role",
+        (r) =>
+          r.source === 'cassandra' &&
+          loose(r.identity).includes('ledger') &&
+          (r.action ?? '').includes('ledger.'),
+      ],
+      ['the ledger projected it for alice', (r) => r.component === 'ledger' && r.subject === sub],
+    ];
+    // Envoy writes its access log to file in batches (every few seconds), so the trail fills up over
+    // time: wait (bounded) until every hop has its line, then check each with a message naming it.
+    let trail: AuditRecord[] = [];
+    await until(
+      async () => {
+        trail = auditTrail(requestId);
+        return expected.every(([, p]) => trail.some(p)) ? trail : null;
+      },
+      30_000,
+      `every hop of request ${requestId} in the audit trail`,
+    ).catch(() => undefined);
+    for (const [what, p] of expected)
+      expect(trail.some(p), `${what} in\n${trail.map((r) => JSON.stringify(r)).join('\n')}`).toBe(
+        true,
+      );
+    // Nothing of another request: every record with a request id has this one.
+    expect(trail.filter((r) => r.requestId !== undefined && r.requestId !== requestId)).toEqual([]);
+  });
+
+  it("bob's refused POST is a deny with its reason, and never reaches orders-api", async () => {
+    const bob = await token('bob');
+    const refused = await call(`${outputs().ingressUrl}/orders`, {
+      method: 'POST',
+      body: order,
+      headers: bearer(bob),
+    });
+    expect(refused.status).toBe(403);
+    const requestId = String(refused.headers['x-request-id']);
+    const trail = await until(
+      async () => {
+        const t = auditTrail(requestId);
+        return t.some((r) => r.decision === 'deny') ? t : null;
+      },
+      15_000,
+      `the deny of request ${requestId}`,
+    );
+    const deny = trail.find((r) => r.decision === 'deny');
+    expect(deny).toMatchObject({
+      component: 'orders-api-sidecar',
+      status: 403,
+      subject: decodeJwt(bob).payload.sub,
+    });
+    expect(deny?.reason).toMatch(/^rbac_access_denied/);
+    expect(trail.filter((r) => r.component === 'orders-api' || r.source === 'cassandra')).toEqual(
+      [],
+    );
   });
 });
 

@@ -57,6 +57,12 @@ export function consolesUrl(output: unknown): string | null {
   return typeof output.consolesUrl === 'string' ? output.consolesUrl : null;
 }
 
+/** The `jaegerUrl` of the stack output `tracing`, when the stack runs the trace pipeline. */
+export function jaegerUrl(output: unknown): string | null {
+  if (typeof output !== 'object' || output === null || !('jaegerUrl' in output)) return null;
+  return typeof output.jaegerUrl === 'string' ? output.jaegerUrl : null;
+}
+
 /** `up [--stack S]`: install the toolchain, then `pulumi up` the local project, then say how to call it. */
 export async function up(args: string[]): Promise<number> {
   const stack = stackArg(args);
@@ -91,6 +97,11 @@ export async function up(args: string[]): Promise<number> {
   if (prom) process.stdout.write(`Prometheus: ${prom} (scrape targets: ${prom}/targets)\n`);
   const consoles = consolesUrl(out.prometheus);
   if (consoles) process.stdout.write(`Dashboards: ${consoles}\n`);
+  const jaeger = jaegerUrl(out.tracing);
+  if (jaeger)
+    process.stdout.write(
+      `Jaeger (query API): ${jaeger}/api/traces/<trace id> (the trace id is the request id nginx logs)\n`,
+    );
   return 0;
 }
 

@@ -1,5 +1,6 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
+import { cassandraAuditLogging } from '@trellis/local/harness';
 import { meshNamespace, operatorRelease } from './common.ts';
 import type { OperatorSource } from './common.ts';
 import { GeneratedPassword } from './password.ts';
@@ -58,7 +59,8 @@ export interface CassandraArgs {
 
 /**
  * Cassandra 5 through K8ssandra (k8ssandra-operator + cass-operator) inside STRICT mTLS, with client
- * and internode encryption on (stores issued by cert-manager from the data intermediate). How gossip
+ * and internode encryption on (stores issued by cert-manager from the data intermediate) and the audit
+ * log on (`cassandraYaml` is passed to cassandra.yaml as given: k8ssandra-operator issue #710). How gossip
  * and operator traffic survive STRICT mTLS: docs/adr/0008-cassandra-under-strict-mtls.md.
  */
 export class Cassandra extends pulumi.ComponentResource {
@@ -251,6 +253,12 @@ export class Cassandra extends pulumi.ComponentResource {
                   optional: false,
                   require_client_auth: true,
                 },
+                // The audit trail's Cassandra part, as in the local stack (one definition):
+                // FileAuditLogger, DML/DDL/DCL/AUTH, the system keyspaces excluded (an include list
+                // would drop every login). Its INFO lines go through the image's logback config:
+                // with Cassandra's stock one, system.log, which cass-operator's
+                // server-system-logger container prints to stdout.
+                audit_logging_options: cassandraAuditLogging(),
               },
             },
             serverEncryptionStores: stores,

@@ -1,7 +1,8 @@
 /**
  * The policy model → everything one Kubernetes cluster needs, through the real compilers of
- * `@trellis/policy` (`compileIstio`, `compileGatewayApi`, `compileKafkaAcls`, `compileKeycloakRealm`,
- * and `compilePrometheusRules` when the cluster's monitoring stack takes SLO rules).
+ * `@trellis/policy` (`compileIstio`, `compileIstioTelemetry`, `compileGatewayApi`, `compileKafkaAcls`,
+ * `compileKeycloakRealm`, and `compilePrometheusRules` when the cluster's monitoring stack takes SLO
+ * rules).
  *
  * The compilers speak the model's own names (the local issuer, the route hosts of the local stack, the
  * edge workload `ingress`). What a cluster changes (its issuers, its hosts, the edge identity, the
@@ -15,6 +16,7 @@ import {
   bindOrThrow,
   compileGatewayApi,
   compileIstio,
+  compileIstioTelemetry,
   compileKafkaAcls,
   compileKeycloakRealm,
   compilePrometheusRules,
@@ -26,6 +28,8 @@ import type {
   Gateway,
   HttpRoute,
   IstioResource,
+  IstioTelemetryArtefacts,
+  IstioTracing,
   KafkaAclBinding,
   KeycloakRealm,
   KubernetesEnvironment,
@@ -89,6 +93,11 @@ export interface ClusterTarget {
    * Operator, so without it no PrometheusRule is compiled.
    */
   sloRules?: { labels?: Record<string, string> };
+  /**
+   * Tracing from every sidecar to the cluster's OpenTelemetry collector (OTLP/gRPC), with the share
+   * of requests sampled. @default none: Trellis installs no collector; the access log is on anyway.
+   */
+  tracing?: IstioTracing;
 }
 
 /** What one cluster gets, all of it compiled by `@trellis/policy`. */
@@ -105,6 +114,11 @@ export interface ClusterArtefacts {
   kafkaUsers: KafkaUserSpec[];
   /** `compileKeycloakRealm`, when the model's `keycloak` provider runs in the cluster. */
   realm?: KeycloakRealm;
+  /**
+   * `compileIstioTelemetry`: the mesh config's extension providers (the audit access log, and the
+   * OpenTelemetry tracer when the target asks for tracing) and the mesh-wide Telemetry.
+   */
+  telemetry: IstioTelemetryArtefacts;
   /** `compilePrometheusRules`, one per budgeted route, when the target asks for SLO rules. */
   sloRules?: PrometheusRule[];
   /** The Gateway the artefacts were compiled for. */
@@ -209,10 +223,16 @@ export function kafkaUsersFromBindings(
 export function compileForCluster(model: ValidModel, target: ClusterTarget): ClusterArtefacts {
   const gw = target.gateway ?? clusterGateway;
   const env = bindCluster(model, target);
+  const rootNamespace = target.rootNamespace ?? systemNamespaces.istio;
   const mesh = compileIstio(env, {
     region: target.region,
-    rootNamespace: target.rootNamespace ?? systemNamespaces.istio,
+    rootNamespace,
     selectorLabel: labelKeys.app,
+  });
+  const telemetry = compileIstioTelemetry(env, {
+    rootNamespace,
+    region: target.region,
+    ...(target.tracing ? { tracing: target.tracing } : {}),
   });
   const edge = compileGatewayApi(env, {
     namespace: gw.namespace,
@@ -247,6 +267,7 @@ export function compileForCluster(model: ValidModel, target: ClusterTarget): Clu
   return {
     model: env,
     mesh,
+    telemetry,
     gateway,
     routes,
     kafkaUsers,

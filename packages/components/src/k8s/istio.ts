@@ -1,6 +1,7 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import { systemNamespaces } from '@trellis/contracts';
+import type { IstioExtensionProvider } from '@trellis/policy';
 import { operatorRelease } from './common.ts';
 import type { DataplaneMode, OperatorSource } from './common.ts';
 import { charts } from './versions.ts';
@@ -36,6 +37,13 @@ export interface IstioArgs {
   namespace?: string;
   /** Whether the charts are installed here or Istio is preinstalled (common.ts). @default "install" */
   operators?: OperatorSource;
+  /**
+   * istiod's `meshConfig.extensionProviders`: the audit access log and the OpenTelemetry tracer the
+   * mesh's Telemetry names (`compileIstioTelemetry`). Preinstalled, the platform team's istiod must
+   * carry the same providers, since the Telemetry names them.
+   * @default none
+   */
+  extensionProviders?: IstioExtensionProvider[];
 }
 
 /**
@@ -64,6 +72,16 @@ export class Istio extends pulumi.ComponentResource {
       throw new pulumi.ResourceError(`Istio ${name}: dataplane must be sidecar or ambient`, this);
     }
     const namespace = args.namespace ?? defaults.namespace;
+    const providers = args.extensionProviders ?? [];
+    const names = providers.map((p) => p.name);
+    names.forEach((n, i) => {
+      if (!/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(n) || names.indexOf(n) !== i) {
+        throw new pulumi.ResourceError(
+          `Istio ${name}: extensionProviders[${i}].name "${n}" must be a unique lowercase name`,
+          this,
+        );
+      }
+    });
     const child = { parent: this };
 
     const ns = new k8s.core.v1.Namespace(`${name}-ns`, { metadata: { name: namespace } }, child);
@@ -105,6 +123,8 @@ export class Istio extends pulumi.ComponentResource {
             trustDomain: args.trustDomain,
             // Cassandra and Kafka open connections at start-up: hold them until Envoy is ready.
             defaultConfig: { holdApplicationUntilProxyStarts: true },
+            // Named by the mesh's Telemetry (MeshTelemetry): the audit log, the tracer.
+            ...(providers.length > 0 ? { extensionProviders: providers } : {}),
           },
         },
       },

@@ -1,5 +1,6 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
+import { KAFKA_AUTHORIZER_LOGGING } from '@trellis/local/harness';
 import { meshNamespace, operatorRelease } from './common.ts';
 import type { OperatorSource } from './common.ts';
 import type { IssuerRef } from './dataTls.ts';
@@ -213,6 +214,14 @@ export class StrimziKafka extends pulumi.ComponentResource {
       },
       { parent: this, dependsOn: operator },
     );
+    const logging = new k8s.core.v1.ConfigMap(
+      `${name}-logging`,
+      {
+        metadata: { name: `${clusterName}-kafka-logging`, namespace: ns.metadata.name, labels },
+        data: { [kafkaLoggingKey]: strimziKafkaLog4j2() },
+      },
+      { parent: this, dependsOn: [ns] },
+    );
     const kafka = new k8s.apiextensions.CustomResource(
       `${name}-cluster`,
       {
@@ -239,6 +248,13 @@ export class StrimziKafka extends pulumi.ComponentResource {
               },
             ],
             authorization: { type: 'simple' },
+            // The authorizer's decisions into their own appender (strimziKafkaLog4j2).
+            logging: {
+              type: 'external',
+              valueFrom: {
+                configMapKeyRef: { name: logging.metadata.name, key: kafkaLoggingKey },
+              },
+            },
             config: {
               'offsets.topic.replication.factor': 3,
               'transaction.state.log.replication.factor': 3,
@@ -252,7 +268,7 @@ export class StrimziKafka extends pulumi.ComponentResource {
           entityOperator: { topicOperator: {}, userOperator: {} },
         },
       },
-      { parent: this, dependsOn: [pool, listenerCert, ...ca] },
+      { parent: this, dependsOn: [pool, listenerCert, logging, ...ca] },
     );
     for (const [topic, t] of Object.entries(args.topics)) {
       new k8s.apiextensions.CustomResource(
@@ -362,4 +378,46 @@ function clientsCaSecrets(
     { parent },
   );
   return [cert, key];
+}
+
+/** The key of the brokers' log4j2 file in its ConfigMap. */
+const kafkaLoggingKey = 'log4j2.properties';
+
+/**
+ * The brokers' log4j2 config (Strimzi's `external` logging: Kafka 4 logs with log4j2, and only a whole
+ * file can add an appender; `inline` logging sets levels only): Strimzi's default broker logging
+ * (cluster-operator default-logging/KafkaCluster.properties: INFO to stdout, the request logger and
+ * RequestChannel at WARN), except that `kafka.authorizer.logger` runs at DEBUG, as in the local stack,
+ * into an appender of its own. Kafka 4's StandardAuthorizer logs a denial at INFO and an allowed
+ * produce, fetch or group read at DEBUG, so DEBUG keeps the allowed operations the audit trail needs.
+ * The pod's only collected stream is stdout, so the appender is a console too, with the local authorizer
+ * log's layout (UTC ISO time, level, message: what `./trellis audit` parses) in place of Strimzi's, and
+ * `additivity = false`: each decision is logged once, in that layout.
+ */
+export function strimziKafkaLog4j2(): string {
+  const a = KAFKA_AUTHORIZER_LOGGING;
+  const lines = [
+    'name = TrellisKafkaConfig',
+    'appender.console.type = Console',
+    'appender.console.name = STDOUT',
+    'appender.console.layout.type = PatternLayout',
+    'appender.console.layout.pattern = %d{yyyy-MM-dd HH:mm:ss} %-5p [%t] %c{1}:%L - %m%n',
+    'appender.authorizer.type = Console',
+    'appender.authorizer.name = AUTHORIZER',
+    'appender.authorizer.layout.type = PatternLayout',
+    `appender.authorizer.layout.pattern = ${a.pattern}`,
+    'rootLogger.level = INFO',
+    'rootLogger.appenderRefs = console',
+    'rootLogger.appenderRef.console.ref = STDOUT',
+    ...[
+      ['requestlogger', 'kafka.request.logger'],
+      ['requestchannel', 'kafka.network.RequestChannel$'],
+    ].flatMap(([id, logger]) => [`logger.${id}.name = ${logger}`, `logger.${id}.level = WARN`]),
+    `logger.authorizer.name = ${a.logger}`,
+    `logger.authorizer.level = ${a.level}`,
+    'logger.authorizer.appenderRefs = authorizer',
+    'logger.authorizer.appenderRef.authorizer.ref = AUTHORIZER',
+    'logger.authorizer.additivity = false',
+  ];
+  return `${lines.join('\n')}\n`;
 }

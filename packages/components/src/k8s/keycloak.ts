@@ -1,5 +1,6 @@
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
+import { KEYCLOAK_LOG_LEVEL } from '@trellis/local/toolchain';
 import type { Gateway, HttpRoute, KeycloakRealm } from '@trellis/policy';
 import { meshNamespace } from './common.ts';
 import type { OperatorSource } from './common.ts';
@@ -147,6 +148,11 @@ export class Keycloak extends pulumi.ComponentResource {
           // The operator would make an Ingress by default; the Gateway API route of the platform's
           // gateway serves the issuer instead (Platform, `keycloak` HTTPRoute).
           ingress: { enabled: false },
+          // The audit trail's login and token events: the realm sends them to the jboss-logging
+          // listener (compileKeycloakRealm), which logs successes at DEBUG under
+          // org.keycloak.events. A server option the CR has no field for goes in additionalOptions
+          // as {name, value} (keycloak.org/operator/advanced-configuration).
+          additionalOptions: [{ name: 'log-level', value: KEYCLOAK_LOG_LEVEL }],
         },
       },
       { parent: this, dependsOn: [...manifests, db] },

@@ -21,6 +21,7 @@ import { MeshPolicy } from './meshPolicy.ts';
 import { isServiceName, serviceEnvSchemas } from '../services.ts';
 import { MeshService } from './meshService.ts';
 import { SloRules } from './sloRules.ts';
+import { MeshTelemetry } from './telemetry.ts';
 import { k8sServiceEnv, type SqsOrderQueue } from './serviceEnv.ts';
 
 /** Istio's root namespace: the Istio component installs there, mesh-wide policy lives there. */
@@ -76,7 +77,7 @@ export interface PlatformArgs {
 
 /**
  * The whole Trellis platform on one Kubernetes cluster: mesh (Istio, plug-in CA from the shared root,
- * the compiled policy with mesh-wide STRICT mTLS), edge (NGINX Gateway Fabric with the compiled Gateway
+ * the compiled policy with mesh-wide STRICT mTLS, the audit access log and tracing), edge (NGINX Gateway Fabric with the compiled Gateway
  * and HTTPRoutes, TLS from cert-manager), data (Cassandra 5, Kafka KRaft with the compiled ACLs),
  * identity (Keycloak with the compiled realm, or external) and the smoke services. Used by infra/k8s and
  * infra/aws.
@@ -108,6 +109,8 @@ export class Platform extends pulumi.ComponentResource {
   public readonly certManager: pulumi.Resource;
   /** `<namespace>/<name>` of the PrometheusRule objects applied (none unless asked for). */
   public readonly sloRules: pulumi.Output<string[]>;
+  /** The mesh's Telemetry providers turned on: the audit access log, then the tracer (if any). */
+  public readonly telemetryProviders: pulumi.Output<string[]>;
 
   constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super('trellis:k8s:Platform', name, {}, opts);
@@ -206,7 +209,14 @@ export class Platform extends pulumi.ComponentResource {
         dataplane,
         namespace: rootNamespace,
         operators,
+        extensionProviders: compiled.telemetry.extensionProviders,
       },
+      child,
+    );
+    // The audit access log (and tracing, when asked) on every sidecar, mesh-wide.
+    const telemetry = new MeshTelemetry(
+      `${name}-telemetry`,
+      { compiled: compiled.telemetry, rootNamespace, dependsOn: istio.ready },
       child,
     );
     // Every namespace the compiled policy lands in, joined to the mesh before the policy: the gateway's
@@ -381,7 +391,9 @@ export class Platform extends pulumi.ComponentResource {
     this.edgeHosts = gateway.hostnames;
     this.certManager = certManager.release;
     this.sloRules = sloRules?.applied ?? pulumi.output([]);
+    this.telemetryProviders = telemetry.providers;
     this.registerOutputs({
+      telemetryProviders: this.telemetryProviders,
       sloRules: this.sloRules,
       edgeHosts: this.edgeHosts,
       issuer: this.issuer,

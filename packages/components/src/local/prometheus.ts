@@ -8,10 +8,13 @@ import {
   compilePrometheusScrape,
   compileSloRules,
   consoleFiles,
+  sloBucketsMs,
+  sloTimeScaleProblem,
   type BoundModel,
   type MetricsServer,
   type EnvoyEndpoint,
   type PrometheusScrapeFile,
+  type SloOptions,
 } from '@trellis/policy';
 import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
 import { LocalProcess } from './process.ts';
@@ -32,8 +35,19 @@ export interface LocalPrometheusArgs {
    * `jmx-<service>`, over mTLS. @default none
    */
   dataTargets?: Partial<Record<MetricsServer, EnvoyEndpoint>>;
-  /** @default '15s' */
+  /** Scrape and rule evaluation interval. @default '15s' */
   scrapeInterval?: string;
+  /**
+   * Test stacks only (ADR 0025): divide every SLO window and `for` by this, so that a burn can fire
+   * and clear within a test; it must divide 300 and leave the shortest window at least four scrape
+   * intervals long (`sloTimeScaleProblem`). @default 1
+   */
+  sloTimeScale?: number;
+  /**
+   * Judge the routes by this environment of `budgets.environments` (e.g. `ci`), with the buckets
+   * `sloBucketsMs` gives, which the edge sidecar must also use. @default production's budgets
+   */
+  sloEnvironment?: string;
   /** SVID lifetime in hours. @default 24 */
   certValidHours?: number;
   /** Bump to re-issue the SVID now. @default 0 */
@@ -56,6 +70,8 @@ export function prometheusFiles(
   model: BoundModel,
   scrapeInterval: string,
   dataTargets: Partial<Record<MetricsServer, EnvoyEndpoint>> = {},
+  sloTimeScale = 1,
+  sloEnvironment?: string,
 ): {
   'prometheus.yml': string;
   'slo-rules.yaml': string;
@@ -65,11 +81,21 @@ export function prometheusFiles(
   const scrape = compilePrometheusScrape(model, { scrapeInterval, dataTargets });
   // JSON is YAML: Prometheus reads both files as written. Rule files resolve against the config's dir.
   const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
-  const c = compileConsoles(model, scrape);
+  // The rules and the consoles read by the same options: the same windows, the same budgets.
+  const slo: SloOptions = {
+    ...(sloTimeScale === 1 ? {} : { timeScale: { factor: sloTimeScale, scrapeInterval } }),
+    ...(sloEnvironment !== undefined
+      ? {
+          environment: sloEnvironment,
+          metrics: { bucketsMs: sloBucketsMs(model, sloEnvironment) },
+        }
+      : {}),
+  };
+  const c = compileConsoles(model, scrape, { slo });
   return {
     scrape,
     'prometheus.yml': json({ ...scrape, rule_files: ['slo-rules.yaml'] }),
-    'slo-rules.yaml': json(compileSloRules(model)),
+    'slo-rules.yaml': json(compileSloRules(model, slo)),
     consoles: {
       ...Object.fromEntries(
         Object.entries(c.consoles).map(([f, t]) => [`${consoleDirs.templates}/${f}`, t]),
@@ -110,9 +136,19 @@ export class LocalPrometheus extends pulumi.ComponentResource {
         this,
       );
     const scrapeInterval = args.scrapeInterval ?? defaults.scrapeInterval;
+    const sloTimeScale = args.sloTimeScale ?? 1;
+    const problem = sloTimeScaleProblem({ factor: sloTimeScale, scrapeInterval });
+    if (problem !== undefined)
+      throw new pulumi.ResourceError(`${name}: sloTimeScale: ${problem}`, this);
     let files: ReturnType<typeof prometheusFiles>;
     try {
-      files = prometheusFiles(args.model, scrapeInterval, args.dataTargets);
+      files = prometheusFiles(
+        args.model,
+        scrapeInterval,
+        args.dataTargets,
+        sloTimeScale,
+        args.sloEnvironment,
+      );
     } catch (err) {
       throw new pulumi.ResourceError(`${name}: ${(err as Error).message}`, this);
     }

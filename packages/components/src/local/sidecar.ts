@@ -145,10 +145,25 @@ export interface LocalSidecarArgs {
    */
   metrics?: EnvoyOptions['metrics'];
   /**
+   * Tracing (ADR 0023): the collector's front and the telemetry egress port, when the model declares
+   * `tracing`. @default none
+   */
+  tracing?: EnvoyOptions['tracing'];
+  /**
    * Header carrying the verified JWT payload to the app.
    * @default identityHeaders.jwtPayload (what the smoke services read; docs/services.md)
    */
   payloadHeader?: string;
+  /**
+   * Test stacks only (ADR 0025): a fault delay filter on the inbound HTTP listeners, inert (0 %)
+   * until the admin runtime turns it on; see `EnvoyOptions.faultInjection`. @default false
+   */
+  faultInjection?: boolean;
+  /**
+   * The per-route request-time histograms' buckets (ms), for an edge whose routes the SLO rules
+   * judge by budgets Envoy's default buckets cannot count (`sloBucketsMs`). @default Envoy's
+   */
+  routeHistogramBucketsMs?: readonly number[];
   /** Envoy worker threads. @default 1 */
   concurrency?: number;
   /** @default 'info' */
@@ -206,6 +221,11 @@ export class LocalSidecar extends pulumi.ComponentResource {
     port('adminPort', args.adminPort);
     for (const [k, v] of Object.entries(args.inbound)) port(`inbound.${k}`, v);
     for (const [k, v] of Object.entries(args.app ?? {})) port(`app.${k}`, v.port);
+    if (args.tracing !== undefined) {
+      port('tracing.collector.port', args.tracing.collector.port);
+      if (args.tracing.egressPort !== undefined)
+        port('tracing.egressPort', args.tracing.egressPort);
+    }
     if (args.metrics !== undefined) {
       port('metrics.port', args.metrics.port);
       if (args.metrics.statsPort !== args.adminPort)
@@ -237,6 +257,11 @@ export class LocalSidecar extends pulumi.ComponentResource {
       ...(args.outbound ? { outbound: args.outbound } : {}),
       ...(args.jwks ? { jwks: args.jwks } : {}),
       ...(args.metrics ? { metrics: args.metrics } : {}),
+      ...(args.faultInjection === true ? { faultInjection: true } : {}),
+      ...(args.routeHistogramBucketsMs !== undefined
+        ? { routeHistogramBucketsMs: args.routeHistogramBucketsMs }
+        : {}),
+      ...(args.tracing ? { tracing: args.tracing } : {}),
       adminPort: args.adminPort,
       nodeId: `${args.workload}-sidecar`,
       payloadHeader: args.payloadHeader ?? defaults.payloadHeader,

@@ -42,6 +42,7 @@ export {
   kafkaServerArgs,
   kafkaConfFiles,
   KAFKA_AUTHORIZER_LOG,
+  KAFKA_AUTHORIZER_LOGGING,
   KAFKA_LOG4J2,
 } from './kafka-config.ts';
 export type { KafkaOptions, KafkaTlsFiles, KafkaPorts, KafkaListener } from './kafka-config.ts';

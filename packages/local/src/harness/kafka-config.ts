@@ -191,6 +191,17 @@ export function renderProperties(props: Record<string, string>): string {
 export const KAFKA_AUTHORIZER_LOG = 'kafka-authorizer.log';
 
 /**
+ * The authorizer's logger, its level and its line layout (UTC ISO time, level, message: what
+ * `./trellis audit` parses), shared by the local log4j2 file below and the Kubernetes stack's Strimzi
+ * logging (components/k8s/kafka.ts).
+ */
+export const KAFKA_AUTHORIZER_LOGGING = {
+  logger: 'kafka.authorizer.logger',
+  level: 'DEBUG',
+  pattern: "%d{yyyy-MM-dd'T'HH:mm:ss.SSS'Z'}{UTC} %p %m%n",
+} as const;
+
+/**
  * Log4j 2 config: INFO to stdout, which the harness keeps in `<dir>/log`; the authorizer's decisions
  * alone to `<kafka.logs.dir>/kafka-authorizer.log`, UTC timestamps, rolled at 10 MiB (3 kept).
  *
@@ -211,14 +222,14 @@ appender.authorizer.name = AUTHORIZER
 appender.authorizer.fileName = \${sys:kafka.logs.dir}/${KAFKA_AUTHORIZER_LOG}
 appender.authorizer.filePattern = \${sys:kafka.logs.dir}/${KAFKA_AUTHORIZER_LOG}.%i
 appender.authorizer.layout.type = PatternLayout
-appender.authorizer.layout.pattern = %d{yyyy-MM-dd'T'HH:mm:ss.SSS'Z'}{UTC} %p %m%n
+appender.authorizer.layout.pattern = ${KAFKA_AUTHORIZER_LOGGING.pattern}
 appender.authorizer.policies.type = Policies
 appender.authorizer.policies.size.type = SizeBasedTriggeringPolicy
 appender.authorizer.policies.size.size = 10MB
 appender.authorizer.strategy.type = DefaultRolloverStrategy
 appender.authorizer.strategy.max = 3
-logger.authorizer.name = kafka.authorizer.logger
-logger.authorizer.level = DEBUG
+logger.authorizer.name = ${KAFKA_AUTHORIZER_LOGGING.logger}
+logger.authorizer.level = ${KAFKA_AUTHORIZER_LOGGING.level}
 logger.authorizer.additivity = false
 logger.authorizer.appenderRef.authorizer.ref = AUTHORIZER
 rootLogger.level = INFO

@@ -160,6 +160,7 @@ export const PLATFORM_KINDS: Readonly<Record<CrdSourceId, readonly GroupVersionK
     { group: 'security.istio.io', version: 'v1', kind: 'PeerAuthentication' },
     { group: 'security.istio.io', version: 'v1', kind: 'RequestAuthentication' },
     { group: 'security.istio.io', version: 'v1', kind: 'AuthorizationPolicy' },
+    { group: 'telemetry.istio.io', version: 'v1', kind: 'Telemetry' },
   ],
   'cert-manager': [
     { group: 'cert-manager.io', version: 'v1', kind: 'Certificate' },

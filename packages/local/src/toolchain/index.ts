@@ -5,6 +5,7 @@ import { crds } from './crds.ts';
 import { elasticmq } from './elasticmq.ts';
 import { envoy } from './envoy.ts';
 import { etcd, etcdBinary } from './etcd.ts';
+import { jaeger, jaegerBinary } from './jaeger.ts';
 import { java } from './java.ts';
 import { jmxExporter, jmxExporterJar, JMX_EXPORTER_VERSION } from './jmx-exporter.ts';
 import { k6, k6Env } from './k6.ts';
@@ -15,6 +16,7 @@ import { kubernetesProvider, kubernetesProviderBinary } from './kubernetes-provi
 import { kwok, kwokBinary, kwokStagesDir, KWOK_STAGE_FILES } from './kwok.ts';
 import { progress } from './log.ts';
 import { nginx } from './nginx.ts';
+import { otelcol, otelcolBinary } from './otelcol.ts';
 import { ensurePrometheus, prometheus, type PrometheusLayout } from './prometheus.ts';
 import { pulumi, pulumiEnv } from './pulumi.ts';
 import type { Tool } from './spec.ts';
@@ -23,6 +25,7 @@ export type { Tool, ToolCheck } from './spec.ts';
 export { cacheRoot, toolDir } from './cache.ts';
 export { FetchError, CommandError } from './errors.ts';
 export { progress } from './log.ts';
+export { KEYCLOAK_LOG_LEVEL } from './keycloak.ts';
 export {
   buildah,
   buildahInstall,
@@ -30,6 +33,8 @@ export {
   elasticmq,
   envoy,
   ensurePrometheus,
+  jaeger,
+  jaegerBinary,
   java,
   jmxExporter,
   jmxExporterJar,
@@ -39,6 +44,8 @@ export {
   kafka,
   keycloak,
   nginx,
+  otelcol,
+  otelcolBinary,
   prometheus,
   pulumi,
   pulumiEnv,
@@ -79,6 +86,10 @@ export const stackTools: readonly Tool[] = [
   // metrics come from (one jar, in their JVMs).
   prometheus,
   jmxExporter,
+  // The trace pipeline (ADR 0023): the collector every sidecar exports to, and Jaeger behind it. Both
+  // are Go builds from one module (packages/local/go-kube/tracing); docs/toolchain.md has the figures.
+  otelcol,
+  jaeger,
   pulumi,
 ];
 

@@ -55,6 +55,15 @@ export const KEYCLOAK_BUILD_OPTIONS: readonly string[] = [
 export const KEYCLOAK_BUILD = `${PINNED}-${createHash('sha256').update(KEYCLOAK_BUILD_OPTIONS.join(' ')).digest('hex').slice(0, 8)}`;
 
 /**
+ * Keycloak's `log-level` for the audit trail (syntax keycloak.org/server/logging,
+ * `<root-level>,<category>:<level>`): the jboss-logging event listener logs successful logins and
+ * token grants at DEBUG (errors at WARN) under `org.keycloak.events`, so that category runs at DEBUG;
+ * the readiness poll would otherwise log a DOWN line on every probe. The local stack passes it as
+ * `--log-level`, the Kubernetes stack as the Keycloak CR's `additionalOptions` (components/k8s).
+ */
+export const KEYCLOAK_LOG_LEVEL = 'info,io.smallrye.health:warn,org.keycloak.events:debug';
+
+/**
  * JDK majors Keycloak 26.x supports (keycloak.org/server/supported-configurations: OpenJDK 17, 21,
  * 25; it recommends the newest for performance). The jars are Java 17 bytecode.
  */
@@ -213,11 +222,7 @@ export function keycloakStartArgs(
     `--http-management-port=${managementPort}`,
     `--hostname=${scheme}://127.0.0.1:${port}`,
     '--cache=local',
-    // The readiness poll would otherwise log a DOWN line on every probe (log-level syntax:
-    // keycloak.org/server/logging, "<root-level>,<category>:<level>"). The jboss-logging event
-    // listener logs successful logins and token grants at DEBUG (errors at WARN) under
-    // org.keycloak.events: DEBUG there puts them in the log for the audit trail.
-    '--log-level=info,io.smallrye.health:warn,org.keycloak.events:debug',
+    `--log-level=${KEYCLOAK_LOG_LEVEL}`,
   ];
 }
 

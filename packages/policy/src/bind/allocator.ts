@@ -5,7 +5,7 @@
 import type { PolicyError } from '../errors.ts';
 import type { DataService } from '../identity.ts';
 import type { PortSpec, Workload } from '../schema.ts';
-import type { Endpoint, SvidLocation } from './types.ts';
+import type { Endpoint, SvidLocation, TracingPlacement } from './types.ts';
 
 /** One workload as the allocator sees it. */
 export interface WorkloadSlot {
@@ -52,6 +52,13 @@ export interface Allocator {
   metrics?(w: WorkloadSlot): Endpoint | undefined;
   /** Where the environment runs the metrics scraper, if it runs one: its SVID and its own listener. */
   scraper?(): { svid: SvidLocation; listen: Endpoint } | undefined;
+  /**
+   * The sidecar's telemetry egress listener (ADR 0023), asked only when the model declares tracing;
+   * undefined (or no method) where the environment's sidecars are not ours or there is no app.
+   */
+  telemetryEgress?(w: WorkloadSlot): Endpoint | undefined;
+  /** Where the environment runs the trace collector and Jaeger, if it runs them. */
+  tracing?(): TracingPlacement | undefined;
   dataEgress(
     w: WorkloadSlot,
     service: DataService,

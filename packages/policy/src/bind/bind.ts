@@ -10,6 +10,7 @@ import {
   dataServiceSpiffeId,
   dataServices,
   namespaceOf,
+  collectorSpiffeId,
   scraperSpiffeId,
   spiffeId,
 } from '../identity.ts';
@@ -127,6 +128,7 @@ function bindingOf(
       : {}),
     workloads,
     ...optional('metrics', metricsBinding(model, allocator)),
+    ...optional('tracing', tracingBinding(model, allocator)),
     dataServices: services,
   };
 }
@@ -137,6 +139,27 @@ function metricsBinding(model: ValidModel, allocator: Allocator): Binding['metri
   if (id === undefined) return undefined;
   const s = allocator.scraper?.();
   return { spiffeId: id, ...(s ? { svid: s.svid, listen: s.listen } : {}) };
+}
+
+/** The trace collector's identity, and where the environment runs the pipeline (if it does). */
+function tracingBinding(model: ValidModel, allocator: Allocator): Binding['tracing'] {
+  const id = collectorSpiffeId(model);
+  if (id === undefined || model.tracing === undefined) return undefined;
+  const t = allocator.tracing?.();
+  const ns = model.tracing.collector.namespace ?? model.namespace;
+  return {
+    spiffeId: id,
+    sampling: model.tracing.sampling,
+    ...(t
+      ? {
+          collector: t.collector,
+          jaeger: {
+            ...t.jaeger,
+            spiffeId: `spiffe://${model.trustDomain}/ns/${ns}/sa/${t.jaeger.serviceAccount}`,
+          },
+        }
+      : {}),
+  };
 }
 
 /** Collects the workloads' bindings, every listener handed out (for the collision check), errors. */
@@ -214,6 +237,15 @@ function placeWorkloads(model: ValidModel, allocator: Allocator): Placement {
       `the metrics listener of ${w.name}`,
       metrics,
     );
+    const telemetry =
+      model.tracing !== undefined ? out.attempt(() => allocator.telemetryEgress?.(w)) : undefined;
+    out.listen(
+      w,
+      'egress',
+      formatPath(['workloads', w.name]),
+      `the telemetry egress listener of ${w.name}`,
+      telemetry,
+    );
     out.workloads[w.name] = {
       spiffeId: spiffeId(model, w.name),
       edge: w.spec.edge === true,
@@ -221,6 +253,7 @@ function placeWorkloads(model: ValidModel, allocator: Allocator): Placement {
       app,
       ...optional('admin', admin),
       ...optional('metrics', metrics),
+      ...optional('telemetryEgress', telemetry),
       egress: {},
       peers: {},
       svid: allocator.svid(w),

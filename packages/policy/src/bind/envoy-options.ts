@@ -40,6 +40,12 @@ export function envoyOptions(model: BoundModel, workload: string): EnvoyOptions 
         ? { ...at, address: p.keycloak?.podAddress ?? b.hostAddress }
         : at;
   }
+  // A pod reaches the collector's front (on the host's loopback) at the host's end of its link.
+  const front = model.binding.tracing?.collector?.front;
+  const collector =
+    front !== undefined && b.hostAddress !== undefined && front.address === loopback
+      ? { ...front, address: b.hostAddress }
+      : front;
   return {
     workload,
     inbound: Object.fromEntries(Object.entries(b.inbound).map(([n, e]) => [n, e.port])),
@@ -53,6 +59,14 @@ export function envoyOptions(model: BoundModel, workload: string): EnvoyOptions 
             port: b.metrics.port,
             ...(b.metrics.address !== address ? { address: b.metrics.address } : {}),
             statsPort: b.admin.port,
+          },
+        }
+      : {}),
+    ...(collector !== undefined
+      ? {
+          tracing: {
+            collector,
+            ...(b.telemetryEgress ? { egressPort: b.telemetryEgress.port } : {}),
           },
         }
       : {}),

@@ -6,7 +6,6 @@
  * 0012): same ports, their inbound on the pod's address, the rest on the pod's own loopback; the
  * edge's pod holds nginx too, on the pod's address, in front of the edge's inbound on its loopback.
  */
-import { svidFiles } from '@trellis/contracts';
 import { formatPath } from '../errors.ts';
 import type { PolicyError } from '../errors.ts';
 import { callersOf } from '../identity.ts';
@@ -15,7 +14,11 @@ import type { Model } from '../schema.ts';
 import { AllocationError } from './allocator.ts';
 import type { Allocator, Listener, WorkloadSlot } from './allocator.ts';
 import { localServers, serverMetricsListeners, type LocalServer } from './local-servers.ts';
-import type { Endpoint, IdentityProviderBinding, LocalEnvironment, SvidLocation } from './types.ts';
+import { localPaths, svidAt } from './local-paths.ts';
+import { localTracing, localTracingListeners } from './local-tracing.ts';
+import type { Endpoint, IdentityProviderBinding, LocalEnvironment } from './types.ts';
+
+export { localPaths } from './local-paths.ts';
 
 /** Every port of a local stack is `basePort` plus one of these. */
 export const localPortOffsets = {
@@ -32,6 +35,15 @@ export const localPortOffsets = {
   kafkaClientsFrom: 300,
   /** The stack's Prometheus (the metrics scraper), on the host's loopback. */
   prometheus: 90,
+  /** The trace pipeline (ADR 0023; `local-tracing.ts`), on the host's loopback. */
+  traceCollector: 420,
+  traceCollectorReceiver: 421,
+  traceCollectorAdmin: 422,
+  jaegerOtlp: 423,
+  jaegerQuery: 424,
+  jaegerQueryGrpc: 425,
+  /** Each sidecar's telemetry egress (ADR 0023), one per workload, on its pod's loopback. */
+  telemetryEgressFrom: 450,
   envoyAdminFrom: 500,
   /** Each sidecar's metrics listener (ADR 0020), one per workload. */
   sidecarMetricsFrom: 550,
@@ -66,19 +78,6 @@ export const localBlocks = {
   egressPerWorkload: 10,
   egressSlots: { cassandra: 0, kafka: 1, peersFrom: 2 },
 } as const;
-
-/** The directories of a local stack under `stackDir`. */
-export function localPaths(stackDir: string) {
-  const root = stackDir.replace(/\/+$/, '');
-  return {
-    /** `<stackDir>/pki`: the Mesh CA's files. */
-    pki: `${root}/pki`,
-    /** `<stackDir>/pki/<identity>`: one identity's certificate files. */
-    pkiDir: (identity: string) => `${root}/pki/${identity}`,
-    /** `<stackDir>/run/<component>`: one process's directory. */
-    runDir: (component: string) => `${root}/run/${component}`,
-  };
-}
 
 const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]']);
 const loopback = '127.0.0.1';
@@ -252,6 +251,8 @@ export function localAllocator(
       svid: svidAt(paths.pkiDir(localScraperName)),
       listen: at(ports.prometheus),
     }),
+    telemetryEgress: (w) => (w.spec.edge ? undefined : at(ports.telemetryEgressFrom + w.sorted)),
+    tracing: () => localTracing(ports, (name) => svidAt(paths.pkiDir(name))),
     dataEgress: (w, service: DataService) =>
       service === 'cassandra'
         ? {
@@ -282,14 +283,6 @@ export function localAllocator(
 }
 
 const ipv4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
-
-/** The SVID files in `dir`, as the Mesh CA writes them. */
-const svidAt = (dir: string): SvidLocation => {
-  const [cert, key, bundle] = [svidFiles.cert, svidFiles.key, svidFiles.bundle].map(
-    (f) => `${dir}/${f}`,
-  ) as [string, string, string];
-  return { kind: 'files', dir, cert, key, bundle };
-};
 
 /** The local stack's Prometheus: its certificate directory (`pki/<name>`) and process directory. */
 export const localScraperName = 'prometheus';
@@ -386,6 +379,7 @@ function localReserved(
       what: `the stack's ${name} listener`,
     })),
     ...(model.metrics !== undefined ? serverMetricsListeners(ports) : []),
+    ...(model.tracing !== undefined ? localTracingListeners(ports) : []),
     ...callersOf(model, 'kafka').map((w) => ({
       network: 'loopback',
       endpoint: {

@@ -64,6 +64,12 @@ export interface WorkloadBinding {
    * scraper and the environment runs our sidecar.
    */
   metrics?: Endpoint;
+  /**
+   * The sidecar's telemetry egress listener (ADR 0023: plaintext on the pod's loopback, the app's
+   * OTLP/HTTP `POST /v1/traces` to the collector over mTLS), where the model declares tracing and
+   * the environment runs our sidecar and an app.
+   */
+  telemetryEgress?: Endpoint;
   /** One route per data service the workload calls. */
   egress: Partial<Record<DataService, DataEgress>>;
   /** One route per peer workload the workload calls. */
@@ -107,6 +113,39 @@ export interface EdgeBinding {
   listen?: Endpoint;
 }
 
+/** Where an environment runs the trace pipeline itself (ADR 0023). */
+export interface TracingPlacement {
+  collector: {
+    svid: SvidLocation;
+    /** The collector's mTLS front: what every sidecar dials (a local pod: at its `hostAddress`). */
+    front: Endpoint;
+    /** The collector's OTLP/HTTP receiver (TLS), on loopback: only the front dials it. */
+    receiver: Endpoint;
+    /** The front's Envoy admin, on loopback. */
+    admin: Endpoint;
+  };
+  jaeger: {
+    /** Jaeger's service account, for its SPIFFE ID (in the collector's namespace). */
+    serviceAccount: string;
+    svid: SvidLocation;
+    /** Jaeger's OTLP/gRPC receiver (mTLS), on loopback: only the collector dials it. */
+    otlp: Endpoint;
+    /** The query API (`/api/traces/<id>`, `/api/v3/traces/<id>`), on the host's loopback. */
+    query: Endpoint;
+    /** The query gRPC API, on the host's loopback. */
+    queryGrpc: Endpoint;
+  };
+}
+
+/** The trace collector's identity and, where the environment runs the pipeline, where it is. */
+export interface TracingBinding {
+  spiffeId: string;
+  /** Sampling rate of the spans the sidecars start (the model's `tracing.sampling`). */
+  sampling: number;
+  collector?: TracingPlacement['collector'];
+  jaeger?: TracingPlacement['jaeger'] & { spiffeId: string };
+}
+
 /** Everything an environment decided for one model. */
 export interface Binding {
   environment: Environment['kind'];
@@ -120,6 +159,8 @@ export interface Binding {
    * runs it, its SVID files and its own (plaintext, loopback) listener.
    */
   metrics?: { spiffeId: string; svid?: SvidLocation; listen?: Endpoint };
+  /** The trace pipeline (the model's `tracing`; ADR 0023). */
+  tracing?: TracingBinding;
   /** Each data service's own endpoint (direct clients holding SVID files) and identity. */
   dataServices: Partial<Record<DataService, { endpoint: Endpoint; spiffeId: string }>>;
 }

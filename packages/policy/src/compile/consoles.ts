@@ -31,6 +31,8 @@ import {
   type SloMetricSource,
   type SloOptions,
 } from './slo.ts';
+import { judgedRoutes } from './slo-budgets.ts';
+import { timing, type Timing } from './slo-windows.ts';
 
 export { consoleSourceMetrics } from './consoles/hops.ts';
 
@@ -61,22 +63,28 @@ const drilldown = (expr: string, suffix = '') =>
   `{{ template "prom_query_drilldown" (args ${goString(expr)} ${goString(suffix)} "printf.3g") }}`;
 const hopLabel = (h: Hop) => h.title.replace(/^Hop: /, '');
 
-type Measured = [string, BoundModel['routes'][string]][];
+/** A measured route: its name, the model's route, the budget the rules judge it by. */
+type Measured = [
+  string,
+  BoundModel['routes'][string],
+  NonNullable<BoundModel['routes'][string]['budget']>,
+][];
 
 function indexPage(
   model: BoundModel,
   routes: Measured,
   hops: Hop[],
   source: SloMetricSource,
+  t: Timing,
   queries: string[],
 ): string {
   const unmeasured = Object.keys(model.routes).filter((n) => !routes.some(([m]) => m === n));
   const edge = edgeWorkloads(model)[0];
-  const routeRow = ([name, r]: Measured[number]) => {
+  const routeRow = ([name, r, budget]: Measured[number]) => {
     const rate = sel(sloSeries.requestRate, { route: name });
-    const p99 = routeP99(source, name);
+    const p99 = routeP99(source, name, t);
     queries.push(rate, p99);
-    return `<tr><td><a href="${consoleFiles.route(name)}">${esc(name)}</a></td><td>${esc(routeLabel(r))}</td><td>${drilldown(rate)}</td><td>${drilldown(p99, ' ms')}</td><td>${r.budget?.rps ?? ''} rps, p99 ≤ ${r.budget?.p99Ms ?? ''} ms</td></tr>`;
+    return `<tr><td><a href="${consoleFiles.route(name)}">${esc(name)}</a></td><td>${esc(routeLabel(r))}</td><td>${drilldown(rate)}</td><td>${drilldown(p99, ' ms')}</td><td>${budget.rps} rps, p99 ≤ ${budget.p99Ms} ms</td></tr>`;
   };
   const hopRow = (h: Hop) => {
     const up = sel('up', { job: h.job });
@@ -150,13 +158,16 @@ export function compileConsoles(
   const source: SloMetricSource = { ...envoyRouteMetrics, ...opts.slo?.metrics };
   const queries: string[] = [];
   const consoles: Record<string, string> = {};
-  const routes: Measured = Object.entries(model.routes).filter(([name]) => measured.has(name));
-  for (const [name, r] of routes)
-    if (r.budget !== undefined)
-      consoles[consoleFiles.route(name)] = page(
-        `Route: ${name}`,
-        routeBody(name, r, r.budget, source, queries),
-      );
+  const t = timing(opts.slo?.timeScale);
+  const routes: Measured = judgedRoutes(model, opts.slo?.environment).flatMap((j) => {
+    const r = model.routes[j.name];
+    return r !== undefined && measured.has(j.name) ? [[j.name, r, j.budget] as const] : [];
+  }) as Measured;
+  for (const [name, r, budget] of routes)
+    consoles[consoleFiles.route(name)] = page(
+      `Route: ${name}`,
+      routeBody(name, r, budget, source, t, queries),
+    );
   const hops: Hop[] = [
     ...Object.keys(model.workloads)
       .sort()
@@ -167,6 +178,9 @@ export function compileConsoles(
       .map(serverHop),
   ];
   for (const h of hops) consoles[consoleFiles.hop(h.name)] = page(h.title, hopBody(h, queries));
-  consoles[consoleFiles.index] = page('Trellis', indexPage(model, routes, hops, source, queries));
+  consoles[consoleFiles.index] = page(
+    'Trellis',
+    indexPage(model, routes, hops, source, t, queries),
+  );
   return { consoles, libraries: { 'trellis.lib': navLib() }, queries };
 }

@@ -162,6 +162,18 @@ export interface LocalRateLimit {
   filter_enforced?: RuntimePercent;
 }
 
+/**
+ * `extensions.filters.http.fault.v3.HTTPFault`, delay only: `delay.fixed_delay` (must be above 0)
+ * and `delay.percentage` (`type.v3.FractionalPercent`), both overridable at runtime.
+ */
+export interface HttpFault {
+  '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault';
+  delay: {
+    fixed_delay: string;
+    percentage: { numerator: number; denominator: 'HUNDRED' };
+  };
+}
+
 /** `config.core.v3.RuntimeFractionalPercent`. */
 export interface RuntimePercent {
   runtime_key: string;
@@ -186,6 +198,7 @@ export type HttpFilter =
       };
     }
   | { name: 'envoy.filters.http.local_ratelimit'; typed_config: LocalRateLimit }
+  | { name: 'envoy.filters.http.fault'; typed_config: HttpFault }
   | {
       name: 'envoy.filters.http.router';
       typed_config: {
@@ -266,6 +279,24 @@ export interface HttpConnectionManager {
   http_filters: HttpFilter[];
   local_reply_config?: { mappers: ResponseMapper[] };
   access_log?: FileAccessLog[];
+  tracing?: HcmTracing;
+}
+
+/**
+ * `HttpConnectionManager.Tracing` with `config.trace.v3.Tracing.Http` of the OpenTelemetry tracer
+ * (`config.trace.v3.OpenTelemetryConfig`, exporting over `config.core.v3.HttpService`).
+ */
+export interface HcmTracing {
+  /** `type.v3.Percent`, 0 to 100. */
+  random_sampling: { value: number };
+  provider: {
+    name: 'envoy.tracers.opentelemetry';
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig';
+      http_service: { http_uri: { uri: string; cluster: string; timeout: string } };
+      service_name: string;
+    };
+  };
 }
 
 /** A network filter. */
@@ -327,6 +358,19 @@ export interface EnvoyBootstrap {
   static_resources: { listeners: EnvoyListener[]; clusters: EnvoyCluster[] };
   /** Merge histograms and latch counters only when the admin interface is asked (no flush timer). */
   stats_flush_on_admin?: true;
+  /**
+   * `config.bootstrap.v3.LayeredRuntime`. Without it Envoy uses a null provider (every runtime key at
+   * its default) and `/runtime_modify` has no layer to write; here only an admin layer.
+   */
+  layered_runtime?: { layers: { name: string; admin_layer: Record<string, never> }[] };
+  /**
+   * `config.metrics.v3.StatsConfig`: only `histogram_bucket_settings` (`HistogramBucketSettings`:
+   * a `type.matcher.v3.StringMatcher` on the stat name, and the buckets' upper bounds; the first
+   * matching rule wins, Envoy's default buckets otherwise).
+   */
+  stats_config?: {
+    histogram_bucket_settings: { match: { safe_regex: { regex: string } }; buckets: number[] }[];
+  };
   /** `config.bootstrap.v3.Watchdogs`. */
   watchdogs?: { main_thread_watchdog: EnvoyWatchdog; worker_watchdog: EnvoyWatchdog };
 }

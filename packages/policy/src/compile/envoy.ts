@@ -22,17 +22,28 @@ import { idleSettings } from './envoy/idle.ts';
 import { checkPayloadHeader } from './envoy/identity-headers.ts';
 import { inboundListener, outboundListeners, sidecar } from './envoy/listeners.ts';
 import { metricsListener } from './envoy/metrics.ts';
+import { telemetryEgressListener } from './envoy/tracing.ts';
 import { endpoint, sdsFiles } from './envoy/resources.ts';
 
 export {
   envoyAccessLogSource,
   httpAccessLogFormat,
+  httpAuditFields,
   tcpAccessLogFormat,
+  tcpAuditFields,
 } from './envoy/access-log.ts';
+export { faultDefaultDelay, faultDelayRuntime } from './envoy/fault.ts';
 export { httpFilterOrder } from './envoy/filters.ts';
 export { jwtAudienceFailure, jwtFailureKey, jwtMetadataFilter } from './envoy/jwt.ts';
 export { pathMatcher } from './envoy/match.ts';
 export { adminStatsCluster, metricsListenerName } from './envoy/metrics.ts';
+export {
+  collectorServerName,
+  hcmTracing,
+  sidecarServiceName,
+  telemetryEgressListenerName,
+  traceCollectorCluster,
+} from './envoy/tracing.ts';
 
 /** A host and port. */
 export interface EnvoyEndpoint {
@@ -93,7 +104,32 @@ export interface EnvoyOptions {
    * may use it. Omit it for no metrics listener.
    */
   metrics?: { port: number; address?: string; statsPort: number };
+  /**
+   * Test stacks only (ADR 0025): a fault filter on the non-edge inbound HTTP listeners that delays
+   * 0 % of requests until the admin runtime (`faultDelayRuntime`) says otherwise, and an admin
+   * runtime layer for `/runtime_modify`. @default false
+   */
+  faultInjection?: boolean;
+  /**
+   * The bucket boundaries (ms) of the per-route `upstream_rq_time` histograms, when Envoy's defaults
+   * cannot count a budget the SLO rules judge (`sloBucketsMs`; e.g. the `ci` environment's 30 ms
+   * p99). For the edge sidecar, whose routes the rules measure. @default Envoy's defaults
+   */
+  routeHistogramBucketsMs?: readonly number[];
+  /**
+   * Tracing (ADR 0023), when the model declares `tracing`: where the collector's mTLS front is, the
+   * telemetry egress listener's port on 127.0.0.1 for the app's OTLP/HTTP export (none when
+   * omitted), and the `service.name` of the sidecar's spans (default `<workload>-sidecar`). Omit it
+   * for no tracing.
+   */
+  tracing?: { collector: EnvoyEndpoint; egressPort?: number; serviceName?: string };
 }
+
+/**
+ * The stat names of the per-route request-time histograms
+ * (`vhost.<virtual host>.route.<stat_prefix>.upstream_rq_time`).
+ */
+export const routeTimeHistogramRegex = String.raw`^vhost\.(.+\.)?route\.(.+\.)?upstream_rq_time$`;
 
 /** What `compileEnvoy` returns: the bootstrap and the SDS files, keyed by their absolute path. */
 export interface EnvoyArtefacts {
@@ -115,6 +151,8 @@ export function compileEnvoy(model: BoundModel, o: EnvoyOptions): EnvoyArtefacts
   for (const port of w.ports) listeners.push(inboundListener(s, port));
   const metrics = metricsListener(s);
   if (metrics) listeners.push(metrics);
+  const telemetry = telemetryEgressListener(s);
+  if (telemetry) listeners.push(telemetry);
   return {
     bootstrap: {
       node: { id: o.nodeId ?? o.workload, cluster: o.workload },
@@ -123,6 +161,21 @@ export function compileEnvoy(model: BoundModel, o: EnvoyOptions): EnvoyArtefacts
         : {}),
       static_resources: { listeners, clusters: s.clusters },
       ...idleSettings(),
+      ...(o.faultInjection === true
+        ? { layered_runtime: { layers: [{ name: 'admin', admin_layer: {} }] } }
+        : {}),
+      ...(o.routeHistogramBucketsMs !== undefined
+        ? {
+            stats_config: {
+              histogram_bucket_settings: [
+                {
+                  match: { safe_regex: { regex: routeTimeHistogramRegex } },
+                  buckets: [...o.routeHistogramBucketsMs],
+                },
+              ],
+            },
+          }
+        : {}),
     },
     sdsFiles: sdsFiles(o.sds),
   };

@@ -197,13 +197,28 @@ function servers(model: ValidModel, o: NginxHttpOptions, limits: Map<string, Edg
 }
 
 /**
+ * The W3C `traceparent` nginx sends to the edge sidecar (ADR 0023): nginx has no OpenTelemetry module
+ * here (Debian bookworm ships none), so it starts the trace itself with ids it already has. The trace
+ * id is `$request_id` (32 lowercase hex, from 16 random bytes), so the trace id equals the request id
+ * the audit trail joins on; the parent (nginx's) span id is its last 16 hex; the flags say sampled.
+ * nginx exports no span of its own: in Jaeger the edge sidecar's span is the first, its parent
+ * named but absent.
+ * https://www.w3.org/TR/trace-context/#traceparent-header, https://nginx.org/en/docs/http/ngx_http_map_module.html
+ */
+export const traceparentMap = `map $request_id $trellis_traceparent {
+  "~^(?<trellis_trace>[0-9a-f]{16}(?<trellis_span>[0-9a-f]{16}))$" "00-$trellis_trace-$trellis_span-01";
+  default "";
+}`;
+
+/**
  * The body of the `http {}` block: log format, body limit, rate limits, upstream, proxy headers and
  * one TLS server per host (plus a default server). For a harness that writes the main context itself.
  */
 export function compileNginxHttp(model: BoundModel, o: NginxHttpOptions): string {
   const limits = edgeLimits(model);
   return `server_tokens off;
-log_format trellis escape=json '{"time":"$time_iso8601","msec":$msec,"source":"nginx","request_id":"$request_id","client":"$remote_addr","host":"$host","method":"$request_method","uri":"$uri","status":$status,"limit_req":"$limit_req_status","bytes":$body_bytes_sent,"duration_s":$request_time}';
+${traceparentMap}
+log_format trellis escape=json '{"time":"$time_iso8601","msec":$msec,"source":"nginx","request_id":"$request_id","traceparent":"$trellis_traceparent","client":"$remote_addr","host":"$host","method":"$request_method","uri":"$uri","status":$status,"limit_req":"$limit_req_status","bytes":$body_bytes_sent,"duration_s":$request_time}';
 ${o.accessLog !== undefined ? `access_log ${o.accessLog} trellis;\n` : ''}client_max_body_size ${o.clientMaxBodySize ?? '1m'};
 keepalive_timeout 65s;
 
@@ -220,6 +235,9 @@ proxy_set_header X-Real-IP $remote_addr;
 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
 proxy_set_header X-Forwarded-Proto $scheme;
 proxy_set_header X-Request-Id $request_id;
+# nginx starts the trace (ADR 0023): the trace id is the request id; any client traceparent is replaced.
+proxy_set_header traceparent $trellis_traceparent;
+proxy_set_header tracestate "";
 # The app echoes the id it was given; hide that copy so the client sees the header once.
 proxy_hide_header X-Request-Id;
 add_header X-Request-Id $request_id always;

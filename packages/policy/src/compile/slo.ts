@@ -28,16 +28,29 @@ import type { Route } from '../schema.ts';
 import type { BoundModel } from '../bind/types.ts';
 import type { ValidModel } from '../validate.ts';
 import { checkRegion, meta } from './common.ts';
+import { envoyDefaultBucketsMs, judgedRoutes } from './slo-budgets.ts';
 import type { ObjectMeta } from './common.ts';
+import {
+  loadFor,
+  scaledBurnWindows,
+  sloWindows,
+  timeScaleLabel,
+  timing,
+  type SloTimeScale,
+  type Timing,
+} from './slo-windows.ts';
 
-/**
- * Envoy's default histogram bucket boundaries in milliseconds (`le` on /stats/prometheus; Envoy 1.40),
- * used unless `stats_config.histogram_bucket_settings` changes them.
- */
-export const envoyDefaultBucketsMs: readonly number[] = [
-  0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000,
-  1800000, 3600000,
-];
+export {
+  burnWindows,
+  durationSeconds,
+  formatDuration,
+  scaledBurnWindows,
+  sloMinSamplesPerWindow,
+  sloTimeScaleProblem,
+  sloWindows,
+} from './slo-windows.ts';
+export type { BurnWindow, SloTimeScale } from './slo-windows.ts';
+export { envoyDefaultBucketsMs, sloBucketsMs } from './slo-budgets.ts';
 
 /** Where the SLIs come from: metric names and labels. The default is {@link envoyRouteMetrics}. */
 export interface SloMetricSource {
@@ -73,34 +86,6 @@ export const envoyRouteMetrics: SloMetricSource = {
 export function routeStatPrefix(route: string): string {
   return route;
 }
-
-/** One alerting tier: page or ticket when both windows burn faster than `factor`. */
-export interface BurnWindow {
-  severity: 'page' | 'ticket';
-  long: string;
-  short: string;
-  /** Burn-rate factor: error ratio / error budget. */
-  factor: number;
-  /** Share of a 30-day budget the long window spends at that rate. */
-  budgetSpent: number;
-}
-
-/**
- * The Google SRE Workbook, "Alerting on SLOs", section 6 "Multiwindow, Multi-Burn-Rate Alerts",
- * table of recommended parameters for a 30-day SLO (https://sre.google/workbook/alerting-on-slos/):
- *   page   1h long, 5m short, burn rate 14.4 (2 % of the budget spent in the long window)
- *   page   6h long, 30m short, burn rate 6 (5 %)
- *   ticket 3d long, 6h short, burn rate 1 (10 %)
- * plus the 1d/2h ticket at 3 (10 %) that Sloth adds between the last two
- * (slok/sloth `WindowDefaults`): without it a 3x burn waits up to three days for its ticket.
- * The short window, 1/12 of the long one, ends the alert soon after the burn stops.
- */
-export const burnWindows: readonly BurnWindow[] = [
-  { severity: 'page', long: '1h', short: '5m', factor: 14.4, budgetSpent: 0.02 },
-  { severity: 'page', long: '6h', short: '30m', factor: 6, budgetSpent: 0.05 },
-  { severity: 'ticket', long: '1d', short: '2h', factor: 3, budgetSpent: 0.1 },
-  { severity: 'ticket', long: '3d', short: '6h', factor: 1, budgetSpent: 0.1 },
-];
 
 /** The error budget of the latency SLI: a p99 lets 1 % of requests be slower. */
 export const latencyErrorBudget = 0.01;
@@ -144,6 +129,14 @@ export interface PrometheusRule {
 export interface SloOptions {
   /** Metric names, labels and buckets, merged over {@link envoyRouteMetrics}. */
   metrics?: Partial<SloMetricSource>;
+  /** Scale time for a test stack (ADR 0025). @default no scaling */
+  timeScale?: SloTimeScale;
+  /**
+   * Judge by this environment of `budgets.environments` (e.g. `ci`, the 2-core runner the e2e stack
+   * runs on), as `compileK6Thresholds` does: a route it names has that budget, any other keeps its
+   * production budget. @default production (the model's own budgets)
+   */
+  environment?: string;
 }
 
 /** Options of `compilePrometheusRules`. */
@@ -179,21 +172,10 @@ export const sloAlerts = {
   load: 'TrellisRouteAboveBudgetedLoad',
 } as const;
 
-/** How long the rate must stay above `rps` before the load ticket. */
-const loadFor = '15m';
-
 /** `metric{a="x",b="y"}`, values quoted as PromQL strings (JSON escapes are PromQL escapes). */
 function selector(metric: string, labels: Record<string, string>): string {
   const pairs = Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
   return `${metric}{${pairs.join(',')}}`;
-}
-
-/** Every window a tier reads, each once, shortest first. */
-export function sloWindows(): string[] {
-  const unit: Record<string, number> = { m: 60, h: 3600, d: 86400 };
-  const seconds = (d: string) => Number.parseInt(d, 10) * (unit[d.slice(-1)] ?? 0);
-  const all = new Set(burnWindows.flatMap((w) => [w.short, w.long]));
-  return [...all].sort((a, b) => seconds(a) - seconds(b));
 }
 
 /** The label value of a bucket boundary as Envoy prints it (`0.5`, `10`, `2500`). */
@@ -202,14 +184,14 @@ function le(ms: number): string {
 }
 
 /** Recording rules of one route: both SLI ratios over every window, and the request rate. */
-function recordings(name: string, m: SloMetricSource, p99Ms: number): RecordingRule[] {
+function recordings(name: string, m: SloMetricSource, p99Ms: number, t: Timing): RecordingRule[] {
   const on = { ...m.matchers, [m.routeLabel]: name };
   const rate = (metric: string, extra: Record<string, string>, w: string) =>
     `sum(rate(${selector(metric, { ...on, ...extra })}[${w}]))`;
   // a fresh object per rule, so YAML output has no anchors
   const labels = () => ({ route: name });
   const rules: RecordingRule[] = [];
-  for (const w of sloWindows()) {
+  for (const w of sloWindows().map(t.at)) {
     rules.push({
       record: sloSeries.errorRatio(w),
       // `or vector(0)`: no 5xx series yet reads as 0 errors, while no traffic stays absent.
@@ -222,7 +204,12 @@ function recordings(name: string, m: SloMetricSource, p99Ms: number): RecordingR
       labels: labels(),
     });
   }
-  rules.push({ record: sloSeries.requestRate, expr: rate(m.requests, {}, '5m'), labels: labels() });
+  // The request rate keeps its name (`rate5m`) whatever the scale; its window scales like the rest.
+  rules.push({
+    record: sloSeries.requestRate,
+    expr: rate(m.requests, {}, t.at('5m')),
+    labels: labels(),
+  });
   return rules;
 }
 
@@ -232,10 +219,12 @@ function burnAlerts(
   sli: 'availability' | 'latency',
   budget: number,
   describe: string,
+  t: Timing,
 ): AlertingRule[] {
   const series = sli === 'availability' ? sloSeries.errorRatio : sloSeries.slowRatio;
   const on = selector('', { route: name });
-  return burnWindows.map((w) => {
+  const period = t.factor === 1 ? '30-day' : `${t.at('30d')} (30 days at time scale 1/${t.factor})`;
+  return scaledBurnWindows(t.factor).map((w) => {
     // Written as factor * budget so that the rule reads as the table does (and stays exact).
     const over = `> (${w.factor} * ${budget})`;
     return {
@@ -248,19 +237,25 @@ function burnAlerts(
         long_window: w.long,
         short_window: w.short,
         burn_rate: String(w.factor),
+        ...(t.factor === 1 ? {} : { [timeScaleLabel]: String(t.factor) }),
       },
       annotations: {
         summary: `${name}: ${sli} error budget burning at over ${w.factor}x`,
         description:
           `${describe} At over ${w.factor}x for ${w.long} (and still over it in the last ${w.short}), ` +
-          `${w.budgetSpent * 100}% of a 30-day budget is gone.`,
+          `${w.budgetSpent * 100}% of a ${period} budget is gone.`,
       },
     };
   });
 }
 
 /** Everything of one budgeted route: recordings, then the burn alerts of both SLIs, then load. */
-function routeGroup(name: string, budget: NonNullable<Route['budget']>, m: SloMetricSource) {
+function routeGroup(
+  name: string,
+  budget: NonNullable<Route['budget']>,
+  m: SloMetricSource,
+  t: Timing,
+) {
   const errors =
     budget.maxErrorRate === 0
       ? 'The budget allows no errors (maxErrorRate 0), so any 5xx in both windows alerts.'
@@ -269,8 +264,13 @@ function routeGroup(name: string, budget: NonNullable<Route['budget']>, m: SloMe
   const load: AlertingRule = {
     alert: sloAlerts.load,
     expr: `${sloSeries.requestRate}${selector('', { route: name })} > ${budget.rps}`,
-    for: loadFor,
-    labels: { severity: 'ticket', route: name, slo: 'load' },
+    for: t.at(loadFor),
+    labels: {
+      severity: 'ticket',
+      route: name,
+      slo: 'load',
+      ...(t.factor === 1 ? {} : { [timeScaleLabel]: String(t.factor) }),
+    },
     annotations: {
       summary: `${name}: above the ${budget.rps} rps its budget was promised at`,
       description: `The route's latency and error budgets hold up to ${budget.rps} requests per second; beyond it, plan capacity or raise the budget.`,
@@ -279,9 +279,9 @@ function routeGroup(name: string, budget: NonNullable<Route['budget']>, m: SloMe
   return {
     name: `trellis-slo-${name}`,
     rules: [
-      ...recordings(name, m, budget.p99Ms),
-      ...burnAlerts(name, 'availability', budget.maxErrorRate, errors),
-      ...burnAlerts(name, 'latency', latencyErrorBudget, latency),
+      ...recordings(name, m, budget.p99Ms, t),
+      ...burnAlerts(name, 'availability', budget.maxErrorRate, errors, t),
+      ...burnAlerts(name, 'latency', latencyErrorBudget, latency, t),
       load,
     ],
   };
@@ -291,18 +291,18 @@ function routeGroup(name: string, budget: NonNullable<Route['budget']>, m: SloMe
 function source(model: ValidModel, opts: SloOptions): SloMetricSource {
   const m: SloMetricSource = { ...envoyRouteMetrics, ...opts.metrics };
   const errors: PolicyError[] = [];
-  for (const [name, r] of Object.entries(model.routes)) {
-    if (!r.budget || m.bucketsMs.includes(r.budget.p99Ms)) continue;
-    const p99 = r.budget.p99Ms;
+  for (const { budget, path } of judgedRoutes(model, opts.environment)) {
+    if (m.bucketsMs.includes(budget.p99Ms)) continue;
+    const p99 = budget.p99Ms;
     // the nearest boundaries on each side (the buckets given need not be sorted)
     const nearest = [
       Math.max(...m.bucketsMs.filter((b) => b < p99)),
       Math.min(...m.bucketsMs.filter((b) => b > p99)),
     ].filter(Number.isFinite);
     errors.push({
-      path: formatPath(['routes', name, 'budget', 'p99Ms']),
+      path: formatPath([...path, 'p99Ms']),
       reason:
-        `${r.budget.p99Ms} ms is not a bucket boundary of ${m.latencyBucket}, so the share of requests ` +
+        `${p99} ms is not a bucket boundary of ${m.latencyBucket}, so the share of requests ` +
         `over it cannot be counted; use ${nearest.join(' or ')} ms, ` +
         'or add it to the histogram buckets',
     });
@@ -313,14 +313,15 @@ function source(model: ValidModel, opts: SloOptions): SloMetricSource {
 
 /**
  * A Prometheus rule file with one group per route that has a budget. Throws {@link SloBudgetError},
- * naming each `routes.<name>.budget.p99Ms` that is not a bucket boundary.
+ * naming each `routes.<name>.budget.p99Ms` that is not a bucket boundary, and an Error naming
+ * `timeScale.factor` for a time scale {@link sloTimeScaleProblem} refuses.
  */
 export function compileSloRules(model: BoundModel, opts: SloOptions = {}): PrometheusRuleFile {
+  const t = timing(opts.timeScale);
   const m = source(model, opts);
-  const groups: RuleGroup[] = [];
-  for (const [name, r] of Object.entries(model.routes))
-    if (r.budget) groups.push(routeGroup(name, r.budget, m));
-  return { groups };
+  return {
+    groups: judgedRoutes(model, opts.environment).map((r) => routeGroup(r.name, r.budget, m, t)),
+  };
 }
 
 /** The same rules as PrometheusRule objects, one per budgeted route, for the k8s stack. */

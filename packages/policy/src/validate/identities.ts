@@ -1,6 +1,7 @@
 /** Checks of the principals: identity providers, workloads (with their ports and calls), agents. */
 import { formatPath } from '../errors.ts';
 import {
+  collectorSpiffeId,
   dataServices,
   metricsServerSpiffeId,
   own,
@@ -112,6 +113,37 @@ export function checkWorkloads(m: Model, err: Err): void {
     checkAppMetrics(m, w, base, err);
   }
   checkScraper(m, ids, err);
+  checkTracing(m, ids, err);
+}
+
+/**
+ * The trace collector's SPIFFE ID is its own (no workload's, no data service's, not the scraper's),
+ * and the sampling rate is a fraction.
+ */
+function checkTracing(m: Model, ids: Map<string, string>, err: Err): void {
+  const t = m.tracing;
+  const id = collectorSpiffeId(m);
+  if (!t || id === undefined) return;
+  const at = ['tracing', 'collector'];
+  const c = t.collector;
+  if (c.namespace !== undefined && !dnsLabel.re.test(c.namespace))
+    err([...at, 'namespace'], dnsLabel.reason);
+  if (!dnsLabel.re.test(c.serviceAccount)) err([...at, 'serviceAccount'], dnsLabel.reason);
+  else if (isDataService(c.serviceAccount) && (c.namespace ?? m.namespace) === m.namespace)
+    err([...at, 'serviceAccount'], 'the SPIFFE ID of a data service cannot be the collector');
+  const clash = ids.get(id);
+  if (clash !== undefined)
+    err(
+      [...at, 'serviceAccount'],
+      `SPIFFE ID ${id} is workloads.${clash}'s: the collector needs an identity of its own`,
+    );
+  if (id === scraperSpiffeId(m))
+    err(
+      [...at, 'serviceAccount'],
+      `SPIFFE ID ${id} is the metrics scraper's: the collector needs an identity of its own`,
+    );
+  if (!Number.isFinite(t.sampling) || t.sampling < 0 || t.sampling > 1)
+    err(['tracing', 'sampling'], `must be a number from 0 to 1, got ${t.sampling}`);
 }
 
 /** A workload's `metrics`: an http port of its own, a literal path, and a scraper to read it. */

@@ -70,6 +70,13 @@ export class ChunkWriter {
         }),
       ),
     );
+    // One line per order, with its request id and subject, so `./trellis audit --request-id` shows
+    // the writer's part of a request (the chunk's own line below has only counts).
+    for (const e of plan.emit)
+      this.log.info(
+        { orderId: e.order.id, requestId: e.requestId, subject: e.subject },
+        'order stored',
+      );
     const s = this.stats;
     s.chunks++;
     s.written += plan.write.length;

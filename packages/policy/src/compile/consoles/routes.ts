@@ -3,21 +3,25 @@
  * recording rules, and the measured p99 from the edge sidecar's per-route histogram.
  */
 import type { Route } from '../../schema.ts';
-import { burnWindows, latencyErrorBudget, sloSeries, type SloMetricSource } from '../slo.ts';
+import { latencyErrorBudget, sloSeries, type SloMetricSource } from '../slo.ts';
+import { scaledBurnWindows, type Timing } from '../slo-windows.ts';
 import { esc, graphs, routeLabel, sel, table, type Graph, type Row } from './html.ts';
 
 type Budget = NonNullable<Route['budget']>;
 
-/** The p99 of `route` over 5 m, from the SLO source's histogram (milliseconds). */
-export function routeP99(source: SloMetricSource, route: string): string {
+/**
+ * The p99 of `route` over 5 m (scaled as the rules are), from the SLO source's histogram
+ * (milliseconds).
+ */
+export function routeP99(source: SloMetricSource, route: string, t: Timing): string {
   const bucket = sel(source.latencyBucket, { ...source.matchers, [source.routeLabel]: route });
-  return `histogram_quantile(0.99, sum by (le) (rate(${bucket}[5m])))`;
+  return `histogram_quantile(0.99, sum by (le) (rate(${bucket}[${t.at('5m')}])))`;
 }
 
 /** Every burn window of both SLIs (the 5xx ratio itself when the route allows no errors). */
-function burnRows(route: string, errorBudget: number): Row[] {
+function burnRows(route: string, errorBudget: number, t: Timing): Row[] {
   const on = { route };
-  return burnWindows.flatMap((b): Row[] => [
+  return scaledBurnWindows(t.factor).flatMap((b): Row[] => [
     {
       label: `slow burn ${b.long} (${b.severity} above ${b.factor})`,
       expr: `${sel(sloSeries.slowRatio(b.long), on)} / ${latencyErrorBudget}`,
@@ -40,25 +44,26 @@ function burnRows(route: string, errorBudget: number): Row[] {
   ]);
 }
 
-function routeRows(route: string, budget: Budget, p99: string): Row[] {
+function routeRows(route: string, budget: Budget, p99: string, t: Timing): Row[] {
   const on = { route };
+  const w = t.at('5m');
   return [
     {
-      label: 'request rate (5m)',
+      label: `request rate (${w})`,
       expr: sel(sloSeries.requestRate, on),
       suffix: ' req/s',
       note: `budget: ${budget.rps} rps`,
     },
     {
-      label: 'error ratio (5m)',
-      expr: sel(sloSeries.errorRatio('5m'), on),
+      label: `error ratio (${w})`,
+      expr: sel(sloSeries.errorRatio(w), on),
       format: 'humanizePercentage',
       note: `budget: ${budget.maxErrorRate}`,
     },
-    { label: 'p99 (5m)', expr: p99, suffix: ' ms', note: `budget: ${budget.p99Ms} ms` },
+    { label: `p99 (${w})`, expr: p99, suffix: ' ms', note: `budget: ${budget.p99Ms} ms` },
     {
-      label: `slower than ${budget.p99Ms} ms (5m)`,
-      expr: sel(sloSeries.slowRatio('5m'), on),
+      label: `slower than ${budget.p99Ms} ms (${w})`,
+      expr: sel(sloSeries.slowRatio(w), on),
       format: 'humanizePercentage',
       note: 'budget: 1 %',
     },
@@ -66,12 +71,13 @@ function routeRows(route: string, budget: Budget, p99: string): Row[] {
       label: 'alerts firing',
       expr: `count(${sel('ALERTS', { route, alertstate: 'firing' })}) or vector(0)`,
     },
-    ...burnRows(route, budget.maxErrorRate),
+    ...burnRows(route, budget.maxErrorRate, t),
   ];
 }
 
-function routeGraphs(route: string, budget: Budget, p99: string): Graph[] {
+function routeGraphs(route: string, budget: Budget, p99: string, t: Timing): Graph[] {
   const on = { route };
+  const windows = scaledBurnWindows(t.factor);
   return [
     {
       title: 'Request rate',
@@ -89,33 +95,35 @@ function routeGraphs(route: string, budget: Budget, p99: string): Graph[] {
     },
     {
       title: 'Burn rates of the latency budget (1 = spending it exactly)',
-      exprs: burnWindows.map(
-        (b) => `${sel(sloSeries.slowRatio(b.long), on)} / ${latencyErrorBudget}`,
-      ),
-      names: burnWindows.map((b) => b.long),
+      exprs: windows.map((b) => `${sel(sloSeries.slowRatio(b.long), on)} / ${latencyErrorBudget}`),
+      names: windows.map((b) => b.long),
       min: 0,
     },
     {
       title: 'Error ratio',
-      exprs: [sel(sloSeries.errorRatio('5m'), on), sel(sloSeries.errorRatio('1h'), on)],
-      names: ['5m', '1h'],
+      exprs: [sel(sloSeries.errorRatio(t.at('5m')), on), sel(sloSeries.errorRatio(t.at('1h')), on)],
+      names: [t.at('5m'), t.at('1h')],
       min: 0,
     },
   ];
 }
 
-/** The body of `route`'s console (its queries are appended to `queries`). */
+/**
+ * The body of `route`'s console, judged by `budget` (production's or the rules' environment's) on
+ * the rules' time scale `t` (its queries are appended to `queries`).
+ */
 export function routeBody(
   route: string,
   r: Route,
   budget: Budget,
   source: SloMetricSource,
+  t: Timing,
   queries: string[],
 ): string {
-  const p99 = routeP99(source, route);
+  const p99 = routeP99(source, route, t);
   return [
-    `<p>${esc(routeLabel(r))}; budget ${budget.rps} rps, p99 ≤ ${budget.p99Ms} ms, errors ≤ ${budget.maxErrorRate}. Measured at the edge sidecar (Envoy's per-route statistics).</p>`,
-    table(routeRows(route, budget, p99), queries),
-    graphs(routeGraphs(route, budget, p99), 'g_route_', queries),
+    `<p>${esc(routeLabel(r))}; budget ${budget.rps} rps, p99 ≤ ${budget.p99Ms} ms, errors ≤ ${budget.maxErrorRate}. Measured at the edge sidecar (Envoy's per-route statistics)${t.factor === 1 ? '' : `; a test stack's rules, every window divided by ${t.factor}`}.</p>`,
+    table(routeRows(route, budget, p99, t), queries),
+    graphs(routeGraphs(route, budget, p99, t), 'g_route_', queries),
   ].join('\n');
 }

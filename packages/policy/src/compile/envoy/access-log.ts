@@ -4,7 +4,9 @@
  * scopes), what they asked for (route, method, path without its query), what was decided (RBAC's
  * enforced result and policy, the response code details) and the request id every hop keeps. The
  * token itself is never logged: only claims jwt_authn verified and left in dynamic metadata; the
- * query string is dropped (a bearer token may ride there, RFC 6750 §2.3).
+ * query string is dropped (a bearer token may ride there, RFC 6750 §2.3). The audit fields are
+ * defined once ({@link httpAuditFields}, {@link tcpAuditFields}); Istio's sidecars in the Kubernetes
+ * stack log the same ones (compile/istio-telemetry.ts).
  * Command operators: https://www.envoyproxy.io/docs/envoy/latest/configuration/observability/access_log/usage,
  * RBAC metadata: https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/rbac_filter
  * (`enforced_engine_result`, `enforced_effective_policy_id`).
@@ -19,7 +21,12 @@ import { jwtFailureKey, jwtMetadataFilter } from './jwt.ts';
 /** The `source` every sidecar line carries, so a reader can tell them from other JSON logs. */
 export const envoyAccessLogSource = 'envoy';
 
-const meta = (namespace: string, ...keys: string[]) =>
+/** The metadata namespaces of Envoy's RBAC filters (their `enforced_*` results). */
+export const httpRbacFilter = 'envoy.filters.http.rbac';
+export const networkRbacFilter = 'envoy.filters.network.rbac';
+
+/** `%DYNAMIC_METADATA(<namespace>:<key>:…)%`. */
+export const meta = (namespace: string, ...keys: string[]): string =>
   `%DYNAMIC_METADATA(${[namespace, ...keys].join(':')})%`;
 
 /** The claims logged per provider: subject, client (azp) and scopes (the provider's scope claim). */
@@ -36,13 +43,23 @@ function jwtClaims(l: HttpListenerIr): AccessLogJson {
   return out;
 }
 
-/** The JSON format of an HTTP listener's access log (pure; exported for the audit reader's tests). */
-export function httpAccessLogFormat(workload: string, l: HttpListenerIr): AccessLogJson {
+/** Where an Envoy keeps the request's verified claims and jwt_authn's refusal, for {@link httpAuditFields}. */
+export interface HttpAuditSources {
+  /** The `jwt` object: a key per claim set (provider) → its `sub`, `azp` and scopes. */
+  jwt: AccessLogJson;
+  /** jwt_authn's refusal message, where the filter records one (`failed_status_in_metadata`). */
+  jwtFailure?: string;
+}
+
+/**
+ * The audit fields of an HTTP request's access log line, one definition for every Envoy Trellis
+ * configures: its own sidecars (below) and Istio's (`istioAccessLogFormat`, compile/istio-telemetry.ts).
+ * Only the claims' source differs between them. Who called (the peer's SPIFFE ID and the verified
+ * claims), what was asked (method, path without its query, route), what was decided (the HTTP RBAC
+ * filter's enforced result and policy, the response code details) and the request id every hop keeps.
+ */
+export function httpAuditFields(src: HttpAuditSources): AccessLogJson {
   return {
-    time: '%START_TIME%',
-    source: envoyAccessLogSource,
-    workload,
-    listener: l.name,
     requestId: `%REQ(${requestIdHeader})%`,
     method: '%REQ(:METHOD)%',
     // NQ: without the query string.
@@ -52,12 +69,41 @@ export function httpAccessLogFormat(workload: string, l: HttpListenerIr): Access
     details: '%RESPONSE_CODE_DETAILS%',
     flags: '%RESPONSE_FLAGS%',
     peer: '%DOWNSTREAM_PEER_URI_SAN%',
-    rbac: meta('envoy.filters.http.rbac', 'enforced_engine_result'),
-    rbacPolicy: meta('envoy.filters.http.rbac', 'enforced_effective_policy_id'),
-    jwt: jwtClaims(l),
-    jwtFailure: meta(jwtMetadataFilter, jwtFailureKey, 'message'),
+    rbac: meta(httpRbacFilter, 'enforced_engine_result'),
+    rbacPolicy: meta(httpRbacFilter, 'enforced_effective_policy_id'),
+    jwt: src.jwt,
+    ...(src.jwtFailure === undefined ? {} : { jwtFailure: src.jwtFailure }),
     upstream: '%UPSTREAM_HOST%',
     durationMs: '%DURATION%',
+  };
+}
+
+/** The audit fields of a TCP connection's line (written when it closes), shared like {@link httpAuditFields}. */
+export function tcpAuditFields(): AccessLogJson {
+  return {
+    peer: '%DOWNSTREAM_PEER_URI_SAN%',
+    upstreamPeer: '%UPSTREAM_PEER_URI_SAN%',
+    upstream: '%UPSTREAM_HOST%',
+    details: '%CONNECTION_TERMINATION_DETAILS%',
+    rbac: meta(networkRbacFilter, 'enforced_engine_result'),
+    rbacPolicy: meta(networkRbacFilter, 'enforced_effective_policy_id'),
+    bytesIn: '%BYTES_RECEIVED%',
+    bytesOut: '%BYTES_SENT%',
+    durationMs: '%DURATION%',
+  };
+}
+
+/** The JSON format of an HTTP listener's access log (pure; exported for the audit reader's tests). */
+export function httpAccessLogFormat(workload: string, l: HttpListenerIr): AccessLogJson {
+  return {
+    time: '%START_TIME%',
+    source: envoyAccessLogSource,
+    workload,
+    listener: l.name,
+    ...httpAuditFields({
+      jwt: jwtClaims(l),
+      jwtFailure: meta(jwtMetadataFilter, jwtFailureKey, 'message'),
+    }),
   };
 }
 
@@ -68,15 +114,7 @@ export function tcpAccessLogFormat(workload: string, listener: string): AccessLo
     source: envoyAccessLogSource,
     workload,
     listener,
-    peer: '%DOWNSTREAM_PEER_URI_SAN%',
-    upstreamPeer: '%UPSTREAM_PEER_URI_SAN%',
-    upstream: '%UPSTREAM_HOST%',
-    details: '%CONNECTION_TERMINATION_DETAILS%',
-    rbac: meta('envoy.filters.network.rbac', 'enforced_engine_result'),
-    rbacPolicy: meta('envoy.filters.network.rbac', 'enforced_effective_policy_id'),
-    bytesIn: '%BYTES_RECEIVED%',
-    bytesOut: '%BYTES_SENT%',
-    durationMs: '%DURATION%',
+    ...tcpAuditFields(),
   };
 }
 

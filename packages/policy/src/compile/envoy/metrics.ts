@@ -77,27 +77,36 @@ export function metricsListener(s: Sidecar): EnvoyListener | undefined {
   };
 }
 
-/** The HCM: RBAC (the scraper, GET, the exact paths), then the router. */
-export function hcm(routes: EnvoyRoute[], policy: RbacPolicy): HttpConnectionManager {
+/**
+ * The HCM of a listener that admits one set of peers to a few exact paths: RBAC (`policy`, by
+ * default the scraper's: GET and the metrics paths), then the router. `name` is the stat prefix and
+ * route configuration's name, `policyName` the RBAC policy's.
+ */
+export function hcm(
+  routes: EnvoyRoute[],
+  policy: RbacPolicy,
+  name: string = metricsListenerName,
+  policyName = 'scraper',
+): HttpConnectionManager {
   return {
     '@type':
       'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-    stat_prefix: metricsListenerName,
+    stat_prefix: name,
     codec_type: 'AUTO',
     normalize_path: true,
     merge_slashes: true,
     path_with_escaped_slashes_action: 'REJECT_REQUEST',
     forward_client_cert_details: 'SANITIZE',
     route_config: {
-      name: metricsListenerName,
-      virtual_hosts: [{ name: metricsListenerName, domains: ['*'], routes }],
+      name,
+      virtual_hosts: [{ name, domains: ['*'], routes }],
     },
     http_filters: [
       {
         name: 'envoy.filters.http.rbac',
         typed_config: {
           '@type': 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC',
-          rules: { action: 'ALLOW', policies: { scraper: policy } },
+          rules: { action: 'ALLOW', policies: { [policyName]: policy } },
         },
       },
       {
