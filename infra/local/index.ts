@@ -37,6 +37,7 @@ const mesh = deployMesh(ctx, data, idp, undefined, {
 const metrics = deployMetrics(ctx, mesh, data, undefined, {
   scrapeInterval: cfg.scrapeInterval,
   sloTimeScale: cfg.sloTimeScale,
+  identity: idp,
   ...sloEnvironment,
 });
 const traces = deployTracing(ctx);
@@ -61,7 +62,12 @@ export const keycloak = {
  * model declares no `metrics.scraper`.
  */
 export const prometheus = metrics
-  ? { url: metrics.url, spiffeId: metrics.spiffeId, jobs: metrics.jobs }
+  ? {
+      url: metrics.url,
+      consolesUrl: metrics.consolesUrl,
+      spiffeId: metrics.spiffeId,
+      jobs: metrics.jobs,
+    }
   : undefined;
 /**
  * The stack's traces (ADR 0023): Jaeger's query API on the host's loopback, the collector's SPIFFE

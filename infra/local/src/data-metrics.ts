@@ -13,18 +13,39 @@ import {
   type DataService,
   type EnvoyEndpoint,
   type LocalPortName,
+  type MetricsServer,
 } from '@trellis/policy';
 import type { StackContext } from './context.ts';
 
-/** Where one data node's metrics are: its agent, its front and the front's admin. */
+/** Where one server's metrics are: its agent (or Keycloak's management port), its front, its admin. */
 export interface DataMetricsPlan {
-  service: DataService;
+  service: MetricsServer;
   /** The front's mTLS listener: the node's pod address (or 127.0.0.1 without pods). */
   listen: EnvoyEndpoint;
   /** The front's Envoy admin, on the node's own loopback. */
   adminPort: number;
-  /** The JMX exporter agent, on the node's own loopback. */
+  /** The JMX exporter agent (Keycloak: its management interface), on the server's own loopback. */
   exporterPort: number;
+}
+
+/**
+ * Where Keycloak's metrics front goes (ADR 0024): `serverMetricsFrom`/`serverMetricsAdminFrom` plus
+ * Keycloak's slot (2), on Keycloak's pod address when it has one, reading the management interface
+ * (`keycloakManagement`) on Keycloak's own loopback; undefined without a metrics scraper.
+ */
+export function planKeycloakMetrics(
+  model: BoundModel,
+  ports: Record<LocalPortName, number>,
+  podAddress?: string,
+): DataMetricsPlan | undefined {
+  if (model.binding.metrics === undefined) return undefined;
+  const slot = localServerMetricsSlots.keycloak;
+  return {
+    service: 'keycloak',
+    listen: { address: podAddress ?? '127.0.0.1', port: ports.serverMetricsFrom + slot },
+    adminPort: ports.serverMetricsAdminFrom + slot,
+    exporterPort: ports.keycloakManagement,
+  };
 }
 
 /**
@@ -53,9 +74,9 @@ export function planDataMetrics(
 export function deployDataMetrics(
   ctx: StackContext,
   plan: readonly DataMetricsPlan[],
-  pods: Partial<Record<DataService, ServerPod>>,
+  pods: Partial<Record<MetricsServer, ServerPod>>,
   opts?: pulumi.ComponentResourceOptions,
-): { fronts: LocalDataMetricsFront[]; targets: Partial<Record<DataService, EnvoyEndpoint>> } {
+): { fronts: LocalDataMetricsFront[]; targets: Partial<Record<MetricsServer, EnvoyEndpoint>> } {
   const fronts = plan.map((p) => {
     const pod = pods[p.service];
     return new LocalDataMetricsFront(

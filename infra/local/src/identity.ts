@@ -7,10 +7,17 @@
  * Cassandra and Kafka. Which provider it serves, and at which URL, `bind` decided (`ctx.model`).
  */
 import * as pulumi from '@pulumi/pulumi';
+import type { LocalDataMetricsFront } from '@trellis/components/local/data-metrics';
 import { LocalKeycloak } from '@trellis/components/local/keycloak';
 import type { PodLaunch } from '@trellis/local/pods';
-import type { IdentityProvider, IdentityProviderBinding, BoundModel } from '@trellis/policy';
+import {
+  type BoundModel,
+  type EnvoyEndpoint,
+  type IdentityProvider,
+  type IdentityProviderBinding,
+} from '@trellis/policy';
 import type { StackContext } from './context.ts';
+import { deployDataMetrics, planKeycloakMetrics } from './data-metrics.ts';
 
 /** A demo user: who may do what, by scope. The roles that grant it are found in the model. */
 export interface DemoUser {
@@ -100,6 +107,12 @@ export interface IdentityLayer {
   /** Secret: the master realm's bootstrap admin. */
   admin: pulumi.Output<{ username: string; password: string }>;
   keycloak: LocalKeycloak;
+  /**
+   * Keycloak's metrics front (ADR 0024), when the model has a metrics scraper: an Envoy in
+   * Keycloak's pod (or on the host's loopback without pods) that admits only the scraper, reading
+   * `/metrics` from the management interface on Keycloak's own loopback over TLS.
+   */
+  metrics?: { front: LocalDataMetricsFront; target: EnvoyEndpoint };
   /** Depend on these to start after Keycloak serves the realm. */
   resources: pulumi.Resource[];
 }
@@ -162,6 +175,17 @@ export function deployIdentity(
       ? pulumi.mergeOptions(opts, { dependsOn: [ctx.pods.resource] })
       : opts,
   );
+  const metricsPlan = planKeycloakMetrics(model, ctx.ports, pod?.address);
+  const metrics =
+    metricsPlan === undefined
+      ? undefined
+      : deployDataMetrics(
+          ctx,
+          [metricsPlan],
+          pod !== undefined ? { keycloak: { launch: pod.launch, address: pod.address } } : {},
+          pulumi.mergeOptions(opts, { dependsOn: [keycloak] }),
+        );
+  const front = metrics?.fronts[0];
   const principals = pulumi.secret(
     pulumi
       .all([keycloak.userPasswords, keycloak.agentSecrets])
@@ -189,6 +213,7 @@ export function deployIdentity(
       keycloak.adminPassword.apply((password) => ({ username: keycloak.adminUsername, password })),
     ),
     keycloak,
+    ...(front !== undefined ? { metrics: { front, target: front.target } } : {}),
     resources: [keycloak],
   };
 }

@@ -41,6 +41,8 @@ interface Outputs {
   ordersApi: WorkloadBinding;
   sidecarAdminPort: number;
   callerFiles: { cert: string; key: string; bundle: string };
+  scraperFiles: { cert: string; key: string; bundle: string };
+  keycloakMetrics: { target: { address: string; port: number }; serverName: string };
   podMembers: Record<string, PodMember>;
 }
 
@@ -123,6 +125,45 @@ function postToSidecar(bearer?: string): Promise<{ status: number; body: string 
   });
 }
 
+/**
+ * GET `path` from Keycloak's metrics front with the client certificate `files` (none: no
+ * certificate), checking the front's certificate (Mesh CA, `keycloak.<ns>.svc`) as Prometheus does;
+ * resolves to the status and body, or the error's code when the handshake fails.
+ */
+function scrapeKeycloak(
+  files: { cert: string; key: string } | undefined,
+  method = 'GET',
+  path = '/metrics',
+): Promise<{ status: number; body: string } | string> {
+  const { target, serverName } = out.keycloakMetrics;
+  return new Promise((resolve) => {
+    const req = httpsRequest(
+      {
+        host: target.address,
+        port: target.port,
+        path,
+        method,
+        servername: serverName,
+        ca: readFileSync(out.caFile),
+        ...(files !== undefined
+          ? { cert: readFileSync(files.cert), key: readFileSync(files.key) }
+          : {}),
+        agent: false,
+        timeout: 15_000,
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+      },
+    );
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
+    req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+    req.end();
+  });
+}
+
 /** An Envoy admin path of orders-api's sidecar, read from inside its pod (admin on its loopback). */
 async function sidecarAdmin(path: string): Promise<string> {
   const script = `fetch(process.argv[1]).then((r) => r.text()).then((t) => console.log(t), (e) => console.log('ERR ' + e.message));`;
@@ -133,7 +174,12 @@ beforeAll(async () => {
   await ts.init();
   base = await pickBase((b) => {
     const p = localPortsAt(b);
-    return [p.keycloakHttp, p.keycloakManagement].concat(
+    return [
+      p.keycloakHttp,
+      p.keycloakManagement,
+      p.serverMetricsFrom + 2,
+      p.serverMetricsAdminFrom + 2,
+    ].concat(
       [p.envoyAdminFrom, p.sidecarInboundFrom, p.appFrom, p.sidecarOutboundFrom].flatMap((s) =>
         Array.from({ length: 30 }, (_, i) => s + i),
       ),
@@ -225,6 +271,40 @@ describe('Keycloak as a pod', () => {
     expect(
       await inPodNet('orders-api', GET_SCRIPT, [`https://127.0.0.1:${mgmt}/health`, out.caFile]),
     ).toBe('ECONNREFUSED');
+  });
+
+  it('serves its metrics to the scraper only, through the mTLS front in its pod (ADR 0024)', async () => {
+    const t0 = Date.now();
+    const kc = member('keycloak');
+    expect(out.keycloakMetrics.target).toEqual({
+      address: kc.address,
+      port: localPortsAt(base).serverMetricsFrom + 2,
+    });
+    // The scraper first: 200 with Keycloak's own series (alice's login, from beforeAll) and the JVM's.
+    const ok = await scrapeKeycloak(out.scraperFiles);
+    if (typeof ok === 'string') throw new Error(`the scraper was refused: ${ok}`);
+    expect(ok.status, ok.body.slice(0, 200)).toBe(200);
+    expect(ok.body).toMatch(/^keycloak_user_events_total\{[^}]*event="login"[^}]*\} [1-9]/m);
+    // And the series the Keycloak console reads (ADR 0024).
+    expect(ok.body).toMatch(/^jvm_memory_used_bytes\{[^}]*area="heap"/m);
+    expect(ok.body).toMatch(/^http_server_requests_seconds_count\{/m);
+    // Only GET /metrics: the management interface's health is not passed on.
+    for (const [method, path] of [
+      ['GET', '/health/ready'],
+      ['POST', '/metrics'],
+    ])
+      expect(
+        (await scrapeKeycloak(out.scraperFiles, method, path)) as { status: number },
+      ).toMatchObject({
+        status: 403,
+      });
+    // Another SVID of the mesh (the ingress's), and no certificate: refused at the handshake.
+    for (const files of [out.callerFiles, undefined]) {
+      const r = await scrapeKeycloak(files);
+      expect(typeof r, JSON.stringify(r).slice(0, 200)).toBe('string');
+      expect(r).not.toBe('TIMEOUT');
+    }
+    console.info(`Keycloak metrics checks: ${Date.now() - t0} ms`);
   });
 
   it('runs as the keycloak pod user, who alone reads its key and leaves nothing in /tmp', async () => {

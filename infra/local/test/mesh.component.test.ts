@@ -45,7 +45,7 @@ interface Outputs {
   services: Record<string, { url: string; logFile: string }>;
   principals: Principals;
   keycloakAdmin: { username: string; password: string };
-  prometheus: { url: string; jobs: string[] };
+  prometheus: { url: string; consolesUrl: string; jobs: string[] };
 }
 
 interface Reply {
@@ -410,6 +410,7 @@ describe('a request through nginx, the sidecars and orders-api', () => {
       ['envoy-orders-writer', 'up'],
       ['jmx-cassandra', 'up'],
       ['jmx-kafka', 'up'],
+      ['keycloak', 'up'],
       ['prometheus', 'up'],
     ]);
     for (const t of targets)
@@ -418,6 +419,15 @@ describe('a request through nginx, the sidecars and orders-api', () => {
       readFileSync(join(stackDir, 'pki', 'prometheus', 'cert.pem')),
     ).subjectAltName;
     expect(svidSans).toBe('URI:spiffe://trellis.local/ns/trellis/sa/prometheus');
+    // The dashboards compiled from the model (ADR 0024): the index renders with every route and hop.
+    expect(out.prometheus.consolesUrl).toBe(`${url}/consoles/index.html`);
+    const index = await fetch(out.prometheus.consolesUrl);
+    const html = await index.text();
+    expect(index.status, html.slice(0, 300)).toBe(200);
+    for (const file of ['route-create-order', 'route-get-order', 'hop-ingress', 'hop-keycloak'])
+      expect(html).toContain(`<a href="${file}.html">`);
+    const hop = await (await fetch(`${url}/consoles/hop-keycloak.html`)).text();
+    expect(/<th>scrape up<\/th><td>\s*<a[^>]*>1<\/a>/.test(hop)).toBe(true);
   });
 
   it('serves Keycloak over TLS only, and the sidecars fetch its JWKS over TLS', async () => {

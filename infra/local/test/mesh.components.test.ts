@@ -302,8 +302,39 @@ describe('the metrics scraper (ADR 0020)', () => {
   });
 
   it('plans no data metrics without a scraper', async () => {
-    const { planDataMetrics } = await import('../src/data-metrics.ts');
+    const { planDataMetrics, planKeycloakMetrics } = await import('../src/data-metrics.ts');
     expect(planDataMetrics(noScraper(), localPortsAt(8000))).toEqual([]);
+    expect(planKeycloakMetrics(noScraper(), localPortsAt(8000))).toBeUndefined();
+  });
+
+  it('plans Keycloak’s front in slot 2, reading its management port, and its job (ADR 0024)', async () => {
+    const { prometheusFiles } = await import('@trellis/components/local/prometheus');
+    const { planKeycloakMetrics } = await import('../src/data-metrics.ts');
+    const plan = planKeycloakMetrics(model, localPortsAt(8000), '198.18.8.24');
+    expect(plan).toEqual({
+      service: 'keycloak',
+      listen: { address: '198.18.8.24', port: 8562 },
+      adminPort: 8572,
+      exporterPort: 8190,
+    });
+    const f = prometheusFiles(model, '15s', { keycloak: { address: '198.18.8.24', port: 8562 } });
+    const kc = f.scrape.scrape_configs.find((j) => j.job_name === 'keycloak');
+    expect([kc?.tls_config?.server_name, kc?.static_configs[0]?.targets]).toEqual([
+      'keycloak.trellis.svc',
+      ['198.18.8.24:8562'],
+    ]);
+    // The consoles compiled from the same jobs: Keycloak's hop among them, and the library.
+    expect(Object.keys(f.consoles).sort()).toEqual([
+      'console_libraries/trellis.lib',
+      'consoles/hop-ingress.html',
+      'consoles/hop-keycloak.html',
+      'consoles/hop-ledger.html',
+      'consoles/hop-orders-api.html',
+      'consoles/hop-orders-writer.html',
+      'consoles/index.html',
+      'consoles/route-create-order.html',
+      'consoles/route-get-order.html',
+    ]);
   });
 });
 

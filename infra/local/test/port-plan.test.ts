@@ -40,6 +40,10 @@
 // `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (its sidecar's telemetry egress, base + 450 + i) and
 // `OTEL_SERVICE_NAME`, now that the services' env schemas declare them (tracingEnv gives them only
 // then); nothing else changed (only those keys were added to the fixture).
+// Added to on purpose (issue 15, Keycloak's metrics, ADR 0024): Keycloak's front in `dataMetrics`
+// (base + 562, its admin base + 572, reading the management port base + 190; on Keycloak's pod
+// address with pods), its Envoy hash (`keycloak-metrics`) and the job `keycloak` in `scrape`,
+// written by planAt; every existing port, address and hash stayed (checked key by key).
 import { svidFiles } from '@trellis/contracts';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -52,7 +56,7 @@ import { sidecarArtefacts } from '@trellis/components/local/sidecar';
 import { bindOrThrow, localPortsAt, parseModel, type ValidModel } from '@trellis/policy';
 import { localEnvironment, podPlan } from '../src/context.ts';
 import { planDataPorts } from '../src/data.ts';
-import { planDataMetrics } from '../src/data-metrics.ts';
+import { planDataMetrics, planKeycloakMetrics } from '../src/data-metrics.ts';
 import { servedProvider } from '../src/identity.ts';
 import { sidecarPlan } from '../src/mesh.ts';
 import { serviceEnv } from '../src/service-env.ts';
@@ -101,7 +105,12 @@ function planAt(model: ValidModel, base: number, pods = false) {
     envoyHashes[w] = sha(sidecarArtefacts(bound, { ...opts, nodeId: `${w}-sidecar` }, dir, svid));
   }
   // The data nodes' metrics fronts (ADR 0020): where each listens, its admin, its node's agent.
-  const dataMetrics = planDataMetrics(bound, ports, env.pods?.servers);
+  // Keycloak's front (ADR 0024) reads its management interface: slot 2, in Keycloak's pod.
+  const kc = planKeycloakMetrics(bound, ports, env.pods?.servers?.keycloak);
+  const dataMetrics = [
+    ...planDataMetrics(bound, ports, env.pods?.servers),
+    ...(kc !== undefined ? [kc] : []),
+  ];
   for (const p of dataMetrics) {
     const certDir = `/stack/pki/${p.service}-metrics`;
     envoyHashes[`${p.service}-metrics`] = sha(

@@ -48,6 +48,7 @@ import {
   dataMetricsServerName,
   dataServiceSpiffeId,
   compilePrometheusScrape,
+  consoleSourceMetrics,
   envoyOptions,
   metricsServerName,
   parseModel,
@@ -405,6 +406,18 @@ describe('Cassandra’s and Kafka’s JMX metrics: Prometheus over mTLS through 
     expect(
       await prom.query('kafka_network_requests_total{job="jmx-kafka",request="Produce"}'),
     ).toHaveLength(1);
+  });
+
+  it('has every series the Cassandra and Kafka consoles read (ADR 0024)', async () => {
+    for (const [job, names] of [
+      ['jmx-cassandra', consoleSourceMetrics.cassandra],
+      ['jmx-kafka', consoleSourceMetrics.kafka],
+    ] as const)
+      for (const name of names)
+        expect(
+          (await prom.query(`${name}{job="${job}"}`)).length,
+          `${name}{job="${job}"}`,
+        ).toBeGreaterThan(0);
   });
 
   it('the scraper’s SVID, directly: 200 with the rules’ metrics', async () => {

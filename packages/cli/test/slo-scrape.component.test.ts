@@ -7,8 +7,12 @@
  * answers every second GET after 40 ms.
  *
  * It shows the metric contract holds on a real Envoy (the series and labels the rules read exist, with
- * the counts sent), that the recording rules produce the ratios those counts imply, and that the burn
- * alerts fire for the route that burns and stay silent for the one that does not.
+ * the counts sent), that the recording rules produce the ratios those counts imply, that the burn
+ * alerts fire for the route that burns and stay silent for the one that does not, and that the
+ * consoles compiled from the model (ADR 0024) render on that Prometheus with those values.
+ *
+ * With `TRELLIS_CONSOLE_SCREENSHOTS=<dir>` and `TRELLIS_CHROMIUM=<chromium-headless-shell>` set, the
+ * last test also saves screenshots of two consoles there (docs/observability.md, "Dashboards").
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -29,13 +33,17 @@ import {
 import { ensurePrometheus } from '@trellis/local/toolchain';
 import {
   bindOrThrow,
+  compileConsoles,
   compileEnvoy,
   compileSloRules,
+  consoleSourceMetrics,
   envoyOptions,
   parseModel,
+  scrapeJobs,
   sloAlerts,
   sloSeries,
 } from '@trellis/policy';
+import type { PrometheusScrapeFile } from '@trellis/policy';
 import type { BoundModel } from '@trellis/policy';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -128,6 +136,8 @@ function standIn(): Server {
 }
 
 const model = referenceModel();
+/** The job's name is the stack's, so that the ingress's hop console reads it. */
+const job = scrapeJobs.envoy('ingress');
 let backend: Server;
 let envoy: EnvoyInstance;
 let prom: PrometheusInstance;
@@ -177,20 +187,38 @@ beforeAll(async () => {
     { what: 'the get-order histogram on /stats/prometheus', timeoutMs: 20_000, intervalMs: 250 },
   );
   const adminHostPort = new URL(envoy.adminUrl).host;
+  const scrape: PrometheusScrapeFile = {
+    global: { scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' },
+    scrape_configs: [
+      {
+        job_name: job,
+        scheme: 'http',
+        metrics_path: '/stats/prometheus',
+        static_configs: [{ targets: [adminHostPort] }],
+      },
+    ],
+  };
+  const consoles = compileConsoles(model, scrape);
+  const layout = await ensurePrometheus();
+  const dir = join(root, 'prometheus');
   prom = await startPrometheus({
-    dir: join(root, 'prometheus'),
-    config: stringify({
-      global: { scrape_interval: '1s', evaluation_interval: '1s' },
-      rule_files: ['slo-rules.yaml'],
-      scrape_configs: [
-        {
-          job_name: 'edge-sidecar',
-          metrics_path: '/stats/prometheus',
-          static_configs: [{ targets: [adminHostPort] }],
-        },
-      ],
-    }),
-    files: { 'slo-rules.yaml': stringify(compileSloRules(model)) },
+    dir,
+    config: stringify({ ...scrape, rule_files: ['slo-rules.yaml'] }),
+    files: {
+      'slo-rules.yaml': stringify(compileSloRules(model)),
+      ...Object.fromEntries(
+        Object.entries(consoles.consoles).map(([f, t]) => [`consoles/${f}`, t]),
+      ),
+      ...Object.fromEntries(
+        Object.entries(consoles.libraries).map(([f, t]) => [`console_libraries/${f}`, t]),
+      ),
+      'console_libraries/prom.lib': readFileSync(join(layout.consoleLibraries, 'prom.lib'), 'utf8'),
+    },
+    args: [
+      `--web.console.templates=${join(dir, 'consoles')}`,
+      `--web.console.libraries=${join(dir, 'console_libraries')}`,
+      `--web.local-assets=${layout.webAssets}`,
+    ],
   });
 }, 120_000);
 
@@ -215,8 +243,8 @@ describe('SLO rules on a real Prometheus scraping a real Envoy', () => {
   });
 
   it('scrapes the edge Envoy: the target is up', async () => {
-    await waitUntil(async () => (await one('up{job="edge-sidecar"}')) === 1, {
-      what: 'up{job="edge-sidecar"} = 1',
+    await waitUntil(async () => (await one(`up{job="${job}"}`)) === 1, {
+      what: `up{job="${job}"} = 1`,
       timeoutMs: 15_000,
       intervalMs: 250,
       proc: prom.process,
@@ -289,5 +317,67 @@ describe('SLO rules on a real Prometheus scraping a real Envoy', () => {
     expect(firing(sloAlerts.availability, 'get-order')).toEqual([]);
     // get-order's slow half is far over 14.4 x 1 %: the latency alert of every tier.
     expect(firing(sloAlerts.latency, 'get-order')).toEqual(['1d', '1h', '3d', '6h']);
+  });
+
+  it('renders the consoles compiled from the model, with these values (ADR 0024)', async () => {
+    const t0 = Date.now();
+    const get = async (file: string) => {
+      const res = await fetch(`${prom.url}/consoles/${file}`, {
+        signal: AbortSignal.timeout(10_000),
+      });
+      return { status: res.status, body: await res.text() };
+    };
+    const index = await get('index.html');
+    expect(index.status, index.body.slice(0, 500)).toBe(200);
+    for (const route of ['create-order', 'get-order'])
+      expect(index.body).toContain(`<a href="route-${route}.html">${route}</a>`);
+    expect(index.body).toContain('<a href="hop-ingress.html">');
+    // Prometheus evaluated the queries: create-order's 5xx ratio is the 50 % the stand-in returns.
+    const route = await get('route-create-order.html');
+    expect(route.status, route.body.slice(0, 500)).toBe(200);
+    const row = (label: string) =>
+      new RegExp(`<th>${label}</th><td>\\s*<a class="prom_query_drilldown"[^>]*>([^<]*)</a>`).exec(
+        route.body,
+      )?.[1];
+    expect(row('error ratio \\(5m\\)')).toBe('50%');
+    expect(Number(row('alerts firing'))).toBeGreaterThan(0);
+    expect(route.body).toContain('new PromConsole.Graph(');
+    const hop = await get('hop-ingress.html');
+    expect(hop.status, hop.body.slice(0, 500)).toBe(200);
+    expect(/<th>scrape up<\/th><td>\s*<a[^>]*>1<\/a>/.test(hop.body)).toBe(true);
+    // The hop's rows read the sidecar's own series: both have values (the edge served traffic).
+    const hopRow = (label: string) =>
+      new RegExp(`<th>${label}</th><td>\\s*<a class="prom_query_drilldown"[^>]*>([^<]*)</a>`).exec(
+        hop.body,
+      )?.[1];
+    expect(Number.parseFloat(hopRow('requests in \\(5m\\)') ?? '')).toBeGreaterThan(0);
+    expect(Number.parseFloat(hopRow('p99 through the sidecar \\(5m\\)') ?? '')).toBeGreaterThan(0);
+    // Every sidecar series a hop console reads exists on this real Envoy.
+    for (const name of consoleSourceMetrics.envoy)
+      expect((await prom.query(`${name}{job="${job}"}`)).length, name).toBeGreaterThan(0);
+    // A console of a hop this Prometheus does not scrape was not compiled.
+    expect((await get('hop-cassandra.html')).status).toBe(404);
+    console.info(`consoles checked in ${Date.now() - t0} ms`);
+
+    const shots = process.env.TRELLIS_CONSOLE_SCREENSHOTS;
+    const chromium = process.env.TRELLIS_CHROMIUM;
+    if (shots !== undefined && chromium !== undefined)
+      for (const [file, png] of [
+        ['route-create-order.html', 'console-route-create-order.png'],
+        ['index.html', 'console-index.png'],
+      ] as const)
+        await runFile(
+          chromium,
+          [
+            '--no-sandbox',
+            '--hide-scrollbars',
+            '--window-size=1200,1400',
+            '--virtual-time-budget=5000',
+            `--screenshot=${join(shots, png)}`,
+            // The graphs' range: the last 60 s (the time control reads it from the hash).
+            `${prom.url}/consoles/${file}#pctc${encodeURIComponent(JSON.stringify({ duration: 60, endTime: 0 }))}`,
+          ],
+          { timeout: 60_000 },
+        );
   });
 });

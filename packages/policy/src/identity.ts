@@ -24,6 +24,23 @@ export function dataServiceSpiffeId(model: Model, service: DataService): string 
   return `spiffe://${model.trustDomain}/ns/${model.namespace}/sa/${service}`;
 }
 
+/**
+ * The servers whose metrics sit behind an mTLS metrics front (ADR 0020): the data services' JMX
+ * exporters and the identity provider's Keycloak management interface. Each front presents
+ * `.../sa/<server>` and the DNS name `<server>.<namespace>.svc`.
+ */
+export const metricsServers = ['cassandra', 'kafka', 'keycloak'] as const;
+/** A server with a metrics front. */
+export type MetricsServer = (typeof metricsServers)[number];
+
+/** The one path a server's metrics front admits (the JMX exporter's and Keycloak's metrics). */
+export const serverMetricsPath = '/metrics';
+
+/** The SPIFFE ID a server's metrics front presents (`.../sa/cassandra`, `.../sa/keycloak`). */
+export function metricsServerSpiffeId(model: Model, server: MetricsServer): string {
+  return `spiffe://${model.trustDomain}/ns/${model.namespace}/sa/${server}`;
+}
+
 /** The workload whose SPIFFE ID is `id`, if any. */
 export function workloadBySpiffeId(model: Model, id: string): string | undefined {
   return Object.keys(model.workloads).find((w) => spiffeId(model, w) === id);

@@ -15,6 +15,8 @@ export {
   otlpTracesPath,
   pathTemplateRegex,
   metricsServerName,
+  metricsServerSpiffeId,
+  metricsServers,
   routesOf,
   scopesForRoles,
   scraperSpiffeId,
@@ -22,7 +24,7 @@ export {
   spiffeId,
   workloadBySpiffeId,
 } from './identity.ts';
-export type { DataService } from './identity.ts';
+export type { DataService, MetricsServer } from './identity.ts';
 export {
   cassandraPermissions,
   httpMethods,
@@ -257,6 +259,8 @@ export type {
 } from './compile/slo.ts';
 
 export { compilePrometheusScrape, scrapeJobs } from './compile/prometheus.ts';
+export { compileConsoles, consoleFiles, consoleSourceMetrics } from './compile/consoles.ts';
+export type { CompiledConsoles, ConsoleOptions } from './compile/consoles.ts';
 export {
   compileDataMetricsProxy,
   dataMetricsPath,

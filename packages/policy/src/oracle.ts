@@ -16,7 +16,8 @@
  *   topics and READ (and DESCRIBE) their groups; nothing else.
  * - Metrics: only the scraper (`metrics.scraper`, over mTLS) may GET a sidecar's Envoy statistics
  *   (`/stats/prometheus`) and the app's metrics path where the workload declares one; nothing else on
- *   that listener, and the scraper nothing anywhere else (it is no workload, so no `calls`).
+ *   that listener, and the scraper nothing anywhere else (it is no workload, so no `calls`). On a
+ *   server's metrics front (Cassandra, Kafka, Keycloak), the scraper may GET `/metrics` only.
  * - Traces: every workload (a trusted mesh certificate whose SPIFFE ID is a workload's) may
  *   `POST /v1/traces` to the collector (`tracing.collector`); nothing else there, and nobody else
  *   (the collector and the scraper are no workloads). Without a `tracing` block, nobody.
@@ -31,7 +32,9 @@ import {
   otlpTracesPath,
   matchesPathTemplate,
   routesOf,
+  metricsServers,
   scraperSpiffeId,
+  serverMetricsPath,
   sidecarStatsPath,
   spiffeId,
   workloadBySpiffeId,
@@ -93,11 +96,16 @@ function decideScrape(model: Model, r: ScrapeRequest): Decision {
   const scraper = scraperSpiffeId(model);
   if (scraper === undefined) return deny('the model has no metrics scraper');
   const w = own(model.workloads, r.to);
-  if (!w) return deny(`${r.to} is not a workload`);
+  const server = (metricsServers as readonly string[]).includes(r.to);
+  if (!w && !server) return deny(`${r.to} is not a workload or a server with metrics`);
   if (r.peer.kind === 'none') return deny('no client certificate (mTLS required)');
   if (!r.peer.trusted) return deny('client certificate not issued by the mesh CA');
   if (r.peer.spiffeId !== scraper) return deny(`${r.peer.spiffeId} is not the metrics scraper`);
   if (r.method !== 'GET') return deny(`metrics are read with GET, not ${r.method}`);
+  if (!w)
+    return r.path === serverMetricsPath
+      ? allow(`the scraper reads ${r.to}'s metrics through its metrics front`)
+      : deny(`${r.path} is not ${r.to}'s metrics path (${serverMetricsPath})`);
   if (r.path === sidecarStatsPath) return allow(`the scraper reads ${r.to}'s sidecar statistics`);
   if (w.metrics !== undefined && r.path === w.metrics.path)
     return allow(`the scraper reads workloads.${r.to}.metrics`);

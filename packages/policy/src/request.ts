@@ -105,7 +105,10 @@ export interface CqlRequest {
 /** A scrape of a workload's metrics: a request to its sidecar's metrics listener. */
 export interface ScrapeRequest {
   kind: 'scrape';
-  /** The workload whose sidecar is scraped. */
+  /**
+   * The workload whose sidecar is scraped, or a server (`cassandra`, `kafka`, `keycloak`) whose
+   * metrics front is.
+   */
   to: string;
   peer: Peer;
   method: HttpMethod | string;

@@ -248,6 +248,8 @@ describe('binding the metrics listeners', () => {
       "127.0.0.1:8561 the stack's serverMetricsFrom listener of kafka",
       "127.0.0.1:8571 the stack's serverMetricsAdminFrom listener of kafka",
       "127.0.0.1:8581 the stack's jmxExporterFrom listener of kafka",
+      "127.0.0.1:8562 the stack's serverMetricsFrom listener of keycloak",
+      "127.0.0.1:8572 the stack's serverMetricsAdminFrom listener of keycloak",
     ]);
     const d = referenceData();
     delete (d as { metrics?: unknown }).metrics;

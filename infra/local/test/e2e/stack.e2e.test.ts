@@ -817,6 +817,7 @@ describe('Prometheus, the metrics scraper (ADR 0020)', () => {
       'envoy-orders-writer',
       'jmx-cassandra',
       'jmx-kafka',
+      'keycloak',
       'prometheus',
     ]);
     type Target = { labels: Record<string, string>; health: string; scrapeUrl: string };
@@ -832,6 +833,10 @@ describe('Prometheus, the metrics scraper (ADR 0020)', () => {
     );
     for (const t of targets)
       if (t.labels['job'] !== 'prometheus') expect(t.scrapeUrl).toMatch(/^https:\/\//);
+    // The dashboards compiled from the model (ADR 0024) render, naming both routes.
+    const index = await call(`${url}/consoles/index.html`);
+    expect(index.status).toBe(200);
+    for (const route of ['create-order', 'get-order']) expect(index.body).toContain(route);
   });
 
   it("lets Prometheus's SVID read orders-api's metrics listener, and refuses another workload's and plaintext", async () => {

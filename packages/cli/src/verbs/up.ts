@@ -51,6 +51,12 @@ export function prometheusUrl(output: unknown): string | null {
   return typeof output.url === 'string' ? output.url : null;
 }
 
+/** The dashboards' index from the stack output `prometheus` (`consolesUrl`), or null. */
+export function consolesUrl(output: unknown): string | null {
+  if (typeof output !== 'object' || output === null || !('consolesUrl' in output)) return null;
+  return typeof output.consolesUrl === 'string' ? output.consolesUrl : null;
+}
+
 /** The `jaegerUrl` of the stack output `tracing`, when the stack runs the trace pipeline. */
 export function jaegerUrl(output: unknown): string | null {
   if (typeof output !== 'object' || output === null || !('jaegerUrl' in output)) return null;
@@ -89,6 +95,8 @@ export async function up(args: string[]): Promise<number> {
   }
   const prom = prometheusUrl(out.prometheus);
   if (prom) process.stdout.write(`Prometheus: ${prom} (scrape targets: ${prom}/targets)\n`);
+  const consoles = consolesUrl(out.prometheus);
+  if (consoles) process.stdout.write(`Dashboards: ${consoles}\n`);
   const jaeger = jaegerUrl(out.tracing);
   if (jaeger)
     process.stdout.write(

@@ -8,9 +8,9 @@ import { envoy } from '@trellis/local/toolchain';
 import {
   compileDataMetricsProxy,
   dataMetricsServerName,
-  dataServiceSpiffeId,
+  metricsServerSpiffeId,
   type BoundModel,
-  type DataService,
+  type MetricsServer,
   type EnvoyArtefacts,
   type EnvoyEndpoint,
 } from '@trellis/policy';
@@ -25,7 +25,10 @@ export interface DataMetricsFrontPlacement {
   listen: EnvoyEndpoint;
   /** Envoy's admin port, on 127.0.0.1 (in a pod, the pod's own loopback). */
   adminPort: number;
-  /** The JMX exporter agent's port on the node's 127.0.0.1. */
+  /**
+   * The metrics source's port on the server's 127.0.0.1: a data node's JMX exporter agent, or
+   * Keycloak's management interface (HTTPS; the front checks its certificate, ADR 0024).
+   */
   exporterPort: number;
 }
 
@@ -35,7 +38,7 @@ export interface DataMetricsFrontPlacement {
  */
 export function dataMetricsFrontArtefacts(
   model: BoundModel,
-  service: DataService,
+  service: MetricsServer,
   p: DataMetricsFrontPlacement,
   dir: string,
   svid: SvidFiles,
@@ -58,8 +61,8 @@ export function dataMetricsFrontArtefacts(
 export interface LocalDataMetricsFrontArgs extends DataMetricsFrontPlacement {
   /** The bound model: the scraper's SPIFFE ID (the only client admitted) and the namespace. */
   model: BoundModel;
-  /** The data service whose node this fronts. */
-  service: DataService;
+  /** The server this fronts: a data node, or Keycloak. */
+  service: MetricsServer;
   /** Issues the front's certificate: the service's SPIFFE ID and the DNS name Prometheus checks. */
   ca: LocalMeshCa;
   /** Directory of the certificate files, rotated in place (Envoy watches it). */
@@ -79,14 +82,14 @@ export interface LocalDataMetricsFrontArgs extends DataMetricsFrontPlacement {
 const defaults = { certValidHours: 24, readyTimeoutMs: 60_000 };
 
 /**
- * The mTLS front of a data node's JMX exporter (ADR 0020): an Envoy in the node's pod with one
- * listener that admits only the model's metrics scraper, `GET /metrics` only, routed to the agent
- * on the pod's own loopback. It presents a certificate of the service's SPIFFE ID with the DNS name
+ * The mTLS front of a server's metrics (ADR 0020: a data node's JMX exporter; ADR 0024: Keycloak's
+ * management interface): an Envoy in the server's pod with one listener that admits only the
+ * model's metrics scraper, `GET /metrics` only, routed to the metrics on the pod's own loopback. It presents a certificate of the service's SPIFFE ID with the DNS name
  * `<service>.<namespace>.svc`, which Prometheus checks (`server_name`). The bootstrap is checked
  * with `envoy --mode validate` before anything starts.
  */
 export class LocalDataMetricsFront extends pulumi.ComponentResource {
-  public readonly service: DataService;
+  public readonly service: MetricsServer;
   /** `host:port` Prometheus scrapes. */
   public readonly target: EnvoyEndpoint;
   /** The DNS name the front's certificate carries. */
@@ -143,7 +146,7 @@ export class LocalDataMetricsFront extends pulumi.ComponentResource {
       `${name}-cert`,
       {
         ca: args.ca,
-        spiffeId: dataServiceSpiffeId(args.model, args.service),
+        spiffeId: metricsServerSpiffeId(args.model, args.service),
         dns: [this.serverName],
         dir: args.certDir,
         validHours: args.certValidHours ?? defaults.certValidHours,
@@ -199,7 +202,7 @@ export class LocalDataMetricsFront extends pulumi.ComponentResource {
 /** `envoy --mode validate` on a front compiled into a scratch dir; null when Envoy accepts it. */
 async function validateFront(
   model: BoundModel,
-  service: DataService,
+  service: MetricsServer,
   p: DataMetricsFrontPlacement,
 ): Promise<string | null> {
   const scratch = mkdtempSync(join(tmpdir(), 'trellis-metrics-front-check-'));

@@ -1,15 +1,20 @@
 import * as pulumi from '@pulumi/pulumi';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { prometheusArgs } from '@trellis/local/harness';
 import { ensurePrometheus } from '@trellis/local/toolchain';
 import {
+  compileConsoles,
   compilePrometheusScrape,
   compileSloRules,
+  consoleFiles,
   sloBucketsMs,
   sloTimeScaleProblem,
   type BoundModel,
-  type DataService,
+  type MetricsServer,
   type EnvoyEndpoint,
   type PrometheusScrapeFile,
+  type SloOptions,
 } from '@trellis/policy';
 import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
 import { LocalProcess } from './process.ts';
@@ -29,7 +34,7 @@ export interface LocalPrometheusArgs {
    * The data nodes' metrics fronts (ADR 0020; `LocalDataMetricsFront`): one scrape job each,
    * `jmx-<service>`, over mTLS. @default none
    */
-  dataTargets?: Partial<Record<DataService, EnvoyEndpoint>>;
+  dataTargets?: Partial<Record<MetricsServer, EnvoyEndpoint>>;
   /** Scrape and rule evaluation interval. @default '15s' */
   scrapeInterval?: string;
   /**
@@ -53,31 +58,52 @@ export interface LocalPrometheusArgs {
 
 const defaults = { scrapeInterval: '15s', certValidHours: 24, readyTimeoutMs: 60_000 };
 
-/** The files of one instance, relative to its dir: the scrape config and the SLO rules it loads. */
+/** Where an instance's compiled consoles and their libraries go, relative to its dir. */
+export const consoleDirs = { templates: 'consoles', libraries: 'console_libraries' } as const;
+
+/**
+ * The files of one instance, relative to its dir: the scrape config, the SLO rules it loads, and
+ * the consoles compiled from the model (`consoles/*.html`, `console_libraries/trellis.lib`; ADR
+ * 0024). Debian's `prom.lib` joins the libraries at start (see {@link LocalPrometheus}).
+ */
 export function prometheusFiles(
   model: BoundModel,
   scrapeInterval: string,
-  dataTargets: Partial<Record<DataService, EnvoyEndpoint>> = {},
+  dataTargets: Partial<Record<MetricsServer, EnvoyEndpoint>> = {},
   sloTimeScale = 1,
   sloEnvironment?: string,
-): { 'prometheus.yml': string; 'slo-rules.yaml': string; scrape: PrometheusScrapeFile } {
+): {
+  'prometheus.yml': string;
+  'slo-rules.yaml': string;
+  scrape: PrometheusScrapeFile;
+  consoles: Record<string, string>;
+} {
   const scrape = compilePrometheusScrape(model, { scrapeInterval, dataTargets });
   // JSON is YAML: Prometheus reads both files as written. Rule files resolve against the config's dir.
   const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
+  // The rules and the consoles read by the same options: the same windows, the same budgets.
+  const slo: SloOptions = {
+    ...(sloTimeScale === 1 ? {} : { timeScale: { factor: sloTimeScale, scrapeInterval } }),
+    ...(sloEnvironment !== undefined
+      ? {
+          environment: sloEnvironment,
+          metrics: { bucketsMs: sloBucketsMs(model, sloEnvironment) },
+        }
+      : {}),
+  };
+  const c = compileConsoles(model, scrape, { slo });
   return {
     scrape,
     'prometheus.yml': json({ ...scrape, rule_files: ['slo-rules.yaml'] }),
-    'slo-rules.yaml': json(
-      compileSloRules(model, {
-        ...(sloTimeScale === 1 ? {} : { timeScale: { factor: sloTimeScale, scrapeInterval } }),
-        ...(sloEnvironment !== undefined
-          ? {
-              environment: sloEnvironment,
-              metrics: { bucketsMs: sloBucketsMs(model, sloEnvironment) },
-            }
-          : {}),
-      }),
-    ),
+    'slo-rules.yaml': json(compileSloRules(model, slo)),
+    consoles: {
+      ...Object.fromEntries(
+        Object.entries(c.consoles).map(([f, t]) => [`${consoleDirs.templates}/${f}`, t]),
+      ),
+      ...Object.fromEntries(
+        Object.entries(c.libraries).map(([f, t]) => [`${consoleDirs.libraries}/${f}`, t]),
+      ),
+    },
   };
 }
 
@@ -90,6 +116,8 @@ export function prometheusFiles(
 export class LocalPrometheus extends pulumi.ComponentResource {
   /** `http://127.0.0.1:<port>`: the UI, `/api/v1/targets`, `/consoles/…`. */
   public readonly url: string;
+  /** The index of the consoles compiled from the model: `<url>/consoles/index.html`. */
+  public readonly consolesUrl: string;
   public readonly spiffeId: string;
   /**
    * The scrape jobs, by name (a sidecar's Envoy stats, an app's metrics, a data node's JMX
@@ -125,6 +153,7 @@ export class LocalPrometheus extends pulumi.ComponentResource {
       throw new pulumi.ResourceError(`${name}: ${(err as Error).message}`, this);
     }
     this.url = `http://${m.listen.address}:${m.listen.port}`;
+    this.consolesUrl = `${this.url}/consoles/${consoleFiles.index}`;
     this.spiffeId = m.spiffeId;
     this.jobs = files.scrape.scrape_configs.map((j) => j.job_name);
 
@@ -141,12 +170,14 @@ export class LocalPrometheus extends pulumi.ComponentResource {
     );
 
     const port = m.listen.port;
-    const command = pulumi.output(ensurePrometheus()).apply((l) => ({
+    const layout = pulumi.output(ensurePrometheus());
+    const command = layout.apply((l) => ({
       bin: l.prometheus,
       args: [
         ...prometheusArgs(args.dir, port),
-        `--web.console.libraries=${l.consoleLibraries}`,
-        `--web.console.templates=${l.consoles}`,
+        // The consoles compiled from the model, with Debian's prom.lib copied beside ours.
+        `--web.console.libraries=${join(args.dir, consoleDirs.libraries)}`,
+        `--web.console.templates=${join(args.dir, consoleDirs.templates)}`,
         `--web.local-assets=${l.webAssets}`,
       ],
     }));
@@ -158,16 +189,26 @@ export class LocalPrometheus extends pulumi.ComponentResource {
         args: command.args,
         env: {},
         // Paths only: a rotated SVID changes no input (Prometheus reads the files it names).
-        files: {
+        files: layout.apply((l) => ({
           'prometheus.yml': files['prometheus.yml'],
           'slo-rules.yaml': files['slo-rules.yaml'],
-        },
+          ...files.consoles,
+          [`${consoleDirs.libraries}/prom.lib`]: readFileSync(
+            join(l.consoleLibraries, 'prom.lib'),
+            'utf8',
+          ),
+        })),
         ready: { kind: 'http', url: `${this.url}/-/ready`, status: 200 },
         readyTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
         stopGraceMs: 10_000,
       },
       { parent: this, dependsOn: [this.certificate] },
     );
-    this.registerOutputs({ url: this.url, spiffeId: this.spiffeId, jobs: this.jobs });
+    this.registerOutputs({
+      url: this.url,
+      consolesUrl: this.consolesUrl,
+      spiffeId: this.spiffeId,
+      jobs: this.jobs,
+    });
   }
 }

@@ -3,7 +3,7 @@
  * /etc or /var), listening on 127.0.0.1 only, with its TSDB in the instance's own directory.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ensurePrometheus } from '../toolchain/prometheus.ts';
 import { freePort } from './ports.ts';
 import { ManagedProcess } from './process.ts';
@@ -18,10 +18,15 @@ export interface PrometheusOptions {
    * config file's directory) and write them with `files`.
    */
   config: string;
-  /** Further files to write into `dir` before the start, by relative name (e.g. rule files). */
+  /**
+   * Further files to write into `dir` before the start, by relative name (e.g. rule files,
+   * `consoles/index.html`).
+   */
   files?: Record<string, string>;
   /** Name for logs and errors. @default 'prometheus' */
   name?: string;
+  /** Further flags, e.g. `--web.console.templates=…`. @default none */
+  args?: string[];
   /** How long to wait for `/-/ready`. @default 30_000 */
   readyTimeoutMs?: number;
 }
@@ -61,15 +66,17 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
   const layout = await ensurePrometheus();
   mkdirSync(join(opts.dir, 'data'), { recursive: true });
   writeFileSync(join(opts.dir, 'prometheus.yml'), opts.config);
-  for (const [name, text] of Object.entries(opts.files ?? {}))
+  for (const [name, text] of Object.entries(opts.files ?? {})) {
+    mkdirSync(dirname(join(opts.dir, name)), { recursive: true });
     writeFileSync(join(opts.dir, name), text);
+  }
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const t0 = Date.now();
   const proc = ManagedProcess.start({
     name: opts.name ?? 'prometheus',
     command: layout.prometheus,
-    args: prometheusArgs(opts.dir, port),
+    args: [...prometheusArgs(opts.dir, port), ...(opts.args ?? [])],
     dir: opts.dir,
     stopGraceMs: 5_000,
   });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
   existsSync,
@@ -33,10 +34,25 @@ const GAV = coordinatesLabel(COORDINATES);
 
 /**
  * Build-time options, fixed into the optimized image by `kc.sh build` (so that `start --optimized`
- * skips the re-augmentation). Both are build options in the "All configuration" guide
- * (keycloak.org/server/all-config): `db`, `health-enabled`.
+ * skips the re-augmentation). All are build options in the "All configuration" guide
+ * (keycloak.org/server/all-config): `db`, `health-enabled`, `metrics-enabled` (`/metrics` on the
+ * management interface: keycloak.org/observability/configuration-metrics) and
+ * `event-metrics-user-enabled` (`keycloak_user_events_total` per realm, event and error:
+ * keycloak.org/observability/event-metrics; a feature of its own no more since 26.2).
  */
-export const KEYCLOAK_BUILD_OPTIONS: readonly string[] = ['--db=dev-file', '--health-enabled=true'];
+export const KEYCLOAK_BUILD_OPTIONS: readonly string[] = [
+  '--db=dev-file',
+  '--health-enabled=true',
+  '--metrics-enabled=true',
+  '--event-metrics-user-enabled=true',
+];
+
+/**
+ * The install's directory name: the version and a digest of the build options, so that changing
+ * them builds a new image beside the old one (a running Keycloak keeps its own) instead of reusing
+ * an image built without them.
+ */
+export const KEYCLOAK_BUILD = `${PINNED}-${createHash('sha256').update(KEYCLOAK_BUILD_OPTIONS.join(' ')).digest('hex').slice(0, 8)}`;
 
 /**
  * Keycloak's `log-level` for the audit trail (syntax keycloak.org/server/logging,
@@ -54,8 +70,8 @@ export const KEYCLOAK_LOG_LEVEL = 'info,io.smallrye.health:warn,org.keycloak.eve
 export const KEYCLOAK_JDK_MAJORS: readonly number[] = [25, 21, 17];
 
 /** Where the Keycloak distribution lives once installed. */
-export function keycloakHome(version = PINNED): string {
-  return toolDir('keycloak', version);
+export function keycloakHome(build = KEYCLOAK_BUILD): string {
+  return toolDir('keycloak', build);
 }
 
 /**
@@ -211,7 +227,7 @@ export function keycloakStartArgs(
 }
 
 function aotDir(jdk: Jdk): string {
-  return toolDir('keycloak-aot', `${PINNED}-jdk${jdk.version}`);
+  return toolDir('keycloak-aot', `${KEYCLOAK_BUILD}-jdk${jdk.version}`);
 }
 
 /**

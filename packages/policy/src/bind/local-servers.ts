@@ -1,6 +1,6 @@
 /**
  * The servers of a local stack (Cassandra, Kafka, Keycloak): which may run as pods of their own,
- * and where their metrics are (ADR 0020).
+ * and where their metrics are (ADR 0020, ADR 0024).
  */
 import type { Listener } from './allocator.ts';
 
@@ -17,15 +17,21 @@ export type LocalServer = (typeof localServers)[number];
 export const localServerMetricsSlots = { cassandra: 0, kafka: 1, keycloak: 2 } as const;
 
 /**
- * The loopback listeners of the data nodes' metrics (a front, its admin, the JMX exporter agent of
- * Cassandra and of Kafka) at a stack's `ports`: reserved whether or not the servers are pods
- * (without pods, that is where they are).
+ * The loopback listeners of the servers' metrics: a front and its admin for each of Cassandra,
+ * Kafka and Keycloak, and the JMX exporter agent of Cassandra and of Kafka (Keycloak serves its own
+ * metrics on its management interface, `keycloakManagement`), at a stack's `ports`: reserved
+ * whether or not the servers are pods (without pods, that is where they are).
  */
 export function serverMetricsListeners(
   ports: Record<'serverMetricsFrom' | 'serverMetricsAdminFrom' | 'jmxExporterFrom', number>,
 ): Listener[] {
-  return (['cassandra', 'kafka'] as const).flatMap((server) =>
-    (['serverMetricsFrom', 'serverMetricsAdminFrom', 'jmxExporterFrom'] as const).map((name) => ({
+  const blocks = {
+    cassandra: ['serverMetricsFrom', 'serverMetricsAdminFrom', 'jmxExporterFrom'],
+    kafka: ['serverMetricsFrom', 'serverMetricsAdminFrom', 'jmxExporterFrom'],
+    keycloak: ['serverMetricsFrom', 'serverMetricsAdminFrom'],
+  } as const;
+  return localServers.flatMap((server) =>
+    blocks[server].map((name) => ({
       network: 'loopback',
       endpoint: { address: '127.0.0.1', port: ports[name] + localServerMetricsSlots[server] },
       path: `environment.ports.${name}`,

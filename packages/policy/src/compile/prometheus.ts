@@ -11,10 +11,11 @@
  */
 import type { BoundModel, Endpoint } from '../bind/types.ts';
 import {
-  dataServices,
   metricsServerName,
+  metricsServers,
   sidecarStatsPath,
   type DataService,
+  type MetricsServer,
 } from '../identity.ts';
 import { dataMetricsPath, dataMetricsServerName } from './envoy/data-metrics.ts';
 
@@ -59,11 +60,11 @@ export interface PrometheusScrapeOptions {
   /** Scrape Prometheus's own `/metrics` (plaintext on its loopback listener). @default true when bound */
   self?: boolean;
   /**
-   * Each data node's metrics front (`compileDataMetricsProxy`: mTLS, the scraper only) as dialled:
-   * one job `jmx-<service>` each, reading the node's JMX exporter. @default none (the local binding
-   * does not place the fronts yet)
+   * Each server's metrics front (`compileDataMetricsProxy`: mTLS, the scraper only) as dialled:
+   * one job each, `jmx-<service>` reading a data node's JMX exporter, `keycloak` reading Keycloak's
+   * management interface. @default none (the local binding does not place the fronts)
    */
-  dataTargets?: Partial<Record<DataService, Endpoint>>;
+  dataTargets?: Partial<Record<MetricsServer, Endpoint>>;
 }
 
 /** The job names of a workload's scrape configs. */
@@ -72,6 +73,10 @@ export const scrapeJobs = {
   app: (workload: string) => `app-${workload}`,
   self: 'prometheus',
   jmx: (service: DataService) => `jmx-${service}`,
+  keycloak: 'keycloak',
+  /** The job of a server's metrics front. */
+  server: (server: MetricsServer) =>
+    server === 'keycloak' ? scrapeJobs.keycloak : scrapeJobs.jmx(server),
 } as const;
 
 const hostPort = (e: Endpoint) =>
@@ -122,11 +127,11 @@ export function compilePrometheusScrape(
     const app = model.workloads[w]?.metrics;
     if (app !== undefined) jobs.push(job(scrapeJobs.app(w), app.path));
   }
-  for (const service of dataServices) {
+  for (const service of metricsServers) {
     const at = opts.dataTargets?.[service];
     if (at === undefined) continue;
     jobs.push({
-      job_name: scrapeJobs.jmx(service),
+      job_name: scrapeJobs.server(service),
       scheme: 'https',
       metrics_path: dataMetricsPath,
       tls_config: {

@@ -3,6 +3,7 @@ import { formatPath } from '../errors.ts';
 import {
   collectorSpiffeId,
   dataServices,
+  metricsServerSpiffeId,
   own,
   scraperSpiffeId,
   sidecarStatsPath,
@@ -82,6 +83,8 @@ export function checkWorkloads(m: Model, err: Err): void {
     const base = ['workloads', name];
     if (!dnsLabel.re.test(name)) err(base, dnsLabel.reason);
     else if (isDataService(name)) err(base, 'name is reserved for a data service');
+    else if (m.metrics && name === 'keycloak')
+      err(base, "name is reserved for Keycloak's metrics front (the model has a metrics scraper)");
     if (w.namespace !== undefined && !dnsLabel.re.test(w.namespace))
       err([...base, 'namespace'], dnsLabel.reason);
     if (w.serviceAccount !== undefined && !dnsLabel.re.test(w.serviceAccount))
@@ -92,6 +95,11 @@ export function checkWorkloads(m: Model, err: Err): void {
         'the SPIFFE ID of a data service cannot be a workload identity',
       );
     const id = spiffeId(m, name);
+    if (m.metrics && name !== 'keycloak' && id === metricsServerSpiffeId(m, 'keycloak'))
+      err(
+        [...base, w.serviceAccount !== undefined ? 'serviceAccount' : 'namespace'],
+        `SPIFFE ID ${id} is Keycloak's metrics front's: a workload needs an identity of its own`,
+      );
     const clash = ids.get(id);
     if (clash !== undefined)
       err(
@@ -169,6 +177,11 @@ function checkScraper(m: Model, ids: Map<string, string>, err: Err): void {
   if (!dnsLabel.re.test(s.serviceAccount)) err([...at, 'serviceAccount'], dnsLabel.reason);
   else if (isDataService(s.serviceAccount) && (s.namespace ?? m.namespace) === m.namespace)
     err([...at, 'serviceAccount'], 'the SPIFFE ID of a data service cannot be the scraper');
+  else if (id === metricsServerSpiffeId(m, 'keycloak'))
+    err(
+      [...at, 'serviceAccount'],
+      "the SPIFFE ID of Keycloak's metrics front cannot be the scraper",
+    );
   const clash = ids.get(id);
   if (clash !== undefined)
     err(

@@ -1,32 +1,44 @@
 /**
- * The metrics front of a data node (ADR 0020, for Cassandra and Kafka): an Envoy with one listener,
- * the same as a sidecar's metrics listener. mTLS admits only the model's metrics scraper (its SPIFFE
- * ID as the client certificate's URI SAN), RBAC allows it `GET /metrics` and nothing else, and the
- * route goes to the JMX exporter agent on the node's own loopback (`127.0.0.1:<exporterPort>`), which
- * nothing outside the node's pod can reach. The Envoy presents the node's own SVID (the data
- * service's SPIFFE ID plus the DNS name Prometheus checks, {@link dataMetricsServerName}).
+ * The metrics front of a server (ADR 0020 for Cassandra and Kafka, ADR 0024 for Keycloak): an Envoy
+ * with one listener, the same as a sidecar's metrics listener. mTLS admits only the model's metrics
+ * scraper (its SPIFFE ID as the client certificate's URI SAN), RBAC allows it `GET /metrics` and
+ * nothing else, and the route goes to the server's metrics on its own loopback
+ * (`127.0.0.1:<exporterPort>`), which nothing outside the server's pod can reach: a data node's JMX
+ * exporter agent (plain HTTP), or Keycloak's management interface, which serves HTTPS (it inherits
+ * the server's TLS), so the front originates TLS to it and checks its certificate against the trust
+ * bundle and the IP address 127.0.0.1. The Envoy presents the server's own SVID (its SPIFFE ID plus
+ * the DNS name Prometheus checks, {@link dataMetricsServerName}).
  */
-import { scraperSpiffeId, type DataService } from '../../identity.ts';
+import { scraperSpiffeId, serverMetricsPath, type MetricsServer } from '../../identity.ts';
 import type { Model } from '../../schema.ts';
 import type { EnvoyEndpoint, EnvoyOptions } from '../envoy.ts';
 import type { EnvoyBootstrap, EnvoyRoute, RbacPolicy, SdsFile } from '../envoy-types.ts';
 import { idleSettings } from './idle.ts';
 import { hcm, metricsListenerName } from './metrics.ts';
-import { cluster, downstreamTls, endpoint, sdsFiles } from './resources.ts';
+import { cluster, downstreamTls, endpoint, sdsFiles, upstreamServerTls } from './resources.ts';
 
 /** The path the JMX exporter serves, and the only one the front admits. */
-export const dataMetricsPath = '/metrics';
+export const dataMetricsPath = serverMetricsPath;
 
 /** The cluster of the node's JMX exporter (on 127.0.0.1). */
 export const jmxExporterCluster = 'jmx_exporter';
 
+/** The cluster of Keycloak's management interface (HTTPS on 127.0.0.1). */
+export const keycloakManagementCluster = 'keycloak_management';
+
+/** The address Keycloak's management interface binds and its certificate names (IP SAN). */
+const loopback = '127.0.0.1';
+
 /** Options of {@link compileDataMetricsProxy}. */
 export interface DataMetricsProxyOptions {
-  /** The data service whose node this fronts. */
-  service: DataService;
+  /** The server this fronts: a data service's node, or Keycloak. */
+  service: MetricsServer;
   /** Where the mTLS listener binds (the node's pod address, or a loopback port). */
   listen: EnvoyEndpoint;
-  /** The JMX exporter's port on the node's 127.0.0.1. */
+  /**
+   * The metrics source's port on the server's 127.0.0.1: the JMX exporter agent (plain HTTP), or
+   * Keycloak's management interface (HTTPS, verified against `sds.trustBundle` and 127.0.0.1).
+   */
   exporterPort: number;
   /** The node's SVID and trust bundle, as SDS files (as a sidecar's). */
   sds: EnvoyOptions['sds'];
@@ -35,7 +47,7 @@ export interface DataMetricsProxyOptions {
 }
 
 /** The DNS name a data node's SVID carries for Prometheus's `server_name`: `<service>.<ns>.svc`. */
-export function dataMetricsServerName(model: Model, service: DataService): string {
+export function dataMetricsServerName(model: Model, service: MetricsServer): string {
   return `${service}.${model.namespace}.svc`;
 }
 
@@ -73,11 +85,13 @@ export function compileDataMetricsProxy(
     ],
     principals: [{ authenticated: { principal_name: { exact: scraper } } }],
   };
+  const keycloak = o.service === 'keycloak';
+  const upstream = keycloak ? keycloakManagementCluster : jmxExporterCluster;
   const routes: EnvoyRoute[] = [
     {
-      name: 'jmx-metrics',
+      name: keycloak ? 'keycloak-metrics' : 'jmx-metrics',
       match: { path: dataMetricsPath },
-      route: { cluster: jmxExporterCluster, timeout: '10s' },
+      route: { cluster: upstream, timeout: '10s' },
     },
     { name: 'no-route', match: { prefix: '/' }, direct_response: { status: 404 } },
   ];
@@ -106,7 +120,18 @@ export function compileDataMetricsProxy(
             ],
           },
         ],
-        clusters: [cluster(jmxExporterCluster, { address: '127.0.0.1', port: o.exporterPort })],
+        clusters: [
+          cluster(
+            upstream,
+            { address: loopback, port: o.exporterPort },
+            keycloak
+              ? upstreamServerTls(o.sds.dir, {
+                  san_type: 'IP_ADDRESS',
+                  matcher: { exact: loopback },
+                })
+              : undefined,
+          ),
+        ],
       },
       ...idleSettings(),
     },

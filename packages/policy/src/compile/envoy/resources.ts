@@ -11,6 +11,7 @@ import type {
   SdsFile,
   SdsSecretConfig,
   SocketAddress,
+  SubjectAltNameMatcher,
   TlsTransportSocket,
 } from '../envoy-types.ts';
 
@@ -101,6 +102,23 @@ export function upstreamTls(
       '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
       ...(sni !== undefined ? { sni } : {}),
       common_tls_context: tlsContext(sdsDir, [san]),
+    },
+  };
+}
+
+/**
+ * Upstream TLS to a server that is no mesh peer (e.g. Keycloak's management interface, whose
+ * certificate the Mesh CA issued without a SPIFFE ID): the chain against the trust bundle, and the
+ * name `san` it must carry. The SVID is offered should the server ask for a client certificate.
+ */
+export function upstreamServerTls(sdsDir: string, san: SubjectAltNameMatcher): TlsTransportSocket {
+  const ctx = tlsContext(sdsDir, []);
+  ctx.combined_validation_context.default_validation_context.match_typed_subject_alt_names = [san];
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+      common_tls_context: ctx,
     },
   };
 }
