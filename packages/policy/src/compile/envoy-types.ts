@@ -1,3 +1,7 @@
+import type { HcmTracing, HttpFault } from './envoy-types-extra.ts';
+
+export type { HcmTracing, HttpFault } from './envoy-types-extra.ts';
+
 /**
  * The subset of Envoy's v3 API that the Envoy compiler emits, typed field by field. Names follow the
  * proto fields (snake_case) so the objects serialize straight to a bootstrap YAML/JSON.
@@ -162,18 +166,6 @@ export interface LocalRateLimit {
   filter_enforced?: RuntimePercent;
 }
 
-/**
- * `extensions.filters.http.fault.v3.HTTPFault`, delay only: `delay.fixed_delay` (must be above 0)
- * and `delay.percentage` (`type.v3.FractionalPercent`), both overridable at runtime.
- */
-export interface HttpFault {
-  '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault';
-  delay: {
-    fixed_delay: string;
-    percentage: { numerator: number; denominator: 'HUNDRED' };
-  };
-}
-
 /** `config.core.v3.RuntimeFractionalPercent`. */
 export interface RuntimePercent {
   runtime_key: string;
@@ -280,23 +272,6 @@ export interface HttpConnectionManager {
   local_reply_config?: { mappers: ResponseMapper[] };
   access_log?: FileAccessLog[];
   tracing?: HcmTracing;
-}
-
-/**
- * `HttpConnectionManager.Tracing` with `config.trace.v3.Tracing.Http` of the OpenTelemetry tracer
- * (`config.trace.v3.OpenTelemetryConfig`, exporting over `config.core.v3.HttpService`).
- */
-export interface HcmTracing {
-  /** `type.v3.Percent`, 0 to 100. */
-  random_sampling: { value: number };
-  provider: {
-    name: 'envoy.tracers.opentelemetry';
-    typed_config: {
-      '@type': 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig';
-      http_service: { http_uri: { uri: string; cluster: string; timeout: string } };
-      service_name: string;
-    };
-  };
 }
 
 /** A network filter. */
