@@ -145,6 +145,22 @@ function auditTrail(requestId: string): AuditRecord[] {
 }
 
 const loose = (s: string | undefined) => (s ?? '').toLowerCase().replaceAll('_', '-');
+/** A produce to `topic` by the workload whose service account is `sa`, joined to the request by time. */
+const kafkaProduce =
+  (sa: string, topic: string) =>
+  (r: AuditRecord): boolean =>
+    r.source === 'kafka' &&
+    r.correlated === true &&
+    loose(r.identity).endsWith(`/sa/${sa}`) &&
+    (r.action ?? '').startsWith(`WRITE Topic:LITERAL:${topic}`);
+/** A write (DML) by Cassandra role `role` to a table whose `keyspace.table` contains `table`. */
+const cassandraDml =
+  (role: string, table: string) =>
+  (r: AuditRecord): boolean =>
+    r.source === 'cassandra' &&
+    loose(r.identity).includes(role) &&
+    (r.action ?? '').includes(table) &&
+    r.reason === 'DML';
 
 describe('one audit trail (./trellis audit)', () => {
   it("alice's POST: edge, ingress, sidecar, orders-api's produce, the writer's Cassandra write and event, the ledger's write, each with its identity", async () => {
@@ -175,19 +191,11 @@ describe('one audit trail (./trellis audit)', () => {
       ['orders-api answered 202', (r) => r.component === 'orders-api' && r.status === 202],
       [
         "orders-api's produce to the intake topic, as orders-api",
-        (r) =>
-          r.source === 'kafka' &&
-          r.correlated === true &&
-          loose(r.identity).endsWith('/sa/orders-api') &&
-          (r.action ?? '').startsWith('WRITE Topic:LITERAL:orders.intake.v1'),
+        kafkaProduce('orders-api', 'orders.intake.v1'),
       ],
       [
         "the writer's Cassandra write to orders, as its role",
-        (r) =>
-          r.source === 'cassandra' &&
-          loose(r.identity).includes('orders-writer') &&
-          (r.action ?? '').includes('orders.orders') &&
-          r.reason === 'DML',
+        cassandraDml('orders-writer', 'orders.orders'),
       ],
       [
         'the writer stored the order for alice',
@@ -195,18 +203,9 @@ describe('one audit trail (./trellis audit)', () => {
       ],
       [
         "the writer's order.created event, as orders-writer",
-        (r) =>
-          r.source === 'kafka' &&
-          loose(r.identity).endsWith('/sa/orders-writer') &&
-          (r.action ?? '').startsWith('WRITE Topic:LITERAL:orders.v1'),
+        kafkaProduce('orders-writer', 'orders.v1'),
       ],
-      [
-        "the ledger's Cassandra write, as its role",
-        (r) =>
-          r.source === 'cassandra' &&
-          loose(r.identity).includes('ledger') &&
-          (r.action ?? '').includes('ledger.'),
-      ],
+      ["the ledger's Cassandra write, as its role", cassandraDml('ledger', 'ledger.')],
       ['the ledger projected it for alice', (r) => r.component === 'ledger' && r.subject === sub],
     ];
     // Envoy writes its access log to file in batches (every few seconds), so the trail fills up over
