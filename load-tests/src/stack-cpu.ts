@@ -27,7 +27,26 @@ export function stackProcesses(runDir: string): StackProcess[] {
   }
   for (const component of dirs) {
     const state = readState(join(runDir, component, 'supervisor.json'));
-    if (state?.status === 'running' && state.childPid) out.push({ component, pid: state.childPid });
+    if (state?.status === 'running' && state.childPid) {
+      out.push({ component, pid: state.childPid });
+      continue;
+    }
+    // A component of several processes keeps one directory each below its own (the collector and
+    // its front: `otel-collector/collector`, `otel-collector/front`).
+    let subs: string[] = [];
+    try {
+      subs = readdirSync(join(runDir, component), { withFileTypes: true })
+        .filter((d) => d.isDirectory())
+        .map((d) => d.name)
+        .sort();
+    } catch {
+      // a file, or gone
+    }
+    for (const sub of subs) {
+      const s = readState(join(runDir, component, sub, 'supervisor.json'));
+      if (s?.status === 'running' && s.childPid)
+        out.push({ component: `${component}/${sub}`, pid: s.childPid });
+    }
   }
   if (out.length === 0) throw new Error(`no running process under ${runDir}: is the stack up?`);
   return out;

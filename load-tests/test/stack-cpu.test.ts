@@ -30,7 +30,14 @@ describe('stack CPU accounting', () => {
     supervised('kafka', { childPid: 102, status: 'backoff' });
     supervised('nginx', '{ not json');
     mkdirSync(join(root, 'run', 'pki'), { recursive: true });
-    expect(stackProcesses(join(root, 'run'))).toEqual([{ component: 'cassandra', pid: 101 }]);
+    // A component of two processes, one directory each (the collector and its front).
+    supervised('otel-collector/collector', { childPid: 103, status: 'running' });
+    supervised('otel-collector/front', { childPid: 104, status: 'running' });
+    expect(stackProcesses(join(root, 'run'))).toEqual([
+      { component: 'cassandra', pid: 101 },
+      { component: 'otel-collector/collector', pid: 103 },
+      { component: 'otel-collector/front', pid: 104 },
+    ]);
     expect(() => stackProcesses(join(root, 'absent'))).toThrow('is the stack up?');
     mkdirSync(join(root, 'empty'));
     expect(() => stackProcesses(join(root, 'empty'))).toThrow('no running process');
