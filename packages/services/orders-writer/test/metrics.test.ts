@@ -33,16 +33,6 @@ function sample(text: string, name: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(name.length + 1));
 }
 
-const names = [
-  'orders_writer_chunks_total',
-  'orders_writer_orders_written_total',
-  'orders_writer_events_emitted_total',
-  'orders_writer_replays_total',
-  'orders_writer_duplicates_total',
-  'orders_writer_conflicts_total',
-  'orders_writer_malformed_records_total',
-];
-
 describe('orders-writer /metrics', () => {
   it('counts what a chunk did', async () => {
     const producer = {
