@@ -387,7 +387,7 @@ describe('a request through nginx, the sidecars and orders-api', () => {
     expect(edge.subjectAltName).toBe('DNS:localhost, IP Address:127.0.0.1');
   });
 
-  it('runs Prometheus with its own SVID: every sidecar, orders-api’s metrics and the data nodes’ JMX exporters scraped over mTLS, all up', async () => {
+  it('runs Prometheus with its own SVID: every sidecar, the three apps’ metrics and the data nodes’ JMX exporters scraped over mTLS, all up', async () => {
     const { url, jobs } = out.prometheus;
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     type Target = { labels: Record<string, string>; health: string; scrapeUrl: string };
@@ -403,7 +403,9 @@ describe('a request through nginx, the sidecars and orders-api', () => {
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
     expect(targets.map((t) => [t.labels['job'], t.health]).sort()).toEqual([
+      ['app-ledger', 'up'],
       ['app-orders-api', 'up'],
+      ['app-orders-writer', 'up'],
       ['envoy-ingress', 'up'],
       ['envoy-ledger', 'up'],
       ['envoy-orders-api', 'up'],
@@ -415,6 +417,27 @@ describe('a request through nginx, the sidecars and orders-api', () => {
     ]);
     for (const t of targets)
       if (t.labels['job'] !== 'prometheus') expect(t.scrapeUrl).toMatch(/^https:\/\//);
+    // The apps' own counters, scraped through their sidecars: the order accepted in the test above
+    // was written by orders-writer and projected by ledger.
+    const value = async (query: string): Promise<number> => {
+      const r = (await (
+        await fetch(`${url}/api/v1/query?query=${encodeURIComponent(query)}`)
+      ).json()) as { data: { result: { value: [number, string] }[] } };
+      return Number(r.data.result[0]?.value[1] ?? 0);
+    };
+    const counters = [
+      'orders_writer_orders_written_total{job="app-orders-writer"}',
+      'ledger_events_projected_total{job="app-ledger"}',
+    ];
+    let seen: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      seen = await Promise.all(counters.map(value));
+      if (seen.every((v) => v >= 1)) break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    expect(Object.fromEntries(counters.map((c, i) => [c, (seen[i] ?? 0) >= 1]))).toEqual(
+      Object.fromEntries(counters.map((c) => [c, true])),
+    );
     const svidSans = new X509Certificate(
       readFileSync(join(stackDir, 'pki', 'prometheus', 'cert.pem')),
     ).subjectAltName;

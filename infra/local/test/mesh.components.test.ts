@@ -32,7 +32,7 @@ function noScraper(): BoundModel {
   const r = parseModel(
     readFileSync(join(import.meta.dirname, '../../../trellis.yaml'), 'utf8')
       .replace(/^metrics:\n {2}scraper: .*\n/m, '')
-      .replace(/^ {4}metrics: \{ port: http.*\n/m, ''),
+      .replace(/^ {4}metrics: \{ port: http.*\n/gm, ''),
   );
   if (!r.ok) throw new Error(JSON.stringify(r.errors));
   return bindOrThrow(r.model, localEnvironment(8000, '/stack'), 'no scraper');
@@ -240,9 +240,11 @@ describe('the metrics scraper (ADR 0020)', () => {
     ).toEqual([
       ['envoy-ingress', 'https', ['127.0.0.1:8550']],
       ['envoy-ledger', 'https', ['127.0.0.1:8551']],
+      ['app-ledger', 'https', ['127.0.0.1:8551']],
       ['envoy-orders-api', 'https', ['127.0.0.1:8552']],
       ['app-orders-api', 'https', ['127.0.0.1:8552']],
       ['envoy-orders-writer', 'https', ['127.0.0.1:8553']],
+      ['app-orders-writer', 'https', ['127.0.0.1:8553']],
       ['prometheus', 'http', ['127.0.0.1:8090']],
     ]);
     expect(JSON.parse(f['slo-rules.yaml'])).toHaveProperty('groups');

@@ -44,6 +44,11 @@
 // (base + 562, its admin base + 572, reading the management port base + 190; on Keycloak's pod
 // address with pods), its Envoy hash (`keycloak-metrics`) and the job `keycloak` in `scrape`,
 // written by planAt; every existing port, address and hash stayed (checked key by key).
+// Changed on purpose (issue 15 item 1, both services scraped): ledger and orders-writer declare
+// `metrics: { port: http, path: /metrics }`, so their sidecars' metrics listeners route that path
+// (their two Envoy hashes moved at every base, with and without pods) and `scrape` gained the jobs
+// `app-ledger` and `app-orders-writer` (on their sidecars' metrics listeners, base + 551 and + 553);
+// every port and address stayed and nothing else changed (checked key by key).
 import { svidFiles } from '@trellis/contracts';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';

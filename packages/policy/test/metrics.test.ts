@@ -68,12 +68,12 @@ describe('the metrics scraper in the model', () => {
       errorsOf((d) => {
         delete (d as { metrics?: unknown }).metrics;
       }),
-    ).toEqual([
-      {
-        path: 'workloads.orders-api.metrics',
+    ).toEqual(
+      ['orders-api', 'ledger', 'orders-writer'].map((w) => ({
+        path: `workloads.${w}.metrics`,
         reason: 'declare metrics.scraper: nobody may read these metrics without one',
-      },
-    ]);
+      })),
+    );
   });
 
   it('refuses a scraper that shares a workload identity', () => {
@@ -173,8 +173,8 @@ describe('the oracle on scrapes', () => {
       allowed(model, scrape('orders-api', { ...asScraper, trusted: false }, '/metrics')).allowed,
     ).toBe(false);
     expect(allowed(model, scrape('orders-api', asScraper, '/metrics', 'POST')).allowed).toBe(false);
-    // ledger declares no app metrics; the scraper reaches no route of the app either.
-    expect(allowed(model, scrape('ledger', asScraper, '/metrics')).allowed).toBe(false);
+    // ingress declares no app metrics; the scraper reaches no route of the app either.
+    expect(allowed(model, scrape('ingress', asScraper, '/metrics')).allowed).toBe(false);
     expect(allowed(model, scrape('orders-api', asScraper, '/orders/1')).allowed).toBe(false);
     // The scraper is no workload: the mesh ports refuse it.
     expect(
@@ -253,7 +253,8 @@ describe('binding the metrics listeners', () => {
     ]);
     const d = referenceData();
     delete (d as { metrics?: unknown }).metrics;
-    delete (d.workloads as Record<string, Record<string, unknown>>)['orders-api']?.metrics;
+    for (const w of ['orders-api', 'ledger', 'orders-writer'])
+      delete (d.workloads as Record<string, Record<string, unknown>>)[w]?.metrics;
     const r = validateModel(d);
     if (!r.ok) throw new Error(JSON.stringify(r.errors));
     expect(ports(r.model)).toEqual([]);
@@ -262,7 +263,8 @@ describe('binding the metrics listeners', () => {
   it('gives no metrics listener without a scraper', () => {
     const d = referenceData();
     delete (d as { metrics?: unknown }).metrics;
-    delete (d.workloads as Record<string, Record<string, unknown>>)['orders-api']?.metrics;
+    for (const w of ['orders-api', 'ledger', 'orders-writer'])
+      delete (d.workloads as Record<string, Record<string, unknown>>)[w]?.metrics;
     const r = validateModel(d);
     if (!r.ok) throw new Error(JSON.stringify(r.errors));
     const b = local(r.model);
@@ -333,8 +335,8 @@ describe('the sidecar metrics listener', () => {
     expect(admin?.load_assignment.endpoints[0]?.lb_endpoints[0]?.endpoint.address).toEqual({
       socket_address: { address: '127.0.0.1', port_value: 9902 },
     });
-    // ledger declares no app metrics: only its stats.
-    const lf = listener('ledger', metricsListenerName).filter_chains[0]?.filters[0];
+    // ingress declares no app metrics: only its stats.
+    const lf = listener('ingress', metricsListenerName).filter_chains[0]?.filters[0];
     if (lf?.name !== 'envoy.filters.network.http_connection_manager') throw new Error('no HCM');
     expect(lf.typed_config.route_config.virtual_hosts[0]?.routes.map((r) => r.name)).toEqual([
       'sidecar-stats',
@@ -354,9 +356,11 @@ describe('compilePrometheusScrape', () => {
     expect(cfg.scrape_configs.map((j) => j.job_name)).toEqual([
       'envoy-ingress',
       'envoy-ledger',
+      'app-ledger',
       'envoy-orders-api',
       'app-orders-api',
       'envoy-orders-writer',
+      'app-orders-writer',
       'prometheus',
     ]);
     const byName = Object.fromEntries(cfg.scrape_configs.map((j) => [j.job_name, j]));
@@ -417,9 +421,11 @@ describe('compilePrometheusScrape', () => {
     expect(cfg.scrape_configs.map((j) => [j.job_name, j.static_configs[0]?.targets])).toEqual([
       ['envoy-ingress', ['127.0.0.1:15090']],
       ['envoy-ledger', ['127.0.0.1:15090']],
+      ['app-ledger', ['127.0.0.1:15090']],
       ['envoy-orders-api', ['127.0.0.1:15090']],
       ['app-orders-api', ['127.0.0.1:15090']],
       ['envoy-orders-writer', ['127.0.0.1:15090']],
+      ['app-orders-writer', ['127.0.0.1:15090']],
       ['prometheus', ['127.0.0.1:9090']],
     ]);
     expect(cfg.scrape_configs[0]?.tls_config?.cert_file).toBe('/srv/prometheus/certs/cert.pem');

@@ -809,7 +809,9 @@ describe('Prometheus, the metrics scraper (ADR 0020)', () => {
   it('scrapes every sidecar and the declared app metrics over mTLS: every target is up', async () => {
     const { url, jobs } = prometheus();
     expect([...jobs].sort()).toEqual([
+      'app-ledger',
       'app-orders-api',
+      'app-orders-writer',
       'envoy-ingress',
       'envoy-ledger',
       'envoy-orders-api',

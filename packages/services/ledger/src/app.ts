@@ -10,9 +10,11 @@ import { identityDefaults, type IdentityOptions } from '@trellis/service-platfor
 import { createKafka, type KafkaOptions } from '@trellis/service-platform/kafka';
 import type { TracingOptions } from '@trellis/service-platform/tracing';
 import type { FastifyInstance } from 'fastify';
+import { Registry } from 'prom-client';
 import type { FromSchema } from 'json-schema-to-ts';
 import { OrderConsumer } from './consumer.ts';
 import { EntryStore } from './entries.ts';
+import { registerConsumerMetrics } from './metrics.ts';
 import { ddl } from './schema.ts';
 
 /** Everything ledger needs; `server.ts` builds it from the environment. */
@@ -55,7 +57,9 @@ export interface LedgerApp {
 
 /**
  * ledger: consumes `orders.v1` (group `ledger`) into `ledger.order_entries`, and serves `/healthz`,
- * `/readyz` and `GET /entries/:orderId`. Consuming starts when the app is ready (listen or inject).
+ * `/readyz`, `GET /entries/:orderId` and `/metrics` (the consumer's counters as Prometheus text;
+ * pod-local: the sidecar routes it only on its metrics listener). Consuming starts when the app is
+ * ready (listen or inject).
  */
 export async function buildLedger(opts: LedgerOptions): Promise<LedgerApp> {
   const identity: IdentityOptions = { ...identityDefaults, ...opts.identity };
@@ -83,6 +87,11 @@ export async function buildLedger(opts: LedgerOptions): Promise<LedgerApp> {
     app.log,
   );
   const connector = new Connector([cassandra, consumer], app.log);
+  const metrics = new Registry();
+  registerConsumerMetrics(metrics, consumer);
+  app.get('/metrics', { logLevel: 'warn', config: { trace: false } }, async (_req, reply) =>
+    reply.type(metrics.contentType).send(await metrics.metrics()),
+  );
   app.addHook('onReady', async () => connector.start());
   app.addHook('onClose', async () => {
     await connector.close();

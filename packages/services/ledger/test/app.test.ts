@@ -31,6 +31,17 @@ describe('ledger health', () => {
   });
 });
 
+describe('ledger /metrics', () => {
+  it('serves the consumer counters without an identity (pod-local), at 0 before any event', async () => {
+    const res = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(res.body).toContain('# TYPE ledger_events_projected_total counter');
+    expect(res.body).toMatch(/^ledger_events_projected_total 0$/m);
+    expect(res.body).toMatch(/^ledger_malformed_events_total 0$/m);
+  });
+});
+
 describe('GET /entries/:orderId', () => {
   it('answers 401 without an identity', async () => {
     const res = await app.inject({

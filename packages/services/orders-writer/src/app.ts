@@ -12,10 +12,12 @@ import { createKafka, type KafkaOptions } from '@trellis/service-platform/kafka'
 import { Publisher } from '@trellis/service-platform/publisher';
 import type { TracingOptions } from '@trellis/service-platform/tracing';
 import type { FastifyInstance } from 'fastify';
+import { Registry } from 'prom-client';
 import { KafkaIntake } from './intake-kafka.ts';
 import { SqsOrderQueue, type OrderQueue } from '@trellis/service-platform/queue';
 import { SqsIntake } from './intake-sqs.ts';
 import { OrderRows } from './rows.ts';
+import { registerWriterMetrics } from './metrics.ts';
 import { ddl } from './schema.ts';
 import { ChunkWriter } from './writer.ts';
 
@@ -66,8 +68,9 @@ const defaults = {
 
 /**
  * orders-writer: drains the order queue (`orders.intake.v1`, or SQS) into `orders.orders` in chunks,
- * emits `orders.v1` `order.created` for the stored orders, then commits (ADR 0022). Serves `/healthz`
- * and `/readyz` only. Consuming starts when the app is ready (listen or inject).
+ * emits `orders.v1` `order.created` for the stored orders, then commits (ADR 0022). Serves `/healthz`,
+ * `/readyz` and `/metrics` (the writer's counters as Prometheus text; pod-local: the sidecar routes it
+ * only on its metrics listener). Consuming starts when the app is ready (listen or inject).
  */
 export async function buildWriter(opts: OrdersWriterOptions): Promise<OrdersWriterApp> {
   const batchMax = opts.batchMax ?? defaults.batchMax;
@@ -96,6 +99,11 @@ export async function buildWriter(opts: OrdersWriterOptions): Promise<OrdersWrit
   );
   const rows = new OrderRows(cassandra.client, app.tracing);
   const writer = new ChunkWriter(rows, publisher, app.log, app.tracing);
+  const metrics = new Registry();
+  registerWriterMetrics(metrics, writer.stats);
+  app.get('/metrics', { logLevel: 'warn', config: { trace: false } }, async (_req, reply) =>
+    reply.type(metrics.contentType).send(await metrics.metrics()),
+  );
   const ready = (): boolean => cassandra.ready() && publisher.ready();
   let intake: Dependency;
   if (queue.kind === 'kafka') {

@@ -29,6 +29,24 @@ describe('orders-writer health', () => {
     });
   });
 
+  it('serves its counters on /metrics without an identity (pod-local), at 0 before any chunk', async () => {
+    const res = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    for (const name of [
+      'chunks',
+      'orders_written',
+      'events_emitted',
+      'replays',
+      'duplicates',
+      'conflicts',
+      'malformed_records',
+    ]) {
+      expect(res.body).toContain(`# TYPE orders_writer_${name}_total counter`);
+      expect(res.body).toMatch(new RegExp(`^orders_writer_${name}_total 0$`, 'm'));
+    }
+  });
+
   it('serves nothing else', async () => {
     const res = await app.inject({ method: 'GET', url: '/orders/x' });
     expect(res.statusCode).toBe(404);
