@@ -24,7 +24,10 @@ export interface DataMetricsPlan {
   listen: EnvoyEndpoint;
   /** The front's Envoy admin, on the node's own loopback. */
   adminPort: number;
-  /** The JMX exporter agent (Keycloak: its management interface), on the server's own loopback. */
+  /**
+   * The JMX exporter agent (Keycloak: its management interface; nginx: its metrics server), on the
+   * server's own loopback.
+   */
   exporterPort: number;
 }
 
@@ -45,6 +48,27 @@ export function planKeycloakMetrics(
     listen: { address: podAddress ?? '127.0.0.1', port: ports.serverMetricsFrom + slot },
     adminPort: ports.serverMetricsAdminFrom + slot,
     exporterPort: ports.keycloakManagement,
+  };
+}
+
+/**
+ * Where nginx's metrics go (issue 15): nginx renders its stub_status gauges on the edge pod's own
+ * loopback at `jmxExporterFrom` + nginx's slot (3), and a front in the same pod
+ * (`serverMetricsFrom`/`serverMetricsAdminFrom` + 3), on the edge pod's address when the edge is a
+ * pod, is the scraper's only way in; undefined without a metrics scraper.
+ */
+export function planNginxMetrics(
+  model: BoundModel,
+  ports: Record<LocalPortName, number>,
+  podAddress?: string,
+): DataMetricsPlan | undefined {
+  if (model.binding.metrics === undefined) return undefined;
+  const slot = localServerMetricsSlots.nginx;
+  return {
+    service: 'nginx',
+    listen: { address: podAddress ?? '127.0.0.1', port: ports.serverMetricsFrom + slot },
+    adminPort: ports.serverMetricsAdminFrom + slot,
+    exporterPort: ports.jmxExporterFrom + slot,
   };
 }
 

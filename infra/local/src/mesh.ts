@@ -20,12 +20,20 @@ import { identityHeaders, svidFiles } from '@trellis/contracts';
 import { ordersDdl } from '@trellis/contracts/orders-table';
 import { ddl as ledgerDdl } from '@trellis/ledger/schema';
 import type { AdminConnection } from '@trellis/components/local/cassandra-impl';
+import type { LocalDataMetricsFront } from '@trellis/components/local/data-metrics';
 import { LocalIngress } from '@trellis/components/local/ingress';
 import { LocalRelay } from '@trellis/components/local/relay';
 import { LocalService } from '@trellis/components/local/service';
 import { LocalSidecar, type LocalSidecarArgs } from '@trellis/components/local/sidecar';
-import { envoyOptions, sloBucketsMs, spiffeId, type BoundModel } from '@trellis/policy';
+import {
+  envoyOptions,
+  sloBucketsMs,
+  spiffeId,
+  type BoundModel,
+  type EnvoyEndpoint,
+} from '@trellis/policy';
 import type { StackContext } from './context.ts';
+import { deployDataMetrics, planNginxMetrics } from './data-metrics.ts';
 import { PLATFORM_ADMIN, type DataLayer } from './data.ts';
 import type { IdentityLayer } from './identity.ts';
 import { serviceEnv } from './service-env.ts';
@@ -158,6 +166,12 @@ export interface MeshLayer {
   /** Each app's URL on loopback (in a pod: the pod's own, reached from inside it). */
   services: Record<string, { url: string; logFile: pulumi.Output<string> }>;
   ingress: LocalIngress;
+  /**
+   * nginx's metrics front, when the model has a metrics scraper: an Envoy in the edge pod (or on
+   * the host's loopback without pods) that admits only the scraper, reading nginx's stub_status
+   * gauges from nginx's metrics server on the pod's own loopback.
+   */
+  metrics?: { front: LocalDataMetricsFront; target: EnvoyEndpoint };
   /** Depend on these to act after the whole request path is up. */
   resources: pulumi.Resource[];
 }
@@ -329,6 +343,11 @@ export function deployMesh(
   // In the edge's pod (the ingress gateway's), nginx is the pod's public listener and reaches the
   // edge sidecar on the pod's own loopback.
   const edgePod = podLaunch(ctx, edge);
+  const nginxMetrics = planNginxMetrics(
+    model,
+    ctx.ports,
+    edgePod !== undefined ? listen.address : undefined,
+  );
   const ingress = new LocalIngress(
     'ingress-nginx',
     {
@@ -341,6 +360,7 @@ export function deployMesh(
       certValidHours: ctx.certValidHours,
       rotation: settings.edgeRotation ?? 0,
       ...(edgePod !== undefined ? { pod: edgePod } : {}),
+      ...(nginxMetrics !== undefined ? { metricsPort: nginxMetrics.exporterPort } : {}),
     },
     {
       ...opts,
@@ -363,6 +383,16 @@ export function deployMesh(
         )
       : undefined;
 
+  const metricsFront =
+    nginxMetrics === undefined
+      ? undefined
+      : deployDataMetrics(
+          ctx,
+          [nginxMetrics],
+          edgePod !== undefined ? { nginx: { launch: edgePod, address: listen.address } } : {},
+          { ...opts, dependsOn: [ingress] },
+        ).fronts[0];
+
   return {
     ingressUrl: ingress.url,
     sidecars: Object.fromEntries(
@@ -381,6 +411,9 @@ export function deployMesh(
       Object.entries(services).map(([w, s]) => [w, { url: s.url, logFile: s.logFile }]),
     ),
     ingress,
+    ...(metricsFront !== undefined
+      ? { metrics: { front: metricsFront, target: metricsFront.target } }
+      : {}),
     resources: [
       ingress,
       ...(ingressRelay ? [ingressRelay] : []),

@@ -4,7 +4,7 @@
  * SLO rules compiled from the route budgets. It runs on the host; its UI and API listen on the host's
  * loopback (`binding.metrics.listen`). Call it last: `deployMetrics(ctx, mesh, data)` scrapes the
  * sidecars `deployMesh` started, the data nodes' metrics fronts `deployData` started and, given
- * `settings.identity`, Keycloak's metrics front `deployIdentity` started.
+ * `settings.identity`, Keycloak's metrics front `deployIdentity` started; nginx's metrics front `deployMesh` started is scraped as job `nginx`.
  */
 import type * as pulumi from '@pulumi/pulumi';
 import { LocalPrometheus } from '@trellis/components/local/prometheus';
@@ -22,7 +22,7 @@ export interface MetricsLayer {
   consolesUrl: string;
   spiffeId: string;
   /**
-   * The scrape jobs: `envoy-<workload>`, `app-<workload>`, `jmx-<service>`, `keycloak`,
+   * The scrape jobs: `envoy-<workload>`, `app-<workload>`, `jmx-<service>`, `keycloak`, `nginx`,
    * `prometheus`.
    */
   jobs: string[];
@@ -59,6 +59,7 @@ export function deployMetrics(
       dataTargets: {
         ...data.metrics.targets,
         ...(kc !== undefined ? { keycloak: kc.target } : {}),
+        ...(mesh.metrics !== undefined ? { nginx: mesh.metrics.target } : {}),
       },
       ...(settings.scrapeInterval !== undefined ? { scrapeInterval: settings.scrapeInterval } : {}),
       ...(settings.sloTimeScale !== undefined ? { sloTimeScale: settings.sloTimeScale } : {}),
@@ -71,6 +72,7 @@ export function deployMetrics(
         ...mesh.resources,
         ...data.metrics.fronts,
         ...(kc !== undefined ? [kc.front] : []),
+        ...(mesh.metrics !== undefined ? [mesh.metrics.front] : []),
       ],
     },
   );

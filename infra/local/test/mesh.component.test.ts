@@ -413,6 +413,7 @@ describe('a request through nginx, the sidecars and orders-api', () => {
       ['jmx-cassandra', 'up'],
       ['jmx-kafka', 'up'],
       ['keycloak', 'up'],
+      ['nginx', 'up'],
       ['prometheus', 'up'],
     ]);
     for (const t of targets)
@@ -451,6 +452,37 @@ describe('a request through nginx, the sidecars and orders-api', () => {
       expect(html).toContain(`<a href="${file}.html">`);
     const hop = await (await fetch(`${url}/consoles/hop-keycloak.html`)).text();
     expect(/<th>scrape up<\/th><td>\s*<a[^>]*>1<\/a>/.test(hop)).toBe(true);
+  });
+
+  it("serves nginx's metrics to the scraper only, through the front in the edge's pod", async () => {
+    const r = (await (await fetch(`${out.prometheus.url}/api/v1/targets?state=active`)).json()) as {
+      data: { activeTargets: { labels: Record<string, string>; scrapeUrl: string }[] };
+    };
+    const target = r.data.activeTargets.find((t) => t.labels['job'] === 'nginx')?.scrapeUrl ?? '';
+    expect(target).toMatch(/^https:\/\/[\d.]+:\d+\/metrics$/);
+    // The front's SVID: its own SPIFFE ID and the DNS name Prometheus checks.
+    const front = (tls: { cert?: Buffer; key?: Buffer }, method = 'GET') =>
+      https(target, {
+        method,
+        tls: {
+          ...tls,
+          checkServerIdentity: (_host, cert) =>
+            (cert.subjectaltname ?? '').split(', ').sort().join(', ') ===
+            'DNS:nginx.trellis.svc, URI:spiffe://trellis.local/ns/trellis/sa/nginx'
+              ? undefined
+              : new Error(`unexpected server identity ${cert.subjectaltname}`),
+        },
+      });
+    const scraper = svid(join(stackDir, 'pki', 'prometheus'));
+    const ok = await front(scraper);
+    expect(ok.status, ok.body.slice(0, 300)).toBe(200);
+    expect(ok.body).toMatch(/^nginx_connections_active \d+$/m);
+    expect(ok.body).toMatch(/^nginx_connections_waiting \d+$/m);
+    // The scraper on another method: RBAC's 403. Another workload's SVID (the ingress sidecar's)
+    // and no certificate: the handshake fails (the listener accepts the scraper's SAN only).
+    expect((await front(scraper, 'POST')).status).toBe(403);
+    await expect(front(svid(out.sidecars['ingress']?.certDir ?? ''))).rejects.toThrow();
+    await expect(front({})).rejects.toThrow();
   });
 
   it('serves Keycloak over TLS only, and the sidecars fetch its JWKS over TLS', async () => {

@@ -49,6 +49,10 @@
 // (their two Envoy hashes moved at every base, with and without pods) and `scrape` gained the jobs
 // `app-ledger` and `app-orders-writer` (on their sidecars' metrics listeners, base + 551 and + 553);
 // every port and address stayed and nothing else changed (checked key by key).
+// Added to on purpose (issue 15, nginx's metrics): nginx's front in `dataMetrics` (base + 563, its
+// admin base + 573, reading nginx's metrics server base + 583 on the edge's loopback; on the edge
+// pod's address with pods), its Envoy hash (`nginx-metrics`) and the job `nginx` in `scrape`,
+// written by planAt; every existing port, address and hash stayed (checked key by key).
 import { svidFiles } from '@trellis/contracts';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -61,7 +65,7 @@ import { sidecarArtefacts } from '@trellis/components/local/sidecar';
 import { bindOrThrow, localPortsAt, parseModel, type ValidModel } from '@trellis/policy';
 import { localEnvironment, podPlan } from '../src/context.ts';
 import { planDataPorts } from '../src/data.ts';
-import { planDataMetrics, planKeycloakMetrics } from '../src/data-metrics.ts';
+import { planDataMetrics, planKeycloakMetrics, planNginxMetrics } from '../src/data-metrics.ts';
 import { servedProvider } from '../src/identity.ts';
 import { sidecarPlan } from '../src/mesh.ts';
 import { serviceEnv } from '../src/service-env.ts';
@@ -112,9 +116,16 @@ function planAt(model: ValidModel, base: number, pods = false) {
   // The data nodes' metrics fronts (ADR 0020): where each listens, its admin, its node's agent.
   // Keycloak's front (ADR 0024) reads its management interface: slot 2, in Keycloak's pod.
   const kc = planKeycloakMetrics(bound, ports, env.pods?.servers?.keycloak);
+  // nginx's front (slot 3) reads nginx's metrics server on the edge pod's loopback, in that pod.
+  const ngx = planNginxMetrics(
+    bound,
+    ports,
+    pods ? bound.binding.edge?.listen?.address : undefined,
+  );
   const dataMetrics = [
     ...planDataMetrics(bound, ports, env.pods?.servers),
     ...(kc !== undefined ? [kc] : []),
+    ...(ngx !== undefined ? [ngx] : []),
   ];
   for (const p of dataMetrics) {
     const certDir = `/stack/pki/${p.service}-metrics`;

@@ -29,7 +29,7 @@ export function dataServiceSpiffeId(model: Model, service: DataService): string 
  * exporters and the identity provider's Keycloak management interface. Each front presents
  * `.../sa/<server>` and the DNS name `<server>.<namespace>.svc`.
  */
-export const metricsServers = ['cassandra', 'kafka', 'keycloak'] as const;
+export const metricsServers = ['cassandra', 'kafka', 'keycloak', 'nginx'] as const;
 /** A server with a metrics front. */
 export type MetricsServer = (typeof metricsServers)[number];
 

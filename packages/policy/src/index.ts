@@ -213,7 +213,14 @@ export type {
   KeycloakRealm,
   KeycloakUser,
 } from './compile/keycloak.ts';
-export { compileNginx, compileNginxHttp, nginxLocation, traceparentMap } from './compile/nginx.ts';
+export {
+  compileNginx,
+  compileNginxHttp,
+  nginxLocation,
+  nginxMetricsGauges,
+  nginxMetricsPath,
+  traceparentMap,
+} from './compile/nginx.ts';
 export type { NginxHttpOptions, NginxOptions } from './compile/nginx.ts';
 export { compileK6Thresholds, knownEnvironments, meshOverheadMetric } from './compile/k6.ts';
 export type {

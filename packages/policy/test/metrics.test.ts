@@ -240,7 +240,7 @@ describe('binding the metrics listeners', () => {
         .filter((l) => /serverMetrics|jmxExporter/.test(l.path))
         .map((l) => `${l.endpoint.address}:${l.endpoint.port} ${l.what}`);
     };
-    expect(localServerMetricsSlots).toEqual({ cassandra: 0, kafka: 1, keycloak: 2 });
+    expect(localServerMetricsSlots).toEqual({ cassandra: 0, kafka: 1, keycloak: 2, nginx: 3 });
     expect(ports(referenceModel())).toEqual([
       "127.0.0.1:8560 the stack's serverMetricsFrom listener of cassandra",
       "127.0.0.1:8570 the stack's serverMetricsAdminFrom listener of cassandra",
@@ -250,6 +250,9 @@ describe('binding the metrics listeners', () => {
       "127.0.0.1:8581 the stack's jmxExporterFrom listener of kafka",
       "127.0.0.1:8562 the stack's serverMetricsFrom listener of keycloak",
       "127.0.0.1:8572 the stack's serverMetricsAdminFrom listener of keycloak",
+      "127.0.0.1:8563 the stack's serverMetricsFrom listener of nginx",
+      "127.0.0.1:8573 the stack's serverMetricsAdminFrom listener of nginx",
+      "127.0.0.1:8583 the stack's jmxExporterFrom listener of nginx",
     ]);
     const d = referenceData();
     delete (d as { metrics?: unknown }).metrics;

@@ -819,6 +819,7 @@ describe('Prometheus, the metrics scraper (ADR 0020)', () => {
       'jmx-cassandra',
       'jmx-kafka',
       'keycloak',
+      'nginx',
       'prometheus',
     ]);
     type Target = { labels: Record<string, string>; health: string; scrapeUrl: string };

@@ -82,6 +82,13 @@ export interface LocalIngressArgs {
   ipAddresses?: string[];
   /** `client_max_body_size`. @default '1m' */
   clientMaxBodySize?: string;
+  /**
+   * Serve nginx's own metrics (`GET /metrics`: the stub_status connection gauges as Prometheus text)
+   * on `127.0.0.1:<metricsPort>`, the pod's own loopback in a pod, for the metrics front beside it
+   * (`LocalDataMetricsFront` with `service: 'nginx'`). Needs a model with a metrics scraper.
+   * @default none
+   */
+  metricsPort?: number;
   /** @default 1 */
   workerProcesses?: number;
   /** Edge certificate lifetime in hours. @default 24 */
@@ -122,9 +129,15 @@ export class LocalIngress extends pulumi.ComponentResource {
     for (const [field, v] of [
       ['listen.port', args.listen.port],
       ['upstream.port', args.upstream.port],
+      ...(args.metricsPort !== undefined ? [['metricsPort', args.metricsPort] as const] : []),
     ] as const)
       if (!Number.isInteger(v) || v < 1 || v > 65_535)
         throw new pulumi.ResourceError(`${name}: ${field} must be a TCP port, got ${v}`, this);
+    if (args.metricsPort !== undefined && args.model.binding.metrics === undefined)
+      throw new pulumi.ResourceError(
+        `${name}: metricsPort: the model declares no metrics scraper (metrics.scraper) to read nginx's metrics`,
+        this,
+      );
     const maxBody = args.clientMaxBodySize ?? defaults.clientMaxBodySize;
     // nginx size syntax: a number with an optional k/m/g suffix (ngx_http_core_module).
     if (!/^\d+[kKmMgG]?$/.test(maxBody))
@@ -168,6 +181,7 @@ export class LocalIngress extends pulumi.ComponentResource {
           upstream: args.upstream,
           ...(accessLog !== undefined ? { accessLog } : {}),
           clientMaxBodySize: maxBody,
+          ...(args.metricsPort !== undefined ? { metrics: { port: args.metricsPort } } : {}),
         });
       // Checked without the access log, whose directory exists only once the process is created.
       // In the pod's namespace when nginx runs there: `nginx -t` binds the pod's address.

@@ -14,13 +14,14 @@ export type LocalServer = (typeof localServers)[number];
  * Each server's slot in the metrics blocks (`serverMetricsFrom`, `serverMetricsAdminFrom`,
  * `jmxExporterFrom`): fixed, so that a port never moves when another server gains metrics.
  */
-export const localServerMetricsSlots = { cassandra: 0, kafka: 1, keycloak: 2 } as const;
+export const localServerMetricsSlots = { cassandra: 0, kafka: 1, keycloak: 2, nginx: 3 } as const;
 
 /**
  * The loopback listeners of the servers' metrics: a front and its admin for each of Cassandra,
- * Kafka and Keycloak, and the JMX exporter agent of Cassandra and of Kafka (Keycloak serves its own
- * metrics on its management interface, `keycloakManagement`), at a stack's `ports`: reserved
- * whether or not the servers are pods (without pods, that is where they are).
+ * Kafka, Keycloak and the ingress nginx, the JMX exporter agent of Cassandra and of Kafka (Keycloak
+ * serves its own metrics on its management interface, `keycloakManagement`) and nginx's own metrics
+ * server (`jmxExporterFrom` + its slot), at a stack's `ports`: reserved whether or not the servers
+ * are pods (without pods, that is where they are).
  */
 export function serverMetricsListeners(
   ports: Record<'serverMetricsFrom' | 'serverMetricsAdminFrom' | 'jmxExporterFrom', number>,
@@ -29,8 +30,9 @@ export function serverMetricsListeners(
     cassandra: ['serverMetricsFrom', 'serverMetricsAdminFrom', 'jmxExporterFrom'],
     kafka: ['serverMetricsFrom', 'serverMetricsAdminFrom', 'jmxExporterFrom'],
     keycloak: ['serverMetricsFrom', 'serverMetricsAdminFrom'],
+    nginx: ['serverMetricsFrom', 'serverMetricsAdminFrom', 'jmxExporterFrom'],
   } as const;
-  return localServers.flatMap((server) =>
+  return ([...localServers, 'nginx'] as const).flatMap((server) =>
     blocks[server].map((name) => ({
       network: 'loopback',
       endpoint: { address: '127.0.0.1', port: ports[name] + localServerMetricsSlots[server] },

@@ -29,6 +29,12 @@ export interface NginxHttpOptions {
   accessLog?: string;
   /** `client_max_body_size`. @default '1m' */
   clientMaxBodySize?: string;
+  /**
+   * nginx's own metrics (`GET /metrics`, Prometheus text) on `127.0.0.1:<port>`, for the metrics
+   * front in the same pod (`compileDataMetricsProxy` with `service: 'nginx'`). Only when the model
+   * declares a metrics scraper. @default none
+   */
+  metrics?: { port: number };
 }
 
 /** Options of `compileNginx`: a whole `nginx.conf`. */
@@ -211,10 +217,60 @@ export const traceparentMap = `map $request_id $trellis_traceparent {
 }`;
 
 /**
+ * The metrics nginx renders itself, as Prometheus text: the embedded variables of
+ * ngx_http_stub_status_module (https://nginx.org/en/docs/http/ngx_http_stub_status_module.html,
+ * `$connections_active`, `_reading`, `_writing`, `_waiting`; Debian builds nginx
+ * `--with-http_stub_status_module`). No request or accept counter: the module has those only on its
+ * `stub_status` page (a text format of its own), not as variables, so they are left out rather than
+ * rendered from something else.
+ */
+export const nginxMetricsGauges = [
+  ['active', 'Client connections open now, including waiting ones.'],
+  ['reading', 'Connections where nginx is reading the request header.'],
+  ['writing', 'Connections where nginx is writing the response back to the client.'],
+  ['waiting', 'Idle client connections waiting for a request (keep-alive).'],
+] as const;
+
+/** The path of nginx's metrics server (the one the metrics front admits). */
+export const nginxMetricsPath = '/metrics';
+
+/**
+ * The loopback server of nginx's metrics: `GET /metrics` only, no access log (the log is the
+ * routes' requests), everything else 404. The front in the pod is the only way in from outside.
+ */
+function metricsServer(port: number): string {
+  if (!Number.isInteger(port) || port < 1 || port > 65_535)
+    throw new Error(`compileNginxHttp: metrics.port must be an integer in [1, 65535], got ${port}`);
+  const body = nginxMetricsGauges
+    .map(
+      ([g, help]) =>
+        `# HELP nginx_connections_${g} ${help}\\n# TYPE nginx_connections_${g} gauge\\nnginx_connections_${g} $connections_${g}\\n`,
+    )
+    .join('');
+  return [
+    '# nginx metrics (stub_status gauges, Prometheus text), for the metrics front on this loopback.',
+    'server {',
+    `  listen 127.0.0.1:${port};`,
+    '  access_log off;',
+    `  location = ${nginxMetricsPath} {`,
+    '    limit_except GET { deny all; }',
+    '    default_type "text/plain; version=0.0.4";',
+    `    return 200 "${body}";`,
+    '  }',
+    '  location / { return 404; }',
+    '}',
+  ].join('\n');
+}
+
+/**
  * The body of the `http {}` block: log format, body limit, rate limits, upstream, proxy headers and
  * one TLS server per host (plus a default server). For a harness that writes the main context itself.
  */
 export function compileNginxHttp(model: BoundModel, o: NginxHttpOptions): string {
+  if (o.metrics !== undefined && model.binding.metrics === undefined)
+    throw new Error(
+      'metrics.scraper: nginx metrics were asked for, but the model declares no metrics scraper to read them',
+    );
   const limits = edgeLimits(model);
   return `server_tokens off;
 ${traceparentMap}
@@ -242,7 +298,7 @@ proxy_set_header tracestate "";
 proxy_hide_header X-Request-Id;
 add_header X-Request-Id $request_id always;
 
-${servers(model, o, limits).join('\n\n')}
+${[...servers(model, o, limits), ...(o.metrics !== undefined ? [metricsServer(o.metrics.port)] : [])].join('\n\n')}
 `;
 }
 

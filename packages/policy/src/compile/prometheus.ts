@@ -62,7 +62,7 @@ export interface PrometheusScrapeOptions {
   /**
    * Each server's metrics front (`compileDataMetricsProxy`: mTLS, the scraper only) as dialled:
    * one job each, `jmx-<service>` reading a data node's JMX exporter, `keycloak` reading Keycloak's
-   * management interface. @default none (the local binding does not place the fronts)
+   * management interface, `nginx` reading the ingress nginx's connection gauges. @default none (the local binding does not place the fronts)
    */
   dataTargets?: Partial<Record<MetricsServer, Endpoint>>;
 }
@@ -74,9 +74,10 @@ export const scrapeJobs = {
   self: 'prometheus',
   jmx: (service: DataService) => `jmx-${service}`,
   keycloak: 'keycloak',
+  nginx: 'nginx',
   /** The job of a server's metrics front. */
   server: (server: MetricsServer) =>
-    server === 'keycloak' ? scrapeJobs.keycloak : scrapeJobs.jmx(server),
+    server === 'keycloak' || server === 'nginx' ? server : scrapeJobs.jmx(server),
 } as const;
 
 const hostPort = (e: Endpoint) =>

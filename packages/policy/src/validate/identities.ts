@@ -16,6 +16,16 @@ import type { Err } from './common.ts';
 
 const isDataService = (name: string) => (dataServices as readonly string[]).includes(name);
 
+/** The metrics fronts whose names and SPIFFE IDs are reserved when the model has a scraper. */
+const reservedFronts = {
+  keycloak: "Keycloak's metrics front",
+  nginx: "the ingress nginx's metrics front",
+} as const;
+const reservedFront = (m: Model, id: string) =>
+  (Object.keys(reservedFronts) as (keyof typeof reservedFronts)[]).find(
+    (f) => id === metricsServerSpiffeId(m, f),
+  );
+
 /** Names, URLs and scopes of each provider; roles name only declared scopes. */
 export function checkProviders(m: Model, err: Err): void {
   for (const [name, idp] of Object.entries(m.identityProviders)) {
@@ -83,8 +93,11 @@ export function checkWorkloads(m: Model, err: Err): void {
     const base = ['workloads', name];
     if (!dnsLabel.re.test(name)) err(base, dnsLabel.reason);
     else if (isDataService(name)) err(base, 'name is reserved for a data service');
-    else if (m.metrics && name === 'keycloak')
-      err(base, "name is reserved for Keycloak's metrics front (the model has a metrics scraper)");
+    else if (m.metrics && Object.hasOwn(reservedFronts, name))
+      err(
+        base,
+        `name is reserved for ${reservedFronts[name as keyof typeof reservedFronts]} (the model has a metrics scraper)`,
+      );
     if (w.namespace !== undefined && !dnsLabel.re.test(w.namespace))
       err([...base, 'namespace'], dnsLabel.reason);
     if (w.serviceAccount !== undefined && !dnsLabel.re.test(w.serviceAccount))
@@ -95,10 +108,11 @@ export function checkWorkloads(m: Model, err: Err): void {
         'the SPIFFE ID of a data service cannot be a workload identity',
       );
     const id = spiffeId(m, name);
-    if (m.metrics && name !== 'keycloak' && id === metricsServerSpiffeId(m, 'keycloak'))
+    const front = m.metrics ? reservedFront(m, id) : undefined;
+    if (front !== undefined && name !== front)
       err(
         [...base, w.serviceAccount !== undefined ? 'serviceAccount' : 'namespace'],
-        `SPIFFE ID ${id} is Keycloak's metrics front's: a workload needs an identity of its own`,
+        `SPIFFE ID ${id} is ${reservedFronts[front]}'s: a workload needs an identity of its own`,
       );
     const clash = ids.get(id);
     if (clash !== undefined)
@@ -177,10 +191,10 @@ function checkScraper(m: Model, ids: Map<string, string>, err: Err): void {
   if (!dnsLabel.re.test(s.serviceAccount)) err([...at, 'serviceAccount'], dnsLabel.reason);
   else if (isDataService(s.serviceAccount) && (s.namespace ?? m.namespace) === m.namespace)
     err([...at, 'serviceAccount'], 'the SPIFFE ID of a data service cannot be the scraper');
-  else if (id === metricsServerSpiffeId(m, 'keycloak'))
+  else if (reservedFront(m, id) !== undefined)
     err(
       [...at, 'serviceAccount'],
-      "the SPIFFE ID of Keycloak's metrics front cannot be the scraper",
+      `the SPIFFE ID of ${reservedFronts[reservedFront(m, id) ?? 'keycloak']} cannot be the scraper`,
     );
   const clash = ids.get(id);
   if (clash !== undefined)

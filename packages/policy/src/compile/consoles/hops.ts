@@ -240,7 +240,7 @@ function keycloakHop(job: string): Hop {
 }
 
 /** The console of a server's metrics (job `jmx-<service>` or `keycloak`). */
-export function serverHop(server: MetricsServer): Hop {
+export function serverHop(server: Exclude<MetricsServer, 'nginx'>): Hop {
   const job = scrapeJobs.server(server);
   if (server === 'cassandra') return cassandraHop(job);
   if (server === 'kafka') return kafkaHop(job);

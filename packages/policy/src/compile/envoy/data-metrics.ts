@@ -6,7 +6,8 @@
  * (`127.0.0.1:<exporterPort>`), which nothing outside the server's pod can reach: a data node's JMX
  * exporter agent (plain HTTP), or Keycloak's management interface, which serves HTTPS (it inherits
  * the server's TLS), so the front originates TLS to it and checks its certificate against the trust
- * bundle and the IP address 127.0.0.1. The Envoy presents the server's own SVID (its SPIFFE ID plus
+ * bundle and the IP address 127.0.0.1; or nginx's stub_status gauges, which the ingress nginx renders
+ * on its own loopback (plain HTTP, `compileNginxHttp`'s `metrics`). The Envoy presents the server's own SVID (its SPIFFE ID plus
  * the DNS name Prometheus checks, {@link dataMetricsServerName}).
  */
 import { scraperSpiffeId, serverMetricsPath, type MetricsServer } from '../../identity.ts';
@@ -26,12 +27,15 @@ export const jmxExporterCluster = 'jmx_exporter';
 /** The cluster of Keycloak's management interface (HTTPS on 127.0.0.1). */
 export const keycloakManagementCluster = 'keycloak_management';
 
+/** The cluster of nginx's loopback metrics server (plain HTTP on 127.0.0.1; `compileNginxHttp`). */
+export const nginxMetricsCluster = 'nginx_metrics';
+
 /** The address Keycloak's management interface binds and its certificate names (IP SAN). */
 const loopback = '127.0.0.1';
 
 /** Options of {@link compileDataMetricsProxy}. */
 export interface DataMetricsProxyOptions {
-  /** The server this fronts: a data service's node, or Keycloak. */
+  /** The server this fronts: a data service's node, Keycloak, or the ingress nginx. */
   service: MetricsServer;
   /** Where the mTLS listener binds (the node's pod address, or a loopback port). */
   listen: EnvoyEndpoint;
@@ -50,6 +54,14 @@ export interface DataMetricsProxyOptions {
 export function dataMetricsServerName(model: Model, service: MetricsServer): string {
   return `${service}.${model.namespace}.svc`;
 }
+
+/** Each server's metrics source: its cluster and the front's route to it. */
+const metricsSource: Record<MetricsServer, { cluster: string; route: string }> = {
+  cassandra: { cluster: jmxExporterCluster, route: 'jmx-metrics' },
+  kafka: { cluster: jmxExporterCluster, route: 'jmx-metrics' },
+  keycloak: { cluster: keycloakManagementCluster, route: 'keycloak-metrics' },
+  nginx: { cluster: nginxMetricsCluster, route: 'nginx-metrics' },
+};
 
 const port = (what: string, p: number): void => {
   if (!Number.isInteger(p) || p < 1 || p > 65_535)
@@ -86,10 +98,10 @@ export function compileDataMetricsProxy(
     principals: [{ authenticated: { principal_name: { exact: scraper } } }],
   };
   const keycloak = o.service === 'keycloak';
-  const upstream = keycloak ? keycloakManagementCluster : jmxExporterCluster;
+  const { cluster: upstream, route: routeName } = metricsSource[o.service];
   const routes: EnvoyRoute[] = [
     {
-      name: keycloak ? 'keycloak-metrics' : 'jmx-metrics',
+      name: routeName,
       match: { path: dataMetricsPath },
       route: { cluster: upstream, timeout: '10s' },
     },
