@@ -18,8 +18,9 @@ cfg=infra/local/Pulumi.local.yaml
 off="$PWD/.trellis/observability-off.yaml"
 # The model without `metrics:` and `tracing:` (and orders-api's app metrics, which need a scraper).
 sed -e '/^    metrics: { port: http, path: \/metrics }/d' -e '/^metrics:$/,/^  sampling: /d' trellis.yaml >"$off"
-cp "$cfg" "$cfg.bench-orig"
-restore() { mv "$cfg.bench-orig" "$cfg"; }
+backup="$PWD/.trellis/Pulumi.local.yaml.bench-orig"
+cp "$cfg" "$backup"
+restore() { mv "$backup" "$cfg"; }
 trap restore EXIT
 
 run_arm() {
