@@ -822,17 +822,28 @@ describe('Prometheus, the metrics scraper (ADR 0020)', () => {
       'nginx',
       'prometheus',
     ]);
-    type Target = { labels: Record<string, string>; health: string; scrapeUrl: string };
-    // The first scrape of each job comes within one interval (15 s) of Prometheus's start.
+    type Target = {
+      labels: Record<string, string>;
+      health: string;
+      scrapeUrl: string;
+      lastError: string;
+    };
+    // The first scrape of each job comes within one interval of Prometheus's start.
+    let last: Target[] = [];
     const targets = await until(
       async () => {
         const r = await call(`${url}/api/v1/targets?state=active`);
-        const t = (JSON.parse(r.body) as { data: { activeTargets: Target[] } }).data.activeTargets;
-        return t.length === jobs.length && t.every((x) => x.health === 'up') ? t : null;
+        last = (JSON.parse(r.body) as { data: { activeTargets: Target[] } }).data.activeTargets;
+        return last.length === jobs.length && last.every((x) => x.health === 'up') ? last : null;
       },
       60_000,
       'every Prometheus target up',
-    );
+    ).catch((err: unknown) => {
+      const down = last.filter((t) => t.health !== 'up');
+      throw new Error(
+        `${(err as Error).message}; not up: ${JSON.stringify(down.map((t) => [t.labels['job'], t.health, t.lastError]))}`,
+      );
+    });
     for (const t of targets)
       if (t.labels['job'] !== 'prometheus') expect(t.scrapeUrl).toMatch(/^https:\/\//);
     // The dashboards compiled from the model (ADR 0024) render, naming both routes.
