@@ -747,6 +747,13 @@ describe('processes are supervised like pods', () => {
     expect(preview.code).not.toBe(0); // the dropped process is to be created again
     expect((await runPulumi(bin, ['up', '--yes', '--skip-preview', ...common], env)).code).toBe(0);
     expect(readState(ledgerState())?.status).toBe('running');
+    // Back in service, not only running: ready, and its metrics readable through its sidecar.
+    await until(
+      async () =>
+        (await getAs('ledger', `${outputs().services.ledger?.url}/readyz`)).status === 200,
+      60_000,
+      'ledger ready again after up',
+    );
   });
 });
 
