@@ -710,95 +710,6 @@ describe('acknowledged orders survive kill -9 of orders-api and then orders-writ
   });
 });
 
-describe('processes are supervised like pods', () => {
-  const ledgerState = (): string =>
-    join(outputs().trustBundle, '..', '..', 'run', 'ledger', 'supervisor.json');
-
-  it('restarts a crashed process, as a kubelet would', async () => {
-    const before = readState(ledgerState());
-    expect(before?.childPid).toBeGreaterThan(1);
-    process.kill(before?.childPid ?? 0, 'SIGKILL');
-    const after = await until(
-      async () => {
-        const s = readState(ledgerState());
-        return s && s.status === 'running' && s.childPid !== before?.childPid ? s : null;
-      },
-      30_000,
-      'the restart',
-    );
-    expect(after.restarts).toBe((before?.restarts ?? 0) + 1);
-    await until(
-      async () =>
-        (await getAs('ledger', `${outputs().services.ledger?.url}/readyz`)).status === 200,
-      60_000,
-      'ledger ready again',
-    );
-  });
-
-  it('refresh notices a process whose supervisor died, and the next up brings it back', async () => {
-    const { bin, env, common } = await selectStack(E2E_STACK);
-    const st = readState(ledgerState());
-    process.kill(st?.supervisorPid ?? 0, 'SIGKILL');
-    process.kill(-(st?.childPid ?? 0), 'SIGKILL');
-    expect(
-      (await runPulumi(bin, ['refresh', '--yes', '--skip-preview', ...common], env)).code,
-    ).toBe(0);
-    const preview = await runPulumi(bin, ['preview', '--expect-no-changes', ...common], env);
-    expect(preview.code).not.toBe(0); // the dropped process is to be created again
-    expect((await runPulumi(bin, ['up', '--yes', '--skip-preview', ...common], env)).code).toBe(0);
-    expect(readState(ledgerState())?.status).toBe('running');
-    // Back in service, not only running: ready, and its metrics readable through its sidecar.
-    await until(
-      async () =>
-        (await getAs('ledger', `${outputs().services.ledger?.url}/readyz`)).status === 200,
-      60_000,
-      'ledger ready again after up',
-    );
-  });
-});
-
-describe('the k6 smoke scenario through the whole stack', () => {
-  // The latency budgets are judged by `./trellis load` (k6 exits 99 on a breach, proven by
-  // load-tests/test/gate.extended.test.ts). On this 2-core machine they are breached (docs/performance.md:
-  // the stack's CPU per request puts its ceiling far below the budgets' rates), so this run does not
-  // gate CI on them: it proves in CI that the load path works against the real stack with no error,
-  // every check passing and no new connection after warm-up, and prints what the budgets measured.
-  it('k6 smoke: 0 errors, every check passes, connections reused; the report names each breached budget', async () => {
-    const reportsDir = join(import.meta.dirname, '..', '..', '..', '..', 'reports', 'e2e');
-    const r = await runLoadOnStack({
-      scenario: 'smoke',
-      // Half the scenario's 30 s: this run proves the path, not the percentiles.
-      durationS: 15,
-      outputs: secretOutputs(),
-      reportsDir,
-      abortOnFail: false,
-      command: 'e2e: runLoadOnStack({ scenario: "smoke" })',
-      log: () => undefined,
-    });
-    const failed = r.report.thresholds.filter((t) => !t.ok);
-    process.stdout.write(
-      `k6 smoke (report ${r.reportDir}/summary.md): ` +
-        r.report.routes.map((x) => `${x.route} p99 ${x.p99?.toFixed(1)} ms`).join(', ') +
-        (failed.length
-          ? `; over budget: ${failed.map((t) => `${t.key} ${t.expr} (${t.value?.toFixed(2)})`).join('; ')}`
-          : '; every budget held') +
-        '\n',
-    );
-    expect([0, 99]).toContain(r.exitCode); // anything else is a broken run, not a measurement
-    expect(r.report.errorRate).toBe(0);
-    expect(r.report.checksRate).toBe(1);
-    expect(r.report.connectingP99).toBe(0);
-    expect(r.report.tlsHandshakingP99).toBe(0);
-    expect(r.report.measuredRequests).toBeGreaterThan(0);
-    for (const route of r.report.routes) expect(route.count).toBeGreaterThan(0);
-    // Exit 99 only ever for a latency budget, and then the report says which.
-    expect(failed.every((t) => /^(http_req_duration|trellis_mesh_overhead)\{/.test(t.key))).toBe(
-      true,
-    );
-    expect(r.exitCode === 99).toBe(failed.length > 0);
-  });
-});
-
 describe('Prometheus, the metrics scraper (ADR 0020)', () => {
   const prometheus = () => {
     const p = outputs().prometheus;
@@ -870,6 +781,88 @@ describe('Prometheus, the metrics scraper (ADR 0020)', () => {
       call(metricsUrl('/stats/prometheus'), { spiffeServer: true, client: pkiFiles('ingress') }),
     ).rejects.toThrow(/certificate unknown/);
     await expect(call(metricsUrl('/metrics').replace('https:', 'http:'))).rejects.toThrow();
+  });
+});
+
+describe('processes are supervised like pods', () => {
+  const ledgerState = (): string =>
+    join(outputs().trustBundle, '..', '..', 'run', 'ledger', 'supervisor.json');
+
+  it('restarts a crashed process, as a kubelet would', async () => {
+    const before = readState(ledgerState());
+    expect(before?.childPid).toBeGreaterThan(1);
+    process.kill(before?.childPid ?? 0, 'SIGKILL');
+    const after = await until(
+      async () => {
+        const s = readState(ledgerState());
+        return s && s.status === 'running' && s.childPid !== before?.childPid ? s : null;
+      },
+      30_000,
+      'the restart',
+    );
+    expect(after.restarts).toBe((before?.restarts ?? 0) + 1);
+    await until(
+      async () =>
+        (await getAs('ledger', `${outputs().services.ledger?.url}/readyz`)).status === 200,
+      60_000,
+      'ledger ready again',
+    );
+  });
+
+  it('refresh notices a process whose supervisor died, and the next up brings it back', async () => {
+    const { bin, env, common } = await selectStack(E2E_STACK);
+    const st = readState(ledgerState());
+    process.kill(st?.supervisorPid ?? 0, 'SIGKILL');
+    process.kill(-(st?.childPid ?? 0), 'SIGKILL');
+    expect(
+      (await runPulumi(bin, ['refresh', '--yes', '--skip-preview', ...common], env)).code,
+    ).toBe(0);
+    const preview = await runPulumi(bin, ['preview', '--expect-no-changes', ...common], env);
+    expect(preview.code).not.toBe(0); // the dropped process is to be created again
+    expect((await runPulumi(bin, ['up', '--yes', '--skip-preview', ...common], env)).code).toBe(0);
+    expect(readState(ledgerState())?.status).toBe('running');
+  });
+});
+
+describe('the k6 smoke scenario through the whole stack', () => {
+  // The latency budgets are judged by `./trellis load` (k6 exits 99 on a breach, proven by
+  // load-tests/test/gate.extended.test.ts). On this 2-core machine they are breached (docs/performance.md:
+  // the stack's CPU per request puts its ceiling far below the budgets' rates), so this run does not
+  // gate CI on them: it proves in CI that the load path works against the real stack with no error,
+  // every check passing and no new connection after warm-up, and prints what the budgets measured.
+  it('k6 smoke: 0 errors, every check passes, connections reused; the report names each breached budget', async () => {
+    const reportsDir = join(import.meta.dirname, '..', '..', '..', '..', 'reports', 'e2e');
+    const r = await runLoadOnStack({
+      scenario: 'smoke',
+      // Half the scenario's 30 s: this run proves the path, not the percentiles.
+      durationS: 15,
+      outputs: secretOutputs(),
+      reportsDir,
+      abortOnFail: false,
+      command: 'e2e: runLoadOnStack({ scenario: "smoke" })',
+      log: () => undefined,
+    });
+    const failed = r.report.thresholds.filter((t) => !t.ok);
+    process.stdout.write(
+      `k6 smoke (report ${r.reportDir}/summary.md): ` +
+        r.report.routes.map((x) => `${x.route} p99 ${x.p99?.toFixed(1)} ms`).join(', ') +
+        (failed.length
+          ? `; over budget: ${failed.map((t) => `${t.key} ${t.expr} (${t.value?.toFixed(2)})`).join('; ')}`
+          : '; every budget held') +
+        '\n',
+    );
+    expect([0, 99]).toContain(r.exitCode); // anything else is a broken run, not a measurement
+    expect(r.report.errorRate).toBe(0);
+    expect(r.report.checksRate).toBe(1);
+    expect(r.report.connectingP99).toBe(0);
+    expect(r.report.tlsHandshakingP99).toBe(0);
+    expect(r.report.measuredRequests).toBeGreaterThan(0);
+    for (const route of r.report.routes) expect(route.count).toBeGreaterThan(0);
+    // Exit 99 only ever for a latency budget, and then the report says which.
+    expect(failed.every((t) => /^(http_req_duration|trellis_mesh_overhead)\{/.test(t.key))).toBe(
+      true,
+    );
+    expect(r.exitCode === 99).toBe(failed.length > 0);
   });
 });
 
