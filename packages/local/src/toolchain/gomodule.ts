@@ -4,8 +4,10 @@
  * `go install module@version` refuses. Each has its own module so that one tool's dependency graph never moves
  * another's, nor the Pulumi tools module in packages/local/go.
  */
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { run } from './exec.ts';
 import { findGo, GO_PROXY, goRun, lockOf, type GoToolchain } from './go.ts';
 import { progress } from './log.ts';
 
@@ -77,4 +79,35 @@ export async function buildFromModule(b: ModuleBuild): Promise<void> {
       lock: lockOf(b.installDir),
     },
   );
+}
+
+/** A tool built by {@link buildFromModule} into `<staging>/bin/<binary>`, then checked by its version. */
+export interface CheckedModuleBuild extends Omit<ModuleBuild, 'out'> {
+  /** Where the install is staged; the binary goes to `<staging>/bin/<binary>`. */
+  staging: string;
+  binary: string;
+  /** The version it must report. */
+  pinned: string;
+  /** Arguments that make it print its version. */
+  versionArgs: readonly string[];
+  /** The version in that output, or null. */
+  parse: (out: string) => string | null;
+}
+
+/**
+ * Build one binary into the staging dir and refuse it unless it reports the pinned version: a build
+ * of the wrong module version (a stale go.sum, a replace) fails the install, not the first start.
+ */
+export async function buildCheckedBinary(b: CheckedModuleBuild): Promise<void> {
+  const { staging, binary, pinned, versionArgs, parse, ...build } = b;
+  const bin = join(staging, 'bin');
+  mkdirSync(bin, { recursive: true });
+  await buildFromModule({ ...build, out: join(bin, binary) });
+  const what = `${binary} ${versionArgs.join(' ')}`;
+  const out = await run(join(bin, binary), [...versionArgs], { what, timeoutMs: 60_000 });
+  const found = parse(out);
+  if (found !== pinned)
+    throw new Error(
+      `${binary}: the built binary reports ${found ?? out.trim()}, expected ${pinned}`,
+    );
 }

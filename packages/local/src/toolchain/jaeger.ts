@@ -6,13 +6,11 @@
  * distribution is on v0.139.0 too, so the two builds share one module graph and Go's build cache.
  * The web UI is not in the module (its assets are a placeholder); the query API is (ADR 0023).
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { installAtomically, isInstalled, toolDir } from './cache.ts';
 import { checkVersionedBinary } from './check.ts';
-import { run } from './exec.ts';
 import { GO_PROXY } from './go.ts';
-import { buildFromModule, moduleDir } from './gomodule.ts';
+import { buildCheckedBinary, moduleDir } from './gomodule.ts';
 import type { Tool, ToolCheck } from './spec.ts';
 
 // Pinned in packages/local/go-kube/tracing/go.mod too; a bump changes both (and otelcol.ts's collector
@@ -36,25 +34,20 @@ export function parseJaegerVersion(out: string): string | null {
   return /"gitVersion":"v(\d+\.\d+\.\d+)"/.exec(out)?.[1] ?? null;
 }
 
-async function install(staging: string, dir: string): Promise<void> {
-  const bin = join(staging, 'bin');
-  mkdirSync(bin);
-  await buildFromModule({
+function install(staging: string, dir: string): Promise<void> {
+  return buildCheckedBinary({
     module: TRACING_MODULE,
     packages: [PACKAGE],
-    out: join(bin, 'jaeger'),
+    staging,
+    binary: 'jaeger',
+    pinned: PINNED,
+    versionArgs: ['version'],
+    parse: parseJaegerVersion,
     // Jaeger's own Makefile stamps its version this way (scripts/makefiles/BuildInfo.mk).
     ldflags: `-X github.com/jaegertracing/jaeger/internal/version.latestVersion=v${PINNED}`,
     what: `building Jaeger ${PINNED}`,
     installDir: dir,
   });
-  const out = await run(join(bin, 'jaeger'), ['version'], {
-    what: 'jaeger version',
-    timeoutMs: 60_000,
-  });
-  const found = parseJaegerVersion(out);
-  if (found !== PINNED)
-    throw new Error(`jaeger: the built binary reports ${found ?? out.trim()}, expected ${PINNED}`);
 }
 
 /** Jaeger, the stack's trace store and query API (ADR 0023). */

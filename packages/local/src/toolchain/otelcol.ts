@@ -7,13 +7,11 @@
  * (jaeger.ts) is built from the same module on the same collector version, so Go compiles the shared
  * packages once.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { installAtomically, isInstalled, toolDir } from './cache.ts';
 import { checkVersionedBinary } from './check.ts';
-import { run } from './exec.ts';
 import { GO_PROXY } from './go.ts';
-import { buildFromModule, moduleDir } from './gomodule.ts';
+import { buildCheckedBinary, moduleDir } from './gomodule.ts';
 import { TRACING_MODULE } from './jaeger.ts';
 import type { Tool, ToolCheck } from './spec.ts';
 
@@ -33,23 +31,18 @@ export function parseOtelcolVersion(out: string): string | null {
   return /^otelcol-trellis version (\d+\.\d+\.\d+)/m.exec(out)?.[1] ?? null;
 }
 
-async function install(staging: string, dir: string): Promise<void> {
-  const bin = join(staging, 'bin');
-  mkdirSync(bin);
-  await buildFromModule({
+function install(staging: string, dir: string): Promise<void> {
+  return buildCheckedBinary({
     module: TRACING_MODULE,
     packages: [PACKAGE],
-    out: join(bin, 'otelcol'),
+    staging,
+    binary: 'otelcol',
+    pinned: PINNED,
+    versionArgs: ['--version'],
+    parse: parseOtelcolVersion,
     what: `building the OpenTelemetry Collector ${PINNED}`,
     installDir: dir,
   });
-  const out = await run(join(bin, 'otelcol'), ['--version'], {
-    what: 'otelcol --version',
-    timeoutMs: 60_000,
-  });
-  const found = parseOtelcolVersion(out);
-  if (found !== PINNED)
-    throw new Error(`otelcol: the built binary reports ${found ?? out.trim()}, expected ${PINNED}`);
 }
 
 /** The OpenTelemetry Collector of the stack (ADR 0023). */
