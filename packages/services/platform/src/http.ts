@@ -76,6 +76,8 @@ export interface HttpOptions {
   bodyLimit?: number;
   /** Where spans go; without an endpoint (or exporter) tracing is off. @default off */
   tracing?: TracingOptions;
+  /** How long `app.close()` waits for in-flight requests before closing anyway. @default 30000 */
+  drainMs?: number;
 }
 
 /** The request id header: honoured when sane, generated otherwise, echoed on every response. */
@@ -123,7 +125,10 @@ export function createHttpApp(opts: HttpOptions): FastifyInstance {
   app.decorateRequest('spanContext', null);
   const tracing = Tracing.create(opts.tracing);
   app.decorate('tracing', tracing);
+  // Requests inside a handler, from their first hook to their last: a close waits for them (below).
+  const inFlight = new Set<FastifyRequest>();
   app.addHook('onRequest', async (req, reply) => {
+    inFlight.add(req);
     void reply.header(REQUEST_ID_HEADER, req.id);
   });
   if (tracing.enabled) traceRequests(app, tracing);
@@ -139,6 +144,35 @@ export function createHttpApp(opts: HttpOptions): FastifyInstance {
     // 5xx as warn: a failing handler already logged its error; a 503 probe is worth seeing too.
     if (reply.statusCode >= 500) req.log.warn(fields, 'request completed');
     else req.log.info(fields, 'request completed');
+  });
+  // After the line above, so a drained close has logged every request it waited for.
+  const settled = new Set<() => void>();
+  const done = async (req: FastifyRequest): Promise<void> => {
+    if (inFlight.delete(req) && inFlight.size === 0) for (const wake of settled) wake();
+  };
+  app.addHook('onResponse', done);
+  app.addHook('onRequestAbort', done);
+  // Drain before the listener closes. By now Fastify answers new requests 503 without running a
+  // handler (return503OnClosing), so the set only shrinks. Waiting here, not after server.close(),
+  // also keeps the dependencies that the services' onClose hooks disconnect (Kafka, Cassandra) up
+  // until the last handler has used them. Bounded: a stuck handler must not stall a close forever
+  // (the signal handler's own grace period is the outer bound; see shutdown.ts).
+  const drainMs = opts.drainMs ?? 30_000;
+  app.addHook('preClose', async () => {
+    if (inFlight.size === 0) return;
+    app.log.info({ inFlight: inFlight.size }, 'closing: waiting for in-flight requests');
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        app.log.warn({ inFlight: inFlight.size, drainMs }, 'closing with requests still in flight');
+        finish();
+      }, drainMs);
+      const finish = (): void => {
+        clearTimeout(timer);
+        settled.delete(finish);
+        resolve();
+      };
+      settled.add(finish);
+    });
   });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
