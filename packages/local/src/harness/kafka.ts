@@ -94,6 +94,9 @@ async function format(
     [
       '-Xmx256m',
       `-Dlog4j2.configurationFile=${files.log4j2}`,
+      // The config names its authorizer file under kafka.logs.dir: without it log4j2 would create
+      // a directory literally called `${sys:kafka.logs.dir}` in the caller's working directory.
+      `-Dkafka.logs.dir=${join(o.dir, 'logs')}`,
       '-cp',
       o.classpath,
       KAFKA_STORAGE_TOOL,
