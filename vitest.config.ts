@@ -35,6 +35,7 @@ export default defineConfig({
             '**/*.extended.test.ts',
             '**/*.e2e.test.ts',
             '**/*.cluster.test.ts',
+            '**/*.faults.test.ts',
           ],
         },
       },
@@ -50,6 +51,18 @@ export default defineConfig({
           fileParallelism: false,
           testTimeout: 300_000,
           hookTimeout: 600_000,
+        },
+      },
+      {
+        // The data layer as clusters (3 Cassandra nodes, 3 KRaft nodes) and the faults they must survive
+        // (`./trellis test --project faults`): real servers, one file at a time, each starting its own.
+        test: {
+          name: 'faults',
+          include: ['packages/**/test/**/*.faults.test.ts', 'infra/**/test/**/*.faults.test.ts'],
+          exclude: ['**/node_modules/**'],
+          fileParallelism: false,
+          testTimeout: 600_000,
+          hookTimeout: 900_000,
         },
       },
       {

@@ -11,7 +11,7 @@ const bin = (name: string): string => join(ROOT, 'node_modules', '.bin', name);
  * infra/k8s applied to a loopback API server with the real Kubernetes provider.
  */
 /** What `./trellis test` (and CI) runs, in this order. */
-const PROJECTS = ['unit', 'component', 'cluster', 'e2e'] as const;
+const PROJECTS = ['unit', 'component', 'faults', 'cluster', 'e2e'] as const;
 /**
  * Run only when asked (`--project extended`): suites that prove what CI does not rely on, kept out of
  * the default run to hold its warm time under 20 minutes (docs/toolchain.md, "Test tiers").
