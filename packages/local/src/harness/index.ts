@@ -48,6 +48,21 @@ export {
 export type { KafkaOptions, KafkaTlsFiles, KafkaPorts, KafkaListener } from './kafka-config.ts';
 export { ensureSpiffePrincipalBuilder, SPIFFE_PRINCIPAL_BUILDER } from './kafka-principal.ts';
 export { CertificateAuthority, writePemFiles, splitPem, certificateSans } from './tls.ts';
+export {
+  reloadKafkaCertificates,
+  reloadCassandraCertificates,
+  kafkaReloadEntries,
+  servedCertificate,
+  keystoreLeaf,
+} from './cert-reload.ts';
+export type {
+  CassandraCertReloadOptions,
+  CertReloadResult,
+  KafkaCertReloadOptions,
+  ServedCertificate,
+  TlsClientFiles,
+  TlsEndpoint,
+} from './cert-reload.ts';
 export type { CaSubject, IssueOptions, IssuedCert, PemFiles } from './tls.ts';
 export { startEnvoy, validateEnvoyConfig, envoyArgs } from './envoy.ts';
 export type {
