@@ -177,7 +177,7 @@ export interface KafkaCertReloadOptions {
   nodeId?: number;
   /** Listeners to reconfigure. @default ['CLIENT', 'BROKER', 'CONTROLLER'] */
   listeners?: readonly string[];
-  /** Endpoints that must present the new certificate. @default the client, broker and controller ports */
+  /** Endpoints that must present the new certificate. @default the server's client, broker and controller ports */
   verify?: readonly TlsEndpoint[];
   /** @default 30_000 */
   timeoutMs?: number;
@@ -250,10 +250,8 @@ async function alterBroker(
  * broker's dynamic per-broker configs: it refuses to run when the broker has any besides these.
  */
 export async function reloadKafkaCertificates(
-  server: Pick<
-    KafkaServer,
-    'bootstrap' | 'tls' | 'host' | 'port' | 'brokerPort' | 'controllerPort'
-  >,
+  server: Pick<KafkaServer, 'bootstrap' | 'tls' | 'host' | 'port'> &
+    Partial<Pick<KafkaServer, 'brokerPort' | 'controllerPort'>>,
   opts: KafkaCertReloadOptions,
 ): Promise<CertReloadResult> {
   const who = 'reloadKafkaCertificates';
@@ -265,8 +263,12 @@ export async function reloadKafkaCertificates(
   const expected = keystoreLeaf(opts.keystore, who);
   const verify = opts.verify ?? [
     { name: 'CLIENT', host: server.host, port: server.port },
-    { name: 'BROKER', host: server.host, port: server.brokerPort },
-    { name: 'CONTROLLER', host: server.host, port: server.controllerPort },
+    ...(server.brokerPort !== undefined
+      ? [{ name: 'BROKER', host: server.host, port: server.brokerPort }]
+      : []),
+    ...(server.controllerPort !== undefined
+      ? [{ name: 'CONTROLLER', host: server.host, port: server.controllerPort }]
+      : []),
   ];
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const cfg = kafkaClientConfig(server, opts.client, 'trellis-cert-reload');
