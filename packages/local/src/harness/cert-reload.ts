@@ -293,8 +293,20 @@ export async function reloadKafkaCertificates(
       `the broker logs why in its log ("Reconfiguring" or "Failed to reconfigure")`,
     );
     const ms = Date.now() - t0;
-    // Back to server.properties alone: a later restart reads the static paths again.
+    // Back to server.properties alone: a later restart reads the static paths again. The broker
+    // applies the removal when the metadata record reaches it: wait for that, so it holds on return.
     await alterBroker(admin, nodeId, []);
+    const clearBy = Date.now() + timeoutMs;
+    for (;;) {
+      const left = (await dynamicBrokerConfigs(admin, nodeId)).filter((n) => ours.has(n));
+      if (left.length === 0) break;
+      if (Date.now() > clearBy)
+        throw new Error(
+          `${who}: broker ${nodeId} still has the per-broker overrides ${left.join(', ')} ` +
+            `${timeoutMs} ms after their removal`,
+        );
+      await new Promise((r) => setTimeout(r, 100));
+    }
     return { expected, ms, served };
   } finally {
     await admin.disconnect().catch(() => undefined);
