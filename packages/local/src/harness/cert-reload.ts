@@ -5,7 +5,7 @@
  * {@link reloadCassandraCertificates} (`nodetool reloadssl`). Both then check, by fresh TLS
  * handshakes, that the server presents the certificate now in its keystore file.
  */
-import { ConfigResourceTypes, ConfigSource, Kafka, type Admin } from 'kafkajs';
+import kafkajs, { type Admin } from 'kafkajs';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
@@ -17,6 +17,10 @@ import {
   type KafkaServer,
 } from './kafka-client.ts';
 import { splitPem } from './tls.ts';
+
+// Not named imports: kafkajs is CommonJS, and Node's ESM loader (the Pulumi program host) finds no
+// named export `ConfigResourceTypes` in it.
+const { ConfigResourceTypes, ConfigSource, Kafka } = kafkajs;
 
 /** A TLS endpoint to check: what the server presents there. */
 export interface TlsEndpoint {
