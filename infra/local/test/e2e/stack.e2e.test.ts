@@ -26,6 +26,7 @@ import {
   decodeJwt,
   envoyCounter,
   foreignJwt,
+  freshToken,
   getAs,
   outputs,
   pkiFiles,
@@ -839,6 +840,74 @@ describe('processes are supervised like pods', () => {
         `${(err as Error).message}; last /readyz ${last.status} ${last.body}; log tail:\n${tail}`,
       );
     });
+  });
+});
+
+describe('an IdP outage: Keycloak stopped for 30 s', () => {
+  // The sidecars verify tokens against the realm's keys they already hold (Envoy's remote JWKS cache,
+  // policy compile/envoy/jwt.ts), so an outage of the IdP must cost new logins only: each refused at
+  // once with an error that names Keycloak, never hung; every order with a token issued before is
+  // accepted; and logins work again once the supervisor has restarted Keycloak.
+  const keycloakState = (): string =>
+    join(outputs().trustBundle, '..', '..', 'run', 'keycloak', 'supervisor.json');
+
+  it('new logins fail fast and clearly, tokens issued before keep working, logins come back', async () => {
+    const issued = await freshToken('alice');
+    expect((await post(issued)).status).toBe(202); // the path works before the outage
+    const st = readState(keycloakState());
+    expect(st?.status).toBe('running');
+    const supervisor = st?.supervisorPid ?? 0;
+    const child = st?.childPid ?? 0;
+    expect(child).toBeGreaterThan(1);
+    // Hold the supervisor, so Keycloak stays down for the whole window instead of being restarted.
+    process.kill(supervisor, 'SIGSTOP');
+    const rows: { at: number; login: string; loginMs: number; order: number }[] = [];
+    const t0 = Date.now();
+    try {
+      process.kill(-child, 'SIGTERM');
+      await until(
+        async () =>
+          freshToken('alice').then(
+            () => false,
+            () => true,
+          ),
+        60_000,
+        'Keycloak refusing logins',
+      );
+      const down = Date.now();
+      while (Date.now() - down < 30_000) {
+        const l0 = Date.now();
+        const login = await freshToken('alice').then(
+          () => 'issued',
+          (e: unknown) => (e as Error).message,
+        );
+        const loginMs = Date.now() - l0;
+        const order = (await post(issued)).status;
+        rows.push({ at: Date.now() - down, login, loginMs, order });
+        await new Promise((r) => setTimeout(r, 2_000));
+      }
+    } finally {
+      process.kill(supervisor, 'SIGCONT');
+    }
+    const back = await until(
+      async () => freshToken('alice').catch(() => null),
+      240_000,
+      'a new login after the supervisor restarted Keycloak',
+    );
+    const recoveredMs = Date.now() - t0;
+    expect((await post(back)).status).toBe(202);
+    process.stdout.write(
+      `IdP outage: ${rows.length} logins refused (slowest ${Math.max(...rows.map((r) => r.loginMs))} ms), ` +
+        `${rows.filter((r) => r.order === 202).length}/${rows.length} orders with an earlier token accepted; ` +
+        `logins back ${recoveredMs} ms after the stop\n`,
+    );
+    expect(rows.length).toBeGreaterThanOrEqual(5);
+    for (const r of rows) {
+      expect(r.login, JSON.stringify(r)).toMatch(/Keycloak/);
+      expect(r.loginMs, JSON.stringify(r)).toBeLessThan(5_000);
+      expect(r.order, JSON.stringify(r)).toBe(202);
+    }
+    expect(readState(keycloakState())?.restarts).toBe((st?.restarts ?? 0) + 1);
   });
 });
 
