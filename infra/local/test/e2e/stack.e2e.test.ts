@@ -576,7 +576,7 @@ describe('certificate rotation', () => {
  * Afterwards every acknowledged order is in Cassandra once, and in the ledger projection once. Bounded:
  * at most WRITE_MS of load with FAULT_CLIENTS clients, and retries of each key until RETRY_MS.
  */
-describe('acknowledged orders survive kill -9 of orders-api and then orders-writer', () => {
+describe('acknowledged orders survive kill -9 of orders-api, then orders-writer, then the ledger', () => {
   const WRITE_MS = 10_000;
   const RETRY_MS = 60_000;
   const FAULT_CLIENTS = 3;
@@ -630,16 +630,18 @@ describe('acknowledged orders survive kill -9 of orders-api and then orders-writ
       }
     });
     // The faults run beside the load: orders-api first, then (once it is back) orders-writer, whose
-    // backlog of acknowledged orders grows until its replacement joins the consumer group.
+    // backlog of acknowledged orders grows until its replacement joins the consumer group, then the
+    // ledger, which resumes its projection from its group's committed offset.
     const faults = (async () => {
       await new Promise((r) => setTimeout(r, 3_000));
       const api = await killAndAwaitRestart('orders-api');
-      return { api, writer: await killAndAwaitRestart('orders-writer') };
+      const writer = await killAndAwaitRestart('orders-writer');
+      return { api, writer, ledger: await killAndAwaitRestart('ledger') };
     })();
     await new Promise((r) => setTimeout(r, WRITE_MS));
     stop = true;
     await Promise.all(clients);
-    const { api: apiRecovery, writer: writerRecovery } = await faults;
+    const { api: apiRecovery, writer: writerRecovery, ledger: ledgerRecovery } = await faults;
     // A client retries what was not acknowledged, with the same key (bounded).
     const deadline = Date.now() + RETRY_MS;
     for (let pending = keys.filter((k) => !acked.has(k)); pending.length > 0;) {
@@ -697,7 +699,7 @@ describe('acknowledged orders survive kill -9 of orders-api and then orders-writ
       process.stdout.write(
         `fault run ${run}: ${requests} requests (${[...statuses].map(([s, n]) => `${s}: ${n}`).join(', ')}), ` +
           `${acked.size} acknowledged, ${lost} lost, ${duplicated} duplicated, ${projected} projected; ` +
-          `orders-api back in ${apiRecovery} ms, orders-writer back in ${writerRecovery} ms\n`,
+          `orders-api back in ${apiRecovery} ms, orders-writer back in ${writerRecovery} ms, ledger back in ${ledgerRecovery} ms\n`,
       );
       expect(acked.size).toBeGreaterThan(20);
       expect(stored.length).toBe(ids.length);
