@@ -19,6 +19,21 @@ afterAll(() => {
 });
 
 describe('CertificateAuthority', () => {
+  it('intermediates allow no CA below them unless a pathLength is given (SPIRE needs 1)', async () => {
+    const { X509Certificate: PeculiarCert, BasicConstraintsExtension } =
+      await import('@peculiar/x509');
+    const pathLen = (pem: string): number | undefined =>
+      new PeculiarCert(pem).getExtension(BasicConstraintsExtension)?.pathLength;
+    const root = await CertificateAuthority.create({ commonName: 'Mesh root', pathLength: 2 });
+    expect(pathLen((await root.intermediate({ commonName: 'Default' })).certPem)).toBe(0);
+    expect(pathLen((await root.intermediate({ commonName: 'Spire', pathLength: 1 })).certPem)).toBe(
+      1,
+    );
+    await expect(root.intermediate({ commonName: 'Bad', pathLength: -1 })).rejects.toThrow(
+      'pathLength must be an integer in [0, 4], got -1',
+    );
+  });
+
   it('issues a SPIFFE SVID with a URI SAN, signed by the root, with a matching PKCS#8 key', async () => {
     const ca = await CertificateAuthority.create({ commonName: 'Mesh root' });
     const svid = await ca.issue({ uris: ['spiffe://trellis.local/ns/orders/sa/orders-api'] });
