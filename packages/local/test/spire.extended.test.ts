@@ -12,11 +12,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import {
   chmodSync,
+  chownSync,
   copyFileSync,
+  existsSync,
+  linkSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -33,6 +37,7 @@ import {
 } from '../src/harness/spire.ts';
 import { certificateSans, CertificateAuthority, splitPem } from '../src/harness/tls.ts';
 import { waitUntil } from '../src/harness/wait.ts';
+import { envoy } from '../src/toolchain/envoy.ts';
 import { spire, spireBinary } from '../src/toolchain/spire.ts';
 
 const TRUST_DOMAIN = 'trellis.test';
@@ -97,6 +102,123 @@ function rssKiB(pid: number): number {
   return Number(m?.[1] ?? NaN);
 }
 
+/**
+ * An Envoy bootstrap whose one TLS listener takes its certificate from the SPIRE agent over SDS (the
+ * secret is named by the SPIFFE ID, as SPIRE's SDS names an SVID) and answers 200 to any request.
+ */
+function sdsBootstrap(listenPort: number, agentSocket: string, spiffeId: string): object {
+  return {
+    // An SDS subscription needs the node's id and cluster (Envoy refuses the bootstrap without them).
+    node: { id: 'spire-evaluation', cluster: 'spire-evaluation' },
+    static_resources: {
+      listeners: [
+        {
+          name: 'svid',
+          address: { socket_address: { address: '127.0.0.1', port_value: listenPort } },
+          filter_chains: [
+            {
+              transport_socket: {
+                name: 'envoy.transport_sockets.tls',
+                typed_config: {
+                  '@type':
+                    'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+                  common_tls_context: {
+                    tls_certificate_sds_secret_configs: [
+                      {
+                        name: spiffeId,
+                        sds_config: {
+                          // Stop holding the listener back after 2 s without the secret (default 15 s).
+                          initial_fetch_timeout: '2s',
+                          resource_api_version: 'V3',
+                          api_config_source: {
+                            api_type: 'GRPC',
+                            transport_api_version: 'V3',
+                            grpc_services: [{ envoy_grpc: { cluster_name: 'spire_agent' } }],
+                          },
+                        },
+                      },
+                    ],
+                  },
+                },
+              },
+              filters: [
+                {
+                  name: 'envoy.filters.network.http_connection_manager',
+                  typed_config: {
+                    '@type':
+                      'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+                    stat_prefix: 'svid',
+                    route_config: {
+                      virtual_hosts: [
+                        {
+                          name: 'all',
+                          domains: ['*'],
+                          routes: [
+                            {
+                              match: { prefix: '/' },
+                              direct_response: { status: 200, body: { inline_string: 'ok' } },
+                            },
+                          ],
+                        },
+                      ],
+                    },
+                    http_filters: [
+                      {
+                        name: 'envoy.filters.http.router',
+                        typed_config: {
+                          '@type':
+                            'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
+                        },
+                      },
+                    ],
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      ],
+      clusters: [
+        {
+          name: 'spire_agent',
+          type: 'STATIC',
+          connect_timeout: '1s',
+          typed_extension_protocol_options: {
+            'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+              '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+              explicit_http_config: { http2_protocol_options: {} },
+            },
+          },
+          load_assignment: {
+            cluster_name: 'spire_agent',
+            endpoints: [
+              { lb_endpoints: [{ endpoint: { address: { pipe: { path: agentSocket } } } }] },
+            ],
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** The peer certificate a TLS server on 127.0.0.1:`port` presents, verified against `caPem`. */
+function peerCertificate(
+  port: number,
+  caPem: string,
+): Promise<{ authorized: boolean; uri: string }> {
+  return new Promise((resolve, reject) => {
+    const s = connect(
+      { host: '127.0.0.1', port, ca: caPem, checkServerIdentity: () => undefined },
+      () => {
+        resolve({ authorized: s.authorized, uri: s.getPeerCertificate().subjectaltname ?? '' });
+        s.end();
+      },
+    );
+    s.setTimeout(5_000, () => s.destroy(new Error('TLS handshake timed out')));
+    s.on('error', reject);
+  });
+}
+
 describe('SPIRE 1.13.3 under our PKI: unix-uid attestation, short SVIDs, renewal (ADR 0030)', () => {
   let dir = '';
   let root: CertificateAuthority;
@@ -104,7 +226,9 @@ describe('SPIRE 1.13.3 under our PKI: unix-uid attestation, short SVIDs, renewal
   let server: SpireServer | undefined;
   let agent: SpireAgent | undefined;
   let watcher: ChildProcess | undefined;
+  const envoys: ChildProcess[] = [];
   let workloadBin = '';
+  let envoyBin = '';
   const [uid, strangerUid] = freeUids();
   const timings: Record<string, number> = {};
 
@@ -177,10 +301,20 @@ describe('SPIRE 1.13.3 under our PKI: unix-uid attestation, short SVIDs, renewal
     workloadBin = join(dir, 'bin', 'spire-agent');
     copyFileSync(spireBinary('spire-agent'), workloadBin);
     chmodSync(workloadBin, 0o755);
+    // Envoy too (102 MB): a hard link where the cache shares the file system, else a copy.
+    envoyBin = join(dir, 'bin', 'envoy');
+    const envoyReal = realpathSync(await envoy.ensure());
+    try {
+      linkSync(envoyReal, envoyBin);
+    } catch {
+      copyFileSync(envoyReal, envoyBin);
+    }
+    chmodSync(envoyBin, 0o755);
   });
 
   afterAll(async () => {
     watcher?.kill('SIGKILL');
+    for (const e of envoys) e.kill('SIGKILL');
     await agent?.stop();
     await server?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -246,17 +380,7 @@ describe('SPIRE 1.13.3 under our PKI: unix-uid attestation, short SVIDs, renewal
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     const port = (srv.address() as { port: number }).port;
     try {
-      const authorized = await new Promise<boolean>((resolve, reject) => {
-        const s = connect(
-          { host: '127.0.0.1', port, ca: root.rootPem, checkServerIdentity: () => undefined },
-          () => {
-            resolve(s.authorized);
-            s.end();
-          },
-        );
-        s.on('error', reject);
-      });
-      expect(authorized).toBe(true);
+      expect((await peerCertificate(port, root.rootPem)).authorized).toBe(true);
     } finally {
       srv.close();
     }
@@ -278,6 +402,70 @@ describe('SPIRE 1.13.3 under our PKI: unix-uid attestation, short SVIDs, renewal
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/no identity issued/);
     expect(readdirSync(out)).toEqual([]);
+  });
+
+  /** Start Envoy as `runAs` with {@link sdsBootstrap}; resolves its listener port and admin URL. */
+  async function startSdsEnvoy(
+    name: string,
+    runAsUid: number,
+  ): Promise<{ port: number; admin: () => string }> {
+    const edir = join(dir, name);
+    mkdirSync(edir);
+    chownSync(edir, runAsUid, runAsUid);
+    const port = await freePort();
+    const config = join(edir, 'envoy.json');
+    writeFileSync(config, JSON.stringify(sdsBootstrap(port, agent!.socketPath, WORKLOAD_ID)));
+    const adminFile = join(edir, 'admin-address');
+    const e = spawn(
+      envoyBin,
+      [
+        '--config-path',
+        config,
+        '--config-yaml',
+        JSON.stringify({
+          admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
+        }),
+        '--admin-address-path',
+        adminFile,
+        '--disable-hot-restart',
+        '--concurrency',
+        '1',
+        '--log-level',
+        'warn',
+      ],
+      { uid: runAsUid, gid: runAsUid, stdio: 'ignore' },
+    );
+    envoys.push(e);
+    await waitUntil(
+      async () => existsSync(adminFile) && readFileSync(adminFile, 'utf8').trim() !== '',
+      {
+        what: `${name}'s admin address`,
+        timeoutMs: 30_000,
+      },
+    );
+    return { port, admin: () => `http://${readFileSync(adminFile, 'utf8').trim()}` };
+  }
+
+  it(`Envoy running as uid ${uid} serves the SVID it gets from the agent's SDS`, async () => {
+    const e = await startSdsEnvoy('envoy-right', uid);
+    const peer = await waitUntil(() => peerCertificate(e.port, root.rootPem), {
+      what: 'a TLS handshake with the SDS-fed listener',
+      timeoutMs: 30_000,
+    });
+    expect(peer.authorized).toBe(true);
+    expect(peer.uri).toBe(`URI:${WORKLOAD_ID}`);
+  });
+
+  it(`Envoy running as uid ${strangerUid} gets no secret: no handshake ever completes`, async () => {
+    const e = await startSdsEnvoy('envoy-wrong', strangerUid);
+    // SPIRE refuses the stranger's SDS request ("workload is not authorized for the requested
+    // identities"); Envoy holds the listener back, then, past initial_fetch_timeout, opens it without a
+    // certificate. Either way no TLS handshake may succeed.
+    await expect(peerCertificate(e.port, root.rootPem)).rejects.toThrow();
+    await new Promise((r) => setTimeout(r, 4_000));
+    await expect(peerCertificate(e.port, root.rootPem)).rejects.toThrow();
+    const stats = await (await fetch(`${e.admin()}/stats?filter=server.state`)).text();
+    expect(stats).toMatch(/^server\.state: 0$/m); // LIVE: Envoy itself is up, only the secret is missing
   });
 
   it('a watcher of that uid gets the renewed SVID on the same stream before the first expires', async () => {
