@@ -109,6 +109,37 @@ describe('writePemFiles', () => {
   });
 });
 
+describe('path length in a real TLS handshake (why SPIRE needs an intermediate with pathLength 1)', () => {
+  /** Whether a client trusting only `rootPem` accepts a server whose chain is `chainPem`. */
+  async function accepted(rootPem: string, leaf: { keyPem: string; chainPem: string }) {
+    const server = createServer({ key: leaf.keyPem, cert: leaf.chainPem }, (s) => s.end());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      return await new Promise<string>((resolve) => {
+        const s = connect({ host: '127.0.0.1', port, ca: rootPem, servername: 'localhost' });
+        s.on('secureConnect', () => {
+          resolve('accepted');
+          s.destroy();
+        });
+        s.on('error', (e) => resolve(e.message));
+      });
+    } finally {
+      server.close();
+    }
+  }
+
+  it('accepts a leaf of a CA below a pathLength-1 intermediate and refuses one below pathLength 0', async () => {
+    const root = await CertificateAuthority.create({ commonName: 'Root', pathLength: 2 });
+    const allowing = await root.intermediate({ commonName: 'Allowing', pathLength: 1 });
+    const leafBelow = async (inter: CertificateAuthority) =>
+      (await inter.intermediate({ commonName: 'Signing CA' })).issue({ dns: ['localhost'] });
+    expect(await accepted(root.rootPem, await leafBelow(allowing))).toBe('accepted');
+    const closed = await root.intermediate({ commonName: 'Closed' });
+    expect(await accepted(root.rootPem, await leafBelow(closed))).toMatch(/path length/i);
+  });
+});
+
 describe('issued certificates in a real mutual-TLS handshake', () => {
   it('lets a trusted client in and keeps an untrusted one out', async () => {
     const ca = await CertificateAuthority.create({ commonName: 'CA' });
