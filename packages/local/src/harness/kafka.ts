@@ -1,7 +1,8 @@
 /**
- * Start one local Kafka node (KRaft, broker + controller): its classpath, the storage format, and
- * the process with a metadata readiness probe. Configuration is in kafka-config.ts, clients in
- * kafka-client.ts, the SPIFFE principal builder in kafka-principal.ts.
+ * Start one local Kafka node (KRaft, broker + controller), alone or as a member of a cluster
+ * (kafka-cluster.ts): its classpath, the storage format, and the process with a metadata readiness
+ * probe. Configuration is in kafka-config.ts, clients in kafka-client.ts, the SPIFFE principal builder
+ * in kafka-principal.ts.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
