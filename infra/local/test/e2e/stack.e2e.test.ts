@@ -835,11 +835,39 @@ describe('processes are supervised like pods', () => {
       },
       90_000,
       'ledger ready after the up',
-    ).catch((err: unknown) => {
-      const log = join(ledgerState(), '..', 'process.log');
-      const tail = existsSync(log) ? readFileSync(log, 'utf8').slice(-4000) : '(no log)';
+    ).catch(async (err: unknown) => {
+      // The probes' own request lines would fill the tail; what the ledger said otherwise, what its
+      // sidecar's Kafka and Cassandra egress clusters saw, and what Kafka logged are kept instead.
+      const tailOf = (file: string, keep: (line: string) => boolean, n: number): string =>
+        existsSync(file)
+          ? readFileSync(file, 'utf8').split('\n').filter(keep).slice(-n).join('\n')
+          : `(no ${file})`;
+      const run = join(ledgerState(), '..', '..');
+      const ledgerLog = tailOf(
+        join(run, 'ledger', 'process.log'),
+        (l) => !l.includes('"url":"/readyz"'),
+        40,
+      );
+      const kafkaLog = tailOf(
+        join(run, 'kafka', 'process.log'),
+        (l) => /WARN|ERROR|SSL|ssl|handshake|Rebalanc|ledger/.test(l),
+        30,
+      );
+      const clusters = await getAs(
+        'ledger',
+        `${outputs().sidecars.ledger?.adminUrl ?? ''}/clusters`,
+      )
+        .then((r) =>
+          r.body
+            .split('\n')
+            .filter((l) => /cx_active|cx_connect_fail|health_flags|rq_error/.test(l))
+            .join('\n'),
+        )
+        .catch((e: unknown) => String(e));
       throw new Error(
-        `${(err as Error).message}; last /readyz ${last.status} ${last.body}; log tail:\n${tail}`,
+        `${(err as Error).message}; last /readyz ${last.status} ${last.body}\n` +
+          `ledger log (no /readyz lines):\n${ledgerLog}\nledger sidecar clusters:\n${clusters}\n` +
+          `kafka log (warnings, SSL, rebalances):\n${kafkaLog}`,
       );
     });
   });

@@ -147,13 +147,59 @@ export async function ensureTopics(i: TopicsInputs): Promise<TopicsOutputs> {
     const have = new Set(await admin.listTopics());
     const missing = i.topics.filter((t) => !have.has(t.name));
     if (missing.length === 0) return;
+    // kafkajs' own `waitForLeaders` retries LEADER_NOT_AVAILABLE only; just after a create the broker
+    // may still answer UNKNOWN_TOPIC_OR_PARTITION ("This server does not host this topic-partition"),
+    // which failed an e2e `up` on 2026-12-07. The leaders are awaited here instead, tolerating both.
     await admin.createTopics({
       topics: missing.map((t) => ({ topic: t.name, numPartitions: t.partitions })),
-      waitForLeaders: true,
-      timeout: 30_000,
+      waitForLeaders: false,
     });
+    await waitForLeaders(admin, missing, TOPIC_LEADERS_TIMEOUT_MS);
   });
   return i;
+}
+
+/** How long a created topic's partitions may go without a leader before `up` fails. */
+export const TOPIC_LEADERS_TIMEOUT_MS = 30_000;
+
+type LeaderAdmin = Pick<kafkajs.Admin, 'fetchTopicMetadata'>;
+
+/**
+ * Wait until every partition of `topics` has a leader. Metadata errors while the topics settle
+ * (unknown topic or partition, no leader yet) are retried; past `timeoutMs` the error names the
+ * topics still without one and the last error seen.
+ */
+export async function waitForLeaders(
+  admin: LeaderAdmin,
+  topics: readonly TopicSpec[],
+  timeoutMs: number,
+  intervalMs = 200,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let pending = topics.map((t) => t.name);
+  for (;;) {
+    let lastError = 'no leader yet';
+    try {
+      const md = await admin.fetchTopicMetadata({ topics: pending });
+      const led = new Set(
+        md.topics
+          .filter((t) => {
+            const want = topics.find((x) => x.name === t.name)?.partitions ?? 1;
+            return t.partitions.length >= want && t.partitions.every((p) => p.leader >= 0);
+          })
+          .map((t) => t.name),
+      );
+      pending = pending.filter((n) => !led.has(n));
+      if (pending.length === 0) return;
+    } catch (err) {
+      lastError = (err as Error).message;
+    }
+    if (Date.now() >= deadline)
+      throw new Error(
+        `topics ${pending.join(', ')}: no leader for every partition within ${timeoutMs} ms (last: ${lastError})`,
+      );
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
 }
 
 /** Refresh of the topics: those of the recorded list that still exist. */
