@@ -5,7 +5,12 @@
 import kafkajs from 'kafkajs';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatKafkaStorage, kafkaClientConfig, probeKafka } from '@trellis/local/harness';
+import {
+  formatKafkaStorage,
+  kafkaClientConfig,
+  probeKafka,
+  reloadKafkaCertificates,
+} from '@trellis/local/harness';
 import type { KafkaAclBinding } from '@trellis/policy';
 
 const { Kafka, AclOperationTypes, AclPermissionTypes, AclResourceTypes, ResourcePatternTypes } =
@@ -60,6 +65,43 @@ function creds(c: AdminConnection) {
 export async function probe(c: AdminConnection): Promise<boolean> {
   await probeKafka(server(c.bootstrap), creds(c));
   return true;
+}
+
+/** Inputs of the certificate reload: the broker's keystore, its listeners, and what triggers it. */
+export interface CertReloadInputs {
+  admin: AdminConnection;
+  /** The broker's PEM keystore path (`ssl.keystore.location`). */
+  keystore: string;
+  /** Every listener of the broker (CLIENT, BROKER, CONTROLLER and the workloads'). */
+  listeners: string[];
+  /** The certificate (PEM): a new one means new files for the broker to take. */
+  trigger: string;
+}
+
+/** Certificate reload outputs: what the direct listener presents afterwards. */
+export interface CertReloadOutputs extends CertReloadInputs {
+  serial: string;
+  /** Milliseconds until the direct listener presented it. */
+  ms: number;
+}
+
+/**
+ * Make the running broker take its renewed key material without a restart (ADR 0029), as
+ * platform-admin, and check that the direct listener presents it.
+ */
+export async function reloadCerts(i: CertReloadInputs): Promise<CertReloadOutputs> {
+  const s = server(i.admin.bootstrap);
+  const port = Number(i.admin.bootstrap.split(':')[1]);
+  const r = await reloadKafkaCertificates(
+    { ...s, port },
+    {
+      client: creds(i.admin),
+      keystore: i.keystore,
+      listeners: i.listeners,
+      verify: [{ name: 'CLIENT', host: s.host, port }],
+    },
+  );
+  return { ...i, serial: r.expected.serial, ms: r.ms };
 }
 
 async function withAdmin<T>(
