@@ -47,6 +47,14 @@ export abstract class GroupConsumer implements Dependency {
       // group.min.session.timeout.ms). Heartbeats stay under a third of it, as Kafka advises.
       sessionTimeout: 10_000,
       heartbeatInterval: 3_000,
+      // How long the coordinator holds a rebalance for members to rejoin (kafkajs' default is 60 s).
+      // A member killed while it was itself rejoining counts as rejoining, so its session timeout does
+      // not evict it; the rebalance then waits this long for it. Every member of ours rejoins between
+      // batches of seconds at most, so 20 s bounds that wait without evicting a live member (a slow
+      // batch that is evicted rejoins, and its records are handled again, idempotently). Measured
+      // motive: a re-created ledger waited over 60 s to join its group in some full e2e runs
+      // (docs/local.md, "Known defect").
+      rebalanceTimeout: 20_000,
       ...opts.fetch,
     });
     const ev = this.consumer.events;
