@@ -19,6 +19,8 @@ const schema = z.strictObject({
     .default(24),
   /** Bump to re-issue every workload certificate now. */
   rotation: z.coerce.number().int().min(0).default(0),
+  /** Bump to re-issue nginx's edge certificate now (nginx reloads gracefully; docs/local.md). */
+  edgeRotation: z.coerce.number().int().min(0).default(0),
   /**
    * Run every workload as a pod (ADR 0012; needs root). `false` runs them on the host's loopback
    * (no isolation; kept to measure what pods cost).
@@ -93,6 +95,8 @@ export interface LocalConfig {
   basePort: number;
   certValidHours: number;
   rotation: number;
+  /** The edge certificate's rotation counter (`trellis-local:edgeRotation`). @default 0 */
+  edgeRotation: number;
   /** Whether the workloads run as pods (`trellis-local:pods`). @default true */
   pods: boolean;
   /** Prometheus's scrape and evaluation interval (`trellis-local:scrapeInterval`). @default '15s' */
@@ -133,6 +137,7 @@ export function loadConfig(): LocalConfig {
     basePort: c.basePort,
     certValidHours: c.certValidHours,
     rotation: c.rotation,
+    edgeRotation: c.edgeRotation,
     pods: c.pods,
     scrapeInterval: c.scrapeInterval,
     sloTimeScale: c.sloTimeScale,

@@ -32,6 +32,7 @@ const idp = deployIdentity(ctx);
 const sloEnvironment = cfg.sloBudgets === 'production' ? {} : { sloEnvironment: cfg.sloBudgets };
 const mesh = deployMesh(ctx, data, idp, undefined, {
   faultInjection: cfg.faultInjection,
+  edgeRotation: cfg.edgeRotation,
   ...sloEnvironment,
 });
 const metrics = deployMetrics(ctx, mesh, data, undefined, {

@@ -165,6 +165,8 @@ export function deployIdentity(
       ca: ctx.ca,
       certDir: ctx.pkiDir('keycloak'),
       certValidHours: ctx.certValidHours,
+      // Rotated with every workload certificate; Keycloak re-reads its files each minute.
+      rotation: ctx.rotation,
       ports: { https: ctx.ports.keycloakHttp, management: ctx.ports.keycloakManagement },
       hostname: served.baseUrl,
       users: users.map(({ username, roles }) => ({ username, roles })),

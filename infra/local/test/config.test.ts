@@ -65,6 +65,16 @@ describe('stack config: the SLO time scale and fault injection of a test stack',
     ]);
   });
 
+  it('reads the edge certificate rotation counter (default 0), refusing a negative or fractional one', () => {
+    const base = stackConfig('local');
+    const parsed = parseLocalConfig({ ...base, edgeRotation: '2' });
+    expect(parsed.ok && parsed.config.edgeRotation).toBe(2);
+    const absent = parseLocalConfig(base);
+    expect(absent.ok && absent.config.edgeRotation).toBe(0);
+    expect(errors({ ...base, edgeRotation: '-1' })[0]).toMatch(/^trellis-local:edgeRotation: /);
+    expect(errors({ ...base, edgeRotation: '1.5' })[0]).toMatch(/^trellis-local:edgeRotation: /);
+  });
+
   it("refuses budgets the model does not declare, naming the key and the model's environments", () => {
     const model = loadModelFile(join(dir, '../../trellis.yaml'), 'trellis-local:model');
     expect(sloBudgetsProblem(model, 'ci')).toBeUndefined();

@@ -5,13 +5,19 @@
 // below first shows the same path working from the right place. Needs root (namespaces, users).
 import { Client } from 'cassandra-driver';
 import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import kafkajs from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cassandraClientOptions, kafkaClientConfig, nodetool } from '@trellis/local/harness';
+import {
+  cassandraClientOptions,
+  kafkaClientConfig,
+  nodetool,
+  servedCertificate,
+} from '@trellis/local/harness';
 import { podCommand, podLeftovers, readableBy, type PodLaunch } from '@trellis/local/pods';
 import { readState } from '@trellis/local/supervisor';
 import { localPortsAt, type LocalPortName } from '@trellis/policy';
@@ -333,6 +339,36 @@ describe('the servers’ users and files', () => {
     }
     // JNA loaded from the pod's own tmp (Cassandra refuses to start without its native library).
     expect(readdirSync(join(stackDir, 'run/cassandra/pod/tmp')).length).toBeGreaterThan(0);
+  });
+
+  it('takes both servers’ re-issued certificates in their pods without a restart (ADR 0029)', async () => {
+    const fileSerial = (who: string): string =>
+      new X509Certificate(readFileSync(join(stackDir, 'pki', who, 'cert.pem'))).serialNumber
+        .toUpperCase()
+        .replace(/^0+/, '');
+    const childPid = (who: string): number | null | undefined =>
+      readState(join(stackDir, 'run', who, 'supervisor.json'))?.childPid;
+    // From the host: Kafka's direct listener and CQL, both through the host's relay to the pod.
+    const endpoints = {
+      kafka: { host: '127.0.0.1', port: Number(out.kafka.bootstrap.split(':')[1]) },
+      cassandra: { host: out.cassandra.host, port: out.cassandra.port },
+    };
+    const who = ['kafka', 'cassandra'] as const;
+    const before = who.map((w) => ({ serial: fileSerial(w), pid: childPid(w) }));
+    for (const [i, w] of who.entries())
+      expect((await servedCertificate(endpoints[w], svid('platform-admin'))).serial, w).toBe(
+        before[i]?.serial,
+      );
+    await ts.ok(['config', 'set', 'trellis-data-test:rotation', '1']);
+    await ts.ok(['up', '--yes', '--skip-preview']);
+    for (const [i, w] of who.entries()) {
+      const serial = fileSerial(w);
+      expect(serial, w).not.toBe(before[i]?.serial);
+      expect((await servedCertificate(endpoints[w], svid('platform-admin'))).serial, w).toBe(
+        serial,
+      );
+      expect(childPid(w), w).toBe(before[i]?.pid);
+    }
   });
 
   it('reports no changes on a second run, and after a refresh', async () => {

@@ -19,7 +19,7 @@ import { basename, dirname, join, relative } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CertificateAuthority } from '@trellis/local/harness';
+import { CertificateAuthority, servedCertificate } from '@trellis/local/harness';
 import { readState } from '@trellis/local/supervisor';
 import { requestToken, type Principals } from '../../../packages/cli/src/verbs/token.ts';
 import { localPortsAt } from '@trellis/policy';
@@ -55,6 +55,7 @@ interface Reply {
 }
 
 let stackDir = '';
+let basePort = 0;
 let out: Outputs;
 let upMs = 0;
 let destroyed = false;
@@ -261,6 +262,7 @@ beforeAll(async () => {
   await ts.init();
   stackDir = ts.stackDir;
   const base = await pickMeshBase();
+  basePort = base;
   await ok(['config', 'set', 'trellis-mesh-test:stackDir', stackDir]);
   await ok(['config', 'set', 'trellis-mesh-test:basePort', String(base)]);
   await ok(['config', 'set', 'trellis-mesh-test:model', MODEL]);
@@ -675,8 +677,29 @@ describe('the request path as Pulumi resources', () => {
       'ledger',
       'keycloak',
       'prometheus',
+      'cassandra',
+      'kafka',
     ];
     const before = Object.fromEntries(components.map((c) => [c, childPid(c)]));
+    // The data servers' own certificates (ADR 0029): what each presents, before and after.
+    const ports = localPortsAt(basePort);
+    const adminPki = join(stackDir, 'pki', 'platform-admin');
+    const asAdmin = {
+      cert: join(adminPki, 'cert.pem'),
+      key: join(adminPki, 'key.pem'),
+      ca: join(adminPki, 'bundle.pem'),
+    };
+    const dataServers = {
+      kafka: { host: '127.0.0.1', port: ports.kafkaClientsFrom },
+      cassandra: { host: '127.0.0.1', port: ports.cassandraNative },
+    };
+    const fileSerial = (who: string): string =>
+      new X509Certificate(readFileSync(join(stackDir, 'pki', who, 'cert.pem'))).serialNumber
+        .toUpperCase()
+        .replace(/^0+/, '');
+    for (const [who, ep] of Object.entries(dataServers))
+      expect((await servedCertificate(ep, asAdmin)).serial, who).toBe(fileSerial(who));
+    const dataSerialsBefore = Object.keys(dataServers).map(fileSerial);
     const admin = out.sidecars['orders-api']?.adminUrl ?? '';
     const port = out.sidecars['orders-api']?.inbound.http ?? 0;
     // Counted each time the listener's TLS context is rebuilt from SDS (a new SVID or bundle).
@@ -725,6 +748,11 @@ describe('the request path as Pulumi resources', () => {
     ).serialNumber;
     expect(serialAfter).not.toBe(serialBefore);
     expect(await stat(admin, sdsStat)).toBeGreaterThan(sdsBefore);
+    // Kafka and Cassandra present their renewed certificates too, without a restart (pids above).
+    const dataSerialsAfter = Object.keys(dataServers).map(fileSerial);
+    dataSerialsAfter.forEach((serial, i) => expect(serial).not.toBe(dataSerialsBefore[i]));
+    for (const [who, ep] of Object.entries(dataServers))
+      expect((await servedCertificate(ep, asAdmin)).serial, who).toBe(fileSerial(who));
     // Envoy serves the new SVID: the ingress's next handshake sees it.
     const certs = (await (await fetch(`${admin}/certs`)).json()) as {
       certificates: { cert_chain: { serial_number: string }[] }[];

@@ -4,7 +4,12 @@ import {
   cassandraConfig,
   PEM_SSL_CONTEXT_FACTORY,
 } from '../src/harness/cassandra-config.ts';
-import { kafkaProperties, newClusterId, renderProperties } from '../src/harness/kafka-config.ts';
+import {
+  kafkaAuthorizerProperties,
+  kafkaProperties,
+  newClusterId,
+  renderProperties,
+} from '../src/harness/kafka-config.ts';
 import { CASSANDRA_JVM_OPTIONS } from '../src/toolchain/cassandra.ts';
 import { parseReleaseFile } from '../src/toolchain/java.ts';
 
@@ -120,6 +125,71 @@ describe('kafkaProperties', () => {
     );
     expect(p['ssl.client.auth']).toBeUndefined();
     expect(p['num.partitions']).toBe('3');
+  });
+
+  it('renders a cluster member: every voter, RF and min ISR for the cluster', () => {
+    const voters = [1, 2, 3].map((id) => ({ id, host: `127.0.0.${id}`, controllerPort: 9094 }));
+    const p = kafkaProperties(
+      { dir: '/d', tls: pem, cluster: { nodeId: 2, voters } },
+      '127.0.0.2',
+      kp,
+    );
+    expect(p['node.id']).toBe('2');
+    expect(p['controller.quorum.voters']).toBe(
+      '1@127.0.0.1:9094,2@127.0.0.2:9094,3@127.0.0.3:9094',
+    );
+    expect(p['listeners']).toBe(
+      'CLIENT://127.0.0.2:9092,BROKER://127.0.0.2:9093,CONTROLLER://127.0.0.2:9094',
+    );
+    expect(p['default.replication.factor']).toBe('3');
+    expect(p['offsets.topic.replication.factor']).toBe('3');
+    expect(p['transaction.state.log.replication.factor']).toBe('3');
+    expect(p['min.insync.replicas']).toBe('2');
+    expect(p['transaction.state.log.min.isr']).toBe('2');
+    // A single node keeps RF 1 and no cluster-wide replication defaults.
+    const single = kafkaProperties({ dir: '/d', tls: pem }, '127.0.0.1', kp);
+    expect(single['offsets.topic.replication.factor']).toBe('1');
+    expect(single['min.insync.replicas']).toBeUndefined();
+  });
+
+  it('refuses a cluster membership that cannot work, naming the field', () => {
+    const voters = [1, 2, 3].map((id) => ({ id, host: `127.0.0.${id}`, controllerPort: 9094 }));
+    const at =
+      (cluster: Parameters<typeof kafkaProperties>[0]['cluster'], host = '127.0.0.1') =>
+      () =>
+        kafkaProperties({ dir: '/d', cluster }, host, kp);
+    expect(at({ nodeId: 4, voters })).toThrow(
+      'kafka: cluster.nodeId 4 is not one of cluster.voters',
+    );
+    expect(at({ nodeId: 2, voters })).toThrow(
+      /cluster.voters\[2\] is 127.0.0.2:9094, but this node/,
+    );
+    expect(at({ nodeId: 1, voters, replicationFactor: 4 })).toThrow(
+      'kafka: cluster.replicationFactor must be an integer in [1, 3] (the nodes), got 4',
+    );
+    expect(at({ nodeId: 1, voters, minInsyncReplicas: 4 })).toThrow(
+      'kafka: cluster.minInsyncReplicas must be an integer in [1, 3] (the replication factor), got 4',
+    );
+    expect(
+      at({ nodeId: 1, voters: [...voters, { id: 1, host: '127.0.0.1', controllerPort: 1 }] }),
+    ).toThrow('kafka: cluster.voters: id 1 is listed twice');
+    expect(
+      at({ nodeId: 1, voters: [{ id: 1, host: '10.0.0.1', controllerPort: 9094 }] }, '10.0.0.1'),
+    ).toThrow(
+      'kafka: cluster.voters[1].host must be a loopback address (127.0.0.0/8), got 10.0.0.1',
+    );
+  });
+
+  it('makes the nodes, and only the given principals, super users behind the StandardAuthorizer', () => {
+    expect(kafkaAuthorizerProperties(['User:spiffe://t/a', 'User:spiffe://t/b'])).toEqual({
+      'authorizer.class.name': 'org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+      'allow.everyone.if.no.acl.found': 'false',
+      'super.users': 'User:spiffe://t/a;User:spiffe://t/b',
+    });
+    expect(() => kafkaAuthorizerProperties([])).toThrow('kafka: superUsers must name at least one');
+    expect(() => kafkaAuthorizerProperties(['User:a;User:b'])).toThrow(
+      /must be User:<name> without ';'/,
+    );
   });
 
   it('renders properties and refuses values that would break the file', () => {

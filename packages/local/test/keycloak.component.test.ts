@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:tls';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,6 +63,32 @@ describe('keycloak over TLS (real server, start --optimized)', () => {
   let stackRoot = '';
   /** A root of another CA, with a certificate for the same names. */
   let otherRoot = '';
+  /** Write a new certificate (same CA and names) over the server's files; resolves its PEM. */
+  let renew: () => Promise<string>;
+  /** The renewed certificate's serial and the server's pid when it was written. */
+  let renewal: { serial: string; started: string; at: number } | undefined;
+  /** The server process's start time (/proc/<pid>/stat field 22): changes only with a new process. */
+  const startTime = (): string =>
+    readFileSync(`/proc/${running().process.pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[19] ??
+    '';
+
+  /** The serial number of the certificate the server presents now. */
+  const servedSerial = (baseUrl: string): Promise<string> =>
+    new Promise((res, rej) => {
+      const s = connect(
+        {
+          host: '127.0.0.1',
+          port: Number(new URL(baseUrl).port),
+          ca: stackRoot,
+          servername: 'localhost',
+        },
+        () => {
+          res(s.getPeerCertificate().serialNumber);
+          s.end();
+        },
+      );
+      s.on('error', rej);
+    });
 
   const running = (): KeycloakInstance => {
     if (!kc) throw new Error('keycloak did not start');
@@ -104,7 +131,18 @@ describe('keycloak over TLS (real server, start --optimized)', () => {
       await CertificateAuthority.create({ commonName: 'kc test root' })
     ).intermediate({ commonName: 'kc test intermediate' });
     const files = writePemFiles(join(root, 'pki'), 'keycloak', await ca.issue(names), ca.rootPem);
-    tls = { certFile: files.cert, keyFile: files.key, caFile: files.truststore };
+    tls = {
+      certFile: files.cert,
+      keyFile: files.key,
+      caFile: files.truststore,
+      // Keycloak's floor is over 30 s; the renewal test below overlaps its wait with the others.
+      reloadPeriod: '31s',
+    };
+    renew = async () => {
+      const issued = await ca.issue(names);
+      writePemFiles(join(root, 'pki'), 'keycloak', issued, ca.rootPem);
+      return issued.certPem;
+    };
     stackRoot = ca.rootPem;
     otherRoot = (await CertificateAuthority.create({ commonName: 'kc test other root' })).rootPem;
     kc = await start();
@@ -114,6 +152,17 @@ describe('keycloak over TLS (real server, start --optimized)', () => {
   afterAll(async () => {
     await kc?.stop();
     rmSync(root, { recursive: true, force: true });
+  });
+
+  it('serves its first certificate; a renewed one is written over the files (checked below)', async () => {
+    const first = await servedSerial(running().baseUrl);
+    const pem = await renew();
+    const { X509Certificate } = await import('node:crypto');
+    const serial = new X509Certificate(pem).serialNumber;
+    expect(serial).not.toBe(first);
+    // Not yet: the server read its files at start and re-reads them on its reload period.
+    expect(await servedSerial(running().baseUrl)).toBe(first);
+    renewal = { serial, started: startTime(), at: Date.now() };
   });
 
   it('issues a token over TLS whose signature verifies against the JWKS, with an https issuer', async () => {
@@ -225,6 +274,26 @@ describe('keycloak over TLS (real server, start --optimized)', () => {
     expect(k.admin.password.length).toBeGreaterThanOrEqual(32);
     expect(readFileSync(k.process.logFile, 'utf8')).not.toContain(k.admin.password);
     expect(JSON.stringify(k.admin)).not.toContain(k.admin.password);
+  });
+
+  it('serves the renewed certificate without a restart (https-certificates-reload-period)', async () => {
+    const r = renewal;
+    if (!r) throw new Error('the renewal step did not run');
+    const deadline = r.at + 90_000;
+    let served = '';
+    while (Date.now() < deadline) {
+      served = await servedSerial(running().baseUrl);
+      if (served === r.serial) break;
+      await new Promise((res) => setTimeout(res, 1_000));
+    }
+    expect(served).toBe(r.serial);
+    expect(startTime()).toBe(r.started);
+    expect(r.started).not.toBe('');
+    console.info(
+      `keycloak served the renewed certificate ${Date.now() - r.at} ms after it was written`,
+    );
+    // A new client, trusting only the stack root, still gets a token.
+    expect((await clientCredentials(running().baseUrl, secret)).status).toBe(200);
   });
 
   it('restarts on the same dir keeping its database, admin and client', async () => {

@@ -19,6 +19,21 @@ afterAll(() => {
 });
 
 describe('CertificateAuthority', () => {
+  it('intermediates allow no CA below them unless a pathLength is given (SPIRE needs 1)', async () => {
+    const { X509Certificate: PeculiarCert, BasicConstraintsExtension } =
+      await import('@peculiar/x509');
+    const pathLen = (pem: string): number | undefined =>
+      new PeculiarCert(pem).getExtension(BasicConstraintsExtension)?.pathLength;
+    const root = await CertificateAuthority.create({ commonName: 'Mesh root', pathLength: 2 });
+    expect(pathLen((await root.intermediate({ commonName: 'Default' })).certPem)).toBe(0);
+    expect(pathLen((await root.intermediate({ commonName: 'Spire', pathLength: 1 })).certPem)).toBe(
+      1,
+    );
+    await expect(root.intermediate({ commonName: 'Bad', pathLength: -1 })).rejects.toThrow(
+      'pathLength must be an integer in [0, 4], got -1',
+    );
+  });
+
   it('issues a SPIFFE SVID with a URI SAN, signed by the root, with a matching PKCS#8 key', async () => {
     const ca = await CertificateAuthority.create({ commonName: 'Mesh root' });
     const svid = await ca.issue({ uris: ['spiffe://trellis.local/ns/orders/sa/orders-api'] });
@@ -91,6 +106,37 @@ describe('writePemFiles', () => {
     expect(statSync(f.key).mode & 0o777).toBe(0o600);
     expect(readFileSync(f.truststore, 'utf8')).toBe(ca.rootPem);
     expect(() => writePemFiles(dir, '../x', issued, ca.rootPem)).toThrow(/bad name/);
+  });
+});
+
+describe('path length in a real TLS handshake (why SPIRE needs an intermediate with pathLength 1)', () => {
+  /** Whether a client trusting only `rootPem` accepts a server whose chain is `chainPem`. */
+  async function accepted(rootPem: string, leaf: { keyPem: string; chainPem: string }) {
+    const server = createServer({ key: leaf.keyPem, cert: leaf.chainPem }, (s) => s.end());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      return await new Promise<string>((resolve) => {
+        const s = connect({ host: '127.0.0.1', port, ca: rootPem, servername: 'localhost' });
+        s.on('secureConnect', () => {
+          resolve('accepted');
+          s.destroy();
+        });
+        s.on('error', (e) => resolve(e.message));
+      });
+    } finally {
+      server.close();
+    }
+  }
+
+  it('accepts a leaf of a CA below a pathLength-1 intermediate and refuses one below pathLength 0', async () => {
+    const root = await CertificateAuthority.create({ commonName: 'Root', pathLength: 2 });
+    const allowing = await root.intermediate({ commonName: 'Allowing', pathLength: 1 });
+    const leafBelow = async (inter: CertificateAuthority) =>
+      (await inter.intermediate({ commonName: 'Signing CA' })).issue({ dns: ['localhost'] });
+    expect(await accepted(root.rootPem, await leafBelow(allowing))).toBe('accepted');
+    const closed = await root.intermediate({ commonName: 'Closed' });
+    expect(await accepted(root.rootPem, await leafBelow(closed))).toMatch(/path length/i);
   });
 });
 

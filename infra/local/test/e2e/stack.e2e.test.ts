@@ -3,7 +3,7 @@
 // one promise of the local-stack issue; the last one destroys the stack and checks nothing is left.
 import { Client } from 'cassandra-driver';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import kafkajs from 'kafkajs';
@@ -26,6 +26,7 @@ import {
   decodeJwt,
   envoyCounter,
   foreignJwt,
+  freshToken,
   getAs,
   outputs,
   pkiFiles,
@@ -575,7 +576,7 @@ describe('certificate rotation', () => {
  * Afterwards every acknowledged order is in Cassandra once, and in the ledger projection once. Bounded:
  * at most WRITE_MS of load with FAULT_CLIENTS clients, and retries of each key until RETRY_MS.
  */
-describe('acknowledged orders survive kill -9 of orders-api and then orders-writer', () => {
+describe('acknowledged orders survive kill -9 of orders-api, then orders-writer, then the ledger', () => {
   const WRITE_MS = 10_000;
   const RETRY_MS = 60_000;
   const FAULT_CLIENTS = 3;
@@ -629,16 +630,18 @@ describe('acknowledged orders survive kill -9 of orders-api and then orders-writ
       }
     });
     // The faults run beside the load: orders-api first, then (once it is back) orders-writer, whose
-    // backlog of acknowledged orders grows until its replacement joins the consumer group.
+    // backlog of acknowledged orders grows until its replacement joins the consumer group, then the
+    // ledger, which resumes its projection from its group's committed offset.
     const faults = (async () => {
       await new Promise((r) => setTimeout(r, 3_000));
       const api = await killAndAwaitRestart('orders-api');
-      return { api, writer: await killAndAwaitRestart('orders-writer') };
+      const writer = await killAndAwaitRestart('orders-writer');
+      return { api, writer, ledger: await killAndAwaitRestart('ledger') };
     })();
     await new Promise((r) => setTimeout(r, WRITE_MS));
     stop = true;
     await Promise.all(clients);
-    const { api: apiRecovery, writer: writerRecovery } = await faults;
+    const { api: apiRecovery, writer: writerRecovery, ledger: ledgerRecovery } = await faults;
     // A client retries what was not acknowledged, with the same key (bounded).
     const deadline = Date.now() + RETRY_MS;
     for (let pending = keys.filter((k) => !acked.has(k)); pending.length > 0;) {
@@ -696,7 +699,7 @@ describe('acknowledged orders survive kill -9 of orders-api and then orders-writ
       process.stdout.write(
         `fault run ${run}: ${requests} requests (${[...statuses].map(([s, n]) => `${s}: ${n}`).join(', ')}), ` +
           `${acked.size} acknowledged, ${lost} lost, ${duplicated} duplicated, ${projected} projected; ` +
-          `orders-api back in ${apiRecovery} ms, orders-writer back in ${writerRecovery} ms\n`,
+          `orders-api back in ${apiRecovery} ms, orders-writer back in ${writerRecovery} ms, ledger back in ${ledgerRecovery} ms\n`,
       );
       expect(acked.size).toBeGreaterThan(20);
       expect(stored.length).toBe(ids.length);
@@ -821,6 +824,120 @@ describe('processes are supervised like pods', () => {
     expect(preview.code).not.toBe(0); // the dropped process is to be created again
     expect((await runPulumi(bin, ['up', '--yes', '--skip-preview', ...common], env)).code).toBe(0);
     expect(readState(ledgerState())?.status).toBe('running');
+    // Back means serving, not only a live process. Twice (2026-12-07) a ledger re-created here stayed
+    // unready for over 60 s in a full run (docs/local.md); its answer and its log's tail are kept in the
+    // error if that recurs, so the cause is seen, not guessed.
+    let last = { status: 0, body: '' };
+    await until(
+      async () => {
+        last = await getAs('ledger', `${outputs().services.ledger?.url}/readyz`);
+        return last.status === 200;
+      },
+      90_000,
+      'ledger ready after the up',
+    ).catch(async (err: unknown) => {
+      // The probes' own request lines would fill the tail; what the ledger said otherwise, what its
+      // sidecar's Kafka and Cassandra egress clusters saw, and what Kafka logged are kept instead.
+      const tailOf = (file: string, keep: (line: string) => boolean, n: number): string =>
+        existsSync(file)
+          ? readFileSync(file, 'utf8').split('\n').filter(keep).slice(-n).join('\n')
+          : `(no ${file})`;
+      const run = join(ledgerState(), '..', '..');
+      const ledgerLog = tailOf(
+        join(run, 'ledger', 'process.log'),
+        (l) => !l.includes('"url":"/readyz"'),
+        40,
+      );
+      const kafkaLog = tailOf(
+        join(run, 'kafka', 'process.log'),
+        (l) => /WARN|ERROR|SSL|ssl|handshake|Rebalanc|ledger/.test(l),
+        30,
+      );
+      const clusters = await getAs(
+        'ledger',
+        `${outputs().sidecars.ledger?.adminUrl ?? ''}/clusters`,
+      )
+        .then((r) =>
+          r.body
+            .split('\n')
+            .filter((l) => /cx_active|cx_connect_fail|health_flags|rq_error/.test(l))
+            .join('\n'),
+        )
+        .catch((e: unknown) => String(e));
+      throw new Error(
+        `${(err as Error).message}; last /readyz ${last.status} ${last.body}\n` +
+          `ledger log (no /readyz lines):\n${ledgerLog}\nledger sidecar clusters:\n${clusters}\n` +
+          `kafka log (warnings, SSL, rebalances):\n${kafkaLog}`,
+      );
+    });
+  });
+});
+
+describe('an IdP outage: Keycloak stopped for 30 s', () => {
+  // The sidecars verify tokens against the realm's keys they already hold (Envoy's remote JWKS cache,
+  // policy compile/envoy/jwt.ts), so an outage of the IdP must cost new logins only: each refused at
+  // once with an error that names Keycloak, never hung; every order with a token issued before is
+  // accepted; and logins work again once the supervisor has restarted Keycloak.
+  const keycloakState = (): string =>
+    join(outputs().trustBundle, '..', '..', 'run', 'keycloak', 'supervisor.json');
+
+  it('new logins fail fast and clearly, tokens issued before keep working, logins come back', async () => {
+    const issued = await freshToken('alice');
+    expect((await post(issued)).status).toBe(202); // the path works before the outage
+    const st = readState(keycloakState());
+    expect(st?.status).toBe('running');
+    const supervisor = st?.supervisorPid ?? 0;
+    const child = st?.childPid ?? 0;
+    expect(child).toBeGreaterThan(1);
+    // Hold the supervisor, so Keycloak stays down for the whole window instead of being restarted.
+    process.kill(supervisor, 'SIGSTOP');
+    const rows: { at: number; login: string; loginMs: number; order: number }[] = [];
+    const t0 = Date.now();
+    try {
+      process.kill(-child, 'SIGTERM');
+      await until(
+        async () =>
+          freshToken('alice').then(
+            () => false,
+            () => true,
+          ),
+        60_000,
+        'Keycloak refusing logins',
+      );
+      const down = Date.now();
+      while (Date.now() - down < 30_000) {
+        const l0 = Date.now();
+        const login = await freshToken('alice').then(
+          () => 'issued',
+          (e: unknown) => (e as Error).message,
+        );
+        const loginMs = Date.now() - l0;
+        const order = (await post(issued)).status;
+        rows.push({ at: Date.now() - down, login, loginMs, order });
+        await new Promise((r) => setTimeout(r, 2_000));
+      }
+    } finally {
+      process.kill(supervisor, 'SIGCONT');
+    }
+    const back = await until(
+      async () => freshToken('alice').catch(() => null),
+      240_000,
+      'a new login after the supervisor restarted Keycloak',
+    );
+    const recoveredMs = Date.now() - t0;
+    expect((await post(back)).status).toBe(202);
+    process.stdout.write(
+      `IdP outage: ${rows.length} logins refused (slowest ${Math.max(...rows.map((r) => r.loginMs))} ms), ` +
+        `${rows.filter((r) => r.order === 202).length}/${rows.length} orders with an earlier token accepted; ` +
+        `logins back ${recoveredMs} ms after the stop\n`,
+    );
+    expect(rows.length).toBeGreaterThanOrEqual(5);
+    for (const r of rows) {
+      expect(r.login, JSON.stringify(r)).toMatch(/Keycloak/);
+      expect(r.loginMs, JSON.stringify(r)).toBeLessThan(5_000);
+      expect(r.order, JSON.stringify(r)).toBe(202);
+    }
+    expect(readState(keycloakState())?.restarts).toBe((st?.restarts ?? 0) + 1);
   });
 });
 

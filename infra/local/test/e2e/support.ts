@@ -45,6 +45,11 @@ export function pkiFiles(identity: string): { cert: string; key: string; ca: str
   return { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem'), ca: join(dir, 'bundle.pem') };
 }
 
+/** A new login (never cached): the token endpoint's answer now. */
+export function freshToken(as: string): Promise<string> {
+  return requestToken(principals(), as, { caFile: outputs().trustBundle });
+}
+
 const tokens = new Map<string, string>();
 /** A fresh-enough access token for a demo principal (cached for the run; Keycloak's lifespan is minutes). */
 export async function token(as: string): Promise<string> {

@@ -10,9 +10,11 @@ import {
   cassandraClientOptions,
   LOCAL_DATACENTER,
   probeCassandra,
+  reloadCassandraCertificates,
   type CassandraOptions,
   type CassandraPorts,
 } from '@trellis/local/harness';
+import type { PodLaunch } from '@trellis/local/pods';
 import type { CassandraStatement } from '@trellis/policy';
 
 /** How platform-admin reaches the node: the node's address and PEM file paths. */
@@ -74,6 +76,52 @@ function server(c: AdminConnection) {
     localDataCenter: LOCAL_DATACENTER,
     tls: true,
   };
+}
+
+/** Inputs of the certificate reload: the node's keystore, how nodetool reaches it, the trigger. */
+export interface CertReloadInputs {
+  admin: AdminConnection;
+  /** The node's PEM keystore path (`keystore` of its encryption options). */
+  keystore: string;
+  /** The node's home (nodetool's `user.home` and logback config), JMX port, and process log. */
+  node: { dir: string; jmxPort: number; logFile: string };
+  /** Run nodetool in the node's pod, as its user (its JMX is on the pod's loopback). */
+  pod?: PodLaunch;
+  /** The certificate (PEM): a new one means new files for the node to take. */
+  trigger: string;
+}
+
+/** Certificate reload outputs: what the native transport presents afterwards. */
+export interface CertReloadOutputs extends CertReloadInputs {
+  serial: string;
+  /** Milliseconds from `nodetool reloadssl` until the native transport presented it. */
+  ms: number;
+}
+
+/**
+ * Make the running node take its renewed key material without a restart (`nodetool reloadssl`,
+ * ADR 0029) and check that the native transport presents it.
+ */
+export async function reloadCerts(i: CertReloadInputs): Promise<CertReloadOutputs> {
+  const r = await reloadCassandraCertificates(
+    {
+      // nodetool's JMX address: the node's own loopback (a pod's, from inside the pod).
+      host: '127.0.0.1',
+      jmxPort: i.node.jmxPort,
+      dir: i.node.dir,
+      nativePort: i.admin.port,
+      tls: true,
+      logFile: i.node.logFile,
+      contactPoint: `${i.admin.host}:${i.admin.port}`,
+    },
+    {
+      keystore: i.keystore,
+      client: { cert: i.admin.cert, key: i.admin.key, ca: i.admin.ca },
+      verify: [{ name: 'native', host: i.admin.host, port: i.admin.port }],
+      ...(i.pod !== undefined ? { pod: i.pod } : {}),
+    },
+  );
+  return { ...i, serial: r.expected.serial, ms: r.ms };
 }
 
 /** Inputs of the grants resource: the compiled statements, applied as platform-admin. */

@@ -16,6 +16,8 @@ import type {
   AdminConnection,
   BootstrapInputs,
   BootstrapOutputs,
+  CertReloadInputs,
+  CertReloadOutputs,
   GrantsInputs,
   GrantsOutputs,
 } from './cassandra-impl.ts';
@@ -130,6 +132,60 @@ export class CassandraGrants extends pulumi.dynamic.Resource {
   }
 }
 
+const certReloadProvider: pulumi.dynamic.ResourceProvider = {
+  async diff(_id: string, olds: CertReloadOutputs, news: CertReloadInputs) {
+    return {
+      changes:
+        olds.trigger !== news.trigger ||
+        olds.keystore !== news.keystore ||
+        JSON.stringify(olds.node) !== JSON.stringify(news.node),
+      replaces: [],
+    };
+  },
+  async create(inputs: CertReloadInputs) {
+    const impl = (await import(IMPL)) as Impl;
+    // A node that just started read these files already; one that was running (a stack from
+    // before this resource) takes them now.
+    return { id: inputs.keystore, outs: await impl.reloadCerts(inputs) };
+  },
+  async update(_id: string, _olds: CertReloadOutputs, news: CertReloadInputs) {
+    const impl = (await import(IMPL)) as Impl;
+    return { outs: await impl.reloadCerts(news) };
+  },
+  async delete() {
+    // Nothing to undo.
+  },
+};
+
+/**
+ * Makes the running node present its renewed certificate (CQL and internode) when `trigger`
+ * changes, by `nodetool reloadssl` (ADR 0029): no restart.
+ */
+export class CassandraCertReload extends pulumi.dynamic.Resource {
+  declare public readonly serial: pulumi.Output<string>;
+
+  constructor(
+    name: string,
+    args: {
+      admin: pulumi.Input<AdminConnection>;
+      keystore: pulumi.Input<string>;
+      node: CertReloadInputs['node'];
+      pod?: pulumi.Input<CertReloadInputs['pod']>;
+      trigger: pulumi.Input<string>;
+    },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    super(
+      certReloadProvider,
+      name,
+      { ...args, serial: undefined, ms: undefined },
+      opts,
+      'trellis-local',
+      'CassandraCertReload',
+    );
+  }
+}
+
 /** A client identity with its certificate files, e.g. platform-admin. */
 export interface ClientIdentity {
   spiffeId: string;
@@ -235,6 +291,8 @@ export class LocalCassandra extends pulumi.ComponentResource {
   /** Where the native transport listens: the pod's address, or {@link host}. */
   public readonly nativeAddress: string;
   public readonly grants: CassandraGrants;
+  /** Makes the running node take a renewed certificate without a restart (ADR 0029). */
+  public readonly certReload: CassandraCertReload;
   /** The CQL applied from the model. */
   public readonly cql: pulumi.Output<string>;
 
@@ -398,6 +456,17 @@ export class LocalCassandra extends pulumi.ComponentResource {
       { parent: this, dependsOn: [this.node] },
     );
     this.cql = this.grants.cql;
+    this.certReload = new CassandraCertReload(
+      `${name}-cert-reload`,
+      {
+        admin,
+        keystore: this.certificate.files.apply((f) => f.keystore),
+        node: { dir: home, jmxPort: args.ports.jmx, logFile: join(args.dir, 'process.log') },
+        ...(pod !== undefined ? { pod: pod.launch } : {}),
+        trigger: this.certificate.certPem,
+      },
+      { parent: this, dependsOn: [this.node, this.certificate, args.admin.certificate] },
+    );
 
     this.registerOutputs({
       host: this.host,

@@ -5,7 +5,12 @@
 import kafkajs from 'kafkajs';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatKafkaStorage, kafkaClientConfig, probeKafka } from '@trellis/local/harness';
+import {
+  formatKafkaStorage,
+  kafkaClientConfig,
+  probeKafka,
+  reloadKafkaCertificates,
+} from '@trellis/local/harness';
 import type { KafkaAclBinding } from '@trellis/policy';
 
 const { Kafka, AclOperationTypes, AclPermissionTypes, AclResourceTypes, ResourcePatternTypes } =
@@ -62,6 +67,43 @@ export async function probe(c: AdminConnection): Promise<boolean> {
   return true;
 }
 
+/** Inputs of the certificate reload: the broker's keystore, its listeners, and what triggers it. */
+export interface CertReloadInputs {
+  admin: AdminConnection;
+  /** The broker's PEM keystore path (`ssl.keystore.location`). */
+  keystore: string;
+  /** Every listener of the broker (CLIENT, BROKER, CONTROLLER and the workloads'). */
+  listeners: string[];
+  /** The certificate (PEM): a new one means new files for the broker to take. */
+  trigger: string;
+}
+
+/** Certificate reload outputs: what the direct listener presents afterwards. */
+export interface CertReloadOutputs extends CertReloadInputs {
+  serial: string;
+  /** Milliseconds until the direct listener presented it. */
+  ms: number;
+}
+
+/**
+ * Make the running broker take its renewed key material without a restart (ADR 0029), as
+ * platform-admin, and check that the direct listener presents it.
+ */
+export async function reloadCerts(i: CertReloadInputs): Promise<CertReloadOutputs> {
+  const s = server(i.admin.bootstrap);
+  const port = Number(i.admin.bootstrap.split(':')[1]);
+  const r = await reloadKafkaCertificates(
+    { ...s, port },
+    {
+      client: creds(i.admin),
+      keystore: i.keystore,
+      listeners: i.listeners,
+      verify: [{ name: 'CLIENT', host: s.host, port }],
+    },
+  );
+  return { ...i, serial: r.expected.serial, ms: r.ms };
+}
+
 async function withAdmin<T>(
   c: AdminConnection,
   fn: (admin: kafkajs.Admin) => Promise<T>,
@@ -105,13 +147,59 @@ export async function ensureTopics(i: TopicsInputs): Promise<TopicsOutputs> {
     const have = new Set(await admin.listTopics());
     const missing = i.topics.filter((t) => !have.has(t.name));
     if (missing.length === 0) return;
+    // kafkajs' own `waitForLeaders` retries LEADER_NOT_AVAILABLE only; just after a create the broker
+    // may still answer UNKNOWN_TOPIC_OR_PARTITION ("This server does not host this topic-partition"),
+    // which failed an e2e `up` on 2026-12-07. The leaders are awaited here instead, tolerating both.
     await admin.createTopics({
       topics: missing.map((t) => ({ topic: t.name, numPartitions: t.partitions })),
-      waitForLeaders: true,
-      timeout: 30_000,
+      waitForLeaders: false,
     });
+    await waitForLeaders(admin, missing, TOPIC_LEADERS_TIMEOUT_MS);
   });
   return i;
+}
+
+/** How long a created topic's partitions may go without a leader before `up` fails. */
+export const TOPIC_LEADERS_TIMEOUT_MS = 30_000;
+
+type LeaderAdmin = Pick<kafkajs.Admin, 'fetchTopicMetadata'>;
+
+/**
+ * Wait until every partition of `topics` has a leader. Metadata errors while the topics settle
+ * (unknown topic or partition, no leader yet) are retried; past `timeoutMs` the error names the
+ * topics still without one and the last error seen.
+ */
+export async function waitForLeaders(
+  admin: LeaderAdmin,
+  topics: readonly TopicSpec[],
+  timeoutMs: number,
+  intervalMs = 200,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let pending = topics.map((t) => t.name);
+  for (;;) {
+    let lastError = 'no leader yet';
+    try {
+      const md = await admin.fetchTopicMetadata({ topics: pending });
+      const led = new Set(
+        md.topics
+          .filter((t) => {
+            const want = topics.find((x) => x.name === t.name)?.partitions ?? 1;
+            return t.partitions.length >= want && t.partitions.every((p) => p.leader >= 0);
+          })
+          .map((t) => t.name),
+      );
+      pending = pending.filter((n) => !led.has(n));
+      if (pending.length === 0) return;
+    } catch (err) {
+      lastError = (err as Error).message;
+    }
+    if (Date.now() >= deadline)
+      throw new Error(
+        `topics ${pending.join(', ')}: no leader for every partition within ${timeoutMs} ms (last: ${lastError})`,
+      );
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
 }
 
 /** Refresh of the topics: those of the recorded list that still exist. */

@@ -25,6 +25,8 @@ import type {
   AclsInputs,
   AclsOutputs,
   AdminConnection,
+  CertReloadInputs,
+  CertReloadOutputs,
   StorageInputs,
   StorageOutputs,
   TopicSpec,
@@ -161,6 +163,59 @@ export class KafkaAcls extends pulumi.dynamic.Resource {
   }
 }
 
+const certReloadProvider: pulumi.dynamic.ResourceProvider = {
+  async diff(_id: string, olds: CertReloadOutputs, news: CertReloadInputs) {
+    return {
+      changes:
+        olds.trigger !== news.trigger ||
+        olds.keystore !== news.keystore ||
+        olds.listeners.join(',') !== news.listeners.join(','),
+      replaces: [],
+    };
+  },
+  async create(inputs: CertReloadInputs) {
+    const impl = (await import(IMPL)) as Impl;
+    // A broker that just started read these files already; one that was running (a stack from
+    // before this resource) takes them now.
+    return { id: inputs.admin.bootstrap, outs: await impl.reloadCerts(inputs) };
+  },
+  async update(_id: string, _olds: CertReloadOutputs, news: CertReloadInputs) {
+    const impl = (await import(IMPL)) as Impl;
+    return { outs: await impl.reloadCerts(news) };
+  },
+  async delete() {
+    // Nothing to undo: the reload leaves no per-broker config behind.
+  },
+};
+
+/**
+ * Makes the running broker present its renewed certificate when `trigger` changes, by dynamic
+ * listener reconfiguration (KIP-226, ADR 0029): no restart.
+ */
+export class KafkaCertReload extends pulumi.dynamic.Resource {
+  declare public readonly serial: pulumi.Output<string>;
+
+  constructor(
+    name: string,
+    args: {
+      admin: pulumi.Input<AdminConnection>;
+      keystore: pulumi.Input<string>;
+      listeners: string[];
+      trigger: pulumi.Input<string>;
+    },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    super(
+      certReloadProvider,
+      name,
+      { ...args, serial: undefined, ms: undefined },
+      opts,
+      'trellis-local',
+      'KafkaCertReload',
+    );
+  }
+}
+
 /** One client workload's own listener, dialled by its sidecar. */
 export interface KafkaWorkloadListener {
   workload: string;
@@ -271,6 +326,8 @@ export class LocalKafka extends pulumi.ComponentResource {
   public readonly clientAddress: string;
   public readonly topics: KafkaTopics;
   public readonly acls: KafkaAcls;
+  /** Makes the running broker take a renewed certificate without a restart (ADR 0029). */
+  public readonly certReload: KafkaCertReload;
   public readonly clusterId: pulumi.Output<string>;
 
   constructor(name: string, args: LocalKafkaArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -460,6 +517,17 @@ export class LocalKafka extends pulumi.ComponentResource {
         acls: compileKafkaAcls(args.model, { principal: (w) => kafkaPrincipal(args.model, w) }),
       },
       { parent: this, dependsOn: [this.node] },
+    );
+
+    this.certReload = new KafkaCertReload(
+      `${name}-cert-reload`,
+      {
+        admin,
+        keystore: this.certificate.files.apply((f) => f.keystore),
+        listeners: ['CLIENT', 'BROKER', 'CONTROLLER', ...listeners.map((l) => l.name)],
+        trigger: this.certificate.certPem,
+      },
+      { parent: this, dependsOn: [this.node, this.certificate, args.admin.certificate] },
     );
 
     this.registerOutputs({

@@ -7,6 +7,7 @@ import {
   chownSync,
   existsSync,
   mkdirSync,
+  readFileSync,
   readlinkSync,
   renameSync,
   rmSync,
@@ -114,6 +115,45 @@ export function certInputsDigest(i: CertInputs): string {
     // Only when set, so that certificates without an owner keep their digest (no re-issue).
     ...(i.owner !== undefined ? [i.owner] : []),
   ]);
+}
+
+/**
+ * Whether `file` still holds `pem` (or is gone). A replacement is created before the old resource is
+ * deleted (Pulumi's default, also for `pulumi up --replace`) and writes into the same directory, so a
+ * delete must first check that the files there are still its own: otherwise it would remove its
+ * successor's, and nothing would write them back (the new resource's state says they exist).
+ */
+function stillHolds(file: string, pem: string): boolean {
+  if (!existsSync(file)) return true;
+  return readFileSync(file, 'utf8').includes(pem.trim());
+}
+
+/**
+ * Delete of a certificate: its directory, with parents left empty, unless a successor's certificate
+ * now sits there. Returns whether it removed anything.
+ */
+export function deleteCertFiles(
+  o: Pick<CertOutputs, 'dir' | 'certPem' | 'files'>,
+  remove: (dir: string) => void,
+): boolean {
+  if (!stillHolds(o.files.cert, o.certPem)) return false;
+  remove(o.dir);
+  return true;
+}
+
+/**
+ * Delete of the Mesh CA: the trust bundle and the stack's PKI directory (last: by now every certificate
+ * below it is gone), unless a successor CA's root now sits in the bundle. Returns whether it removed
+ * anything.
+ */
+export function deleteMeshCaFiles(
+  o: Pick<MeshCaOutputs, 'dir' | 'bundleFile' | 'rootCertPem'>,
+  remove: (dir: string) => void,
+): boolean {
+  if (!stillHolds(o.bundleFile, o.rootCertPem)) return false;
+  rmSync(o.bundleFile, { force: true });
+  remove(o.dir);
+  return true;
 }
 
 /** True when the certificate is inside its renewal window. */

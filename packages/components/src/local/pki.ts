@@ -18,11 +18,9 @@ const caProvider: pulumi.dynamic.ResourceProvider = {
     return { id: `${inputs.trustDomain}/${inputs.region}`, outs };
   },
   async delete(_id: string, props: MeshCaOutputs) {
-    const { rmSync } = await import('node:fs');
+    const impl = (await import(IMPL)) as Impl;
     const { removeWithEmptyParents } = (await import(PROCESS_IMPL)) as ProcessImpl;
-    rmSync(props.bundleFile, { force: true });
-    // The CA goes last: by now every certificate and process directory below the stack is gone.
-    removeWithEmptyParents(props.dir, 1);
+    impl.deleteMeshCaFiles(props, (dir) => removeWithEmptyParents(dir, 1));
   },
 };
 
@@ -90,8 +88,9 @@ const certProvider: pulumi.dynamic.ResourceProvider = {
     return { outs: await impl.issueCert(news) };
   },
   async delete(_id: string, props: CertOutputs) {
+    const impl = (await import(IMPL)) as Impl;
     const { removeWithEmptyParents } = (await import(PROCESS_IMPL)) as ProcessImpl;
-    removeWithEmptyParents(props.dir);
+    impl.deleteCertFiles(props, (dir) => removeWithEmptyParents(dir));
   },
 };
 

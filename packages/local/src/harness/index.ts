@@ -54,7 +54,23 @@ export type {
   CassandraPorts,
   CommitlogSync,
 } from './cassandra-config.ts';
-export { startKafka, kafkaClasspath, kafkaJava, formatKafkaStorage } from './kafka.ts';
+export {
+  startKafka,
+  launchKafka,
+  awaitKafka,
+  kafkaClasspath,
+  kafkaJava,
+  formatKafkaStorage,
+} from './kafka.ts';
+export { startKafkaCluster, describeKafkaQuorum } from './kafka-cluster.ts';
+export type {
+  KafkaCluster,
+  KafkaClusterNode,
+  KafkaClusterOptions,
+  QuorumQuestion,
+  QuorumAnswer,
+  QuorumReplica,
+} from './kafka-cluster.ts';
 export { probeKafka, kafkaClientConfig } from './kafka-client.ts';
 export type { KafkaServer, KafkaClientCredentials } from './kafka-client.ts';
 export {
@@ -65,10 +81,39 @@ export {
   KAFKA_AUTHORIZER_LOG,
   KAFKA_AUTHORIZER_LOGGING,
   KAFKA_LOG4J2,
+  KAFKA_STANDARD_AUTHORIZER,
+  kafkaAuthorizerProperties,
 } from './kafka-config.ts';
-export type { KafkaOptions, KafkaTlsFiles, KafkaPorts, KafkaListener } from './kafka-config.ts';
-export { ensureSpiffePrincipalBuilder, SPIFFE_PRINCIPAL_BUILDER } from './kafka-principal.ts';
+export type {
+  KafkaOptions,
+  KafkaTlsFiles,
+  KafkaPorts,
+  KafkaListener,
+  KafkaVoter,
+  KafkaClusterMembership,
+} from './kafka-config.ts';
+export {
+  ensureSpiffePrincipalBuilder,
+  ensureKafkaQuorumProbe,
+  SPIFFE_PRINCIPAL_BUILDER,
+  KAFKA_QUORUM_PROBE,
+} from './kafka-principal.ts';
 export { CertificateAuthority, writePemFiles, splitPem, certificateSans } from './tls.ts';
+export {
+  reloadKafkaCertificates,
+  reloadCassandraCertificates,
+  kafkaReloadEntries,
+  servedCertificate,
+  keystoreLeaf,
+} from './cert-reload.ts';
+export type {
+  CassandraCertReloadOptions,
+  CertReloadResult,
+  KafkaCertReloadOptions,
+  ServedCertificate,
+  TlsClientFiles,
+  TlsEndpoint,
+} from './cert-reload.ts';
 export type { CaSubject, IssueOptions, IssuedCert, PemFiles } from './tls.ts';
 export { startEnvoy, validateEnvoyConfig, envoyArgs } from './envoy.ts';
 export type {

@@ -14,12 +14,15 @@ export interface KafkaClientCredentials {
   ca?: string;
 }
 
-/** A running single-node Kafka in KRaft combined mode (broker + controller). */
+/** A running Kafka node in KRaft combined mode (broker + controller), alone or in a cluster. */
 export interface KafkaServer {
+  /** The address its controller and inter-broker listeners bind. */
   host: string;
+  /** `node.id` (1 for a single node). */
+  nodeId: number;
   /** The client listener's port. */
   port: number;
-  /** `host:port` of the client listener, for `brokers: [...]`. */
+  /** `host:port` of the client listener (comma-separated for a cluster), for `brokers: [...]`. */
   bootstrap: string;
   /** The inter-broker and controller listeners' ports. */
   brokerPort: number;
@@ -31,6 +34,8 @@ export interface KafkaServer {
   startupMs: number;
   /** Milliseconds the storage format took (0 when the data dir was already formatted). */
   formatMs: number;
+  /** When the process was spawned (epoch ms). */
+  startedAt: number;
   dir: string;
   logFile: string;
   process: ManagedProcess;
@@ -45,7 +50,7 @@ export function kafkaClientConfig(
 ): KafkaConfig {
   const cfg: KafkaConfig = {
     clientId,
-    brokers: [server.bootstrap],
+    brokers: server.bootstrap.split(','),
     connectionTimeout: 3_000,
     requestTimeout: 10_000,
     logLevel: logLevel.NOTHING,

@@ -68,6 +68,44 @@ export interface KafkaOptions {
    * node in a pod). @default `<clientAddress>:<client port>`
    */
   clientAdvertised?: string;
+  /**
+   * The loopback address this node's controller and inter-broker listeners bind (and its client
+   * listeners, unless `clientAddress`): one of 127.0.0.0/8, so that the nodes of a cluster can each
+   * have their own. @default 127.0.0.1
+   */
+  host?: string;
+  /**
+   * This node's place in a multi-node KRaft cluster (docs/adr/0027-kafka-kraft-cluster.md).
+   * @default a cluster of one: node 1, the only voter, replication factor 1
+   */
+  cluster?: KafkaClusterMembership;
+  /** The cluster id to format new storage with (every node of a cluster shares one). @default a new id */
+  clusterId?: string;
+}
+
+/** One controller voter of a KRaft quorum: `<id>@<host>:<controllerPort>`. */
+export interface KafkaVoter {
+  id: number;
+  host: string;
+  controllerPort: number;
+}
+
+/** A node's membership of a static KRaft quorum, and the cluster's replication defaults. */
+export interface KafkaClusterMembership {
+  /** `node.id`: one of the voters' ids. */
+  nodeId: number;
+  /** Every controller voter, this node included (`controller.quorum.voters`). */
+  voters: readonly KafkaVoter[];
+  /**
+   * `default.replication.factor`, and the replication factor of the offsets, transaction state and
+   * share-group state topics. @default the number of voters (every node is a broker)
+   */
+  replicationFactor?: number;
+  /**
+   * `min.insync.replicas`, and the min ISR of the transaction and share-group state topics.
+   * @default 2 when the replication factor is 3 or more, else 1
+   */
+  minInsyncReplicas?: number;
 }
 
 /** The loopback ports of one node. */
@@ -130,6 +168,7 @@ export function kafkaProperties(
     names.add(l.name);
     used.add(l.port);
   }
+  const quorum = clusterQuorum(opts, host, ports);
   const clientHost = opts.clientAddress ?? host;
   const clientAdvertised = opts.clientAdvertised ?? `${clientHost}:${ports.port}`;
   if (!/^[A-Za-z0-9.-]+:\d{1,5}$/.test(clientAdvertised))
@@ -139,9 +178,12 @@ export function kafkaProperties(
   const protocols = extra.map((l) => `,${l.name}:${proto}`).join('');
   const props: Record<string, string> = {
     'process.roles': 'broker,controller',
-    'node.id': '1',
-    // A static one-voter quorum: no dynamic-quorum bootstrap step (`--standalone`) to get wrong.
-    'controller.quorum.voters': `1@${host}:${ports.controllerPort}`,
+    'node.id': String(quorum.nodeId),
+    // A static quorum (KRaft "Static versus Dynamic KRaft Quorums"): every voter is listed and the
+    // storage format needs no `--standalone`/`--initial-controllers` bootstrap step to get wrong.
+    'controller.quorum.voters': quorum.voters
+      .map((v) => `${v.id}@${v.host}:${v.controllerPort}`)
+      .join(','),
     listeners: `CLIENT://${clientHost}:${ports.port},BROKER://${host}:${ports.brokerPort},CONTROLLER://${host}:${ports.controllerPort}${own}`,
     'advertised.listeners': `CLIENT://${clientAdvertised},BROKER://${host}:${ports.brokerPort}${advertised}`,
     'controller.listener.names': 'CONTROLLER',
@@ -149,12 +191,19 @@ export function kafkaProperties(
     'listener.security.protocol.map': `CLIENT:${proto},BROKER:${proto},CONTROLLER:${proto}${protocols}`,
     'log.dirs': join(opts.dir, 'data'),
     'num.partitions': '1',
-    // One node: internal topics cannot have more replicas than brokers.
-    'offsets.topic.replication.factor': '1',
-    'transaction.state.log.replication.factor': '1',
-    'transaction.state.log.min.isr': '1',
-    'share.coordinator.state.topic.replication.factor': '1',
-    'share.coordinator.state.topic.min.isr': '1',
+    // Internal topics cannot have more replicas than brokers: one on a single node, RF on a cluster.
+    'offsets.topic.replication.factor': String(quorum.replicationFactor),
+    'transaction.state.log.replication.factor': String(quorum.replicationFactor),
+    'transaction.state.log.min.isr': String(quorum.minInsyncReplicas),
+    'share.coordinator.state.topic.replication.factor': String(quorum.replicationFactor),
+    'share.coordinator.state.topic.min.isr': String(quorum.minInsyncReplicas),
+    ...(opts.cluster
+      ? {
+          'default.replication.factor': String(quorum.replicationFactor),
+          // acks=all is acknowledged once 2 of 3 replicas have it: one node may die, none is lost.
+          'min.insync.replicas': String(quorum.minInsyncReplicas),
+        }
+      : {}),
     'group.initial.rebalance.delay.ms': '0',
     // Topics come from the policy model, created explicitly; a typo must not create a topic.
     'auto.create.topics.enable': 'false',
@@ -173,6 +222,78 @@ export function kafkaProperties(
   // Applies to every listener: the broker's own inter-broker and controller connections included.
   if (opts.spiffePrincipals) props['principal.builder.class'] = SPIFFE_PRINCIPAL_BUILDER;
   return { ...props, ...(opts.properties ?? {}) };
+}
+
+/** The node's quorum and replication defaults, checked; a single node is node 1, its own only voter. */
+function clusterQuorum(
+  opts: Pick<KafkaOptions, 'cluster'>,
+  host: string,
+  ports: KafkaServerPorts,
+): Required<KafkaClusterMembership> {
+  const c = opts.cluster;
+  if (!c)
+    return {
+      nodeId: 1,
+      voters: [{ id: 1, host, controllerPort: ports.controllerPort }],
+      replicationFactor: 1,
+      minInsyncReplicas: 1,
+    };
+  const ids = new Set<number>();
+  for (const v of c.voters) {
+    if (!Number.isInteger(v.id) || v.id < 0)
+      throw new Error(`kafka: cluster.voters: id must be a non-negative integer, got ${v.id}`);
+    if (ids.has(v.id)) throw new Error(`kafka: cluster.voters: id ${v.id} is listed twice`);
+    ids.add(v.id);
+    checkLoopback(`cluster.voters[${v.id}].host`, v.host);
+    if (!Number.isInteger(v.controllerPort) || v.controllerPort < 1 || v.controllerPort > 65_535)
+      throw new Error(
+        `kafka: cluster.voters[${v.id}].controllerPort must be a TCP port, got ${v.controllerPort}`,
+      );
+  }
+  const self = c.voters.find((v) => v.id === c.nodeId);
+  if (!self) throw new Error(`kafka: cluster.nodeId ${c.nodeId} is not one of cluster.voters`);
+  if (self.host !== host || self.controllerPort !== ports.controllerPort)
+    throw new Error(
+      `kafka: cluster.voters[${c.nodeId}] is ${self.host}:${self.controllerPort}, but this node's controller listener is ${host}:${ports.controllerPort}`,
+    );
+  const rf = c.replicationFactor ?? c.voters.length;
+  if (!Number.isInteger(rf) || rf < 1 || rf > c.voters.length)
+    throw new Error(
+      `kafka: cluster.replicationFactor must be an integer in [1, ${c.voters.length}] (the nodes), got ${rf}`,
+    );
+  const minIsr = c.minInsyncReplicas ?? (rf >= 3 ? 2 : 1);
+  if (!Number.isInteger(minIsr) || minIsr < 1 || minIsr > rf)
+    throw new Error(
+      `kafka: cluster.minInsyncReplicas must be an integer in [1, ${rf}] (the replication factor), got ${minIsr}`,
+    );
+  return { nodeId: c.nodeId, voters: c.voters, replicationFactor: rf, minInsyncReplicas: minIsr };
+}
+
+/** Throws unless `addr` is an IPv4 loopback address (127.0.0.0/8): nothing here listens elsewhere. */
+export function checkLoopback(field: string, addr: string): void {
+  const m = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(addr);
+  if (!m || m.slice(1).some((o) => Number(o) > 255))
+    throw new Error(`kafka: ${field} must be a loopback address (127.0.0.0/8), got ${addr}`);
+}
+
+/** StandardAuthorizer: the KRaft authorizer, ACLs kept in the metadata log. */
+export const KAFKA_STANDARD_AUTHORIZER = 'org.apache.kafka.metadata.authorizer.StandardAuthorizer';
+
+/**
+ * Authorization of every listener: the StandardAuthorizer, nothing allowed without an ACL, and these
+ * principals (`User:<SPIFFE ID>`) as super users.
+ */
+export function kafkaAuthorizerProperties(superUsers: readonly string[]): Record<string, string> {
+  if (superUsers.length === 0)
+    throw new Error('kafka: superUsers must name at least one principal');
+  for (const u of superUsers)
+    if (!/^User:[^;\s]+$/.test(u))
+      throw new Error(`kafka: super user ${JSON.stringify(u)} must be User:<name> without ';'`);
+  return {
+    'authorizer.class.name': KAFKA_STANDARD_AUTHORIZER,
+    'allow.everyone.if.no.acl.found': 'false',
+    'super.users': superUsers.join(';'),
+  };
 }
 
 /** Render properties; values are written literally (no `\` escapes are needed for paths without backslashes). */

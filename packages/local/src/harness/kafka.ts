@@ -1,7 +1,8 @@
 /**
- * Start one local Kafka node (KRaft, broker + controller): its classpath, the storage format, and
- * the process with a metadata readiness probe. Configuration is in kafka-config.ts, clients in
- * kafka-client.ts, the SPIFFE principal builder in kafka-principal.ts.
+ * Start one local Kafka node (KRaft, broker + controller), alone or as a member of a cluster
+ * (kafka-cluster.ts): its classpath, the storage format, and the process with a metadata readiness
+ * probe. Configuration is in kafka-config.ts, clients in kafka-client.ts, the SPIFFE principal builder
+ * in kafka-principal.ts.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
@@ -16,6 +17,7 @@ import {
 import { probeKafka, type KafkaServer } from './kafka-client.ts';
 import {
   KAFKA_LOG4J2,
+  checkLoopback,
   kafkaConfFiles,
   kafkaProperties,
   kafkaServerArgs,
@@ -118,14 +120,28 @@ async function format(
  * request answers. Fails fast with the log tail if the process dies first.
  */
 export async function startKafka(opts: KafkaOptions): Promise<KafkaServer> {
+  const server = await launchKafka(opts);
+  await awaitKafka(server, opts);
+  return server;
+}
+
+/**
+ * Format (when new) and spawn one node without waiting for it: the nodes of a cluster are launched
+ * together, since none answers before a majority of the voters is up. Ports must be given for a
+ * cluster member (its voters name them). See {@link awaitKafka}.
+ */
+export async function launchKafka(opts: KafkaOptions): Promise<KafkaServer> {
   const heapMb = opts.heapMb ?? 512;
   if (!Number.isInteger(heapMb) || heapMb < 128 || heapMb > 16_384)
     throw new Error(`startKafka: heapMb must be an integer in [128, 16384], got ${heapMb}`);
   if (opts.tls && (opts.tls.requireClientAuth ?? true) && !opts.probe?.cert)
     throw new Error('startKafka: tls requires client certificates, so probe.cert must be given');
   if (opts.jmxExporter) checkJmxExporterPort('startKafka', opts.jmxExporter);
+  const host = opts.host ?? '127.0.0.1';
+  checkLoopback('host', host);
+  if (opts.cluster && !opts.ports)
+    throw new Error('startKafka: a cluster member needs fixed ports (its voters name them)');
   const classpath = await kafkaClasspath(opts);
-  const host = '127.0.0.1';
   const ports: KafkaServerPorts = opts.ports
     ? {
         port: opts.ports.client,
@@ -141,6 +157,7 @@ export async function startKafka(opts: KafkaOptions): Promise<KafkaServer> {
     dir: opts.dir,
     properties: renderProperties(kafkaProperties(opts, host, ports)),
     classpath,
+    ...(opts.clusterId !== undefined ? { clusterId: opts.clusterId } : {}),
   });
 
   const jvmArgs: string[] = [];
@@ -148,16 +165,16 @@ export async function startKafka(opts: KafkaOptions): Promise<KafkaServer> {
     writeFileSync(jmxExporterConfigFile(opts.dir), jmxExporterConfig('kafka'));
     jvmArgs.push(await jmxExporterAgentArg(opts.dir, opts.jmxExporter));
   }
-  const started = Date.now();
   const proc = ManagedProcess.start({
-    name: 'kafka',
+    name: opts.cluster ? `kafka-${opts.cluster.nodeId}` : 'kafka',
     command: kafkaJava(),
     args: kafkaServerArgs({ dir: opts.dir, heapMb, classpath, jvmArgs }),
     dir: opts.dir,
     stopGraceMs: 20_000,
   });
-  const server: KafkaServer = {
+  return {
     host,
+    nodeId: opts.cluster?.nodeId ?? 1,
     ...ports,
     bootstrap: `${host}:${ports.port}`,
     clusterId,
@@ -168,8 +185,20 @@ export async function startKafka(opts: KafkaOptions): Promise<KafkaServer> {
     dir: opts.dir,
     logFile: proc.logFile,
     process: proc,
+    startedAt: Date.now(),
     stop: () => proc.stop(),
   };
+}
+
+/**
+ * Wait until a node launched by {@link launchKafka} answers a metadata request with its cluster id
+ * and an active controller, and set its `startupMs`. Stops the node and throws when it does not.
+ */
+export async function awaitKafka(
+  server: KafkaServer,
+  opts: Pick<KafkaOptions, 'probe' | 'startupTimeoutMs'>,
+): Promise<void> {
+  const proc = server.process;
   try {
     const id = await waitUntil(() => probeKafka(server, opts.probe), {
       what: `Kafka metadata on ${server.bootstrap}`,
@@ -177,12 +206,13 @@ export async function startKafka(opts: KafkaOptions): Promise<KafkaServer> {
       intervalMs: 500,
       proc,
     });
-    if (id !== clusterId)
-      throw new Error(`Kafka on ${server.bootstrap} reports cluster ${id}, expected ${clusterId}`);
+    if (id !== server.clusterId)
+      throw new Error(
+        `Kafka on ${server.bootstrap} reports cluster ${id}, expected ${server.clusterId}`,
+      );
   } catch (err) {
     await proc.stop();
     throw err;
   }
-  server.startupMs = Date.now() - started;
-  return server;
+  server.startupMs = Date.now() - server.startedAt;
 }

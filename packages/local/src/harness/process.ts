@@ -92,6 +92,16 @@ export class ManagedProcess {
     return readFileSync(this.logFile, 'utf8').split('\n').slice(-lines).join('\n');
   }
 
+  /**
+   * SIGKILL the group at once, no grace (a crash, for fault tests). Resolves when the process is gone;
+   * its files stay, so it can be started again on the same directory.
+   */
+  async kill(): Promise<void> {
+    signalGroup(this.pid, 'SIGKILL');
+    await this.exited;
+    rmSync(join(this.dir, 'pid'), { force: true });
+  }
+
   /** SIGTERM the group, wait for the grace period, then SIGKILL. Resolves when the process is gone. */
   async stop(): Promise<void> {
     if (this.running) {

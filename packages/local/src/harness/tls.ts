@@ -161,9 +161,17 @@ export class CertificateAuthority {
     opts: {
       commonName: string;
       validDays?: number;
+      /**
+       * CAs allowed below this one (basicConstraints pathLenConstraint). 1 lets a SPIFFE server (SPIRE's
+       * UpstreamAuthority) mint its own signing CA under it; the parent needs a larger path length. @default 0
+       */
+      pathLength?: number;
     } & CaSubject,
   ): Promise<CertificateAuthority> {
     checkName('commonName', opts.commonName);
+    const pathLength = opts.pathLength ?? 0;
+    if (!Number.isInteger(pathLength) || pathLength < 0 || pathLength > 4)
+      throw new Error(`pathLength must be an integer in [0, 4], got ${pathLength}`);
     const keys = await newKeys();
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serial(),
@@ -175,7 +183,7 @@ export class CertificateAuthority {
       publicKey: keys.publicKey,
       signingKey: this.keys.privateKey,
       extensions: [
-        new x509.BasicConstraintsExtension(true, 0, true),
+        new x509.BasicConstraintsExtension(true, pathLength, true),
         new x509.KeyUsagesExtension(
           x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
           true,

@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { run } from './exec.ts';
-import { findGo, GO_PROXY, goRun, lockOf, type GoToolchain } from './go.ts';
+import { findGo, GO_PROXY, goEnv, goRun, lockOf, type GoToolchain } from './go.ts';
 import { progress } from './log.ts';
 
 /** packages/local/go-kube: one Go module per control-plane tool. */
@@ -42,6 +42,11 @@ export interface ModuleBuild {
   timeoutMs?: number;
   /** The module dir to build in. @default `<kubeModulesDir>/<module>` */
   cwd?: string;
+  /**
+   * Build with cgo (needs a C compiler): only for a tool that cannot work without it, e.g. SPIRE's server,
+   * whose SQLite datastore is behind `//go:build cgo`. @default false (static, no C compiler needed)
+   */
+  cgo?: boolean;
   go?: GoToolchain;
 }
 
@@ -52,7 +57,8 @@ export function moduleDir(module: string): string {
 
 /**
  * `go build -p 2 -trimpath -mod=readonly` of `b.packages` with the module's own go.sum: the pins are ours and
- * reviewed, and a build never edits go.mod behind our back. Static (no cgo), local toolchain only (goEnv).
+ * reviewed, and a build never edits go.mod behind our back. Static (no cgo unless `b.cgo`), local toolchain
+ * only (goEnv).
  */
 export async function buildFromModule(b: ModuleBuild): Promise<void> {
   const go = b.go ?? (await findGo());
@@ -74,6 +80,7 @@ export async function buildFromModule(b: ModuleBuild): Promise<void> {
     {
       go,
       cwd: b.cwd ?? moduleDir(b.module),
+      ...(b.cgo ? { env: goEnv({ CGO_ENABLED: '1' }) } : {}),
       what: b.what,
       timeoutMs: b.timeoutMs ?? 90 * 60_000,
       lock: lockOf(b.installDir),

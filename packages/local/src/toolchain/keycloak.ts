@@ -183,6 +183,11 @@ export interface KeycloakTlsFiles {
   certFile: string;
   /** Its PKCS#8 private key. */
   keyFile: string;
+  /**
+   * How often Keycloak re-reads the two files (`https-certificates-reload-period`; more than 30 s), so a
+   * renewed certificate is served without a restart. @default '1m' (Keycloak's own default is 1 h)
+   */
+  reloadPeriod?: string;
 }
 
 /**
@@ -217,6 +222,7 @@ export function keycloakStartArgs(
           `--https-port=${port}`,
           `--https-certificate-file=${tls.certFile}`,
           `--https-certificate-key-file=${tls.keyFile}`,
+          `--https-certificates-reload-period=${tls.reloadPeriod ?? '1m'}`,
         ]
       : [`--http-port=${port}`]),
     `--http-management-port=${managementPort}`,

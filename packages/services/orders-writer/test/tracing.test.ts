@@ -3,7 +3,8 @@
  * continues the `traceparent` orders-api put on it, and that order's read, row write (one span per row
  * of the CQL batch) and `orders.v1` send descend from it, so one trace runs through the queue; the
  * `orders.v1` record carries the send span's `traceparent` for the ledger. The Cassandra client and
- * the produce request are stand-ins (the real ones are in writer.component.test.ts).
+ * the produce request are stand-ins (the real ones are in
+ * infra/local/test/services/orders-writer.suite.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
