@@ -84,13 +84,24 @@ class CertificateAuthProvider extends driverAuth.AuthProvider {
   }
 }
 
+/**
+ * What a client needs to reach a node, or a cluster: with `contactPoints` (every node's
+ * `host:port`), the client dials each node at its own address and checks that node's certificate
+ * against that address.
+ */
+export type CassandraEndpoint = Pick<
+  CassandraServer,
+  'contactPoint' | 'localDataCenter' | 'tls' | 'host'
+> & { contactPoints?: readonly string[] };
+
 /** cassandra-driver options for a client of `server` (TLS and login from `creds`). */
 export function cassandraClientOptions(
-  server: Pick<CassandraServer, 'contactPoint' | 'localDataCenter' | 'tls' | 'host'>,
+  server: CassandraEndpoint,
   creds: CassandraClientCredentials = {},
 ): ClientOptions {
+  const cluster = server.contactPoints !== undefined;
   const opts: ClientOptions = {
-    contactPoints: [server.contactPoint],
+    contactPoints: cluster ? [...(server.contactPoints ?? [])] : [server.contactPoint],
     localDataCenter: server.localDataCenter,
     socketOptions: { connectTimeout: 3_000, readTimeout: 10_000 },
   };
@@ -104,8 +115,10 @@ export function cassandraClientOptions(
       ...(certs.length ? { cert: certs.join('') } : {}),
       ...(key ? { key } : {}),
       rejectUnauthorized: true,
-      // The server's certificate carries an IP SAN for the loopback address it listens on.
-      host: server.host,
+      // The server's certificate carries an IP SAN for the loopback address it listens on. Not for a
+      // cluster: Node's tls.connect dials `host` when the options carry one, so every node would be
+      // dialled at this one address; without it, each is dialled and checked at its own.
+      ...(cluster ? {} : { host: server.host }),
     };
   }
   if (creds.username !== undefined)

@@ -74,7 +74,28 @@ export interface CassandraOptions {
    * `<dir>/logs/audit.log` (see {@link cassandraAuditLogging}). @default false
    */
   audit?: boolean;
-  /** Extra cassandra.yaml entries, applied last (e.g. `internode_authenticator`). */
+  /**
+   * Who may open an internode connection (`internode_authenticator`), e.g.
+   * MutualTlsInternodeAuthenticator with `trusted_peer_identities` (see cassandra-cluster.ts).
+   * Needs {@link internodeTls} with client certificates required. @default none (any TLS peer)
+   */
+  internodeAuthenticator?: CassandraClass;
+  /**
+   * The node's loopback address: `listen_address`, and `rpc_address` unless {@link rpcAddress}.
+   * Nodes of one cluster differ by address (127.0.0.x) and share one storage port.
+   * @default '127.0.0.1'
+   */
+  address?: string;
+  /** Seed addresses (`seed_provider`), at the node's storage port. @default [the node's address] */
+  seeds?: readonly string[];
+  /** The node's one token (`initial_token`, Murmur3 range). @default '0' */
+  initialToken?: string;
+  /**
+   * `auto_bootstrap`: a node joining a running cluster streams the data of the ranges it takes.
+   * @default not set (Cassandra's default, true; a seed never bootstraps)
+   */
+  autoBootstrap?: boolean;
+  /** Extra cassandra.yaml entries, applied last. */
   yaml?: Record<string, unknown>;
   /**
    * fsync flushes of the system keyspaces. Off by default (`-Dcassandra.unsafesystem=true`), which saves
@@ -139,15 +160,20 @@ export function cassandraConfig(
   const data = join(opts.dir, 'data');
   const cfg: Record<string, unknown> = {
     cluster_name: opts.clusterName ?? 'trellis',
-    // One token at a fixed position: no token allocation work, and a single node owns the whole ring.
+    // One token at a fixed position: no token allocation work; a single node owns the whole ring,
+    // the nodes of a cluster get evenly spaced tokens (cassandra-cluster.ts).
     num_tokens: 1,
-    initial_token: '0',
+    initial_token: opts.initialToken ?? '0',
     partitioner: 'org.apache.cassandra.dht.Murmur3Partitioner',
     endpoint_snitch: 'SimpleSnitch',
     seed_provider: [
       {
         class_name: 'org.apache.cassandra.locator.SimpleSeedProvider',
-        parameters: [{ seeds: `${host}:${ports.storagePort}` }],
+        parameters: [
+          {
+            seeds: (opts.seeds ?? [host]).map((a) => `${a}:${ports.storagePort}`).join(','),
+          },
+        ],
       },
     ],
     listen_address: host,
@@ -172,6 +198,7 @@ export function cassandraConfig(
     authenticator: classOption(opts.authenticator ?? 'AllowAllAuthenticator'),
     authorizer: classOption(opts.authorizer ?? 'AllowAllAuthorizer'),
     role_manager: classOption(opts.roleManager ?? 'CassandraRoleManager'),
+    ...(opts.autoBootstrap !== undefined ? { auto_bootstrap: opts.autoBootstrap } : {}),
   };
   if (opts.clientTls) {
     cfg.client_encryption_options = {
@@ -195,6 +222,13 @@ export function cassandraConfig(
       require_client_auth: opts.internodeTls.requireClientAuth ?? true,
       require_endpoint_verification: opts.internodeTls.requireEndpointVerification ?? true,
     };
+  }
+  if (opts.internodeAuthenticator) {
+    if (!opts.internodeTls || opts.internodeTls.requireClientAuth === false)
+      throw new Error(
+        'cassandra: internodeAuthenticator needs internodeTls with requireClientAuth (certificates to check)',
+      );
+    cfg.internode_authenticator = classOption(opts.internodeAuthenticator);
   }
   if (opts.audit === true) cfg.audit_logging_options = cassandraAuditLogging();
   return { ...cfg, ...(opts.yaml ?? {}) };

@@ -78,7 +78,7 @@ export async function cassandraLaunchSpec(
   const home = await cassandraTool.ensure();
   const exporter = opts.jmxExporter;
   if (exporter) checkJmxExporterPort('startCassandra', exporter);
-  const yaml = cassandraConfig(opts, CASSANDRA_HOST, {
+  const yaml = cassandraConfig(opts, opts.address ?? CASSANDRA_HOST, {
     nativePort: ports.native,
     storagePort: ports.storage,
   });
@@ -224,7 +224,7 @@ async function launch(
   opts: CassandraOptions & { ports: CassandraPorts },
 ): Promise<CassandraServer> {
   // Clients dial the native transport's address (a pod's, when the node runs in one).
-  const host = opts.rpcAddress ?? CASSANDRA_HOST;
+  const host = opts.rpcAddress ?? opts.address ?? CASSANDRA_HOST;
   const { ports } = opts;
   const spec = await cassandraLaunchSpec(opts, ports);
   // `tmp`: a pod's JVM keeps its temporary files (JNA's native library) in its own dir, not /tmp.

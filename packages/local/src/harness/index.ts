@@ -20,7 +20,27 @@ export {
   nodetool,
   nodetoolArgv,
 } from './cassandra-client.ts';
-export type { CassandraServer, CassandraClientCredentials } from './cassandra-client.ts';
+export type {
+  CassandraServer,
+  CassandraClientCredentials,
+  CassandraEndpoint,
+} from './cassandra-client.ts';
+export {
+  startCassandraCluster,
+  issueCassandraClusterTls,
+  clusterReplication,
+  evenTokens,
+  parseNodetoolStatus,
+  CASSANDRA_CLUSTER_ADDRESSES,
+  MUTUAL_TLS_AUTHENTICATOR,
+  MUTUAL_TLS_INTERNODE_AUTHENTICATOR,
+  SPIFFE_CERTIFICATE_VALIDATOR,
+} from './cassandra-cluster.ts';
+export type {
+  CassandraCluster,
+  CassandraClusterNode,
+  CassandraClusterOptions,
+} from './cassandra-cluster.ts';
 export {
   CASSANDRA_AUDIT_LOG,
   cassandraAuditLogging,
@@ -28,6 +48,7 @@ export {
   commitlogConfig,
 } from './cassandra-config.ts';
 export type {
+  CassandraClass,
   CassandraOptions,
   CassandraTlsFiles,
   CassandraPorts,
