@@ -2,7 +2,7 @@
  * `./trellis audit`: each log format normalised, the join by request id (with the data stores'
  * records correlated by time and identity), the filters, `--since`, and the argument checks. The
  * fixture lines are real ones, captured from the mesh component test's stack
- * (infra/local/test/mesh.component.test.ts, TRELLIS_AUDIT_SAMPLE).
+ * (infra/local/test/mesh.extended.test.ts, TRELLIS_AUDIT_SAMPLE).
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

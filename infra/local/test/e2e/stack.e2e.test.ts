@@ -3,7 +3,7 @@
 // one promise of the local-stack issue; the last one destroys the stack and checks nothing is left.
 import { Client } from 'cassandra-driver';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import kafkajs from 'kafkajs';
@@ -30,6 +30,7 @@ import {
   getAs,
   outputs,
   pkiFiles,
+  principals,
   realmToken,
   secretOutputs,
   tamperedJwt,
@@ -990,6 +991,56 @@ describe('tokens at the edge, later', () => {
     // Minted before the tests above; waits only for what is left of exp + 60 s skew + 2 s.
     await new Promise((r) => setTimeout(r, Math.max(0, exp * 1000 + 62_000 - Date.now())));
     expect((await post(t)).status).toBe(401);
+  });
+});
+
+describe('secrets stay out of the state and the logs', () => {
+  // Run after the whole suite has sent its requests (tokens through nginx, both sidecars and the
+  // apps), logged in, rotated and restarted: every log the stack wrote by now is scanned.
+  it('keeps passwords, client secrets, tokens and private keys out of the Pulumi state and every log', async () => {
+    const { bin, env, base } = await selectStack(E2E_STACK);
+    const state = await runPulumi(bin, ['stack', 'export', ...base], env, true);
+    expect(state.code).toBe(0);
+    expect(state.stdout).toContain('"resources"'); // a real export, not an empty answer
+    const p = principals();
+    const admin = (secretOutputs() as { keycloakAdmin?: { password?: string } }).keycloakAdmin;
+    const passwords = [
+      ...Object.entries(p.users).map(([u, v]) => [`${u}'s password`, v]),
+      ...Object.entries(p.agents).map(([a, v]) => [`${a}'s client secret`, v]),
+      ['the Keycloak admin password', admin?.password ?? ''],
+    ] as [string, string][];
+    expect(passwords.length).toBeGreaterThanOrEqual(4);
+    for (const [what, v] of passwords) expect(v.length, what).toBeGreaterThanOrEqual(32);
+    const inState = passwords.filter(([, v]) => state.stdout.includes(v)).map(([w]) => w);
+    expect(inState).toEqual([]);
+    expect(state.stdout).not.toContain('BEGIN PRIVATE KEY');
+
+    // The tokens this suite used (cached per run), their signatures, and PEM blocks, in no log.
+    const tokens = await Promise.all(['alice', 'bob'].map(async (w) => [w, await token(w)]));
+    const secrets = [
+      ...passwords,
+      ...tokens.flatMap(([w, t]) => [
+        [`${w}'s token`, t ?? ''],
+        [`${w}'s token signature`, (t ?? '').split('.')[2] ?? ''],
+      ]),
+      ['a PEM block', '-----BEGIN'],
+    ] as [string, string][];
+    const run = join(outputs().trustBundle, '..', '..', 'run');
+    const logs = (readdirSync(run, { recursive: true }) as string[])
+      .map((f) => join(run, f))
+      .filter((f) => /(\.log(\.\d+)?|access\.json)$/.test(f) && statSync(f).isFile());
+    expect(logs.length).toBeGreaterThan(8);
+    const leaks = logs.flatMap((f) => {
+      const text = readFileSync(f, 'utf8');
+      return secrets.filter(([, v]) => v !== '' && text.includes(v)).map(([w]) => `${w} in ${f}`);
+    });
+    expect(leaks).toEqual([]);
+    // Keycloak's realm file holds the passwords on disk: its owner alone reads it.
+    const realm = (readdirSync(join(run, 'keycloak'), { recursive: true }) as string[]).filter(
+      (f) => f.endsWith(join('realm', 'trellis.json')),
+    );
+    expect(realm.length).toBe(1);
+    expect(statSync(join(run, 'keycloak', realm[0] ?? '')).mode & 0o777).toBe(0o600);
   });
 });
 
