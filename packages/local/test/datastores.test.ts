@@ -180,6 +180,31 @@ describe('kafkaProperties', () => {
     );
   });
 
+  it('lets pod nodes name their peers by pod address, and still refuses a voter that is no address', () => {
+    const pod = { netns: 'trellis.kpart.kafka-1', uid: 1, gid: 1 };
+    const voters = [1, 2, 3].map((id) => ({
+      id,
+      host: `198.18.47.${id + 1}`,
+      controllerPort: 9094,
+    }));
+    const p = kafkaProperties(
+      { dir: '/d', pod, cluster: { nodeId: 1, voters } },
+      '198.18.47.2',
+      kp,
+    );
+    expect(p['controller.quorum.voters']).toBe(
+      '1@198.18.47.2:9094,2@198.18.47.3:9094,3@198.18.47.4:9094',
+    );
+    const bad = [{ id: 1, host: 'kafka-1.example', controllerPort: 9094 }];
+    expect(() =>
+      kafkaProperties(
+        { dir: '/d', pod, cluster: { nodeId: 1, voters: bad } },
+        'kafka-1.example',
+        kp,
+      ),
+    ).toThrow('kafka: cluster.voters[1].host must be an IPv4 address, got kafka-1.example');
+  });
+
   it('makes the nodes, and only the given principals, super users behind the StandardAuthorizer', () => {
     expect(kafkaAuthorizerProperties(['User:spiffe://t/a', 'User:spiffe://t/b'])).toEqual({
       'authorizer.class.name': 'org.apache.kafka.metadata.authorizer.StandardAuthorizer',

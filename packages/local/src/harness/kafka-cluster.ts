@@ -8,6 +8,7 @@
 import { Kafka } from 'kafkajs';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import type { PodLaunch } from '../pods/launch.ts';
 import { run } from '../toolchain/exec.ts';
 import { kafka as kafkaTool } from '../toolchain/kafka.ts';
 import {
@@ -43,9 +44,17 @@ export interface KafkaClusterNode {
    * nodes; the certificate must carry an IP SAN of `host` (nodes verify the address they dial).
    */
   tls: Omit<KafkaTlsFiles, 'requireClientAuth'>;
-  /** The node's loopback address. @default 127.0.0.<node id> */
+  /** The node's loopback address, or its pod's address with `pod`. @default 127.0.0.<node id> */
   host?: string;
+  /**
+   * Run the node in this pod (its own network namespace and user); `host` must then be the pod's
+   * address. Its ports are then {@link POD_KAFKA_PORTS}. @default on the host's loopback
+   */
+  pod?: PodLaunch;
 }
+
+/** A pod node's ports: its namespace is its own, so fixed ones are free. */
+export const POD_KAFKA_PORTS: KafkaPorts = { client: 9092, broker: 9093, controller: 9094 };
 
 /** Options of {@link startKafkaCluster}. */
 export interface KafkaClusterOptions {
@@ -105,14 +114,19 @@ export async function startKafkaCluster(opts: KafkaClusterOptions): Promise<Kafk
   const n = opts.nodes.length;
   if (n < 1) throw new Error('startKafkaCluster: nodes must list at least one node');
   const hosts = opts.nodes.map((node, i) => node.host ?? `127.0.0.${i + 1}`);
-  hosts.forEach((h, i) => checkLoopback(`nodes[${i}].host`, h));
+  hosts.forEach((h, i) => {
+    if (opts.nodes[i]?.pod) {
+      if (opts.nodes[i]?.host === undefined)
+        throw new Error(`startKafkaCluster: nodes[${i}].host must be its pod's address`);
+    } else checkLoopback(`nodes[${i}].host`, h);
+  });
   const ports: KafkaPorts[] = [];
-  for (const h of hosts)
-    ports.push({
-      client: await freePort(h),
-      broker: await freePort(h),
-      controller: await freePort(h),
-    });
+  for (const [i, h] of hosts.entries())
+    ports.push(
+      opts.nodes[i]?.pod
+        ? POD_KAFKA_PORTS
+        : { client: await freePort(h), broker: await freePort(h), controller: await freePort(h) },
+    );
   const voters: KafkaVoter[] = hosts.map((host, i) => ({
     id: i + 1,
     host,
@@ -129,6 +143,7 @@ export async function startKafkaCluster(opts: KafkaClusterOptions): Promise<Kafk
   };
   const nodeOptions = (i: number): KafkaOptions => ({
     dir: join(opts.dir, `node-${i + 1}`),
+    ...(opts.nodes[i]?.pod ? { pod: opts.nodes[i].pod } : {}),
     heapMb: opts.heapMb ?? 384,
     host: hosts[i] ?? '',
     ports: ports[i] ?? { client: 0, broker: 0, controller: 0 },

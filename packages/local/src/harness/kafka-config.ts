@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { KAFKA_JVM_OPTIONS, KAFKA_MAIN } from '../toolchain/kafka.ts';
+import type { PodLaunch } from '../pods/launch.ts';
 import type { JmxExporterOptions } from './jmx-exporter.ts';
 import type { KafkaClientCredentials } from './kafka-client.ts';
 import { SPIFFE_PRINCIPAL_BUILDER } from './kafka-principal.ts';
@@ -23,6 +24,12 @@ export interface KafkaTlsFiles {
 export interface KafkaOptions {
   /** The broker's own directory: `conf/`, `data/`, `logs/`, and the process `log` go here. */
   dir: string;
+  /**
+   * Run the node in this pod: in its network namespace (made by this project's pod code), as its
+   * user, who is given `dir`. `host` is then the pod's address, and `ports` must be given (a port
+   * free inside the fresh namespace cannot be probed from the host). @default on the host
+   */
+  pod?: PodLaunch;
   /** Heap in MiB (-Xms = -Xmx). @default 512 */
   heapMb?: number;
   /**
@@ -226,7 +233,7 @@ export function kafkaProperties(
 
 /** The node's quorum and replication defaults, checked; a single node is node 1, its own only voter. */
 function clusterQuorum(
-  opts: Pick<KafkaOptions, 'cluster'>,
+  opts: Pick<KafkaOptions, 'cluster' | 'pod'>,
   host: string,
   ports: KafkaServerPorts,
 ): Required<KafkaClusterMembership> {
@@ -244,7 +251,9 @@ function clusterQuorum(
       throw new Error(`kafka: cluster.voters: id must be a non-negative integer, got ${v.id}`);
     if (ids.has(v.id)) throw new Error(`kafka: cluster.voters: id ${v.id} is listed twice`);
     ids.add(v.id);
-    checkLoopback(`cluster.voters[${v.id}].host`, v.host);
+    // Pod nodes (opts.pod) dial their peers' pod addresses, on the bridge this project's pod code made.
+    if (opts.pod) checkIpv4(`cluster.voters[${v.id}].host`, v.host);
+    else checkLoopback(`cluster.voters[${v.id}].host`, v.host);
     if (!Number.isInteger(v.controllerPort) || v.controllerPort < 1 || v.controllerPort > 65_535)
       throw new Error(
         `kafka: cluster.voters[${v.id}].controllerPort must be a TCP port, got ${v.controllerPort}`,
@@ -270,6 +279,13 @@ function clusterQuorum(
 }
 
 /** Throws unless `addr` is an IPv4 loopback address (127.0.0.0/8): nothing here listens elsewhere. */
+/** Throw unless `addr` is an IPv4 address literal. */
+export function checkIpv4(field: string, addr: string): void {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(addr);
+  if (!m || m.slice(1).some((o) => Number(o) > 255))
+    throw new Error(`kafka: ${field} must be an IPv4 address, got ${addr}`);
+}
+
 export function checkLoopback(field: string, addr: string): void {
   const m = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(addr);
   if (!m || m.slice(1).some((o) => Number(o) > 255))

@@ -6,6 +6,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { podCommand } from '../pods/launch.ts';
 import { run } from '../toolchain/exec.ts';
 import { javaHome } from '../toolchain/java.ts';
 import {
@@ -138,9 +139,12 @@ export async function launchKafka(opts: KafkaOptions): Promise<KafkaServer> {
     throw new Error('startKafka: tls requires client certificates, so probe.cert must be given');
   if (opts.jmxExporter) checkJmxExporterPort('startKafka', opts.jmxExporter);
   const host = opts.host ?? '127.0.0.1';
-  checkLoopback('host', host);
+  // In a pod the node listens on the pod's address, inside a namespace this project made.
+  if (!opts.pod) checkLoopback('host', host);
   if (opts.cluster && !opts.ports)
     throw new Error('startKafka: a cluster member needs fixed ports (its voters name them)');
+  if (opts.pod && !opts.ports)
+    throw new Error('startKafka: a node in a pod needs fixed ports (opts.ports)');
   const classpath = await kafkaClasspath(opts);
   const ports: KafkaServerPorts = opts.ports
     ? {
@@ -158,17 +162,21 @@ export async function launchKafka(opts: KafkaOptions): Promise<KafkaServer> {
     properties: renderProperties(kafkaProperties(opts, host, ports)),
     classpath,
     ...(opts.clusterId !== undefined ? { clusterId: opts.clusterId } : {}),
+    ...(opts.pod ? { owner: { uid: opts.pod.uid, gid: opts.pod.gid } } : {}),
   });
 
-  const jvmArgs: string[] = [];
+  // A pod's JVM keeps its temporary files (and no hsperfdata) out of the shared /tmp.
+  const jvmArgs: string[] = opts.pod
+    ? [`-Djava.io.tmpdir=${join(opts.dir, 'tmp')}`, '-XX:+PerfDisableSharedMem']
+    : [];
   if (opts.jmxExporter) {
     writeFileSync(jmxExporterConfigFile(opts.dir), jmxExporterConfig('kafka'));
     jvmArgs.push(await jmxExporterAgentArg(opts.dir, opts.jmxExporter));
   }
+  const args = kafkaServerArgs({ dir: opts.dir, heapMb, classpath, jvmArgs });
   const proc = ManagedProcess.start({
     name: opts.cluster ? `kafka-${opts.cluster.nodeId}` : 'kafka',
-    command: kafkaJava(),
-    args: kafkaServerArgs({ dir: opts.dir, heapMb, classpath, jvmArgs }),
+    ...(opts.pod ? podCommand(opts.pod, kafkaJava(), args) : { command: kafkaJava(), args }),
     dir: opts.dir,
     stopGraceMs: 20_000,
   });
