@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countKeys, lostAndDuplicated } from './support/kafka-read.ts';
 import { kafkaClientConfig, type KafkaClientCredentials } from '../src/harness/kafka-client.ts';
 import {
   describeKafkaQuorum,
@@ -428,31 +429,8 @@ describe('a 3-node KRaft cluster (combined broker + controller)', () => {
       groupId: 'ledger',
       sessionTimeout: 10_000,
     });
-    const seen = new Map<string, number>();
-    try {
-      await consumer.connect();
-      await consumer.subscribe({ topic: TOPIC, fromBeginning: true });
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`read ${seen.size} keys, offset ${end} not reached in 60 s`)),
-          60_000,
-        );
-        void consumer.run({
-          eachMessage: async ({ message }) => {
-            const k = message.key?.toString() ?? '';
-            seen.set(k, (seen.get(k) ?? 0) + 1);
-            if (Number(message.offset) + 1 >= end) {
-              clearTimeout(timer);
-              resolve();
-            }
-          },
-        });
-      });
-    } finally {
-      await consumer.disconnect().catch(() => undefined);
-    }
-    const lost = acked.filter((k) => !seen.has(k));
-    const duplicated = [...seen].filter(([, n]) => n > 1).map(([k]) => k);
+    const seen = await countKeys(consumer, TOPIC, end);
+    const { lost, duplicated } = lostAndDuplicated(acked, seen);
     console.info(
       `consumed ${[...seen.values()].reduce((a, b) => a + b, 0)} records (${seen.size} keys, ` +
         `${seen.size - acked.filter((k) => seen.has(k)).length} written but not acknowledged); ` +

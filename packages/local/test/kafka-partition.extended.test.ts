@@ -11,6 +11,7 @@ import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countKeys, lostAndDuplicated } from './support/kafka-read.ts';
 import { kafkaClientConfig } from '../src/harness/kafka-client.ts';
 import {
   describeKafkaQuorum,
@@ -189,7 +190,7 @@ afterAll(async () => {
   await cluster?.stop();
   await teardownPods(STACK).catch(() => undefined);
   if (dir) rmSync(dir, { recursive: true, force: true });
-  console.info(`kafka-partition.faults.test.ts: ${Date.now() - fileStart} ms wall; ${loadavg()}`);
+  console.info(`kafka-partition.extended.test.ts: ${Date.now() - fileStart} ms wall; ${loadavg()}`);
 });
 
 describe('a 3-node KRaft cluster in pods, one node cut off from its peers', () => {
@@ -322,31 +323,8 @@ describe('a 3-node KRaft cluster in pods, one node cut off from its peers', () =
       groupId: 'ledger',
       sessionTimeout: 10_000,
     });
-    const seen = new Map<string, number>();
-    try {
-      await consumer.connect();
-      await consumer.subscribe({ topic: TOPIC, fromBeginning: true });
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`read ${seen.size} keys, offset ${end} not reached in 60 s`)),
-          60_000,
-        );
-        void consumer.run({
-          eachMessage: async ({ message }) => {
-            const k = message.key?.toString() ?? '';
-            seen.set(k, (seen.get(k) ?? 0) + 1);
-            if (Number(message.offset) + 1 >= end) {
-              clearTimeout(timer);
-              resolve();
-            }
-          },
-        });
-      });
-    } finally {
-      await consumer.disconnect().catch(() => undefined);
-    }
-    const lost = acked.filter((k) => !seen.has(k));
-    const duplicated = [...seen].filter(([, n]) => n > 1).map(([k]) => k);
+    const seen = await countKeys(consumer, TOPIC, end);
+    const { lost, duplicated } = lostAndDuplicated(acked, seen);
     console.info(
       `cut node ${victim} (partition leader) off for ${healedAt - cutAt} ms: ${acked.length} acknowledged ` +
         `(${ackedDuringCut} during the cut), ${failed} failed sends, first ack ${firstAckAfterCut - cutAt} ms after ` +
