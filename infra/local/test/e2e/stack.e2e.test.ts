@@ -825,9 +825,9 @@ describe('processes are supervised like pods', () => {
     expect(preview.code).not.toBe(0); // the dropped process is to be created again
     expect((await runPulumi(bin, ['up', '--yes', '--skip-preview', ...common], env)).code).toBe(0);
     expect(readState(ledgerState())?.status).toBe('running');
-    // Back means serving, not only a live process. Twice (2026-12-07) a ledger re-created here stayed
-    // unready for over 60 s in a full run (docs/local.md); its answer and its log's tail are kept in the
-    // error if that recurs, so the cause is seen, not guessed.
+    // Back means serving, not only a live process. In four full runs (2026-12-07) the ledger was not
+    // back: refresh took the killed, not yet reaped supervisor for alive (docs/local.md, fixed). Its
+    // answer and its log's tail are kept in the error if anything like it recurs.
     let last = { status: 0, body: '' };
     await until(
       async () => {

@@ -6,15 +6,33 @@ import type { SuperviseSpec, SuperviseState } from './spec.ts';
 
 const SUPERVISOR = join(import.meta.dirname, 'supervise.ts');
 
-/** True when a process with this pid exists. */
+/**
+ * True when a process with this pid exists and has not exited. A zombie (exited, not yet reaped) is
+ * not alive: a supervisor killed after its starter exited is an orphan, and PID 1 may reap it only
+ * seconds later (measured here: 2–3 s); `kill(pid, 0)` still succeeds on it meanwhile, which once made
+ * `pulumi refresh` keep a dead process (docs/local.md).
+ */
 export function alive(pid: number | null | undefined): boolean {
   if (!pid || pid <= 1) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  return !isZombie(pid);
+}
+
+/** Whether `/proc/<pid>/stat` says the process has exited (Z zombie, X dead); false without /proc. */
+export function isZombie(pid: number, procRoot = '/proc'): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`${procRoot}/${pid}/stat`, 'utf8');
+  } catch {
+    return false; // gone between the two looks, or no /proc: kill(pid, 0) has the last word
+  }
+  // "pid (comm) S …": comm may hold spaces and parentheses, so the state follows the last ')'.
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state === 'Z' || state === 'X';
 }
 
 /** The supervisor's last written state, or null when there is none. */
