@@ -14,7 +14,7 @@
  * ledger; the other suites use their own topics and groups.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { request } from 'node:http';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -772,11 +772,27 @@ export function servicesSuite(): void {
           },
           stdio: ['ignore', 'pipe', 'pipe'],
         });
-        child.stdout?.pipe(out);
-        child.stderr?.pipe(out);
+        // The file is for the reader of a failed run; the assertions read `outputOf(child)`, which is
+        // complete only once the child's pipes have closed ('exit' can come before the last lines).
+        const chunks: Buffer[] = [];
+        const keep = (d: Buffer): void => {
+          chunks.push(d);
+          out.write(d);
+        };
+        child.stdout?.on('data', keep);
+        child.stderr?.on('data', keep);
+        outputs.set(
+          child,
+          new Promise((res) => child.once('close', () => res(Buffer.concat(chunks).toString()))),
+        );
         children.push(child);
         return child;
       }
+
+      const outputs = new Map<ChildProcess, Promise<string>>();
+      /** Everything the child wrote to stdout and stderr, once its pipes have closed. */
+      const outputOf = (c: ChildProcess): Promise<string> =>
+        outputs.get(c) ?? Promise.reject(new Error('not a started server'));
 
       const exited = (c: ChildProcess): Promise<number | null> =>
         c.exitCode !== null
@@ -874,7 +890,7 @@ export function servicesSuite(): void {
           });
           expect(rs.rowLength).toBe(1);
         }
-        const msgs = readFileSync(logFile, 'utf8')
+        const msgs = (await outputOf(child))
           .split('\n')
           .filter((l) => l.startsWith('{'))
           .map((l) => (JSON.parse(l) as { msg: string }).msg);
@@ -902,7 +918,7 @@ export function servicesSuite(): void {
         child.kill('SIGTERM');
         expect(await exited(child)).toBe(0);
         expect(Date.now() - t0).toBeLessThan(10_000);
-        expect(readFileSync(logFile, 'utf8')).toContain('"msg":"drained; exiting"');
+        expect(await outputOf(child)).toContain('"msg":"drained; exiting"');
       });
     });
   });
