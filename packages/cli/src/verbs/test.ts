@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { clusterTools, ensureAll } from '@trellis/local/toolchain';
+import type { FileTime } from './file-times-reporter.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../../..');
 const bin = (name: string): string => join(ROOT, 'node_modules', '.bin', name);
@@ -70,14 +71,21 @@ function excerpt(message: string | undefined): string {
   return lines.map((l) => `        ${l.slice(0, 300)}`).join('\n');
 }
 
-/** The slowest test files of a project (vitest's per-file test time, which leaves out its hooks), so a suite that grows past CI's time budget is seen in CI's own log. */
-function slowest(project: string, r: VitestJson, ms: number): string {
-  const files = (r.testResults ?? [])
-    .map((t) => ({ file: relative(ROOT, t.name), s: (t.endTime - t.startTime) / 1000 }))
-    .sort((a, b) => b.s - a.s)
-    .slice(0, 5);
-  const rows = files.map((f) => `    ${f.s.toFixed(1).padStart(7)} s  ${f.file}`).join('\n');
-  return `[trellis] ${project}: ${(ms / 1000).toFixed(0)} s wall; slowest files by time in their tests (beforeAll/afterAll set-up not counted):\n${rows}\n`;
+/**
+ * The slowest test files of a project, by their whole time (set-up hooks included, from
+ * file-times-reporter.ts), so a suite that grows past CI's time budget is seen in CI's own log.
+ */
+function slowest(project: string, times: FileTime[], ms: number): string {
+  const total = times.reduce((sum, t) => sum + t.totalS, 0);
+  const rows = [...times]
+    .sort((a, b) => b.totalS - a.totalS)
+    .slice(0, 8)
+    .map(
+      (t) =>
+        `    ${t.totalS.toFixed(1).padStart(7)} s  ${relative(ROOT, t.file)} (load ${t.loadS.toFixed(1)} s, hooks and tests ${t.runS.toFixed(1)} s)`,
+    )
+    .join('\n');
+  return `[trellis] ${project}: ${(ms / 1000).toFixed(0)} s wall, ${total.toFixed(0)} s in ${times.length} files; the slowest, set-up included:\n${rows}\n`;
 }
 
 /**
@@ -124,6 +132,8 @@ export async function test(args: string[]): Promise<number> {
   const failedList: string[] = [];
   for (const project of only === undefined ? PROJECTS : [only]) {
     const json = join(out, `${project}.json`);
+    const fileTimes = join(out, `${project}.files.json`);
+    process.env.TRELLIS_FILE_TIMES = fileTimes;
     const t0 = Date.now();
     const code = await step(`tests: ${project}`, bin('vitest'), [
       'run',
@@ -133,6 +143,7 @@ export async function test(args: string[]): Promise<number> {
       '--reporter=default',
       '--reporter=json',
       `--outputFile.json=${json}`,
+      `--reporter=${join(import.meta.dirname, 'file-times-reporter.ts')}`,
       ...filters,
     ]);
     if (code !== 0) failures.push(`${project} tests`);
@@ -142,7 +153,10 @@ export async function test(args: string[]): Promise<number> {
       totals.failed += r.numFailedTests;
       totals.skipped += r.numPendingTests + r.numTodoTests;
       totals.total += r.numTotalTests;
-      timings.push(slowest(project, r, Date.now() - t0));
+      const times = existsSync(fileTimes)
+        ? (JSON.parse(readFileSync(fileTimes, 'utf8')) as FileTime[])
+        : [];
+      timings.push(slowest(project, times, Date.now() - t0));
       failedList.push(...failedTests(r).map((f) => `  [${project}] ${f}`));
     } else if (code !== 0) {
       totals.failed += 1;
