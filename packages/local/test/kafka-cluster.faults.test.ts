@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countKeys, lostAndDuplicated } from './support/kafka-read.ts';
+import { countKeys, lostAndDuplicated } from '../src/harness/kafka-read.ts';
 import { kafkaClientConfig, type KafkaClientCredentials } from '../src/harness/kafka-client.ts';
 import {
   describeKafkaQuorum,

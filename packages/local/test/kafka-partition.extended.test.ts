@@ -1,34 +1,12 @@
-import {
-  AclOperationTypes,
-  AclPermissionTypes,
-  AclResourceTypes,
-  Kafka,
-  ResourcePatternTypes,
-  type Producer,
-} from 'kafkajs';
+import { Kafka, type Producer } from 'kafkajs';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countKeys, lostAndDuplicated } from './support/kafka-read.ts';
-import { kafkaClientConfig } from '../src/harness/kafka-client.ts';
-import {
-  describeKafkaQuorum,
-  startKafkaCluster,
-  type KafkaCluster,
-} from '../src/harness/kafka-cluster.ts';
-import { CertificateAuthority, writePemFiles, type PemFiles } from '../src/harness/tls.ts';
+import { countKeys, lostAndDuplicated } from '../src/harness/kafka-read.ts';
+import { describeKafkaQuorum, type KafkaCluster } from '../src/harness/kafka-cluster.ts';
+import { startPodKafkaCluster, type PodKafkaCluster } from '../src/harness/kafka-pod-cluster.ts';
 import { waitUntil } from '../src/harness/wait.ts';
-import { POD_IF } from '../src/pods/names.ts';
-import {
-  cleanupStale,
-  createPods,
-  stackSubnet,
-  teardownPods,
-  type PodStack,
-} from '../src/pods/index.ts';
-import { cacheRoot } from '../src/toolchain/index.ts';
 
 // A network partition (issue 13, item 3): the same 3-node KRaft cluster as kafka-cluster.faults.test.ts
 // (ADR 0027), but each node in a pod of its own (ADR 0012: a network namespace this test makes, and a
@@ -36,10 +14,7 @@ import { cacheRoot } from '../src/toolchain/index.ts';
 // clients for 45 s by taking its pod's link down inside its namespace; a steady idempotent acks=all
 // producer goes on meanwhile. Then: every acknowledged record exactly once, the node back in the ISR
 // and caught up in the quorum, and the same process (no restart).
-const STACK = 'kpart';
-const subnet = stackSubnet(47_000); // 198.18.47.0/24
 const TD = 'spiffe://trellis.test';
-const nodeId = (i: number): string => `${TD}/ns/data/sa/kafka-${i}`;
 const ORDERS_API = `${TD}/ns/orders/sa/orders-api`;
 const LEDGER = `${TD}/ns/orders/sa/ledger`;
 const TOPIC = 'orders.v1';
@@ -48,169 +23,66 @@ const TOPIC = 'orders.v1';
 // too close to the heal to tell "went on during the cut" from "resumed after it".
 const CUT_MS = 45_000;
 
-let dir = '';
-let pods: PodStack | undefined;
-let cluster: KafkaCluster | undefined;
-const nodeFiles: PemFiles[] = [];
-let ordersApi: PemFiles;
-let ledger: PemFiles;
+let pc: PodKafkaCluster | undefined;
 const fileStart = Date.now();
 const loadavg = (): string => execFileSync('uptime', { encoding: 'utf8' }).trim();
 
 function live(): KafkaCluster {
-  if (!cluster) throw new Error('the Kafka cluster did not start');
-  return cluster;
+  if (!pc) throw new Error('the Kafka cluster did not start');
+  return pc.cluster;
 }
-function podOf(i: number): PodStack['pods'][string] {
-  const p = pods?.pods[`kafka-${i}`];
-  if (!p) throw new Error(`no pod for node ${i}`);
-  return p;
+function pcs(): PodKafkaCluster {
+  if (!pc) throw new Error('the Kafka cluster did not start');
+  return pc;
 }
-function nodeCert(i: number): PemFiles {
-  const f = nodeFiles[i - 1];
-  if (!f) throw new Error(`no certificate for node ${i}`);
-  return f;
-}
-function client(
-  who: PemFiles,
-  clientId: string,
-  bootstrap = live().bootstrap,
-  requestTimeout = 30_000,
-): Kafka {
-  const cfg = kafkaClientConfig(
-    { bootstrap, tls: true, host: podOf(1).address },
-    { cert: who.cert, key: who.key, ca: who.truststore },
-    clientId,
-  );
+function client(who: string, clientId: string, requestTimeout = 30_000): Kafka {
+  const cfg = pcs().clientConfig(who, clientId);
   return new Kafka({ ...cfg, requestTimeout, retry: { retries: 5, initialRetryTime: 300 } });
 }
-/** `ip -n <node's namespace> link set eth0 up|down`: the cable between the pod and the bridge. */
-function link(i: number, state: 'up' | 'down'): void {
-  execFileSync('ip', ['-n', podOf(i).netns, 'link', 'set', POD_IF, state], { stdio: 'pipe' });
-}
+const link = (i: number, state: 'up' | 'down'): void => pcs().link(i, state);
 
 beforeAll(async () => {
-  await cleanupStale(STACK); // what an earlier, killed run left
-  pods = await createPods({
-    stack: STACK,
-    subnet,
-    pods: [1, 2, 3].map((i) => ({ name: `kafka-${i}`, slot: i - 1 })),
-  });
-  dir = mkdtempSync(join(tmpdir(), 'trellis-kafka-partition-'));
-  chmodSync(dir, 0o711); // each pod user passes through to its own node directory only
-  const ca = await CertificateAuthority.create({ commonName: 'Trellis test CA' });
-  for (const i of [1, 2, 3]) {
-    const files = writePemFiles(
-      join(dir, `tls-${i}`),
-      `kafka-${i}`,
-      await ca.issue({ uris: [nodeId(i)], ips: [podOf(i).address] }),
-      ca.rootPem,
-    );
-    // The node's key is its pod user's alone.
-    const { uid, gid } = podOf(i).launch;
-    for (const f of [join(dir, `tls-${i}`), files.keystore, files.truststore, files.key])
-      chownSync(f, uid, gid);
-    nodeFiles.push(files);
-  }
-  ordersApi = writePemFiles(
-    join(dir, 'tls'),
-    'orders-api',
-    await ca.issue({ uris: [ORDERS_API], usages: ['client'] }),
-    ca.rootPem,
-  );
-  ledger = writePemFiles(
-    join(dir, 'tls'),
-    'ledger',
-    await ca.issue({ uris: [LEDGER], usages: ['client'] }),
-    ca.rootPem,
-  );
-  cluster = await startKafkaCluster({
-    dir: join(dir, 'cluster'),
-    nodes: [1, 2, 3].map((i) => ({
-      spiffeId: nodeId(i),
-      tls: { keystore: nodeCert(i).keystore, truststore: nodeCert(i).truststore },
-      host: podOf(i).address,
-      // The JDK and Kafka live under the toolchain cache, which a pod user sees only revealed.
-      pod: { ...podOf(i).launch, reveal: [cacheRoot()] },
-    })),
-    heapMb: 384,
+  pc = await startPodKafkaCluster({
+    stack: 'kpart',
+    subnetBasePort: 47_000, // 198.18.47.0/24
+    trustDomain: TD,
+    clients: { 'orders-api': ORDERS_API, ledger: LEDGER },
     properties: { 'offsets.topic.num.partitions': '3' },
   });
+  const cluster = pc.cluster;
   console.info(
-    `kafka cluster in pods (${[1, 2, 3].map((i) => podOf(i).address).join(', ')}): ready in ` +
+    `kafka cluster in pods (${[1, 2, 3].map((i) => pcs().address(i)).join(', ')}): ready in ` +
       `${cluster.startupMs} ms; ${loadavg()}`,
   );
-  const admin = client(nodeCert(1), 'trellis-test-admin').admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: 1 }] });
-    await waitUntil(
-      async () => {
-        const md = await admin.fetchTopicMetadata({ topics: [TOPIC] });
-        return (md.topics[0]?.partitions[0]?.isr.length ?? 0) === 3;
-      },
-      { what: `${TOPIC} with 3 in sync`, timeoutMs: 60_000 },
-    );
-    const acl = (principal: string, resourceType: number, name: string, operation: number) => ({
-      resourceType,
-      resourceName: name,
-      resourcePatternType: ResourcePatternTypes.LITERAL,
-      principal: `User:${principal}`,
-      host: '*',
-      operation,
-      permissionType: AclPermissionTypes.ALLOW,
-    });
-    await admin.createAcls({
-      acl: [
-        acl(ORDERS_API, AclResourceTypes.TOPIC, TOPIC, AclOperationTypes.WRITE),
-        acl(ORDERS_API, AclResourceTypes.TOPIC, TOPIC, AclOperationTypes.DESCRIBE),
-        acl(LEDGER, AclResourceTypes.TOPIC, TOPIC, AclOperationTypes.READ),
-        acl(LEDGER, AclResourceTypes.TOPIC, TOPIC, AclOperationTypes.DESCRIBE),
-        acl(LEDGER, AclResourceTypes.GROUP, 'ledger', AclOperationTypes.READ),
-      ],
-    });
-    // The offsets topic (RF 3) needs 3 live brokers: made now, before the cut.
-    await waitUntil(() => admin.fetchOffsets({ groupId: 'ledger', topics: [TOPIC] }), {
-      what: 'the group coordinator of ledger',
-      timeoutMs: 60_000,
-    });
-  } finally {
-    await admin.disconnect();
-  }
+  await pc.topic(TOPIC, {
+    producers: [ORDERS_API],
+    consumers: [{ spiffeId: LEDGER, group: 'ledger' }],
+  });
 }, 600_000);
 
 afterAll(async () => {
-  for (const i of [1, 2, 3]) {
-    try {
-      link(i, 'up'); // never leave a node cut off, whatever failed
-    } catch {
-      // the pod is gone already
-    }
-  }
-  await cluster?.stop();
-  await teardownPods(STACK).catch(() => undefined);
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await pc?.stop();
   console.info(`kafka-partition.extended.test.ts: ${Date.now() - fileStart} ms wall; ${loadavg()}`);
 });
 
 describe('a 3-node KRaft cluster in pods, one node cut off from its peers', () => {
   it('runs each node in its own pod, reachable at its pod address over mTLS', async () => {
     const c = live();
-    expect(c.nodes.map((s) => s.host)).toEqual([1, 2, 3].map((i) => podOf(i).address));
+    expect(c.nodes.map((s) => s.host)).toEqual([1, 2, 3].map((i) => pcs().address(i)));
     // Each JVM runs as its pod's user, in its pod's network namespace.
     for (const [i, s] of c.nodes.entries()) {
       const status = readFileSync(`/proc/${s.process.pid}/status`, 'utf8');
-      expect(/Uid:\s+(\d+)/.exec(status)?.[1]).toBe(String(podOf(i + 1).launch.uid));
+      expect(/Uid:\s+(\d+)/.exec(status)?.[1]).toBe(String(pcs().pod(i + 1).uid));
       const ns = execFileSync('ip', ['netns', 'identify', String(s.process.pid)], {
         encoding: 'utf8',
       }).trim();
-      expect(ns).toBe(podOf(i + 1).netns);
+      expect(ns).toBe(pcs().pod(i + 1).netns);
     }
   });
 
   it('loses and duplicates no acknowledged record while the leader is cut off for 45 s, and the node rejoins without a restart', async () => {
     const c = live();
-    const admin = client(nodeCert(1), 'trellis-test-admin').admin();
+    const admin = client('node-1', 'trellis-test-admin').admin();
     await admin.connect();
     const leaderOf = async (): Promise<number> => {
       const md = await admin.fetchTopicMetadata({ topics: [TOPIC] });
@@ -229,7 +101,7 @@ describe('a 3-node KRaft cluster in pods, one node cut off from its peers', () =
     // counted, not retried: its key may still have been written (then read back once, as "written but
     // not acknowledged").
     const newProducer = async (): Promise<Producer> => {
-      const p = client(ordersApi, 'orders-api', live().bootstrap, 3_000).producer({
+      const p = client('orders-api', 'orders-api', 3_000).producer({
         idempotent: true,
         maxInFlightRequests: 1,
         retry: { retries: 2, initialRetryTime: 200, maxRetryTime: 1_000 },
@@ -319,7 +191,7 @@ describe('a 3-node KRaft cluster in pods, one node cut off from its peers', () =
     const offsets = await admin.fetchTopicOffsets(TOPIC);
     const end = Number(offsets[0]?.high ?? 0);
     await admin.disconnect();
-    const consumer = client(ledger, 'ledger').consumer({
+    const consumer = client('ledger', 'ledger').consumer({
       groupId: 'ledger',
       sessionTimeout: 10_000,
     });
@@ -335,11 +207,11 @@ describe('a 3-node KRaft cluster in pods, one node cut off from its peers', () =
     expect(duplicated).toEqual([]);
 
     // And the quorum has all three voters caught up, the cut node included.
-    const [quorum] = await describeKafkaQuorum(join(dir, 'probe-heal'), [
+    const [quorum] = await describeKafkaQuorum(join(pcs().dir, 'probe-heal'), [
       {
         bootstrap: c.nodes.map((s) => `${s.host}:${s.controllerPort}`).join(','),
         controllers: true,
-        tls: { keystore: nodeCert(1).keystore, truststore: nodeCert(1).truststore },
+        tls: { keystore: pcs().nodeCert(1).keystore, truststore: pcs().nodeCert(1).truststore },
       },
     ]);
     if (!quorum?.ok) throw new Error(`describeMetadataQuorum failed: ${JSON.stringify(quorum)}`);

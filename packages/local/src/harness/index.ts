@@ -71,6 +71,9 @@ export type {
   QuorumAnswer,
   QuorumReplica,
 } from './kafka-cluster.ts';
+export { startPodKafkaCluster } from './kafka-pod-cluster.ts';
+export { countKeys, lostAndDuplicated } from './kafka-read.ts';
+export type { PodKafkaCluster, PodKafkaClusterOptions, TopicAccess } from './kafka-pod-cluster.ts';
 export { probeKafka, kafkaClientConfig } from './kafka-client.ts';
 export type { KafkaServer, KafkaClientCredentials } from './kafka-client.ts';
 export {

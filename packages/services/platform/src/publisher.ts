@@ -23,6 +23,13 @@ export interface PublisherOptions {
   maxQueued?: number;
   /** A PRODUCER span per record given a parent context. @default Tracing.off */
   tracing?: Tracing;
+  /**
+   * A produce request still unanswered after this long means the producer's connections lead
+   * nowhere (a broker cut off from the network answers nothing, and kafkajs keeps asking it): the
+   * producer is replaced by a new one, with new connections. At least `timeoutMs`, so every caller of
+   * the stalled request has had its answer. @default 3 × timeoutMs
+   */
+  stallMs?: number;
 }
 
 /** Records per produce request; keeps a request well under the broker's message.max.bytes. */
@@ -39,30 +46,54 @@ interface Pending {
  * arrive while a request is in flight go out together in the next one, so under load it batches and
  * when idle it adds no delay. One request at a time also keeps kafkajs's idempotent sequence numbers
  * in order, which concurrent `send` calls have been known to break.
+ *
+ * A request that stalls (no answer within `stallMs`) is abandoned with its producer: a new producer,
+ * with connections of its own, takes over the queue. kafkajs keeps the TCP connections it has, and a
+ * partition leader cut off from the network answers nothing, so the old producer can wait on it far
+ * longer than the cluster takes to elect a new leader (ADR 0027, "A network partition"). The
+ * abandoned producer is disconnected; records of its last request may still be written, as its
+ * callers were told.
  */
 export class Publisher implements Dependency {
   readonly name = 'kafka';
   /** The topic every record goes to. */
   readonly topic: string;
-  private readonly producer: Producer;
+  private readonly kafka: kafkajs.Kafka;
+  private producer: Producer;
   private readonly tracing: Tracing;
   private readonly timeoutMs: number;
+  private readonly stallMs: number;
   private readonly maxQueued: number;
   private readonly log: FastifyBaseLogger;
   private queue: Pending[] = [];
   private inFlight: Promise<void> | null = null;
   private connected = false;
+  private closing = false;
+  /** Producers replaced after a stalled request, since start. */
+  private replacedCount = 0;
 
   constructor(kafka: kafkajs.Kafka, opts: PublisherOptions, log: FastifyBaseLogger) {
     this.topic = opts.topic;
     this.timeoutMs = opts.timeoutMs ?? 5_000;
+    this.stallMs = opts.stallMs ?? 3 * this.timeoutMs;
+    if (this.stallMs < this.timeoutMs) {
+      throw new Error(
+        `Publisher: stallMs (${this.stallMs}) must be at least timeoutMs (${this.timeoutMs}), ` +
+          'so that every caller of a stalled request has had its answer before it is abandoned',
+      );
+    }
     this.maxQueued = opts.maxQueued ?? 10_000;
     this.tracing = opts.tracing ?? Tracing.off;
     this.log = log;
-    this.producer = kafka.producer({
+    this.kafka = kafka;
+    this.producer = this.newProducer();
+  }
+
+  private newProducer(): Producer {
+    const producer = this.kafka.producer({
       // Idempotence requires acks = all and unbounded retries (what kafkajs defaults to for an
       // idempotent producer; set here because the client's short connect retries would override it).
-      // The caller's wait is bounded by timeoutMs instead.
+      // The caller's wait is bounded by timeoutMs instead, and a stalled request by stallMs.
       idempotent: true,
       retry: { retries: Number.MAX_SAFE_INTEGER },
       maxInFlightRequests: 1,
@@ -70,12 +101,14 @@ export class Publisher implements Dependency {
       allowAutoTopicCreation: false,
       createPartitioner: Partitioners.DefaultPartitioner,
     });
-    this.producer.on(this.producer.events.CONNECT, () => {
-      this.connected = true;
+    // Only the current producer's events count: an abandoned one disconnects in the background.
+    producer.on(producer.events.CONNECT, () => {
+      if (producer === this.producer) this.connected = true;
     });
-    this.producer.on(this.producer.events.DISCONNECT, () => {
-      this.connected = false;
+    producer.on(producer.events.DISCONNECT, () => {
+      if (producer === this.producer) this.connected = false;
     });
+    return producer;
   }
 
   async connect(): Promise<void> {
@@ -84,6 +117,11 @@ export class Publisher implements Dependency {
 
   ready(): boolean {
     return this.connected;
+  }
+
+  /** How many times a stalled producer has been replaced since start. */
+  replaced(): number {
+    return this.replacedCount;
   }
 
   /**
@@ -126,6 +164,7 @@ export class Publisher implements Dependency {
 
   /** Wait (bounded) for queued records, then disconnect the producer. */
   async close(): Promise<void> {
+    this.closing = true;
     const deadline = Date.now() + this.timeoutMs;
     while ((this.inFlight || this.queue.length > 0) && Date.now() < deadline) {
       await Promise.race([this.inFlight, sleep(Math.min(50, deadline - Date.now()))]);
@@ -137,15 +176,72 @@ export class Publisher implements Dependency {
   private pump(): void {
     if (this.inFlight || this.queue.length === 0) return;
     const batch = this.queue.splice(0, MAX_BATCH);
-    this.inFlight = this.sendBatch(batch).finally(() => {
-      this.inFlight = null;
-      this.pump();
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<'stalled'>((resolve) => {
+      timer = setTimeout(() => resolve('stalled'), this.stallMs);
     });
+    this.inFlight = Promise.race([this.sendBatch(this.producer, batch), stalled])
+      .then(async (outcome) => {
+        if (outcome === 'stalled') await this.replace(batch.length);
+      })
+      .finally(() => {
+        clearTimeout(timer);
+        this.inFlight = null;
+        this.pump();
+      });
   }
 
-  private async sendBatch(batch: Pending[]): Promise<void> {
+  /**
+   * Abandon the current producer for a new one, and connect it before the next request. A new
+   * producer that does not connect within `stallMs` (its first broker may be the cut-off one, and
+   * kafkajs waits on it as on any) is abandoned in turn, until one connects or the publisher closes.
+   * Callers waiting meanwhile time out on their own, their records withdrawn unsent.
+   */
+  private async replace(records: number): Promise<void> {
+    this.log.warn(
+      { topic: this.topic, stallMs: this.stallMs, records, replaced: this.replacedCount + 1 },
+      'produce request stalled; replacing the producer, with new connections',
+    );
+    for (let delay = 250; !this.closing; delay = Math.min(delay * 2, 5_000)) {
+      const old = this.producer;
+      this.replacedCount++;
+      this.producer = this.newProducer();
+      this.connected = false;
+      old.disconnect().catch((err: unknown) => {
+        this.log.warn({ err: err as Error }, 'disconnecting an abandoned producer failed');
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const outcome = await Promise.race([
+        this.producer.connect().then(
+          () => 'connected' as const,
+          (err: unknown) => err as Error,
+        ),
+        new Promise<'stalled'>((resolve) => {
+          timer = setTimeout(() => resolve('stalled'), this.stallMs);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      if (outcome === 'connected') {
+        this.log.info(
+          { topic: this.topic, replaced: this.replacedCount },
+          'new producer connected',
+        );
+        return;
+      }
+      this.log.warn(
+        {
+          topic: this.topic,
+          replaced: this.replacedCount,
+          ...(outcome === 'stalled' ? { stallMs: this.stallMs } : { err: outcome }),
+        },
+        'new producer did not connect; replacing it too',
+      );
+      await sleep(delay);
+    }
+  }
+
+  private async sendBatch(producer: Producer, batch: Pending[]): Promise<void> {
     try {
-      await this.producer.send({
+      await producer.send({
         topic: this.topic,
         acks: -1,
         messages: batch.map((p) => p.message),

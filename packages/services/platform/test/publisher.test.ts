@@ -48,3 +48,154 @@ describe('Publisher timeout', () => {
     expect(sent.map((batch) => batch.map((m) => m.key))).toEqual([['a']]);
   });
 });
+
+/** A stand-in producer: `answer` decides, per request, whether and when it is acknowledged. */
+function standInProducer(
+  name: string,
+  answer: (r: ProducerRecord) => Promise<void>,
+  connects: () => Promise<void> = async () => undefined,
+) {
+  const handlers = new Map<string, () => void>();
+  const state = { name, connected: false, disconnected: false, sent: [] as string[][] };
+  const producer = {
+    events: { CONNECT: 'producer.connect', DISCONNECT: 'producer.disconnect' },
+    on: (event: string, fn: () => void) => {
+      handlers.set(event, fn);
+      return () => undefined;
+    },
+    connect: async () => {
+      await connects();
+      state.connected = true;
+      handlers.get('producer.connect')?.();
+    },
+    disconnect: async () => {
+      state.disconnected = true;
+      handlers.get('producer.disconnect')?.();
+    },
+    send: async (r: ProducerRecord) => {
+      state.sent.push(r.messages.map((m) => String(m.key)));
+      await answer(r);
+      return [];
+    },
+  };
+  return { producer, state };
+}
+
+/** A kafkajs client that hands out the given producers in order. */
+function kafkaOf(...producers: { producer: unknown }[]): kafkajs.Kafka {
+  let next = 0;
+  return {
+    producer: () => {
+      const p = producers[next++];
+      if (!p) throw new Error('no more stand-in producers');
+      return p.producer;
+    },
+  } as unknown as kafkajs.Kafka;
+}
+
+/** A Fastify logger whose lines are kept, to read what the publisher said. */
+function keptLog(): { log: ReturnType<typeof Fastify>['log']; lines: { msg: string }[] } {
+  const lines: { msg: string }[] = [];
+  const app = Fastify({
+    logger: { level: 'info', stream: { write: (l: string) => lines.push(JSON.parse(l)) } },
+  });
+  return { log: app.log, lines };
+}
+
+describe('Publisher: a stalled produce request', () => {
+  it('replaces the producer after stallMs, and the next records go out on the new one', async () => {
+    const never = standInProducer('cut-off', () => new Promise<never>(() => undefined));
+    const fresh = standInProducer('fresh', async () => undefined);
+    const { log, lines } = keptLog();
+    const publisher = new Publisher(
+      kafkaOf(never, fresh),
+      { topic: 't', timeoutMs: 200, stallMs: 400 },
+      log,
+    );
+    await publisher.connect();
+    expect(publisher.ready()).toBe(true);
+
+    // The first record's request never answers: its caller is told in time, as before.
+    const first = await publisher.publish({ key: 'a', value: 'a' }).catch((e: unknown) => e);
+    expect((first as Error).message).toBe(
+      'no ack from Kafka within 200 ms (record in flight, it may still be written)',
+    );
+    expect(publisher.replaced()).toBe(0);
+
+    // After stallMs the stalled producer is dropped and a new one connected...
+    const t0 = Date.now();
+    while (!fresh.state.connected && Date.now() - t0 < 5_000) await sleep(20);
+    expect(fresh.state.connected).toBe(true);
+    expect(never.state.disconnected).toBe(true);
+    expect(publisher.replaced()).toBe(1);
+    expect(publisher.ready()).toBe(true);
+    expect(lines.map((l) => l.msg)).toContain(
+      'produce request stalled; replacing the producer, with new connections',
+    );
+
+    // ... which carries the next record; the stalled one saw only the first.
+    await publisher.publish({ key: 'b', value: 'b' });
+    expect(fresh.state.sent).toEqual([['b']]);
+    expect(never.state.sent).toEqual([['a']]);
+    await publisher.close();
+    expect(fresh.state.disconnected).toBe(true);
+  });
+
+  it('replaces a new producer that does not connect within stallMs in turn', async () => {
+    const never = () => new Promise<never>(() => undefined);
+    const stalled = standInProducer('cut-off', never);
+    const unconnectable = standInProducer('seeded on the cut-off node', never, never);
+    const fresh = standInProducer('fresh', async () => undefined);
+    const { log, lines } = keptLog();
+    const publisher = new Publisher(
+      kafkaOf(stalled, unconnectable, fresh),
+      { topic: 't', timeoutMs: 100, stallMs: 200 },
+      log,
+    );
+    await publisher.connect();
+    await publisher.publish({ key: 'a', value: 'a' }).catch(() => undefined);
+    const t0 = Date.now();
+    while (!fresh.state.connected && Date.now() - t0 < 5_000) await sleep(20);
+    expect(fresh.state.connected).toBe(true);
+    expect(unconnectable.state.connected).toBe(false);
+    expect(unconnectable.state.disconnected).toBe(true);
+    expect(publisher.replaced()).toBe(2);
+    expect(lines.map((l) => l.msg)).toContain('new producer did not connect; replacing it too');
+    await publisher.publish({ key: 'b', value: 'b' });
+    expect(fresh.state.sent).toEqual([['b']]);
+    await publisher.close();
+  });
+
+  it('keeps a producer whose request is slow but answered within stallMs', async () => {
+    const slow = standInProducer('slow', () => sleep(300));
+    const { log } = keptLog();
+    // Only one producer: a replacement would throw in kafkaOf.
+    const publisher = new Publisher(
+      kafkaOf(slow),
+      { topic: 't', timeoutMs: 500, stallMs: 600 },
+      log,
+    );
+    await publisher.connect();
+    await publisher.publish({ key: 'a', value: 'a' });
+    await publisher.publish({ key: 'b', value: 'b' });
+    expect(slow.state.sent).toEqual([['a'], ['b']]);
+    expect(publisher.replaced()).toBe(0);
+    await publisher.close();
+  });
+
+  it('refuses a stallMs shorter than timeoutMs, naming both', () => {
+    const { log } = keptLog();
+    expect(
+      () =>
+        new Publisher(
+          kafkaOf(standInProducer('x', async () => undefined)),
+          { topic: 't', timeoutMs: 500, stallMs: 100 },
+          log,
+        ),
+    ).toThrow(/stallMs \(100\) must be at least timeoutMs \(500\)/);
+  });
+});
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
