@@ -13,17 +13,15 @@ import { kafkaClientConfig } from './kafka-client.ts';
 import { startKafkaCluster, type KafkaCluster } from './kafka-cluster.ts';
 import { CertificateAuthority, writePemFiles, type PemFiles } from './tls.ts';
 import { waitUntil } from './wait.ts';
-import {
-  AclOperationTypes,
-  AclPermissionTypes,
-  AclResourceTypes,
-  Kafka,
-  ResourcePatternTypes,
-  type KafkaConfig,
-} from 'kafkajs';
+import kafkajs, { type KafkaConfig } from 'kafkajs';
 import { POD_IF, stackSubnet } from '../pods/names.ts';
 import { cleanupStale, createPods, teardownPods, type PodStack } from '../pods/index.ts';
 import { cacheRoot } from '../toolchain/index.ts';
+
+// kafkajs is CommonJS: Node's ESM loader sees only the exports its lexer detects, and not these.
+const { AclOperationTypes, AclPermissionTypes, AclResourceTypes, Kafka, ResourcePatternTypes } =
+  kafkajs;
+type Kafka = kafkajs.Kafka;
 
 /** Options of {@link startPodKafkaCluster}. */
 export interface PodKafkaClusterOptions {
