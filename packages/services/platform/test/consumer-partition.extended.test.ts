@@ -1,0 +1,176 @@
+/**
+ * The services' GroupConsumer through a network partition (issue 13, item 3; ADR 0027): the pod cluster
+ * of publisher-partition.extended.test.ts, the ledger's consumer settings (a GroupConsumer subclass that
+ * commits each batch it handled, as the ledger does), and the partition leader's link down for 45 s
+ * while orders-api's Publisher keeps writing. Measured: whether and when records published during the
+ * cut are consumed before the heal; asserted: every acknowledged record is consumed, and none is
+ * handled twice in one member's life (a redelivery after a rebalance is allowed, and counted).
+ * Extended tier (docs/toolchain.md, "Test tiers").
+ */
+import { execFileSync } from 'node:child_process';
+import Fastify from 'fastify';
+import type { EachBatchPayload } from 'kafkajs';
+import { startPodKafkaCluster, type PodKafkaCluster } from '@trellis/local/harness';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GroupConsumer } from '../src/consumer.ts';
+import { createKafka } from '../src/kafka.ts';
+import { Publisher } from '../src/publisher.ts';
+
+const TD = 'spiffe://trellis.test';
+const ORDERS_API = `${TD}/ns/orders/sa/orders-api`;
+const LEDGER = `${TD}/ns/orders/sa/ledger`;
+const TOPIC = 'orders.v1';
+const GROUP = 'ledger';
+const CUT_MS = 45_000;
+
+let pc: PodKafkaCluster | undefined;
+const loadavg = (): string => execFileSync('uptime', { encoding: 'utf8' }).trim();
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function cluster(): PodKafkaCluster {
+  if (!pc) throw new Error('the Kafka cluster did not start');
+  return pc;
+}
+
+/** The ledger's consumer shape: each batch handled, then committed through its last record. */
+class Recorder extends GroupConsumer {
+  readonly name = 'kafka';
+  /** Key → when it was first handled (ms since the epoch). */
+  readonly handled = new Map<string, number>();
+  redelivered = 0;
+  protected waitingFor(): string | undefined {
+    return undefined;
+  }
+  protected async handleBatch({
+    batch,
+    resolveOffset,
+    heartbeat,
+  }: EachBatchPayload): Promise<void> {
+    for (const m of batch.messages) {
+      const key = m.key?.toString() ?? '';
+      if (this.handled.has(key)) this.redelivered++;
+      else this.handled.set(key, Date.now());
+      resolveOffset(m.offset);
+    }
+    const last = batch.messages.at(-1);
+    if (last) await this.commitThrough(batch.topic, batch.partition, last.offset);
+    await heartbeat();
+  }
+}
+
+beforeAll(async () => {
+  pc = await startPodKafkaCluster({
+    stack: 'cpart',
+    subnetBasePort: 50_000, // 198.18.50.0/24
+    trustDomain: TD,
+    clients: { 'orders-api': ORDERS_API, ledger: LEDGER },
+    properties: { 'offsets.topic.num.partitions': '3' },
+  });
+  await pc.topic(TOPIC, {
+    producers: [ORDERS_API],
+    consumers: [{ spiffeId: LEDGER, group: GROUP }],
+    leader: 1,
+  });
+  console.info(`kafka cluster in pods ready in ${pc.cluster.startupMs} ms; ${loadavg()}`);
+}, 600_000);
+
+afterAll(async () => {
+  await pc?.stop();
+});
+
+describe("the ledger's GroupConsumer while the partition leader is cut off", () => {
+  it('consumes every acknowledged record; when records published during the cut are consumed is measured', async () => {
+    const c = cluster();
+    const lines: { msg: string; level: number; time: number; [k: string]: unknown }[] = [];
+    const log = Fastify({
+      logger: { level: 'info', stream: { write: (l: string) => lines.push(JSON.parse(l)) } },
+    }).log;
+    const kafkaOf = (name: string) => {
+      const creds = c.clientCert(name);
+      return createKafka(
+        {
+          brokers: c.cluster.bootstrap.split(','),
+          clientId: name,
+          tls: { caFile: creds.truststore, certFile: creds.cert, keyFile: creds.key },
+        },
+        log,
+      );
+    };
+    const publisher = new Publisher(kafkaOf('orders-api'), { topic: TOPIC, timeoutMs: 5_000 }, log);
+    await publisher.connect();
+    const consumer = new Recorder(
+      kafkaOf('ledger'),
+      { topic: TOPIC, groupId: GROUP, fetch: { maxWaitTimeInMs: 500 } },
+      log,
+    );
+    await consumer.connect();
+
+    const acked = new Map<string, number>(); // key → when it was published
+    let cutAt = 0;
+    let healedAt = 0;
+    let healTimer: NodeJS.Timeout | undefined;
+    const heal = (): void => {
+      clearTimeout(healTimer);
+      if (cutAt && !healedAt) {
+        c.link(1, 'up');
+        healedAt = Date.now();
+      }
+    };
+    const deadline = Date.now() + 110_000;
+    let next = 0;
+    const caller = async (): Promise<void> => {
+      for (let n = 0; n < 2_000 && Date.now() < deadline; n++) {
+        if (healedAt && Date.now() - healedAt > 10_000) return;
+        const key = `o-${next++}`;
+        const sentAt = Date.now();
+        try {
+          await publisher.publish({ key, value: key });
+          acked.set(key, sentAt);
+        } catch {
+          // counted as not acknowledged; read back or not, it is not asserted on
+        }
+        await sleep(20);
+      }
+    };
+    try {
+      const callers = [caller(), caller()];
+      await sleep(3_000);
+      expect(consumer.handled.size).toBeGreaterThan(0);
+      c.link(1, 'down');
+      cutAt = Date.now();
+      healTimer = setTimeout(heal, CUT_MS);
+      await Promise.all(callers);
+      // Every acknowledged record consumed (bounded wait after the heal).
+      const t0 = Date.now();
+      while ([...acked.keys()].some((k) => !consumer.handled.has(k)) && Date.now() - t0 < 60_000)
+        await sleep(250);
+    } finally {
+      heal();
+      await publisher.close().catch(() => undefined);
+      await consumer.close().catch(() => undefined);
+    }
+    const during = [...acked].filter(([, at]) => at > cutAt && at < healedAt);
+    const consumedDuringCut = during.filter(
+      ([k]) => (consumer.handled.get(k) ?? Infinity) < healedAt,
+    );
+    const firstConsumed = Math.min(...consumedDuringCut.map(([k]) => consumer.handled.get(k) ?? 0));
+    const missing = [...acked.keys()].filter((k) => !consumer.handled.has(k));
+    // When consuming resumed: the first record published during the cut to be handled.
+    const resumed = Math.min(...during.map(([k]) => consumer.handled.get(k) ?? Infinity));
+    console.info(
+      `cut node 1 (leader) for ${healedAt - cutAt} ms: ${acked.size} acknowledged, ${during.length} of them ` +
+        `published during the cut, ${consumedDuringCut.length} of those consumed before the heal` +
+        (consumedDuringCut.length ? ` (the first ${firstConsumed - cutAt} ms after the cut)` : '') +
+        `; consuming resumed ${resumed - cutAt} ms after the cut (${resumed - healedAt} ms after the heal)` +
+        `; ${consumer.redelivered} redelivered, ${missing.length} not consumed; ${publisher.replaced()} ` +
+        `producer(s) replaced; ${loadavg()}`,
+    );
+    for (const l of lines.filter((x) => x.level >= 40).slice(0, 40)) {
+      const { msg, time, level: _l, pid: _p, hostname: _h, ...rest } = l;
+      console.info(`  ${time - cutAt} ms: ${msg} ${JSON.stringify(rest).slice(0, 240)}`);
+    }
+    expect(healedAt - cutAt).toBeGreaterThanOrEqual(CUT_MS - 50);
+    expect(during.length).toBeGreaterThan(0);
+    expect(missing).toEqual([]);
+  });
+});
