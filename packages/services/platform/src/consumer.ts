@@ -13,6 +13,21 @@ export interface GroupConsumerOptions {
   fetch: Pick<ConsumerConfig, 'minBytes' | 'maxWaitTimeInMs'>;
   /** For the subclass's per-record spans. @default Tracing.off */
   tracing?: Tracing;
+  /**
+   * A fetch to a node unanswered for this long (kafkajs times the request out and asks the same node
+   * again, so the first unanswered one counts) means the consumer waits on a node that answers
+   * nothing: a partition leader cut off from the network, whose connections kafkajs keeps. It is then
+   * replaced by a new consumer with connections of its own. @default 15_000
+   */
+  stallMs?: number;
+}
+
+/** How long the coordinator holds a rebalance for members to rejoin; see the consumer's settings. */
+const REBALANCE_TIMEOUT_MS = 20_000;
+
+/** The node id of kafkajs' `consumer.fetch_start` and `consumer.fetch` events (a string, in fact). */
+interface FetchEvent {
+  payload: { nodeId: number | string };
 }
 
 /**
@@ -28,18 +43,35 @@ export abstract class GroupConsumer implements Dependency {
   protected readonly tracing: Tracing;
   /** The consumer group (a span attribute). */
   protected readonly groupId: string;
-  private readonly consumer: Consumer;
+  private readonly kafka: kafkajs.Kafka;
+  private readonly consumerOpts: GroupConsumerOptions;
+  private consumer: Consumer;
   private readonly topic: string;
+  private readonly stallMs: number;
   private running = false;
   private joined = false;
   private crashed: Error | null = null;
+  private closing = false;
+  private replacing = false;
+  private replacedCount = 0;
+  /** Per node, when the first fetch still unanswered started (ms since the epoch). */
+  private readonly pendingFetches = new Map<number | string, number>();
+  private watchdog: NodeJS.Timeout | undefined;
 
   constructor(kafka: kafkajs.Kafka, opts: GroupConsumerOptions, log: FastifyBaseLogger) {
     this.log = log;
     this.tracing = opts.tracing ?? Tracing.off;
     this.groupId = opts.groupId;
     this.topic = opts.topic;
-    this.consumer = kafka.consumer({
+    this.kafka = kafka;
+    this.consumerOpts = opts;
+    this.stallMs = opts.stallMs ?? 15_000;
+    this.consumer = this.newConsumer();
+  }
+
+  private newConsumer(): Consumer {
+    const opts = this.consumerOpts;
+    const consumer = this.kafka.consumer({
       groupId: opts.groupId,
       allowAutoTopicCreation: false,
       // A crashed member holds its partitions until its session times out: 10 s bounds how long a
@@ -54,28 +86,98 @@ export abstract class GroupConsumer implements Dependency {
       // batch that is evicted rejoins, and its records are handled again, idempotently). Measured
       // motive: a re-created ledger waited over 60 s to join its group in some full e2e runs
       // (docs/local.md, "Known defect").
-      rebalanceTimeout: 20_000,
+      rebalanceTimeout: REBALANCE_TIMEOUT_MS,
       ...opts.fetch,
     });
-    const ev = this.consumer.events;
-    this.consumer.on(ev.GROUP_JOIN, (e) => {
+    const ev = consumer.events;
+    // Only the current consumer's events count: an abandoned one disconnects in the background.
+    const on = <T>(event: string, fn: (e: T) => void): void => {
+      consumer.on(event as typeof ev.GROUP_JOIN, (e) => {
+        if (consumer === this.consumer) fn(e as T);
+      });
+    };
+    on<kafkajs.ConsumerGroupJoinEvent>(ev.GROUP_JOIN, (e) => {
       this.joined = true;
+      this.pendingFetches.clear(); // the fetchers start again for the new assignment
       this.log.info(
         { groupId: e.payload.groupId, assignment: e.payload.memberAssignment },
         'joined consumer group',
       );
     });
-    this.consumer.on(ev.CRASH, (e) => {
+    on(ev.REBALANCING, () => {
+      this.pendingFetches.clear(); // the fetchers stop; their fetches will not be answered
+    });
+    on<FetchEvent>(ev.FETCH_START, (e) => {
+      if (!this.pendingFetches.has(e.payload.nodeId))
+        this.pendingFetches.set(e.payload.nodeId, Date.now());
+    });
+    on<FetchEvent>(ev.FETCH, (e) => {
+      this.pendingFetches.delete(e.payload.nodeId);
+    });
+    on<kafkajs.ConsumerCrashEvent>(ev.CRASH, (e) => {
       this.joined = false;
       if (!e.payload.restart) this.crashed = e.payload.error;
       this.log.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
     });
-    this.consumer.on(ev.DISCONNECT, () => {
+    on(ev.DISCONNECT, () => {
       this.joined = false;
     });
-    this.consumer.on(ev.STOP, () => {
+    on(ev.STOP, () => {
       this.joined = false;
     });
+    return consumer;
+  }
+
+  /** How many times a stalled consumer has been replaced since start. */
+  replaced(): number {
+    return this.replacedCount;
+  }
+
+  /** Stalled: a node's fetch unanswered for `stallMs` ({@link GroupConsumerOptions.stallMs}). */
+  private stalled(now: number): number | string | undefined {
+    if (!this.running || this.replacing || this.closing) return undefined;
+    for (const [nodeId, since] of this.pendingFetches)
+      if (now - since > this.stallMs) return nodeId;
+    return undefined;
+  }
+
+  /**
+   * Abandon the current consumer for a new one and start it, retrying with capped backoff (a new
+   * consumer each attempt) until one runs or the app closes. Records handled but not committed by
+   * the abandoned one are delivered again: handlers are idempotent, as for any rebalance.
+   */
+  private async replace(nodeId: number | string): Promise<void> {
+    this.replacing = true;
+    this.log.warn(
+      { groupId: this.groupId, stallMs: this.stallMs, nodeId },
+      'consumer stalled: a fetch unanswered; replacing it, with new connections',
+    );
+    try {
+      for (let delay = 250; !this.closing; delay = Math.min(delay * 2, 5_000)) {
+        const old = this.consumer;
+        this.replacedCount++;
+        this.consumer = this.newConsumer();
+        this.running = false;
+        this.joined = false;
+        this.pendingFetches.clear();
+        old.disconnect().catch((err: unknown) => {
+          this.log.warn({ err: err as Error }, 'disconnecting an abandoned consumer failed');
+        });
+        try {
+          await this.connect();
+          this.log.info(
+            { groupId: this.groupId, replaced: this.replacedCount },
+            'new consumer running',
+          );
+          return;
+        } catch (err) {
+          this.log.warn({ err: err as Error, groupId: this.groupId }, 'new consumer: start failed');
+          await new Promise((r) => setTimeout(r, delay));
+        }
+      }
+    } finally {
+      this.replacing = false;
+    }
   }
 
   /**
@@ -99,6 +201,10 @@ export abstract class GroupConsumer implements Dependency {
       eachBatch: (payload) => this.handleBatch(payload),
     });
     this.running = true;
+    this.watchdog ??= setInterval(() => {
+      const nodeId = this.stalled(Date.now());
+      if (nodeId !== undefined) void this.replace(nodeId);
+    }, 1_000).unref();
   }
 
   /** In the group (with partitions assigned, or waiting for some), and not crashed for good. */
@@ -113,6 +219,8 @@ export abstract class GroupConsumer implements Dependency {
 
   /** Leave the group; kafkajs lets the batch being handled finish first. */
   async close(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.watchdog);
     await this.consumer.disconnect();
   }
 
