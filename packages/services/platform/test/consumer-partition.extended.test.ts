@@ -9,13 +9,13 @@
  * Extended tier (docs/toolchain.md, "Test tiers").
  */
 import { execFileSync } from 'node:child_process';
-import Fastify from 'fastify';
 import kafkajs from 'kafkajs';
 import type { EachBatchPayload, Producer } from 'kafkajs';
 import { startPodKafkaCluster, type PodKafkaCluster } from '@trellis/local/harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GroupConsumer } from '../src/consumer.ts';
 import { createKafka } from '../src/kafka.ts';
+import { keptLog, printWarnings } from './support/kept-log.ts';
 
 const TD = 'spiffe://trellis.test';
 const ORDERS_API = `${TD}/ns/orders/sa/orders-api`;
@@ -82,10 +82,7 @@ afterAll(async () => {
 describe("the ledger's GroupConsumer while the partition leader is cut off", () => {
   it('replaces the stalled consumer, consumes records published during the cut, and every acknowledged one', async () => {
     const c = cluster();
-    const lines: { msg: string; level: number; time: number; [k: string]: unknown }[] = [];
-    const log = Fastify({
-      logger: { level: 'info', stream: { write: (l: string) => lines.push(JSON.parse(l)) } },
-    }).log;
+    const { log, lines } = keptLog();
     const kafkaOf = (name: string) => {
       const creds = c.clientCert(name);
       return createKafka(
@@ -185,10 +182,7 @@ describe("the ledger's GroupConsumer while the partition leader is cut off", () 
         `; ${consumer.redelivered} redelivered, ${missing.length} not consumed; ${consumer.replaced()} ` +
         `consumer(s) replaced, ${producers} producers used; ${loadavg()}`,
     );
-    for (const l of lines.filter((x) => x.level >= 40).slice(0, 40)) {
-      const { msg, time, level: _l, pid: _p, hostname: _h, ...rest } = l;
-      console.info(`  ${time - cutAt} ms: ${msg} ${JSON.stringify(rest).slice(0, 240)}`);
-    }
+    printWarnings(lines, cutAt);
     expect(healedAt - cutAt).toBeGreaterThanOrEqual(CUT_MS - 50);
     expect(during.length).toBeGreaterThan(0);
     // The stalled consumer was replaced, and the new one consumed records published during the cut.

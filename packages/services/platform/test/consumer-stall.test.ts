@@ -3,11 +3,10 @@
  * is the extended partition test's: consumer-partition.extended.test.ts). The events are kafkajs'
  * instrumentation events, emitted by the stand-in as a running consumer would.
  */
-import Fastify from 'fastify';
-import type kafkajs from 'kafkajs';
 import type { EachBatchPayload } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { GroupConsumer } from '../src/consumer.ts';
+import { handingOut, keptLog } from './support/kept-log.ts';
 
 const EVENTS = {
   GROUP_JOIN: 'consumer.group_join',
@@ -48,34 +47,12 @@ function standIn(partitions: number[] = [0]) {
   return { consumer, state, emit };
 }
 
-function kafkaOf(...consumers: { consumer: unknown }[]): kafkajs.Kafka {
-  let next = 0;
-  return {
-    consumer: () => {
-      const c = consumers[next++];
-      if (!c) throw new Error('no more stand-in consumers');
-      return c.consumer;
-    },
-  } as unknown as kafkajs.Kafka;
-}
-
 class Probe extends GroupConsumer {
   readonly name = 'kafka';
   protected waitingFor(): string | undefined {
     return undefined;
   }
   protected async handleBatch(_p: EachBatchPayload): Promise<void> {}
-}
-
-function keptLog(): { log: ReturnType<typeof Fastify>['log']; msgs: string[] } {
-  const msgs: string[] = [];
-  const app = Fastify({
-    logger: {
-      level: 'info',
-      stream: { write: (l: string) => msgs.push((JSON.parse(l) as { msg: string }).msg) },
-    },
-  });
-  return { log: app.log, msgs };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -85,8 +62,8 @@ describe('GroupConsumer: a consumer whose fetches stop being answered', () => {
   it('is replaced by a new consumer, which runs', async () => {
     const stuck = standIn();
     const fresh = standIn();
-    const { log, msgs } = keptLog();
-    const c = new Probe(kafkaOf(stuck, fresh), opts, log);
+    const { log, lines } = keptLog();
+    const c = new Probe(handingOut('consumer', stuck, fresh), opts, log);
     await c.connect();
     stuck.emit(EVENTS.FETCH_START, { nodeId: 1 });
     stuck.emit(EVENTS.FETCH, { nodeId: 1 }); // answered once...
@@ -103,7 +80,7 @@ describe('GroupConsumer: a consumer whose fetches stop being answered', () => {
     expect(stuck.state.disconnected).toBe(true);
     expect(c.replaced()).toBe(1);
     expect(c.ready()).toBe(true);
-    expect(msgs).toContain(
+    expect(lines.map((l) => l.msg)).toContain(
       'consumer stalled: a fetch unanswered; replacing it, with new connections',
     );
     // The abandoned consumer's late events no longer count.
@@ -116,9 +93,9 @@ describe('GroupConsumer: a consumer whose fetches stop being answered', () => {
     const busy = standIn();
     const idle = standIn([]);
     const { log } = keptLog();
-    // One stand-in each: a replacement would throw in kafkaOf, and crash the test.
-    const answering = new Probe(kafkaOf(busy), opts, log);
-    const idleMember = new Probe(kafkaOf(idle), opts, log);
+    // One stand-in each: a replacement would throw in handingOut, and crash the test.
+    const answering = new Probe(handingOut('consumer', busy), opts, log);
+    const idleMember = new Probe(handingOut('consumer', idle), opts, log);
     await answering.connect();
     await idleMember.connect();
     // Fetches answered within 100 ms for 1.5 s, then one long batch for 1.5 s (no fetch meanwhile).

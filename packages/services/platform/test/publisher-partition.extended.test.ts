@@ -8,7 +8,6 @@
  * back exactly once. Extended tier: pods, three JVMs and a 45 s cut (docs/toolchain.md, "Test tiers").
  */
 import { execFileSync } from 'node:child_process';
-import Fastify from 'fastify';
 import kafkajs from 'kafkajs';
 import {
   countKeys,
@@ -18,6 +17,7 @@ import {
 } from '@trellis/local/harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafka } from '../src/kafka.ts';
+import { keptLog, printWarnings } from './support/kept-log.ts';
 import { Publisher } from '../src/publisher.ts';
 
 const TD = 'spiffe://trellis.test';
@@ -61,10 +61,7 @@ afterAll(async () => {
 describe("orders-api's Publisher while the partition leader is cut off", () => {
   it('replaces the stalled producer and goes on publishing through the new leader; nothing acknowledged is lost or duplicated', async () => {
     const c = cluster();
-    const lines: { msg: string; level: number; time: number; [k: string]: unknown }[] = [];
-    const log = Fastify({
-      logger: { level: 'info', stream: { write: (l: string) => lines.push(JSON.parse(l)) } },
-    }).log;
+    const { log, lines } = keptLog();
     const creds = c.clientCert('orders-api');
     const publisher = new Publisher(
       createKafka(
@@ -145,10 +142,7 @@ describe("orders-api's Publisher while the partition leader is cut off", () => {
         `${publisher.replaced()} producer(s) replaced; ${loadavg()}`,
     );
     // What the publisher and kafkajs said (warnings and up), relative to the cut.
-    for (const l of lines.filter((x) => x.level >= 40).slice(0, 40)) {
-      const { msg, time, level: _l, pid: _p, hostname: _h, ...rest } = l;
-      console.info(`  ${time - cutAt} ms: ${msg} ${JSON.stringify(rest).slice(0, 300)}`);
-    }
+    printWarnings(lines, cutAt);
     expect(healedAt - cutAt).toBeGreaterThanOrEqual(CUT_MS - 50);
     // The stalled producer was replaced, and the new one carried records during the cut.
     expect(publisher.replaced()).toBeGreaterThan(0);

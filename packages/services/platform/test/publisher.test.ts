@@ -9,6 +9,7 @@ import type kafkajs from 'kafkajs';
 import type { Message, ProducerRecord } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { PublishError, Publisher } from '../src/publisher.ts';
+import { handingOut, keptLog } from './support/kept-log.ts';
 
 /** A kafkajs client whose producer is connected and whose produce requests never answer. */
 function hungKafka(sent: Message[][]): kafkajs.Kafka {
@@ -81,34 +82,13 @@ function standInProducer(
   return { producer, state };
 }
 
-/** A kafkajs client that hands out the given producers in order. */
-function kafkaOf(...producers: { producer: unknown }[]): kafkajs.Kafka {
-  let next = 0;
-  return {
-    producer: () => {
-      const p = producers[next++];
-      if (!p) throw new Error('no more stand-in producers');
-      return p.producer;
-    },
-  } as unknown as kafkajs.Kafka;
-}
-
-/** A Fastify logger whose lines are kept, to read what the publisher said. */
-function keptLog(): { log: ReturnType<typeof Fastify>['log']; lines: { msg: string }[] } {
-  const lines: { msg: string }[] = [];
-  const app = Fastify({
-    logger: { level: 'info', stream: { write: (l: string) => lines.push(JSON.parse(l)) } },
-  });
-  return { log: app.log, lines };
-}
-
 describe('Publisher: a stalled produce request', () => {
   it('replaces the producer after stallMs, and the next records go out on the new one', async () => {
     const never = standInProducer('cut-off', () => new Promise<never>(() => undefined));
     const fresh = standInProducer('fresh', async () => undefined);
     const { log, lines } = keptLog();
     const publisher = new Publisher(
-      kafkaOf(never, fresh),
+      handingOut('producer', never, fresh),
       { topic: 't', timeoutMs: 200, stallMs: 400 },
       log,
     );
@@ -148,7 +128,7 @@ describe('Publisher: a stalled produce request', () => {
     const fresh = standInProducer('fresh', async () => undefined);
     const { log, lines } = keptLog();
     const publisher = new Publisher(
-      kafkaOf(stalled, unconnectable, fresh),
+      handingOut('producer', stalled, unconnectable, fresh),
       { topic: 't', timeoutMs: 100, stallMs: 200 },
       log,
     );
@@ -169,9 +149,9 @@ describe('Publisher: a stalled produce request', () => {
   it('keeps a producer whose request is slow but answered within stallMs', async () => {
     const slow = standInProducer('slow', () => sleep(300));
     const { log } = keptLog();
-    // Only one producer: a replacement would throw in kafkaOf.
+    // Only one producer: a replacement would throw in handingOut.
     const publisher = new Publisher(
-      kafkaOf(slow),
+      handingOut('producer', slow),
       { topic: 't', timeoutMs: 500, stallMs: 600 },
       log,
     );
@@ -188,7 +168,10 @@ describe('Publisher: a stalled produce request', () => {
     expect(
       () =>
         new Publisher(
-          kafkaOf(standInProducer('x', async () => undefined)),
+          handingOut(
+            'producer',
+            standInProducer('x', async () => undefined),
+          ),
           { topic: 't', timeoutMs: 500, stallMs: 100 },
           log,
         ),
