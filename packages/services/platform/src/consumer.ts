@@ -17,7 +17,9 @@ export interface GroupConsumerOptions {
    * A fetch to a node unanswered for this long (kafkajs times the request out and asks the same node
    * again, so the first unanswered one counts) means the consumer waits on a node that answers
    * nothing: a partition leader cut off from the network, whose connections kafkajs keeps. It is then
-   * replaced by a new consumer with connections of its own. @default 15_000
+   * replaced by a new consumer with connections of its own. An offset commit outstanding for as long
+   * counts the same way: when the cut-off node is also the group's coordinator, the batch handler
+   * waits on its commit and no fetch is pending at all. @default 15_000
    */
   stallMs?: number;
 }
@@ -56,6 +58,8 @@ export abstract class GroupConsumer implements Dependency {
   private replacedCount = 0;
   /** Per node, when the first fetch still unanswered started (ms since the epoch). */
   private readonly pendingFetches = new Map<number | string, number>();
+  /** The offset commits of the current consumer still outstanding, each with when it started. */
+  private readonly pendingCommits = new Map<object, number>();
   private watchdog: NodeJS.Timeout | undefined;
 
   constructor(kafka: kafkajs.Kafka, opts: GroupConsumerOptions, log: FastifyBaseLogger) {
@@ -133,11 +137,16 @@ export abstract class GroupConsumer implements Dependency {
     return this.replacedCount;
   }
 
-  /** Stalled: a node's fetch unanswered for `stallMs` ({@link GroupConsumerOptions.stallMs}). */
-  private stalled(now: number): number | string | undefined {
+  /**
+   * Stalled: a node's fetch, or an offset commit, unanswered for `stallMs`
+   * ({@link GroupConsumerOptions.stallMs}); says which.
+   */
+  private stalled(now: number): string | undefined {
     if (!this.running || this.replacing || this.closing) return undefined;
     for (const [nodeId, since] of this.pendingFetches)
-      if (now - since > this.stallMs) return nodeId;
+      if (now - since > this.stallMs) return `a fetch from node ${nodeId}`;
+    for (const since of this.pendingCommits.values())
+      if (now - since > this.stallMs) return 'an offset commit';
     return undefined;
   }
 
@@ -146,11 +155,11 @@ export abstract class GroupConsumer implements Dependency {
    * consumer each attempt) until one runs or the app closes. Records handled but not committed by
    * the abandoned one are delivered again: handlers are idempotent, as for any rebalance.
    */
-  private async replace(nodeId: number | string): Promise<void> {
+  private async replace(unanswered: string): Promise<void> {
     this.replacing = true;
     this.log.warn(
-      { groupId: this.groupId, stallMs: this.stallMs, nodeId },
-      'consumer stalled: a fetch unanswered; replacing it, with new connections',
+      { groupId: this.groupId, stallMs: this.stallMs, unanswered },
+      'consumer stalled: a request unanswered; replacing it, with new connections',
     );
     try {
       for (let delay = 250; !this.closing; delay = Math.min(delay * 2, 5_000)) {
@@ -160,6 +169,7 @@ export abstract class GroupConsumer implements Dependency {
         this.running = false;
         this.joined = false;
         this.pendingFetches.clear();
+        this.pendingCommits.clear(); // the abandoned consumer's; they no longer count
         old.disconnect().catch((err: unknown) => {
           this.log.warn({ err: err as Error }, 'disconnecting an abandoned consumer failed');
         });
@@ -202,8 +212,8 @@ export abstract class GroupConsumer implements Dependency {
     });
     this.running = true;
     this.watchdog ??= setInterval(() => {
-      const nodeId = this.stalled(Date.now());
-      if (nodeId !== undefined) void this.replace(nodeId);
+      const unanswered = this.stalled(Date.now());
+      if (unanswered !== undefined) void this.replace(unanswered);
     }, 1_000).unref();
   }
 
@@ -226,8 +236,15 @@ export abstract class GroupConsumer implements Dependency {
 
   /** Commit `partition` of `topic` through `offset`, the last record handled: the group resumes after it. */
   protected async commitThrough(topic: string, partition: number, offset: string): Promise<void> {
-    await this.consumer.commitOffsets([
-      { topic, partition, offset: (BigInt(offset) + 1n).toString() },
-    ]);
+    const commit = {};
+    const pending = this.pendingCommits;
+    pending.set(commit, Date.now());
+    try {
+      await this.consumer.commitOffsets([
+        { topic, partition, offset: (BigInt(offset) + 1n).toString() },
+      ]);
+    } finally {
+      pending.delete(commit);
+    }
   }
 }

@@ -21,7 +21,7 @@ const EVENTS = {
 };
 
 /** A stand-in consumer; `emit` plays kafkajs' instrumentation events. */
-function standIn(partitions: number[] = [0]) {
+function standIn(partitions: number[] = [0], commit: () => Promise<void> = async () => undefined) {
   const handlers = new Map<string, ((e: unknown) => void)[]>();
   const state = { running: false, disconnected: false };
   const emit = (event: string, payload: unknown = {}): void => {
@@ -42,7 +42,7 @@ function standIn(partitions: number[] = [0]) {
     disconnect: async () => {
       state.disconnected = true;
     },
-    commitOffsets: async () => undefined,
+    commitOffsets: commit,
   };
   return { consumer, state, emit };
 }
@@ -53,6 +53,10 @@ class Probe extends GroupConsumer {
     return undefined;
   }
   protected async handleBatch(_p: EachBatchPayload): Promise<void> {}
+  /** What a subclass's handler does after handling offset 41 of partition 0. */
+  commitHandled(): Promise<void> {
+    return this.commitThrough('t', 0, '41');
+  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -81,7 +85,10 @@ describe('GroupConsumer: a consumer whose fetches stop being answered', () => {
     expect(c.replaced()).toBe(1);
     expect(c.ready()).toBe(true);
     expect(lines.map((l) => l.msg)).toContain(
-      'consumer stalled: a fetch unanswered; replacing it, with new connections',
+      'consumer stalled: a request unanswered; replacing it, with new connections',
+    );
+    expect(lines.find((l) => l.msg.startsWith('consumer stalled'))?.unanswered).toBe(
+      'a fetch from node 1',
     );
     // The abandoned consumer's late events no longer count.
     stuck.emit(EVENTS.CRASH, { error: new Error('late'), restart: false });
@@ -89,7 +96,32 @@ describe('GroupConsumer: a consumer whose fetches stop being answered', () => {
     await c.close();
   });
 
-  it('is kept while fetches are answered, while a batch is being handled, across a rebalance, and when idle', async () => {
+  it('is replaced when an offset commit is not answered, with no fetch pending (the coordinator cut off)', async () => {
+    // The commit of the abandoned consumer never settles; the new consumer's commits are answered.
+    const stuck = standIn([0], () => new Promise<void>(() => undefined));
+    const fresh = standIn();
+    const { log, lines } = keptLog();
+    const c = new Probe(handingOut('consumer', stuck, fresh), opts, log);
+    await c.connect();
+    stuck.emit(EVENTS.FETCH_START, { nodeId: 1 });
+    stuck.emit(EVENTS.FETCH, { nodeId: 1 }); // the batch was fetched...
+    void c.commitHandled(); // ... handled, and its commit is never answered
+    const t0 = Date.now();
+    while (!fresh.state.running && Date.now() - t0 < 5_000) await sleep(50);
+    expect(fresh.state.running).toBe(true);
+    expect(stuck.state.disconnected).toBe(true);
+    expect(c.replaced()).toBe(1);
+    expect(lines.find((l) => l.msg.startsWith('consumer stalled'))?.unanswered).toBe(
+      'an offset commit',
+    );
+    // The new consumer commits, and is kept: the abandoned commit, still pending, no longer counts.
+    await c.commitHandled();
+    await sleep(800);
+    expect(c.replaced()).toBe(1);
+    await c.close();
+  });
+
+  it('is kept while fetches and commits are answered, while a batch is being handled, across a rebalance, and when idle', async () => {
     const busy = standIn();
     const idle = standIn([]);
     const { log } = keptLog();
@@ -98,11 +130,13 @@ describe('GroupConsumer: a consumer whose fetches stop being answered', () => {
     const idleMember = new Probe(handingOut('consumer', idle), opts, log);
     await answering.connect();
     await idleMember.connect();
-    // Fetches answered within 100 ms for 1.5 s, then one long batch for 1.5 s (no fetch meanwhile).
+    // Fetches answered within 100 ms for 1.5 s, each batch committed, then one long batch for 1.5 s
+    // (no fetch meanwhile).
     for (let i = 0; i < 15; i++) {
       busy.emit(EVENTS.FETCH_START, { nodeId: 1 });
       await sleep(100);
       busy.emit(EVENTS.FETCH, { nodeId: 1 });
+      await answering.commitHandled();
     }
     busy.emit(EVENTS.START_BATCH_PROCESS);
     await sleep(1_500);
