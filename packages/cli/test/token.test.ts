@@ -2,7 +2,7 @@
 // server on loopback): it trusts the stack's bundle, and nothing else.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,8 @@ describe('requestToken over TLS', () => {
   /** The same endpoint on 127.0.0.2, which its certificate does not name. */
   let elsewhere = '';
   const forms: string[] = [];
+  /** How many of the next connections to 127.0.0.1 the server closes before TLS, and how many it did. */
+  const drop = { next: 0, dropped: 0 };
 
   beforeAll(async () => {
     const ca = await (
@@ -40,6 +42,15 @@ describe('requestToken over TLS', () => {
           res.writeHead(200, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ access_token: 'tok-123', token_type: 'Bearer' }));
         });
+      });
+      // Closes a TCP connection before the handshake, as Keycloak does while it reloads its
+      // certificate (ADR 0031), when told to.
+      server.on('connection', (socket: Socket) => {
+        if (drop.next > 0) {
+          drop.next--;
+          drop.dropped++;
+          socket.destroy();
+        }
       });
       servers.push(server);
       await new Promise<void>((r) => server.listen(0, host, r));
@@ -90,5 +101,25 @@ describe('requestToken over TLS', () => {
       requestToken({ ...p, tokenUrl: elsewhere }, 'alice', { caFile: stackRoot }),
     ).rejects.toThrow(/ERR_TLS_CERT_ALTNAME_INVALID: .*; its certificate is not trusted by/);
     expect(forms.length).toBe(sent);
+  });
+
+  it('tries again when the connection is closed before TLS (nothing sent), and gets the token', async () => {
+    const sent = forms.length;
+    Object.assign(drop, { next: 2, dropped: 0 });
+    expect(await requestToken(p, 'alice', { caFile: stackRoot })).toBe('tok-123');
+    expect(drop.dropped).toBe(2);
+    expect(forms.length).toBe(sent + 1); // the form went once, over the third connection
+  });
+
+  it('gives up after 4 tries, naming Keycloak and the tries', async () => {
+    Object.assign(drop, { next: 100, dropped: 0 });
+    try {
+      await expect(requestToken(p, 'alice', { caFile: stackRoot })).rejects.toThrow(
+        /could not reach Keycloak at .*\(ECONNRESET: Client network socket disconnected before secure TLS connection was established, 4 tries\); is the stack up\?/,
+      );
+      expect(drop.dropped).toBe(4); // and no more: the waits between them are 0.1, 0.2 and 0.4 s
+    } finally {
+      drop.next = 0;
+    }
   });
 });

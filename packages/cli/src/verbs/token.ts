@@ -99,6 +99,19 @@ const untrusted =
   /^(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|UNABLE_TO_VERIFY_LEAF_SIGNATURE|CERT_\w+|ERR_TLS_CERT_ALTNAME_INVALID)$/;
 
 /**
+ * The waits before each new try of a token request whose connection was closed before TLS was
+ * established (4 tries in all, 0.7 s of waiting): longer than the 0.1 s Keycloak refuses handshakes
+ * while it reloads its certificate, short enough that a Keycloak that is down fails a login fast.
+ */
+const TLS_RETRY_DELAYS_MS = [100, 200, 400];
+
+/** A connection the server closed before the TLS handshake completed: no byte of the request left. */
+function closedBeforeTls(err: unknown): boolean {
+  const e = err as NodeJS.ErrnoException;
+  return e.code === 'ECONNRESET' && /before secure TLS connection was established/.test(e.message);
+}
+
+/**
  * Ask Keycloak for an access token (OAuth 2.0 token endpoint, form-encoded). `localhost` is dialled
  * over IPv4, where Keycloak listens; over https the certificate must chain to `caFile` and name the
  * URL's host. The issuer in the token stays the configured hostname.
@@ -109,24 +122,35 @@ export async function requestToken(
   o: TokenClientOptions = {},
 ): Promise<string> {
   const body = tokenRequest(p, name);
-  let res: TextReply;
-  try {
-    res = await requestText(p.tokenUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: body.toString(),
-      ...(o.caFile !== undefined ? { ca: readFileSync(o.caFile) } : {}),
-      timeoutMs: 15_000,
-    });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? '';
-    const hint = untrusted.test(code)
-      ? `its certificate is not trusted by ${o.caFile ?? "the system's roots"}; the stack's Keycloak chains to the stack's trust bundle (.trellis/<stack>/pki/root.pem)`
-      : 'is the stack up?';
-    throw new Error(
-      `could not reach Keycloak at ${p.tokenUrl} (${code ? `${code}: ` : ''}${(err as Error).message}); ${hint}`,
-      { cause: err },
-    );
+  let res: TextReply | undefined;
+  for (let attempt = 1; res === undefined; attempt++) {
+    try {
+      res = await requestText(p.tokenUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: body.toString(),
+        ...(o.caFile !== undefined ? { ca: readFileSync(o.caFile) } : {}),
+        timeoutMs: 15_000,
+      });
+    } catch (err) {
+      // Closed before TLS was up, so nothing was sent: safe to try again. Keycloak does this for about
+      // 0.1 s each time it reloads a renewed certificate (ADR 0031); a Keycloak that is down does it
+      // too (the relay in front of its pod), and then every try fails within TLS_RETRY_DELAYS_MS.
+      const delay = TLS_RETRY_DELAYS_MS[attempt - 1];
+      if (delay !== undefined && closedBeforeTls(err)) {
+        await new Promise((r) => setTimeout(r, delay));
+        continue;
+      }
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      const hint = untrusted.test(code)
+        ? `its certificate is not trusted by ${o.caFile ?? "the system's roots"}; the stack's Keycloak chains to the stack's trust bundle (.trellis/<stack>/pki/root.pem)`
+        : 'is the stack up?';
+      const tries = attempt > 1 ? `, ${attempt} tries` : '';
+      throw new Error(
+        `could not reach Keycloak at ${p.tokenUrl} (${code ? `${code}: ` : ''}${(err as Error).message}${tries}); ${hint}`,
+        { cause: err },
+      );
+    }
   }
   let json: { access_token?: string; error?: string; error_description?: string } = {};
   try {
