@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type kafkajs from 'kafkajs';
 import type { Consumer, ConsumerConfig, EachBatchPayload } from 'kafkajs';
-import { NotYetError, type Dependency } from './dependency.ts';
+import { cappedBackoff, NotYetError, type Dependency } from './dependency.ts';
 import { Tracing } from './tracing.ts';
 
 /** Options of {@link GroupConsumer}. */
@@ -162,7 +162,8 @@ export abstract class GroupConsumer implements Dependency {
       'consumer stalled: a request unanswered; replacing it, with new connections',
     );
     try {
-      for (let delay = 250; !this.closing; delay = Math.min(delay * 2, 5_000)) {
+      for (const wait of cappedBackoff()) {
+        if (this.closing) return;
         const old = this.consumer;
         this.replacedCount++;
         this.consumer = this.newConsumer();
@@ -182,7 +183,7 @@ export abstract class GroupConsumer implements Dependency {
           return;
         } catch (err) {
           this.log.warn({ err: err as Error, groupId: this.groupId }, 'new consumer: start failed');
-          await new Promise((r) => setTimeout(r, delay));
+          await new Promise((r) => setTimeout(r, wait));
         }
       }
     } finally {

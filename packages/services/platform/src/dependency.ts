@@ -20,6 +20,14 @@ export class NotYetError extends Error {
 }
 
 /**
+ * The waits between tries of something that keeps failing: 0.25 s, doubling, capped at 5 s, for ever.
+ * The loops that use it end themselves (on close).
+ */
+export function* cappedBackoff(firstMs = 250, capMs = 5_000): Generator<number, never> {
+  for (let ms = firstMs; ; ms = Math.min(ms * 2, capMs)) yield ms;
+}
+
+/**
  * Connects dependencies in the background, retrying with capped backoff, so the HTTP server (and its
  * health endpoints) come up at once and readiness tells the truth while a data store is still down.
  */
@@ -64,7 +72,7 @@ export class Connector {
   }
 
   private async loop(d: Dependency): Promise<void> {
-    let delay = 250;
+    const waits = cappedBackoff();
     for (let attempt = 1; !this.stopped; attempt++) {
       try {
         await d.connect();
@@ -85,10 +93,9 @@ export class Connector {
           this.sleeps.delete(wake);
           resolve();
         };
-        const t = setTimeout(wake, delay);
+        const t = setTimeout(wake, waits.next().value);
         this.sleeps.add(wake);
       });
-      delay = Math.min(delay * 2, 5_000);
     }
   }
 }

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import kafkajs from 'kafkajs';
 import type { Message, Producer } from 'kafkajs';
-import type { Dependency } from './dependency.ts';
+import { cappedBackoff, type Dependency } from './dependency.ts';
 import { ATTR, Tracing, sendSpan, type Context } from './tracing.ts';
 
 const { Partitioners } = kafkajs;
@@ -202,7 +202,8 @@ export class Publisher implements Dependency {
       { topic: this.topic, stallMs: this.stallMs, records, replaced: this.replacedCount + 1 },
       'produce request stalled; replacing the producer, with new connections',
     );
-    for (let delay = 250; !this.closing; delay = Math.min(delay * 2, 5_000)) {
+    for (const wait of cappedBackoff()) {
+      if (this.closing) return;
       const old = this.producer;
       this.replacedCount++;
       this.producer = this.newProducer();
@@ -235,7 +236,7 @@ export class Publisher implements Dependency {
         },
         'new producer did not connect; replacing it too',
       );
-      await sleep(delay);
+      await sleep(wait);
     }
   }
 
