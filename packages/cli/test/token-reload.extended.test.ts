@@ -15,7 +15,12 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeCertFiles } from '@trellis/components/local/pki-impl';
-import { CertificateAuthority, startKeycloak, type KeycloakInstance } from '@trellis/local/harness';
+import {
+  CertificateAuthority,
+  clientCredentialsRealm,
+  startKeycloak,
+  type KeycloakInstance,
+} from '@trellis/local/harness';
 import { keycloak } from '@trellis/local/toolchain';
 import { requestToken } from '../src/verbs/token.ts';
 
@@ -48,23 +53,7 @@ describe('logins while Keycloak reloads a renewed certificate', () => {
     const secret = randomBytes(24).toString('base64url');
     kc = await startKeycloak({
       dir: join(root, 'kc'),
-      realm: {
-        realm: 'trellis-test',
-        enabled: true,
-        clients: [
-          {
-            clientId: 'reload-agent',
-            enabled: true,
-            protocol: 'openid-connect',
-            publicClient: false,
-            clientAuthenticatorType: 'client-secret',
-            secret,
-            serviceAccountsEnabled: true,
-            standardFlowEnabled: false,
-            directAccessGrantsEnabled: false,
-          },
-        ],
-      },
+      realm: clientCredentialsRealm('trellis-test', 'reload-agent', secret),
       tls: {
         certFile: files['cert.pem'] ?? '',
         keyFile: files['key.pem'] ?? '',

@@ -5,7 +5,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countKeys, lostAndDuplicated } from '../src/harness/kafka-read.ts';
 import { describeKafkaQuorum, type KafkaCluster } from '../src/harness/kafka-cluster.ts';
-import { startPodKafkaCluster, type PodKafkaCluster } from '../src/harness/kafka-pod-cluster.ts';
+import {
+  startPodKafkaCluster,
+  type NodeCut,
+  type PodKafkaCluster,
+} from '../src/harness/kafka-pod-cluster.ts';
 import { waitUntil } from '../src/harness/wait.ts';
 
 // A network partition (issue 13, item 3): the same 3-node KRaft cluster as kafka-cluster.faults.test.ts
@@ -39,7 +43,6 @@ function client(who: string, clientId: string, requestTimeout = 30_000): Kafka {
   const cfg = pcs().clientConfig(who, clientId);
   return new Kafka({ ...cfg, requestTimeout, retry: { retries: 5, initialRetryTime: 300 } });
 }
-const link = (i: number, state: 'up' | 'down'): void => pcs().link(i, state);
 
 beforeAll(async () => {
   pc = await startPodKafkaCluster({
@@ -116,29 +119,16 @@ describe('a 3-node KRaft cluster in pods, one node cut off from its peers', () =
     let failed = 0;
     let ackedDuringCut = 0;
     const errors: string[] = [];
-    let cutAt = 0;
-    let healedAt = 0;
     let firstAckAfterCut = 0;
-    // The heal runs on its own timer: a send to the cut-off leader may hang until its request
-    // times out, and must not stretch the cut.
-    let healTimer: NodeJS.Timeout | undefined;
-    const heal = (): void => {
-      clearTimeout(healTimer);
-      if (cutAt && !healedAt) {
-        link(victim, 'up');
-        healedAt = Date.now();
-      }
-    };
+    // The heal runs on its own timer (PodKafkaCluster.cut): a send to the cut-off leader may hang
+    // until its request times out, and must not stretch the cut.
+    let cut: NodeCut | undefined;
     // Bounded: at most 2,000 records and 110 s; records go on for 10 s after the heal.
     const deadline = Date.now() + 110_000;
     try {
       for (let i = 0; i < 2_000 && Date.now() < deadline; i++) {
-        if (i === 100) {
-          link(victim, 'down');
-          cutAt = Date.now();
-          healTimer = setTimeout(heal, CUT_MS);
-        }
-        if (healedAt && Date.now() - healedAt > 10_000) break;
+        if (i === 100) cut = pcs().cut(victim, CUT_MS);
+        if (cut?.healedAt && Date.now() - cut.healedAt > 10_000) break;
         const key = `o-${i}`;
         try {
           await producer.send({
@@ -148,11 +138,12 @@ describe('a 3-node KRaft cluster in pods, one node cut off from its peers', () =
             messages: [{ key, value: key }],
           });
           acked.push(key);
-          if (cutAt && !firstAckAfterCut) firstAckAfterCut = Date.now();
-          if (cutAt && !healedAt) ackedDuringCut++;
+          if (cut && !firstAckAfterCut) firstAckAfterCut = Date.now();
+          if (cut && !cut.healedAt) ackedDuringCut++;
         } catch (err) {
           failed++;
-          if (errors.length < 5) errors.push(`${Date.now() - cutAt} ms: ${(err as Error).message}`);
+          if (errors.length < 5)
+            errors.push(`${Date.now() - (cut?.at ?? 0)} ms: ${(err as Error).message}`);
           await producer.disconnect().catch(() => undefined);
           producer = await newProducer().catch(() => producer);
           producers++;
@@ -160,10 +151,11 @@ describe('a 3-node KRaft cluster in pods, one node cut off from its peers', () =
         await new Promise((r) => setTimeout(r, 20));
       }
     } finally {
-      heal();
+      cut?.heal();
       await producer.disconnect().catch(() => undefined);
     }
-    expect(cutAt).toBeGreaterThan(0);
+    if (!cut) throw new Error('the node was never cut off');
+    const { at: cutAt, healedAt } = cut;
     expect(healedAt - cutAt).toBeGreaterThanOrEqual(CUT_MS - 50);
     console.info(
       `cut: ${acked.length} acknowledged, ${failed} failed sends (${errors.join(' | ')}), ${producers} producers; ` +

@@ -7,9 +7,11 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestText } from '../src/harness/https.ts';
 import {
+  clientCredentialsRealm,
   startKeycloak,
   type KeycloakInstance,
   type KeycloakServerTls,
+  type RealmRepresentation,
 } from '../src/harness/keycloak.ts';
 import { CertificateAuthority, writePemFiles } from '../src/harness/tls.ts';
 import { keycloak } from '../src/toolchain/keycloak.ts';
@@ -17,25 +19,8 @@ import { keycloak } from '../src/toolchain/keycloak.ts';
 const CLIENT_ID = 'orders-agent';
 
 /** A realm with one confidential client that may use the client-credentials grant. */
-function realm(secret: string): { realm: string; [k: string]: unknown } {
-  return {
-    realm: 'trellis-test',
-    enabled: true,
-    clients: [
-      {
-        clientId: CLIENT_ID,
-        enabled: true,
-        protocol: 'openid-connect',
-        publicClient: false,
-        clientAuthenticatorType: 'client-secret',
-        secret,
-        serviceAccountsEnabled: true,
-        standardFlowEnabled: false,
-        directAccessGrantsEnabled: false,
-      },
-    ],
-  };
-}
+const realm = (secret: string): RealmRepresentation =>
+  clientCredentialsRealm('trellis-test', CLIENT_ID, secret);
 
 /** The addresses a TCP port is listening on, from /proc/net/tcp and tcp6 (this network namespace). */
 function listeningAddresses(port: number): string[] {

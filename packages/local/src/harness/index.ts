@@ -73,7 +73,12 @@ export type {
 } from './kafka-cluster.ts';
 export { startPodKafkaCluster } from './kafka-pod-cluster.ts';
 export { countKeys, lostAndDuplicated } from './kafka-read.ts';
-export type { PodKafkaCluster, PodKafkaClusterOptions, TopicAccess } from './kafka-pod-cluster.ts';
+export type {
+  NodeCut,
+  PodKafkaCluster,
+  PodKafkaClusterOptions,
+  TopicAccess,
+} from './kafka-pod-cluster.ts';
 export { probeKafka, kafkaClientConfig } from './kafka-client.ts';
 export type { KafkaServer, KafkaClientCredentials } from './kafka-client.ts';
 export {
@@ -148,6 +153,7 @@ export { startNginx, testNginxConfig, renderNginxConf, nginxLaunchSpec } from '.
 export type { NginxOptions, NginxInstance, NginxLaunchSpec, RenderNginxOptions } from './nginx.ts';
 export {
   startKeycloak,
+  clientCredentialsRealm,
   probeKeycloak,
   keycloakLaunchSpec,
   keycloakRealmFile,

@@ -49,6 +49,16 @@ export interface TopicAccess {
   leader?: number;
 }
 
+/** A timed cut of one node ({@link PodKafkaCluster.cut}). */
+export interface NodeCut {
+  /** When the link went down (ms since the epoch). */
+  readonly at: number;
+  /** When it came back up; 0 while still cut. */
+  readonly healedAt: number;
+  /** Bring the link up now, if it is not already. */
+  heal(): void;
+}
+
 /** A running {@link startPodKafkaCluster} cluster and what a test needs to reach and cut it. */
 export interface PodKafkaCluster {
   cluster: KafkaCluster;
@@ -73,6 +83,11 @@ export interface PodKafkaCluster {
   topic(name: string, access: TopicAccess): Promise<void>;
   /** `ip -n <node's namespace> link set eth0 up|down`: the cable between the pod and the bridge. */
   link(i: number, state: 'up' | 'down'): void;
+  /**
+   * Cut node `i` off now and heal it after `ms` on a timer of its own, so a call hanging on the cut
+   * node cannot stretch the cut; `heal()` heals at once (call it in a `finally`), and only once.
+   */
+  cut(i: number, ms: number): NodeCut;
   /** A scratch directory of the cluster, removed by `stop`. */
   dir: string;
   /** Every link up, the nodes stopped, the pods and files removed; never throws. */
@@ -167,6 +182,25 @@ export async function startPodKafkaCluster(opts: PodKafkaClusterOptions): Promis
       pod: (i) => ({ netns: podOf(i).netns, uid: podOf(i).launch.uid }),
       clientConfig: clientConfigOf,
       link,
+      cut: (i, ms) => {
+        link(i, 'down');
+        let healedAt = 0;
+        const heal = (): void => {
+          clearTimeout(timer);
+          if (healedAt === 0) {
+            link(i, 'up');
+            healedAt = Date.now();
+          }
+        };
+        const timer = setTimeout(heal, ms);
+        return {
+          at: Date.now(),
+          get healedAt() {
+            return healedAt;
+          },
+          heal,
+        };
+      },
       dir,
       stop,
       topic: (name, access) =>

@@ -34,6 +34,34 @@ export interface RealmRepresentation {
   [key: string]: unknown;
 }
 
+/**
+ * A realm of one confidential client that may use only the client-credentials grant: what the harness
+ * tests log in with.
+ */
+export function clientCredentialsRealm(
+  realm: string,
+  clientId: string,
+  secret: string,
+): RealmRepresentation {
+  return {
+    realm,
+    enabled: true,
+    clients: [
+      {
+        clientId,
+        enabled: true,
+        protocol: 'openid-connect',
+        publicClient: false,
+        clientAuthenticatorType: 'client-secret',
+        secret,
+        serviceAccountsEnabled: true,
+        standardFlowEnabled: false,
+        directAccessGrantsEnabled: false,
+      },
+    ],
+  };
+}
+
 export interface KeycloakOptions {
   /**
    * The instance's own directory. Keycloak's home is rebuilt here from links into the shared install

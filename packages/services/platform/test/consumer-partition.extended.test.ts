@@ -11,7 +11,7 @@
 import { execFileSync } from 'node:child_process';
 import kafkajs from 'kafkajs';
 import type { EachBatchPayload, Producer } from 'kafkajs';
-import { startPodKafkaCluster, type PodKafkaCluster } from '@trellis/local/harness';
+import { startPodKafkaCluster, type NodeCut, type PodKafkaCluster } from '@trellis/local/harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GroupConsumer } from '../src/consumer.ts';
 import { createKafka } from '../src/kafka.ts';
@@ -21,12 +21,25 @@ const TD = 'spiffe://trellis.test';
 const ORDERS_API = `${TD}/ns/orders/sa/orders-api`;
 const LEDGER = `${TD}/ns/orders/sa/ledger`;
 const TOPIC = 'orders.v1';
-const GROUP = 'ledger';
 const CUT_MS = 45_000;
 
 let pc: PodKafkaCluster | undefined;
+/** The consumer group: one whose coordinator is node 1, the node the test cuts off (see beforeAll). */
+let group = '';
 const loadavg = (): string => execFileSync('uptime', { encoding: 'utf8' }).trim();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Java's String.hashCode, which Kafka hashes a group id with. */
+function javaHashCode(s: string): number {
+  let h = 0;
+  for (let i = 0; i < s.length; i++) h = (Math.imul(31, h) + s.charCodeAt(i)) | 0;
+  return h;
+}
+
+/** Kafka's Utils.abs: Math.abs, except that Integer.MIN_VALUE gives 0. */
+function kafkaAbs(n: number): number {
+  return n === -2_147_483_648 ? 0 : Math.abs(n);
+}
 
 function cluster(): PodKafkaCluster {
   if (!pc) throw new Error('the Kafka cluster did not start');
@@ -69,9 +82,34 @@ beforeAll(async () => {
   });
   await pc.topic(TOPIC, {
     producers: [ORDERS_API],
-    consumers: [{ spiffeId: LEDGER, group: GROUP }],
+    consumers: [{ spiffeId: LEDGER, group: 'ledger' }],
     leader: 1,
   });
+  // The cut node is made the group's coordinator too, so every run meets both stalls of session 11's
+  // runs: a fetch to the cut-off leader, and a commit to the cut-off coordinator (docs/reliability.md).
+  // A group's coordinator leads the offsets topic's partition Utils.abs(hashCode(group)) % partitions
+  // (Kafka's partitionFor), so a group name is picked whose partition node 1 leads; a second
+  // topic grants the ledger that group.
+  const admin = new kafkajs.Kafka(pc.clientConfig('node-1', 'trellis-test-admin')).admin();
+  await admin.connect();
+  try {
+    const md = await admin.fetchTopicMetadata({ topics: ['__consumer_offsets'] });
+    const leaders = new Map((md.topics[0]?.partitions ?? []).map((p) => [p.partitionId, p.leader]));
+    const coordinatorOf = (g: string): number | undefined =>
+      leaders.get(kafkaAbs(javaHashCode(g)) % leaders.size);
+    group =
+      ['ledger', ...Array.from({ length: 50 }, (_, i) => `ledger-${i}`)].find(
+        (g) => coordinatorOf(g) === 1,
+      ) ?? '';
+    if (!group) throw new Error(`no group name coordinated by node 1 (leaders ${[...leaders]})`);
+  } finally {
+    await admin.disconnect();
+  }
+  if (group !== 'ledger')
+    await pc.topic(`${TOPIC}.group-grant`, {
+      producers: [],
+      consumers: [{ spiffeId: LEDGER, group }],
+    });
   console.info(`kafka cluster in pods ready in ${pc.cluster.startupMs} ms; ${loadavg()}`);
 }, 600_000);
 
@@ -110,26 +148,17 @@ describe("the ledger's GroupConsumer while the partition leader is cut off", () 
     let producers = 1;
     const consumer = new Recorder(
       kafkaOf('ledger'),
-      { topic: TOPIC, groupId: GROUP, fetch: { maxWaitTimeInMs: 500 } },
+      { topic: TOPIC, groupId: group, fetch: { maxWaitTimeInMs: 500 } },
       log,
     );
     await consumer.connect();
 
     const acked = new Map<string, number>(); // key → when it was published
-    let cutAt = 0;
-    let healedAt = 0;
-    let healTimer: NodeJS.Timeout | undefined;
-    const heal = (): void => {
-      clearTimeout(healTimer);
-      if (cutAt && !healedAt) {
-        c.link(1, 'up');
-        healedAt = Date.now();
-      }
-    };
+    let cut: NodeCut | undefined;
     const deadline = Date.now() + 110_000;
     const writer = async (): Promise<void> => {
       for (let n = 0; n < 4_000 && Date.now() < deadline; n++) {
-        if (healedAt && Date.now() - healedAt > 10_000) return;
+        if (cut?.healedAt && Date.now() - cut.healedAt > 10_000) return;
         const key = `o-${n}`;
         const sentAt = Date.now();
         try {
@@ -153,19 +182,19 @@ describe("the ledger's GroupConsumer while the partition leader is cut off", () 
       const callers = [writer()];
       await sleep(3_000);
       expect(consumer.handled.size).toBeGreaterThan(0);
-      c.link(1, 'down');
-      cutAt = Date.now();
-      healTimer = setTimeout(heal, CUT_MS);
+      cut = c.cut(1, CUT_MS);
       await Promise.all(callers);
       // Every acknowledged record consumed (bounded wait after the heal).
       const t0 = Date.now();
       while ([...acked.keys()].some((k) => !consumer.handled.has(k)) && Date.now() - t0 < 60_000)
         await sleep(250);
     } finally {
-      heal();
+      cut?.heal();
       await producer.disconnect().catch(() => undefined);
       await consumer.close().catch(() => undefined);
     }
+    if (!cut) throw new Error('the node was never cut off');
+    const { at: cutAt, healedAt } = cut;
     const during = [...acked].filter(([, at]) => at > cutAt && at < healedAt);
     const consumedDuringCut = during.filter(
       ([k]) => (consumer.handled.get(k) ?? Infinity) < healedAt,
@@ -175,7 +204,7 @@ describe("the ledger's GroupConsumer while the partition leader is cut off", () 
     // When consuming resumed: the first record published during the cut to be handled.
     const resumed = Math.min(...during.map(([k]) => consumer.handled.get(k) ?? Infinity));
     console.info(
-      `cut node 1 (leader) for ${healedAt - cutAt} ms: ${acked.size} acknowledged, ${during.length} of them ` +
+      `cut node 1 (leader, and coordinator of group ${group}) for ${healedAt - cutAt} ms: ${acked.size} acknowledged, ${during.length} of them ` +
         `published during the cut, ${consumedDuringCut.length} of those consumed before the heal` +
         (consumedDuringCut.length ? ` (the first ${firstConsumed - cutAt} ms after the cut)` : '') +
         `; consuming resumed ${resumed - cutAt} ms after the cut (${resumed - healedAt} ms after the heal)` +

@@ -13,6 +13,7 @@ import {
   countKeys,
   lostAndDuplicated,
   startPodKafkaCluster,
+  type NodeCut,
   type PodKafkaCluster,
 } from '@trellis/local/harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -85,37 +86,29 @@ describe("orders-api's Publisher while the partition leader is cut off", () => {
 
     const acked: string[] = [];
     const failures: string[] = [];
-    let cutAt = 0;
-    let healedAt = 0;
+    let cut: NodeCut | undefined;
     let firstAckAfterCut = 0;
     let ackedDuringCut = 0;
-    let healTimer: NodeJS.Timeout | undefined;
-    const heal = (): void => {
-      clearTimeout(healTimer);
-      if (cutAt && !healedAt) {
-        c.link(victim, 'up');
-        healedAt = Date.now();
-      }
-    };
     // Four callers, like concurrent requests, each awaiting its own publish. Bounded: 2,000 records
     // per caller and 110 s; records go on for 10 s after the heal.
     const deadline = Date.now() + 110_000;
     let next = 0;
     const caller = async (): Promise<void> => {
       for (let n = 0; n < 2_000 && Date.now() < deadline; n++) {
-        if (healedAt && Date.now() - healedAt > 10_000) return;
+        if (cut?.healedAt && Date.now() - cut.healedAt > 10_000) return;
         const key = `o-${next++}`;
         const sentAt = Date.now();
         try {
           await publisher.publish({ key, value: key });
           acked.push(key);
           // Only records published after the cut count: one in flight at the cut may be acked at once.
-          if (cutAt && sentAt > cutAt && !healedAt) {
+          if (cut && sentAt > cut.at && !cut.healedAt) {
             ackedDuringCut++;
             if (!firstAckAfterCut) firstAckAfterCut = Date.now();
           }
         } catch (err) {
-          if (failures.length < 2_000) failures.push(`${Date.now() - cutAt} ms: ${String(err)}`);
+          if (failures.length < 2_000)
+            failures.push(`${Date.now() - (cut?.at ?? 0)} ms: ${String(err)}`);
         }
         await sleep(20);
       }
@@ -124,14 +117,14 @@ describe("orders-api's Publisher while the partition leader is cut off", () => {
     try {
       await sleep(3_000); // records flow before the cut
       expect(acked.length).toBeGreaterThan(0);
-      c.link(victim, 'down');
-      cutAt = Date.now();
-      healTimer = setTimeout(heal, CUT_MS);
+      cut = c.cut(victim, CUT_MS);
       await Promise.all(callers);
     } finally {
-      heal();
+      cut?.heal();
       await publisher.close().catch(() => undefined);
     }
+    if (!cut) throw new Error('the node was never cut off');
+    const { at: cutAt, healedAt } = cut;
     const stalls = lines.filter(
       (l) => l.msg === 'produce request stalled; replacing the producer, with new connections',
     ).length;
