@@ -1,7 +1,8 @@
 /**
  * The real Keycloak while it reloads a renewed certificate (`https-certificates-reload-period`): new
- * TLS connections are closed before the handshake for a moment (ADR 0031), and `requestToken` rides
- * through that by trying a connection closed before TLS again. Opt-in (`--project extended`): it waits
+ * TLS connections are closed before the handshake for a moment (ADR 0031). `requestToken` rides through
+ * that by trying a connection closed before TLS again, and so does every client of the stack's relay in
+ * front of Keycloak's pod, which dials again for them (`RELAY_SCRIPT --replay-unanswered`). Opt-in (`--project extended`): it waits
  * for two reloads of Keycloak's 31 s period, about 2.5 min in all.
  *
  * Both loops run side by side against the same server: bare TLS handshakes every 20 ms (what any client
@@ -14,7 +15,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { writeCertFiles } from '@trellis/components/local/pki-impl';
+import { RELAY_SCRIPT } from '@trellis/components/local/relay';
 import {
   CertificateAuthority,
   clientCredentialsRealm,
@@ -26,14 +29,16 @@ import { requestToken } from '../src/verbs/token.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'trellis-token-reload-'));
 let kc: KeycloakInstance | undefined;
+let relay: ChildProcess | undefined;
 
 afterAll(async () => {
+  relay?.kill('SIGTERM');
   await kc?.stop();
   rmSync(root, { recursive: true, force: true });
 });
 
 describe('logins while Keycloak reloads a renewed certificate', () => {
-  it('bare handshakes may be closed for a moment; no login through requestToken fails', async () => {
+  it('bare handshakes may be closed for a moment; none through the relay, and no login through requestToken, fails', async () => {
     await keycloak.ensure();
     const names = { commonName: 'localhost', dns: ['localhost'], ips: ['127.0.0.1'] };
     const ca = await (
@@ -70,16 +75,34 @@ describe('logins while Keycloak reloads a renewed certificate', () => {
       agents: { 'reload-agent': secret },
     };
 
-    /** One bare handshake: the serial served, or the error. */
-    const handshake = (): Promise<{ serial?: string; error?: string }> =>
+    // The stack's relay, as `up` runs it in front of Keycloak's pod: here on 127.0.0.2, to 127.0.0.1.
+    const relayScript = join(root, 'relay.mjs');
+    writeFileSync(relayScript, RELAY_SCRIPT);
+    const child = spawn(
+      process.execPath,
+      [relayScript, '127.0.0.2', '127.0.0.1', '--replay-unanswered', String(port)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    relay = child;
+    let replays = 0;
+    await new Promise<void>((resolve, reject) => {
+      child.stdout?.on('data', (b: Buffer) => {
+        replays += b
+          .toString()
+          .split('\n')
+          .filter((l) => l.startsWith('replay ')).length;
+        resolve();
+      });
+      child.on('exit', (code) => reject(new Error(`the relay exited (${code})`)));
+    });
+
+    /** One bare handshake, to Keycloak or through the relay: the serial served, or the error. */
+    const handshake = (host = '127.0.0.1'): Promise<{ serial?: string; error?: string }> =>
       new Promise((res) => {
-        const s = connect(
-          { host: '127.0.0.1', port, ca: ca.rootPem, servername: 'localhost' },
-          () => {
-            res({ serial: s.getPeerCertificate().serialNumber });
-            s.end();
-          },
-        );
+        const s = connect({ host, port, ca: ca.rootPem, servername: 'localhost' }, () => {
+          res({ serial: s.getPeerCertificate().serialNumber });
+          s.end();
+        });
         s.setTimeout(5_000, () => {
           s.destroy();
           res({ error: 'timeout' });
@@ -93,6 +116,8 @@ describe('logins while Keycloak reloads a renewed certificate', () => {
 
     const serials = [first];
     const handshakeErrors: string[] = [];
+    const relayedErrors: string[] = [];
+    let relayed = 0;
     const loginErrors: string[] = [];
     let logins = 0;
     let handshakes = 0;
@@ -117,6 +142,9 @@ describe('logins while Keycloak reloads a renewed certificate', () => {
         const h = await handshake();
         if (h.error !== undefined) handshakeErrors.push(h.error);
         else served = h.serial;
+        relayed++;
+        const r = await handshake('127.0.0.2');
+        if (r.error !== undefined) relayedErrors.push(r.error);
         await new Promise((x) => setTimeout(x, 20));
       }
       // Logins go on for 2 s after the new certificate is first served.
@@ -128,10 +156,13 @@ describe('logins while Keycloak reloads a renewed certificate', () => {
     }
     process.stdout.write(
       `Keycloak reloads: ${handshakes} bare handshakes, ${handshakeErrors.length} closed before TLS ` +
-        `(${[...new Set(handshakeErrors)].join('; ') || 'none'}); ${logins} logins, ${loginErrors.length} failed\n`,
+        `(${[...new Set(handshakeErrors)].join('; ') || 'none'}); ${relayed} through the relay ` +
+        `(which dialled again ${replays} times), ` +
+        `${relayedErrors.length} failed; ${logins} logins, ${loginErrors.length} failed\n`,
     );
     expect(new Set(serials).size).toBe(3);
     expect(loginErrors).toEqual([]);
+    expect(relayedErrors).toEqual([]);
     expect(logins).toBeGreaterThan(20);
   });
 });

@@ -356,6 +356,8 @@ export class LocalKeycloak extends pulumi.ComponentResource {
           listen: '127.0.0.1',
           target: pod.address,
           ports: [args.ports.https],
+          // Keycloak closes new connections for about 0.1 s when it reloads its certificate (ADR 0031).
+          replayUnanswered: true,
         },
         { parent: this, dependsOn: [this.server] },
       );
