@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countKeys, lostAndDuplicated } from '../src/harness/kafka-read.ts';
 import { describeKafkaQuorum, type KafkaCluster } from '../src/harness/kafka-cluster.ts';
 import {
-  startPodKafkaCluster,
+  startOrdersPodCluster,
   type NodeCut,
   type PodKafkaCluster,
 } from '../src/harness/kafka-pod-cluster.ts';
@@ -18,9 +18,6 @@ import { waitUntil } from '../src/harness/wait.ts';
 // clients for 45 s by taking its pod's link down inside its namespace; a steady idempotent acks=all
 // producer goes on meanwhile. Then: every acknowledged record exactly once, the node back in the ISR
 // and caught up in the quorum, and the same process (no restart).
-const TD = 'spiffe://trellis.test';
-const ORDERS_API = `${TD}/ns/orders/sa/orders-api`;
-const LEDGER = `${TD}/ns/orders/sa/ledger`;
 const TOPIC = 'orders.v1';
 // 45 s, not the issue's 30 s: in one run of the 30 s cut the producer's first ack after the cut came
 // at 29.5 s (its sends timed out on the cut-off leader until a metadata refresh named the new one),
@@ -45,22 +42,15 @@ function client(who: string, clientId: string, requestTimeout = 30_000): Kafka {
 }
 
 beforeAll(async () => {
-  pc = await startPodKafkaCluster({
+  pc = await startOrdersPodCluster({
     stack: 'kpart',
     subnetBasePort: 47_000, // 198.18.47.0/24
-    trustDomain: TD,
-    clients: { 'orders-api': ORDERS_API, ledger: LEDGER },
-    properties: { 'offsets.topic.num.partitions': '3' },
+    topic: TOPIC,
   });
-  const cluster = pc.cluster;
   console.info(
     `kafka cluster in pods (${[1, 2, 3].map((i) => pcs().address(i)).join(', ')}): ready in ` +
-      `${cluster.startupMs} ms; ${loadavg()}`,
+      `${pc.cluster.startupMs} ms; ${loadavg()}`,
   );
-  await pc.topic(TOPIC, {
-    producers: [ORDERS_API],
-    consumers: [{ spiffeId: LEDGER, group: 'ledger' }],
-  });
 }, 600_000);
 
 afterAll(async () => {

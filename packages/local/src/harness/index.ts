@@ -71,7 +71,11 @@ export type {
   QuorumAnswer,
   QuorumReplica,
 } from './kafka-cluster.ts';
-export { startPodKafkaCluster } from './kafka-pod-cluster.ts';
+export {
+  ORDERS_POD_CLUSTER_IDS,
+  startOrdersPodCluster,
+  startPodKafkaCluster,
+} from './kafka-pod-cluster.ts';
 export { countKeys, lostAndDuplicated } from './kafka-read.ts';
 export type {
   NodeCut,

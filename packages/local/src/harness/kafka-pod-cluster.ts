@@ -270,3 +270,42 @@ async function createTopic(kafka: Kafka, topic: string, access: TopicAccess): Pr
     await admin.disconnect();
   }
 }
+
+/** The test identities of {@link startOrdersPodCluster}: orders-api writes the topic, the ledger reads it. */
+export const ORDERS_POD_CLUSTER_IDS = {
+  trustDomain: 'spiffe://trellis.test',
+  ordersApi: 'spiffe://trellis.test/ns/orders/sa/orders-api',
+  ledger: 'spiffe://trellis.test/ns/orders/sa/ledger',
+} as const;
+
+/**
+ * The partition tests' cluster: a {@link startPodKafkaCluster} with client certificates for orders-api
+ * and the ledger, a 3-partition offsets topic, and `topic` written by orders-api and read by the ledger
+ * in group `ledger`, its leader on `leader` when given. Stopped again if the topic cannot be made.
+ */
+export async function startOrdersPodCluster(o: {
+  stack: string;
+  subnetBasePort: number;
+  topic: string;
+  leader?: number;
+}): Promise<PodKafkaCluster> {
+  const ids = ORDERS_POD_CLUSTER_IDS;
+  const pc = await startPodKafkaCluster({
+    stack: o.stack,
+    subnetBasePort: o.subnetBasePort,
+    trustDomain: ids.trustDomain,
+    clients: { 'orders-api': ids.ordersApi, ledger: ids.ledger },
+    properties: { 'offsets.topic.num.partitions': '3' },
+  });
+  try {
+    await pc.topic(o.topic, {
+      producers: [ids.ordersApi],
+      consumers: [{ spiffeId: ids.ledger, group: 'ledger' }],
+      ...(o.leader !== undefined ? { leader: o.leader } : {}),
+    });
+  } catch (err) {
+    await pc.stop();
+    throw err;
+  }
+  return pc;
+}

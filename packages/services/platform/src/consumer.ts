@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type kafkajs from 'kafkajs';
 import type { Consumer, ConsumerConfig, EachBatchPayload } from 'kafkajs';
-import { cappedBackoff, NotYetError, type Dependency } from './dependency.ts';
+import { cappedBackoff, disconnectAbandoned, NotYetError, type Dependency } from './dependency.ts';
 import { Tracing } from './tracing.ts';
 
 /** Options of {@link GroupConsumer}. */
@@ -171,9 +171,7 @@ export abstract class GroupConsumer implements Dependency {
         this.joined = false;
         this.pendingFetches.clear();
         this.pendingCommits.clear(); // the abandoned consumer's; they no longer count
-        old.disconnect().catch((err: unknown) => {
-          this.log.warn({ err: err as Error }, 'disconnecting an abandoned consumer failed');
-        });
+        disconnectAbandoned(old, 'consumer', this.log);
         try {
           await this.connect();
           this.log.info(

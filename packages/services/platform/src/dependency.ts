@@ -27,6 +27,17 @@ export function* cappedBackoff(firstMs = 250, capMs = 5_000): Generator<number, 
   for (let ms = firstMs; ; ms = Math.min(ms * 2, capMs)) yield ms;
 }
 
+/** Disconnect a kafkajs client that was replaced, in the background; a failure is only logged. */
+export function disconnectAbandoned(
+  client: { disconnect(): Promise<void> },
+  what: 'producer' | 'consumer',
+  log: FastifyBaseLogger,
+): void {
+  client.disconnect().catch((err: unknown) => {
+    log.warn({ err: err as Error }, `disconnecting an abandoned ${what} failed`);
+  });
+}
+
 /**
  * Connects dependencies in the background, retrying with capped backoff, so the HTTP server (and its
  * health endpoints) come up at once and readiness tells the truth while a data store is still down.

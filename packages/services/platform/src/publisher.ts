@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import kafkajs from 'kafkajs';
 import type { Message, Producer } from 'kafkajs';
-import { cappedBackoff, type Dependency } from './dependency.ts';
+import { cappedBackoff, disconnectAbandoned, type Dependency } from './dependency.ts';
 import { ATTR, Tracing, sendSpan, type Context } from './tracing.ts';
 
 const { Partitioners } = kafkajs;
@@ -176,16 +176,11 @@ export class Publisher implements Dependency {
   private pump(): void {
     if (this.inFlight || this.queue.length === 0) return;
     const batch = this.queue.splice(0, MAX_BATCH);
-    let timer: NodeJS.Timeout | undefined;
-    const stalled = new Promise<'stalled'>((resolve) => {
-      timer = setTimeout(() => resolve('stalled'), this.stallMs);
-    });
-    this.inFlight = Promise.race([this.sendBatch(this.producer, batch), stalled])
+    this.inFlight = orStalled(this.sendBatch(this.producer, batch), this.stallMs)
       .then(async (outcome) => {
         if (outcome === 'stalled') await this.replace(batch.length);
       })
       .finally(() => {
-        clearTimeout(timer);
         this.inFlight = null;
         this.pump();
       });
@@ -208,19 +203,14 @@ export class Publisher implements Dependency {
       this.replacedCount++;
       this.producer = this.newProducer();
       this.connected = false;
-      old.disconnect().catch((err: unknown) => {
-        this.log.warn({ err: err as Error }, 'disconnecting an abandoned producer failed');
-      });
-      let timer: NodeJS.Timeout | undefined;
-      const outcome = await Promise.race([
+      disconnectAbandoned(old, 'producer', this.log);
+      const outcome = await orStalled(
         this.producer.connect().then(
           () => 'connected' as const,
           (err: unknown) => err as Error,
         ),
-        new Promise<'stalled'>((resolve) => {
-          timer = setTimeout(() => resolve('stalled'), this.stallMs);
-        }),
-      ]).finally(() => clearTimeout(timer));
+        this.stallMs,
+      );
       if (outcome === 'connected') {
         this.log.info(
           { topic: this.topic, replaced: this.replacedCount },
@@ -255,6 +245,19 @@ export class Publisher implements Dependency {
       );
       for (const p of batch) p.reject(new PublishError('publish to Kafka failed', err));
     }
+  }
+}
+
+/** What `work` settles to, or 'stalled' if it has not settled within `ms` (it is not cancelled). */
+async function orStalled<T>(work: Promise<T>, ms: number): Promise<T | 'stalled'> {
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<'stalled'>((resolve) => {
+    timer = setTimeout(() => resolve('stalled'), ms);
+  });
+  try {
+    return await Promise.race([work, stalled]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -11,15 +11,18 @@
 import { execFileSync } from 'node:child_process';
 import kafkajs from 'kafkajs';
 import type { EachBatchPayload, Producer } from 'kafkajs';
-import { startPodKafkaCluster, type NodeCut, type PodKafkaCluster } from '@trellis/local/harness';
+import {
+  ORDERS_POD_CLUSTER_IDS,
+  startOrdersPodCluster,
+  type NodeCut,
+  type PodKafkaCluster,
+} from '@trellis/local/harness';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GroupConsumer } from '../src/consumer.ts';
 import { createKafka } from '../src/kafka.ts';
 import { keptLog, printWarnings } from './support/kept-log.ts';
 
-const TD = 'spiffe://trellis.test';
-const ORDERS_API = `${TD}/ns/orders/sa/orders-api`;
-const LEDGER = `${TD}/ns/orders/sa/ledger`;
+const { ledger: LEDGER } = ORDERS_POD_CLUSTER_IDS;
 const TOPIC = 'orders.v1';
 const CUT_MS = 45_000;
 
@@ -73,16 +76,10 @@ class Recorder extends GroupConsumer {
 }
 
 beforeAll(async () => {
-  pc = await startPodKafkaCluster({
+  pc = await startOrdersPodCluster({
     stack: 'cpart',
     subnetBasePort: 50_000, // 198.18.50.0/24
-    trustDomain: TD,
-    clients: { 'orders-api': ORDERS_API, ledger: LEDGER },
-    properties: { 'offsets.topic.num.partitions': '3' },
-  });
-  await pc.topic(TOPIC, {
-    producers: [ORDERS_API],
-    consumers: [{ spiffeId: LEDGER, group: 'ledger' }],
+    topic: TOPIC,
     leader: 1,
   });
   // The cut node is made the group's coordinator too, so every run meets both stalls of session 11's

@@ -12,7 +12,7 @@ import kafkajs from 'kafkajs';
 import {
   countKeys,
   lostAndDuplicated,
-  startPodKafkaCluster,
+  startOrdersPodCluster,
   type NodeCut,
   type PodKafkaCluster,
 } from '@trellis/local/harness';
@@ -21,9 +21,6 @@ import { createKafka } from '../src/kafka.ts';
 import { keptLog, printWarnings } from './support/kept-log.ts';
 import { Publisher } from '../src/publisher.ts';
 
-const TD = 'spiffe://trellis.test';
-const ORDERS_API = `${TD}/ns/orders/sa/orders-api`;
-const LEDGER = `${TD}/ns/orders/sa/ledger`;
 const TOPIC = 'orders.intake.v1';
 const CUT_MS = 45_000;
 /** orders-api's own publish timeout (PUBLISH_TIMEOUT_MS' default); stallMs is left at its default. */
@@ -39,17 +36,11 @@ function cluster(): PodKafkaCluster {
 }
 
 beforeAll(async () => {
-  pc = await startPodKafkaCluster({
+  // Leader on the first bootstrap broker: a new producer seeds itself there first, the worst node to lose.
+  pc = await startOrdersPodCluster({
     stack: 'ppart',
     subnetBasePort: 49_000, // 198.18.49.0/24
-    trustDomain: TD,
-    clients: { 'orders-api': ORDERS_API, ledger: LEDGER },
-    properties: { 'offsets.topic.num.partitions': '3' },
-  });
-  await pc.topic(TOPIC, {
-    producers: [ORDERS_API],
-    consumers: [{ spiffeId: LEDGER, group: 'ledger' }],
-    // The first bootstrap broker: a new producer seeds itself there first, the worst node to lose.
+    topic: TOPIC,
     leader: 1,
   });
   console.info(`kafka cluster in pods ready in ${pc.cluster.startupMs} ms; ${loadavg()}`);
