@@ -100,9 +100,13 @@ export function cassandraClientOptions(
   creds: CassandraClientCredentials = {},
 ): ClientOptions {
   const cluster = server.contactPoints !== undefined;
+  const contactPoints = cluster ? [...(server.contactPoints ?? [])] : [server.contactPoint];
   const opts: ClientOptions = {
-    contactPoints: cluster ? [...(server.contactPoints ?? [])] : [server.contactPoint],
+    contactPoints,
     localDataCenter: server.localDataCenter,
+    // The driver keys every node it learns from system.peers (an address, no port) at this port,
+    // 9042 unless set: the harness's nodes share one free native port (ADR 0028).
+    protocolOptions: { port: Number(contactPoints[0]?.split(':').pop() ?? 9042) },
     socketOptions: { connectTimeout: 3_000, readTimeout: 10_000 },
   };
   if (server.tls) {

@@ -35,6 +35,19 @@ export interface CassandraOptions {
   connectTimeoutMs?: number;
 }
 
+/**
+ * The port the driver gives the nodes it learns from `system.peers`: the contact points' own. The
+ * driver (4.10) reads `rpc_address` from `system.peers`, without a port, and keys each peer at
+ * `protocolOptions.port`, 9042 unless set. A cluster on another native port would leave every node
+ * but the control connection's unreachable, and a query would fail on all hosts when that one node
+ * went down (measured on a 3-node cluster, ADR 0028). Contact points on different ports are refused by
+ * the config (`CASSANDRA_CONTACT_POINTS`); the first one's port is used.
+ */
+export function peerNativePort(contactPoints: readonly string[]): number {
+  const first = contactPoints[0];
+  return first === undefined ? 9042 : splitHostPort(first).port;
+}
+
 /** A Cassandra session with readiness, as a {@link Dependency}. */
 export class CassandraDependency implements Dependency {
   readonly name = 'cassandra';
@@ -57,6 +70,7 @@ export class CassandraDependency implements Dependency {
     const clientOptions: cassandra.ClientOptions = {
       contactPoints: opts.contactPoints,
       localDataCenter: opts.localDataCenter,
+      protocolOptions: { port: peerNativePort(opts.contactPoints) },
       queryOptions: {
         consistency: types.consistencies[toConsistencyKey(opts.consistency ?? 'LOCAL_QUORUM')],
         prepare: true,

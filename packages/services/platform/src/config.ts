@@ -1,5 +1,5 @@
 import type { CassandraOptions } from './cassandra.ts';
-import { ConfigError, Env } from './env.ts';
+import { ConfigError, Env, splitHostPort } from './env.ts';
 import {
   cassandraEnvSchema,
   identityEnvSchema,
@@ -94,8 +94,18 @@ function tlsFromEnv<P extends 'CASSANDRA_' | 'KAFKA_'>(
 export function cassandraFromEnv(env: Env<CassandraEnv>): CassandraOptions {
   const tls = tlsFromEnv(env, 'CASSANDRA_');
   const translateTo = env.optionalHostPort('CASSANDRA_TRANSLATE_ADDRESS');
+  const contactPoints = env.hostPorts('CASSANDRA_CONTACT_POINTS');
+  // The driver dials every node it learns from `system.peers` at one native port (see
+  // peerNativePort); contact points on different ports would leave nodes it cannot reach.
+  const ports = [...new Set(contactPoints.map((c) => splitHostPort(c).port))];
+  if (!translateTo && ports.length > 1)
+    throw new ConfigError(
+      'CASSANDRA_CONTACT_POINTS',
+      `names ${ports.length} native ports (${ports.join(', ')}): the driver reaches every node it ` +
+        'learns from system.peers at one port, so every contact point must use the same one',
+    );
   return {
-    contactPoints: env.hostPorts('CASSANDRA_CONTACT_POINTS'),
+    contactPoints,
     localDataCenter: env.string('CASSANDRA_LOCAL_DC', 'datacenter1'),
     consistency: env.oneOf(
       'CASSANDRA_CONSISTENCY',
