@@ -57,6 +57,41 @@ describe('trellis test: the failed-test list at the end of the log', () => {
     expect(list[1]).toBe('load-tests/test/b.component.test.ts\n        Hook timed out in 120000ms');
   });
 
+  it("names the test file's own frame when the error was thrown deep in a library", () => {
+    const file = `${ROOT}/packages/local/test/c.faults.test.ts`;
+    const frames = [1, 2, 3, 4, 5].map(
+      (i) => `    at f${i} (${ROOT}/node_modules/lib/x.js:${i}:1)`,
+    );
+    const list = failedTests({
+      ...report,
+      testResults: [
+        {
+          name: file,
+          startTime: 0,
+          endTime: 1,
+          status: 'failed',
+          assertionResults: [
+            {
+              fullName: 'reads every acknowledged write',
+              status: 'failed',
+              failureMessages: [
+                ['Error: No connection available', ...frames, `    at readAll (${file}:42:7)`].join(
+                  '\n',
+                ),
+              ],
+            },
+          ],
+        },
+      ],
+    });
+    expect(list).toHaveLength(1);
+    const lines = list[0]!.split('\n');
+    // The message and the first five frames, then the test's own line.
+    expect(lines).toHaveLength(8);
+    expect(lines[1]).toBe('        Error: No connection available');
+    expect(lines[7]).toBe(`            … at readAll (${file}:42:7)`);
+  });
+
   it('lists nothing for a report with no failure', () => {
     expect(failedTests({ ...report, testResults: [report.testResults![2]!] })).toEqual([]);
   });

@@ -55,19 +55,29 @@ export function failedTests(r: VitestJson): string[] {
   for (const f of r.testResults ?? []) {
     const file = relative(ROOT, f.name);
     const failed = (f.assertionResults ?? []).filter((a) => a.status === 'failed');
-    for (const a of failed) out.push(`${file} > ${a.fullName}\n${excerpt(a.failureMessages?.[0])}`);
-    if (failed.length === 0 && f.status === 'failed') out.push(`${file}\n${excerpt(f.message)}`);
+    for (const a of failed)
+      out.push(`${file} > ${a.fullName}\n${excerpt(a.failureMessages?.[0], f.name)}`);
+    if (failed.length === 0 && f.status === 'failed')
+      out.push(`${file}\n${excerpt(f.message, f.name)}`);
   }
   return out;
 }
 
-/** The first lines of an error message, indented, without colour codes. */
-function excerpt(message: string | undefined): string {
-  const lines = (message ?? '(no message)')
+/**
+ * The first lines of an error message, indented, without colour codes. When the error was thrown deep
+ * in a library (its first frames in node_modules), the first frame in the test file itself follows, so
+ * the log says which call of the test failed.
+ */
+function excerpt(message: string | undefined, testFile?: string): string {
+  const all = (message ?? '(no message)')
     .replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'), '')
     .split('\n')
-    .filter((l) => l.trim() !== '')
-    .slice(0, 6);
+    .filter((l) => l.trim() !== '');
+  const lines = all.slice(0, 6);
+  const own = testFile
+    ? all.slice(6).find((l) => /^\s*at /.test(l) && l.includes(testFile))
+    : undefined;
+  if (own) lines.push(`    … ${own.trim()}`);
   return lines.map((l) => `        ${l.slice(0, 300)}`).join('\n');
 }
 
