@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent, request as httpsRequest } from 'node:https';
 import { X509Certificate } from 'node:crypto';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { join } from 'node:path';
@@ -381,42 +381,84 @@ describe('every workload as a pod', () => {
     expect(log).not.toContain('"user" directive');
   });
 
-  it('reloads nginx in the pod with a re-issued certificate, without a restart', async () => {
+  it('serves a re-issued certificate to new connections with no reload, keeping keep-alive connections open', async () => {
     const master = () =>
       (
         JSON.parse(readFileSync(join(ts.stackDir, 'run/nginx/supervisor.json'), 'utf8')) as {
           childPid: number;
         }
       ).childPid;
-    const served = () =>
-      new Promise<string>((resolve, reject) => {
-        const req = httpsRequest(
-          `${out.ingressUrl}/`,
-          { agent: false, ca: readFileSync(out.caFile), timeout: 10_000 },
-          (res) => {
-            const peer = (res.socket as TLSSocket).getPeerCertificate();
-            res.resume();
-            resolve(peer.serialNumber);
-          },
-        );
-        req.on('error', reject);
-        req.end();
-      });
+    const workers = (pid: number) =>
+      readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).sort();
+    /** One request on `agent` (a new connection when it is absent); what it was served and on what. */
+    const served = (agent: Agent | false) =>
+      new Promise<{ serial: string; reused: boolean; localPort: number; status: number }>(
+        (resolve, reject) => {
+          const req = httpsRequest(
+            `${out.ingressUrl}/`,
+            { agent, ca: readFileSync(out.caFile), timeout: 10_000 },
+            (res) => {
+              const socket = res.socket as TLSSocket;
+              const peer = socket.getPeerCertificate();
+              res.resume();
+              resolve({
+                serial: peer.serialNumber,
+                reused: req.reusedSocket,
+                localPort: socket.localPort ?? 0,
+                status: res.statusCode ?? 0,
+              });
+            },
+          );
+          req.on('error', reject);
+          req.end();
+        },
+      );
     const pid = master();
-    const before = await served();
-    await ts.ok(['config', 'set', 'trellis-pods-test:edgeRotation', '1']);
-    await ts.ok(['up', '--yes', '--skip-preview']);
+    const workersBefore = workers(pid);
+    const before = await served(false);
+    // A keep-alive connection opened before the renewal, kept busy through it (a request every 2 s,
+    // well inside nginx's 65 s keepalive_timeout, however long the `up` takes).
+    const keepAlive = new Agent({ keepAlive: true, maxSockets: 1, ca: readFileSync(out.caFile) });
+    const first = await served(keepAlive);
+    expect(first.serial).toBe(before.serial);
+    const onKept: { serial: string; reused: boolean; localPort: number; status: number }[] = [];
+    const keptErrors: string[] = [];
+    let upDone = false;
+    const poll = (async () => {
+      while (!upDone) {
+        await new Promise((r) => setTimeout(r, 2_000));
+        try {
+          onKept.push(await served(keepAlive));
+        } catch (err) {
+          keptErrors.push((err as Error).message);
+        }
+      }
+    })();
+    try {
+      await ts.ok(['config', 'set', 'trellis-pods-test:edgeRotation', '1']);
+      await ts.ok(['up', '--yes', '--skip-preview']);
+    } finally {
+      upDone = true;
+      await poll;
+    }
     const onDisk = new X509Certificate(readFileSync(join(ts.stackDir, 'pki/ingress-edge/cert.pem')))
       .serialNumber;
-    let after = before;
-    for (let i = 0; i < 40 && after !== onDisk; i++) {
-      await new Promise((r) => setTimeout(r, 250));
-      after = await served();
+    expect(onDisk).not.toBe(before.serial);
+    // A new connection gets the new certificate at once: nginx read the files at its handshake.
+    expect((await served(false)).serial).toBe(onDisk);
+    // The connection opened before kept answering on the same socket, with the certificate it was
+    // opened with, through the whole `up`, and after it.
+    onKept.push(await served(keepAlive));
+    expect(keptErrors).toEqual([]);
+    expect(onKept.length).toBeGreaterThan(1);
+    for (const r of onKept) {
+      expect(r).toMatchObject({ reused: true, localPort: first.localPort, serial: before.serial });
+      expect(r.status).toBeGreaterThan(0);
     }
-    expect(after).not.toBe(before);
-    expect(after).toBe(onDisk);
-    // The same master (SIGHUP from the root-owned supervisor state), still the pod's user.
+    keepAlive.destroy();
+    // No restart and no reload: the same master and the same workers, still the pod's user.
     expect(master()).toBe(pid);
+    expect(workers(pid)).toEqual(workersBefore);
     const uid = /^Uid:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
     expect(Number(uid)).toBe(pod('ingress').launch.uid);
     token = await requestToken(out.principals, 'alice', { caFile: out.caFile }); // 300 s tokens

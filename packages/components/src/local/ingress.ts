@@ -7,53 +7,6 @@ import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
 import { LocalProcess } from './process.ts';
 import { POD_WORK_DIR } from './process-impl.ts';
 
-interface ReloadInputs {
-  /**
-   * The supervisor's state file of nginx (root's; its `childPid` is the master, which the launch
-   * chain `exec`s into). Not nginx's pid file: in a pod that file is the pod user's, who could point
-   * it at any process for the engine to signal.
-   */
-  stateFile: string;
-  /** Anything whose change must reach nginx without a restart, e.g. the certificate's expiry. */
-  trigger: string;
-}
-
-// Only node builtins, imported inside: the provider is serialized (see process.ts).
-const reloadProvider: pulumi.dynamic.ResourceProvider = {
-  async diff(_id: string, olds: ReloadInputs, news: ReloadInputs) {
-    return { changes: olds.trigger !== news.trigger || olds.stateFile !== news.stateFile };
-  },
-  async create(inputs: ReloadInputs) {
-    // A new nginx read the current files when it started.
-    return { id: inputs.stateFile, outs: inputs };
-  },
-  async update(_id: string, _olds: ReloadInputs, news: ReloadInputs) {
-    const { readFileSync } = await import('node:fs');
-    let pid = 0;
-    try {
-      const st = JSON.parse(readFileSync(news.stateFile, 'utf8')) as { childPid?: unknown };
-      pid = typeof st.childPid === 'number' ? st.childPid : 0;
-    } catch {
-      // nginx is not running; it reads the new files when it starts.
-    }
-    // SIGHUP: nginx re-reads its configuration and certificates, starts new workers and lets the
-    // old ones finish their requests (nginx.org/en/docs/control.html).
-    if (pid > 1) process.kill(pid, 'SIGHUP');
-    return { outs: news };
-  },
-};
-
-/** Sends SIGHUP to a running nginx when `trigger` changes (a graceful reload, no restart). */
-class NginxReload extends pulumi.dynamic.Resource {
-  constructor(
-    name: string,
-    args: { stateFile: string; trigger: pulumi.Input<string> },
-    opts?: pulumi.CustomResourceOptions,
-  ) {
-    super(reloadProvider, name, args, opts, 'trellis-local', 'NginxReload');
-  }
-}
-
 /** Inputs of a {@link LocalIngress}. */
 export interface LocalIngressArgs {
   /** The policy model: hosts, paths and methods come from `compileNginxHttp`. */
@@ -93,7 +46,7 @@ export interface LocalIngressArgs {
   workerProcesses?: number;
   /** Edge certificate lifetime in hours. @default 24 */
   certValidHours?: number;
-  /** Bump to re-issue the edge certificate now (nginx reloads gracefully). @default 0 */
+  /** Bump to re-issue the edge certificate now (new connections get it; nothing reloads). @default 0 */
   rotation?: pulumi.Input<number>;
   /** @default 30_000 */
   readyTimeoutMs?: number;
@@ -112,8 +65,9 @@ const defaults = {
 /**
  * The local ingress: nginx terminating TLS for `localhost` with a certificate from the Mesh CA,
  * routing the model's routes (host, path, method) to the edge sidecar, with a request size limit,
- * `X-Request-Id` and `X-Forwarded-For`. The config is checked with `nginx -t` before it is used; a
- * re-issued certificate reaches nginx by a graceful reload. With `pod`, nginx runs in the edge's
+ * `X-Request-Id` and `X-Forwarded-For`. The config is checked with `nginx -t` before it is used; nginx
+ * reads the certificate at each TLS handshake, so a re-issued one reaches new connections with no
+ * reload and established keep-alive connections stay open (ADR 0032). With `pod`, nginx runs in the edge's
  * pod as its user, like Istio's ingress gateway beside the edge sidecar.
  */
 export class LocalIngress extends pulumi.ComponentResource {
@@ -171,13 +125,15 @@ export class LocalIngress extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    // Paths only: a re-issued certificate changes no input of the process (see NginxReload).
+    // Paths only: a re-issued certificate changes no input of the process. nginx reads the files at
+    // each TLS handshake (`perHandshake`, ADR 0032): a renewed certificate reaches new connections
+    // with no reload and no restart, and established keep-alive connections stay open.
     const netns = pulumi.output(args.pod).apply((p) => p?.netns);
     const spec = pulumi.all([this.certificate.files, netns]).apply(async ([f, podNetns]) => {
       const http = (accessLog?: string) =>
         compileNginxHttp(args.model, {
           listen: { address, port: args.listen.port },
-          tls: { certificate: f.cert, key: f.key },
+          tls: { certificate: f.cert, key: f.key, perHandshake: true },
           upstream: args.upstream,
           ...(accessLog !== undefined ? { accessLog } : {}),
           clientMaxBodySize: maxBody,
@@ -226,12 +182,6 @@ export class LocalIngress extends pulumi.ComponentResource {
         ...(args.pod !== undefined ? { pod: args.pod } : {}),
       },
       { parent: this, dependsOn: [this.certificate] },
-    );
-
-    new NginxReload(
-      `${name}-reload`,
-      { stateFile: join(args.dir, 'supervisor.json'), trigger: this.certificate.notAfter },
-      { parent: this, dependsOn: [this.nginx] },
     );
 
     this.registerOutputs({ url: this.url, accessLog: this.accessLog });

@@ -17,8 +17,14 @@ import { templateSegments } from './common.ts';
 export interface NginxHttpOptions {
   /** Where nginx listens (TLS). */
   listen: { address: string; port: number };
-  /** PEM certificate and key for the route hosts. */
-  tls: { certificate: string; key: string };
+  /**
+   * PEM certificate and key for the route hosts. With `perHandshake`, nginx reads both files at each
+   * TLS handshake (a variable in the path: nginx.org/en/docs/http/ngx_http_ssl_module.html#ssl_certificate):
+   * a renewed certificate reaches new connections with no reload, so the established keep-alive
+   * connections a reload would close stay open (ADR 0032). It costs CPU per full handshake. @default
+   * read once, at start and at each reload
+   */
+  tls: { certificate: string; key: string; perHandshake?: boolean };
   /** The edge sidecar's plaintext loopback listener. */
   upstream: { address: string; port: number };
   /**
@@ -160,9 +166,10 @@ function routesByHost(model: ValidModel): [string, Map<string, Map<string, strin
 /** The TLS `server` blocks: a default one that answers 404, then one per route host. */
 function servers(model: ValidModel, o: NginxHttpOptions, limits: Map<string, EdgeLimit>): string[] {
   const listen = `${o.listen.address}:${o.listen.port}`;
+  const perHandshake = o.tls.perHandshake === true;
   const tls = [
-    `  ssl_certificate ${o.tls.certificate};`,
-    `  ssl_certificate_key ${o.tls.key};`,
+    `  ssl_certificate ${perHandshake ? '$trellis_edge_certificate' : o.tls.certificate};`,
+    `  ssl_certificate_key ${perHandshake ? '$trellis_edge_certificate_key' : o.tls.key};`,
     '  ssl_protocols TLSv1.2 TLSv1.3;',
     '  ssl_session_cache shared:trellis_tls:1m;',
   ];
@@ -200,6 +207,32 @@ function servers(model: ValidModel, o: NginxHttpOptions, limits: Map<string, Edg
     );
   }
   return out;
+}
+
+/**
+ * The maps that put the edge certificate's paths in variables, so that nginx reads the files at each
+ * handshake (see {@link NginxHttpOptions.tls}). Any variable does; `$ssl_server_name` is set by then.
+ */
+function perHandshakeCertificate(o: NginxHttpOptions): string {
+  if (o.tls.perHandshake !== true) return '';
+  for (const [field, path] of [
+    ['certificate', o.tls.certificate],
+    ['key', o.tls.key],
+  ] as const)
+    if (!/^\/[^\s";{}$\\]+$/.test(path))
+      throw new Error(
+        `tls.${field}: an absolute path without spaces, quotes, braces or '$' is needed to read it at each handshake, got ${JSON.stringify(path)}`,
+      );
+  return `# The edge certificate is read at each TLS handshake (ADR 0032): a renewed one reaches new
+# connections without a reload, and established keep-alive connections stay open.
+map $ssl_server_name $trellis_edge_certificate {
+  default "${o.tls.certificate}";
+}
+map $ssl_server_name $trellis_edge_certificate_key {
+  default "${o.tls.key}";
+}
+
+`;
 }
 
 /**
@@ -278,7 +311,7 @@ log_format trellis escape=json '{"time":"$time_iso8601","msec":$msec,"source":"n
 ${o.accessLog !== undefined ? `access_log ${o.accessLog} trellis;\n` : ''}client_max_body_size ${o.clientMaxBodySize ?? '1m'};
 keepalive_timeout 65s;
 
-${rateLimitHttp(limits)}upstream trellis_edge {
+${perHandshakeCertificate(o)}${rateLimitHttp(limits)}upstream trellis_edge {
   server ${o.upstream.address}:${o.upstream.port};
   keepalive 64;
 }
