@@ -5,7 +5,10 @@ import { compileNginxHttp, type BoundModel } from '@trellis/policy';
 import { join } from 'node:path';
 import { WorkloadCertificate, type LocalMeshCa } from './pki.ts';
 import { LocalProcess } from './process.ts';
+import type { EdgeProbe } from './ingress-impl.ts';
 import { POD_WORK_DIR } from './process-impl.ts';
+
+const IMPL = new URL('./ingress-impl.ts', import.meta.url).pathname;
 
 /** Inputs of a {@link LocalIngress}. */
 export interface LocalIngressArgs {
@@ -176,7 +179,19 @@ export class LocalIngress extends pulumi.ComponentResource {
         args: spec.args,
         env: { PATH: '/usr/bin:/bin' },
         files: spec.files,
-        ready: { kind: 'tcp', host: address, port: args.listen.port },
+        // A TLS handshake with the edge certificate, not a bare connect: nginx reads the certificate
+        // at each handshake, so a bad one shows here, not at its start.
+        ready: this.certificate.files.apply((f) => ({
+          kind: 'module' as const,
+          module: IMPL,
+          fn: 'probe',
+          arg: {
+            host: address,
+            port: args.listen.port,
+            servername: dnsNames[0] ?? 'localhost',
+            caFile: f.bundle,
+          } satisfies EdgeProbe,
+        })),
         readyTimeoutMs: args.readyTimeoutMs ?? defaults.readyTimeoutMs,
         stopGraceMs: 10_000,
         ...(args.pod !== undefined ? { pod: args.pod } : {}),
