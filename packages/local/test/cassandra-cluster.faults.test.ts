@@ -13,6 +13,7 @@ import {
   type CassandraCluster,
 } from '../src/harness/cassandra-cluster.ts';
 import { CertificateAuthority, writePemFiles, type PemFiles } from '../src/harness/tls.ts';
+import { cassandraRetrier, waitFor } from './support/cassandra-retry.ts';
 
 // Three real Cassandra 5.0 nodes on 127.0.0.1-3: gossip and streaming over mTLS with node SVIDs,
 // peers restricted to the node identity by MutualTlsInternodeAuthenticator, clients by certificate
@@ -262,7 +263,6 @@ describe('an RF 3 keyspace at LOCAL_QUORUM through the loss of a node', () => {
     };
     const app = new Client(c.clientOptions(ordersCreds));
     const acked: number[] = [];
-    const failed: string[] = [];
     // A request that failed but was answered on a retry. The insert is by primary key, so a retry is
     // the same row: the client turns a transient failure into a retry, as the services do (the
     // writer's records are handled again). Until session 13 the driver held the two nodes other than
@@ -272,56 +272,11 @@ describe('an RF 3 keyspace at LOCAL_QUORUM through the loss of a node', () => {
     // ("0 peer(s) acknowledged the write over 2 required"). Retries back off (0.25, 0.5, 1, 2 s, then
     // 2 s: about 10 s over 8 tries); every retried request is listed with the driver's view of each
     // host, and one failing eight times fails the test.
-    const retried: string[] = [];
-    // The driver's own log (hosts marked down and up, pools emptied, the control connection moving),
-    // with times from the kill: printed when a request had to be retried, so a run that meets the
-    // window shows what the driver did in it.
     let killedAt = 0;
-    const driverLog: string[] = [];
-    const recordLog = (client: Client, name: string): void => {
-      client.on('log', (level: string, className: string, message: string) => {
-        if (level === 'verbose' && !/host|pool|connection|control/i.test(message)) return;
-        if (driverLog.length < 800)
-          driverLog.push(
-            `${killedAt ? `+${Date.now() - killedAt}` : 'before'} ms ${name} ${level} ${className}: ${message}`,
-          );
-      });
-    };
+    const { retried, failed, driverLog, recordLog, withRetry } = cassandraRetrier(() =>
+      killedAt ? `+${Date.now() - killedAt} ms` : 'before the kill',
+    );
     recordLog(app, 'app');
-    /** Runs `request` on `client` until it answers, up to 8 tries over about 10 s; the failures go to `retried`. */
-    const withRetry = async <T>(
-      client: Client,
-      what: string,
-      request: () => Promise<T>,
-    ): Promise<T | undefined> => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await request();
-        } catch (err) {
-          const inner = (err as { innerErrors?: Record<string, Error> }).innerErrors ?? {};
-          const why = Object.entries(inner).map(([h, e]) => `${h}: ${e.message}`);
-          // What the driver thought of each host: "All host(s) tried" with no per-host cause means it
-          // had none it would try.
-          const state = client.getState();
-          const hosts = client.hosts
-            .values()
-            .map(
-              (h) =>
-                `${h.address} ${h.isUp() ? 'up' : 'down'}, ${state.getOpenConnections(h)} open, ` +
-                `${state.getInFlightQueries(h)} in flight`,
-            );
-          const line =
-            `${what} (attempt ${attempt}, ${killedAt ? `+${Date.now() - killedAt} ms` : 'before the kill'}): ` +
-            `${(err as Error).message} ${why.join('; ')} [driver: ${hosts.join('; ')}]`;
-          if (attempt === 8) {
-            failed.push(line);
-            return undefined;
-          }
-          retried.push(line);
-          await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** (attempt - 1), 2_000)));
-        }
-      }
-    };
     const write = async (id: number): Promise<void> => {
       const ok = await withRetry(app, `write ${id}`, () =>
         app.execute('INSERT INTO faults.acks (id, v) VALUES (?, ?)', [id, `v${id}`], localQuorum),
@@ -432,15 +387,3 @@ describe('an RF 3 keyspace at LOCAL_QUORUM through the loss of a node', () => {
     }
   });
 });
-
-async function waitFor(
-  probe: () => Promise<boolean>,
-  what: string,
-  timeoutMs = 120_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 1_000));
-  }
-}

@@ -2,7 +2,8 @@
  * A local Cassandra cluster: up to three nodes of one datacenter on 127.0.0.1, 127.0.0.2 and
  * 127.0.0.3, sharing one storage port, with gossip and streaming over mutual TLS only and peers
  * restricted to the node identities (docs/adr/0028-cassandra-cluster.md). Each node is a
- * {@link startCassandra} node: same config rendering, launch spec and first-start bootstrap.
+ * {@link startCassandra} node: same config rendering, launch spec and first-start bootstrap. The
+ * nodes may instead each run in a pod of their own, at the pod's address (cassandra-pod-cluster.ts).
  */
 import { Client, type ClientOptions } from 'cassandra-driver';
 import { createServer } from 'node:net';
@@ -20,6 +21,7 @@ import type {
   CassandraTlsFiles,
 } from './cassandra-config.ts';
 import { CASSANDRA_HOST, LOCAL_DATACENTER, startCassandra } from './cassandra.ts';
+import type { PodLaunch } from '../pods/launch.ts';
 import { freePort } from './ports.ts';
 import { writePemFiles, type CertificateAuthority } from './tls.ts';
 import { waitUntil } from './wait.ts';
@@ -43,32 +45,55 @@ export interface CassandraClusterNode {
   tls: CassandraTlsFiles;
   /** The node's SPIFFE ID: only these identities may open an internode connection. */
   identity: string;
+  /**
+   * The node's address: its pod's with {@link pod}. @default the node's entry of
+   * {@link CASSANDRA_CLUSTER_ADDRESSES}
+   */
+  address?: string;
+  /**
+   * Run the node in this pod, as its user (ADR 0012), on {@link POD_CASSANDRA_PORTS}; then
+   * {@link address} must be the pod's address, and every node of the cluster must have a pod.
+   * @default on the host's loopback
+   */
+  pod?: PodLaunch;
 }
+
+/**
+ * A pod node's ports: its network namespace is its own, so fixed ones are free (and the host cannot
+ * bind-test a pod's address). One native port for every node, as the driver keys peers at one port.
+ */
+export const POD_CASSANDRA_PORTS: CassandraPorts = { native: 9042, storage: 7000, jmx: 7199 };
 
 /**
  * Issue and write (under `dir`) the key material of `count` nodes from `ca`: each certificate names
  * its node's address (IP SAN) and `identity` (URI SAN), for server and client use (a node both
  * accepts and dials peers). One identity for all nodes, as pods of one service account have in
- * Kubernetes; the services check that one ID on the native transport.
+ * Kubernetes; the services check that one ID on the native transport. `count` may instead list the
+ * nodes' addresses (their pods'): each entry then carries its `address`.
  */
 export async function issueCassandraClusterTls(
   ca: CertificateAuthority,
   dir: string,
   identity: string,
-  count = CASSANDRA_CLUSTER_ADDRESSES.length,
+  count: number | readonly string[] = CASSANDRA_CLUSTER_ADDRESSES.length,
 ): Promise<CassandraClusterNode[]> {
+  const given = typeof count === 'number' ? undefined : count;
+  const n = typeof count === 'number' ? count : count.length;
   const out: CassandraClusterNode[] = [];
-  for (let i = 0; i < count; i++) {
-    const address = CASSANDRA_CLUSTER_ADDRESSES[i];
-    if (!address)
-      throw new Error(`issueCassandraClusterTls: count must be at most 3, got ${count}`);
+  for (let i = 0; i < n; i++) {
+    const address = given ? given[i] : CASSANDRA_CLUSTER_ADDRESSES[i];
+    if (!address) throw new Error(`issueCassandraClusterTls: count must be at most 3, got ${n}`);
     const files = writePemFiles(
       dir,
       `cassandra-${i + 1}`,
       await ca.issue({ commonName: `cassandra-${i + 1}`, ips: [address], uris: [identity] }),
       ca.rootPem,
     );
-    out.push({ identity, tls: { keystore: files.keystore, truststore: files.truststore } });
+    out.push({
+      identity,
+      tls: { keystore: files.keystore, truststore: files.truststore },
+      ...(given ? { address } : {}),
+    });
   }
   return out;
 }
@@ -77,7 +102,7 @@ export async function issueCassandraClusterTls(
 export interface CassandraClusterOptions {
   /** The cluster's directory: one `node<N>/` below it per node. */
   dir: string;
-  /** Two or three nodes, in start order (the first is the seed, at 127.0.0.1). */
+  /** Two or three nodes, in start order (the first is the seed, at 127.0.0.1 or its pod's address). */
   nodes: readonly CassandraClusterNode[];
   /**
    * The superuser role created by the seed's first-start bootstrap and mapped to this identity
@@ -191,6 +216,15 @@ function check(opts: CassandraClusterOptions): void {
         `startCassandraCluster: nodes[${i}].tls.requireClientAuth must stay true (the internode authenticator reads the peer's certificate)`,
       );
   });
+  const pods = opts.nodes.filter((node) => node.pod !== undefined).length;
+  if (pods !== 0 && pods !== n)
+    throw new Error(
+      `startCassandraCluster: either every node runs in a pod or none does, got ${pods} of ${n}`,
+    );
+  opts.nodes.forEach((node, i) => {
+    if (node.pod && node.address === undefined)
+      throw new Error(`startCassandraCluster: nodes[${i}].address must be its pod's address`);
+  });
   if (!opts.admin.cert)
     throw new Error(
       'startCassandraCluster: admin.cert must be given (client certificates are required)',
@@ -209,14 +243,18 @@ export async function startCassandraCluster(
 ): Promise<CassandraCluster> {
   check(opts);
   const n = opts.nodes.length;
-  const addresses = CASSANDRA_CLUSTER_ADDRESSES.slice(0, n);
+  const inPods = opts.nodes.some((node) => node.pod !== undefined);
+  const addresses = opts.nodes.map(
+    (node, i) => node.address ?? CASSANDRA_CLUSTER_ADDRESSES[i] ?? '',
+  );
   // Cassandra has one storage_port for the whole cluster; the native port is shared too, so a
   // client's contact points differ only by address.
-  const storage = await portFreeOnAll(addresses);
-  const native = await portFreeOnAll(addresses);
-  // Local JMX binds the loopback address (127.0.0.1): one port per node.
+  const storage = inPods ? POD_CASSANDRA_PORTS.storage : await portFreeOnAll(addresses);
+  const native = inPods ? POD_CASSANDRA_PORTS.native : await portFreeOnAll(addresses);
+  // Local JMX binds the loopback address (127.0.0.1, a pod's own in a pod): one port per node.
   const jmx: number[] = [];
-  for (let i = 0; i < n; i++) jmx.push(await freePort(CASSANDRA_HOST));
+  for (let i = 0; i < n; i++)
+    jmx.push(inPods ? POD_CASSANDRA_PORTS.jmx : await freePort(CASSANDRA_HOST));
   const tokens = evenTokens(n);
   const trusted = [...new Set(opts.nodes.map((x) => x.identity))].join(',');
 
@@ -224,8 +262,13 @@ export async function startCassandraCluster(
     const node = opts.nodes[i];
     if (!node) throw new Error(`cassandra cluster: no node ${i}`);
     const ports: CassandraPorts = { native, storage, jmx: jmx[i] ?? 0 };
+    const dir = join(opts.dir, `node${i + 1}`);
+    // A pod's JVM keeps its temporary files (JNA's native library) in its own dir, not /tmp.
+    const podArgs = node.pod
+      ? [`-Djava.io.tmpdir=${join(dir, 'tmp')}`, `-Djna.tmpdir=${join(dir, 'tmp')}`]
+      : [];
     return {
-      dir: join(opts.dir, `node${i + 1}`),
+      dir,
       heapMb: opts.heapMb ?? 512,
       // Schema changes go through the commit log: with `cassandra.unsafesystem` a node killed with
       // -9 came back without a keyspace created before the kill (measured, 2026-12-07).
@@ -256,9 +299,15 @@ export async function startCassandraCluster(
       startupTimeoutMs: opts.startupTimeoutMs ?? 240_000,
       // A non-seed gives up on its first gossip round ("Unable to gossip with any peers") after the
       // ring delay, and sleeps that long before it bootstraps, so it cannot keep the single node's 0.
-      ...(i === 0
+      ...(i === 0 && !node.pod
         ? {}
-        : { jvmArgs: [`-Dcassandra.ring_delay_ms=${opts.joinRingDelayMs ?? 8_000}`] }),
+        : {
+            jvmArgs: [
+              ...podArgs,
+              ...(i === 0 ? [] : [`-Dcassandra.ring_delay_ms=${opts.joinRingDelayMs ?? 8_000}`]),
+            ],
+          }),
+      ...(node.pod ? { pod: node.pod } : {}),
       // Only the seed runs the bootstrap; the others join its cluster and stream what they own.
       ...(i === 0
         ? { bootstrapSuperuser: opts.bootstrapSuperuser, bootstrap: opts.bootstrap ?? [] }
@@ -281,9 +330,11 @@ export async function startCassandraCluster(
     if (!s) throw new Error(`cassandra cluster: node ${i} is not running`);
     return s;
   };
-  // JMX listens on 127.0.0.1 whatever the node's address.
-  const tool = (i: number, args: readonly string[]): Promise<string> =>
-    nodetool({ ...node(i), host: CASSANDRA_HOST }, args);
+  // JMX listens on 127.0.0.1 whatever the node's address (a pod's own loopback: nodetool runs there).
+  const tool = (i: number, args: readonly string[]): Promise<string> => {
+    const pod = opts.nodes[i]?.pod;
+    return nodetool({ ...node(i), host: CASSANDRA_HOST }, args, pod ? { pod } : {});
+  };
   const status = async (i: number): Promise<Map<string, string>> =>
     parseNodetoolStatus(await tool(i, ['status']));
 

@@ -5,17 +5,15 @@
  * node's link down inside its namespace cuts it off from its peers and its clients, while its process
  * keeps running (ADR 0027, "A network partition"). Needs root, like every pod.
  */
-import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chownSync } from 'node:fs';
 import { join } from 'node:path';
 import { kafkaClientConfig } from './kafka-client.ts';
 import { startKafkaCluster, type KafkaCluster } from './kafka-cluster.ts';
-import { CertificateAuthority, writePemFiles, type PemFiles } from './tls.ts';
+import { createNodePods, type NodeCut } from './pod-cut.ts';
+import { CertificateAuthority, issueClientCerts, writePemFiles, type PemFiles } from './tls.ts';
 import { waitUntil } from './wait.ts';
 import kafkajs, { type KafkaConfig } from 'kafkajs';
-import { POD_IF, stackSubnet } from '../pods/names.ts';
-import { cleanupStale, createPods, teardownPods, type PodStack } from '../pods/index.ts';
+import type { PodStack } from '../pods/index.ts';
 import { cacheRoot } from '../toolchain/index.ts';
 
 // kafkajs is CommonJS: Node's ESM loader sees only the exports its lexer detects, and not these.
@@ -27,7 +25,7 @@ type Kafka = kafkajs.Kafka;
 export interface PodKafkaClusterOptions {
   /** The pods' stack name: names their namespaces, users and bridge; a run's leftovers are removed first. */
   stack: string;
-  /** Picks the pods' /24 ({@link stackSubnet}); distinct per concurrently running stack. */
+  /** Picks the pods’ /24 (`stackSubnet` in ../pods/names.ts); distinct per concurrently running stack. */
   subnetBasePort: number;
   /** SPIFFE trust domain of the node and client certificates, e.g. `spiffe://trellis.test`. */
   trustDomain: string;
@@ -49,15 +47,7 @@ export interface TopicAccess {
   leader?: number;
 }
 
-/** A timed cut of one node ({@link PodKafkaCluster.cut}). */
-export interface NodeCut {
-  /** When the link went down (ms since the epoch). */
-  readonly at: number;
-  /** When it came back up; 0 while still cut. */
-  readonly healedAt: number;
-  /** Bring the link up now, if it is not already. */
-  heal(): void;
-}
+export type { NodeCut } from './pod-cut.ts';
 
 /** A running {@link startPodKafkaCluster} cluster and what a test needs to reach and cut it. */
 export interface PodKafkaCluster {
@@ -97,36 +87,11 @@ export interface PodKafkaCluster {
 /** A 3-node KRaft cluster, each node in a pod; see the module comment. */
 export async function startPodKafkaCluster(opts: PodKafkaClusterOptions): Promise<PodKafkaCluster> {
   const ids = [1, 2, 3];
-  await cleanupStale(opts.stack); // what an earlier, killed run left
-  const pods = await createPods({
-    stack: opts.stack,
-    subnet: stackSubnet(opts.subnetBasePort),
-    pods: ids.map((i) => ({ name: `kafka-${i}`, slot: i - 1 })),
-  });
-  const dir = mkdtempSync(join(tmpdir(), `trellis-${opts.stack}-`));
+  const nodePods = await createNodePods('kafka', opts);
+  const { pods, dir, podOf, link } = nodePods;
   let cluster: KafkaCluster | undefined;
-  const podOf = (i: number): PodStack['pods'][string] => {
-    const p = pods.pods[`kafka-${i}`];
-    if (!p) throw new Error(`no pod for Kafka node ${i}`);
-    return p;
-  };
-  const link = (i: number, state: 'up' | 'down'): void => {
-    execFileSync('ip', ['-n', podOf(i).netns, 'link', 'set', POD_IF, state], { stdio: 'pipe' });
-  };
-  const stop = async (): Promise<void> => {
-    for (const i of ids) {
-      try {
-        link(i, 'up'); // never leave a node cut off, whatever failed
-      } catch {
-        // the pod is gone already
-      }
-    }
-    await cluster?.stop().catch(() => undefined);
-    await teardownPods(opts.stack).catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
-  };
+  const stop = (): Promise<void> => nodePods.stop(() => cluster?.stop() ?? Promise.resolve());
   try {
-    chmodSync(dir, 0o711); // each pod user passes through to its own node directory only
     const nodeId = (i: number): string => `${opts.trustDomain}/ns/data/sa/kafka-${i}`;
     const ca = await CertificateAuthority.create({ commonName: 'Trellis test CA' });
     const certs = new Map<string, PemFiles>();
@@ -142,15 +107,7 @@ export async function startPodKafkaCluster(opts: PodKafkaClusterOptions): Promis
         chownSync(f, uid, gid);
       certs.set(`node-${i}`, files);
     }
-    for (const [name, spiffeId] of Object.entries(opts.clients)) {
-      const issued = await ca.issue({ uris: [spiffeId], usages: ['client'] });
-      certs.set(name, writePemFiles(join(dir, 'tls'), name, issued, ca.rootPem));
-    }
-    const cert = (name: string): PemFiles => {
-      const c = certs.get(name);
-      if (!c) throw new Error(`no certificate named ${name}`);
-      return c;
-    };
+    const cert = await issueClientCerts(ca, join(dir, 'tls'), opts.clients, certs);
     cluster = await startKafkaCluster({
       dir: join(dir, 'cluster'),
       nodes: ids.map((i) => ({
@@ -182,25 +139,7 @@ export async function startPodKafkaCluster(opts: PodKafkaClusterOptions): Promis
       pod: (i) => ({ netns: podOf(i).netns, uid: podOf(i).launch.uid }),
       clientConfig: clientConfigOf,
       link,
-      cut: (i, ms) => {
-        link(i, 'down');
-        let healedAt = 0;
-        const heal = (): void => {
-          clearTimeout(timer);
-          if (healedAt === 0) {
-            link(i, 'up');
-            healedAt = Date.now();
-          }
-        };
-        const timer = setTimeout(heal, ms);
-        return {
-          at: Date.now(),
-          get healedAt() {
-            return healedAt;
-          },
-          heal,
-        };
-      },
+      cut: nodePods.cut,
       dir,
       stop,
       topic: (name, access) =>

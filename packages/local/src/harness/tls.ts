@@ -275,6 +275,28 @@ export function writePemFiles(
   return files;
 }
 
+/**
+ * Issue a client certificate per entry of `clients` (name → SPIFFE ID) from `ca` and write it under
+ * `dir` ({@link writePemFiles}), into `certs` beside what it holds already. Returns a lookup by name
+ * that names a missing one.
+ */
+export async function issueClientCerts(
+  ca: CertificateAuthority,
+  dir: string,
+  clients: Readonly<Record<string, string>>,
+  certs = new Map<string, PemFiles>(),
+): Promise<(name: string) => PemFiles> {
+  for (const [name, spiffeId] of Object.entries(clients)) {
+    const issued = await ca.issue({ uris: [spiffeId], usages: ['client'] });
+    certs.set(name, writePemFiles(dir, name, issued, ca.rootPem));
+  }
+  return (name) => {
+    const c = certs.get(name);
+    if (!c) throw new Error(`no certificate named ${name}`);
+    return c;
+  };
+}
+
 /** Split a PEM bundle into its private key blocks and certificate blocks. */
 export function splitPem(text: string): { keys: string[]; certs: string[] } {
   const blocks = text.match(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----/g) ?? [];
