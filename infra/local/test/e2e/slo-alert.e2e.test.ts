@@ -30,6 +30,8 @@ const WORKLOAD = 'orders-api';
 const BUDGETS = 'ci';
 /** The injected delay: above get-order's p99 budget there (30 ms), well inside every timeout. */
 const DELAY_MS = 100;
+/** How much earlier than the delay a delayed request may be answered (see the delay test). */
+const DELAY_SLACK_MS = 5;
 /**
  * The steady load: GETs per second through nginx (under get-order's `rps` there, 13, above which the
  * budget was never promised), and the clients that keep it up under the delay.
@@ -288,10 +290,14 @@ describe('a burn-rate alert fires under an injected delay and clears after it (i
     );
     const fireS = (Date.now() - tInject) / 1000;
     expect(fired.labels).toMatchObject({ slo: 'latency', time_scale: String(TIME_SCALE) });
-    // The delay was real: the requests of the last three seconds all took at least the delay.
+    // The delay was real: the requests of the last three seconds all took about the delay or more.
+    // 5 ms of slack: a fresh-clone run (2026-12-07, 22:41 UTC) saw one request answered in 98 ms
+    // under the 100 ms fault. The likely cause, not traced: Envoy's timers run on libevent, which
+    // arms a timer from the time it cached at the start of the loop's pass, so a timer can fire a few
+    // ms early in real time. An undelayed GET takes 5-10 ms here, so 95 ms still proves the delay.
     const recent = load?.samples.filter((s) => s.at > Date.now() - 3_000) ?? [];
     expect(recent.length).toBeGreaterThan(0);
-    expect(recent.filter((s) => s.ms < DELAY_MS)).toEqual([]);
+    expect(recent.filter((s) => s.ms < DELAY_MS - DELAY_SLACK_MS)).toEqual([]);
 
     expect(await setDelay('', '')).toEqual({
       [faultDelayRuntime.percent]: '',
